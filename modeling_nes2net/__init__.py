@@ -1,0 +1,1 @@
+"""Nes2Net speech anti-spoofing models for transformers."""
