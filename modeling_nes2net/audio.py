@@ -1,0 +1,319 @@
+"""Robust audio decoding for detection: any format, any length, any sampling rate -> 16 kHz mono float32.
+
+Everything is a stream of blocks, so a two-hour podcast never sits in memory at once:
+
+1. **soundfile** (libsndfile: WAV, FLAC, OGG/Vorbis/Opus, MP3, AIFF, ...) reads blocks at the file's own rate;
+   they are downmixed (mean over channels) and resampled with `soxr.ResampleStream`.
+2. **ffmpeg** (a subprocess, for M4A/AAC, WMA, video containers and anything libsndfile rejects) decodes,
+   downmixes and resamples to 16 kHz mono itself and streams little-endian float32 through a pipe: the
+   same command line as transformers' `ffmpeg_read`, so `pipeline("audio-classification")` sees the same samples.
+   Float32 rather than s16le output keeps float sources unquantised.
+3. **torchcodec**, by default only when no `ffmpeg` executable is on PATH: it decodes the whole file in-process (no
+   streaming), then the samples go through the same downmix and soxr path as 1.
+
+Every failure is an `AudioInputError` whose message is one line naming the input and the problem.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import soundfile
+import soxr
+
+SAMPLING_RATE = 16_000
+BLOCK_SECONDS = 10.0
+DECODERS = ("soundfile", "ffmpeg", "torchcodec")
+DEFAULT_DECODERS = ("soundfile", "ffmpeg") if shutil.which("ffmpeg") else ("soundfile", "torchcodec")
+AUDIO_EXTENSIONS = frozenset(
+    {".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".mp4", ".wma", ".aif", ".aiff", ".au",
+     ".caf", ".webm", ".mka", ".w64", ".rf64", ".amr", ".ac3"}
+)
+
+AudioSourceLike = Union[str, os.PathLike, bytes, np.ndarray, tuple, "AudioSource"]
+
+
+class AudioInputError(ValueError):
+    """An input that cannot be decoded or scored; `str(error)` is `"<name>: <problem>"` on one line."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        self.name = name
+        self.problem = " ".join(str(problem).split())
+        super().__init__(f"{name}: {self.problem}")
+
+
+@dataclass(frozen=True)
+class AudioSource:
+    """One input to decode: a file path, the encoded bytes of a file, or a waveform with its sampling rate.
+
+    Args:
+        data: a path, encoded file bytes, or a waveform array: `(samples,)`, or 2-D with channels on the
+            shorter axis (`(channels, samples)` and `(samples, channels)` both work). Integer arrays are
+            scaled from their full range to [-1, 1].
+        sampling_rate: required for arrays, ignored otherwise.
+        name: how errors and results refer to the input (defaults to the path, `<bytes>` or `<array>`).
+    """
+
+    data: str | os.PathLike | bytes | np.ndarray
+    sampling_rate: int | None = None
+    name: str | None = None
+
+    @classmethod
+    def wrap(cls, source: AudioSourceLike, sampling_rate: int | None = None) -> AudioSource:
+        if isinstance(source, AudioSource):
+            return source
+        if isinstance(source, tuple) and len(source) == 2:
+            return cls(np.asarray(source[0]), int(source[1]))
+        if hasattr(source, "numpy") and not isinstance(source, (bytes, np.ndarray)):
+            source = source.detach().cpu().numpy()  # a torch tensor
+        return cls(source, sampling_rate)
+
+    @property
+    def display_name(self) -> str:
+        if self.name is not None:
+            return self.name
+        if isinstance(self.data, bytes):
+            return "<bytes>"
+        if isinstance(self.data, np.ndarray):
+            return "<array>"
+        return os.fspath(self.data)
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What the decoder found: the input's own sampling rate and channel count, and which decoder read it."""
+
+    sampling_rate: int
+    num_channels: int
+    decoder: str
+
+
+class AudioStream:
+    """Blocks of 16 kHz mono float32 audio decoded lazily from one `AudioSource`.
+
+    Iterate to get `(block_samples,)` arrays; `info` is set once the first block is decoded (ffmpeg streams
+    report the rate they were asked for). Raises `AudioInputError` (from the iteration) for unreadable
+    input, no audio, or NaN / infinite samples.
+
+    Args:
+        source: what to decode.
+        target_rate: the output sampling rate.
+        block_seconds: duration of the blocks read from the decoder (memory use is a few blocks).
+        decoders: the decoders to try in order, a subset of `DECODERS`; by default soundfile, then ffmpeg when
+            its executable is on PATH, else torchcodec.
+    """
+
+    def __init__(
+        self,
+        source: AudioSourceLike,
+        target_rate: int = SAMPLING_RATE,
+        block_seconds: float = BLOCK_SECONDS,
+        decoders: Sequence[str] = DEFAULT_DECODERS,
+    ) -> None:
+        unknown = set(decoders) - set(DECODERS)
+        if unknown:
+            raise ValueError(f"unknown decoders {sorted(unknown)}; choose from {DECODERS}")
+        self.source = AudioSource.wrap(source)
+        self.name = self.source.display_name
+        self.target_rate = target_rate
+        self.block_seconds = block_seconds
+        self.decoders = tuple(decoders)
+        self.info: AudioInfo | None = None
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        total = 0
+        for block in self._blocks():
+            if not np.isfinite(block).all():
+                raise AudioInputError(self.name, "contains NaN or infinite samples")
+            total += len(block)
+            if len(block):
+                yield block
+        if total == 0:
+            raise AudioInputError(self.name, "no audio samples (zero duration)")
+
+    def _blocks(self) -> Iterator[np.ndarray]:
+        data = self.source.data
+        if isinstance(data, np.ndarray):
+            rate = self.source.sampling_rate
+            if rate is None or rate <= 0:
+                raise AudioInputError(self.name, "a waveform array needs its sampling rate")
+            yield from self._resampled(_array_blocks(data, rate, self.name, self.block_seconds), rate, "array")
+            return
+        if not isinstance(data, bytes):
+            _check_file(Path(data), self.name)
+        elif not data:
+            raise AudioInputError(self.name, "empty input (0 bytes)")
+        failures = []
+        for decoder in self.decoders:
+            decoded_any = False
+            try:
+                for block in _OPENERS[decoder](self, data):
+                    decoded_any = True
+                    yield block
+                return
+            except _DecoderUnavailable as error:
+                if decoded_any:
+                    raise AudioInputError(self.name, f"decoding failed mid-stream ({decoder}: {error})") from None
+                failures.append(f"{decoder}: {_short_reason(error, data)}")
+        raise AudioInputError(self.name, "cannot decode audio (" + "; ".join(failures) + ")")
+
+    def _resampled(self, blocks: Iterator[np.ndarray], rate: int, decoder: str) -> Iterator[np.ndarray]:
+        """Downmix `(frames, channels)` blocks at `rate` to mono and resample them to `target_rate`."""
+        resampler = None if rate == self.target_rate else soxr.ResampleStream(rate, self.target_rate, 1, "float32")
+        for block in blocks:
+            if self.info is None:
+                self.info = AudioInfo(rate, block.shape[1], decoder)
+            mono = np.ascontiguousarray(block.mean(axis=1, dtype=np.float32))
+            yield mono if resampler is None else resampler.resample_chunk(mono)
+        if resampler is not None:
+            yield resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+
+
+class _DecoderUnavailable(Exception):
+    """A decoder that cannot open this input; the next decoder is tried."""
+
+
+def _short_reason(error: Exception, data: str | os.PathLike | bytes) -> str:
+    """A decoder's message without the file path and source locations it repeats: the text after its last ': '."""
+    message = str(error) if isinstance(data, bytes) else str(error).replace(os.fspath(data), "")
+    return message.rsplit(": ", 1)[-1].strip(" '.") or type(error).__name__
+
+
+def _check_file(path: Path, name: str) -> None:
+    if not path.exists():
+        raise AudioInputError(name, "no such file")
+    if path.is_dir():
+        raise AudioInputError(name, "is a directory, not an audio file")
+    if path.stat().st_size == 0:
+        raise AudioInputError(name, "empty file (0 bytes)")
+
+
+def _array_blocks(array: np.ndarray, rate: int, name: str, block_seconds: float) -> Iterator[np.ndarray]:
+    if array.ndim == 1:
+        array = array[:, None]
+    elif array.ndim == 2:
+        array = array.T if array.shape[0] < array.shape[1] else array
+    else:
+        raise AudioInputError(name, f"expected a 1-D or 2-D waveform, got shape {array.shape}")
+    step = max(1, int(block_seconds * rate))
+    for start in range(0, len(array), step):
+        yield _to_float(array[start : start + step])
+
+
+def _to_float(block: np.ndarray) -> np.ndarray:
+    """Integer PCM to [-1, 1) float32; float input passes through as float32."""
+    if block.dtype.kind == "u":
+        half = 2.0 ** (8 * block.dtype.itemsize - 1)
+        return ((block.astype(np.float64) - half) / half).astype(np.float32)
+    if block.dtype.kind == "i":
+        return (block / 2.0 ** (8 * block.dtype.itemsize - 1)).astype(np.float32)
+    return block.astype(np.float32, copy=False)
+
+
+def _open_soundfile(stream: AudioStream, data: str | os.PathLike | bytes) -> Iterator[np.ndarray]:
+    try:
+        sound_file = soundfile.SoundFile(io.BytesIO(data) if isinstance(data, bytes) else os.fspath(data))
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
+        raise _DecoderUnavailable(error) from None
+    return stream._resampled(_soundfile_blocks(sound_file, stream), sound_file.samplerate, "soundfile")
+
+
+def _soundfile_blocks(sound_file: soundfile.SoundFile, stream: AudioStream) -> Iterator[np.ndarray]:
+    frames = max(1, int(stream.block_seconds * sound_file.samplerate))
+    with sound_file:
+        while True:
+            try:
+                block = sound_file.read(frames, dtype="float32", always_2d=True)
+            except (soundfile.LibsndfileError, RuntimeError) as error:
+                raise AudioInputError(stream.name, f"decoding failed mid-stream ({error})") from None
+            if len(block):
+                yield block
+            if len(block) < frames:
+                return
+
+
+def _open_ffmpeg(stream: AudioStream, data: str | os.PathLike | bytes) -> Iterator[np.ndarray]:
+    executable = shutil.which("ffmpeg")
+    if executable is None:
+        raise _DecoderUnavailable("no ffmpeg executable on PATH")
+    return _ffmpeg_blocks(executable, stream, data)
+
+
+def _ffmpeg_blocks(executable: str, stream: AudioStream, data: str | os.PathLike | bytes) -> Iterator[np.ndarray]:
+    with tempfile.TemporaryDirectory(prefix="nes2net-ffmpeg-") as scratch:
+        if isinstance(data, bytes):  # a file, not stdin: MP4/M4A need to seek to the moov atom
+            path = os.path.join(scratch, "input")
+            Path(path).write_bytes(data)
+        else:
+            path = os.fspath(data)
+        command = [executable, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", path, "-vn", "-map", "0:a:0",
+                   "-ac", "1", "-ar", str(stream.target_rate), "-f", "f32le", "pipe:1"]
+        with open(os.path.join(scratch, "stderr"), "w+b") as stderr:  # a file: a full stderr pipe would deadlock
+            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr)
+            try:
+                block_bytes = 4 * max(1, int(stream.block_seconds * stream.target_rate))
+                first = True
+                while chunk := process.stdout.read(block_bytes):
+                    if first:
+                        stream.info = AudioInfo(stream.target_rate, 1, "ffmpeg")
+                        first = False
+                    yield np.frombuffer(chunk[: len(chunk) - len(chunk) % 4], dtype="<f4").astype(np.float32)
+                if process.wait() != 0:
+                    stderr.seek(0)
+                    lines = stderr.read().decode(errors="replace").strip().splitlines()
+                    raise _DecoderUnavailable(lines[-1] if lines else f"exit status {process.returncode}")
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                process.stdout.close()
+                process.wait()
+
+
+def _open_torchcodec(stream: AudioStream, data: str | os.PathLike | bytes) -> Iterator[np.ndarray]:
+    try:
+        from torchcodec.decoders import AudioDecoder
+    except ImportError:
+        raise _DecoderUnavailable("torchcodec is not installed") from None
+    try:
+        decoded = AudioDecoder(data if isinstance(data, bytes) else os.fspath(data)).get_all_samples()
+    except (RuntimeError, ValueError) as error:
+        raise _DecoderUnavailable(error) from None
+    samples = decoded.data.numpy().T  # (frames, channels)
+    step = max(1, int(stream.block_seconds * decoded.sample_rate))
+    blocks = (samples[start : start + step] for start in range(0, len(samples), step))
+    return stream._resampled(blocks, decoded.sample_rate, "torchcodec")
+
+
+_OPENERS = {"soundfile": _open_soundfile, "ffmpeg": _open_ffmpeg, "torchcodec": _open_torchcodec}
+
+
+def load_audio(
+    source: AudioSourceLike,
+    sampling_rate: int | None = None,
+    target_rate: int = SAMPLING_RATE,
+    decoders: Sequence[str] = DEFAULT_DECODERS,
+) -> np.ndarray:
+    """Decode a whole input to a `(samples,)` float32 mono waveform at `target_rate` (short clips; see `AudioStream`).
+
+    `sampling_rate` is the rate of an array `source`. Raises `AudioInputError`.
+    """
+    blocks = list(AudioStream(AudioSource.wrap(source, sampling_rate), target_rate, decoders=decoders))
+    return np.concatenate(blocks)
+
+
+def find_audio_files(path: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """The audio files (by extension, see `AUDIO_EXTENSIONS`) in a folder, sorted; a file path is returned as is."""
+    path = Path(path)
+    if not path.is_dir():
+        return [path]
+    candidates = path.rglob("*") if recursive else path.iterdir()
+    return sorted(p for p in candidates if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
