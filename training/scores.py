@@ -1,0 +1,313 @@
+"""Score files in the formats the ASVspoof tools read, and their join with a protocol / metadata table.
+
+Formats (`fmt`):
+- `"cm"`: ASVspoof 2019 / 2021 CM score file, one `utt_id score` per line, no header.
+- `"cm-keyed"`: the 2019 t-DCF script's CM file, `utt_id attack key score` (attack `-` for bona fide, key
+  `bonafide` / `spoof`).
+- `"asvspoof5"`: ASVspoof 5, tab-separated with the header `filename<TAB>cm-score`.
+- `"csv"`: ours, header `utt_id,score[,label][,<metadata>...]`, label written `bonafide` / `spoof`.
+Scores are written with `repr`, so a write/read round trip is exact. Every write is atomic.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("cm", "cm-keyed", "asvspoof5", "csv")
+ASVSPOOF5_HEADER = ("filename", "cm-score")
+LABEL_VALUES = {"bonafide": 1, "bona-fide": 1, "1": 1, "spoof": 0, "deepfake": 0, "0": 0}
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a")
+_EXAMPLES_SHOWN = 5
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; move it onto `path` only when the block finishes without error."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        yield Path(temporary)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+
+
+def parse_labels(values: Sequence) -> np.ndarray:
+    """`(n,)` int64 labels (1 bona fide, 0 spoof) from names (`bonafide`, `bona-fide`, `spoof`, `deepfake`) or 1/0."""
+    try:
+        return np.array([LABEL_VALUES[str(value).strip().lower()] for value in values], dtype=np.int64)
+    except KeyError as error:
+        raise ValueError(f"unknown label {error.args[0]!r}: expected one of {sorted(LABEL_VALUES)}") from None
+
+
+def utterance_key(name: str) -> str:
+    """The id a trial is matched on: the base name without an audio suffix (`audio/x/LA_E_1.flac` -> `LA_E_1`)."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    stem, suffix = os.path.splitext(base)
+    return stem if suffix.lower() in AUDIO_SUFFIXES else base
+
+
+def _examples(ids: Sequence[str]) -> str:
+    shown = ", ".join(ids[:_EXAMPLES_SHOWN])
+    return shown + (", ..." if len(ids) > _EXAMPLES_SHOWN else "")
+
+
+@dataclass
+class ScoreTable:
+    """Scores of `n` trials: ids `(n,)`, scores `(n,)` float64, optional labels `(n,)` and metadata columns `(n,)`."""
+
+    utt_ids: list[str]
+    scores: np.ndarray
+    labels: np.ndarray | None = None
+    metadata: dict[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.utt_ids = [str(utt_id) for utt_id in self.utt_ids]
+        self.scores = np.asarray(self.scores, dtype=np.float64).reshape(-1)
+        if self.labels is not None:
+            self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
+        columns = {"scores": self.scores, **({} if self.labels is None else {"labels": self.labels}), **self.metadata}
+        for name, column in columns.items():
+            if len(column) != len(self.utt_ids):
+                raise ValueError(f"{len(self.utt_ids)} utterance ids but {len(column)} values in {name!r}")
+        if self.labels is not None and not np.isin(self.labels, (0, 1)).all():
+            raise ValueError("labels must be 1 (bona fide) or 0 (spoof)")
+        duplicates = [utt_id for utt_id, count in Counter(self.utt_ids).items() if count > 1]
+        if duplicates:
+            raise ValueError(f"{len(duplicates)} utterance ids occur more than once: {_examples(duplicates)}")
+
+    def __len__(self) -> int:
+        return len(self.utt_ids)
+
+
+def _format_from_suffix(path: Path) -> str:
+    return {".csv": "csv", ".tsv": "asvspoof5"}.get(path.suffix.lower(), "cm")
+
+
+def _cm_keyed_rows(table: ScoreTable) -> Iterator[tuple[str, str, str, float]]:
+    if table.labels is None:
+        raise ValueError("the cm-keyed format needs labels")
+    attacks = table.metadata.get("attack")
+    if attacks is None:
+        if (table.labels == 0).any():
+            raise ValueError("the cm-keyed format needs an 'attack' metadata column for spoofed trials")
+        attacks = ["-"] * len(table)
+    for utt_id, attack, label, score in zip(table.utt_ids, attacks, table.labels, table.scores.tolist()):
+        yield utt_id, attack, "bonafide" if label == 1 else "spoof", score
+
+
+def write_scores(path: str | os.PathLike, table: ScoreTable, fmt: str | None = None) -> Path:
+    """Write `table` to `path` atomically; `fmt` defaults from the suffix (`.csv`, `.tsv` = asvspoof5, else cm)."""
+    path = Path(path)
+    fmt = fmt or _format_from_suffix(path)
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown score file format {fmt!r}: expected one of {FORMATS}")
+    if fmt != "csv" and any(not u or u != "".join(u.split()) for u in table.utt_ids):
+        raise ValueError(f"the {fmt} format needs utterance ids without whitespace")
+    with atomic_output(path) as temporary, open(temporary, "w", encoding="utf-8", newline="") as handle:
+        if fmt == "cm":
+            handle.writelines(f"{u} {s!r}\n" for u, s in zip(table.utt_ids, table.scores.tolist()))
+        elif fmt == "cm-keyed":
+            handle.writelines(f"{u} {a} {k} {s!r}\n" for u, a, k, s in _cm_keyed_rows(table))
+        elif fmt == "asvspoof5":
+            handle.write("\t".join(ASVSPOOF5_HEADER) + "\n")
+            handle.writelines(f"{u}\t{s!r}\n" for u, s in zip(table.utt_ids, table.scores.tolist()))
+        else:
+            writer = csv.writer(handle)
+            has_labels = table.labels is not None
+            writer.writerow(["utt_id", "score", *(["label"] if has_labels else []), *table.metadata])
+            label_names = ["bonafide" if label == 1 else "spoof" for label in table.labels] if has_labels else []
+            for index, (utt_id, score) in enumerate(zip(table.utt_ids, table.scores.tolist())):
+                label = [label_names[index]] if has_labels else []
+                writer.writerow([utt_id, repr(score), *label, *(column[index] for column in table.metadata.values())])
+    logger.info("wrote %d scores to %s (%s)", len(table), path, fmt)
+    return path
+
+
+def _split_lines(path: Path, n_fields: int, separator: str | None = None) -> list[list[str]]:
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, 1):
+            fields = line.split(separator) if separator else line.split()
+            if not fields or fields == [""]:
+                continue
+            if len(fields) != n_fields:
+                raise ValueError(f"{path}:{line_number}: expected {n_fields} fields, got {len(fields)}: {line!r}")
+            rows.append([f.strip() for f in fields])
+    return rows
+
+
+def _float_scores(values: Sequence[str], path: Path) -> np.ndarray:
+    try:
+        return np.array(values, dtype=np.float64)
+    except ValueError as error:
+        raise ValueError(f"{path}: a score is not a number ({error})") from None
+
+
+def _detect_format(path: Path) -> str:
+    with open(path, encoding="utf-8") as handle:
+        first_line = handle.readline().rstrip("\r\n")
+    if tuple(first_line.split("\t")) == ASVSPOOF5_HEADER:
+        return "asvspoof5"
+    if path.suffix.lower() == ".csv":
+        return "csv"
+    n_fields = len(first_line.split())
+    if n_fields not in (2, 4):
+        raise ValueError(f"{path}: cannot tell the score file format from its first line {first_line!r}")
+    return "cm" if n_fields == 2 else "cm-keyed"
+
+
+def read_scores(path: str | os.PathLike, fmt: str | None = None) -> ScoreTable:
+    """Read a score file in one of `FORMATS` (detected from the header / suffix / field count when `fmt` is None)."""
+    path = Path(path)
+    fmt = fmt or _detect_format(path)
+    if fmt == "cm":
+        rows = _split_lines(path, 2)
+        return ScoreTable([r[0] for r in rows], _float_scores([r[1] for r in rows], path))
+    if fmt == "cm-keyed":
+        rows = _split_lines(path, 4)
+        return ScoreTable(
+            [r[0] for r in rows],
+            _float_scores([r[3] for r in rows], path),
+            labels=parse_labels([r[2] for r in rows]),
+            metadata={"attack": [r[1] for r in rows]},
+        )
+    if fmt == "asvspoof5":
+        rows = _split_lines(path, 2, separator="\t")
+        if not rows or tuple(rows[0]) != ASVSPOOF5_HEADER:
+            raise ValueError(f"{path}: an ASVspoof 5 score file starts with the header {' '.join(ASVSPOOF5_HEADER)!r}")
+        return ScoreTable([r[0] for r in rows[1:]], _float_scores([r[1] for r in rows[1:]], path))
+    if fmt == "csv":
+        columns = read_protocol(path)
+        missing = {"utt_id", "score"} - set(columns)
+        if missing:
+            raise ValueError(f"{path}: missing CSV column(s) {sorted(missing)}")
+        labels = columns.pop("label", None)
+        return ScoreTable(
+            columns.pop("utt_id"),
+            _float_scores(columns.pop("score"), path),
+            labels=None if labels is None else parse_labels(labels),
+            metadata=columns,
+        )
+    raise ValueError(f"unknown score file format {fmt!r}: expected one of {FORMATS}")
+
+
+def read_protocol(
+    path: str | os.PathLike, column_names: Sequence[str] | None = None, delimiter: str | None = None
+) -> dict[str, list[str]]:
+    """Read a protocol / metadata table as `{column: values}`.
+
+    Args:
+        path: a CSV (`.csv`, comma-separated) or a whitespace-separated protocol file (the ASVspoof layouts).
+        column_names: names of the leading fields when the file has no header (later fields are ignored, e.g.
+            the `- - - -` tail of the 2021 DF keys); None reads the names from the first row.
+        delimiter: the field separator; None means `,` for `.csv` and any whitespace otherwise.
+    """
+    path = Path(path)
+    delimiter = delimiter or ("," if path.suffix.lower() == ".csv" else None)
+    with open(path, encoding="utf-8", newline="") as handle:
+        if delimiter is None:
+            rows = [line.split() for line in handle if line.strip()]
+        else:
+            rows = [row for row in csv.reader(handle, delimiter=delimiter) if row]
+    if not rows:
+        raise ValueError(f"{path}: empty protocol")
+    names = list(column_names) if column_names is not None else rows.pop(0)
+    for line_number, row in enumerate(rows, 1 if column_names is not None else 2):
+        if len(row) < len(names):
+            raise ValueError(f"{path}:{line_number}: expected {len(names)} fields {names}, got {len(row)}")
+    return {name: [row[index] for row in rows] for index, name in enumerate(names)}
+
+
+@dataclass
+class ProtocolJoin:
+    """Scores joined with a protocol: `table` in protocol order, and the ids found on one side only."""
+
+    table: ScoreTable
+    missing_ids: list[str]
+    """protocol trials without a score"""
+    extra_ids: list[str]
+    """scored trials not in the protocol"""
+
+
+def join_with_protocol(
+    table: ScoreTable,
+    protocol: Mapping[str, Sequence],
+    id_column: str = "utt_id",
+    label_column: str | None = "label",
+    strict: bool = True,
+) -> ProtocolJoin:
+    """Attach protocol columns to scores by utterance id (matched with `utterance_key`, so paths and audio
+    suffixes on either side do not matter).
+
+    The joined table follows the protocol's order; its labels come from `label_column` when the protocol has it
+    (else from the score file), every other protocol column becomes metadata. With `strict`, any protocol trial
+    without a score or any score not in the protocol raises `ValueError`; otherwise both are logged and dropped.
+    """
+    if id_column not in protocol:
+        raise ValueError(f"the protocol has no {id_column!r} column; columns: {list(protocol)}")
+    protocol_keys = [utterance_key(str(name)) for name in protocol[id_column]]
+    if len(set(protocol_keys)) != len(protocol_keys):
+        raise ValueError(f"the protocol's {id_column!r} column holds duplicate utterance ids")
+    score_row = {utterance_key(utt_id): index for index, utt_id in enumerate(table.utt_ids)}
+    if len(score_row) != len(table):
+        raise ValueError("two scored utterances share an id once paths and audio suffixes are removed")
+    protocol_key_set = set(protocol_keys)
+    missing = [str(name) for name, key in zip(protocol[id_column], protocol_keys) if key not in score_row]
+    extra = [utt_id for utt_id in table.utt_ids if utterance_key(utt_id) not in protocol_key_set]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} of {len(protocol_keys)} protocol trials have no score ({_examples(missing)})")
+    if extra:
+        problems.append(f"{len(extra)} of {len(table)} scored trials are not in the protocol ({_examples(extra)})")
+    if problems and strict:
+        raise ValueError("; ".join(problems))
+    for problem in problems:
+        logger.warning("%s: left out", problem)
+
+    protocol_rows = [row for row, key in enumerate(protocol_keys) if key in score_row]
+    score_rows = np.array([score_row[protocol_keys[row]] for row in protocol_rows], dtype=np.int64)
+    if label_column is not None and label_column in protocol:
+        labels = parse_labels([protocol[label_column][row] for row in protocol_rows])
+    else:
+        labels = None if table.labels is None else table.labels[score_rows]
+    metadata = {name: [table.metadata[name][row] for row in score_rows] for name in table.metadata}
+    metadata.update(
+        {
+            name: [str(column[row]) for row in protocol_rows]
+            for name, column in protocol.items()
+            if name not in (id_column, label_column)
+        }
+    )
+    joined = ScoreTable([table.utt_ids[row] for row in score_rows], table.scores[score_rows], labels, metadata)
+    return ProtocolJoin(joined, missing, extra)
+
+
+def read_scores_with_protocol(
+    score_path: str | os.PathLike,
+    protocol: str | os.PathLike | Mapping[str, Sequence],
+    id_column: str = "utt_id",
+    label_column: str | None = "label",
+    protocol_column_names: Sequence[str] | None = None,
+    strict: bool = True,
+) -> ProtocolJoin:
+    """`read_scores` then `join_with_protocol`; `protocol` is a table or a file for `read_protocol`."""
+    if not isinstance(protocol, Mapping):
+        protocol = read_protocol(protocol, protocol_column_names)
+    return join_with_protocol(read_scores(score_path), protocol, id_column, label_column, strict)
