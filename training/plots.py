@@ -1,0 +1,129 @@
+"""DET curves and per-class score histograms, saved as PNG (matplotlib's Agg canvas, no pyplot global state)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from itertools import cycle
+from pathlib import Path
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from numpy.typing import ArrayLike
+from scipy.special import ndtri
+
+from training.metrics import compute_det_curve, compute_eer, eer_from_det_curve
+from training.scores import atomic_output
+
+DET_TICKS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4)
+"""Axis ticks of the standard DET plot (as rates; labelled in percent)."""
+
+
+def _new_figure(size: tuple[float, float], dpi: int) -> Figure:
+    figure = Figure(figsize=size, dpi=dpi, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save_png(figure: Figure, path: str | os.PathLike) -> Path:
+    """Save with the figure's own size and dpi (no tight bounding box), atomically."""
+    with atomic_output(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=figure.dpi)
+    return Path(path)
+
+
+def _format_rate(rate: float) -> str:
+    return f"{100 * rate:g}"
+
+
+def _draw_det_axes(axes: Axes, limits: tuple[float, float]) -> None:
+    ticks = [tick for tick in DET_TICKS if limits[0] <= tick <= limits[1]]
+    for set_ticks, set_labels, set_limits in (
+        (axes.set_xticks, axes.set_xticklabels, axes.set_xlim),
+        (axes.set_yticks, axes.set_yticklabels, axes.set_ylim),
+    ):
+        set_ticks(ndtri(ticks))
+        set_labels([_format_rate(tick) for tick in ticks])
+        set_limits(ndtri(limits[0]), ndtri(limits[1]))
+    axes.plot(ndtri(limits), ndtri(limits), color="0.6", linestyle=":", linewidth=1)
+    axes.set_xlabel("False alarm rate: spoof accepted (%)")
+    axes.set_ylabel("Miss rate: bona fide rejected (%)")
+    axes.set_aspect("equal")
+    axes.grid(True, color="0.85")
+
+
+def plot_det_curves(
+    systems: Mapping[str, tuple[ArrayLike, ArrayLike]],
+    path: str | os.PathLike,
+    title: str | None = None,
+    limits: tuple[float, float] = (0.001, 0.5),
+    size: tuple[float, float] = (6.0, 6.0),
+    dpi: int = 100,
+) -> Path:
+    """DET curves on normal-deviate axes, one per system, each with its EER point marked.
+
+    Args:
+        systems: name -> (bonafide scores `(n_bonafide,)`, spoof scores `(n_spoof,)`).
+        path: the PNG to write; its size is `size * dpi` pixels.
+        limits: the rate range shown on both axes.
+    """
+    if not systems:
+        raise ValueError("no systems to plot")
+    figure = _new_figure(size, dpi)
+    axes = figure.add_subplot()
+    _draw_det_axes(axes, limits)
+    # Rates of 0 and 1 have infinite deviates: pin them just outside the visible range so lines run off the edge.
+    low, high = limits[0] / 2, 1 - (1 - limits[1]) / 2
+    for name, (bonafide, spoof) in systems.items():
+        curve = compute_det_curve(bonafide, spoof)
+        eer = eer_from_det_curve(curve).eer
+        (line,) = axes.plot(
+            ndtri(np.clip(curve.false_alarm_rates, low, high)),
+            ndtri(np.clip(curve.miss_rates, low, high)),
+            label=f"{name} (EER {100 * eer:.2f}%)",
+        )
+        deviate = ndtri(np.clip(eer, low, high))
+        axes.plot(deviate, deviate, marker="o", color=line.get_color(), markerfacecolor="none")
+    axes.legend(loc="upper right", fontsize="small")
+    if title:
+        axes.set_title(title)
+    return _save_png(figure, path)
+
+
+def plot_score_histogram(
+    bonafide_scores: ArrayLike,
+    spoof_scores: ArrayLike,
+    path: str | os.PathLike,
+    thresholds: Mapping[str, float] | None = None,
+    title: str | None = None,
+    bins: int = 60,
+    size: tuple[float, float] = (7.0, 4.0),
+    dpi: int = 100,
+) -> Path:
+    """Score densities of each class on shared bins, with vertical threshold lines.
+
+    Args:
+        bonafide_scores: `(n_bonafide,)` scores; spoof_scores: `(n_spoof,)` scores.
+        thresholds: label -> threshold to draw; default: the EER threshold.
+        path: the PNG to write; its size is `size * dpi` pixels.
+    """
+    eer, eer_threshold = compute_eer(bonafide_scores, spoof_scores)
+    if thresholds is None:
+        thresholds = {f"EER threshold (EER {100 * eer:.2f}%)": eer_threshold}
+    bonafide = np.asarray(bonafide_scores, dtype=np.float64).reshape(-1)
+    spoof = np.asarray(spoof_scores, dtype=np.float64).reshape(-1)
+    edges = np.histogram_bin_edges(np.concatenate((bonafide, spoof)), bins=bins)
+    figure = _new_figure(size, dpi)
+    axes = figure.add_subplot()
+    for scores, label, colour in ((bonafide, "bona fide", "tab:green"), (spoof, "spoof", "tab:red")):
+        axes.hist(scores, bins=edges, density=True, alpha=0.5, color=colour, label=f"{label} ({scores.size})")
+    for (label, threshold), style in zip(thresholds.items(), cycle(("--", "-.", ":"))):
+        axes.axvline(threshold, color="black", linestyle=style, linewidth=1.2, label=f"{label}: {threshold:.3g}")
+    axes.set_xlabel("score (higher = more bona fide)")
+    axes.set_ylabel("density")
+    axes.legend(fontsize="small")
+    if title:
+        axes.set_title(title)
+    return _save_png(figure, path)
