@@ -36,11 +36,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .atomic import write_text_atomic
 
 SCHEMA_VERSION = 1
 PROTOCOLS = ("full", "4sec", "windows")
@@ -248,10 +249,4 @@ def write_result(path: str | os.PathLike, result: EvaluationResult | dict[str, A
     errors = validate_results(data)
     if errors:
         raise ValueError(f"refusing to write an invalid evaluation result: {'; '.join(errors)}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False, encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-        handle.write("\n")
-    os.replace(handle.name, path)
-    return path
+    return write_text_atomic(path, json.dumps(data, indent=2) + "\n")

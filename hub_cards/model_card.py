@@ -1,0 +1,339 @@
+"""Model cards for Nes2Net checkpoints: converted releases, trained checkpoints and the demo checkpoint.
+
+The card is built from three sources and nothing typed into the template: the folder's `config.json`
+(architecture, labels, threshold), the evaluation-output files (`hub_cards.results`) and a `ModelCardSpec`
+(what only the publisher knows: repository, license, base model, training data and recipe, efficiency figures).
+
+```python
+spec = ModelCardSpec(repo_id="nes2net/nes2net-x-xlsr-asvspoof2019", kind="converted", license="other", ...,
+                     results=load_results(["eval/df.json", "eval/itw.json"]))
+write_model_card("releases/nes2net-x-xlsr", spec)   # copies the results to evaluation/, writes README.md
+```
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from .atomic import write_text_atomic
+from .layout import CARD_FILE, EVALUATION_DIR, describe_model_files, list_files, read_config
+from .metadata import TASK, model_card_problems
+from .results import EvaluationResult, load_result
+
+Kind = Literal["converted", "trained", "demo"]
+KINDS = ("converted", "trained", "demo")
+PAPER_TITLE = "Nes2Net: A Lightweight Nested Architecture for Foundation Model Driven Speech Anti-spoofing"
+PAPER_ARXIV = "2504.05657"
+FRONTEND_NAMES = {
+    "wav2vec2": "wav2vec 2.0",
+    "wavlm": "WavLM",
+    "hubert": "HuBERT",
+    "data2vec-audio": "data2vec-audio",
+}
+LAYER_MERGE_DESCRIPTIONS = {
+    "last": "the last hidden layer",
+    "weighted_sum": "a softmax-weighted sum of all {layers} hidden states",
+    "sea": "squeeze-excitation aggregation (SEA) of all {layers} hidden states",
+    "attm": "an attentive merge (AttM) of all {layers} hidden states",
+}
+SCORE_DESCRIPTIONS = {
+    "bonafide_logit": "the bona fide logit",
+    "log_odds": "the log-odds log p(bonafide)/p(spoof)",
+    "bonafide_probability": "p(bonafide)",
+}
+# (metrics key, model-index type, column title, scale factor for the card and model-index)
+REPORTED_METRICS = (
+    ("eer", "eer", "EER (%)", 100.0),
+    ("min_dcf", "min_dcf", "minDCF", 1.0),
+    ("act_dcf", "act_dcf", "actDCF", 1.0),
+    ("cllr", "cllr", "CLLR (bits)", 1.0),
+    ("min_tdcf", "min_tdcf", "min t-DCF", 1.0),
+)
+
+
+@dataclass(frozen=True)
+class ConvertedSource:
+    """Where a converted release comes from: the authors' checkpoint file and its SHA-256."""
+
+    checkpoint: str
+    sha256: str
+    url: str
+    release: str
+
+
+@dataclass(frozen=True)
+class BackendComparison:
+    """Another back-end to set the efficiency figures against (measured by the caller, same frame count)."""
+
+    name: str
+    parameters: int
+    macs: int
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """Back-end cost, measured by the caller (`modeling_nes2net.complexity`), for `frames` feature frames."""
+
+    backend_parameters: int
+    backend_macs: int
+    frames: int = 201
+    total_parameters: int | None = None
+    comparisons: tuple[BackendComparison, ...] = ()
+
+    @property
+    def seconds(self) -> float:
+        """Audio covered by `frames` at the 20 ms frame rate of the SSL front-ends."""
+        return self.frames * 0.02
+
+
+@dataclass(frozen=True)
+class ModelCardSpec:
+    """What the publisher states about a model; everything else on the card is read from files.
+
+    Args:
+        repo_id: Hub repository the card is for (`owner/name`).
+        kind: `"converted"` (the authors' weights, converted), `"trained"` (trained with this project) or `"demo"`.
+        license: Hub license identifier; `"other"` needs `license_name` and `license_link`.
+        datasets: Hub ids of the training data.
+        training_data: one paragraph on the training data (defaults to `config.training_data`).
+        base_model: Hub id of the pre-trained front-end the model was fine-tuned from (`None` for the spectrogram
+            front-end).
+        results: evaluation outputs; the first one is the headline.
+        recipe: training hyper-parameters as `name -> value` (e.g. the recipe YAML), shown as a table.
+        recipe_file: path of the recipe in the nes2net repository, if any.
+        source: for `kind="converted"`, the original checkpoint.
+        efficiency: back-end parameters and MACs.
+        file_descriptions: descriptions of files outside the standard layout.
+    """
+
+    repo_id: str
+    kind: Kind
+    license: str
+    datasets: list[str]
+    results: list[EvaluationResult]
+    base_model: str | None = None
+    training_data: str | None = None
+    title: str | None = None
+    language: list[str] = field(default_factory=lambda: ["en"])
+    license_name: str | None = None
+    license_link: str | None = None
+    recipe: dict[str, Any] | None = None
+    recipe_file: str | None = None
+    source: ConvertedSource | None = None
+    efficiency: Efficiency | None = None
+    extra_tags: list[str] = field(default_factory=list)
+    file_descriptions: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if "/" not in self.repo_id:
+            raise ValueError(f"repo_id must be 'owner/name', got {self.repo_id!r}")
+        if not self.results:
+            raise ValueError("a model card needs at least one evaluation result")
+        if (self.kind == "converted") != (self.source is not None):
+            raise ValueError("source (the original checkpoint) is required for converted releases and only for them")
+        keys = [result.key for result in self.results]
+        if len(set(keys)) != len(keys):
+            raise ValueError("two results report the same dataset, split and protocol")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], results: list[EvaluationResult]) -> ModelCardSpec:
+        """Builds a spec from parsed YAML/JSON; nested `source` and `efficiency` become their dataclasses."""
+        data = dict(data)
+        if data.get("source") is not None:
+            data["source"] = ConvertedSource(**data["source"])
+        if data.get("efficiency") is not None:
+            efficiency = dict(data["efficiency"])
+            efficiency["comparisons"] = tuple(BackendComparison(**row) for row in efficiency.get("comparisons", ()))
+            data["efficiency"] = Efficiency(**efficiency)
+        return cls(**data, results=results)
+
+
+def _architecture(config: dict[str, Any]) -> dict[str, str]:
+    """Human-readable names of the front-end, layer merge and back-end described by `config.json`."""
+    backend = "Nes2Net-X" if config.get("backend_variant") == "nes2net-x" else "Nes2Net"
+    if config.get("activation") == "selu":
+        backend += " SeLU"
+    if config.get("frontend_type") == "spectrogram":
+        bins = config["spectrogram_n_fft"] // 2 + 1
+        frontend, layers = f"a log-magnitude spectrogram ({bins} bins, hop {config['spectrogram_hop_length']})", 1
+    else:
+        frontend_config = config["frontend_config"]
+        model_type = frontend_config["model_type"]
+        layers = frontend_config["num_hidden_layers"] + 1
+        frontend = (
+            f"{FRONTEND_NAMES.get(model_type, model_type)} ({frontend_config['num_hidden_layers']} layers, "
+            f"{frontend_config['hidden_size']} dimensions)"
+        )
+    merge = LAYER_MERGE_DESCRIPTIONS[config.get("layer_merge", "last")].format(layers=layers)
+    backend_details = (
+        f"outer ratio {config['outer_ratio']}, inner ratio {config['inner_ratio']}, SE ratio {config['se_ratio']}, "
+        f"kernel {config['kernel_size']}, dilation {config['dilation']}, {config['pooling']} pooling"
+    )
+    return {"backend": backend, "backend_details": backend_details, "frontend": frontend, "merge": merge}
+
+
+def _tags(config: dict[str, Any], spec: ModelCardSpec) -> list[str]:
+    tags = ["anti-spoofing", "deepfake-detection", "audio-deepfake-detection", "speech", "nes2net"]
+    tags.append(config.get("backend_variant", "nes2net"))
+    if config.get("frontend_type") == "ssl":
+        tags.append(config["frontend_config"]["model_type"])
+    tags.append("custom_code")
+    if spec.kind == "demo":
+        tags.append("demo")
+    return list(dict.fromkeys(tags + spec.extra_tags))
+
+
+def _eval_results(spec: ModelCardSpec) -> list[EvalResult]:
+    """One model-index entry per reported metric; the protocol goes in the metric's `config`."""
+    entries = []
+    for result in spec.results:
+        for key, metric_type, title, scale in REPORTED_METRICS:
+            if key not in result.metrics:
+                continue
+            entries.append(
+                EvalResult(
+                    task_type=TASK,
+                    task_name="Speech anti-spoofing",
+                    dataset_type=result.dataset_id,
+                    dataset_name=result.dataset_name,
+                    dataset_config=result.dataset_config,
+                    dataset_split=result.dataset_split,
+                    dataset_revision=result.dataset_revision,
+                    metric_type=metric_type,
+                    metric_value=round(result.metrics[key] * scale, 4),
+                    metric_name=f"{title}, {result.protocol} protocol",
+                    metric_config=result.protocol,
+                )
+            )
+    return entries
+
+
+def _results_table(results: list[EvaluationResult]) -> dict[str, Any]:
+    """Columns (only metrics some result has) and rows of the evaluation table."""
+    columns = [(key, title, scale) for key, _, title, scale in REPORTED_METRICS if any(key in r.metrics for r in results)]
+    rows = [{"result": r, "cells": [_metric_cell(r, key, scale) for key, _, scale in columns]} for r in results]
+    return {"titles": [title for _, title, _ in columns], "rows": rows}
+
+
+def _metric_cell(result: EvaluationResult, key: str, scale: float) -> str:
+    if key not in result.metrics:
+        return "–"
+    return f"{result.metrics[key] * scale:.2f}" if key == "eer" else f"{result.metrics[key] * scale:.4f}"
+
+
+def _evaluation_file_descriptions(model_dir: Path, results: list[EvaluationResult]) -> dict[str, str]:
+    """Descriptions of the result files that live inside the model folder (copied there by `write_model_card`)."""
+    descriptions = {}
+    for result in results:
+        if result.source_file is None:
+            continue
+        path = Path(result.source_file).resolve()
+        if path.is_relative_to(model_dir.resolve()):
+            relative = path.relative_to(model_dir.resolve()).as_posix()
+            descriptions[relative] = (
+                f"evaluation output read by this card: {result.dataset_name}, {result.dataset_split} split, "
+                f"{result.protocol} protocol"
+            )
+    return descriptions
+
+
+def _per_group_tables(results: list[EvaluationResult]) -> list[dict[str, Any]]:
+    tables = []
+    for result in results:
+        for column, groups in (result.per_group or {}).items():
+            rows = [(value, metrics["n_trials"], 100.0 * metrics["eer"]) for value, metrics in sorted(groups.items())]
+            tables.append({"result": result, "column": column, "rows": rows})
+    return tables
+
+
+def render_model_card(model_dir: str | os.PathLike, spec: ModelCardSpec) -> ModelCard:
+    """Renders the card of the model saved in `model_dir` (which must already hold every file to publish).
+
+    Raises `ValueError` when the rendered metadata would be invalid or a file in the folder has no description.
+    """
+    from .templating import render_body
+
+    model_dir = Path(model_dir)
+    config = read_config(model_dir)
+    num_labels = len(config.get("id2label") or {0: "spoof", 1: "bonafide"})
+    files = describe_model_files(model_dir, config, {**_evaluation_file_descriptions(model_dir, spec.results),
+                                                     **spec.file_descriptions})
+    files.setdefault(CARD_FILE, "this model card")
+    unexplained = [path for path in list_files(model_dir) if path not in files]
+    if unexplained:
+        raise ValueError(f"no description for {', '.join(unexplained)}: pass them in spec.file_descriptions")
+    card_data = ModelCardData(
+        base_model=spec.base_model,
+        datasets=spec.datasets,
+        language=spec.language,
+        library_name="transformers",
+        license=spec.license,
+        license_name=spec.license_name,
+        license_link=spec.license_link,
+        metrics=[metric for key, metric, _, _ in REPORTED_METRICS if any(key in r.metrics for r in spec.results)],
+        model_name=spec.repo_id.split("/")[-1],
+        pipeline_tag=TASK,
+        tags=_tags(config, spec),
+        eval_results=_eval_results(spec),
+    )
+    body = render_body(
+        "model_card.md",
+        spec=spec,
+        config=config,
+        arch=_architecture(config),
+        num_labels=num_labels,
+        id2label={int(index): label for index, label in (config.get("id2label") or {}).items()},
+        decision_threshold=config.get("decision_threshold"),
+        training_data=spec.training_data or config.get("training_data"),
+        headline=spec.results[0],
+        table=_results_table(spec.results),
+        per_group=_per_group_tables(spec.results),
+        protocols=sorted({result.protocol for result in spec.results}),
+        calibration=[r for r in spec.results if "cllr" in r.metrics or "act_dcf" in r.metrics],
+        score_descriptions=SCORE_DESCRIPTIONS,
+        files=files,
+        results_in_repo=any(path.startswith(f"{EVALUATION_DIR}/") for path in files),
+        eer_range=(min(r.metrics["eer"] for r in spec.results), max(r.metrics["eer"] for r in spec.results)),
+        paper_title=PAPER_TITLE,
+        paper_arxiv=PAPER_ARXIV,
+    )
+    card = ModelCard(f"---\n{card_data.to_yaml()}\n---\n{body}")
+    problems = model_card_problems(card, require_base_model=config.get("frontend_type") != "spectrogram")
+    if problems:
+        raise ValueError("the rendered model card is invalid: " + "; ".join(problems))
+    return card
+
+
+def _result_file_name(result: EvaluationResult) -> str:
+    parts = [result.dataset_id.replace("/", "--"), result.dataset_config, result.dataset_split, result.protocol]
+    return "_".join(part for part in parts if part) + ".json"
+
+
+def write_model_card(model_dir: str | os.PathLike, spec: ModelCardSpec, copy_results: bool = True) -> Path:
+    """Renders the card into `model_dir/README.md` (atomically).
+
+    With `copy_results`, the evaluation outputs are first copied to `model_dir/evaluation/`, so the published
+    repository carries the files its numbers come from; the card then reads them from there.
+    """
+    model_dir = Path(model_dir)
+    if copy_results:
+        copied = []
+        for result in spec.results:
+            if result.source_file is None:
+                raise ValueError(f"result for {result.dataset_id} was not read from a file; cannot copy it")
+            target = model_dir / EVALUATION_DIR / _result_file_name(result)
+            target.parent.mkdir(exist_ok=True)
+            if Path(result.source_file).resolve() != target.resolve():
+                shutil.copyfile(result.source_file, target)
+            copied.append(load_result(target))
+        spec = ModelCardSpec(**{**spec.__dict__, "results": copied})
+    card = render_model_card(model_dir, spec)
+    return write_text_atomic(model_dir / CARD_FILE, str(card))
