@@ -1,0 +1,510 @@
+"""Spoofing detection on real recordings: any length, any format, many files, bounded memory.
+
+```python
+>>> from modeling_nes2net.detection import Nes2NetDetector
+>>> detector = Nes2NetDetector.from_pretrained("path/to/model")      # or a Hub id; None: the embedded default
+>>> result = detector.detect("podcast.m4a")                          # a path, bytes, or (array, sampling_rate)
+>>> result.label, result.bonafide_probability, result.segments[0]
+>>> for item in detector.detect_many(paths):                         # batched; bad files give DetectionFailure
+...     print(item)
+```
+
+Protocols (what reaches the model):
+- `full`: the whole recording in one forward pass (the paper's In-the-Wild protocol; `pipeline(...)` does this).
+  Memory and the front-end's attention cost grow with length: meant for clips, not podcasts.
+- `4sec`: the first 64,600 samples, tiled when shorter (the paper's ASVspoof 2019/2021 protocol).
+- `windows` (default): windows of `window` samples every `hop` samples, the last one aligned to the end of the
+  recording; a recording no longer than one window is scored whole (exactly as `full`). The default window,
+  64,600 samples (4.04 s), is the crop every released model was trained on, so each window looks like training
+  data; the default 50% hop lets every instant (but the first and last half window) be seen by two windows, gives
+  a 2 s timeline resolution and costs twice the compute of back-to-back windows, the usual trade-off.
+
+Scores (see `modeling_nes2net.scoring`; higher always means more bona fide):
+- `score`: the bona fide logit, the raw score the ASVspoof evaluation tools expect.
+- `log_odds`: `log p(bonafide) / p(spoof)`; the decision is `bonafide` when `log_odds >= threshold`, with the
+  threshold from `config.decision_threshold` (None -> 0.0, i.e. probability 0.5) unless given.
+- `bonafide_probability`: `sigmoid(log_odds)`.
+
+Aggregation of windows into one decision (`aggregation`):
+- `mean` (default): the mean of the windows' log-odds (and of their scores). Its scale is that of one window, so one
+  calibrated threshold serves every length, and the false-alarm rate does not grow with duration.
+- `any`: the most spoof-like window decides (its log-odds and score are reported), so a recording is flagged as
+  soon as any window is spoof: the rule for partially spoofed audio (a synthetic sentence spliced into a real
+  interview), at the price of more false alarms on long recordings.
+
+Memory stays bounded: a background thread decodes block by block (`AudioStream`) and cuts windows into a bounded
+queue; the main thread pools up to `4 * batch_size` segments, sorts them by length so padded batches waste little,
+and scores them in batches of `batch_size` with an attention mask. Only the `full` protocol holds a whole recording.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from .audio import AudioInputError, AudioSource, AudioSourceLike, AudioStream
+from .modeling_nes2net import Nes2NetForAudioClassification
+from .scoring import bonafide_score, log_odds
+
+logger = logging.getLogger(__name__)
+
+Protocol = Literal["full", "4sec", "windows"]
+Aggregation = Literal["mean", "any"]
+PROTOCOLS: tuple[str, ...] = ("full", "4sec", "windows")
+AGGREGATIONS: tuple[str, ...] = ("mean", "any")
+QUANTIZATIONS: tuple[str, ...] = ("int8", "bf16")
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
+WINDOW_SAMPLES = 64_600
+HOP_SAMPLES = WINDOW_SAMPLES // 2
+ENVELOPE_SECONDS = 0.1  # one peak-amplitude point per 0.1 s
+SILENCE_PEAK = 1.0 / 32768  # at most one 16-bit step: digital silence
+POOL_BATCHES = 4  # segments pooled (and sorted by length) before scoring: POOL_BATCHES * batch_size
+FULL_PROTOCOL_WARNING_SECONDS = 600.0
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """No model folder where one was expected (for instance the embedded default model is not installed)."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One scored stretch of a recording: `start` and `end` in seconds, its bona fide logit `score`, its
+    `log_odds` and `probability` (of bona fide speech)."""
+
+    start: float
+    end: float
+    score: float
+    log_odds: float
+    probability: float
+
+
+@dataclass
+class DetectionResult:
+    """The verdict on one recording.
+
+    Attributes:
+        source: the input's name (its path, `<bytes>` or `<array>`).
+        label: `"bonafide"` or `"spoof"`: `"bonafide"` when `log_odds >= threshold`.
+        bonafide_probability: `sigmoid(log_odds)`.
+        score: the bona fide logit, aggregated over segments: the score ASVspoof tools expect.
+        log_odds: `log p(bonafide) / p(spoof)`, aggregated over segments; compared with `threshold`.
+        threshold: the decision threshold on the log-odds scale.
+        protocol: `"full"`, `"4sec"` or `"windows"`.
+        aggregation: how segments were combined (`"mean"` or `"any"`); None with a single segment.
+        duration: seconds of 16 kHz audio that reached the model (before `4sec` tiling; `4sec` reads at most 4.04 s).
+        segments: the timeline, one `Segment` per scored window (a single one for `full` and `4sec`).
+        envelope: peak absolute amplitude per `ENVELOPE_SECONDS` of the audio read, for plotting.
+    """
+
+    source: str
+    label: str
+    bonafide_probability: float
+    score: float
+    log_odds: float
+    threshold: float
+    protocol: str
+    aggregation: str | None
+    duration: float
+    segments: list[Segment]
+    envelope: np.ndarray = field(repr=False, compare=False)
+
+    @property
+    def is_spoof(self) -> bool:
+        return self.label == "spoof"
+
+    def to_dict(self, include_segments: bool = True) -> dict:
+        """A JSON-ready dict (no envelope); segments as a list of dicts when `include_segments`."""
+        result = {
+            "file": self.source,
+            "label": self.label,
+            "bonafide_probability": self.bonafide_probability,
+            "score": self.score,
+            "log_odds": self.log_odds,
+            "threshold": self.threshold,
+            "protocol": self.protocol,
+            "aggregation": self.aggregation,
+            "duration": self.duration,
+        }
+        if include_segments:
+            result["segments"] = [vars(segment) for segment in self.segments]
+        return result
+
+
+@dataclass(frozen=True)
+class DetectionFailure:
+    """An input that could not be scored; `error` is one line naming it and the problem."""
+
+    source: str
+    error: str
+
+
+def resolve_model_path(model_name_or_path: str | None) -> str:
+    """`model_name_or_path`, or the embedded default model's folder; a clear error when that is not installed."""
+    if model_name_or_path is not None:
+        return model_name_or_path
+    if not (DEFAULT_MODEL_DIR / "config.json").is_file():
+        raise ModelNotFoundError(
+            f"no default model is installed at {DEFAULT_MODEL_DIR}; convert a released Nes2Net checkpoint with "
+            "`nes2net convert CHECKPOINT OUTPUT_DIR` and pass `--model OUTPUT_DIR` (or a Hub model id)"
+        )
+    return str(DEFAULT_MODEL_DIR)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """`"auto"` / None -> CUDA when available, else CPU."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def quantize_for_inference(model: torch.nn.Module, quantize: str | None, device: torch.device) -> torch.nn.Module:
+    """The opt-in fast path. `"int8"`: dynamic int8 quantisation of every `nn.Linear` (CPU only; on XLS-R sized
+    models it is the faster of the two, see `benchmarks/detect.py`); `"bf16"`: bfloat16 weights and inputs."""
+    if quantize is None:
+        return model
+    if quantize == "int8":
+        if device.type != "cpu":
+            raise ValueError("int8 dynamic quantisation runs on the CPU only; use --device cpu or --quantize bf16")
+        with warnings.catch_warnings():  # torch.ao's eager quantisation warns that it moves to torchao
+            warnings.simplefilter("ignore")
+            return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    if quantize == "bf16":
+        return model.to(torch.bfloat16)
+    raise ValueError(f"unknown quantization {quantize!r}; choose from {QUANTIZATIONS}")
+
+
+class _TrackedBlocks:
+    """Passes 16 kHz blocks through while recording their sample count and a peak-amplitude envelope."""
+
+    def __init__(self, blocks: Iterator[np.ndarray], sampling_rate: int) -> None:
+        self._blocks = blocks
+        self._step = max(1, round(ENVELOPE_SECONDS * sampling_rate))
+        self._peaks: list[np.ndarray] = []
+        self._remainder = np.zeros(0, np.float32)
+        self.samples = 0
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for block in self._blocks:
+            self.samples += len(block)
+            pending = np.concatenate([self._remainder, np.abs(block)])
+            whole = len(pending) // self._step * self._step
+            self._peaks.append(pending[:whole].reshape(-1, self._step).max(axis=1))
+            self._remainder = pending[whole:]
+            yield block
+
+    def envelope(self) -> np.ndarray:
+        tail = [self._remainder.max(keepdims=True)] if len(self._remainder) else []
+        return np.concatenate(self._peaks + tail) if self._peaks or tail else np.zeros(0, np.float32)
+
+    def close(self) -> None:
+        close = getattr(self._blocks, "close", None)
+        if close is not None:
+            close()
+
+
+def window_segments(blocks: Iterable[np.ndarray], window: int, hop: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Cut a stream of blocks into `(start_sample, (window,) waveform)` windows every `hop` samples, plus one
+    aligned to the end when the hops do not reach it; a stream shorter than `window` is one segment, whole.
+    Holds at most one window plus one block."""
+    buffer, buffer_start, next_start, covered = np.zeros(0, np.float32), 0, 0, 0
+    for block in blocks:
+        buffer = np.concatenate([buffer, block])
+        end = buffer_start + len(buffer)
+        while next_start + window <= end:
+            offset = next_start - buffer_start
+            yield next_start, buffer[offset : offset + window].copy()
+            covered, next_start = next_start + window, next_start + hop
+        drop = min(next_start, end - window) - buffer_start  # keep the last window for the end-aligned tail
+        if drop > 0:
+            buffer, buffer_start = buffer[drop:], buffer_start + drop
+    end = buffer_start + len(buffer)
+    if covered == 0 and end > 0:
+        yield 0, buffer
+    elif covered < end:
+        yield end - window, buffer[-window:].copy()
+
+
+def first_window_tiled(blocks: Iterable[np.ndarray], window: int) -> Iterator[tuple[int, np.ndarray]]:
+    """The paper's `4sec` protocol: the first `window` samples, tiled from the start when the stream is shorter.
+    Stops reading once `window` samples are in."""
+    parts, total = [], 0
+    for block in blocks:
+        parts.append(block)
+        total += len(block)
+        if total >= window:
+            break
+    if total:
+        yield 0, np.resize(np.concatenate(parts)[:window], window)
+
+
+def whole_recording(blocks: Iterable[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
+    """The paper's `full` protocol: one segment holding every sample."""
+    parts = list(blocks)
+    if parts:
+        yield 0, np.concatenate(parts)
+
+
+@dataclass
+class _FileState:
+    """Bookkeeping of one input while its segments are being scored."""
+
+    name: str
+    starts: list[int] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+    logits: dict[int, np.ndarray] = field(default_factory=dict)
+    ended: bool = False
+    samples: int = 0
+    envelope: np.ndarray | None = None
+    error: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.error is not None or (self.ended and len(self.logits) == len(self.starts))
+
+
+class Nes2NetDetector:
+    """Scores recordings with a `Nes2NetForAudioClassification` (see the module docstring for the protocols,
+    scores and aggregation rules).
+
+    Args:
+        model: the model (put in eval mode and moved to `device` here).
+        protocol: `"windows"` (default), `"full"` or `"4sec"`.
+        window: window length in samples at the model's rate (windows protocol, and the `4sec` crop).
+        hop: hop between window starts in samples (windows protocol).
+        batch_size: segments per forward pass.
+        aggregation: `"mean"` or `"any"`, how windows combine into one decision.
+        threshold: decision threshold on the log-odds; None: `model.config.decision_threshold`, or 0.0.
+        device: `"auto"` (CUDA when available), `"cpu"`, `"cuda"`, ...
+        quantize: None, `"int8"` (CPU) or `"bf16"`: the opt-in fast path, see `quantize_for_inference`.
+    """
+
+    def __init__(
+        self,
+        model: Nes2NetForAudioClassification,
+        *,
+        protocol: Protocol = "windows",
+        window: int = WINDOW_SAMPLES,
+        hop: int = HOP_SAMPLES,
+        batch_size: int = 8,
+        aggregation: Aggregation = "mean",
+        threshold: float | None = None,
+        device: str | torch.device | None = "auto",
+        quantize: str | None = None,
+    ) -> None:
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {protocol!r}; choose from {PROTOCOLS}")
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(f"unknown aggregation {aggregation!r}; choose from {AGGREGATIONS}")
+        if window < 1 or hop < 1 or batch_size < 1:
+            raise ValueError(f"window, hop and batch_size must be positive, got {window}, {hop}, {batch_size}")
+        self.config = model.config
+        self.sampling_rate = model.config.sampling_rate
+        self.protocol, self.window, self.hop, self.batch_size = protocol, window, hop, batch_size
+        self.aggregation = aggregation
+        configured = model.config.decision_threshold
+        self.threshold = float(threshold if threshold is not None else configured if configured is not None else 0.0)
+        self.min_samples = _min_samples(model)
+        self.device = resolve_device(device)
+        self.quantize = quantize
+        self.model = quantize_for_inference(model.eval().to(self.device), quantize, self.device)
+        self.input_dtype = torch.bfloat16 if quantize == "bf16" else torch.float32
+
+    @classmethod
+    def from_pretrained(
+        cls, model_name_or_path: str | None = None, *, device: str | None = "auto", **options
+    ) -> Nes2NetDetector:
+        """Load a model folder or Hub id (None: the embedded default model) and wrap it; `options` are
+        `Nes2NetDetector`'s keyword arguments."""
+        model = Nes2NetForAudioClassification.from_pretrained(resolve_model_path(model_name_or_path))
+        return cls(model, device=device, **options)
+
+    def detect(self, audio: AudioSourceLike, sampling_rate: int | None = None) -> DetectionResult:
+        """Score one input: a path, encoded bytes, or a waveform with its `sampling_rate`.
+
+        Raises `AudioInputError` (one line: the input and the problem) when it cannot be scored.
+        """
+        (outcome,) = self.detect_many([AudioSource.wrap(audio, sampling_rate)])
+        if isinstance(outcome, DetectionFailure):
+            raise AudioInputError(outcome.source, outcome.error.removeprefix(f"{outcome.source}: "))
+        return outcome
+
+    def detect_many(self, sources: Iterable[AudioSourceLike]) -> Iterator[DetectionResult | DetectionFailure]:
+        """Score many inputs in batches, yielding one `DetectionResult` or `DetectionFailure` per input, in order.
+
+        Inputs are paths, bytes, `(array, sampling_rate)` tuples or `AudioSource`s. A bad input never stops the
+        others. Decoding runs in a background thread, overlapped with the model.
+        """
+        pool_size = POOL_BATCHES * self.batch_size
+        items: queue.Queue = queue.Queue(maxsize=pool_size)
+        stop = threading.Event()
+        producer = threading.Thread(target=self._produce, args=(sources, items, stop), daemon=True)
+        producer.start()
+        files: dict[int, _FileState] = {}
+        pool: list[tuple[int, int, np.ndarray]] = []  # (file index, segment index, waveform)
+        next_index, exhausted = 0, False
+        try:
+            while not exhausted:
+                kind, *payload = items.get()
+                if kind == "fatal":
+                    raise payload[0]
+                if kind == "done":
+                    exhausted = True
+                elif kind == "segment":
+                    index, name, start, waveform = payload
+                    state = files.setdefault(index, _FileState(name))
+                    pool.append((index, len(state.starts), waveform))
+                    state.starts.append(start)
+                    state.lengths.append(len(waveform))
+                elif kind == "end":
+                    index, name, samples, envelope = payload
+                    state = files.setdefault(index, _FileState(name))
+                    state.ended, state.samples, state.envelope = True, samples, envelope
+                else:  # "error"
+                    index, name, message = payload
+                    files.setdefault(index, _FileState(name)).error = message
+                    pool = [entry for entry in pool if entry[0] != index]
+                if len(pool) >= pool_size or exhausted:
+                    self._score_pool(pool, files)
+                    pool = []
+                while next_index in files and files[next_index].complete:
+                    yield self._finish(files.pop(next_index))
+                    next_index += 1
+        finally:
+            stop.set()
+            producer.join()
+
+    def _produce(self, sources: Iterable[AudioSourceLike], items: queue.Queue, stop: threading.Event) -> None:
+        """Producer thread: decode each input and put its segments, then `end` or `error`, then `done`."""
+
+        def put(*item) -> bool:
+            while not stop.is_set():
+                try:
+                    items.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        try:
+            for index, source in enumerate(sources):
+                source = AudioSource.wrap(source)
+                name = source.display_name
+                blocks = _TrackedBlocks(iter(AudioStream(source, target_rate=self.sampling_rate)), self.sampling_rate)
+                try:
+                    for start, waveform in self._segments(blocks, name):
+                        if not put("segment", index, name, start, waveform):
+                            return
+                    if not put("end", index, name, blocks.samples, blocks.envelope()):
+                        return
+                except AudioInputError as error:
+                    put("error", index, name, str(error))
+                except Exception as error:  # one broken input must not stop the others
+                    logger.debug("unexpected error on %s", name, exc_info=True)
+                    put("error", index, name, f"{name}: unexpected {type(error).__name__}: {error}")
+                finally:
+                    blocks.close()
+            put("done")
+        except BaseException as error:  # a bad `sources` iterable: re-raised in the consumer
+            put("fatal", error)
+
+    def _segments(self, blocks: _TrackedBlocks, name: str) -> Iterator[tuple[int, np.ndarray]]:
+        if self.protocol == "windows":
+            segments = window_segments(blocks, self.window, self.hop)
+        elif self.protocol == "4sec":
+            segments = first_window_tiled(blocks, self.window)
+        else:
+            segments = whole_recording(blocks)
+        for start, waveform in segments:
+            if blocks.samples < self.min_samples:
+                raise AudioInputError(
+                    name,
+                    f"too short to score ({blocks.samples} samples at {self.sampling_rate} Hz; "
+                    f"the model needs at least {self.min_samples})",
+                )
+            if self.protocol == "full" and len(waveform) > FULL_PROTOCOL_WARNING_SECONDS * self.sampling_rate:
+                logger.warning("%s: scoring %.0f s in one pass (protocol 'full'); 'windows' bounds memory",
+                               name, len(waveform) / self.sampling_rate)
+            yield start, waveform
+
+    @torch.inference_mode()
+    def _score_pool(self, pool: list[tuple[int, int, np.ndarray]], files: dict[int, _FileState]) -> None:
+        """Score pooled segments longest first in padded batches; store each segment's logits in its file."""
+        pool = sorted(pool, key=lambda entry: len(entry[2]), reverse=True)
+        for first in range(0, len(pool), self.batch_size):
+            batch = pool[first : first + self.batch_size]
+            logits = self.score_waveforms([waveform for _, _, waveform in batch])
+            for (index, segment, _), row in zip(batch, logits):
+                files[index].logits[segment] = row
+
+    @torch.inference_mode()
+    def score_waveforms(self, waveforms: list[np.ndarray]) -> np.ndarray:
+        """Logits `(len(waveforms), num_labels)` of 16 kHz mono waveforms, in one batch padded to the longest with
+        an attention mask (none when all lengths are equal)."""
+        lengths = [len(waveform) for waveform in waveforms]
+        input_values = torch.zeros(len(waveforms), max(lengths))
+        for row, waveform in enumerate(waveforms):
+            input_values[row, : len(waveform)] = torch.from_numpy(waveform)
+        attention_mask = None
+        if min(lengths) != max(lengths):
+            attention_mask = (torch.arange(max(lengths))[None, :] < torch.tensor(lengths)[:, None]).long()
+            attention_mask = attention_mask.to(self.device)
+        input_values = input_values.to(self.device, self.input_dtype)
+        return self.model(input_values=input_values, attention_mask=attention_mask).logits.float().cpu().numpy()
+
+    def _finish(self, state: _FileState) -> DetectionResult | DetectionFailure:
+        if state.error is not None:
+            return DetectionFailure(state.name, state.error)
+        envelope = state.envelope
+        if not len(envelope) or envelope.max() <= SILENCE_PEAK:
+            return DetectionFailure(
+                state.name, f"{state.name}: digital silence (no sample above one 16-bit step), nothing to score"
+            )
+        logits = torch.from_numpy(np.stack([state.logits[i] for i in range(len(state.starts))]))
+        scores, odds = bonafide_score(logits).numpy(), log_odds(logits).numpy()
+        rate = self.sampling_rate
+        segments = [
+            Segment(start / rate, (start + length) / rate, float(score), float(odd), _sigmoid(float(odd)))
+            for start, length, score, odd in zip(state.starts, state.lengths, scores, odds)
+        ]
+        if len(segments) == 1:
+            aggregation, score, odd = None, float(scores[0]), float(odds[0])
+        elif self.aggregation == "mean":
+            aggregation, score, odd = "mean", float(scores.mean()), float(odds.mean())
+        else:
+            worst = int(odds.argmin())
+            aggregation, score, odd = "any", float(scores[worst]), float(odds[worst])
+        return DetectionResult(
+            source=state.name,
+            label="bonafide" if odd >= self.threshold else "spoof",
+            bonafide_probability=_sigmoid(odd),
+            score=score,
+            log_odds=odd,
+            threshold=self.threshold,
+            protocol=self.protocol,
+            aggregation=aggregation,
+            duration=min(state.samples, self.window if self.protocol == "4sec" else state.samples) / rate,
+            segments=segments,
+            envelope=envelope,
+        )
+
+
+def _sigmoid(value: float) -> float:
+    return 0.5 * (1.0 + math.tanh(0.5 * value))
+
+
+def _min_samples(model: Nes2NetForAudioClassification) -> int:
+    """The fewest samples that give the model at least one feature frame."""
+    lengths = model.frame_lengths(torch.arange(1, 16_001))
+    enough = torch.nonzero(lengths >= 1)
+    return int(enough[0]) + 1 if len(enough) else 16_001

@@ -1,0 +1,66 @@
+"""Timeline figure of a scored recording: waveform envelope, score over time, threshold, flagged regions.
+
+Used by `nes2net detect --plot` and by the Space. Builds a `matplotlib.figure.Figure` directly (no pyplot, so no
+global state and no GUI backend: safe in servers and threads); `figure.savefig(path)` renders it with Agg.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .detection import ENVELOPE_SECONDS, DetectionResult, Segment
+
+SPOOF_COLOUR = "tab:red"
+SCORE_COLOUR = "tab:blue"
+
+
+def flagged_regions(segments: list[Segment], threshold: float) -> list[tuple[float, float]]:
+    """`(start, end)` seconds of the time covered by segments whose log-odds fall below `threshold`, overlapping
+    segments merged."""
+    regions: list[tuple[float, float]] = []
+    for segment in sorted(segments, key=lambda segment: segment.start):
+        if segment.log_odds >= threshold:
+            continue
+        if regions and segment.start <= regions[-1][1]:
+            regions[-1] = (regions[-1][0], max(regions[-1][1], segment.end))
+        else:
+            regions.append((segment.start, segment.end))
+    return regions
+
+
+def plot_timeline(result: DetectionResult, width: float = 10.0) -> Figure:
+    """Two stacked panels sharing the time axis: the peak envelope of the waveform, and each segment's log-odds
+    (bona fide) at its centre with the decision threshold; time flagged as spoof is shaded red on both."""
+    figure = Figure(figsize=(width, 4.2), layout="constrained")
+    wave_axes, score_axes = figure.subplots(2, 1, sharex=True, height_ratios=(1, 1.4))
+    envelope = np.asarray(result.envelope, dtype=np.float32)
+    times = (np.arange(len(envelope)) + 0.5) * ENVELOPE_SECONDS
+    wave_axes.fill_between(times, -envelope, envelope, color="0.35", linewidth=0)
+    peak = 1.05 * max(float(envelope.max(initial=0.0)), 1e-3)
+    wave_axes.set_ylim(-peak, peak)
+    wave_axes.set_ylabel("amplitude")
+
+    segments = result.segments
+    if len(segments) == 1:
+        score_axes.hlines(segments[0].log_odds, segments[0].start, segments[0].end, color=SCORE_COLOUR, linewidth=2)
+    else:
+        centres = [(segment.start + segment.end) / 2 for segment in segments]
+        score_axes.plot(centres, [segment.log_odds for segment in segments], color=SCORE_COLOUR, marker=".")
+    score_axes.axhline(result.threshold, color="black", linestyle="--", linewidth=1,
+                       label=f"threshold {result.threshold:g}")
+    for start, end in flagged_regions(segments, result.threshold):
+        for axes in (wave_axes, score_axes):
+            axes.axvspan(start, end, color=SPOOF_COLOUR, alpha=0.2, linewidth=0)
+    score_axes.set_ylabel("log-odds (bona fide)")
+    score_axes.set_xlabel("time (s)")
+    score_axes.set_xlim(0, max(result.duration, segments[-1].end))
+    score_axes.legend(loc="upper right", fontsize="small")
+    figure.suptitle(
+        f"{Path(result.source).name}: {result.label} (p(bona fide) = {result.bonafide_probability:.3f}, "
+        f"{result.protocol}{', ' + result.aggregation if result.aggregation else ''})",
+        fontsize="medium",
+    )
+    return figure
