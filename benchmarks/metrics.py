@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="best of this many runs for the vectorised code")
     args = parser.parse_args()
 
-    print(f"numpy {np.__version__}, Python {platform.python_version()}, {os.cpu_count()} CPU(s), {platform.processor()}")
+    print(f"numpy {np.__version__}, Python {platform.python_version()}, {os.cpu_count()} CPU(s) {platform.machine()}")
     print("\nExact EER: per-threshold loop (baseline) vs vectorised, same trials, 10% bona fide")
     header = (
         f"{'trials':>9} | {'loop EER s':>10} | {'vectorised EER s':>16} | {'speed-up':>9} | "
@@ -86,12 +86,13 @@ def main() -> None:
         max_difference = max(max_difference, difference)
         print(
             f"{size:>9,} | {loop_seconds:>10.3f} | {vectorised_seconds:>16.5f} | "
-            f"{loop_seconds / vectorised_seconds:>8.0f}x | {difference:>20.2e} | {abs(loop_value - interpolated):>25.2e}"
+            f"{loop_seconds / vectorised_seconds:>8.0f}x | {difference:>20.2e} | "
+            f"{abs(loop_value - interpolated):>25.2e}"
         )
     print(f"max |EER difference| between the loop and the vectorised code: {max_difference:.2e}")
     largest = args.loop_sizes[-1]
     extrapolated = loop_seconds * (args.trials / largest) ** 2
-    print(f"(the loop on {args.trials:,} trials would take ~{extrapolated / 60:.0f} min: n^2 extrapolated from {largest:,})")
+    print(f"(the loop on {args.trials:,} trials: ~{extrapolated / 60:.0f} min, n^2 extrapolated from {largest:,})")
 
     bonafide, spoof = trials(args.trials, seed=0)
     scores = np.concatenate((bonafide, spoof))

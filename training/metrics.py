@@ -1,16 +1,20 @@
 """Anti-spoofing evaluation metrics: DET curve, EER, ASVspoof 5 minDCF / actDCF / CLLR, ASVspoof 2019 and 2021 t-DCF.
 
-Conventions shared by every function here (they match the official ASVspoof evaluation packages):
+Conventions shared by every function here (the EER rule and every cost formula are those of the official ASVspoof
+2019 / 2021 / 5 evaluation packages):
 
 - Bona fide is the positive class; a score is the bona fide score (higher = more bona fide).
 - A trial is *accepted* (called bona fide) when `score >= threshold`. So at threshold `t`:
   `P_miss(t) = #(bonafide < t) / N_bonafide` and `P_fa(t) = #(spoof >= t) / N_spoof`.
 - The DET curve is evaluated at every distinct score (and at `+inf`, where everything is rejected), so it
   holds every operating point the scores can reach, exactly, tied scores included. Cost: two sorts, O(n log n).
+  (The official packages step through the sorted scores one trial at a time, which splits tied scores into
+  operating points no threshold can reach; without ties both give the same points and the same EER, and our
+  threshold is the lowest accepted score where theirs is the highest rejected one.)
 - EER: the curve point where `|P_miss - P_fa|` is smallest (the first, i.e. lowest threshold, on a tie), reported
-  as the mean of the two rates there, with that point's threshold. This is the ASVspoof 2019 / 2021 / 5
-  evaluation-package rule; it needs no interpolation and equals the interpolated crossing within one step of the
-  curve (at most `1 / min(N_bonafide, N_spoof)`). Scores that carry no information give EER 0.5.
+  as the mean of the two rates there, with that point's threshold. It needs no interpolation and is within one
+  step of the curve (at most `1 / min(N_bonafide, N_spoof)`) of the interpolated crossing. Scores that carry no
+  information give EER 0.5.
 
 Every function raises `ValueError` when a class has no trials or a score is not finite.
 """
@@ -128,6 +132,8 @@ class AsvErrorRates:
 
 
 class GroupEer(NamedTuple):
+    """The EER of one group of trials, its threshold, and the trial counts it was measured on."""
+
     eer: float
     threshold: float
     n_bonafide: int
@@ -218,12 +224,19 @@ def min_dcf_from_det_curve(curve: DetCurve, costs: DcfCosts = DcfCosts()) -> Det
     return DetectionCost(float(cost[index] / normaliser), float(curve.thresholds[index]))
 
 
-def compute_min_dcf(bonafide_scores: ArrayLike, spoof_scores: ArrayLike, costs: DcfCosts = DcfCosts()) -> DetectionCost:
-    """ASVspoof 5 minDCF: `min_t [C_miss P_miss(t) (1 - P_spoof) + C_fa P_fa(t) P_spoof] / min(C_miss (1 - P_spoof), C_fa P_spoof)`."""
+def compute_min_dcf(
+    bonafide_scores: ArrayLike, spoof_scores: ArrayLike, costs: DcfCosts = DcfCosts()
+) -> DetectionCost:
+    """ASVspoof 5 minDCF, the first threshold reaching it, and the cost normalised as
+
+    `min_t [C_miss P_miss(t) (1 - P_spoof) + C_fa P_fa(t) P_spoof] / min(C_miss (1 - P_spoof), C_fa P_spoof)`.
+    """
     return min_dcf_from_det_curve(compute_det_curve(bonafide_scores, spoof_scores), costs)
 
 
-def compute_act_dcf(bonafide_scores: ArrayLike, spoof_scores: ArrayLike, costs: DcfCosts = DcfCosts()) -> DetectionCost:
+def compute_act_dcf(
+    bonafide_scores: ArrayLike, spoof_scores: ArrayLike, costs: DcfCosts = DcfCosts()
+) -> DetectionCost:
     """ASVspoof 5 actDCF: the normalised DCF at the fixed threshold `-ln(beta)` (scores read as LLRs)."""
     bonafide = _as_scores(bonafide_scores, "bona fide")
     spoof = _as_scores(spoof_scores, "spoof")
@@ -247,7 +260,7 @@ def compute_cllr(bonafide_scores: ArrayLike, spoof_scores: ArrayLike) -> float:
 
 
 def compute_metrics(scores: ArrayLike, labels: ArrayLike, costs: DcfCosts = DcfCosts()) -> AntispoofingMetrics:
-    """EER (with threshold), ASVspoof 5 minDCF, actDCF and CLLR of `scores` `(n,)` with `labels` `(n,)` (1 bona fide)."""
+    """EER (with threshold), ASVspoof 5 minDCF, actDCF and CLLR of `scores` `(n,)`, `labels` `(n,)` (1 bona fide)."""
     bonafide, spoof = split_by_label(scores, labels)
     curve = compute_det_curve(bonafide, spoof)
     eer = eer_from_det_curve(curve)
@@ -363,7 +376,7 @@ def breakdown(
         bonafide = bonafide_all if pool_bonafide else scores[in_group & is_bonafide]
         if spoof.size == 0 or bonafide.size == 0:
             if not pool_bonafide:
-                logger.warning("group %r has %d bona fide and %d spoof trials: no EER", name, bonafide.size, spoof.size)
+                logger.warning("group %r has %d bona fide, %d spoof trials: no EER", name, bonafide.size, spoof.size)
             continue
         eer = compute_eer(bonafide, spoof)
         results[name] = GroupEer(eer.eer, eer.threshold, int(bonafide.size), int(spoof.size))

@@ -2,6 +2,7 @@
 
 import logging
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -129,6 +130,21 @@ def test_det_curve_matches_sklearn_roc_curve(seed, ties):
     sk_fa = np.rint(fpr * spoof.size) / spoof.size
     index = np.argmin(np.abs(sk_miss - sk_fa))
     assert compute_eer(bonafide, spoof) == ((sk_miss[index] + sk_fa[index]) / 2, sk_thresholds[index])
+
+
+def test_eer_equals_the_one_trial_at_a_time_curve_without_ties():
+    # The official packages' curve: reject the i lowest-scored trials, i = 0..n.
+    bonafide, spoof = random_trials(14)
+    scores = np.concatenate([bonafide, spoof])
+    order = np.argsort(scores)
+    bonafide_rejected = np.r_[0, np.cumsum(order < bonafide.size)]
+    spoof_rejected = np.arange(scores.size + 1) - bonafide_rejected
+    miss = bonafide_rejected / bonafide.size
+    false_alarm = (spoof.size - spoof_rejected) / spoof.size
+    index = np.argmin(np.abs(miss - false_alarm))
+    eer, threshold = compute_eer(bonafide, spoof)
+    assert eer == (miss[index] + false_alarm[index]) / 2
+    assert threshold == scores[order[index]]  # the lowest accepted score (the official one is the highest rejected)
 
 
 @pytest.mark.parametrize("seed", [5, 6, 7])
@@ -302,7 +318,7 @@ def test_breakdown_by_condition_matches_both_classes(caplog):
     assert sorted(result) == ["alaw", "mp3"]
     assert result["mp3"].eer == compute_eer([2.0, 1.0], [-1.0, 0.5]).eer == 0.0
     assert result["alaw"] == (0.0, 0.3, 1, 1)
-    assert "'opus' has 1 bona fide and 0 spoof" in caplog.text
+    assert "'opus' has 1 bona fide, 0 spoof" in caplog.text
 
 
 def test_breakdown_rejects_bad_inputs():
@@ -327,6 +343,8 @@ def test_evaluate_module_gives_the_same_numbers():
     expected = compute_metrics(scores, labels)
     for metric in (evaluate.load(str(METRIC_MODULE_PATH), keep_in_memory=True), load_metric(keep_in_memory=True)):
         assert metric.compute(predictions=scores.tolist(), references=labels.tolist()) == expected
+        # the cached copy of the module uses this package's implementation, not one of its own
+        assert sys.modules[type(metric).__module__].compute_metrics is compute_metrics
     batched = load_metric(keep_in_memory=True)
     for start in range(0, scores.size, 128):
         batched.add_batch(predictions=scores[start : start + 128], references=labels[start : start + 128])

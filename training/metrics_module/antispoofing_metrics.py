@@ -49,7 +49,9 @@ class AntispoofingMetrics(evaluate.Metric):
             description=_DESCRIPTION,
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": datasets.Value("float64"), "references": datasets.Value("int64")}),
+            features=datasets.Features(
+                {"predictions": datasets.Value("float64"), "references": datasets.Value("int64")}
+            ),
             reference_urls=["https://www.asvspoof.org/", "https://arxiv.org/abs/2504.05657"],
         )
 
