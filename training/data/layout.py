@@ -1,0 +1,234 @@
+"""Checking a corpus folder against its owners' layout, and reporting every problem at once.
+
+A builder's `scan` walks the protocols and the audio folders without reading any audio. Each problem is
+recorded with the file (and protocol line) it comes from, so one run lists everything there is to fix.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .schema import Utterance
+
+ProblemKind = Literal["missing", "missing-audio", "extra", "malformed", "duplicate", "unreadable"]
+AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".mp3")
+
+
+@dataclass(frozen=True)
+class LayoutProblem:
+    """One thing wrong with a corpus folder: `kind`, the file concerned, its 1-based line if any, and why."""
+
+    kind: ProblemKind
+    path: Path
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line is not None else str(self.path)
+        return f"{self.kind}: {where}: {self.message}"
+
+
+class CorpusLayoutError(ValueError):
+    """Raised when a corpus folder does not match its layout; `problems` lists every problem found."""
+
+    def __init__(self, corpus: str, root: Path, problems: list[LayoutProblem]):
+        self.problems = problems
+        counts = ", ".join(f"{sum(p.kind == kind for p in problems)} {kind}" for kind in _kinds(problems))
+        listing = "\n".join(f"  {problem}" for problem in problems)
+        super().__init__(f"{corpus} layout check failed under {root} ({counts}):\n{listing}")
+
+
+def _kinds(problems: list[LayoutProblem]) -> list[str]:
+    return list(dict.fromkeys(problem.kind for problem in problems))
+
+
+@dataclass
+class CorpusScan:
+    """What a builder found: the rows of each split, the types of its metadata columns, and the problems."""
+
+    splits: dict[str, list[Utterance]]
+    metadata_features: dict[str, Any] = field(default_factory=dict)
+    problems: list[LayoutProblem] = field(default_factory=list)
+
+    def errors(self, *, strict: bool = False, skip_missing_audio: bool = False) -> list[LayoutProblem]:
+        """The problems that stop a build: all of them when `strict`; extra files never otherwise; missing
+        audio files not when `skip_missing_audio` (their rows are simply absent from `splits`)."""
+        if strict:
+            return list(self.problems)
+        return [
+            problem
+            for problem in self.problems
+            if problem.kind != "extra" and not (skip_missing_audio and problem.kind == "missing-audio")
+        ]
+
+
+class ProtocolLineError(ValueError):
+    """A protocol line that cannot be parsed; its message becomes the problem's message."""
+
+
+class CorpusBuilder(abc.ABC):
+    """Turns one corpus, as its owners distribute it, into rows of the shared schema.
+
+    Subclasses set `name` (the CLI name), `title`, `description` and `layout` (the expected folder layout,
+    shown in errors and written to the build info), and implement `scan`.
+    """
+
+    name: str
+    title: str
+    description: str
+    layout: str
+    license: str | None = None
+
+    @abc.abstractmethod
+    def scan(self, root: Path) -> CorpusScan:
+        """Parse the protocols under `root` and match them with the audio files, reading no audio."""
+
+
+def first_existing(root: Path, candidates: Iterable[str], problems: list[LayoutProblem], what: str) -> Path | None:
+    """The first of `candidates` (paths relative to `root`) that exists; records a problem if none does."""
+    candidates = list(candidates)
+    for candidate in candidates:
+        if (root / candidate).exists():
+            return root / candidate
+    names = " or ".join(candidates)
+    problems.append(LayoutProblem("missing", root / candidates[0], f"{what} not found (expected {names})"))
+    return None
+
+
+def protocol_lines(path: Path, num_fields: Iterable[int], problems: list[LayoutProblem]) -> Iterator[tuple[int, list[str]]]:
+    """Yield `(line_number, fields)` of a whitespace-separated protocol, skipping blank lines and recording
+    every line whose field count is not one of `num_fields` as malformed."""
+    allowed = sorted(set(num_fields))
+    with open(path, encoding="utf-8") as file:
+        for line_number, line in enumerate(file, start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) not in allowed:
+                expected = " or ".join(map(str, allowed))
+                problems.append(
+                    LayoutProblem("malformed", path, f"expected {expected} fields, found {len(fields)}", line_number)
+                )
+                continue
+            yield line_number, fields
+
+
+def parse_key(value: str, keys: dict[str, int]) -> int:
+    """The label (1 = bona fide) a corpus writes as `value`; raises ProtocolLineError for anything else."""
+    if value not in keys:
+        raise ProtocolLineError(f"unknown key {value!r} (expected {' or '.join(map(repr, keys))})")
+    return keys[value]
+
+
+def list_audio_files(folder: Path, suffixes: Iterable[str] = AUDIO_SUFFIXES, recursive: bool = False) -> list[Path]:
+    """The audio files in `folder` (hidden files skipped), sorted; recursive walks the whole tree."""
+    suffixes = tuple(suffixes)
+    if recursive:
+        found = (
+            Path(directory) / name
+            for directory, _, names in os.walk(folder)
+            for name in names
+            if not name.startswith(".") and name.lower().endswith(suffixes)
+        )
+    else:
+        found = (
+            Path(entry.path)
+            for entry in os.scandir(folder)
+            if entry.is_file() and not entry.name.startswith(".") and entry.name.lower().endswith(suffixes)
+        )
+    return sorted(found)
+
+
+@dataclass
+class ProtocolEntry:
+    """One parsed protocol line, not yet matched to its audio file."""
+
+    line: int
+    utt_id: str
+    label: int
+    speaker: str | None
+    attack: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    file_name: str | None = None
+    """The audio file name when it is not `utt_id + suffix` (In-the-Wild names files in the protocol)."""
+
+
+def match_audio(
+    entries: list[ProtocolEntry], protocol: Path, audio_dir: Path, suffix: str, problems: list[LayoutProblem]
+) -> list[Utterance]:
+    """Pair each protocol entry with `audio_dir/<utt_id><suffix>`; record duplicate ids, missing files, and
+    files of the folder that no entry names (any audio suffix counts as a file)."""
+    present = {path.name: path for path in list_audio_files(audio_dir)}
+    utterances, seen = [], {}
+    for entry in entries:
+        if entry.utt_id in seen:
+            problems.append(
+                LayoutProblem(
+                    "duplicate", protocol, f"{entry.utt_id} already listed on line {seen[entry.utt_id]}", entry.line
+                )
+            )
+            continue
+        seen[entry.utt_id] = entry.line
+        file_name = entry.file_name or entry.utt_id + suffix
+        path = present.pop(file_name, None)
+        if path is None:
+            problems.append(LayoutProblem("missing-audio", protocol, f"audio file {audio_dir / file_name} not found", entry.line))
+            continue
+        utterances.append(Utterance(entry.utt_id, path, entry.label, entry.speaker, entry.attack, entry.metadata))
+    problems.extend(LayoutProblem("extra", path, f"not listed in {protocol.name}") for path in present.values())
+    return utterances
+
+
+@dataclass(frozen=True)
+class SplitSource:
+    """Where one split lives: its protocol and audio folder (each the first existing of several candidate
+    paths relative to the corpus root) and the audio files' suffix."""
+
+    protocols: tuple[str, ...]
+    audio_dirs: tuple[str, ...]
+    suffix: str = ".flac"
+
+
+class ProtocolCorpusBuilder(CorpusBuilder):
+    """A corpus made of one protocol (a text file, one utterance a line) and one audio folder per split.
+
+    Subclasses set `sources` (split name -> SplitSource), `num_fields` (the allowed field counts of a
+    protocol line), `metadata_features`, and implement `parse_fields`.
+    """
+
+    sources: dict[str, SplitSource]
+    num_fields: tuple[int, ...]
+    metadata_features: dict[str, Any] = {}
+
+    @abc.abstractmethod
+    def parse_fields(self, fields: list[str], line: int) -> ProtocolEntry:
+        """Turn the fields of one protocol line into an entry; raise ProtocolLineError if they are invalid."""
+
+    def protocol_fields(self, protocol: Path, problems: list[LayoutProblem]) -> Iterator[tuple[int, list[str]]]:
+        """`(line_number, fields)` of each protocol line; whitespace-separated unless overridden."""
+        return protocol_lines(protocol, self.num_fields, problems)
+
+    def read_entries(self, protocol: Path, problems: list[LayoutProblem]) -> list[ProtocolEntry]:
+        entries = []
+        for line, fields in self.protocol_fields(protocol, problems):
+            try:
+                entries.append(self.parse_fields(fields, line))
+            except ProtocolLineError as error:
+                problems.append(LayoutProblem("malformed", protocol, str(error), line))
+        return entries
+
+    def scan(self, root: Path) -> CorpusScan:
+        problems: list[LayoutProblem] = []
+        splits = {}
+        for split, source in self.sources.items():
+            protocol = first_existing(root, source.protocols, problems, f"{split} protocol")
+            audio_dir = first_existing(root, source.audio_dirs, problems, f"{split} audio folder")
+            entries = self.read_entries(protocol, problems) if protocol is not None else []
+            if protocol is not None and audio_dir is not None:
+                splits[split] = match_audio(entries, protocol, audio_dir, source.suffix, problems)
+        return CorpusScan(splits, dict(self.metadata_features), problems)

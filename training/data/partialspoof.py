@@ -1,0 +1,90 @@
+"""Builder for PartialSpoof (Zhang et al.): utterances with spoofed segments embedded in bona fide speech.
+
+Besides the utterance label, every row carries the segment labels at each resolution the corpus ships
+(`segment_labels_10ms` ... `segment_labels_640ms`): one int8 per segment, 1 = bona fide, 0 = spoof, the
+same convention as `label`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+from datasets import List, Value
+
+from .layout import CorpusScan, LayoutProblem, ProtocolCorpusBuilder, ProtocolEntry, SplitSource, parse_key
+from .schema import attack_name
+
+PARTIALSPOOF_KEYS = {"bonafide": 1, "spoof": 0}
+SEGMENT_LABEL_FILE = re.compile(r"^(?P<split>\w+)_seglab_(?P<seconds>\d+(\.\d+)?)\.npy$")
+
+
+def segment_column(seconds: str) -> str:
+    """`0.16` -> `segment_labels_160ms`."""
+    return f"segment_labels_{round(float(seconds) * 1000)}ms"
+
+
+class PartialSpoofBuilder(ProtocolCorpusBuilder):
+    name = "partialspoof"
+    title = "PartialSpoof"
+    description = (
+        "ASVspoof 2019 LA utterances in which spoofed segments are embedded in bona fide speech, with "
+        "utterance labels and segment labels at every shipped resolution for spoof localisation."
+    )
+    layout = (
+        "ROOT = the database/ folder: protocols/PartialSpoof_LA_cm_protocols/PartialSpoof.LA.cm.{train,dev,eval}.trl.txt "
+        "(SPEAKER FILE - SYSTEM KEY), {train,dev,eval}/con_wav/FILE.wav and segment_labels/{split}_seglab_{0.01..0.64}.npy "
+        "(pickled dicts: utterance -> '1' bona fide / '0' spoof per segment; loading them runs pickle, so build only "
+        "files you trust)"
+    )
+    num_fields = (5,)
+    sources = {
+        split: SplitSource(
+            (f"protocols/PartialSpoof_LA_cm_protocols/PartialSpoof.LA.cm.{split}.trl.txt",),
+            (f"{split}/con_wav",),
+            suffix=".wav",
+        )
+        for split in ("train", "dev", "eval")
+    }
+
+    def parse_fields(self, fields: list[str], line: int) -> ProtocolEntry:
+        speaker, utt_id, _, system, key = fields
+        label = parse_key(key, PARTIALSPOOF_KEYS)
+        return ProtocolEntry(line, utt_id, label, speaker, attack_name(system, label))
+
+    def scan(self, root: Path) -> CorpusScan:
+        scan = super().scan(root)
+        label_dir = root / "segment_labels"
+        if not label_dir.is_dir():
+            scan.problems.append(LayoutProblem("missing", label_dir, "segment label folder not found"))
+            return scan
+        shipped = {
+            (match["split"], match["seconds"]): label_dir / name
+            for name in sorted(path.name for path in label_dir.iterdir())
+            if (match := SEGMENT_LABEL_FILE.match(name))
+        }
+        resolutions = sorted({seconds for _, seconds in shipped}, key=float)
+        for split, utterances in scan.splits.items():
+            for seconds in resolutions:
+                path = shipped.get((split, seconds), label_dir / f"{split}_seglab_{seconds}.npy")
+                if not path.is_file():
+                    scan.problems.append(LayoutProblem("missing", path, "segment labels of this resolution not found"))
+                    continue
+                self._attach_segment_labels(path, segment_column(seconds), utterances, scan.problems)
+        scan.metadata_features.update({segment_column(seconds): List(Value("int8")) for seconds in resolutions})
+        return scan
+
+    @staticmethod
+    def _attach_segment_labels(path: Path, column: str, utterances: list, problems: list[LayoutProblem]) -> None:
+        labels_by_utterance = np.load(path, allow_pickle=True).item()
+        for utterance in utterances:
+            segments = labels_by_utterance.get(utterance.utt_id)
+            if segments is None:
+                problems.append(LayoutProblem("missing", path, f"no segment labels for {utterance.utt_id}"))
+                continue
+            values = np.asarray(segments)
+            if not np.isin(values.astype(str), ("0", "1")).all():
+                problems.append(LayoutProblem("malformed", path, f"segment labels of {utterance.utt_id} are not all 0/1"))
+                continue
+            utterance.metadata[column] = values.astype(np.int8)
