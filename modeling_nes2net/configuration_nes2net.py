@@ -26,6 +26,16 @@ XLSR_300M_FRONTEND = {
 }
 
 
+_CHOICES = {
+    "frontend_type": ("ssl", "spectrogram"),
+    "layer_merge": ("last", "weighted_sum", "sea", "attm"),
+    "backend_variant": ("nes2net", "nes2net-x"),
+    "activation": ("relu", "selu"),
+    "pooling": ("mean", "astp"),
+    "loss": ("weighted_ce", "focal_bce"),
+}
+
+
 @strict
 class Nes2NetConfig(PreTrainedConfig):
     r"""
@@ -84,6 +94,10 @@ class Nes2NetConfig(PreTrainedConfig):
             Calibrated threshold on the log-odds `log p(bonafide) / p(spoof)`; `None` means 0 (probability 0.5).
         sampling_rate (`int`, *optional*, defaults to 16000):
             Sampling rate of the waveform the model expects.
+        normalize_waveform (`bool`, *optional*, defaults to `False`):
+            Normalise each waveform to zero mean and unit variance over its real samples (`F.layer_norm`, eps 1e-5)
+            before the front-end, as s3prl does for WavLM Large: the CtrSVDD releases were trained that way. The
+            other releases were trained on the raw waveform.
         training_data (`str`, *optional*):
             Free-text description of what the weights were trained on, shown by the demo and the cards.
 
@@ -125,6 +139,7 @@ class Nes2NetConfig(PreTrainedConfig):
     label_smoothing: float = 0.1
     decision_threshold: float | None = None
     sampling_rate: int = 16000
+    normalize_waveform: bool = False
     training_data: str | None = None
 
     def __post_init__(self, **kwargs):
@@ -171,6 +186,9 @@ class Nes2NetConfig(PreTrainedConfig):
 
     def validate_architecture(self):
         """Part of `@strict` validation: every field must describe a buildable Nes2Net."""
+        for name, choices in _CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {getattr(self, name)!r}")
         for name in ("outer_ratio", "inner_ratio", "se_ratio", "se_min_channels", "dilation", "attention_channels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")

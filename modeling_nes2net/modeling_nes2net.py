@@ -42,6 +42,18 @@ def _zero_padding(hidden_states: torch.Tensor, frame_weights: torch.Tensor | Non
     return hidden_states if frame_weights is None else hidden_states * frame_weights
 
 
+def _normalize_waveform(input_values: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """Zero mean and unit variance per waveform `(batch, samples)` over its real samples (what `F.layer_norm` over
+    the whole unpadded waveform gives, eps 1e-5); padding stays zero."""
+    if attention_mask is None:
+        return F.layer_norm(input_values, input_values.shape[-1:])
+    weights = attention_mask.to(input_values.dtype)
+    lengths = weights.sum(dim=-1, keepdim=True)
+    mean = (input_values * weights).sum(dim=-1, keepdim=True) / lengths
+    variance = ((input_values - mean) ** 2 * weights).sum(dim=-1, keepdim=True) / lengths
+    return (input_values - mean) * torch.rsqrt(variance + 1e-5) * weights
+
+
 class Nes2NetSqueezeExcitation(nn.Module):
     """Channel gate `x * sigmoid(W2 relu(W1 mean_t(x)))` with 1x1 convolutions `C -> C / r -> C` (with biases)."""
 
@@ -195,7 +207,7 @@ class Nes2NetBackend(nn.Module):
     def forward(self, features: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
         """`features`: `(batch, frames, D)`; `frame_mask`: `(batch, frames)` bool (True on real frames) or None.
         Returns logits `(batch, num_labels)`."""
-        groups = torch.split(features.transpose(1, 2), self.group_channels, dim=1)
+        groups = torch.split(features.transpose(1, 2).contiguous(), self.group_channels, dim=1)
         outputs = []
         for index, (block, block_norm) in enumerate(zip(self.blocks, self.block_norms)):
             hidden = groups[0] if index == 0 else hidden + groups[index]
@@ -294,6 +306,8 @@ class Nes2NetForAudioClassification(Nes2NetPreTrainedModel):
         self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Waveform `(batch, samples)` -> merged features `(batch, frames, D)` and frame mask `(batch, frames)`."""
+        if self.config.normalize_waveform:
+            input_values = _normalize_waveform(input_values, attention_mask)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_frontend):
             if isinstance(self.frontend, Nes2NetSpectrogramFrontend):
                 hidden_states = (self.frontend(input_values),)

@@ -1,0 +1,102 @@
+"""Back-end size, MACs and CPU latency: the package's Nes2NetBackend against a literal transcription of the paper.
+
+    python benchmarks/backend.py [--threads 2] [--repeats 20]
+
+Both models hold the same weights (the transcription's state dict converted with the checkpoint converter's key
+mapping), run in eval mode on (batch, 1024, 201) features, 2 intra-op threads. Prints one row per variant and batch
+size: parameters, MACs (ptflops rules), median latency of each, the speed-up and the max |logit difference|.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+from benchmarks.reference_nes2net import ReferenceNes2Net
+from modeling_nes2net import Nes2NetBackend, Nes2NetConfig
+from modeling_nes2net.complexity import backend_complexity
+from modeling_nes2net.original_layout import convert_backend_state_dict
+
+VARIANTS = {
+    "Nes2Net-X (2 logits)": (dict(num_labels=2), dict(n_logits=2)),
+    "Nes2Net-X (1 logit)": (dict(num_labels=1, loss="focal_bce"), dict(n_logits=1)),
+    "Nes2Net (1 logit)": (dict(num_labels=1, backend_variant="nes2net"), dict(n_logits=1, variant="nes2net")),
+    "Nes2Net-X SeLU ASTP": (
+        dict(activation="selu", pooling="astp", se_min_channels=2),
+        dict(activation="selu", pooling="astp", se_min_channels=2),
+    ),
+}
+
+
+def median_latencies(runs: dict[str, tuple[torch.nn.Module, torch.Tensor]], repeats: int) -> dict[str, float]:
+    """Median seconds per forward of each `(module, input)`, the modules run alternately so that load from other
+    processes falls on all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    with torch.inference_mode():
+        for step in range(repeats + 3):
+            for name, (module, features) in runs.items():
+                start = time.perf_counter()
+                module(features)
+                if step >= 3:
+                    times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def paired_models(config_kwargs: dict, reference_kwargs: dict) -> tuple[Nes2NetBackend, ReferenceNes2Net]:
+    torch.manual_seed(0)
+    reference = ReferenceNes2Net(**reference_kwargs)
+    with torch.no_grad():  # non-trivial normalisation statistics, so the comparison exercises them
+        for name, buffer in reference.named_buffers():
+            if name.endswith("running_var"):
+                buffer.uniform_(0.5, 2.0)
+            elif name.endswith("running_mean"):
+                buffer.normal_(0.0, 0.1)
+    ours = Nes2NetBackend(Nes2NetConfig(**config_kwargs))
+    converted, unmapped = convert_backend_state_dict(reference.state_dict())
+    assert not unmapped, unmapped
+    ours.load_state_dict(converted, strict=True)
+    return ours.eval(), reference.eval()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--frames", type=int, default=201)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    header = (
+        f"{'variant':<22} {'batch':>5} {'params':>9} {'MACs':>9} {'paper loop ms':>14} {'ours ms':>9} "
+        f"{'speed-up':>9} {'max |diff|':>11}"
+    )
+    print(f"CPU, {args.threads} threads, T = {args.frames} frames, median of {args.repeats} runs")
+    print(header)
+    print("-" * len(header))
+    for name, (config_kwargs, reference_kwargs) in VARIANTS.items():
+        complexity = backend_complexity(Nes2NetConfig(**config_kwargs), frames=args.frames)
+        ours, reference = paired_models(config_kwargs, reference_kwargs)
+        for batch_size in (1, 16):
+            features = torch.randn(batch_size, 1024, args.frames)
+            with torch.inference_mode():
+                difference = (reference(features) - ours(features.transpose(1, 2))).abs().max().item()
+            latencies = median_latencies(
+                {"reference": (reference, features), "ours": (ours, features.transpose(1, 2))}, args.repeats
+            )
+            reference_time, our_time = latencies["reference"], latencies["ours"]
+            print(
+                f"{name:<22} {batch_size:>5} {complexity['parameters']:>9,} {complexity['macs'] / 1e6:>8.2f}M "
+                f"{reference_time * 1e3:>14.2f} {our_time * 1e3:>9.2f} {reference_time / our_time:>8.2f}x "
+                f"{difference:>11.2e}"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Auto classes, remote code in a process without the package, and the audio-classification pipeline."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification, pipeline
+
+from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification, save_model_folder
+from tests.tiny_models import tiny_model
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    model = tiny_model("wavlm", layer_merge="sea")
+    folder = save_model_folder(model, tmp_path_factory.mktemp("saved") / "tiny-nes2net")
+    return model, folder
+
+
+def test_saved_folder_is_complete(saved_model):
+    _, folder = saved_model
+    names = {path.name for path in folder.iterdir()}
+    assert {"config.json", "model.safetensors", "preprocessor_config.json"} <= names
+    assert {"configuration_nes2net.py", "modeling_nes2net.py", "layer_merge_nes2net.py"} <= names
+    config = json.loads((folder / "config.json").read_text())
+    assert config["auto_map"] == {
+        "AutoConfig": "configuration_nes2net.Nes2NetConfig",
+        "AutoModelForAudioClassification": "modeling_nes2net.Nes2NetForAudioClassification",
+    }
+    preprocessor = json.loads((folder / "preprocessor_config.json").read_text())
+    assert preprocessor["do_normalize"] is False and preprocessor["sampling_rate"] == 16000
+
+
+def test_auto_classes_resolve_to_nes2net(saved_model):
+    _, folder = saved_model
+    assert isinstance(AutoConfig.from_pretrained(folder), Nes2NetConfig)
+    assert isinstance(AutoModelForAudioClassification.from_pretrained(folder), Nes2NetForAudioClassification)
+    extractor = AutoFeatureExtractor.from_pretrained(folder)
+    assert type(extractor).__name__ == "Wav2Vec2FeatureExtractor" and not extractor.do_normalize
+
+
+def test_trust_remote_code_without_the_package(saved_model, tmp_path):
+    model, folder = saved_model
+    waveform = (np.random.default_rng(0).standard_normal(7000) * 0.1).astype(np.float32)
+    np.save(tmp_path / "waveform.npy", waveform)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(waveform)[None]).logits.numpy()
+    script = textwrap.dedent(
+        f"""
+        import importlib.abc, sys
+        class HidePackage(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name == "modeling_nes2net" or name.startswith("modeling_nes2net."):
+                    raise ModuleNotFoundError(name)
+        sys.meta_path.insert(0, HidePackage())
+        import numpy as np, torch
+        from transformers import AutoModelForAudioClassification
+        try:
+            import modeling_nes2net
+            raise SystemExit("the package is importable: the test would prove nothing")
+        except ModuleNotFoundError:
+            pass
+        model = AutoModelForAudioClassification.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
+        assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+        with torch.no_grad():
+            logits = model(torch.from_numpy(np.load({str(tmp_path / "waveform.npy")!r}))[None]).logits
+        np.save({str(tmp_path / "logits.npy")!r}, logits.numpy())
+        """
+    )
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    environment.pop("PYTHONPATH", None)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    np.testing.assert_allclose(np.load(tmp_path / "logits.npy"), expected, atol=1e-6, rtol=0)
+
+
+def _expected_probabilities(model, waveform: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return torch.softmax(model(torch.from_numpy(waveform)[None]).logits, dim=-1)[0].numpy()
+
+
+@pytest.mark.parametrize("source", ["array", "wav", "flac"])
+def test_pipeline_scores_spoof_and_bonafide(saved_model, tmp_path, source):
+    model, folder = saved_model
+    waveform = (np.random.default_rng(1).standard_normal(16000) * 0.1).astype(np.float32)
+    if source == "array":
+        inputs = {"raw": waveform, "sampling_rate": 16000}
+    else:
+        inputs = str(tmp_path / f"clip.{source}")
+        sf.write(inputs, waveform, 16000, subtype="FLOAT" if source == "wav" else "PCM_24")
+        waveform = sf.read(inputs, dtype="float32")[0]
+    classifier = pipeline("audio-classification", model=str(folder))
+    results = classifier(inputs)
+    assert {result["label"] for result in results} == {"spoof", "bonafide"}
+    scores = {result["label"]: result["score"] for result in results}
+    assert scores["spoof"] + scores["bonafide"] == pytest.approx(1.0, abs=1e-6)
+    expected = _expected_probabilities(model, waveform)
+    assert scores["bonafide"] == pytest.approx(float(expected[1]), abs=1e-4)

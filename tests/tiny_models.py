@@ -1,0 +1,61 @@
+"""Tiny random Nes2Net models for tests: a 2-layer speech front-end of width 64 and a 4x4 nested back-end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification
+
+_COMMON_FRONTEND = {
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "conv_dim": (32, 32),
+    "conv_stride": (5, 4),
+    "conv_kernel": (10, 4),
+    "feat_extract_norm": "layer",
+    "do_stable_layer_norm": True,
+    "num_conv_pos_embeddings": 16,
+    "num_conv_pos_embedding_groups": 2,
+    "mask_time_prob": 0.0,
+    "layerdrop": 0.0,
+}
+
+TINY_FRONTENDS: dict[str, dict[str, Any]] = {
+    "wav2vec2": {"model_type": "wav2vec2", **_COMMON_FRONTEND},
+    "wavlm": {"model_type": "wavlm", **_COMMON_FRONTEND, "num_buckets": 16, "max_bucket_distance": 64},
+    "hubert": {"model_type": "hubert", **_COMMON_FRONTEND},
+    "data2vec-audio": {"model_type": "data2vec-audio", **{**_COMMON_FRONTEND, "num_conv_pos_embeddings": 4}},
+}
+
+
+def tiny_config(frontend: str = "wav2vec2", frontend_overrides: dict | None = None, **overrides: Any) -> Nes2NetConfig:
+    """A Nes2NetConfig with a tiny random front-end (D = 64, 16 channels per outer group, 4 per inner group)."""
+    if frontend == "spectrogram":
+        base = {"frontend_type": "spectrogram", "spectrogram_n_fft": 126, "spectrogram_hop_length": 32}
+    else:
+        base = {"frontend_config": {**TINY_FRONTENDS[frontend], **(frontend_overrides or {})}}
+    return Nes2NetConfig(**{**base, "outer_ratio": 4, "inner_ratio": 4, **overrides})
+
+
+def randomize_norm_statistics(model: torch.nn.Module, seed: int = 0) -> None:
+    """Give every BatchNorm non-trivial running statistics and affine weights, so eval mode exercises them."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=generator) * 0.1)
+                module.running_var.copy_(torch.rand(module.running_var.shape, generator=generator) + 0.5)
+                module.weight.copy_(torch.rand(module.weight.shape, generator=generator) + 0.5)
+                module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
+
+
+def tiny_model(frontend: str = "wav2vec2", seed: int = 0, **overrides: Any) -> Nes2NetForAudioClassification:
+    """A tiny random model in eval mode with randomised normalisation statistics."""
+    torch.manual_seed(seed)
+    model = Nes2NetForAudioClassification(tiny_config(frontend, **overrides))
+    randomize_norm_statistics(model, seed)
+    return model.eval()
