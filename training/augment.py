@@ -10,9 +10,11 @@ Speaker Verification Anti-Spoofing") follows the authors' definition of algorith
 algorithms 9-11, with the same random draws in the same order, differing from the reference code only where
 listed here:
 
-- The reference stops working on numpy >= 2.3 (`int()` / `float()` of a shape-(1,) array raise `TypeError`);
-  this version only ever converts scalars.
-- All draws come from the `Generator` passed in instead of numpy's and Python's global generators. The
+- The reference fails on current numpy 2 (checked on 2.4: `int()` / `float()` of its shape-(1,) draws raise
+  `TypeError`); this version only ever converts scalars.
+- All draws come from the `Generator` passed in instead of numpy's and Python's global generators, as
+  `low + (high - low) * u` so that the non-linear LnL gain range, whose low end exceeds its high end (-5 to
+  -20 dB by default), keeps working (`Generator.uniform` rejects it). The
   probability draws of algorithms 10 and 11 (Python's `random` in the reference) come first, from the same
   generator, and a stage runs when its draw is `< probability` (the reference uses `<=` for algorithm 10).
 - ISD picks its impulse positions with `Generator.choice(n, k, replace=False)` rather than the first k of a full
@@ -20,8 +22,8 @@ listed here:
 - Filters are designed in closed form (a Hamming-windowed band-stop sinc, identical to
   `scipy.signal.firwin(taps, [f1, f2], window="hamming", fs=fs)`), cascaded and gain-normalised in the frequency
   domain (the peak |H| is taken on `scipy.signal.freqz`'s default 512-point grid, as in the reference), and
-  applied by FFT overlap-add. The LnL sum over powers of the signal is one batched transform. Results equal the
-  reference's `lfilter` path to float64 rounding (about 1e-12).
+  applied by FFT overlap-add, the LnL terms summed in the frequency domain. Results equal the reference's
+  `lfilter` path to float64 rounding.
 - Inputs are processed in float64 (the reference kept float32 inputs in float32 until filtering).
 - The reference's quirks are kept on purpose, for fidelity: the filter delay compensation advances the output by
   one sample more than the group delay; SSI normalises its noise to a unit peak before scaling it to the drawn
@@ -391,8 +393,8 @@ def _index_audio_files(folder: str | Path) -> list[_AudioFile]:
     return files
 
 
-def _read_mono(file: _AudioFile, sample_rate: int, start: int = 0, frames: int = -1) -> np.ndarray:
-    """Reads `frames` frames from `start` (all when -1), averages channels, resamples to `sample_rate`."""
+def _read_mono(file: _AudioFile, sample_rate: int, start: int, frames: int) -> np.ndarray:
+    """Reads `frames` frames from `start`, averages the channels and resamples to `sample_rate`."""
     audio, _ = soundfile.read(str(file.path), start=start, frames=frames, dtype="float64", always_2d=True)
     audio = audio.mean(axis=1)
     if file.sample_rate != sample_rate:
