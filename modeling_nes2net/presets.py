@@ -20,11 +20,15 @@ WAVLM_LARGE_FRONTEND = {
     "layerdrop": 0.0,
 }
 
+# The CtrSVDD releases ran WavLM Large through s3prl, which normalises each waveform (WavLM Large's `normalize`) and
+# whose last hidden state is the encoder output after its final layer norm: in transformers that needs
+# `tie_last_hidden_states=True` (otherwise `hidden_states[-1]` is taken before that norm).
 _CTRSVDD = {
-    "frontend_config": WAVLM_LARGE_FRONTEND,
+    "frontend_config": {**WAVLM_LARGE_FRONTEND, "tie_last_hidden_states": True},
     "layer_merge": "sea",
     "num_labels": 1,
     "dilation": 1,
+    "normalize_waveform": True,
     "training_data": "CtrSVDD (singing voice deepfakes), RawBoost algorithm 8",
 }
 
@@ -37,12 +41,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "dilation": 2,
         "training_data": "ASVspoof 2019 LA train, RawBoost",
     },
-    # WavLM Large (last layer) + Nes2Net-X with the SE bottleneck floored at 2: ASVspoof 5.
+    # WavLM Large (last layer) + Nes2Net-X with the SE bottleneck floored at 2: ASVspoof 5 (dilation 1, as in the
+    # authors' config/WavLM_Nes2Net_ASVspoof5.conf).
     "nes2net-x-wavlm": {
         "frontend_config": WAVLM_LARGE_FRONTEND,
         "backend_variant": "nes2net-x",
         "num_labels": 2,
-        "dilation": 2,
+        "dilation": 1,
         "se_min_channels": 2,
         "training_data": "ASVspoof 5 train, MUSAN/RIR augmentation",
     },
