@@ -346,7 +346,7 @@ class Nes2NetDetector:
         others. Decoding runs in a background thread, overlapped with the model.
         """
         pool_size = POOL_BATCHES * self.batch_size
-        items: queue.Queue = queue.Queue(maxsize=pool_size)
+        items: queue.Queue = queue.Queue(maxsize=self.batch_size)  # decoding runs at most a batch ahead
         stop = threading.Event()
         producer = threading.Thread(target=self._produce, args=(sources, items, stop), daemon=True)
         producer.start()
