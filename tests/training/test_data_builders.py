@@ -369,7 +369,7 @@ def test_build_info_and_card_describe_the_build(tmp_path):
     card = (tmp_path / "out" / "README.md").read_text()
     header = yaml.safe_load(card.split("---")[1])
     assert header["configs"][0]["data_files"] == [
-        {"split": split, "path": f"data/{split}-*"} for split in ("train", "dev", "eval")
+        {"split": split, "path": f"data/{split}-*.parquet"} for split in ("train", "dev", "eval")
     ]
     assert header["license"] == "odc-by"
     assert "| train | 3 | 1 | 2 | A01, A02 |" in card

@@ -30,7 +30,7 @@ def render_card(info: dict[str, Any]) -> str:
         "configs": [
             {
                 "config_name": "default",
-                "data_files": [{"split": split, "path": f"data/{split}-*"} for split in info["splits"]],
+                "data_files": [{"split": split, "path": f"data/{split}-*.parquet"} for split in info["splits"]],
             }
         ],
     }

@@ -9,7 +9,7 @@ resampling to 16 kHz, as `datasets.Audio(sampling_rate=16000)` does. Crops follo
 - `random`: a uniformly drawn window of `num_samples`; a shorter file is tiled to `num_samples` (training).
 - `start`: the first `num_samples`, tiled if shorter (the paper's `4sec` evaluation protocol).
 - `full`: the whole utterance (the paper's `full` protocol, used for In-the-Wild).
-Random windows draw from a generator seeded by `torch.initial_seed()` (see `process_rng`), so
+Random windows are drawn from torch's global generator unless a numpy generator is passed, so
 `torch.manual_seed` makes them reproducible and every DataLoader worker draws its own.
 """
 
@@ -112,22 +112,24 @@ def _read_window(file: soundfile.SoundFile, num_samples: int, crop: CropMode, rn
     """Read only the window a crop needs when the file is long enough, else the whole file."""
     if crop != "full" and file.frames > num_samples:
         file.seek(_window_start(file.frames, num_samples, crop, rng))
-        window = _to_mono(file.read(num_samples, dtype="float32", always_2d=True))
+        window = _to_mono(file.read(num_samples, dtype="float32"))
         if len(window) == num_samples:
             return window
         file.seek(0)  # the header overstated the length: fall back to the samples really there
-    return crop_waveform(_to_mono(file.read(dtype="float32", always_2d=True)), num_samples, crop, rng)
+    return crop_waveform(_to_mono(file.read(dtype="float32")), num_samples, crop, rng)
 
 
 def _window_start(length: int, num_samples: int, crop: CropMode, rng: np.random.Generator | None) -> int:
     if crop == "start":
         return 0
-    return int((rng or process_rng()).integers(0, length - num_samples + 1))
+    if rng is None:
+        return int(torch.randint(0, length - num_samples + 1, ()))
+    return int(rng.integers(0, length - num_samples + 1))
 
 
 def _to_mono(frames: np.ndarray) -> np.ndarray:
-    """(samples, channels) -> (samples,), averaging channels."""
-    return frames[:, 0] if frames.shape[1] == 1 else frames.mean(axis=1, dtype=np.float32)
+    """(samples,) or (samples, channels) -> (samples,), averaging channels."""
+    return frames if frames.ndim == 1 else frames.mean(axis=1, dtype=np.float32)
 
 
 def _decode_resampled(audio_bytes: bytes) -> np.ndarray:
@@ -135,19 +137,6 @@ def _decode_resampled(audio_bytes: bytes) -> np.ndarray:
 
     samples = AudioDecoder(audio_bytes, sample_rate=SAMPLING_RATE, num_channels=1).get_all_samples()
     return samples.data[0].numpy().astype(np.float32, copy=False)
-
-
-_PROCESS_RNG: tuple[tuple[int, int], np.random.Generator] | None = None
-
-
-def process_rng() -> np.random.Generator:
-    """A numpy generator seeded from `torch.initial_seed()`, renewed whenever the process or that seed
-    changes: distinct in every DataLoader worker, and restarted by `torch.manual_seed`."""
-    global _PROCESS_RNG
-    key = (os.getpid(), torch.initial_seed())
-    if _PROCESS_RNG is None or _PROCESS_RNG[0] != key:
-        _PROCESS_RNG = (key, np.random.default_rng(key[1]))
-    return _PROCESS_RNG[1]
 
 
 class WaveformTransform:

@@ -46,6 +46,6 @@ def make_synthetic_corpus(
     bona fide and spoof; returns `root`."""
     root = Path(root)
     for index in range(num_files):
-        label = LABEL_NAMES[index % 2]
+        label = LABEL_NAMES[1 - index % 2]
         write_synthetic_audio(root / label / f"{index:05d}{suffix}", seconds, seed=seed + index)
     return root

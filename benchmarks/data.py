@@ -1,0 +1,121 @@
+"""Data pipeline: build time, and load + decode + crop throughput against a plain soundfile loop.
+
+    python benchmarks/data.py [--num-files 1000] [--seconds 4] [--repeats 3]
+
+Writes `num_files` synthetic 16 kHz FLAC files in the generic layout, builds them with `build_dataset`, then
+measures in one process, one thread, the same files read back and cropped by:
+- baseline: a plain loop of `soundfile.read(path)` + numpy random crop / tiling (files on disk);
+- nes2net: `load_training_dataset` items (stored FLAC bytes, soundfile seek to the window);
+- datasets default: `Audio(sampling_rate=16000)` decoding (torchcodec) of the same built dataset + the same crop.
+Each throughput is the best of `repeats` passes, per CPU-second of this process (one thread);
+samples/s counts the cropped output samples. Build and load times are wall-clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+from training.data import build_dataset, crop_waveform, load_built_dataset, load_training_dataset
+from training.data.synthetic import make_synthetic_corpus
+
+
+def baseline_crop(waveform: np.ndarray, num_samples: int, rng: np.random.Generator) -> np.ndarray:
+    """What training scripts usually write: tile a short file, else cut a random window."""
+    if len(waveform) < num_samples:
+        return np.tile(waveform, num_samples // len(waveform) + 1)[:num_samples]
+    start = rng.integers(0, len(waveform) - num_samples + 1)
+    return waveform[start : start + num_samples]
+
+
+def best_rates(passes: dict[str, Callable[[], int]], repeats: int) -> dict[str, float]:
+    """Highest output samples per CPU-second of each pass (a callable returning the samples it made) over
+    `repeats` rounds. CPU time of this process, not wall time: the passes are single-threaded and the
+    machine may be shared, so CPU time is what stays comparable between passes and runs."""
+    rates: dict[str, float] = dict.fromkeys(passes, 0.0)
+    for _ in range(repeats):
+        for name, run_pass in passes.items():
+            start = time.process_time()
+            samples = run_pass()
+            rates[name] = max(rates[name], samples / (time.process_time() - start))
+    return rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--num-files", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+
+    with tempfile.TemporaryDirectory() as workdir:
+        corpus = make_synthetic_corpus(Path(workdir) / "corpus", args.num_files, args.seconds)
+        files = sorted(corpus.rglob("*.flac"))
+        corpus_bytes = sum(path.stat().st_size for path in files)
+
+        start = time.perf_counter()
+        for path in files:
+            path.read_bytes()
+        read_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        build_dataset("generic", corpus, Path(workdir) / "built", progress=False)
+        build_seconds = time.perf_counter() - start
+        cache_dir = str(Path(workdir) / "cache")
+        start = time.perf_counter()
+        stored = load_built_dataset(Path(workdir) / "built", "train", cache_dir=cache_dir)
+        load_seconds = time.perf_counter() - start
+
+        print(f"{args.num_files} synthetic {args.seconds:g} s FLAC files, {corpus_bytes / 1e6:.1f} MB, 1 thread")
+        print()
+        print("| step | seconds | files/s | vs reading the bytes |")
+        print("|---|---|---|---|")
+        print(f"| read every file's bytes (I/O floor) | {read_seconds:.2f} | {len(files) / read_seconds:,.0f} | 1.00x |")
+        print(f"| build_dataset (check + write shards) | {build_seconds:.2f} | {len(files) / build_seconds:,.0f} "
+              f"| {build_seconds / read_seconds:.2f}x |")
+        print(f"| load_built_dataset (Parquet -> Arrow cache) | {load_seconds:.2f} | {len(files) / load_seconds:,.0f} "
+              f"| {load_seconds / read_seconds:.2f}x |")
+        print()
+        print("| reader (per CPU-second) | crop (samples) | files/s | samples/s | vs baseline |")
+        print("|---|---|---|---|---|")
+        for num_samples in (64600, round(args.seconds * 16000) // 2):
+            def baseline() -> int:
+                return sum(len(baseline_crop(soundfile.read(path, dtype="float32")[0], num_samples, rng)) for path in files)
+
+            training = load_training_dataset(Path(workdir) / "built", "train", num_samples=num_samples, cache_dir=cache_dir)
+
+            def nes2net() -> int:
+                return sum(len(training[index]["input_values"]) for index in range(len(training)))
+
+            def datasets_default() -> int:
+                return sum(
+                    len(crop_waveform(stored[index]["audio"].get_all_samples().data[0].numpy(), num_samples))
+                    for index in range(len(stored))
+                )
+
+            rates = best_rates(
+                {
+                    "baseline: soundfile.read + numpy crop": baseline,
+                    "nes2net load_training_dataset": nes2net,
+                    "datasets Audio(16 kHz) decode + crop": datasets_default,
+                },
+                args.repeats,
+            )
+            reference = rates["baseline: soundfile.read + numpy crop"]
+            for name, rate in rates.items():
+                print(f"| {name} | {num_samples:,} | {rate / num_samples:,.0f} | {rate / 1e6:,.1f} M | {rate / reference:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
