@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
+from hub_cards.push import plan_upload
 from training.data import (
     CorpusLayoutError,
     build_dataset,
@@ -261,6 +262,16 @@ def test_mini_antispoof_builds_with_its_split_column(mini_antispoof, tmp_path):
     assert {"system", "speaker", "duration_s"} <= set(dataset["test"].column_names)
     row = dataset["test"][0]
     assert row["audio"].get_all_samples().data.shape[1] == pytest.approx(row["duration_s"] * 16000, abs=160)
+    assert info["license"] is None
+
+
+def test_built_folder_passes_the_push_checks(tmp_path):
+    root = tmp_path / "LA"
+    make_asvspoof2019(root)
+    info = build_dataset("asvspoof2019-la", root, tmp_path / "out", progress=False, license="cc-by-4.0")
+    assert info["license"] == "cc-by-4.0" and "license: cc-by-4.0" in (tmp_path / "out" / "README.md").read_text()
+    planned = {item.path for item in plan_upload(tmp_path / "out", "dataset")}
+    assert planned == {"README.md", "build_info.json"} | {f"data/{s}-00000-of-00001.parquet" for s in ("train", "dev", "eval")}
 
 
 def broken_asvspoof2019(root: Path) -> None:

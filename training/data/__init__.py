@@ -1,7 +1,7 @@
 """HF Datasets versions of the anti-spoofing corpora: one builder per corpus over one shared schema, and
 the fast loader training reads them with."""
 
-from .build import build_dataset, push_to_hub, scan_corpus, stream_corpus
+from .build import build_dataset, scan_corpus, stream_corpus
 from .corpora import BUILDERS, get_builder
 from .layout import CorpusBuilder, CorpusLayoutError, CorpusScan, LayoutProblem
 from .loading import (
@@ -37,7 +37,6 @@ __all__ = [
     "get_builder",
     "load_built_dataset",
     "load_training_dataset",
-    "push_to_hub",
     "read_build_info",
     "scan_corpus",
     "stream_corpus",

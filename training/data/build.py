@@ -98,6 +98,7 @@ def build_dataset(
     strict: bool = False,
     skip_missing_audio: bool = False,
     overwrite: bool = False,
+    license: str | None = None,
     build_command: str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -110,6 +111,7 @@ def build_dataset(
         strict: fail on extra files too (by default they are reported and left out).
         skip_missing_audio: leave out protocol entries whose audio file is missing instead of failing.
         overwrite: replace an existing, non-empty `output_dir`.
+        license: the Hub licence id to record (e.g. "cc-by-4.0"); defaults to the corpus' known licence.
         build_command: the command line to record in the build info.
     """
     output_dir = Path(output_dir)
@@ -127,7 +129,7 @@ def build_dataset(
         }
         if unreadable:
             raise CorpusLayoutError(builder.name, Path(root), unreadable)
-        info = _build_info(builder, Path(root), scan, features, split_info, build_command)
+        info = _build_info(builder, Path(root), scan, features, split_info, build_command, license or builder.license)
         (staging / BUILD_INFO_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         (staging / "README.md").write_text(render_card(info), encoding="utf-8")
         _move_into_place(staging, output_dir)
@@ -203,13 +205,14 @@ def _build_info(
     features: Features,
     split_info: dict[str, dict[str, Any]],
     build_command: str | None,
+    license: str | None,
 ) -> dict[str, Any]:
     attacks = sorted({attack for info in split_info.values() for attack in info["attack_counts"]} - {ATTACK_BONAFIDE})
     return {
         "corpus": builder.name,
         "title": builder.title,
         "description": builder.description,
-        "license": builder.license,
+        "license": license,
         "source_layout": builder.layout,
         "source_root": str(root),
         "build_command": build_command or f"nes2net data build {builder.name} {root} OUT",
@@ -269,21 +272,3 @@ def stream_corpus(
 def _generate_rows(utterances: list[Utterance], metadata_columns: tuple[str, ...]) -> Iterator[dict[str, Any]]:
     for utterance in utterances:
         yield encode_row(utterance, utterance.audio_path.read_bytes(), metadata_columns)
-
-
-def push_to_hub(output_dir: str | os.PathLike, repo_id: str, *, private: bool = True, token: str | None = None) -> str:
-    """Upload a built folder as it is (shards, build info, card) to the dataset repo `repo_id`; returns its URL.
-
-    Check the corpus licence first: the repository is private unless `private=False`.
-    """
-    from huggingface_hub import HfApi
-
-    output_dir = Path(output_dir)
-    if not (output_dir / BUILD_INFO_FILE).is_file():
-        raise FileNotFoundError(f"{output_dir} is not a built dataset (no {BUILD_INFO_FILE})")
-    api = HfApi(token=token)
-    url = api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    api.upload_folder(
-        repo_id=repo_id, folder_path=output_dir, repo_type="dataset", commit_message="Upload dataset built by nes2net"
-    )
-    return str(url)

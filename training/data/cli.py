@@ -1,6 +1,7 @@
 """`nes2net data`: build HF Datasets versions of anti-spoofing corpora.
 
     nes2net data build CORPUS ROOT OUT [--push-to-hub REPO]   check the layout, then write Parquet shards
+                                                              (then check OUT and upload it, as `nes2net push`)
     nes2net data check CORPUS ROOT                            only check the layout, reporting every problem
 """
 
@@ -11,7 +12,7 @@ import logging
 import re
 import shlex
 
-from .build import DEFAULT_MAX_SHARD_BYTES, build_dataset, push_to_hub, scan_corpus
+from .build import DEFAULT_MAX_SHARD_BYTES, build_dataset, scan_corpus
 from .corpora import BUILDERS
 from .layout import CorpusLayoutError
 
@@ -54,7 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-shard-size", type=parse_size, default=DEFAULT_MAX_SHARD_BYTES, help="audio bytes per shard (default 500MB)"
     )
     build.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
-    build.add_argument("--push-to-hub", metavar="REPO", help="then upload OUT to this Hub dataset repository")
+    build.add_argument("--license", help="Hub licence id to record on the card (default: the corpus' known licence)")
+    build.add_argument(
+        "--push-to-hub", metavar="REPO", help="then check OUT and upload it to this Hub dataset repository (nes2net push)"
+    )
     build.add_argument("--public", action="store_true", help="make the Hub repository public (default: private)")
     build.add_argument("--no-progress", action="store_true", help="no progress bars")
     check = commands.add_parser("check", help="only check a corpus layout and report every problem")
@@ -67,6 +71,7 @@ def _build_command(args: argparse.Namespace) -> str:
     words += ["--metadata", args.metadata] if args.metadata else []
     words += ["--strict"] if args.strict else []
     words += ["--skip-missing-audio"] if args.skip_missing_audio else []
+    words += ["--license", args.license] if args.license else []
     if args.max_shard_size != DEFAULT_MAX_SHARD_BYTES:
         words += ["--max-shard-size", format_size(args.max_shard_size)]
     return shlex.join(words)
@@ -86,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
             args.output_dir,
             max_shard_bytes=args.max_shard_size,
             overwrite=args.overwrite,
+            license=args.license,
             build_command=_build_command(args),
             progress=not args.no_progress,
             **options,
@@ -96,6 +102,12 @@ def run(args: argparse.Namespace) -> int:
     for split, split_info in info["splits"].items():
         logger.info("%s: %d rows %s", split, split_info["num_rows"], split_info["label_counts"])
     if args.push_to_hub:
-        url = push_to_hub(args.output_dir, args.push_to_hub, private=not args.public)
-        logger.info("uploaded to %s", url)
+        from hub_cards.push import FolderNotPublishable, push_folder
+
+        try:
+            url = push_folder(args.output_dir, args.push_to_hub, repo_type="dataset", private=not args.public)
+        except FolderNotPublishable as error:
+            logger.error("%s (the corpus licence must be known: pass --license)", error)
+            return 1
+        logger.info("uploaded: %s", url)
     return 0
