@@ -81,14 +81,16 @@ def split_pattern(split: str) -> str:
     return f"{DATA_DIR}/{split}-*.parquet"
 
 
-def _dataset_info_yaml(info: dict[str, Any]) -> dict[str, Any]:
-    """The `dataset_info` metadata block (features with label names, split sizes) in the Hub's format."""
+def _add_dataset_info(card_data: DatasetCardData, info: dict[str, Any]) -> None:
+    """Adds the `dataset_info` metadata block (features with label names, split sizes), as `datasets` writes it."""
     from datasets import DatasetInfo, Features, SplitDict, SplitInfo
+    from datasets.info import DatasetInfosDict
 
     splits = SplitDict()
     for name, split in info["splits"].items():
         splits.add(SplitInfo(name=name, num_examples=split["num_rows"], num_bytes=split.get("num_audio_bytes", 0)))
-    return DatasetInfo(features=Features.from_dict(info["features"]), splits=splits)._to_yaml_dict()
+    dataset_info = DatasetInfo(features=Features.from_dict(info["features"]), splits=splits)
+    DatasetInfosDict({"default": dataset_info}).to_dataset_card_data(card_data)
 
 
 def _attack_table(info: dict[str, Any]) -> dict[str, Any]:
@@ -134,8 +136,8 @@ def render_dataset_card(dataset_dir: str | os.PathLike, spec: DatasetCardSpec) -
                 "data_files": [{"split": split, "path": split_pattern(split)} for split in info["splits"]],
             }
         ],
-        dataset_info=_dataset_info_yaml(info),
     )
+    _add_dataset_info(card_data, info)
     files = {CARD_FILE: "this dataset card", BUILD_INFO_FILE: "what was built from what, with every count on this card"}
     for split, split_info in info["splits"].items():
         count = len(split_info.get("files", [])) or "the"

@@ -68,3 +68,22 @@ def test_wrong_label_names_and_missing_build_info_are_refused(tmp_path: Path):
                                                 (611_829, "100K<n<1M"), (10**9, "n>100M")])
 def test_size_categories(rows: int, category: str):
     assert size_category(rows) == category
+
+
+def test_card_of_a_dataset_built_by_nes2net_data_build(tmp_path: Path):
+    from training.data.build import build_dataset
+    from training.data.synthetic import write_synthetic_audio
+
+    root = tmp_path / "corpus"
+    for split, count in (("train", 4), ("test", 2)):
+        for label in ("bonafide", "spoof"):
+            for index in range(count):
+                write_synthetic_audio(root / split / label / f"{label}{index}.flac", 0.3, seed=index)
+    folder = tmp_path / "built"
+    build_dataset("generic", root, folder, progress=False)
+
+    card = render_dataset_card(folder, DatasetCardSpec(repo_id="nes2net-test/generic", license="cc-by-4.0"))
+    assert dataset_card_problems(card) == []
+    assert "| train | 8 | 4 | 4 |" in card.text and "| test | 4 | 2 | 2 |" in card.text
+    write_dataset_card(folder, DatasetCardSpec(repo_id="nes2net-test/generic", license="cc-by-4.0"))
+    assert dataset_folder_problems(folder) == []
