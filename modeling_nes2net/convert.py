@@ -1,0 +1,503 @@
+"""Conversion of the authors' released Nes2Net checkpoints into model folders that load with `from_pretrained`.
+
+The releases are PyTorch state dicts of the authors' research models (NES2NET.md section 7): the back-end under
+`Nested_Res2Net_TDNN.`, a layer merge under `ssl_model.` and the SSL front-end under `ssl_model.model.` with fairseq
+wav2vec 2.0 (XLS-R) or unilm WavLM names, or under `ssl_model.model.model.` when s3prl wrapped WavLM.
+
+`convert_checkpoint` reads one safely (weights only), splits it by that layout, infers the front-end's size from its
+tensors, renames every tensor (`original_layout`), checks the result against the model the preset builds (every
+tensor consumed, none missing, every shape equal) and writes a complete folder. It refuses, writing nothing, when any
+of this fails. Only the known pre-training heads of fairseq's wav2vec 2.0 are left out, and they are listed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle
+import re
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .configuration_nes2net import Nes2NetConfig
+from .folder import save_model_folder
+from .modeling_nes2net import Nes2NetForAudioClassification
+from .original_layout import (
+    BACKEND_PREFIX,
+    FRONTEND_PREFIX,
+    MERGE_PREFIX,
+    S3PRL_FRONTEND_PREFIX,
+    TRAINING_ONLY_FRONTEND_KEYS,
+    convert_backend_state_dict,
+    rename_backend_key,
+    rename_frontend_key,
+    rename_merge_key,
+)
+from .presets import PRESETS
+
+logger = logging.getLogger(__name__)
+
+WRAPPER_KEYS = ("model_state_dict", "state_dict")
+DATA_PARALLEL_PREFIX = "module."
+# Stride of each kernel width in the convolutional feature encoder of every released wav2vec 2.0 / WavLM model
+# (kernels 10, 3, 3, 3, 3, 2, 2 with strides 5, 2, 2, 2, 2, 2, 2); strides are stored in no tensor.
+STRIDE_OF_KERNEL = {10: 5, 3: 2, 2: 2}
+# Attention heads of the released wav2vec 2.0 sizes (Base, Large / XLS-R 300M, XLS-R 1B, XLS-R 2B); WavLM checkpoints
+# store theirs in the shape of the relative position embedding.
+HEADS_OF_HIDDEN_SIZE = {768: 12, 1024: 16, 1280: 16, 1920: 16}
+# Hub ids of the pre-trained front-ends, by (model type, hidden size, layers), for the card's `base_model`.
+BASE_MODELS = {
+    ("wav2vec2", 1024, 24): "facebook/wav2vec2-xls-r-300m",
+    ("wav2vec2", 1280, 48): "facebook/wav2vec2-xls-r-1b",
+    ("wav2vec2", 1920, 48): "facebook/wav2vec2-xls-r-2b",
+    ("wavlm", 1024, 24): "microsoft/wavlm-large",
+    ("wavlm", 768, 12): "microsoft/wavlm-base-plus",
+}
+_WAVLM_ONLY = re.compile(r"\.self_attn\.(grep_a|grep_linear\.|relative_attention_bias\.)")
+_LISTED = 20
+
+
+class ConversionError(ValueError):
+    """The checkpoint cannot be converted exactly; the message says why. Nothing has been written."""
+
+
+@dataclass(frozen=True)
+class OriginalCheckpoint:
+    """An original state dict split by the authors' layout; keys are relative to each part's prefix."""
+
+    frontend: dict[str, torch.Tensor]
+    layer_merge: dict[str, torch.Tensor]
+    backend: dict[str, torch.Tensor]
+    frontend_prefix: str
+    unknown: list[str] = field(default_factory=list)
+
+    @property
+    def frontend_type(self) -> str:
+        """`"wavlm"` (unilm / s3prl names) or `"wav2vec2"` (fairseq names)."""
+        return "wavlm" if any(_WAVLM_ONLY.search(key) for key in self.frontend) else "wav2vec2"
+
+    @property
+    def through_s3prl(self) -> bool:
+        """Whether s3prl wrapped the front-end (it normalises waveforms and returns post-norm last hidden states)."""
+        return self.frontend_prefix == S3PRL_FRONTEND_PREFIX
+
+
+@dataclass(frozen=True)
+class ConversionResult:
+    """What `convert_checkpoint` wrote and what it left out."""
+
+    output_dir: Path
+    config: Nes2NetConfig
+    converted: int
+    ignored: list[str]
+    sha256: str
+
+
+def _listing(title: str, items: list[str]) -> str:
+    shown = items[:_LISTED]
+    more = f"\n    ... and {len(items) - _LISTED} more" if len(items) > _LISTED else ""
+    return f"  {title} ({len(items)}):\n" + "\n".join(f"    {item}" for item in shown) + more
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_original_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Read an original checkpoint with `torch.load(weights_only=True)` (no code runs).
+
+    Accepts a plain state dict, one nested under `model_state_dict` / `state_dict` (next to optimiser state), and
+    DataParallel's `module.` prefix. Returns the state dict and the names of the top-level entries that are not model
+    weights (such as `optimizer_state_dict`), which the caller may report.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConversionError(f"{path} does not exist or is not a file")
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConversionError(f"{path} is not a weights-only PyTorch checkpoint ({reason})") from error
+    skipped = []
+    if isinstance(loaded, dict):
+        wrapper = next((key for key in WRAPPER_KEYS if isinstance(loaded.get(key), dict)), None)
+        if wrapper is not None:
+            skipped = sorted(str(key) for key in loaded if key != wrapper)
+            loaded = loaded[wrapper]
+    if not isinstance(loaded, dict) or not loaded:
+        raise ConversionError(f"{path} holds {type(loaded).__name__ if loaded else 'nothing'}, not a state dict")
+    not_tensors = [f"{key} ({type(value).__name__})" for key, value in loaded.items() if not torch.is_tensor(value)]
+    if not_tensors:
+        listed = ", ".join(not_tensors[:5])
+        raise ConversionError(f"{path} is not a state dict: entries that are not tensors: {listed}")
+    if all(key.startswith(DATA_PARALLEL_PREFIX) for key in loaded):
+        loaded = {key[len(DATA_PARALLEL_PREFIX):]: value for key, value in loaded.items()}
+    return dict(loaded), skipped
+
+
+def split_layout(state_dict: dict[str, torch.Tensor]) -> OriginalCheckpoint:
+    """Split an original state dict into front-end, layer-merge and back-end tensors (section 7 of NES2NET.md)."""
+    frontend_prefix = (
+        S3PRL_FRONTEND_PREFIX if any(key.startswith(S3PRL_FRONTEND_PREFIX) for key in state_dict) else FRONTEND_PREFIX
+    )
+    frontend, layer_merge, backend, unknown = {}, {}, {}, []
+    for key, tensor in state_dict.items():
+        if key.startswith(BACKEND_PREFIX):
+            backend[key[len(BACKEND_PREFIX):]] = tensor
+        elif key.startswith(frontend_prefix):
+            frontend[key[len(frontend_prefix):]] = tensor
+        elif key.startswith(MERGE_PREFIX):
+            layer_merge[key[len(MERGE_PREFIX):]] = tensor
+        else:
+            unknown.append(key)
+    if not backend:
+        raise ConversionError(f"no back-end tensors ({BACKEND_PREFIX}*): this is not an original Nes2Net checkpoint")
+    if not frontend:
+        raise ConversionError(
+            f"no front-end tensors ({FRONTEND_PREFIX}* or {S3PRL_FRONTEND_PREFIX}*): only checkpoints of the whole "
+            "model (SSL front-end + Nes2Net) can be converted"
+        )
+    return OriginalCheckpoint(frontend, layer_merge, backend, frontend_prefix, sorted(unknown))
+
+
+def _indices(keys: Iterable[str], pattern: str) -> list[int]:
+    return sorted({int(match.group(1)) for key in keys if (match := re.match(pattern, key))})
+
+
+def _tensor(part: dict[str, torch.Tensor], key: str, prefix: str) -> torch.Tensor:
+    if key not in part:
+        raise ConversionError(f"the checkpoint has no {prefix}{key}, which its layout requires")
+    return part[key]
+
+
+def infer_frontend_config(original: OriginalCheckpoint) -> dict[str, Any]:
+    """The front-end config fields its tensors determine: type, sizes, feature encoder, positional convolution.
+
+    Strides and (for wav2vec 2.0) attention heads are stored in no tensor: they come from the released sizes and are
+    left out when the sizes are not those of a release (the caller then needs them as overrides).
+    """
+    tensors, prefix = original.frontend, original.frontend_prefix
+    conv_layers = _indices(tensors, r"feature_extractor\.conv_layers\.(\d+)\.0\.weight$")
+    if not conv_layers:
+        raise ConversionError(f"the checkpoint has no convolutional feature encoder ({prefix}feature_extractor.*)")
+    conv_weights = [tensors[f"feature_extractor.conv_layers.{index}.0.weight"] for index in conv_layers]
+    layers = _indices(tensors, r"encoder\.layers\.(\d+)\.")
+    if not layers:
+        raise ConversionError(f"the checkpoint has no transformer layers ({prefix}encoder.layers.*)")
+    positional = tensors.get("encoder.pos_conv.0.weight_v")
+    if positional is None:
+        positional = _tensor(tensors, "encoder.pos_conv.0.parametrizations.weight.original1", prefix)
+    hidden_size = _tensor(tensors, "encoder.layer_norm.weight", prefix).shape[0]
+    layer_norms = "feature_extractor.conv_layers.0.2.1.weight" in tensors
+    config = {
+        "model_type": original.frontend_type,
+        "hidden_size": hidden_size,
+        "num_hidden_layers": layers[-1] + 1,
+        "intermediate_size": _tensor(tensors, "encoder.layers.0.fc1.weight", prefix).shape[0],
+        "conv_dim": [weight.shape[0] for weight in conv_weights],
+        "conv_kernel": [weight.shape[2] for weight in conv_weights],
+        "conv_bias": "feature_extractor.conv_layers.0.0.bias" in tensors,
+        "feat_extract_norm": "layer" if layer_norms else "group",
+        # Every release pairs layer norms in the feature encoder with pre-norm transformer layers (XLS-R, WavLM Large)
+        # and a group norm with post-norm layers (Base models).
+        "do_stable_layer_norm": layer_norms,
+        "num_conv_pos_embeddings": positional.shape[2],
+        "num_conv_pos_embedding_groups": hidden_size // positional.shape[1],
+    }
+    kernels = config["conv_kernel"]
+    if all(kernel in STRIDE_OF_KERNEL for kernel in kernels):
+        config["conv_stride"] = [STRIDE_OF_KERNEL[kernel] for kernel in kernels]
+    if original.frontend_type == "wavlm":
+        buckets, heads = _tensor(tensors, "encoder.layers.0.self_attn.relative_attention_bias.weight", prefix).shape
+        config.update(num_buckets=buckets, num_attention_heads=heads)
+    elif hidden_size in HEADS_OF_HIDDEN_SIZE:
+        config["num_attention_heads"] = HEADS_OF_HIDDEN_SIZE[hidden_size]
+    return config
+
+
+def infer_architecture(original: OriginalCheckpoint) -> dict[str, Any]:
+    """The layer merge and back-end fields the tensors determine (checked against the preset)."""
+    backend, prefix = original.backend, BACKEND_PREFIX
+    blocks = _indices(backend, r"Build_in_Res2Nets\.(\d+)\.")
+    inner = _indices(backend, r"Build_in_Res2Nets\.0\.convs\.(\d+)\.weight$")
+    if not blocks or not inner:
+        raise ConversionError(f"the checkpoint has no nested blocks ({prefix}Build_in_Res2Nets.<i>.convs.<j>.weight)")
+    merge_keys = set(original.layer_merge)
+    if any(key.startswith("fc_att_merge.") for key in merge_keys):
+        layer_merge = "sea"
+    elif "weight_hidd" in merge_keys:
+        layer_merge = "weighted_sum"
+    elif merge_keys & {"W", "W1", "W2"}:
+        layer_merge = "attm"
+    else:
+        layer_merge = "last"
+    return {
+        "layer_merge": layer_merge,
+        "backend_variant": "nes2net-x" if any(".weighted_sum." in key for key in backend) else "nes2net",
+        "outer_ratio": blocks[-1] + 2,
+        "inner_ratio": inner[-1] + 2,
+        "kernel_size": backend["Build_in_Res2Nets.0.convs.0.weight"].shape[2],
+        "pooling": "astp" if "pooling.linear1.weight" in backend else "mean",
+        "num_labels": _tensor(backend, "fc.weight", prefix).shape[0],
+    }
+
+
+def build_config(original: OriginalCheckpoint, preset: str, **overrides: Any) -> Nes2NetConfig:
+    """The config of the converted model: the preset, the sizes read from the tensors, then `overrides`.
+
+    `overrides` are `Nes2NetConfig` fields; `frontend_config` may be a dict of front-end fields (for sizes that are
+    stored in no tensor, such as `num_attention_heads` or `conv_stride` of non-standard front-ends). Raises
+    `ConversionError` when the tensors contradict the preset's architecture or a needed size is unknown.
+    """
+    if preset not in PRESETS:
+        raise ConversionError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    fields = {key: value for key, value in PRESETS[preset].items() if key != "frontend_config"}
+    preset_frontend = dict(PRESETS[preset]["frontend_config"])
+    frontend_overrides = dict(overrides.pop("frontend_config", None) or {})
+    inferred_frontend = infer_frontend_config(original)
+    frontend_type = inferred_frontend["model_type"]
+    if preset_frontend["model_type"] != frontend_type:
+        matching = [name for name, value in PRESETS.items() if value["frontend_config"]["model_type"] == frontend_type]
+        raise ConversionError(
+            f"the checkpoint's front-end is {frontend_type} but preset {preset!r} describes "
+            f"{preset_frontend['model_type']}; use one of: {', '.join(matching)}"
+        )
+    frontend = {**preset_frontend, **inferred_frontend, **frontend_overrides}
+    for name in ("conv_stride", "num_attention_heads"):
+        if name not in inferred_frontend and name not in frontend_overrides:
+            raise ConversionError(
+                f"{name} of this {frontend_type} front-end (hidden size {frontend['hidden_size']}, kernels "
+                f"{frontend['conv_kernel']}) is stored in no tensor and it is not a released size: pass it as a "
+                f"front-end override (--frontend-set {name}=...)"
+            )
+    if original.through_s3prl:
+        # s3prl's last hidden state is the encoder output after its final layer norm.
+        frontend.setdefault("tie_last_hidden_states", True)
+    requested = {**fields, **overrides}
+    defaults = Nes2NetConfig()
+    disagreements = [
+        f"{name} (checkpoint {value!r}, {'requested' if name in overrides else 'preset'} "
+        f"{requested.get(name, getattr(defaults, name))!r})"
+        for name, value in infer_architecture(original).items()
+        if requested.get(name, getattr(defaults, name)) != value
+    ]
+    if disagreements:
+        raise ConversionError(
+            f"the checkpoint does not have the architecture of preset {preset!r}: {'; '.join(disagreements)}. "
+            "Choose the preset of this release, or override these fields (they are read from the tensors only to "
+            "check them: a preset also carries what no tensor stores, such as the dilation)"
+        )
+    # s3prl normalises every waveform when the WavLM config says so, which it does for WavLM Large (the layer-norm
+    # feature encoder); the authors called fairseq and unilm models on the raw waveform.
+    normalize = original.through_s3prl and frontend["feat_extract_norm"] == "layer"
+    if "normalize_waveform" not in overrides and fields.get("normalize_waveform", False) != normalize:
+        logger.info("normalize_waveform=%s: the original front-end %s normalise waveforms", normalize,
+                    "did" if normalize else "did not")
+    fields.update(normalize_waveform=normalize)
+    fields.update(overrides, frontend_config=frontend)
+    try:
+        return Nes2NetConfig(**fields)
+    except (TypeError, ValueError) as error:
+        raise ConversionError(f"the converted configuration is invalid: {error}") from error
+
+
+def convert_state_dict(
+    original: OriginalCheckpoint, expected: dict[str, torch.Tensor]
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Rename every original tensor to this package's names and check the result against `expected` (a model's
+    state dict). Returns the converted state dict and the ignored training-only tensors (original names).
+
+    Raises `ConversionError` listing unknown names, model tensors the checkpoint lacks and shape mismatches.
+    """
+    converted, sources, ignored = {}, {}, []
+    unknown = list(original.unknown)
+    for key, tensor in original.frontend.items():
+        new_key = rename_frontend_key(key)
+        if TRAINING_ONLY_FRONTEND_KEYS.match(key):
+            ignored.append(original.frontend_prefix + key)
+        elif new_key is None:
+            unknown.append(original.frontend_prefix + key)
+        else:
+            converted["frontend." + new_key], sources["frontend." + new_key] = tensor, original.frontend_prefix + key
+    for key, tensor in original.layer_merge.items():
+        new_key = rename_merge_key(key)
+        if new_key is None:
+            unknown.append(MERGE_PREFIX + key)
+        else:
+            converted["layer_merge." + new_key], sources["layer_merge." + new_key] = tensor, MERGE_PREFIX + key
+    backend, unknown_backend = convert_backend_state_dict(original.backend)
+    unknown += [BACKEND_PREFIX + key for key in unknown_backend]
+    for key in original.backend:
+        new_key = rename_backend_key(key)
+        if new_key is not None:
+            converted["backend." + new_key], sources["backend." + new_key] = backend[new_key], BACKEND_PREFIX + key
+    converted, sources = _match_weight_norm_names(converted, sources, expected)
+    # fairseq and unilm keep the mask embedding of pre-training; the model has a slot for it only when its config
+    # enables time masking.
+    mask_key = "frontend.masked_spec_embed"
+    if mask_key in converted and mask_key not in expected:
+        ignored.append(sources.pop(mask_key))
+        del converted[mask_key]
+    missing = sorted(set(expected) - set(converted))
+    unexpected = sorted(f"{sources[key]} -> {key}" for key in set(converted) - set(expected))
+    mismatched = sorted(
+        f"{sources[key]} -> {key}: checkpoint {tuple(tensor.shape)}, model {tuple(expected[key].shape)}"
+        for key, tensor in converted.items()
+        if key in expected and tensor.shape != expected[key].shape
+    )
+    problems = [
+        _listing("tensors with no known name", sorted(unknown)) if unknown else "",
+        _listing("model tensors the checkpoint lacks", missing) if missing else "",
+        _listing("tensors the model has no place for", unexpected) if unexpected else "",
+        _listing("shape mismatches", mismatched) if mismatched else "",
+    ]
+    problems = [problem for problem in problems if problem]
+    if problems:
+        raise ConversionError("the checkpoint does not match the model exactly:\n" + "\n".join(problems))
+    return converted, sorted(ignored)
+
+
+def _match_weight_norm_names(
+    converted: dict[str, torch.Tensor], sources: dict[str, str], expected: dict[str, torch.Tensor]
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Use `weight_g` / `weight_v` instead of `parametrizations.weight.original0/1` where the model (an older
+    torch without parametrised weight norm) expects them."""
+    legacy = {".parametrizations.weight.original0": ".weight_g", ".parametrizations.weight.original1": ".weight_v"}
+    renamed, renamed_sources = {}, {}
+    for key, tensor in converted.items():
+        new_key = key
+        for modern, old in legacy.items():
+            if key.endswith(modern) and key not in expected and key[: -len(modern)] + old in expected:
+                new_key = key[: -len(modern)] + old
+        renamed[new_key], renamed_sources[new_key] = tensor, sources[key]
+    return renamed, renamed_sources
+
+
+def _describe(config: Nes2NetConfig) -> dict[str, str]:
+    """Plain-language names of the converted model's parts, for its card."""
+    frontend_config = config.frontend_config
+    model_type = frontend_config.model_type
+    frontend_name = {"wav2vec2": "wav2vec 2.0", "wavlm": "WavLM"}.get(model_type, model_type)
+    layers = config.num_frontend_layers
+    merge = {
+        "last": "its last hidden layer",
+        "weighted_sum": f"a softmax-weighted sum of its {layers} hidden states",
+        "sea": f"squeeze-excitation aggregation (SEA) of its {layers} hidden states",
+        "attm": f"an attentive merge (AttM) of its {layers} hidden states",
+    }[config.layer_merge]
+    backend = ("Nes2Net-X" if config.backend_variant == "nes2net-x" else "Nes2Net") + (
+        " SeLU" if config.activation == "selu" else ""
+    )
+    return {
+        "frontend": f"{frontend_name} ({frontend_config.num_hidden_layers} layers, {config.feature_size} dimensions)",
+        "merge": merge,
+        "backend": backend,
+    }
+
+
+def conversion_card(
+    config: Nes2NetConfig, source: Path, sha256: str, preset: str, converted: int, ignored: list[str]
+) -> str:
+    """README.md of a freshly converted folder: provenance, architecture, use. The published card, with evaluation
+    results, is rendered later by `hub_cards` and replaces it."""
+    parts = _describe(config)
+    frontend_config = config.frontend_config
+    base_model = BASE_MODELS.get((frontend_config.model_type, config.feature_size, frontend_config.num_hidden_layers))
+    front_matter = ["library_name: transformers", "pipeline_tag: audio-classification"]
+    if base_model:
+        front_matter.append(f"base_model: {base_model}")
+    front_matter.append("tags:\n- anti-spoofing\n- audio-deepfake-detection\n- nes2net\n- custom_code")
+    outputs = (
+        "2 logits `{0: spoof, 1: bonafide}`" if config.num_labels == 2 else "1 logit, for the bona fide class"
+    )
+    normalisation = (
+        "each waveform is normalised to zero mean and unit variance inside the model (`normalize_waveform`), as s3prl "
+        "did for the original"
+        if config.normalize_waveform
+        else "no normalisation (the feature extractor has `do_normalize=False`), as in the original"
+    )
+    ignored_text = (
+        "Training-only tensors left out: " + ", ".join(f"`{name}`" for name in ignored) + "."
+        if ignored
+        else "No tensor was left out."
+    )
+    return f"""---
+{chr(10).join(front_matter)}
+---
+
+# {parts['backend']} on {parts['frontend'].split(' (')[0]}: the authors' checkpoint, converted
+
+The weights of the authors' released checkpoint `{source.name}` (SHA-256 `{sha256}`), converted with
+`nes2net convert {source.name} OUT --preset {preset}` into a transformers model. Paper: Liu, Truong, Das, Lee, Li,
+"Nes2Net: A Lightweight Nested Architecture for Foundation Model Driven Speech Anti-spoofing", IEEE T-IFS 2025
+([arXiv 2504.05657](https://arxiv.org/abs/2504.05657)).
+
+## Model
+
+- Front-end: {parts['frontend']}; the back-end reads {parts['merge']}.
+- Back-end: {parts['backend']} (outer ratio {config.outer_ratio}, inner ratio {config.inner_ratio}, SE ratio
+  {config.se_ratio}, kernel {config.kernel_size}, dilation {config.dilation}, {config.pooling} pooling).
+- Output: {outputs}. The score is the bona fide logit: higher means more likely genuine speech.
+- Input: a 16 kHz mono waveform in [-1, 1]; {normalisation}.
+- Training data: {config.training_data or 'see the original release'}.
+
+## Use
+
+```python
+from transformers import pipeline
+
+detector = pipeline("audio-classification", model="<this folder or repository>", trust_remote_code=True)
+detector("speech.flac")
+```
+
+## Conversion
+
+{converted} tensors converted, every shape checked against the model. {ignored_text}
+This folder has not been evaluated since the conversion: the figures the paper reports for each release, and the
+scoring protocol they were measured with, are listed in `docs/checkpoints.md` of the nes2net repository.
+"""
+
+
+def convert_checkpoint(
+    path: str | os.PathLike, out_dir: str | os.PathLike, preset: str, *, overwrite: bool = False, **overrides: Any
+) -> ConversionResult:
+    """Convert the authors' checkpoint at `path` into a model folder at `out_dir` (weights, config with `auto_map`,
+    code, feature extractor, README.md).
+
+    `preset` names the release (`PRESETS`): it carries what no tensor stores, such as the dilation and activation.
+    `overrides` are `Nes2NetConfig` fields (`dilation=1`, `frontend_config={"num_attention_heads": 16}`, ...).
+    Raises `ConversionError` (nothing written) when the checkpoint cannot be converted exactly, and
+    `FileExistsError` when `out_dir` exists and is not empty, unless `overwrite`.
+    """
+    path, out_dir = Path(path), Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out_dir} exists and is not empty (pass overwrite=True / --overwrite to replace it)")
+    state_dict, skipped = load_original_state_dict(path)
+    if skipped:
+        logger.info("Reading the model weights of %s; not model weights, left out: %s", path.name, ", ".join(skipped))
+    original = split_layout(state_dict)
+    config = build_config(original, preset, **overrides)
+    logger.info("Building %s from %s (%s front-end names)", preset, path.name,
+                "s3prl" if original.through_s3prl else ("unilm" if original.frontend_type == "wavlm" else "fairseq"))
+    model = Nes2NetForAudioClassification(config)
+    converted, ignored = convert_state_dict(original, model.state_dict())
+    model.load_state_dict(converted, strict=True)
+    model.eval()
+    if ignored:
+        logger.info("Ignored %d training-only tensors: %s", len(ignored), ", ".join(ignored))
+    sha256 = sha256_of(path)
+    card = conversion_card(config, path, sha256, preset, len(converted), ignored)
+    save_model_folder(model, out_dir, model_card=card)
+    logger.info("Wrote %s (%d tensors)", out_dir, len(converted))
+    return ConversionResult(out_dir, config, len(converted), ignored, sha256)
