@@ -160,7 +160,8 @@ def dataset_folder_problems(folder: str | os.PathLike) -> list[str]:
                     problems.append(f"{shard} is not a readable Parquet file ({error})")
                     continue
                 rows_per_split[split] = rows_per_split.get(split, 0) + rows
-    problems += [f"{path}: Parquet file not listed in any config of the card" for path in data_files if path not in matched]
+    unlisted = [path for path in data_files if path not in matched]
+    problems += [f"{path}: Parquet file not listed in any config of the card" for path in unlisted]
     if info is not None and not metadata_problems:
         for split, split_info in info["splits"].items():
             if rows_per_split.get(split, 0) != split_info["num_rows"]:

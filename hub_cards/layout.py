@@ -107,7 +107,7 @@ def describe_model_files(
     code_files, _ = remote_code_files(folder, config)
     known = {
         CARD_FILE: "this model card",
-        CONFIG_FILE: "model configuration (`Nes2NetConfig`); its `auto_map` points `trust_remote_code` at the code files",
+        CONFIG_FILE: "model configuration (`Nes2NetConfig`); its `auto_map` points `trust_remote_code` at the code",
         FEATURE_EXTRACTOR_FILE: "feature extractor settings: raw mono waveform, no normalisation, attention mask",
         "model.safetensors": "weights (safetensors)",
         "model.safetensors.index.json": "index of the weight shards",

@@ -39,7 +39,8 @@ def _license_problems(data: dict[str, Any]) -> list[str]:
     licenses = _as_list(data.get("license"))
     if not licenses:
         return ["metadata: 'license' is missing"]
-    problems = [f"metadata: license '{name}' is not a Hub license identifier" for name in licenses if name not in HUB_LICENSES]
+    unknown = [name for name in licenses if name not in HUB_LICENSES]
+    problems = [f"metadata: license '{name}' is not a Hub license identifier" for name in unknown]
     if "other" in licenses and not (data.get("license_name") and data.get("license_link")):
         problems.append("metadata: license 'other' needs 'license_name' and 'license_link'")
     return problems

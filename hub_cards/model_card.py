@@ -218,7 +218,8 @@ def _eval_results(spec: ModelCardSpec) -> list[EvalResult]:
 
 def _results_table(results: list[EvaluationResult]) -> dict[str, Any]:
     """Columns (only metrics some result has) and rows of the evaluation table."""
-    columns = [(key, title, scale) for key, _, title, scale in REPORTED_METRICS if any(key in r.metrics for r in results)]
+    reported = [row for row in REPORTED_METRICS if any(row[0] in result.metrics for result in results)]
+    columns = [(key, title, scale) for key, _, title, scale in reported]
     rows = [{"result": r, "cells": [_metric_cell(r, key, scale) for key, _, scale in columns]} for r in results]
     return {"titles": [title for _, title, _ in columns], "rows": rows}
 

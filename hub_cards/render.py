@@ -52,7 +52,7 @@ def measure_efficiency(model_dir: str | os.PathLike, frames: int = 201) -> Effic
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("kind", choices=("model", "dataset"), help="which card to render")
-    parser.add_argument("folder", type=Path, help="the model folder or built dataset folder; README.md is written there")
+    parser.add_argument("folder", type=Path, help="model folder or built dataset folder (README.md is written there)")
     parser.add_argument("--spec", type=Path, required=True, help="YAML with what only the publisher knows")
     parser.add_argument("--results", type=Path, nargs="*", default=[], help="evaluation output JSON files (model)")
     parser.add_argument("--measure-efficiency", action="store_true",

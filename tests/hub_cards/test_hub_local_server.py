@@ -33,7 +33,8 @@ pytestmark = pytest.mark.slow
 
 MODEL_REPO = "nes2net-test/nes2net-x-tiny"
 DATASET_REPO = "nes2net-test/tiny-corpus"
-GIT = ["git", "-c", "user.name=nes2net tests", "-c", "user.email=tests@nes2net.invalid", "-c", "init.defaultBranch=main"]
+GIT = ["git", "-c", "user.name=nes2net tests", "-c", "user.email=tests@nes2net.invalid",
+       "-c", "init.defaultBranch=main"]
 
 
 def _free_port() -> int:
@@ -185,7 +186,8 @@ def test_push_reaches_the_server_and_reports_its_refusal(published, caplog):
     listed = HfApi(endpoint=url).list_repo_files(MODEL_REPO)
     assert sorted(listed) == [item.path for item in published["model_plan"]]
     # olah has no write API: create_repo is refused, push says so, exits 2 and nothing appears on the server.
-    code = main(["push", str(published["model_dir"]), "nes2net-test/new-model", "--endpoint", url, "--token", "hf_test"])
+    code = main(["push", str(published["model_dir"]), "nes2net-test/new-model",
+                 "--endpoint", url, "--token", "hf_test"])
     assert code == 2
     assert "the Hub refused the upload to nes2net-test/new-model (HTTP 405)" in caplog.text
     assert "/api/repos/create" in caplog.text

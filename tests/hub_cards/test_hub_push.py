@@ -64,7 +64,7 @@ MODEL_BREAKAGES = {
     ),
     "no card": (lambda d: (d / "README.md").unlink(), "README.md (the card) is missing"),
     "wrong pipeline tag": (
-        lambda d: _replace_in(d / "README.md", "pipeline_tag: audio-classification", "pipeline_tag: text-classification"),
+        lambda d: _replace_in(d / "README.md", "pipeline_tag: audio-classification", "pipeline_tag: text-clas"),
         "pipeline_tag must be 'audio-classification'",
     ),
     "model-index without EER": (
@@ -128,7 +128,8 @@ def test_good_dataset_folder_passes_and_dry_run_lists_the_shards(dataset_folder:
     assert main(["push", str(dataset_folder), "nes2net-test/tiny-corpus", "--dataset", "--dry-run", "--private"]) == 0
     out = capsys.readouterr().out
     assert "would upload to dataset repository nes2net-test/tiny-corpus (private)" in out
-    for path in ("README.md", "build_info.json", "data/train-00000-of-00001.parquet", "data/test-00000-of-00001.parquet"):
+    shards = ("data/train-00000-of-00001.parquet", "data/test-00000-of-00001.parquet")
+    for path in ("README.md", "build_info.json", *shards):
         assert path in out
     assert "4 file(s)" in out
 
