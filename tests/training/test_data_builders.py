@@ -55,7 +55,10 @@ def rows_by_id(split) -> dict[str, dict]:
 
 
 ASVSPOOF2019 = {
-    "train": ("trn", ["LA_0079 LA_T_1138215 - - bonafide", "LA_0079 LA_T_1271820 - A01 spoof", "LA_0080 LA_T_1000001 - A02 spoof"]),
+    "train": (
+        "trn",
+        ["LA_0079 LA_T_1138215 - - bonafide", "LA_0079 LA_T_1271820 - A01 spoof", "LA_0080 LA_T_1000001 - A02 spoof"],
+    ),
     "dev": ("trl", ["LA_0069 LA_D_1047731 - - bonafide", "LA_0069 LA_D_1105538 - A03 spoof"]),
     "eval": ("trl", ["LA_0039 LA_E_2834763 - A11 spoof", "LA_0040 LA_E_1000002 - - bonafide"]),
 }
@@ -65,7 +68,10 @@ def make_asvspoof2019(root: Path) -> dict[str, np.ndarray]:
     written = {}
     for split, (kind, lines) in ASVSPOOF2019.items():
         written |= write_protocol_corpus(
-            root, f"ASVspoof2019_LA_cm_protocols/ASVspoof2019.LA.cm.{split}.{kind}.txt", lines, f"ASVspoof2019_LA_{split}/flac"
+            root,
+            f"ASVspoof2019_LA_cm_protocols/ASVspoof2019.LA.cm.{split}.{kind}.txt",
+            lines,
+            f"ASVspoof2019_LA_{split}/flac",
         )
     return written
 
@@ -100,8 +106,14 @@ def test_asvspoof2021_la_keeps_codec_transmission_and_subset(tmp_path):
     rows = rows_by_id(dataset["eval"])
     assert dataset["eval"].column_names[5:] == ["codec", "transmission", "trim", "subset"]
     assert rows["LA_E_9332881"] | {"audio": None} == rows["LA_E_9332881"] | {
-        "audio": None, "label": 0, "speaker": "LA_0009", "attack": "A07",
-        "codec": "alaw", "transmission": "ita_tx", "trim": "notrim", "subset": "eval",
+        "audio": None,
+        "label": 0,
+        "speaker": "LA_0009",
+        "attack": "A07",
+        "codec": "alaw",
+        "transmission": "ita_tx",
+        "trim": "notrim",
+        "subset": "eval",
     }
     assert rows["LA_E_1000001"]["attack"] == "bonafide" and rows["LA_E_1000001"]["subset"] == "progress"
     assert rows["LA_E_1000002"]["subset"] == "hidden"
@@ -126,15 +138,20 @@ def test_asvspoof2021_df_keeps_source_vocoder_and_subset(tmp_path):
 def test_asvspoof5_reads_the_track_1_protocols(tmp_path):
     root = tmp_path / "asvspoof5"
     write_protocol_corpus(
-        root, "ASVspoof5_protocols/ASVspoof5.train.tsv",
+        root,
+        "ASVspoof5_protocols/ASVspoof5.train.tsv",
         ["T_4850 T_0000000000 F - - - AC3 A05 spoof -", "T_4851 T_0000000001 M - - - bonafide bonafide bonafide -"],
         "flac_T",
     )
     write_protocol_corpus(
-        root, "ASVspoof5_protocols/ASVspoof5.dev.track_1.tsv", ["D_0062 D_0000000001 F C05 1 3 AC1 A11 spoof -"], "flac_D"
+        root,
+        "ASVspoof5_protocols/ASVspoof5.dev.track_1.tsv",
+        ["D_0062 D_0000000001 F C05 1 3 AC1 A11 spoof -"],
+        "flac_D",
     )
     write_protocol_corpus(
-        root, "ASVspoof5_protocols/ASVspoof5.eval.track_1.tsv",
+        root,
+        "ASVspoof5_protocols/ASVspoof5.eval.track_1.tsv",
         ["E_0001 E_0000000001 M C08 8 1 AC2 A17 spoof -", "E_0002 E_0000000002 F C00 - - bonafide bonafide bonafide -"],
         "flac_E_eval",
     )
@@ -142,30 +159,49 @@ def test_asvspoof5_reads_the_track_1_protocols(tmp_path):
     assert {split: dataset[split].num_rows for split in dataset} == {"train": 2, "dev": 1, "eval": 2}
     dev = dataset["dev"][0]
     assert dev["utt_id"] == "D_0000000001" and dev["attack"] == "A11" and dev["label"] == 0
-    assert (dev["gender"], dev["codec"], dev["codec_quality"], dev["codec_seed"], dev["attack_tag"]) == ("F", "C05", "1", "3", "AC1")
+    assert (dev["gender"], dev["codec"], dev["codec_quality"], dev["codec_seed"], dev["attack_tag"]) == (
+        "F",
+        "C05",
+        "1",
+        "3",
+        "AC1",
+    )
     assert info["splits"]["eval"]["label_counts"] == {"spoof": 1, "bonafide": 1}
 
 
 def test_ctrsvdd_maps_deepfake_to_spoof(tmp_path):
     root = tmp_path / "ctrsvdd"
     splits = {
-        "train": ["m4singer CtrSVDD_0110 CtrSVDD_0110_D_0015416 - - bonafide", "jvsmusic CtrSVDD_0097 CtrSVDD_0097_D_0010993 - A06 deepfake"],
+        "train": [
+            "m4singer CtrSVDD_0110 CtrSVDD_0110_D_0015416 - - bonafide",
+            "jvsmusic CtrSVDD_0097 CtrSVDD_0097_D_0010993 - A06 deepfake",
+        ],
         "dev": ["kising CtrSVDD_0120 CtrSVDD_0120_D_0020000 - A03 deepfake"],
-        "test": ["acesinger CtrSVDD_0115 CtrSVDD_0115_E_0092590 - - bonafide", "opencpop CtrSVDD_0116 CtrSVDD_0116_E_0092591 - A14 deepfake"],
+        "test": [
+            "acesinger CtrSVDD_0115 CtrSVDD_0115_E_0092590 - - bonafide",
+            "opencpop CtrSVDD_0116 CtrSVDD_0116_E_0092591 - A14 deepfake",
+        ],
     }
     for split, lines in splits.items():
         write_protocol_corpus(root, f"{split}.txt", lines, f"{split}_set", id_field=2)
     _, dataset = build("ctrsvdd", root, tmp_path)
     rows = rows_by_id(dataset["train"])
     deepfake = rows["CtrSVDD_0097_D_0010993"]
-    assert (deepfake["label"], deepfake["attack"], deepfake["speaker"], deepfake["source"]) == (0, "A06", "CtrSVDD_0097", "jvsmusic")
+    assert (deepfake["label"], deepfake["attack"], deepfake["speaker"], deepfake["source"]) == (
+        0,
+        "A06",
+        "CtrSVDD_0097",
+        "jvsmusic",
+    )
     assert rows["CtrSVDD_0110_D_0015416"]["label"] == 1
     assert dataset["test"]["attack"] == ["bonafide", "A14"]
 
 
 def make_in_the_wild(root: Path) -> dict[str, np.ndarray]:
     root.mkdir(parents=True)
-    (root / "meta.csv").write_text('file,speaker,label\n0.wav,Alec Guinness,spoof\n1.wav,"Biden, Joe",bona-fide\n2.wav,Alec Guinness,bona-fide\n')
+    (root / "meta.csv").write_text(
+        'file,speaker,label\n0.wav,Alec Guinness,spoof\n1.wav,"Biden, Joe",bona-fide\n2.wav,Alec Guinness,bona-fide\n'
+    )
     return {str(index): write_synthetic_audio(root / f"{index}.wav", SECONDS, seed=index) for index in range(3)}
 
 
@@ -187,7 +223,11 @@ def make_partialspoof(root: Path, resolutions=("0.01", "0.64")) -> None:
     }
     for split, lines in splits.items():
         written = write_protocol_corpus(
-            root, f"protocols/PartialSpoof_LA_cm_protocols/PartialSpoof.LA.cm.{split}.trl.txt", lines, f"{split}/con_wav", ".wav"
+            root,
+            f"protocols/PartialSpoof_LA_cm_protocols/PartialSpoof.LA.cm.{split}.trl.txt",
+            lines,
+            f"{split}/con_wav",
+            ".wav",
         )
         (root / "segment_labels").mkdir(exist_ok=True)
         for seconds in resolutions:
@@ -235,7 +275,11 @@ def test_generic_table_layout_makes_splits_and_typed_metadata(tmp_path):
     assert list(dataset) == ["train", "validation", "test"]
     assert info["metadata_columns"] == ["system", "duration_s", "age"]
     features = dataset["train"].features
-    assert (features["system"].dtype, features["duration_s"].dtype, features["age"].dtype) == ("string", "float64", "int64")
+    assert (features["system"].dtype, features["duration_s"].dtype, features["age"].dtype) == (
+        "string",
+        "float64",
+        "int64",
+    )
     first, second = dataset["train"]
     assert (first["utt_id"], first["label"], first["speaker"], first["age"]) == ("clips/c0", 1, "spk1", 31)
     assert (second["label"], second["speaker"], second["age"], second["attack"]) == (0, None, None, "unknown")
@@ -249,7 +293,11 @@ def test_generic_folder_layout_with_split_folders(tmp_path):
             write_synthetic_audio(root / split / label / f"{index}.flac", SECONDS, seed=index)
     info, dataset = build("generic", root, tmp_path)
     assert {split: dataset[split].num_rows for split in dataset} == {"train": 3, "test": 2}
-    assert sorted(zip(dataset["train"]["utt_id"], dataset["train"]["label"])) == [("bonafide/0", 1), ("bonafide/2", 1), ("spoof/1", 0)]
+    assert sorted(zip(dataset["train"]["utt_id"], dataset["train"]["label"], strict=True)) == [
+        ("bonafide/0", 1),
+        ("bonafide/2", 1),
+        ("spoof/1", 0),
+    ]
     assert info["splits"]["test"]["label_counts"] == {"spoof": 1, "bonafide": 1}
 
 
@@ -268,10 +316,12 @@ def test_mini_antispoof_builds_with_its_split_column(mini_antispoof, tmp_path):
 def test_built_folder_passes_the_push_checks(tmp_path):
     root = tmp_path / "LA"
     make_asvspoof2019(root)
-    info = build_dataset("asvspoof2019-la", root, tmp_path / "out", progress=False, license="cc-by-4.0")
+    info = build_dataset("asvspoof2019-la", root, tmp_path / "out", progress=False, license_id="cc-by-4.0")
     assert info["license"] == "cc-by-4.0" and "license: cc-by-4.0" in (tmp_path / "out" / "README.md").read_text()
     planned = {item.path for item in plan_upload(tmp_path / "out", "dataset")}
-    assert planned == {"README.md", "build_info.json"} | {f"data/{s}-00000-of-00001.parquet" for s in ("train", "dev", "eval")}
+    assert planned == {"README.md", "build_info.json"} | {
+        f"data/{s}-00000-of-00001.parquet" for s in ("train", "dev", "eval")
+    }
 
 
 def broken_asvspoof2019(root: Path) -> None:

@@ -18,7 +18,10 @@ def ctrsvdd(tmp_path):
     """A CtrSVDD layout with train and dev only: test.txt and test_set/ are missing."""
     root = tmp_path / "CtrSVDD"
     for split, lines in {
-        "train": ["m4singer CtrSVDD_0110 CtrSVDD_0110_D_0015416 - - bonafide", "jvsmusic CtrSVDD_0097 CtrSVDD_0097_D_0010993 - A06 deepfake"],
+        "train": [
+            "m4singer CtrSVDD_0110 CtrSVDD_0110_D_0015416 - - bonafide",
+            "jvsmusic CtrSVDD_0097 CtrSVDD_0097_D_0010993 - A06 deepfake",
+        ],
         "dev": ["kising CtrSVDD_0120 CtrSVDD_0120_D_0020000 - A03 deepfake"],
     }.items():
         (root / f"{split}.txt").parent.mkdir(parents=True, exist_ok=True)
@@ -62,6 +65,8 @@ def test_check_only_reads_the_layout(ctrsvdd, tmp_path, caplog):
 
 def test_sizes_parse_and_print_in_decimal_units():
     assert parse_size("500MB") == 500_000_000 and parse_size("1.5gb") == 1_500_000_000 and parse_size("2048") == 2048
-    assert format_size(500_000_000) == "500MB" and format_size(1_500_000_000) == "1500MB" and format_size(1001) == "1001B"
+    assert (
+        format_size(500_000_000) == "500MB" and format_size(1_500_000_000) == "1500MB" and format_size(1001) == "1001B"
+    )
     with pytest.raises(argparse.ArgumentTypeError, match="not a size"):
         parse_size("lots")

@@ -64,7 +64,9 @@ def test_other_rates_are_resampled_to_16k_as_datasets_does(tmp_path):
     write_synthetic_audio(tmp_path / "a.flac", 1.0, sampling_rate=44100, seed=1)
     data = (tmp_path / "a.flac").read_bytes()
     waveform = decode_waveform(data, crop="full")
-    reference = Dataset.from_dict({"audio": [str(tmp_path / "a.flac")]}).cast_column("audio", Audio(sampling_rate=16000))
+    reference = Dataset.from_dict({"audio": [str(tmp_path / "a.flac")]}).cast_column(
+        "audio", Audio(sampling_rate=16000)
+    )
     expected = reference[0]["audio"].get_all_samples().data[0].numpy()
     assert waveform.shape == expected.shape and abs(len(waveform) - 16000) <= 16
     assert np.allclose(waveform, expected, atol=1e-6)
@@ -115,7 +117,9 @@ def test_full_mode_batches_pad_with_an_attention_mask(built):
     assert batch["input_values"].shape == (4, 8000)
     assert batch["attention_mask"].sum(dim=1).tolist() == [8000] * 4
     assert batch["labels"].tolist() == [1, 1, 0, 0]
-    ragged = collate_waveforms([{"input_values": np.ones(3, np.float32), "label": 0}, {"input_values": np.ones(5, np.float32), "label": 1}])
+    ragged = collate_waveforms(
+        [{"input_values": np.ones(3, np.float32), "label": 0}, {"input_values": np.ones(5, np.float32), "label": 1}]
+    )
     assert ragged["attention_mask"].tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
     assert ragged["input_values"][0, 3:].abs().sum() == 0
 

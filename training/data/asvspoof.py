@@ -19,7 +19,8 @@ class ASVspoof2019LABuilder(ProtocolCorpusBuilder):
     )
     layout = (
         "ROOT = the extracted LA/ folder: ASVspoof2019_LA_cm_protocols/ASVspoof2019.LA.cm."
-        "{train.trn,dev.trl,eval.trl}.txt (SPEAKER FILE - SYSTEM KEY) and ASVspoof2019_LA_{train,dev,eval}/flac/FILE.flac"
+        "{train.trn,dev.trl,eval.trl}.txt (SPEAKER FILE - SYSTEM KEY) and "
+        "ASVspoof2019_LA_{train,dev,eval}/flac/FILE.flac"
     )
     license = "odc-by"
     num_fields = (5,)
@@ -65,7 +66,8 @@ class ASVspoof2021DFBuilder(ProtocolCorpusBuilder):
     title = "ASVspoof 2021 DeepFake (evaluation)"
     description = (
         "The ASVspoof 2021 DF evaluation set: bona fide and spoofed speech from ASVspoof 2019 LA, VCC 2018 and "
-        "VCC 2020 through media codecs; `vocoder` names the vocoder family, `subset` the eval / progress / hidden trials."
+        "VCC 2020 through media codecs; `vocoder` names the vocoder family, `subset` the eval / progress / "
+        "hidden trials."
     )
     layout = (
         "ROOT holds ASVspoof2021_DF_eval/flac/TRIAL.flac and the keys keys/DF/CM/trial_metadata.txt "
@@ -100,7 +102,9 @@ class ASVspoof5Builder(ProtocolCorpusBuilder):
     }
     sources = {
         split: SplitSource(
-            tuple(f"{folder}ASVspoof5.{split}.{suffix}" for folder in ("", "ASVspoof5_protocols/") for suffix in suffixes),
+            tuple(
+                f"{folder}ASVspoof5.{split}.{suffix}" for folder in ("", "ASVspoof5_protocols/") for suffix in suffixes
+            ),
             audio_dirs,
         )
         for split, suffixes, audio_dirs in (

@@ -66,13 +66,20 @@ def scan_corpus(
     scan = builder.scan(root)
     errors = scan.errors(strict=strict, skip_missing_audio=skip_missing_audio)
     if errors:
-        raise CorpusLayoutError(builder.name, root, errors)
+        raise CorpusLayoutError(builder.name, root, errors, builder.layout)
     if not any(scan.splits.values()):
-        raise CorpusLayoutError(builder.name, root, [LayoutProblem("missing", root, "no utterances found")])
+        raise CorpusLayoutError(
+            builder.name, root, [LayoutProblem("missing", root, "no utterances found")], builder.layout
+        )
     for kind, count in Counter(problem.kind for problem in scan.problems).items():
         example = next(problem for problem in scan.problems if problem.kind == kind)
-        logger.warning("%s: %d %s problem(s) left out of the build (all in build_info.json), e.g. %s",
-                       builder.name, count, kind, example)
+        logger.warning(
+            "%s: %d %s problem(s) ignored (their rows or files are left out), e.g. %s",
+            builder.name,
+            count,
+            kind,
+            example,
+        )
     return builder, scan
 
 
@@ -98,7 +105,7 @@ def build_dataset(
     strict: bool = False,
     skip_missing_audio: bool = False,
     overwrite: bool = False,
-    license: str | None = None,
+    license_id: str | None = None,
     build_command: str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -111,7 +118,7 @@ def build_dataset(
         strict: fail on extra files too (by default they are reported and left out).
         skip_missing_audio: leave out protocol entries whose audio file is missing instead of failing.
         overwrite: replace an existing, non-empty `output_dir`.
-        license: the Hub licence id to record (e.g. "cc-by-4.0"); defaults to the corpus' known licence.
+        license_id: the Hub licence id to record (e.g. "cc-by-4.0"); defaults to the corpus' known licence.
         build_command: the command line to record in the build info.
     """
     output_dir = Path(output_dir)
@@ -129,7 +136,9 @@ def build_dataset(
         }
         if unreadable:
             raise CorpusLayoutError(builder.name, Path(root), unreadable)
-        info = _build_info(builder, Path(root), scan, features, split_info, build_command, license or builder.license)
+        info = _build_info(
+            builder, Path(root), scan, features, split_info, build_command, license_id or builder.license
+        )
         (staging / BUILD_INFO_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         (staging / "README.md").write_text(render_card(info), encoding="utf-8")
         _move_into_place(staging, output_dir)
@@ -205,14 +214,14 @@ def _build_info(
     features: Features,
     split_info: dict[str, dict[str, Any]],
     build_command: str | None,
-    license: str | None,
+    license_id: str | None,
 ) -> dict[str, Any]:
     attacks = sorted({attack for info in split_info.values() for attack in info["attack_counts"]} - {ATTACK_BONAFIDE})
     return {
         "corpus": builder.name,
         "title": builder.title,
         "description": builder.description,
-        "license": license,
+        "license": license_id,
         "source_layout": builder.layout,
         "source_root": str(root),
         "build_command": build_command or f"nes2net data build {builder.name} {root} OUT",

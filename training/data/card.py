@@ -44,6 +44,7 @@ def render_card(info: dict[str, Any]) -> str:
         for name, feature in info["features"].items()
     )
     first_split = next(iter(info["splits"]))
+    versions = info["built_with"]
     licence = (
         f"The corpus is distributed by its owners under `{info['license']}`; this copy keeps their terms."
         if info.get("license")
@@ -53,9 +54,9 @@ def render_card(info: dict[str, Any]) -> str:
 {yaml.safe_dump(header, sort_keys=False).strip()}
 ---
 
-# {info['title']}
+# {info["title"]}
 
-{info['description']}
+{info["description"]}
 
 This is the corpus as its owners distribute it, converted by `nes2net data build` into the schema shared by
 all nes2net anti-spoofing datasets. `label` is a ClassLabel with names `["spoof", "bonafide"]`, so 1 means
@@ -79,7 +80,8 @@ bona fide, as in the Nes2Net paper. The audio is stored as the original encoded 
 from datasets import load_dataset
 
 dataset = load_dataset("<this repo or folder>", split="{first_split}")   # audio decoded at 16 kHz
-stream = load_dataset("parquet", data_files={{"{first_split}": "data/{first_split}-*.parquet"}}, split="{first_split}", streaming=True)
+shards = {{"{first_split}": "data/{first_split}-*.parquet"}}
+stream = load_dataset("parquet", data_files=shards, split="{first_split}", streaming=True)
 
 from training.data import load_training_dataset   # nes2net: fast decode + random 64,600-sample crops
 train = load_training_dataset("<this repo or folder>", "{first_split}")
@@ -87,13 +89,13 @@ train = load_training_dataset("<this repo or folder>", "{first_split}")
 
 ## How it was built
 
-Source layout: {info['source_layout']}.
+Source layout: {info["source_layout"]}.
 
 ```
-{info['build_command']}
+{info["build_command"]}
 ```
 
-Built with nes2net {info['built_with']['nes2net'] or '(source tree)'} and datasets {info['built_with']['datasets']} on {info['created']}.
+Built with nes2net {versions["nes2net"] or "(source tree)"} and datasets {versions["datasets"]} on {info["created"]}.
 
 ## Licence
 

@@ -1,8 +1,8 @@
 """`nes2net data`: build HF Datasets versions of anti-spoofing corpora.
 
-    nes2net data build CORPUS ROOT OUT [--push-to-hub REPO]   check the layout, then write Parquet shards
-                                                              (then check OUT and upload it, as `nes2net push`)
-    nes2net data check CORPUS ROOT                            only check the layout, reporting every problem
+nes2net data build CORPUS ROOT OUT [--push-to-hub REPO]   check the layout, then write Parquet shards
+                                                          (then check OUT and upload it, as `nes2net push`)
+nes2net data check CORPUS ROOT                            only check the layout, reporting every problem
 """
 
 from __future__ import annotations
@@ -32,8 +32,11 @@ def parse_size(text: str) -> int:
 
 def format_size(num_bytes: int) -> str:
     """500_000_000 -> `500MB`: the largest decimal unit that divides it."""
-    return next(f"{num_bytes // factor}{unit}" for unit, factor in (("GB", 1000**3), ("MB", 1000**2), ("KB", 1000), ("B", 1))
-                if num_bytes % factor == 0)
+    return next(
+        f"{num_bytes // factor}{unit}"
+        for unit, factor in (("GB", 1000**3), ("MB", 1000**2), ("KB", 1000), ("B", 1))
+        if num_bytes % factor == 0
+    )
 
 
 def _add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,12 +55,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_corpus_arguments(build)
     build.add_argument("output_dir", metavar="OUT", help="the folder to write (built aside and moved in at the end)")
     build.add_argument(
-        "--max-shard-size", type=parse_size, default=DEFAULT_MAX_SHARD_BYTES, help="audio bytes per shard (default 500MB)"
+        "--max-shard-size",
+        type=parse_size,
+        default=DEFAULT_MAX_SHARD_BYTES,
+        help="audio bytes per shard (default 500MB)",
     )
     build.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     build.add_argument("--license", help="Hub licence id to record on the card (default: the corpus' known licence)")
     build.add_argument(
-        "--push-to-hub", metavar="REPO", help="then check OUT and upload it to this Hub dataset repository (nes2net push)"
+        "--push-to-hub",
+        metavar="REPO",
+        help="then check OUT and upload it to this Hub dataset repository (nes2net push)",
     )
     build.add_argument("--public", action="store_true", help="make the Hub repository public (default: private)")
     build.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -82,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.data_command == "check":
             _, scan = scan_corpus(args.corpus, args.root, **options)
+            for problem in scan.problems:
+                logger.warning("%s", problem)
             for split, utterances in scan.splits.items():
                 logger.info("%s %s: %d utterances", args.corpus, split, len(utterances))
             return 0
@@ -91,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
             args.output_dir,
             max_shard_bytes=args.max_shard_size,
             overwrite=args.overwrite,
-            license=args.license,
+            license_id=args.license,
             build_command=_build_command(args),
             progress=not args.no_progress,
             **options,

@@ -77,7 +77,9 @@ class GenericBuilder(CorpusBuilder):
         preferred = [path for path in tables if path.stem == "metadata"]
         if len(tables) > 1 and len(preferred) != 1:
             names = ", ".join(path.name for path in tables)
-            problems.append(LayoutProblem("malformed", root, f"several metadata tables ({names}): pick one with --metadata"))
+            problems.append(
+                LayoutProblem("malformed", root, f"several metadata tables ({names}): pick one with --metadata")
+            )
         return (preferred or tables or [None])[0]
 
 
@@ -100,9 +102,11 @@ def _scan_table(root: Path, table: Path) -> CorpusScan:
                 continue
             line = reader.line_num
             if len(fields) != len(header):
-                problems.append(LayoutProblem("malformed", table, f"expected {len(header)} fields, found {len(fields)}", line))
+                problems.append(
+                    LayoutProblem("malformed", table, f"expected {len(header)} fields, found {len(fields)}", line)
+                )
                 continue
-            record = dict(zip(header, fields))
+            record = dict(zip(header, fields, strict=True))
             try:
                 rows.append((line, _table_row(root, record, path_column)))
             except ProtocolLineError as error:
@@ -173,14 +177,22 @@ def _scan_folders(root: Path) -> CorpusScan:
             if path.is_dir() and any((path / name).is_dir() for name in LABEL_FOLDERS)
         }
     if not split_roots:
-        problems.append(LayoutProblem("missing", root, "no metadata table (*.csv, *.tsv) and no bonafide/ or spoof/ folder"))
+        problems.append(
+            LayoutProblem("missing", root, "no metadata table (*.csv, *.tsv) and no bonafide/ or spoof/ folder")
+        )
     splits = {}
     for split, split_root in split_roots.items():
         if not SPLIT_NAME.match(split):
             problems.append(LayoutProblem("malformed", split_root, f"{split!r} is not a valid split name"))
             continue
         splits[split] = [
-            Utterance(path.relative_to(split_root).with_suffix("").as_posix(), path, label, None, attack_name(ATTACK_UNKNOWN, label))
+            Utterance(
+                path.relative_to(split_root).with_suffix("").as_posix(),
+                path,
+                label,
+                None,
+                attack_name(ATTACK_UNKNOWN, label),
+            )
             for folder, label in LABEL_FOLDERS.items()
             if (split_root / folder).is_dir()
             for path in list_audio_files(split_root / folder, recursive=True)

@@ -20,7 +20,9 @@ class InTheWildBuilder(ProtocolCorpusBuilder):
         "31,779 recordings of celebrities and politicians collected from the internet, bona fide and "
         "deepfaked; an evaluation-only corpus (the spoofing systems are not named)."
     )
-    layout = "ROOT = release_in_the_wild/: meta.csv (header file,speaker,label; label bona-fide|spoof) and the N.wav files"
+    layout = (
+        "ROOT = release_in_the_wild/: meta.csv (header file,speaker,label; label bona-fide|spoof) and the N.wav files"
+    )
     num_fields = (3,)
     sources = {"test": SplitSource(("meta.csv",), (".",), suffix=".wav")}
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import os
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,15 +37,12 @@ class LayoutProblem:
 class CorpusLayoutError(ValueError):
     """Raised when a corpus folder does not match its layout; `problems` lists every problem found."""
 
-    def __init__(self, corpus: str, root: Path, problems: list[LayoutProblem]):
+    def __init__(self, corpus: str, root: Path, problems: list[LayoutProblem], layout: str | None = None):
         self.problems = problems
-        counts = ", ".join(f"{sum(p.kind == kind for p in problems)} {kind}" for kind in _kinds(problems))
+        counts = ", ".join(f"{count} {kind}" for kind, count in Counter(problem.kind for problem in problems).items())
         listing = "\n".join(f"  {problem}" for problem in problems)
-        super().__init__(f"{corpus} layout check failed under {root} ({counts}):\n{listing}")
-
-
-def _kinds(problems: list[LayoutProblem]) -> list[str]:
-    return list(dict.fromkeys(problem.kind for problem in problems))
+        expected = f"\nexpected layout: {layout}" if layout else ""
+        super().__init__(f"{corpus} layout check failed under {root} ({counts}):\n{listing}{expected}")
 
 
 @dataclass
@@ -100,7 +98,9 @@ def first_existing(root: Path, candidates: Iterable[str], problems: list[LayoutP
     return None
 
 
-def protocol_lines(path: Path, num_fields: Iterable[int], problems: list[LayoutProblem]) -> Iterator[tuple[int, list[str]]]:
+def protocol_lines(
+    path: Path, num_fields: Iterable[int], problems: list[LayoutProblem]
+) -> Iterator[tuple[int, list[str]]]:
     """Yield `(line_number, fields)` of a whitespace-separated protocol, skipping blank lines and recording
     every line whose field count is not one of `num_fields` as malformed."""
     allowed = sorted(set(num_fields))
@@ -177,7 +177,9 @@ def match_audio(
         file_name = entry.file_name or entry.utt_id + suffix
         path = present.pop(file_name, None)
         if path is None:
-            problems.append(LayoutProblem("missing-audio", protocol, f"audio file {audio_dir / file_name} not found", entry.line))
+            problems.append(
+                LayoutProblem("missing-audio", protocol, f"audio file {audio_dir / file_name} not found", entry.line)
+            )
             continue
         utterances.append(Utterance(entry.utt_id, path, entry.label, entry.speaker, entry.attack, entry.metadata))
     problems.extend(LayoutProblem("extra", path, f"not listed in {protocol.name}") for path in present.values())

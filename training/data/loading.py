@@ -60,7 +60,9 @@ def load_built_dataset(
         raise FileNotFoundError(f"{folder} holds no {DATA_DIR}/<split>-NNNNN-of-NNNNN.parquet shards")
     if (folder / BUILD_INFO_FILE).is_file():  # keep the corpus' split order (train, dev, eval, ...)
         order = list(read_build_info(folder)["splits"])
-        data_files = dict(sorted(data_files.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)))
+        data_files = dict(
+            sorted(data_files.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order))
+        )
     if split is not None and split not in data_files:
         raise ValueError(f"{folder} has no split {split!r}; splits: {', '.join(data_files)}")
     wanted = data_files if split is None else {split: data_files[split]}
@@ -146,7 +148,9 @@ class WaveformTransform:
     column is `Audio(decode=False)`.
     """
 
-    def __init__(self, num_samples: int = DEFAULT_NUM_SAMPLES, crop: CropMode = "random", columns: tuple[str, ...] = ("label",)):
+    def __init__(
+        self, num_samples: int = DEFAULT_NUM_SAMPLES, crop: CropMode = "random", columns: tuple[str, ...] = ("label",)
+    ):
         if crop not in CROP_MODES:
             raise ValueError(f"crop must be one of {CROP_MODES}, not {crop!r}")
         if num_samples <= 0:
@@ -197,7 +201,7 @@ def collate_waveforms(items: list[dict[str, Any]]) -> dict[str, Any]:
     lengths = [len(item["input_values"]) for item in items]
     input_values = torch.zeros(len(items), max(lengths), dtype=torch.float32)
     attention_mask = torch.zeros(len(items), max(lengths), dtype=torch.long)
-    for row, (item, length) in enumerate(zip(items, lengths)):
+    for row, (item, length) in enumerate(zip(items, lengths, strict=True)):
         input_values[row, :length] = torch.as_tensor(item["input_values"])
         attention_mask[row, :length] = 1
     batch: dict[str, Any] = {"input_values": input_values, "attention_mask": attention_mask}

@@ -33,8 +33,9 @@ class PartialSpoofBuilder(ProtocolCorpusBuilder):
         "utterance labels and segment labels at every shipped resolution for spoof localisation."
     )
     layout = (
-        "ROOT = the database/ folder: protocols/PartialSpoof_LA_cm_protocols/PartialSpoof.LA.cm.{train,dev,eval}.trl.txt "
-        "(SPEAKER FILE - SYSTEM KEY), {train,dev,eval}/con_wav/FILE.wav and segment_labels/{split}_seglab_{0.01..0.64}.npy "
+        "ROOT = the database/ folder: protocols/PartialSpoof_LA_cm_protocols/"
+        "PartialSpoof.LA.cm.{train,dev,eval}.trl.txt (SPEAKER FILE - SYSTEM KEY), {train,dev,eval}/con_wav/FILE.wav "
+        "and segment_labels/{split}_seglab_{0.01..0.64}.npy "
         "(pickled dicts: utterance -> '1' bona fide / '0' spoof per segment; loading them runs pickle, so build only "
         "files you trust)"
     )
@@ -85,6 +86,8 @@ class PartialSpoofBuilder(ProtocolCorpusBuilder):
                 continue
             values = np.asarray(segments)
             if not np.isin(values.astype(str), ("0", "1")).all():
-                problems.append(LayoutProblem("malformed", path, f"segment labels of {utterance.utt_id} are not all 0/1"))
+                problems.append(
+                    LayoutProblem("malformed", path, f"segment labels of {utterance.utt_id} are not all 0/1")
+                )
                 continue
             utterance.metadata[column] = values.astype(np.int8)
