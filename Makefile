@@ -25,6 +25,10 @@ $(VENV)/.installed: setup.cfg constraints.txt | system-deps
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -c constraints.txt -e ".[train,space,dev]"
+	# olah (a Hub server that serves git repositories offline) for the publishing tests; its fastapi-utils pins an
+	# old psutil that it does not need for what olah uses, so it goes in without dependencies.
+	$(PY) -m pip install -q -c constraints.txt GitPython peewee portalocker pydantic-settings shortuuid tenacity toml typing_inspect
+	$(PY) -m pip install -q --no-deps olah==0.5.4 fastapi-utils==0.8.0
 	touch $@
 
 demo: setup
