@@ -453,3 +453,27 @@ def test_in_the_wild_rejects_a_wrong_header(tmp_path):
     (root / "meta.csv").write_text("file,label\n0.wav,spoof\n")
     with pytest.raises(CorpusLayoutError, match=r"meta\.csv:1: header must be file,speaker,label"):
         scan_corpus("in-the-wild", root)
+
+
+def test_generic_table_errors_name_the_line(tmp_path):
+    root = tmp_path / "generic"
+    write_synthetic_audio(root / "a.wav", SECONDS)
+    write_synthetic_audio(root / "unlisted.wav", SECONDS)
+    (root / "metadata.csv").write_text(
+        "file_name,label\na.wav,bonafide\nb.wav,spoof\nnotes.txt,spoof\na.wav,maybe\na.wav,spoof,extra\n"
+    )
+    with pytest.raises(CorpusLayoutError) as raised:
+        scan_corpus("generic", root)
+    table = root / "metadata.csv"
+    assert [str(problem) for problem in raised.value.problems] == [
+        f"malformed: {table}:4: 'notes.txt' is not an audio file (.flac, .wav, .ogg, .mp3)",
+        f"malformed: {table}:5: unknown key 'maybe' (expected 'bonafide' or 'bona-fide' or 'bona fide' or 'genuine' "
+        "or 'real' or 'spoof' or 'spoofed' or 'fake' or 'deepfake')",
+        f"malformed: {table}:6: expected 2 fields, found 3",
+        f"missing-audio: {table}:3: audio file {root}/b.wav not found",
+    ]
+    assert "expected layout: ROOT holds a CSV/TSV table" in str(raised.value)
+    (root / "other.tsv").write_text("path\tlabel\n")
+    (root / "metadata.csv").rename(root / "labels.csv")
+    with pytest.raises(CorpusLayoutError, match=r"several metadata tables \(labels.csv, other.tsv\): pick one"):
+        scan_corpus("generic", root)

@@ -1,5 +1,18 @@
 """HF Datasets versions of the anti-spoofing corpora: one builder per corpus over one shared schema, and
-the fast loader training reads them with."""
+the fast loader training reads them with.
+
+    nes2net data build asvspoof2019-la /data/LA asvspoof2019-la/      # or: build_dataset(...)
+    nes2net data check in-the-wild /data/release_in_the_wild           # layout problems only
+
+    train = load_training_dataset("asvspoof2019-la/", "train")         # {"input_values": (64600,), "label"}
+    dev = load_training_dataset("asvspoof2019-la/", "dev", crop="full", columns=("label", "utt_id"))
+    DataLoader(dev, batch_size=8, collate_fn=collate_waveforms)        # padded + attention_mask
+
+Streaming: `load_built_dataset(folder_or_hub_id, split, streaming=True)` (or
+`load_dataset("parquet", data_files={"train": "OUT/data/train-*.parquet"}, streaming=True)`) reads the
+shards lazily; `load_training_dataset(..., streaming=True)` crops them as they stream; `stream_corpus`
+reads a corpus folder directly, with no build.
+"""
 
 from .build import build_dataset, scan_corpus, stream_corpus
 from .corpora import BUILDERS, get_builder
