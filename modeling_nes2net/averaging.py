@@ -1,0 +1,202 @@
+"""Checkpoint averaging as the paper uses it: the element-wise mean of N checkpoints of one architecture (e.g. the
+epochs with the best development EER).
+
+Floating-point tensors are averaged in float64 and stored in their own dtype. Integer tensors are BatchNorm's
+`num_batches_tracked` step counters: they take the maximum over the checkpoints (a count of updates, not a weight;
+the authors' script averaged them too, which only matters to a model trained further in BatchNorm's cumulative mode).
+
+`average_checkpoints` takes either the authors' `.pth` / `.pt` files (written back as a plain `.pth` state dict, with
+`module.` prefixes and `model_state_dict` wrappers removed, loadable with `weights_only=True` and by `nes2net convert`)
+or converted model folders (written as a folder).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+from transformers import Wav2Vec2FeatureExtractor
+
+from .convert import ConversionError, load_original_state_dict
+from .folder import save_model_folder
+from .modeling_nes2net import Nes2NetForAudioClassification
+
+logger = logging.getLogger(__name__)
+
+# Config entries that legitimately differ between checkpoints of one architecture.
+_VOLATILE_CONFIG_KEYS = ("_name_or_path", "transformers_version", "decision_threshold")
+
+
+class AveragingError(ValueError):
+    """The checkpoints cannot be averaged (different architectures, too few, unreadable); nothing was written."""
+
+
+def average_state_dicts(
+    state_dicts: Iterable[dict[str, torch.Tensor]], names: Sequence[str] | None = None
+) -> dict[str, torch.Tensor]:
+    """Element-wise mean of state dicts with the same names, shapes and dtypes (integer tensors: the maximum).
+
+    `state_dicts` is consumed one at a time, so only the running sums and the current checkpoint are in memory;
+    `names` label them in error messages.
+    """
+    totals: dict[str, torch.Tensor] = {}
+    layout: dict[str, tuple[torch.Size, torch.dtype]] = {}
+    count = 0
+    for index, state in enumerate(state_dicts):
+        name = names[index] if names is not None else f"checkpoint {index + 1}"
+        if count == 0:
+            layout = {key: (tensor.shape, tensor.dtype) for key, tensor in state.items()}
+            totals = {
+                key: tensor.to(torch.float64) if tensor.dtype.is_floating_point else tensor.clone()
+                for key, tensor in state.items()
+            }
+        else:
+            _check_same_layout(layout, state, name, names[0] if names is not None else "checkpoint 1")
+            for key, tensor in state.items():
+                if tensor.dtype.is_floating_point:
+                    totals[key] += tensor.to(torch.float64)
+                else:
+                    totals[key] = torch.maximum(totals[key], tensor)
+        count += 1
+    if count < 2:
+        raise AveragingError(f"averaging needs at least two checkpoints, got {count}")
+    return {
+        key: (total / count).to(layout[key][1]) if layout[key][1].is_floating_point else total
+        for key, total in totals.items()
+    }
+
+
+def _check_same_layout(
+    layout: dict[str, tuple[torch.Size, torch.dtype]], state: dict[str, torch.Tensor], name: str, first: str
+) -> None:
+    missing = sorted(set(layout) - set(state))
+    extra = sorted(set(state) - set(layout))
+    different = sorted(
+        f"{key}: {tuple(layout[key][0])} {layout[key][1]} vs {tuple(tensor.shape)} {tensor.dtype}"
+        for key, tensor in state.items()
+        if key in layout and (tensor.shape, tensor.dtype) != layout[key]
+    )
+    if missing or extra or different:
+        details = [
+            f"lacks {', '.join(missing[:10])}" if missing else "",
+            f"has extra {', '.join(extra[:10])}" if extra else "",
+            f"differs in {'; '.join(different[:10])}" if different else "",
+        ]
+        raise AveragingError(
+            f"{name} does not have the architecture of {first}: it " + ", ".join(d for d in details if d)
+        )
+
+
+def _save_state_dict_atomic(state_dict: dict[str, torch.Tensor], output: Path) -> Path:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
+    os.close(handle)
+    try:
+        torch.save(state_dict, temporary)
+        os.replace(temporary, output)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return output
+
+
+def average_original_checkpoints(paths: Sequence[str | os.PathLike], output: str | os.PathLike) -> Path:
+    """Average the authors' checkpoints into a plain `.pth` state dict at `output` (written atomically)."""
+    paths = [Path(path) for path in paths]
+
+    def states() -> Iterator[dict[str, torch.Tensor]]:
+        for path in tqdm(paths, desc="averaging checkpoints", unit="checkpoint"):
+            try:
+                state, _ = load_original_state_dict(path)
+            except ConversionError as error:
+                raise AveragingError(str(error)) from error
+            yield state
+
+    averaged = average_state_dicts(states(), names=[str(path) for path in paths])
+    return _save_state_dict_atomic(averaged, Path(output))
+
+
+def _comparable_config(model: Nes2NetForAudioClassification) -> dict:
+    config = model.config.to_dict()
+    for key in _VOLATILE_CONFIG_KEYS:
+        config.pop(key, None)
+    return config
+
+
+def averaged_folder_card(folders: Sequence[Path]) -> str:
+    """README.md of an averaged folder: which folders it averages. `hub_cards` renders the published card."""
+    listed = "\n".join(f"- `{folder.name}`" for folder in folders)
+    return f"""---
+library_name: transformers
+pipeline_tag: audio-classification
+tags:
+- anti-spoofing
+- audio-deepfake-detection
+- nes2net
+- custom_code
+---
+
+# Nes2Net: the average of {len(folders)} checkpoints
+
+The element-wise mean of the weights of these model folders (integer BatchNorm step counters: their maximum),
+made with `nes2net average`:
+
+{listed}
+
+It has not been evaluated since: evaluate it before publishing, and render the published card with `hub_cards`.
+"""
+
+
+def average_model_folders(folders: Sequence[str | os.PathLike], output: str | os.PathLike) -> Path:
+    """Average converted or trained model folders with the same config into a folder at `output` (atomic)."""
+    folders = [Path(folder) for folder in folders]
+    first = Nes2NetForAudioClassification.from_pretrained(folders[0])
+    reference = _comparable_config(first)
+    thresholds = set()
+
+    def states() -> Iterator[dict[str, torch.Tensor]]:
+        for index, folder in enumerate(tqdm(folders, desc="averaging model folders", unit="folder")):
+            model = first if index == 0 else Nes2NetForAudioClassification.from_pretrained(folder)
+            config = _comparable_config(model)
+            if config != reference:
+                differences = sorted(
+                    key for key in reference.keys() | config.keys() if reference.get(key) != config.get(key)
+                )
+                raise AveragingError(f"{folder} has another config than {folders[0]}: {', '.join(differences)}")
+            thresholds.add(model.config.decision_threshold)
+            yield model.state_dict()
+
+    averaged = average_state_dicts(states(), names=[str(folder) for folder in folders])
+    first.load_state_dict(averaged, strict=True)
+    if len(thresholds) > 1:
+        logger.warning("the folders have different decision thresholds %s: the average has none; recalibrate it",
+                       sorted(thresholds, key=str))
+        first.config.decision_threshold = None
+    feature_extractor = Wav2Vec2FeatureExtractor.from_pretrained(folders[0])
+    return save_model_folder(first, output, feature_extractor, model_card=averaged_folder_card(folders))
+
+
+def average_checkpoints(
+    inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *, overwrite: bool = False
+) -> Path:
+    """Average `inputs`, all original checkpoint files or all model folders, into `output` (a `.pth` file or a
+    folder, matching the inputs). Raises `AveragingError` (nothing written) or `FileExistsError` unless `overwrite`."""
+    inputs, output = [Path(path) for path in inputs], Path(output)
+    if len(inputs) < 2:
+        raise AveragingError(f"averaging needs at least two checkpoints, got {len(inputs)}")
+    absent = [str(path) for path in inputs if not path.exists()]
+    if absent:
+        raise AveragingError(f"not found: {', '.join(absent)}")
+    folders = [path.is_dir() for path in inputs]
+    if any(folders) and not all(folders):
+        raise AveragingError("give either original checkpoint files or model folders, not both")
+    if output.exists() and not overwrite and (output.is_file() or any(output.iterdir())):
+        raise FileExistsError(f"{output} exists (pass overwrite=True / --overwrite to replace it)")
+    if all(folders):
+        return average_model_folders(inputs, output)
+    return average_original_checkpoints(inputs, output)
