@@ -17,6 +17,7 @@ import logging
 import os
 import pickle
 import re
+import sys
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from transformers.dynamic_module_utils import get_relative_import_files
 
 from .configuration_nes2net import Nes2NetConfig
 from .folder import save_model_folder
@@ -406,6 +408,13 @@ def _describe(config: Nes2NetConfig) -> dict[str, str]:
     }
 
 
+def remote_code_files() -> list[str]:
+    """Names of the code files `save_pretrained` copies next to the weights for `trust_remote_code`."""
+    modules = [sys.modules[cls.__module__].__file__ for cls in (Nes2NetConfig, Nes2NetForAudioClassification)]
+    files = modules + [file for module in modules for file in get_relative_import_files(module)]
+    return sorted({Path(file).name for file in files})
+
+
 def conversion_card(
     config: Nes2NetConfig, source: Path, sha256: str, preset: str, converted: int, ignored: list[str]
 ) -> str:
@@ -427,6 +436,11 @@ def conversion_card(
         if config.normalize_waveform
         else "no normalisation (the feature extractor has `do_normalize=False`), as in the original"
     )
+    details = (
+        f"outer ratio {config.outer_ratio}, inner ratio {config.inner_ratio}, SE ratio {config.se_ratio}, "
+        f"kernel {config.kernel_size}, dilation {config.dilation}, {config.pooling} pooling"
+    )
+    code_files = "\n".join(f"- `{name}`: model code for `trust_remote_code`" for name in remote_code_files())
     ignored_text = (
         "Training-only tensors left out: " + ", ".join(f"`{name}`" for name in ignored) + "."
         if ignored
@@ -438,16 +452,16 @@ def conversion_card(
 
 # {parts['backend']} on {parts['frontend'].split(' (')[0]}: the authors' checkpoint, converted
 
-The weights of the authors' released checkpoint `{source.name}` (SHA-256 `{sha256}`), converted with
-`nes2net convert {source.name} OUT --preset {preset}` into a transformers model. Paper: Liu, Truong, Das, Lee, Li,
-"Nes2Net: A Lightweight Nested Architecture for Foundation Model Driven Speech Anti-spoofing", IEEE T-IFS 2025
-([arXiv 2504.05657](https://arxiv.org/abs/2504.05657)).
+The weights of the authors' released checkpoint `{source.name}`
+(SHA-256 `{sha256}`), converted into a transformers model with
+`nes2net convert {source.name} OUT --preset {preset}`.
+Paper: Liu, Truong, Das, Lee, Li, "Nes2Net: A Lightweight Nested Architecture for Foundation Model Driven Speech
+Anti-spoofing", IEEE T-IFS 2025 ([arXiv 2504.05657](https://arxiv.org/abs/2504.05657)).
 
 ## Model
 
 - Front-end: {parts['frontend']}; the back-end reads {parts['merge']}.
-- Back-end: {parts['backend']} (outer ratio {config.outer_ratio}, inner ratio {config.inner_ratio}, SE ratio
-  {config.se_ratio}, kernel {config.kernel_size}, dilation {config.dilation}, {config.pooling} pooling).
+- Back-end: {parts['backend']} ({details}).
 - Output: {outputs}. The score is the bona fide logit: higher means more likely genuine speech.
 - Input: a 16 kHz mono waveform in [-1, 1]; {normalisation}.
 - Training data: {config.training_data or 'see the original release'}.
@@ -461,11 +475,20 @@ detector = pipeline("audio-classification", model="<this folder or repository>",
 detector("speech.flac")
 ```
 
+## Files
+
+- `config.json`: the `Nes2NetConfig`; its `auto_map` points `trust_remote_code` at the code files
+- `model.safetensors`: the weights
+- `preprocessor_config.json`: the feature extractor (raw 16 kHz mono waveform, attention mask)
+{code_files}
+- `README.md`: this card
+
 ## Conversion
 
 {converted} tensors converted, every shape checked against the model. {ignored_text}
 This folder has not been evaluated since the conversion: the figures the paper reports for each release, and the
-scoring protocol they were measured with, are listed in `docs/checkpoints.md` of the nes2net repository.
+scoring protocol they were measured with, are listed in `docs/checkpoints.md` of the nes2net repository. Publish it
+with the card `hub_cards` renders from its evaluation results (`python -m hub_cards.render model ...`).
 """
 
 

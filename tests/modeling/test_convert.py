@@ -62,6 +62,7 @@ def test_xlsr_conversion_reports_the_ignored_pretraining_heads_and_writes_a_comp
     assert Wav2Vec2FeatureExtractor.from_pretrained(result.output_dir).do_normalize is False
     card = (result.output_dir / "README.md").read_text()
     assert result.sha256 in card and "quantizer.vars" in card and "base_model" not in card
+    assert [name for name in sorted(files) if f"`{name}`" not in card] == []  # the card explains every file
     frontend = result.config.frontend_config
     assert (frontend.hidden_size, frontend.num_hidden_layers, frontend.intermediate_size) == (64, 2, 96)
     assert (tuple(frontend.conv_kernel), tuple(frontend.conv_stride), frontend.conv_bias) == ((10, 3), (5, 2), True)
