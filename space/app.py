@@ -1,0 +1,285 @@
+"""Nes2Net deepfake speech detection: the Gradio app of the Hugging Face Space, a thin layer over
+`modeling_nes2net.detection`.
+
+    python space/app.py [--model FOLDER_OR_HUB_ID]... [--host 127.0.0.1] [--port 7860]
+
+Every option has an environment variable (see `--help`), so a Space is configured with variables, not code. Uploads
+live in a private Gradio cache: files older than `CACHE_MAX_AGE_SECONDS` are deleted while the app runs, and
+everything the app wrote (cache, examples) is removed when it stops (Ctrl-C or SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import functools
+import html
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if (REPO_ROOT / "modeling_nes2net").is_dir() and str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))  # a checkout runs the repository's package; a Space installs it
+
+SCRATCH_DIR = Path(tempfile.mkdtemp(prefix="nes2net-space-"))
+atexit.register(shutil.rmtree, SCRATCH_DIR, ignore_errors=True)
+os.environ.setdefault("GRADIO_TEMP_DIR", str(SCRATCH_DIR / "gradio"))  # read when gradio is imported
+
+import gradio as gr
+import torch
+from gradio.utils import get_upload_folder
+from nes2net_space.explain import model_markdown, model_problem_markdown, verdict_markdown
+from nes2net_space.inputs import (
+    BATCH_COLUMNS,
+    InputLimitError,
+    Limits,
+    batch_rows,
+    read_recording,
+    score_batch,
+    write_batch_csv,
+)
+from nes2net_space.models import DEFAULT_CHOICE, ModelLoadError, ModelRegistry, default_model_problem
+
+from modeling_nes2net import examples as example_speech
+from modeling_nes2net.audio import AudioInputError
+from modeling_nes2net.detection import DetectionFailure
+from modeling_nes2net.plotting import plot_timeline
+
+logger = logging.getLogger("nes2net.space")
+
+CACHE_SWEEP_SECONDS = 300
+CACHE_MAX_AGE_SECONDS = 900
+USER_ERRORS = (AudioInputError, InputLimitError, ModelLoadError)
+AGGREGATION_CHOICES = [("mean of the windows", "mean"), ("most spoof-like window", "any")]
+
+INTRO = """# Nes2Net deepfake speech detector
+
+Upload a recording or record one with the microphone: a Nes2Net model says whether the speech sounds genuine
+(**bona fide**) or synthetic / manipulated (**spoof**), how sure it is, and, for recordings longer than about
+4 seconds, *where*: each 4-second window is scored and suspicious stretches are marked on a timeline.
+The batch tab scores several files and exports a CSV. Limits: {max_seconds:g} s and {max_file_mb:g} MB per
+recording. Uploads are deleted from the server within about {cache_minutes} minutes; nothing is stored, and
+no run history is kept in your browser.
+"""
+
+
+def environment_default(name: str, fallback):
+    return os.environ.get(name, fallback)
+
+
+def environment_flag(name: str, fallback: bool) -> bool:
+    value = os.environ.get(name)
+    return fallback if value is None else value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Nes2Net deepfake speech detection demo (Gradio).")
+    parser.add_argument(
+        "--model", action="append", default=None, metavar="FOLDER_OR_HUB_ID",
+        help="a model to offer besides the embedded default (repeat for several); the first is preselected "
+             "(env NES2NET_MODEL, comma-separated)",
+    )
+    parser.add_argument(
+        "--host", default=environment_default("NES2NET_HOST", os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")),
+        help="address to listen on (env NES2NET_HOST or GRADIO_SERVER_NAME; default 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--port", type=int, default=environment_default("NES2NET_PORT", os.environ.get("GRADIO_SERVER_PORT", 7860)),
+        help="port (env NES2NET_PORT or GRADIO_SERVER_PORT; default 7860)",
+    )
+    parser.add_argument(
+        "--allow-any-model", action=argparse.BooleanOptionalAction,
+        default=environment_flag("NES2NET_ALLOW_ANY_MODEL", "SPACE_ID" not in os.environ),
+        help="let visitors type any model folder or Hub id (env NES2NET_ALLOW_ANY_MODEL; default: on locally, "
+             "off on a Space)",
+    )
+    parser.add_argument("--device", default=environment_default("NES2NET_DEVICE", "auto"),
+                        help="auto, cpu or cuda (env NES2NET_DEVICE)")
+    parser.add_argument("--threads", type=int, default=environment_default("NES2NET_THREADS", 0),
+                        help="torch CPU threads, 0 for torch's default (env NES2NET_THREADS)")
+    parser.add_argument("--max-seconds", type=float, default=environment_default("NES2NET_MAX_SECONDS", 300),
+                        help="longest recording accepted, seconds (env NES2NET_MAX_SECONDS)")
+    parser.add_argument("--max-file-mb", type=float, default=environment_default("NES2NET_MAX_FILE_MB", 50),
+                        help="largest upload, MiB (env NES2NET_MAX_FILE_MB)")
+    parser.add_argument("--max-batch-files", type=int, default=environment_default("NES2NET_MAX_BATCH_FILES", 20),
+                        help="most files per batch (env NES2NET_MAX_BATCH_FILES)")
+    parser.add_argument("--max-batch-seconds", type=float,
+                        default=environment_default("NES2NET_MAX_BATCH_SECONDS", 900),
+                        help="most audio per batch, seconds (env NES2NET_MAX_BATCH_SECONDS)")
+    parser.add_argument("--concurrency", type=int, default=environment_default("NES2NET_CONCURRENCY", 2),
+                        help="requests scored at the same time (env NES2NET_CONCURRENCY)")
+    parser.add_argument("--queue-size", type=int, default=environment_default("NES2NET_QUEUE_SIZE", 32),
+                        help="requests waiting at most; more are refused with a message (env NES2NET_QUEUE_SIZE)")
+    args = parser.parse_args(argv)
+    if args.model is None:
+        args.model = [name.strip() for name in os.environ.get("NES2NET_MODEL", "").split(",") if name.strip()]
+    return args
+
+
+def make_examples(directory: Path) -> list[tuple[Path, str]]:
+    """`(path, label)` of example clips spoken by espeak-ng into `directory` (none without espeak-ng): one per
+    voice, and the three joined into one longer recording that shows the timeline."""
+    if not example_speech.espeak_available():
+        logger.info("espeak-ng is not installed: no example clips")
+        return []
+    directory.mkdir(parents=True, exist_ok=True)
+    clips = []
+    for index, (sentence, voice) in enumerate(zip(example_speech.SENTENCES, example_speech.VOICES)):
+        path = example_speech.synthesize_speech(sentence, directory / f"espeak_{voice}_{index}.wav", voice)
+        clips.append((path, f"espeak-ng, voice {voice}: synthetic"))
+    joined = example_speech.splice([path for path, _ in clips], directory / "espeak_three_sentences.wav")
+    clips.append((joined, "three espeak-ng sentences: synthetic, with a timeline"))
+    return clips
+
+
+def shown_to_user(function):
+    """Turn the errors a visitor can cause into one-line messages in the page; log anything else."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except gr.Error:
+            raise
+        except USER_ERRORS as error:
+            raise gr.Error(html.escape(str(error)), title="Cannot check this", print_exception=False) from None
+        except Exception as error:
+            logger.exception("unexpected error in %s", function.__name__)
+            raise gr.Error(
+                f"Unexpected error ({type(error).__name__}); it has been logged on the server. Try another file.",
+                title="Something went wrong",
+                print_exception=False,
+            ) from None
+
+    return wrapper
+
+
+def build_demo(registry: ModelRegistry, limits: Limits, examples: list[tuple[Path, str]]) -> gr.Blocks:
+    """The page: one-recording and batch tabs over a shared model choice, and what the page says about the model."""
+
+    @shown_to_user
+    def detect(recording: str | None, model_choice: str, aggregation: str):
+        if not recording:
+            raise gr.Error("No recording yet: upload an audio file or record one with the microphone.",
+                           title="Nothing to check", print_exception=False)
+        detector, info = registry.get(model_choice, aggregation)
+        result = detector.detect(read_recording(recording, limits, detector.sampling_rate))
+        figure = plot_timeline(result) if len(result.segments) > 1 else None
+        return verdict_markdown(result, info), gr.Plot(value=figure, visible=figure is not None), result.to_dict()
+
+    @shown_to_user
+    def detect_batch(paths: list[str] | None, model_choice: str, aggregation: str):
+        if not paths:
+            raise gr.Error("No files yet: add one or more audio files.", title="Nothing to check",
+                           print_exception=False)
+        detector, _ = registry.get(model_choice, aggregation)
+        outcomes = score_batch(detector, paths, limits)
+        rows = batch_rows(outcomes)
+        cache = Path(get_upload_folder())
+        cache.mkdir(parents=True, exist_ok=True)  # written inside Gradio's cache, so its clean-up covers it
+        csv_path = write_batch_csv(rows, cache)
+        return batch_summary(outcomes, detector.threshold), rows, str(csv_path)
+
+    def describe(model_choice: str) -> str:
+        try:
+            _, info = registry.get(model_choice)
+        except ModelLoadError as error:
+            return model_problem_markdown(str(error))
+        return model_markdown(info)
+
+    intro = INTRO.format(max_seconds=limits.max_seconds, max_file_mb=limits.max_file_mb,
+                         cache_minutes=(CACHE_SWEEP_SECONDS + CACHE_MAX_AGE_SECONDS) // 60)
+    with gr.Blocks(
+        title="Nes2Net deepfake speech detector",
+        analytics_enabled=False,
+        delete_cache=(CACHE_SWEEP_SECONDS, CACHE_MAX_AGE_SECONDS),
+    ) as demo:
+        gr.Markdown(intro)
+        problem = default_model_problem()
+        if problem and registry.initial_choice == DEFAULT_CHOICE:
+            gr.Markdown(model_problem_markdown(problem), elem_id="model-warning")
+        with gr.Row():
+            model = gr.Dropdown(
+                registry.choices, value=registry.initial_choice, label="Model", allow_custom_value=registry.allow_any,
+                info="a model folder or Hub id can be typed in" if registry.allow_any else None,
+            )
+            aggregation = gr.Radio(AGGREGATION_CHOICES, value="mean", label="Verdict for long recordings")
+        with gr.Tab("One recording"):
+            with gr.Row():
+                with gr.Column():
+                    recording = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Recording",
+                                         elem_id="recording")
+                    check = gr.Button("Check this recording", variant="primary", elem_id="check")
+                    if examples:
+                        gr.Examples([[str(path)] for path, _ in examples], inputs=recording,
+                                    example_labels=[label for _, label in examples],
+                                    label="Examples, made here with espeak-ng (all synthetic speech)")
+                with gr.Column():
+                    verdict = gr.Markdown(elem_id="verdict")
+            timeline = gr.Plot(label="Timeline: score of each window, suspicious stretches in red", visible=False,
+                               elem_id="timeline")
+            with gr.Accordion("Raw scores (JSON)", open=False):
+                details = gr.JSON(label="Result")
+        with gr.Tab("Batch"):
+            files = gr.File(file_count="multiple", label=f"Audio files (at most {limits.max_batch_files})",
+                            elem_id="batch-files")
+            check_all = gr.Button("Check all files", variant="primary", elem_id="check-all")
+            summary = gr.Markdown(elem_id="batch-summary")
+            table = gr.Dataframe(headers=list(BATCH_COLUMNS), interactive=False, label="Results")
+            csv_file = gr.File(label="Results as CSV", elem_id="batch-csv")
+        with gr.Accordion("About this model", open=True):
+            about = gr.Markdown(elem_id="about")
+
+        check.click(detect, [recording, model, aggregation], [verdict, timeline, details], api_name="detect")
+        check_all.click(detect_batch, [files, model, aggregation], [summary, table, csv_file], api_name="detect_batch")
+        model.change(describe, model, about, api_name="describe_model")
+        demo.load(describe, model, about, api_name=False)
+    return demo
+
+
+def batch_summary(outcomes: list, threshold: float) -> str:
+    failures = sum(isinstance(outcome, DetectionFailure) for outcome in outcomes)
+    spoof = sum(getattr(outcome, "label", None) == "spoof" for outcome in outcomes)
+    scored = len(outcomes) - failures
+    text = (f"**{scored} of {len(outcomes)} files scored**: {scored - spoof} likely genuine, {spoof} likely spoofed "
+            f"(threshold {threshold:+.2f} on the log-odds).")
+    if failures:
+        text += f" {failures} could not be scored: see the `error` column."
+    return text
+
+
+def _stop(signum, frame) -> None:
+    raise KeyboardInterrupt  # Gradio closes its server on Ctrl-C; SIGTERM (a Space stopping) takes the same path
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    limits = Limits(args.max_seconds, args.max_file_mb, args.max_batch_files, args.max_batch_seconds)
+    registry = ModelRegistry(args.model, allow_any=args.allow_any_model, device=args.device)
+    try:
+        registry.get(None)  # load the preselected model now, not on the first visitor's request
+    except ModelLoadError as error:
+        logger.warning("%s", error)
+    demo = build_demo(registry, limits, make_examples(SCRATCH_DIR / "examples"))
+    demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)
+    signal.signal(signal.SIGTERM, _stop)
+    demo.launch(
+        server_name=args.host,
+        server_port=args.port,
+        max_file_size=int(args.max_file_mb * 2**20),
+        show_error=True,
+        run_history=False,
+        footer_links=["api"],
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""Plain words for a verdict and a model: what the score means, how sure the model is, what it was trained on and
+what it is known to miss. Pure functions from `DetectionResult` and the model card text to markdown."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import TYPE_CHECKING
+
+from modeling_nes2net.detection import DetectionResult
+from modeling_nes2net.plotting import flagged_regions
+
+if TYPE_CHECKING:
+    from .models import ModelInfo
+
+# Shown when the model has no card: what every detector of this kind is known to miss.
+GENERIC_LIMITATIONS = (
+    "Unseen conditions raise the error rate: new synthesis or voice-conversion systems, codecs and telephone "
+    "channels, noise and reverberation, music or singing, languages and speakers absent from the training data, "
+    "clips shorter than about a second.",
+    "One score per recording: a short synthetic part inside genuine speech may pass as bona fide (the timeline and "
+    "the 'most spoof-like window' rule help).",
+    "A determined attacker can craft audio to fool the model.",
+)
+NOT_PROOF = (
+    "A detector makes mistakes in both directions. Do not treat this result as the only evidence that a recording "
+    "is fake or genuine, or that a person said something: keep a human in the loop."
+)
+SURE_MARGINS = ((1.0, "not sure"), (3.0, "fairly sure"), (math.inf, "very sure"))
+
+
+def card_section(card: str, title: str) -> str | None:
+    """The body of the card's first `## <title>...` section (up to the next `## ` heading), without `<details>`
+    blocks; None when there is no such section or it is empty."""
+    match = re.search(rf"^## {re.escape(title)}[^\n]*\n(.*?)(?=^## |\Z)", card, flags=re.MULTILINE | re.DOTALL)
+    if match is None:
+        return None
+    body = re.sub(r"<details>.*?</details>", "", match.group(1), flags=re.DOTALL).strip()
+    return body or None
+
+
+def card_limitations(card: str) -> tuple[str, ...]:
+    """The bullets of the card's limitations section, each joined onto one line."""
+    section = card_section(card, "Limitations") or ""
+    bullets: list[str] = []
+    for line in section.splitlines():
+        if line.startswith(("- ", "* ")):
+            bullets.append(line[2:].strip())
+        elif bullets and line.strip():
+            bullets[-1] += " " + line.strip()
+    return tuple(bullets)
+
+
+def how_sure(log_odds: float, threshold: float) -> str:
+    """'not sure' / 'fairly sure' / 'very sure', by the distance of the log-odds from the threshold."""
+    margin = abs(log_odds - threshold)
+    return next(words for bound, words in SURE_MARGINS if margin < bound)
+
+
+def _probability(value: float) -> str:
+    if value > 0.999:
+        return "> 0.999"
+    if value < 0.001:
+        return "< 0.001"
+    return f"{value:.3f}"
+
+
+def _sigmoid(value: float) -> float:
+    return 0.5 * (1.0 + math.tanh(0.5 * value))
+
+
+def threshold_words(info: ModelInfo) -> str:
+    where = (
+        "the model's calibrated threshold (`decision_threshold` in its config)"
+        if info.calibrated
+        else "the neutral default: this model has no calibrated threshold"
+    )
+    return (
+        f"a recording is called spoof when its log-odds fall below {info.threshold:+.2f} "
+        f"(p(bona fide) {_probability(_sigmoid(info.threshold))}); this is {where}."
+    )
+
+
+def training_words(info: ModelInfo) -> str:
+    if info.training_data:
+        return info.training_data
+    return (
+        "**not recorded** (`training_data` is empty in this model's config). It may be a test model with random "
+        "weights: do not trust its verdicts."
+    )
+
+
+def limitations_markdown(info: ModelInfo) -> str:
+    bullets = info.limitations or GENERIC_LIMITATIONS
+    source = "from the model card" if info.limitations else "general to detectors of this kind; this model has no card"
+    return f"*({source})*\n" + "\n".join(f"  - {bullet}" for bullet in bullets)
+
+
+def timeline_words(result: DetectionResult) -> str:
+    """What the windows say, or an empty string for a recording scored in one piece."""
+    segments = result.segments
+    if len(segments) < 2:
+        return ""
+    window = segments[0].end - segments[0].start
+    regions = flagged_regions(segments, result.threshold)
+    below = sum(segment.log_odds < result.threshold for segment in segments)
+    if regions:
+        spans = ", ".join(f"{start:.1f}-{end:.1f} s" for start, end in regions)
+        flagged = f"{below} fall below the threshold ({spans}, shaded red in the timeline)"
+    else:
+        flagged = "none falls below the threshold"
+    rule = (
+        "the mean of the windows' log-odds"
+        if result.aggregation == "mean"
+        else "the most spoof-like window (the rule for partly spoofed recordings)"
+    )
+    return (
+        f"{len(segments)} overlapping windows of {window:.1f} s over {result.duration:.1f} s were scored one by one; "
+        f"{flagged}. The verdict uses {rule}."
+    )
+
+
+def verdict_markdown(result: DetectionResult, info: ModelInfo) -> str:
+    """The verdict on one recording in plain words."""
+    headline = (
+        "Likely genuine speech (bona fide)" if result.label == "bonafide" else "Likely spoofed speech (synthetic or manipulated)"
+    )
+    side = "above" if result.log_odds >= result.threshold else "below"
+    margin = abs(result.log_odds - result.threshold)
+    lines = [
+        f"## {headline}",
+        "",
+        f"**p(bona fide) = {_probability(result.bonafide_probability)}**: the model's probability that "
+        f"`{result.source}` is genuine human speech (log-odds {result.log_odds:+.2f}, {result.duration:.1f} s of audio).",
+        "",
+        f"- **How sure:** {how_sure(result.log_odds, result.threshold)}: the score is {margin:.1f} log-odds units "
+        f"{side} the threshold. This is the model's own confidence, not a measured accuracy.",
+        f"- **Threshold:** {threshold_words(info)}",
+    ]
+    timeline = timeline_words(result)
+    if timeline:
+        lines.append(f"- **Timeline:** {timeline}")
+    lines += [
+        f"- **Model:** `{info.name}`, {info.architecture}.",
+        f"- **Trained on:** {training_words(info)}",
+        f"- **Known to miss:** {limitations_markdown(info)}",
+        "",
+        f"> {NOT_PROOF}",
+    ]
+    return "\n".join(lines)
+
+
+def model_markdown(info: ModelInfo) -> str:
+    """What the page says about a model before anything is scored."""
+    lines = [
+        f"**Model:** `{info.name}`, {info.architecture}.",
+        "",
+        f"**Trained on:** {training_words(info)}",
+        "",
+        f"**Threshold:** {threshold_words(info)[0].upper()}{threshold_words(info)[1:]}",
+        "",
+        f"**Known to miss:** {limitations_markdown(info)}",
+    ]
+    if info.evaluation:
+        lines += ["", "**Measured performance (from the model card):**", "", info.evaluation]
+    return "\n".join(lines)
+
+
+def model_problem_markdown(problem: str) -> str:
+    """The page's message when the chosen model cannot be loaded (for instance no default model is installed)."""
+    return (
+        f"**No model to score with.** {problem}\n\n"
+        "Start the app with `--model FOLDER_OR_HUB_ID` (or set `NES2NET_MODEL`), or choose another model in the menu."
+    )

@@ -1,0 +1,117 @@
+"""Run `space/app.py` in a subprocess on 127.0.0.1 and write the audio files the Space tests upload."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+from modeling_nes2net.examples import SENTENCES, espeak_available, splice, synthesize_speech
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+APP = REPO_ROOT / "space" / "app.py"
+STARTUP_SECONDS = 120
+# Limits of the app under test: small, so the over-limit cases are cheap.
+MAX_SECONDS = 30
+MAX_FILE_MB = 2
+MAX_BATCH_FILES = 4
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class SpaceServer:
+    """A running app: its URL, the TMPDIR it was given and its log file."""
+
+    process: subprocess.Popen
+    url: str
+    tmpdir: Path
+    log: Path
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 30.0) -> int:
+        """Stop the app with `sig` (as Ctrl-C or a Space shutting down would) and return its exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def start_space(work_dir: Path, args: list[str] = (), env: dict[str, str] | None = None) -> SpaceServer:
+    """Start the app with `args` (and `env` on top of ours) and a TMPDIR of its own under `work_dir`; return once it
+    answers HTTP."""
+    tmpdir = work_dir / "tmp"
+    tmpdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = work_dir / "app.log"
+    environment = {**os.environ, "TMPDIR": str(tmpdir), "GRADIO_ANALYTICS_ENABLED": "False",
+                   "OMP_NUM_THREADS": "1", **(env or {})}
+    environment.pop("GRADIO_TEMP_DIR", None)
+    if "NES2NET_PORT" not in (env or {}):
+        args = [*args, "--host", "127.0.0.1", "--port", str(port)]
+    else:
+        port = int(env["NES2NET_PORT"])
+    with log.open("wb") as stream:
+        process = subprocess.Popen([sys.executable, str(APP), *args], cwd=REPO_ROOT, env=environment,
+                                   stdout=stream, stderr=subprocess.STDOUT)
+    server = SpaceServer(process, f"http://127.0.0.1:{port}/", tmpdir, log)
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the app exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(server.url, timeout=5) as response:
+                if response.status == 200:
+                    return server
+        except OSError:
+            time.sleep(0.5)
+    server.stop(signal.SIGKILL)
+    raise RuntimeError(f"the app did not answer within {STARTUP_SECONDS} s:\n{log.read_text()[-3000:]}")
+
+
+def write_speech(path: Path, seconds_hint: float) -> Path:
+    """Speech to upload: espeak-ng sentences (one, or all three joined when `seconds_hint` > 5), else a tone with
+    noise of that length when espeak-ng is missing."""
+    if espeak_available():
+        if seconds_hint <= 5:
+            return synthesize_speech(SENTENCES[0], path)
+        parts = [synthesize_speech(text, path.with_name(f"{path.stem}-{i}.wav")) for i, text in enumerate(SENTENCES)]
+        return splice(parts, path)
+    rate = 16_000
+    time_axis = np.arange(round(seconds_hint * rate)) / rate
+    noise = 0.05 * np.random.default_rng(0).standard_normal(len(time_axis))
+    soundfile.write(path, (0.4 * np.sin(2 * np.pi * 220 * time_axis) + noise).astype(np.float32), rate)
+    return path
+
+
+def write_stereo_clip(path: Path, seconds: float = 2.0, rate: int = 44_100) -> Path:
+    """A stereo tone-and-noise clip at 44.1 kHz (FLAC), resampled and downmixed by the app."""
+    time_axis = np.arange(round(seconds * rate)) / rate
+    noise = 0.05 * np.random.default_rng(1).standard_normal((len(time_axis), 2))
+    soundfile.write(path, (0.3 * np.sin(2 * np.pi * 330 * time_axis)[:, None] + noise).astype(np.float32), rate)
+    return path
+
+
+def write_twenty_minutes(path: Path, rate: int = 8_000) -> Path:
+    """A 20-minute OGG Vorbis tone, under a megabyte, written 10 s at a time."""
+    with soundfile.SoundFile(path, "w", rate, 1, format="OGG", subtype="VORBIS") as sound_file:
+        for start in range(0, 20 * 60 * rate, 10 * rate):
+            samples = np.arange(start, start + 10 * rate)
+            sound_file.write((0.25 * np.sin(2 * np.pi * 200 * samples / rate)).astype(np.float32))
+    return path
