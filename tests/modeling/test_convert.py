@@ -207,3 +207,18 @@ def test_command_line(tmp_path, capsys, caplog):
     assert status == 1
     assert "front-end is wavlm but preset 'nes2net-x-xlsr'" in caplog.text
     assert not (tmp_path / "other").exists()
+
+
+def test_padded_batches_match_the_original_on_each_unpadded_waveform(tmp_path):
+    """The s3prl-style normalisation inside the converted model uses only the real samples of each waveform."""
+    original = OriginalModel("nes2net-x-wavlm-sea")
+    model = Nes2NetForAudioClassification.from_pretrained(convert(original, tmp_path).output_dir).eval()
+    long, short = waveforms(batch=1, samples=4800, seed=1), waveforms(batch=1, samples=3200, seed=2) + 0.05
+    batch = torch.zeros(2, 4800)
+    batch[0], batch[1, :3200] = long[0], short[0]
+    attention_mask = torch.zeros(2, 4800, dtype=torch.long)
+    attention_mask[0], attention_mask[1, :3200] = 1, 1
+    with torch.no_grad():
+        logits = model(batch, attention_mask=attention_mask).logits
+    expected = torch.cat([original.logits(long), original.logits(short)])
+    torch.testing.assert_close(logits, expected, rtol=0, atol=1e-5)
