@@ -325,10 +325,11 @@ def convert_state_dict(
     converted, sources, ignored = {}, {}, []
     unknown = list(original.unknown)
     for key, tensor in original.frontend.items():
-        new_key = rename_frontend_key(key)
         if TRAINING_ONLY_FRONTEND_KEYS.match(key):
             ignored.append(original.frontend_prefix + key)
-        elif new_key is None:
+            continue
+        new_key = rename_frontend_key(key)
+        if new_key is None:
             unknown.append(original.frontend_prefix + key)
         else:
             converted["frontend." + new_key], sources["frontend." + new_key] = tensor, original.frontend_prefix + key
