@@ -213,7 +213,7 @@ def build_demo(registry: ModelRegistry, limits: Limits, examples: list[tuple[Pat
             with gr.Row():
                 with gr.Column():
                     recording = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Recording",
-                                         elem_id="recording")
+                                         buttons=["download"], elem_id="recording")
                     check = gr.Button("Check this recording", variant="primary", elem_id="check")
                     if examples:
                         gr.Examples([[str(path)] for path, _ in examples], inputs=recording,

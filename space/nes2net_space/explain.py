@@ -73,11 +73,11 @@ def threshold_words(info: ModelInfo) -> str:
     where = (
         "the model's calibrated threshold (`decision_threshold` in its config)"
         if info.calibrated
-        else "the neutral default: this model has no calibrated threshold"
+        else "the neutral default, as this model has no calibrated threshold"
     )
     return (
-        f"a recording is called spoof when its log-odds fall below {info.threshold:+.2f} "
-        f"(p(bona fide) {_probability(_sigmoid(info.threshold))}); this is {where}."
+        f"A recording is called spoof when its log-odds fall below {info.threshold:+.2f} "
+        f"(p(bona fide) {_probability(_sigmoid(info.threshold))}): {where}."
     )
 
 
@@ -157,7 +157,7 @@ def model_markdown(info: ModelInfo) -> str:
         "",
         f"**Trained on:** {training_words(info)}",
         "",
-        f"**Threshold:** {threshold_words(info)[0].upper()}{threshold_words(info)[1:]}",
+        f"**Threshold:** {threshold_words(info)}",
         "",
         f"**Known to miss:** {limitations_markdown(info)}",
     ]

@@ -1,0 +1,86 @@
+"""The Space's plain words and model registry, without a server: a card written by hub_cards feeds the page, the
+verdict words follow the detection result, and models are offered only as configured."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from nes2net_space.explain import GENERIC_LIMITATIONS, how_sure, model_markdown, timeline_words, verdict_markdown
+from nes2net_space.models import DEFAULT_CHOICE, ModelLoadError, ModelRegistry
+from tiny_models import tiny_model
+
+from hub_cards.model_card import ModelCardSpec, write_model_card
+from hub_cards.results import load_results, write_result
+from modeling_nes2net import save_model_folder
+from modeling_nes2net.detection import DetectionResult, Segment
+
+
+@pytest.fixture(scope="module")
+def carded_model(tmp_path_factory) -> str:
+    """A tiny model with a training-data note, a calibrated threshold and a demo card rendered by hub_cards."""
+    folder = tmp_path_factory.mktemp("carded") / "model"
+    save_model_folder(tiny_model(training_data="ASVspoof 2019 LA train (toy subset)", decision_threshold=0.7), folder)
+    result = write_result(folder.parent / "result.json", {
+        "schema_version": 1, "model": str(folder), "protocol": "full", "score": "log_odds",
+        "dataset": {"name": "Toy set", "id": "nes2net-test/toy", "config": "default", "split": "test",
+                    "revision": None},
+        "metrics": {"eer": 0.125, "threshold": 0.7}, "n_trials": 40, "n_bonafide": 20, "n_spoof": 20,
+    })
+    spec = ModelCardSpec(repo_id="nes2net-test/tiny", kind="demo", license="mit", datasets=["nes2net-test/toy"],
+                         base_model="facebook/wav2vec2-xls-r-300m",
+                         results=load_results([result]))
+    write_model_card(folder, spec)
+    return str(folder)
+
+
+def test_a_card_written_by_hub_cards_feeds_the_page(carded_model, tmp_path):
+    registry = ModelRegistry([carded_model], device="cpu")
+    detector, info = registry.get(None)
+    assert info.name == carded_model and info.training_data == "ASVspoof 2019 LA train (toy subset)"
+    assert info.calibrated and info.threshold == pytest.approx(0.7) and detector.threshold == pytest.approx(0.7)
+    assert any("saw a few hundred clips" in bullet for bullet in info.limitations)
+    assert any("sole evidence" in bullet for bullet in info.limitations)
+    assert "Toy set" in info.evaluation and "12.50" in info.evaluation  # the EER row, in percent
+    about = model_markdown(info)
+    assert "ASVspoof 2019 LA train (toy subset)" in about and "calibrated threshold" in about
+    assert "*(from the model card)*" in about and GENERIC_LIMITATIONS[0] not in about
+
+    rate = detector.sampling_rate
+    speech_like = np.sin(2 * np.pi * 180 * np.arange(3 * rate) / rate).astype(np.float32) * 0.3
+    result = detector.detect(speech_like, sampling_rate=rate)
+    verdict = verdict_markdown(result, info)
+    assert f"log-odds fall below +0.70 (p(bona fide) {1 / (1 + np.exp(-0.7)):.3f})" in verdict
+    assert ("Likely genuine" in verdict) == (result.log_odds >= 0.7)
+
+
+def test_models_are_offered_only_as_configured(carded_model, tmp_path):
+    closed = ModelRegistry([carded_model], allow_any=False, device="cpu")
+    assert closed.choices == [DEFAULT_CHOICE, carded_model] and closed.initial_choice == carded_model
+    with pytest.raises(ModelLoadError, match="is not offered here"):
+        closed.get(str(tmp_path))
+    detector, _ = closed.get(carded_model)
+    variant, _ = closed.get(carded_model, "any")
+    assert variant.aggregation == "any" and detector.aggregation == "mean" and variant.model is detector.model
+    with pytest.raises(ModelLoadError, match="cannot load model"):
+        ModelRegistry([], allow_any=True, device="cpu").get(str(tmp_path / "missing"))
+
+
+@pytest.mark.parametrize(("log_odds", "threshold", "words"),
+                         [(0.5, 0.0, "not sure"), (-2.0, 0.0, "fairly sure"), (5.0, 0.7, "very sure"),
+                          (0.9, 0.7, "not sure"), (-2.4, 0.7, "very sure")])
+def test_how_sure_is_the_distance_from_the_threshold(log_odds, threshold, words):
+    assert how_sure(log_odds, threshold) == words
+
+
+def test_timeline_words_name_the_flagged_stretches():
+    def segment(start, odds):
+        return Segment(start, start + 4.0, odds, odds, 1 / (1 + np.exp(-odds)))
+
+    segments = [segment(0.0, 1.5), segment(2.0, -1.0), segment(4.0, -2.0), segment(6.0, 2.0), segment(8.0, 1.0)]
+    result = DetectionResult("clip.wav", "spoof", 0.5, 0.0, 0.0, 0.0, "windows", "any", 12.0, segments,
+                             np.ones(120, np.float32))
+    words = timeline_words(result)
+    assert "5 overlapping windows of 4.0 s over 12.0 s" in words
+    assert "2 fall below the threshold (2.0-8.0 s, shaded red" in words and "most spoof-like window" in words
+    result.segments = segments[:1]
+    assert timeline_words(result) == ""
