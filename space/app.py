@@ -205,7 +205,7 @@ def build_demo(registry: ModelRegistry, limits: Limits, examples: list[tuple[Pat
             gr.Markdown(model_problem_markdown(problem), elem_id="model-warning")
         with gr.Row():
             model = gr.Dropdown(
-                registry.choices, value=registry.initial_choice, label="Model", allow_custom_value=registry.allow_any,
+                registry.menu(), value=registry.initial_choice, label="Model", allow_custom_value=registry.allow_any,
                 info="a model folder or Hub id can be typed in" if registry.allow_any else None,
             )
             aggregation = gr.Radio(AGGREGATION_CHOICES, value="mean", label="Verdict for long recordings")

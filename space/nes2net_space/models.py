@@ -28,7 +28,7 @@ class ModelInfo:
     """What the page says about a model.
 
     Attributes:
-        name: the choice as shown (a folder, a Hub id or `DEFAULT_CHOICE`).
+        name: the model as the page names it (see `display_name`).
         architecture: the back-end and front-end in words.
         training_data: `config.training_data`, None when the config does not say.
         threshold: the decision threshold on the log-odds scale.
@@ -75,6 +75,10 @@ class ModelRegistry:
         self._loaded: OrderedDict[str, tuple[Nes2NetDetector, ModelInfo]] = OrderedDict()
         self._lock = threading.Lock()
 
+    def menu(self) -> list[tuple[str, str]]:
+        """`(label, choice)` pairs for the model menu: a local folder is labelled by its name, not its full path."""
+        return [(display_name(choice), choice) for choice in self.choices]
+
     def get(self, choice: str | None, aggregation: str = "mean") -> tuple[Nes2NetDetector, ModelInfo]:
         """The detector for `choice` (None: the initial choice) aggregating windows with `aggregation`, and what
         the page says about it. Raises `ModelLoadError`."""
@@ -107,6 +111,11 @@ class ModelRegistry:
         return detector, _model_info(choice, detector, _model_card(resolve_model_path(location)))
 
 
+def display_name(choice: str) -> str:
+    """How the page names a model: a local folder by its name (server paths stay private), else the choice itself."""
+    return Path(choice).name if choice != DEFAULT_CHOICE and Path(choice).is_dir() else choice
+
+
 def _model_card(location: str) -> str | None:
     """The README.md model card of a folder or Hub repository, None when there is none or it cannot be read."""
     folder = Path(location)
@@ -130,7 +139,7 @@ def _model_info(choice: str, detector: Nes2NetDetector, card: str | None) -> Mod
     else:
         frontend = f"a {config.frontend_config.model_type} front-end ({config.feature_size}-dim features)"
     return ModelInfo(
-        name=choice,
+        name=display_name(choice),
         architecture=f"{backend} back-end on {frontend}",
         training_data=config.training_data,
         threshold=detector.threshold,

@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO_ROOT / "space"))  # the app's own package, nes2net_s
 
 @pytest.fixture(scope="session")
 def space_model_dir(tmp_path_factory) -> str:
-    return str(save_model_folder(tiny_model(), tmp_path_factory.mktemp("space-model") / "tiny"))
+    return str(save_model_folder(tiny_model(), tmp_path_factory.mktemp("space-model") / "tiny-random-test-model"))
 
 
 @pytest.fixture(scope="session")

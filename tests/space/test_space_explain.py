@@ -36,7 +36,7 @@ def carded_model(tmp_path_factory) -> str:
 def test_a_card_written_by_hub_cards_feeds_the_page(carded_model, tmp_path):
     registry = ModelRegistry([carded_model], device="cpu")
     detector, info = registry.get(None)
-    assert info.name == carded_model and info.training_data == "ASVspoof 2019 LA train (toy subset)"
+    assert info.name == "model" and info.training_data == "ASVspoof 2019 LA train (toy subset)"
     assert info.calibrated and info.threshold == pytest.approx(0.7) and detector.threshold == pytest.approx(0.7)
     assert any("saw a few hundred clips" in bullet for bullet in info.limitations)
     assert any("sole evidence" in bullet for bullet in info.limitations)
@@ -56,6 +56,7 @@ def test_a_card_written_by_hub_cards_feeds_the_page(carded_model, tmp_path):
 def test_models_are_offered_only_as_configured(carded_model, tmp_path):
     closed = ModelRegistry([carded_model], allow_any=False, device="cpu")
     assert closed.choices == [DEFAULT_CHOICE, carded_model] and closed.initial_choice == carded_model
+    assert closed.menu() == [(DEFAULT_CHOICE, DEFAULT_CHOICE), ("model", carded_model)]  # no server path shown
     with pytest.raises(ModelLoadError, match="is not offered here"):
         closed.get(str(tmp_path))
     detector, _ = closed.get(carded_model)
