@@ -62,7 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="windows / clips per forward pass (default 8)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--quantize", choices=QUANTIZATIONS, default=None,
-                        help="opt-in fast path: int8 (CPU, dynamic quantisation of Linear layers) or bf16")
+                        help="opt-in fast path: bf16 (fastest and closest on CPUs with bf16 instructions, and GPUs) "
+                             "or int8 (CPU only: dynamic quantisation of Linear layers)")
     parser.add_argument("--output", default=None, metavar="FILE", help="write the results here instead of stdout")
     parser.add_argument("--plot", default=None, metavar="PNG",
                         help="timeline figure; with several inputs one file per input, named PNG-<name>.png")

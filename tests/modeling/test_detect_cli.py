@@ -52,7 +52,8 @@ def test_folder_csv_with_segments(capsys, model_dir, clips):
     code, out, _ = _detect(capsys, clips[0].parent, "--model", model_dir, "--format", "csv", "--segments")
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert [row["file"] for row in rows] == [str(clips[0])] + [str(clips[1])] * 2  # 5 s: windows at 0 and 0.96 (end-aligned)
+    # 5 s: windows at 0 and 0.96 s (the last one aligned to the end)
+    assert [row["file"] for row in rows] == [str(clips[0])] + [str(clips[1])] * 2
     assert [float(row["start"]) for row in rows[1:]] == pytest.approx([0.0, 5.0 - 4.0375])
     assert all(row["label"] in ("bonafide", "spoof") and 0 <= float(row["probability"]) <= 1 for row in rows)
 
