@@ -4,9 +4,10 @@ called in-process on the same requests as the baseline.
     python benchmarks/space_load.py [--model FOLDER] [--clients 20] [--seconds 30] [--concurrency 2] [--threads 1]
 
 The app runs in a subprocess (`space/app.py`, queue of `--concurrency` workers and room for every client). Each client
-uploads one of three recordings (espeak-ng speech of about 4 s and 14 s, the long one scored as several windows
-and plotted, and a 2 s stereo 44.1 kHz clip), waits for the verdict and sends the next, until `--seconds` (at most 60) have passed; requests
-in flight then finish. Every request must be answered: the script exits with status 1 if any is lost or fails.
+uploads one of three recordings (espeak-ng speech of about 4 s and 14 s, the long one scored as several windows and
+plotted, and a 2 s stereo 44.1 kHz clip), waits for the verdict and sends the next, until `--seconds` (at most 60)
+have passed; requests in flight then finish. Every request must be answered: the script exits with status 1 if any
+is lost or fails.
 
 Before the load, one client sends each recording three times, one request at a time: the app's service time.
 Baseline, in the same run, after the load phase: the same requests (same files, same order) through

@@ -33,7 +33,7 @@ os.environ.setdefault("GRADIO_TEMP_DIR", str(SCRATCH_DIR / "gradio"))  # read wh
 import gradio as gr
 import torch
 from gradio.utils import get_upload_folder
-from nes2net_space.explain import model_markdown, model_problem_markdown, verdict_markdown
+from nes2net_space.explain import batch_summary, model_markdown, model_problem_markdown, verdict_markdown
 from nes2net_space.inputs import (
     BATCH_COLUMNS,
     InputLimitError,
@@ -47,7 +47,7 @@ from nes2net_space.models import DEFAULT_CHOICE, ModelLoadError, ModelRegistry, 
 
 from modeling_nes2net import examples as example_speech
 from modeling_nes2net.audio import AudioInputError
-from modeling_nes2net.detection import DetectionFailure
+from modeling_nes2net.detection import QUANTIZATIONS
 from modeling_nes2net.plotting import plot_timeline
 
 logger = logging.getLogger("nes2net.space")
@@ -100,6 +100,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--device", default=environment_default("NES2NET_DEVICE", "auto"),
                         help="auto, cpu or cuda (env NES2NET_DEVICE)")
+    parser.add_argument("--quantize", choices=QUANTIZATIONS, default=environment_default("NES2NET_QUANTIZE", None),
+                        help="opt-in fast path of the detection API: int8 (CPU) or bf16 (env NES2NET_QUANTIZE)")
     parser.add_argument("--threads", type=int, default=environment_default("NES2NET_THREADS", 0),
                         help="torch CPU threads, 0 for torch's default (env NES2NET_THREADS)")
     parser.add_argument("--max-seconds", type=float, default=environment_default("NES2NET_MAX_SECONDS", 300),
@@ -242,17 +244,6 @@ def build_demo(registry: ModelRegistry, limits: Limits, examples: list[tuple[Pat
     return demo
 
 
-def batch_summary(outcomes: list, threshold: float) -> str:
-    failures = sum(isinstance(outcome, DetectionFailure) for outcome in outcomes)
-    spoof = sum(getattr(outcome, "label", None) == "spoof" for outcome in outcomes)
-    scored = len(outcomes) - failures
-    text = (f"**{scored} of {len(outcomes)} files scored**: {scored - spoof} likely genuine, {spoof} likely spoofed "
-            f"(threshold {threshold:+.2f} on the log-odds).")
-    if failures:
-        text += f" {failures} could not be scored: see the `error` column."
-    return text
-
-
 def _stop(signum, frame) -> None:
     raise KeyboardInterrupt  # Gradio closes its server on Ctrl-C; SIGTERM (a Space stopping) takes the same path
 
@@ -263,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     limits = Limits(args.max_seconds, args.max_file_mb, args.max_batch_files, args.max_batch_seconds)
-    registry = ModelRegistry(args.model, allow_any=args.allow_any_model, device=args.device)
+    registry = ModelRegistry(args.model, allow_any=args.allow_any_model, device=args.device, quantize=args.quantize)
     try:
         registry.get(None)  # load the preselected model now, not on the first visitor's request
     except ModelLoadError as error:

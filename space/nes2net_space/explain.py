@@ -7,7 +7,7 @@ import math
 import re
 from typing import TYPE_CHECKING
 
-from modeling_nes2net.detection import DetectionResult
+from modeling_nes2net.detection import DetectionFailure, DetectionResult
 from modeling_nes2net.plotting import flagged_regions
 
 if TYPE_CHECKING:
@@ -26,6 +26,10 @@ NOT_PROOF = (
     "A detector makes mistakes in both directions. Do not treat this result as the only evidence that a recording "
     "is fake or genuine, or that a person said something: keep a human in the loop."
 )
+HEADLINES = {
+    "bonafide": "Likely genuine speech (bona fide)",
+    "spoof": "Likely spoofed speech (synthetic or manipulated)",
+}
 SURE_MARGINS = ((1.0, "not sure"), (3.0, "fairly sure"), (math.inf, "very sure"))
 
 
@@ -63,6 +67,11 @@ def _probability(value: float) -> str:
     if value < 0.001:
         return "< 0.001"
     return f"{value:.3f}"
+
+
+def _code(text: str) -> str:
+    """`text` safe inside a markdown code span (a file name is the visitor's choice)."""
+    return text.replace("`", "'")
 
 
 def _sigmoid(value: float) -> float:
@@ -122,16 +131,15 @@ def timeline_words(result: DetectionResult) -> str:
 
 def verdict_markdown(result: DetectionResult, info: ModelInfo) -> str:
     """The verdict on one recording in plain words."""
-    headline = (
-        "Likely genuine speech (bona fide)" if result.label == "bonafide" else "Likely spoofed speech (synthetic or manipulated)"
-    )
+    headline = HEADLINES[result.label]
     side = "above" if result.log_odds >= result.threshold else "below"
     margin = abs(result.log_odds - result.threshold)
     lines = [
         f"## {headline}",
         "",
         f"**p(bona fide) = {_probability(result.bonafide_probability)}**: the model's probability that "
-        f"`{result.source}` is genuine human speech (log-odds {result.log_odds:+.2f}, {result.duration:.1f} s of audio).",
+        f"`{_code(result.source)}` is genuine human speech (log-odds {result.log_odds:+.2f}, "
+        f"{result.duration:.1f} s of audio).",
         "",
         f"- **How sure:** {how_sure(result.log_odds, result.threshold)}: the score is {margin:.1f} log-odds units "
         f"{side} the threshold. This is the model's own confidence, not a measured accuracy.",
@@ -141,7 +149,7 @@ def verdict_markdown(result: DetectionResult, info: ModelInfo) -> str:
     if timeline:
         lines.append(f"- **Timeline:** {timeline}")
     lines += [
-        f"- **Model:** `{info.name}`, {info.architecture}.",
+        f"- **Model:** `{_code(info.name)}`, {info.architecture}.",
         f"- **Trained on:** {training_words(info)}",
         f"- **Known to miss:** {limitations_markdown(info)}",
         "",
@@ -150,10 +158,22 @@ def verdict_markdown(result: DetectionResult, info: ModelInfo) -> str:
     return "\n".join(lines)
 
 
+def batch_summary(outcomes: list[DetectionResult | DetectionFailure], threshold: float) -> str:
+    """One line on a batch: how many files were scored, called genuine or spoofed, or failed."""
+    failures = sum(isinstance(outcome, DetectionFailure) for outcome in outcomes)
+    spoof = sum(isinstance(outcome, DetectionResult) and outcome.is_spoof for outcome in outcomes)
+    scored = len(outcomes) - failures
+    text = (f"**{scored} of {len(outcomes)} files scored**: {scored - spoof} likely genuine, {spoof} likely spoofed "
+            f"(threshold {threshold:+.2f} on the log-odds).")
+    if failures:
+        text += f" {failures} could not be scored: see the `error` column."
+    return text
+
+
 def model_markdown(info: ModelInfo) -> str:
     """What the page says about a model before anything is scored."""
     lines = [
-        f"**Model:** `{info.name}`, {info.architecture}.",
+        f"**Model:** `{_code(info.name)}`, {info.architecture}.",
         "",
         f"**Trained on:** {training_words(info)}",
         "",

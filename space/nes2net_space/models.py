@@ -63,14 +63,23 @@ class ModelRegistry:
             `DEFAULT_CHOICE`) is preselected, else the embedded default.
         allow_any: also accept a folder or Hub id that is not in the menu.
         device: where models run (`"auto"`, `"cpu"`, `"cuda"`).
+        quantize: None, `"int8"` or `"bf16"`: the detection API's opt-in fast path.
         max_loaded: models kept in memory at once (least recently used ones are dropped).
     """
 
-    def __init__(self, models: list[str], allow_any: bool = False, device: str = "auto", max_loaded: int = 2) -> None:
+    def __init__(
+        self,
+        models: list[str],
+        allow_any: bool = False,
+        device: str = "auto",
+        quantize: str | None = None,
+        max_loaded: int = 2,
+    ) -> None:
         self.choices = [DEFAULT_CHOICE] + [model for model in models if model != DEFAULT_CHOICE]
         self.initial_choice = models[0] if models else DEFAULT_CHOICE
         self.allow_any = allow_any
         self.device = device
+        self.quantize = quantize
         self.max_loaded = max_loaded
         self._loaded: OrderedDict[str, tuple[Nes2NetDetector, ModelInfo]] = OrderedDict()
         self._lock = threading.Lock()
@@ -101,7 +110,7 @@ class ModelRegistry:
     def _load(self, choice: str) -> tuple[Nes2NetDetector, ModelInfo]:
         location = None if choice == DEFAULT_CHOICE else choice
         try:
-            detector = Nes2NetDetector.from_pretrained(location, device=self.device)
+            detector = Nes2NetDetector.from_pretrained(location, device=self.device, quantize=self.quantize)
         except ModelNotFoundError as error:
             raise ModelLoadError(str(error)) from None
         except (OSError, ValueError) as error:
