@@ -10,6 +10,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+from huggingface_hub import hf_hub_download
+
 from modeling_nes2net.detection import ModelNotFoundError, Nes2NetDetector, resolve_model_path
 
 from .explain import card_limitations, card_section
@@ -132,8 +134,6 @@ def _model_card(location: str) -> str | None:
         card = folder / "README.md"
         return card.read_text(encoding="utf-8") if card.is_file() else None
     try:
-        from huggingface_hub import hf_hub_download
-
         return Path(hf_hub_download(location, "README.md")).read_text(encoding="utf-8")
     except Exception as error:  # no card, no network: the page falls back to generic limitations
         logger.info("no model card for %s (%s)", location, type(error).__name__)
@@ -146,7 +146,8 @@ def _model_info(choice: str, detector: Nes2NetDetector, card: str | None) -> Mod
     if config.frontend_type == "spectrogram":
         frontend = f"a log-spectrogram front-end ({config.feature_size} bins)"
     else:
-        frontend = f"a {config.frontend_config.model_type} front-end ({config.feature_size}-dim features)"
+        kind = getattr(config.frontend_config, "model_type", None) or config.frontend_type
+        frontend = f"a {kind} front-end ({config.feature_size}-dim features)"
     return ModelInfo(
         name=display_name(choice),
         architecture=f"{backend} back-end on {frontend}",
