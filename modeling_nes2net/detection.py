@@ -33,8 +33,10 @@ Aggregation of windows into one decision (`aggregation`):
   interview), at the price of more false alarms on long recordings.
 
 Memory stays bounded: a background thread decodes block by block (`AudioStream`) and cuts windows into a bounded
-queue; the main thread pools up to `4 * batch_size` segments, sorts them by length so padded batches waste little,
-and scores them in batches of `batch_size` with an attention mask. Only the `full` protocol holds a whole recording.
+queue, overlapped with the model; the main thread keeps a pool of up to `4 * batch_size` segments and, whenever it is
+full (or holds a batch while decoding lags behind), scores one batch: the oldest pooled segment with the pooled
+segments closest to it in length, padded to the longest with an attention mask. Similar lengths keep padding small; taking the oldest keeps results flowing in
+input order. Only the `full` protocol holds a whole recording.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ WINDOW_SAMPLES = 64_600
 HOP_SAMPLES = WINDOW_SAMPLES // 2
 ENVELOPE_SECONDS = 0.1  # one peak-amplitude point per 0.1 s
 SILENCE_PEAK = 1.0 / 32768  # at most one 16-bit step: digital silence
-POOL_BATCHES = 4  # segments pooled (and sorted by length) before scoring: POOL_BATCHES * batch_size
+POOL_BATCHES = 4  # segments pooled to choose each batch from: POOL_BATCHES * batch_size
 FULL_PROTOCOL_WARNING_SECONDS = 600.0
 
 
@@ -348,12 +350,12 @@ class Nes2NetDetector:
         others. Decoding runs in a background thread, overlapped with the model.
         """
         pool_size = POOL_BATCHES * self.batch_size
-        items: queue.Queue = queue.Queue(maxsize=self.batch_size)  # decoding runs at most a batch ahead
+        items: queue.Queue = queue.Queue(maxsize=pool_size)  # decoding runs at most a pool ahead
         stop = threading.Event()
         producer = threading.Thread(target=self._produce, args=(sources, items, stop), daemon=True)
         producer.start()
         files: dict[int, _FileState] = {}
-        pool: list[tuple[int, int, np.ndarray]] = []  # (file index, segment index, waveform)
+        pool: list[tuple[int, int, np.ndarray]] = []  # (file index, segment index, waveform), oldest first
         next_index, exhausted = 0, False
         try:
             while not exhausted:
@@ -376,9 +378,9 @@ class Nes2NetDetector:
                     index, name, message = payload
                     files.setdefault(index, _FileState(name)).error = message
                     pool = [entry for entry in pool if entry[0] != index]
-                if len(pool) >= pool_size or exhausted:
-                    self._score_pool(pool, files)
-                    pool = []
+                # Score when the pool is full, at the end, or when a batch is ready and decoding lags behind.
+                while len(pool) >= pool_size or (exhausted and pool) or (len(pool) >= self.batch_size and items.empty()):
+                    self._score_batch(pool, files)
                 while next_index in files and files[next_index].complete:
                     yield self._finish(files.pop(next_index))
                     next_index += 1
@@ -439,15 +441,17 @@ class Nes2NetDetector:
                                name, len(waveform) / self.sampling_rate)
             yield start, waveform
 
-    @torch.inference_mode()
-    def _score_pool(self, pool: list[tuple[int, int, np.ndarray]], files: dict[int, _FileState]) -> None:
-        """Score pooled segments longest first in padded batches; store each segment's logits in its file."""
-        pool = sorted(pool, key=lambda entry: len(entry[2]), reverse=True)
-        for first in range(0, len(pool), self.batch_size):
-            batch = pool[first : first + self.batch_size]
-            logits = self.score_waveforms([waveform for _, _, waveform in batch])
-            for (index, segment, _), row in zip(batch, logits):
-                files[index].logits[segment] = row
+    def _score_batch(self, pool: list[tuple[int, int, np.ndarray]], files: dict[int, _FileState]) -> None:
+        """Take one batch out of `pool` (oldest first): the oldest segment and the segments nearest to it in
+        length; score it and store each segment's logits in its file."""
+        by_length = sorted(range(len(pool)), key=lambda position: len(pool[position][2]))
+        oldest = by_length.index(0)
+        first = max(0, min(oldest - self.batch_size // 2, len(pool) - self.batch_size))
+        chosen = sorted(by_length[first : first + self.batch_size], reverse=True)
+        batch = [pool.pop(position) for position in chosen]
+        logits = self.score_waveforms([waveform for _, _, waveform in batch])
+        for (index, segment, _), row in zip(batch, logits):
+            files[index].logits[segment] = row
 
     @torch.inference_mode()
     def score_waveforms(self, waveforms: list[np.ndarray]) -> np.ndarray:

@@ -9,9 +9,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+import torch
 
 TONE_HZ = 440.0
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg executable")
+
+
+@pytest.fixture(scope="module")
+def single_torch_thread():
+    """One intra-op thread for the module (restored after): tiny models on a shared CPU run faster and steadier."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 def tone_and_noise(seconds: float, rate: int, channels: int = 1, seed: int = 0, start: int = 0) -> np.ndarray:

@@ -9,12 +9,16 @@ import json
 import pytest
 import soundfile
 import torch
+from detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
 from detection_audio import write_audio
 from tiny_models import tiny_model
 
 from modeling_nes2net import save_model_folder
 from modeling_nes2net.cli import main
 from modeling_nes2net.detection import DEFAULT_MODEL_DIR
+
+
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import pytest
 import soundfile
 import torch
 from detection_audio import ffmpeg_encode, needs_ffmpeg, tone_and_noise, write_audio, write_long_wav
+from detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
 from tiny_models import tiny_model
 
 from modeling_nes2net import save_model_folder
@@ -25,6 +26,9 @@ from modeling_nes2net.detection import (
     window_segments,
 )
 from modeling_nes2net.plotting import flagged_regions, plot_timeline
+
+
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +121,20 @@ def test_short_clips_give_the_same_score_in_every_batch(model, tmp_path):
         assert many.aggregation is None and len(many.segments) == 1
 
 
+def test_more_inputs_than_the_pool_come_back_in_order_with_their_own_scores(model):
+    rng = np.random.default_rng(0)
+    lengths = [int(n) for n in rng.integers(400, 4_000, size=13)]
+    lengths[4] = 20_000  # one recording with several windows among the clips
+    inputs = [(tone_and_noise(n / 16_000, 16_000, seed=i)[:, 0], 16_000) for i, n in enumerate(lengths)]
+    windows = {"window": 4_000, "hop": 2_000}
+    expected = [Nes2NetDetector(model, batch_size=1, **windows).detect(*source) for source in inputs]
+    outcomes = list(Nes2NetDetector(model, batch_size=2, **windows).detect_many(inputs))  # pool of 8 segments
+    assert [len(result.segments) for result in outcomes] == [len(result.segments) for result in expected]
+    for result, reference in zip(outcomes, expected):
+        assert result.duration == pytest.approx(reference.duration)
+        assert result.score == pytest.approx(reference.score, abs=1e-4)
+
+
 @needs_ffmpeg
 def test_every_format_and_rate_is_scored_close_to_its_16k_original(model, tmp_path):
     reference = Nes2NetDetector(model).detect(write_audio(tmp_path / "ref.wav", 2.0, rate=16_000))
@@ -176,13 +194,14 @@ def test_arrays_bytes_and_paths_score_alike(model, tmp_path):
 
 
 def test_windows_timeline_and_aggregation_rules(model, tmp_path):
-    # 6 s of tone, then 4 s of louder noise: windows differ, so `mean` and `any` disagree.
-    waveform = np.concatenate([tone_and_noise(6.0, 16_000)[:, 0], 0.8 * tone_and_noise(4.0, 16_000, seed=3)[:, 0] ** 3])
-    mean = Nes2NetDetector(model, aggregation="mean").detect(waveform, sampling_rate=16_000)
-    worst = Nes2NetDetector(model, aggregation="any").detect(waveform, sampling_rate=16_000)
+    # 2 s of tone, then 1.25 s of louder distorted noise: windows differ, so `mean` and `any` disagree.
+    waveform = np.concatenate([tone_and_noise(2.0, 16_000)[:, 0], 0.8 * tone_and_noise(1.25, 16_000, seed=3)[:, 0] ** 3])
+    windows = {"window": 16_000, "hop": 8_000}
+    mean = Nes2NetDetector(model, aggregation="mean", **windows).detect(waveform, sampling_rate=16_000)
+    worst = Nes2NetDetector(model, aggregation="any", **windows).detect(waveform, sampling_rate=16_000)
     starts = [segment.start for segment in mean.segments]
-    assert starts[:4] == pytest.approx([0, 2.01875, 4.0375, 5.9625])
-    assert mean.segments[-1].end == pytest.approx(10.0) and mean.duration == pytest.approx(10.0)
+    assert starts == pytest.approx([0, 0.5, 1.0, 1.5, 2.0, 2.25])
+    assert mean.segments[-1].end == pytest.approx(3.25) and mean.duration == pytest.approx(3.25)
     odds = np.array([segment.log_odds for segment in mean.segments])
     assert len(set(np.round(odds, 5))) > 1
     assert mean.log_odds == pytest.approx(odds.mean(), abs=1e-6)
