@@ -3,7 +3,7 @@
 Every case runs in a fresh subprocess started from this light parent (no torch imported here: `ru_maxrss` is
 inherited across exec), so its peak RSS (interpreter, torch, model, decoding, batches) is its own:
 - a folder of short clips (0.5-3 s FLAC, 16 and 44.1 kHz) scored one file at a time (`detector.detect` in a loop, batch
-  size 1: the baseline) and batched (`detector.detect_many`, padded batches sorted by length), fast path off / on;
+  size 1: the baseline) and batched (`detector.detect_many`, padded batches grouped by length), fast path off / on;
 - one long recording (two lengths, to show that peak memory does not grow with duration), batch size 1 vs batched;
 - the two fast paths (`--quantize int8`: dynamic int8 Linear layers; `--quantize bf16`) on an XLS-R 300M
   sized random front-end (hidden 1024, 24 layers, stable layer norm), constructed once (in a subprocess) and saved
@@ -15,6 +15,10 @@ bookkeeping) more than the network. Tiny cases report the best of `--repeats` ru
 Goals: batched short clips >= 2x the one-file loop (tiny model); fast path >= 1.8x (XLS-R sized); peak memory
 independent of the recording's length. Run: `python benchmarks/detect.py [--skip-xlsr] [--threads N]`; one torch
 thread by default, so the ratios hold on a shared machine.
+
+Measured on a shared 2-core AMD EPYC VM (AVX512-BF16), 1 thread: batched short clips 2.3-2.6x the loop; peak RSS
+4 min / 1 min recording 1.02-1.03; XLS-R sized int8 3.6x (max |diff p| 0.013), bf16 4.1x (0.004). Batching windows
+of equal length gains nothing on a CPU (the network is compute-bound there); its value is GPU utilisation.
 """
 
 from __future__ import annotations
@@ -155,7 +159,7 @@ def in_subprocess(*arguments: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clips", type=int, default=48, help="short clips in the folder")
+    parser.add_argument("--clips", type=int, default=96, help="short clips in the folder")
     parser.add_argument("--long-minutes", type=float, nargs=2, default=(1.0, 4.0), help="the two long lengths")
     parser.add_argument("--xlsr-clips", type=int, default=4, help="4 s clips for the XLS-R sized cases")
     parser.add_argument("--skip-xlsr", action="store_true", help="skip the XLS-R sized cases")
@@ -180,7 +184,7 @@ def main() -> None:
         Case("short clips, batched, int8", "tiny", short, 16, quantize="int8", repeats=repeats),
         Case(f"{args.long_minutes[0]:g} min recording, batch 1", "tiny", long_, 1, repeats=repeats),
         Case(f"{args.long_minutes[0]:g} min recording, batched", "tiny", long_, 16, repeats=repeats),
-        Case(f"{args.long_minutes[1]:g} min recording, batched", "tiny", longer, 16),
+        Case(f"{args.long_minutes[1]:g} min recording, batched", "tiny", longer, 16, repeats=repeats),
     ]
     if not args.skip_xlsr:
         cases += [
