@@ -135,7 +135,7 @@ class Nes2NetXBottleneck(Nes2NetBottleneck):
     through the same dilated conv, activation and BN, carries the whole stack on, and outputs the sum of the slices
     weighted by a learnable vector `slice_sums[i].weight` of length `i + 2` (initialised to `1 / (i + 2)`).
     The stack is kept as `(slices, batch, w, frames)` so each step is one 1-D convolution over `slices * batch`
-    sequences: the same arithmetic as the paper's `(k, 1)` 2-D convolution, in a faster layout.
+    sequences: the same arithmetic as the paper's `(k, 1)` 2-D convolution, with `(w, w, k)` kernels.
     """
 
     def __init__(self, config: Nes2NetConfig):
@@ -143,8 +143,6 @@ class Nes2NetXBottleneck(Nes2NetBottleneck):
         self.slice_sums = nn.ModuleList(Nes2NetSliceSum(index + 2) for index in range(self.num_transformed))
 
     def hierarchy(self, groups: tuple[torch.Tensor, ...], frame_weights: torch.Tensor | None) -> list[torch.Tensor]:
-        if not self.training and not torch.is_grad_enabled():
-            return self._inference_hierarchy(groups, frame_weights)
         outputs = []
         stack = groups[self.num_transformed].unsqueeze(0)  # (slices, batch, w, frames)
         for index in range(self.num_transformed):
@@ -154,29 +152,6 @@ class Nes2NetXBottleneck(Nes2NetBottleneck):
             stack = self.norms[index](self.activation(hidden)).unflatten(0, (slices, batch_size))
             outputs.append(self.slice_sums[index](stack))
         return outputs
-
-    def _inference_hierarchy(
-        self, groups: tuple[torch.Tensor, ...], frame_weights: torch.Tensor | None
-    ) -> list[torch.Tensor]:
-        """The same computation without autograd, in one preallocated stack: every group is placed once, in the
-        order the hierarchy appends them, and each step writes its normalised output back over the slices it read
-        (the activation in place, the eval-mode BN as one fused multiply-add), so no step copies the stack."""
-        stack = torch.stack([groups[self.num_transformed], *groups[: self.num_transformed]])  # (s2, batch, w, T)
-        outputs = []
-        for index in range(self.num_transformed):
-            slices = stack[: index + 2]
-            hidden = self.convs[index](_zero_padding(slices, frame_weights).flatten(0, 1))
-            hidden = self.activation(hidden) if isinstance(self.activation, nn.SELU) else hidden.relu_()
-            scale, shift = _batch_norm_affine(self.norms[index])
-            torch.addcmul(shift, hidden, scale, out=slices.flatten(0, 1))
-            outputs.append(self.slice_sums[index](slices))
-        return outputs
-
-
-def _batch_norm_affine(norm: nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eval-mode BN as `x * scale + shift`, both `(channels, 1)`."""
-    scale = norm.weight * torch.rsqrt(norm.running_var + norm.eps)
-    return scale[:, None], (norm.bias - norm.running_mean * scale)[:, None]
 
 
 class Nes2NetMeanPooling(nn.Module):
