@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .atomic import write_text_atomic
+from modeling_nes2net.atomic import write_text_atomic
 from .layout import CARD_FILE, EVALUATION_DIR, describe_model_files, list_files, read_config
 from .metadata import TASK, model_card_problems
 from .results import EvaluationResult, load_result

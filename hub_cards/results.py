@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .atomic import write_text_atomic
+from modeling_nes2net.atomic import write_text_atomic
 
 SCHEMA_VERSION = 1
 PROTOCOLS = ("full", "4sec", "windows")

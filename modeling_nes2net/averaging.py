@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import Wav2Vec2FeatureExtractor
 
+from .atomic import atomic_output
 from .convert import ConversionError, load_original_state_dict
 from .folder import save_model_folder
 from .modeling_nes2net import Nes2NetForAudioClassification
@@ -93,15 +93,8 @@ def _check_same_layout(
 
 
 def _save_state_dict_atomic(state_dict: dict[str, torch.Tensor], output: Path) -> Path:
-    output.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
-    os.close(handle)
-    try:
+    with atomic_output(output) as temporary:
         torch.save(state_dict, temporary)
-        os.replace(temporary, output)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return output
 
 

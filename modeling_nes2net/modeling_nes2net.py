@@ -98,9 +98,9 @@ class Nes2NetBottleneck(GradientCheckpointingLayer):
 
     def hierarchy(self, groups: tuple[torch.Tensor, ...], frame_weights: torch.Tensor | None) -> list[torch.Tensor]:
         """The additive Res2Net hierarchy over the `s2` groups, each `(batch, w, frames)`; returns `s2 - 1` outputs."""
-        outputs = []
+        outputs, hidden = [], None
         for index in range(self.num_transformed):
-            hidden = groups[0] if index == 0 else hidden + groups[index]
+            hidden = groups[index] if hidden is None else hidden + groups[index]
             hidden = self.convs[index](_zero_padding(hidden, frame_weights))
             hidden = self.norms[index](self.activation(hidden))
             outputs.append(hidden)
@@ -208,9 +208,9 @@ class Nes2NetBackend(nn.Module):
         """`features`: `(batch, frames, D)`; `frame_mask`: `(batch, frames)` bool (True on real frames) or None.
         Returns logits `(batch, num_labels)`."""
         groups = torch.split(features.transpose(1, 2).contiguous(), self.group_channels, dim=1)
-        outputs = []
-        for index, (block, block_norm) in enumerate(zip(self.blocks, self.block_norms)):
-            hidden = groups[0] if index == 0 else hidden + groups[index]
+        outputs, hidden = [], None
+        for group, block, block_norm in zip(groups, self.blocks, self.block_norms):
+            hidden = group if hidden is None else hidden + group
             hidden = block_norm(self.activation(block(hidden, frame_mask)))
             outputs.append(hidden)
         outputs.append(groups[-1])

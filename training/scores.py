@@ -14,15 +14,14 @@ from __future__ import annotations
 import csv
 import logging
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from numpy.typing import ArrayLike
+
+from modeling_nes2net.atomic import atomic_output
 
 logger = logging.getLogger(__name__)
 
@@ -31,21 +30,6 @@ ASVSPOOF5_HEADER = ("filename", "cm-score")
 LABEL_VALUES = {"bonafide": 1, "bona-fide": 1, "1": 1, "spoof": 0, "deepfake": 0, "0": 0}
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a")
 _EXAMPLES_SHOWN = 5
-
-
-@contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to `path`; move it onto `path` only when the block finishes without error."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        yield Path(temporary)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
 
 
 def parse_labels(values: Sequence) -> np.ndarray:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from ..detection import DetectionFailure, Nes2NetDetector
 from ..examples import SENTENCES, VOICES, espeak_available, splice, synthesize_speech
-from .detect import atomic_output, format_results, save_plots
+from ..atomic import atomic_output
+from .detect import format_results, save_plots
 
 logger = logging.getLogger(__name__)
 

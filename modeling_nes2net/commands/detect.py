@@ -11,15 +11,12 @@ import csv
 import io
 import json
 import logging
-import os
 import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..atomic import atomic_output
 from ..audio import AUDIO_EXTENSIONS, find_audio_files
 from ..detection import (
     AGGREGATIONS,
@@ -178,18 +175,3 @@ def save_plots(results: list[DetectionResult], path: str) -> list[Path]:
             plot_timeline(result).savefig(temporary, format=target.suffix.lstrip(".") or "png", dpi=120)
         written.append(target)
     return written
-
-
-@contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
-    """A temporary path next to `path`, moved onto `path` only when the block finishes without error."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        yield Path(temporary)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from training.metrics import compute_eer
+from modeling_nes2net.atomic import atomic_output
 from training.scores import (
     ScoreTable,
-    atomic_output,
     join_with_protocol,
     read_protocol,
     read_scores,
