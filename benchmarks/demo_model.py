@@ -1,0 +1,86 @@
+"""The shipped demo model (`modeling_nes2net/default_model`): CPU inference throughput and size on disk.
+
+    python benchmarks/demo_model.py [--model DIR] [--threads 2] [--seconds 4.04] [--batch 16] [--repeats 10]
+
+Throughput is audio seconds scored per wall-clock second, in eval mode under `torch.inference_mode`, on random
+waveforms of `--seconds` (the model's cost does not depend on the content): batch 1 (the baseline) against one
+batch of `--batch` clips, the two run alternately so that load from other processes falls on both alike; median
+of `--repeats` timed runs after 2 warm-up runs. Then every file of the folder and the total against the 25 MB limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+from modeling_nes2net import Nes2NetForAudioClassification
+from modeling_nes2net.detection import DEFAULT_MODEL_DIR
+
+SAMPLING_RATE = 16_000
+SIZE_LIMIT_BYTES = 25 * 1000**2
+WARMUP = 2
+
+
+def median_seconds(model: torch.nn.Module, inputs: dict[str, torch.Tensor], repeats: int) -> dict[str, float]:
+    """Median wall-clock seconds of one forward of each named input, the inputs run alternately."""
+    times: dict[str, list[float]] = {name: [] for name in inputs}
+    with torch.inference_mode():
+        for step in range(WARMUP + repeats):
+            for name, batch in inputs.items():
+                start = time.perf_counter()
+                model(batch)
+                if step >= WARMUP:
+                    times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def folder_sizes(folder: Path) -> list[tuple[str, int]]:
+    """`(relative path, bytes)` of every file under `folder`, sorted by path."""
+    return sorted((path.relative_to(folder).as_posix(), path.stat().st_size) for path in folder.rglob("*") if path.is_file())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR, help="model folder (default: the shipped one)")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--seconds", type=float, default=4.0375, help="clip length (default: 64,600 samples)")
+    parser.add_argument("--batch", type=int, default=16, help="clips per batch in the batched run")
+    parser.add_argument("--repeats", type=int, default=10)
+    args = parser.parse_args()
+    if not (args.model / "config.json").is_file():
+        raise SystemExit(f"no model folder at {args.model}: run `python -m training.demo` first")
+    torch.set_num_threads(args.threads)
+    model = Nes2NetForAudioClassification.from_pretrained(args.model).eval()
+    samples = round(args.seconds * SAMPLING_RATE)
+    generator = torch.Generator().manual_seed(0)
+    inputs = {
+        "batch 1": torch.rand(1, samples, generator=generator) * 0.2 - 0.1,
+        f"batch {args.batch}": torch.rand(args.batch, samples, generator=generator) * 0.2 - 0.1,
+    }
+    seconds = median_seconds(model, inputs, args.repeats)
+    baseline = samples / SAMPLING_RATE / seconds["batch 1"]
+    print(f"{args.model} on CPU, {args.threads} threads, {samples} samples ({samples / SAMPLING_RATE:.2f} s) per clip")
+    print(f"{'run':<12} {'ms / forward':>12} {'audio s / s':>12} {'vs batch 1':>10}")
+    for name, batch in inputs.items():
+        throughput = batch.shape[0] * samples / SAMPLING_RATE / seconds[name]
+        print(f"{name:<12} {1000 * seconds[name]:>12.1f} {throughput:>12.1f} {throughput / baseline:>9.2f}x")
+    print()
+    sizes = folder_sizes(args.model)
+    print(f"{'file':<48} {'bytes':>12}")
+    for path, size in sizes:
+        print(f"{path:<48} {size:>12,}")
+    total = sum(size for _, size in sizes)
+    print(f"{'total':<48} {total:>12,}  ({total / 1e6:.2f} MB, {100 * total / SIZE_LIMIT_BYTES:.1f}% of the 25 MB limit)")
+    parameters = sum(parameter.numel() for parameter in model.parameters())
+    print(f"parameters: {parameters:,}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""The shipped demo model (`modeling_nes2net/default_model`) and the data preparation of its recipe."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from huggingface_hub import ModelCard
+from transformers import pipeline
+
+from modeling_nes2net.detection import DEFAULT_MODEL_DIR
+from training.data import load_built_dataset
+from training.data.synthetic import write_synthetic_audio
+from training.demo import build_demo_dataset, carve_dev_split
+
+torch.set_num_threads(1)
+
+CLIPS_PER_CLASS = 6
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Path:
+    assert (DEFAULT_MODEL_DIR / "config.json").is_file(), "the demo model is not in the package: python -m training.demo"
+    return DEFAULT_MODEL_DIR
+
+
+def _results(folder: Path) -> dict[tuple[str, str], dict]:
+    """(split, protocol) -> the evaluation output shipped in the folder."""
+    found = {}
+    for path in sorted((folder / "evaluation").glob("*.json")):
+        result = json.loads(path.read_text(encoding="utf-8"))
+        found[(result["dataset"]["split"], result["protocol"])] = result
+    return found
+
+
+def test_card_numbers_are_the_evaluation_numbers(shipped):
+    results = _results(shipped)
+    assert {("test", "full"), ("test", "4sec"), ("dev", "full")} <= set(results)
+    card = ModelCard.load(shipped / "README.md")
+    reported = {
+        (entry["dataset"]["split"], metric["config"]): metric["value"]
+        for entry in card.data.to_dict()["model-index"][0]["results"]
+        for metric in entry["metrics"]
+        if metric["type"] == "eer"
+    }
+    for key, result in results.items():
+        eer_percent = 100 * result["metrics"]["eer"]
+        assert reported[key] == round(eer_percent, 4)
+        assert f"| {eer_percent:.2f} |" in card.text
+    test_full = results[("test", "full")]
+    assert test_full["score"] == "log_odds"
+    assert test_full["n_trials"] == 88
+    per_system = test_full["per_group"]["attack"]
+    assert len(per_system) >= 20 and all(0 <= row["eer"] <= 1 for row in per_system.values())
+    for system, row in per_system.items():
+        assert f"| {system} | {row['n_trials']} | {100 * row['eer']:.2f} |" in card.text
+
+
+def test_threshold_is_the_dev_eer_point(shipped):
+    config = json.loads((shipped / "config.json").read_text(encoding="utf-8"))
+    dev = _results(shipped)[("dev", "full")]
+    assert dev["score"] == "log_odds"
+    assert config["decision_threshold"] == dev["metrics"]["threshold"]
+    assert config["frontend_type"] == "spectrogram"
+    assert "48 minutes" in config["training_data"] or "mini-antispoof" in config["training_data"]
+
+
+def test_card_says_what_the_model_is(shipped):
+    text = (shipped / "README.md").read_text(encoding="utf-8")
+    assert "48 minutes of audio" in text
+    assert "not a production deepfake detector" in text
+    assert "nes2net convert" in text and "docs/checkpoints.md" in text
+
+
+def test_folder_fits_the_package(shipped):
+    total = sum(path.stat().st_size for path in shipped.rglob("*") if path.is_file())
+    assert total < 25 * 1000**2
+    assert {"model.safetensors", "config.json", "preprocessor_config.json", "README.md",
+            "configuration_nes2net.py", "modeling_nes2net.py"} <= {path.name for path in shipped.iterdir()}
+
+
+def test_pipeline_separates_real_from_synthetic_clips(shipped, mini_antispoof, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with open(mini_antispoof / "metadata.csv", encoding="utf-8", newline="") as file:
+        test_rows = sorted((row for row in csv.DictReader(file) if row["split"] == "test"), key=lambda r: r["file_name"])
+    detector = pipeline("audio-classification", model=str(shipped), device="cpu")
+    mean_probability = {}
+    for label in ("bonafide", "spoof"):
+        rows = [row for row in test_rows if row["label"] == label][:CLIPS_PER_CLASS]
+        probabilities = []
+        for row in rows:
+            waveform, rate = sf.read(mini_antispoof / row["file_name"], dtype="float32")
+            scores = {entry["label"]: entry["score"] for entry in detector({"raw": waveform, "sampling_rate": rate})}
+            probabilities.append(scores["bonafide"])
+        mean_probability[label] = float(np.mean(probabilities))
+    assert mean_probability["bonafide"] > mean_probability["spoof"]
+
+
+def _table(rows: list[tuple[str, str, str, str]]) -> list[dict[str, str]]:
+    return [dict(file_name=name, label=label, split=split, system=system) for name, label, split, system in rows]
+
+
+def test_dev_split_is_stratified_and_deterministic():
+    rows = _table(
+        [(f"a/{i}.flac", "spoof", "train", "vocoder") for i in range(20)]
+        + [(f"b/{i}.flac", "bonafide", "train", "corpus") for i in range(10)]
+        + [("c/0.flac", "bonafide", "train", "rare")]
+        + [(f"d/{i}.flac", "spoof", "test", "vocoder") for i in range(5)]
+    )
+    carved = carve_dev_split(rows, fraction=0.15)
+    assert carved == carve_dev_split(list(reversed(rows)), fraction=0.15)[::-1]
+    dev = [row for row in carved if row["split"] == "dev"]
+    assert {system: sum(row["system"] == system for row in dev) for system in ("vocoder", "corpus", "rare")} == {
+        "vocoder": 3, "corpus": 2, "rare": 0
+    }
+    assert all(row["split"] == "test" for row in carved if row["file_name"].startswith("d/"))
+    assert [row["split"] for row in rows].count("dev") == 0  # the input is left alone
+
+
+def test_demo_dataset_has_dev_and_attack_names(tmp_path):
+    source = tmp_path / "mini"
+    rows = []
+    for index in range(16):
+        label = "bonafide" if index % 2 else "spoof"
+        split = "test" if index >= 12 else "train"
+        system = "corpus" if label == "bonafide" else f"tts{index % 4}"
+        name = f"audio/{split}/{label}/{index:02d}.flac"
+        write_synthetic_audio(source / name, 0.5, seed=index)
+        rows.append(dict(file_name=name, label=label, split=split, system=system, speaker=f"s{index}"))
+    with open(source / "metadata.csv", "w", encoding="utf-8", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    info = build_demo_dataset(source, tmp_path / "built")
+    assert list(info["splits"]) == ["train", "dev", "test"]
+    assert info["splits"]["dev"]["num_rows"] == 1  # 6 bona fide 'corpus' train clips -> 1; tts groups of 3 -> 0
+    test = load_built_dataset(tmp_path / "built", "test")
+    assert sorted(set(test["attack"])) == ["bonafide", "tts0", "tts2"]
+    assert not (source / "metadata.csv").read_text().count("dev")
