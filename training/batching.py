@@ -1,0 +1,135 @@
+"""The torch side of the data: deterministic items, the batch plan of an epoch, and its split across processes.
+
+Reproducibility is built in rather than seeded from global state:
+- `WaveformDataset` draws the crop and the augmentation of item `i` in epoch `e` from `numpy.random.default_rng((seed,
+  e, i))`, so an item is the same whichever process, DataLoader worker or resumed run reads it.
+- `EpochPlan` fixes the order of an epoch from `(seed, epoch)` alone: a permutation cut into global batches of
+  `batch_size` trials (the incomplete last one dropped). Each global batch is split into `accumulation_steps x
+  num_processes` micro-batches; process `r` takes micro-batch `k * num_processes + r` at accumulation step `k`. So
+  one process with batch B and N processes with B / N each see the same global batches, in the same order, and a run
+  resumed at step `s` continues with global batch `s`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from datasets import Audio, Dataset
+
+from training.augment import Augmentation, RawBoost, RawBoostConfig, musan_rir_augmentation
+from training.data import DEFAULT_NUM_SAMPLES, SAMPLING_RATE, decode_waveform
+
+PROTOCOL_CROPS = {"full": ("full", DEFAULT_NUM_SAMPLES), "4sec": ("start", DEFAULT_NUM_SAMPLES)}
+"""Evaluation protocol -> (crop mode, samples): the whole utterance, or its first 64,600 samples tiled if shorter."""
+
+
+def build_augmentation(spec: dict[str, Any] | None) -> Augmentation | None:
+    """`{rawboost: {algorithm: 4, ...RawBoostConfig fields}}` or `{musan_rir: {musan: DIR, rir: DIR, p: 0.5}}`."""
+    if not spec:
+        return None
+    (name, options), = spec.items()
+    options = dict(options or {})
+    if name == "rawboost":
+        algorithm = options.pop("algorithm", 4)
+        return RawBoost(RawBoostConfig(**options), algorithm=algorithm)
+    if name == "musan_rir":
+        missing = {"musan", "rir"} - set(options)
+        if missing:
+            raise ValueError(f"data.augmentation.musan_rir needs {', '.join(sorted(missing))} (folders)")
+        return musan_rir_augmentation(options["musan"], options["rir"], p=options.get("p", 0.5))
+    raise ValueError(f"unknown augmentation {name!r}: expected rawboost or musan_rir")
+
+
+class WaveformDataset(torch.utils.data.Dataset):
+    """Items `{"input_values": float32 (samples,), "index": int, **columns}` of one split of a built dataset.
+
+    Args:
+        split: a split with the shared schema (`audio`, `label`, `utt_id`, ...).
+        crop: `random` (training), `start` or `full` (see `training.data.crop_waveform`).
+        num_samples: crop length (ignored by `full`).
+        augmentation: applied after cropping, with the item's generator.
+        seed: with the epoch and the index, seeds each item's generator.
+        columns: metadata columns passed through.
+    """
+
+    def __init__(
+        self,
+        split: Dataset,
+        crop: str,
+        num_samples: int = DEFAULT_NUM_SAMPLES,
+        augmentation: Augmentation | None = None,
+        seed: int = 0,
+        columns: Sequence[str] = ("label", "utt_id"),
+    ):
+        missing = [name for name in ("audio", *columns) if name not in split.column_names]
+        if missing:
+            raise ValueError(f"the dataset has no column(s) {missing}; it has {split.column_names}")
+        self.rows = split.select_columns(["audio", *columns]).cast_column("audio", Audio(decode=False))
+        self.crop, self.num_samples, self.augmentation, self.seed = crop, num_samples, augmentation, seed
+        self.columns = tuple(columns)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def column(self, name: str) -> list:
+        """One metadata column for every trial, without decoding audio."""
+        return self.rows[name]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        index = int(index)
+        row = self.rows[index]
+        audio = row["audio"]
+        audio_bytes = audio["bytes"] if audio["bytes"] is not None else Path(audio["path"]).read_bytes()
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        waveform = decode_waveform(audio_bytes, self.num_samples, self.crop, rng)
+        if self.augmentation is not None:
+            waveform = self.augmentation(waveform, SAMPLING_RATE, rng)
+        return {"input_values": waveform, "index": index, **{name: row[name] for name in self.columns}}
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """The global batches of one epoch and each process's share (see the module docstring)."""
+
+    num_examples: int
+    batch_size: int
+    num_processes: int = 1
+    accumulation_steps: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        shares = self.num_processes * self.accumulation_steps
+        if self.batch_size % shares:
+            raise ValueError(
+                f"the global batch size {self.batch_size} must be divisible by processes x accumulation steps "
+                f"({self.num_processes} x {self.accumulation_steps})"
+            )
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"{self.num_examples} training examples do not fill one batch of {self.batch_size}")
+
+    @property
+    def micro_batch_size(self) -> int:
+        return self.batch_size // (self.num_processes * self.accumulation_steps)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.num_examples // self.batch_size
+
+    def global_batches(self, epoch: int) -> np.ndarray:
+        """`(steps_per_epoch, batch_size)` example indices of `epoch`."""
+        order = np.random.default_rng((self.seed, epoch)).permutation(self.num_examples)
+        return order[: self.steps_per_epoch * self.batch_size].reshape(self.steps_per_epoch, self.batch_size)
+
+    def micro_batches(self, epoch: int, rank: int, start_step: int = 0) -> list[list[int]]:
+        """Process `rank`'s micro-batches of `epoch` from optimiser step `start_step` on, in order."""
+        shares = self.global_batches(epoch)[start_step:].reshape(-1, self.accumulation_steps, self.num_processes, self.micro_batch_size)
+        return shares[:, :, rank].reshape(-1, self.micro_batch_size).tolist()

@@ -1,0 +1,392 @@
+"""`nes2net evaluate`: score one split of a built dataset and measure it as the ASVspoof tools do.
+
+    nes2net evaluate MODEL DATASET --split eval --protocol 4sec --output-dir OUT [--where subset=eval]
+    accelerate launch --multi_gpu --num_processes 8 -m modeling_nes2net.cli evaluate MODEL DATASET ...
+
+OUT receives `scores.csv` (utt_id, score, label and the grouping columns), the score file in an ASVspoof format when
+`--score-format` asks for one, `results.json` (the `hub_cards.results` schema that model cards are rendered from),
+`det_curve.png` and `score_histogram.png`.
+
+Scoring a split (`score_split`) scales to every trial of ASVspoof 5 and survives crashes:
+- the trials not scored yet are cut into one contiguous shard per process;
+- a process decodes its shard in pools of `POOL_BATCHES` batches, sorts each pool by length (little padding under
+  the `full` protocol), scores it in batches with attention masks, and after each batch appends `index<TAB>score`
+  lines to its own part file `parts/part-<rank>.tsv` and flushes it;
+- a new run first cuts any half-written last line, reads every part file and scores only what is missing (with any
+  number of processes); a manifest with a fingerprint of the model's weights refuses to mix scores of another
+  model, split or protocol;
+- at the end every process reads all part files, so each holds the scores in trial order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import logging
+import os
+from collections.abc import Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from tqdm.auto import tqdm
+
+from hub_cards.results import SCHEMA_VERSION, write_result
+from modeling_nes2net import Nes2NetForAudioClassification
+from modeling_nes2net.scoring import bonafide_probability, bonafide_score, log_odds
+from training.batching import PROTOCOL_CROPS, WaveformDataset
+from training.data import collate_waveforms, load_built_dataset, read_build_info
+from training.metrics import (
+    asv_error_rates,
+    breakdown,
+    compute_metrics,
+    compute_min_tdcf_2019,
+    compute_min_tdcf_2021,
+    split_by_label,
+)
+from training.plots import plot_det_curves, plot_score_histogram
+from training.scores import ScoreTable, write_scores
+
+logger = logging.getLogger(__name__)
+
+SCORES = {"bonafide_logit": bonafide_score, "log_odds": log_odds, "bonafide_probability": bonafide_probability}
+SCORE_FILE_NAMES = {"cm": "scores.txt", "cm-keyed": "scores.txt", "asvspoof5": "scores.tsv"}
+POOL_BATCHES = 4
+PARTS_DIR = "parts"
+MANIFEST = "manifest.json"
+ASV_KEYS = ("target", "nontarget", "spoof")
+
+
+# ----------------------------------------------------------------------------------------------- scoring a split
+
+
+def model_fingerprint(model: torch.nn.Module) -> str:
+    """sha1 of every parameter and buffer: the identity of the weights that produced a set of scores."""
+    digest = hashlib.sha1()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _repair_part(path: Path) -> None:
+    """Cut a half-written last line (a process killed mid-write) so appending continues on a line boundary."""
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(path, "r+b") as handle:
+            handle.truncate(data.rfind(b"\n") + 1)
+
+
+def _read_parts(parts_dir: Path) -> dict[int, float]:
+    scores: dict[int, float] = {}
+    for part in sorted(parts_dir.glob("part-*.tsv")):
+        for line in part.read_text(encoding="utf-8").splitlines():
+            index, score = line.split("\t")
+            scores[int(index)] = float(score)
+    return scores
+
+
+def _prepare_parts(parts_dir: Path, manifest: dict[str, Any], resume: bool) -> None:
+    """Main process: start an empty folder, or check the manifest of the one being resumed and repair its parts."""
+    manifest_path = parts_dir / MANIFEST
+    if resume and manifest_path.is_file():
+        found = json.loads(manifest_path.read_text(encoding="utf-8"))
+        if found != manifest:
+            differing = sorted(key for key in {*found, *manifest} if found.get(key) != manifest.get(key))
+            raise ValueError(
+                f"{parts_dir} holds scores of another run (different {', '.join(differing)}): "
+                "use another output folder or delete it"
+            )
+        for part in parts_dir.glob("part-*.tsv"):
+            _repair_part(part)
+        return
+    for stale in parts_dir.glob("part-*.tsv") if parts_dir.is_dir() else ():
+        stale.unlink()
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    (parts_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def _length_sorted_batches(pool: list[dict[str, Any]], batch_size: int) -> list[list[dict[str, Any]]]:
+    ordered = sorted(pool, key=lambda item: len(item["input_values"]), reverse=True)
+    return [ordered[start : start + batch_size] for start in range(0, len(ordered), batch_size)]
+
+
+@torch.inference_mode()
+def score_split(
+    model: Nes2NetForAudioClassification,
+    trials: WaveformDataset,
+    parts_dir: str | os.PathLike,
+    accelerator: Accelerator,
+    *,
+    batch_size: int = 16,
+    num_workers: int = 0,
+    score: str = "bonafide_logit",
+    manifest: dict[str, Any] | None = None,
+    resume: bool = True,
+    max_batches: int | None = None,
+    progress: bool = True,
+) -> np.ndarray | None:
+    """Score every trial of `trials` with `model` across all processes (see the module docstring).
+
+    Every process must call this. `manifest` identifies the run (model, data, protocol); with `resume`, scores
+    already in `parts_dir` under the same manifest are kept. `max_batches` stops each process after that many
+    batches (a time-limited session; the next call resumes) and then returns None.
+
+    Returns `(n_trials,)` float64 scores in trial order, on every process.
+    """
+    if score not in SCORES:
+        raise ValueError(f"score must be one of {', '.join(SCORES)}, got {score!r}")
+    parts_dir = Path(parts_dir)
+    manifest = {"score": score, "n_trials": len(trials), **(manifest or {})}
+    if accelerator.is_main_process:
+        _prepare_parts(parts_dir, manifest, resume)
+    accelerator.wait_for_everyone()
+    done = _read_parts(parts_dir)
+    accelerator.wait_for_everyone()  # nobody appends before everyone has read
+    remaining = np.setdiff1d(np.arange(len(trials)), np.fromiter(done, dtype=np.int64, count=len(done)))
+    shard = np.array_split(remaining, accelerator.num_processes)[accelerator.process_index].tolist()
+    pool_size = POOL_BATCHES * batch_size
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.Subset(trials, shard), batch_size=pool_size, collate_fn=list, num_workers=num_workers
+    )
+    score_function = SCORES[score]
+    was_training = model.training
+    model.eval()
+    bar = tqdm(total=-(-len(shard) // batch_size), desc="scoring", unit="batch",
+               disable=not (progress and accelerator.is_local_main_process))
+    batches = (items for pool in loader for items in _length_sorted_batches(pool, batch_size))
+    batches_done = 0
+    part = parts_dir / f"part-{accelerator.process_index:05d}.tsv"
+    with open(part, "a", encoding="utf-8") as handle, bar:
+        for items in itertools.islice(batches, max_batches):
+            batch = collate_waveforms(items)
+            with accelerator.autocast():
+                logits = model(
+                    batch["input_values"].to(accelerator.device),
+                    attention_mask=batch["attention_mask"].to(accelerator.device),
+                ).logits
+            values = score_function(logits.float()).cpu().tolist()
+            handle.writelines(f"{item['index']}\t{value!r}\n" for item, value in zip(items, values))
+            handle.flush()
+            batches_done += 1
+            bar.update()
+    model.train(was_training)
+    logger.debug("process %d scored %d batches (%d trials were already scored)", accelerator.process_index,
+                 batches_done, len(done))
+    accelerator.wait_for_everyone()
+    scores = _read_parts(parts_dir)
+    if len(scores) < len(trials):
+        if max_batches is not None:
+            return None
+        raise RuntimeError(f"{len(trials) - len(scores)} of {len(trials)} trials have no score in {parts_dir}")
+    return np.array([scores[index] for index in range(len(trials))], dtype=np.float64)
+
+
+# ----------------------------------------------------------------------------------------------- measuring scores
+
+
+def read_asv_scores(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """ASV scores for the t-DCF, one trial per line: any whitespace-separated fields, one of them the key
+    `target` / `nontarget` / `spoof`, the last one the score (the ASVspoof 2019 `SOURCE KEY SCORE` layout among
+    others). Returns key -> `(n,)` scores."""
+    scores: dict[str, list[float]] = {key: [] for key in ASV_KEYS}
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        keys = [field for field in fields[:-1] if field in scores]
+        if len(keys) != 1:
+            raise ValueError(f"{path}:{number}: expected one of {'/'.join(ASV_KEYS)} and a score, got {line!r}")
+        scores[keys[0]].append(float(fields[-1]))
+    return {key: np.asarray(values) for key, values in scores.items()}
+
+
+def measure(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    groups: dict[str, Sequence[str]] | None = None,
+    asv_scores: dict[str, np.ndarray] | None = None,
+    tdcf: str = "2019",
+) -> dict[str, Any]:
+    """The `metrics`, counts and `per_group` of a results file, from `(n,)` scores and labels (1 = bona fide).
+
+    `groups` maps a column name to each trial's value (`attack` groups pool all bona fide trials, as ASVspoof
+    does; other columns compare each group's own bona fide and spoofed trials). `asv_scores` adds `min_tdcf`.
+    """
+    measured = compute_metrics(scores, labels)
+    metrics = {"eer": measured["eer"], "threshold": measured["eer_threshold"]}
+    metrics.update({name: measured[name] for name in ("min_dcf", "act_dcf", "cllr")})
+    if asv_scores is not None:
+        asv = asv_error_rates(asv_scores["target"], asv_scores["nontarget"], asv_scores["spoof"])
+        bonafide, spoof = split_by_label(scores, labels)
+        min_tdcf = compute_min_tdcf_2019 if tdcf == "2019" else compute_min_tdcf_2021
+        metrics["min_tdcf"] = min_tdcf(bonafide, spoof, asv).cost
+    n_bonafide = int(np.count_nonzero(labels == 1))
+    result: dict[str, Any] = {
+        "metrics": metrics, "n_trials": len(scores), "n_bonafide": n_bonafide, "n_spoof": len(scores) - n_bonafide
+    }
+    per_group = {}
+    for column, values in (groups or {}).items():
+        rows = breakdown(scores, labels, values, pool_bonafide=column == "attack")
+        per_group[column] = {
+            name: {"eer": row.eer, "threshold": row.threshold, "n_trials": row.n_bonafide + row.n_spoof,
+                   "n_bonafide": row.n_bonafide, "n_spoof": row.n_spoof}
+            for name, row in rows.items()
+        }
+    if per_group:
+        result["per_group"] = per_group
+    return result
+
+
+# ----------------------------------------------------------------------------------------------- the command
+
+
+def load_trials(
+    dataset: str, split: str, protocol: str, where: dict[str, str] | None = None, columns: Sequence[str] = ()
+) -> WaveformDataset:
+    """The trials of `split` of a built dataset (folder or Hub id) under `protocol`, filtered by `where`
+    (column -> value), carrying `label`, `utt_id` and `columns`."""
+    if protocol not in PROTOCOL_CROPS:
+        raise ValueError(f"protocol must be one of {', '.join(PROTOCOL_CROPS)}, got {protocol!r}")
+    rows = load_built_dataset(dataset, split)
+    unknown = sorted(set(where or {}) - set(rows.column_names))
+    if unknown:
+        raise ValueError(f"--where: no column(s) {unknown} in {dataset}; columns: {rows.column_names}")
+    if where:
+        rows = rows.filter(lambda *values: all(str(v) == str(w) for v, w in zip(values, where.values())),
+                           input_columns=list(where))
+        if len(rows) == 0:
+            raise ValueError(f"no trial of {dataset} {split} matches {where}")
+    crop, num_samples = PROTOCOL_CROPS[protocol]
+    extra = [column for column in dict.fromkeys(columns) if column not in ("label", "utt_id")]
+    return WaveformDataset(rows, crop, num_samples, columns=("label", "utt_id", *extra))
+
+
+def dataset_identity(dataset: str) -> tuple[str, str]:
+    """(name, id) of a dataset for results files: a built folder's title and folder name, or the Hub id."""
+    folder = Path(dataset)
+    if folder.is_dir():
+        try:
+            title = read_build_info(folder)["title"]
+        except (FileNotFoundError, KeyError):
+            title = folder.name
+        return title, folder.resolve().name
+    return dataset, dataset
+
+
+def evaluate_model(
+    model: str | os.PathLike | Nes2NetForAudioClassification,
+    dataset: str,
+    output_dir: str | os.PathLike,
+    *,
+    split: str = "eval",
+    protocol: str = "4sec",
+    where: dict[str, str] | None = None,
+    group_by: Sequence[str] = ("attack",),
+    batch_size: int = 16,
+    num_workers: int = 2,
+    score: str = "bonafide_logit",
+    score_format: str | None = None,
+    asv_scores: str | os.PathLike | None = None,
+    tdcf: str = "2019",
+    dataset_name: str | None = None,
+    dataset_id: str | None = None,
+    max_batches: int | None = None,
+    accelerator: Accelerator | None = None,
+    progress: bool = True,
+) -> dict[str, Any] | None:
+    """Score `split` of `dataset` and write scores, metrics, plots and `results.json` to `output_dir`.
+
+    Every process must call this (with `accelerate launch`); the main process writes the outputs and returns the
+    results dict, the others return None (as does every process when `max_batches` stopped the scoring early).
+    """
+    accelerator = accelerator or Accelerator()
+    output_dir = Path(output_dir)
+    model_name = model if isinstance(model, (str, os.PathLike)) else getattr(model, "name_or_path", None)
+    if isinstance(model, (str, os.PathLike)):
+        model = Nes2NetForAudioClassification.from_pretrained(model)
+    model.to(accelerator.device)
+    trials = load_trials(dataset, split, protocol, where, columns=["attack", *group_by])
+    manifest = {"model_sha1": model_fingerprint(model), "dataset": str(dataset), "split": split,
+                "protocol": protocol, "where": dict(where or {})}
+    scores = score_split(model, trials, output_dir / PARTS_DIR, accelerator, batch_size=batch_size,
+                         num_workers=num_workers, score=score, manifest=manifest, max_batches=max_batches,
+                         progress=progress)
+    if scores is None or not accelerator.is_main_process:
+        return None
+    labels = np.asarray(trials.column("label"), dtype=np.int64)
+    groups = {column: [str(value) for value in trials.column(column)] for column in dict.fromkeys(group_by)}
+    asv = read_asv_scores(asv_scores) if asv_scores is not None else None
+    name, identifier = dataset_identity(dataset)
+    result = {
+        "schema_version": SCHEMA_VERSION,
+        "model": None if model_name is None else str(model_name),
+        "dataset": {"name": dataset_name or name, "id": dataset_id or identifier, "config": "default",
+                    "split": split, "revision": None},
+        "protocol": protocol,
+        "score": score,
+        **measure(scores, labels, groups, asv, tdcf),
+    }
+    table = ScoreTable(trials.column("utt_id"), scores, labels,
+                       {column: [str(v) for v in trials.column(column)] for column in dict.fromkeys(["attack", *group_by])})
+    write_scores(output_dir / "scores.csv", table)
+    if score_format is not None:
+        write_scores(output_dir / SCORE_FILE_NAMES[score_format], table, fmt=score_format)
+    write_result(output_dir / "results.json", result)
+    bonafide, spoof = split_by_label(scores, labels)
+    plot_det_curves({str(model_name or "model"): (bonafide, spoof)}, output_dir / "det_curve.png",
+                    title=f"{result['dataset']['name']} {split} ({protocol})")
+    plot_score_histogram(bonafide, spoof, output_dir / "score_histogram.png")
+    logger.info("%s %s (%s): EER %.3f%% on %d trials; outputs in %s", result["dataset"]["name"], split, protocol,
+                100 * result["metrics"]["eer"], len(scores), output_dir)
+    return result
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, separator, value = text.partition("=")
+    if not separator or not key:
+        raise argparse.ArgumentTypeError(f"expected COLUMN=VALUE, got {text!r}")
+    return key, value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="a model folder (from `nes2net train` or `nes2net convert`) or a Hub id")
+    parser.add_argument("dataset", help="a folder built by `nes2net data build`, or a Hub dataset id")
+    parser.add_argument("--split", default="eval", help="the split to score (default: eval)")
+    parser.add_argument("--protocol", choices=list(PROTOCOL_CROPS), default="4sec",
+                        help="4sec: first 64,600 samples, tiled if shorter; full: whole utterances (default: 4sec)")
+    parser.add_argument("--output-dir", required=True, help="folder for scores, results.json and plots")
+    parser.add_argument("--where", type=_key_value, action="append", default=[], metavar="COLUMN=VALUE",
+                        help="keep only trials with this metadata value, e.g. subset=eval (repeatable)")
+    parser.add_argument("--group-by", nargs="*", default=["attack"], metavar="COLUMN",
+                        help="metadata columns to break the EER down by (default: attack)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--num-workers", type=int, default=2, help="audio decoding processes per process")
+    parser.add_argument("--score", choices=list(SCORES), default="bonafide_logit",
+                        help="the score written and measured (default: the bona fide logit, as the paper)")
+    parser.add_argument("--score-format", choices=list(SCORE_FILE_NAMES),
+                        help="also write the scores in this ASVspoof format")
+    parser.add_argument("--asv-scores", help="ASV scores (lines with target/nontarget/spoof and a score) for min t-DCF")
+    parser.add_argument("--tdcf", choices=["2019", "2021"], default="2019", help="t-DCF cost model (default: 2019)")
+    parser.add_argument("--dataset-name", help="dataset name in results.json (default: the build's title)")
+    parser.add_argument("--dataset-id", help="dataset id in results.json (default: Hub id or folder name)")
+    parser.add_argument("--max-batches", type=int,
+                        help="stop each process after this many batches; run again to resume")
+    parser.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"],
+                        help="autocast the model (default: Accelerate's configuration)")
+
+
+def run(args: argparse.Namespace) -> int:
+    accelerator = Accelerator(mixed_precision=args.mixed_precision)
+    evaluate_model(
+        args.model, args.dataset, args.output_dir, split=args.split, protocol=args.protocol, where=dict(args.where),
+        group_by=args.group_by, batch_size=args.batch_size, num_workers=args.num_workers, score=args.score,
+        score_format=args.score_format, asv_scores=args.asv_scores, tdcf=args.tdcf, dataset_name=args.dataset_name,
+        dataset_id=args.dataset_id, max_batches=args.max_batches, accelerator=accelerator,
+    )
+    return 0

@@ -1,0 +1,243 @@
+"""Training recipes: one YAML file per experiment, read into typed sections, overridable from the command line.
+
+A recipe has four sections (every field and its default is listed in the dataclasses below):
+
+```yaml
+model:      {preset: nes2net-x-xlsr, frontend_weights: facebook/wav2vec2-xls-r-300m, config: {dilation: 2}}
+data:       {dataset: data/asvspoof2019-la, train_split: train, dev_split: dev, crop_samples: 64600, ...}
+training:   {epochs: 100, batch_size: 12, lr: 2.5e-7, schedule: constant, ...}
+evaluation: [{dataset: data/asvspoof2021-la, split: eval, protocol: 4sec, where: {subset: eval}}]
+```
+
+`load_recipe("asvspoof2019-la", ["training.lr=1e-6", "data.num_workers=8"])` reads `training/recipes/<name>.yaml` (or
+any YAML path) and applies `section.field=value` overrides, each value parsed as YAML (`1e-6`, `null`, `[0.5, 0.5]`);
+a path may go into a dict field (`model.config.dilation=1`). Unknown fields are errors, not silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+RECIPES_DIR = Path(__file__).with_name("recipes")
+PROTOCOLS = ("full", "4sec")
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("constant", "cosine", "cosine_epochs")
+
+
+@dataclass
+class ModelSpec:
+    """What to train. Exactly one of `preset` (a name of `modeling_nes2net.PRESETS`) and `pretrained` (a model folder
+    or Hub id to fine-tune) may be set; with neither, `config` alone is the `Nes2NetConfig`."""
+
+    preset: str | None = None
+    pretrained: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    """`Nes2NetConfig` fields overriding the preset's / the pretrained model's."""
+    frontend_weights: str | None = None
+    """A transformers speech model (folder or Hub id, e.g. `facebook/wav2vec2-xls-r-300m`) whose weights initialise
+    the SSL front-end; the paper fine-tunes from the public XLS-R / WavLM Large checkpoints."""
+
+    def __post_init__(self) -> None:
+        if self.preset is not None and self.pretrained is not None:
+            raise ValueError("model: set either preset or pretrained, not both")
+
+
+@dataclass
+class DataSpec:
+    """Where the audio comes from and how it is cut."""
+
+    dataset: str | None = None
+    """A folder written by `nes2net data build` (or the generic builder), or a Hub dataset id."""
+    train_split: str = "train"
+    dev_split: str | None = "dev"
+    """Scored after every epoch (dev EER picks the best checkpoints); null: no dev evaluation."""
+    crop_samples: int = 64600
+    """Training crop: a random window of this many samples, shorter files tiled."""
+    dev_protocol: str = "4sec"
+    """`4sec`: the first 64,600 samples, tiled if shorter; `full`: whole utterances."""
+    augmentation: dict[str, Any] | None = None
+    """`{rawboost: {algorithm: 4, <RawBoostConfig fields>}}` or `{musan_rir: {musan: DIR, rir: DIR, p: 0.5}}`."""
+    num_workers: int = 2
+    """DataLoader processes decoding audio, per training process."""
+
+    def __post_init__(self) -> None:
+        if self.dev_protocol not in PROTOCOLS:
+            raise ValueError(f"data.dev_protocol must be one of {PROTOCOLS}, got {self.dev_protocol!r}")
+        if self.crop_samples <= 0:
+            raise ValueError(f"data.crop_samples must be positive, got {self.crop_samples}")
+        if self.augmentation is not None and (len(self.augmentation) != 1 or not {"rawboost", "musan_rir"} >= set(self.augmentation)):
+            raise ValueError(f"data.augmentation must be {{rawboost: ...}} or {{musan_rir: ...}}, got {self.augmentation}")
+
+
+@dataclass
+class TrainingSpec:
+    """How to optimise. `batch_size` is global: the trials behind one optimiser step, summed over processes and
+    accumulation steps, so a recipe trains the same way on one CPU or eight GPUs."""
+
+    output_dir: str = "runs/nes2net"
+    seed: int = 1234
+    epochs: int = 100
+    max_steps: int | None = None
+    """Stop after this many optimiser steps in total (smoke tests); null: train every epoch."""
+    batch_size: int = 12
+    gradient_accumulation_steps: int = 1
+    optimizer: str = "adam"
+    lr: float = 1e-6
+    """Learning rate of the layer merge and back-end (and of the front-end unless `frontend_lr` is set)."""
+    frontend_lr: float | None = None
+    """Learning rate of the SSL front-end; 0 freezes it."""
+    weight_decay: float = 1e-4
+    schedule: str = "constant"
+    """`constant`; `cosine`: per step from `lr` to `min_lr` over the whole run; `cosine_epochs`: PyTorch's
+    CosineAnnealingLR stepped once per epoch with T_max = `cosine_period_epochs` (periodic, as the CtrSVDD recipe)."""
+    min_lr: float = 0.0
+    cosine_period_epochs: int = 5
+    max_grad_norm: float | None = None
+    mixed_precision: str | None = None
+    """`no`, `fp16` or `bf16`; null leaves it to `accelerate launch` / `accelerate config`."""
+    freeze_feature_encoder: bool = False
+    gradient_checkpointing: bool = False
+    sync_batch_norm: bool = True
+    """With several processes, compute BatchNorm statistics over the global batch (as one process would)."""
+    early_stopping_patience: int | None = None
+    """Stop after this many epochs without a better dev EER; null: never."""
+    average_best: int = 1
+    """The final model is the element-wise mean of the weights of this many best-by-dev-EER epochs."""
+    checkpoint_every_steps: int = 0
+    """Also save a resumable checkpoint every this many optimiser steps (0: only at the end of each epoch)."""
+    keep_checkpoints: int = 1
+    eval_batch_size: int = 16
+    log_every_steps: int = 10
+    record_batches: bool = False
+    """Write the utterance ids of every micro-batch to `batches.rank<N>.txt` (to audit data order and sharding)."""
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"training.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"training.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        positive = ("epochs", "batch_size", "gradient_accumulation_steps", "average_best", "keep_checkpoints",
+                    "eval_batch_size", "log_every_steps", "cosine_period_epochs")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"training.{name} must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0 or (self.frontend_lr is not None and self.frontend_lr < 0) or not 0 <= self.min_lr <= self.lr:
+            raise ValueError("training: need lr > 0, frontend_lr >= 0 and 0 <= min_lr <= lr")
+
+
+@dataclass
+class EvaluationSpec:
+    """One test set scored with the final model at the end of training (see `training.evaluate`)."""
+
+    dataset: str
+    split: str = "eval"
+    protocol: str = "4sec"
+    name: str | None = None
+    """Shown in results and cards; default: the dataset's title from its build info."""
+    where: dict[str, str] = field(default_factory=dict)
+    """Keep only trials whose metadata columns have these values, e.g. `{subset: eval}` for ASVspoof 2021."""
+    group_by: list[str] = field(default_factory=lambda: ["attack"])
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"evaluation.protocol must be one of {PROTOCOLS}, got {self.protocol!r}")
+
+
+@dataclass
+class Recipe:
+    model: ModelSpec = field(default_factory=ModelSpec)
+    data: DataSpec = field(default_factory=DataSpec)
+    training: TrainingSpec = field(default_factory=TrainingSpec)
+    evaluation: list[EvaluationSpec] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_SECTIONS = {"model": ModelSpec, "data": DataSpec, "training": TrainingSpec}
+
+
+def recipe_path(name_or_path: str | os.PathLike) -> Path:
+    """A recipe name (`mini`, `asvspoof2019-la`, ...) or a path to a YAML file."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise FileNotFoundError(f"recipe file {path} not found")
+        return path
+    path = RECIPES_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise ValueError(f"unknown recipe {str(name_or_path)!r}; choose one of {', '.join(available_recipes())} or a YAML path")
+    return path
+
+
+def available_recipes() -> list[str]:
+    return sorted(path.stem for path in RECIPES_DIR.glob("*.yaml"))
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`training.lr=1e-6` -> (["training", "lr"], 1e-6); the value is parsed as YAML."""
+    key, separator, value = text.partition("=")
+    if not separator or not key.strip():
+        raise ValueError(f"override {text!r} must look like section.field=value")
+    return key.strip().split("."), yaml.safe_load(value) if value.strip() else None
+
+
+def apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
+    """Set `data[path[0]][path[1]]... = value`, creating dicts below the section level."""
+    if path[0] == "evaluation" and len(path) > 1:
+        raise ValueError("evaluation entries cannot be overridden one field at a time; set evaluation=[...] instead")
+    if len(path) == 1:
+        data[path[0]] = value
+        return
+    node = data.setdefault(path[0], {})
+    for key in path[1:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"cannot set {'.'.join(path)}: {key} is not a mapping")
+    node[path[-1]] = value
+
+
+def _section(name: str, cls: type, values: Any):
+    values = values or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"recipe section {name!r} must be a mapping, got {type(values).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown field(s) {', '.join(f'{name}.{key}' for key in unknown)}; {name} has: {', '.join(sorted(known))}")
+    hints = typing.get_type_hints(cls)
+    return cls(**{key: _coerce(f"{name}.{key}", value, hints[key]) for key, value in values.items()})
+
+
+def _coerce(where: str, value: Any, hint: Any) -> Any:
+    """YAML reads `1e-6` (no dot) as a string: turn strings into floats where a field holds a float."""
+    if isinstance(value, str) and (hint is float or float in typing.get_args(hint)):
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"{where} must be a number, got {value!r}") from None
+    return value
+
+
+def recipe_from_dict(data: dict[str, Any]) -> Recipe:
+    unknown = sorted(set(data) - {*_SECTIONS, "evaluation"})
+    if unknown:
+        raise ValueError(f"unknown recipe section(s) {', '.join(unknown)}; sections: model, data, training, evaluation")
+    sections = {name: _section(name, cls, data.get(name)) for name, cls in _SECTIONS.items()}
+    evaluation = [_section("evaluation", EvaluationSpec, entry) for entry in data.get("evaluation") or []]
+    return Recipe(**sections, evaluation=evaluation)
+
+
+def load_recipe(name_or_path: str | os.PathLike, overrides: list[str] = ()) -> Recipe:
+    """Read a recipe and apply `section.field=value` overrides (see the module docstring)."""
+    data = yaml.safe_load(recipe_path(name_or_path).read_text(encoding="utf-8")) or {}
+    for override in overrides:
+        apply_override(data, *parse_override(override))
+    return recipe_from_dict(data)

@@ -1,0 +1,440 @@
+"""`nes2net train`: train `Nes2NetForAudioClassification` from a YAML recipe, on one CPU or many GPUs (Accelerate).
+
+    nes2net train mini --set data.dataset=data/mini-antispoof              # a small model on a laptop CPU
+    accelerate launch --multi_gpu --num_processes 4 -m modeling_nes2net.cli train asvspoof2019-la \\
+        --set training.mixed_precision=bf16 --output-dir runs/2019la        # the paper's recipe on 4 GPUs
+
+A recipe (`training/recipes/*.yaml`, see `training.recipe`) names the model, the data and the training settings;
+`--set section.field=value` overrides any field, and the few flags below are shortcuts for common ones.
+
+One run, in OUTPUT_DIR:
+    recipe.yaml                the recipe as run
+    checkpoints/step-N/        resumable states (see `training.checkpoints`); a rerun resumes from the last one
+    dev/epoch-NNN.csv          the dev scores of each epoch (dev EER ranks the epochs)
+    epochs/epoch-NNN/          model folders of the `average_best` best epochs
+    final/                     the element-wise mean of those epochs' weights: a folder `pipeline` loads
+    eval/<dataset>-<split>-<protocol>/   the recipe's test sets scored with `final` (see `training.evaluate`)
+    logs/                      TensorBoard: loss, learning rate, dev EER, throughput
+
+Same results on any hardware: `training.batch_size` is the global batch; the epoch's order and every item's crop
+and augmentation are fixed by the seed (`training.batching`); with several processes BatchNorm uses the global
+batch's statistics (`training.distributed_norm`), and each micro-batch's loss is rescaled so that the summed
+gradient is that of the class-weighted loss of the whole global batch (the weighted cross-entropy divides by the
+batch's total class weight, which a process alone does not know). Runs with different process counts then match up
+to floating-point rounding. (Gradient accumulation also gives the global batch's loss, but BatchNorm then sees
+the smaller micro-batches.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from tqdm.auto import tqdm
+from transformers import AutoModel
+
+from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification, config_from_preset, save_model_folder
+from modeling_nes2net.averaging import average_model_folders
+from training.batching import PROTOCOL_CROPS, EpochPlan, WaveformDataset, build_augmentation
+from training.checkpoints import (
+    latest_checkpoint,
+    read_trainer_state,
+    remove_partial_checkpoints,
+    save_checkpoint,
+)
+from training.data import collate_waveforms, load_built_dataset
+from training.distributed_norm import convert_to_global_batch_norm
+from training.evaluate import evaluate_model, score_split
+from training.metrics import compute_eer, split_by_label
+from training.recipe import EvaluationSpec, ModelSpec, Recipe, load_recipe
+from training.runtime import create_accelerator
+from training.schedules import build_scheduler
+from training.scores import ScoreTable, write_scores
+
+logger = logging.getLogger(__name__)
+
+DEBUG_EXIT_CODE = 75
+
+
+# ----------------------------------------------------------------------------------------------- model and optimiser
+
+
+def build_model(spec: ModelSpec) -> Nes2NetForAudioClassification:
+    """The model a recipe names: a preset, a model folder / Hub id to fine-tune, or a bare config (see `ModelSpec`)."""
+    if spec.pretrained is not None:
+        model = Nes2NetForAudioClassification.from_pretrained(spec.pretrained, **spec.config)
+    else:
+        config = config_from_preset(spec.preset, **spec.config) if spec.preset else Nes2NetConfig(**spec.config)
+        model = Nes2NetForAudioClassification(config)
+    if spec.frontend_weights is not None:
+        load_frontend_weights(model, spec.frontend_weights)
+    return model
+
+
+def load_frontend_weights(model: Nes2NetForAudioClassification, source: str) -> None:
+    """Initialise the SSL front-end from a transformers speech model (folder or Hub id) of the same architecture."""
+    if model.config.frontend_type != "ssl":
+        raise ValueError("model.frontend_weights needs an SSL front-end (frontend_type: ssl)")
+    pretrained = AutoModel.from_pretrained(source)
+    missing, unexpected = model.frontend.load_state_dict(pretrained.state_dict(), strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"{source} does not match the front-end of this config: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]}"
+        )
+    logger.info("front-end initialised from %s", source)
+
+
+def prepare_for_training(model: Nes2NetForAudioClassification, recipe: Recipe) -> None:
+    """Freezing and memory options of the recipe, applied in place before the model is wrapped for DDP."""
+    training = recipe.training
+    if training.frontend_lr == 0:
+        model.frontend.requires_grad_(False)
+    if training.freeze_feature_encoder:
+        model.freeze_feature_encoder()
+    if training.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    # SpecAugment's mask embedding is a parameter even when masking is off; DDP refuses parameters without gradients.
+    frontend_config = getattr(model.frontend, "config", None)
+    if hasattr(model.frontend, "masked_spec_embed") and not getattr(frontend_config, "apply_spec_augment", False):
+        model.frontend.masked_spec_embed.requires_grad_(False)
+
+
+def parameter_groups(model: Nes2NetForAudioClassification, lr: float, frontend_lr: float | None) -> list[dict]:
+    """Optimiser groups: the front-end at `frontend_lr` (default `lr`), the layer merge and back-end at `lr`."""
+    frontend_ids = {id(parameter) for parameter in model.frontend.parameters()}
+    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    frontend = [parameter for parameter in trainable if id(parameter) in frontend_ids]
+    rest = [parameter for parameter in trainable if id(parameter) not in frontend_ids]
+    groups = [{"params": rest, "lr": lr, "name": "backend"}]
+    if frontend:
+        groups.append({"params": frontend, "lr": lr if frontend_lr is None else frontend_lr, "name": "frontend"})
+    return groups
+
+
+def build_optimizer(model: Nes2NetForAudioClassification, recipe: Recipe) -> torch.optim.Optimizer:
+    training = recipe.training
+    optimizer_class = torch.optim.AdamW if training.optimizer == "adamw" else torch.optim.Adam
+    groups = parameter_groups(model, training.lr, training.frontend_lr)
+    return optimizer_class(groups, lr=training.lr, weight_decay=training.weight_decay)
+
+
+def trial_weights(labels: np.ndarray, config: Nes2NetConfig) -> np.ndarray:
+    """Each trial's weight in the model's loss: its class weight for the weighted cross-entropy, 1 for the focal
+    loss (a plain mean). `(n,)` labels -> `(n,)` weights."""
+    if config.loss == "weighted_ce":
+        return np.asarray(config.class_weights, dtype=np.float64)[labels]
+    return np.ones(len(labels), dtype=np.float64)
+
+
+# ----------------------------------------------------------------------------------------------- state of a run
+
+
+@dataclasses.dataclass
+class TrainerState:
+    """Where a run is: saved in every checkpoint as `trainer_state.json`."""
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    best: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    """The kept epochs, best first: `{"epoch": e, "eer": x}` (EER None without a dev split)."""
+    best_eer: float | None = None
+    epochs_without_improvement: int = 0
+    finished: bool = False
+
+    def rank_epoch(self, epoch: int, eer: float | None, keep: int) -> tuple[bool, list[int]]:
+        """Add an epoch; returns (whether it is kept, the epochs dropped from the kept list)."""
+        candidates = [*self.best, {"epoch": epoch, "eer": eer}]
+        # best dev EER first (earlier epoch on a tie); without a dev split, the latest epochs
+        candidates.sort(key=lambda entry: (entry["eer"], entry["epoch"]) if eer is not None else -entry["epoch"])
+        self.best = candidates[:keep]
+        if eer is not None and (self.best_eer is None or eer < self.best_eer):
+            self.best_eer, self.epochs_without_improvement = eer, 0
+        else:
+            self.epochs_without_improvement += 1
+        kept = {entry["epoch"] for entry in self.best}
+        return epoch in kept, [entry["epoch"] for entry in candidates[keep:]]
+
+
+class Trainer:
+    """One training run of a recipe (see the module docstring); `run()` returns the final model folder."""
+
+    def __init__(self, recipe: Recipe, resume: bool = True, exit_after_steps: int | None = None):
+        self.recipe, self.exit_after_steps = recipe, exit_after_steps
+        training = recipe.training
+        self.output_dir = Path(training.output_dir)
+        self.checkpoints = self.output_dir / "checkpoints"
+        self.accelerator = create_accelerator(
+            mixed_precision=training.mixed_precision,
+            gradient_accumulation_steps=training.gradient_accumulation_steps,
+            log_with="tensorboard",
+            project_dir=str(self.output_dir / "logs"),
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)],
+        )
+        self.resume_from = latest_checkpoint(self.checkpoints)
+        if self.resume_from is not None and not resume:
+            raise FileExistsError(f"{self.output_dir} holds checkpoints of a run: resume it, or use another output dir")
+        if recipe.data.dataset is None:
+            raise ValueError("the recipe names no dataset: set data.dataset (--dataset PATH_OR_HUB_ID)")
+        set_seed(training.seed)
+        self.model = build_model(recipe.model)
+        prepare_for_training(self.model, recipe)
+        self._load_data()
+        if training.sync_batch_norm and self.accelerator.num_processes > 1:
+            self.model = convert_to_global_batch_norm(self.model)
+        optimizer = build_optimizer(self.model, recipe)
+        steps = self.plan.steps_per_epoch
+        total_steps = min(training.epochs * steps, training.max_steps or math.inf)
+        self.scheduler = build_scheduler(optimizer, training.schedule, training.lr, training.min_lr, total_steps,
+                                         steps, training.cosine_period_epochs)
+        self.model, self.optimizer = self.accelerator.prepare(self.model, optimizer)
+        self.accelerator.register_for_checkpointing(self.scheduler)
+        self.state = TrainerState()
+        set_seed(training.seed, device_specific=True)  # dropout differs across processes; a resume restores it
+
+    def _load_data(self) -> None:
+        data, training = self.recipe.data, self.recipe.training
+        config = self.model.config
+        split = load_built_dataset(data.dataset, data.train_split)
+        self.train_set = WaveformDataset(split, "random", data.crop_samples, build_augmentation(data.augmentation),
+                                         seed=training.seed)
+        self.train_weights = trial_weights(np.asarray(self.train_set.column("label"), dtype=np.int64), config)
+        self.plan = EpochPlan(len(self.train_set), training.batch_size, self.accelerator.num_processes,
+                              training.gradient_accumulation_steps, training.seed)
+        self.dev_set = None
+        if data.dev_split is not None:
+            crop, num_samples = PROTOCOL_CROPS[data.dev_protocol]
+            self.dev_set = WaveformDataset(load_built_dataset(data.dataset, data.dev_split), crop, num_samples)
+
+    # ------------------------------------------------------------------------------------------- the loop
+
+    def run(self) -> Path:
+        accelerator, training = self.accelerator, self.recipe.training
+        if accelerator.is_main_process:
+            remove_partial_checkpoints(self.checkpoints)
+            self._write_recipe()
+        accelerator.wait_for_everyone()
+        if self.resume_from is not None:
+            accelerator.load_state(str(self.resume_from))
+            self.state = TrainerState(**read_trainer_state(self.resume_from))
+            logger.info("resumed from %s (epoch %d, step %d)", self.resume_from, self.state.epoch + 1,
+                        self.state.global_step)
+        accelerator.init_trackers("train")
+        if accelerator.is_main_process:
+            logger.info("training on %d process(es): global batch %d = %d x %d processes x %d accumulation steps; "
+                        "%d steps per epoch", accelerator.num_processes, self.plan.batch_size,
+                        self.plan.micro_batch_size, accelerator.num_processes, self.plan.accumulation_steps,
+                        self.plan.steps_per_epoch)
+        while not self.state.finished:
+            self._train_epoch()
+            self._end_epoch()
+        final = self._finish()
+        accelerator.end_training()
+        return final
+
+    def _train_epoch(self) -> None:
+        accelerator, state, plan = self.accelerator, self.state, self.plan
+        training = self.recipe.training
+        self.train_set.set_epoch(state.epoch)
+        micro_batches = plan.micro_batches(state.epoch, accelerator.process_index, state.step_in_epoch)
+        global_batches = plan.global_batches(state.epoch)
+        loader = torch.utils.data.DataLoader(
+            self.train_set, batch_sampler=micro_batches, collate_fn=collate_waveforms,
+            num_workers=self.recipe.data.num_workers, generator=torch.Generator(),  # leaves the global RNG alone
+        )
+        scale_base = accelerator.num_processes * plan.accumulation_steps
+        self.model.train()
+        steps_left = plan.steps_per_epoch - state.step_in_epoch
+        if training.max_steps is not None:
+            steps_left = min(steps_left, training.max_steps - state.global_step)
+        bar = tqdm(total=steps_left, desc=f"epoch {state.epoch + 1}/{training.epochs}", unit="step",
+                   disable=not accelerator.is_local_main_process)
+        started, trained_steps, step_loss = time.perf_counter(), 0, torch.zeros((), device=accelerator.device)
+        for batch in loader:
+            if trained_steps == steps_left:
+                break
+            global_weight = self.train_weights[global_batches[state.step_in_epoch]].sum()
+            micro_weight = self.train_weights[batch["index"]].sum()
+            self._record(batch)
+            with accelerator.accumulate(self.model):
+                loss = self.model(batch["input_values"].to(accelerator.device),
+                                  labels=batch["labels"].to(accelerator.device)).loss
+                share = float(micro_weight / global_weight)
+                accelerator.backward(loss * share * scale_base)
+                step_loss += loss.detach() * share
+                if accelerator.sync_gradients:  # clips only with max_grad_norm; always measures the norm
+                    grad_norm = accelerator.clip_grad_norm_(self.model.parameters(), training.max_grad_norm or math.inf)
+                self.optimizer.step()
+                if accelerator.sync_gradients and not accelerator.optimizer_step_was_skipped:
+                    self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+            if not accelerator.sync_gradients:
+                continue
+            loss_value = accelerator.reduce(step_loss, "sum").item()
+            step_loss.zero_()
+            state.global_step += 1
+            state.step_in_epoch += 1
+            trained_steps += 1
+            bar.update()
+            bar.set_postfix(loss=f"{loss_value:.4f}")
+            if state.global_step % training.log_every_steps == 0:
+                accelerator.log({"train/loss": loss_value, "train/grad_norm": float(grad_norm),
+                                 "train/lr": self.scheduler.get_last_lr()[0]}, step=state.global_step)
+            if training.checkpoint_every_steps and state.global_step % training.checkpoint_every_steps == 0:
+                self._checkpoint()
+            self._maybe_exit(state.global_step)
+        bar.close()
+        elapsed = time.perf_counter() - started
+        throughput = trained_steps * plan.batch_size / elapsed if elapsed > 0 else float("nan")
+        if accelerator.is_main_process:
+            logger.info("epoch %d: %d steps, %.1f utterances/s (training throughput, all processes)",
+                        state.epoch + 1, trained_steps, throughput)
+        accelerator.log({"train/utterances_per_second": throughput}, step=state.global_step)
+
+    def _end_epoch(self) -> None:
+        """Dev EER, best-epoch bookkeeping, a checkpoint, early stopping."""
+        accelerator, state, training = self.accelerator, self.state, self.recipe.training
+        epoch = state.epoch
+        eer = self._dev_eer(epoch) if self.dev_set is not None else None
+        kept, dropped = state.rank_epoch(epoch, eer, training.average_best)
+        if accelerator.is_main_process and kept:
+            save_model_folder(accelerator.unwrap_model(self.model), self._epoch_folder(epoch))
+        state.epoch, state.step_in_epoch = epoch + 1, 0
+        reached_max = training.max_steps is not None and state.global_step >= training.max_steps
+        patience = training.early_stopping_patience
+        stop_early = patience is not None and state.epochs_without_improvement >= patience
+        if stop_early and accelerator.is_main_process:
+            logger.info("early stopping: no better dev EER in %d epochs", patience)
+        state.finished = state.finished or reached_max or stop_early or state.epoch >= training.epochs
+        self._checkpoint()
+        if accelerator.is_main_process:
+            for old in dropped:
+                shutil.rmtree(self._epoch_folder(old), ignore_errors=True)
+
+    def _dev_eer(self, epoch: int) -> float:
+        accelerator = self.accelerator
+        work = self.output_dir / "dev" / f"epoch-{epoch + 1:03d}.parts"
+        scores = score_split(accelerator.unwrap_model(self.model), self.dev_set, work, accelerator,
+                             batch_size=self.recipe.training.eval_batch_size,
+                             num_workers=self.recipe.data.num_workers, resume=False)
+        labels = np.asarray(self.dev_set.column("label"), dtype=np.int64)
+        eer = compute_eer(*split_by_label(scores, labels)).eer
+        if accelerator.is_main_process:
+            write_scores(work.with_suffix(".csv"), ScoreTable(self.dev_set.column("utt_id"), scores, labels))
+            shutil.rmtree(work)
+            logger.info("epoch %d: dev EER %.3f%%", epoch + 1, 100 * eer)
+        accelerator.log({"dev/eer": eer}, step=self.state.global_step)
+        self.model.train()
+        return eer
+
+    def _finish(self) -> Path:
+        """Average the kept epochs into `final/`, then score the recipe's test sets with it."""
+        accelerator = self.accelerator
+        final = self.output_dir / "final"
+        if accelerator.is_main_process:
+            folders = [self._epoch_folder(entry["epoch"]) for entry in self.state.best]
+            if len(folders) > 1:
+                average_model_folders(folders, final)
+            else:
+                save_model_folder(Nes2NetForAudioClassification.from_pretrained(folders[0]), final)
+            logger.info("final model (mean of epochs %s): %s",
+                        ", ".join(str(entry["epoch"] + 1) for entry in self.state.best), final)
+        accelerator.wait_for_everyone()
+        for spec in self.recipe.evaluation:
+            self._evaluate(final, spec)
+        return final
+
+    def _evaluate(self, model_folder: Path, spec: EvaluationSpec) -> None:
+        name = f"{Path(spec.dataset).name}-{spec.split}-{spec.protocol}"
+        evaluate_model(model_folder, spec.dataset, self.output_dir / "eval" / name, split=spec.split,
+                       protocol=spec.protocol, where=spec.where, group_by=spec.group_by, dataset_name=spec.name,
+                       batch_size=self.recipe.training.eval_batch_size, num_workers=self.recipe.data.num_workers,
+                       accelerator=self.accelerator)
+
+    # ------------------------------------------------------------------------------------------- helpers
+
+    def _epoch_folder(self, epoch: int) -> Path:
+        return self.output_dir / "epochs" / f"epoch-{epoch + 1:03d}"
+
+    def _checkpoint(self) -> None:
+        crash = self.exit_after_steps is not None and self.state.global_step == self.exit_after_steps
+        save_checkpoint(self.accelerator, self.checkpoints, self.state.global_step, dataclasses.asdict(self.state),
+                        keep=self.recipe.training.keep_checkpoints, before_commit=self._exit if crash else None)
+
+    def _maybe_exit(self, step: int) -> None:
+        if self.exit_after_steps is not None and step == self.exit_after_steps:
+            self._exit()
+
+    def _exit(self) -> None:
+        logger.warning("debug: exiting hard at step %d", self.state.global_step)
+        logging.shutdown()
+        os._exit(DEBUG_EXIT_CODE)
+
+    def _record(self, batch: dict[str, Any]) -> None:
+        if self.recipe.training.record_batches:
+            path = self.output_dir / f"batches.rank{self.accelerator.process_index}.txt"
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(f"{self.state.epoch} {self.state.step_in_epoch} {' '.join(batch['utt_id'])}\n")
+
+    def _write_recipe(self) -> None:
+        path = self.output_dir / "recipe.yaml"
+        text = yaml.safe_dump(self.recipe.to_dict(), sort_keys=False)
+        if path.is_file() and path.read_text(encoding="utf-8") != text:
+            logger.warning("the recipe differs from the one %s was started with (kept as recipe.previous.yaml)",
+                           self.output_dir)
+            shutil.copyfile(path, path.with_name("recipe.previous.yaml"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
+def train(recipe: Recipe, resume: bool = True, exit_after_steps: int | None = None) -> Path:
+    """Train from `recipe` (resuming from its output folder's last checkpoint); returns the final model folder."""
+    return Trainer(recipe, resume=resume, exit_after_steps=exit_after_steps).run()
+
+
+# ----------------------------------------------------------------------------------------------- command line
+
+SHORTCUTS = {
+    "output_dir": "training.output_dir",
+    "dataset": "data.dataset",
+    "epochs": "training.epochs",
+    "max_steps": "training.max_steps",
+    "batch_size": "training.batch_size",
+    "lr": "training.lr",
+    "seed": "training.seed",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("recipe", help="a recipe name (mini, asvspoof2019-la, asvspoof5, ctrsvdd) or a YAML file")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                        help="override a recipe field, value parsed as YAML (repeatable), e.g. training.lr=1e-6")
+    for name, field in SHORTCUTS.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", help=f"shortcut for --set {field}=...")
+    parser.add_argument("--no-resume", dest="resume", action="store_false",
+                        help="refuse to continue an output folder that already holds checkpoints")
+    parser.add_argument("--debug-exit-after-steps", type=int, metavar="N",
+                        help="testing: exit hard after optimiser step N (during its checkpoint, if one is due)")
+
+
+def recipe_from_args(args: argparse.Namespace) -> Recipe:
+    shortcuts = [f"{field}={getattr(args, name)}" for name, field in SHORTCUTS.items() if getattr(args, name) is not None]
+    return load_recipe(args.recipe, [*args.overrides, *shortcuts])
+
+
+def run(args: argparse.Namespace) -> int:
+    train(recipe_from_args(args), resume=args.resume, exit_after_steps=args.debug_exit_after_steps)
+    return 0
