@@ -1,0 +1,64 @@
+"""Helpers of the training and evaluation tests: a tiny corpus of real audio files built with the generic builder,
+and `nes2net` commands run in fresh processes (alone or under `accelerate launch`)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from training.data import build_dataset
+from training.data.synthetic import write_synthetic_audio
+
+REPO = Path(__file__).resolve().parents[2]
+SPLIT_SIZES = {"train": 16, "dev": 8, "eval": 12}
+
+
+def build_tiny_corpus(root: Path) -> Path:
+    """FLAC files of 0.3 to 1.2 s in train / dev / eval splits, alternately bona fide and spoof, with `attack`
+    (A01 / A02 for spoofs) and `codec` (none / mp3) columns, built with the generic builder; returns the built folder."""
+    corpus = root / "corpus"
+    rows = []
+    for split, count in SPLIT_SIZES.items():
+        for index in range(count):
+            label = "bonafide" if index % 2 == 0 else "spoof"
+            path = f"{split}/{label}/{split}_{index:02d}.flac"
+            seconds = 0.3 + 0.9 * ((index * 7) % count) / count
+            write_synthetic_audio(corpus / path, seconds, seed=1000 * len(rows) + index)
+            attack = "-" if label == "bonafide" else ("A01", "A02")[(index // 2) % 2]
+            rows.append({"file_name": path, "label": label, "split": split, "attack": attack,
+                         "codec": ("none", "mp3")[(index // 4) % 2]})
+    with open(corpus / "metadata.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    built = root / "built"
+    build_dataset("generic", corpus, built, progress=False)
+    return built
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def subprocess_env(cache_dir: Path) -> dict[str, str]:
+    """One thread per process (comparable float results), offline, a private datasets cache."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+            "HF_DATASETS_CACHE": str(cache_dir), "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(REPO)}
+
+
+def run_command(args: list[str], env: dict[str, str], processes: int = 1, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`nes2net ARGS` in a new process, or under `accelerate launch` on CPU with `processes` processes."""
+    module = [sys.executable, "-m", "modeling_nes2net.cli", *args]
+    if processes > 1:
+        accelerate = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
+                      str(processes), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                      "--main_process_port", str(free_port()), "-m", "modeling_nes2net.cli"]
+        module = [*accelerate, *args]
+        env = {**env, "ACCELERATE_USE_CPU": "true"}
+    return subprocess.run(module, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
