@@ -131,5 +131,6 @@ class EpochPlan:
 
     def micro_batches(self, epoch: int, rank: int, start_step: int = 0) -> list[list[int]]:
         """Process `rank`'s micro-batches of `epoch` from optimiser step `start_step` on, in order."""
-        shares = self.global_batches(epoch)[start_step:].reshape(-1, self.accumulation_steps, self.num_processes, self.micro_batch_size)
+        batches = self.global_batches(epoch)[start_step:]
+        shares = batches.reshape(-1, self.accumulation_steps, self.num_processes, self.micro_batch_size)
         return shares[:, :, rank].reshape(-1, self.micro_batch_size).tolist()

@@ -27,7 +27,6 @@ import json
 import logging
 import os
 from collections.abc import Sequence
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -320,7 +319,7 @@ def evaluate_model(
     if scores is None or not accelerator.is_main_process:
         return None
     labels = np.asarray(trials.column("label"), dtype=np.int64)
-    groups = {column: [str(value) for value in trials.column(column)] for column in dict.fromkeys(group_by)}
+    columns = {column: [str(value) for value in trials.column(column)] for column in ["attack", *group_by]}
     asv = read_asv_scores(asv_scores) if asv_scores is not None else None
     name, identifier = dataset_identity(dataset)
     result = {
@@ -330,10 +329,9 @@ def evaluate_model(
                     "split": split, "revision": None},
         "protocol": protocol,
         "score": score,
-        **measure(scores, labels, groups, asv, tdcf),
+        **measure(scores, labels, {column: columns[column] for column in group_by}, asv, tdcf),
     }
-    table = ScoreTable(trials.column("utt_id"), scores, labels,
-                       {column: [str(v) for v in trials.column(column)] for column in dict.fromkeys(["attack", *group_by])})
+    table = ScoreTable(trials.column("utt_id"), scores, labels, columns)
     write_scores(output_dir / "scores.csv", table)
     if score_format is not None:
         write_scores(output_dir / SCORE_FILE_NAMES[score_format], table, fmt=score_format)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ RECIPES_DIR = Path(__file__).with_name("recipes")
 PROTOCOLS = ("full", "4sec")
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "cosine", "cosine_epochs")
+AUGMENTATIONS = {"rawboost", "musan_rir"}
 
 
 @dataclass
@@ -72,8 +74,8 @@ class DataSpec:
             raise ValueError(f"data.dev_protocol must be one of {PROTOCOLS}, got {self.dev_protocol!r}")
         if self.crop_samples <= 0:
             raise ValueError(f"data.crop_samples must be positive, got {self.crop_samples}")
-        if self.augmentation is not None and (len(self.augmentation) != 1 or not {"rawboost", "musan_rir"} >= set(self.augmentation)):
-            raise ValueError(f"data.augmentation must be {{rawboost: ...}} or {{musan_rir: ...}}, got {self.augmentation}")
+        if self.augmentation is not None and (len(self.augmentation) != 1 or set(self.augmentation) - AUGMENTATIONS):
+            raise ValueError(f"data.augmentation must be {{rawboost: ...}} or {{musan_rir: ...}}: {self.augmentation}")
 
 
 @dataclass
@@ -173,7 +175,8 @@ def recipe_path(name_or_path: str | os.PathLike) -> Path:
         return path
     path = RECIPES_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
-        raise ValueError(f"unknown recipe {str(name_or_path)!r}; choose one of {', '.join(available_recipes())} or a YAML path")
+        choices = ", ".join(available_recipes())
+        raise ValueError(f"unknown recipe {str(name_or_path)!r}; choose one of {choices} or a YAML path")
     return path
 
 
@@ -211,7 +214,8 @@ def _section(name: str, cls: type, values: Any):
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"unknown field(s) {', '.join(f'{name}.{key}' for key in unknown)}; {name} has: {', '.join(sorted(known))}")
+        fields = ", ".join(f"{name}.{key}" for key in unknown)
+        raise ValueError(f"unknown field(s) {fields}; {name} has: {', '.join(sorted(known))}")
     hints = typing.get_type_hints(cls)
     return cls(**{key: _coerce(f"{name}.{key}", value, hints[key]) for key, value in values.items()})
 
@@ -235,9 +239,14 @@ def recipe_from_dict(data: dict[str, Any]) -> Recipe:
     return Recipe(**sections, evaluation=evaluation)
 
 
-def load_recipe(name_or_path: str | os.PathLike, overrides: list[str] = ()) -> Recipe:
-    """Read a recipe and apply `section.field=value` overrides (see the module docstring)."""
+def load_recipe(
+    name_or_path: str | os.PathLike, overrides: Sequence[str] = (), values: dict[str, Any] | None = None
+) -> Recipe:
+    """Read a recipe and apply `section.field=value` overrides (see the module docstring), then `values`
+    (`{"section.field": value}`, already typed)."""
     data = yaml.safe_load(recipe_path(name_or_path).read_text(encoding="utf-8")) or {}
     for override in overrides:
         apply_override(data, *parse_override(override))
+    for key, value in (values or {}).items():
+        apply_override(data, key.split("."), value)
     return recipe_from_dict(data)

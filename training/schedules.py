@@ -22,7 +22,9 @@ def cosine_factor(progress: float, floor: float) -> float:
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def lr_factor(step: int, schedule: str, floor: float, total_steps: int, steps_per_epoch: int, period_epochs: int) -> float:
+def lr_factor(
+    step: int, schedule: str, floor: float, total_steps: int, steps_per_epoch: int, period_epochs: int
+) -> float:
     """Multiplier of the base learning rate for optimiser step `step` (0-based); `floor` is `min_lr / lr`."""
     if schedule == "constant":
         return 1.0

@@ -40,12 +40,12 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from accelerate import Accelerator
 from accelerate.utils import DistributedDataParallelKwargs, set_seed
 from tqdm.auto import tqdm
 from transformers import AutoModel
 
 from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification, config_from_preset, save_model_folder
+from modeling_nes2net.atomic import write_text_atomic
 from modeling_nes2net.averaging import average_model_folders
 from training.batching import PROTOCOL_CROPS, EpochPlan, WaveformDataset, build_augmentation
 from training.checkpoints import (
@@ -87,13 +87,16 @@ def load_frontend_weights(model: Nes2NetForAudioClassification, source: str) -> 
     """Initialise the SSL front-end from a transformers speech model (folder or Hub id) of the same architecture."""
     if model.config.frontend_type != "ssl":
         raise ValueError("model.frontend_weights needs an SSL front-end (frontend_type: ssl)")
-    pretrained = AutoModel.from_pretrained(source)
-    missing, unexpected = model.frontend.load_state_dict(pretrained.state_dict(), strict=False)
-    if missing or unexpected:
+    weights = AutoModel.from_pretrained(source).state_dict()
+    expected = model.frontend.state_dict()
+    missing, unexpected = sorted(expected.keys() - weights.keys()), sorted(weights.keys() - expected.keys())
+    resized = sorted(key for key in expected.keys() & weights.keys() if expected[key].shape != weights[key].shape)
+    if missing or unexpected or resized:
         raise ValueError(
-            f"{source} does not match the front-end of this config: missing {sorted(missing)[:5]}, "
-            f"unexpected {sorted(unexpected)[:5]}"
+            f"{source} does not match the front-end of this config: missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]}, other shapes {resized[:3]}"
         )
+    model.frontend.load_state_dict(weights)
     logger.info("front-end initialised from %s", source)
 
 
@@ -189,6 +192,8 @@ class Trainer:
             raise FileExistsError(f"{self.output_dir} holds checkpoints of a run: resume it, or use another output dir")
         if recipe.data.dataset is None:
             raise ValueError("the recipe names no dataset: set data.dataset (--dataset PATH_OR_HUB_ID)")
+        if training.early_stopping_patience is not None and recipe.data.dev_split is None:
+            raise ValueError("training.early_stopping_patience needs a dev split (data.dev_split)")
         set_seed(training.seed)
         self.model = build_model(recipe.model)
         prepare_for_training(self.model, recipe)
@@ -203,6 +208,7 @@ class Trainer:
         self.model, self.optimizer = self.accelerator.prepare(self.model, optimizer)
         self.accelerator.register_for_checkpointing(self.scheduler)
         self.state = TrainerState()
+        self.saving_seconds = 0.0  # spent writing checkpoints in the current epoch, left out of its throughput
         set_seed(training.seed, device_specific=True)  # dropout differs across processes; a resume restores it
 
     def _load_data(self) -> None:
@@ -222,7 +228,7 @@ class Trainer:
     # ------------------------------------------------------------------------------------------- the loop
 
     def run(self) -> Path:
-        accelerator, training = self.accelerator, self.recipe.training
+        accelerator = self.accelerator
         if accelerator.is_main_process:
             remove_partial_checkpoints(self.checkpoints)
             self._write_recipe()
@@ -249,23 +255,25 @@ class Trainer:
         accelerator, state, plan = self.accelerator, self.state, self.plan
         training = self.recipe.training
         self.train_set.set_epoch(state.epoch)
+        steps_left = plan.steps_per_epoch - state.step_in_epoch
+        if training.max_steps is not None:
+            steps_left = max(0, min(steps_left, training.max_steps - state.global_step))
         micro_batches = plan.micro_batches(state.epoch, accelerator.process_index, state.step_in_epoch)
+        micro_batches = micro_batches[: steps_left * plan.accumulation_steps]
         global_batches = plan.global_batches(state.epoch)
         loader = torch.utils.data.DataLoader(
             self.train_set, batch_sampler=micro_batches, collate_fn=collate_waveforms,
             num_workers=self.recipe.data.num_workers, generator=torch.Generator(),  # leaves the global RNG alone
         )
-        scale_base = accelerator.num_processes * plan.accumulation_steps
+        # accelerator.backward divides by the accumulation steps and DDP averages over processes: undo both, so the
+        # summed gradient is that of sum(share * loss), the class-weighted loss of the whole global batch
+        shares_scale = accelerator.num_processes * plan.accumulation_steps
         self.model.train()
-        steps_left = plan.steps_per_epoch - state.step_in_epoch
-        if training.max_steps is not None:
-            steps_left = min(steps_left, training.max_steps - state.global_step)
         bar = tqdm(total=steps_left, desc=f"epoch {state.epoch + 1}/{training.epochs}", unit="step",
                    disable=not accelerator.is_local_main_process)
         started, trained_steps, step_loss = time.perf_counter(), 0, torch.zeros((), device=accelerator.device)
+        self.saving_seconds = 0.0
         for batch in loader:
-            if trained_steps == steps_left:
-                break
             global_weight = self.train_weights[global_batches[state.step_in_epoch]].sum()
             micro_weight = self.train_weights[batch["index"]].sum()
             self._record(batch)
@@ -273,7 +281,7 @@ class Trainer:
                 loss = self.model(batch["input_values"].to(accelerator.device),
                                   labels=batch["labels"].to(accelerator.device)).loss
                 share = float(micro_weight / global_weight)
-                accelerator.backward(loss * share * scale_base)
+                accelerator.backward(loss * share * shares_scale)
                 step_loss += loss.detach() * share
                 if accelerator.sync_gradients:  # clips only with max_grad_norm; always measures the norm
                     grad_norm = accelerator.clip_grad_norm_(self.model.parameters(), training.max_grad_norm or math.inf)
@@ -297,7 +305,7 @@ class Trainer:
                 self._checkpoint()
             self._maybe_exit(state.global_step)
         bar.close()
-        elapsed = time.perf_counter() - started
+        elapsed = time.perf_counter() - started - self.saving_seconds
         throughput = trained_steps * plan.batch_size / elapsed if elapsed > 0 else float("nan")
         if accelerator.is_main_process:
             logger.info("epoch %d: %d steps, %.1f utterances/s (training throughput, all processes)",
@@ -337,7 +345,6 @@ class Trainer:
             shutil.rmtree(work)
             logger.info("epoch %d: dev EER %.3f%%", epoch + 1, 100 * eer)
         accelerator.log({"dev/eer": eer}, step=self.state.global_step)
-        self.model.train()
         return eer
 
     def _finish(self) -> Path:
@@ -370,9 +377,11 @@ class Trainer:
         return self.output_dir / "epochs" / f"epoch-{epoch + 1:03d}"
 
     def _checkpoint(self) -> None:
+        started = time.perf_counter()
         crash = self.exit_after_steps is not None and self.state.global_step == self.exit_after_steps
         save_checkpoint(self.accelerator, self.checkpoints, self.state.global_step, dataclasses.asdict(self.state),
                         keep=self.recipe.training.keep_checkpoints, before_commit=self._exit if crash else None)
+        self.saving_seconds += time.perf_counter() - started
 
     def _maybe_exit(self, step: int) -> None:
         if self.exit_after_steps is not None and step == self.exit_after_steps:
@@ -396,8 +405,7 @@ class Trainer:
             logger.warning("the recipe differs from the one %s was started with (kept as recipe.previous.yaml)",
                            self.output_dir)
             shutil.copyfile(path, path.with_name("recipe.previous.yaml"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        write_text_atomic(path, text)
 
 
 def train(recipe: Recipe, resume: bool = True, exit_after_steps: int | None = None) -> Path:
@@ -407,14 +415,14 @@ def train(recipe: Recipe, resume: bool = True, exit_after_steps: int | None = No
 
 # ----------------------------------------------------------------------------------------------- command line
 
-SHORTCUTS = {
-    "output_dir": "training.output_dir",
-    "dataset": "data.dataset",
-    "epochs": "training.epochs",
-    "max_steps": "training.max_steps",
-    "batch_size": "training.batch_size",
-    "lr": "training.lr",
-    "seed": "training.seed",
+SHORTCUTS: dict[str, tuple[str, type]] = {
+    "output_dir": ("training.output_dir", str),
+    "dataset": ("data.dataset", str),
+    "epochs": ("training.epochs", int),
+    "max_steps": ("training.max_steps", int),
+    "batch_size": ("training.batch_size", int),
+    "lr": ("training.lr", float),
+    "seed": ("training.seed", int),
 }
 
 
@@ -422,8 +430,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recipe", help="a recipe name (mini, asvspoof2019-la, asvspoof5, ctrsvdd) or a YAML file")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                         help="override a recipe field, value parsed as YAML (repeatable), e.g. training.lr=1e-6")
-    for name, field in SHORTCUTS.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", help=f"shortcut for --set {field}=...")
+    for name, (field, kind) in SHORTCUTS.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind, help=f"the same as --set {field}=...")
     parser.add_argument("--no-resume", dest="resume", action="store_false",
                         help="refuse to continue an output folder that already holds checkpoints")
     parser.add_argument("--debug-exit-after-steps", type=int, metavar="N",
@@ -431,8 +439,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def recipe_from_args(args: argparse.Namespace) -> Recipe:
-    shortcuts = [f"{field}={getattr(args, name)}" for name, field in SHORTCUTS.items() if getattr(args, name) is not None]
-    return load_recipe(args.recipe, [*args.overrides, *shortcuts])
+    values = {field: getattr(args, name) for name, (field, _) in SHORTCUTS.items() if getattr(args, name) is not None}
+    return load_recipe(args.recipe, args.overrides, values)
 
 
 def run(args: argparse.Namespace) -> int:

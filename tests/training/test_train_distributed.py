@@ -134,8 +134,7 @@ def test_a_run_killed_while_saving_resumes_to_the_same_weights(workspace):
     resumed = run_ok(args, workspace["env"])
     assert "resumed from" in resumed.stderr and "step-00000004" in resumed.stderr
     assert not (checkpoints / ".step-00000006.partial").exists()
-    uninterrupted = run_ok(train_args(workspace, "uninterrupted", "training.checkpoint_every_steps=2"), workspace["env"])
-    assert uninterrupted.returncode == 0
+    run_ok(train_args(workspace, "uninterrupted", "training.checkpoint_every_steps=2"), workspace["env"])
     killed, reference = final_weights(workspace["root"] / "killed"), final_weights(workspace["root"] / "uninterrupted")
     assert killed.keys() == reference.keys()
     assert all(torch.equal(killed[key], reference[key]) for key in reference)

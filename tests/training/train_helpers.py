@@ -19,7 +19,8 @@ SPLIT_SIZES = {"train": 16, "dev": 8, "eval": 12}
 
 def build_tiny_corpus(root: Path) -> Path:
     """FLAC files of 0.3 to 1.2 s in train / dev / eval splits, alternately bona fide and spoof, with `attack`
-    (A01 / A02 for spoofs) and `codec` (none / mp3) columns, built with the generic builder; returns the built folder."""
+    (A01 / A02 for spoofs) and `codec` (none / mp3) columns, built with the generic builder. Returns the built
+    folder."""
     corpus = root / "corpus"
     rows = []
     for split, count in SPLIT_SIZES.items():
@@ -52,7 +53,9 @@ def subprocess_env(cache_dir: Path) -> dict[str, str]:
             "HF_DATASETS_CACHE": str(cache_dir), "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(REPO)}
 
 
-def run_command(args: list[str], env: dict[str, str], processes: int = 1, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_command(
+    args: list[str], env: dict[str, str], processes: int = 1, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """`nes2net ARGS` in a new process, or under `accelerate launch` on CPU with `processes` processes."""
     module = [sys.executable, "-m", "modeling_nes2net.cli", *args]
     if processes > 1:
