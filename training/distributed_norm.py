@@ -2,8 +2,8 @@
 
 Under DDP each process normalises with the statistics of its own slice of the batch, so N processes with B/N
 trials each do not compute what one process with B trials does. `GlobalBatchNorm` gathers every process's
-per-channel count, mean and sum of squared deviations (one differentiable all-reduce per layer), combines them
-exactly (Chan et al.'s parallel variance), normalises with the global statistics and updates the running
+per-channel count, mean and sum of squared deviations (one all-reduce per layer, one more for its gradient), combines
+them exactly (Chan et al.'s parallel variance), normalises with the global statistics and updates the running
 statistics as `nn.BatchNorm*d` would on the whole batch. Gradients flow back through the all-reduce, so the
 summed gradients equal those of the single-process batch. (`torch.nn.SyncBatchNorm` does the same but only on
 accelerators; this one runs everywhere, which lets CPU tests check multi-process training against one process.)
@@ -14,13 +14,28 @@ from __future__ import annotations
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as distributed_functional
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 
 def _is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+class _SumOverProcesses(torch.autograd.Function):
+    """All-reduce (sum) whose backward is the all-reduce of the incoming gradients."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        tensor = tensor.clone()
+        dist.all_reduce(tensor)
+        return tensor
+
+    @staticmethod
+    def backward(ctx, gradient: torch.Tensor) -> torch.Tensor:
+        gradient = gradient.clone()
+        dist.all_reduce(gradient)
+        return gradient
 
 
 class GlobalBatchNorm(_BatchNorm):
@@ -34,26 +49,26 @@ class GlobalBatchNorm(_BatchNorm):
         if not (self.training and _is_distributed()):
             return super().forward(input)
         self._check_input_dim(input)
-        channels = input.shape[1]
-        dims = [0, *range(2, input.dim())]
-        shape = [1, channels] + [1] * (input.dim() - 2)
-        count = input.numel() // channels
-        local_mean = input.mean(dims)
-        local_m2 = ((input - local_mean.view(shape)) ** 2).sum(dims)
-        rows = torch.zeros(dist.get_world_size(), 2 * channels + 1, dtype=input.dtype, device=input.device)
+        hidden = input.float()  # statistics in float32 under mixed precision, as cuDNN's BatchNorm keeps them
+        channels = hidden.shape[1]
+        dims = [0, *range(2, hidden.dim())]
+        shape = [1, channels] + [1] * (hidden.dim() - 2)
+        count = hidden.numel() // channels
+        local_mean = hidden.mean(dims)
+        local_m2 = ((hidden - local_mean.view(shape)) ** 2).sum(dims)
         own = torch.cat([local_mean, local_m2, local_mean.new_full((1,), float(count))])
-        rows = rows.index_put((torch.tensor([dist.get_rank()], device=input.device),), own.unsqueeze(0))
-        rows = distributed_functional.all_reduce(rows)  # (world, 2C + 1): every process's statistics
+        rows = [own if rank == dist.get_rank() else torch.zeros_like(own) for rank in range(dist.get_world_size())]
+        rows = _SumOverProcesses.apply(torch.stack(rows))  # (world, 2C + 1): every process's statistics
         means, m2s, counts = rows[:, :channels], rows[:, channels : 2 * channels], rows[:, -1:]
         total = counts.sum()
         mean = (counts * means).sum(0) / total
         variance = (m2s.sum(0) + (counts * (means - mean) ** 2).sum(0)) / total
         if self.track_running_stats:
             self._update_running_stats(mean.detach(), variance.detach() * total / (total - 1).clamp(min=1))
-        output = (input - mean.view(shape)) * torch.rsqrt(variance.view(shape) + self.eps)
+        output = (hidden - mean.view(shape)) * torch.rsqrt(variance.view(shape) + self.eps)
         if self.affine:
             output = output * self.weight.view(shape) + self.bias.view(shape)
-        return output
+        return output.to(input.dtype)
 
     @torch.no_grad()
     def _update_running_stats(self, mean: torch.Tensor, unbiased_variance: torch.Tensor) -> None:

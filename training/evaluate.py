@@ -179,6 +179,7 @@ def score_split(
                  batches_done, len(done))
     accelerator.wait_for_everyone()
     scores = _read_parts(parts_dir)
+    accelerator.wait_for_everyone()  # everyone has read the parts before anyone may delete them
     if len(scores) < len(trials):
         if max_batches is not None:
             return None

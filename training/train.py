@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from accelerate.utils import DistributedDataParallelKwargs, set_seed
+from accelerate.utils import DistributedDataParallelKwargs, DistributedType, set_seed
 from tqdm.auto import tqdm
 from transformers import AutoModel
 
@@ -66,6 +66,7 @@ from training.scores import ScoreTable, write_scores
 logger = logging.getLogger(__name__)
 
 DEBUG_EXIT_CODE = 75
+SHARDED_DISTRIBUTED_TYPES = (DistributedType.DEEPSPEED, DistributedType.FSDP, DistributedType.MEGATRON_LM)
 
 
 # ----------------------------------------------------------------------------------------------- model and optimiser
@@ -187,6 +188,11 @@ class Trainer:
             project_dir=str(self.output_dir / "logs"),
             kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)],
         )
+        if self.accelerator.distributed_type in SHARDED_DISTRIBUTED_TYPES:
+            raise ValueError(
+                f"nes2net train is data-parallel (DDP), not {self.accelerator.distributed_type.value}: every model "
+                "(a 300M front-end at most) fits one GPU; use training.mixed_precision and gradient_checkpointing"
+            )
         self.resume_from = latest_checkpoint(self.checkpoints)
         if self.resume_from is not None and not resume:
             raise FileExistsError(f"{self.output_dir} holds checkpoints of a run: resume it, or use another output dir")

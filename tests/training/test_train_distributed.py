@@ -39,7 +39,8 @@ def train_args(workspace, output: str, *overrides: str) -> list[str]:
 
 def run_ok(args, env, processes=1):
     result = run_command(args, env, processes)
-    assert result.returncode == 0, result.stderr[-4000:]
+    errors = [line for line in result.stderr.splitlines() if "Error" in line]
+    assert result.returncode == 0, "\n".join(errors[:10]) + result.stderr[-3000:]
     return result
 
 
