@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from hub_cards.results import load_result
 from tests.training.train_helpers import build_tiny_corpus, run_command, subprocess_env
 from training.checkpoints import latest_checkpoint
 from training.train import DEBUG_EXIT_CODE
@@ -62,7 +63,8 @@ def single_and_two_processes(workspace):
     is the mini recipe's / 10: at 1e-3 this tiny model's loss jumps by up to 30% between steps, and float rounding
     differences grow to a few percent of the gradient norm within 8 steps (at 1e-4 they stay below 1e-6)."""
     settings = [*NO_DROPOUT, "training.lr=1e-4"]
-    single = run_ok(train_args(workspace, "single", *settings), workspace["env"])
+    test_set = f"evaluation=[{{dataset: {workspace['dataset']}, split: eval, protocol: full, group_by: [codec]}}]"
+    single = run_ok(train_args(workspace, "single", *settings, test_set), workspace["env"])
     double = run_ok(train_args(workspace, "double", *settings), workspace["env"], processes=2)
     return workspace["root"] / "single", workspace["root"] / "double", single, double
 
@@ -109,6 +111,13 @@ def test_two_processes_train_the_same_model_as_one(single_and_two_processes):
     dev_one = np.loadtxt(single / "dev" / "epoch-002.csv", delimiter=",", skiprows=1, usecols=1)
     dev_two = np.loadtxt(double / "dev" / "epoch-002.csv", delimiter=",", skiprows=1, usecols=1)
     np.testing.assert_allclose(dev_one, dev_two, atol=1e-4)
+
+
+def test_the_recipes_test_sets_are_scored_with_the_final_model(single_and_two_processes, workspace):
+    single = single_and_two_processes[0]
+    result = load_result(single / "eval" / f"{workspace['dataset'].name}-eval-full" / "results.json")
+    assert result.n_trials == 12 and result.dataset_split == "eval" and set(result.per_group) == {"codec"}
+    assert "final" in result.model
 
 
 def test_pipeline_loads_the_model_trained_on_two_processes(single_and_two_processes):
