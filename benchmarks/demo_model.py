@@ -73,11 +73,11 @@ def main() -> None:
         print(f"{name:<12} {1000 * seconds[name]:>12.1f} {throughput:>12.1f} {throughput / baseline:>9.2f}x")
     print()
     sizes = folder_sizes(args.model)
-    print(f"{'file':<48} {'bytes':>12}")
+    print(f"{'file':<60} {'bytes':>12}")
     for path, size in sizes:
-        print(f"{path:<48} {size:>12,}")
+        print(f"{path:<60} {size:>12,}")
     total = sum(size for _, size in sizes)
-    print(f"{'total':<48} {total:>12,}  ({total / 1e6:.2f} MB, {100 * total / SIZE_LIMIT_BYTES:.1f}% of the 25 MB limit)")
+    print(f"{'total':<60} {total:>12,}  ({total / 1e6:.2f} MB, {100 * total / SIZE_LIMIT_BYTES:.1f}% of the 25 MB limit)")
     parameters = sum(parameter.numel() for parameter in model.parameters())
     print(f"parameters: {parameters:,}")
 

@@ -8,7 +8,7 @@ Steps, each a function here or in the training library:
 1. `build_demo_dataset`: the mini set (`../shared/data/mini-antispoof`) built with the generic builder from a derived
    copy of its `metadata.csv` in which a dev split is carved out of `train` (`carve_dev_split`) and each spoofed
    clip's `attack` is its `system` (so the test EER breaks down per spoofing system).
-2. `training.train.train` on `training/recipes/demo.yaml`: the final model is the mean of the 3 best epochs by dev EER.
+2. `training.train.train` on `training/recipes/demo.yaml`: the final model is the mean of the last 3 epochs' weights.
 3. `training.evaluate.evaluate_model` scores dev and test with the log-odds `log p(bonafide) / p(spoof)`, the scale
    of `config.decision_threshold`: the threshold is the dev EER operating point; the test split is measured pooled
    and per spoofing system, under the `full` (whole utterance, what `pipeline` does) and `4sec` protocols.
@@ -16,8 +16,10 @@ Steps, each a function here or in the training library:
    the remote code, the evaluation outputs and a model card rendered from them, moved into place atomically.
 
 Determinism: the data plan, crops and RawBoost draws are fixed by the recipe's seed (`training.batching`); this
-module also pins torch to `NUM_THREADS` threads and deterministic algorithms, because float reductions on CPU may
-round differently with another thread count. Same torch version + same CPU kernels -> bit-identical safetensors.
+module also pins torch to one intra-op thread and deterministic algorithms, because float reductions on CPU may round
+differently with another thread count (one thread also keeps OpenMP from spinning when other processes share the
+cores; the DataLoader worker decoding and augmenting audio takes the second core). Same torch version and CPU
+kernels -> bit-identical safetensors.
 """
 
 from __future__ import annotations
@@ -51,12 +53,12 @@ logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SOURCE = REPO_ROOT.parent / "shared" / "data" / "mini-antispoof"
-DEFAULT_DATASET = REPO_ROOT / "data" / "mini-antispoof-demo"
+DEFAULT_DATASET = REPO_ROOT / "runs" / "mini-antispoof-demo"
 DEFAULT_WORK_DIR = REPO_ROOT / "runs" / "demo"
 DEFAULT_MODEL_DIR = REPO_ROOT / "modeling_nes2net" / "default_model"
 RECIPE = "demo"
 DEV_FRACTION = 0.15
-NUM_THREADS = 2
+NUM_THREADS = 1
 TEST_PROTOCOLS = ("full", "4sec")
 CARD_REPO_ID = "nes2net/nes2net-x-spectrogram-demo"
 CARD_DATASET_ID = "nes2net/mini-antispoof"
@@ -137,10 +139,12 @@ def evaluate_demo(final_dir: Path, dataset: Path, eval_dir: Path) -> dict[str, P
     from training.evaluate import evaluate_model
 
     accelerator = Accelerator(cpu=True)
+    model = Nes2NetForAudioClassification.from_pretrained(final_dir)
+    model.name_or_path = CARD_REPO_ID  # the name the results files record, instead of a local path
     runs = {"dev-full": ("dev", "full"), **{f"test-{protocol}": ("test", protocol) for protocol in TEST_PROTOCOLS}}
     outputs = {}
     for name, (split, protocol) in runs.items():
-        evaluate_model(final_dir, str(dataset), eval_dir / name, split=split, protocol=protocol, group_by=["attack"],
+        evaluate_model(model, str(dataset), eval_dir / name, split=split, protocol=protocol, group_by=["attack"],
                        batch_size=8, num_workers=0, score="log_odds", dataset_name="mini-antispoof",
                        dataset_id=CARD_DATASET_ID, accelerator=accelerator, progress=False)
         outputs[name] = eval_dir / name / "results.json"
@@ -157,7 +161,7 @@ def training_data_note(build_info: dict[str, Any]) -> str:
         f"{train['num_rows']} training clips ({train['duration_hours'] * 60:.0f} min; "
         f"{train['label_counts']['bonafide']} bona fide from LibriSpeech, VCTK, LJSpeech and others, "
         f"{train['label_counts']['spoof']} spoofed by neural vocoders, Tacotron-style TTS, voice conversion and "
-        f"formant/diphone/HTS synthesis), {dev['num_rows']} dev clips for checkpoint choice and the threshold, "
+        f"formant/diphone/HTS synthesis), {dev['num_rows']} dev clips for the decision threshold, "
         f"evaluated on its {splits['test']['num_rows']}-clip test split. Not a production detector."
     )
 
@@ -174,14 +178,14 @@ def card_spec(results: list, recipe: dict[str, Any], training_data: str, minutes
         "optimiser": f"{training['optimizer']}, lr {training['lr']} ({training['schedule']} to {training['min_lr']}), "
                      f"weight decay {training['weight_decay']}",
         "batch / epochs": f"{training['batch_size']} / {training['epochs']}, seed {training['seed']}",
-        "checkpoint": f"mean of the {training['average_best']} epochs with the best dev EER",
+        "checkpoint": f"mean of the weights of the last {training['average_best']} epochs",
         "threshold": "the dev split's EER operating point on the log-odds scale",
     }
     if minutes is not None:
         settings["training time"] = f"{minutes:.0f} minutes on 2 CPU cores (`python -m training.demo`)"
     note = (
-        f"{training_data}\n\nThis is a demonstration model, trained on 48 minutes of audio, so that `nes2net detect`, "
-        "the Space and the examples work offline out of the box. It is not a production deepfake detector: "
+        f"{training_data}\n\nThis is a demonstration model, shipped so that `nes2net detect`, the Space and the "
+        "examples work offline out of the box. It is not a production deepfake detector: "
         "its errors on speech unlike the mini set (other corpora, microphones, codecs, recent generators) are "
         "unknown and likely large. For the paper's models, convert the authors' released checkpoints with "
         "`nes2net convert` (see docs/checkpoints.md)."

@@ -1,0 +1,384 @@
+"""PyTorch Nes2Net: a nested Res2Net back-end on speech foundation model features, for speech anti-spoofing.
+
+Liu, Truong, Das, Lee, Li, "Nes2Net: A Lightweight Nested Architecture for Foundation Model Driven Speech
+Anti-spoofing", IEEE T-IFS 2025 (arXiv 2504.05657).
+
+Data flow: waveform `(batch, samples)` -> front-end (SSL model or spectrogram) -> layer merge ->
+features `(batch, frames, D)` -> [`Nes2NetBackend`] -> logits `(batch, num_labels)`.
+
+The back-end works in the channels-first layout `(batch, channels, frames)`. Where padded batches carry a
+`frame_mask`, padded frames are zeroed before every temporal convolution and excluded from every mean, so a padded
+utterance gives the same logits as the same utterance alone (in eval mode).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoModel, PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from .configuration_nes2net import Nes2NetConfig
+from .layer_merge_nes2net import (
+    Nes2NetAttentiveMerge,
+    Nes2NetSqueezeExcitationMerge,
+    Nes2NetWeightedSumMerge,
+    build_layer_merge,
+    masked_time_mean,
+)
+
+
+def _activation(name: str) -> nn.Module:
+    return nn.SELU() if name == "selu" else nn.ReLU()
+
+
+def _zero_padding(hidden_states: torch.Tensor, frame_weights: torch.Tensor | None) -> torch.Tensor:
+    """Zero the padded frames of `(..., channels, frames)` so a temporal convolution sees zeros there."""
+    return hidden_states if frame_weights is None else hidden_states * frame_weights
+
+
+def _normalize_waveform(input_values: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """Zero mean and unit variance per waveform `(batch, samples)` over its real samples (what `F.layer_norm` over
+    the whole unpadded waveform gives, eps 1e-5); padding stays zero."""
+    if attention_mask is None:
+        return F.layer_norm(input_values, input_values.shape[-1:])
+    weights = attention_mask.to(input_values.dtype)
+    lengths = weights.sum(dim=-1, keepdim=True)
+    mean = (input_values * weights).sum(dim=-1, keepdim=True) / lengths
+    variance = ((input_values - mean) ** 2 * weights).sum(dim=-1, keepdim=True) / lengths
+    return (input_values - mean) * torch.rsqrt(variance + 1e-5) * weights
+
+
+class Nes2NetSqueezeExcitation(nn.Module):
+    """Channel gate `x * sigmoid(W2 relu(W1 mean_t(x)))` with 1x1 convolutions `C -> C / r -> C` (with biases)."""
+
+    def __init__(self, channels: int, ratio: int, min_channels: int = 1):
+        super().__init__()
+        bottleneck = max(channels // ratio, min_channels)
+        self.squeeze = nn.Conv1d(channels, bottleneck, kernel_size=1)
+        self.activation = nn.ReLU()
+        self.excite = nn.Conv1d(bottleneck, channels, kernel_size=1)
+
+    def forward(self, hidden_states: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`hidden_states`: `(batch, channels, frames)`; `frame_mask`: `(batch, frames)` bool or None."""
+        summary = masked_time_mean(hidden_states, frame_mask, dim=2)
+        return hidden_states * torch.sigmoid(self.excite(self.activation(self.squeeze(summary))))
+
+
+class Nes2NetBottleneck(GradientCheckpointingLayer):
+    """Inner block of Nes2Net: a Res2Net bottleneck with squeeze-excitation and a residual connection.
+
+    `(batch, C, frames)` -> 1x1 conv to `w * s2`, activation, BN -> split into `s2` groups of `w`; group `i` (but the
+    last) is added to the previous group's output and passed through a dilated conv, activation and BN -> the outputs
+    and the untouched last group are concatenated -> 1x1 conv to C, activation, BN, SE -> + input.
+    """
+
+    def __init__(self, config: Nes2NetConfig):
+        super().__init__()
+        channels, width, scale = config.group_channels, config.inner_width, config.inner_ratio
+        self.width = width
+        self.num_transformed = scale - 1
+        self.conv_in = nn.Conv1d(channels, width * scale, kernel_size=1)
+        self.norm_in = nn.BatchNorm1d(width * scale)
+        padding = (config.kernel_size // 2) * config.dilation
+        self.convs = nn.ModuleList(
+            nn.Conv1d(width, width, config.kernel_size, dilation=config.dilation, padding=padding)
+            for _ in range(self.num_transformed)
+        )
+        self.norms = nn.ModuleList(nn.BatchNorm1d(width) for _ in range(self.num_transformed))
+        self.conv_out = nn.Conv1d(width * scale, channels, kernel_size=1)
+        self.norm_out = nn.BatchNorm1d(channels)
+        self.activation = _activation(config.activation)
+        self.se = Nes2NetSqueezeExcitation(channels, config.se_ratio, config.se_min_channels)
+
+    def hierarchy(self, groups: tuple[torch.Tensor, ...], frame_weights: torch.Tensor | None) -> list[torch.Tensor]:
+        """The additive Res2Net hierarchy over the `s2` groups, each `(batch, w, frames)`; returns `s2 - 1` outputs."""
+        outputs, hidden = [], None
+        for index in range(self.num_transformed):
+            hidden = groups[index] if hidden is None else hidden + groups[index]
+            hidden = self.convs[index](_zero_padding(hidden, frame_weights))
+            hidden = self.norms[index](self.activation(hidden))
+            outputs.append(hidden)
+        return outputs
+
+    def forward(self, hidden_states: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`hidden_states`: `(batch, C, frames)`; `frame_mask`: `(batch, frames)` bool or None. Returns the same shape."""
+        frame_weights = None if frame_mask is None else frame_mask[:, None, :].to(hidden_states.dtype)
+        expanded = self.norm_in(self.activation(self.conv_in(hidden_states)))
+        groups = torch.split(expanded, self.width, dim=1)
+        outputs = self.hierarchy(groups, frame_weights)
+        outputs.append(groups[self.num_transformed])
+        hidden = self.norm_out(self.activation(self.conv_out(torch.cat(outputs, dim=1))))
+        return self.se(hidden, frame_mask) + hidden_states
+
+
+class Nes2NetSliceSum(nn.Module):
+    """Learnably weighted sum over the slices of a stack: `(slices, ...)` -> `(...)`, one weight per slice."""
+
+    def __init__(self, num_slices: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_slices))
+
+    def forward(self, stack: torch.Tensor) -> torch.Tensor:
+        return torch.tensordot(self.weight, stack, dims=1)
+
+
+class Nes2NetXBottleneck(Nes2NetBottleneck):
+    """Inner block of Nes2Net-X: the additive hierarchy becomes a growing stack of groups.
+
+    Starting from the last group, step `i` appends group `i` to the stack (now `i + 2` slices), passes every slice
+    through the same dilated conv, activation and BN, carries the whole stack on, and outputs the sum of the slices
+    weighted by a learnable vector `slice_sums[i].weight` of length `i + 2` (initialised to `1 / (i + 2)`).
+    The stack is kept as `(slices, batch, w, frames)` so each step is one 1-D convolution over `slices * batch`
+    sequences: the same arithmetic as the paper's `(k, 1)` 2-D convolution, with `(w, w, k)` kernels.
+    """
+
+    def __init__(self, config: Nes2NetConfig):
+        super().__init__(config)
+        self.slice_sums = nn.ModuleList(Nes2NetSliceSum(index + 2) for index in range(self.num_transformed))
+
+    def hierarchy(self, groups: tuple[torch.Tensor, ...], frame_weights: torch.Tensor | None) -> list[torch.Tensor]:
+        outputs = []
+        stack = groups[self.num_transformed].unsqueeze(0)  # (slices, batch, w, frames)
+        for index in range(self.num_transformed):
+            stack = torch.cat([stack, groups[index].unsqueeze(0)], dim=0)
+            slices, batch_size = stack.shape[:2]
+            hidden = self.convs[index](_zero_padding(stack, frame_weights).flatten(0, 1))
+            stack = self.norms[index](self.activation(hidden)).unflatten(0, (slices, batch_size))
+            outputs.append(self.slice_sums[index](stack))
+        return outputs
+
+
+class Nes2NetMeanPooling(nn.Module):
+    """Mean over the real frames: `(batch, D, frames)` -> `(batch, D)`."""
+
+    def forward(self, hidden_states: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return masked_time_mean(hidden_states, frame_mask, dim=2).squeeze(2)
+
+
+class Nes2NetAttentiveStatsPooling(nn.Module):
+    """Attentive statistics pooling (ASTP): `(batch, D, frames)` -> `(batch, 2 * D)` = `[mean; std]` under a
+    per-channel softmax attention over frames, computed by 1x1 convolutions `D -> attention_channels -> D` with tanh."""
+
+    def __init__(self, channels: int, attention_channels: int):
+        super().__init__()
+        self.attention_in = nn.Conv1d(channels, attention_channels, kernel_size=1)
+        self.attention_out = nn.Conv1d(attention_channels, channels, kernel_size=1)
+
+    def forward(self, hidden_states: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+        scores = self.attention_out(torch.tanh(self.attention_in(hidden_states)))
+        if frame_mask is not None:
+            scores = scores.masked_fill(~frame_mask[:, None, :], torch.finfo(scores.dtype).min)
+        attention = torch.softmax(scores, dim=2)
+        mean = torch.sum(attention * hidden_states, dim=2)
+        variance = torch.sum(attention * hidden_states**2, dim=2) - mean**2
+        return torch.cat([mean, torch.sqrt(variance.clamp(min=1e-10))], dim=1)
+
+
+class Nes2NetBackend(nn.Module):
+    """Everything after the front-end and the layer merge: the nested Res2Net, pooling and the classifier.
+
+    The D input channels are split into `s1` groups of C. A running sum over the groups feeds one inner block per
+    group but the last (`h = g_0`, then `h = h + g_i`), each followed by activation and BN; the `s1 - 1` outputs and
+    the untouched last group are concatenated back to D channels -> BN -> activation -> pooling -> linear.
+    """
+
+    def __init__(self, config: Nes2NetConfig):
+        super().__init__()
+        block_class = Nes2NetXBottleneck if config.backend_variant == "nes2net-x" else Nes2NetBottleneck
+        self.group_channels = config.group_channels
+        self.blocks = nn.ModuleList(block_class(config) for _ in range(config.outer_ratio - 1))
+        self.block_norms = nn.ModuleList(nn.BatchNorm1d(config.group_channels) for _ in range(config.outer_ratio - 1))
+        self.norm = nn.BatchNorm1d(config.feature_size)
+        self.activation = _activation(config.activation)
+        if config.pooling == "astp":
+            self.pooling = Nes2NetAttentiveStatsPooling(config.feature_size, config.attention_channels)
+            pooled_size = 2 * config.feature_size
+        else:
+            self.pooling = Nes2NetMeanPooling()
+            pooled_size = config.feature_size
+        self.classifier = nn.Linear(pooled_size, config.num_labels)
+
+    def forward(self, features: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`features`: `(batch, frames, D)`; `frame_mask`: `(batch, frames)` bool (True on real frames) or None.
+        Returns logits `(batch, num_labels)`."""
+        groups = torch.split(features.transpose(1, 2).contiguous(), self.group_channels, dim=1)
+        outputs, hidden = [], None
+        for group, block, block_norm in zip(groups, self.blocks, self.block_norms):
+            hidden = group if hidden is None else hidden + group
+            hidden = block_norm(self.activation(block(hidden, frame_mask)))
+            outputs.append(hidden)
+        outputs.append(groups[-1])
+        hidden = self.activation(self.norm(torch.cat(outputs, dim=1)))
+        return self.classifier(self.pooling(hidden, frame_mask))
+
+
+class Nes2NetSpectrogramFrontend(nn.Module):
+    """Log-magnitude STFT (Hann window, no centring): `(batch, samples)` -> `(batch, frames, n_fft // 2 + 1)`,
+    `frames = (samples - n_fft) // hop_length + 1`. Every frame lies inside the signal, so padding never leaks in."""
+
+    def __init__(self, config: Nes2NetConfig):
+        super().__init__()
+        self.n_fft = config.spectrogram_n_fft
+        self.hop_length = config.spectrogram_hop_length
+
+    def output_lengths(self, input_lengths: torch.Tensor) -> torch.Tensor:
+        return torch.div(input_lengths - self.n_fft, self.hop_length, rounding_mode="floor") + 1
+
+    def forward(self, input_values: torch.Tensor) -> torch.Tensor:
+        if input_values.shape[-1] < self.n_fft:
+            raise ValueError(
+                f"input of {input_values.shape[-1]} samples is shorter than one spectrogram frame ({self.n_fft})"
+            )
+        window = torch.hann_window(self.n_fft, device=input_values.device, dtype=input_values.dtype)
+        spectrum = torch.stft(
+            input_values, self.n_fft, self.hop_length, window=window, center=False, return_complex=True
+        )
+        return torch.log(spectrum.abs().clamp(min=1e-5)).transpose(1, 2)
+
+
+class Nes2NetPreTrainedModel(PreTrainedModel):
+    config: Nes2NetConfig
+    config_class = Nes2NetConfig
+    base_model_prefix = "nes2net"
+    main_input_name = "input_values"
+    input_modalities = "audio"
+    supports_gradient_checkpointing = True
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module):
+        """PyTorch's default init for convolutions and linear layers (what the authors trained from), ones/zeros for
+        norms, `1 / (i + 2)` for the Nes2Net-X slice weights, ones for the weighted-sum merge, N(0, 1) for AttM."""
+        if isinstance(module, (nn.Conv1d, nn.Linear)):
+            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+            if module.bias is not None:
+                fan_in = module.weight[0].numel()
+                init.uniform_(module.bias, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
+        elif isinstance(module, Nes2NetSliceSum):
+            init.constant_(module.weight, 1.0 / module.weight.numel())
+        elif isinstance(module, Nes2NetWeightedSumMerge):
+            init.ones_(module.layer_weights)
+        elif isinstance(module, Nes2NetAttentiveMerge):
+            for parameter in (module.channel_weight, module.layer_squeeze, module.layer_excite):
+                init.normal_(parameter)
+        else:
+            super()._init_weights(module)
+
+
+class Nes2NetForAudioClassification(Nes2NetPreTrainedModel):
+    """Nes2Net spoofing detector on a raw 16 kHz waveform. Label 1 / the bona fide logit means genuine speech."""
+
+    def __init__(self, config: Nes2NetConfig):
+        super().__init__(config)
+        if config.frontend_type == "spectrogram":
+            self.frontend = Nes2NetSpectrogramFrontend(config)
+        else:
+            self.frontend = AutoModel.from_config(config.frontend_config)
+        self.layer_merge = build_layer_merge(config)
+        self.backend = Nes2NetBackend(config)
+        self.post_init()
+        if config.freeze_frontend:
+            self.freeze_frontend()
+
+    def freeze_frontend(self) -> None:
+        """Stop gradients into the whole front-end (the layer merge and back-end keep training)."""
+        self.config.freeze_frontend = True
+        for parameter in self.frontend.parameters():
+            parameter.requires_grad = False
+
+    def freeze_feature_encoder(self) -> None:
+        """Stop gradients into the SSL front-end's convolutional feature encoder only."""
+        if isinstance(self.frontend, PreTrainedModel):
+            self.frontend.freeze_feature_encoder()
+
+    def frame_lengths(self, sample_lengths: torch.Tensor) -> torch.Tensor:
+        """Number of feature frames for waveforms of `sample_lengths` samples."""
+        if isinstance(self.frontend, Nes2NetSpectrogramFrontend):
+            return self.frontend.output_lengths(sample_lengths)
+        return self.frontend._get_feat_extract_output_lengths(sample_lengths).to(torch.long)
+
+    def extract_features(
+        self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Waveform `(batch, samples)` -> merged features `(batch, frames, D)` and frame mask `(batch, frames)`."""
+        if self.config.normalize_waveform:
+            input_values = _normalize_waveform(input_values, attention_mask)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_frontend):
+            if isinstance(self.frontend, Nes2NetSpectrogramFrontend):
+                hidden_states = (self.frontend(input_values),)
+            else:
+                outputs = self.frontend(
+                    input_values, attention_mask=attention_mask, output_hidden_states=self.layer_merge is not None
+                )
+                hidden_states = outputs.hidden_states if self.layer_merge is not None else (outputs.last_hidden_state,)
+        frame_mask = None
+        if attention_mask is not None:
+            frames = hidden_states[-1].shape[1]
+            lengths = self.frame_lengths(attention_mask.sum(dim=-1))
+            frame_mask = torch.arange(frames, device=lengths.device)[None, :] < lengths[:, None]
+        features = hidden_states[-1] if self.layer_merge is None else self.layer_merge(hidden_states, frame_mask)
+        return features, frame_mask
+
+    def compute_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Class-weighted cross-entropy (2 logits) or binary focal loss on soft labels (1 logit)."""
+        config = self.config
+        if config.loss == "weighted_ce":
+            weight = torch.tensor(config.class_weights, dtype=logits.dtype, device=logits.device)
+            return F.cross_entropy(logits, labels.long(), weight=weight)
+        targets = labels.to(logits.dtype) * (1 - config.label_smoothing) + config.label_smoothing / 2
+        logits = logits.squeeze(-1)
+        cross_entropy = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+        probability = torch.sigmoid(logits)
+        target_probability = probability * targets + (1 - probability) * (1 - targets)
+        alpha = config.focal_alpha * targets + (1 - config.focal_alpha) * (1 - targets)
+        return (alpha * (1 - target_probability) ** config.focal_gamma * cross_entropy).mean()
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> SequenceClassifierOutput | tuple:
+        r"""
+        input_values (`torch.FloatTensor` of shape `(batch_size, samples)`):
+            Raw 16 kHz mono waveform in [-1, 1] (the released models expect it unnormalised).
+        attention_mask (`torch.LongTensor` of shape `(batch_size, samples)`, *optional*):
+            1 on real samples, 0 on padding. Exact for front-ends with layer-normalised feature encoders (XLS-R,
+            WavLM Large, the spectrogram); group-norm encoders (wav2vec2-base) mix padding into their statistics.
+        labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            1 for bona fide, 0 for spoof.
+
+        Returns `SequenceClassifierOutput` with `logits` `(batch_size, num_labels)` and, with labels, `loss`;
+        `hidden_states` holds the merged features `(batch_size, frames, D)` when `output_hidden_states`.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        features, frame_mask = self.extract_features(input_values, attention_mask)
+        logits = self.backend(features, frame_mask)
+        loss = self.compute_loss(logits, labels) if labels is not None else None
+        hidden_states = (features,) if output_hidden_states else None
+        if not return_dict:
+            return tuple(value for value in (loss, logits, hidden_states) if value is not None)
+        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=hidden_states)
+
+
+__all__ = [
+    "Nes2NetBackend",
+    "Nes2NetBottleneck",
+    "Nes2NetXBottleneck",
+    "Nes2NetSliceSum",
+    "Nes2NetSqueezeExcitation",
+    "Nes2NetAttentiveStatsPooling",
+    "Nes2NetMeanPooling",
+    "Nes2NetSpectrogramFrontend",
+    "Nes2NetSqueezeExcitationMerge",
+    "Nes2NetPreTrainedModel",
+    "Nes2NetForAudioClassification",
+]
