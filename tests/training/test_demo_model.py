@@ -85,6 +85,14 @@ def test_folder_fits_the_package(shipped):
             "configuration_nes2net.py", "modeling_nes2net.py"} <= {path.name for path in shipped.iterdir()}
 
 
+@pytest.mark.parametrize("code_file", ["configuration_nes2net.py", "modeling_nes2net.py", "layer_merge_nes2net.py"])
+def test_shipped_remote_code_is_the_packages(shipped, code_file):
+    """The folder's copies of the model code (for `trust_remote_code`) must follow the package: after a change to
+    the model code, copy the three files into the folder (the weights stay valid while the state dict is unchanged)."""
+    package = Path(__file__).resolve().parents[2] / "modeling_nes2net"
+    assert (shipped / code_file).read_text() == (package / code_file).read_text()
+
+
 def test_pipeline_separates_real_from_synthetic_clips(shipped, mini_antispoof, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with open(mini_antispoof / "metadata.csv", encoding="utf-8", newline="") as file:
