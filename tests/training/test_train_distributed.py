@@ -32,7 +32,7 @@ def train_args(workspace, output: str, *overrides: str) -> list[str]:
     settings = [
         "data.crop_samples=4000", "data.dev_split=dev", "data.dev_protocol=full", "data.num_workers=0",
         "training.epochs=2", "training.batch_size=4", "training.eval_batch_size=4", "training.average_best=2",
-        "training.log_every_steps=1", "training.record_batches=true", *overrides,
+        "training.log_every_steps=1", "training.record_batches=true", "evaluation=[]", *overrides,
     ]
     args = ["train", "mini", "--dataset", str(workspace["dataset"]), "--output-dir", str(workspace["root"] / output)]
     return args + [item for setting in settings for item in ("--set", setting)]
