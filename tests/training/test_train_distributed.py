@@ -133,8 +133,11 @@ def test_pipeline_loads_the_model_trained_on_two_processes(single_and_two_proces
 
 
 def test_a_run_killed_while_saving_resumes_to_the_same_weights(workspace):
-    """Dropout on (its RNG must be restored); checkpoints every 2 steps; the run dies while committing step 6."""
-    args = train_args(workspace, "killed", "training.checkpoint_every_steps=2")
+    """Dropout on (its RNG must be restored), bf16 autocast, 2 accumulation steps, clipping; checkpoints every 2 steps;
+    the run dies while committing step 6."""
+    settings = ["training.checkpoint_every_steps=2", "training.mixed_precision=bf16",
+                "training.gradient_accumulation_steps=2", "training.max_grad_norm=1.0"]
+    args = train_args(workspace, "killed", *settings)
     crashed = run_command([*args, "--debug-exit-after-steps", "6"], workspace["env"])
     assert crashed.returncode == DEBUG_EXIT_CODE, crashed.stderr[-4000:]
     checkpoints = workspace["root"] / "killed" / "checkpoints"
@@ -144,7 +147,7 @@ def test_a_run_killed_while_saving_resumes_to_the_same_weights(workspace):
     resumed = run_ok(args, workspace["env"])
     assert "resumed from" in resumed.stderr and "step-00000004" in resumed.stderr
     assert not (checkpoints / ".step-00000006.partial").exists()
-    run_ok(train_args(workspace, "uninterrupted", "training.checkpoint_every_steps=2"), workspace["env"])
+    run_ok(train_args(workspace, "uninterrupted", *settings), workspace["env"])
     killed, reference = final_weights(workspace["root"] / "killed"), final_weights(workspace["root"] / "uninterrupted")
     assert killed.keys() == reference.keys()
     assert all(torch.equal(killed[key], reference[key]) for key in reference)
