@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from hub_cards.results import SCHEMA_VERSION, write_result
 from modeling_nes2net import Nes2NetForAudioClassification
+from modeling_nes2net.atomic import write_text_atomic
 from modeling_nes2net.scoring import bonafide_probability, bonafide_score, log_odds
 from training.batching import PROTOCOL_CROPS, WaveformDataset
 from training.data import collate_waveforms, load_built_dataset, read_build_info
@@ -49,6 +50,7 @@ from training.metrics import (
     split_by_label,
 )
 from training.plots import plot_det_curves, plot_score_histogram
+from training.runtime import create_accelerator
 from training.scores import ScoreTable, write_scores
 
 logger = logging.getLogger(__name__)
@@ -107,7 +109,7 @@ def _prepare_parts(parts_dir: Path, manifest: dict[str, Any], resume: bool) -> N
     for stale in parts_dir.glob("part-*.tsv") if parts_dir.is_dir() else ():
         stale.unlink()
     parts_dir.mkdir(parents=True, exist_ok=True)
-    (parts_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(parts_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
 
 
 def _length_sorted_batches(pool: list[dict[str, Any]], batch_size: int) -> list[list[dict[str, Any]]]:
@@ -305,7 +307,7 @@ def evaluate_model(
     Every process must call this (with `accelerate launch`); the main process writes the outputs and returns the
     results dict, the others return None (as does every process when `max_batches` stopped the scoring early).
     """
-    accelerator = accelerator or Accelerator()
+    accelerator = accelerator or create_accelerator()
     output_dir = Path(output_dir)
     model_name = model if isinstance(model, (str, os.PathLike)) else getattr(model, "name_or_path", None)
     if isinstance(model, (str, os.PathLike)):
@@ -381,7 +383,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    accelerator = Accelerator(mixed_precision=args.mixed_precision)
+    accelerator = create_accelerator(mixed_precision=args.mixed_precision)
     evaluate_model(
         args.model, args.dataset, args.output_dir, split=args.split, protocol=args.protocol, where=dict(args.where),
         group_by=args.group_by, batch_size=args.batch_size, num_workers=args.num_workers, score=args.score,
