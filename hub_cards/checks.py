@@ -118,8 +118,9 @@ def model_folder_problems(folder: str | os.PathLike) -> list[str]:
     card, card_problems = _load_card(folder, ModelCard)
     problems += card_problems
     if card is not None:
-        frontend_is_ssl = config is None or config.get("frontend_type", "ssl") == "ssl"
-        problems += model_card_problems(card, require_base_model=frontend_is_ssl)
+        # A converted release names the pre-trained front-end it was fine-tuned from; a model trained here may have
+        # trained its front-end from scratch (the mini recipe) or have none (the spectrogram).
+        problems += model_card_problems(card, require_base_model="converted" in (card.data.tags or []))
         problems += _unexplained(files, card.text, {CARD_FILE})
     return problems
 

@@ -54,7 +54,7 @@ def _repo_id_problems(key: str, values: list) -> list[str]:
     ]
 
 
-def model_card_problems(card: ModelCard, require_base_model: bool = True) -> list[str]:
+def model_card_problems(card: ModelCard, require_base_model: bool = False) -> list[str]:
     """Every reason `card` would be an incomplete or unreadable model card on the Hub; empty when fine."""
     data = card.data.to_dict()
     problems = _license_problems(data)

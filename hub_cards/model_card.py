@@ -186,8 +186,8 @@ def _tags(config: dict[str, Any], spec: ModelCardSpec) -> list[str]:
     if config.get("frontend_type") == "ssl":
         tags.append(config["frontend_config"]["model_type"])
     tags.append("custom_code")
-    if spec.kind == "demo":
-        tags.append("demo")
+    if spec.kind in ("demo", "converted"):
+        tags.append(spec.kind)
     return list(dict.fromkeys(tags + spec.extra_tags))
 
 
@@ -307,7 +307,7 @@ def render_model_card(model_dir: str | os.PathLike, spec: ModelCardSpec) -> Mode
         paper_arxiv=PAPER_ARXIV,
     )
     card = ModelCard(f"---\n{card_data.to_yaml()}\n---\n{body}")
-    problems = model_card_problems(card, require_base_model=config.get("frontend_type") != "spectrogram")
+    problems = model_card_problems(card, require_base_model=spec.kind == "converted")
     if problems:
         raise ValueError("the rendered model card is invalid: " + "; ".join(problems))
     return card
@@ -322,10 +322,12 @@ def write_model_card(model_dir: str | os.PathLike, spec: ModelCardSpec, copy_res
     """Renders the card into `model_dir/README.md` (atomically).
 
     With `copy_results`, the evaluation outputs are first copied to `model_dir/evaluation/`, so the published
-    repository carries the files its numbers come from; the card then reads them from there.
+    repository carries the files its numbers come from; the card then reads them from there. An invalid card
+    leaves the folder untouched.
     """
     model_dir = Path(model_dir)
     if copy_results:
+        render_model_card(model_dir, spec)  # refuses invalid metadata before anything is copied into the folder
         copied = []
         for result in spec.results:
             if result.source_file is None:

@@ -134,7 +134,7 @@ def test_incomplete_specs_are_refused(result_files: list[Path], overrides: dict,
         ({"license": "free-for-all"}, "license 'free-for-all' is not a Hub license identifier"),
         ({"license": "other"}, "license 'other' needs 'license_name' and 'license_link'"),
         ({"datasets": []}, "'datasets' .* is missing"),
-        ({"base_model": None}, "'base_model' is missing"),
+        ({"kind": "converted", "base_model": None}, "'base_model' is missing"),
         ({"base_model": "not a repo id"}, "base_model entry 'not a repo id' is not a Hub repository id"),
     ],
 )
@@ -142,5 +142,13 @@ def test_invalid_metadata_is_refused_before_writing(
     tiny_model_dir: Path, result_files: list[Path], overrides: dict, message: str
 ):
     with pytest.raises(ValueError, match=message):
-        write_model_card(tiny_model_dir, make_spec("trained", result_files, **overrides))
+        write_model_card(tiny_model_dir, make_spec(overrides.pop("kind", "trained"), result_files, **overrides))
     assert not (tiny_model_dir / "README.md").exists()
+    assert not (tiny_model_dir / "evaluation").exists()
+
+
+def test_a_model_trained_from_scratch_needs_no_base_model(tiny_model_dir: Path, result_files: list[Path]):
+    """The mini recipe trains its SSL front-end from scratch: there is no pre-trained model to name."""
+    write_model_card(tiny_model_dir, make_spec("trained", result_files, base_model=None))
+    card = ModelCard.load(tiny_model_dir / "README.md")
+    assert not card.data.base_model and "converted" not in card.data.tags
