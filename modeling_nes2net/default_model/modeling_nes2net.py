@@ -125,7 +125,7 @@ class Nes2NetSliceSum(nn.Module):
         self.weight = nn.Parameter(torch.empty(num_slices))
 
     def forward(self, stack: torch.Tensor) -> torch.Tensor:
-        return torch.tensordot(self.weight, stack, dims=1)
+        return torch.tensordot(self.weight.to(stack.dtype), stack, dims=1)
 
 
 class Nes2NetXBottleneck(Nes2NetBottleneck):
