@@ -109,7 +109,7 @@ def prepare_for_training(model: Nes2NetForAudioClassification, recipe: Recipe) -
     if training.freeze_feature_encoder:
         model.freeze_feature_encoder()
     if training.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        model.activation_checkpointing_enable()
     # SpecAugment's mask embedding is a parameter even when masking is off; DDP refuses parameters without gradients.
     frontend_config = getattr(model.frontend, "config", None)
     if hasattr(model.frontend, "masked_spec_embed") and not getattr(frontend_config, "apply_spec_augment", False):

@@ -234,7 +234,7 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     for checkpointing in (False, True):
         model = tiny_model(seed=3).train()
         if checkpointing:
-            model.gradient_checkpointing_enable()
+            model.activation_checkpointing_enable()
             assert model.backend.blocks[0].gradient_checkpointing
         torch.manual_seed(0)
         model(waveform, labels=labels).loss.backward()
