@@ -6,7 +6,6 @@ Every figure on the card (rows, label and attack counts, hours, columns) is read
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from modeling_nes2net.atomic import write_text_atomic
-from .layout import BUILD_INFO_FILE, CARD_FILE
+from .layout import BUILD_INFO_FILE, CARD_FILE, read_json_object
 from .metadata import TASK, dataset_card_problems
 
 DATA_DIR = "data"
@@ -60,12 +59,7 @@ class DatasetCardSpec:
 def read_build_info(dataset_dir: str | os.PathLike) -> dict[str, Any]:
     """The folder's `build_info.json`, with the keys the card needs checked."""
     path = Path(dataset_dir) / BUILD_INFO_FILE
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as error:
-        raise ValueError(f"{path} is missing: not a dataset built by `nes2net data build`") from error
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON ({error})") from error
+    info = read_json_object(path, missing=f"{path} is missing: not a dataset built by `nes2net data build`")
     missing = [key for key in ("corpus", "title", "splits", "features", "label_names", "num_rows") if key not in info]
     if missing:
         raise ValueError(f"{path} lacks {', '.join(missing)}")

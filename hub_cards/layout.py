@@ -29,18 +29,23 @@ def list_files(folder: str | os.PathLike) -> list[str]:
     return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
 
 
-def read_config(folder: str | os.PathLike) -> dict[str, Any]:
-    """The folder's `config.json` as a dict."""
-    path = Path(folder) / CONFIG_FILE
+def read_json_object(path: Path, missing: str | None = None) -> dict[str, Any]:
+    """The JSON object in `path`, or a ValueError naming the file and the problem (`missing` replaces the message
+    for an absent file)."""
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as error:
-        raise ValueError(f"{path} is missing") from error
+        raise ValueError(missing or f"{path} is missing") from error
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not valid JSON ({error})") from error
-    if not isinstance(config, dict):
+    if not isinstance(value, dict):
         raise ValueError(f"{path} must hold a JSON object")
-    return config
+    return value
+
+
+def read_config(folder: str | os.PathLike) -> dict[str, Any]:
+    """The folder's `config.json` as a dict."""
+    return read_json_object(Path(folder) / CONFIG_FILE)
 
 
 def auto_map_modules(config: dict[str, Any]) -> list[str]:
