@@ -17,6 +17,7 @@ from .layout import (
     FORBIDDEN_SUFFIXES,
     list_files,
     read_config,
+    read_json_object,
     remote_code_files,
 )
 from .metadata import configured_data_files, dataset_card_problems, model_card_problems
@@ -103,7 +104,13 @@ def model_folder_problems(folder: str | os.PathLike) -> list[str]:
         _, code_problems = remote_code_files(folder, config)
         problems += code_problems
     try:
-        extractor = json.loads((folder / FEATURE_EXTRACTOR_FILE).read_text(encoding="utf-8"))
+        extractor = read_json_object(
+            folder / FEATURE_EXTRACTOR_FILE, missing=f"{FEATURE_EXTRACTOR_FILE} (the feature extractor) is missing"
+        )
+    except ValueError as error:
+        problems.append(str(error))
+        extractor = None
+    if extractor is not None:
         if not extractor.get("feature_extractor_type"):
             problems.append(f"{FEATURE_EXTRACTOR_FILE} does not name its feature_extractor_type")
         if config is not None and extractor.get("sampling_rate") != config.get("sampling_rate", 16000):
@@ -111,10 +118,6 @@ def model_folder_problems(folder: str | os.PathLike) -> list[str]:
                 f"{FEATURE_EXTRACTOR_FILE} samples at {extractor.get('sampling_rate')} Hz but the model expects "
                 f"{config.get('sampling_rate', 16000)} Hz"
             )
-    except FileNotFoundError:
-        problems.append(f"{FEATURE_EXTRACTOR_FILE} (the feature extractor) is missing")
-    except json.JSONDecodeError as error:
-        problems.append(f"{FEATURE_EXTRACTOR_FILE} is not valid JSON ({error})")
     card, card_problems = _load_card(folder, ModelCard)
     problems += card_problems
     if card is not None:
