@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import queue
 import threading
 import warnings
@@ -154,15 +155,20 @@ class DetectionFailure:
 
 
 def resolve_model_path(model_name_or_path: str | None) -> str:
-    """`model_name_or_path`, or the embedded default model's folder; a clear error when that is not installed."""
-    if model_name_or_path is not None:
-        return model_name_or_path
-    if not (DEFAULT_MODEL_DIR / "config.json").is_file():
-        raise ModelNotFoundError(
-            f"no default model is installed at {DEFAULT_MODEL_DIR}; convert a released Nes2Net checkpoint with "
-            "`nes2net convert CHECKPOINT OUTPUT_DIR` and pass `--model OUTPUT_DIR` (or a Hub model id)"
-        )
-    return str(DEFAULT_MODEL_DIR)
+    """`model_name_or_path`, or the embedded default model's folder; a clear error when that is not installed, or
+    when a local path (one that cannot be a Hub id `owner/name`) names no folder."""
+    if model_name_or_path is None:
+        if not (DEFAULT_MODEL_DIR / "config.json").is_file():
+            raise ModelNotFoundError(
+                f"no default model is installed at {DEFAULT_MODEL_DIR}; convert a released Nes2Net checkpoint with "
+                "`nes2net convert CHECKPOINT OUTPUT_DIR` and pass `--model OUTPUT_DIR` (or a Hub model id)"
+            )
+        return str(DEFAULT_MODEL_DIR)
+    name = str(model_name_or_path)
+    looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1 or os.sep != "/" and os.sep in name
+    if looks_local and not Path(name).expanduser().is_dir():
+        raise ModelNotFoundError(f"{name}: no such model folder (and not a Hub id, which reads owner/name)")
+    return name
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

@@ -26,6 +26,7 @@ import itertools
 import json
 import logging
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from tqdm.auto import tqdm
 from hub_cards.results import SCHEMA_VERSION, write_result
 from modeling_nes2net import Nes2NetForAudioClassification
 from modeling_nes2net.atomic import write_text_atomic
+from modeling_nes2net.detection import ModelNotFoundError, resolve_model_path
 from modeling_nes2net.scoring import bonafide_probability, bonafide_score, log_odds
 from training.batching import PROTOCOL_CROPS, WaveformDataset
 from training.data import collate_waveforms, load_built_dataset, read_build_info
@@ -311,7 +313,7 @@ def evaluate_model(
     output_dir = Path(output_dir)
     model_name = model if isinstance(model, (str, os.PathLike)) else getattr(model, "name_or_path", None)
     if isinstance(model, (str, os.PathLike)):
-        model = Nes2NetForAudioClassification.from_pretrained(model)
+        model = Nes2NetForAudioClassification.from_pretrained(resolve_model_path(str(model)))
     model.to(accelerator.device)
     trials = load_trials(dataset, split, protocol, where, columns=["attack", *group_by])
     manifest = {"model_sha1": model_fingerprint(model), "dataset": str(dataset), "split": split,
@@ -383,6 +385,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        resolve_model_path(args.model)
+    except ModelNotFoundError as error:
+        print(f"nes2net evaluate: error: {error}", file=sys.stderr)
+        return 2
     accelerator = create_accelerator(mixed_precision=args.mixed_precision)
     evaluate_model(
         args.model, args.dataset, args.output_dir, split=args.split, protocol=args.protocol, where=dict(args.where),

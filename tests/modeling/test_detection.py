@@ -280,3 +280,11 @@ def test_30_minute_recording_streams_in_bounded_memory(tmp_path):
     assert result.segments[-1].end == pytest.approx(1800.0)
     assert len(result.envelope) == 18_000
     assert peak < 30e6, f"peak traced memory {peak / 1e6:.1f} MB"
+
+
+def test_a_missing_local_folder_is_named_not_sent_to_the_hub(tmp_path):
+    for missing in (str(tmp_path / "no-model"), "./no-model", "runs/mini/best"):
+        with pytest.raises(ModelNotFoundError, match="no such model folder"):
+            resolve_model_path(missing)
+    assert resolve_model_path("owner/model-id") == "owner/model-id"  # a Hub id is left to the Hub client
+    assert resolve_model_path(str(tmp_path)) == str(tmp_path)
