@@ -113,9 +113,9 @@ class ModelRegistry:
         location = None if choice == DEFAULT_CHOICE else choice
         try:
             detector = Nes2NetDetector.from_pretrained(location, device=self.device, quantize=self.quantize)
-        except ModelNotFoundError as error:
-            raise ModelLoadError(str(error)) from None
         except (OSError, ValueError) as error:
+            if location is None:  # the embedded default is not installed: the message says how to get a model
+                raise ModelLoadError(str(error)) from None
             first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
             raise ModelLoadError(f"cannot load model {choice!r}: {first_line}") from None
         logger.info("loaded model %s on %s", choice, detector.device)
