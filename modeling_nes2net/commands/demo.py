@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from ..detection import DetectionFailure, Nes2NetDetector
+from ..plotting import flagged_regions
 from ..examples import SENTENCES, VOICES, espeak_available, splice, synthesize_speech
 from ..atomic import atomic_output
 from .detect import format_results, save_plots
@@ -99,5 +100,8 @@ def run(args: argparse.Namespace) -> int:
     if longest is not None:
         save_plots([longest], str(output_dir / "timeline.png"))
         print(f"timeline of the longest recording ({longest.duration:.1f} s): {output_dir / 'timeline.png'}")
+        regions = flagged_regions(longest.segments, longest.threshold)
+        spans = ", ".join(f"{start:.1f}-{end:.1f} s" for start, end in regions) or "none"
+        print(f"  windows below the threshold: {spans} (verdict by the mean of the windows: {longest.label})")
     print(f"results: {output_dir / 'results.csv'}")
     return 0 if len(results) == len(outcomes) else 1

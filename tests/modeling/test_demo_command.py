@@ -25,7 +25,9 @@ def test_demo_scores_generated_and_held_out_examples(tmp_path, mini_antispoof, c
     assert len(rows) == 3 + 1 + 8  # espeak, spliced, 4 held-out clips per label
     assert all(row["label"] in ("bonafide", "spoof") for row in rows)
     assert (output / "timeline.png").stat().st_size > 10_000
-    assert "labelled examples classified correctly" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "labelled examples classified correctly" in printed
+    assert "windows below the threshold:" in printed
 
 
 def test_demo_without_a_model_fails_with_one_line(tmp_path, capsys):
