@@ -36,10 +36,10 @@ from .original_layout import (
     MERGE_PREFIX,
     S3PRL_FRONTEND_PREFIX,
     TRAINING_ONLY_FRONTEND_KEYS,
-    convert_backend_state_dict,
     rename_backend_key,
     rename_frontend_key,
     rename_merge_key,
+    reshape_backend_tensor,
 )
 from .presets import PRESETS
 
@@ -339,12 +339,13 @@ def convert_state_dict(
             unknown.append(MERGE_PREFIX + key)
         else:
             converted["layer_merge." + new_key], sources["layer_merge." + new_key] = tensor, MERGE_PREFIX + key
-    backend, unknown_backend = convert_backend_state_dict(original.backend)
-    unknown += [BACKEND_PREFIX + key for key in unknown_backend]
-    for key in original.backend:
+    for key, tensor in original.backend.items():
         new_key = rename_backend_key(key)
-        if new_key is not None:
-            converted["backend." + new_key], sources["backend." + new_key] = backend[new_key], BACKEND_PREFIX + key
+        if new_key is None:
+            unknown.append(BACKEND_PREFIX + key)
+        else:
+            converted["backend." + new_key] = reshape_backend_tensor(new_key, tensor)
+            sources["backend." + new_key] = BACKEND_PREFIX + key
     converted, sources = _match_weight_norm_names(converted, sources, expected)
     # fairseq and unilm keep the mask embedding of pre-training; the model has a slot for it only when its config
     # enables time masking.
