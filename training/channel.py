@@ -44,10 +44,6 @@ import scipy.signal
 
 from training.augment import AdditiveNoise, Augmentation, Reverberation, apply_impulse_response
 
-CLEAN = "clean"
-"""The name of the unperturbed condition in results."""
-
-
 class ChannelSpecError(ValueError):
     """A SPEC string that names no condition, or a parameter that condition does not take."""
 

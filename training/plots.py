@@ -1,4 +1,5 @@
-"""DET curves and per-class score histograms, saved as PNG (matplotlib's Agg canvas, no pyplot global state)."""
+"""DET curves, per-class score histograms and EER per channel condition, saved as PNG (matplotlib's Agg canvas, no
+pyplot global state)."""
 
 from __future__ import annotations
 
@@ -126,4 +127,41 @@ def plot_score_histogram(
     axes.legend(fontsize="small")
     if title:
         axes.set_title(title)
+    return _save_png(figure, path)
+
+
+def plot_condition_eers(
+    conditions: Mapping[str, tuple[float, tuple[float, float] | None]],
+    path: str | os.PathLike,
+    reference: str,
+    title: str | None = None,
+    dpi: int = 120,
+) -> Path:
+    """Horizontal bars of the EER (%) per channel condition, top to bottom in the given order, with bootstrap
+    intervals where given; `reference` (the clean condition) is drawn in another colour with a guide line.
+
+    Args:
+        conditions: condition name -> (EER as a fraction, `(low, high)` interval or None).
+    """
+    names = list(conditions)
+    eers = np.array([100 * conditions[name][0] for name in names])
+    figure = _new_figure((6.4, 0.9 + 0.32 * len(names)), dpi)
+    axes = figure.add_subplot()
+    positions = np.arange(len(names))[::-1]
+    colours = ["0.55" if name == reference else "tab:red" for name in names]
+    axes.barh(positions, eers, color=colours, height=0.7)
+    for position, name, eer in zip(positions, names, eers):
+        interval = conditions[name][1]
+        if interval is not None:
+            low, high = 100 * np.asarray(interval)
+            axes.errorbar(eer, position, xerr=[[eer - low], [high - eer]], color="black", capsize=2, linewidth=1)
+        axes.annotate(f"{eer:.1f}", (eer, position), xytext=(4, -3), textcoords="offset points", fontsize=8)
+    if reference in conditions:
+        axes.axvline(100 * conditions[reference][0], color="0.55", linestyle="--", linewidth=1)
+    axes.set_yticks(positions, names, fontsize=8)
+    axes.set_xlabel("EER (%), 95% bootstrap interval")
+    axes.set_xlim(0, max(50.0, float(eers.max()) * 1.1))
+    axes.grid(True, axis="x", color="0.9")
+    if title:
+        axes.set_title(title, fontsize=9)
     return _save_png(figure, path)
