@@ -191,10 +191,10 @@ def _tags(config: dict[str, Any], spec: ModelCardSpec) -> list[str]:
     return list(dict.fromkeys(tags + spec.extra_tags))
 
 
-def _eval_results(spec: ModelCardSpec) -> list[EvalResult]:
+def _eval_results(results: list[EvaluationResult]) -> list[EvalResult]:
     """One model-index entry per reported metric; the protocol goes in the metric's `config`."""
     entries = []
-    for result in spec.results:
+    for result in results:
         for key, metric_type, title, scale in REPORTED_METRICS:
             if key not in result.metrics:
                 continue
@@ -214,6 +214,13 @@ def _eval_results(spec: ModelCardSpec) -> list[EvalResult]:
                 )
             )
     return entries
+
+
+def model_index(model_name: str, results: list[EvaluationResult]) -> list[dict[str, Any]]:
+    """The card metadata's `model-index` for `results`, exactly as `render_model_card` writes it."""
+    from huggingface_hub.repocard_data import eval_results_to_model_index
+
+    return eval_results_to_model_index(model_name, _eval_results(results))
 
 
 def _results_table(results: list[EvaluationResult]) -> dict[str, Any]:
@@ -283,7 +290,7 @@ def render_model_card(model_dir: str | os.PathLike, spec: ModelCardSpec) -> Mode
         model_name=spec.repo_id.split("/")[-1],
         pipeline_tag=TASK,
         tags=_tags(config, spec),
-        eval_results=_eval_results(spec),
+        eval_results=_eval_results(spec.results),
     )
     body = render_body(
         "model_card.md",
