@@ -24,7 +24,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from modeling_nes2net.atomic import write_text_atomic
 from .layout import CARD_FILE, EVALUATION_DIR, describe_model_files, list_files, read_config
 from .metadata import TASK, model_card_problems
-from .results import EvaluationResult, load_result
+from .results import EvaluationResult, load_result, robustness_table
 
 Kind = Literal["converted", "trained", "demo"]
 KINDS = ("converted", "trained", "demo")
@@ -257,9 +257,14 @@ def _per_group_tables(results: list[EvaluationResult]) -> list[dict[str, Any]]:
     tables = []
     for result in results:
         for column, groups in (result.per_group or {}).items():
-            rows = [(value, metrics["n_trials"], 100.0 * metrics["eer"]) for value, metrics in sorted(groups.items())]
+            rows = [(value, metrics["n_trials"], 100.0 * metrics["eer"], _interval_cell(metrics.get("eer_ci")))
+                    for value, metrics in sorted(groups.items())]
             tables.append({"result": result, "column": column, "rows": rows})
     return tables
+
+
+def _interval_cell(interval: list[float] | None) -> str:
+    return "–" if interval is None else f"{100 * interval[0]:.2f}–{100 * interval[1]:.2f}"
 
 
 def render_model_card(model_dir: str | os.PathLike, spec: ModelCardSpec) -> ModelCard:
@@ -304,6 +309,7 @@ def render_model_card(model_dir: str | os.PathLike, spec: ModelCardSpec) -> Mode
         headline=spec.results[0],
         table=_results_table(spec.results),
         per_group=_per_group_tables(spec.results),
+        robustness=[{"result": r, "table": robustness_table(r)} for r in spec.results if r.conditions],
         protocols=sorted({result.protocol for result in spec.results}),
         calibration=[r for r in spec.results if "cllr" in r.metrics or "act_dcf" in r.metrics],
         score_descriptions=SCORE_DESCRIPTIONS,
