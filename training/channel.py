@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import scipy.signal
 
-from training.augment import AdditiveNoise, Augmentation, Reverberation, apply_impulse_response
+from training.augment import AdditiveNoise, Reverberation, _as_waveform, apply_impulse_response
 
 class ChannelSpecError(ValueError):
     """A SPEC string that names no condition, or a parameter that condition does not take."""
@@ -311,9 +311,7 @@ class Channel:
         return "+".join(str(step) for step in self.steps)
 
     def __call__(self, waveform: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
-        x = np.array(waveform, dtype=np.float64)
-        if x.ndim != 1 or x.size == 0:
-            raise ValueError(f"expected a non-empty 1-D waveform of shape (samples,), got shape {x.shape}")
+        x = _as_waveform(waveform)
         for step in self.steps:
             options = {key.replace("-", "_"): value for key, value in step.parameters.items()}
             x = np.asarray(CONDITIONS[step.name].apply(x, sample_rate, rng, **options), dtype=np.float64)
