@@ -259,10 +259,12 @@ class Step:
     parameters: dict[str, object] = field(default_factory=dict)
 
     def __str__(self) -> str:
+        """`NAME:MAIN=VALUE[,KEY=VALUE...]`: the main parameter always, the others where they differ from the default."""
         defaults = CONDITIONS[self.name].defaults
-        changed = [f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
-                   for key, value in self.parameters.items() if value != defaults[key]]
-        return self.name + (":" + ",".join(changed) if changed else "")
+        shown = [f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+                 for number, (key, value) in enumerate(self.parameters.items())
+                 if number == 0 or value != defaults[key]]
+        return self.name + (":" + ",".join(shown) if shown else "")
 
 
 def _convert(value: str, default: object, name: str, key: str) -> object:

@@ -176,6 +176,7 @@ def test_chained_conditions_apply_left_to_right():
     chained = perturb(x, SR, "gain:db=-6+clip:db=-3", seed=0)
     np.testing.assert_allclose(chained, perturb(perturb(x, SR, "gain:db=-6", 0), SR, "clip:db=-3", 0), rtol=1e-6)
     assert str(parse_channel("MP3:32k + noise:snr=5,kind=pink")) == "mp3:bitrate=32k+noise:snr=5,kind=pink"
+    assert str(parse_channel("mulaw+g722+noise")) == "mulaw:rate=8000+g722+noise:snr=10"  # main parameter shown
 
 
 @pytest.mark.parametrize(

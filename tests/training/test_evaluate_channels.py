@@ -25,7 +25,7 @@ from training.evaluate import CONDITIONS_DIR, DECODE_CACHE, evaluate_model
 from training.metrics import compute_eer
 from training.scores import read_scores
 
-CONDITIONS = ["gain:db=-12", "noise:snr=5", "mulaw"]
+CONDITIONS = ["gain:db=-12", "noise:snr=5", "mulaw:rate=8000"]  # as results name them
 SEED = 11
 
 
@@ -87,14 +87,14 @@ def test_one_results_file_holds_every_condition_with_intervals(evaluated):
     table = (out / "robustness.md").read_text()
     assert [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| `")] == [
         "`clean`", *(f"`{name}`" for name in CONDITIONS)]
-    assert f"{100 * written.conditions['mulaw']['eer']:.2f}" in table
+    assert f"{100 * written.conditions['mulaw:rate=8000']['eer']:.2f}" in table
     assert (out / "robustness.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_a_rerun_with_another_channel_seed_refuses_to_mix_scores(evaluated, tmp_path):
     out = shutil.copytree(evaluated["root"] / "out", tmp_path / "out")
-    manifest = json.loads((out / CONDITIONS_DIR / "mulaw" / "parts" / "manifest.json").read_text())
-    assert manifest["channel"] == "mulaw" and manifest["channel_seed"] == SEED
+    manifest = json.loads((out / CONDITIONS_DIR / "mulaw_rate=8000" / "parts" / "manifest.json").read_text())
+    assert manifest["channel"] == "mulaw:rate=8000" and manifest["channel_seed"] == SEED
     with pytest.raises(ValueError, match="different channel_seed"):
         evaluate_model(evaluated["model"], str(evaluated["dataset"]), out, split="eval", protocol="full",
                        batch_size=4, num_workers=0, progress=False, accelerator=Accelerator(cpu=True),
