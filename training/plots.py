@@ -152,10 +152,12 @@ def plot_condition_eers(
     axes.barh(positions, eers, color=colours, height=0.7)
     for position, name, eer in zip(positions, names, eers):
         interval = conditions[name][1]
+        label_at = eer
         if interval is not None:
             low, high = 100 * np.asarray(interval)
             axes.errorbar(eer, position, xerr=[[eer - low], [high - eer]], color="black", capsize=2, linewidth=1)
-        axes.annotate(f"{eer:.1f}", (eer, position), xytext=(4, -3), textcoords="offset points", fontsize=8)
+            label_at = max(eer, high)
+        axes.annotate(f"{eer:.1f}", (label_at, position), xytext=(4, -3), textcoords="offset points", fontsize=8)
     if reference in conditions:
         axes.axvline(100 * conditions[reference][0], color="0.55", linestyle="--", linewidth=1)
     axes.set_yticks(positions, names, fontsize=8)
