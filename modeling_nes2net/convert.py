@@ -32,14 +32,13 @@ from .folder import save_model_folder
 from .modeling_nes2net import Nes2NetForAudioClassification
 from .original_layout import (
     BACKEND_PREFIX,
+    FRONTEND,
     FRONTEND_PREFIX,
     MERGE_PREFIX,
     S3PRL_FRONTEND_PREFIX,
     TRAINING_ONLY_FRONTEND_KEYS,
-    rename_backend_key,
-    rename_frontend_key,
-    rename_merge_key,
-    reshape_backend_tensor,
+    rename_key,
+    reshape_tensor,
 )
 from .presets import PRESETS
 
@@ -324,32 +323,24 @@ def convert_state_dict(
     """
     converted, sources, ignored = {}, {}, []
     unknown = list(original.unknown)
-    for key, tensor in original.frontend.items():
-        if TRAINING_ONLY_FRONTEND_KEYS.match(key):
-            ignored.append(original.frontend_prefix + key)
-            continue
-        new_key = rename_frontend_key(key)
-        if new_key is None:
-            unknown.append(original.frontend_prefix + key)
-        else:
-            converted["frontend." + new_key], sources["frontend." + new_key] = tensor, original.frontend_prefix + key
-    for key, tensor in original.layer_merge.items():
-        new_key = rename_merge_key(key)
-        if new_key is None:
-            unknown.append(MERGE_PREFIX + key)
-        else:
-            converted["layer_merge." + new_key], sources["layer_merge." + new_key] = tensor, MERGE_PREFIX + key
-    for key, tensor in original.backend.items():
-        new_key = rename_backend_key(key)
-        if new_key is None:
-            unknown.append(BACKEND_PREFIX + key)
-        else:
-            converted["backend." + new_key] = reshape_backend_tensor(new_key, tensor)
-            sources["backend." + new_key] = BACKEND_PREFIX + key
+    parts = {
+        "frontend": (original.frontend_prefix, original.frontend),
+        "layer_merge": (MERGE_PREFIX, original.layer_merge),
+        "backend": (BACKEND_PREFIX, original.backend),
+    }
+    for part, (prefix, tensors) in parts.items():
+        for key, tensor in tensors.items():
+            new_key = rename_key(part, key)
+            if part == "frontend" and TRAINING_ONLY_FRONTEND_KEYS.match(key):
+                ignored.append(prefix + key)
+            elif new_key is None:
+                unknown.append(prefix + key)
+            else:
+                converted[new_key], sources[new_key] = reshape_tensor(new_key, tensor), prefix + key
     converted, sources = _match_weight_norm_names(converted, sources, expected)
     # fairseq and unilm keep the mask embedding of pre-training; the model has a slot for it only when its config
     # enables time masking.
-    mask_key = "frontend.masked_spec_embed"
+    mask_key = FRONTEND + "masked_spec_embed"
     if mask_key in converted and mask_key not in expected:
         ignored.append(sources.pop(mask_key))
         del converted[mask_key]

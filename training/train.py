@@ -87,9 +87,9 @@ def build_model(spec: ModelSpec) -> Nes2NetForAudioClassification:
 def load_frontend_weights(model: Nes2NetForAudioClassification, source: str) -> None:
     """Initialise the SSL front-end from a transformers speech model (folder or Hub id) of the same architecture."""
     if model.config.frontend_type != "ssl":
-        raise ValueError("model.frontend_weights needs an SSL front-end (frontend_type: ssl)")
+        raise ValueError("model.nes2net.frontend_weights needs an SSL front-end (frontend_type: ssl)")
     weights = AutoModel.from_pretrained(source).state_dict()
-    expected = model.frontend.state_dict()
+    expected = model.nes2net.frontend.state_dict()
     missing, unexpected = sorted(expected.keys() - weights.keys()), sorted(weights.keys() - expected.keys())
     resized = sorted(key for key in expected.keys() & weights.keys() if expected[key].shape != weights[key].shape)
     if missing or unexpected or resized:
@@ -97,7 +97,7 @@ def load_frontend_weights(model: Nes2NetForAudioClassification, source: str) -> 
             f"{source} does not match the front-end of this config: missing {missing[:3]}, "
             f"unexpected {unexpected[:3]}, other shapes {resized[:3]}"
         )
-    model.frontend.load_state_dict(weights)
+    model.nes2net.frontend.load_state_dict(weights)
     logger.info("front-end initialised from %s", source)
 
 
@@ -105,20 +105,20 @@ def prepare_for_training(model: Nes2NetForAudioClassification, recipe: Recipe) -
     """Freezing and memory options of the recipe, applied in place before the model is wrapped for DDP."""
     training = recipe.training
     if training.frontend_lr == 0:
-        model.frontend.requires_grad_(False)
+        model.nes2net.frontend.requires_grad_(False)
     if training.freeze_feature_encoder:
         model.freeze_feature_encoder()
     if training.gradient_checkpointing:
         model.activation_checkpointing_enable()
     # SpecAugment's mask embedding is a parameter even when masking is off; DDP refuses parameters without gradients.
-    frontend_config = getattr(model.frontend, "config", None)
-    if hasattr(model.frontend, "masked_spec_embed") and not getattr(frontend_config, "apply_spec_augment", False):
-        model.frontend.masked_spec_embed.requires_grad_(False)
+    frontend_config = getattr(model.nes2net.frontend, "config", None)
+    if hasattr(model.nes2net.frontend, "masked_spec_embed") and not getattr(frontend_config, "apply_spec_augment", False):
+        model.nes2net.frontend.masked_spec_embed.requires_grad_(False)
 
 
 def parameter_groups(model: Nes2NetForAudioClassification, lr: float, frontend_lr: float | None) -> list[dict]:
     """Optimiser groups: the front-end at `frontend_lr` (default `lr`), the layer merge and back-end at `lr`."""
-    frontend_ids = {id(parameter) for parameter in model.frontend.parameters()}
+    frontend_ids = {id(parameter) for parameter in model.nes2net.frontend.parameters()}
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
     frontend = [parameter for parameter in trainable if id(parameter) in frontend_ids]
     rest = [parameter for parameter in trainable if id(parameter) not in frontend_ids]

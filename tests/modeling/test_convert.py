@@ -120,9 +120,9 @@ def _corrupt(state: dict, how: str) -> dict:
 @pytest.mark.parametrize(
     ("how", "message"),
     [
-        ("missing key", r"model tensors the checkpoint lacks \(1\):\n    backend\.classifier\.bias"),
+        ("missing key", r"model tensors the checkpoint lacks \(1\):\n    classifier\.bias"),
         ("wrong shape", r"Nested_Res2Net_TDNN\.Build_in_Res2Nets\.1\.conv3\.weight -> "
-                        r"backend\.blocks\.1\.conv_out\.weight: checkpoint \(16, 12, 1\), model \(16, 16, 1\)"),
+                        r"nes2net\.backend\.blocks\.1\.conv_out\.weight: checkpoint \(16, 12, 1\), model \(16, 16, 1\)"),
         ("unknown key", r"tensors with no known name \(3\):\n"
                         r"    Nested_Res2Net_TDNN\.Build_in_Res2Nets\.0\.extra\.weight\n"
                         r"    classifier\.weight\n    ssl_model\.model\.encoder\.layers\.0\.adapter\.weight"),

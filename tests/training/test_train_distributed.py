@@ -104,8 +104,8 @@ def test_two_processes_train_the_same_model_as_one(single_and_two_processes):
     one, two = final_weights(single), final_weights(double)
     assert one.keys() == two.keys()
     last_group = slice(48, 64)  # channels 48-63 of the 64 features: the group that skips every block
-    one["frontend.encoder.layer_norm.bias"][last_group] = two["frontend.encoder.layer_norm.bias"][last_group]
-    invariant = {"backend.block_norms.2.weight", "backend.block_norms.2.bias", "backend.norm.running_mean"}
+    one["nes2net.frontend.encoder.layer_norm.bias"][last_group] = two["nes2net.frontend.encoder.layer_norm.bias"][last_group]
+    invariant = {"nes2net.backend.block_norms.2.weight", "nes2net.backend.block_norms.2.bias", "nes2net.backend.norm.running_mean"}
     for key in one.keys() - invariant:
         torch.testing.assert_close(one[key], two[key], atol=1e-5, rtol=0, msg=key)
     dev_one = np.loadtxt(single / "dev" / "epoch-002.csv", delimiter=",", skiprows=1, usecols=1)

@@ -157,7 +157,7 @@ def test_front_end_weights_come_from_a_transformers_checkpoint(tmp_path):
     model = build_model(ModelSpec(config={"frontend_config": frontend, "outer_ratio": 4, "inner_ratio": 4},
                                   frontend_weights=str(tmp_path / "ssl")))
     for name, tensor in pretrained.state_dict().items():
-        torch.testing.assert_close(model.frontend.state_dict()[name], tensor, msg=name)
+        torch.testing.assert_close(model.nes2net.frontend.state_dict()[name], tensor, msg=name)
     wider = dict(frontend, hidden_size=128, intermediate_size=128)
     with pytest.raises(ValueError, match="does not match"):
         build_model(ModelSpec(config={"frontend_config": wider, "outer_ratio": 4, "inner_ratio": 4},
