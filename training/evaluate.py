@@ -37,11 +37,12 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 
 from hub_cards.results import SCHEMA_VERSION, write_result
-from modeling_nes2net import Nes2NetForAudioClassification
+from modeling_nes2net import Nes2NetForAudioClassification, save_model_folder
 from modeling_nes2net.atomic import write_text_atomic
 from modeling_nes2net.detection import ModelNotFoundError, resolve_model_path
 from modeling_nes2net.scoring import bonafide_probability, bonafide_score, log_odds
 from training.batching import PROTOCOL_CROPS, WaveformDataset
+from training.calibration import calibrate_model
 from training.data import collate_waveforms, load_built_dataset, read_build_info
 from training.metrics import (
     asv_error_rates,
@@ -57,6 +58,7 @@ from training.scores import ScoreTable, write_scores
 
 logger = logging.getLogger(__name__)
 
+CALIBRATED_MODEL_DIR = "calibrated-model"
 SCORES = {"bonafide_logit": bonafide_score, "log_odds": log_odds, "bonafide_probability": bonafide_probability}
 SCORE_FILE_NAMES = {"cm": "scores.txt", "cm-keyed": "scores.txt", "asvspoof5": "scores.tsv"}
 POOL_BATCHES = 4
@@ -303,12 +305,18 @@ def evaluate_model(
     max_batches: int | None = None,
     accelerator: Accelerator | None = None,
     progress: bool = True,
+    calibrate: bool = False,
 ) -> dict[str, Any] | None:
     """Score `split` of `dataset` and write scores, metrics, plots and `results.json` to `output_dir`.
+
+    `calibrate` (with `score="log_odds"`): also fit the model's score calibration on these scores
+    (`training.calibration`) and write the calibrated model folder to `output_dir / "calibrated-model"`.
 
     Every process must call this (with `accelerate launch`); the main process writes the outputs and returns the
     results dict, the others return None (as does every process when `max_batches` stopped the scoring early).
     """
+    if calibrate and score != "log_odds":
+        raise ValueError(f"calibration is fitted to the log-odds: score must be 'log_odds', got {score!r}")
     accelerator = accelerator or create_accelerator()
     output_dir = Path(output_dir)
     model_name = model if isinstance(model, (str, os.PathLike)) else getattr(model, "name_or_path", None)
@@ -347,6 +355,11 @@ def evaluate_model(
     plot_score_histogram(bonafide, spoof, output_dir / "score_histogram.png")
     logger.info("%s %s (%s): EER %.3f%% on %d trials; outputs in %s", result["dataset"]["name"], split, protocol,
                 100 * result["metrics"]["eer"], len(scores), output_dir)
+    if calibrate:
+        scale, offset = calibrate_model(model, scores, labels)
+        save_model_folder(model, output_dir / CALIBRATED_MODEL_DIR)
+        logger.info("calibration fitted on %d trials (scale %.4f, offset %.4f): %s", len(scores), scale, offset,
+                    output_dir / CALIBRATED_MODEL_DIR)
     return result
 
 
@@ -380,6 +393,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset-id", help="dataset id in results.json (default: Hub id or folder name)")
     parser.add_argument("--max-batches", type=int,
                         help="stop each process after this many batches; run again to resume")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="fit the model's score calibration on this split's log-odds (logistic regression; implies "
+                             "--score log_odds) and write the calibrated model to OUTPUT_DIR/calibrated-model")
     parser.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"],
                         help="autocast the model (default: Accelerate's configuration)")
 
@@ -393,7 +409,8 @@ def run(args: argparse.Namespace) -> int:
     accelerator = create_accelerator(mixed_precision=args.mixed_precision)
     evaluate_model(
         args.model, args.dataset, args.output_dir, split=args.split, protocol=args.protocol, where=dict(args.where),
-        group_by=args.group_by, batch_size=args.batch_size, num_workers=args.num_workers, score=args.score,
+        group_by=args.group_by, batch_size=args.batch_size, num_workers=args.num_workers,
+        score="log_odds" if args.calibrate else args.score, calibrate=args.calibrate,
         score_format=args.score_format, asv_scores=args.asv_scores, tdcf=args.tdcf, dataset_name=args.dataset_name,
         dataset_id=args.dataset_id, max_batches=args.max_batches, accelerator=accelerator,
     )

@@ -48,6 +48,7 @@ from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification, confi
 from modeling_nes2net.atomic import write_text_atomic
 from modeling_nes2net.averaging import average_model_folders
 from training.batching import PROTOCOL_CROPS, EpochPlan, WaveformDataset, build_augmentation
+from training.calibration import calibrate_model
 from training.checkpoints import (
     latest_checkpoint,
     read_trainer_state,
@@ -366,9 +367,26 @@ class Trainer:
             logger.info("final model (mean of epochs %s): %s",
                         ", ".join(str(entry["epoch"] + 1) for entry in self.state.best), final)
         accelerator.wait_for_everyone()
+        if self.dev_set is not None:
+            self._calibrate(final)
         for spec in self.recipe.evaluation:
             self._evaluate(final, spec)
         return final
+
+    def _calibrate(self, final: Path) -> None:
+        """Fit the final model's score calibration on the dev split's log-odds and write it into its config."""
+        accelerator = self.accelerator
+        model = Nes2NetForAudioClassification.from_pretrained(final).to(accelerator.device)
+        work = self.output_dir / "dev" / "calibration.parts"
+        scores = score_split(model, self.dev_set, work, accelerator, batch_size=self.recipe.training.eval_batch_size,
+                             num_workers=self.recipe.data.num_workers, score="log_odds", resume=False)
+        if accelerator.is_main_process:
+            scale, offset = calibrate_model(model, scores, np.asarray(self.dev_set.column("label"), dtype=np.int64))
+            write_text_atomic(final / "config.json", model.config.to_json_string())
+            shutil.rmtree(work)
+            logger.info("score calibration fitted on %d dev trials: scale %.4f, offset %.4f", len(scores), scale,
+                        offset)
+        accelerator.wait_for_everyone()
 
     def _evaluate(self, model_folder: Path, spec: EvaluationSpec) -> None:
         name = f"{Path(spec.dataset).name}-{spec.split}-{spec.protocol}"
