@@ -1,8 +1,8 @@
 """Nes2Net speech anti-spoofing models for transformers.
 
 Importing this package registers `Nes2NetConfig` with `AutoConfig`, `Nes2NetModel` with `AutoModel`,
-`Nes2NetForAudioClassification` with `AutoModelForAudioClassification` and `Wav2Vec2FeatureExtractor` as the feature
-extractor of `model_type="nes2net"`,
+`Nes2NetForAudioClassification` with `AutoModelForAudioClassification` and `Nes2NetFeatureExtractor` (which refuses
+NaN / infinite, empty and wrong-rate waveforms) with `AutoFeatureExtractor`,
 so `pipeline("audio-classification", model=<saved folder>)` works without `trust_remote_code`.
 """
 
@@ -11,10 +11,10 @@ from transformers import (
     AutoFeatureExtractor,
     AutoModel,
     AutoModelForAudioClassification,
-    Wav2Vec2FeatureExtractor,
 )
 
 from .configuration_nes2net import Nes2NetConfig
+from .feature_extraction_nes2net import Nes2NetFeatureExtractor
 from .folder import feature_extractor_for, save_model_folder
 from .modeling_nes2net import Nes2NetBackend, Nes2NetForAudioClassification, Nes2NetModel, Nes2NetPreTrainedModel
 from .presets import PRESETS, config_from_preset
@@ -22,8 +22,9 @@ from .presets import PRESETS, config_from_preset
 AutoConfig.register(Nes2NetConfig.model_type, Nes2NetConfig, exist_ok=True)
 AutoModel.register(Nes2NetConfig, Nes2NetModel, exist_ok=True)
 AutoModelForAudioClassification.register(Nes2NetConfig, Nes2NetForAudioClassification, exist_ok=True)
-AutoFeatureExtractor.register(Nes2NetConfig, Wav2Vec2FeatureExtractor, exist_ok=True)
+AutoFeatureExtractor.register(Nes2NetConfig, Nes2NetFeatureExtractor, exist_ok=True)
 Nes2NetConfig.register_for_auto_class()
+Nes2NetFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
 Nes2NetModel.register_for_auto_class("AutoModel")
 Nes2NetForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")
 
@@ -31,6 +32,7 @@ __all__ = [
     "PRESETS",
     "Nes2NetBackend",
     "Nes2NetConfig",
+    "Nes2NetFeatureExtractor",
     "Nes2NetForAudioClassification",
     "Nes2NetModel",
     "Nes2NetPreTrainedModel",

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
-from transformers import Wav2Vec2FeatureExtractor
 
 from .atomic import atomic_output
 from .convert import ConversionError, load_original_state_dict
+from .feature_extraction_nes2net import Nes2NetFeatureExtractor
 from .folder import save_model_folder
 from .modeling_nes2net import Nes2NetForAudioClassification
 
@@ -170,7 +170,7 @@ def average_model_folders(folders: Sequence[str | os.PathLike], output: str | os
         logger.warning("the folders have different score calibrations (scale, offset) %s: the average has the "
                        "identity; recalibrate it", sorted(calibrations))
         first.config.calibration_scale, first.config.calibration_offset = 1.0, 0.0
-    feature_extractor = Wav2Vec2FeatureExtractor.from_pretrained(folders[0])
+    feature_extractor = Nes2NetFeatureExtractor.from_pretrained(folders[0])
     return save_model_folder(first, output, feature_extractor, model_card=averaged_folder_card(folders))
 
 
