@@ -88,7 +88,8 @@ def count_parameters(module: nn.Module) -> int:
 
 def backend_complexity(config: Nes2NetConfig, frames: int = 201) -> dict[str, int]:
     """`{"parameters", "macs"}` of the back-end `config` describes with its classifier (the paper's
-    `Nested_Res2Net_TDNN`), for one utterance of `frames` frames (201 frames = 64,600 samples, the paper's 4 s input)."""
+    `Nested_Res2Net_TDNN`), for one utterance of `frames` frames (201 frames = 64,600 samples, the paper's 4 s
+    input)."""
     backend = Nes2NetBackend(config).eval()
     features = torch.zeros(1, frames, config.feature_size)
     with torch.no_grad():

@@ -47,7 +47,8 @@ _CHOICES = {
 _BASE_KWARGS = frozenset({
     "auto_map", "model_type", "name_or_path", "torch_dtype", "_commit_hash", "output_attentions",
     "attn_implementation", "experts_implementation", "per_layer_config", "num_labels",
-    "_attn_implementation_internal", "_experts_implementation_internal", *GenerationConfig._get_default_generation_params(),
+    "_attn_implementation_internal", "_experts_implementation_internal",
+    *GenerationConfig._get_default_generation_params(),
 })
 _LOADING: ContextVar[bool] = ContextVar("nes2net_config_loading", default=False)
 

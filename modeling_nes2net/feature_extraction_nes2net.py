@@ -64,7 +64,8 @@ def _waveforms(raw_speech) -> list[np.ndarray]:
     """The waveforms of one input or a batch, as float arrays."""
     if isinstance(raw_speech, np.ndarray) and raw_speech.ndim <= 1:
         return [np.asarray(raw_speech, dtype=np.float64)]
-    if isinstance(raw_speech, (list, tuple)) and raw_speech and not isinstance(raw_speech[0], (list, tuple, np.ndarray)):
+    is_sequence = isinstance(raw_speech, (list, tuple))
+    if is_sequence and raw_speech and not isinstance(raw_speech[0], (list, tuple, np.ndarray)):
         return [np.asarray(raw_speech, dtype=np.float64)]
     if isinstance(raw_speech, (list, tuple)) and not raw_speech:
         return [np.zeros(0)]

@@ -66,8 +66,10 @@ FRONTEND_RULES: list[tuple[str, str]] = [
     (r"^layer_norm\.", FRONTEND + "feature_projection.layer_norm."),
     (r"^post_extract_proj\.", FRONTEND + "feature_projection.projection."),
     (r"^mask_emb$", FRONTEND + "masked_spec_embed"),
-    (_ORIGINAL_POS_CONV + r"(weight_g|parametrizations\.weight\.original0)$", FRONTEND + _POS_CONV_WEIGHT + "original0"),
-    (_ORIGINAL_POS_CONV + r"(weight_v|parametrizations\.weight\.original1)$", FRONTEND + _POS_CONV_WEIGHT + "original1"),
+    (_ORIGINAL_POS_CONV + r"(weight_g|parametrizations\.weight\.original0)$",
+     FRONTEND + _POS_CONV_WEIGHT + "original0"),
+    (_ORIGINAL_POS_CONV + r"(weight_v|parametrizations\.weight\.original1)$",
+     FRONTEND + _POS_CONV_WEIGHT + "original1"),
     (_ORIGINAL_POS_CONV + r"bias$", FRONTEND + _POS_CONV + "bias"),
     (r"^encoder\.layer_norm\.", FRONTEND + "encoder.layer_norm."),
     (_LAYER + r"self_attn\.(k|q|v|out)_proj\.", FRONTEND + r"encoder.layers.\1.attention.\2_proj."),
@@ -100,7 +102,8 @@ def rename_key(part: str, key: str) -> str | None:
     """The model key of original `key` (relative to its `part`'s prefix), None if unknown. For example
     `backend`, `Build_in_Res2Nets.0.conv1.weight` -> `nes2net.backend.blocks.0.conv_in.weight`; `layer_merge`,
     `fc_att_merge.0.weight` -> `nes2net.layer_merge.squeeze.weight`; `frontend` (fairseq / unilm names relative to
-    the SSL model), `encoder.layers.0.self_attn.k_proj.weight` -> `nes2net.frontend.encoder.layers.0.attention.k_proj.weight`.
+    the SSL model), `encoder.layers.0.self_attn.k_proj.weight` ->
+    `nes2net.frontend.encoder.layers.0.attention.k_proj.weight`.
 
     The positional convolution's weight norm becomes `parametrizations.weight.original0/1` (g, v), the naming of
     `torch.nn.utils.parametrizations.weight_norm` that transformers uses.

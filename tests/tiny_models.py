@@ -6,8 +6,8 @@ from typing import Any
 
 import torch
 
-from modeling_nes2net.original_layout import convert_backend_state_dict
 from modeling_nes2net import Nes2NetBackend, Nes2NetConfig, Nes2NetForAudioClassification
+from modeling_nes2net.original_layout import convert_backend_state_dict
 
 _COMMON_FRONTEND = {
     "hidden_size": 64,

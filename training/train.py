@@ -88,7 +88,7 @@ def build_model(spec: ModelSpec) -> Nes2NetForAudioClassification:
 def load_frontend_weights(model: Nes2NetForAudioClassification, source: str) -> None:
     """Initialise the SSL front-end from a transformers speech model (folder or Hub id) of the same architecture."""
     if model.config.frontend_type != "ssl":
-        raise ValueError("model.nes2net.frontend_weights needs an SSL front-end (frontend_type: ssl)")
+        raise ValueError("model.frontend_weights needs an SSL front-end (frontend_type: ssl)")
     weights = AutoModel.from_pretrained(source).state_dict()
     expected = model.nes2net.frontend.state_dict()
     missing, unexpected = sorted(expected.keys() - weights.keys()), sorted(weights.keys() - expected.keys())
@@ -112,9 +112,9 @@ def prepare_for_training(model: Nes2NetForAudioClassification, recipe: Recipe) -
     if training.gradient_checkpointing:
         model.activation_checkpointing_enable()
     # SpecAugment's mask embedding is a parameter even when masking is off; DDP refuses parameters without gradients.
-    frontend_config = getattr(model.nes2net.frontend, "config", None)
-    if hasattr(model.nes2net.frontend, "masked_spec_embed") and not getattr(frontend_config, "apply_spec_augment", False):
-        model.nes2net.frontend.masked_spec_embed.requires_grad_(False)
+    frontend = model.nes2net.frontend
+    if hasattr(frontend, "masked_spec_embed") and not getattr(frontend.config, "apply_spec_augment", False):
+        frontend.masked_spec_embed.requires_grad_(False)
 
 
 def parameter_groups(model: Nes2NetForAudioClassification, lr: float, frontend_lr: float | None) -> list[dict]:

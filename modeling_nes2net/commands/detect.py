@@ -47,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="table (default); csv; json; asvspoof: 'utt_id score' lines (score = bona fide logit)")
     parser.add_argument("--segments", action="store_true", help="include the per-window timeline in the output")
     parser.add_argument("--threshold", type=float, default=None,
-                        help="decision threshold on the model's calibrated log-odds (default 0: the argmax of its logits)")
+                        help="decision threshold on the model's calibrated log-odds (default 0: the argmax of "
+                             "its logits)")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="windows",
                         help="windows (default: sliding windows, bounded memory); full: whole file in one pass; "
                              "4sec: first 64,600 samples, tiled if shorter")
