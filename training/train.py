@@ -381,11 +381,15 @@ class Trainer:
         scores = score_split(model, self.dev_set, work, accelerator, batch_size=self.recipe.training.eval_batch_size,
                              num_workers=self.recipe.data.num_workers, score="log_odds", resume=False)
         if accelerator.is_main_process:
-            scale, offset = calibrate_model(model, scores, np.asarray(self.dev_set.column("label"), dtype=np.int64))
-            write_text_atomic(final / "config.json", model.config.to_json_string())
             shutil.rmtree(work)
-            logger.info("score calibration fitted on %d dev trials: scale %.4f, offset %.4f", len(scores), scale,
-                        offset)
+            try:
+                scale, offset = calibrate_model(model, scores, np.asarray(self.dev_set.column("label"), np.int64))
+            except ValueError as error:  # a model no better than chance on dev: keep its raw logits
+                logger.warning("no score calibration for %s: %s", final, error)
+            else:
+                write_text_atomic(final / "config.json", model.config.to_json_string())
+                logger.info("score calibration fitted on %d dev trials: scale %.4f, offset %.4f", len(scores), scale,
+                            offset)
         accelerator.wait_for_everyone()
 
     def _evaluate(self, model_folder: Path, spec: EvaluationSpec) -> None:

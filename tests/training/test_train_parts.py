@@ -104,7 +104,8 @@ def test_epoch_plan_splits_every_global_batch_between_processes():
 def test_loss_shares_of_micro_batches_add_up_to_the_global_batch_loss(num_labels):
     """Weighted cross-entropy divides by the batch's total class weight: each micro-batch's loss scaled by its share
     of that weight sums to the loss of the whole batch, which the plain mean of micro-batch losses does not."""
-    model = tiny_model(frontend="spectrogram", num_labels=num_labels)
+    model = tiny_model(frontend="spectrogram", num_labels=num_labels,
+                       loss="weighted_ce" if num_labels == 2 else "focal_bce")
     generator = torch.Generator().manual_seed(0)
     logits = torch.randn(8, num_labels, generator=generator)
     labels = torch.tensor([1, 0, 0, 0, 1, 1, 0, 0])
