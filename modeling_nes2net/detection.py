@@ -22,8 +22,8 @@ Protocols (what reaches the model):
 
 Scores (see `modeling_nes2net.scoring`; higher always means more bona fide):
 - `score`: the bona fide logit, the raw score the ASVspoof evaluation tools expect.
-- `log_odds`: `log p(bonafide) / p(spoof)`; the decision is `bonafide` when `log_odds >= threshold`, with the
-  threshold from `config.decision_threshold` (None -> 0.0, i.e. probability 0.5) unless given.
+- `log_odds`: `log p(bonafide) / p(spoof)` of the model's calibrated logits; the decision is `scoring.verdict`:
+  `bonafide` when `log_odds > threshold`, 0 (the argmax of the logits, what `pipeline` says) unless given.
 - `bonafide_probability`: `sigmoid(log_odds)`.
 
 Aggregation of windows into one decision (`aggregation`):
@@ -59,7 +59,7 @@ import torch
 
 from .audio import AudioInputError, AudioSource, AudioSourceLike, AudioStream
 from .modeling_nes2net import Nes2NetForAudioClassification
-from .scoring import bonafide_score, log_odds
+from .scoring import DECISION_THRESHOLD, bonafide_score, log_odds, verdict
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class DetectionResult:
 
     Attributes:
         source: the input's name (its path, `<bytes>` or `<array>`).
-        label: `"bonafide"` or `"spoof"`: `"bonafide"` when `log_odds >= threshold`.
+        label: `"bonafide"` or `"spoof"`: `scoring.verdict(log_odds, threshold)`.
         bonafide_probability: `sigmoid(log_odds)`.
         score: the bona fide logit, aggregated over segments: the score ASVspoof tools expect.
         log_odds: `log p(bonafide) / p(spoof)`, aggregated over segments; compared with `threshold`.
@@ -299,7 +299,7 @@ class Nes2NetDetector:
         hop: hop between window starts in samples (windows protocol).
         batch_size: segments per forward pass.
         aggregation: `"mean"` or `"any"`, how windows combine into one decision.
-        threshold: decision threshold on the log-odds; None: `model.config.decision_threshold`, or 0.0.
+        threshold: decision threshold on the calibrated log-odds; None: `scoring.DECISION_THRESHOLD` (0).
         device: `"auto"` (CUDA when available), `"cpu"`, `"cuda"`, ...
         quantize: None, `"int8"` (CPU) or `"bf16"`: the opt-in fast path, see `quantize_for_inference`.
     """
@@ -327,8 +327,7 @@ class Nes2NetDetector:
         self.sampling_rate = model.config.sampling_rate
         self.protocol, self.window, self.hop, self.batch_size = protocol, window, hop, batch_size
         self.aggregation = aggregation
-        configured = model.config.decision_threshold
-        self.threshold = float(threshold if threshold is not None else configured if configured is not None else 0.0)
+        self.threshold = float(threshold if threshold is not None else DECISION_THRESHOLD)
         self.min_samples = _min_samples(model)
         self.device = resolve_device(device)
         self.quantize = quantize
@@ -505,7 +504,7 @@ class Nes2NetDetector:
             aggregation, score, odd = "any", float(scores[worst]), float(odds[worst])
         return DetectionResult(
             source=state.name,
-            label="bonafide" if odd >= self.threshold else "spoof",
+            label=verdict(odd, self.threshold),
             bonafide_probability=_sigmoid(odd),
             score=score,
             log_odds=odd,

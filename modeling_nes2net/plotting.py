@@ -12,17 +12,18 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .detection import ENVELOPE_SECONDS, DetectionResult, Segment
+from .scoring import is_bonafide
 
 SPOOF_COLOUR = "tab:red"
 SCORE_COLOUR = "tab:blue"
 
 
 def flagged_regions(segments: list[Segment], threshold: float) -> list[tuple[float, float]]:
-    """`(start, end)` seconds of the time covered by segments whose log-odds fall below `threshold`, overlapping
-    segments merged."""
+    """`(start, end)` seconds of the time covered by segments judged spoof at `threshold` (`scoring.is_bonafide`),
+    overlapping segments merged."""
     regions: list[tuple[float, float]] = []
     for segment in sorted(segments, key=lambda segment: segment.start):
-        if segment.log_odds >= threshold:
+        if is_bonafide(segment.log_odds, threshold):
             continue
         if regions and segment.start <= regions[-1][1]:
             regions[-1] = (regions[-1][0], max(regions[-1][1], segment.end))

@@ -83,3 +83,19 @@ def fit_llr_fusion(scores: np.ndarray, labels: np.ndarray, target_prior: float =
         if converged:
             break
     return parameters[:-1], float(parameters[-1])
+
+
+def calibrate_model(model, log_odds: np.ndarray, labels: np.ndarray, target_prior: float = 0.5) -> tuple[float, float]:
+    """Fit the score calibration on `log_odds` `(n_trials,)` the model gave (with its current calibration) for trials
+    of `labels` `(n_trials,)`, and fold it into `model.config` (`calibration_scale`, `calibration_offset`): the new
+    log-odds are `w * current + c`. Returns the new `(scale, offset)`.
+
+    Raises `ValueError` when the fit is not increasing (the scores rank spoof above bona fide: nothing to calibrate).
+    """
+    (weight,), offset = fit_llr_fusion(np.asarray(log_odds, dtype=np.float64)[:, None], labels, target_prior)
+    if not weight > 0:
+        raise ValueError(f"the scores rank spoof above bona fide (fitted scale {weight:.3g}): cannot calibrate them")
+    config = model.config
+    config.calibration_scale = float(weight * config.calibration_scale)
+    config.calibration_offset = float(weight * config.calibration_offset + offset)
+    return config.calibration_scale, config.calibration_offset

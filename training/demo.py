@@ -10,11 +10,11 @@ Steps, each a function here or in the training library:
    copy of its `metadata.csv` in which a dev split is carved out of `train` (`carve_dev_split`) and each spoofed
    clip's `attack` is its `system` (so the test EER breaks down per spoofing system).
 2. `training.train.train` on `training/recipes/demo.yaml`: the final model is the mean of the last 3 epochs' weights.
-3. `training.evaluate.evaluate_model` scores dev and test with the log-odds `log p(bonafide) / p(spoof)`, the scale
-   of `config.decision_threshold`: the threshold is the dev EER operating point; the test split is measured pooled
-   and per spoofing system, under the `full` (whole utterance, what `pipeline` does) and `4sec` protocols; the test
-   `full` trials also under the channel conditions `ROBUSTNESS_CONDITIONS` (the card's robustness table), with 95 %
-   bootstrap EER intervals.
+3. `training.evaluate.evaluate_model` scores dev and test with the log-odds `log p(bonafide) / p(spoof)`; the
+   calibration offset (`config.calibration_offset`) moves the dev EER operating point to 0; the test split is
+   measured pooled and per spoofing system, under the `full` (whole utterance, what `pipeline` does) and `4sec`
+   protocols; the test `full` trials also under the channel conditions `ROBUSTNESS_CONDITIONS` (the card's
+   robustness table), with 95 % bootstrap EER intervals.
 4. `export_demo_model`: the final weights with that threshold and the training-data note, the feature extractor,
    the remote code, the evaluation outputs and a model card rendered from them, moved into place atomically.
 
@@ -211,11 +211,12 @@ def export_demo_model(
     final_dir: Path, output_dir: Path, results: dict[str, Path], training_data: str, recipe: dict[str, Any],
     minutes: float | None = None,
 ) -> Path:
-    """Write the shipped folder: the final weights with the dev EER threshold and `training_data` in the config, the
+    """Write the shipped folder: the final weights with the dev EER point as calibration offset and `training_data`
+    in the config, the
     feature extractor and remote code, the evaluation outputs (`evaluation/`) and the card; replaced atomically."""
     dev_threshold = json.loads(results["dev-full"].read_text(encoding="utf-8"))["metrics"]["threshold"]
     model = Nes2NetForAudioClassification.from_pretrained(final_dir)
-    model.config.decision_threshold = float(dev_threshold)
+    model.config.calibration_offset = -float(dev_threshold)  # the dev EER point becomes log-odds 0
     model.config.training_data = training_data
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))

@@ -53,11 +53,12 @@ from hub_cards.results import (
     robustness_table,
     write_result,
 )
-from modeling_nes2net import Nes2NetForAudioClassification
+from modeling_nes2net import Nes2NetForAudioClassification, save_model_folder
 from modeling_nes2net.atomic import write_text_atomic
 from modeling_nes2net.detection import ModelNotFoundError, resolve_model_path
 from modeling_nes2net.scoring import bonafide_probability, bonafide_score, log_odds
 from training.batching import PROTOCOL_CROPS, WaveformDataset
+from training.calibration import calibrate_model
 from training.channel import Channel, ChannelSpecError, condition_slug, parse_channel
 from training.data import SAMPLING_RATE, collate_waveforms, load_built_dataset, read_build_info
 from training.metrics import (
@@ -76,6 +77,7 @@ from training.scores import ScoreTable, write_scores
 
 logger = logging.getLogger(__name__)
 
+CALIBRATED_MODEL_DIR = "calibrated-model"
 SCORES = {"bonafide_logit": bonafide_score, "log_odds": log_odds, "bonafide_probability": bonafide_probability}
 SCORE_FILE_NAMES = {"cm": "scores.txt", "cm-keyed": "scores.txt", "asvspoof5": "scores.tsv"}
 POOL_BATCHES = 4
@@ -365,14 +367,20 @@ def evaluate_model(
     channel_seed: int = 0,
     bootstrap: int = 0,
     arena: bool = False,
+    calibrate: bool = False,
 ) -> dict[str, Any] | None:
     """Score `split` of `dataset` and write scores, metrics, plots and `results.json` to `output_dir`.
 
     `perturb` adds channel conditions (`training.channel` SPECs) scored on the same trials (see the module
     docstring); `bootstrap` resamples for 95 % EER intervals (0: none); `arena` writes the leaderboard files.
+    `calibrate` (with `score="log_odds"`): also fit the model's score calibration on the clean scores
+    (`training.calibration`) and write the calibrated model folder to `output_dir / "calibrated-model"`.
+
     Every process must call this (with `accelerate launch`); the main process writes the outputs and returns the
     results dict, the others return None (as does every process when `max_batches` stopped the scoring early).
     """
+    if calibrate and score != "log_odds":
+        raise ValueError(f"calibration is fitted to the log-odds: score must be 'log_odds', got {score!r}")
     channels = {str(channel): channel for channel in map(parse_channel, perturb)}  # a bad SPEC fails first
     accelerator = accelerator or create_accelerator()
     output_dir = Path(output_dir)
@@ -436,6 +444,11 @@ def evaluate_model(
         shutil.rmtree(cache, ignore_errors=True)
     logger.info("%s %s (%s): EER %.3f%% on %d trials; outputs in %s", result["dataset"]["name"], split, protocol,
                 100 * result["metrics"]["eer"], len(scores), output_dir)
+    if calibrate:
+        scale, offset = calibrate_model(model, scores, labels)
+        save_model_folder(model, output_dir / CALIBRATED_MODEL_DIR)
+        logger.info("calibration fitted on %d trials (scale %.4f, offset %.4f): %s", len(scores), scale, offset,
+                    output_dir / CALIBRATED_MODEL_DIR)
     return result
 
 
@@ -513,6 +526,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset-id", help="dataset id in results.json (default: Hub id or folder name)")
     parser.add_argument("--max-batches", type=int,
                         help="stop each process after this many batches; run again to resume")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="fit the model's score calibration on this split's log-odds (logistic regression; implies "
+                             "--score log_odds) and write the calibrated model to OUTPUT_DIR/calibrated-model")
     parser.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"],
                         help="autocast the model (default: Accelerate's configuration)")
     parser.add_argument("--perturb", type=_channel_spec, action="append", default=[], metavar="SPEC",
@@ -535,7 +551,8 @@ def run(args: argparse.Namespace) -> int:
     accelerator = create_accelerator(mixed_precision=args.mixed_precision)
     evaluate_model(
         args.model, args.dataset, args.output_dir, split=args.split, protocol=args.protocol, where=dict(args.where),
-        group_by=args.group_by, batch_size=args.batch_size, num_workers=args.num_workers, score=args.score,
+        group_by=args.group_by, batch_size=args.batch_size, num_workers=args.num_workers,
+        score="log_odds" if args.calibrate else args.score, calibrate=args.calibrate,
         score_format=args.score_format, asv_scores=args.asv_scores, tdcf=args.tdcf, dataset_name=args.dataset_name,
         dataset_id=args.dataset_id, max_batches=args.max_batches, accelerator=accelerator, perturb=args.perturb,
         channel_seed=args.channel_seed, bootstrap=args.bootstrap, arena=args.arena,

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from ..atomic import atomic_output
 from ..audio import AUDIO_EXTENSIONS, find_audio_files
+from ..scoring import verdict
 from ..detection import (
     AGGREGATIONS,
     HOP_SAMPLES,
@@ -46,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="table (default); csv; json; asvspoof: 'utt_id score' lines (score = bona fide logit)")
     parser.add_argument("--segments", action="store_true", help="include the per-window timeline in the output")
     parser.add_argument("--threshold", type=float, default=None,
-                        help="decision threshold on the log-odds (default: the model's decision_threshold, else 0)")
+                        help="decision threshold on the model's calibrated log-odds (default 0: the argmax of "
+                             "its logits)")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="windows",
                         help="windows (default: sliding windows, bounded memory); full: whole file in one pass; "
                              "4sec: first 64,600 samples, tiled if shorter")
@@ -138,7 +140,7 @@ def format_results(results: list[DetectionResult], fmt: str, segments: bool) -> 
 
 
 def _segment_row(result: DetectionResult, segment) -> list:
-    label = "bonafide" if segment.log_odds >= result.threshold else "spoof"
+    label = verdict(segment.log_odds, result.threshold)
     return [result.source, segment.start, segment.end, label, segment.probability, segment.score, segment.log_odds]
 
 
@@ -150,7 +152,7 @@ def _table(results: list[DetectionResult], segments: bool) -> str:
                      f"{result.score:>9.4f}  {result.log_odds:>9.4f}  {result.duration:>9.2f}")
         if segments:
             for segment in result.segments:
-                label = "bonafide" if segment.log_odds >= result.threshold else "spoof"
+                label = verdict(segment.log_odds, result.threshold)
                 span = f"  {segment.start:.2f}-{segment.end:.2f} s"
                 lines.append(f"{span:<{width}}  {label:<8}  {segment.probability:>12.4f}  "
                              f"{segment.score:>9.4f}  {segment.log_odds:>9.4f}")
