@@ -28,6 +28,7 @@ import numpy as np
 import soundfile
 
 from modeling_nes2net.audio import load_audio
+from modeling_nes2net.localisation import pool_segments
 
 from .generic import GenericBuilder
 from .layout import CorpusBuilder, CorpusScan
@@ -193,11 +194,9 @@ def make_splice(
 
 
 def segment_labels(frame_labels: np.ndarray, resolution_ms: int) -> np.ndarray:
-    """10 ms frame labels -> labels of `resolution_ms` segments (a multiple of 10 ms): a segment is spoof (0) when any
-    of its frames is; the last, partial segment counts too. `(frames,)` -> `(ceil(frames / (resolution_ms / 10)),)`."""
-    step = resolution_ms // 10
-    padded = np.pad(frame_labels, (0, -len(frame_labels) % step), constant_values=BONAFIDE)
-    return padded.reshape(-1, step).min(axis=1).astype(np.int8)
+    """10 ms frame labels -> labels of `resolution_ms` segments: a segment is spoof (0) when any of its frames is;
+    the last, partial segment counts too. `(frames,)` -> `(ceil(frames / (resolution_ms / 10)),)` int8."""
+    return pool_segments(frame_labels, resolution_ms).astype(np.int8)
 
 
 def write_splice_corpus(
