@@ -1,0 +1,128 @@
+"""Benchmark: where is it fake? A frame head against the sliding windows of `nes2net detect --segments`, same run.
+
+Data: `nes2net data build splices` of `../shared/data/antispoof-plus` (built here when `--splices` does not exist):
+genuine speech with 1-3 machine-made pieces (0.2-1.6 s) spliced in per file. Its test split (`eval`) only uses clips
+flagged `unseen_in_train` (hosts from DAPS / Expresso, pieces from the generators held out of training: NaturalSpeech
+3, Kokoro-82M, Bark, EnCodec, ...), so speakers and generators are unseen by every model here.
+
+Systems, all starting from `--model` (the embedded default model unless told):
+- `windows`: the model as shipped, `Nes2NetDetector` defaults (4.04 s windows, 50 % hop, mean aggregation): what
+  `nes2net detect --segments` reports today; each 10 ms cell scores the mean of the windows covering it.
+- `windows (tuned)`: the same windows on the fine-tuned model below (its utterance head): same weights as the head.
+- `frame head`: `Nes2NetForAudioFrameClassification` fine-tuned jointly (utterance + frame losses) on the train
+  splices; its utterance score is the aggregation that gives the lowest dev utterance EER (head / min / mean).
+
+Printed: segment EER at each PartialSpoof resolution, the range-based EER and the utterance EER (95 % bootstrap
+intervals over utterances for 160 ms and utterance), and the ratio windows / head. Written to `--output-dir`: the
+numbers as JSON, a localisation plot of one eval splice, and the trained localiser folder.
+
+Run: `nice -n 19 python benchmarks/localisation.py [--epochs 4] [--splices runs/splices]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from modeling_nes2net import Nes2NetForAudioClassification, Nes2NetForAudioFrameClassification  # noqa: E402
+from modeling_nes2net.detection import DEFAULT_MODEL_DIR  # noqa: E402
+from training.data import build_dataset  # noqa: E402
+from training.localisation import (  # noqa: E402
+    UTTERANCE_AGGREGATIONS,
+    LocaliserTraining,
+    score_localiser,
+    score_windows,
+    train_localiser,
+)
+from training.plots import plot_localisation  # noqa: E402
+from training.segment_metrics import (  # noqa: E402
+    PARTIALSPOOF_RESOLUTIONS_MS,
+    bootstrap_interval,
+    localisation_metrics,
+    segment_eer,
+    utterance_eer,
+)
+
+SOURCE = REPO_ROOT.parent / "shared" / "data" / "antispoof-plus"
+
+
+def _table(results: dict[str, dict[str, float]], intervals: dict[str, dict[str, tuple[float, float]]]) -> str:
+    systems = list(results)
+    lines = ["| metric (EER %) | " + " | ".join(systems) + " | windows / head |", "|---" * (len(systems) + 2) + "|"]
+    for metric in results[systems[0]]:
+        cells = []
+        for system in systems:
+            cell = f"{100 * results[system][metric]:.2f}"
+            if metric in intervals[system]:
+                low, high = intervals[system][metric]
+                cell += f" [{100 * low:.1f}, {100 * high:.1f}]"
+            cells.append(cell)
+        head = results["frame head"][metric]
+        ratio = results["windows"][metric] / head if head > 0 else float("inf")
+        lines.append(f"| {metric} | " + " | ".join(cells) + f" | {ratio:.2f}x |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
+    parser.add_argument("--splices", type=Path, default=REPO_ROOT / "runs" / "splices")
+    parser.add_argument("--output-dir", type=Path, default=REPO_ROOT / "runs" / "localisation")
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(args.threads)
+    if not args.splices.exists():
+        build_dataset("splices", SOURCE, args.splices, progress=False)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+
+    shipped = Nes2NetForAudioClassification.from_pretrained(args.model)
+    scored = {"windows": score_windows(shipped, args.splices, "eval")}
+    localiser = Nes2NetForAudioFrameClassification.from_pretrained(args.model)
+    train_localiser(localiser, args.splices, LocaliserTraining(epochs=args.epochs))
+    localiser.save_pretrained(args.output_dir / "localiser")
+    dev = {name: utterance_eer(score_localiser(localiser, args.splices, "dev", name)) for name in UTTERANCE_AGGREGATIONS}
+    aggregation = min(dev, key=dev.get)
+    tuned = Nes2NetForAudioClassification.from_pretrained(args.output_dir / "localiser")
+    scored["windows (tuned)"] = score_windows(tuned, args.splices, "eval")
+    scored["frame head"] = score_localiser(localiser, args.splices, "eval", aggregation)
+
+    results = {name: localisation_metrics(utterances) for name, utterances in scored.items()}
+    intervals = {
+        name: {
+            "segment_eer_160ms": bootstrap_interval(lambda u: segment_eer(u, 160), utterances),
+            "utterance_eer": bootstrap_interval(utterance_eer, utterances),
+        }
+        for name, utterances in scored.items()
+    }
+    eval_utterances = scored["frame head"]
+    example = next(index for index, u in enumerate(eval_utterances) if u.label == 0)
+    plot_localisation(
+        {name: utterances[example].cell_scores for name, utterances in scored.items()},
+        eval_utterances[example].cell_labels,
+        args.output_dir / "localisation.png",
+        title="eval splice: score over time (unseen speakers and generators)",
+    )
+    print(f"eval: {len(eval_utterances)} utterances ({sum(u.label == 0 for u in eval_utterances)} spliced); "
+          f"frame head utterance score: {aggregation} (dev utterance EER {', '.join(f'{k} {100 * v:.2f}%' for k, v in dev.items())})")
+    print(_table(results, intervals))
+    beaten = [f"segment_eer_{r}ms" for r in PARTIALSPOOF_RESOLUTIONS_MS]
+    wins = all(results["frame head"][m] < results["windows"][m] for m in beaten)
+    print(f"frame head beats the windows at every resolution: {wins}")
+    report = {"aggregation": aggregation, "dev_utterance_eer": dev, "results": results, "intervals": intervals}
+    (args.output_dir / "localisation.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
