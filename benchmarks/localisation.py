@@ -39,6 +39,7 @@ from training.data import build_dataset  # noqa: E402
 from training.localisation import (  # noqa: E402
     UTTERANCE_AGGREGATIONS,
     LocaliserTraining,
+    aggregate,
     score_localiser,
     score_windows,
     train_localiser,
@@ -77,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
     parser.add_argument("--splices", type=Path, default=REPO_ROOT / "runs" / "splices")
     parser.add_argument("--output-dir", type=Path, default=REPO_ROOT / "runs" / "localisation")
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--crop-seconds", type=float, default=3.0)
+    parser.add_argument("--train-utterances", type=int, default=None, help="train on a random subset of this size")
+    parser.add_argument("--dev-every", type=int, default=1, help="choose the aggregation on every N-th dev utterance")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -88,14 +92,16 @@ def main(argv: list[str] | None = None) -> int:
 
     shipped = Nes2NetForAudioClassification.from_pretrained(args.model)
     scored = {"windows": score_windows(shipped, args.splices, "eval")}
+    logging.info("windows baseline scored")
     localiser = Nes2NetForAudioFrameClassification.from_pretrained(args.model)
-    train_localiser(localiser, args.splices, LocaliserTraining(epochs=args.epochs))
+    train_localiser(localiser, args.splices, LocaliserTraining(epochs=args.epochs, crop_seconds=args.crop_seconds, max_utterances=args.train_utterances))
     localiser.save_pretrained(args.output_dir / "localiser")
-    dev = {name: utterance_eer(score_localiser(localiser, args.splices, "dev", name)) for name in UTTERANCE_AGGREGATIONS}
+    dev_scored = score_localiser(localiser, args.splices, "dev", every=args.dev_every)
+    dev = {name: utterance_eer(aggregate(dev_scored, name)) for name in UTTERANCE_AGGREGATIONS}
     aggregation = min(dev, key=dev.get)
     tuned = Nes2NetForAudioClassification.from_pretrained(args.output_dir / "localiser")
     scored["windows (tuned)"] = score_windows(tuned, args.splices, "eval")
-    scored["frame head"] = score_localiser(localiser, args.splices, "eval", aggregation)
+    scored["frame head"] = aggregate(score_localiser(localiser, args.splices, "eval"), aggregation)
 
     results = {name: localisation_metrics(utterances) for name, utterances in scored.items()}
     intervals = {

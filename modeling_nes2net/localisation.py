@@ -33,11 +33,6 @@ class Stretch:
         return f"{self.start:.2f}-{self.end:.2f} s (log-odds {self.log_odds:+.2f})"
 
 
-def num_cells(num_samples: int, sampling_rate: int) -> int:
-    """Number of whole 10 ms cells in `num_samples` samples."""
-    return int(num_samples // round(CELL_SECONDS * sampling_rate))
-
-
 def frame_cell_scores(frame_scores: np.ndarray, frame_times: np.ndarray, cells: int) -> np.ndarray:
     """`(frames,)` scores at frame centres `frame_times` (seconds, ascending) -> `(cells,)`: each cell the score of
     the frame nearest to its centre."""

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -43,6 +44,8 @@ class LocaliserTraining:
     learning_rate: float = 1e-3
     crop_seconds: float = 4.0
     freeze_utterance_model: bool = False
+    max_utterances: int | None = None
+    """Train on a random subset of this many utterances (all when None)."""
     seed: int = 0
 
 
@@ -72,6 +75,8 @@ def train_localiser(
     torch.manual_seed(training.seed)
     rng = np.random.default_rng(training.seed)
     rows = load_training_dataset(dataset, split, crop="full", columns=("label", LABEL_COLUMN))
+    if training.max_utterances is not None and training.max_utterances < len(rows):
+        rows = rows.select(np.sort(rng.choice(len(rows), training.max_utterances, replace=False)))
     if training.freeze_utterance_model:
         model.freeze_utterance_model()
     parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
@@ -79,6 +84,7 @@ def train_localiser(
     crop_cells = round(training.crop_seconds / CELL_SECONDS)
     model.train()
     for epoch in range(training.epochs):
+        began = time.perf_counter()
         order = rng.permutation(len(rows))
         losses = []
         for first in range(0, len(order), training.batch_size):
@@ -97,32 +103,40 @@ def train_localiser(
             output.loss.backward()
             optimizer.step()
             losses.append(output.loss.item())
-        logger.info("localiser epoch %d: mean loss %.4f", epoch + 1, float(np.mean(losses)))
+        logger.info(
+            "localiser epoch %d: mean loss %.4f (%.0f s)", epoch + 1, float(np.mean(losses)), time.perf_counter() - began
+        )
     return model.eval()
 
 
 @torch.inference_mode()
 def score_localiser(
-    model: Nes2NetForAudioFrameClassification,
-    dataset: str | os.PathLike,
-    split: str,
-    aggregation: str = "head",
+    model: Nes2NetForAudioFrameClassification, dataset: str | os.PathLike, split: str, every: int = 1
 ) -> list[LocalisedUtterance]:
-    """Score every utterance of `split` whole: 10 ms cell scores from the frame head's log-odds, the utterance score
-    by `aggregation` (one of `UTTERANCE_AGGREGATIONS`)."""
-    if aggregation not in UTTERANCE_AGGREGATIONS:
-        raise ValueError(f"unknown aggregation {aggregation!r}; choose from {UTTERANCE_AGGREGATIONS}")
+    """Score every `every`-th utterance of `split` whole: 10 ms cell scores from the frame head's log-odds, the
+    utterance score from the utterance head (see `aggregate` for the others)."""
     model.eval()
     scored = []
-    for item in load_training_dataset(dataset, split, crop="full", columns=("label", LABEL_COLUMN)):
+    rows = load_training_dataset(dataset, split, crop="full", columns=("label", LABEL_COLUMN))
+    for item in rows.select(range(0, len(rows), every)):
         waveform = torch.as_tensor(np.asarray(item["input_values"]))[None]
         output = model(input_values=waveform)
         frame_scores = log_odds(output.frame_logits[0]).numpy()
         labels = np.asarray(item[LABEL_COLUMN], np.int8)
         cells = frame_cell_scores(frame_scores, model.frame_times(len(frame_scores)).numpy(), len(labels))
-        utterance = {"head": float(log_odds(output.logits)[0]), "min": cells.min(), "mean": cells.mean()}[aggregation]
-        scored.append(LocalisedUtterance(cells, labels, float(utterance), int(item["label"])))
+        scored.append(LocalisedUtterance(cells, labels, float(log_odds(output.logits)[0]), int(item["label"])))
     return scored
+
+
+def aggregate(utterances: list[LocalisedUtterance], aggregation: str) -> list[LocalisedUtterance]:
+    """The utterances with their score made by `aggregation` (one of `UTTERANCE_AGGREGATIONS`); `head` keeps the
+    utterance head's score that `score_localiser` gives."""
+    if aggregation not in UTTERANCE_AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {aggregation!r}; choose from {UTTERANCE_AGGREGATIONS}")
+    if aggregation == "head":
+        return list(utterances)
+    reduce = np.min if aggregation == "min" else np.mean
+    return [replace(u, score=float(reduce(u.cell_scores))) for u in utterances]
 
 
 def score_windows(

@@ -156,6 +156,7 @@ def _table(results: list[DetectionResult], segments: bool) -> str:
                 span = f"  {segment.start:.2f}-{segment.end:.2f} s"
                 lines.append(f"{span:<{width}}  {label:<8}  {segment.probability:>12.4f}  "
                              f"{segment.score:>9.4f}  {segment.log_odds:>9.4f}")
+            lines.extend(f"  spoofed stretch {stretch}" for stretch in result.stretches)
     return "\n".join(lines) + "\n"
 
 
