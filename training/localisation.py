@@ -111,14 +111,20 @@ def train_localiser(
 
 @torch.inference_mode()
 def score_localiser(
-    model: Nes2NetForAudioFrameClassification, dataset: str | os.PathLike, split: str, every: int = 1
+    model: Nes2NetForAudioFrameClassification,
+    dataset: str | os.PathLike,
+    split: str,
+    max_utterances: int | None = None,
+    seed: int = 0,
 ) -> list[LocalisedUtterance]:
-    """Score every `every`-th utterance of `split` whole: 10 ms cell scores from the frame head's log-odds, the
-    utterance score from the utterance head (see `aggregate` for the others)."""
+    """Score the utterances of `split` (a random subset of `max_utterances` when given) whole: 10 ms cell scores from
+    the frame head's log-odds, the utterance score from the utterance head (see `aggregate` for the others)."""
     model.eval()
     scored = []
     rows = load_training_dataset(dataset, split, crop="full", columns=("label", LABEL_COLUMN))
-    for item in rows.select(range(0, len(rows), every)):
+    if max_utterances is not None and max_utterances < len(rows):
+        rows = rows.select(np.sort(np.random.default_rng(seed).choice(len(rows), max_utterances, replace=False)))
+    for item in rows:
         waveform = torch.as_tensor(np.asarray(item["input_values"]))[None]
         output = model(input_values=waveform)
         frame_scores = log_odds(output.frame_logits[0]).numpy()
