@@ -126,8 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         args.output_dir / "localisation.png",
         title="eval splice: score over time (unseen speakers and generators)",
     )
-    print(f"eval: {len(eval_utterances)} utterances ({sum(u.label == 0 for u in eval_utterances)} spliced); "
-          f"frame head utterance score: {aggregation} (dev utterance EER {', '.join(f'{k} {100 * v:.2f}%' for k, v in dev.items())})")
+    dev_text = ", ".join(f"{name} {100 * value:.2f}%" for name, value in dev.items())
+    spliced = sum(u.label == 0 for u in eval_utterances)
+    print(f"eval: {len(eval_utterances)} utterances ({spliced} spliced); "
+          f"frame head utterance score: {aggregation} (dev utterance EER {dev_text})")
     print(_table(results, intervals))
     by_aggregation = {
         f"{name}, {rule}": utterance_eer(aggregate(utterances, rule))

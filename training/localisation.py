@@ -103,9 +103,8 @@ def train_localiser(
             output.loss.backward()
             optimizer.step()
             losses.append(output.loss.item())
-        logger.info(
-            "localiser epoch %d: mean loss %.4f (%.0f s)", epoch + 1, float(np.mean(losses)), time.perf_counter() - began
-        )
+        seconds = time.perf_counter() - began
+        logger.info("localiser epoch %d: mean loss %.4f (%.0f s)", epoch + 1, float(np.mean(losses)), seconds)
     return model.eval()
 
 

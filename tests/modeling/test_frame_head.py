@@ -1,4 +1,4 @@
-"""Nes2NetForAudioFrameClassification: frame logits before pooling, the utterance head kept, Auto classes, remote code."""
+"""Nes2NetForAudioFrameClassification: frame logits before pooling, the utterance head kept, Auto class, remote code."""
 
 from __future__ import annotations
 

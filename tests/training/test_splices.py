@@ -78,7 +78,8 @@ def _mini_corpus(root: Path, mini_antispoof: Path) -> Path:
     """A generic-layout corpus of 3 s crops of real clips, with an `unseen_in_train` column."""
     rows = list(csv.DictReader(open(mini_antispoof / "metadata.csv", encoding="utf-8")))
     picked = []
-    for split, label, count in (("train", "bonafide", 2), ("train", "spoof", 2), ("test", "bonafide", 2), ("test", "spoof", 3)):
+    counts = (("train", "bonafide", 2), ("train", "spoof", 2), ("test", "bonafide", 2), ("test", "spoof", 3))
+    for split, label, count in counts:
         picked += [row for row in rows if row["split"] == split and row["label"] == label][:count]
     table = []
     for index, row in enumerate(picked):
@@ -87,8 +88,9 @@ def _mini_corpus(root: Path, mini_antispoof: Path) -> Path:
         (root / "clips").mkdir(parents=True, exist_ok=True)
         soundfile.write(root / name, audio[: 3 * rate], rate)
         held_out = row["split"] == "test" and not (row["label"] == "spoof" and len(table) == len(picked) - 1)
-        table.append({"file_name": name, "label": row["label"], "split": row["split"],
-                      "attack": row["system"] if row["label"] == "spoof" else "", "unseen_in_train": str(held_out).lower()})
+        attack = row["system"] if row["label"] == "spoof" else ""
+        table.append({"file_name": name, "label": row["label"], "split": row["split"], "attack": attack,
+                      "unseen_in_train": str(held_out).lower()})
     with open(root / "metadata.csv", "w", newline="", encoding="utf-8") as file:
         writer = csv.DictWriter(file, fieldnames=list(table[0]))
         writer.writeheader()

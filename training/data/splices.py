@@ -182,7 +182,8 @@ def make_splice(
         position = int(boundary)
         if rng.random() < options.substitute_probability:
             limit = chosen[index + 1] - 2 if index + 1 < len(chosen) else len(host) // FRAME_SAMPLES - 2
-            later = boundaries[(boundaries >= boundary + min_frames) & (boundaries <= min(limit, boundary + max_frames))]
+            reach = min(limit, boundary + max_frames)
+            later = boundaries[(boundaries >= boundary + min_frames) & (boundaries <= reach)]
             if len(later):
                 position = int(rng.choice(later))
     parts.append((host[position * FRAME_SAMPLES :], BONAFIDE))
@@ -235,7 +236,9 @@ def write_splice_corpus(
 
 def _generator(utterance: Utterance) -> str:
     """The spoof clip's `attack`, or its `system` column where the table names the generator there."""
-    name = utterance.attack if utterance.attack != ATTACK_UNKNOWN else utterance.metadata.get("system") or ATTACK_UNKNOWN
+    name = utterance.attack
+    if name == ATTACK_UNKNOWN:
+        name = utterance.metadata.get("system") or ATTACK_UNKNOWN
     return str(name).replace(" ", "_")
 
 
