@@ -33,6 +33,12 @@ Aggregation of windows into one decision (`aggregation`):
   soon as any window is spoof: the rule for partially spoofed audio (a synthetic sentence spliced into a real
   interview), at the price of more false alarms on long recordings.
 
+Where (`timeline`, `stretches`): a model with a frame head (`Nes2NetForAudioFrameClassification`) gives log-odds per
+10 ms, windows covering the same instant averaged; without one, each 10 ms takes the mean of the windows covering it.
+Stretches of at least 0.2 s below the threshold are listed, and a bona fide verdict that would hide one reads
+`partly spoofed` instead: on dev splices, flagging an utterance by its most spoof-like stretch separated partial
+spoofs best (`benchmarks/localisation.py`).
+
 Memory stays bounded: a background thread decodes block by block (`AudioStream`) and cuts windows into a bounded
 queue, overlapped with the model; the main thread keeps a pool of up to `4 * batch_size` segments and, whenever it is
 full (or holds a batch while decoding lags behind), scores one batch: the oldest pooled segment with the pooled
