@@ -17,7 +17,8 @@ intervals over utterances for 160 ms and utterance), and the ratio windows / hea
 numbers as JSON, a localisation plot of one eval splice, and the trained localiser folder.
 
 Run: `nice -n 19 python benchmarks/localisation.py [--epochs 3] [--splices runs/splices]`; on the shared 2-core machine
-the figures in the README came from `--epochs 2 --train-utterances 480 --dev-utterances 120` (3 s crops).
+the README's figures came from `--epochs 2 --train-utterances 480 --dev-utterances 120`, then three runs of
+`--epochs 1 --continue-from <the previous localiser>` on every train splice (3 s crops).
 """
 
 from __future__ import annotations
