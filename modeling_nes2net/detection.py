@@ -33,6 +33,12 @@ Aggregation of windows into one decision (`aggregation`):
   soon as any window is spoof: the rule for partially spoofed audio (a synthetic sentence spliced into a real
   interview), at the price of more false alarms on long recordings.
 
+Where (`timeline`, `stretches`): a model with a frame head (`Nes2NetForAudioFrameClassification`) gives log-odds per
+10 ms, windows covering the same instant averaged; without one, each 10 ms takes the mean of the windows covering it.
+Stretches of at least 0.2 s below the threshold are listed, and a bona fide verdict that would hide one reads
+`partly spoofed` instead: on dev splices, flagging an utterance by its most spoof-like stretch separated partial
+spoofs best (`benchmarks/localisation.py`).
+
 Memory stays bounded: a background thread decodes block by block (`AudioStream`) and cuts windows into a bounded
 queue, overlapped with the model; the main thread keeps a pool of up to `4 * batch_size` segments and, whenever it is
 full (or holds a batch while decoding lags behind), scores one batch: the oldest pooled segment with the pooled
@@ -58,7 +64,8 @@ import numpy as np
 import torch
 
 from .audio import AudioInputError, AudioSource, AudioSourceLike, AudioStream
-from .modeling_nes2net import Nes2NetForAudioClassification
+from .localisation import CELL_SECONDS, Stretch, frame_cell_scores, spoofed_stretches, window_cell_scores
+from .modeling_nes2net import Nes2NetForAudioClassification, Nes2NetForAudioFrameClassification
 from .scoring import DECISION_THRESHOLD, bonafide_score, log_odds, verdict
 
 logger = logging.getLogger(__name__)
@@ -76,6 +83,8 @@ ENVELOPE_SECONDS = 0.1  # one peak-amplitude point per 0.1 s
 SILENCE_PEAK = 1.0 / 32768  # at most one 16-bit step: digital silence
 POOL_BATCHES = 4  # segments pooled to choose each batch from: POOL_BATCHES * batch_size
 FULL_PROTOCOL_WARNING_SECONDS = 600.0
+PARTLY_SPOOFED = "partly spoofed"
+MIN_STRETCH_SECONDS = 0.2  # the shortest spoofed stretch reported (the splices builder's shortest piece)
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -100,7 +109,8 @@ class DetectionResult:
 
     Attributes:
         source: the input's name (its path, `<bytes>` or `<array>`).
-        label: `"bonafide"` or `"spoof"`: `scoring.verdict(log_odds, threshold)`.
+        label: `"bonafide"` or `"spoof"`: `scoring.verdict(log_odds, threshold)`; `"partly spoofed"` when that says
+            bona fide but a stretch of the timeline scores below the threshold (see `stretches`).
         bonafide_probability: `sigmoid(log_odds)`.
         score: the bona fide logit, aggregated over segments: the score ASVspoof tools expect.
         log_odds: `log p(bonafide) / p(spoof)`, aggregated over segments; compared with `threshold`.
@@ -110,6 +120,10 @@ class DetectionResult:
         duration: seconds of 16 kHz audio that reached the model (before `4sec` tiling; `4sec` reads at most 4.04 s).
         segments: the timeline, one `Segment` per scored window (a single one for `full` and `4sec`).
         envelope: peak absolute amplitude per `ENVELOPE_SECONDS` of the audio read, for plotting.
+        timeline: log-odds per 10 ms (`localisation.CELL_SECONDS`): the frame head's where the model has one
+            (`Nes2NetForAudioFrameClassification`), else the mean of the windows covering each instant; None for a
+            single window without a frame head.
+        stretches: the stretches of at least `MIN_STRETCH_SECONDS` whose timeline falls below the threshold.
     """
 
     source: str
@@ -123,10 +137,13 @@ class DetectionResult:
     duration: float
     segments: list[Segment]
     envelope: np.ndarray = field(repr=False, compare=False)
+    timeline: np.ndarray | None = field(default=None, repr=False, compare=False)
+    stretches: list[Stretch] = field(default_factory=list)
 
     @property
     def is_spoof(self) -> bool:
-        return self.label == "spoof"
+        """Spoofed as a whole or in part."""
+        return self.label != "bonafide"
 
     def to_dict(self, include_segments: bool = True) -> dict:
         """A JSON-ready dict (no envelope); segments as a list of dicts when `include_segments`."""
@@ -143,6 +160,7 @@ class DetectionResult:
         }
         if include_segments:
             result["segments"] = [vars(segment) for segment in self.segments]
+            result["stretches"] = [vars(stretch) for stretch in self.stretches]
         return result
 
 
@@ -278,6 +296,7 @@ class _FileState:
     starts: list[int] = field(default_factory=list)
     lengths: list[int] = field(default_factory=list)
     logits: dict[int, np.ndarray] = field(default_factory=dict)
+    frame_scores: dict[int, np.ndarray] = field(default_factory=dict)
     ended: bool = False
     samples: int = 0
     envelope: np.ndarray | None = None
@@ -340,7 +359,11 @@ class Nes2NetDetector:
     ) -> Nes2NetDetector:
         """Load a model folder or Hub id (None: the embedded default model) and wrap it; `options` are
         `Nes2NetDetector`'s keyword arguments."""
-        model = Nes2NetForAudioClassification.from_pretrained(resolve_model_path(model_name_or_path))
+        path = resolve_model_path(model_name_or_path)
+        architectures = Nes2NetForAudioClassification.config_class.from_pretrained(path).architectures or []
+        framed = Nes2NetForAudioFrameClassification.__name__ in architectures
+        model_class = Nes2NetForAudioFrameClassification if framed else Nes2NetForAudioClassification
+        model = model_class.from_pretrained(path)
         return cls(model, device=device, **options)
 
     def detect(self, audio: AudioSourceLike, sampling_rate: int | None = None) -> DetectionResult:
@@ -461,14 +484,21 @@ class Nes2NetDetector:
         first = max(0, min(oldest - self.batch_size // 2, len(pool) - self.batch_size))
         chosen = sorted(by_length[first : first + self.batch_size], reverse=True)
         batch = [pool.pop(position) for position in chosen]
-        logits = self.score_waveforms([waveform for _, _, waveform in batch])
-        for (index, segment, _), row in zip(batch, logits):
-            files[index].logits[segment] = row
+        logits, frame_scores = self.score_frames([waveform for _, _, waveform in batch])
+        for row, (index, segment, _) in enumerate(batch):
+            files[index].logits[segment] = logits[row]
+            if frame_scores is not None:
+                files[index].frame_scores[segment] = frame_scores[row]
 
-    @torch.inference_mode()
     def score_waveforms(self, waveforms: list[np.ndarray]) -> np.ndarray:
         """Logits `(len(waveforms), num_labels)` of 16 kHz mono waveforms, in one batch padded to the longest with
         an attention mask (none when all lengths are equal)."""
+        return self.score_frames(waveforms)[0]
+
+    @torch.inference_mode()
+    def score_frames(self, waveforms: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        """`score_waveforms`' logits and, for a model with a frame head, each waveform's frame log-odds `(frames,)`
+        (its real frames only); None otherwise."""
         lengths = [len(waveform) for waveform in waveforms]
         input_values = torch.zeros(len(waveforms), max(lengths))
         for row, waveform in enumerate(waveforms):
@@ -478,7 +508,13 @@ class Nes2NetDetector:
             attention_mask = (torch.arange(max(lengths))[None, :] < torch.tensor(lengths)[:, None]).long()
             attention_mask = attention_mask.to(self.device)
         input_values = input_values.to(self.device, self.input_dtype)
-        return self.model(input_values=input_values, attention_mask=attention_mask).logits.float().cpu().numpy()
+        output = self.model(input_values=input_values, attention_mask=attention_mask)
+        logits = output.logits.float().cpu().numpy()
+        if not isinstance(self.model, Nes2NetForAudioFrameClassification):
+            return logits, None
+        frames = self.model.frame_lengths(torch.tensor(lengths)).tolist()
+        frame_odds = log_odds(output.frame_logits.float().flatten(0, 1)).unflatten(0, output.frame_logits.shape[:2])
+        return logits, [row[:count].cpu().numpy() for row, count in zip(frame_odds, frames)]
 
     def _finish(self, state: _FileState) -> DetectionResult | DetectionFailure:
         if state.error is not None:
@@ -502,9 +538,12 @@ class Nes2NetDetector:
         else:
             worst = int(odds.argmin())
             aggregation, score, odd = "any", float(scores[worst]), float(odds[worst])
+        timeline = self._timeline(state, segments)
+        stretches = [] if timeline is None else spoofed_stretches(timeline, self.threshold, MIN_STRETCH_SECONDS)
+        label = verdict(odd, self.threshold)
         return DetectionResult(
             source=state.name,
-            label=verdict(odd, self.threshold),
+            label=PARTLY_SPOOFED if label == "bonafide" and stretches else label,
             bonafide_probability=_sigmoid(odd),
             score=score,
             log_odds=odd,
@@ -514,7 +553,27 @@ class Nes2NetDetector:
             duration=min(state.samples, self.window if self.protocol == "4sec" else state.samples) / rate,
             segments=segments,
             envelope=envelope,
+            timeline=timeline,
+            stretches=stretches,
         )
+
+    def _timeline(self, state: _FileState, segments: list[Segment]) -> np.ndarray | None:
+        """Log-odds per 10 ms cell of the audio scored: the frame head's (cells seen by several windows take the
+        mean), else the windows'; None for one window without a frame head."""
+        cells = int(round(max(segment.end for segment in segments) / CELL_SECONDS))
+        if not state.frame_scores:
+            if len(segments) == 1:
+                return None
+            starts, ends = (np.asarray([getattr(segment, name) for segment in segments]) for name in ("start", "end"))
+            return window_cell_scores(starts, ends, np.asarray([segment.log_odds for segment in segments]), cells)
+        totals, counts = np.zeros(cells), np.zeros(cells)
+        for index, segment in enumerate(segments):
+            scores = state.frame_scores[index]
+            first, stop = round(segment.start / CELL_SECONDS), min(cells, round(segment.end / CELL_SECONDS))
+            times = self.model.frame_times(len(scores)).numpy()
+            totals[first:stop] += frame_cell_scores(scores, times, stop - first)
+            counts[first:stop] += 1
+        return totals / np.maximum(counts, 1)
 
 
 def _sigmoid(value: float) -> float:

@@ -537,3 +537,114 @@ __all__ = [
     "Nes2NetModel",
     "Nes2NetForAudioClassification",
 ]
+
+
+@dataclass
+class Nes2NetFrameClassifierOutput(Nes2NetClassifierOutput):
+    r"""
+    [`Nes2NetClassifierOutput`] (the calibrated utterance `logits` `(batch_size, num_labels)`, ...) plus:
+
+    frame_logits (`torch.FloatTensor` of shape `(batch_size, frames, num_labels)`):
+        Bona fide / spoof logits of every back-end frame (padded frames included; mask them with `frame_mask`).
+    frame_mask (`torch.BoolTensor` of shape `(batch_size, frames)`, *optional*):
+        True on real frames, when an `attention_mask` was given.
+    """
+
+    frame_logits: torch.FloatTensor | None = None
+    frame_mask: torch.BoolTensor | None = None
+
+
+class Nes2NetForAudioFrameClassification(Nes2NetForAudioClassification):
+    """Nes2Net that also says where: [`Nes2NetForAudioClassification`] (same weights, same utterance `logits`) plus a
+    linear frame classifier on the nested Res2Net's output before pooling, giving bona fide / spoof logits per
+    back-end frame (20 ms for the spectrogram front-end at hop 320 and for wav2vec2-style SSL front-ends).
+
+    Loading a trained utterance model into this class keeps its trunk and classifier and initialises the frame
+    classifier only (train it jointly, or alone after `freeze_utterance_model`); loading a frame model into
+    `Nes2NetForAudioClassification` drops the frame classifier. Frame logits are not calibrated: their log-odds
+    `frame_logits[..., 1] - frame_logits[..., 0]` are what cross-entropy trained them to be.
+    """
+
+    def __init__(self, config: Nes2NetConfig):
+        super().__init__(config)
+        self.frame_classifier = nn.Linear(config.feature_size, config.num_labels)
+        self.post_init()
+
+    def freeze_utterance_model(self) -> None:
+        """Stop gradients into everything but the frame classifier (to train it on top of a trained model)."""
+        for name, parameter in self.named_parameters():
+            parameter.requires_grad = name.startswith("frame_classifier.")
+
+    def frame_times(self, num_frames: int) -> torch.Tensor:
+        """Centre of each of `num_frames` back-end frames, in seconds from the start of the input: `(num_frames,)`."""
+        config = self.config
+        if config.frontend_type == "spectrogram":
+            stride, receptive_field = config.spectrogram_hop_length, config.spectrogram_n_fft
+        else:
+            stride, receptive_field = 1, 1
+            for kernel, conv_stride in zip(config.frontend_config.conv_kernel, config.frontend_config.conv_stride):
+                receptive_field += (kernel - 1) * stride
+                stride *= conv_stride
+        return (torch.arange(num_frames) * stride + receptive_field / 2) / config.sampling_rate
+
+    def compute_frame_loss(self, frame_logits: torch.Tensor, frame_labels: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy (2 logits) or binary cross-entropy (1 logit) over the frames whose label is not -100:
+        `frame_logits` `(batch, frames, num_labels)`, `frame_labels` `(batch, frames)` (1 bona fide, 0 spoof)."""
+        if self.config.num_labels == 2:
+            return F.cross_entropy(frame_logits.flatten(0, 1), frame_labels.flatten().long(), ignore_index=-100)
+        kept = frame_labels != -100
+        return F.binary_cross_entropy_with_logits(frame_logits[..., 0][kept], frame_labels[kept].to(frame_logits.dtype))
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        frame_labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> Nes2NetFrameClassifierOutput | tuple:
+        r"""
+        input_values (`torch.FloatTensor` of shape `(batch_size, samples)`):
+            Raw 16 kHz mono waveform in [-1, 1].
+        attention_mask (`torch.LongTensor` of shape `(batch_size, samples)`, *optional*):
+            1 on real samples, 0 on padding (see [`Nes2NetModel.forward`]).
+        labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            Utterance labels, 1 for bona fide, 0 for spoof (the utterance loss).
+        frame_labels (`torch.LongTensor` of shape `(batch_size, frames)`, *optional*):
+            Frame labels, 1 bona fide, 0 spoof, -100 ignored (padded frames are ignored whatever they hold).
+
+        Returns [`Nes2NetFrameClassifierOutput`]; `loss` is the sum of the utterance and frame losses given labels.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.nes2net(
+            input_values,
+            attention_mask=attention_mask,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=True,
+        )
+        logits = self.calibration(self.classifier(outputs.pooler_output))
+        frame_logits = self.frame_classifier(outputs.last_hidden_state)
+        losses = []
+        if labels is not None:
+            losses.append(self.compute_loss(logits, labels))
+        if frame_labels is not None:
+            if outputs.frame_mask is not None:
+                frame_labels = frame_labels.masked_fill(~outputs.frame_mask, -100)
+            losses.append(self.compute_frame_loss(frame_logits, frame_labels))
+        output = Nes2NetFrameClassifierOutput(
+            loss=sum(losses) if losses else None,
+            logits=logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            pooler_output=outputs.pooler_output,
+            merged_features=outputs.merged_features if outputs.hidden_states is not None else None,
+            frame_logits=frame_logits,
+            frame_mask=outputs.frame_mask,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+__all__ += ["Nes2NetFrameClassifierOutput", "Nes2NetForAudioFrameClassification"]

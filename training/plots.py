@@ -17,6 +17,7 @@ from scipy.special import ndtri
 
 from training.metrics import compute_det_curve, compute_eer, eer_from_det_curve
 from modeling_nes2net.atomic import atomic_output
+from modeling_nes2net.localisation import CELL_SECONDS, spoofed_stretches
 
 DET_TICKS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4)
 """Axis ticks of the standard DET plot (as rates; labelled in percent)."""
@@ -166,4 +167,38 @@ def plot_condition_eers(
     axes.grid(True, axis="x", color="0.9")
     if title:
         axes.set_title(title, fontsize=9)
+    return _save_png(figure, path)
+
+
+def plot_localisation(
+    timelines: Mapping[str, ArrayLike],
+    cell_labels: ArrayLike,
+    path: str | os.PathLike,
+    threshold: float = 0.0,
+    title: str | None = None,
+    size: tuple[float, float] = (9.0, 3.5),
+    dpi: int = 100,
+) -> Path:
+    """Scores over time, one line per system, with the true spoofed stretches shaded.
+
+    Args:
+        timelines: name -> `(cells,)` log-odds on the 10 ms grid (`modeling_nes2net.localisation`).
+        cell_labels: `(cells,)` 10 ms labels, 1 bona fide, 0 spoof.
+        threshold: the decision threshold drawn as a horizontal line.
+    """
+    labels = np.asarray(cell_labels, dtype=np.float64)
+    figure = _new_figure(size, dpi)
+    axes = figure.add_subplot()
+    for index, stretch in enumerate(spoofed_stretches(labels, threshold=0.5, min_seconds=CELL_SECONDS)):
+        axes.axvspan(stretch.start, stretch.end, color="tab:red", alpha=0.2, label="spoofed" if index == 0 else None)
+    for name, scores in timelines.items():
+        scores = np.asarray(scores, dtype=np.float64)
+        axes.plot((np.arange(len(scores)) + 0.5) * CELL_SECONDS, scores, linewidth=1.2, label=name)
+    axes.axhline(threshold, color="black", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
+    axes.set_xlabel("time (s)")
+    axes.set_ylabel("log-odds (higher = more bona fide)")
+    axes.set_xlim(0, len(labels) * CELL_SECONDS)
+    axes.legend(fontsize="small", loc="lower right")
+    if title:
+        axes.set_title(title)
     return _save_png(figure, path)

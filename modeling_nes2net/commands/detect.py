@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recursive", action="store_true", help="also look for audio in sub-folders")
     parser.add_argument("--format", choices=FORMATS, default="table",
                         help="table (default); csv; json; asvspoof: 'utt_id score' lines (score = bona fide logit)")
-    parser.add_argument("--segments", action="store_true", help="include the per-window timeline in the output")
+    parser.add_argument("--segments", action="store_true", help="include the per-window timeline and the spoofed stretches in the output")
     parser.add_argument("--threshold", type=float, default=None,
                         help="decision threshold on the model's calibrated log-odds (default 0: the argmax of "
                              "its logits)")
@@ -156,6 +156,7 @@ def _table(results: list[DetectionResult], segments: bool) -> str:
                 span = f"  {segment.start:.2f}-{segment.end:.2f} s"
                 lines.append(f"{span:<{width}}  {label:<8}  {segment.probability:>12.4f}  "
                              f"{segment.score:>9.4f}  {segment.log_odds:>9.4f}")
+            lines.extend(f"  spoofed stretch {stretch}" for stretch in result.stretches)
     return "\n".join(lines) + "\n"
 
 
