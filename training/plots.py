@@ -15,9 +15,9 @@ from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 from scipy.special import ndtri
 
-from training.metrics import compute_det_curve, compute_eer, eer_from_det_curve
 from modeling_nes2net.atomic import atomic_output
 from modeling_nes2net.localisation import CELL_SECONDS, spoofed_stretches
+from training.metrics import compute_det_curve, compute_eer, eer_from_det_curve
 
 DET_TICKS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4)
 """Axis ticks of the standard DET plot (as rates; labelled in percent)."""
