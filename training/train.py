@@ -47,7 +47,7 @@ from transformers import AutoModel
 from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification, config_from_preset, save_model_folder
 from modeling_nes2net.atomic import write_text_atomic
 from modeling_nes2net.averaging import average_model_folders
-from training.batching import PROTOCOL_CROPS, EpochPlan, WaveformDataset, build_augmentation
+from training.batching import PROTOCOL_CROPS, EpochPlan, WaveformDataset, build_augmentation, build_preprocessing
 from training.calibration import calibrate_model
 from training.checkpoints import (
     latest_checkpoint,
@@ -223,7 +223,7 @@ class Trainer:
         config = self.model.config
         split = load_built_dataset(data.dataset, data.train_split)
         self.train_set = WaveformDataset(split, "random", data.crop_samples, build_augmentation(data.augmentation),
-                                         seed=training.seed)
+                                         seed=training.seed, preprocessing=build_preprocessing(data.preprocess))
         self.train_weights = trial_weights(np.asarray(self.train_set.column("label"), dtype=np.int64), config)
         self.plan = EpochPlan(len(self.train_set), training.batch_size, self.accelerator.num_processes,
                               training.gradient_accumulation_steps, training.seed)
