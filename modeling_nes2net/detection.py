@@ -164,6 +164,11 @@ class DetectionResult:
         return result
 
 
+# The columns of a result row (`DetectionResult.to_dict(include_segments=False)`), in the order tables and CSV use.
+RESULT_COLUMNS = ("file", "label", "bonafide_probability", "score", "log_odds", "threshold", "protocol",
+                  "aggregation", "duration")
+
+
 @dataclass(frozen=True)
 class DetectionFailure:
     """An input that could not be scored; `error` is one line naming it and the problem."""

@@ -3,9 +3,11 @@
 
     python space/app.py [--model FOLDER_OR_HUB_ID]... [--host 127.0.0.1] [--port 7860]
 
-Every option has an environment variable (see `--help`), so a Space is configured with variables, not code. Uploads
-live in a private Gradio cache: files older than `CACHE_MAX_AGE_SECONDS` are deleted while the app runs, and
-everything the app wrote (cache, examples) is removed when it stops (Ctrl-C or SIGTERM).
+Every option has an environment variable (see `--help`), so a Space is configured with variables, not code. Visitors
+choose among the models the operator lists (`--allow-any-model` lets them type any folder or Hub id). Uploads are
+bounded per request and per visitor (`nes2net_space.uploads`) and deleted when the request that used them ends; the
+rest of Gradio's cache (result files, uploads no request used) is swept while the app runs, and everything the app
+wrote is removed when it stops (Ctrl-C or SIGTERM).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -32,8 +35,17 @@ os.environ.setdefault("GRADIO_TEMP_DIR", str(SCRATCH_DIR / "gradio"))  # read wh
 
 import gradio as gr
 import torch
+from starlette.middleware import Middleware
 from gradio.utils import get_upload_folder
-from nes2net_space.explain import batch_summary, model_markdown, model_problem_markdown, verdict_markdown
+from nes2net_space.live import LiveSession
+from nes2net_space.uploads import UploadGuard, UploadLedger, UploadLimits
+from nes2net_space.explain import (
+    batch_summary,
+    live_markdown,
+    model_markdown,
+    model_problem_markdown,
+    verdict_markdown,
+)
 from nes2net_space.inputs import (
     BATCH_COLUMNS,
     InputLimitError,
@@ -52,8 +64,9 @@ from modeling_nes2net.plotting import plot_timeline
 
 logger = logging.getLogger("nes2net.space")
 
-CACHE_SWEEP_SECONDS = 300
-CACHE_MAX_AGE_SECONDS = 900
+CACHE_SWEEP_SECONDS = 60  # Gradio's sweep of its cache: result files, and uploads the ledger has not deleted
+CACHE_MAX_AGE_SECONDS = 600
+LIVE_CHUNK_SECONDS = 0.5  # how often the browser sends microphone audio while recording
 USER_ERRORS = (AudioInputError, InputLimitError, ModelLoadError)
 AGGREGATION_CHOICES = [("mean of the windows", "mean"), ("most spoof-like window", "any")]
 
@@ -62,9 +75,10 @@ INTRO = """# Nes2Net deepfake speech detector
 Upload a recording or record one with the microphone: a Nes2Net model says whether the speech sounds genuine
 (**bona fide**) or synthetic / manipulated (**spoof**), how sure it is, and, for recordings longer than about
 4 seconds, *where*: each 4-second window is scored and suspicious stretches are marked on a timeline.
-The batch tab scores several files and exports a CSV. Limits: {max_seconds:g} s and {max_file_mb:g} MB per
-recording. Uploads are deleted from the server within about {cache_minutes} minutes; nothing is stored, and
-no run history is kept in your browser.
+The batch tab scores several files and exports a CSV; the live tab scores the microphone while you speak.
+Limits: {max_seconds:g} s and {max_file_mb:g} MB per recording. An upload is deleted from the server as soon as
+it is scored (one never scored, within {upload_minutes:g} minutes); nothing is stored, and no run history is kept
+in your browser.
 """
 
 
@@ -94,9 +108,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--allow-any-model", action=argparse.BooleanOptionalAction,
-        default=environment_flag("NES2NET_ALLOW_ANY_MODEL", "SPACE_ID" not in os.environ),
-        help="let visitors type any model folder or Hub id (env NES2NET_ALLOW_ANY_MODEL; default: on locally, "
-             "off on a Space)",
+        default=environment_flag("NES2NET_ALLOW_ANY_MODEL", False),
+        help="let visitors type any model folder or Hub id on this server, not only the listed ones "
+             "(env NES2NET_ALLOW_ANY_MODEL; default off)",
     )
     parser.add_argument("--device", default=environment_default("NES2NET_DEVICE", "auto"),
                         help="auto, cpu or cuda (env NES2NET_DEVICE)")
@@ -113,6 +127,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-batch-seconds", type=float,
                         default=environment_default("NES2NET_MAX_BATCH_SECONDS", 900),
                         help="most audio per batch, seconds (env NES2NET_MAX_BATCH_SECONDS)")
+    parser.add_argument("--max-client-files", type=int, default=environment_default("NES2NET_MAX_CLIENT_FILES", 40),
+                        help="most uploads one visitor may have waiting on the server (env NES2NET_MAX_CLIENT_FILES)")
+    parser.add_argument("--max-client-mb", type=float, default=environment_default("NES2NET_MAX_CLIENT_MB", 400),
+                        help="most uploaded MiB one visitor may have waiting (env NES2NET_MAX_CLIENT_MB)")
+    parser.add_argument("--upload-max-age", type=float, default=environment_default("NES2NET_UPLOAD_MAX_AGE", 300),
+                        help="seconds an upload no request uses is kept (env NES2NET_UPLOAD_MAX_AGE)")
+    parser.add_argument(
+        "--trust-proxy", action=argparse.BooleanOptionalAction,
+        default=environment_flag("NES2NET_TRUST_PROXY", "SPACE_ID" in os.environ),
+        help="tell visitors apart by the X-Forwarded-For address of the proxy in front of the app "
+             "(env NES2NET_TRUST_PROXY; default on on a Space, off elsewhere)",
+    )
+    parser.add_argument("--live-seconds", type=float, default=environment_default("NES2NET_LIVE_SECONDS", 120),
+                        help="longest live microphone session, seconds (env NES2NET_LIVE_SECONDS)")
     parser.add_argument("--concurrency", type=int, default=environment_default("NES2NET_CONCURRENCY", 2),
                         help="requests scored at the same time (env NES2NET_CONCURRENCY)")
     parser.add_argument("--queue-size", type=int, default=environment_default("NES2NET_QUEUE_SIZE", 32),
@@ -161,31 +189,59 @@ def shown_to_user(function):
     return wrapper
 
 
-def build_demo(registry: ModelRegistry, limits: Limits, examples: list[tuple[Path, str]]) -> gr.Blocks:
-    """The page: one-recording and batch tabs over a shared model choice, and what the page says about the model."""
+def build_demo(
+    registry: ModelRegistry,
+    limits: Limits,
+    examples: list[tuple[Path, str]],
+    ledger: UploadLedger,
+    live_seconds: float = 120.0,
+) -> gr.Blocks:
+    """The page: one-recording, batch and live-microphone tabs over a shared model choice, and what the page says
+    about the model. Each request's uploads are released to `ledger` (deleted) when it ends."""
 
     @shown_to_user
     def detect(recording: str | None, model_choice: str, aggregation: str):
-        if not recording:
-            raise gr.Error("No recording yet: upload an audio file or record one with the microphone.",
-                           title="Nothing to check", print_exception=False)
-        detector, info = registry.get(model_choice, aggregation)
-        result = detector.detect(read_recording(recording, limits, detector.sampling_rate))
+        try:
+            if not recording:
+                raise gr.Error("No recording yet: upload an audio file or record one with the microphone.",
+                               title="Nothing to check", print_exception=False)
+            detector, info = registry.get(model_choice, aggregation)
+            result = detector.detect(read_recording(recording, limits, detector.sampling_rate))
+        finally:
+            ledger.release([recording])
         figure = plot_timeline(result) if len(result.segments) > 1 else None
         return verdict_markdown(result, info), gr.Plot(value=figure, visible=figure is not None), result.to_dict()
 
     @shown_to_user
     def detect_batch(paths: list[str] | None, model_choice: str, aggregation: str):
-        if not paths:
-            raise gr.Error("No files yet: add one or more audio files.", title="Nothing to check",
-                           print_exception=False)
-        detector, _ = registry.get(model_choice, aggregation)
-        outcomes = score_batch(detector, paths, limits)
+        try:
+            if not paths:
+                raise gr.Error("No files yet: add one or more audio files.", title="Nothing to check",
+                               print_exception=False)
+            detector, _ = registry.get(model_choice, aggregation)
+            outcomes = score_batch(detector, paths, limits)
+        finally:
+            ledger.release(paths or [])
         rows = batch_rows(outcomes)
         cache = Path(get_upload_folder())
         cache.mkdir(parents=True, exist_ok=True)  # written inside Gradio's cache, so its clean-up covers it
         csv_path = write_batch_csv(rows, cache)
         return batch_summary(outcomes, detector.threshold), rows, str(csv_path)
+
+    @shown_to_user
+    def listen(chunk, session: LiveSession | None, model_choice: str, aggregation: str):
+        if chunk is None:
+            return session, gr.skip(), gr.skip()
+        detector, _ = registry.get(model_choice, aggregation)
+        session = session or LiveSession(detector.sampling_rate)
+        if session.seconds > live_seconds:
+            raise gr.Error(f"Live sessions stop after {live_seconds:g} s; press record again for a new one.",
+                           title="Session over", print_exception=False)
+        rate, samples = chunk
+        scored = session.add(rate, samples, detector)
+        result = session.result(detector)
+        figure = gr.Plot(value=plot_timeline(result), visible=True) if scored else gr.skip()
+        return session, live_markdown(result, session.seconds), figure
 
     def describe(model_choice: str) -> str:
         try:
@@ -195,7 +251,7 @@ def build_demo(registry: ModelRegistry, limits: Limits, examples: list[tuple[Pat
         return model_markdown(info)
 
     intro = INTRO.format(max_seconds=limits.max_seconds, max_file_mb=limits.max_file_mb,
-                         cache_minutes=(CACHE_SWEEP_SECONDS + CACHE_MAX_AGE_SECONDS) // 60)
+                         upload_minutes=ledger.limits.max_age_seconds / 60)
     with gr.Blocks(
         title="Nes2Net deepfake speech detector",
         analytics_enabled=False,
@@ -234,11 +290,23 @@ def build_demo(registry: ModelRegistry, limits: Limits, examples: list[tuple[Pat
             summary = gr.Markdown(elem_id="batch-summary")
             table = gr.Dataframe(headers=list(BATCH_COLUMNS), interactive=False, label="Results")
             csv_file = gr.File(label="Results as CSV", elem_id="batch-csv")
+        with gr.Tab("Live microphone"):
+            live_input = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Microphone",
+                                  elem_id="live-microphone")
+            live_verdict = gr.Markdown("Press record and speak: every 4-second window is scored as you go.",
+                                       elem_id="live-verdict")
+            live_timeline = gr.Plot(label="Live timeline", visible=False, elem_id="live-timeline")
+            live_session = gr.State(None)
         with gr.Accordion("About this model", open=True):
             about = gr.Markdown(elem_id="about")
 
         check.click(detect, [recording, model, aggregation], [verdict, timeline, details], api_name="detect")
         check_all.click(detect_batch, [files, model, aggregation], [summary, table, csv_file], api_name="detect_batch")
+        live_input.start_recording(lambda: (None, gr.skip(), gr.Plot(visible=False)), None,
+                                   [live_session, live_verdict, live_timeline], api_name=False)
+        live_input.stream(listen, [live_input, live_session, model, aggregation],
+                          [live_session, live_verdict, live_timeline], stream_every=LIVE_CHUNK_SECONDS,
+                          time_limit=live_seconds, api_name="listen", show_progress="hidden")
         model.change(describe, model, about, api_name="describe_model")
         demo.load(describe, model, about, api_name=False)
     return demo
@@ -259,17 +327,40 @@ def main(argv: list[str] | None = None) -> None:
         registry.get(None)  # load the preselected model now, not on the first visitor's request
     except ModelLoadError as error:
         logger.warning("%s", error)
-    demo = build_demo(registry, limits, make_examples(SCRATCH_DIR / "examples"))
+    upload_limits = UploadLimits(
+        max_request_files=args.max_batch_files,
+        max_request_mb=args.max_batch_files * args.max_file_mb + 1,  # + the multipart headers
+        max_client_files=args.max_client_files,
+        max_client_mb=args.max_client_mb,
+        max_age_seconds=args.upload_max_age,
+    )
+    demo: gr.Blocks | None = None
+    ledger = UploadLedger(upload_limits, on_delete=lambda path: demo.upload_file_set.discard(path))
+    demo = build_demo(registry, limits, make_examples(SCRATCH_DIR / "examples"), ledger, args.live_seconds)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)
     signal.signal(signal.SIGTERM, _stop)
-    demo.launch(
-        server_name=args.host,
-        server_port=args.port,
-        max_file_size=int(args.max_file_mb * 2**20),
-        show_error=True,
-        run_history=False,
-        footer_links=["api"],
-    )
+    sweeping = threading.Event()
+    threading.Thread(target=_expire_uploads, args=(ledger, sweeping), daemon=True).start()
+    try:
+        demo.launch(
+            server_name=args.host,
+            server_port=args.port,
+            max_file_size=int(args.max_file_mb * 2**20),
+            show_error=True,
+            run_history=False,
+            footer_links=["api"],
+            app_kwargs={"middleware": [Middleware(UploadGuard, ledger=ledger, trust_proxy=args.trust_proxy,
+                                                  spool_dir=str(SCRATCH_DIR))]},
+        )
+    finally:
+        sweeping.set()
+
+
+def _expire_uploads(ledger: UploadLedger, stop: threading.Event) -> None:
+    """Delete uploads no request has used, every few seconds, until `stop` is set."""
+    interval = min(30.0, ledger.limits.max_age_seconds / 4)
+    while not stop.wait(interval):
+        ledger.expire()
 
 
 if __name__ == "__main__":

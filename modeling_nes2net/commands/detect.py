@@ -24,6 +24,7 @@ from ..detection import (
     HOP_SAMPLES,
     PROTOCOLS,
     QUANTIZATIONS,
+    RESULT_COLUMNS,
     WINDOW_SAMPLES,
     DetectionFailure,
     DetectionResult,
@@ -33,8 +34,6 @@ from ..detection import (
 logger = logging.getLogger(__name__)
 
 FORMATS = ("table", "csv", "json", "asvspoof")
-RESULT_COLUMNS = ("file", "label", "bonafide_probability", "score", "log_odds", "threshold", "protocol",
-                  "aggregation", "duration")
 SEGMENT_COLUMNS = ("file", "start", "end", "label", "probability", "score", "log_odds")
 
 

@@ -159,6 +159,20 @@ def verdict_markdown(result: DetectionResult, info: ModelInfo) -> str:
     return "\n".join(lines)
 
 
+def live_markdown(result: DetectionResult | None, heard_seconds: float) -> str:
+    """The live tab's words while the microphone streams: how much was heard, and the verdict on the windows scored
+    so far (`scored up to E s` names the end of the last one)."""
+    if result is None:
+        return f"Listening: {heard_seconds:.1f} s heard; the first verdict comes after one full window (about 4 s)."
+    last = result.segments[-1]
+    return (
+        f"**{HEADLINES[result.label]}** so far: p(bona fide) = {_probability(result.bonafide_probability)} "
+        f"({how_sure(result.log_odds, result.threshold)}), {len(result.segments)} window(s) scored up to "
+        f"{last.end:.2f} s; the latest window alone: p(bona fide) = {_probability(last.probability)}. "
+        f"Listening: {heard_seconds:.1f} s heard."
+    )
+
+
 def batch_summary(outcomes: list[DetectionResult | DetectionFailure], threshold: float) -> str:
     """One line on a batch: how many files were scored, called genuine or spoofed, or failed."""
     failures = sum(isinstance(outcome, DetectionFailure) for outcome in outcomes)

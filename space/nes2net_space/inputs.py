@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from modeling_nes2net.atomic import atomic_output
 from modeling_nes2net.audio import AudioInputError, AudioSource, AudioStream
-from modeling_nes2net.commands.detect import RESULT_COLUMNS
-from modeling_nes2net.detection import DetectionFailure, DetectionResult, Nes2NetDetector
+from modeling_nes2net.detection import RESULT_COLUMNS, DetectionFailure, DetectionResult, Nes2NetDetector
 
 BATCH_COLUMNS = (*RESULT_COLUMNS, "error")
 
@@ -114,13 +113,8 @@ def batch_rows(outcomes: Sequence[DetectionResult | DetectionFailure]) -> list[l
 def write_batch_csv(rows: Sequence[Sequence], directory: str | os.PathLike) -> Path:
     """Write `rows` under a `BATCH_COLUMNS` header to a new, uniquely named CSV file in `directory`, atomically."""
     target = Path(directory) / f"nes2net-scores-{uuid.uuid4().hex[:12]}.csv"
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", newline="", encoding="utf-8") as stream:
-            writer = csv.writer(stream, lineterminator="\n")
-            writer.writerow(BATCH_COLUMNS)
-            writer.writerows(rows)
-        os.replace(temporary, target)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
+    with atomic_output(target) as temporary, temporary.open("w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow(BATCH_COLUMNS)
+        writer.writerows(rows)
     return target

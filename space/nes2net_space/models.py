@@ -1,5 +1,6 @@
-"""The models the Space offers: the embedded default, folders and Hub ids named at launch, and (when allowed)
-any folder or Hub id typed in the page. Loaded on first use, a few kept in memory."""
+"""The models the Space offers: an allow-list of the embedded default and the folders and Hub ids the operator names
+at launch, each known to visitors by a name that reveals no server path; any folder or Hub id typed in the page only
+when the operator allows it. Loaded on first use, a few kept in memory."""
 
 from __future__ import annotations
 
@@ -59,12 +60,12 @@ def default_model_problem() -> str | None:
 
 
 class ModelRegistry:
-    """Loads and caches detectors by choice; safe to call from several request threads.
+    """Loads and caches detectors by menu name; safe to call from several request threads.
 
     Args:
         models: folders or Hub ids offered besides the embedded default, in menu order; the first one (which may be
             `DEFAULT_CHOICE`) is preselected, else the embedded default.
-        allow_any: also accept a folder or Hub id that is not in the menu.
+        allow_any: also accept a folder or Hub id typed by a visitor (an explicit operator choice; off by default).
         device: where models run (`"auto"`, `"cpu"`, `"cuda"`).
         quantize: None, `"int8"` or `"bf16"`: the detection API's opt-in fast path.
         max_loaded: models kept in memory at once (least recently used ones are dropped).
@@ -78,8 +79,12 @@ class ModelRegistry:
         quantize: str | None = None,
         max_loaded: int = 2,
     ) -> None:
-        self.choices = [DEFAULT_CHOICE] + [model for model in models if model != DEFAULT_CHOICE]
-        self.initial_choice = models[0] if models else DEFAULT_CHOICE
+        self.locations: dict[str, str | None] = {DEFAULT_CHOICE: None}  # menu name -> folder or Hub id
+        for model in models:
+            if model != DEFAULT_CHOICE and model not in self.locations.values():
+                self.locations[_unique_name(display_name(model), self.locations)] = model
+        self.choices = list(self.locations)
+        self.initial_choice = self.name_of(models[0]) if models else DEFAULT_CHOICE
         self.allow_any = allow_any
         self.device = device
         self.quantize = quantize
@@ -87,15 +92,20 @@ class ModelRegistry:
         self._loaded: OrderedDict[str, tuple[Nes2NetDetector, ModelInfo]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def menu(self) -> list[tuple[str, str]]:
-        """`(label, choice)` pairs for the model menu: a local folder is labelled by its name, not its full path."""
-        return [(display_name(choice), choice) for choice in self.choices]
+    def name_of(self, model: str) -> str:
+        """The menu name of a configured folder or Hub id (or of `DEFAULT_CHOICE`)."""
+        return next(name for name, location in self.locations.items() if model in (name, location))
+
+    def menu(self) -> list[str]:
+        """The names of the model menu: a local folder is named by its folder name, never its full path."""
+        return list(self.choices)
 
     def get(self, choice: str | None, aggregation: str = "mean") -> tuple[Nes2NetDetector, ModelInfo]:
-        """The detector for `choice` (None: the initial choice) aggregating windows with `aggregation`, and what
-        the page says about it. Raises `ModelLoadError`."""
+        """The detector for the menu name `choice` (None: the initial choice; a typed folder or Hub id only with
+        `allow_any`) aggregating windows with `aggregation`, and what the page says about it. Raises
+        `ModelLoadError` with a message that does not tell whether a server folder exists."""
         choice = (choice or self.initial_choice).strip()
-        if choice not in self.choices and not self.allow_any:
+        if choice not in self.locations and not self.allow_any:
             raise ModelLoadError(f"model {choice!r} is not offered here; choose one of: {', '.join(self.choices)}")
         with self._lock:
             if choice not in self._loaded:
@@ -111,21 +121,34 @@ class ModelRegistry:
         return detector, info
 
     def _load(self, choice: str) -> tuple[Nes2NetDetector, ModelInfo]:
-        location = None if choice == DEFAULT_CHOICE else choice
+        location = self.locations.get(choice, choice)
         try:
             detector = Nes2NetDetector.from_pretrained(location, device=self.device, quantize=self.quantize)
         except (OSError, ValueError) as error:
+            logger.warning("cannot load model %s: %s", location or DEFAULT_CHOICE, error)
+            if choice not in self.locations:  # typed by a visitor: the same words whatever exists on the server
+                raise ModelLoadError(
+                    f"cannot load model {choice!r}: no Nes2Net model folder or Hub repository of that name can be "
+                    "loaded here"
+                ) from None
             if location is None:  # the embedded default is not installed: the message says how to get a model
                 raise ModelLoadError(str(error)) from None
             first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            raise ModelLoadError(f"cannot load model {choice!r}: {first_line}") from None
-        logger.info("loaded model %s on %s", choice, detector.device)
-        return detector, _model_info(choice, detector, _model_card(resolve_model_path(location)))
+            raise ModelLoadError(f"cannot load model {choice!r}: {first_line.replace(location, choice)}") from None
+        logger.info("loaded model %s on %s", location or DEFAULT_CHOICE, detector.device)
+        name = choice if choice in self.locations else display_name(choice)
+        return detector, _model_info(name, detector, _model_card(resolve_model_path(location)))
 
 
-def display_name(choice: str) -> str:
-    """How the page names a model: a local folder by its name (server paths stay private), else the choice itself."""
-    return Path(choice).name if choice != DEFAULT_CHOICE and Path(choice).is_dir() else choice
+def display_name(model: str) -> str:
+    """How the page names a model: a local folder by its name (server paths stay private), else the id itself."""
+    return Path(model).name if model != DEFAULT_CHOICE and Path(model).is_dir() else model
+
+
+def _unique_name(name: str, taken: dict[str, object]) -> str:
+    """`name`, or `name (2)`, `name (3)`, ... when two configured folders share a folder name."""
+    candidates = (name if count == 1 else f"{name} ({count})" for count in range(1, len(taken) + 2))
+    return next(candidate for candidate in candidates if candidate not in taken)
 
 
 def _model_card(location: str) -> str | None:
@@ -141,7 +164,7 @@ def _model_card(location: str) -> str | None:
         return None
 
 
-def _model_info(choice: str, detector: Nes2NetDetector, card: str | None) -> ModelInfo:
+def _model_info(name: str, detector: Nes2NetDetector, card: str | None) -> ModelInfo:
     config = detector.config
     backend = {"nes2net": "Nes2Net", "nes2net-x": "Nes2Net-X"}.get(config.backend_variant, config.backend_variant)
     if config.frontend_type == "spectrogram":
@@ -150,7 +173,7 @@ def _model_info(choice: str, detector: Nes2NetDetector, card: str | None) -> Mod
         kind = getattr(config.frontend_config, "model_type", None) or config.frontend_type
         frontend = f"a {kind} front-end ({config.feature_size}-dim features)"
     return ModelInfo(
-        name=display_name(choice),
+        name=name,
         architecture=f"{backend} back-end on {frontend}",
         training_data=config.training_data,
         threshold=detector.threshold,

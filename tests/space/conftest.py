@@ -31,6 +31,12 @@ def space_model_dir(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def space_model_name(space_model_dir) -> str:
+    """How the page names the tiny model: its folder name, never its server path."""
+    return Path(space_model_dir).name
+
+
+@pytest.fixture(scope="session")
 def space_audio(tmp_path_factory) -> dict[str, Path]:
     """Files to upload: speech (short, and long enough for a timeline), a stereo 44.1 kHz FLAC, and bad inputs."""
     folder = tmp_path_factory.mktemp("space-audio")

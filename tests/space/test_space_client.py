@@ -20,8 +20,8 @@ def client(space_app, tmp_path_factory):
     return Client(space_app.url, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
 
 
-def test_verdict_is_the_detection_api_result_in_plain_words(client, space_model_dir, space_audio):
-    verdict, timeline, details = client.predict(handle_file(space_audio["long"]), space_model_dir, "mean",
+def test_verdict_is_the_detection_api_result_in_plain_words(client, space_model_dir, space_model_name, space_audio):
+    verdict, timeline, details = client.predict(handle_file(space_audio["long"]), space_model_name, "mean",
                                                 api_name="/detect")
     expected = Nes2NetDetector.from_pretrained(space_model_dir, device="cpu").detect(space_audio["long"])
     assert details["file"] == "speech_long.wav" and details["label"] == expected.label
@@ -39,17 +39,17 @@ def test_verdict_is_the_detection_api_result_in_plain_words(client, space_model_
     assert timeline["value"]["plot"].startswith("data:image/")
 
 
-def test_short_stereo_clip_is_scored_whole_without_a_timeline(client, space_model_dir, space_audio):
-    verdict, timeline, details = client.predict(handle_file(space_audio["stereo"]), space_model_dir, "any",
+def test_short_stereo_clip_is_scored_whole_without_a_timeline(client, space_model_name, space_audio):
+    verdict, timeline, details = client.predict(handle_file(space_audio["stereo"]), space_model_name, "any",
                                                 api_name="/detect")
     assert details["file"] == "stereo_44k.flac" and details["duration"] == pytest.approx(2.0, abs=1e-3)
     assert len(details["segments"]) == 1 and details["aggregation"] is None
     assert timeline["visible"] is False and "Timeline" not in verdict
 
 
-def test_batch_scores_good_files_reports_bad_ones_and_exports_csv(client, space_model_dir, space_audio):
+def test_batch_scores_good_files_reports_bad_ones_and_exports_csv(client, space_model_name, space_audio):
     files = [space_audio["short"], space_audio["not_audio"], space_audio["stereo"]]
-    summary, table, csv_path = client.predict([handle_file(path) for path in files], space_model_dir, "mean",
+    summary, table, csv_path = client.predict([handle_file(path) for path in files], space_model_name, "mean",
                                               api_name="/detect_batch")
     rows = table["data"]
     assert [row[0] for row in rows] == ["speech_short.wav", "notes.txt", "stereo_44k.flac"]
@@ -62,10 +62,10 @@ def test_batch_scores_good_files_reports_bad_ones_and_exports_csv(client, space_
     assert float(exported[2]["bonafide_probability"]) == pytest.approx(rows[2][2])
 
 
-def test_batch_over_the_file_limit_is_refused(client, space_model_dir, space_audio):
+def test_batch_over_the_file_limit_is_refused(client, space_model_name, space_audio):
     files = [handle_file(space_audio["short"])] * (MAX_BATCH_FILES + 1)
     with pytest.raises(AppError, match=f"scores at most {MAX_BATCH_FILES} per batch"):
-        client.predict(files, space_model_dir, "mean", api_name="/detect_batch")
+        client.predict(files, space_model_name, "mean", api_name="/detect_batch")
 
 
 @pytest.mark.parametrize(
@@ -76,9 +76,9 @@ def test_batch_over_the_file_limit_is_refused(client, space_model_dir, space_aud
         ("not_audio", "notes.txt: cannot decode audio"),
     ],
 )
-def test_bad_input_gets_a_one_line_message(client, space_model_dir, space_audio, name, message):
+def test_bad_input_gets_a_one_line_message(client, space_model_name, space_audio, name, message):
     with pytest.raises(AppError) as caught:
-        client.predict(handle_file(space_audio[name]), space_model_dir, "mean", api_name="/detect")
+        client.predict(handle_file(space_audio[name]), space_model_name, "mean", api_name="/detect")
     text = str(caught.value)
     assert message in text and "Traceback" not in text and "\n" not in text.strip()
 
@@ -91,13 +91,17 @@ def test_upload_over_the_size_limit_is_refused_by_the_server(space_app, space_au
     assert f"maximum allowed size of {MAX_FILE_MB * 2**20} bytes" in response.text
 
 
-def test_missing_recording_and_unloadable_model_are_explained(client, space_model_dir, space_audio, tmp_path):
+def test_missing_recording_is_explained_and_only_offered_models_can_be_chosen(
+    space_app, client, space_model_dir, space_model_name, space_audio, tmp_path
+):
     with pytest.raises(AppError, match="No recording yet"):
-        client.predict(None, space_model_dir, "mean", api_name="/detect")
-    missing = str(tmp_path / "no-such-model")
-    with pytest.raises(AppError, match="cannot load model"):
-        client.predict(handle_file(space_audio["short"]), missing, "mean", api_name="/detect")
-    assert "No model to score with" in client.predict(missing, api_name="/describe_model")
+        client.predict(None, space_model_name, "mean", api_name="/detect")
+    for typed in (space_model_dir, str(tmp_path), str(tmp_path / "no-such-model")):  # a server path, wherever it is
+        with pytest.raises(AppError, match="is not in the list of choices") as caught:
+            client.predict(handle_file(space_audio["short"]), typed, "mean", api_name="/detect")
+        assert "cannot load" not in str(caught.value)
+    config = httpx.get(f"{space_app.url}config", timeout=30).text
+    assert space_model_name in config and space_model_dir not in config  # the page names models, never paths
 
 
 def test_the_default_model_is_described_or_its_absence_explained(client):

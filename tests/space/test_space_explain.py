@@ -54,16 +54,34 @@ def test_a_card_written_by_hub_cards_feeds_the_page(carded_model, tmp_path):
 
 
 def test_models_are_offered_only_as_configured(carded_model, tmp_path):
-    closed = ModelRegistry([carded_model], allow_any=False, device="cpu")
-    assert closed.choices == [DEFAULT_CHOICE, carded_model] and closed.initial_choice == carded_model
-    assert closed.menu() == [(DEFAULT_CHOICE, DEFAULT_CHOICE), ("model", carded_model)]  # no server path shown
-    with pytest.raises(ModelLoadError, match="is not offered here"):
-        closed.get(str(tmp_path))
-    detector, _ = closed.get(carded_model)
-    variant, _ = closed.get(carded_model, "any")
+    closed = ModelRegistry([carded_model], device="cpu")  # the default: an allow-list
+    assert closed.menu() == [DEFAULT_CHOICE, "model"] and closed.initial_choice == "model"  # no server path shown
+    for typed in (carded_model, str(tmp_path), str(tmp_path / "missing")):
+        with pytest.raises(ModelLoadError, match="is not offered here; choose one of: embedded default model, model$"):
+            closed.get(typed)
+    detector, _ = closed.get("model")
+    variant, _ = closed.get("model", "any")
     assert variant.aggregation == "any" and detector.aggregation == "mean" and variant.model is detector.model
-    with pytest.raises(ModelLoadError, match="cannot load model"):
-        ModelRegistry([], allow_any=True, device="cpu").get(str(tmp_path / "missing"))
+
+
+def test_two_folders_of_one_name_get_two_menu_names(carded_model, tmp_path):
+    twin = save_model_folder(tiny_model(), tmp_path / "model")
+    registry = ModelRegistry([carded_model, str(twin)], device="cpu")
+    assert registry.menu() == [DEFAULT_CHOICE, "model", "model (2)"]
+    assert registry.get("model (2)")[0].config.training_data is None
+    assert registry.get("model")[0].config.training_data is not None
+
+
+def test_a_typed_model_that_cannot_load_reads_the_same_whatever_exists_on_the_server(tmp_path):
+    registry = ModelRegistry([], allow_any=True, device="cpu")
+    (tmp_path / "not-a-model").mkdir()
+    (tmp_path / "not-a-model" / "config.json").write_text("{}")
+    messages = []
+    for name in ("missing", "not-a-model"):
+        with pytest.raises(ModelLoadError) as caught:
+            registry.get(str(tmp_path / name))
+        messages.append(str(caught.value).replace(name, "NAME"))
+    assert messages[0] == messages[1] and "cannot load model" in messages[0]
 
 
 @pytest.mark.parametrize(("log_odds", "threshold", "words"),

@@ -1,0 +1,119 @@
+"""Live microphone scoring: chunks streamed by the browser are resampled to the model's rate and cut into the
+detector's windows (`detector.window` samples every `detector.hop`) as they arrive; each complete window is scored
+the moment its last sample arrives, so the timeline grows while the person speaks.
+
+A window is scored by `Nes2NetDetector.detect` on that window alone, exactly as the `windows` protocol scores each
+window of a file: the live timeline of a recording equals the timeline of the same audio scored as a file, window for
+window (the file's last window is aligned to its end, a live one cannot be).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import soxr
+
+from modeling_nes2net.audio import AudioInputError
+from modeling_nes2net.detection import ENVELOPE_SECONDS, DetectionResult, Nes2NetDetector, Segment
+from modeling_nes2net.scoring import verdict
+
+
+@dataclass
+class LiveSession:
+    """One microphone stream being scored.
+
+    Attributes:
+        rate: the model's sampling rate.
+        pending: `(samples,)` float32 audio from the start of the next window to score on.
+        next_start: the sample index (from the start of the stream) of `pending[0]`.
+        received: samples received so far, at `rate`.
+        segments: the scored windows, in order.
+        peaks: the peak absolute amplitude of every `ENVELOPE_SECONDS` received (the last one may be partial).
+    """
+
+    rate: int
+    pending: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    next_start: int = 0
+    received: int = 0
+    segments: list[Segment] = field(default_factory=list)
+    peaks: list[float] = field(default_factory=list)
+    _resampler: soxr.ResampleStream | None = None
+    _input_rate: int | None = None
+
+    @property
+    def seconds(self) -> float:
+        return self.received / self.rate
+
+    def add(self, chunk_rate: int, chunk: np.ndarray, detector: Nes2NetDetector) -> int:
+        """Append a streamed chunk (`(samples,)` or `(samples, channels)`, int16 or float) and score every window it
+        completes; returns how many windows were scored (a silent window is skipped)."""
+        samples = _mono_float(chunk)
+        if self._input_rate != chunk_rate:  # first chunk (or the browser changed rate): a fresh resampler
+            self._input_rate = chunk_rate
+            self._resampler = None if chunk_rate == self.rate else soxr.ResampleStream(
+                chunk_rate, self.rate, 1, "float32")
+        if self._resampler is not None:
+            samples = self._resampler.resample_chunk(samples)
+        self._track_peaks(samples)
+        self.received += len(samples)
+        self.pending = np.concatenate([self.pending, samples])
+        scored = 0
+        while len(self.pending) >= detector.window:
+            window = self.pending[: detector.window]
+            try:
+                (segment,) = detector.detect((window, self.rate)).segments
+            except AudioInputError:  # a window of digital silence (a muted microphone): nothing to score
+                segment = None
+            if segment is not None:
+                start = self.next_start / self.rate
+                self.segments.append(Segment(start + segment.start, start + segment.end, segment.score,
+                                             segment.log_odds, segment.probability))
+                scored += 1
+            self.pending = self.pending[detector.hop :]
+            self.next_start += detector.hop
+        return scored
+
+    def result(self, detector: Nes2NetDetector) -> DetectionResult | None:
+        """The verdict on the windows scored so far, combined by `detector.aggregation` as a file's windows are and
+        decided by `scoring.verdict`; None before the first window."""
+        if not self.segments:
+            return None
+        odds = np.array([segment.log_odds for segment in self.segments])
+        scores = np.array([segment.score for segment in self.segments])
+        chosen = None if len(odds) == 1 or detector.aggregation == "mean" else int(odds.argmin())
+        odd = float(odds[0] if len(odds) == 1 else odds.mean() if chosen is None else odds[chosen])
+        score = float(scores[0] if len(odds) == 1 else scores.mean() if chosen is None else scores[chosen])
+        return DetectionResult(
+            source="microphone",
+            label=verdict(odd, detector.threshold),
+            bonafide_probability=float(1.0 / (1.0 + np.exp(-odd))),
+            score=score,
+            log_odds=odd,
+            threshold=detector.threshold,
+            protocol="windows",
+            aggregation=None if len(odds) == 1 else detector.aggregation,
+            duration=self.seconds,
+            segments=list(self.segments),
+            envelope=np.asarray(self.peaks, np.float32),
+        )
+
+    def _track_peaks(self, samples: np.ndarray) -> None:
+        step = round(ENVELOPE_SECONDS * self.rate)
+        position = self.received
+        while len(samples):
+            offset = position % step
+            take = samples[: step - offset]
+            peak = float(np.abs(take).max(initial=0.0))
+            if offset == 0:
+                self.peaks.append(peak)
+            else:
+                self.peaks[-1] = max(self.peaks[-1], peak)
+            samples, position = samples[len(take):], position + len(take)
+
+
+def _mono_float(chunk: np.ndarray) -> np.ndarray:
+    """Gradio's streamed int16 PCM (or float) `(samples[, channels])` -> `(samples,)` float32 in [-1, 1)."""
+    chunk = np.asarray(chunk)
+    samples = chunk.astype(np.float32) / 32768.0 if chunk.dtype.kind == "i" else chunk.astype(np.float32)
+    return samples.mean(axis=1) if samples.ndim == 2 else samples
