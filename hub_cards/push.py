@@ -1,5 +1,5 @@
-"""`nes2net push FOLDER REPO_ID`: check a model (or, with `--dataset`, a dataset) folder, then upload it to the
-Hub as one commit.
+"""`nes2net push FOLDER REPO_ID`: check a model (or, with `--dataset`, a dataset; with `--space`, a Space folder
+assembled by `nes2net space`) folder, then upload it to the Hub as one commit.
 
 The folder is checked first (`hub_cards.checks`) and nothing is uploaded while any problem remains. The commit
 adds exactly the checked files and deletes files left in the repository by earlier uploads, so the repository
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .checks import dataset_folder_problems, model_folder_problems
 from .layout import list_files
+from .space import space_folder_problems
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +52,14 @@ def sha256_of(path: str | os.PathLike) -> str:
 
 
 def folder_problems(folder: str | os.PathLike, repo_type: str) -> list[str]:
-    """The checks of a model (`repo_type="model"`) or dataset (`"dataset"`) folder."""
+    """The checks of a model (`repo_type="model"`), dataset (`"dataset"`) or Space (`"space"`) folder."""
     if repo_type == "model":
         return model_folder_problems(folder)
     if repo_type == "dataset":
         return dataset_folder_problems(folder)
-    raise ValueError(f"repo_type must be 'model' or 'dataset', got {repo_type!r}")
+    if repo_type == "space":
+        return space_folder_problems(folder)
+    raise ValueError(f"repo_type must be 'model', 'dataset' or 'space', got {repo_type!r}")
 
 
 def plan_upload(folder: str | os.PathLike, repo_type: str = "model") -> list[UploadFile]:
@@ -90,7 +93,8 @@ def push_folder(
     folder = Path(folder)
     plan = plan_upload(folder, repo_type)
     api = HfApi(endpoint=endpoint, token=token)
-    api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+    api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True,
+                    space_sdk="gradio" if repo_type == "space" else None)
     uploaded = {item.path for item in plan}
     stale = [
         path
@@ -120,9 +124,13 @@ def format_plan(plan: list[UploadFile]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("folder", type=Path, help="model folder (or dataset folder with --dataset) to publish")
+    parser.add_argument("folder", type=Path,
+                        help="model folder (a dataset folder with --dataset, a Space folder with --space) to publish")
     parser.add_argument("repo_id", help="Hub repository, owner/name")
-    parser.add_argument("--dataset", action="store_true", help="the folder is a built dataset, not a model")
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("--dataset", action="store_true", help="the folder is a built dataset, not a model")
+    kind.add_argument("--space", action="store_true",
+                      help="the folder is a Gradio Space assembled by `nes2net space` (app, wheel, models)")
     parser.add_argument("--private", action="store_true", help="create the repository as private")
     parser.add_argument("--dry-run", action="store_true", help="check and list what would be uploaded, upload nothing")
     parser.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or the saved login)")
@@ -142,7 +150,7 @@ def _transport_error() -> type[Exception]:
 def run(args: argparse.Namespace) -> int:
     from huggingface_hub.errors import HfHubHTTPError
 
-    repo_type = "dataset" if args.dataset else "model"
+    repo_type = "dataset" if args.dataset else "space" if args.space else "model"
     try:
         plan = plan_upload(args.folder, repo_type)
     except FolderNotPublishable as error:

@@ -21,7 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("training.evaluate", "score a dataset split and compute EER / DCF / t-DCF"),
     "fuse": ("training.fusion", "fuse several systems' score files by logistic regression (CLLR before / after)"),
     "card": ("hub_cards.render", "render a model or dataset card from evaluation outputs and a spec"),
-    "push": ("hub_cards.push", "validate a model or dataset folder and upload it to the Hub"),
+    "push": ("hub_cards.push", "validate a model, dataset or Space folder and upload it to the Hub"),
+    "space": ("hub_cards.space", "assemble a Gradio Space folder that deploys as built (app, wheel, model)"),
 }
 
 

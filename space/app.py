@@ -34,6 +34,7 @@ atexit.register(shutil.rmtree, SCRATCH_DIR, ignore_errors=True)
 os.environ.setdefault("GRADIO_TEMP_DIR", str(SCRATCH_DIR / "gradio"))  # read when gradio is imported
 
 import gradio as gr
+import soundfile
 import torch
 from starlette.middleware import Middleware
 from gradio.utils import get_upload_folder
@@ -67,6 +68,7 @@ logger = logging.getLogger("nes2net.space")
 CACHE_SWEEP_SECONDS = 60  # Gradio's sweep of its cache: result files, and uploads the ledger has not deleted
 CACHE_MAX_AGE_SECONDS = 600
 LIVE_CHUNK_SECONDS = 0.5  # how often the browser sends microphone audio while recording
+MODELS_FILE = Path(__file__).with_name("models.txt")  # the models of a Space built by `nes2net space`
 USER_ERRORS = (AudioInputError, InputLimitError, ModelLoadError)
 AGGREGATION_CHOICES = [("mean of the windows", "mean"), ("most spoof-like window", "any")]
 
@@ -96,7 +98,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--model", action="append", default=None, metavar="FOLDER_OR_HUB_ID",
         help="a model to offer besides the embedded default (repeat for several); the first is preselected "
-             "(env NES2NET_MODEL, comma-separated)",
+             "(env NES2NET_MODEL, comma-separated; else the lines of models.txt next to app.py)",
     )
     parser.add_argument(
         "--host", default=environment_default("NES2NET_HOST", os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")),
@@ -148,6 +150,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.model is None:
         args.model = [name.strip() for name in os.environ.get("NES2NET_MODEL", "").split(",") if name.strip()]
+    if not args.model and MODELS_FILE.is_file():  # a Space assembled by `nes2net space`
+        lines = filter(None, (line.strip() for line in MODELS_FILE.read_text(encoding="utf-8").splitlines()))
+        args.model = [str(MODELS_FILE.parent / line) if (MODELS_FILE.parent / line).is_dir() else line
+                      for line in lines]
     return args
 
 
@@ -229,15 +235,18 @@ def build_demo(
         return batch_summary(outcomes, detector.threshold), rows, str(csv_path)
 
     @shown_to_user
-    def listen(chunk, session: LiveSession | None, model_choice: str, aggregation: str):
+    def listen(chunk: str | None, session: LiveSession | None, model_choice: str, aggregation: str):
         if chunk is None:
             return session, gr.skip(), gr.skip()
-        detector, _ = registry.get(model_choice, aggregation)
-        session = session or LiveSession(detector.sampling_rate)
-        if session.seconds > live_seconds:
-            raise gr.Error(f"Live sessions stop after {live_seconds:g} s; press record again for a new one.",
-                           title="Session over", print_exception=False)
-        rate, samples = chunk
+        try:
+            detector, _ = registry.get(model_choice, aggregation)
+            session = session or LiveSession(detector.sampling_rate)
+            if session.seconds > live_seconds:
+                raise gr.Error(f"Live sessions stop after {live_seconds:g} s; press record again for a new one.",
+                               title="Session over", print_exception=False)
+            samples, rate = soundfile.read(chunk, dtype="int16")  # the browser streams 16-bit WAV chunks
+        finally:
+            ledger.release([chunk])
         scored = session.add(rate, samples, detector)
         result = session.result(detector)
         figure = gr.Plot(value=plot_timeline(result), visible=True) if scored else gr.skip()
@@ -291,7 +300,7 @@ def build_demo(
             table = gr.Dataframe(headers=list(BATCH_COLUMNS), interactive=False, label="Results")
             csv_file = gr.File(label="Results as CSV", elem_id="batch-csv")
         with gr.Tab("Live microphone"):
-            live_input = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Microphone",
+            live_input = gr.Audio(sources=["microphone"], streaming=True, type="filepath", label="Microphone",
                                   elem_id="live-microphone")
             live_verdict = gr.Markdown("Press record and speak: every 4-second window is scored as you go.",
                                        elem_id="live-verdict")
@@ -302,11 +311,11 @@ def build_demo(
 
         check.click(detect, [recording, model, aggregation], [verdict, timeline, details], api_name="detect")
         check_all.click(detect_batch, [files, model, aggregation], [summary, table, csv_file], api_name="detect_batch")
-        live_input.start_recording(lambda: (None, gr.skip(), gr.Plot(visible=False)), None,
-                                   [live_session, live_verdict, live_timeline], api_name=False)
+        live_input.stop_recording(lambda: None, None, live_session, api_name=False)  # the next recording starts anew
         live_input.stream(listen, [live_input, live_session, model, aggregation],
                           [live_session, live_verdict, live_timeline], stream_every=LIVE_CHUNK_SECONDS,
-                          time_limit=live_seconds, api_name="listen", show_progress="hidden")
+                          time_limit=live_seconds, api_name="listen", show_progress="hidden",
+                          concurrency_limit=None)
         model.change(describe, model, about, api_name="describe_model")
         demo.load(describe, model, about, api_name=False)
     return demo

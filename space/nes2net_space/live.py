@@ -66,9 +66,8 @@ class LiveSession:
             except AudioInputError:  # a window of digital silence (a muted microphone): nothing to score
                 segment = None
             if segment is not None:
-                start = self.next_start / self.rate
-                self.segments.append(Segment(start + segment.start, start + segment.end, segment.score,
-                                             segment.log_odds, segment.probability))
+                self.segments.append(Segment(self.next_start / self.rate, (self.next_start + len(window)) / self.rate,
+                                             segment.score, segment.log_odds, segment.probability))
                 scored += 1
             self.pending = self.pending[detector.hop :]
             self.next_start += detector.hop

@@ -20,6 +20,9 @@ from modeling_nes2net.examples import SENTENCES, espeak_available, splice, synth
 REPO_ROOT = Path(__file__).resolve().parents[2]
 APP = REPO_ROOT / "space" / "app.py"
 STARTUP_SECONDS = 120
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
 # Limits of the app under test: small, so the over-limit cases are cheap.
 MAX_SECONDS = 30
 MAX_FILE_MB = 2
@@ -53,9 +56,15 @@ class SpaceServer:
         return self.process.returncode
 
 
-def start_space(work_dir: Path, args: list[str] = (), env: dict[str, str] | None = None) -> SpaceServer:
-    """Start the app with `args` (and `env` on top of ours) and a TMPDIR of its own under `work_dir`; return once it
-    answers HTTP."""
+def start_space(
+    work_dir: Path,
+    args: list[str] = (),
+    env: dict[str, str] | None = None,
+    app: Path = APP,
+    python: str = sys.executable,
+) -> SpaceServer:
+    """Start `app` with `python`, `args` (and `env` on top of ours) and a TMPDIR of its own under `work_dir`, in
+    the app's folder; return once it answers HTTP."""
     tmpdir = work_dir / "tmp"
     tmpdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -68,7 +77,7 @@ def start_space(work_dir: Path, args: list[str] = (), env: dict[str, str] | None
     else:
         port = int(env["NES2NET_PORT"])
     with log.open("wb") as stream:
-        process = subprocess.Popen([sys.executable, str(APP), *args], cwd=REPO_ROOT, env=environment,
+        process = subprocess.Popen([python, str(app), *args], cwd=app.parent, env=environment,
                                    stdout=stream, stderr=subprocess.STDOUT)
     server = SpaceServer(process, f"http://127.0.0.1:{port}/", tmpdir, log)
     deadline = time.monotonic() + STARTUP_SECONDS

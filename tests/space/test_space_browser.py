@@ -8,13 +8,10 @@ import struct
 from pathlib import Path
 
 import pytest
-from space_server import MAX_SECONDS, REPO_ROOT
+from space_server import CHROMIUM, CHROMIUM_ARGS, MAX_SECONDS, REPO_ROOT
 
 playwright = pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 TIMEOUT_MS = 60_000
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=f"no Chromium at {CHROMIUM}")

@@ -1,0 +1,111 @@
+"""Live microphone scoring: a stream cut into windows as it arrives gives the file's timeline, and in headless
+Chromium, with a fake microphone playing a recording, the timeline grows while it "speaks"; the delay from speech to
+displayed score is measured and printed (run with -s to see it)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from nes2net_space.live import LiveSession
+from space_server import CHROMIUM, CHROMIUM_ARGS
+from tiny_models import tiny_model
+
+from modeling_nes2net.detection import HOP_SAMPLES, WINDOW_SAMPLES, Nes2NetDetector
+
+WINDOWS = 2  # live verdicts waited for: at 4.04 and 6.06 s of the stream
+CHUNK_SECONDS = 0.1  # what Gradio's recorder captures per streamed chunk
+# Speech to displayed score, seconds: a window's last sample waits up to one streamed chunk (0.5 s) in the browser,
+# then upload, queue, scoring and the plot. A loose bound for a loaded CI machine; the measured figures are printed.
+MAX_LATENCY_SECONDS = 6.0
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return Nes2NetDetector(tiny_model(), device="cpu")
+
+
+def test_a_stream_in_chunks_gives_the_file_timeline_and_verdict(detector, space_audio):
+    waveform, rate = soundfile.read(space_audio["long"], dtype="int16")
+    waveform = np.resize(waveform, WINDOW_SAMPLES + 3 * HOP_SAMPLES)  # four windows, the last one ends the file
+    session = LiveSession(rate)
+    chunk = rate // 2
+    scored = [session.add(rate, waveform[start : start + chunk], detector) for start in range(0, len(waveform), chunk)]
+    assert sum(scored) == 4 and scored[0] == 0  # windows are scored as soon as their last sample arrives
+    live = session.result(detector)
+    whole = detector.detect((waveform, rate))
+    assert [(s.start, s.end) for s in live.segments] == [(s.start, s.end) for s in whole.segments]
+    assert [s.log_odds for s in live.segments] == pytest.approx([s.log_odds for s in whole.segments], abs=1e-5)
+    assert live.label == whole.label and live.aggregation == whole.aggregation == "mean"
+    assert live.bonafide_probability == pytest.approx(whole.bonafide_probability, abs=1e-6)
+    assert live.duration == pytest.approx(whole.duration)
+
+
+def test_a_resampled_stream_matches_the_resampled_file(detector, tmp_path):
+    rate = 48_000
+    time_axis = np.arange(round((WINDOW_SAMPLES + HOP_SAMPLES + 1_600) / 16_000 * rate)) / rate  # + the resampler's delay
+    noise = 0.05 * np.random.default_rng(3).standard_normal(len(time_axis))
+    waveform = ((0.3 * np.sin(2 * np.pi * 180 * time_axis) + noise) * 32767).astype(np.int16)
+    session = LiveSession(16_000)
+    for start in range(0, len(waveform), 24_000):
+        session.add(rate, np.stack([waveform[start : start + 24_000]] * 2, axis=1), detector)  # stereo chunks
+    whole = detector.detect((waveform, rate))
+    assert len(session.segments) == 2  # the file adds a third window aligned to its end
+    assert [(s.start, s.end) for s in session.segments] == [(s.start, s.end) for s in whole.segments[:2]]
+    assert [s.log_odds for s in session.segments] == pytest.approx([s.log_odds for s in whole.segments[:2]], abs=1e-4)
+
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=f"no Chromium at {CHROMIUM}")
+def test_the_live_timeline_grows_while_the_microphone_speaks(space_app, space_audio):
+    args = [*CHROMIUM_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={space_audio['long']}"]  # played in a loop as the microphone
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=args)
+        try:
+            context = browser.new_context()
+            context.grant_permissions(["microphone"])
+            page = context.new_page()
+            page.set_default_timeout(60_000)
+            page.goto(space_app.url)
+            page.locator("#about").get_by_text("Trained on").wait_for()
+            page.get_by_role("tab", name="Live microphone").click()
+            page.evaluate("""() => {
+                window.liveUpdates = [];
+                const verdict = document.querySelector('#live-verdict');
+                new MutationObserver(() => window.liveUpdates.push([performance.now(), verdict.innerText]))
+                    .observe(verdict, {childList: true, subtree: true, characterData: true});
+                window.recordClicked = performance.now();
+            }""")
+            page.locator("#live-microphone button.record-button").click()
+            page.wait_for_function(f"() => new Set(window.liveUpdates.filter(([, text]) => text.includes('scored up "
+                                   f"to')).map(([, text]) => text.split('scored up to ')[1])).size >= {WINDOWS}",
+                                   timeout=150_000)
+            page.locator("#live-timeline img").wait_for()
+            updates = page.evaluate("() => window.liveUpdates")
+            # Gradio's recorder uploads each chunk (0.1 s) the moment it is captured, then streams it to the app.
+            uploads = page.evaluate("""() => performance.getEntriesByType('resource')
+                .filter(entry => entry.name.includes('/gradio_api/upload') && entry.startTime > window.recordClicked)
+                .map(entry => entry.startTime / 1000)""")
+        finally:
+            browser.close()
+    shown_at = {}
+    for shown, text in updates:
+        if "scored up to" in text:
+            shown_at.setdefault(float(text.split("scored up to ")[1].split(" s")[0]), shown / 1000)
+    ends = sorted(shown_at)
+    assert ends[0] == pytest.approx(WINDOW_SAMPLES / 16_000, abs=0.01)  # the first verdict: after one window
+    assert np.allclose(np.diff(ends), HOP_SAMPLES / 16_000, atol=0.01)  # then one per hop, none skipped
+    # The window ending at `end` s of the stream was completed by chunk `end / CHUNK_SECONDS` (counting from 1),
+    # captured just before its upload started: from then to the score on screen is the delay a speaker sees.
+    completing = [uploads[math.ceil(round(end / CHUNK_SECONDS, 6)) - 1] for end in ends]
+    latencies = [shown_at[end] - captured for end, captured in zip(ends, completing)]
+    print(f"\nlive microphone, speech to displayed score: median {statistics.median(latencies):.2f} s, "
+          f"max {max(latencies):.2f} s over {len(latencies)} windows")
+    assert 0 < max(latencies) < MAX_LATENCY_SECONDS
