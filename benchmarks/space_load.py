@@ -1,7 +1,8 @@
 """Load test of the Space: concurrent `gradio_client` clients against the app on 127.0.0.1, with the detection API
 called in-process on the same requests as the baseline.
 
-    python benchmarks/space_load.py [--model FOLDER] [--clients 20] [--seconds 30] [--concurrency 2] [--threads 1]
+    python benchmarks/space_load.py [--model FOLDER] [--clients 20] [--seconds 30] [--rounds 3] [--concurrency 2]
+                                    [--threads 1]
 
 The app runs in a subprocess (`space/app.py`, queue of `--concurrency` workers and room for every client). Each client
 uploads one of three recordings (espeak-ng speech of about 4 s and 14 s, the long one scored as several windows and
@@ -15,6 +16,10 @@ Baseline, in the same run, after the load phase: the same requests (same files, 
 the model and decoding work without HTTP, uploads, the queue, the verdict text and the timeline figure. The table
 gives requests per second and latency percentiles of both, and their ratios. Under load, app latency is mostly
 queueing (`clients / throughput`); the throughput ratio is the cost of the app layer.
+
+The load is repeated `--rounds` times against the same app: after each round the app's resident memory (RSS, from
+/proc) and the uploads left on its disk are printed, with the memory ratio to the first round: flat memory and no
+uploads left mean the app keeps nothing per request.
 
 Without `--model` the embedded default model is used when installed, else a Nes2Net-X on the default spectrogram
 front-end with random weights (timings only; its verdicts mean nothing).
@@ -40,7 +45,7 @@ sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "space")]  # run as a script fro
 
 from gradio_client import Client, handle_file
 from nes2net_space.inputs import Limits, read_recording
-from nes2net_space.models import DEFAULT_CHOICE
+from nes2net_space.models import DEFAULT_CHOICE, display_name
 
 from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification, save_model_folder
 from modeling_nes2net.detection import DEFAULT_MODEL_DIR, Nes2NetDetector
@@ -108,9 +113,9 @@ def load_phase(url: str, model_choice: str, files: list[Path], clients: int, sec
     threads = [threading.Thread(target=run_client, args=(index,)) for index in range(clients)]
     for thread in threads:
         thread.start()
+    deadline[0] = time.monotonic() + seconds  # set before the clients are released, so none reads it unset
     start_barrier.wait()
     began = time.monotonic()
-    deadline[0] = began + seconds
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - began
@@ -134,11 +139,27 @@ def in_process_phase(model: str, files_in_order: list[Path], concurrency: int) -
     return {"latencies": latencies, "elapsed": time.monotonic() - began}
 
 
+def resident_mib(pid: int) -> float:
+    """The resident memory of process `pid`, MiB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def uploads_left(server, files: list[Path]) -> int:
+    """Files named like the uploaded recordings still in the app's TMPDIR (its Gradio cache)."""
+    names = {path.name for path in files}
+    return sum(1 for path in server.tmpdir.rglob("*") if path.is_file() and path.name in names
+               and "examples" not in path.parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=None, help="model folder or Hub id (default: embedded, else random)")
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=30.0, help=f"load duration, at most {MAX_SECONDS:g}")
+    parser.add_argument("--rounds", type=int, default=3, help="load rounds against the same app (memory per round)")
     parser.add_argument("--concurrency", type=int, default=2, help="the app's default_concurrency_limit")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker, app and baseline")
     args = parser.parse_args(argv)
@@ -150,11 +171,12 @@ def main(argv: list[str] | None = None) -> int:
         files = request_files(work)
         durations = {path.name: read_recording(path, Limits(), 16_000).data.size / 16_000 for path in files}
         if args.model is not None:
-            model, model_choice, described = args.model, args.model, args.model
+            model, model_choice, described = args.model, display_name(args.model), args.model
         elif (DEFAULT_MODEL_DIR / "config.json").is_file():
             model, model_choice, described = DEFAULT_CHOICE, DEFAULT_CHOICE, "embedded default model"
         else:
-            model = model_choice = random_spectrogram_model(work)
+            model = random_spectrogram_model(work)
+            model_choice = display_name(model)
             described = "Nes2Net-X on the spectrogram front-end, random weights (timing only)"
         app_args = ["--concurrency", str(args.concurrency), "--queue-size", str(max(64, 2 * args.clients)),
                     "--threads", str(args.threads), "--device", "cpu"]
@@ -165,7 +187,12 @@ def main(argv: list[str] | None = None) -> int:
             warm = Client(server.url, verbose=False, download_files=False)
             warm.predict(handle_file(files[1]), model_choice, "mean", api_name="/detect")  # load + first plot
             sequential = sequential_phase(server.url, model_choice, files, SEQUENTIAL_ROUNDS)
-            load = load_phase(server.url, model_choice, files, args.clients, seconds)
+            rounds = []
+            for _ in range(args.rounds):
+                rounds.append(load_phase(server.url, model_choice, files, args.clients, seconds))
+                rounds[-1]["rss"] = resident_mib(server.process.pid)
+                rounds[-1]["uploads_left"] = uploads_left(server, files)
+            load = rounds[0]
         finally:
             server.stop(signal.SIGINT)
         baseline = in_process_phase(model, load["sent"], args.concurrency)
@@ -197,9 +224,16 @@ def main(argv: list[str] | None = None) -> int:
           f"{statistics.median(baseline['latencies']):.3f} s in-process; "
           f"app latency under load is mostly queueing ({args.clients} clients / {app_rate:.2f} req/s "
           f"= {args.clients / app_rate if app_rate else float('nan'):.1f} s)")
-    for message in (load["failed"] + load["lost"])[:5]:
+    print()
+    print(f"{'load round':>10} {'requests':>8} {'answered':>8} {'req/s':>7} {'app RSS MiB':>11} {'vs round 1':>10} "
+          f"{'uploads left':>12}")
+    for index, phase in enumerate(rounds, 1):
+        print(f"{index:>10} {len(phase['sent']):>8} {len(phase['answered']):>8} "
+              f"{len(phase['answered']) / phase['elapsed']:>7.2f} {phase['rss']:>11.1f} "
+              f"{phase['rss'] / rounds[0]['rss']:>9.3f}x {phase['uploads_left']:>12}")
+    for message in [message for phase in rounds for message in phase["failed"] + phase["lost"]][:5]:
         print(f"  failure: {message}")
-    complete = len(answered) == len(load["sent"]) and not load["lost"]
+    complete = all(len(phase["answered"]) == len(phase["sent"]) and not phase["lost"] for phase in rounds)
     print(f"every request answered: {'yes' if complete else 'NO'}")
     return 0 if complete else 1
 

@@ -246,7 +246,7 @@ def build_demo(
                                title="Session over", print_exception=False)
             samples, rate = soundfile.read(chunk, dtype="int16")  # the browser streams 16-bit WAV chunks
         finally:
-            ledger.release([chunk])
+            ledger.release_stream_chunk(chunk)
         scored = session.add(rate, samples, detector)
         result = session.result(detector)
         figure = gr.Plot(value=plot_timeline(result), visible=True) if scored else gr.skip()

@@ -105,6 +105,20 @@ class UploadLedger:
             done = [self._pop(os.fspath(path)) for path in paths if path]
         self._delete(path for path in done if path)
 
+    def release_stream_chunk(self, path: str | os.PathLike) -> None:
+        """A streamed chunk reached the app: release it and the earlier chunks of its stream (the same client's
+        uploads of the same file name), which Gradio replaced by this one when they came faster than the app ran."""
+        path = os.fspath(path)
+        with self._lock:
+            entries = self._held.get(path)
+            if not entries:
+                return
+            client, uploaded, name = entries[0].client, entries[0].uploaded, os.path.basename(path)
+            earlier = [other for other, others in self._held.items() if os.path.basename(other) == name
+                       and any(entry.client == client and entry.uploaded <= uploaded for entry in others)]
+            done = [self._pop(other) for other in earlier]
+        self._delete(other for other in done if other)
+
     def expire(self) -> None:
         """Release every upload older than `max_age_seconds` that no request has used."""
         cutoff = self.clock() - self.limits.max_age_seconds

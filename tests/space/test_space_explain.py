@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from nes2net_space.explain import GENERIC_LIMITATIONS, how_sure, model_markdown, timeline_words, verdict_markdown
 from nes2net_space.models import DEFAULT_CHOICE, ModelLoadError, ModelRegistry
+from safetensors.torch import load_file, save_file
 from tiny_models import tiny_model
 
 from hub_cards.model_card import ModelCardSpec, write_model_card
 from hub_cards.results import load_results, write_result
-from modeling_nes2net import save_model_folder
+from modeling_nes2net import detection, save_model_folder
 from modeling_nes2net.detection import DetectionResult, Segment
 
 
@@ -103,3 +105,19 @@ def test_timeline_words_name_the_flagged_stretches():
     assert "2 fall below the threshold (2.0-8.0 s, shaded red" in words and "most spoof-like window" in words
     result.segments = segments[:1]
     assert timeline_words(result) == ""
+
+
+@pytest.mark.skipif(not hasattr(detection, "load_model"), reason="needs the loader that refuses damaged models")
+@pytest.mark.parametrize("damage", ["missing classifier", "NaN weights"])
+def test_a_damaged_model_is_refused_by_name_without_its_server_path(tmp_path, damage):
+    folder = save_model_folder(tiny_model(), tmp_path / "damaged")
+    weights = load_file(folder / "model.safetensors")
+    if damage == "missing classifier":
+        weights = {name: tensor for name, tensor in weights.items() if "classifier" not in name}
+    else:
+        weights = {name: torch.full_like(tensor, float("nan")) if tensor.is_floating_point() else tensor
+                   for name, tensor in weights.items()}
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ModelLoadError, match="cannot load model 'damaged': ") as caught:
+        ModelRegistry([str(folder)], device="cpu").get("damaged")
+    assert str(tmp_path) not in str(caught.value)

@@ -84,9 +84,9 @@ def test_the_live_timeline_grows_while_the_microphone_speaks(space_app, space_au
                 window.recordClicked = performance.now();
             }""")
             page.locator("#live-microphone button.record-button").click()
-            page.wait_for_function(f"() => new Set(window.liveUpdates.filter(([, text]) => text.includes('scored up "
-                                   f"to')).map(([, text]) => text.split('scored up to ')[1])).size >= {WINDOWS}",
-                                   timeout=150_000)
+            page.wait_for_function(f"""() => new Set(window.liveUpdates
+                .filter(([, text]) => text.includes('scored up to'))
+                .map(([, text]) => text.split('scored up to ')[1].split(' s')[0])).size >= {WINDOWS}""", timeout=150_000)
             page.locator("#live-timeline img").wait_for()
             updates = page.evaluate("() => window.liveUpdates")
             # Gradio's recorder uploads each chunk (0.1 s) the moment it is captured, then streams it to the app.

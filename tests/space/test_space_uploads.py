@@ -72,3 +72,21 @@ def test_a_path_two_visitors_uploaded_is_deleted_with_its_last_request(tmp_path)
     ledger.release([str(shared), str(tmp_path / "an-example.wav")])  # paths it does not hold are left alone
     assert not shared.exists() and not shared.parent.exists()
     assert ledger.held_by("198.51.100.2") == (0, 0)
+
+
+def test_a_streamed_chunk_releases_the_chunks_gradio_replaced_by_it(tmp_path):
+    ledger = UploadLedger(UploadLimits(max_client_files=50), clock=iter(range(100)).__next__)
+    chunks = []
+    for index in range(4):  # the browser's chunks: one folder per content, each named audio.wav
+        chunk = tmp_path / f"sha{index}" / "audio.wav"
+        chunk.parent.mkdir()
+        chunk.write_bytes(bytes([index]) * 10)
+        ledger.record("198.51.100.1", [str(chunk)])
+        chunks.append(chunk)
+    other = tmp_path / "sha-other" / "audio.wav"
+    other.parent.mkdir()
+    other.write_bytes(b"other visitor")
+    ledger.record("198.51.100.2", [str(other)])
+    ledger.release_stream_chunk(chunks[2])  # chunks 0 and 1 never reached the app: Gradio kept the newest
+    assert [chunk.exists() for chunk in chunks] == [False, False, False, True] and other.exists()
+    assert ledger.held_by("198.51.100.1") == (1, 10)
