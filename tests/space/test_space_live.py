@@ -1,6 +1,6 @@
 """Live microphone scoring: a stream cut into windows as it arrives gives the file's timeline, and in headless
 Chromium, with a fake microphone playing a recording, the timeline grows while it "speaks"; the delay from speech to
-displayed score is measured and printed (run with -s to see it)."""
+displayed score is measured and printed (run with -s to see it; it is a figure of the machine's load, not asserted)."""
 
 from __future__ import annotations
 
@@ -19,9 +19,6 @@ from modeling_nes2net.detection import HOP_SAMPLES, WINDOW_SAMPLES, Nes2NetDetec
 
 WINDOWS = 2  # live verdicts waited for: at 4.04 and 6.06 s of the stream
 CHUNK_SECONDS = 0.1  # what Gradio's recorder captures per streamed chunk
-# Speech to displayed score, seconds: a window's last sample waits up to one streamed chunk (0.5 s) in the browser,
-# then upload, queue, scoring and the plot. A loose bound for a loaded CI machine; the measured figures are printed.
-MAX_LATENCY_SECONDS = 6.0
 
 
 @pytest.fixture(scope="module")
@@ -108,4 +105,4 @@ def test_the_live_timeline_grows_while_the_microphone_speaks(space_app, space_au
     latencies = [shown_at[end] - captured for end, captured in zip(ends, completing)]
     print(f"\nlive microphone, speech to displayed score: median {statistics.median(latencies):.2f} s, "
           f"max {max(latencies):.2f} s over {len(latencies)} windows")
-    assert 0 < max(latencies) < MAX_LATENCY_SECONDS
+    assert min(latencies) > 0  # a score shown before its speech was captured would mean the timing is wrong
