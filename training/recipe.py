@@ -114,11 +114,10 @@ class TrainingSpec:
     """The final model is the element-wise mean of the weights of this many best-by-dev-EER epochs."""
     checkpoint_every_steps: int = 0
     """Also save a resumable checkpoint every this many optimiser steps (0: only at the end of each epoch)."""
-    keep_checkpoints: int = 1
+    keep_checkpoints: int = 2
+    """The newest complete checkpoints kept; resuming falls back to an older one when the newest is damaged."""
     eval_batch_size: int = 16
     log_every_steps: int = 10
-    record_batches: bool = False
-    """Write the utterance ids of every micro-batch to `batches.rank<N>.txt` (to audit data order and sharding)."""
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
