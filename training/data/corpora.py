@@ -24,15 +24,18 @@ BUILDERS: dict[str, type[CorpusBuilder]] = {
 }
 
 
-def get_builder(corpus: str | CorpusBuilder, metadata: str | None = None) -> CorpusBuilder:
+def get_builder(
+    corpus: str | CorpusBuilder, metadata: str | None = None, allow_outside_root: bool = False
+) -> CorpusBuilder:
     """The builder of `corpus` (a name from BUILDERS, or a builder, returned as is); `metadata` names the
-    table of the generic builder."""
+    table of the generic builder, `allow_outside_root` lets it read audio files outside the corpus folder."""
     if isinstance(corpus, CorpusBuilder):
         return corpus
     if corpus not in BUILDERS:
         raise ValueError(f"unknown corpus {corpus!r}; choose one of: {', '.join(BUILDERS)}")
     if corpus == GenericBuilder.name:
-        return GenericBuilder(metadata=metadata)
-    if metadata is not None:
-        raise ValueError(f"--metadata only applies to the generic builder, not {corpus}")
+        return GenericBuilder(metadata=metadata, allow_outside_root=allow_outside_root)
+    for option, value in (("--metadata", metadata is not None), ("--allow-outside-root", allow_outside_root)):
+        if value:
+            raise ValueError(f"{option} only applies to the generic builder, not {corpus}")
     return BUILDERS[corpus]()
