@@ -40,6 +40,7 @@ import numpy as np
 import torch
 import yaml
 from accelerate.utils import DistributedDataParallelKwargs, DistributedType, set_seed
+from datasets import Dataset
 from tqdm.auto import tqdm
 from transformers import AutoModel
 
@@ -135,6 +136,16 @@ def build_optimizer(model: Nes2NetForAudioClassification, recipe: Recipe) -> tor
     return optimizer_class(groups, lr=training.lr, weight_decay=training.weight_decay)
 
 
+def load_split(dataset: str, split: str, role: str) -> Dataset:
+    """One split of a built dataset (folder or Hub id), or FileNotFoundError in one line naming it and its role."""
+    try:
+        return load_built_dataset(dataset, split)
+    except (OSError, ValueError) as error:
+        relative = "" if Path(dataset).is_absolute() else f" (relative paths are read from {Path.cwd()})"
+        message = " ".join(str(error).split())
+        raise FileNotFoundError(f"{role} {dataset!r}, split {split!r}, cannot be loaded{relative}: {message}") from None
+
+
 def trial_weights(labels: np.ndarray, config: Nes2NetConfig) -> np.ndarray:
     """Each trial's weight in the model's loss: its class weight for the weighted cross-entropy, 1 for the focal
     loss (a plain mean). `(n,)` labels -> `(n,)` weights."""
@@ -218,7 +229,7 @@ class Trainer:
     def _load_data(self) -> None:
         data, training = self.recipe.data, self.recipe.training
         config = self.model.config
-        split = load_built_dataset(data.dataset, data.train_split)
+        split = load_split(data.dataset, data.train_split, "data.dataset")
         self.train_set = WaveformDataset(split, "random", data.crop_samples, build_augmentation(data.augmentation),
                                          seed=training.seed)
         self.train_weights = trial_weights(np.asarray(self.train_set.column("label"), dtype=np.int64), config)
@@ -227,7 +238,9 @@ class Trainer:
         self.dev_set = None
         if data.dev_split is not None:
             crop, num_samples = PROTOCOL_CROPS[data.dev_protocol]
-            self.dev_set = WaveformDataset(load_built_dataset(data.dataset, data.dev_split), crop, num_samples)
+            self.dev_set = WaveformDataset(load_split(data.dataset, data.dev_split, "data.dataset"), crop, num_samples)
+        for spec in self.recipe.evaluation:  # found now, not after hours of training
+            load_split(spec.dataset, spec.split, "evaluation dataset")
 
     # ------------------------------------------------------------------------------------------- the loop
 
@@ -452,7 +465,7 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
 def run(args: argparse.Namespace) -> int:
     try:
         train(recipe_from_args(args), resume=args.resume)
-    except CheckpointError as error:
+    except (CheckpointError, FileNotFoundError) as error:
         logger.error("%s", error)
         return 1
     return 0

@@ -47,8 +47,8 @@ def train_args(workspace, output: str, *overrides: str) -> list[str]:
 PROBE = "tests.training.train_probe"
 
 
-def run_ok(args, env, processes=1, entry="modeling_nes2net.cli"):
-    result = run_command(args, env, processes, entry=entry)
+def run_ok(args, env, processes=1, **options):
+    result = run_command(args, env, processes, **options)
     errors = [line for line in result.stderr.splitlines() if "Error" in line]
     assert result.returncode == 0, "\n".join(errors[:10]) + result.stderr[-3000:]
     return result
@@ -67,12 +67,14 @@ def recorded_batches(path: Path) -> list[list[str]]:
 def single_and_two_processes(workspace):
     """The same recipe (dropout off) on one process with batch 4 and on two processes with 2 each. The learning rate
     is the mini recipe's / 10: at 1e-3 this tiny model's loss jumps by up to 30% between steps, and float rounding
-    differences grow to a few percent of the gradient norm within 8 steps (at 1e-4 they stay below 1e-6)."""
+    differences grow to a few percent of the gradient norm within 8 steps (at 1e-4 they stay below 1e-6). The
+    single run starts in another folder than the repository, with a test set that names no dataset (the one given
+    by `--dataset`)."""
     settings = [*NO_DROPOUT, "training.lr=1e-4"]
-    test_set = f"evaluation=[{{dataset: {workspace['dataset']}, split: eval, protocol: full, group_by: [codec]}}]"
+    test_set = "evaluation=[{split: eval, protocol: full, group_by: [codec]}]"
     single, double = workspace["root"] / "single", workspace["root"] / "double"
     single_run = run_ok(train_args(workspace, "single", *settings, test_set),
-                        {**workspace["env"], "PROBE_BATCHES_DIR": str(single)}, entry=PROBE)
+                        {**workspace["env"], "PROBE_BATCHES_DIR": str(single)}, entry=PROBE, cwd=workspace["root"])
     double_run = run_ok(train_args(workspace, "double", *settings),
                         {**workspace["env"], "PROBE_BATCHES_DIR": str(double)}, processes=2, entry=PROBE)
     return single, double, single_run, double_run
@@ -127,6 +129,16 @@ def test_the_recipes_test_sets_are_scored_with_the_final_model(single_and_two_pr
     result = load_result(single / "eval" / f"{workspace['dataset'].name}-eval-full" / "results.json")
     assert result.n_trials == 12 and result.dataset_split == "eval" and set(result.per_group) == {"codec"}
     assert "final" in result.model
+
+
+def test_a_test_set_that_cannot_be_loaded_is_named_before_training(workspace):
+    test_set = "evaluation=[{dataset: data/not-built-here, split: eval}]"
+    result = run_command(train_args(workspace, "unloadable", test_set), workspace["env"], cwd=workspace["root"])
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR")]
+    assert result.returncode == 1 and len(errors) == 1, result.stderr[-3000:]
+    assert "evaluation dataset 'data/not-built-here', split 'eval', cannot be loaded" in errors[0]
+    assert f"relative paths are read from {workspace['root']}" in errors[0]
+    assert not (workspace["root"] / "unloadable" / "checkpoints").exists()
 
 
 def test_pipeline_loads_the_model_trained_on_two_processes(single_and_two_processes):

@@ -54,10 +54,15 @@ def subprocess_env(cache_dir: Path) -> dict[str, str]:
 
 
 def run_command(
-    args: list[str], env: dict[str, str], processes: int = 1, timeout: float = 300, entry: str = "modeling_nes2net.cli"
+    args: list[str],
+    env: dict[str, str],
+    processes: int = 1,
+    timeout: float = 300,
+    entry: str = "modeling_nes2net.cli",
+    cwd: Path = REPO,
 ) -> subprocess.CompletedProcess:
-    """`nes2net ARGS` in a new process, or under `accelerate launch` on CPU with `processes` processes; `entry` is
-    the module run as `nes2net` (`tests.training.train_probe` injects test probes)."""
+    """`nes2net ARGS` in a new process run from `cwd`, or under `accelerate launch` on CPU with `processes`
+    processes; `entry` is the module run as `nes2net` (`tests.training.train_probe` injects test probes)."""
     module = [sys.executable, "-m", entry, *args]
     if processes > 1:
         accelerate = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
@@ -65,7 +70,7 @@ def run_command(
                       "--main_process_port", str(free_port()), "-m", entry]
         module = [*accelerate, *args]
         env = {**env, "ACCELERATE_USE_CPU": "true"}
-    return subprocess.run(module, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(module, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 class PicklePayload:
