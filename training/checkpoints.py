@@ -62,7 +62,9 @@ def complete_checkpoints(root: str | os.PathLike) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         return []
-    complete = [path for path in root.iterdir() if CHECKPOINT_NAME.match(path.name) and (path / TRAINER_STATE).is_file()]
+    complete = [
+        path for path in root.iterdir() if CHECKPOINT_NAME.match(path.name) and (path / TRAINER_STATE).is_file()
+    ]
     return sorted(complete, key=lambda path: path.name, reverse=True)
 
 
@@ -272,13 +274,16 @@ def _read_optimizer(path: Path) -> dict[str, Any]:
             int(param): {**{name: tensors[f"{param}.{name}"] for name in names}, **values.get(param, {})}
             for param, names in metadata["tensors"].items()
         }
-        groups = [
-            {key: tuple(value) if isinstance(value, list) and key != "params" else value for key, value in group.items()}
-            for group in metadata["param_groups"]
+        groups = [  # JSON turned tuples (Adam's betas) into lists
+            {key: _untuple(key, value) for key, value in group.items()} for group in metadata["param_groups"]
         ]
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise CheckpointError(f"{path}: not an optimiser state (missing {error})") from None
     return {"state": state, "param_groups": groups}
+
+
+def _untuple(key: str, value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) and key != "params" else value
 
 
 def _set_rng_states(states: dict[str, Any]) -> None:

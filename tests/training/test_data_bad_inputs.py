@@ -60,30 +60,24 @@ def test_a_table_saved_with_a_utf8_byte_order_mark_builds(corpus, tmp_path, capl
     assert dict(zip(train["utt_id"], train["label"], strict=True)) == {"a": 1, "b": 0}
 
 
-def test_a_table_with_another_delimiter_says_which_it_seems_to_use(corpus, tmp_path, caplog):
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("path;label\na.flac;bonafide\nb.flac;spoof\n",  # saved with another delimiter
+         "malformed: {table}:1: header ['path;label'] has no path column (path|file_name|file|audio) and no label "
+         "column; its fields look ';'-separated, but a .csv table is read ','-separated"),
+        ("path,speaker\na.flac,x\nb.flac,y\n", "malformed: {table}:1: header ['path', 'speaker'] has no label column"),
+        ("path,label,speaker\na.flac,bonafide,Ana\nb.flac,spoof,José\n".encode("latin-1"),
+         "malformed: {table}:3: not UTF-8 text (byte 0xe9): save it as UTF-8"),
+        ("path,label,utt_id\na.flac,bonafide,u1\nb.flac,spoof,u1\n",
+         "duplicate: {table}:3: u1 already listed on line 2"),
+    ],
+    ids=["delimiter", "no-label-column", "latin-1", "duplicate-id"],
+)
+def test_a_bad_table_is_refused_in_one_line_naming_it(corpus, tmp_path, caplog, content, problem):
     root, write_table = corpus
-    table = write_table("path;label\na.flac;bonafide\nb.flac;spoof\n")
-    expected = (f"malformed: {table}:1: header ['path;label'] has no path column (path|file_name|file|audio) and no "
-                "label column; its fields look ';'-separated, but a .csv table is read ','-separated")
-    assert_refused(caplog, root, expected, tmp_path)
-
-
-def test_a_table_without_a_label_column_shows_its_header(corpus, tmp_path, caplog):
-    root, write_table = corpus
-    table = write_table("path,speaker\na.flac,x\nb.flac,y\n")
-    assert_refused(caplog, root, f"malformed: {table}:1: header ['path', 'speaker'] has no label column", tmp_path)
-
-
-def test_a_table_that_is_not_utf8_names_the_line_of_the_first_bad_byte(corpus, tmp_path, caplog):
-    root, write_table = corpus
-    table = write_table("path,label,speaker\na.flac,bonafide,Ana\nb.flac,spoof,José\n".encode("latin-1"))
-    assert_refused(caplog, root, f"malformed: {table}:3: not UTF-8 text (byte 0xe9): save it as UTF-8", tmp_path)
-
-
-def test_a_duplicate_utterance_id_names_both_lines(corpus, tmp_path, caplog):
-    root, write_table = corpus
-    table = write_table("path,label,utt_id\na.flac,bonafide,u1\nb.flac,spoof,u1\n")
-    assert_refused(caplog, root, f"duplicate: {table}:3: u1 already listed on line 2", tmp_path)
+    table = write_table(content)
+    assert_refused(caplog, root, problem.format(table=table), tmp_path)
 
 
 def test_an_unreadable_audio_file_is_named_with_libsndfiles_reason(corpus, tmp_path, caplog):
@@ -184,7 +178,7 @@ def test_segment_labels_pickled_by_numpy_1_with_protocol_2_are_read(tmp_path):
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
-        (lambda path: np.save(path, np.zeros(3, dtype=np.int8)), "holds a int8 array of shape (3,), not a pickled dict"),
+        (lambda path: np.save(path, np.zeros(3, dtype=np.int8)), "holds a int8 array of shape (3,), not a pickled"),
         (lambda path: np.save(path, ["1", "0"], allow_pickle=True), "holds a <U1 array of shape (2,), not a pickled"),
         (lambda path: np.save(path, np.array(None, dtype=object), allow_pickle=True), "holds a NoneType, not a dict"),
         (lambda path: path.write_bytes(pickle.dumps({"a": [1]})), "not a NumPy .npy file"),

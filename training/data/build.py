@@ -175,8 +175,9 @@ def _write_split(
         try:
             audio_info = soundfile.info(io.BytesIO(audio_bytes))
         except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
-            reason = str(error).rpartition(": ")[2].rstrip(".")  # libsndfile's reason, without its "Error opening <...>"
-            unreadable.append(LayoutProblem("unreadable", utterance.audio_path, f"not a readable audio file ({reason})"))
+            reason = str(error).rpartition(": ")[2].rstrip(".")  # without libsndfile's "Error opening <BytesIO ...>"
+            message = f"not a readable audio file ({reason})"
+            unreadable.append(LayoutProblem("unreadable", utterance.audio_path, message))
             continue
         if writer is None or shard_bytes >= max_shard_bytes:
             writer = _next_shard(writer, staging, split, shards, features)

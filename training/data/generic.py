@@ -111,7 +111,8 @@ def _scan_table(root: Path, table: Path, allow_outside_root: bool) -> CorpusScan
             continue
         line = reader.line_num
         if len(fields) != len(header):
-            problems.append(LayoutProblem("malformed", table, f"expected {len(header)} fields, found {len(fields)}", line))
+            message = f"expected {len(header)} fields, found {len(fields)}"
+            problems.append(LayoutProblem("malformed", table, message, line))
             continue
         record = dict(zip(header, fields, strict=True))
         try:
