@@ -219,3 +219,16 @@ def test_the_final_model_carries_the_calibration_fitted_on_dev(single_and_two_pr
     table = read_scores(tmp_path / "scores.csv")
     (weight,), offset = fit_llr_fusion(np.asarray(table.scores)[:, None], np.asarray(table.labels))
     np.testing.assert_allclose(fitted, (weight, offset), rtol=1e-4, atol=1e-5)
+
+
+def test_two_processes_agree_on_the_checkpoint_to_resume(workspace, uninterrupted):
+    """The same damaged copy resumed by two processes: both fall back to step 6 (each reads the shared files), the
+    second keeps its seeded random state (the run was saved by one process) and the run finishes."""
+    copy = workspace["root"] / "damaged-two"
+    shutil.copytree(uninterrupted, copy, ignore=shutil.ignore_patterns("final", "logs"))
+    (copy / "checkpoints" / "step-00000008" / "model.safetensors").write_bytes(b"")
+
+    resumed = run_ok(train_args(workspace, "damaged-two", *KILL_SETTINGS), workspace["env"], processes=2)
+    assert resumed.stderr.count("is damaged") == 1 and "resuming from the older step-00000006" in resumed.stderr
+    assert "rng-00001.json not found: process 1 keeps its seeded random state" in resumed.stderr
+    assert final_weights(copy).keys() == final_weights(uninterrupted).keys()
