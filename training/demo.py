@@ -129,7 +129,8 @@ def build_demo_dataset(source: str | os.PathLike, output_dir: str | os.PathLike,
             writer.writeheader()
             writer.writerows(rows)
         command = f"python -m training.demo (carve_dev_split of {source}/metadata.csv, fraction {DEV_FRACTION})"
-        return build_dataset("generic", staging, output_dir, overwrite=overwrite, build_command=command, progress=False)
+        return build_dataset("generic", staging, output_dir, overwrite=overwrite, build_command=command, progress=False,
+                             allow_outside_root=True)  # the staging folder's links lead to `source` on purpose
 
 
 # ----------------------------------------------------------------------------------------------- training and export

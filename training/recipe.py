@@ -6,8 +6,10 @@ A recipe has four sections (every field and its default is listed in the datacla
 model:      {preset: nes2net-x-xlsr, frontend_weights: facebook/wav2vec2-xls-r-300m, config: {dilation: 2}}
 data:       {dataset: data/asvspoof2019-la, train_split: train, dev_split: dev, crop_samples: 64600, ...}
 training:   {epochs: 100, batch_size: 12, lr: 2.5e-7, schedule: constant, ...}
-evaluation: [{dataset: data/asvspoof2021-la, split: eval, protocol: 4sec, where: {subset: eval}}]
+evaluation: [{dataset: data/asvspoof2021-la, split: eval, protocol: 4sec, where: {subset: eval}}, {split: eval}]
 ```
+
+An evaluation entry without `dataset` scores the training dataset (`data.dataset`, wherever `--dataset` points).
 
 `load_recipe("asvspoof2019-la", ["training.lr=1e-6", "data.num_workers=8"])` reads `training/recipes/<name>.yaml` (or
 any YAML path) and applies `section.field=value` overrides, each value parsed as YAML (`1e-6`, `null`, `[0.5, 0.5]`);
@@ -120,11 +122,10 @@ class TrainingSpec:
     """The final model is the element-wise mean of the weights of this many best-by-dev-EER epochs."""
     checkpoint_every_steps: int = 0
     """Also save a resumable checkpoint every this many optimiser steps (0: only at the end of each epoch)."""
-    keep_checkpoints: int = 1
+    keep_checkpoints: int = 2
+    """The newest complete checkpoints kept; resuming falls back to an older one when the newest is damaged."""
     eval_batch_size: int = 16
     log_every_steps: int = 10
-    record_batches: bool = False
-    """Write the utterance ids of every micro-batch to `batches.rank<N>.txt` (to audit data order and sharding)."""
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -144,7 +145,8 @@ class TrainingSpec:
 class EvaluationSpec:
     """One test set scored with the final model at the end of training (see `training.evaluate`)."""
 
-    dataset: str
+    dataset: str | None = None
+    """A built folder or Hub id; null: the training dataset (`data.dataset`, so `--dataset` moves both)."""
     split: str = "eval"
     protocol: str = "4sec"
     name: str | None = None
@@ -164,6 +166,11 @@ class Recipe:
     data: DataSpec = field(default_factory=DataSpec)
     training: TrainingSpec = field(default_factory=TrainingSpec)
     evaluation: list[EvaluationSpec] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for spec in self.evaluation:
+            if spec.dataset is None:
+                spec.dataset = self.data.dataset
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

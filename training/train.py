@@ -31,7 +31,6 @@ import argparse
 import dataclasses
 import logging
 import math
-import os
 import shutil
 import time
 from pathlib import Path
@@ -41,6 +40,7 @@ import numpy as np
 import torch
 import yaml
 from accelerate.utils import DistributedDataParallelKwargs, DistributedType, set_seed
+from datasets import Dataset
 from tqdm.auto import tqdm
 from transformers import AutoModel
 
@@ -50,9 +50,10 @@ from modeling_nes2net.averaging import average_model_folders
 from training.batching import PROTOCOL_CROPS, EpochPlan, WaveformDataset, build_augmentation, build_preprocessing
 from training.calibration import calibrate_model
 from training.checkpoints import (
+    CheckpointError,
     latest_checkpoint,
-    read_trainer_state,
     remove_partial_checkpoints,
+    resume_latest,
     save_checkpoint,
 )
 from training.data import collate_waveforms, load_built_dataset
@@ -66,7 +67,6 @@ from training.scores import ScoreTable, write_scores
 
 logger = logging.getLogger(__name__)
 
-DEBUG_EXIT_CODE = 75
 SHARDED_DISTRIBUTED_TYPES = (DistributedType.DEEPSPEED, DistributedType.FSDP, DistributedType.MEGATRON_LM)
 
 
@@ -136,6 +136,16 @@ def build_optimizer(model: Nes2NetForAudioClassification, recipe: Recipe) -> tor
     return optimizer_class(groups, lr=training.lr, weight_decay=training.weight_decay)
 
 
+def load_split(dataset: str, split: str, role: str) -> Dataset:
+    """One split of a built dataset (folder or Hub id), or FileNotFoundError in one line naming it and its role."""
+    try:
+        return load_built_dataset(dataset, split)
+    except (OSError, ValueError) as error:
+        relative = "" if Path(dataset).is_absolute() else f" (relative paths are read from {Path.cwd()})"
+        message = " ".join(str(error).split())
+        raise FileNotFoundError(f"{role} {dataset!r}, split {split!r}, cannot be loaded{relative}: {message}") from None
+
+
 def trial_weights(labels: np.ndarray, config: Nes2NetConfig) -> np.ndarray:
     """Each trial's weight in the model's loss: its class weight for the weighted cross-entropy, 1 for the focal
     loss (a plain mean). `(n,)` labels -> `(n,)` weights."""
@@ -177,8 +187,8 @@ class TrainerState:
 class Trainer:
     """One training run of a recipe (see the module docstring); `run()` returns the final model folder."""
 
-    def __init__(self, recipe: Recipe, resume: bool = True, exit_after_steps: int | None = None):
-        self.recipe, self.exit_after_steps = recipe, exit_after_steps
+    def __init__(self, recipe: Recipe, resume: bool = True):
+        self.recipe = recipe
         training = recipe.training
         self.output_dir = Path(training.output_dir)
         self.checkpoints = self.output_dir / "checkpoints"
@@ -194,8 +204,7 @@ class Trainer:
                 f"nes2net train is data-parallel (DDP), not {self.accelerator.distributed_type.value}: every model "
                 "(a 300M front-end at most) fits one GPU; use training.mixed_precision and gradient_checkpointing"
             )
-        self.resume_from = latest_checkpoint(self.checkpoints)
-        if self.resume_from is not None and not resume:
+        if latest_checkpoint(self.checkpoints) is not None and not resume:
             raise FileExistsError(f"{self.output_dir} holds checkpoints of a run: resume it, or use another output dir")
         if recipe.data.dataset is None:
             raise ValueError("the recipe names no dataset: set data.dataset (--dataset PATH_OR_HUB_ID)")
@@ -213,7 +222,6 @@ class Trainer:
         self.scheduler = build_scheduler(optimizer, training.schedule, training.lr, training.min_lr, total_steps,
                                          steps, training.cosine_period_epochs)
         self.model, self.optimizer = self.accelerator.prepare(self.model, optimizer)
-        self.accelerator.register_for_checkpointing(self.scheduler)
         self.state = TrainerState()
         self.saving_seconds = 0.0  # spent writing checkpoints in the current epoch, left out of its throughput
         set_seed(training.seed, device_specific=True)  # dropout differs across processes; a resume restores it
@@ -221,7 +229,7 @@ class Trainer:
     def _load_data(self) -> None:
         data, training = self.recipe.data, self.recipe.training
         config = self.model.config
-        split = load_built_dataset(data.dataset, data.train_split)
+        split = load_split(data.dataset, data.train_split, "data.dataset")
         self.train_set = WaveformDataset(split, "random", data.crop_samples, build_augmentation(data.augmentation),
                                          seed=training.seed, preprocessing=build_preprocessing(data.preprocess))
         self.train_weights = trial_weights(np.asarray(self.train_set.column("label"), dtype=np.int64), config)
@@ -230,7 +238,9 @@ class Trainer:
         self.dev_set = None
         if data.dev_split is not None:
             crop, num_samples = PROTOCOL_CROPS[data.dev_protocol]
-            self.dev_set = WaveformDataset(load_built_dataset(data.dataset, data.dev_split), crop, num_samples)
+            self.dev_set = WaveformDataset(load_split(data.dataset, data.dev_split, "data.dataset"), crop, num_samples)
+        for spec in self.recipe.evaluation:  # found now, not after hours of training
+            load_split(spec.dataset, spec.split, "evaluation dataset")
 
     # ------------------------------------------------------------------------------------------- the loop
 
@@ -240,10 +250,11 @@ class Trainer:
             remove_partial_checkpoints(self.checkpoints)
             self._write_recipe()
         accelerator.wait_for_everyone()
-        if self.resume_from is not None:
-            accelerator.load_state(str(self.resume_from))
-            self.state = TrainerState(**read_trainer_state(self.resume_from))
-            logger.info("resumed from %s (epoch %d, step %d)", self.resume_from, self.state.epoch + 1,
+        resumed = resume_latest(accelerator, self.checkpoints, self.model, self.optimizer, self.scheduler)
+        if resumed is not None:
+            checkpoint, trainer_state = resumed
+            self.state = TrainerState(**trainer_state)
+            logger.info("resumed from %s (epoch %d, step %d)", checkpoint, self.state.epoch + 1,
                         self.state.global_step)
         accelerator.init_trackers("train")
         if accelerator.is_main_process:
@@ -283,7 +294,6 @@ class Trainer:
         for batch in loader:
             global_weight = self.train_weights[global_batches[state.step_in_epoch]].sum()
             micro_weight = self.train_weights[batch["index"]].sum()
-            self._record(batch)
             with accelerator.accumulate(self.model):
                 loss = self.model(batch["input_values"].to(accelerator.device),
                                   labels=batch["labels"].to(accelerator.device)).loss
@@ -310,7 +320,6 @@ class Trainer:
                                  "train/lr": self.scheduler.get_last_lr()[0]}, step=state.global_step)
             if training.checkpoint_every_steps and state.global_step % training.checkpoint_every_steps == 0:
                 self._checkpoint()
-            self._maybe_exit(state.global_step)
         bar.close()
         elapsed = time.perf_counter() - started - self.saving_seconds
         throughput = trained_steps * plan.batch_size / elapsed if elapsed > 0 else float("nan")
@@ -406,25 +415,9 @@ class Trainer:
 
     def _checkpoint(self) -> None:
         started = time.perf_counter()
-        crash = self.exit_after_steps is not None and self.state.global_step == self.exit_after_steps
         save_checkpoint(self.accelerator, self.checkpoints, self.state.global_step, dataclasses.asdict(self.state),
-                        keep=self.recipe.training.keep_checkpoints, before_commit=self._exit if crash else None)
+                        self.model, self.optimizer, self.scheduler, keep=self.recipe.training.keep_checkpoints)
         self.saving_seconds += time.perf_counter() - started
-
-    def _maybe_exit(self, step: int) -> None:
-        if self.exit_after_steps is not None and step == self.exit_after_steps:
-            self._exit()
-
-    def _exit(self) -> None:
-        logger.warning("debug: exiting hard at step %d", self.state.global_step)
-        logging.shutdown()
-        os._exit(DEBUG_EXIT_CODE)
-
-    def _record(self, batch: dict[str, Any]) -> None:
-        if self.recipe.training.record_batches:
-            path = self.output_dir / f"batches.rank{self.accelerator.process_index}.txt"
-            with open(path, "a", encoding="utf-8") as handle:
-                handle.write(f"{self.state.epoch} {self.state.step_in_epoch} {' '.join(batch['utt_id'])}\n")
 
     def _write_recipe(self) -> None:
         path = self.output_dir / "recipe.yaml"
@@ -436,9 +429,9 @@ class Trainer:
         write_text_atomic(path, text)
 
 
-def train(recipe: Recipe, resume: bool = True, exit_after_steps: int | None = None) -> Path:
+def train(recipe: Recipe, resume: bool = True) -> Path:
     """Train from `recipe` (resuming from its output folder's last checkpoint); returns the final model folder."""
-    return Trainer(recipe, resume=resume, exit_after_steps=exit_after_steps).run()
+    return Trainer(recipe, resume=resume).run()
 
 
 # ----------------------------------------------------------------------------------------------- command line
@@ -462,8 +455,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind, help=f"the same as --set {field}=...")
     parser.add_argument("--no-resume", dest="resume", action="store_false",
                         help="refuse to continue an output folder that already holds checkpoints")
-    parser.add_argument("--debug-exit-after-steps", type=int, metavar="N",
-                        help="testing: exit hard after optimiser step N (during its checkpoint, if one is due)")
 
 
 def recipe_from_args(args: argparse.Namespace) -> Recipe:
@@ -472,5 +463,9 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
 
 
 def run(args: argparse.Namespace) -> int:
-    train(recipe_from_args(args), resume=args.resume, exit_after_steps=args.debug_exit_after_steps)
+    try:
+        train(recipe_from_args(args), resume=args.resume)
+    except (CheckpointError, FileNotFoundError) as error:
+        logger.error("%s", error)
+        return 1
     return 0

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +14,12 @@ from safetensors.torch import load_file
 
 from hub_cards.results import load_result
 from modeling_nes2net import Nes2NetForAudioClassification
-from tests.training.train_helpers import build_tiny_corpus, run_command, subprocess_env
+from tests.training.train_helpers import build_tiny_corpus, plant_pickle_payload, run_command, subprocess_env
+from tests.training.train_probe import CRASH_EXIT_CODE
 from training.calibration import fit_llr_fusion
 from training.checkpoints import latest_checkpoint
 from training.evaluate import evaluate_model
 from training.scores import read_scores
-from training.train import DEBUG_EXIT_CODE
 
 pytestmark = pytest.mark.slow
 
@@ -37,14 +38,17 @@ def train_args(workspace, output: str, *overrides: str) -> list[str]:
     settings = [
         "data.crop_samples=4000", "data.dev_split=dev", "data.dev_protocol=full", "data.num_workers=0",
         "training.epochs=2", "training.batch_size=4", "training.eval_batch_size=4", "training.average_best=2",
-        "training.log_every_steps=1", "training.record_batches=true", "evaluation=[]", *overrides,
+        "training.log_every_steps=1", "evaluation=[]", *overrides,
     ]
     args = ["train", "mini", "--dataset", str(workspace["dataset"]), "--output-dir", str(workspace["root"] / output)]
     return args + [item for setting in settings for item in ("--set", setting)]
 
 
-def run_ok(args, env, processes=1):
-    result = run_command(args, env, processes)
+PROBE = "tests.training.train_probe"
+
+
+def run_ok(args, env, processes=1, **options):
+    result = run_command(args, env, processes, **options)
     errors = [line for line in result.stderr.splitlines() if "Error" in line]
     assert result.returncode == 0, "\n".join(errors[:10]) + result.stderr[-3000:]
     return result
@@ -54,24 +58,26 @@ def final_weights(folder: Path) -> dict[str, torch.Tensor]:
     return load_file(folder / "final" / "model.safetensors")
 
 
-def recorded_batches(path: Path) -> dict[tuple[int, int], list[str]]:
-    batches = {}
-    for line in path.read_text().splitlines():
-        epoch, step, *utt_ids = line.split()
-        batches[(int(epoch), int(step))] = utt_ids
-    return batches
+def recorded_batches(path: Path) -> list[list[str]]:
+    """The utterance ids of each training micro-batch, in order (written by the probe `PROBE_BATCHES_DIR`)."""
+    return [line.split() for line in path.read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")
 def single_and_two_processes(workspace):
     """The same recipe (dropout off) on one process with batch 4 and on two processes with 2 each. The learning rate
     is the mini recipe's / 10: at 1e-3 this tiny model's loss jumps by up to 30% between steps, and float rounding
-    differences grow to a few percent of the gradient norm within 8 steps (at 1e-4 they stay below 1e-6)."""
+    differences grow to a few percent of the gradient norm within 8 steps (at 1e-4 they stay below 1e-6). The
+    single run starts in another folder than the repository, with a test set that names no dataset (the one given
+    by `--dataset`)."""
     settings = [*NO_DROPOUT, "training.lr=1e-4"]
-    test_set = f"evaluation=[{{dataset: {workspace['dataset']}, split: eval, protocol: full, group_by: [codec]}}]"
-    single = run_ok(train_args(workspace, "single", *settings, test_set), workspace["env"])
-    double = run_ok(train_args(workspace, "double", *settings), workspace["env"], processes=2)
-    return workspace["root"] / "single", workspace["root"] / "double", single, double
+    test_set = "evaluation=[{split: eval, protocol: full, group_by: [codec]}]"
+    single, double = workspace["root"] / "single", workspace["root"] / "double"
+    single_run = run_ok(train_args(workspace, "single", *settings, test_set),
+                        {**workspace["env"], "PROBE_BATCHES_DIR": str(single)}, entry=PROBE, cwd=workspace["root"])
+    double_run = run_ok(train_args(workspace, "double", *settings),
+                        {**workspace["env"], "PROBE_BATCHES_DIR": str(double)}, processes=2, entry=PROBE)
+    return single, double, single_run, double_run
 
 
 def test_two_processes_split_each_global_batch_between_them(single_and_two_processes):
@@ -79,11 +85,11 @@ def test_two_processes_split_each_global_batch_between_them(single_and_two_proce
     reference = recorded_batches(single / "batches.rank0.txt")
     rank0 = recorded_batches(double / "batches.rank0.txt")
     rank1 = recorded_batches(double / "batches.rank1.txt")
-    assert len(reference) == 8 and rank0.keys() == rank1.keys() == reference.keys()
-    for step, utt_ids in reference.items():
-        assert len(rank0[step]) == len(rank1[step]) == 2
-        assert not set(rank0[step]) & set(rank1[step])
-        assert sorted(rank0[step] + rank1[step]) == sorted(utt_ids)
+    assert len(reference) == len(rank0) == len(rank1) == 8
+    for utt_ids, first, second in zip(reference, rank0, rank1, strict=True):
+        assert len(utt_ids) == 4 and len(first) == len(second) == 2
+        assert not set(first) & set(second)
+        assert sorted(first + second) == sorted(utt_ids)
 
 
 def scalars(run: Path, tag: str) -> np.ndarray:
@@ -125,6 +131,16 @@ def test_the_recipes_test_sets_are_scored_with_the_final_model(single_and_two_pr
     assert "final" in result.model
 
 
+def test_a_test_set_that_cannot_be_loaded_is_named_before_training(workspace):
+    test_set = "evaluation=[{dataset: data/not-built-here, split: eval}]"
+    result = run_command(train_args(workspace, "unloadable", test_set), workspace["env"], cwd=workspace["root"])
+    errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR")]
+    assert result.returncode == 1 and len(errors) == 1, result.stderr[-3000:]
+    assert "evaluation dataset 'data/not-built-here', split 'eval', cannot be loaded" in errors[0]
+    assert f"relative paths are read from {workspace['root']}" in errors[0]
+    assert not (workspace["root"] / "unloadable" / "checkpoints").exists()
+
+
 def test_pipeline_loads_the_model_trained_on_two_processes(single_and_two_processes):
     from transformers import pipeline
 
@@ -137,25 +153,59 @@ def test_pipeline_loads_the_model_trained_on_two_processes(single_and_two_proces
     assert {prediction["label"] for prediction in predictions} == {"spoof", "bonafide"}
 
 
-def test_a_run_killed_while_saving_resumes_to_the_same_weights(workspace):
-    """Dropout on (its RNG must be restored), bf16 autocast, 2 accumulation steps, clipping; checkpoints every 2 steps;
-    the run dies while committing step 6."""
-    settings = ["training.checkpoint_every_steps=2", "training.mixed_precision=bf16",
-                "training.gradient_accumulation_steps=2", "training.max_grad_norm=1.0"]
-    args = train_args(workspace, "killed", *settings)
-    crashed = run_command([*args, "--debug-exit-after-steps", "6"], workspace["env"])
-    assert crashed.returncode == DEBUG_EXIT_CODE, crashed.stderr[-4000:]
+KILL_SETTINGS = ["training.checkpoint_every_steps=2", "training.mixed_precision=bf16",
+                 "training.gradient_accumulation_steps=2", "training.max_grad_norm=1.0"]
+"""Dropout on (its RNG must be restored), bf16 autocast, 2 accumulation steps, clipping; checkpoints every 2 steps."""
+ACCELERATE_PICKLES = ("custom_checkpoint_0.pkl", "random_states_0.pkl", "optimizer.bin", "scheduler.bin", "scaler.pt",
+                      "pytorch_model.bin", "sampler.bin")
+"""Where Accelerate's `save_state` keeps pickled states: a copied run folder may carry a payload under each name."""
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(workspace):
+    run_ok(train_args(workspace, "uninterrupted", *KILL_SETTINGS), workspace["env"])
+    return workspace["root"] / "uninterrupted"
+
+
+def test_a_run_killed_while_saving_resumes_to_the_same_weights(workspace, uninterrupted):
+    """The run dies while committing step 6 and resumes from step 4, whose folder also holds planted pickles that
+    must never run."""
+    args = train_args(workspace, "killed", *KILL_SETTINGS)
+    crashed = run_command(args, {**workspace["env"], "PROBE_CRASH_AT_STEP": "6"}, entry=PROBE)
+    assert crashed.returncode == CRASH_EXIT_CODE, crashed.stderr[-4000:]
     checkpoints = workspace["root"] / "killed" / "checkpoints"
     assert (checkpoints / ".step-00000006.partial" / "model.safetensors").is_file()
     assert latest_checkpoint(checkpoints).name == "step-00000004"
+    marker = workspace["root"] / "payload-ran-on-resume"
+    for name in ACCELERATE_PICKLES:
+        plant_pickle_payload(checkpoints / "step-00000004" / name, marker)
 
     resumed = run_ok(args, workspace["env"])
+    assert not marker.exists()
     assert "resumed from" in resumed.stderr and "step-00000004" in resumed.stderr
     assert not (checkpoints / ".step-00000006.partial").exists()
-    run_ok(train_args(workspace, "uninterrupted", *settings), workspace["env"])
-    killed, reference = final_weights(workspace["root"] / "killed"), final_weights(workspace["root"] / "uninterrupted")
+    killed, reference = final_weights(workspace["root"] / "killed"), final_weights(uninterrupted)
     assert killed.keys() == reference.keys()
     assert all(torch.equal(killed[key], reference[key]) for key in reference)
+
+
+def test_a_damaged_latest_checkpoint_is_named_and_the_run_resumes_from_the_older(workspace, uninterrupted):
+    """A copy of the finished run whose last checkpoint (step 8) has a truncated optimiser state: the run warns
+    naming the file, continues from step 6 and ends with the same weights."""
+    copy = workspace["root"] / "damaged"
+    shutil.copytree(uninterrupted, copy, ignore=shutil.ignore_patterns("final", "logs"))
+    checkpoints = copy / "checkpoints"
+    assert [path.name for path in sorted(checkpoints.iterdir())] == ["step-00000006", "step-00000008"]
+    optimizer_file = checkpoints / "step-00000008" / "optimizer.safetensors"
+    optimizer_file.write_bytes(optimizer_file.read_bytes()[: optimizer_file.stat().st_size // 2])
+
+    resumed = run_ok(train_args(workspace, "damaged", *KILL_SETTINGS), workspace["env"])
+    warning = next(line for line in resumed.stderr.splitlines() if "is damaged" in line)
+    assert str(optimizer_file) in warning and "resuming from the older step-00000006" in warning
+    assert (checkpoints / "step-00000008.damaged" / "optimizer.safetensors").is_file()
+    assert "step 6)" in resumed.stderr
+    damaged, reference = final_weights(copy), final_weights(uninterrupted)
+    assert all(torch.equal(damaged[key], reference[key]) for key in reference)
 
 
 def test_the_final_model_carries_the_calibration_fitted_on_dev(single_and_two_processes, workspace, tmp_path):
@@ -169,3 +219,16 @@ def test_the_final_model_carries_the_calibration_fitted_on_dev(single_and_two_pr
     table = read_scores(tmp_path / "scores.csv")
     (weight,), offset = fit_llr_fusion(np.asarray(table.scores)[:, None], np.asarray(table.labels))
     np.testing.assert_allclose(fitted, (weight, offset), rtol=1e-4, atol=1e-5)
+
+
+def test_two_processes_agree_on_the_checkpoint_to_resume(workspace, uninterrupted):
+    """The same damaged copy resumed by two processes: both fall back to step 6 (each reads the shared files), the
+    second keeps its seeded random state (the run was saved by one process) and the run finishes."""
+    copy = workspace["root"] / "damaged-two"
+    shutil.copytree(uninterrupted, copy, ignore=shutil.ignore_patterns("final", "logs"))
+    (copy / "checkpoints" / "step-00000008" / "model.safetensors").write_bytes(b"")
+
+    resumed = run_ok(train_args(workspace, "damaged-two", *KILL_SETTINGS), workspace["env"], processes=2)
+    assert resumed.stderr.count("is damaged") == 1 and "resuming from the older step-00000006" in resumed.stderr
+    assert "rng-00001.json not found: process 1 keeps its seeded random state" in resumed.stderr
+    assert final_weights(copy).keys() == final_weights(uninterrupted).keys()

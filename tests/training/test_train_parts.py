@@ -67,6 +67,7 @@ def test_command_line_shortcuts_and_set_build_the_recipe():
     recipe = recipe_from_args(args)
     assert (recipe.data.dataset, recipe.training.lr, recipe.training.batch_size) == ("data/x", 3e-4, 8)
     assert recipe.training.output_dir == "runs/x" and args.resume
+    assert [spec.dataset for spec in recipe.evaluation] == ["data/x"]  # the mini recipe scores its own test split
 
 
 def test_schedules_match_their_definitions():

@@ -54,14 +54,38 @@ def subprocess_env(cache_dir: Path) -> dict[str, str]:
 
 
 def run_command(
-    args: list[str], env: dict[str, str], processes: int = 1, timeout: float = 300
+    args: list[str],
+    env: dict[str, str],
+    processes: int = 1,
+    timeout: float = 300,
+    entry: str = "modeling_nes2net.cli",
+    cwd: Path = REPO,
 ) -> subprocess.CompletedProcess:
-    """`nes2net ARGS` in a new process, or under `accelerate launch` on CPU with `processes` processes."""
-    module = [sys.executable, "-m", "modeling_nes2net.cli", *args]
+    """`nes2net ARGS` in a new process run from `cwd`, or under `accelerate launch` on CPU with `processes`
+    processes; `entry` is the module run as `nes2net` (`tests.training.train_probe` injects test probes)."""
+    module = [sys.executable, "-m", entry, *args]
     if processes > 1:
         accelerate = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
                       str(processes), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                      "--main_process_port", str(free_port()), "-m", "modeling_nes2net.cli"]
+                      "--main_process_port", str(free_port()), "-m", entry]
         module = [*accelerate, *args]
         env = {**env, "ACCELERATE_USE_CPU": "true"}
-    return subprocess.run(module, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(module, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+class PicklePayload:
+    """Unpickling this object runs `touch MARKER`: what an attacker plants to run code on whoever loads the file."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def plant_pickle_payload(path: Path, marker: Path) -> None:
+    """Write a `torch.save` file at `path` (the format Accelerate's `*.bin` / `*.pkl` states use) that creates
+    `marker` when unpickled."""
+    import torch
+
+    torch.save(PicklePayload(marker), path)

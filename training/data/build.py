@@ -53,14 +53,17 @@ def scan_corpus(
     metadata: str | None = None,
     strict: bool = False,
     skip_missing_audio: bool = False,
+    allow_outside_root: bool = False,
 ) -> tuple[CorpusBuilder, CorpusScan]:
     """Check the layout of `root` against `corpus` without reading any audio.
 
     Raises CorpusLayoutError listing every problem that stops a build (see CorpusScan.errors); extra files
     (and, with `skip_missing_audio`, missing ones) are logged as warnings and kept in `scan.problems`.
     """
-    builder = get_builder(corpus, metadata=metadata)
+    builder = get_builder(corpus, metadata=metadata, allow_outside_root=allow_outside_root)
     root = Path(root)
+    if root.is_file():
+        raise NotADirectoryError(f"{builder.name}: {root} is a file; ROOT is the corpus folder")
     if not root.is_dir():
         raise FileNotFoundError(f"{builder.name}: corpus folder {root} does not exist")
     scan = builder.scan(root)
@@ -104,6 +107,7 @@ def build_dataset(
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
     strict: bool = False,
     skip_missing_audio: bool = False,
+    allow_outside_root: bool = False,
     overwrite: bool = False,
     license_id: str | None = None,
     build_command: str | None = None,
@@ -117,6 +121,7 @@ def build_dataset(
         max_shard_bytes: start a new shard once a shard holds this many bytes of audio.
         strict: fail on extra files too (by default they are reported and left out).
         skip_missing_audio: leave out protocol entries whose audio file is missing instead of failing.
+        allow_outside_root: let the generic builder read audio files outside `root` (see `training.data.generic`).
         overwrite: replace an existing, non-empty `output_dir`.
         license_id: the Hub licence id to record (e.g. "cc-by-4.0"); defaults to the corpus' known licence.
         build_command: the command line to record in the build info.
@@ -124,7 +129,8 @@ def build_dataset(
     output_dir = Path(output_dir)
     if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{output_dir} exists and is not empty (pass overwrite=True / --overwrite)")
-    builder, scan = scan_corpus(corpus, root, metadata=metadata, strict=strict, skip_missing_audio=skip_missing_audio)
+    builder, scan = scan_corpus(corpus, root, metadata=metadata, strict=strict, skip_missing_audio=skip_missing_audio,
+                                allow_outside_root=allow_outside_root)
     features = corpus_features(scan.metadata_features)
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", suffix=".partial", dir=output_dir.parent))
@@ -169,7 +175,9 @@ def _write_split(
         try:
             audio_info = soundfile.info(io.BytesIO(audio_bytes))
         except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
-            unreadable.append(LayoutProblem("unreadable", utterance.audio_path, f"not a readable audio file ({error})"))
+            reason = str(error).rpartition(": ")[2].rstrip(".")  # without libsndfile's "Error opening <BytesIO ...>"
+            message = f"not a readable audio file ({reason})"
+            unreadable.append(LayoutProblem("unreadable", utterance.audio_path, message))
             continue
         if writer is None or shard_bytes >= max_shard_bytes:
             writer = _next_shard(writer, staging, split, shards, features)
@@ -264,10 +272,12 @@ def stream_corpus(
     *,
     metadata: str | None = None,
     skip_missing_audio: bool = False,
+    allow_outside_root: bool = False,
 ) -> IterableDataset:
     """An IterableDataset of one split read straight from the corpus folder, in the shared schema, with no
     build step: for a first look at a corpus, or to train on one that is never written out."""
-    builder, scan = scan_corpus(corpus, root, metadata=metadata, skip_missing_audio=skip_missing_audio)
+    builder, scan = scan_corpus(corpus, root, metadata=metadata, skip_missing_audio=skip_missing_audio,
+                                allow_outside_root=allow_outside_root)
     if split not in scan.splits:
         raise ValueError(f"{builder.name} has no split {split!r}; splits: {', '.join(scan.splits)}")
     features = corpus_features(scan.metadata_features)

@@ -47,6 +47,11 @@ def _add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--skip-missing-audio", action="store_true", help="leave out protocol entries whose audio file is missing"
     )
+    parser.add_argument(
+        "--allow-outside-root",
+        action="store_true",
+        help="generic builder: read audio files outside ROOT (table paths with .., absolute paths, symlinks)",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,6 +84,7 @@ def _build_command(args: argparse.Namespace) -> str:
     words += ["--metadata", args.metadata] if args.metadata else []
     words += ["--strict"] if args.strict else []
     words += ["--skip-missing-audio"] if args.skip_missing_audio else []
+    words += ["--allow-outside-root"] if args.allow_outside_root else []
     words += ["--license", args.license] if args.license else []
     if args.max_shard_size != DEFAULT_MAX_SHARD_BYTES:
         words += ["--max-shard-size", format_size(args.max_shard_size)]
@@ -86,7 +92,8 @@ def _build_command(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    options = dict(metadata=args.metadata, strict=args.strict, skip_missing_audio=args.skip_missing_audio)
+    options = dict(metadata=args.metadata, strict=args.strict, skip_missing_audio=args.skip_missing_audio,
+                   allow_outside_root=args.allow_outside_root)
     try:
         if args.data_command == "check":
             _, scan = scan_corpus(args.corpus, args.root, **options)
@@ -106,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             **options,
         )
-    except (CorpusLayoutError, FileNotFoundError, FileExistsError, ValueError) as error:
+    except (CorpusLayoutError, FileNotFoundError, FileExistsError, NotADirectoryError, ValueError) as error:
         logger.error("%s", error)
         return 1
     for split, split_info in info["splits"].items():

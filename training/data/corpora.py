@@ -26,15 +26,23 @@ BUILDERS: dict[str, type[CorpusBuilder]] = {
 }
 
 
-def get_builder(corpus: str | CorpusBuilder, metadata: str | None = None) -> CorpusBuilder:
+def get_builder(
+    corpus: str | CorpusBuilder, metadata: str | None = None, allow_outside_root: bool = False
+) -> CorpusBuilder:
     """The builder of `corpus` (a name from BUILDERS, or a builder, returned as is); `metadata` names the
-    table of the generic builder (and of the generic corpus the splices builder reads)."""
+    table of the generic builder (and of the generic corpus the splices builder reads), `allow_outside_root` lets
+    the generic builder read audio files outside the corpus folder."""
     if isinstance(corpus, CorpusBuilder):
         return corpus
     if corpus not in BUILDERS:
         raise ValueError(f"unknown corpus {corpus!r}; choose one of: {', '.join(BUILDERS)}")
-    if corpus in (GenericBuilder.name, SplicesBuilder.name):
-        return BUILDERS[corpus](metadata=metadata)
-    if metadata is not None:
-        raise ValueError(f"--metadata only applies to the generic builder, not {corpus}")
+    if corpus == GenericBuilder.name:
+        return GenericBuilder(metadata=metadata, allow_outside_root=allow_outside_root)
+    generic_options = (("--metadata", metadata is not None and corpus != SplicesBuilder.name),
+                       ("--allow-outside-root", allow_outside_root))
+    for option, value in generic_options:
+        if value:
+            raise ValueError(f"{option} only applies to the generic builder, not {corpus}")
+    if corpus == SplicesBuilder.name:
+        return SplicesBuilder(metadata=metadata)
     return BUILDERS[corpus]()

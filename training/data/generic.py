@@ -7,11 +7,16 @@ without its suffix); every other column is kept as metadata, typed int64 / float
 
 Folder layout: `ROOT/{bonafide,spoof}/**/*.{flac,wav,ogg,mp3}` (one `train` split) or
 `ROOT/<split>/{bonafide,spoof}/**` (one split per folder).
+
+Audio files must lie inside ROOT: a table path with `..`, an absolute path, or a symlink that leads outside is
+refused unless `allow_outside_root` (`--allow-outside-root`) says otherwise, so a table cannot pack (and `--push-to-hub`
+upload) files from elsewhere on the machine.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import re
 from pathlib import Path
 from typing import Any
@@ -26,6 +31,7 @@ from .layout import (
     ProtocolLineError,
     list_audio_files,
     parse_key,
+    read_text,
 )
 from .schema import ATTACK_UNKNOWN, BONAFIDE, SPOOF, Utterance, attack_name
 
@@ -51,20 +57,23 @@ class GenericBuilder(CorpusBuilder):
         "optionally inside one folder per split"
     )
 
-    def __init__(self, metadata: str | None = None):
-        self.metadata = metadata
+    def __init__(self, metadata: str | None = None, allow_outside_root: bool = False):
+        self.metadata, self.allow_outside_root = metadata, allow_outside_root
 
     def scan(self, root: Path) -> CorpusScan:
         problems: list[LayoutProblem] = []
         table = self._find_table(root, problems)
         if problems:
             return CorpusScan({}, {}, problems)
-        scan = _scan_table(root, table) if table is not None else _scan_folders(root)
+        if table is not None:
+            scan = _scan_table(root, table, self.allow_outside_root)
+        else:
+            scan = _scan_folders(root, self.allow_outside_root)
         claimed = {utterance.audio_path for rows in scan.splits.values() for utterance in rows}
         scan.problems.extend(
             LayoutProblem("extra", path, "audio file not labelled by the layout")
             for path in list_audio_files(root, recursive=True)
-            if path not in claimed
+            if path not in claimed and _outside_root(root, path) is None
         )
         return scan
 
@@ -83,34 +92,33 @@ class GenericBuilder(CorpusBuilder):
         return (preferred or tables or [None])[0]
 
 
-def _scan_table(root: Path, table: Path) -> CorpusScan:
+def _scan_table(root: Path, table: Path, allow_outside_root: bool) -> CorpusScan:
     problems: list[LayoutProblem] = []
     delimiter = "\t" if table.suffix.lower() == ".tsv" else ","
-    with open(table, encoding="utf-8", newline="") as file:
-        reader = csv.reader(file, delimiter=delimiter)
-        header = [name.strip() for name in next(reader, [])]
-        path_column = next((name for name in PATH_COLUMNS if name in header), None)
-        if path_column is None or "label" not in header:
-            problems.append(
-                LayoutProblem("malformed", table, f"header needs a path column ({'|'.join(PATH_COLUMNS)}) and label", 1)
-            )
-            return CorpusScan({}, {}, problems)
-        metadata_columns = [name for name in header if name != path_column and name not in RESERVED_COLUMNS]
-        rows = []
-        for fields in reader:
-            if not fields:
-                continue
-            line = reader.line_num
-            if len(fields) != len(header):
-                problems.append(
-                    LayoutProblem("malformed", table, f"expected {len(header)} fields, found {len(fields)}", line)
-                )
-                continue
-            record = dict(zip(header, fields, strict=True))
-            try:
-                rows.append((line, _table_row(root, record, path_column)))
-            except ProtocolLineError as error:
-                problems.append(LayoutProblem("malformed", table, str(error), line))
+    text = read_text(table, problems)
+    if text is None:
+        return CorpusScan({}, {}, problems)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = [name.strip() for name in next(reader, [])]
+    path_column = next((name for name in PATH_COLUMNS if name in header), None)
+    if path_column is None or "label" not in header:
+        problems.append(LayoutProblem("malformed", table, _header_problem(header, path_column, delimiter), 1))
+        return CorpusScan({}, {}, problems)
+    metadata_columns = [name for name in header if name != path_column and name not in RESERVED_COLUMNS]
+    rows = []
+    for fields in reader:
+        if not fields:
+            continue
+        line = reader.line_num
+        if len(fields) != len(header):
+            message = f"expected {len(header)} fields, found {len(fields)}"
+            problems.append(LayoutProblem("malformed", table, message, line))
+            continue
+        record = dict(zip(header, fields, strict=True))
+        try:
+            rows.append((line, _table_row(root, record, path_column)))
+        except ProtocolLineError as error:
+            problems.append(LayoutProblem("malformed", table, str(error), line))
     metadata_features = {}
     for name in metadata_columns:
         feature, convert = _infer_type([record[name] for _, (_, _, record) in rows])
@@ -119,17 +127,41 @@ def _scan_table(root: Path, table: Path) -> CorpusScan:
             utterance.metadata[name] = convert(record[name])
     splits: dict[str, list[Utterance]] = {}
     first_line: dict[tuple[str, str], int] = {}
-    for line, (split, utterance, _) in rows:
+    for line, (split, utterance, record) in rows:
         key = (split, utterance.utt_id)
+        outside = None if allow_outside_root else _outside_root(root, utterance.audio_path)
         if key in first_line:
             message = f"{utterance.utt_id} already listed on line {first_line[key]}"
             problems.append(LayoutProblem("duplicate", table, message, line))
+        elif outside is not None:
+            message = f"{record[path_column].strip()!r} {outside}"
+            problems.append(LayoutProblem("outside-root", table, message, line))
         elif not utterance.audio_path.is_file():
             problems.append(LayoutProblem("missing-audio", table, f"audio file {utterance.audio_path} not found", line))
         else:
             first_line[key] = line
             splits.setdefault(split, []).append(utterance)
     return CorpusScan(_in_split_order(splits), metadata_features, problems)
+
+
+def _header_problem(header: list[str], path_column: str | None, delimiter: str) -> str:
+    """Why a table header is refused: the columns it lacks, and the delimiter it seems to use instead."""
+    lacking = [f"path column ({'|'.join(PATH_COLUMNS)})"] if path_column is None else []
+    lacking += ["label column"] if "label" not in header else []
+    message = f"header {header} has no {' and no '.join(lacking)}"
+    used = next((mark for mark in ",;\t|" if mark != delimiter and len(header) == 1 and mark in header[0]), None)
+    if used is not None:
+        kind = ".tsv" if delimiter == "\t" else ".csv"
+        message += f"; its fields look {used!r}-separated, but a {kind} table is read {delimiter!r}-separated"
+    return message
+
+
+def _outside_root(root: Path, path: Path) -> str | None:
+    """Why `path` is outside `root` (through `..`, as an absolute path or by a symlink), or None if it is inside."""
+    target = path.resolve()
+    if target.is_relative_to(root.resolve()):
+        return None
+    return f"leads outside the corpus root, to {target}: pass --allow-outside-root to read it"
 
 
 def _in_split_order(splits: dict[str, list[Utterance]]) -> dict[str, list[Utterance]]:
@@ -166,7 +198,7 @@ def _infer_type(values: list[str]) -> tuple[Value, Any]:
     return Value("string"), lambda value: value.strip() or None
 
 
-def _scan_folders(root: Path) -> CorpusScan:
+def _scan_folders(root: Path, allow_outside_root: bool) -> CorpusScan:
     problems: list[LayoutProblem] = []
     if any((root / name).is_dir() for name in LABEL_FOLDERS):
         split_roots = {DEFAULT_SPLIT: root}
@@ -185,16 +217,13 @@ def _scan_folders(root: Path) -> CorpusScan:
         if not SPLIT_NAME.match(split):
             problems.append(LayoutProblem("malformed", split_root, f"{split!r} is not a valid split name"))
             continue
-        splits[split] = [
-            Utterance(
-                path.relative_to(split_root).with_suffix("").as_posix(),
-                path,
-                label,
-                None,
-                attack_name(ATTACK_UNKNOWN, label),
-            )
-            for folder, label in LABEL_FOLDERS.items()
-            if (split_root / folder).is_dir()
-            for path in list_audio_files(split_root / folder, recursive=True)
-        ]
+        splits[split] = []
+        for folder, label in LABEL_FOLDERS.items():
+            for path in list_audio_files(split_root / folder, recursive=True) if (split_root / folder).is_dir() else []:
+                outside = None if allow_outside_root else _outside_root(root, path)
+                if outside is not None:
+                    problems.append(LayoutProblem("outside-root", path, outside))
+                    continue
+                utt_id = path.relative_to(split_root).with_suffix("").as_posix()
+                splits[split].append(Utterance(utt_id, path, label, None, attack_name(ATTACK_UNKNOWN, label)))
     return CorpusScan(_in_split_order(splits), {}, problems)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
-from .layout import LayoutProblem, ProtocolCorpusBuilder, ProtocolEntry, SplitSource, parse_key
+from .layout import LayoutProblem, ProtocolCorpusBuilder, ProtocolEntry, SplitSource, parse_key, read_text
 from .schema import ATTACK_UNKNOWN, attack_name
 
 IN_THE_WILD_KEYS = {"bona-fide": 1, "spoof": 0}
@@ -28,8 +29,9 @@ class InTheWildBuilder(ProtocolCorpusBuilder):
 
     def protocol_fields(self, protocol: Path, problems: list[LayoutProblem]) -> Iterator[tuple[int, list[str]]]:
         """The comma-separated rows of meta.csv after its header, with their line numbers."""
-        with open(protocol, encoding="utf-8", newline="") as file:
-            reader = csv.reader(file)
+        text = read_text(protocol, problems)
+        if text is not None:
+            reader = csv.reader(io.StringIO(text, newline=""))
             header = next(reader, None)
             if header != META_HEADER:
                 problems.append(LayoutProblem("malformed", protocol, f"header must be {','.join(META_HEADER)}", 1))

@@ -7,6 +7,7 @@ recorded with the file (and protocol line) it comes from, so one run lists every
 from __future__ import annotations
 
 import abc
+import io
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -16,7 +17,7 @@ from typing import Any, Literal
 
 from .schema import Utterance
 
-ProblemKind = Literal["missing", "missing-audio", "extra", "malformed", "duplicate", "unreadable"]
+ProblemKind = Literal["missing", "missing-audio", "extra", "malformed", "duplicate", "unreadable", "outside-root"]
 AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".mp3")
 
 
@@ -104,8 +105,9 @@ def protocol_lines(
     """Yield `(line_number, fields)` of a whitespace-separated protocol, skipping blank lines and recording
     every line whose field count is not one of `num_fields` as malformed."""
     allowed = sorted(set(num_fields))
-    with open(path, encoding="utf-8") as file:
-        for line_number, line in enumerate(file, start=1):
+    text = read_text(path, problems)
+    if text is not None:
+        for line_number, line in enumerate(io.StringIO(text), start=1):
             fields = line.split()
             if not fields:
                 continue
@@ -116,6 +118,19 @@ def protocol_lines(
                 )
                 continue
             yield line_number, fields
+
+
+def read_text(path: Path, problems: list[LayoutProblem]) -> str | None:
+    """The text of a protocol or table, read as UTF-8 (a byte-order mark dropped); None, with a problem naming the
+    line of the first byte that is not UTF-8, when it is not."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        message = f"not UTF-8 text (byte 0x{data[error.start]:02x}): save it as UTF-8"
+        problems.append(LayoutProblem("malformed", path, message, line))
+        return None
 
 
 def parse_key(value: str, keys: dict[str, int]) -> int:

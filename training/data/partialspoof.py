@@ -7,17 +7,29 @@ same convention as `label`.
 
 from __future__ import annotations
 
+import codecs
+import pickle
 import re
 from pathlib import Path
 
 import numpy as np
 from datasets import List, Value
+from numpy.lib import format as npy_format
 
 from .layout import CorpusScan, LayoutProblem, ProtocolCorpusBuilder, ProtocolEntry, SplitSource, parse_key
 from .schema import attack_name
 
 PARTIALSPOOF_KEYS = {"bonafide": 1, "spoof": 0}
 SEGMENT_LABEL_FILE = re.compile(r"^(?P<split>\w+)_seglab_(?P<seconds>\d+(\.\d+)?)\.npy$")
+_RECONSTRUCT, _SCALAR = np.ndarray(0).__reduce__()[0], np.float64(0).__reduce__()[0]
+ARRAY_GLOBALS = {
+    **{(module, "_reconstruct"): _RECONSTRUCT for module in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    **{(module, "scalar"): _SCALAR for module in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): codecs.encode,  # how protocol 2 pickles the bytes of an array
+}
+"""The only globals a segment label file may name: what NumPy (1.x or 2.x) needs to rebuild arrays."""
 
 
 def segment_column(seconds: str) -> str:
@@ -36,8 +48,8 @@ class PartialSpoofBuilder(ProtocolCorpusBuilder):
         "ROOT = the database/ folder: protocols/PartialSpoof_LA_cm_protocols/"
         "PartialSpoof.LA.cm.{train,dev,eval}.trl.txt (SPEAKER FILE - SYSTEM KEY), {train,dev,eval}/con_wav/FILE.wav "
         "and segment_labels/{split}_seglab_{0.01..0.64}.npy "
-        "(pickled dicts: utterance -> '1' bona fide / '0' spoof per segment; loading them runs pickle, so build only "
-        "files you trust)"
+        "(pickled dicts: utterance -> '1' bona fide / '0' spoof per segment, read by an unpickler that admits NumPy "
+        "arrays and nothing else)"
     )
     num_fields = (5,)
     sources = {
@@ -78,7 +90,11 @@ class PartialSpoofBuilder(ProtocolCorpusBuilder):
 
     @staticmethod
     def _attach_segment_labels(path: Path, column: str, utterances: list, problems: list[LayoutProblem]) -> None:
-        labels_by_utterance = np.load(path, allow_pickle=True).item()
+        try:
+            labels_by_utterance = read_segment_labels(path)
+        except ValueError as error:
+            problems.append(LayoutProblem("malformed", path, str(error)))
+            return
         for utterance in utterances:
             segments = labels_by_utterance.get(utterance.utt_id)
             if segments is None:
@@ -91,3 +107,34 @@ class PartialSpoofBuilder(ProtocolCorpusBuilder):
                 )
                 continue
             utterance.metadata[column] = values.astype(np.int8)
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Rebuilds NumPy arrays, dicts, lists and strings; refuses every other global, so a file cannot run code."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in ARRAY_GLOBALS:
+            raise pickle.UnpicklingError(f"refused to load {module}.{name}")
+        return ARRAY_GLOBALS[(module, name)]
+
+
+def read_segment_labels(path: Path) -> dict[str, np.ndarray]:
+    """A PartialSpoof `*_seglab_*.npy` file (`np.save` of a dict: utterance -> `(segments,)` array of '0' / '1'),
+    read without executing anything it holds; raises ValueError saying what is wrong with it."""
+    with open(path, "rb") as file:
+        try:
+            version = npy_format.read_magic(file)
+            read_header = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+            shape, _, dtype = read_header(file)
+        except ValueError as error:
+            raise ValueError(f"not a NumPy .npy file ({error})") from None
+        if dtype != np.dtype(object) or shape != ():
+            raise ValueError(f"holds a {dtype} array of shape {shape}, not a pickled dict of segment labels")
+        try:
+            array = _ArrayUnpickler(file).load()
+        except (pickle.UnpicklingError, EOFError, TypeError, ValueError, AttributeError) as error:
+            raise ValueError(f"not a pickled dict of NumPy arrays ({error})") from None
+    labels = array.item() if isinstance(array, np.ndarray) and array.shape == () else None
+    if not isinstance(labels, dict) or not all(isinstance(key, str) for key in labels):
+        raise ValueError(f"holds a {type(labels).__name__}, not a dict of utterance id -> segment labels")
+    return labels

@@ -1,0 +1,151 @@
+"""Checkpoints in one process: a resume restores everything, unpickles nothing, and survives a damaged newest
+checkpoint by falling back to the older one."""
+
+from __future__ import annotations
+
+import logging
+import random
+
+import numpy as np
+import pytest
+import torch
+from accelerate import Accelerator
+
+from tests.training.train_helpers import plant_pickle_payload
+from training.checkpoints import (
+    MODEL_FILE,
+    OPTIMIZER_FILE,
+    SCHEDULER_FILE,
+    TRAINER_STATE,
+    CheckpointError,
+    latest_checkpoint,
+    resume_latest,
+    rng_file,
+    save_checkpoint,
+)
+from training.schedules import build_scheduler
+
+
+def training_objects(seed: int):
+    """A small model, its Adam optimiser (with a named group, as training uses) and a cosine schedule."""
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
+    optimizer = torch.optim.Adam([{"params": model.parameters(), "name": "backend"}], lr=1e-2)
+    scheduler = build_scheduler(optimizer, "cosine", 1e-2, 1e-4, 20, 5, 5)
+    return model, optimizer, scheduler
+
+
+def train_steps(model, optimizer, scheduler, steps: int) -> None:
+    for _ in range(steps):
+        loss = model(torch.randn(8, 3)).square().mean() + torch.nn.functional.dropout(torch.ones(1), 0.5).sum()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+
+
+@pytest.fixture
+def run(tmp_path):
+    """Checkpoints of steps 2 and 4 of a short run, and the objects as they were at step 4."""
+    accelerator = Accelerator(cpu=True)
+    model, optimizer, scheduler = training_objects(0)
+    for step in (2, 4):
+        train_steps(model, optimizer, scheduler, 2)
+        save_checkpoint(accelerator, tmp_path, step, {"global_step": step}, model, optimizer, scheduler, keep=2)
+    return {"accelerator": accelerator, "root": tmp_path, "model": model, "optimizer": optimizer,
+            "scheduler": scheduler, "next_random": (random.random(), np.random.rand(), torch.rand(3))}
+
+
+def resume_fresh(run):
+    """Fresh objects (another seed), resumed from the run's checkpoints."""
+    model, optimizer, scheduler = training_objects(1)
+    resumed = resume_latest(run["accelerator"], run["root"], model, optimizer, scheduler)
+    return resumed, model, optimizer, scheduler
+
+
+def assert_same_state(model, optimizer, scheduler, run):
+    for key, tensor in run["model"].state_dict().items():
+        assert torch.equal(model.state_dict()[key], tensor), key
+    saved, loaded = run["optimizer"].state_dict(), optimizer.state_dict()
+    assert loaded["param_groups"] == saved["param_groups"]
+    for param, state in saved["state"].items():
+        for name, value in state.items():
+            assert torch.equal(loaded["state"][param][name], value), (param, name)
+    assert scheduler.state_dict() == run["scheduler"].state_dict()
+
+
+def test_a_resume_restores_weights_optimiser_schedule_and_random_states(run):
+    (checkpoint, trainer_state), model, optimizer, scheduler = resume_fresh(run)
+    assert checkpoint.name == "step-00000004" and trainer_state == {"global_step": 4}
+    assert_same_state(model, optimizer, scheduler, run)
+    python, numpy, torch_values = run["next_random"]
+    assert (random.random(), np.random.rand()) == (python, numpy) and torch.equal(torch.rand(3), torch_values)
+    assert sorted(path.name for path in run["root"].iterdir()) == ["step-00000002", "step-00000004"]
+
+
+def test_a_third_checkpoint_removes_the_oldest(run):
+    save_checkpoint(run["accelerator"], run["root"], 6, {"global_step": 6}, run["model"], run["optimizer"],
+                    run["scheduler"], keep=2)
+    assert sorted(path.name for path in run["root"].iterdir()) == ["step-00000004", "step-00000006"]
+
+
+def test_pickles_planted_where_accelerate_keeps_its_states_never_run(run, tmp_path_factory):
+    marker = tmp_path_factory.mktemp("payload") / "ran"
+    newest = latest_checkpoint(run["root"])
+    for name in ("custom_checkpoint_0.pkl", "random_states_0.pkl", "optimizer.bin", "scheduler.bin", "scaler.pt"):
+        plant_pickle_payload(newest / name, marker)
+    (checkpoint, _), model, optimizer, scheduler = resume_fresh(run)
+    assert checkpoint == newest and not marker.exists()
+    assert_same_state(model, optimizer, scheduler, run)
+
+
+def test_a_pickle_in_place_of_every_state_file_runs_nothing_and_names_the_file(run, tmp_path_factory):
+    marker = tmp_path_factory.mktemp("payload") / "ran"
+    for checkpoint in run["root"].iterdir():
+        for name in (MODEL_FILE, OPTIMIZER_FILE, SCHEDULER_FILE, rng_file(0)):
+            plant_pickle_payload(checkpoint / name, marker)
+    with pytest.raises(CheckpointError) as error:
+        resume_fresh(run)
+    assert not marker.exists()
+    message = str(error.value)
+    assert "\n" not in message and f"no checkpoint under {run['root']} can be resumed" in message
+    for step in ("00000002", "00000004"):
+        assert f"{run['root'] / f'step-{step}' / MODEL_FILE}: damaged or truncated safetensors file" in message
+
+
+def truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+@pytest.mark.parametrize(
+    ("file_name", "damage", "reason"),
+    [
+        (MODEL_FILE, truncate, "damaged or truncated safetensors file"),
+        (OPTIMIZER_FILE, truncate, "damaged or truncated safetensors file"),
+        (MODEL_FILE, lambda path: path.write_bytes(b""), "damaged or truncated safetensors file"),
+        (TRAINER_STATE, lambda path: path.write_text('{"global_step": 4,'), "not valid JSON"),
+        (SCHEDULER_FILE, lambda path: path.write_text(""), "not valid JSON"),
+        (rng_file(0), truncate, "not valid JSON"),
+        (TRAINER_STATE, lambda path: path.write_text("[]"), "not a trainer state"),
+        (SCHEDULER_FILE, lambda path: path.unlink(), "missing"),
+    ],
+)
+def test_a_damaged_newest_checkpoint_is_named_and_the_older_one_resumed(run, caplog, file_name, damage, reason):
+    damaged = run["root"] / "step-00000004" / file_name
+    damage(damaged)
+    with caplog.at_level(logging.WARNING):
+        (checkpoint, trainer_state), *_ = resume_fresh(run)
+    assert checkpoint.name == "step-00000002" and trainer_state == {"global_step": 2}
+    warning = next(record.getMessage() for record in caplog.records if "is damaged" in record.getMessage())
+    assert f"{damaged}: {reason}" in warning and "resuming from the older step-00000002" in warning
+    assert (run["root"] / "step-00000004.damaged" / TRAINER_STATE).is_file()
+    assert latest_checkpoint(run["root"]).name == "step-00000002"
+
+
+def test_a_checkpoint_of_another_model_is_refused_naming_the_file(run):
+    model = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.BatchNorm1d(5), torch.nn.Linear(5, 2))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    scheduler = build_scheduler(optimizer, "constant", 1e-2, 0.0, 20, 5, 5)
+    with pytest.raises(CheckpointError, match=rf"{run['root'] / 'step-00000004' / MODEL_FILE}: does not fit this run"):
+        resume_latest(run["accelerator"], run["root"], model, optimizer, scheduler)
+
