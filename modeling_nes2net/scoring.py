@@ -27,3 +27,8 @@ def log_odds(logits: torch.Tensor) -> torch.Tensor:
 def bonafide_probability(logits: torch.Tensor) -> torch.Tensor:
     """`(batch, num_labels)` -> `(batch,)` probability of bona fide speech."""
     return torch.sigmoid(log_odds(logits))
+
+
+def verdict(log_odds: float, threshold: float = 0.0) -> str:
+    """The decision rule, the one place it is written: `"bonafide"` when `log_odds >= threshold`, else `"spoof"`."""
+    return "bonafide" if log_odds >= threshold else "spoof"

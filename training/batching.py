@@ -21,11 +21,13 @@ import numpy as np
 import torch
 from datasets import Audio, Dataset
 
+from modeling_nes2net.protocols import WINDOW_SAMPLES
 from training.augment import Augmentation, RawBoost, RawBoostConfig, musan_rir_augmentation
 from training.data import DEFAULT_NUM_SAMPLES, SAMPLING_RATE, decode_waveform
 
-PROTOCOL_CROPS = {"full": ("full", DEFAULT_NUM_SAMPLES), "4sec": ("start", DEFAULT_NUM_SAMPLES)}
-"""Evaluation protocol -> (crop mode, samples): the whole utterance, or its first 64,600 samples tiled if shorter."""
+PROTOCOL_CROPS = {"full": ("full", WINDOW_SAMPLES), "4sec": ("start", WINDOW_SAMPLES)}
+"""Evaluation protocol (`modeling_nes2net.protocols`) -> the crop that reads it from a stored file: the whole
+utterance, or its first `WINDOW_SAMPLES` samples tiled if shorter (a seek reads no more)."""
 
 
 def build_augmentation(spec: dict[str, Any] | None) -> Augmentation | None:

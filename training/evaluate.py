@@ -9,9 +9,9 @@ OUT receives `scores.csv` (utt_id, score, label and the grouping columns), the s
 
 Scoring a split (`score_split`) scales to every trial of ASVspoof 5 and survives crashes:
 - the trials not scored yet are cut into one contiguous shard per process;
-- a process decodes its shard in pools of `POOL_BATCHES` batches, sorts each pool by length (little padding under
-  the `full` protocol), scores it in batches with attention masks, and after each batch appends `index<TAB>score`
-  lines to its own part file `parts/part-<rank>.tsv` and flushes it;
+- a process decodes its shard in pools of `POOL_BATCHES` batches and scores them through `modeling_nes2net.scorer`
+  (the batching and model call `nes2net detect` uses: similar lengths under a sample budget, attention masks),
+  and after each batch appends `index<TAB>score` lines to its own part file `parts/part-<rank>.tsv` and flushes it;
 - a new run first cuts any half-written last line, reads every part file and scores only what is missing (with any
   number of processes); a manifest with a fingerprint of the model's weights refuses to mix scores of another
   model, split or protocol;
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import itertools
 import json
 import logging
 import os
@@ -39,7 +38,9 @@ from tqdm.auto import tqdm
 from hub_cards.results import SCHEMA_VERSION, write_result
 from modeling_nes2net import Nes2NetForAudioClassification
 from modeling_nes2net.atomic import write_text_atomic
-from modeling_nes2net.detection import ModelNotFoundError, resolve_model_path
+from modeling_nes2net.detection import ModelLoadError, ModelNotFoundError, load_model
+from modeling_nes2net.protocols import WINDOW_SAMPLES
+from modeling_nes2net.scorer import SegmentPool, TorchModelCall
 from modeling_nes2net.scoring import bonafide_probability, bonafide_score, log_odds
 from training.batching import PROTOCOL_CROPS, WaveformDataset
 from training.data import collate_waveforms, load_built_dataset, read_build_info
@@ -114,11 +115,6 @@ def _prepare_parts(parts_dir: Path, manifest: dict[str, Any], resume: bool) -> N
     write_text_atomic(parts_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
 
 
-def _length_sorted_batches(pool: list[dict[str, Any]], batch_size: int) -> list[list[dict[str, Any]]]:
-    ordered = sorted(pool, key=lambda item: len(item["input_values"]), reverse=True)
-    return [ordered[start : start + batch_size] for start in range(0, len(ordered), batch_size)]
-
-
 @torch.inference_mode()
 def score_split(
     model: Nes2NetForAudioClassification,
@@ -132,13 +128,16 @@ def score_split(
     manifest: dict[str, Any] | None = None,
     resume: bool = True,
     max_batches: int | None = None,
+    max_batch_samples: int | None = None,
     progress: bool = True,
 ) -> np.ndarray | None:
     """Score every trial of `trials` with `model` across all processes (see the module docstring).
 
     Every process must call this. `manifest` identifies the run (model, data, protocol); with `resume`, scores
     already in `parts_dir` under the same manifest are kept. `max_batches` stops each process after that many
-    batches (a time-limited session; the next call resumes) and then returns None.
+    batches (a time-limited session; the next call resumes) and then returns None. Batches are chosen by
+    `scorer.SegmentPool` (similar lengths, at most `batch_size` trials and `max_batch_samples` padded samples, by
+    default `batch_size * WINDOW_SAMPLES`), the batching `nes2net detect` uses.
 
     Returns `(n_trials,)` float64 scores in trial order, on every process.
     """
@@ -160,24 +159,25 @@ def score_split(
     score_function = SCORES[score]
     was_training = model.training
     model.eval()
-    bar = tqdm(total=-(-len(shard) // batch_size), desc="scoring", unit="batch",
+    model_call = TorchModelCall(model, accelerator.device, autocast=accelerator.autocast)
+    pool = SegmentPool(batch_size, max_batch_samples or batch_size * WINDOW_SAMPLES)
+    bar = tqdm(total=len(shard), desc="scoring", unit="trial",
                disable=not (progress and accelerator.is_local_main_process))
-    batches = (items for pool in loader for items in _length_sorted_batches(pool, batch_size))
     batches_done = 0
     part = parts_dir / f"part-{accelerator.process_index:05d}.tsv"
     with open(part, "a", encoding="utf-8") as handle, bar:
-        for items in itertools.islice(batches, max_batches):
-            batch = collate_waveforms(items)
-            with accelerator.autocast():
-                logits = model(
-                    batch["input_values"].to(accelerator.device),
-                    attention_mask=batch["attention_mask"].to(accelerator.device),
-                ).logits
-            values = score_function(logits.float()).cpu().tolist()
-            handle.writelines(f"{item['index']}\t{value!r}\n" for item, value in zip(items, values))
-            handle.flush()
-            batches_done += 1
-            bar.update()
+        for items in loader:
+            for item in items:
+                pool.add(item["index"], item["input_values"])
+            while len(pool) and batches_done != max_batches:
+                indices, logits = zip(*pool.score_batch(model_call))
+                values = _checked_scores(score_function, np.stack(logits), indices, trials)
+                handle.writelines(f"{index}\t{value!r}\n" for index, value in zip(indices, values))
+                handle.flush()
+                batches_done += 1
+                bar.update(len(indices))
+            if batches_done == max_batches:
+                break
     model.train(was_training)
     logger.debug("process %d scored %d batches (%d trials were already scored)", accelerator.process_index,
                  batches_done, len(done))
@@ -189,6 +189,17 @@ def score_split(
             return None
         raise RuntimeError(f"{len(trials) - len(scores)} of {len(trials)} trials have no score in {parts_dir}")
     return np.array([scores[index] for index in range(len(trials))], dtype=np.float64)
+
+
+def _checked_scores(score_function, logits: np.ndarray, indices: Sequence[int], trials) -> list[float]:
+    """`score_function` of `(batch, num_labels)` logits; a `ValueError` naming the first trial with a non-finite
+    logit (broken weights or audio give no score)."""
+    finite = np.isfinite(logits).all(axis=1)
+    if not finite.all():
+        index = int(np.asarray(indices)[~finite][0])
+        name = trials.column("utt_id")[index] if "utt_id" in getattr(trials, "columns", ()) else f"trial {index}"
+        raise ValueError(f"{name}: the model gave non-finite scores (NaN or infinite logits); no score written")
+    return score_function(torch.from_numpy(logits)).tolist()
 
 
 # ----------------------------------------------------------------------------------------------- measuring scores
@@ -313,7 +324,7 @@ def evaluate_model(
     output_dir = Path(output_dir)
     model_name = model if isinstance(model, (str, os.PathLike)) else getattr(model, "name_or_path", None)
     if isinstance(model, (str, os.PathLike)):
-        model = Nes2NetForAudioClassification.from_pretrained(resolve_model_path(str(model)))
+        model = load_model(model)
     model.to(accelerator.device)
     trials = load_trials(dataset, split, protocol, where, columns=["attack", *group_by])
     manifest = {"model_sha1": model_fingerprint(model), "dataset": str(dataset), "split": split,
@@ -386,13 +397,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        resolve_model_path(args.model)
-    except ModelNotFoundError as error:
+        model = load_model(args.model)
+    except (ModelNotFoundError, ModelLoadError) as error:
         print(f"nes2net evaluate: error: {error}", file=sys.stderr)
         return 2
     accelerator = create_accelerator(mixed_precision=args.mixed_precision)
     evaluate_model(
-        args.model, args.dataset, args.output_dir, split=args.split, protocol=args.protocol, where=dict(args.where),
+        model, args.dataset, args.output_dir, split=args.split, protocol=args.protocol, where=dict(args.where),
         group_by=args.group_by, batch_size=args.batch_size, num_workers=args.num_workers, score=args.score,
         score_format=args.score_format, asv_scores=args.asv_scores, tdcf=args.tdcf, dataset_name=args.dataset_name,
         dataset_id=args.dataset_id, max_batches=args.max_batches, accelerator=accelerator,

@@ -138,8 +138,7 @@ def format_results(results: list[DetectionResult], fmt: str, segments: bool) -> 
 
 
 def _segment_row(result: DetectionResult, segment) -> list:
-    label = "bonafide" if segment.log_odds >= result.threshold else "spoof"
-    return [result.source, segment.start, segment.end, label, segment.probability, segment.score, segment.log_odds]
+    return [result.source, segment.start, segment.end, result.segment_label(segment), segment.probability, segment.score, segment.log_odds]
 
 
 def _table(results: list[DetectionResult], segments: bool) -> str:
@@ -150,7 +149,7 @@ def _table(results: list[DetectionResult], segments: bool) -> str:
                      f"{result.score:>9.4f}  {result.log_odds:>9.4f}  {result.duration:>9.2f}")
         if segments:
             for segment in result.segments:
-                label = "bonafide" if segment.log_odds >= result.threshold else "spoof"
+                label = result.segment_label(segment)
                 span = f"  {segment.start:.2f}-{segment.end:.2f} s"
                 lines.append(f"{span:<{width}}  {label:<8}  {segment.probability:>12.4f}  "
                              f"{segment.score:>9.4f}  {segment.log_odds:>9.4f}")
