@@ -48,7 +48,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from .audio import AudioInputError, AudioSource, AudioSourceLike
+from .audio import AudioInputError, AudioSource, AudioSourceLike, printable
 from .modeling_nes2net import Nes2NetForAudioClassification
 from .protocols import HOP_SAMPLES, PROTOCOLS, WINDOW_SAMPLES, Protocol, first_window_tiled, window_segments
 from .scorer import (
@@ -327,7 +327,7 @@ class Nes2NetDetector:
         envelope = scored.envelope
         if not len(envelope) or envelope.max() <= SILENCE_PEAK:
             return DetectionFailure(
-                scored.name, f"{scored.name}: digital silence (no sample above one 16-bit step), nothing to score"
+                scored.name, f"{printable(scored.name)}: digital silence (no sample above one 16-bit step), nothing to score"
             )
         logits = torch.from_numpy(scored.logits)
         scores, odds = bonafide_score(logits).numpy(), log_odds(logits).numpy()

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .audio import AudioInputError, AudioSource, AudioSourceLike, AudioStream
+from .audio import AudioInputError, AudioSource, AudioSourceLike, AudioStream, printable
 from .protocols import HOP_SAMPLES, PROTOCOLS, WINDOW_SAMPLES, Protocol, RecordingTooLongError, protocol_segments
 from .scoring import bonafide_score, log_odds
 
@@ -350,7 +350,7 @@ class Scorer:
         if state.error is not None:
             return
         if not np.isfinite(logits).all():
-            state.error = (f"{state.name}: the model gave non-finite scores (NaN or infinite logits): "
+            state.error = (f"{printable(state.name)}: the model gave non-finite scores (NaN or infinite logits): "
                            "its weights or the audio are broken; no verdict")
             pool.discard(lambda key: key[0] != index)
             return
@@ -383,7 +383,7 @@ class Scorer:
                     put("error", index, name, str(error))
                 except Exception as error:  # one broken input must not stop the others
                     logger.debug("unexpected error on %s", name, exc_info=True)
-                    put("error", index, name, f"{name}: unexpected {type(error).__name__}: {error}")
+                    put("error", index, name, f"{printable(name)}: unexpected {type(error).__name__}: {error}")
                 finally:
                     blocks.close()
             put("done")

@@ -92,7 +92,8 @@ class WaveformDataset(torch.utils.data.Dataset):
         audio = row["audio"]
         audio_bytes = audio["bytes"] if audio["bytes"] is not None else Path(audio["path"]).read_bytes()
         rng = np.random.default_rng((self.seed, self.epoch, index))
-        waveform = decode_waveform(audio_bytes, self.num_samples, self.crop, rng)
+        name = str(row.get("utt_id") or audio.get("path") or f"trial {index}")
+        waveform = decode_waveform(audio_bytes, self.num_samples, self.crop, rng, name=name)
         if self.augmentation is not None:
             waveform = self.augmentation(waveform, SAMPLING_RATE, rng)
         return {"input_values": waveform, "index": index, **{name: row[name] for name in self.columns}}

@@ -28,6 +28,7 @@ import soundfile
 import torch
 from datasets import Audio, Dataset, DatasetDict, IterableDataset, load_dataset
 
+from modeling_nes2net.audio import check_header
 from modeling_nes2net.protocols import WINDOW_SAMPLES, tile
 
 from .build import BUILD_INFO_FILE, DATA_DIR
@@ -96,15 +97,18 @@ def decode_waveform(
     num_samples: int = DEFAULT_NUM_SAMPLES,
     crop: CropMode = "random",
     rng: np.random.Generator | None = None,
+    name: str = "<bytes>",
 ) -> np.ndarray:
     """Decode an encoded audio file to a mono 16 kHz float32 waveform and crop it (see `crop_waveform`).
 
-    Returns (num_samples,) or, for `crop="full"`, (samples,).
+    Returns (num_samples,) or, for `crop="full"`, (samples,). A header that is implausible or promises more than
+    the file holds raises `AudioInputError` naming `name` (`modeling_nes2net.audio.check_header`, as detection).
     """
     if crop not in CROP_MODES:
         raise ValueError(f"crop must be one of {CROP_MODES}, not {crop!r}")
     try:
         with soundfile.SoundFile(io.BytesIO(audio_bytes)) as file:
+            check_header(file, audio_bytes, name)
             if file.samplerate == SAMPLING_RATE:
                 return _read_window(file, num_samples, crop, rng)
     except soundfile.LibsndfileError:
