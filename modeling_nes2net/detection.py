@@ -182,15 +182,20 @@ def load_model(model_name_or_path: str | os.PathLike | None = None) -> Nes2NetFo
     Hub model. Detection, evaluation and the Space load through it.
     """
     location = resolve_model_path(None if model_name_or_path is None else str(model_name_or_path))
+    loader_log = logging.getLogger("transformers")  # its load report: what it says is refused below in one line
+    level = loader_log.level
+    loader_log.setLevel(logging.ERROR)
     try:
         model, info = Nes2NetForAudioClassification.from_pretrained(location, output_loading_info=True)
-    except (OSError, RuntimeError, ValueError, KeyError, TypeError) as error:
+    except Exception as error:  # any failure to build the model from the folder is one line naming it
         reason = " ".join(str(error).split())
         if "size mismatch" in reason or "ignore_mismatched_sizes" in reason:
             reason = "its weights do not fit its config (another architecture or preset?)"
         elif not Path(location).is_dir():
             reason = f"not a model folder, and not found on the Hub ({type(error).__name__})"
         raise ModelLoadError(f"{location}: cannot load the model: {reason[:300]}") from None
+    finally:
+        loader_log.setLevel(level)
     problems = [
         f"{len(keys)} {kind} weight(s) ({', '.join(sorted(keys)[:3])}{', ...' if len(keys) > 3 else ''})"
         for kind, keys in (("missing", info["missing_keys"]), ("unexpected", info["unexpected_keys"]),

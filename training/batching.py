@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from datasets import Audio, Dataset
 
+from modeling_nes2net.audio import AudioInputError
 from modeling_nes2net.protocols import WINDOW_SAMPLES
 from training.augment import Augmentation, RawBoost, RawBoostConfig, musan_rir_augmentation
 from training.data import DEFAULT_NUM_SAMPLES, SAMPLING_RATE, decode_waveform
@@ -57,6 +58,8 @@ class WaveformDataset(torch.utils.data.Dataset):
         augmentation: applied after cropping, with the item's generator.
         seed: with the epoch and the index, seeds each item's generator.
         columns: metadata columns passed through.
+        report_errors: an item that cannot be decoded is `{"index": int, "error": one line naming it}` instead of
+            raising (evaluation scores the other trials and reports it).
     """
 
     def __init__(
@@ -67,6 +70,7 @@ class WaveformDataset(torch.utils.data.Dataset):
         augmentation: Augmentation | None = None,
         seed: int = 0,
         columns: Sequence[str] = ("label", "utt_id"),
+        report_errors: bool = False,
     ):
         missing = [name for name in ("audio", *columns) if name not in split.column_names]
         if missing:
@@ -74,6 +78,7 @@ class WaveformDataset(torch.utils.data.Dataset):
         self.rows = split.select_columns(["audio", *columns]).cast_column("audio", Audio(decode=False))
         self.crop, self.num_samples, self.augmentation, self.seed = crop, num_samples, augmentation, seed
         self.columns = tuple(columns)
+        self.report_errors = report_errors
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -93,7 +98,12 @@ class WaveformDataset(torch.utils.data.Dataset):
         audio_bytes = audio["bytes"] if audio["bytes"] is not None else Path(audio["path"]).read_bytes()
         rng = np.random.default_rng((self.seed, self.epoch, index))
         name = str(row.get("utt_id") or audio.get("path") or f"trial {index}")
-        waveform = decode_waveform(audio_bytes, self.num_samples, self.crop, rng, name=name)
+        try:
+            waveform = decode_waveform(audio_bytes, self.num_samples, self.crop, rng, name=name)
+        except AudioInputError as error:
+            if not self.report_errors:
+                raise
+            return {"index": index, "error": str(error)}
         if self.augmentation is not None:
             waveform = self.augmentation(waveform, SAMPLING_RATE, rng)
         return {"input_values": waveform, "index": index, **{name: row[name] for name in self.columns}}
