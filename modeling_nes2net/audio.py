@@ -307,9 +307,12 @@ def check_header(
                                     f"{sound_file.frames / rate:.2f} s (an incomplete copy or download?)")
 
 
+_STREAMING_DATA_SIZE = 0x7FFF_0000  # writers to a pipe (espeak-ng, sox, ffmpeg) put 2**31 - 1 or 2**32 - 1 here
+
+
 def _wav_promised_frames(data: str | os.PathLike | bytes, sound_file: soundfile.SoundFile) -> int | None:
     """The frames a RIFF/WAVE file's `data` chunk declares (libsndfile silently counts only those present), or None
-    for other formats and streaming headers that declare no size."""
+    for other formats and for the placeholder sizes of streaming writers, which declare no length."""
     if sound_file.format != "WAV" or not sound_file.subtype.startswith(("PCM", "FLOAT", "DOUBLE", "ULAW", "ALAW")):
         return None
     if isinstance(data, bytes):
@@ -326,7 +329,7 @@ def _wav_promised_frames(data: str | os.PathLike | bytes, sound_file: soundfile.
             _, _, _, block_align = struct.unpack("<HIIH", head[position + 10 : position + 22])
             frame_bytes = block_align or None
         elif chunk == b"data":
-            if frame_bytes is None or size in (0, 0xFFFFFFFF):
+            if frame_bytes is None or size == 0 or size >= _STREAMING_DATA_SIZE:
                 return None
             return size // frame_bytes
         position += 8 + size + size % 2

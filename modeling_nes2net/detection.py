@@ -56,9 +56,9 @@ from .scorer import (
     ENVELOPE_SECONDS,
     FULL_PROTOCOL_MAX_SECONDS,
     DetectionFailure,
+    ModelCall,
     ScoredRecording,
     Scorer,
-    ModelCall,
     TorchModelCall,
     aggregate,
     min_samples_of,
@@ -332,7 +332,8 @@ class Nes2NetDetector:
         envelope = scored.envelope
         if not len(envelope) or envelope.max() <= SILENCE_PEAK:
             return DetectionFailure(
-                scored.name, f"{printable(scored.name)}: digital silence (no sample above one 16-bit step), nothing to score"
+                scored.name,
+                f"{printable(scored.name)}: digital silence (no sample above one 16-bit step), nothing to score",
             )
         logits = torch.from_numpy(scored.logits)
         scores, odds = bonafide_score(logits).numpy(), log_odds(logits).numpy()

@@ -105,7 +105,9 @@ class SegmentPool:
 
     def __init__(self, batch_size: int, max_batch_samples: int) -> None:
         if batch_size < 1 or max_batch_samples < 1:
-            raise ValueError(f"batch_size and max_batch_samples must be positive, got {batch_size}, {max_batch_samples}")
+            raise ValueError(
+                f"batch_size and max_batch_samples must be positive, got {batch_size}, {max_batch_samples}"
+            )
         self.batch_size, self.max_batch_samples = batch_size, max_batch_samples
         self._segments: list[tuple[Hashable, np.ndarray]] = []
 

@@ -78,12 +78,14 @@ def write_bad_inputs(folder: Path, fifo: bool = True) -> list[BadInput]:
     nan = speech_like(1.0)
     nan[100:200] = np.nan
     add("nan", "nan.wav", wav_bytes(nan, subtype="FLOAT"), "NaN or infinite samples")
-    add("wrong rate", "one_hertz.wav", wav_bytes(speech_like(1.0), rate=1), "implausible sampling rate in the header (1 Hz")
+    add("wrong rate", "one_hertz.wav", wav_bytes(speech_like(1.0), rate=1),
+        "implausible sampling rate in the header (1 Hz")
     six_seconds = wav_bytes(speech_like(6.0))
-    claimed_bytes, kept_frames = 0x7FFF_0000, RATE * 5 // 4
+    claimed_bytes, kept_frames = 1 << 30, RATE * 5 // 4  # 9.3 hours promised (not a streaming placeholder)
     add("huge header", "huge_header.wav", _with_data_size(six_seconds[: 44 + 2 * kept_frames], claimed_bytes),
         f"truncated: the header promises {claimed_bytes // 2 / RATE:.2f} s, the file holds {kept_frames / RATE:.2f} s")
-    add("truncated", "truncated.wav", six_seconds[:20_000], "truncated: the header promises 6.00 s, the file holds 0.62 s")
+    add("truncated", "truncated.wav", six_seconds[:20_000],
+        "truncated: the header promises 6.00 s, the file holds 0.62 s")
     add("png as flac", "image.flac", _png(), "is a PNG image, not audio")
     loop = folder / "loop.wav"
     loop.symlink_to(loop.name)
@@ -96,8 +98,8 @@ def write_bad_inputs(folder: Path, fifo: bool = True) -> list[BadInput]:
 
 
 def write_good_inputs(folder: Path) -> list[Path]:
-    """Good recordings every surface must score: stereo 44.1 kHz, and names with a newline, spaces, a `%`, and the
-    same stem in two folders."""
+    """Good recordings every surface must score: stereo 44.1 kHz, names with a newline, spaces, a `%`, the same stem
+    in two folders, and a WAV streamed with no length in its header."""
     paths = [
         folder / "stereo.wav",
         folder / "line\nbreak.wav",
@@ -109,4 +111,6 @@ def write_good_inputs(folder: Path) -> list[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         rate, channels = (44_100, 2) if path.name == "stereo.wav" else (RATE, 1)
         soundfile.write(path, speech_like(1.5, rate, channels, seed=seed), rate, subtype="PCM_16")
-    return paths
+    streamed = folder / "streamed.wav"  # as espeak-ng or `sox ... -t wav -` write to a pipe: no length in the header
+    streamed.write_bytes(_with_data_size(wav_bytes(speech_like(1.5, seed=len(paths))), 0xFFFF_FFFF))
+    return [*paths, streamed]
