@@ -27,9 +27,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from benchmarks.reference_nes2net import ReferenceNes2Net
-from modeling_nes2net import Nes2NetBackend, Nes2NetConfig
+from modeling_nes2net import Nes2NetConfig
 from modeling_nes2net.complexity import backend_complexity
-from modeling_nes2net.original_layout import convert_backend_state_dict
+from tests.tiny_models import BackendWithHead
 
 VARIANTS = {
     "Nes2Net-X (2 logits)": (dict(num_labels=2), dict(n_logits=2)),
@@ -56,7 +56,7 @@ def median_latencies(runs: dict[str, tuple[torch.nn.Module, torch.Tensor]], repe
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def paired_models(config_kwargs: dict, reference_kwargs: dict) -> tuple[Nes2NetBackend, ReferenceNes2Net]:
+def paired_models(config_kwargs: dict, reference_kwargs: dict) -> tuple[BackendWithHead, ReferenceNes2Net]:
     torch.manual_seed(0)
     reference = ReferenceNes2Net(**reference_kwargs)
     with torch.no_grad():  # non-trivial normalisation statistics, so the comparison exercises them
@@ -65,10 +65,8 @@ def paired_models(config_kwargs: dict, reference_kwargs: dict) -> tuple[Nes2NetB
                 buffer.uniform_(0.5, 2.0)
             elif name.endswith("running_mean"):
                 buffer.normal_(0.0, 0.1)
-    ours = Nes2NetBackend(Nes2NetConfig(**config_kwargs))
-    converted, unmapped = convert_backend_state_dict(reference.state_dict())
-    assert not unmapped, unmapped
-    ours.load_state_dict(converted, strict=True)
+    ours = BackendWithHead(Nes2NetConfig(**config_kwargs))
+    ours.load_original(reference.state_dict())
     return ours.eval(), reference.eval()
 
 

@@ -78,11 +78,14 @@ def relative_imports(source: str) -> list[str]:
 
 
 def remote_code_files(folder: str | os.PathLike, config: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """The code files `trust_remote_code` needs (from `auto_map`, then their relative imports, transitively),
-    and the problems found on the way: references into other repositories, missing files."""
+    """The code files `trust_remote_code` needs (from the `auto_map` of the config and of the feature extractor, then
+    their relative imports, transitively), and the problems found on the way: references into other repositories,
+    missing files."""
     folder = Path(folder)
     needed, problems = [], []
     pending = auto_map_modules(config)
+    if (folder / FEATURE_EXTRACTOR_FILE).is_file():
+        pending += auto_map_modules(read_json_object(folder / FEATURE_EXTRACTOR_FILE))
     while pending:
         module = pending.pop(0)
         if module in needed:

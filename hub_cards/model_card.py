@@ -24,7 +24,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from modeling_nes2net.atomic import write_text_atomic
 from .layout import CARD_FILE, EVALUATION_DIR, describe_model_files, list_files, read_config
 from .metadata import TASK, model_card_problems
-from .results import EvaluationResult, load_result
+from .results import EvaluationResult, load_result, robustness_table
 
 Kind = Literal["converted", "trained", "demo"]
 KINDS = ("converted", "trained", "demo")
@@ -191,10 +191,10 @@ def _tags(config: dict[str, Any], spec: ModelCardSpec) -> list[str]:
     return list(dict.fromkeys(tags + spec.extra_tags))
 
 
-def _eval_results(spec: ModelCardSpec) -> list[EvalResult]:
+def _eval_results(results: list[EvaluationResult]) -> list[EvalResult]:
     """One model-index entry per reported metric; the protocol goes in the metric's `config`."""
     entries = []
-    for result in spec.results:
+    for result in results:
         for key, metric_type, title, scale in REPORTED_METRICS:
             if key not in result.metrics:
                 continue
@@ -214,6 +214,13 @@ def _eval_results(spec: ModelCardSpec) -> list[EvalResult]:
                 )
             )
     return entries
+
+
+def model_index(model_name: str, results: list[EvaluationResult]) -> list[dict[str, Any]]:
+    """The card metadata's `model-index` for `results`, exactly as `render_model_card` writes it."""
+    from huggingface_hub.repocard_data import eval_results_to_model_index
+
+    return eval_results_to_model_index(model_name, _eval_results(results))
 
 
 def _results_table(results: list[EvaluationResult]) -> dict[str, Any]:
@@ -250,9 +257,14 @@ def _per_group_tables(results: list[EvaluationResult]) -> list[dict[str, Any]]:
     tables = []
     for result in results:
         for column, groups in (result.per_group or {}).items():
-            rows = [(value, metrics["n_trials"], 100.0 * metrics["eer"]) for value, metrics in sorted(groups.items())]
+            rows = [(value, metrics["n_trials"], 100.0 * metrics["eer"], _interval_cell(metrics.get("eer_ci")))
+                    for value, metrics in sorted(groups.items())]
             tables.append({"result": result, "column": column, "rows": rows})
     return tables
+
+
+def _interval_cell(interval: list[float] | None) -> str:
+    return "–" if interval is None else f"{100 * interval[0]:.2f}–{100 * interval[1]:.2f}"
 
 
 def render_model_card(model_dir: str | os.PathLike, spec: ModelCardSpec) -> ModelCard:
@@ -283,7 +295,7 @@ def render_model_card(model_dir: str | os.PathLike, spec: ModelCardSpec) -> Mode
         model_name=spec.repo_id.split("/")[-1],
         pipeline_tag=TASK,
         tags=_tags(config, spec),
-        eval_results=_eval_results(spec),
+        eval_results=_eval_results(spec.results),
     )
     body = render_body(
         "model_card.md",
@@ -292,11 +304,13 @@ def render_model_card(model_dir: str | os.PathLike, spec: ModelCardSpec) -> Mode
         arch=_architecture(config),
         num_labels=num_labels,
         id2label={int(index): label for index, label in (config.get("id2label") or {}).items()},
-        decision_threshold=config.get("decision_threshold"),
+        calibration_scale=config.get("calibration_scale", 1.0),
+        calibration_offset=config.get("calibration_offset", 0.0),
         training_data=spec.training_data or config.get("training_data"),
         headline=spec.results[0],
         table=_results_table(spec.results),
         per_group=_per_group_tables(spec.results),
+        robustness=[{"result": r, "table": robustness_table(r)} for r in spec.results if r.conditions],
         protocols=sorted({result.protocol for result in spec.results}),
         calibration=[r for r in spec.results if "cllr" in r.metrics or "act_dcf" in r.metrics],
         score_descriptions=SCORE_DESCRIPTIONS,

@@ -26,6 +26,10 @@ every number on a card comes from a file, never from a hand-typed value. One fil
   `min_tdcf` is the ASVspoof 2019/2021 min t-DCF. Every metric but `eer` is optional.
 - `per_group` maps a metadata column (`attack`, `codec`, ...) to its values' metrics (same keys as
   `metrics`, plus `n_trials`).
+- `conditions` (from `nes2net evaluate --perturb SPEC`) maps a channel condition (`training.channel`) to the
+  metrics of the same trials passed through it, drawn with `channel_seed`; `metrics` stay those of clean audio.
+- `eer_ci` (in `metrics`, a group or a condition) is a 95% bootstrap interval `[low, high]` of the EER;
+  `min_a_dcf` the ASVspoof 5 a-DCF of the CM in tandem with the ASV scores given.
 
 `RESULTS_SCHEMA` below is the JSON Schema of that format and the only definition of it: `validate_results`
 checks a parsed file against it.
@@ -44,6 +48,8 @@ from typing import Any
 from modeling_nes2net.atomic import write_text_atomic
 
 SCHEMA_VERSION = 1
+CLEAN_CONDITION = "clean"
+"""The name the robustness table gives the unperturbed trials (`metrics`)."""
 PROTOCOLS = ("full", "4sec", "windows")
 SCORE_SCALES = ("bonafide_logit", "log_odds", "bonafide_probability")
 
@@ -55,8 +61,16 @@ _METRICS_PROPERTIES: dict[str, Any] = {
     "act_dcf": _NON_NEGATIVE,
     "cllr": _NON_NEGATIVE,
     "min_tdcf": _NON_NEGATIVE,
+    "min_a_dcf": _NON_NEGATIVE,
+    "eer_ci": {"type": "array"},
 }
 _COUNT = {"type": "integer", "minimum": 0}
+_GROUP = {
+    "type": "object",
+    "required": ["eer", "n_trials"],
+    "additionalProperties": False,
+    "properties": {**_METRICS_PROPERTIES, "n_trials": _COUNT, "n_bonafide": _COUNT, "n_spoof": _COUNT},
+}
 
 RESULTS_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -90,18 +104,9 @@ RESULTS_SCHEMA: dict[str, Any] = {
         "n_trials": {"type": "integer", "minimum": 1},
         "n_bonafide": _COUNT,
         "n_spoof": _COUNT,
-        "per_group": {
-            "type": "object",
-            "additionalProperties": {
-                "type": "object",
-                "additionalProperties": {
-                    "type": "object",
-                    "required": ["eer", "n_trials"],
-                    "additionalProperties": False,
-                    "properties": {**_METRICS_PROPERTIES, "n_trials": _COUNT, "n_bonafide": _COUNT, "n_spoof": _COUNT},
-                },
-            },
-        },
+        "per_group": {"type": "object", "additionalProperties": {"type": "object", "additionalProperties": _GROUP}},
+        "conditions": {"type": "object", "additionalProperties": _GROUP},
+        "channel_seed": {"type": "integer"},
     },
 }
 
@@ -174,6 +179,8 @@ class EvaluationResult:
     n_bonafide: int | None = None
     n_spoof: int | None = None
     per_group: dict[str, dict[str, dict[str, float]]] | None = None
+    conditions: dict[str, dict[str, float]] | None = None
+    channel_seed: int | None = None
     source_file: str | None = None
 
     @property
@@ -206,6 +213,8 @@ class EvaluationResult:
             n_spoof=data.get("n_spoof"),
             model=data.get("model"),
             per_group=data.get("per_group"),
+            conditions=data.get("conditions"),
+            channel_seed=data.get("channel_seed"),
             source_file=source_file,
         )
 
@@ -214,7 +223,8 @@ class EvaluationResult:
         dataset.update(split=self.dataset_split, revision=self.dataset_revision)
         data: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "model": self.model, "dataset": dataset}
         data.update(protocol=self.protocol, score=self.score, metrics=dict(self.metrics), n_trials=self.n_trials)
-        optional = {"n_bonafide": self.n_bonafide, "n_spoof": self.n_spoof, "per_group": self.per_group}
+        optional = {"n_bonafide": self.n_bonafide, "n_spoof": self.n_spoof, "per_group": self.per_group,
+                    "conditions": self.conditions, "channel_seed": self.channel_seed}
         data.update({key: value for key, value in optional.items() if value is not None})
         return data
 
@@ -250,3 +260,28 @@ def write_result(path: str | os.PathLike, result: EvaluationResult | dict[str, A
     if errors:
         raise ValueError(f"refusing to write an invalid evaluation result: {'; '.join(errors)}")
     return write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+def robustness_rows(result: EvaluationResult) -> list[dict[str, Any]]:
+    """The clean trials, then each channel condition of `result.conditions`: `condition`, `n_trials`, `eer`,
+    `eer_ci` (or None), `delta_eer` (EER minus the clean EER), `min_dcf` and `cllr` (None where absent)."""
+    clean_eer = result.metrics["eer"]
+    entries = {CLEAN_CONDITION: {**result.metrics, "n_trials": result.n_trials}, **(result.conditions or {})}
+    return [
+        {"condition": name, "n_trials": entry["n_trials"], "eer": entry["eer"], "eer_ci": entry.get("eer_ci"),
+         "delta_eer": entry["eer"] - clean_eer, "min_dcf": entry.get("min_dcf"), "cllr": entry.get("cllr")}
+        for name, entry in entries.items()
+    ]
+
+
+def robustness_table(result: EvaluationResult) -> str:
+    """`robustness_rows` as a Markdown table (EER in percent, its change against clean in points)."""
+    lines = ["| Condition | Trials | EER (%) | 95% interval | ΔEER vs clean (points) | minDCF | CLLR |",
+             "|---|---|---|---|---|---|---|"]
+    for row in robustness_rows(result):
+        interval = "–" if row["eer_ci"] is None else "%.2f–%.2f" % tuple(100 * bound for bound in row["eer_ci"])
+        delta = "" if row["condition"] == CLEAN_CONDITION else "%+.2f" % (100 * row["delta_eer"])
+        costs = ["–" if row[key] is None else "%.4f" % row[key] for key in ("min_dcf", "cllr")]
+        lines.append(f"| `{row['condition']}` | {row['n_trials']:,} | {100 * row['eer']:.2f} | {interval} | {delta} | "
+                     f"{costs[0]} | {costs[1]} |")
+    return "\n".join(lines) + "\n"

@@ -1,28 +1,45 @@
 """Nes2Net speech anti-spoofing models for transformers.
 
-Importing this package registers `Nes2NetConfig` with `AutoConfig`, `Nes2NetForAudioClassification` with
-`AutoModelForAudioClassification` and `Wav2Vec2FeatureExtractor` as the feature extractor of `model_type="nes2net"`,
+Importing this package registers `Nes2NetConfig` with `AutoConfig`, `Nes2NetModel` with `AutoModel`,
+`Nes2NetForAudioClassification` with `AutoModelForAudioClassification` and `Nes2NetFeatureExtractor` (which refuses
+NaN / infinite, empty and wrong-rate waveforms) with `AutoFeatureExtractor`,
 so `pipeline("audio-classification", model=<saved folder>)` works without `trust_remote_code`.
 """
 
-from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification, Wav2Vec2FeatureExtractor
+from transformers import (
+    AutoConfig,
+    AutoFeatureExtractor,
+    AutoModel,
+    AutoModelForAudioClassification,
+    AutoModelForAudioFrameClassification,
+)
 
 from .configuration_nes2net import Nes2NetConfig
+from .feature_extraction_nes2net import Nes2NetFeatureExtractor
 from .folder import feature_extractor_for, save_model_folder
-from .modeling_nes2net import Nes2NetBackend, Nes2NetForAudioClassification, Nes2NetPreTrainedModel
+from .modeling_nes2net import Nes2NetBackend, Nes2NetForAudioClassification, Nes2NetModel, Nes2NetPreTrainedModel
+from .modeling_nes2net import Nes2NetForAudioFrameClassification
 from .presets import PRESETS, config_from_preset
 
 AutoConfig.register(Nes2NetConfig.model_type, Nes2NetConfig, exist_ok=True)
+AutoModel.register(Nes2NetConfig, Nes2NetModel, exist_ok=True)
 AutoModelForAudioClassification.register(Nes2NetConfig, Nes2NetForAudioClassification, exist_ok=True)
-AutoFeatureExtractor.register(Nes2NetConfig, Wav2Vec2FeatureExtractor, exist_ok=True)
+AutoModelForAudioFrameClassification.register(Nes2NetConfig, Nes2NetForAudioFrameClassification, exist_ok=True)
+AutoFeatureExtractor.register(Nes2NetConfig, Nes2NetFeatureExtractor, exist_ok=True)
 Nes2NetConfig.register_for_auto_class()
+Nes2NetFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
+Nes2NetModel.register_for_auto_class("AutoModel")
 Nes2NetForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")
+Nes2NetForAudioFrameClassification.register_for_auto_class("AutoModelForAudioFrameClassification")
 
 __all__ = [
     "PRESETS",
     "Nes2NetBackend",
     "Nes2NetConfig",
+    "Nes2NetFeatureExtractor",
     "Nes2NetForAudioClassification",
+    "Nes2NetForAudioFrameClassification",
+    "Nes2NetModel",
     "Nes2NetPreTrainedModel",
     "config_from_preset",
     "feature_extractor_for",

@@ -19,17 +19,17 @@ from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
-from transformers import Wav2Vec2FeatureExtractor
 
 from .atomic import atomic_output
 from .convert import ConversionError, load_original_state_dict
+from .feature_extraction_nes2net import Nes2NetFeatureExtractor
 from .folder import save_model_folder
 from .modeling_nes2net import Nes2NetForAudioClassification
 
 logger = logging.getLogger(__name__)
 
 # Config entries that legitimately differ between checkpoints of one architecture.
-_VOLATILE_CONFIG_KEYS = ("_name_or_path", "transformers_version", "decision_threshold")
+_VOLATILE_CONFIG_KEYS = ("_name_or_path", "transformers_version", "calibration_scale", "calibration_offset")
 
 
 class AveragingError(ValueError):
@@ -150,7 +150,7 @@ def average_model_folders(folders: Sequence[str | os.PathLike], output: str | os
     folders = [Path(folder) for folder in folders]
     first = Nes2NetForAudioClassification.from_pretrained(folders[0])
     reference = _comparable_config(first)
-    thresholds = set()
+    calibrations = set()
 
     def states() -> Iterator[dict[str, torch.Tensor]]:
         for index, folder in enumerate(tqdm(folders, desc="averaging model folders", unit="folder")):
@@ -161,16 +161,16 @@ def average_model_folders(folders: Sequence[str | os.PathLike], output: str | os
                     key for key in reference.keys() | config.keys() if reference.get(key) != config.get(key)
                 )
                 raise AveragingError(f"{folder} has another config than {folders[0]}: {', '.join(differences)}")
-            thresholds.add(model.config.decision_threshold)
+            calibrations.add((model.config.calibration_scale, model.config.calibration_offset))
             yield model.state_dict()
 
     averaged = average_state_dicts(states(), names=[str(folder) for folder in folders])
     first.load_state_dict(averaged, strict=True)
-    if len(thresholds) > 1:
-        logger.warning("the folders have different decision thresholds %s: the average has none; recalibrate it",
-                       sorted(thresholds, key=str))
-        first.config.decision_threshold = None
-    feature_extractor = Wav2Vec2FeatureExtractor.from_pretrained(folders[0])
+    if len(calibrations) > 1:
+        logger.warning("the folders have different score calibrations (scale, offset) %s: the average has the "
+                       "identity; recalibrate it", sorted(calibrations))
+        first.config.calibration_scale, first.config.calibration_offset = 1.0, 0.0
+    feature_extractor = Nes2NetFeatureExtractor.from_pretrained(folders[0])
     return save_model_folder(first, output, feature_extractor, model_card=averaged_folder_card(folders))
 
 

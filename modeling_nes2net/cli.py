@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("training.data.cli", "build HF Datasets versions of anti-spoofing corpora"),
     "train": ("training.train", "train a Nes2Net model with Accelerate from a YAML recipe"),
     "evaluate": ("training.evaluate", "score a dataset split and compute EER / DCF / t-DCF"),
+    "fuse": ("training.fusion", "fuse several systems' score files by logistic regression (CLLR before / after)"),
     "card": ("hub_cards.render", "render a model or dataset card from evaluation outputs and a spec"),
     "push": ("hub_cards.push", "validate a model or dataset folder and upload it to the Hub"),
 }

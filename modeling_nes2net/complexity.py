@@ -87,8 +87,15 @@ def count_parameters(module: nn.Module) -> int:
 
 
 def backend_complexity(config: Nes2NetConfig, frames: int = 201) -> dict[str, int]:
-    """`{"parameters", "macs"}` of the back-end `config` describes, for one utterance of `frames` frames
-    (201 frames = 64,600 samples, the paper's 4 s input)."""
+    """`{"parameters", "macs"}` of the back-end `config` describes with its classifier (the paper's
+    `Nested_Res2Net_TDNN`), for one utterance of `frames` frames (201 frames = 64,600 samples, the paper's 4 s
+    input)."""
     backend = Nes2NetBackend(config).eval()
     features = torch.zeros(1, frames, config.feature_size)
-    return {"parameters": count_parameters(backend), "macs": count_macs(backend, features)}
+    with torch.no_grad():
+        pooled = backend(features)[1]
+    classifier = nn.Linear(pooled.shape[-1], config.num_labels)
+    return {
+        "parameters": count_parameters(backend) + count_parameters(classifier),
+        "macs": count_macs(backend, features) + count_macs(classifier, pooled),
+    }

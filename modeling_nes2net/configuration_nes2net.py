@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from contextvars import ContextVar
+from typing import Any, Literal
 
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
+from transformers.generation.configuration_utils import GenerationConfig
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
 
 SPOOF_LABEL = "spoof"
 BONAFIDE_LABEL = "bonafide"
+# The one home of the label semantics: class ids of the two heads. Higher scores always mean more bona fide.
+ID2LABEL = {2: {0: SPOOF_LABEL, 1: BONAFIDE_LABEL}, 1: {0: BONAFIDE_LABEL}}
 
 # wav2vec 2.0 XLS-R 300M, the front-end of the ASVspoof 2019/2021 and In-the-Wild releases.
 XLSR_300M_FRONTEND = {
@@ -32,8 +40,17 @@ _CHOICES = {
     "backend_variant": ("nes2net", "nes2net-x"),
     "activation": ("relu", "selu"),
     "pooling": ("mean", "astp"),
-    "loss": ("weighted_ce", "focal_bce"),
+    "loss": (None, "weighted_ce", "focal_bce"),
 }
+
+# Keyword arguments `PreTrainedConfig` takes besides its fields (what `from_pretrained` and saved files pass along).
+_BASE_KWARGS = frozenset({
+    "auto_map", "model_type", "name_or_path", "torch_dtype", "_commit_hash", "output_attentions",
+    "attn_implementation", "experts_implementation", "per_layer_config", "num_labels",
+    "_attn_implementation_internal", "_experts_implementation_internal",
+    *GenerationConfig._get_default_generation_params(),
+})
+_LOADING: ContextVar[bool] = ContextVar("nes2net_config_loading", default=False)
 
 
 @strict
@@ -80,18 +97,30 @@ class Nes2NetConfig(PreTrainedConfig):
             Bottleneck width of the ASTP attention.
         num_labels (`int`, *optional*, defaults to 2):
             2: softmax over `{0: "spoof", 1: "bonafide"}` (the paper's convention); 1: a single bona fide logit.
+            These label ids are fixed: an `id2label` / `label2id` that says otherwise is refused (map a dataset's
+            labels to them instead, e.g. `dataset.align_labels_with_mapping(config.label2id, "label")`).
+            `problem_type` is derived from it: `"single_label_classification"` (softmax) with 2 logits,
+            `"multi_label_classification"` (sigmoid) with 1, so `pipeline` reads either head right.
         loss (`str`, *optional*):
-            `"weighted_ce"` (default with 2 logits) or `"focal_bce"` (default with 1 logit).
+            Loss of `forward(labels=...)`. `None` (default): plain cross-entropy with 2 logits, plain binary
+            cross-entropy with 1, what a `Trainer` user expects. The paper's losses, which its training recipes set:
+            `"weighted_ce"` (class-weighted cross-entropy, 2 logits) and `"focal_bce"` (binary focal loss on
+            smoothed labels, 1 logit).
         class_weights (`list[float]`, *optional*, defaults to `[0.1, 0.9]`):
-            Cross-entropy weights of `[spoof, bonafide]`.
+            Cross-entropy weights of `[spoof, bonafide]` for `loss="weighted_ce"`.
         focal_gamma (`float`, *optional*, defaults to 2.0):
             Focusing parameter of the binary focal loss.
         focal_alpha (`float`, *optional*, defaults to 0.25):
             Weight of the bona fide class in the binary focal loss.
         label_smoothing (`float`, *optional*, defaults to 0.1):
             Soft targets `y * (1 - label_smoothing) + label_smoothing / 2` for the focal loss (0.9y + 0.05).
-        decision_threshold (`float`, *optional*):
-            Calibrated threshold on the log-odds `log p(bonafide) / p(spoof)`; `None` means 0 (probability 0.5).
+        calibration_scale (`float`, *optional*, defaults to 1.0):
+            Scale `a` of the affine score calibration the forward pass applies: the calibrated log-odds are
+            `a * raw_log_odds + b` (see [`Nes2NetScoreCalibration`]), so `argmax(logits)`, the probabilities and every
+            decision mean "calibrated log-odds > 0". Must be positive.
+        calibration_offset (`float`, *optional*, defaults to 0.0):
+            Offset `b` of that calibration. The identity (1, 0) keeps the raw logits; `training.calibration` fits both
+            on a dev split. An older config's `decision_threshold: t` reads as offset `-t`.
         sampling_rate (`int`, *optional*, defaults to 16000):
             Sampling rate of the waveform the model expects.
         normalize_waveform (`bool`, *optional*, defaults to `False`):
@@ -137,28 +166,49 @@ class Nes2NetConfig(PreTrainedConfig):
     focal_gamma: float = 2.0
     focal_alpha: float = 0.25
     label_smoothing: float = 0.1
-    decision_threshold: float | None = None
+    calibration_scale: float = 1.0
+    calibration_offset: float = 0.0
     sampling_rate: int = 16000
     normalize_waveform: bool = False
     training_data: str | None = None
 
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs) -> Nes2NetConfig:
+        """Load a saved config: keys this version does not know are dropped with a warning, not refused."""
+        _check_label_maps(kwargs.get("id2label"), kwargs.get("label2id"), None)  # overrides skip __post_init__
+        token = _LOADING.set(True)
+        try:
+            return super().from_dict(config_dict, **kwargs)
+        finally:
+            _LOADING.reset(token)
+
     def __post_init__(self, **kwargs):
+        legacy_threshold = kwargs.pop("decision_threshold", None)
+        if legacy_threshold is not None:
+            logger.warning(f"decision_threshold={legacy_threshold} is read as calibration_offset={-legacy_threshold}")
+            self.calibration_offset = -float(legacy_threshold)
+        unknown = sorted(set(kwargs) - _BASE_KWARGS)
+        if unknown and not _LOADING.get():
+            valid = sorted([*Nes2NetConfig.__annotations__, "num_labels"])
+            raise TypeError(f"Nes2NetConfig got unknown argument(s) {', '.join(unknown)}; valid: {', '.join(valid)} "
+                            "(and PreTrainedConfig's)")
+        if unknown:
+            logger.warning(f"ignoring config key(s) unknown to this version of Nes2NetConfig: {', '.join(unknown)}")
+            kwargs = {key: value for key, value in kwargs.items() if key not in unknown}
+        num_labels = _check_label_maps(self.id2label, self.label2id, kwargs.get("num_labels"))
         if self.frontend_type == "ssl" and self.frontend_config is None:
             self.frontend_config = dict(XLSR_300M_FRONTEND)
         if self.frontend_type == "spectrogram":
             self.frontend_config = None
         if self.class_weights is None:
             self.class_weights = [0.1, 0.9]
-        super().__post_init__(**kwargs)
-        if self.num_labels not in (1, 2):
-            raise ValueError(f"num_labels must be 1 (bona fide logit) or 2 (spoof, bonafide), got {self.num_labels}")
-        if self.num_labels == 2:
-            self.id2label = {0: SPOOF_LABEL, 1: BONAFIDE_LABEL}
-        else:
-            self.id2label = {0: BONAFIDE_LABEL}
+        kwargs["num_labels"] = num_labels
+        self.id2label = dict(ID2LABEL[num_labels])
         self.label2id = {label: index for index, label in self.id2label.items()}
-        if self.loss is None:
-            self.loss = "weighted_ce" if self.num_labels == 2 else "focal_bce"
+        # Derived from the head (a saved value is the old head's after a head swap): softmax over two logits, a
+        # sigmoid on the single bona fide logit.
+        self.problem_type = "single_label_classification" if num_labels == 2 else "multi_label_classification"
+        super().__post_init__(**kwargs)
 
     @property
     def feature_size(self) -> int:
@@ -230,6 +280,42 @@ class Nes2NetConfig(PreTrainedConfig):
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.sampling_rate <= 0:
             raise ValueError(f"sampling_rate must be positive, got {self.sampling_rate}")
+        if not (math.isfinite(self.calibration_scale) and self.calibration_scale > 0):
+            raise ValueError(f"calibration_scale must be a positive number, got {self.calibration_scale}")
+        if not math.isfinite(self.calibration_offset):
+            raise ValueError(f"calibration_offset must be finite, got {self.calibration_offset}")
+
+
+def _placeholder(id2label: dict[int, str]) -> bool:
+    """transformers' default names (`LABEL_0`, ...), which say nothing about the meaning of a class."""
+    return all(label == f"LABEL_{index}" for index, label in id2label.items())
+
+
+def _check_label_maps(id2label: dict | None, label2id: dict | None, num_labels: int | None) -> int:
+    """The number of logits (`num_labels`, else the length of the maps, else 2); refuses a map that is neither one of
+    `ID2LABEL` nor transformers' placeholders. An explicit `num_labels` wins over the other head's map (a head swap)."""
+    maps = []
+    if id2label is not None:
+        maps.append(("id2label", {int(index): label for index, label in id2label.items()}))
+    if label2id is not None:
+        maps.append(("label2id", {int(index): label for label, index in label2id.items()}))
+    for name, given in maps:
+        if not _placeholder(given) and given not in ID2LABEL.values():
+            shown = given if name == "id2label" else {label: index for index, label in given.items()}
+            raise ValueError(_label_message(name, shown))
+    if num_labels is None:
+        num_labels = len(maps[0][1]) if maps else 2
+    if num_labels not in ID2LABEL:
+        raise ValueError(f"num_labels must be 1 (bona fide logit) or 2 (spoof, bonafide), got {num_labels}")
+    return num_labels
+
+
+def _label_message(name: str, given: dict) -> str:
+    return (
+        f"Nes2Net's labels are fixed ({ID2LABEL[2]} with 2 logits, {ID2LABEL[1]} with 1), got {name}={given}. "
+        "A dataset that numbers its labels otherwise (audiofolder: bonafide = 0) must be "
+        "mapped to the model's ids: dataset.align_labels_with_mapping(model.config.label2id, 'label')"
+    )
 
 
 __all__ = ["Nes2NetConfig"]

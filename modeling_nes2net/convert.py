@@ -25,26 +25,29 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from huggingface_hub import hf_hub_download
+from huggingface_hub.errors import HfHubHTTPError
 from transformers.dynamic_module_utils import get_relative_import_files
 
 from .configuration_nes2net import Nes2NetConfig
+from .feature_extraction_nes2net import Nes2NetFeatureExtractor
 from .folder import save_model_folder
 from .modeling_nes2net import Nes2NetForAudioClassification
 from .original_layout import (
     BACKEND_PREFIX,
+    FRONTEND,
     FRONTEND_PREFIX,
     MERGE_PREFIX,
     S3PRL_FRONTEND_PREFIX,
     TRAINING_ONLY_FRONTEND_KEYS,
-    rename_backend_key,
-    rename_frontend_key,
-    rename_merge_key,
-    reshape_backend_tensor,
+    rename_key,
+    reshape_tensor,
 )
 from .presets import PRESETS
 
 logger = logging.getLogger(__name__)
 
+HUB_SCHEME = "hf://"
 WRAPPER_KEYS = ("model_state_dict", "state_dict")
 DATA_PARALLEL_PREFIX = "module."
 # Stride of each kernel width in the convolutional feature encoder of every released wav2vec 2.0 / WavLM model
@@ -99,6 +102,7 @@ class ConversionResult:
     converted: int
     ignored: list[str]
     sha256: str
+    preset: str
 
 
 def _listing(title: str, items: list[str]) -> str:
@@ -137,8 +141,12 @@ def load_original_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.T
         if wrapper is not None:
             skipped = sorted(str(key) for key in loaded if key != wrapper)
             loaded = loaded[wrapper]
+    if torch.is_tensor(loaded):
+        shape = "x".join(map(str, loaded.shape)) or "scalar"
+        raise ConversionError(f"{path} holds a single tensor ({shape}), not a state dict of named weights")
     if not isinstance(loaded, dict) or not loaded:
-        raise ConversionError(f"{path} holds {type(loaded).__name__ if loaded else 'nothing'}, not a state dict")
+        raise ConversionError(f"{path} holds {type(loaded).__name__ if loaded is not None else 'nothing'}"
+                              f"{' (empty)' if isinstance(loaded, dict) else ''}, not a state dict")
     not_tensors = [f"{key} ({type(value).__name__})" for key, value in loaded.items() if not torch.is_tensor(value)]
     if not_tensors:
         listed = ", ".join(not_tensors[:5])
@@ -255,8 +263,32 @@ def infer_architecture(original: OriginalCheckpoint) -> dict[str, Any]:
     }
 
 
+def pick_preset(original: OriginalCheckpoint) -> str:
+    """The preset whose front-end type, layer merge and back-end variant the tensors show; refuses none or a tie."""
+    architecture, defaults = infer_architecture(original), Nes2NetConfig()
+    shown = {"model_type": original.frontend_type, "layer_merge": architecture["layer_merge"],
+             "backend_variant": architecture["backend_variant"]}
+    matching = [
+        name for name, fields in PRESETS.items()
+        if fields["frontend_config"]["model_type"] == shown["model_type"]
+        and all(fields.get(key, getattr(defaults, key)) == shown[key] for key in ("layer_merge", "backend_variant"))
+    ]
+    described = ", ".join(f"{key} {value}" for key, value in shown.items())
+    if not matching:
+        raise ConversionError(f"no preset describes this checkpoint ({described}): pass --preset and overrides")
+    if len(matching) > 1:
+        raise ConversionError(
+            f"the tensors ({described}) fit presets {', '.join(matching)}, which differ only in what no tensor "
+            "stores (activation, SE floor): choose one with --preset"
+        )
+    return matching[0]
+
+
 def build_config(original: OriginalCheckpoint, preset: str, **overrides: Any) -> Nes2NetConfig:
     """The config of the converted model: the preset, the sizes read from the tensors, then `overrides`.
+
+    The head (1 or 2 logits) is read from the classifier's tensors unless `num_labels` is overridden: the In-the-Wild
+    release of the XLS-R model has one logit where the ASVspoof 2019 one has two.
 
     `overrides` are `Nes2NetConfig` fields; `frontend_config` may be a dict of front-end fields (for sizes that are
     stored in no tensor, such as `num_attention_heads` or `conv_stride` of non-standard front-ends). Raises
@@ -286,12 +318,19 @@ def build_config(original: OriginalCheckpoint, preset: str, **overrides: Any) ->
     if original.through_s3prl:
         # s3prl's last hidden state is the encoder output after its final layer norm.
         frontend.setdefault("tie_last_hidden_states", True)
+    architecture = infer_architecture(original)
+    if "num_labels" not in overrides:
+        head = architecture.pop("num_labels")
+        if fields.get("num_labels", 2) != head:
+            logger.info("the checkpoint's classifier has %d logit(s) (preset %s: %d): converting %d", head, preset,
+                        fields.get("num_labels", 2), head)
+        fields["num_labels"] = head
     requested = {**fields, **overrides}
     defaults = Nes2NetConfig()
     disagreements = [
         f"{name} (checkpoint {value!r}, {'requested' if name in overrides else 'preset'} "
         f"{requested.get(name, getattr(defaults, name))!r})"
-        for name, value in infer_architecture(original).items()
+        for name, value in architecture.items()
         if requested.get(name, getattr(defaults, name)) != value
     ]
     if disagreements:
@@ -324,32 +363,24 @@ def convert_state_dict(
     """
     converted, sources, ignored = {}, {}, []
     unknown = list(original.unknown)
-    for key, tensor in original.frontend.items():
-        if TRAINING_ONLY_FRONTEND_KEYS.match(key):
-            ignored.append(original.frontend_prefix + key)
-            continue
-        new_key = rename_frontend_key(key)
-        if new_key is None:
-            unknown.append(original.frontend_prefix + key)
-        else:
-            converted["frontend." + new_key], sources["frontend." + new_key] = tensor, original.frontend_prefix + key
-    for key, tensor in original.layer_merge.items():
-        new_key = rename_merge_key(key)
-        if new_key is None:
-            unknown.append(MERGE_PREFIX + key)
-        else:
-            converted["layer_merge." + new_key], sources["layer_merge." + new_key] = tensor, MERGE_PREFIX + key
-    for key, tensor in original.backend.items():
-        new_key = rename_backend_key(key)
-        if new_key is None:
-            unknown.append(BACKEND_PREFIX + key)
-        else:
-            converted["backend." + new_key] = reshape_backend_tensor(new_key, tensor)
-            sources["backend." + new_key] = BACKEND_PREFIX + key
+    parts = {
+        "frontend": (original.frontend_prefix, original.frontend),
+        "layer_merge": (MERGE_PREFIX, original.layer_merge),
+        "backend": (BACKEND_PREFIX, original.backend),
+    }
+    for part, (prefix, tensors) in parts.items():
+        for key, tensor in tensors.items():
+            new_key = rename_key(part, key)
+            if part == "frontend" and TRAINING_ONLY_FRONTEND_KEYS.match(key):
+                ignored.append(prefix + key)
+            elif new_key is None:
+                unknown.append(prefix + key)
+            else:
+                converted[new_key], sources[new_key] = reshape_tensor(new_key, tensor), prefix + key
     converted, sources = _match_weight_norm_names(converted, sources, expected)
     # fairseq and unilm keep the mask embedding of pre-training; the model has a slot for it only when its config
     # enables time masking.
-    mask_key = "frontend.masked_spec_embed"
+    mask_key = FRONTEND + "masked_spec_embed"
     if mask_key in converted and mask_key not in expected:
         ignored.append(sources.pop(mask_key))
         del converted[mask_key]
@@ -412,7 +443,8 @@ def _describe(config: Nes2NetConfig) -> dict[str, str]:
 
 def remote_code_files() -> list[str]:
     """Names of the code files `save_pretrained` copies next to the weights for `trust_remote_code`."""
-    modules = [sys.modules[cls.__module__].__file__ for cls in (Nes2NetConfig, Nes2NetForAudioClassification)]
+    classes = (Nes2NetConfig, Nes2NetForAudioClassification, Nes2NetFeatureExtractor)
+    modules = [sys.modules[cls.__module__].__file__ for cls in classes]
     files = modules + [file for module in modules for file in get_relative_import_files(module)]
     return sorted({Path(file).name for file in files})
 
@@ -494,24 +526,55 @@ with the card `hub_cards` renders from its evaluation results (`python -m hub_ca
 """
 
 
-def convert_checkpoint(
-    path: str | os.PathLike, out_dir: str | os.PathLike, preset: str, *, overwrite: bool = False, **overrides: Any
-) -> ConversionResult:
-    """Convert the authors' checkpoint at `path` into a model folder at `out_dir` (weights, config with `auto_map`,
-    code, feature extractor, README.md).
+def resolve_checkpoint(reference: str | os.PathLike, revision: str | None = None) -> Path:
+    """A local checkpoint path, or a file on the Hub downloaded with `hf_hub_download` (into the Hub cache):
+    `hf://OWNER/REPO/PATH/IN/REPO`, or `OWNER/REPO/PATH/IN/REPO` when no such local file exists (the authors'
+    `nielsr/nes2net-checkpoints` keeps its `.pt` files in sub-folders)."""
+    text = os.fspath(reference)
+    local = Path(text)
+    bare_hub_form = not local.exists() and not local.is_absolute() and not text.startswith(".") and len(local.parts) > 2
+    if not text.startswith(HUB_SCHEME) and not bare_hub_form:
+        return local
+    owner, name, *rest = text.removeprefix(HUB_SCHEME).split("/")
+    if not (owner and name and rest):
+        raise ConversionError(f"{text}: a Hub file is {HUB_SCHEME}OWNER/REPO/PATH/IN/REPO")
+    try:
+        return Path(hf_hub_download(f"{owner}/{name}", "/".join(rest), revision=revision))
+    except (HfHubHTTPError, OSError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        local_note = "" if text.startswith(HUB_SCHEME) else "no such local file, and "
+        raise ConversionError(f"{text}: {local_note}cannot download it from the Hub ({reason})") from error
 
-    `preset` names the release (`PRESETS`): it carries what no tensor stores, such as the dilation and activation.
+
+def convert_checkpoint(
+    path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    preset: str | None = None,
+    *,
+    overwrite: bool = False,
+    revision: str | None = None,
+    **overrides: Any,
+) -> ConversionResult:
+    """Convert the authors' checkpoint at `path` (a local file or a Hub file, see `resolve_checkpoint`) into a model
+    folder at `out_dir` (weights, config with `auto_map`, code, feature extractor, README.md).
+
+    `preset` names the release (`PRESETS`): it carries what no tensor stores, such as the dilation and activation;
+    None picks it from the tensors (`pick_preset`) when only one fits. The head (1 or 2 logits) is read from them.
     `overrides` are `Nes2NetConfig` fields (`dilation=1`, `frontend_config={"num_attention_heads": 16}`, ...).
     Raises `ConversionError` (nothing written) when the checkpoint cannot be converted exactly, and
     `FileExistsError` when `out_dir` exists and is not empty, unless `overwrite`.
     """
-    path, out_dir = Path(path), Path(out_dir)
+    out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{out_dir} exists and is not empty (pass overwrite=True / --overwrite to replace it)")
+    path = resolve_checkpoint(path, revision)
     state_dict, skipped = load_original_state_dict(path)
     if skipped:
         logger.info("Reading the model weights of %s; not model weights, left out: %s", path.name, ", ".join(skipped))
     original = split_layout(state_dict)
+    if preset is None:
+        preset = pick_preset(original)
+        logger.info("preset %s: the only one the checkpoint's tensors fit", preset)
     config = build_config(original, preset, **overrides)
     logger.info("Building %s from %s (%s front-end names)", preset, path.name,
                 "s3prl" if original.through_s3prl else ("unilm" if original.frontend_type == "wavlm" else "fairseq"))
@@ -525,4 +588,4 @@ def convert_checkpoint(
     card = conversion_card(config, path, sha256, preset, len(converted), ignored)
     save_model_folder(model, out_dir, model_card=card)
     logger.info("Wrote %s (%d tensors)", out_dir, len(converted))
-    return ConversionResult(out_dir, config, len(converted), ignored, sha256)
+    return ConversionResult(out_dir, config, len(converted), ignored, sha256, preset)

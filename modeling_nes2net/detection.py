@@ -19,8 +19,8 @@ data; the default 50% hop lets every instant (but the first and last half window
 
 Scores (see `modeling_nes2net.scoring`; higher always means more bona fide):
 - `score`: the bona fide logit, the raw score the ASVspoof evaluation tools expect.
-- `log_odds`: `log p(bonafide) / p(spoof)`; the decision is `bonafide` when `log_odds >= threshold`, with the
-  threshold from `config.decision_threshold` (None -> 0.0, i.e. probability 0.5) unless given.
+- `log_odds`: `log p(bonafide) / p(spoof)` of the model's calibrated logits; the decision is `scoring.verdict`:
+  `bonafide` when `log_odds > threshold`, 0 (the argmax of the logits, what `pipeline` says) unless given.
 - `bonafide_probability`: `sigmoid(log_odds)`.
 
 Aggregation of windows into one decision (`aggregation`):
@@ -29,6 +29,12 @@ Aggregation of windows into one decision (`aggregation`):
 - `any`: the most spoof-like window decides (its log-odds and score are reported), so a recording is flagged as
   soon as any window is spoof: the rule for partially spoofed audio (a synthetic sentence spliced into a real
   interview), at the price of more false alarms on long recordings.
+
+Where (`timeline`, `stretches`): a model with a frame head (`Nes2NetForAudioFrameClassification`) gives log-odds per
+10 ms, windows covering the same instant averaged; without one, each 10 ms takes the mean of the windows covering it.
+Stretches of at least 0.2 s below the threshold are listed, and a bona fide verdict that would hide one reads
+`partly spoofed` instead: on dev splices, flagging an utterance by its most spoof-like stretch separated partial
+spoofs best (`benchmarks/localisation.py`).
 
 Scoring itself (decoding in a background thread, the protocol, length-pooled batches under a sample budget, the
 model call) is `modeling_nes2net.scorer`, shared with `nes2net evaluate`; this module turns its logits into verdicts.
@@ -49,7 +55,8 @@ import numpy as np
 import torch
 
 from .audio import AudioInputError, AudioSource, AudioSourceLike, printable
-from .modeling_nes2net import Nes2NetForAudioClassification
+from .localisation import CELL_SECONDS, Stretch, frame_cell_scores, spoofed_stretches, window_cell_scores
+from .modeling_nes2net import Nes2NetForAudioClassification, Nes2NetForAudioFrameClassification
 from .protocols import HOP_SAMPLES, PROTOCOLS, WINDOW_SAMPLES, Protocol, first_window_tiled, window_segments
 from .scorer import (
     AGGREGATIONS,
@@ -64,7 +71,7 @@ from .scorer import (
     min_samples_of,
     pass_bytes,
 )
-from .scoring import bonafide_score, log_odds, verdict
+from .scoring import DECISION_THRESHOLD, bonafide_score, log_odds, verdict
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +80,8 @@ QUANTIZATIONS: tuple[str, ...] = ("int8", "bf16")
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 SILENCE_PEAK = 1.0 / 32768  # at most one 16-bit step: digital silence
+PARTLY_SPOOFED = "partly spoofed"
+MIN_STRETCH_SECONDS = 0.2  # the shortest spoofed stretch reported (the splices builder's shortest piece)
 __all__ = [
     "AGGREGATIONS", "DEFAULT_MODEL_DIR", "ENVELOPE_SECONDS", "HOP_SAMPLES", "PROTOCOLS", "QUANTIZATIONS",
     "WINDOW_SAMPLES", "DetectionFailure", "DetectionResult", "ModelNotFoundError", "Nes2NetDetector", "Segment",
@@ -102,7 +111,8 @@ class DetectionResult:
 
     Attributes:
         source: the input's name (its path, `<bytes>` or `<array>`).
-        label: `"bonafide"` or `"spoof"`: `"bonafide"` when `log_odds >= threshold`.
+        label: `"bonafide"` or `"spoof"`: `scoring.verdict(log_odds, threshold)`; `"partly spoofed"` when that says
+            bona fide but a stretch of the timeline scores below the threshold (see `stretches`).
         bonafide_probability: `sigmoid(log_odds)`.
         score: the bona fide logit, aggregated over segments: the score ASVspoof tools expect.
         log_odds: `log p(bonafide) / p(spoof)`, aggregated over segments; compared with `threshold`.
@@ -112,6 +122,10 @@ class DetectionResult:
         duration: seconds of 16 kHz audio that reached the model (before `4sec` tiling; `4sec` reads at most 4.04 s).
         segments: the timeline, one `Segment` per scored window (a single one for `full` and `4sec`).
         envelope: peak absolute amplitude per `ENVELOPE_SECONDS` of the audio read, for plotting.
+        timeline: log-odds per 10 ms (`localisation.CELL_SECONDS`): the frame head's where the model has one
+            (`Nes2NetForAudioFrameClassification`), else the mean of the windows covering each instant; None for a
+            single window without a frame head.
+        stretches: the stretches of at least `MIN_STRETCH_SECONDS` whose timeline falls below the threshold.
     """
 
     source: str
@@ -125,10 +139,13 @@ class DetectionResult:
     duration: float
     segments: list[Segment]
     envelope: np.ndarray = field(repr=False, compare=False)
+    timeline: np.ndarray | None = field(default=None, repr=False, compare=False)
+    stretches: list[Stretch] = field(default_factory=list)
 
     @property
     def is_spoof(self) -> bool:
-        return self.label == "spoof"
+        """Spoofed as a whole or in part."""
+        return self.label != "bonafide"
 
     def segment_label(self, segment: Segment) -> str:
         """`"bonafide"` or `"spoof"`: the verdict on one segment alone, under this result's threshold."""
@@ -149,6 +166,7 @@ class DetectionResult:
         }
         if include_segments:
             result["segments"] = [vars(segment) for segment in self.segments]
+            result["stretches"] = [vars(stretch) for stretch in self.stretches]
         return result
 
 
@@ -174,7 +192,8 @@ class ModelLoadError(ValueError):
 
 
 def load_model(model_name_or_path: str | os.PathLike | None = None) -> Nes2NetForAudioClassification:
-    """The model of a folder or Hub id (None: the embedded default model), ready to score (eval mode).
+    """The model of a folder or Hub id (None: the embedded default model), ready to score (eval mode): a
+    `Nes2NetForAudioFrameClassification` when the folder's architecture has the frame head.
 
     Refuses, with a `ModelLoadError` naming the folder, what would otherwise score with random or broken weights:
     weights missing from the checkpoint (transformers would initialise them at random), unexpected or wrongly
@@ -186,7 +205,10 @@ def load_model(model_name_or_path: str | os.PathLike | None = None) -> Nes2NetFo
     level = loader_log.level
     loader_log.setLevel(logging.ERROR)
     try:
-        model, info = Nes2NetForAudioClassification.from_pretrained(location, output_loading_info=True)
+        architectures = Nes2NetForAudioClassification.config_class.from_pretrained(location).architectures or []
+        framed = Nes2NetForAudioFrameClassification.__name__ in architectures
+        model_class = Nes2NetForAudioFrameClassification if framed else Nes2NetForAudioClassification
+        model, info = model_class.from_pretrained(location, output_loading_info=True)
     except Exception as error:  # any failure to build the model from the folder is one line naming it
         reason = " ".join(str(error).split())
         if "size mismatch" in reason or "ignore_mismatched_sizes" in reason:
@@ -252,7 +274,7 @@ class Nes2NetDetector:
         hop: hop between window starts in samples (windows protocol).
         batch_size: segments per forward pass.
         aggregation: `"mean"` or `"any"`, how windows combine into one decision.
-        threshold: decision threshold on the log-odds; None: `model.config.decision_threshold`, or 0.0.
+        threshold: decision threshold on the calibrated log-odds; None: `scoring.DECISION_THRESHOLD` (0).
         device: `"auto"` (CUDA when available), `"cpu"`, `"cuda"`, ...
         quantize: None, `"int8"` (CPU) or `"bf16"`: the opt-in fast path, see `quantize_for_inference`.
         max_batch_samples: padded samples per forward pass at most (default `batch_size * window`).
@@ -281,8 +303,7 @@ class Nes2NetDetector:
         self.config = model.config
         self.sampling_rate = model.config.sampling_rate
         self.aggregation = aggregation
-        configured = model.config.decision_threshold
-        self.threshold = float(threshold if threshold is not None else configured if configured is not None else 0.0)
+        self.threshold = float(threshold if threshold is not None else DECISION_THRESHOLD)
         self.device = resolve_device(device)
         self.quantize = quantize
         self.model = quantize_for_inference(model.eval().to(self.device), quantize, self.device)
@@ -344,9 +365,12 @@ class Nes2NetDetector:
         ]
         aggregation = None if len(segments) == 1 else self.aggregation
         score, odd = aggregate(scored.logits, aggregation or "mean")
+        timeline = self._timeline(scored, segments)
+        stretches = [] if timeline is None else spoofed_stretches(timeline, self.threshold, MIN_STRETCH_SECONDS)
+        label = verdict(odd, self.threshold)
         return DetectionResult(
             source=scored.name,
-            label=verdict(odd, self.threshold),
+            label=PARTLY_SPOOFED if label == "bonafide" and stretches else label,
             bonafide_probability=_sigmoid(odd),
             score=score,
             log_odds=odd,
@@ -356,7 +380,27 @@ class Nes2NetDetector:
             duration=min(scored.samples, self.window if self.protocol == "4sec" else scored.samples) / rate,
             segments=segments,
             envelope=envelope,
+            timeline=timeline,
+            stretches=stretches,
         )
+
+    def _timeline(self, scored: ScoredRecording, segments: list[Segment]) -> np.ndarray | None:
+        """Log-odds per 10 ms cell of the audio scored: the frame head's (cells seen by several windows take the
+        mean), else the windows'; None for one window without a frame head."""
+        cells = int(round(max(segment.end for segment in segments) / CELL_SECONDS))
+        if scored.frame_scores is None:
+            if len(segments) == 1:
+                return None
+            starts, ends = (np.asarray([getattr(segment, name) for segment in segments]) for name in ("start", "end"))
+            return window_cell_scores(starts, ends, np.asarray([segment.log_odds for segment in segments]), cells)
+        totals, counts = np.zeros(cells), np.zeros(cells)
+        for index, segment in enumerate(segments):
+            scores = scored.frame_scores[index]
+            first, stop = round(segment.start / CELL_SECONDS), min(cells, round(segment.end / CELL_SECONDS))
+            times = self.model.frame_times(len(scores)).numpy()
+            totals[first:stop] += frame_cell_scores(scores, times, stop - first)
+            counts[first:stop] += 1
+        return totals / np.maximum(counts, 1)
 
 
 def _sigmoid(value: float) -> float:

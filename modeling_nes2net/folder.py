@@ -7,26 +7,20 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from transformers import Wav2Vec2FeatureExtractor
-
+from .feature_extraction_nes2net import Nes2NetFeatureExtractor
 from .modeling_nes2net import Nes2NetForAudioClassification
 
 
-def feature_extractor_for(model: Nes2NetForAudioClassification) -> Wav2Vec2FeatureExtractor:
-    """The feature extractor of a Nes2Net model: the raw waveform at the model's rate, unnormalised, with masks."""
-    return Wav2Vec2FeatureExtractor(
-        feature_size=1,
-        sampling_rate=model.config.sampling_rate,
-        padding_value=0.0,
-        do_normalize=False,
-        return_attention_mask=True,
-    )
+def feature_extractor_for(model: Nes2NetForAudioClassification) -> Nes2NetFeatureExtractor:
+    """The feature extractor of a Nes2Net model: the raw waveform at the model's rate, unnormalised, with masks,
+    validated."""
+    return Nes2NetFeatureExtractor(sampling_rate=model.config.sampling_rate)
 
 
 def save_model_folder(
     model: Nes2NetForAudioClassification,
     output_dir: str | os.PathLike,
-    feature_extractor: Wav2Vec2FeatureExtractor | None = None,
+    feature_extractor: Nes2NetFeatureExtractor | None = None,
     model_card: str | None = None,
 ) -> Path:
     """Save `model` (safetensors + config + remote code), its feature extractor and, if given, the `model_card` text

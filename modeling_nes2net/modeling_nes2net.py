@@ -4,7 +4,8 @@ Liu, Truong, Das, Lee, Li, "Nes2Net: A Lightweight Nested Architecture for Found
 Anti-spoofing", IEEE T-IFS 2025 (arXiv 2504.05657).
 
 Data flow: waveform `(batch, samples)` -> front-end (SSL model or spectrogram) -> layer merge ->
-features `(batch, frames, D)` -> [`Nes2NetBackend`] -> logits `(batch, num_labels)`.
+features `(batch, frames, D)` -> [`Nes2NetBackend`] -> pooled embedding (together: [`Nes2NetModel`]) -> classifier ->
+score calibration -> logits `(batch, num_labels)` ([`Nes2NetForAudioClassification`]).
 
 The back-end works in the channels-first layout `(batch, channels, frames)`. Where padded batches carry a
 `frame_mask`, padded frames are zeroed before every temporal convolution and excluded from every mean, so a padded
@@ -14,6 +15,7 @@ utterance gives the same logits as the same utterance alone (in eval mode).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +24,7 @@ from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.utils import ModelOutput
 
 from .configuration_nes2net import Nes2NetConfig
 from .layer_merge_nes2net import (
@@ -181,11 +184,12 @@ class Nes2NetAttentiveStatsPooling(nn.Module):
 
 
 class Nes2NetBackend(nn.Module):
-    """Everything after the front-end and the layer merge: the nested Res2Net, pooling and the classifier.
+    """Everything after the front-end and the layer merge, up to the utterance embedding: the nested Res2Net and the
+    pooling (the classifier sits in [`Nes2NetForAudioClassification`]).
 
     The D input channels are split into `s1` groups of C. A running sum over the groups feeds one inner block per
     group but the last (`h = g_0`, then `h = h + g_i`), each followed by activation and BN; the `s1 - 1` outputs and
-    the untouched last group are concatenated back to D channels -> BN -> activation -> pooling -> linear.
+    the untouched last group are concatenated back to D channels -> BN -> activation -> pooling.
     """
 
     def __init__(self, config: Nes2NetConfig):
@@ -198,15 +202,14 @@ class Nes2NetBackend(nn.Module):
         self.activation = _activation(config.activation)
         if config.pooling == "astp":
             self.pooling = Nes2NetAttentiveStatsPooling(config.feature_size, config.attention_channels)
-            pooled_size = 2 * config.feature_size
         else:
             self.pooling = Nes2NetMeanPooling()
-            pooled_size = config.feature_size
-        self.classifier = nn.Linear(pooled_size, config.num_labels)
 
-    def forward(self, features: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, features: torch.Tensor, frame_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """`features`: `(batch, frames, D)`; `frame_mask`: `(batch, frames)` bool (True on real frames) or None.
-        Returns logits `(batch, num_labels)`."""
+        Returns the trunk's output `(batch, frames, D)` and the pooled embedding `(batch, pooled_size)`."""
         groups = torch.split(features.transpose(1, 2).contiguous(), self.group_channels, dim=1)
         outputs, hidden = [], None
         for group, block, block_norm in zip(groups, self.blocks, self.block_norms):
@@ -215,7 +218,7 @@ class Nes2NetBackend(nn.Module):
             outputs.append(hidden)
         outputs.append(groups[-1])
         hidden = self.activation(self.norm(torch.cat(outputs, dim=1)))
-        return self.classifier(self.pooling(hidden, frame_mask))
+        return hidden.transpose(1, 2), self.pooling(hidden, frame_mask)
 
 
 class Nes2NetSpectrogramFrontend(nn.Module):
@@ -231,15 +234,80 @@ class Nes2NetSpectrogramFrontend(nn.Module):
         return torch.div(input_lengths - self.n_fft, self.hop_length, rounding_mode="floor") + 1
 
     def forward(self, input_values: torch.Tensor) -> torch.Tensor:
+        """Always computed in float32 (FFTs have no half-precision CPU kernels); returns float32."""
         if input_values.shape[-1] < self.n_fft:
             raise ValueError(
                 f"input of {input_values.shape[-1]} samples is shorter than one spectrogram frame ({self.n_fft})"
             )
-        window = torch.hann_window(self.n_fft, device=input_values.device, dtype=input_values.dtype)
+        input_values = input_values.float()
+        window = torch.hann_window(self.n_fft, device=input_values.device, dtype=torch.float32)
         spectrum = torch.stft(
             input_values, self.n_fft, self.hop_length, window=window, center=False, return_complex=True
         )
         return torch.log(spectrum.abs().clamp(min=1e-5)).transpose(1, 2)
+
+
+class Nes2NetScoreCalibration(nn.Module):
+    """The affine score calibration of the config: logits `(batch, num_labels)` whose log-odds
+    `log p(bonafide) / p(spoof)` become `calibration_scale * log_odds + calibration_offset`.
+
+    One logit: `a * logit + b`. Two logits: `a * logits + [0, b]`, which also scales the bona fide logit (the paper's
+    score) monotonically. The identity `(1, 0)` returns the logits untouched.
+    """
+
+    def __init__(self, config: Nes2NetConfig):
+        super().__init__()
+        self.config = config
+
+    def forward(self, logits: torch.Tensor) -> torch.Tensor:
+        scale, offset = self.config.calibration_scale, self.config.calibration_offset
+        if scale == 1.0 and offset == 0.0:
+            return logits
+        shift = torch.zeros(logits.shape[-1], dtype=logits.dtype, device=logits.device)
+        shift[-1] = offset
+        return logits * scale + shift
+
+
+@dataclass
+class Nes2NetModelOutput(ModelOutput):
+    r"""
+    last_hidden_state (`torch.FloatTensor` of shape `(batch_size, frames, feature_size)`):
+        Output of the nested Res2Net trunk, before pooling.
+    pooler_output (`torch.FloatTensor` of shape `(batch_size, pooled_size)`):
+        Utterance embedding (mean pooling: `feature_size`; ASTP: `2 * feature_size`), the classifier's input.
+    merged_features (`torch.FloatTensor` of shape `(batch_size, frames, feature_size)`):
+        The back-end's input: the front-end's hidden states merged by `config.layer_merge`.
+    frame_mask (`torch.BoolTensor` of shape `(batch_size, frames)`, *optional*):
+        True on real frames, when an `attention_mask` was given.
+    hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
+        The front-end's hidden states, each `(batch_size, frames, feature_size)`: the feature projection and every
+        transformer layer of an SSL model, the log-spectrogram for the spectrogram front-end.
+    attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
+        The SSL front-end's attention weights per layer, each `(batch_size, num_heads, frames, frames)`.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    pooler_output: torch.FloatTensor | None = None
+    merged_features: torch.FloatTensor | None = None
+    frame_mask: torch.BoolTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class Nes2NetClassifierOutput(SequenceClassifierOutput):
+    r"""
+    `SequenceClassifierOutput` (calibrated `logits` `(batch_size, num_labels)`, `loss` with labels, the front-end's
+    `hidden_states` and `attentions` when asked) plus:
+
+    pooler_output (`torch.FloatTensor` of shape `(batch_size, pooled_size)`):
+        The utterance embedding the classifier read.
+    merged_features (`torch.FloatTensor` of shape `(batch_size, frames, feature_size)`, *optional*):
+        The layer-merged features the back-end read, returned with `output_hidden_states=True`.
+    """
+
+    pooler_output: torch.FloatTensor | None = None
+    merged_features: torch.FloatTensor | None = None
 
 
 class Nes2NetPreTrainedModel(PreTrainedModel):
@@ -247,6 +315,7 @@ class Nes2NetPreTrainedModel(PreTrainedModel):
     config_class = Nes2NetConfig
     base_model_prefix = "nes2net"
     main_input_name = "input_values"
+    _no_split_modules = ["Nes2NetBottleneck", "Nes2NetXBottleneck"]
     input_modalities = "audio"
     supports_gradient_checkpointing = True
 
@@ -270,8 +339,9 @@ class Nes2NetPreTrainedModel(PreTrainedModel):
             super()._init_weights(module)
 
 
-class Nes2NetForAudioClassification(Nes2NetPreTrainedModel):
-    """Nes2Net spoofing detector on a raw 16 kHz waveform. Label 1 / the bona fide logit means genuine speech."""
+class Nes2NetModel(Nes2NetPreTrainedModel):
+    """Nes2Net without its classifier: waveform -> front-end -> layer merge -> nested Res2Net -> pooled utterance
+    embedding, for embeddings, fusion and new heads."""
 
     def __init__(self, config: Nes2NetConfig):
         super().__init__(config)
@@ -302,36 +372,103 @@ class Nes2NetForAudioClassification(Nes2NetPreTrainedModel):
             return self.frontend.output_lengths(sample_lengths)
         return self.frontend._get_feat_extract_output_lengths(sample_lengths).to(torch.long)
 
-    def extract_features(
-        self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Waveform `(batch, samples)` -> merged features `(batch, frames, D)` and frame mask `(batch, frames)`."""
-        if self.config.normalize_waveform:
-            input_values = _normalize_waveform(input_values, attention_mask)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.config.freeze_frontend):
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> Nes2NetModelOutput | tuple:
+        r"""
+        input_values (`torch.FloatTensor` of shape `(batch_size, samples)`):
+            Raw 16 kHz mono waveform in [-1, 1] (the released models expect it unnormalised).
+        attention_mask (`torch.LongTensor` of shape `(batch_size, samples)`, *optional*):
+            1 on real samples, 0 on padding. Exact for front-ends with layer-normalised feature encoders (XLS-R,
+            WavLM Large, the spectrogram); group-norm encoders (wav2vec2-base) mix padding into their statistics.
+        output_hidden_states (`bool`, *optional*):
+            Return the front-end's hidden states (see [`Nes2NetModelOutput`]).
+        output_attentions (`bool`, *optional*):
+            Return the SSL front-end's attention weights; refused by the spectrogram front-end, which has none.
+        """
+        config = self.config
+        output_hidden_states = output_hidden_states if output_hidden_states is not None else config.output_hidden_states
+        output_attentions = output_attentions if output_attentions is not None else config.output_attentions
+        return_dict = return_dict if return_dict is not None else config.return_dict
+        if config.normalize_waveform:
+            input_values = _normalize_waveform(input_values.float(), attention_mask)
+        attentions = None
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not config.freeze_frontend):
             if isinstance(self.frontend, Nes2NetSpectrogramFrontend):
+                if output_attentions:
+                    raise ValueError("output_attentions: the spectrogram front-end has no attention")
                 hidden_states = (self.frontend(input_values),)
+                last_state = hidden_states[0]
             else:
                 outputs = self.frontend(
-                    input_values, attention_mask=attention_mask, output_hidden_states=self.layer_merge is not None
+                    input_values.to(self.frontend.dtype),
+                    attention_mask=attention_mask,
+                    output_hidden_states=output_hidden_states or self.layer_merge is not None,
+                    output_attentions=output_attentions,
                 )
-                hidden_states = outputs.hidden_states if self.layer_merge is not None else (outputs.last_hidden_state,)
+                hidden_states, attentions = outputs.hidden_states, outputs.attentions
+                last_state = outputs.last_hidden_state
         frame_mask = None
         if attention_mask is not None:
-            frames = hidden_states[-1].shape[1]
             lengths = self.frame_lengths(attention_mask.sum(dim=-1))
-            frame_mask = torch.arange(frames, device=lengths.device)[None, :] < lengths[:, None]
-        features = hidden_states[-1] if self.layer_merge is None else self.layer_merge(hidden_states, frame_mask)
-        return features, frame_mask
+            frame_mask = torch.arange(last_state.shape[1], device=lengths.device)[None, :] < lengths[:, None]
+        merged_features = last_state if self.layer_merge is None else self.layer_merge(hidden_states, frame_mask)
+        merged_features = merged_features.to(self.dtype)  # the spectrogram is float32 whatever the model's dtype
+        last_hidden_state, pooler_output = self.backend(merged_features, frame_mask)
+        output = Nes2NetModelOutput(
+            last_hidden_state=last_hidden_state,
+            pooler_output=pooler_output,
+            merged_features=merged_features,
+            frame_mask=frame_mask,
+            hidden_states=hidden_states if output_hidden_states else None,
+            attentions=attentions,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+class Nes2NetForAudioClassification(Nes2NetPreTrainedModel):
+    """Nes2Net spoofing detector on a raw 16 kHz waveform: [`Nes2NetModel`], a linear classifier on its pooled
+    embedding, and the config's score calibration. Label 1 / the bona fide logit means genuine speech."""
+
+    def __init__(self, config: Nes2NetConfig):
+        super().__init__(config)
+        self.nes2net = Nes2NetModel(config)
+        pooled_size = 2 * config.feature_size if config.pooling == "astp" else config.feature_size
+        self.classifier = nn.Linear(pooled_size, config.num_labels)
+        self.calibration = Nes2NetScoreCalibration(config)
+        self.post_init()
+
+    def freeze_frontend(self) -> None:
+        """Stop gradients into the whole front-end (the layer merge, back-end and classifier keep training)."""
+        self.nes2net.freeze_frontend()
+
+    def freeze_feature_encoder(self) -> None:
+        """Stop gradients into the SSL front-end's convolutional feature encoder only."""
+        self.nes2net.freeze_feature_encoder()
+
+    def frame_lengths(self, sample_lengths: torch.Tensor) -> torch.Tensor:
+        """Number of feature frames for waveforms of `sample_lengths` samples."""
+        return self.nes2net.frame_lengths(sample_lengths)
 
     def compute_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Class-weighted cross-entropy (2 logits) or binary focal loss on soft labels (1 logit)."""
+        """`config.loss` on logits `(batch, num_labels)` and labels `(batch,)` (1 = bona fide): plain cross-entropy
+        (2 logits) or binary cross-entropy (1 logit) by default; the paper's class-weighted cross-entropy or binary
+        focal loss on soft labels when the config names them."""
         config = self.config
-        if config.loss == "weighted_ce":
-            weight = torch.tensor(config.class_weights, dtype=logits.dtype, device=logits.device)
+        if config.num_labels == 2:
+            weight = None
+            if config.loss == "weighted_ce":
+                weight = torch.tensor(config.class_weights, dtype=logits.dtype, device=logits.device)
             return F.cross_entropy(logits, labels.long(), weight=weight)
-        targets = labels.to(logits.dtype) * (1 - config.label_smoothing) + config.label_smoothing / 2
         logits = logits.squeeze(-1)
+        if config.loss is None:
+            return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+        targets = labels.to(logits.dtype) * (1 - config.label_smoothing) + config.label_smoothing / 2
         cross_entropy = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
         probability = torch.sigmoid(logits)
         target_probability = probability * targets + (1 - probability) * (1 - targets)
@@ -344,29 +481,43 @@ class Nes2NetForAudioClassification(Nes2NetPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         return_dict: bool | None = None,
-        **kwargs,
-    ) -> SequenceClassifierOutput | tuple:
+    ) -> Nes2NetClassifierOutput | tuple:
         r"""
         input_values (`torch.FloatTensor` of shape `(batch_size, samples)`):
             Raw 16 kHz mono waveform in [-1, 1] (the released models expect it unnormalised).
         attention_mask (`torch.LongTensor` of shape `(batch_size, samples)`, *optional*):
-            1 on real samples, 0 on padding. Exact for front-ends with layer-normalised feature encoders (XLS-R,
-            WavLM Large, the spectrogram); group-norm encoders (wav2vec2-base) mix padding into their statistics.
+            1 on real samples, 0 on padding (see [`Nes2NetModel.forward`]).
         labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
             1 for bona fide, 0 for spoof.
+        output_hidden_states (`bool`, *optional*):
+            Return the front-end's hidden states, and the merged features as `merged_features`.
+        output_attentions (`bool`, *optional*):
+            Return the SSL front-end's attention weights (refused by the spectrogram front-end).
 
-        Returns `SequenceClassifierOutput` with `logits` `(batch_size, num_labels)` and, with labels, `loss`;
-        `hidden_states` holds the merged features `(batch_size, frames, D)` when `output_hidden_states`.
+        Returns [`Nes2NetClassifierOutput`]: calibrated `logits` `(batch_size, num_labels)` (see
+        [`Nes2NetScoreCalibration`]) and, with labels, `loss`.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        features, frame_mask = self.extract_features(input_values, attention_mask)
-        logits = self.backend(features, frame_mask)
+        outputs = self.nes2net(
+            input_values,
+            attention_mask=attention_mask,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=True,
+        )
+        logits = self.calibration(self.classifier(outputs.pooler_output))
         loss = self.compute_loss(logits, labels) if labels is not None else None
-        hidden_states = (features,) if output_hidden_states else None
-        if not return_dict:
-            return tuple(value for value in (loss, logits, hidden_states) if value is not None)
-        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=hidden_states)
+        output = Nes2NetClassifierOutput(
+            loss=loss,
+            logits=logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            pooler_output=outputs.pooler_output,
+            merged_features=outputs.merged_features if outputs.hidden_states is not None else None,
+        )
+        return output if return_dict else output.to_tuple()
 
 
 __all__ = [
@@ -379,6 +530,121 @@ __all__ = [
     "Nes2NetMeanPooling",
     "Nes2NetSpectrogramFrontend",
     "Nes2NetSqueezeExcitationMerge",
+    "Nes2NetScoreCalibration",
+    "Nes2NetModelOutput",
+    "Nes2NetClassifierOutput",
     "Nes2NetPreTrainedModel",
+    "Nes2NetModel",
     "Nes2NetForAudioClassification",
 ]
+
+
+@dataclass
+class Nes2NetFrameClassifierOutput(Nes2NetClassifierOutput):
+    r"""
+    [`Nes2NetClassifierOutput`] (the calibrated utterance `logits` `(batch_size, num_labels)`, ...) plus:
+
+    frame_logits (`torch.FloatTensor` of shape `(batch_size, frames, num_labels)`):
+        Bona fide / spoof logits of every back-end frame (padded frames included; mask them with `frame_mask`).
+    frame_mask (`torch.BoolTensor` of shape `(batch_size, frames)`, *optional*):
+        True on real frames, when an `attention_mask` was given.
+    """
+
+    frame_logits: torch.FloatTensor | None = None
+    frame_mask: torch.BoolTensor | None = None
+
+
+class Nes2NetForAudioFrameClassification(Nes2NetForAudioClassification):
+    """Nes2Net that also says where: [`Nes2NetForAudioClassification`] (same weights, same utterance `logits`) plus a
+    linear frame classifier on the nested Res2Net's output before pooling, giving bona fide / spoof logits per
+    back-end frame (20 ms for the spectrogram front-end at hop 320 and for wav2vec2-style SSL front-ends).
+
+    Loading a trained utterance model into this class keeps its trunk and classifier and initialises the frame
+    classifier only (train it jointly, or alone after `freeze_utterance_model`); loading a frame model into
+    `Nes2NetForAudioClassification` drops the frame classifier. Frame logits are not calibrated: their log-odds
+    `frame_logits[..., 1] - frame_logits[..., 0]` are what cross-entropy trained them to be.
+    """
+
+    def __init__(self, config: Nes2NetConfig):
+        super().__init__(config)
+        self.frame_classifier = nn.Linear(config.feature_size, config.num_labels)
+        self.post_init()
+
+    def freeze_utterance_model(self) -> None:
+        """Stop gradients into everything but the frame classifier (to train it on top of a trained model)."""
+        for name, parameter in self.named_parameters():
+            parameter.requires_grad = name.startswith("frame_classifier.")
+
+    def frame_times(self, num_frames: int) -> torch.Tensor:
+        """Centre of each of `num_frames` back-end frames, in seconds from the start of the input: `(num_frames,)`."""
+        config = self.config
+        if config.frontend_type == "spectrogram":
+            stride, receptive_field = config.spectrogram_hop_length, config.spectrogram_n_fft
+        else:
+            stride, receptive_field = 1, 1
+            for kernel, conv_stride in zip(config.frontend_config.conv_kernel, config.frontend_config.conv_stride):
+                receptive_field += (kernel - 1) * stride
+                stride *= conv_stride
+        return (torch.arange(num_frames) * stride + receptive_field / 2) / config.sampling_rate
+
+    def compute_frame_loss(self, frame_logits: torch.Tensor, frame_labels: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy (2 logits) or binary cross-entropy (1 logit) over the frames whose label is not -100:
+        `frame_logits` `(batch, frames, num_labels)`, `frame_labels` `(batch, frames)` (1 bona fide, 0 spoof)."""
+        if self.config.num_labels == 2:
+            return F.cross_entropy(frame_logits.flatten(0, 1), frame_labels.flatten().long(), ignore_index=-100)
+        kept = frame_labels != -100
+        return F.binary_cross_entropy_with_logits(frame_logits[..., 0][kept], frame_labels[kept].to(frame_logits.dtype))
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        frame_labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> Nes2NetFrameClassifierOutput | tuple:
+        r"""
+        input_values (`torch.FloatTensor` of shape `(batch_size, samples)`):
+            Raw 16 kHz mono waveform in [-1, 1].
+        attention_mask (`torch.LongTensor` of shape `(batch_size, samples)`, *optional*):
+            1 on real samples, 0 on padding (see [`Nes2NetModel.forward`]).
+        labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            Utterance labels, 1 for bona fide, 0 for spoof (the utterance loss).
+        frame_labels (`torch.LongTensor` of shape `(batch_size, frames)`, *optional*):
+            Frame labels, 1 bona fide, 0 spoof, -100 ignored (padded frames are ignored whatever they hold).
+
+        Returns [`Nes2NetFrameClassifierOutput`]; `loss` is the sum of the utterance and frame losses given labels.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.nes2net(
+            input_values,
+            attention_mask=attention_mask,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=True,
+        )
+        logits = self.calibration(self.classifier(outputs.pooler_output))
+        frame_logits = self.frame_classifier(outputs.last_hidden_state)
+        losses = []
+        if labels is not None:
+            losses.append(self.compute_loss(logits, labels))
+        if frame_labels is not None:
+            if outputs.frame_mask is not None:
+                frame_labels = frame_labels.masked_fill(~outputs.frame_mask, -100)
+            losses.append(self.compute_frame_loss(frame_logits, frame_labels))
+        output = Nes2NetFrameClassifierOutput(
+            loss=sum(losses) if losses else None,
+            logits=logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            pooler_output=outputs.pooler_output,
+            merged_features=outputs.merged_features if outputs.hidden_states is not None else None,
+            frame_logits=frame_logits,
+            frame_mask=outputs.frame_mask,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+__all__ += ["Nes2NetFrameClassifierOutput", "Nes2NetForAudioFrameClassification"]

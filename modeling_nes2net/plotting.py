@@ -19,8 +19,8 @@ SCORE_COLOUR = "tab:blue"
 
 
 def flagged_regions(segments: list[Segment], threshold: float) -> list[tuple[float, float]]:
-    """`(start, end)` seconds of the time covered by segments whose log-odds fall below `threshold`, overlapping
-    segments merged."""
+    """`(start, end)` seconds of the time covered by segments judged spoof at `threshold` (`scoring.is_bonafide`),
+    overlapping segments merged."""
     regions: list[tuple[float, float]] = []
     for segment in sorted(segments, key=lambda segment: segment.start):
         if verdict(segment.log_odds, threshold) == "bonafide":

@@ -3,8 +3,9 @@
 the same code.
 
 - The model is a `ModelCall`: `(input_values (batch, samples) float32, attention_mask (batch, samples) int64 or None)
-  -> logits (batch, num_labels) float32`, numpy in and out. `TorchModelCall` wraps a `Nes2NetForAudioClassification`;
-  any other runtime (an ONNX Runtime session) plugs in with the same signature.
+  -> (logits (batch, num_labels) float32, frame log-odds or None)`, numpy in and out; the second item is, for a
+  model with a frame head, each row's `(frames,)` log-odds over its real frames. `TorchModelCall` wraps a
+  `Nes2NetForAudioClassification`; any other runtime (an ONNX Runtime session) plugs in with the same signature.
 - `SegmentPool` chooses each batch from the segments waiting to be scored: the oldest one with the pooled segments
   closest to it in length (little padding; results flow in input order), at most `batch_size` of them and at most
   `max_batch_samples` padded samples, so three clips and a 2-hour file never share a batch: a segment over the budget
@@ -37,7 +38,8 @@ from .scoring import bonafide_score, log_odds
 
 logger = logging.getLogger(__name__)
 
-ModelCall = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
+ModelOutput = tuple[np.ndarray, "list[np.ndarray] | None"]
+ModelCall = Callable[[np.ndarray, "np.ndarray | None"], ModelOutput]
 Aggregation = str
 AGGREGATIONS: tuple[str, ...] = ("mean", "any")
 ENVELOPE_SECONDS = 0.1  # one peak-amplitude point per 0.1 s
@@ -56,7 +58,8 @@ class DetectionFailure:
 @dataclass
 class ScoredRecording:
     """The logits of one recording's segments: `starts` / `lengths` in samples, `logits` `(segments, num_labels)`,
-    `samples` read, and `envelope`, the peak absolute amplitude per `ENVELOPE_SECONDS`."""
+    `samples` read, `envelope`, the peak absolute amplitude per `ENVELOPE_SECONDS`, and `frame_scores`, each
+    segment's frame log-odds (None without a frame head)."""
 
     name: str
     starts: list[int]
@@ -64,6 +67,7 @@ class ScoredRecording:
     logits: np.ndarray
     samples: int
     envelope: np.ndarray
+    frame_scores: list[np.ndarray] | None = None
 
 
 def pad_waveforms(waveforms: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -92,12 +96,19 @@ class TorchModelCall:
         self.model, self.device, self.dtype, self.autocast = model, device, dtype, autocast
 
     @torch.inference_mode()
-    def __call__(self, input_values: np.ndarray, attention_mask: np.ndarray | None) -> np.ndarray:
+    def __call__(self, input_values: np.ndarray, attention_mask: np.ndarray | None) -> ModelOutput:
         values = torch.from_numpy(input_values).to(self.device, self.dtype)
         mask = None if attention_mask is None else torch.from_numpy(attention_mask).to(self.device)
         with self.autocast():
-            logits = self.model(input_values=values, attention_mask=mask).logits
-        return logits.float().cpu().numpy()
+            output = self.model(input_values=values, attention_mask=mask)
+        logits = output.logits.float().cpu().numpy()
+        frame_logits = getattr(output, "frame_logits", None)
+        if frame_logits is None:
+            return logits, None
+        lengths = torch.full((len(values),), values.shape[1]) if mask is None else mask.sum(dim=-1).cpu()
+        frames = self.model.frame_lengths(lengths).tolist()
+        frame_odds = log_odds(frame_logits.float().flatten(0, 1)).unflatten(0, frame_logits.shape[:2])
+        return logits, [row[:count].cpu().numpy() for row, count in zip(frame_odds, frames)]
 
 
 class SegmentPool:
@@ -140,11 +151,13 @@ class SegmentPool:
         chosen = sorted(by_length[low : high + 1], reverse=True)
         return [self._segments.pop(position) for position in chosen]
 
-    def score_batch(self, model_call: ModelCall) -> list[tuple[Hashable, np.ndarray]]:
-        """Take one batch and score it: `(key, (num_labels,) logits)` per segment."""
+    def score_batch(self, model_call: ModelCall) -> list[tuple[Hashable, np.ndarray, np.ndarray | None]]:
+        """Take one batch and score it: `(key, (num_labels,) logits, (frames,) frame log-odds or None)` per
+        segment."""
         batch = self.take_batch()
-        logits = model_call(*pad_waveforms([waveform for _, waveform in batch]))
-        return [(key, row) for (key, _), row in zip(batch, logits)]
+        logits, frame_scores = model_call(*pad_waveforms([waveform for _, waveform in batch]))
+        frame_scores = frame_scores if frame_scores is not None else [None] * len(batch)
+        return [(key, row, frames) for (key, _), row, frames in zip(batch, logits, frame_scores)]
 
 
 def aggregate(logits: np.ndarray, aggregation: Aggregation = "mean") -> tuple[float, float]:
@@ -221,6 +234,7 @@ class _Pending:
     starts: list[int] = field(default_factory=list)
     lengths: list[int] = field(default_factory=list)
     logits: dict[int, np.ndarray] = field(default_factory=dict)
+    frame_scores: dict[int, np.ndarray] = field(default_factory=dict)
     ended: bool = False
     samples: int = 0
     envelope: np.ndarray | None = None
@@ -233,8 +247,10 @@ class _Pending:
     def outcome(self) -> ScoredRecording | DetectionFailure:
         if self.error is not None:
             return DetectionFailure(self.name, self.error)
-        logits = np.stack([self.logits[index] for index in range(len(self.starts))])
-        return ScoredRecording(self.name, self.starts, self.lengths, logits, self.samples, self.envelope)
+        segments = range(len(self.starts))
+        logits = np.stack([self.logits[index] for index in segments])
+        frames = [self.frame_scores[index] for index in segments] if self.frame_scores else None
+        return ScoredRecording(self.name, self.starts, self.lengths, logits, self.samples, self.envelope, frames)
 
 
 class Scorer:
@@ -337,8 +353,8 @@ class Scorer:
                 # Score when the pool is full, at the end, or when a batch is ready and decoding lags behind.
                 lagging = len(pool) >= self.batch_size and items.empty()
                 while len(pool) >= pool_size or (exhausted and len(pool)) or lagging:
-                    for (index, segment), row in pool.score_batch(self.model_call):
-                        self._store(pending[index], segment, row, pool, index)
+                    for (index, segment), row, frames in pool.score_batch(self.model_call):
+                        self._store(pending[index], segment, row, frames, pool, index)
                     lagging = len(pool) >= self.batch_size and items.empty()
                 while next_index in pending and pending[next_index].complete:
                     yield pending.pop(next_index).outcome()
@@ -348,7 +364,8 @@ class Scorer:
             producer.join()
 
     @staticmethod
-    def _store(state: _Pending, segment: int, logits: np.ndarray, pool: SegmentPool, index: int) -> None:
+    def _store(state: _Pending, segment: int, logits: np.ndarray, frames: np.ndarray | None, pool: SegmentPool,
+               index: int) -> None:
         if state.error is not None:
             return
         if not np.isfinite(logits).all():
@@ -357,6 +374,8 @@ class Scorer:
             pool.discard(lambda key: key[0] != index)
             return
         state.logits[segment] = logits
+        if frames is not None:
+            state.frame_scores[segment] = frames
 
     def _produce(self, sources: Iterable[AudioSourceLike], items: queue.Queue, stop: threading.Event) -> None:
         """Producer thread: decode each input and put its segments, then `end` or `error`, then `done`."""

@@ -1,15 +1,27 @@
-"""From logits to the scores anti-spoofing tools and users read. Higher always means more bona fide.
+"""From logits to the scores anti-spoofing tools and users read, and the one decision rule. Higher always means more
+bona fide.
+
+The model's forward pass already applies its score calibration (`Nes2NetScoreCalibration`), so its logits are
+calibrated and the decision is the argmax of the logits, `pipeline`'s top label:
 
 - `bonafide_score`: the paper's score, written to ASVspoof score files: the bona fide logit (`logits[:, 1]` with
   two logits, the single logit otherwise).
-- `log_odds`: `log p(bonafide) / p(spoof)` under the model (`logits[:, 1] - logits[:, 0]`, or the single logit);
-  decisions compare it with `config.decision_threshold`, and it is the LLR-like score for minDCF / actDCF / CLLR.
-- `bonafide_probability`: `sigmoid(log_odds)`, the softmax probability of the bona fide class.
+- `log_odds`: `log p(bonafide) / p(spoof)` under the model (`logits[:, 1] - logits[:, 0]`, or the single logit), the
+  LLR-like score for minDCF / actDCF / CLLR.
+- `bonafide_probability`: `sigmoid(log_odds)`, the softmax probability of the bona fide class (what `pipeline`
+  reports for `bonafide`).
+- `is_bonafide` / `verdict`: bona fide when the log-odds exceed the threshold, `DECISION_THRESHOLD` = 0 unless a user
+  asks for another operating point: exactly the argmax of the logits (a tie goes to class 0, spoof).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+
+from .configuration_nes2net import BONAFIDE_LABEL, SPOOF_LABEL, Nes2NetConfig
+
+DECISION_THRESHOLD = 0.0
 
 
 def bonafide_score(logits: torch.Tensor) -> torch.Tensor:
@@ -29,6 +41,16 @@ def bonafide_probability(logits: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(log_odds(logits))
 
 
-def verdict(log_odds: float, threshold: float = 0.0) -> str:
-    """The decision rule, the one place it is written: `"bonafide"` when `log_odds >= threshold`, else `"spoof"`."""
-    return "bonafide" if log_odds >= threshold else "spoof"
+def is_bonafide(odds: float | np.ndarray, threshold: float = DECISION_THRESHOLD) -> bool | np.ndarray:
+    """The decision on calibrated log-odds (a number or an array): bona fide when they exceed `threshold`."""
+    return odds > threshold
+
+
+def verdict(odds: float, threshold: float = DECISION_THRESHOLD) -> str:
+    """`"bonafide"` or `"spoof"` for calibrated log-odds `odds` (see `is_bonafide`)."""
+    return BONAFIDE_LABEL if is_bonafide(odds, threshold) else SPOOF_LABEL
+
+
+def is_calibrated(config: Nes2NetConfig) -> bool:
+    """Whether the model's calibration is fitted (not the identity that keeps the raw logits)."""
+    return (config.calibration_scale, config.calibration_offset) != (1.0, 0.0)

@@ -472,14 +472,23 @@ class Reverberation:
         response = audio[:, 0]
         if file.sample_rate != sample_rate:
             response = soxr.resample(response, file.sample_rate, sample_rate)
-        energy = _energy(response)
-        if energy == 0:
-            logger.debug("skipping a silent impulse response %s", file.path)
-            return x.astype(np.float32)
-        response /= math.sqrt(energy)
-        direct_path = int(np.argmax(np.abs(response)))
-        wet = scipy.signal.fftconvolve(x, response)[direct_path : direct_path + x.size]
-        return wet.astype(np.float32)
+        return apply_impulse_response(x, response)
+
+
+def apply_impulse_response(waveform: np.ndarray, response: np.ndarray) -> np.ndarray:
+    """`waveform` `(samples,)` convolved with `response` `(taps,)` scaled to unit energy, aligned on the direct path
+    (the response's peak) so it keeps the input's length and timing; float32 `(samples,)`. A silent response is
+    skipped."""
+    x = _as_waveform(waveform)
+    response = np.asarray(response, dtype=np.float64)
+    energy = _energy(response)
+    if energy == 0:
+        logger.debug("skipping a silent impulse response")
+        return x.astype(np.float32)
+    response = response / math.sqrt(energy)
+    direct_path = int(np.argmax(np.abs(response)))
+    wet = scipy.signal.fftconvolve(x, response)[direct_path : direct_path + x.size]
+    return wet.astype(np.float32)
 
 
 # ---------------------------------------------------------------------------------------------------------

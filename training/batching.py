@@ -23,8 +23,14 @@ from datasets import Audio, Dataset
 
 from modeling_nes2net.audio import AudioInputError
 from modeling_nes2net.protocols import WINDOW_SAMPLES
-from training.augment import Augmentation, RawBoost, RawBoostConfig, musan_rir_augmentation
-from training.data import DEFAULT_NUM_SAMPLES, SAMPLING_RATE, decode_waveform
+from training.augment import Augmentation, Compose, OneOf, RandomApply, RawBoost, RawBoostConfig, musan_rir_augmentation
+from training.channel import parse_channel
+from training.data import DEFAULT_NUM_SAMPLES, SAMPLING_RATE, crop_waveform, decode_waveform
+from training.recipe import AUGMENTATIONS
+from training.shortcut_audit import ShortcutRemoval
+
+Preprocessing = Augmentation
+"""Like an augmentation, but applied to the whole decoded utterance before the crop, and free to change its length."""
 
 PROTOCOL_CROPS = {"full": ("full", WINDOW_SAMPLES), "4sec": ("start", WINDOW_SAMPLES)}
 """Evaluation protocol (`modeling_nes2net.protocols`) -> the crop that reads it from a stored file: the whole
@@ -32,10 +38,19 @@ utterance, or its first `WINDOW_SAMPLES` samples tiled if shorter (a seek reads 
 
 
 def build_augmentation(spec: dict[str, Any] | None) -> Augmentation | None:
-    """`{rawboost: {algorithm: 4, ...RawBoostConfig fields}}` or `{musan_rir: {musan: DIR, rir: DIR, p: 0.5}}`."""
+    """One augmentation from a recipe's `data.augmentation`, a mapping of one name to its options:
+
+    - `{rawboost: {algorithm: 4, ...RawBoostConfig fields}}`;
+    - `{musan_rir: {musan: DIR, rir: DIR, p: 0.5}}`;
+    - `{channel: {conditions: [SPEC, ...], p: 0.5}}`: with probability `p`, one of the `training.channel` conditions
+      (codecs, telephone paths, band limits, packet loss, noise, reverberation, level), drawn uniformly;
+    - `{chain: [{NAME: OPTIONS}, ...]}`: those applied one after the other.
+    """
     if not spec:
         return None
     (name, options), = spec.items()
+    if name == "chain":
+        return Compose([build_augmentation(step) for step in options])
     options = dict(options or {})
     if name == "rawboost":
         algorithm = options.pop("algorithm", 4)
@@ -45,7 +60,21 @@ def build_augmentation(spec: dict[str, Any] | None) -> Augmentation | None:
         if missing:
             raise ValueError(f"data.augmentation.musan_rir needs {', '.join(sorted(missing))} (folders)")
         return musan_rir_augmentation(options["musan"], options["rir"], p=options.get("p", 0.5))
-    raise ValueError(f"unknown augmentation {name!r}: expected rawboost or musan_rir")
+    if name == "channel":
+        if not options.get("conditions"):
+            raise ValueError("data.augmentation.channel needs conditions: a list of training.channel SPECs")
+        return RandomApply(OneOf([parse_channel(condition) for condition in options["conditions"]]), options.get("p", 0.5))
+    raise ValueError(f"unknown augmentation {name!r}: expected one of {', '.join(sorted(AUGMENTATIONS))}")
+
+
+def build_preprocessing(spec: dict[str, Any] | None) -> Preprocessing | None:
+    """`data.preprocess` of a recipe: `{remove_shortcuts: {ShortcutRemoval fields}}` or nothing."""
+    if not spec:
+        return None
+    (name, options), = spec.items()
+    if name != "remove_shortcuts":
+        raise ValueError(f"unknown preprocessing {name!r}: expected remove_shortcuts")
+    return ShortcutRemoval(**{key: tuple(value) if isinstance(value, list) else value for key, value in (options or {}).items()})
 
 
 class WaveformDataset(torch.utils.data.Dataset):
@@ -56,6 +85,7 @@ class WaveformDataset(torch.utils.data.Dataset):
         crop: `random` (training), `start` or `full` (see `training.data.crop_waveform`).
         num_samples: crop length (ignored by `full`).
         augmentation: applied after cropping, with the item's generator.
+        preprocessing: applied to the whole utterance before cropping (e.g. `ShortcutRemoval`), same generator.
         seed: with the epoch and the index, seeds each item's generator.
         columns: metadata columns passed through.
         report_errors: an item that cannot be decoded is `{"index": int, "error": one line naming it}` instead of
@@ -70,6 +100,7 @@ class WaveformDataset(torch.utils.data.Dataset):
         augmentation: Augmentation | None = None,
         seed: int = 0,
         columns: Sequence[str] = ("label", "utt_id"),
+        preprocessing: Preprocessing | None = None,
         report_errors: bool = False,
     ):
         missing = [name for name in ("audio", *columns) if name not in split.column_names]
@@ -77,6 +108,7 @@ class WaveformDataset(torch.utils.data.Dataset):
             raise ValueError(f"the dataset has no column(s) {missing}; it has {split.column_names}")
         self.rows = split.select_columns(["audio", *columns]).cast_column("audio", Audio(decode=False))
         self.crop, self.num_samples, self.augmentation, self.seed = crop, num_samples, augmentation, seed
+        self.preprocessing = preprocessing
         self.columns = tuple(columns)
         self.report_errors = report_errors
         self.epoch = 0
@@ -99,7 +131,13 @@ class WaveformDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng((self.seed, self.epoch, index))
         name = str(row.get("utt_id") or audio.get("path") or f"trial {index}")
         try:
-            waveform = decode_waveform(audio_bytes, self.num_samples, self.crop, rng, name=name)
+            if self.preprocessing is None:
+                waveform = decode_waveform(audio_bytes, self.num_samples, self.crop, rng, name=name)
+            else:
+                whole = decode_waveform(audio_bytes, self.num_samples, "full", name=name)
+                waveform = self.preprocessing(whole, SAMPLING_RATE, rng)
+                if self.crop != "full":
+                    waveform = crop_waveform(waveform, self.num_samples, self.crop, rng)
         except AudioInputError as error:
             if not self.report_errors:
                 raise

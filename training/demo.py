@@ -3,15 +3,18 @@ export a complete model folder into the package.
 
     python -m training.demo                      # everything, on CPU; writes modeling_nes2net/default_model
     python -m training.demo --output-dir /tmp/demo-model --work-dir /tmp/demo-run   # elsewhere
+    python -m training.demo --evaluate-only      # the shipped weights evaluated again and the card re-rendered
 
 Steps, each a function here or in the training library:
 1. `build_demo_dataset`: the mini set (`../shared/data/mini-antispoof`) built with the generic builder from a derived
    copy of its `metadata.csv` in which a dev split is carved out of `train` (`carve_dev_split`) and each spoofed
    clip's `attack` is its `system` (so the test EER breaks down per spoofing system).
 2. `training.train.train` on `training/recipes/demo.yaml`: the final model is the mean of the last 3 epochs' weights.
-3. `training.evaluate.evaluate_model` scores dev and test with the log-odds `log p(bonafide) / p(spoof)`, the scale
-   of `config.decision_threshold`: the threshold is the dev EER operating point; the test split is measured pooled
-   and per spoofing system, under the `full` (whole utterance, what `pipeline` does) and `4sec` protocols.
+3. `training.evaluate.evaluate_model` scores dev and test with the log-odds `log p(bonafide) / p(spoof)`; the
+   calibration offset (`config.calibration_offset`) moves the dev EER operating point to 0; the test split is
+   measured pooled and per spoofing system, under the `full` (whole utterance, what `pipeline` does) and `4sec`
+   protocols; the test `full` trials also under the channel conditions `ROBUSTNESS_CONDITIONS` (the card's
+   robustness table), with 95 % bootstrap EER intervals.
 4. `export_demo_model`: the final weights with that threshold and the training-data note, the feature extractor,
    the remote code, the evaluation outputs and a model card rendered from them, moved into place atomically.
 
@@ -30,6 +33,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -56,12 +60,17 @@ DEFAULT_SOURCE = REPO_ROOT.parent / "shared" / "data" / "mini-antispoof"
 DEFAULT_DATASET = REPO_ROOT / "runs" / "mini-antispoof-demo"
 DEFAULT_WORK_DIR = REPO_ROOT / "runs" / "demo"
 DEFAULT_MODEL_DIR = REPO_ROOT / "modeling_nes2net" / "default_model"
+ROBUSTNESS_PLOT = REPO_ROOT / "docs" / "robustness-demo.png"
 RECIPE = "demo"
 DEV_FRACTION = 0.15
 NUM_THREADS = 1
 TEST_PROTOCOLS = ("full", "4sec")
 CARD_REPO_ID = "nes2net/nes2net-x-spectrogram-demo"
 CARD_DATASET_ID = "nes2net/mini-antispoof"
+ROBUSTNESS_CONDITIONS = ("mp3:32k", "opus:12k", "mulaw", "g722", "gsm", "packet-loss:rate=0.1", "noise:snr=10",
+                         "reverb:rt60=0.6")
+"""`training.channel` SPECs the test split is scored under for the card: codecs, telephone, network, noise, room."""
+BOOTSTRAP_RESAMPLES = 1000
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -146,7 +155,8 @@ def evaluate_demo(final_dir: Path, dataset: Path, eval_dir: Path) -> dict[str, P
     for name, (split, protocol) in runs.items():
         evaluate_model(model, str(dataset), eval_dir / name, split=split, protocol=protocol, group_by=["attack"],
                        batch_size=8, num_workers=0, score="log_odds", dataset_name="mini-antispoof",
-                       dataset_id=CARD_DATASET_ID, accelerator=accelerator, progress=False)
+                       dataset_id=CARD_DATASET_ID, accelerator=accelerator, progress=False,
+                       perturb=ROBUSTNESS_CONDITIONS if name == "test-full" else (), bootstrap=BOOTSTRAP_RESAMPLES)
         outputs[name] = eval_dir / name / "results.json"
     return outputs
 
@@ -201,11 +211,12 @@ def export_demo_model(
     final_dir: Path, output_dir: Path, results: dict[str, Path], training_data: str, recipe: dict[str, Any],
     minutes: float | None = None,
 ) -> Path:
-    """Write the shipped folder: the final weights with the dev EER threshold and `training_data` in the config, the
+    """Write the shipped folder: the final weights with the dev EER point as calibration offset and `training_data`
+    in the config, the
     feature extractor and remote code, the evaluation outputs (`evaluation/`) and the card; replaced atomically."""
     dev_threshold = json.loads(results["dev-full"].read_text(encoding="utf-8"))["metrics"]["threshold"]
     model = Nes2NetForAudioClassification.from_pretrained(final_dir)
-    model.config.decision_threshold = float(dev_threshold)
+    model.config.calibration_offset = -float(dev_threshold)  # the dev EER point becomes log-odds 0
     model.config.training_data = training_data
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
@@ -244,6 +255,21 @@ def run_demo(source: Path, dataset: Path, work_dir: Path, output_dir: Path, over
     return export_demo_model(final_dir, output_dir, results, training_data_note(build_info), recipe.to_dict(), minutes)
 
 
+def reevaluate_shipped_model(source: Path, dataset: Path, work_dir: Path, output_dir: Path) -> Path:
+    """Evaluate the weights in `output_dir` again (step 3, resuming any scores already in `work_dir`) and re-export
+    the folder with a card rendered from the new evaluation files, without training. The card keeps the training
+    time stated by the card it replaces."""
+    make_deterministic()
+    if not (dataset / "build_info.json").is_file():
+        build_demo_dataset(source, dataset)
+    build_info = json.loads((dataset / "build_info.json").read_text(encoding="utf-8"))
+    card = (output_dir / "README.md").read_text(encoding="utf-8") if (output_dir / "README.md").is_file() else ""
+    minutes = re.search(r"\| training time \| (\d+) minutes", card)
+    results = evaluate_demo(output_dir, dataset, work_dir / "demo-eval")
+    return export_demo_model(output_dir, output_dir, results, training_data_note(build_info),
+                             load_recipe(RECIPE).to_dict(), float(minutes.group(1)) if minutes else None)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="the mini-antispoof folder")
@@ -252,9 +278,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", type=Path, default=DEFAULT_MODEL_DIR, help="the exported model folder")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                         help="override a recipe field (the shipped model uses none)")
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help="no training: evaluate the weights in --output-dir again and re-render its card")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    run_demo(args.source, args.dataset, args.work_dir, args.output_dir, args.overrides)
+    if args.evaluate_only:
+        reevaluate_shipped_model(args.source, args.dataset, args.work_dir, args.output_dir)
+    else:
+        run_demo(args.source, args.dataset, args.work_dir, args.output_dir, args.overrides)
+    if args.output_dir.resolve() == DEFAULT_MODEL_DIR.resolve():  # the README shows the shipped model's plot
+        shutil.copyfile(args.work_dir / "demo-eval" / "test-full" / "robustness.png", ROBUSTNESS_PLOT)
     return 0
 
 

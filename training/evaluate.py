@@ -5,7 +5,15 @@
 
 OUT receives `scores.csv` (utt_id, score, label and the grouping columns), the score file in an ASVspoof format when
 `--score-format` asks for one, `results.json` (the `hub_cards.results` schema that model cards are rendered from),
-`det_curve.png` and `score_histogram.png`.
+`det_curve.png` and `score_histogram.png`. With `--arena`, also `result.yaml` for the Speech Anti-Spoofing Arena
+(dataset, protocol, EER and the SHA-256 of the score file it was computed from, `scores.txt` unless `--score-format`
+names another) and `model-index.yaml`, the Hub card's `model-index` from the same results.
+
+Channel robustness (`--perturb SPEC`, repeatable, conditions of `training.channel`): the same trials are scored again
+under each condition, every waveform decoded (and cropped) once into `clean-decode/` and passed through the
+condition with the generator `default_rng((seed, trial index))`. `results.json` then also holds `conditions`
+(metrics per condition), each condition's scores go to `conditions/<condition>/scores.csv`, and `robustness.md` /
+`robustness.png` show the EER per condition next to clean.
 
 Scoring a split (`score_split`) scales to every trial of ASVspoof 5 and survives crashes:
 - the trials not scored yet are cut into one contiguous shard per process;
@@ -25,6 +33,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,36 +44,50 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from hub_cards.results import SCHEMA_VERSION, write_result
-from modeling_nes2net import Nes2NetForAudioClassification
+from hub_cards.results import (
+    CLEAN_CONDITION,
+    SCHEMA_VERSION,
+    EvaluationResult,
+    robustness_rows,
+    robustness_table,
+    write_result,
+)
+from modeling_nes2net import Nes2NetForAudioClassification, save_model_folder
 from modeling_nes2net.atomic import write_text_atomic
 from modeling_nes2net.detection import ModelLoadError, ModelNotFoundError, load_model
 from modeling_nes2net.protocols import WINDOW_SAMPLES
 from modeling_nes2net.scorer import SegmentPool, TorchModelCall
 from modeling_nes2net.scoring import bonafide_probability, bonafide_score, log_odds
 from training.batching import PROTOCOL_CROPS, WaveformDataset
-from training.data import load_built_dataset, read_build_info
+from training.calibration import calibrate_model
+from training.channel import Channel, ChannelSpecError, condition_slug, parse_channel
+from training.data import SAMPLING_RATE, load_built_dataset, read_build_info
 from training.data.schema import ATTACK_UNKNOWN, SPOOF, attack_name
 from training.metrics import (
     asv_error_rates,
+    bootstrap_eer_interval,
     breakdown,
     compute_metrics,
+    compute_min_tandem_a_dcf,
     compute_min_tdcf_2019,
     compute_min_tdcf_2021,
     split_by_label,
 )
-from training.plots import plot_det_curves, plot_score_histogram
+from training.plots import plot_condition_eers, plot_det_curves, plot_score_histogram
 from training.runtime import create_accelerator
 from training.scores import ScoreTable, write_scores
 
 logger = logging.getLogger(__name__)
 
+CALIBRATED_MODEL_DIR = "calibrated-model"
 SCORES = {"bonafide_logit": bonafide_score, "log_odds": log_odds, "bonafide_probability": bonafide_probability}
 SCORE_FILE_NAMES = {"cm": "scores.txt", "cm-keyed": "scores.txt", "asvspoof5": "scores.tsv"}
 POOL_BATCHES = 4
 PARTS_DIR = "parts"
 MANIFEST = "manifest.json"
 ASV_KEYS = ("target", "nontarget", "spoof")
+DECODE_CACHE = "clean-decode"
+CONDITIONS_DIR = "conditions"
 
 
 # ----------------------------------------------------------------------------------------------- scoring a split
@@ -180,7 +203,7 @@ def score_split(
                 else:
                     pool.add(item["index"], item["input_values"])
             while len(pool) and batches_done != max_batches:
-                indices, logits = zip(*pool.score_batch(model_call))
+                indices, logits, _ = zip(*pool.score_batch(model_call))
                 logits = np.stack(logits)
                 finite = np.isfinite(logits).all(axis=1)
                 values = score_function(torch.from_numpy(logits)).tolist()
@@ -220,6 +243,37 @@ class UnscoredTrialsError(ValueError):
     """Trials that could not be scored; the others are scored and kept in the part files (a rerun retries these)."""
 
 
+class ChannelTrials(torch.utils.data.Dataset):
+    """`trials` whose decoded waveforms are cached in `cache_dir` (one `.npy` per trial, written by whichever
+    process decodes it first, so each is decoded once for every condition) and passed through `channel` (None:
+    clean) with the generator `default_rng((seed, index))`. Items: `{"input_values": float32 (samples,), "index"}`."""
+
+    def __init__(self, trials: WaveformDataset, cache_dir: str | os.PathLike, channel: Channel | None = None,
+                 seed: int = 0):
+        self.trials, self.cache_dir, self.channel, self.seed = trials, Path(cache_dir), channel, seed
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+
+    def __len__(self) -> int:
+        return len(self.trials)
+
+    def _clean(self, index: int) -> np.ndarray:
+        path = self.cache_dir / f"{index}.npy"
+        if path.is_file():
+            return np.load(path)
+        waveform = np.asarray(self.trials[index]["input_values"], dtype=np.float32)
+        temporary = path.with_name(f".{path.stem}.{os.getpid()}.npy")
+        np.save(temporary, waveform)
+        os.replace(temporary, path)
+        return waveform
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        index = int(index)
+        waveform = self._clean(index)
+        if self.channel is not None:
+            waveform = self.channel(waveform, SAMPLING_RATE, np.random.default_rng((self.seed, index)))
+        return {"input_values": waveform, "index": index}
+
+
 # ----------------------------------------------------------------------------------------------- measuring scores
 
 
@@ -245,30 +299,36 @@ def measure(
     groups: dict[str, Sequence[str]] | None = None,
     asv_scores: dict[str, np.ndarray] | None = None,
     tdcf: str = "2019",
+    n_resamples: int = 0,
 ) -> dict[str, Any]:
     """The `metrics`, counts and `per_group` of a results file, from `(n,)` scores and labels (1 = bona fide).
 
     `groups` maps a column name to each trial's value (`attack` groups pool all bona fide trials, as ASVspoof
-    does; other columns compare each group's own bona fide and spoofed trials). `asv_scores` adds `min_tdcf`.
+    does; other columns compare each group's own bona fide and spoofed trials). `asv_scores` adds `min_tdcf` and
+    the tandem `min_a_dcf`; `n_resamples > 0` adds 95 % bootstrap EER intervals (`eer_ci`) overall and per group.
     """
     measured = compute_metrics(scores, labels)
     metrics = {"eer": measured["eer"], "threshold": measured["eer_threshold"]}
     metrics.update({name: measured[name] for name in ("min_dcf", "act_dcf", "cllr")})
+    bonafide, spoof = split_by_label(scores, labels)
+    if n_resamples > 0:
+        metrics["eer_ci"] = list(bootstrap_eer_interval(bonafide, spoof, n_resamples))
     if asv_scores is not None:
         asv = asv_error_rates(asv_scores["target"], asv_scores["nontarget"], asv_scores["spoof"])
-        bonafide, spoof = split_by_label(scores, labels)
         min_tdcf = compute_min_tdcf_2019 if tdcf == "2019" else compute_min_tdcf_2021
         metrics["min_tdcf"] = min_tdcf(bonafide, spoof, asv).cost
+        metrics["min_a_dcf"] = compute_min_tandem_a_dcf(bonafide, spoof, asv).cost
     n_bonafide = int(np.count_nonzero(labels == 1))
     result: dict[str, Any] = {
         "metrics": metrics, "n_trials": len(scores), "n_bonafide": n_bonafide, "n_spoof": len(scores) - n_bonafide
     }
     per_group = {}
     for column, values in (groups or {}).items():
-        rows = breakdown(scores, labels, values, pool_bonafide=column == "attack")
+        rows = breakdown(scores, labels, values, pool_bonafide=column == "attack", n_resamples=n_resamples)
         per_group[column] = {
             name: {"eer": row.eer, "threshold": row.threshold, "n_trials": row.n_bonafide + row.n_spoof,
-                   "n_bonafide": row.n_bonafide, "n_spoof": row.n_spoof}
+                   "n_bonafide": row.n_bonafide, "n_spoof": row.n_spoof,
+                   **({} if row.eer_ci is None else {"eer_ci": list(row.eer_ci)})}
             for name, row in rows.items()
         }
     if per_group:
@@ -359,14 +419,27 @@ def evaluate_model(
     max_batches: int | None = None,
     accelerator: Accelerator | None = None,
     progress: bool = True,
+    perturb: Sequence[str] = (),
+    channel_seed: int = 0,
+    bootstrap: int = 0,
+    arena: bool = False,
+    calibrate: bool = False,
 ) -> dict[str, Any] | None:
     """Score `split` of `dataset` (None: `default_split`) and write scores, metrics, plots and `results.json` to
     `output_dir`. When the build names no generator in `attack` but keeps it in a `system` column (generic builds),
     `attack` groups use `system`.
 
+    `perturb` adds channel conditions (`training.channel` SPECs) scored on the same trials (see the module
+    docstring); `bootstrap` resamples for 95 % EER intervals (0: none); `arena` writes the leaderboard files.
+    `calibrate` (with `score="log_odds"`): also fit the model's score calibration on the clean scores
+    (`training.calibration`) and write the calibrated model folder to `output_dir / "calibrated-model"`.
+
     Every process must call this (with `accelerate launch`); the main process writes the outputs and returns the
     results dict, the others return None (as does every process when `max_batches` stopped the scoring early).
     """
+    if calibrate and score != "log_odds":
+        raise ValueError(f"calibration is fitted to the log-odds: score must be 'log_odds', got {score!r}")
+    channels = {str(channel): channel for channel in map(parse_channel, perturb)}  # a bad SPEC fails first
     accelerator = accelerator or create_accelerator()
     output_dir = Path(output_dir)
     model_name = model if isinstance(model, (str, os.PathLike)) else getattr(model, "name_or_path", None)
@@ -377,10 +450,18 @@ def evaluate_model(
     trials = load_trials(dataset, split, protocol, where, columns=["attack", *group_by], optional=["system"])
     manifest = {"model_sha1": model_fingerprint(model), "dataset": str(dataset), "split": split,
                 "protocol": protocol, "where": dict(where or {})}
-    scores = score_split(model, trials, output_dir / PARTS_DIR, accelerator, batch_size=batch_size,
-                         num_workers=num_workers, score=score, manifest=manifest, max_batches=max_batches,
-                         progress=progress)
-    if scores is None or not accelerator.is_main_process:
+    options = dict(batch_size=batch_size, num_workers=num_workers, score=score, max_batches=max_batches,
+                   progress=progress)
+    cache = output_dir / DECODE_CACHE
+    scores = score_split(model, ChannelTrials(trials, cache) if channels else trials, output_dir / PARTS_DIR,
+                         accelerator, manifest=manifest, **options)
+    condition_scores = {}
+    for name, channel in channels.items() if scores is not None else ():
+        condition_scores[name] = score_split(
+            model, ChannelTrials(trials, cache, channel, channel_seed),
+            output_dir / CONDITIONS_DIR / condition_slug(name) / PARTS_DIR, accelerator,
+            manifest={**manifest, "channel": name, "channel_seed": channel_seed}, **options)
+    if scores is None or not accelerator.is_main_process or any(s is None for s in condition_scores.values()):
         return None
     labels = np.asarray(trials.column("label"), dtype=np.int64)
     columns = {column: [str(value) for value in trials.column(column)] for column in ["attack", *group_by]}
@@ -394,20 +475,85 @@ def evaluate_model(
                     "split": split, "revision": None},
         "protocol": protocol,
         "score": score,
-        **measure(scores, labels, {column: columns[column] for column in group_by}, asv, tdcf),
+        **measure(scores, labels, {column: columns[column] for column in group_by}, asv, tdcf, bootstrap),
     }
-    table = ScoreTable(trials.column("utt_id"), scores, labels, columns)
+    utt_ids = trials.column("utt_id")
+    if condition_scores:
+        result["conditions"] = {}
+        for name, values in condition_scores.items():
+            measured = measure(values, labels, n_resamples=bootstrap)
+            result["conditions"][name] = {**measured["metrics"], **{key: measured[key] for key in
+                                                                    ("n_trials", "n_bonafide", "n_spoof")}}
+            write_scores(output_dir / CONDITIONS_DIR / condition_slug(name) / "scores.csv",
+                         ScoreTable(utt_ids, values, labels, columns))
+        result["channel_seed"] = channel_seed
+    table = ScoreTable(utt_ids, scores, labels, columns)
     write_scores(output_dir / "scores.csv", table)
+    score_format = score_format or ("cm" if arena else None)
     if score_format is not None:
         write_scores(output_dir / SCORE_FILE_NAMES[score_format], table, fmt=score_format)
     write_result(output_dir / "results.json", result)
+    if arena:
+        write_arena_files(EvaluationResult.from_dict(result), output_dir / SCORE_FILE_NAMES[score_format], output_dir)
     bonafide, spoof = split_by_label(scores, labels)
     plot_det_curves({str(model_name or "model"): (bonafide, spoof)}, output_dir / "det_curve.png",
                     title=f"{result['dataset']['name']} {split} ({protocol})")
     plot_score_histogram(bonafide, spoof, output_dir / "score_histogram.png")
+    if condition_scores:
+        write_robustness_report(EvaluationResult.from_dict(result), output_dir)
+        shutil.rmtree(cache, ignore_errors=True)
     logger.info("%s %s (%s): EER %.3f%% on %d trials; outputs in %s", result["dataset"]["name"], split, protocol,
                 100 * result["metrics"]["eer"], len(scores), output_dir)
+    if calibrate:
+        scale, offset = calibrate_model(model, scores, labels)
+        save_model_folder(model, output_dir / CALIBRATED_MODEL_DIR)
+        logger.info("calibration fitted on %d trials (scale %.4f, offset %.4f): %s", len(scores), scale, offset,
+                    output_dir / CALIBRATED_MODEL_DIR)
     return result
+
+
+def write_arena_files(result: EvaluationResult, score_file: str | os.PathLike, output_dir: str | os.PathLike) -> None:
+    """`result.yaml` (the Speech Anti-Spoofing Arena's submission: dataset, protocol, EER in percent, SHA-256 of
+    `score_file`) and `model-index.yaml` (the Hub card's `model-index`) from the same `result`."""
+    import yaml
+
+    from hub_cards.model_card import model_index
+
+    output_dir, score_file = Path(output_dir), Path(score_file)
+    submission = {
+        "model": result.model,
+        "dataset": result.dataset_id,
+        "dataset_name": result.dataset_name,
+        "split": result.dataset_split,
+        "protocol": result.protocol,
+        "eer": round(result.eer_percent, 4),
+        "n_trials": result.n_trials,
+        "score_file": score_file.name,
+        "score_file_sha256": hashlib.sha256(score_file.read_bytes()).hexdigest(),
+    }
+    write_text_atomic(output_dir / "result.yaml", yaml.safe_dump(submission, sort_keys=False))
+    name = (result.model or "model").rstrip("/").rsplit("/", 1)[-1]
+    write_text_atomic(output_dir / "model-index.yaml",
+                      yaml.safe_dump({"model-index": model_index(name, [result])}, sort_keys=False))
+
+
+def write_robustness_report(result: EvaluationResult, output_dir: str | os.PathLike) -> None:
+    """`robustness.md` (the table of `hub_cards.results.robustness_table`) and `robustness.png` (EER per condition
+    next to clean) of a result holding `conditions`."""
+    output_dir = Path(output_dir)
+    title = f"{result.dataset_name} {result.dataset_split} ({result.protocol})"
+    write_text_atomic(output_dir / "robustness.md", f"EER per channel condition: {title}, channel seed "
+                                                    f"{result.channel_seed}.\n\n{robustness_table(result)}")
+    rows = {row["condition"]: (row["eer"], row["eer_ci"]) for row in robustness_rows(result)}
+    plot_condition_eers(rows, output_dir / "robustness.png", reference=CLEAN_CONDITION, title=title)
+
+
+def _channel_spec(text: str) -> str:
+    try:
+        parse_channel(text)
+    except ChannelSpecError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -442,8 +588,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset-id", help="dataset id in results.json (default: Hub id or folder name)")
     parser.add_argument("--max-batches", type=int,
                         help="stop each process after this many batches; run again to resume")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="fit the model's score calibration on this split's log-odds (logistic regression; implies "
+                             "--score log_odds) and write the calibrated model to OUTPUT_DIR/calibrated-model")
     parser.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"],
                         help="autocast the model (default: Accelerate's configuration)")
+    parser.add_argument("--perturb", type=_channel_spec, action="append", default=[], metavar="SPEC",
+                        help="also score the trials through this channel condition, e.g. opus:12k, mulaw, "
+                             "noise:snr=10, reverb:rt60=0.6, packet-loss:rate=0.1 (repeatable; see training.channel)")
+    parser.add_argument("--arena", action="store_true",
+                        help="also write result.yaml (Speech Anti-Spoofing Arena) and model-index.yaml (Hub card)")
+    parser.add_argument("--channel-seed", type=int, default=0, help="seed of the conditions' random draws")
+    parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                        help="bootstrap resamples for 95%% EER intervals overall, per group and per condition "
+                             "(0: none; default: 1000)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -466,9 +624,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         evaluate_model(
             model, args.dataset, args.output_dir, split=split, protocol=args.protocol, where=dict(args.where),
-            group_by=args.group_by, batch_size=args.batch_size, num_workers=args.num_workers, score=args.score,
-            score_format=args.score_format, asv_scores=args.asv_scores, tdcf=args.tdcf, dataset_name=args.dataset_name,
-            dataset_id=args.dataset_id, max_batches=args.max_batches, accelerator=accelerator,
+            group_by=args.group_by, batch_size=args.batch_size, num_workers=args.num_workers,
+            score="log_odds" if args.calibrate else args.score, calibrate=args.calibrate,
+            score_format=args.score_format, asv_scores=args.asv_scores, tdcf=args.tdcf,
+            dataset_name=args.dataset_name, dataset_id=args.dataset_id, max_batches=args.max_batches,
+            accelerator=accelerator, perturb=args.perturb, channel_seed=args.channel_seed, bootstrap=args.bootstrap,
+            arena=args.arena,
         )
     except UnscoredTrialsError as error:
         print(f"nes2net evaluate: error: {error}", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""Anti-spoofing evaluation metrics: DET curve, EER, ASVspoof 5 minDCF / actDCF / CLLR, ASVspoof 2019 and 2021 t-DCF.
+"""Anti-spoofing evaluation metrics: DET curve, EER, ASVspoof 5 minDCF / actDCF / CLLR, ASVspoof 2019 and 2021 t-DCF,
+the SASV a-DCF (ASVspoof 5 track 2), minCLLR and bootstrap confidence intervals.
 
 Conventions shared by every function here (the EER rule and every cost formula are those of the official ASVspoof
 2019 / 2021 / 5 evaluation packages):
@@ -131,13 +132,33 @@ class AsvErrorRates:
         return 1.0 - self.p_miss_spoof
 
 
+@dataclass(frozen=True)
+class ADCFCosts:
+    """The a-DCF cost model of ASVspoof 5 track 2 (Shim et al., Odyssey 2024): target, non-target and spoof priors,
+    the cost of rejecting a target and of accepting a non-target / a spoof."""
+
+    p_tar: float = 0.9
+    p_non: float = 0.05
+    p_spoof: float = 0.05
+    c_miss: float = 1.0
+    c_fa_non: float = 10.0
+    c_fa_spoof: float = 20.0
+
+    @property
+    def normaliser(self) -> float:
+        """The cost of the better of the two trivial systems: `min(C_miss P_tar, C_fa_non P_non + C_fa_spoof P_spoof)`."""
+        return min(self.c_miss * self.p_tar, self.c_fa_non * self.p_non + self.c_fa_spoof * self.p_spoof)
+
+
 class GroupEer(NamedTuple):
-    """The EER of one group of trials, its threshold, and the trial counts it was measured on."""
+    """The EER of one group of trials, its threshold, the trial counts it was measured on and, when bootstrapped,
+    the EER's confidence interval `(low, high)`."""
 
     eer: float
     threshold: float
     n_bonafide: int
     n_spoof: int
+    eer_ci: tuple[float, float] | None = None
 
 
 def _as_scores(scores: ArrayLike, name: str) -> np.ndarray:
@@ -345,8 +366,94 @@ def compute_min_tdcf_2021(
     return _min_over_curve(tdcf, curve)
 
 
+def _accept_rates(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """`(n_thresholds,)` fraction of `scores` `>= t` for each threshold `t`."""
+    return 1.0 - np.searchsorted(np.sort(scores), thresholds, side="left") / scores.size
+
+
+def compute_min_a_dcf(
+    target_scores: ArrayLike, nontarget_scores: ArrayLike, spoof_scores: ArrayLike, costs: ADCFCosts = ADCFCosts()
+) -> DetectionCost:
+    """ASVspoof 5 track 2 minimum normalised a-DCF of one SASV score per trial (higher = accept as the target):
+
+    `a-DCF(t) = [C_miss P_tar P_miss(t) + C_fa_non P_non P_fa_non(t) + C_fa_spoof P_spoof P_fa_spoof(t)] / normaliser`
+    minimised over every distinct score `t` and `+inf` (accepting means `score >= t`).
+    """
+    target = _as_scores(target_scores, "SASV target")
+    nontarget = _as_scores(nontarget_scores, "SASV non-target")
+    spoof = _as_scores(spoof_scores, "SASV spoof")
+    thresholds = np.append(np.unique(np.concatenate((target, nontarget, spoof))), np.inf)
+    cost = (costs.c_miss * costs.p_tar * (1.0 - _accept_rates(target, thresholds))
+            + costs.c_fa_non * costs.p_non * _accept_rates(nontarget, thresholds)
+            + costs.c_fa_spoof * costs.p_spoof * _accept_rates(spoof, thresholds))
+    index = int(np.argmin(cost))
+    return DetectionCost(float(cost[index] / costs.normaliser), float(thresholds[index]))
+
+
+def compute_min_tandem_a_dcf(
+    bonafide_scores: ArrayLike, spoof_scores: ArrayLike, asv: AsvErrorRates, costs: ADCFCosts = ADCFCosts()
+) -> DetectionCost:
+    """Minimum normalised a-DCF of a CM in tandem with a fixed ASV system (a trial is accepted when both accept),
+    with the ASV and CM decisions independent, as the t-DCF assumes. With `A_cm(t) = 1 - P_miss_cm(t)`:
+    `P_miss(t) = 1 - (1 - P_miss_asv) A_cm(t)`, `P_fa_non(t) = P_fa_asv A_cm(t)` (non-targets are bona fide) and
+    `P_fa_spoof(t) = P_fa_spoof_asv P_fa_cm(t)`, minimised over the CM threshold `t`.
+
+    Args:
+        bonafide_scores: `(n_bonafide,)` CM scores of bona fide trials.
+        spoof_scores: `(n_spoof,)` CM scores of spoofed trials.
+        asv: the ASV system's error rates at its threshold (`asv_error_rates`).
+    """
+    curve = compute_det_curve(bonafide_scores, spoof_scores)
+    cm_accepts_bonafide = 1.0 - curve.miss_rates
+    cost = (costs.c_miss * costs.p_tar * (1.0 - (1.0 - asv.p_miss) * cm_accepts_bonafide)
+            + costs.c_fa_non * costs.p_non * asv.p_fa * cm_accepts_bonafide
+            + costs.c_fa_spoof * costs.p_spoof * asv.p_fa_spoof * curve.false_alarm_rates)
+    return _min_over_curve(cost / costs.normaliser, curve)
+
+
+def compute_min_cllr(bonafide_scores: ArrayLike, spoof_scores: ArrayLike) -> float:
+    """CLLR (bits) after the best monotonic calibration: the scores replaced by the log-likelihood ratios of the
+    pool-adjacent-violators fit of P(bona fide | score) (scikit-learn's `IsotonicRegression`), with the classes
+    weighted equally. The gap `cllr - min_cllr` is the calibration loss."""
+    from sklearn.isotonic import IsotonicRegression
+
+    bonafide = _as_scores(bonafide_scores, "bona fide")
+    spoof = _as_scores(spoof_scores, "spoof")
+    scores = np.concatenate((bonafide, spoof))
+    targets = np.concatenate((np.ones(bonafide.size), np.zeros(spoof.size)))
+    weights = np.concatenate((np.full(bonafide.size, 0.5 / bonafide.size), np.full(spoof.size, 0.5 / spoof.size)))
+    posterior = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True).fit(scores, targets, weights)
+    posterior = np.clip(posterior.predict(scores), 0.0, 1.0)
+    # log-posterior-odds at prior 0.5 = LLR; log2(1 + e^-llr) = -log2(posterior) for bona fide (0 * inf avoided)
+    with np.errstate(divide="ignore"):
+        bonafide_bits = -np.log2(posterior[: bonafide.size])
+        spoof_bits = -np.log2(1.0 - posterior[bonafide.size :])
+    return float(0.5 * (bonafide_bits.mean() + spoof_bits.mean()))
+
+
+def bootstrap_eer_interval(
+    bonafide_scores: ArrayLike, spoof_scores: ArrayLike, n_resamples: int = 1000, confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the EER: each class resampled with replacement to its own size
+    (stratified, so every resample keeps both classes), `n_resamples` times from `default_rng(seed)`."""
+    bonafide = _as_scores(bonafide_scores, "bona fide")
+    spoof = _as_scores(spoof_scores, "spoof")
+    if n_resamples < 1 or not 0 < confidence < 1:
+        raise ValueError(f"need n_resamples >= 1 and 0 < confidence < 1, got {n_resamples} and {confidence}")
+    rng = np.random.default_rng(seed)
+    eers = np.array([
+        compute_eer(rng.choice(bonafide, bonafide.size), rng.choice(spoof, spoof.size)).eer
+        for _ in range(n_resamples)
+    ])
+    tail = 50.0 * (1.0 - confidence)
+    low, high = np.percentile(eers, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
 def breakdown(
-    scores: ArrayLike, labels: ArrayLike, groups: ArrayLike, pool_bonafide: bool = True
+    scores: ArrayLike, labels: ArrayLike, groups: ArrayLike, pool_bonafide: bool = True, n_resamples: int = 0,
+    seed: int = 0,
 ) -> dict[str, GroupEer]:
     """EER per group of trials (attack, codec, any metadata column), keyed by group name, names sorted.
 
@@ -359,6 +466,8 @@ def breakdown(
             left out. Set False for conditions that apply to both classes (codec, channel, language): a group is
             then its own bona fide trials against its own spoofs, and groups missing a class are left out
             with a warning.
+        n_resamples: when positive, each group's 95 % bootstrap EER interval (`bootstrap_eer_interval`) is added,
+            so small groups are not over-read.
     """
     scores = _as_scores(scores, "trial")
     is_bonafide = _bonafide_mask(labels, scores.size)
@@ -379,7 +488,8 @@ def breakdown(
                 logger.warning("group %r has %d bona fide, %d spoof trials: no EER", name, bonafide.size, spoof.size)
             continue
         eer = compute_eer(bonafide, spoof)
-        results[name] = GroupEer(eer.eer, eer.threshold, int(bonafide.size), int(spoof.size))
+        interval = bootstrap_eer_interval(bonafide, spoof, n_resamples, seed=seed) if n_resamples > 0 else None
+        results[name] = GroupEer(eer.eer, eer.threshold, int(bonafide.size), int(spoof.size), interval)
     return results
 
 

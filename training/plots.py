@@ -1,4 +1,5 @@
-"""DET curves and per-class score histograms, saved as PNG (matplotlib's Agg canvas, no pyplot global state)."""
+"""DET curves, per-class score histograms and EER per channel condition, saved as PNG (matplotlib's Agg canvas, no
+pyplot global state)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 from scipy.special import ndtri
 
-from training.metrics import compute_det_curve, compute_eer, eer_from_det_curve
 from modeling_nes2net.atomic import atomic_output
+from modeling_nes2net.localisation import CELL_SECONDS, spoofed_stretches
+from training.metrics import compute_det_curve, compute_eer, eer_from_det_curve
 
 DET_TICKS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4)
 """Axis ticks of the standard DET plot (as rates; labelled in percent)."""
@@ -124,6 +126,79 @@ def plot_score_histogram(
     axes.set_xlabel("score (higher = more bona fide)")
     axes.set_ylabel("density")
     axes.legend(fontsize="small")
+    if title:
+        axes.set_title(title)
+    return _save_png(figure, path)
+
+
+def plot_condition_eers(
+    conditions: Mapping[str, tuple[float, tuple[float, float] | None]],
+    path: str | os.PathLike,
+    reference: str,
+    title: str | None = None,
+    dpi: int = 120,
+) -> Path:
+    """Horizontal bars of the EER (%) per channel condition, top to bottom in the given order, with bootstrap
+    intervals where given; `reference` (the clean condition) is drawn in another colour with a guide line.
+
+    Args:
+        conditions: condition name -> (EER as a fraction, `(low, high)` interval or None).
+    """
+    names = list(conditions)
+    eers = np.array([100 * conditions[name][0] for name in names])
+    figure = _new_figure((6.4, 0.9 + 0.32 * len(names)), dpi)
+    axes = figure.add_subplot()
+    positions = np.arange(len(names))[::-1]
+    colours = ["0.55" if name == reference else "tab:red" for name in names]
+    axes.barh(positions, eers, color=colours, height=0.7)
+    for position, name, eer in zip(positions, names, eers):
+        interval = conditions[name][1]
+        label_at = eer
+        if interval is not None:
+            low, high = 100 * np.asarray(interval)
+            axes.errorbar(eer, position, xerr=[[eer - low], [high - eer]], color="black", capsize=2, linewidth=1)
+            label_at = max(eer, high)
+        axes.annotate(f"{eer:.1f}", (label_at, position), xytext=(4, -3), textcoords="offset points", fontsize=8)
+    if reference in conditions:
+        axes.axvline(100 * conditions[reference][0], color="0.55", linestyle="--", linewidth=1)
+    axes.set_yticks(positions, names, fontsize=8)
+    axes.set_xlabel("EER (%), 95% bootstrap interval")
+    axes.set_xlim(0, max(50.0, float(eers.max()) * 1.1))
+    axes.grid(True, axis="x", color="0.9")
+    if title:
+        axes.set_title(title, fontsize=9)
+    return _save_png(figure, path)
+
+
+def plot_localisation(
+    timelines: Mapping[str, ArrayLike],
+    cell_labels: ArrayLike,
+    path: str | os.PathLike,
+    threshold: float = 0.0,
+    title: str | None = None,
+    size: tuple[float, float] = (9.0, 3.5),
+    dpi: int = 100,
+) -> Path:
+    """Scores over time, one line per system, with the true spoofed stretches shaded.
+
+    Args:
+        timelines: name -> `(cells,)` log-odds on the 10 ms grid (`modeling_nes2net.localisation`).
+        cell_labels: `(cells,)` 10 ms labels, 1 bona fide, 0 spoof.
+        threshold: the decision threshold drawn as a horizontal line.
+    """
+    labels = np.asarray(cell_labels, dtype=np.float64)
+    figure = _new_figure(size, dpi)
+    axes = figure.add_subplot()
+    for index, stretch in enumerate(spoofed_stretches(labels, threshold=0.5, min_seconds=CELL_SECONDS)):
+        axes.axvspan(stretch.start, stretch.end, color="tab:red", alpha=0.2, label="spoofed" if index == 0 else None)
+    for name, scores in timelines.items():
+        scores = np.asarray(scores, dtype=np.float64)
+        axes.plot((np.arange(len(scores)) + 0.5) * CELL_SECONDS, scores, linewidth=1.2, label=name)
+    axes.axhline(threshold, color="black", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
+    axes.set_xlabel("time (s)")
+    axes.set_ylabel("log-odds (higher = more bona fide)")
+    axes.set_xlim(0, len(labels) * CELL_SECONDS)
+    axes.legend(fontsize="small", loc="lower right")
     if title:
         axes.set_title(title)
     return _save_png(figure, path)

@@ -30,7 +30,7 @@ RECIPES_DIR = Path(__file__).with_name("recipes")
 PROTOCOLS = ("full", "4sec")
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "cosine", "cosine_epochs")
-AUGMENTATIONS = {"rawboost", "musan_rir"}
+AUGMENTATIONS = {"rawboost", "musan_rir", "channel", "chain"}
 
 
 @dataclass
@@ -65,7 +65,12 @@ class DataSpec:
     dev_protocol: str = "4sec"
     """`4sec`: the first 64,600 samples, tiled if shorter; `full`: whole utterances."""
     augmentation: dict[str, Any] | None = None
-    """`{rawboost: {algorithm: 4, <RawBoostConfig fields>}}` or `{musan_rir: {musan: DIR, rir: DIR, p: 0.5}}`."""
+    """After the crop: `{rawboost: {algorithm: 4, <RawBoostConfig fields>}}`, `{musan_rir: {musan: DIR, rir: DIR,
+    p: 0.5}}`, `{channel: {conditions: [SPEC, ...], p: 0.5}}` or `{chain: [...those...]}` (see
+    `training.batching.build_augmentation`)."""
+    preprocess: dict[str, Any] | None = None
+    """Before the crop, on the whole training utterance: `{remove_shortcuts: {<ShortcutRemoval fields>}}` trims
+    silence, randomises the level and band-limits both classes at random (`training.shortcut_audit`)."""
     num_workers: int = 2
     """DataLoader processes decoding audio, per training process."""
 
@@ -75,7 +80,8 @@ class DataSpec:
         if self.crop_samples <= 0:
             raise ValueError(f"data.crop_samples must be positive, got {self.crop_samples}")
         if self.augmentation is not None and (len(self.augmentation) != 1 or set(self.augmentation) - AUGMENTATIONS):
-            raise ValueError(f"data.augmentation must be {{rawboost: ...}} or {{musan_rir: ...}}: {self.augmentation}")
+            raise ValueError(f"data.augmentation must be one of {{{', '.join(sorted(AUGMENTATIONS))}}}: ...: "
+                             f"{self.augmentation}")
 
 
 @dataclass

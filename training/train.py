@@ -47,7 +47,8 @@ from transformers import AutoModel
 from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification, config_from_preset, save_model_folder
 from modeling_nes2net.atomic import write_text_atomic
 from modeling_nes2net.averaging import average_model_folders
-from training.batching import PROTOCOL_CROPS, EpochPlan, WaveformDataset, build_augmentation
+from training.batching import PROTOCOL_CROPS, EpochPlan, WaveformDataset, build_augmentation, build_preprocessing
+from training.calibration import calibrate_model
 from training.checkpoints import (
     latest_checkpoint,
     read_trainer_state,
@@ -89,7 +90,7 @@ def load_frontend_weights(model: Nes2NetForAudioClassification, source: str) -> 
     if model.config.frontend_type != "ssl":
         raise ValueError("model.frontend_weights needs an SSL front-end (frontend_type: ssl)")
     weights = AutoModel.from_pretrained(source).state_dict()
-    expected = model.frontend.state_dict()
+    expected = model.nes2net.frontend.state_dict()
     missing, unexpected = sorted(expected.keys() - weights.keys()), sorted(weights.keys() - expected.keys())
     resized = sorted(key for key in expected.keys() & weights.keys() if expected[key].shape != weights[key].shape)
     if missing or unexpected or resized:
@@ -97,7 +98,7 @@ def load_frontend_weights(model: Nes2NetForAudioClassification, source: str) -> 
             f"{source} does not match the front-end of this config: missing {missing[:3]}, "
             f"unexpected {unexpected[:3]}, other shapes {resized[:3]}"
         )
-    model.frontend.load_state_dict(weights)
+    model.nes2net.frontend.load_state_dict(weights)
     logger.info("front-end initialised from %s", source)
 
 
@@ -105,20 +106,20 @@ def prepare_for_training(model: Nes2NetForAudioClassification, recipe: Recipe) -
     """Freezing and memory options of the recipe, applied in place before the model is wrapped for DDP."""
     training = recipe.training
     if training.frontend_lr == 0:
-        model.frontend.requires_grad_(False)
+        model.nes2net.frontend.requires_grad_(False)
     if training.freeze_feature_encoder:
         model.freeze_feature_encoder()
     if training.gradient_checkpointing:
         model.activation_checkpointing_enable()
     # SpecAugment's mask embedding is a parameter even when masking is off; DDP refuses parameters without gradients.
-    frontend_config = getattr(model.frontend, "config", None)
-    if hasattr(model.frontend, "masked_spec_embed") and not getattr(frontend_config, "apply_spec_augment", False):
-        model.frontend.masked_spec_embed.requires_grad_(False)
+    frontend = model.nes2net.frontend
+    if hasattr(frontend, "masked_spec_embed") and not getattr(frontend.config, "apply_spec_augment", False):
+        frontend.masked_spec_embed.requires_grad_(False)
 
 
 def parameter_groups(model: Nes2NetForAudioClassification, lr: float, frontend_lr: float | None) -> list[dict]:
     """Optimiser groups: the front-end at `frontend_lr` (default `lr`), the layer merge and back-end at `lr`."""
-    frontend_ids = {id(parameter) for parameter in model.frontend.parameters()}
+    frontend_ids = {id(parameter) for parameter in model.nes2net.frontend.parameters()}
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
     frontend = [parameter for parameter in trainable if id(parameter) in frontend_ids]
     rest = [parameter for parameter in trainable if id(parameter) not in frontend_ids]
@@ -222,7 +223,7 @@ class Trainer:
         config = self.model.config
         split = load_built_dataset(data.dataset, data.train_split)
         self.train_set = WaveformDataset(split, "random", data.crop_samples, build_augmentation(data.augmentation),
-                                         seed=training.seed)
+                                         seed=training.seed, preprocessing=build_preprocessing(data.preprocess))
         self.train_weights = trial_weights(np.asarray(self.train_set.column("label"), dtype=np.int64), config)
         self.plan = EpochPlan(len(self.train_set), training.batch_size, self.accelerator.num_processes,
                               training.gradient_accumulation_steps, training.seed)
@@ -366,9 +367,30 @@ class Trainer:
             logger.info("final model (mean of epochs %s): %s",
                         ", ".join(str(entry["epoch"] + 1) for entry in self.state.best), final)
         accelerator.wait_for_everyone()
+        if self.dev_set is not None:
+            self._calibrate(final)
         for spec in self.recipe.evaluation:
             self._evaluate(final, spec)
         return final
+
+    def _calibrate(self, final: Path) -> None:
+        """Fit the final model's score calibration on the dev split's log-odds and write it into its config."""
+        accelerator = self.accelerator
+        model = Nes2NetForAudioClassification.from_pretrained(final).to(accelerator.device)
+        work = self.output_dir / "dev" / "calibration.parts"
+        scores = score_split(model, self.dev_set, work, accelerator, batch_size=self.recipe.training.eval_batch_size,
+                             num_workers=self.recipe.data.num_workers, score="log_odds", resume=False)
+        if accelerator.is_main_process:
+            shutil.rmtree(work)
+            try:
+                scale, offset = calibrate_model(model, scores, np.asarray(self.dev_set.column("label"), np.int64))
+            except ValueError as error:  # a model no better than chance on dev: keep its raw logits
+                logger.warning("no score calibration for %s: %s", final, error)
+            else:
+                write_text_atomic(final / "config.json", model.config.to_json_string())
+                logger.info("score calibration fitted on %d dev trials: scale %.4f, offset %.4f", len(scores), scale,
+                            offset)
+        accelerator.wait_for_everyone()
 
     def _evaluate(self, model_folder: Path, spec: EvaluationSpec) -> None:
         name = f"{Path(spec.dataset).name}-{spec.split}-{spec.protocol}"

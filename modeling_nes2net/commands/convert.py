@@ -1,5 +1,5 @@
-"""`nes2net convert ORIGINAL OUT_DIR --preset NAME`: the authors' checkpoint -> a Hub-ready model folder
-(a thin layer over `modeling_nes2net.convert.convert_checkpoint`).
+"""`nes2net convert ORIGINAL OUT_DIR [--preset NAME]`: the authors' checkpoint (a local file or a Hub file,
+`hf://OWNER/REPO/PATH`) -> a Hub-ready model folder (a thin layer over `modeling_nes2net.convert.convert_checkpoint`).
 
 Exit status 0 on success, 1 when the checkpoint cannot be converted exactly (nothing is written).
 """
@@ -29,10 +29,14 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", metavar="ORIGINAL", help="the authors' .pth / .pt checkpoint")
+    parser.add_argument("checkpoint", metavar="ORIGINAL",
+                        help="the authors' .pth / .pt checkpoint: a local file or a Hub file, hf://OWNER/REPO/PATH "
+                             "(e.g. hf://nielsr/nes2net-checkpoints/<folder>/<file>.pt)")
     parser.add_argument("output_dir", metavar="OUT_DIR", help="folder to write (must not exist or be empty)")
-    parser.add_argument("--preset", required=True, choices=list(PRESETS),
-                        help="the release the checkpoint belongs to (see docs/checkpoints.md)")
+    parser.add_argument("--preset", choices=list(PRESETS),
+                        help="the release the checkpoint belongs to (see docs/checkpoints.md); default: the only "
+                             "preset its tensors fit (the 1- or 2-logit head is always read from them)")
+    parser.add_argument("--revision", help="the Hub revision of a Hub file (default: main)")
     parser.add_argument("--dilation", type=int, default=None,
                         help="dilation of the inner convolutions, stored in no tensor (default: the preset's)")
     parser.add_argument("--training-data", default=None, help="free-text description of the training data")
@@ -55,12 +59,13 @@ def run(args: argparse.Namespace) -> int:
         overrides["frontend_config"] = dict(args.frontend_fields)
     try:
         result = convert_checkpoint(args.checkpoint, args.output_dir, args.preset, overwrite=args.overwrite,
-                                    **overrides)
+                                    revision=args.revision, **overrides)
     except (ConversionError, FileExistsError) as error:
         logger.error("%s", error)
         return 1
     config = result.config
-    print(f"wrote {result.output_dir}: {result.converted} tensors, {config.frontend_config.model_type} front-end "
+    print(f"wrote {result.output_dir} (preset {result.preset}): {result.converted} tensors, "
+          f"{config.frontend_config.model_type} front-end "
           f"({config.frontend_config.num_hidden_layers} layers, {config.feature_size} dims), layer merge "
           f"{config.layer_merge}, {config.backend_variant} ({config.activation}), dilation {config.dilation}, "
           f"{config.num_labels} logit(s), normalize_waveform={config.normalize_waveform}")

@@ -29,7 +29,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_output
-from ..audio import AUDIO_EXTENSIONS, find_audio_files, printable
+from ..audio import AUDIO_EXTENSIONS, find_audio_files
+from ..scoring import verdict
 from ..detection import (
     AGGREGATIONS,
     HOP_SAMPLES,
@@ -60,9 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recursive", action="store_true", help="also look for audio in sub-folders")
     parser.add_argument("--format", choices=FORMATS, default="table",
                         help="table (default); csv; json; asvspoof: 'utt_id score' lines (score = bona fide logit)")
-    parser.add_argument("--segments", action="store_true", help="include the per-window timeline in the output")
+    parser.add_argument("--segments", action="store_true", help="include the per-window timeline and the spoofed stretches in the output")
     parser.add_argument("--threshold", type=float, default=None,
-                        help="decision threshold on the log-odds (default: the model's decision_threshold, else 0)")
+                        help="decision threshold on the model's calibrated log-odds (default 0: the argmax of "
+                             "its logits)")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="windows",
                         help="windows (default here: sliding windows, bounded memory); full: whole file in one pass "
                              "(what pipeline() does); 4sec: first 64,600 samples, tiled if shorter (the default of "
@@ -253,8 +255,24 @@ def _document(fmt: str, segments: bool, rows: list, width: int) -> str:
 
 
 def _segment_row(result: DetectionResult, segment) -> list:
-    return [result.source, segment.start, segment.end, result.segment_label(segment), segment.probability,
-            segment.score, segment.log_odds]
+    label = verdict(segment.log_odds, result.threshold)
+    return [result.source, segment.start, segment.end, label, segment.probability, segment.score, segment.log_odds]
+
+
+def _table(results: list[DetectionResult], segments: bool) -> str:
+    width = max([len("file")] + [len(result.source) for result in results])
+    lines = [f"{'file':<{width}}  {'label':<8}  {'p(bona fide)':>12}  {'score':>9}  {'log-odds':>9}  {'seconds':>9}"]
+    for result in results:
+        lines.append(f"{result.source:<{width}}  {result.label:<8}  {result.bonafide_probability:>12.4f}  "
+                     f"{result.score:>9.4f}  {result.log_odds:>9.4f}  {result.duration:>9.2f}")
+        if segments:
+            for segment in result.segments:
+                label = verdict(segment.log_odds, result.threshold)
+                span = f"  {segment.start:.2f}-{segment.end:.2f} s"
+                lines.append(f"{span:<{width}}  {label:<8}  {segment.probability:>12.4f}  "
+                             f"{segment.score:>9.4f}  {segment.log_odds:>9.4f}")
+            lines.extend(f"  spoofed stretch {stretch}" for stretch in result.stretches)
+    return "\n".join(lines) + "\n"
 
 
 def save_plots(results: list[DetectionResult], path: str) -> list[Path]:

@@ -80,9 +80,10 @@ def _sigmoid(value: float) -> float:
 
 def threshold_words(info: ModelInfo) -> str:
     where = (
-        "the model's calibrated threshold (`decision_threshold` in its config)"
+        "the model applies its score calibration, fitted on a dev split (`calibration_scale` / `calibration_offset` "
+        "in its config)"
         if info.calibrated
-        else "the neutral default, as this model has no calibrated threshold"
+        else "these are the model's raw log-odds, as it has no fitted score calibration"
     )
     return (
         f"A recording is called spoof when its log-odds fall below {info.threshold:+.2f} "

@@ -13,6 +13,7 @@ from pathlib import Path
 from huggingface_hub import hf_hub_download
 
 from modeling_nes2net.detection import ModelNotFoundError, Nes2NetDetector, resolve_model_path
+from modeling_nes2net.scoring import is_calibrated
 
 from .explain import card_limitations, card_section
 
@@ -34,7 +35,7 @@ class ModelInfo:
         architecture: the back-end and front-end in words.
         training_data: `config.training_data`, None when the config does not say.
         threshold: the decision threshold on the log-odds scale.
-        calibrated: whether the threshold comes from `config.decision_threshold` (else the default 0).
+        calibrated: whether the model carries a fitted score calibration (`scoring.is_calibrated`).
         limitations: markdown bullet texts from the model card's limitations section (empty without a card).
         evaluation: the model card's evaluation section (markdown), None without one.
     """
@@ -153,7 +154,7 @@ def _model_info(choice: str, detector: Nes2NetDetector, card: str | None) -> Mod
         architecture=f"{backend} back-end on {frontend}",
         training_data=config.training_data,
         threshold=detector.threshold,
-        calibrated=config.decision_threshold is not None,
+        calibrated=is_calibrated(config),
         limitations=card_limitations(card) if card else (),
         evaluation=card_section(card, "Evaluation") if card else None,
     )

@@ -23,7 +23,7 @@ def main(model_repo: str, dataset_repo: str, audio_file: str) -> dict:
     # olah answers a file missing from a served repository with 401 instead of 404, so the feature extractor,
     # whose loader first probes for an optional processor_config.json, is read from a snapshot.
     snapshot = Path(snapshot_download(model_repo, revision="main"))
-    extractor = AutoFeatureExtractor.from_pretrained(snapshot)
+    extractor = AutoFeatureExtractor.from_pretrained(snapshot, trust_remote_code=True)
     waveform, rate = soundfile.read(audio_file, dtype="float32")
     with torch.no_grad():
         logits = model(**extractor(waveform, sampling_rate=rate, return_tensors="pt")).logits

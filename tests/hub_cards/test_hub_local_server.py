@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformers import AutoModelForAudioClassification
 
 from hub_cards.dataset_card import DatasetCardSpec, write_dataset_card
 from hub_cards.model_card import write_model_card
@@ -192,3 +193,41 @@ def test_push_reaches_the_server_and_reports_its_refusal(published, caplog):
     assert "the Hub refused the upload to nes2net-test/new-model (HTTP 405)" in caplog.text
     assert "/api/repos/create" in caplog.text
     assert not (mirrors / "models" / "nes2net-test" / "new-model").exists()
+
+
+def test_convert_downloads_a_checkpoint_from_a_hub_repository_of_raw_pt_files(local_hub, tmp_path):
+    """A repository laid out as the authors' `nielsr/nes2net-checkpoints` (`.pt` files in sub-folders): `nes2net
+    convert hf://...` downloads one with `hf_hub_download` and converts it; a missing file is one clear line."""
+    from tests.modeling.original_checkpoints import TINY_OVERRIDES, OriginalModel, waveforms
+
+    url, mirrors = local_hub
+    original = OriginalModel("nes2net-x-xlsr", n_logits=1)
+    repository = mirrors / "models" / "nielsr" / "nes2net-checkpoints"
+    for folder in ("In-the-Wild", "CtrSVDD"):
+        (repository / folder).mkdir(parents=True)
+    torch.save(original.state_dict(), repository / "In-the-Wild" / "Nes2Net_X_XLSR_ITW.pt")
+    torch.save(OriginalModel("nes2net-wavlm-sea").state_dict(), repository / "CtrSVDD" / "Nes2Net_SEA.pt")
+    subprocess.run([*GIT, "init", "-q"], cwd=repository, check=True)
+    subprocess.run([*GIT, "add", "--all"], cwd=repository, check=True)
+    subprocess.run([*GIT, "commit", "-q", "-m", "checkpoints"], cwd=repository, check=True)
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HF_")}
+    env.update(HF_ENDPOINT=url, HF_HOME=str(tmp_path / "hf_home"), HF_HUB_DISABLE_TELEMETRY="1")
+    heads = [f"--frontend-set=num_attention_heads={TINY_OVERRIDES['wav2vec2']['frontend_config']['num_attention_heads']}"]
+    sizes = [f"--set={key}={value}" for key, value in TINY_OVERRIDES["wav2vec2"].items() if key != "frontend_config"]
+
+    def convert(reference: str, output: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "modeling_nes2net.cli", "convert", reference, str(output),
+                               *heads, *sizes], cwd=Path(__file__).resolve().parents[2], env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    done = convert("hf://nielsr/nes2net-checkpoints/In-the-Wild/Nes2Net_X_XLSR_ITW.pt", tmp_path / "itw")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "(preset nes2net-x-xlsr)" in done.stdout and "1 logit(s)" in done.stdout
+    model = AutoModelForAudioClassification.from_pretrained(tmp_path / "itw").eval()
+    audio = waveforms()
+    with torch.no_grad():
+        torch.testing.assert_close(model(audio).logits, original.logits(audio), rtol=0, atol=1e-5)
+    missing = convert("hf://nielsr/nes2net-checkpoints/In-the-Wild/absent.pt", tmp_path / "absent")
+    assert missing.returncode == 1 and not (tmp_path / "absent").exists()
+    assert "hf://nielsr/nes2net-checkpoints/In-the-Wild/absent.pt: cannot download it from the Hub" in missing.stderr

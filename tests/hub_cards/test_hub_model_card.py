@@ -92,17 +92,20 @@ def test_card_numbers_come_from_the_files(tiny_model_dir: Path, result_files: li
         assert f"`evaluation/{path.name}`" in text
 
 
-def test_single_logit_model_and_a_set_threshold_change_the_usage_and_threshold_text(
+def test_single_logit_model_and_a_fitted_calibration_change_the_usage_and_calibration_text(
     tmp_path: Path, result_files: list[Path]
 ):
-    model_dir = save_tiny_model(tmp_path / "one-logit", num_labels=1, decision_threshold=-1.25)
+    model_dir = save_tiny_model(tmp_path / "one-logit", num_labels=1, loss="focal_bce", calibration_scale=0.5,
+                                calibration_offset=-1.25)
     card = render_model_card(model_dir, make_spec("trained", result_files))
-    assert 'detector("speech.flac", function_to_apply="sigmoid")' in card.text
+    assert 'detector("speech.flac")' in card.text and "function_to_apply" not in card.text
     assert "score = logits[:, 0]" in card.text
     assert "| Output | 1 logit: 0 = `bonafide` |" in card.text
-    assert "`config.decision_threshold` is **-1.2500** on the log-odds scale" in card.text
-    assert "is_bonafide = log_odds > -1.25" in card.text
+    assert "`log_odds = 0.5000 * raw_log_odds -1.2500`" in card.text
+    assert "is_bonafide = log_odds > 0 " in card.text
     assert "focal_bce" in card.text
+    plain = render_model_card(save_tiny_model(tmp_path / "plain"), make_spec("trained", result_files))
+    assert "no calibration fitted" in plain.text and "raw_log_odds" not in plain.text
 
 
 def test_a_file_the_card_cannot_explain_stops_rendering(tiny_model_dir: Path, result_files: list[Path]):

@@ -101,8 +101,7 @@ def tiny_frontend(frontend_type: str, seed: int) -> nn.Module:
     return model.eval()
 
 
-def tiny_backend(release: str, seed: int) -> ReferenceNes2Net:
-    settings = RELEASES[release]
+def tiny_backend(settings: dict, seed: int) -> ReferenceNes2Net:
     torch.manual_seed(seed)
     backend = ReferenceNes2Net(
         input_channels=TINY_FRONTEND["hidden_size"], outer=4, inner=4, n_logits=settings["n_logits"],
@@ -138,10 +137,11 @@ class OriginalSEA(nn.Module):
 class OriginalModel:
     """One release at tiny size: its original state dict and the original computation on it."""
 
-    def __init__(self, release: str, seed: int = 0):
-        self.release, self.settings = release, RELEASES[release]
+    def __init__(self, release: str, seed: int = 0, **settings):
+        """`settings` override the release's (`n_logits=1`: the In-the-Wild release of the XLS-R model)."""
+        self.release, self.settings = release, {**RELEASES[release], **settings}
         self.frontend = tiny_frontend(self.settings["frontend"], seed)
-        self.backend = tiny_backend(release, seed)
+        self.backend = tiny_backend(self.settings, seed)
         self.sea = None
         if self.settings.get("sea"):
             torch.manual_seed(seed + 1)

@@ -31,7 +31,8 @@ def test_saved_folder_is_complete(saved_model):
     _, folder = saved_model
     names = {path.name for path in folder.iterdir()}
     assert {"config.json", "model.safetensors", "preprocessor_config.json"} <= names
-    assert {"configuration_nes2net.py", "modeling_nes2net.py", "layer_merge_nes2net.py"} <= names
+    assert {"configuration_nes2net.py", "modeling_nes2net.py", "layer_merge_nes2net.py",
+            "feature_extraction_nes2net.py"} <= names
     config = json.loads((folder / "config.json").read_text())
     assert config["auto_map"] == {
         "AutoConfig": "configuration_nes2net.Nes2NetConfig",
@@ -39,6 +40,7 @@ def test_saved_folder_is_complete(saved_model):
     }
     preprocessor = json.loads((folder / "preprocessor_config.json").read_text())
     assert preprocessor["do_normalize"] is False and preprocessor["sampling_rate"] == 16000
+    assert preprocessor["auto_map"] == {"AutoFeatureExtractor": "feature_extraction_nes2net.Nes2NetFeatureExtractor"}
 
 
 def test_auto_classes_resolve_to_nes2net(saved_model):
@@ -46,7 +48,7 @@ def test_auto_classes_resolve_to_nes2net(saved_model):
     assert isinstance(AutoConfig.from_pretrained(folder), Nes2NetConfig)
     assert isinstance(AutoModelForAudioClassification.from_pretrained(folder), Nes2NetForAudioClassification)
     extractor = AutoFeatureExtractor.from_pretrained(folder)
-    assert type(extractor).__name__ == "Wav2Vec2FeatureExtractor" and not extractor.do_normalize
+    assert type(extractor).__name__ == "Nes2NetFeatureExtractor" and not extractor.do_normalize
 
 
 def test_trust_remote_code_without_the_package(saved_model, tmp_path):
@@ -64,7 +66,7 @@ def test_trust_remote_code_without_the_package(saved_model, tmp_path):
                     raise ModuleNotFoundError(name)
         sys.meta_path.insert(0, HidePackage())
         import numpy as np, torch
-        from transformers import AutoModelForAudioClassification
+        from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
         try:
             import modeling_nes2net
             raise SystemExit("the package is importable: the test would prove nothing")
@@ -72,8 +74,16 @@ def test_trust_remote_code_without_the_package(saved_model, tmp_path):
             pass
         model = AutoModelForAudioClassification.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
         assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+        extractor = AutoFeatureExtractor.from_pretrained({str(folder)!r}, trust_remote_code=True)
+        assert type(extractor).__name__ == "Nes2NetFeatureExtractor", type(extractor)
+        try:
+            extractor(np.full(100, np.nan), sampling_rate=16000)
+            raise SystemExit("NaN samples were accepted")
+        except ValueError:
+            pass
+        inputs = extractor(np.load({str(tmp_path / "waveform.npy")!r}), sampling_rate=16000, return_tensors="pt")
         with torch.no_grad():
-            logits = model(torch.from_numpy(np.load({str(tmp_path / "waveform.npy")!r}))[None]).logits
+            logits = model(input_values=inputs["input_values"]).logits
         np.save({str(tmp_path / "logits.npy")!r}, logits.numpy())
         """
     )

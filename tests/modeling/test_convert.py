@@ -120,9 +120,9 @@ def _corrupt(state: dict, how: str) -> dict:
 @pytest.mark.parametrize(
     ("how", "message"),
     [
-        ("missing key", r"model tensors the checkpoint lacks \(1\):\n    backend\.classifier\.bias"),
+        ("missing key", r"model tensors the checkpoint lacks \(1\):\n    classifier\.bias"),
         ("wrong shape", r"Nested_Res2Net_TDNN\.Build_in_Res2Nets\.1\.conv3\.weight -> "
-                        r"backend\.blocks\.1\.conv_out\.weight: checkpoint \(16, 12, 1\), model \(16, 16, 1\)"),
+                        r"nes2net\.backend\.blocks\.1\.conv_out\.weight: checkpoint \(16, 12, 1\), model \(16, 16, 1\)"),
         ("unknown key", r"tensors with no known name \(3\):\n"
                         r"    Nested_Res2Net_TDNN\.Build_in_Res2Nets\.0\.extra\.weight\n"
                         r"    classifier\.weight\n    ssl_model\.model\.encoder\.layers\.0\.adapter\.weight"),
@@ -163,7 +163,7 @@ def test_files_that_are_not_state_dicts_are_refused(content, message, tmp_path):
         ("nes2net-wavlm-sea", "nes2net-x-wavlm-sea", {},
          r"backend_variant \(checkpoint 'nes2net', preset 'nes2net-x'\)"),
         ("nes2net-x-wavlm-sea", "nes2net-x-wavlm", {},
-         r"layer_merge \(checkpoint 'sea', preset 'last'\); num_labels \(checkpoint 1, preset 2\)"),
+         r"preset 'nes2net-x-wavlm': layer_merge \(checkpoint 'sea', preset 'last'\)\. Choose"),
         ("nes2net-x-xlsr", "nes2net-x-xlsr", {"frontend_config": {}},
          "num_attention_heads of this wav2vec2 front-end"),
         ("nes2net-x-xlsr", "nes2net-x-xlsr", {"frontend_config": {"num_attention_heads": 2}, "outer_ratio": 2},
@@ -222,3 +222,34 @@ def test_padded_batches_match_the_original_on_each_unpadded_waveform(tmp_path):
         logits = model(batch, attention_mask=attention_mask).logits
     expected = torch.cat([original.logits(long), original.logits(short)])
     torch.testing.assert_close(logits, expected, rtol=0, atol=1e-5)
+
+
+def test_the_in_the_wild_release_with_a_single_logit_converts_under_the_xlsr_preset(tmp_path):
+    """The released In-the-Wild checkpoint has `fc` `[1, 1024]` (`--n_output_logits=1`) in the ASVspoof 2019 layout."""
+    original = OriginalModel("nes2net-x-xlsr", n_logits=1)
+    result = convert(original, tmp_path)
+    model = AutoModelForAudioClassification.from_pretrained(result.output_dir).eval()
+    assert model.config.num_labels == 1 and model.config.problem_type == "multi_label_classification"
+    audio = waveforms()
+    with torch.no_grad():
+        torch.testing.assert_close(model(audio).logits, original.logits(audio), rtol=0, atol=1e-5)
+
+
+def test_the_preset_is_picked_from_the_tensors_when_only_one_fits(tmp_path):
+    original = OriginalModel("nes2net-x-xlsr")
+    checkpoint = tmp_path / "original.pth"
+    torch.save(original.state_dict(), checkpoint)
+    result = convert_checkpoint(checkpoint, tmp_path / "converted", **TINY_OVERRIDES["wav2vec2"])
+    assert result.preset == "nes2net-x-xlsr"
+    ambiguous = OriginalModel("nes2net-x-wavlm-sea")
+    torch.save(ambiguous.state_dict(), checkpoint)
+    with pytest.raises(ConversionError, match="fit presets nes2net-x-wavlm-sea, nes2net-x-selu-wavlm-sea, which differ"):
+        convert_checkpoint(checkpoint, tmp_path / "other", **TINY_OVERRIDES["wavlm"])
+
+
+def test_a_file_holding_a_bare_tensor_is_named_and_explained(tmp_path):
+    checkpoint = tmp_path / "weights.pth"
+    torch.save(torch.zeros(3, 4), checkpoint)
+    with pytest.raises(ConversionError, match=r"weights\.pth holds a single tensor \(3x4\), not a state dict"):
+        convert_checkpoint(checkpoint, tmp_path / "converted", "nes2net-x-xlsr")
+    assert not (tmp_path / "converted").exists()

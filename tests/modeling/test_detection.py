@@ -215,18 +215,18 @@ def test_windows_timeline_and_aggregation_rules(model, tmp_path):
         assert segment.probability == pytest.approx(float(torch.softmax(logits, -1)[1]), abs=1e-5)
 
 
-def test_threshold_comes_from_the_config_unless_overridden(model_dir, tmp_path):
+def test_the_config_calibration_moves_the_decision_and_a_threshold_overrides_it(model_dir, tmp_path):
     from modeling_nes2net import Nes2NetForAudioClassification
 
     path = write_audio(tmp_path / "clip.wav", 1.0)
     model = Nes2NetForAudioClassification.from_pretrained(model_dir)
     log_odds = Nes2NetDetector(model).detect(path).log_odds
     assert Nes2NetDetector(model).threshold == 0.0
-    model.config.decision_threshold = log_odds + 1.0
+    model.config.calibration_offset = -(log_odds + 1.0)  # the calibrated log-odds of this clip become -1
     above = Nes2NetDetector(model).detect(path)
-    assert above.threshold == pytest.approx(log_odds + 1.0) and above.label == "spoof"
-    below = Nes2NetDetector(model, threshold=log_odds - 1.0).detect(path)
-    assert below.threshold == pytest.approx(log_odds - 1.0) and below.label == "bonafide"
+    assert above.threshold == 0.0 and above.log_odds == pytest.approx(-1.0, abs=1e-5) and above.label == "spoof"
+    below = Nes2NetDetector(model, threshold=-2.0).detect(path)
+    assert below.threshold == -2.0 and below.label == "bonafide"
 
 
 @pytest.mark.parametrize("quantize, tolerance", [("int8", 0.05), ("bf16", 0.05)])

@@ -12,8 +12,7 @@ import torch.nn.functional as F
 from benchmarks.reference_nes2net import ReferenceNes2Net
 from modeling_nes2net import PRESETS, Nes2NetBackend, Nes2NetConfig, Nes2NetForAudioClassification, config_from_preset
 from modeling_nes2net.complexity import backend_complexity, count_macs
-from modeling_nes2net.original_layout import convert_backend_state_dict
-from tests.tiny_models import randomize_norm_statistics, tiny_config, tiny_model
+from tests.tiny_models import BackendWithHead, randomize_norm_statistics, tiny_config, tiny_model
 
 torch.set_num_threads(1)
 
@@ -52,11 +51,10 @@ def _paired(reference_kwargs: dict, config: Nes2NetConfig, seed: int = 0):
         for parameter in reference.parameters():
             parameter.add_(torch.randn_like(parameter) * 0.1)
     randomize_norm_statistics(reference, seed)
-    backend = Nes2NetBackend(config)
-    converted, unmapped = convert_backend_state_dict(reference.state_dict())
-    assert unmapped == []
-    backend.load_state_dict(converted, strict=True)
+    backend = BackendWithHead(config)
+    backend.load_original(reference.state_dict())
     return backend.eval(), reference.eval()
+
 
 
 @pytest.mark.parametrize(
@@ -113,7 +111,7 @@ def test_gradients_reach_every_parameter(layer_merge, variant):
     loss.backward()
     # The merges read the per-layer hidden states, which (as in s3prl, whose features the released SEA models were
     # trained on) come before the encoder's final layer norm: only `last` uses that norm.
-    unused = set() if layer_merge == "last" else {"frontend.encoder.layer_norm.weight", "frontend.encoder.layer_norm.bias"}
+    unused = set() if layer_merge == "last" else {"nes2net.frontend.encoder.layer_norm.weight", "nes2net.frontend.encoder.layer_norm.bias"}
     for name, parameter in model.named_parameters():
         if name in unused:
             assert parameter.grad is None, name
@@ -166,10 +164,10 @@ def test_padding_without_mask_changes_the_result():
 
 def test_fresh_weights_follow_the_papers_initialisation():
     model = Nes2NetForAudioClassification(tiny_config("wavlm", layer_merge="weighted_sum"))
-    for block in model.backend.blocks:
+    for block in model.nes2net.backend.blocks:
         for index, slice_sum in enumerate(block.slice_sums):
             torch.testing.assert_close(slice_sum.weight, torch.full((index + 2,), 1 / (index + 2)))
-    assert torch.equal(model.layer_merge.layer_weights, torch.ones(3))
+    assert torch.equal(model.nes2net.layer_merge.layer_weights, torch.ones(3))
     for name, parameter in model.named_parameters():
         assert torch.isfinite(parameter).all() and parameter.abs().max() < 1e3, name
 
@@ -177,12 +175,12 @@ def test_fresh_weights_follow_the_papers_initialisation():
 def test_save_and_load_round_trip_is_bit_exact(tmp_path):
     from modeling_nes2net import save_model_folder
 
-    model = tiny_model("wavlm", layer_merge="attm", decision_threshold=-0.25)
+    model = tiny_model("wavlm", layer_merge="attm", calibration_scale=0.5, calibration_offset=-0.25)
     save_model_folder(model, tmp_path / "model")
     assert (tmp_path / "model" / "model.safetensors").is_file()
     assert not list((tmp_path / "model").glob("*.bin"))
     loaded = Nes2NetForAudioClassification.from_pretrained(tmp_path / "model").eval()
-    assert loaded.config.decision_threshold == -0.25
+    assert (loaded.config.calibration_scale, loaded.config.calibration_offset) == (0.5, -0.25)
     original_state, loaded_state = model.state_dict(), loaded.state_dict()
     assert original_state.keys() == loaded_state.keys()
     for key in original_state:
@@ -193,7 +191,7 @@ def test_save_and_load_round_trip_is_bit_exact(tmp_path):
 
 
 def test_weighted_cross_entropy_uses_the_class_weights():
-    model = tiny_model(class_weights=[0.1, 0.9])
+    model = tiny_model(loss="weighted_ce", class_weights=[0.1, 0.9])
     logits = torch.tensor([[0.3, -0.2], [1.0, 2.0], [-1.0, 0.5]])
     labels = torch.tensor([0, 1, 1])
     expected = F.cross_entropy(logits, labels, weight=torch.tensor([0.1, 0.9]))
@@ -201,7 +199,7 @@ def test_weighted_cross_entropy_uses_the_class_weights():
 
 
 def test_focal_loss_on_soft_labels():
-    model = tiny_model(num_labels=1)
+    model = tiny_model(num_labels=1, loss="focal_bce")
     logit, label = 0.7, 1
     target = 0.9 * label + 0.05
     probability = 1 / (1 + math.exp(-logit))
@@ -216,16 +214,16 @@ def test_focal_loss_on_soft_labels():
 def test_frozen_frontend_gets_no_gradient():
     model = tiny_model(freeze_frontend=True).train()
     model(torch.randn(2, 6000) * 0.1, labels=torch.tensor([0, 1])).loss.backward()
-    assert all(parameter.grad is None for parameter in model.frontend.parameters())
-    assert all(parameter.grad is not None for parameter in model.backend.parameters())
+    assert all(parameter.grad is None for parameter in model.nes2net.frontend.parameters())
+    assert all(parameter.grad is not None for parameter in model.nes2net.backend.parameters())
 
 
 def test_freeze_feature_encoder_only_freezes_the_cnn():
     model = tiny_model().train()
     model.freeze_feature_encoder()
     model(torch.randn(2, 6000) * 0.1, labels=torch.tensor([0, 1])).loss.backward()
-    assert all(parameter.grad is None for parameter in model.frontend.feature_extractor.parameters())
-    assert all(parameter.grad is not None for parameter in model.frontend.encoder.parameters())
+    assert all(parameter.grad is None for parameter in model.nes2net.frontend.feature_extractor.parameters())
+    assert all(parameter.grad is not None for parameter in model.nes2net.frontend.encoder.parameters())
 
 
 def test_gradient_checkpointing_gives_the_same_gradients():
@@ -235,7 +233,7 @@ def test_gradient_checkpointing_gives_the_same_gradients():
         model = tiny_model(seed=3).train()
         if checkpointing:
             model.activation_checkpointing_enable()
-            assert model.backend.blocks[0].gradient_checkpointing
+            assert model.nes2net.backend.blocks[0].gradient_checkpointing
         torch.manual_seed(0)
         model(waveform, labels=labels).loss.backward()
         gradients.append({name: parameter.grad.clone() for name, parameter in model.named_parameters()})
@@ -270,7 +268,8 @@ def test_presets_describe_the_releases():
     assert xlsr.frontend_config.do_stable_layer_norm and xlsr.feature_size == 1024
     svdd = config_from_preset("nes2net-x-selu-wavlm-sea")
     assert (svdd.frontend_config.model_type, svdd.layer_merge, svdd.num_labels) == ("wavlm", "sea", 1)
-    assert (svdd.activation, svdd.se_min_channels, svdd.loss, svdd.num_frontend_layers) == ("selu", 2, "focal_bce", 25)
+    assert (svdd.activation, svdd.se_min_channels, svdd.num_frontend_layers) == ("selu", 2, 25)
+    assert (svdd.loss, svdd.problem_type) == (None, "multi_label_classification")  # the recipe sets the focal loss
     assert config_from_preset("nes2net-x-xlsr", dilation=1).dilation == 1
     assert set(PRESETS) >= {"nes2net-x-xlsr", "nes2net-wavlm-sea", "nes2net-x-wavlm-sea", "nes2net-x-selu-wavlm-sea"}
     with pytest.raises(ValueError, match="unknown preset"):

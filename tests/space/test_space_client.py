@@ -32,7 +32,7 @@ def test_verdict_is_the_detection_api_result_in_plain_words(client, space_model_
     headline = "Likely genuine speech" if expected.label == "bonafide" else "Likely spoofed speech"
     assert verdict.startswith(f"## {headline}")
     assert f"p(bona fide) = {expected.bonafide_probability:.3f}" in verdict
-    assert "neutral default, as this model has no calibrated threshold" in verdict  # the tiny model has none
+    assert "raw log-odds, as it has no fitted score calibration" in verdict  # the tiny model has none
     assert "**not recorded**" in verdict and "random weights" in verdict  # nor any training data
     assert "Known to miss" in verdict and "overlapping windows of 4.0 s" in verdict
     assert timeline["visible"] is True and timeline["value"]["type"] == "matplotlib"

@@ -17,9 +17,9 @@ from modeling_nes2net.detection import DetectionResult, Segment
 
 @pytest.fixture(scope="module")
 def carded_model(tmp_path_factory) -> str:
-    """A tiny model with a training-data note, a calibrated threshold and a demo card rendered by hub_cards."""
+    """A tiny model with a training-data note, a fitted score calibration and a demo card rendered by hub_cards."""
     folder = tmp_path_factory.mktemp("carded") / "model"
-    save_model_folder(tiny_model(training_data="ASVspoof 2019 LA train (toy subset)", decision_threshold=0.7), folder)
+    save_model_folder(tiny_model(training_data="ASVspoof 2019 LA train (toy subset)", calibration_offset=-0.7), folder)
     result = write_result(folder.parent / "result.json", {
         "schema_version": 1, "model": str(folder), "protocol": "full", "score": "log_odds",
         "dataset": {"name": "Toy set", "id": "nes2net-test/toy", "config": "default", "split": "test",
@@ -37,20 +37,20 @@ def test_a_card_written_by_hub_cards_feeds_the_page(carded_model, tmp_path):
     registry = ModelRegistry([carded_model], device="cpu")
     detector, info = registry.get(None)
     assert info.name == "model" and info.training_data == "ASVspoof 2019 LA train (toy subset)"
-    assert info.calibrated and info.threshold == pytest.approx(0.7) and detector.threshold == pytest.approx(0.7)
+    assert info.calibrated and info.threshold == 0.0 and detector.threshold == 0.0
     assert any("saw a few hundred clips" in bullet for bullet in info.limitations)
     assert any("sole evidence" in bullet for bullet in info.limitations)
     assert "Toy set" in info.evaluation and "12.50" in info.evaluation  # the EER row, in percent
     about = model_markdown(info)
-    assert "ASVspoof 2019 LA train (toy subset)" in about and "calibrated threshold" in about
+    assert "ASVspoof 2019 LA train (toy subset)" in about and "score calibration, fitted on a dev split" in about
     assert "*(from the model card)*" in about and GENERIC_LIMITATIONS[0] not in about
 
     rate = detector.sampling_rate
     speech_like = np.sin(2 * np.pi * 180 * np.arange(3 * rate) / rate).astype(np.float32) * 0.3
     result = detector.detect(speech_like, sampling_rate=rate)
     verdict = verdict_markdown(result, info)
-    assert f"log-odds fall below +0.70 (p(bona fide) {1 / (1 + np.exp(-0.7)):.3f})" in verdict
-    assert ("Likely genuine" in verdict) == (result.log_odds >= 0.7)
+    assert "log-odds fall below +0.00 (p(bona fide) 0.500)" in verdict
+    assert ("Likely genuine" in verdict) == (result.log_odds > 0)
 
 
 def test_models_are_offered_only_as_configured(carded_model, tmp_path):

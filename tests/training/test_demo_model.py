@@ -62,11 +62,12 @@ def test_card_numbers_are_the_evaluation_numbers(shipped):
         assert f"| {system} | {row['n_trials']} | {100 * row['eer']:.2f} |" in card.text
 
 
-def test_threshold_is_the_dev_eer_point(shipped):
+def test_calibration_puts_the_dev_eer_point_at_zero(shipped):
     config = json.loads((shipped / "config.json").read_text(encoding="utf-8"))
     dev = _results(shipped)[("dev", "full")]
     assert dev["score"] == "log_odds"
-    assert config["decision_threshold"] == dev["metrics"]["threshold"]
+    assert config["calibration_scale"] == 1.0
+    assert config["calibration_offset"] == -dev["metrics"]["threshold"]
     assert config["frontend_type"] == "spectrogram"
     assert config["training_data"].startswith("A demo trained on the mini-antispoof set")
 

@@ -13,10 +13,11 @@ import torch
 from accelerate import Accelerator
 
 from hub_cards.results import load_result
-from modeling_nes2net import save_model_folder
+from modeling_nes2net import Nes2NetForAudioClassification, save_model_folder
 from modeling_nes2net.cli import main as nes2net
 from tests.tiny_models import tiny_model
 from tests.training.train_helpers import build_tiny_corpus, run_command, subprocess_env
+from training.calibration import fit_llr_fusion
 from training.data import load_built_dataset
 from training.evaluate import PARTS_DIR, evaluate_model, read_asv_scores
 from training.metrics import asv_error_rates, compute_min_tdcf_2019, split_by_label
@@ -123,3 +124,41 @@ def test_two_processes_share_the_trials_and_gather_them_in_order(setup, referenc
     table = read_scores(out / "scores.csv")
     assert table.utt_ids == list(reference_scores)
     np.testing.assert_allclose(table.scores, list(reference_scores.values()), atol=1e-4)
+
+
+def test_calibrate_fits_the_log_odds_and_writes_a_calibrated_model(setup):
+    """A random model ranks the trials either way: the one that ranks bona fide higher is calibrated, its mirror
+    image (classifier negated) is refused."""
+    model = Nes2NetForAudioClassification.from_pretrained(setup["model"])
+    probe = evaluate_model(model, str(setup["dataset"]), setup["root"] / "probe", split="eval", protocol="full",
+                           batch_size=4, num_workers=0, progress=False, score="log_odds",
+                           accelerator=setup["accelerator"])
+    probe_scores = read_scores(setup["root"] / "probe" / "scores.csv")
+    reversed_ranking = np.corrcoef(probe_scores.scores, probe_scores.labels)[0, 1] < 0
+    mirrored = Nes2NetForAudioClassification.from_pretrained(setup["model"])
+    with torch.no_grad():
+        (model if reversed_ranking else mirrored).classifier.weight.neg_()
+        (model if reversed_ranking else mirrored).classifier.bias.neg_()
+    ranked_dir = save_model_folder(model, setup["root"] / "ranked-model")
+    with pytest.raises(ValueError, match="rank spoof above bona fide"):
+        evaluate_model(mirrored, str(setup["dataset"]), setup["root"] / "mirrored", split="eval", protocol="full",
+                       batch_size=4, num_workers=0, progress=False, score="log_odds", calibrate=True,
+                       accelerator=setup["accelerator"])
+
+    output = setup["root"] / "calibrate"
+    code = nes2net(["evaluate", str(ranked_dir), str(setup["dataset"]), "--split", "eval", "--protocol", "full",
+                    "--output-dir", str(output), "--num-workers", "0", "--batch-size", "4", "--calibrate"])
+    assert code == 0
+    raw = read_scores(output / "scores.csv")
+    assert load_result(output / "results.json").score == "log_odds"
+    (weight,), offset = fit_llr_fusion(raw.scores[:, None], raw.labels)
+    calibrated = Nes2NetForAudioClassification.from_pretrained(output / "calibrated-model")
+    assert calibrated.config.calibration_scale == pytest.approx(weight, rel=1e-6)
+    assert calibrated.config.calibration_offset == pytest.approx(offset, rel=1e-6)
+    rescored = evaluate_model(calibrated, str(setup["dataset"]), setup["root"] / "rescored", split="eval",
+                              protocol="full", batch_size=4, num_workers=0, progress=False, score="log_odds",
+                              accelerator=setup["accelerator"])
+    np.testing.assert_allclose(read_scores(setup["root"] / "rescored" / "scores.csv").scores,
+                               weight * raw.scores + offset, rtol=1e-4, atol=1e-4)
+    # Logistic regression minimises the prior-weighted log-loss, which CLLR measures: it cannot get worse.
+    assert rescored["metrics"]["cllr"] <= load_result(output / "results.json").metrics["cllr"] + 1e-9

@@ -317,7 +317,7 @@ def test_breakdown_by_condition_matches_both_classes(caplog):
         result = breakdown(scores, labels, codecs, pool_bonafide=False)
     assert sorted(result) == ["alaw", "mp3"]
     assert result["mp3"].eer == compute_eer([2.0, 1.0], [-1.0, 0.5]).eer == 0.0
-    assert result["alaw"] == (0.0, 0.3, 1, 1)
+    assert result["alaw"] == (0.0, 0.3, 1, 1, None)
     assert "'opus' has 1 bona fide, 0 spoof" in caplog.text
 
 

@@ -8,11 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from accelerate import Accelerator
 from safetensors.torch import load_file
 
 from hub_cards.results import load_result
+from modeling_nes2net import Nes2NetForAudioClassification
 from tests.training.train_helpers import build_tiny_corpus, run_command, subprocess_env
+from training.calibration import fit_llr_fusion
 from training.checkpoints import latest_checkpoint
+from training.evaluate import evaluate_model
+from training.scores import read_scores
 from training.train import DEBUG_EXIT_CODE
 
 pytestmark = pytest.mark.slow
@@ -104,8 +109,8 @@ def test_two_processes_train_the_same_model_as_one(single_and_two_processes):
     one, two = final_weights(single), final_weights(double)
     assert one.keys() == two.keys()
     last_group = slice(48, 64)  # channels 48-63 of the 64 features: the group that skips every block
-    one["frontend.encoder.layer_norm.bias"][last_group] = two["frontend.encoder.layer_norm.bias"][last_group]
-    invariant = {"backend.block_norms.2.weight", "backend.block_norms.2.bias", "backend.norm.running_mean"}
+    one["nes2net.frontend.encoder.layer_norm.bias"][last_group] = two["nes2net.frontend.encoder.layer_norm.bias"][last_group]
+    invariant = {"nes2net.backend.block_norms.2.weight", "nes2net.backend.block_norms.2.bias", "nes2net.backend.norm.running_mean"}
     for key in one.keys() - invariant:
         torch.testing.assert_close(one[key], two[key], atol=1e-5, rtol=0, msg=key)
     dev_one = np.loadtxt(single / "dev" / "epoch-002.csv", delimiter=",", skiprows=1, usecols=1)
@@ -151,3 +156,16 @@ def test_a_run_killed_while_saving_resumes_to_the_same_weights(workspace):
     killed, reference = final_weights(workspace["root"] / "killed"), final_weights(workspace["root"] / "uninterrupted")
     assert killed.keys() == reference.keys()
     assert all(torch.equal(killed[key], reference[key]) for key in reference)
+
+
+def test_the_final_model_carries_the_calibration_fitted_on_dev(single_and_two_processes, workspace, tmp_path):
+    single = single_and_two_processes[0]
+    model = Nes2NetForAudioClassification.from_pretrained(single / "final").eval()
+    fitted = (model.config.calibration_scale, model.config.calibration_offset)
+    assert fitted != (1.0, 0.0)
+    model.config.calibration_scale, model.config.calibration_offset = 1.0, 0.0  # the raw log-odds again
+    evaluate_model(model, str(workspace["dataset"]), tmp_path, split="dev", protocol="full", score="log_odds",
+                   num_workers=0, accelerator=Accelerator(cpu=True), progress=False)
+    table = read_scores(tmp_path / "scores.csv")
+    (weight,), offset = fit_llr_fusion(np.asarray(table.scores)[:, None], np.asarray(table.labels))
+    np.testing.assert_allclose(fitted, (weight, offset), rtol=1e-4, atol=1e-5)

@@ -8,6 +8,7 @@ from .generic import GenericBuilder
 from .in_the_wild import InTheWildBuilder
 from .layout import CorpusBuilder
 from .partialspoof import PartialSpoofBuilder
+from .splices import SplicesBuilder
 
 BUILDERS: dict[str, type[CorpusBuilder]] = {
     builder.name: builder
@@ -20,19 +21,20 @@ BUILDERS: dict[str, type[CorpusBuilder]] = {
         InTheWildBuilder,
         PartialSpoofBuilder,
         GenericBuilder,
+        SplicesBuilder,
     )
 }
 
 
 def get_builder(corpus: str | CorpusBuilder, metadata: str | None = None) -> CorpusBuilder:
     """The builder of `corpus` (a name from BUILDERS, or a builder, returned as is); `metadata` names the
-    table of the generic builder."""
+    table of the generic builder (and of the generic corpus the splices builder reads)."""
     if isinstance(corpus, CorpusBuilder):
         return corpus
     if corpus not in BUILDERS:
         raise ValueError(f"unknown corpus {corpus!r}; choose one of: {', '.join(BUILDERS)}")
-    if corpus == GenericBuilder.name:
-        return GenericBuilder(metadata=metadata)
+    if corpus in (GenericBuilder.name, SplicesBuilder.name):
+        return BUILDERS[corpus](metadata=metadata)
     if metadata is not None:
         raise ValueError(f"--metadata only applies to the generic builder, not {corpus}")
     return BUILDERS[corpus]()

@@ -1,0 +1,86 @@
+"""Where a recording is spoofed: frame or window scores on one 10 ms timeline, segments, flagged stretches.
+
+Everything is put on a grid of 10 ms cells (the finest PartialSpoof resolution and the label grid of the splices
+builder), whatever made the scores:
+
+- `frame_cell_scores`: a frame head's scores, each cell taking the score of the frame whose centre is nearest.
+- `window_cell_scores`: sliding-window scores (the `windows` protocol), each cell taking the mean of the windows that
+  cover it.
+
+From the cells, `pool_segments` gives the score of each segment of a coarser resolution (the minimum of its cells:
+a segment is as spoof-like as its most spoof-like part, the rule the segment labels follow) and `spoofed_stretches`
+the stretches whose score falls below a threshold. Scores are log-odds, higher = more bona fide.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+CELL_SECONDS = 0.01
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """A stretch flagged as spoofed: `start` and `end` in seconds and its lowest `log_odds`."""
+
+    start: float
+    end: float
+    log_odds: float
+
+    def __str__(self) -> str:
+        return f"{self.start:.2f}-{self.end:.2f} s (log-odds {self.log_odds:+.2f})"
+
+
+def frame_cell_scores(frame_scores: np.ndarray, frame_times: np.ndarray, cells: int) -> np.ndarray:
+    """`(frames,)` scores at frame centres `frame_times` (seconds, ascending) -> `(cells,)`: each cell the score of
+    the frame nearest to its centre."""
+    centres = (np.arange(cells) + 0.5) * CELL_SECONDS
+    right = np.clip(np.searchsorted(frame_times, centres), 1, len(frame_times) - 1) if len(frame_times) > 1 else None
+    if right is None:
+        return np.full(cells, float(frame_scores[0]))
+    nearer_left = centres - frame_times[right - 1] <= frame_times[right] - centres
+    return np.asarray(frame_scores)[np.where(nearer_left, right - 1, right)].astype(np.float64)
+
+
+def window_cell_scores(starts: np.ndarray, ends: np.ndarray, scores: np.ndarray, cells: int) -> np.ndarray:
+    """Windows `[starts, ends)` (seconds) with `scores` -> `(cells,)`: each cell the mean score of the windows covering
+    its centre (the window with the nearest centre where none does). O(cells + windows)."""
+    starts, ends, scores = (np.asarray(values, np.float64) for values in (starts, ends, scores))
+    first = np.clip(np.ceil(starts / CELL_SECONDS - 0.5), 0, cells).astype(np.int64)
+    stop = np.clip(np.ceil(ends / CELL_SECONDS - 0.5), 0, cells).astype(np.int64)
+    totals, counts = np.zeros(cells + 1), np.zeros(cells + 1)
+    np.add.at(totals, first, scores)
+    np.add.at(totals, stop, -scores)
+    np.add.at(counts, first, 1)
+    np.add.at(counts, stop, -1)
+    totals, counts = np.cumsum(totals)[:cells], np.cumsum(counts)[:cells]
+    uncovered = np.flatnonzero(counts < 0.5)
+    if len(uncovered):
+        centres = (uncovered + 0.5) * CELL_SECONDS
+        nearest = np.argmin(np.abs(centres[:, None] - (starts + ends)[None, :] / 2), axis=1)
+        totals[uncovered], counts[uncovered] = scores[nearest], 1
+    return totals / counts
+
+
+def pool_segments(cell_values: np.ndarray, resolution_ms: int) -> np.ndarray:
+    """`(cells,)` -> `(ceil(cells / step),)` with `step = resolution_ms / 10`: the minimum over each segment's cells
+    (the last segment may be partial). On labels (1 bona fide, 0 spoof): a segment is spoof when any cell is."""
+    step = resolution_ms // round(CELL_SECONDS * 1000)
+    if step < 1 or resolution_ms % round(CELL_SECONDS * 1000):
+        raise ValueError(f"resolution {resolution_ms} ms is not a multiple of {CELL_SECONDS * 1000:g} ms")
+    values = np.asarray(cell_values)
+    return np.minimum.reduceat(values, np.arange(0, len(values), step)) if len(values) else values
+
+
+def spoofed_stretches(cell_scores: np.ndarray, threshold: float = 0.0, min_seconds: float = 0.1) -> list[Stretch]:
+    """The runs of cells scoring below `threshold`, at least `min_seconds` long, as `Stretch`es."""
+    below = np.concatenate([[False], np.asarray(cell_scores) < threshold, [False]])
+    edges = np.flatnonzero(np.diff(below.astype(np.int8)))
+    min_cells = max(1, round(min_seconds / CELL_SECONDS))
+    return [
+        Stretch(start * CELL_SECONDS, end * CELL_SECONDS, float(np.min(cell_scores[start:end])))
+        for start, end in zip(edges[::2], edges[1::2])
+        if end - start >= min_cells
+    ]

@@ -1,0 +1,62 @@
+"""Detection with a frame head: the 10 ms timeline, spoofed stretches, "partly spoofed", the `--segments` table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
+from detection_audio import tone_and_noise
+from tiny_models import randomize_norm_statistics, tiny_config
+
+from modeling_nes2net import Nes2NetForAudioFrameClassification, save_model_folder
+from modeling_nes2net.commands.detect import format_results
+from modeling_nes2net.detection import PARTLY_SPOOFED, Nes2NetDetector
+from modeling_nes2net.scoring import log_odds
+
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
+
+def framed_model(frame_bias: tuple[float, float], utterance_bias: tuple[float, float] = (0.0, 4.0)):
+    """A tiny spectrogram frame model whose frame head reads the trunk (random weights) plus a bias, and whose
+    utterance head says bona fide."""
+    torch.manual_seed(0)
+    model = Nes2NetForAudioFrameClassification(tiny_config("spectrogram"))
+    randomize_norm_statistics(model)
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.bias.copy_(torch.tensor(utterance_bias))
+        model.frame_classifier.weight.mul_(0.01)
+        model.frame_classifier.bias.copy_(torch.tensor(frame_bias))
+    return model.eval()
+
+
+def signal(seconds: float = 3.0) -> np.ndarray:
+    return tone_and_noise(seconds, 16_000)[:, 0]
+
+
+def test_the_detector_loads_a_frame_model_and_lays_its_frames_on_a_10ms_timeline(tmp_path):
+    model = framed_model((0.0, 3.0))
+    folder = save_model_folder(model, tmp_path / "framed")
+    detector = Nes2NetDetector.from_pretrained(str(folder), device="cpu", window=16_000, hop=8_000)
+    assert isinstance(detector.model, Nes2NetForAudioFrameClassification)
+    waveform = signal()
+    result = detector.detect(waveform, sampling_rate=16_000)
+    assert result.timeline.shape == (300,) and result.label == "bonafide" and result.stretches == []
+    with torch.no_grad():  # the first window's frames, nearest frame per cell, as the timeline shows them
+        first = log_odds(model(torch.from_numpy(waveform[:16_000])[None]).frame_logits[0]).numpy()
+    times = model.frame_times(len(first)).numpy()
+    cell = 10  # 0.105 s: only the first window covers it
+    nearest = int(np.argmin(np.abs(times - (cell + 0.5) * 0.01)))
+    assert result.timeline[cell] == pytest.approx(float(first[nearest]), abs=1e-5)
+
+
+def test_a_spoofed_stretch_is_not_hidden_by_a_bona_fide_verdict():
+    spoofed_frames = framed_model((3.0, 0.0))  # every frame spoof, the utterance bona fide
+    result = Nes2NetDetector(spoofed_frames, device="cpu", window=16_000, hop=8_000).detect(signal(), 16_000)
+    assert result.log_odds > 0 and result.label == PARTLY_SPOOFED and result.is_spoof
+    (stretch,) = result.stretches
+    assert (stretch.start, stretch.end) == pytest.approx((0.0, 3.0)) and stretch.log_odds < 0
+    table = format_results([result], "table", segments=True)
+    assert "partly spoofed" in table and "spoofed stretch 0.00-3.00 s" in table
+    assert format_results([result], "json", segments=True).count('"stretches"') == 1

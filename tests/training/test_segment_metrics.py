@@ -1,0 +1,90 @@
+"""Localisation timelines and metrics: 10 ms cells from frames and windows, segment / range-based / utterance EER."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from modeling_nes2net.localisation import (
+    frame_cell_scores,
+    pool_segments,
+    spoofed_stretches,
+    window_cell_scores,
+)
+from training.plots import plot_localisation
+from training.segment_metrics import (
+    LocalisedUtterance,
+    bootstrap_interval,
+    localisation_metrics,
+    range_based_eer,
+    segment_eer,
+    utterance_eer,
+)
+
+
+def test_frame_scores_go_to_the_nearest_frame_centre():
+    # frames every 20 ms centred at 64 ms + 20 k ms (the embedded model's geometry)
+    times = 0.064 + 0.02 * np.arange(4)
+    cells = frame_cell_scores(np.array([1.0, 2.0, 3.0, 4.0]), times, 14)
+    # cell k is centred at (k + 0.5) * 10 ms: up to 74 ms frame 0, up to 94 ms frame 1, ...
+    np.testing.assert_array_equal(cells, [1] * 7 + [2] * 2 + [3] * 2 + [4] * 3)
+
+
+def test_window_scores_average_where_windows_overlap():
+    cells = window_cell_scores(np.array([0.0, 0.1]), np.array([0.2, 0.3]), np.array([2.0, -2.0]), 40)
+    np.testing.assert_array_equal(cells[:10], 2.0)
+    np.testing.assert_array_equal(cells[10:20], 0.0)
+    np.testing.assert_array_equal(cells[20:30], -2.0)
+    np.testing.assert_array_equal(cells[30:], -2.0)  # past every window: the nearest window
+
+
+def test_pool_segments_takes_the_minimum_and_refuses_odd_resolutions():
+    np.testing.assert_array_equal(pool_segments(np.array([3.0, 1.0, 2.0, 5.0, 4.0]), 20), [1.0, 2.0, 4.0])
+    with pytest.raises(ValueError, match="not a multiple of 10 ms"):
+        pool_segments(np.zeros(4), 25)
+
+
+def test_spoofed_stretches_are_runs_below_the_threshold():
+    scores = np.array([2.0] * 10 + [-1.0, -3.0] * 10 + [2.0] * 5 + [-1.0] * 3)
+    (stretch,) = spoofed_stretches(scores, threshold=0.0, min_seconds=0.1)
+    assert (stretch.start, stretch.end, stretch.log_odds) == pytest.approx((0.1, 0.3, -3.0))
+    assert str(stretch) == "0.10-0.30 s (log-odds -3.00)"
+
+
+def _utterance(labels, scores, label=None):
+    labels = np.asarray(labels, np.int8)
+    return LocalisedUtterance(np.asarray(scores, float), labels, float(np.min(scores)), int(labels.min()))
+
+
+def test_segment_eer_counts_segments_and_range_eer_counts_duration():
+    # a 0.3 s spoof stretch scored -1 on its first 0.1 s and 1.5 (above every bona fide cell's 1.0) after
+    labels = [1] * 40 + [0] * 30 + [1] * 10
+    scores = [1.0] * 40 + [-1.0] * 10 + [1.5] * 20 + [1.0] * 10
+    utterances = [_utterance(labels, scores)]
+    # 10 ms cells (duration): at threshold 1.5 every bona fide cell is missed and 20/30 spoof cells pass,
+    # at 1.0 nothing is missed and 20/30 pass: the closest point is miss 1, fa 2/3 -> EER 5/6
+    assert range_based_eer(utterances) == pytest.approx(5 / 6)
+    # segments score their minimum: at 320 ms bona fide {1.0}, spoof {-1 (holds the stretch start), 1.0}; at 80 ms
+    # bona fide six 1.0s, spoof {-1, -1, 1.5, 1.0}: both are closest at threshold 1.0, miss 0, fa 1/2 -> EER 1/4
+    assert segment_eer(utterances, 320) == pytest.approx(0.25)
+    assert segment_eer(utterances, 80) == pytest.approx(0.25)
+
+
+def test_metrics_of_perfect_and_useless_scores_and_their_intervals(tmp_path):
+    rng = np.random.default_rng(0)
+    perfect, useless = [], []
+    for index in range(20):
+        labels = np.ones(200, np.int8)
+        if index % 2:
+            start = rng.integers(0, 150)
+            labels[start : start + 40] = 0
+        perfect.append(_utterance(labels, labels * 2.0 - 1 + 0.1 * rng.standard_normal(200)))
+        useless.append(_utterance(labels, rng.standard_normal(200)))
+    good, bad = localisation_metrics(perfect), localisation_metrics(useless)
+    assert set(good) == {f"segment_eer_{r}ms" for r in (20, 40, 80, 160, 320, 640)} | {"range_eer", "utterance_eer"}
+    assert all(value == 0.0 for value in good.values())
+    assert 0.35 < bad["range_eer"] < 0.65 and 0.3 < bad["segment_eer_160ms"] < 0.7
+    low, high = bootstrap_interval(utterance_eer, useless, num_resamples=50)
+    assert 0.0 <= low <= bad["utterance_eer"] <= high <= 1.0 and high > low
+    path = plot_localisation({"perfect": perfect[1].cell_scores}, perfect[1].cell_labels, tmp_path / "timeline.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

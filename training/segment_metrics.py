@@ -1,0 +1,92 @@
+"""Localisation metrics of partially spoofed speech (PartialSpoof, Zhang et al.), from one model's scores.
+
+Inputs are per utterance: its 10 ms cell scores (log-odds, higher = more bona fide; see
+`modeling_nes2net.localisation`), its 10 ms cell labels (1 bona fide, 0 spoof, as the PartialSpoof and splices
+builders store `segment_labels_10ms`), and an utterance score and label.
+
+- Segment EER at a resolution (20 ... 640 ms): every segment of every utterance is one trial, scored by the minimum
+  of its cells and labelled as the builders label it (spoof when any part is), pooled over utterances.
+- Range-based EER (Zhang et al., Interspeech 2023): miss and false-alarm rates as fractions of bona fide and spoof
+  *duration* rather than of segments, so no resolution is chosen; measured on the 10 ms grid the labels are exact on
+  (each cell one equal-duration trial scored by its own score).
+- Utterance EER: one trial per utterance.
+
+Every EER is `training.metrics.compute_eer`'s; `bootstrap_interval` resamples utterances (segments of one utterance
+are not independent) for a confidence interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from modeling_nes2net.localisation import pool_segments
+from training.metrics import compute_eer
+
+PARTIALSPOOF_RESOLUTIONS_MS = (20, 40, 80, 160, 320, 640)
+
+
+@dataclass(frozen=True)
+class LocalisedUtterance:
+    """One scored utterance: `cell_scores` and `cell_labels` `(cells,)` on the 10 ms grid, `score` and `label`."""
+
+    cell_scores: np.ndarray
+    cell_labels: np.ndarray
+    score: float
+    label: int
+
+
+def _eer(scores: np.ndarray, labels: np.ndarray) -> float:
+    return compute_eer(scores[labels == 1], scores[labels == 0]).eer
+
+
+def segment_eer(utterances: Sequence[LocalisedUtterance], resolution_ms: int) -> float:
+    """Pooled EER over the `resolution_ms` segments of every utterance."""
+    scores = np.concatenate([pool_segments(u.cell_scores, resolution_ms) for u in utterances])
+    labels = np.concatenate([pool_segments(u.cell_labels, resolution_ms) for u in utterances])
+    return _eer(scores, labels)
+
+
+def range_based_eer(utterances: Sequence[LocalisedUtterance]) -> float:
+    """EER of duration-weighted miss / false-alarm rates, on the 10 ms grid."""
+    scores = np.concatenate([u.cell_scores for u in utterances])
+    labels = np.concatenate([u.cell_labels for u in utterances])
+    return _eer(scores, labels)
+
+
+def utterance_eer(utterances: Sequence[LocalisedUtterance]) -> float:
+    return _eer(np.asarray([u.score for u in utterances]), np.asarray([u.label for u in utterances]))
+
+
+def bootstrap_interval(
+    metric: Callable[[Sequence[LocalisedUtterance]], float],
+    utterances: Sequence[LocalisedUtterance],
+    num_resamples: int = 200,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of `metric` over utterances drawn with replacement (resamples holding one class
+    only are redrawn)."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray([u.label for u in utterances])
+    values = []
+    while len(values) < num_resamples:
+        picked = rng.integers(len(utterances), size=len(utterances))
+        if len(set(labels[picked])) < 2:
+            continue
+        values.append(metric([utterances[index] for index in picked]))
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def localisation_metrics(
+    utterances: Sequence[LocalisedUtterance], resolutions_ms: Sequence[int] = PARTIALSPOOF_RESOLUTIONS_MS
+) -> dict[str, float]:
+    """`{"segment_eer_20ms": ..., ..., "range_eer": ..., "utterance_eer": ...}`, EERs as fractions."""
+    metrics = {f"segment_eer_{resolution}ms": segment_eer(utterances, resolution) for resolution in resolutions_ms}
+    metrics["range_eer"] = range_based_eer(utterances)
+    metrics["utterance_eer"] = utterance_eer(utterances)
+    return metrics
