@@ -18,9 +18,9 @@ Goals: batched short clips >= 2x the one-file loop (tiny model); fast path >= 1.
 independent of the recording's length. Run: `python benchmarks/detect.py [--skip-xlsr] [--threads N]`; one torch
 thread by default, so the ratios hold on a shared machine.
 
-Measured on a shared 2-core AMD EPYC VM (AVX512-BF16), 1 thread: batched short clips 2.3-2.6x the loop; peak RSS
-4 min / 1 min recording 1.02-1.03; XLS-R sized int8 3.6x (max |diff p| 0.013), bf16 4.1x (0.004). Batching windows
-of equal length gains nothing on a CPU (the network is compute-bound there); its value is GPU utilisation.
+Measured on a shared 2-core AMD EPYC VM (AVX512-BF16), 1 thread: batched short clips 2.3-2.8x the loop; peak RSS
+against 1 min, windows 1.06x at 30 min and 1.13x at 2 h, full 0.95x (refused over 600 s); XLS-R sized int8 3.6x
+(max |diff p| 0.013), bf16 4.1x (0.004). Batching windows of equal length gains nothing on a CPU (the network is compute-bound there); its value is GPU utilisation.
 """
 
 from __future__ import annotations

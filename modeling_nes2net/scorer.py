@@ -192,7 +192,7 @@ def pass_bytes(model: torch.nn.Module, samples: int) -> int:
     else:
         frontend = config.frontend_config
         floats += samples // frontend.conv_stride[0] * frontend.conv_dim[0]
-        kept_layers = frontend.num_hidden_layers + 1 if model.layer_merge is not None else 2
+        kept_layers = frontend.num_hidden_layers + 1 if config.layer_merge != "last" else 2
         floats += frames * frontend.hidden_size * kept_layers + frames * frames * frontend.num_attention_heads
     return 4 * floats
 

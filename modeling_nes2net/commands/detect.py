@@ -29,7 +29,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_output
-from ..audio import AUDIO_EXTENSIONS, find_audio_files
+from ..audio import AUDIO_EXTENSIONS, find_audio_files, printable
 from ..scoring import verdict
 from ..detection import (
     AGGREGATIONS,
@@ -239,6 +239,7 @@ def _rows(result: DetectionResult, fmt: str, segments: bool, ids: dict[str, str]
             span = f"  {segment.start:.2f}-{segment.end:.2f} s"
             lines.append(f"{span:<{width}}  {result.segment_label(segment):<8}  {segment.probability:>12.4f}  "
                          f"{segment.score:>9.4f}  {segment.log_odds:>9.4f}\n")
+        lines.extend(f"  spoofed stretch {stretch}\n" for stretch in result.stretches)
     return lines
 
 
@@ -257,22 +258,6 @@ def _document(fmt: str, segments: bool, rows: list, width: int) -> str:
 def _segment_row(result: DetectionResult, segment) -> list:
     label = verdict(segment.log_odds, result.threshold)
     return [result.source, segment.start, segment.end, label, segment.probability, segment.score, segment.log_odds]
-
-
-def _table(results: list[DetectionResult], segments: bool) -> str:
-    width = max([len("file")] + [len(result.source) for result in results])
-    lines = [f"{'file':<{width}}  {'label':<8}  {'p(bona fide)':>12}  {'score':>9}  {'log-odds':>9}  {'seconds':>9}"]
-    for result in results:
-        lines.append(f"{result.source:<{width}}  {result.label:<8}  {result.bonafide_probability:>12.4f}  "
-                     f"{result.score:>9.4f}  {result.log_odds:>9.4f}  {result.duration:>9.2f}")
-        if segments:
-            for segment in result.segments:
-                label = verdict(segment.log_odds, result.threshold)
-                span = f"  {segment.start:.2f}-{segment.end:.2f} s"
-                lines.append(f"{span:<{width}}  {label:<8}  {segment.probability:>12.4f}  "
-                             f"{segment.score:>9.4f}  {segment.log_odds:>9.4f}")
-            lines.extend(f"  spoofed stretch {stretch}" for stretch in result.stretches)
-    return "\n".join(lines) + "\n"
 
 
 def save_plots(results: list[DetectionResult], path: str) -> list[Path]:
