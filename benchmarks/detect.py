@@ -4,7 +4,9 @@ Every case runs in a fresh subprocess started from this light parent (no torch i
 inherited across exec), so its peak RSS (interpreter, torch, model, decoding, batches) is its own:
 - a folder of short clips (0.5-3 s FLAC, 16 and 44.1 kHz) scored one file at a time (`detector.detect` in a loop, batch
   size 1: the baseline) and batched (`detector.detect_many`, padded batches grouped by length), fast path off / on;
-- one long recording (two lengths, to show that peak memory does not grow with duration), batch size 1 vs batched;
+- one long recording of 1 min, 30 min and 2 h under `--protocol windows` and `--protocol full`, to show that peak
+  memory does not grow with duration (the 1-minute run of the same protocol is the baseline): windows stream, and
+  `full` holds a recording whole only up to its limit (`max_full_seconds`, 600 s), refusing longer ones early;
 - the two fast paths (`--quantize int8`: dynamic int8 Linear layers; `--quantize bf16`) on an XLS-R 300M
   sized random front-end (hidden 1024, 24 layers, stable layer norm), constructed once (in a subprocess) and saved
   for the cases, with the drift it costs: max |difference| of the bona fide probability against float32.
@@ -16,9 +18,9 @@ Goals: batched short clips >= 2x the one-file loop (tiny model); fast path >= 1.
 independent of the recording's length. Run: `python benchmarks/detect.py [--skip-xlsr] [--threads N]`; one torch
 thread by default, so the ratios hold on a shared machine.
 
-Measured on a shared 2-core AMD EPYC VM (AVX512-BF16), 1 thread: batched short clips 2.3-2.6x the loop; peak RSS
-4 min / 1 min recording 1.02-1.03; XLS-R sized int8 3.6x (max |diff p| 0.013), bf16 4.1x (0.004). Batching windows
-of equal length gains nothing on a CPU (the network is compute-bound there); its value is GPU utilisation.
+Measured on a shared 2-core AMD EPYC VM (AVX512-BF16), 1 thread: batched short clips 2.3-2.8x the loop; peak RSS
+against 1 min, windows 1.06x at 30 min and 1.13x at 2 h, full 0.95x (refused over 600 s); XLS-R sized int8 3.6x
+(max |diff p| 0.013), bf16 4.1x (0.004). Batching windows of equal length gains nothing on a CPU (the network is compute-bound there); its value is GPU utilisation.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -62,6 +65,7 @@ class Case:
     loop: bool = False  # one `detect` call per file instead of `detect_many`
     quantize: str | None = None
     repeats: int = 1  # the best wall time of this many runs is reported
+    protocol: str = "windows"
 
 
 
@@ -93,8 +97,8 @@ def write_long_wav(path: Path, seconds: float, rng: np.random.Generator) -> Path
     return path
 
 
-def write_inputs(folder: Path, clips: int, xlsr_clips: int, long_minutes: tuple[float, float]) -> dict[str, list[str]]:
-    """Audio files for every case: `clips` short clips, `xlsr_clips` 4 s clips, two long WAVs."""
+def write_inputs(folder: Path, clips: int, xlsr_clips: int, long_minutes: Sequence[float]) -> dict[str, list[str]]:
+    """Audio files for every case: `clips` short clips, `xlsr_clips` 4 s clips, one long WAV per `long_minutes`."""
     rng = np.random.default_rng(0)
     inputs: dict[str, list[str]] = {"clips": [], "xlsr_clips": []}
     for index in range(clips):
@@ -118,8 +122,10 @@ def run_case(case: Case, model_dir: str, files: list[str], threads: int) -> dict
     from modeling_nes2net.detection import Nes2NetDetector
 
     torch.set_num_threads(threads)
+    from modeling_nes2net.detection import DetectionFailure
+
     detector = Nes2NetDetector.from_pretrained(model_dir, device="cpu", batch_size=case.batch_size,
-                                               quantize=case.quantize)
+                                               quantize=case.quantize, protocol=case.protocol)
     detector.detect(np.random.default_rng(1).standard_normal(32_000).astype(np.float32) * 0.1, sampling_rate=16_000)
     wall = float("inf")
     for _ in range(case.repeats):
@@ -129,8 +135,11 @@ def run_case(case: Case, model_dir: str, files: list[str], threads: int) -> dict
         else:
             results = list(detector.detect_many(files))
         wall = min(wall, time.perf_counter() - start)
+    refused = [result.error for result in results if isinstance(result, DetectionFailure)]
+    results = [result for result in results if not isinstance(result, DetectionFailure)]
     return {
         "wall": wall,
+        "refused": refused,
         "audio": sum(result.duration for result in results),
         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "probabilities": [result.bonafide_probability for result in results],
@@ -151,7 +160,8 @@ def in_subprocess(*arguments: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=96, help="short clips in the folder")
-    parser.add_argument("--long-minutes", type=float, nargs=2, default=(1.0, 4.0), help="the two long lengths")
+    parser.add_argument("--long-minutes", type=float, nargs="+", default=(1.0, 30.0, 120.0),
+                        help="the long recordings' lengths; the first is the memory baseline")
     parser.add_argument("--xlsr-clips", type=int, default=4, help="4 s clips for the XLS-R sized cases")
     parser.add_argument("--skip-xlsr", action="store_true", help="skip the XLS-R sized cases")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
@@ -167,16 +177,17 @@ def main() -> None:
         print(json.dumps(run_case(Case(**request["case"]), request["model_dir"], request["files"], request["threads"])))
         return
 
-    short, long_, longer = "clips", f"long{args.long_minutes[0]:g}", f"long{args.long_minutes[1]:g}"
+    short, long_ = "clips", f"long{args.long_minutes[0]:g}"
     repeats = args.repeats
     cases = [
         Case("short clips, one file at a time", "tiny", short, 1, loop=True, repeats=repeats),
         Case("short clips, batched", "tiny", short, 16, repeats=repeats),
         Case("short clips, batched, int8", "tiny", short, 16, quantize="int8", repeats=repeats),
         Case(f"{args.long_minutes[0]:g} min recording, batch 1", "tiny", long_, 1, repeats=repeats),
-        Case(f"{args.long_minutes[0]:g} min recording, batched", "tiny", long_, 16, repeats=repeats),
-        Case(f"{args.long_minutes[1]:g} min recording, batched", "tiny", longer, 16, repeats=repeats),
     ]
+    long_cases = [Case(f"{minutes:g} min recording, {protocol}", "tiny", f"long{minutes:g}", 16, protocol=protocol)
+                  for protocol in ("windows", "full") for minutes in args.long_minutes]
+    cases += long_cases
     if not args.skip_xlsr:
         cases += [
             Case("4 s clips, float32", "xlsr", "xlsr_clips", 2),
@@ -199,13 +210,15 @@ def main() -> None:
             measured[case.name] = json.loads(in_subprocess("--run-case", json.dumps(request)))
             print(f"  ran {case.name}: {measured[case.name]['wall']:.2f} s", flush=True)
 
-    baselines = {short: cases[0].name, long_: cases[3].name, longer: cases[3].name, "xlsr_clips": "4 s clips, float32"}
+    baselines = {short: cases[0].name, long_: cases[3].name, "xlsr_clips": "4 s clips, float32"}
     print(f"\nnes2net detect on CPU ({platform.processor() or platform.machine()}, {args.threads} torch threads, "
           f"torch {measured[cases[0].name]['torch']})")
     header = (f"{'case':<34} {'model':<5} {'batch':>5} {'audio s':>8} {'wall s':>7} {'audio s/s':>10} {'ratio':>6} "
               f"{'peak RSS MB':>12}")
     print(header + "\n" + "-" * len(header))
     for case in cases:
+        if case in long_cases:
+            continue
         result = measured[case.name]
         throughput = result["audio"] / result["wall"]
         baseline = measured[baselines[case.inputs]]
@@ -213,13 +226,28 @@ def main() -> None:
         print(f"{case.name:<34} {case.model:<5} {case.batch_size:>5} {result['audio']:>8.1f} {result['wall']:>7.2f} "
               f"{throughput:>10.1f} {ratio:>5.2f}x {result['rss_mb']:>12.0f}")
 
+    print(f"\npeak memory against the recording's length (tiny model, batch 16; baseline: "
+          f"{args.long_minutes[0]:g} min under the same protocol)")
+    header = f"{'protocol':<8} {'length':>8} {'outcome':<46} {'wall s':>7} {'peak RSS MB':>12} {'vs baseline':>12}"
+    print(header + "\n" + "-" * len(header))
+    for case in long_cases:
+        result = measured[case.name]
+        baseline = measured[f"{args.long_minutes[0]:g} min recording, {case.protocol}"]
+        outcome = ("refused: " + result["refused"][0].split(": ", 1)[1].split(",")[0] if result["refused"]
+                   else f"scored {result['audio']:.0f} s ({result['audio'] / result['wall']:.0f} audio s/s)")
+        print(f"{case.protocol:<8} {case.name.split(' min')[0] + ' min':>8} {outcome:<46} {result['wall']:>7.1f} "
+              f"{result['rss_mb']:>12.0f} {result['rss_mb'] / baseline['rss_mb']:>11.2f}x")
+
     print("\ngoals:")
     batched = measured[cases[1].name]["audio"] / measured[cases[1].name]["wall"]
     looped = measured[cases[0].name]["audio"] / measured[cases[0].name]["wall"]
     print(f"  batched short clips vs one-file loop (tiny): {batched / looped:.2f}x (goal >= 2x)")
-    memory = measured[cases[5].name]["rss_mb"] / measured[cases[4].name]["rss_mb"]
-    print(f"  peak RSS, {args.long_minutes[1]:g} min / {args.long_minutes[0]:g} min recording: {memory:.2f} "
-          f"(goal: ~1, independent of length)")
+    for protocol in ("windows", "full"):
+        ratios = [measured[case.name]["rss_mb"] / measured[long_cases[0 if protocol == "windows" else
+                                                                      len(args.long_minutes)].name]["rss_mb"]
+                  for case in long_cases if case.protocol == protocol]
+        print(f"  peak RSS {protocol}, longest / {args.long_minutes[0]:g} min: {ratios[-1]:.2f} "
+              f"(max {max(ratios):.2f}; goal: ~1, independent of length)")
     if not args.skip_xlsr:
         exact = measured["4 s clips, float32"]
         for quantize in ("int8", "bf16"):

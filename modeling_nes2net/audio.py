@@ -11,14 +11,22 @@ Everything is a stream of blocks, so a two-hour podcast never sits in memory at 
 3. **torchcodec**, by default only when no `ffmpeg` executable is on PATH: it decodes the whole file in-process (no
    streaming), then the samples go through the same downmix and soxr path as 1.
 
-Every failure is an `AudioInputError` whose message is one line naming the input and the problem.
+Every failure is an `AudioInputError` whose message is one line naming the input (control characters escaped,
+see `printable`) and the problem. Refused before any decoding: what is not a regular file (a FIFO would block the
+reader forever, a symbolic link loop or a dangling link), an empty file, a header whose sampling rate is outside
+`MIN_SAMPLING_RATE`..`MAX_SAMPLING_RATE` (a 32 KB WAV claiming 1 Hz would decode to 16,000 s) or whose duration is
+over `MAX_DURATION_SECONDS`, and a WAV whose header promises more samples than the file holds (a truncated
+download: the message gives both durations). A non-audio file (an image renamed `.flac`) is named for what it is.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import shutil
+import stat
+import struct
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -32,6 +40,9 @@ import soxr
 
 SAMPLING_RATE = 16_000
 BLOCK_SECONDS = 10.0
+MIN_SAMPLING_RATE = 2_000
+MAX_SAMPLING_RATE = 768_000
+MAX_DURATION_SECONDS = 24 * 3600.0
 DECODERS = ("soundfile", "ffmpeg", "torchcodec")
 DEFAULT_DECODERS = ("soundfile", "ffmpeg") if shutil.which("ffmpeg") else ("soundfile", "torchcodec")
 AUDIO_EXTENSIONS = frozenset(
@@ -42,13 +53,19 @@ AUDIO_EXTENSIONS = frozenset(
 AudioSourceLike = Union[str, os.PathLike, bytes, np.ndarray, tuple, "AudioSource"]
 
 
+def printable(name: str | os.PathLike) -> str:
+    """`name` with control and other non-printable characters escaped as in Python literals (`\\n`, `\\x1b`), so
+    it stays on one line and cannot forge output; printable text (any script) is kept as is."""
+    return "".join(character if character.isprintable() else repr(character)[1:-1] for character in os.fspath(name))
+
+
 class AudioInputError(ValueError):
     """An input that cannot be decoded or scored; `str(error)` is `"<name>: <problem>"` on one line."""
 
     def __init__(self, name: str, problem: str) -> None:
         self.name = name
         self.problem = " ".join(str(problem).split())
-        super().__init__(f"{name}: {self.problem}")
+        super().__init__(f"{printable(name)}: {self.problem}")
 
 
 @dataclass(frozen=True)
@@ -110,6 +127,7 @@ class AudioStream:
         block_seconds: duration of the blocks read from the decoder (memory use is a few blocks).
         decoders: the decoders to try in order, a subset of `DECODERS`; by default soundfile, then ffmpeg when
             its executable is on PATH, else torchcodec.
+        max_seconds: longer input is refused (from the header when it tells, else once that much is decoded).
     """
 
     def __init__(
@@ -118,6 +136,7 @@ class AudioStream:
         target_rate: int = SAMPLING_RATE,
         block_seconds: float = BLOCK_SECONDS,
         decoders: Sequence[str] = DEFAULT_DECODERS,
+        max_seconds: float = MAX_DURATION_SECONDS,
     ) -> None:
         unknown = set(decoders) - set(DECODERS)
         if unknown:
@@ -127,14 +146,17 @@ class AudioStream:
         self.target_rate = target_rate
         self.block_seconds = block_seconds
         self.decoders = tuple(decoders)
+        self.max_seconds = max_seconds
         self.info: AudioInfo | None = None
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        total = 0
+        total, limit = 0, self.max_seconds * self.target_rate
         for block in self._blocks():
             if not np.isfinite(block).all():
                 raise AudioInputError(self.name, "contains NaN or infinite samples")
             total += len(block)
+            if total > limit:
+                raise AudioInputError(self.name, f"longer than {self.max_seconds:g} s, the most this reads")
             if len(block):
                 yield block
         if total == 0:
@@ -164,6 +186,9 @@ class AudioStream:
                 if decoded_any:
                     raise AudioInputError(self.name, f"decoding failed mid-stream ({decoder}: {error})") from None
                 failures.append(f"{decoder}: {_short_reason(error, data)}")
+        kind = _non_audio_kind(data)
+        if kind is not None:
+            raise AudioInputError(self.name, f"is {kind}, not audio (whatever its extension says)")
         raise AudioInputError(self.name, "cannot decode audio (" + "; ".join(failures) + ")")
 
     def _resampled(self, blocks: Iterator[np.ndarray], rate: int, decoder: str) -> Iterator[np.ndarray]:
@@ -188,13 +213,45 @@ def _short_reason(error: Exception, data: str | os.PathLike | bytes) -> str:
     return message.rsplit(": ", 1)[-1].strip(" '.") or type(error).__name__
 
 
+_NON_AUDIO_SIGNATURES = {
+    b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image", b"%PDF": "a PDF document",
+    b"PK\x03\x04": "a ZIP archive", b"\x1f\x8b": "a gzip archive", b"{": "text (JSON?)", b"<": "text (HTML/XML?)",
+}
+
+
+def _non_audio_kind(data: str | os.PathLike | bytes) -> str | None:
+    """What a file that no decoder could read is, from its first bytes, when it is a common non-audio format."""
+    if isinstance(data, bytes):
+        head = data[:8]
+    else:
+        with open(data, "rb") as handle:
+            head = handle.read(8)
+    return next((kind for signature, kind in _NON_AUDIO_SIGNATURES.items() if head.startswith(signature)), None)
+
+
 def _check_file(path: Path, name: str) -> None:
-    if not path.exists():
-        raise AudioInputError(name, "no such file")
-    if path.is_dir():
+    """Refuse what is not a readable, non-empty regular file, saying what it is."""
+    try:
+        status = path.stat()
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise AudioInputError(name, "is a symbolic link loop (the link resolves to itself)") from None
+        if error.errno == errno.ENOENT and path.is_symlink():
+            raise AudioInputError(name, f"is a dangling symbolic link (to {os.readlink(path)}, which does not exist)"
+                                  ) from None
+        if error.errno == errno.ENOENT:
+            raise AudioInputError(name, "no such file") from None
+        raise AudioInputError(name, f"cannot be read ({error.strerror})") from None
+    if stat.S_ISDIR(status.st_mode):
         raise AudioInputError(name, "is a directory, not an audio file")
-    if path.stat().st_size == 0:
+    if stat.S_ISFIFO(status.st_mode):
+        raise AudioInputError(name, "is a FIFO (named pipe), not an audio file: reading it could block forever")
+    if not stat.S_ISREG(status.st_mode):
+        raise AudioInputError(name, "is not a regular file (a device or socket), not an audio file")
+    if status.st_size == 0:
         raise AudioInputError(name, "empty file (0 bytes)")
+    if not os.access(path, os.R_OK):
+        raise AudioInputError(name, "cannot be read (permission denied)")
 
 
 def _array_blocks(array: np.ndarray, rate: int, name: str, block_seconds: float) -> Iterator[np.ndarray]:
@@ -224,7 +281,59 @@ def _open_soundfile(stream: AudioStream, data: str | os.PathLike | bytes) -> Ite
         sound_file = soundfile.SoundFile(io.BytesIO(data) if isinstance(data, bytes) else os.fspath(data))
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
         raise _DecoderUnavailable(error) from None
+    try:
+        check_header(sound_file, data, stream.name, stream.max_seconds)
+    except AudioInputError:
+        sound_file.close()
+        raise
     return stream._resampled(_soundfile_blocks(sound_file, stream), sound_file.samplerate, "soundfile")
+
+
+def check_header(
+    sound_file: soundfile.SoundFile, data: str | os.PathLike | bytes, name: str,
+    max_seconds: float = MAX_DURATION_SECONDS,
+) -> None:
+    """Refuse an open file whose header is implausible (rate, duration) or promises more than the file holds."""
+    rate = sound_file.samplerate
+    if not MIN_SAMPLING_RATE <= rate <= MAX_SAMPLING_RATE:
+        raise AudioInputError(name, f"implausible sampling rate in the header ({rate} Hz; audio has "
+                                    f"{MIN_SAMPLING_RATE}-{MAX_SAMPLING_RATE} Hz): a damaged or forged header")
+    if sound_file.frames > max_seconds * rate:
+        raise AudioInputError(name, f"the header claims {sound_file.frames / rate:.0f} s, over the "
+                                    f"{max_seconds:g} s this reads")
+    promised = _wav_promised_frames(data, sound_file)
+    if promised is not None and promised > sound_file.frames:
+        raise AudioInputError(name, f"truncated: the header promises {promised / rate:.2f} s, the file holds "
+                                    f"{sound_file.frames / rate:.2f} s (an incomplete copy or download?)")
+
+
+_STREAMING_DATA_SIZE = 0x7FFF_0000  # writers to a pipe (espeak-ng, sox, ffmpeg) put 2**31 - 1 or 2**32 - 1 here
+
+
+def _wav_promised_frames(data: str | os.PathLike | bytes, sound_file: soundfile.SoundFile) -> int | None:
+    """The frames a RIFF/WAVE file's `data` chunk declares (libsndfile silently counts only those present), or None
+    for other formats and for the placeholder sizes of streaming writers, which declare no length."""
+    if sound_file.format != "WAV" or not sound_file.subtype.startswith(("PCM", "FLOAT", "DOUBLE", "ULAW", "ALAW")):
+        return None
+    if isinstance(data, bytes):
+        head = data[:1 << 16]
+    else:
+        with open(data, "rb") as handle:
+            head = handle.read(1 << 16)
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    position, frame_bytes = 12, None
+    while position + 8 <= len(head):
+        chunk, size = head[position : position + 4], struct.unpack("<I", head[position + 4 : position + 8])[0]
+        if chunk == b"fmt ":
+            _, _, _, block_align = struct.unpack("<HIIH", head[position + 10 : position + 22])
+            frame_bytes = block_align or None
+        elif chunk == b"data":
+            if frame_bytes is None or size == 0 or size >= _STREAMING_DATA_SIZE:
+                return None
+            return size // frame_bytes
+        position += 8 + size + size % 2
+    return None
 
 
 def _soundfile_blocks(sound_file: soundfile.SoundFile, stream: AudioStream) -> Iterator[np.ndarray]:
@@ -270,6 +379,8 @@ def _ffmpeg_blocks(executable: str, stream: AudioStream, data: str | os.PathLike
                 if process.wait() != 0:
                     stderr.seek(0)
                     lines = stderr.read().decode(errors="replace").strip().splitlines()
+                    if any("matches no streams" in line for line in lines):
+                        raise _DecoderUnavailable("no audio stream in the file")
                     raise _DecoderUnavailable(lines[-1] if lines else f"exit status {process.returncode}")
             finally:
                 if process.poll() is None:
@@ -311,9 +422,10 @@ def load_audio(
 
 
 def find_audio_files(path: str | os.PathLike, recursive: bool = False) -> list[Path]:
-    """The audio files (by extension, see `AUDIO_EXTENSIONS`) in a folder, sorted; a file path is returned as is."""
+    """The entries with an audio extension (see `AUDIO_EXTENSIONS`) in a folder, sorted; a file path is returned as
+    is. Entries that are not regular files (a FIFO, a symbolic link loop) are kept, so decoding reports them."""
     path = Path(path)
     if not path.is_dir():
         return [path]
     candidates = path.rglob("*") if recursive else path.iterdir()
-    return sorted(p for p in candidates if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+    return sorted(p for p in candidates if p.suffix.lower() in AUDIO_EXTENSIONS and not p.is_dir())

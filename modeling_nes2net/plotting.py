@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .detection import ENVELOPE_SECONDS, DetectionResult, Segment
-from .scoring import is_bonafide
+from .scoring import verdict
 
 SPOOF_COLOUR = "tab:red"
 SCORE_COLOUR = "tab:blue"
@@ -23,7 +23,7 @@ def flagged_regions(segments: list[Segment], threshold: float) -> list[tuple[flo
     overlapping segments merged."""
     regions: list[tuple[float, float]] = []
     for segment in sorted(segments, key=lambda segment: segment.start):
-        if is_bonafide(segment.log_odds, threshold):
+        if verdict(segment.log_odds, threshold) == "bonafide":
             continue
         if regions and segment.start <= regions[-1][1]:
             regions[-1] = (regions[-1][0], max(regions[-1][1], segment.end))

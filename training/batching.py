@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from datasets import Audio, Dataset
 
+from modeling_nes2net.audio import AudioInputError
+from modeling_nes2net.protocols import WINDOW_SAMPLES
 from training.augment import Augmentation, Compose, OneOf, RandomApply, RawBoost, RawBoostConfig, musan_rir_augmentation
 from training.channel import parse_channel
 from training.data import DEFAULT_NUM_SAMPLES, SAMPLING_RATE, crop_waveform, decode_waveform
@@ -30,8 +32,9 @@ from training.shortcut_audit import ShortcutRemoval
 Preprocessing = Augmentation
 """Like an augmentation, but applied to the whole decoded utterance before the crop, and free to change its length."""
 
-PROTOCOL_CROPS = {"full": ("full", DEFAULT_NUM_SAMPLES), "4sec": ("start", DEFAULT_NUM_SAMPLES)}
-"""Evaluation protocol -> (crop mode, samples): the whole utterance, or its first 64,600 samples tiled if shorter."""
+PROTOCOL_CROPS = {"full": ("full", WINDOW_SAMPLES), "4sec": ("start", WINDOW_SAMPLES)}
+"""Evaluation protocol (`modeling_nes2net.protocols`) -> the crop that reads it from a stored file: the whole
+utterance, or its first `WINDOW_SAMPLES` samples tiled if shorter (a seek reads no more)."""
 
 
 def build_augmentation(spec: dict[str, Any] | None) -> Augmentation | None:
@@ -85,6 +88,8 @@ class WaveformDataset(torch.utils.data.Dataset):
         preprocessing: applied to the whole utterance before cropping (e.g. `ShortcutRemoval`), same generator.
         seed: with the epoch and the index, seeds each item's generator.
         columns: metadata columns passed through.
+        report_errors: an item that cannot be decoded is `{"index": int, "error": one line naming it}` instead of
+            raising (evaluation scores the other trials and reports it).
     """
 
     def __init__(
@@ -96,6 +101,7 @@ class WaveformDataset(torch.utils.data.Dataset):
         seed: int = 0,
         columns: Sequence[str] = ("label", "utt_id"),
         preprocessing: Preprocessing | None = None,
+        report_errors: bool = False,
     ):
         missing = [name for name in ("audio", *columns) if name not in split.column_names]
         if missing:
@@ -104,6 +110,7 @@ class WaveformDataset(torch.utils.data.Dataset):
         self.crop, self.num_samples, self.augmentation, self.seed = crop, num_samples, augmentation, seed
         self.preprocessing = preprocessing
         self.columns = tuple(columns)
+        self.report_errors = report_errors
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -122,12 +129,19 @@ class WaveformDataset(torch.utils.data.Dataset):
         audio = row["audio"]
         audio_bytes = audio["bytes"] if audio["bytes"] is not None else Path(audio["path"]).read_bytes()
         rng = np.random.default_rng((self.seed, self.epoch, index))
-        if self.preprocessing is None:
-            waveform = decode_waveform(audio_bytes, self.num_samples, self.crop, rng)
-        else:
-            waveform = self.preprocessing(decode_waveform(audio_bytes, self.num_samples, "full"), SAMPLING_RATE, rng)
-            if self.crop != "full":
-                waveform = crop_waveform(waveform, self.num_samples, self.crop, rng)
+        name = str(row.get("utt_id") or audio.get("path") or f"trial {index}")
+        try:
+            if self.preprocessing is None:
+                waveform = decode_waveform(audio_bytes, self.num_samples, self.crop, rng, name=name)
+            else:
+                whole = decode_waveform(audio_bytes, self.num_samples, "full", name=name)
+                waveform = self.preprocessing(whole, SAMPLING_RATE, rng)
+                if self.crop != "full":
+                    waveform = crop_waveform(waveform, self.num_samples, self.crop, rng)
+        except AudioInputError as error:
+            if not self.report_errors:
+                raise
+            return {"index": index, "error": str(error)}
         if self.augmentation is not None:
             waveform = self.augmentation(waveform, SAMPLING_RATE, rng)
         return {"input_values": waveform, "index": index, **{name: row[name] for name in self.columns}}

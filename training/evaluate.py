@@ -17,9 +17,9 @@ condition with the generator `default_rng((seed, trial index))`. `results.json` 
 
 Scoring a split (`score_split`) scales to every trial of ASVspoof 5 and survives crashes:
 - the trials not scored yet are cut into one contiguous shard per process;
-- a process decodes its shard in pools of `POOL_BATCHES` batches, sorts each pool by length (little padding under
-  the `full` protocol), scores it in batches with attention masks, and after each batch appends `index<TAB>score`
-  lines to its own part file `parts/part-<rank>.tsv` and flushes it;
+- a process decodes its shard in pools of `POOL_BATCHES` batches and scores them through `modeling_nes2net.scorer`
+  (the batching and model call `nes2net detect` uses: similar lengths under a sample budget, attention masks),
+  and after each batch appends `index<TAB>score` lines to its own part file `parts/part-<rank>.tsv` and flushes it;
 - a new run first cuts any half-written last line, reads every part file and scores only what is missing (with any
   number of processes); a manifest with a fingerprint of the model's weights refuses to mix scores of another
   model, split or protocol;
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import itertools
 import json
 import logging
 import os
@@ -55,12 +54,15 @@ from hub_cards.results import (
 )
 from modeling_nes2net import Nes2NetForAudioClassification, save_model_folder
 from modeling_nes2net.atomic import write_text_atomic
-from modeling_nes2net.detection import ModelNotFoundError, resolve_model_path
+from modeling_nes2net.detection import ModelLoadError, ModelNotFoundError, load_model
+from modeling_nes2net.protocols import WINDOW_SAMPLES
+from modeling_nes2net.scorer import SegmentPool, TorchModelCall
 from modeling_nes2net.scoring import bonafide_probability, bonafide_score, log_odds
 from training.batching import PROTOCOL_CROPS, WaveformDataset
 from training.calibration import calibrate_model
 from training.channel import Channel, ChannelSpecError, condition_slug, parse_channel
-from training.data import SAMPLING_RATE, collate_waveforms, load_built_dataset, read_build_info
+from training.data import SAMPLING_RATE, load_built_dataset, read_build_info
+from training.data.schema import ATTACK_UNKNOWN, SPOOF, attack_name
 from training.metrics import (
     asv_error_rates,
     bootstrap_eer_interval,
@@ -108,13 +110,18 @@ def _repair_part(path: Path) -> None:
             handle.truncate(data.rfind(b"\n") + 1)
 
 
-def _read_parts(parts_dir: Path) -> dict[int, float]:
+def _read_parts(parts_dir: Path) -> tuple[dict[int, float], dict[int, str]]:
+    """Scores by trial index, and the one-line errors of trials that could not be scored (and have no score)."""
     scores: dict[int, float] = {}
+    errors: dict[int, str] = {}
     for part in sorted(parts_dir.glob("part-*.tsv")):
         for line in part.read_text(encoding="utf-8").splitlines():
-            index, score = line.split("\t")
-            scores[int(index)] = float(score)
-    return scores
+            index, value, *message = line.split("\t")
+            if message:
+                errors[int(index)] = message[0]
+            else:
+                scores[int(index)] = float(value)
+    return scores, {index: error for index, error in errors.items() if index not in scores}
 
 
 def _prepare_parts(parts_dir: Path, manifest: dict[str, Any], resume: bool) -> None:
@@ -137,11 +144,6 @@ def _prepare_parts(parts_dir: Path, manifest: dict[str, Any], resume: bool) -> N
     write_text_atomic(parts_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
 
 
-def _length_sorted_batches(pool: list[dict[str, Any]], batch_size: int) -> list[list[dict[str, Any]]]:
-    ordered = sorted(pool, key=lambda item: len(item["input_values"]), reverse=True)
-    return [ordered[start : start + batch_size] for start in range(0, len(ordered), batch_size)]
-
-
 @torch.inference_mode()
 def score_split(
     model: Nes2NetForAudioClassification,
@@ -155,13 +157,16 @@ def score_split(
     manifest: dict[str, Any] | None = None,
     resume: bool = True,
     max_batches: int | None = None,
+    max_batch_samples: int | None = None,
     progress: bool = True,
 ) -> np.ndarray | None:
     """Score every trial of `trials` with `model` across all processes (see the module docstring).
 
     Every process must call this. `manifest` identifies the run (model, data, protocol); with `resume`, scores
     already in `parts_dir` under the same manifest are kept. `max_batches` stops each process after that many
-    batches (a time-limited session; the next call resumes) and then returns None.
+    batches (a time-limited session; the next call resumes) and then returns None. Batches are chosen by
+    `scorer.SegmentPool` (similar lengths, at most `batch_size` trials and `max_batch_samples` padded samples, by
+    default `batch_size * WINDOW_SAMPLES`), the batching `nes2net detect` uses.
 
     Returns `(n_trials,)` float64 scores in trial order, on every process.
     """
@@ -172,7 +177,7 @@ def score_split(
     if accelerator.is_main_process:
         _prepare_parts(parts_dir, manifest, resume)
     accelerator.wait_for_everyone()
-    done = _read_parts(parts_dir)
+    done, _ = _read_parts(parts_dir)
     accelerator.wait_for_everyone()  # nobody appends before everyone has read
     remaining = np.setdiff1d(np.arange(len(trials)), np.fromiter(done, dtype=np.int64, count=len(done)))
     shard = np.array_split(remaining, accelerator.num_processes)[accelerator.process_index].tolist()
@@ -183,35 +188,59 @@ def score_split(
     score_function = SCORES[score]
     was_training = model.training
     model.eval()
-    bar = tqdm(total=-(-len(shard) // batch_size), desc="scoring", unit="batch",
+    model_call = TorchModelCall(model, accelerator.device, autocast=accelerator.autocast)
+    pool = SegmentPool(batch_size, max_batch_samples or batch_size * WINDOW_SAMPLES)
+    bar = tqdm(total=len(shard), desc="scoring", unit="trial",
                disable=not (progress and accelerator.is_local_main_process))
-    batches = (items for pool in loader for items in _length_sorted_batches(pool, batch_size))
     batches_done = 0
     part = parts_dir / f"part-{accelerator.process_index:05d}.tsv"
     with open(part, "a", encoding="utf-8") as handle, bar:
-        for items in itertools.islice(batches, max_batches):
-            batch = collate_waveforms(items)
-            with accelerator.autocast():
-                logits = model(
-                    batch["input_values"].to(accelerator.device),
-                    attention_mask=batch["attention_mask"].to(accelerator.device),
-                ).logits
-            values = score_function(logits.float()).cpu().tolist()
-            handle.writelines(f"{item['index']}\t{value!r}\n" for item, value in zip(items, values))
-            handle.flush()
-            batches_done += 1
-            bar.update()
+        for items in loader:
+            for item in items:
+                if "error" in item:
+                    handle.write(f"{item['index']}\terror\t{item['error']}\n")
+                    bar.update()
+                else:
+                    pool.add(item["index"], item["input_values"])
+            while len(pool) and batches_done != max_batches:
+                indices, logits, _ = zip(*pool.score_batch(model_call))
+                logits = np.stack(logits)
+                finite = np.isfinite(logits).all(axis=1)
+                values = score_function(torch.from_numpy(logits)).tolist()
+                handle.writelines(
+                    f"{index}\t{value!r}\n" if ok else
+                    f"{index}\terror\t{_trial_name(trials, index)}: the model gave non-finite scores (NaN or "
+                    "infinite logits); no score\n"
+                    for index, value, ok in zip(indices, values, finite)
+                )
+                handle.flush()
+                batches_done += 1
+                bar.update(len(indices))
+            if batches_done == max_batches:
+                break
     model.train(was_training)
     logger.debug("process %d scored %d batches (%d trials were already scored)", accelerator.process_index,
                  batches_done, len(done))
     accelerator.wait_for_everyone()
-    scores = _read_parts(parts_dir)
+    scores, errors = _read_parts(parts_dir)
     accelerator.wait_for_everyone()  # everyone has read the parts before anyone may delete them
+    if errors:
+        first = errors[min(errors)]
+        raise UnscoredTrialsError(f"{len(errors)} of {len(trials)} trials cannot be scored (the other trials' scores "
+                                  f"are kept in {parts_dir}; a rerun retries these): {first}")
     if len(scores) < len(trials):
         if max_batches is not None:
             return None
         raise RuntimeError(f"{len(trials) - len(scores)} of {len(trials)} trials have no score in {parts_dir}")
     return np.array([scores[index] for index in range(len(trials))], dtype=np.float64)
+
+
+def _trial_name(trials, index: int) -> str:
+    return str(trials.column("utt_id")[index]) if "utt_id" in getattr(trials, "columns", ()) else f"trial {index}"
+
+
+class UnscoredTrialsError(ValueError):
+    """Trials that could not be scored; the others are scored and kept in the part files (a rerun retries these)."""
 
 
 class ChannelTrials(torch.utils.data.Dataset):
@@ -311,10 +340,11 @@ def measure(
 
 
 def load_trials(
-    dataset: str, split: str, protocol: str, where: dict[str, str] | None = None, columns: Sequence[str] = ()
+    dataset: str, split: str, protocol: str, where: dict[str, str] | None = None, columns: Sequence[str] = (),
+    optional: Sequence[str] = (),
 ) -> WaveformDataset:
     """The trials of `split` of a built dataset (folder or Hub id) under `protocol`, filtered by `where`
-    (column -> value), carrying `label`, `utt_id` and `columns`."""
+    (column -> value), carrying `label`, `utt_id`, `columns` and those of `optional` the build has."""
     if protocol not in PROTOCOL_CROPS:
         raise ValueError(f"protocol must be one of {', '.join(PROTOCOL_CROPS)}, got {protocol!r}")
     rows = load_built_dataset(dataset, split)
@@ -327,8 +357,34 @@ def load_trials(
         if len(rows) == 0:
             raise ValueError(f"no trial of {dataset} {split} matches {where}")
     crop, num_samples = PROTOCOL_CROPS[protocol]
+    columns = [*columns, *(column for column in optional if column in rows.column_names)]
     extra = [column for column in dict.fromkeys(columns) if column not in ("label", "utt_id")]
-    return WaveformDataset(rows, crop, num_samples, columns=("label", "utt_id", *extra))
+    return WaveformDataset(rows, crop, num_samples, columns=("label", "utt_id", *extra), report_errors=True)
+
+
+def default_split(dataset: str) -> str:
+    """The split `evaluate` scores unless told: `eval`, else `test`, of a built folder; `eval` for a Hub id. A
+    `ValueError` naming the folder and its splits when it has neither."""
+    folder = Path(dataset)
+    if not folder.is_dir():
+        return "eval"
+    splits = list(load_built_dataset(folder))
+    for split in ("eval", "test"):
+        if split in splits:
+            return split
+    raise ValueError(f"{folder} has no eval or test split to evaluate; choose one with --split "
+                     f"(splits: {', '.join(splits)})")
+
+
+def attack_groups(trials: WaveformDataset, labels: np.ndarray, attacks: list[str]) -> list[str]:
+    """The `attack` of each trial for breakdowns: the build's own, or, when it names no spoof's generator
+    (`unknown` for all) and the trials carry a `system` column, `system` for the spoofed trials."""
+    spoofed = [attack for attack, label in zip(attacks, labels) if label == SPOOF]
+    if any(attack != ATTACK_UNKNOWN for attack in spoofed) or "system" not in trials.columns:
+        return attacks
+    systems = [str(system) for system in trials.column("system")]
+    logger.info("the build names no attack; grouping spoofed trials by their `system` column instead")
+    return [attack_name(system, int(label)) for system, label in zip(systems, labels)]
 
 
 def dataset_identity(dataset: str) -> tuple[str, str]:
@@ -348,7 +404,7 @@ def evaluate_model(
     dataset: str,
     output_dir: str | os.PathLike,
     *,
-    split: str = "eval",
+    split: str | None = None,
     protocol: str = "4sec",
     where: dict[str, str] | None = None,
     group_by: Sequence[str] = ("attack",),
@@ -369,7 +425,9 @@ def evaluate_model(
     arena: bool = False,
     calibrate: bool = False,
 ) -> dict[str, Any] | None:
-    """Score `split` of `dataset` and write scores, metrics, plots and `results.json` to `output_dir`.
+    """Score `split` of `dataset` (None: `default_split`) and write scores, metrics, plots and `results.json` to
+    `output_dir`. When the build names no generator in `attack` but keeps it in a `system` column (generic builds),
+    `attack` groups use `system`.
 
     `perturb` adds channel conditions (`training.channel` SPECs) scored on the same trials (see the module
     docstring); `bootstrap` resamples for 95 % EER intervals (0: none); `arena` writes the leaderboard files.
@@ -386,9 +444,10 @@ def evaluate_model(
     output_dir = Path(output_dir)
     model_name = model if isinstance(model, (str, os.PathLike)) else getattr(model, "name_or_path", None)
     if isinstance(model, (str, os.PathLike)):
-        model = Nes2NetForAudioClassification.from_pretrained(resolve_model_path(str(model)))
+        model = load_model(model)
     model.to(accelerator.device)
-    trials = load_trials(dataset, split, protocol, where, columns=["attack", *group_by])
+    split = split or default_split(dataset)
+    trials = load_trials(dataset, split, protocol, where, columns=["attack", *group_by], optional=["system"])
     manifest = {"model_sha1": model_fingerprint(model), "dataset": str(dataset), "split": split,
                 "protocol": protocol, "where": dict(where or {})}
     options = dict(batch_size=batch_size, num_workers=num_workers, score=score, max_batches=max_batches,
@@ -406,6 +465,7 @@ def evaluate_model(
         return None
     labels = np.asarray(trials.column("label"), dtype=np.int64)
     columns = {column: [str(value) for value in trials.column(column)] for column in ["attack", *group_by]}
+    columns["attack"] = attack_groups(trials, labels, columns["attack"])
     asv = read_asv_scores(asv_scores) if asv_scores is not None else None
     name, identifier = dataset_identity(dataset)
     result = {
@@ -506,9 +566,11 @@ def _key_value(text: str) -> tuple[str, str]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a model folder (from `nes2net train` or `nes2net convert`) or a Hub id")
     parser.add_argument("dataset", help="a folder built by `nes2net data build`, or a Hub dataset id")
-    parser.add_argument("--split", default="eval", help="the split to score (default: eval)")
+    parser.add_argument("--split", default=None, help="the split to score (default: eval, else test)")
     parser.add_argument("--protocol", choices=list(PROTOCOL_CROPS), default="4sec",
-                        help="4sec: first 64,600 samples, tiled if shorter; full: whole utterances (default: 4sec)")
+                        help="4sec (default here, the paper's ASVspoof protocol): first 64,600 samples, tiled if "
+                             "shorter; full: whole utterances (what pipeline() does). `nes2net detect` defaults to "
+                             "windows")
     parser.add_argument("--output-dir", required=True, help="folder for scores, results.json and plots")
     parser.add_argument("--where", type=_key_value, action="append", default=[], metavar="COLUMN=VALUE",
                         help="keep only trials with this metadata value, e.g. subset=eval (repeatable)")
@@ -544,17 +606,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        resolve_model_path(args.model)
-    except ModelNotFoundError as error:
+        model = load_model(args.model)
+    except (ModelNotFoundError, ModelLoadError) as error:
         print(f"nes2net evaluate: error: {error}", file=sys.stderr)
         return 2
+    try:
+        split = args.split or default_split(args.dataset)
+        load_built_dataset(args.dataset, split)
+    except FileNotFoundError as error:
+        print(f"nes2net evaluate: error: {error}: is it a raw corpus? Build it first with `nes2net data build`",
+              file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as error:
+        print(f"nes2net evaluate: error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
     accelerator = create_accelerator(mixed_precision=args.mixed_precision)
-    evaluate_model(
-        args.model, args.dataset, args.output_dir, split=args.split, protocol=args.protocol, where=dict(args.where),
-        group_by=args.group_by, batch_size=args.batch_size, num_workers=args.num_workers,
-        score="log_odds" if args.calibrate else args.score, calibrate=args.calibrate,
-        score_format=args.score_format, asv_scores=args.asv_scores, tdcf=args.tdcf, dataset_name=args.dataset_name,
-        dataset_id=args.dataset_id, max_batches=args.max_batches, accelerator=accelerator, perturb=args.perturb,
-        channel_seed=args.channel_seed, bootstrap=args.bootstrap, arena=args.arena,
-    )
+    try:
+        evaluate_model(
+            model, args.dataset, args.output_dir, split=split, protocol=args.protocol, where=dict(args.where),
+            group_by=args.group_by, batch_size=args.batch_size, num_workers=args.num_workers,
+            score="log_odds" if args.calibrate else args.score, calibrate=args.calibrate,
+            score_format=args.score_format, asv_scores=args.asv_scores, tdcf=args.tdcf,
+            dataset_name=args.dataset_name, dataset_id=args.dataset_id, max_batches=args.max_batches,
+            accelerator=accelerator, perturb=args.perturb, channel_seed=args.channel_seed, bootstrap=args.bootstrap,
+            arena=args.arena,
+        )
+    except UnscoredTrialsError as error:
+        print(f"nes2net evaluate: error: {error}", file=sys.stderr)
+        return 1
     return 0

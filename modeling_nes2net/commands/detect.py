@@ -1,7 +1,16 @@
 """`nes2net detect PATH...`: score audio files and folders for spoofing (a thin layer over `detection`).
 
 Bad inputs never stop the run: each is reported with its reason at the end, and the exit status is 1 when any
-input failed (2 when the model cannot be loaded). Output files are written atomically.
+input failed (2 when the model cannot be loaded or the output cannot be written, checked before scoring starts).
+
+`--output FILE` is written as results come: each finished row is appended to `FILE.partial` at once, and the
+complete file replaces FILE atomically at the end, also when the run fails or is interrupted (Ctrl-C); after a kill,
+`FILE.partial` keeps every finished row (JSON output: one object per line there).
+
+Names in outputs: CSV and JSON carry each input's path exactly (quoted / escaped by the format); the table and the
+error lines show control characters escaped (`\\n`), so a name cannot add lines; ASVspoof score files use the file
+stem as the id, or the path when two inputs share a stem, with whitespace, `%` and control characters
+percent-escaped (`a b.wav` -> `a%20b`), so every line keeps exactly two fields and every id is unique.
 """
 
 from __future__ import annotations
@@ -11,13 +20,16 @@ import csv
 import io
 import json
 import logging
+import os
+import re
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_output
-from ..audio import AUDIO_EXTENSIONS, find_audio_files
+from ..audio import AUDIO_EXTENSIONS, find_audio_files, printable
 from ..scoring import verdict
 from ..detection import (
     AGGREGATIONS,
@@ -28,8 +40,12 @@ from ..detection import (
     WINDOW_SAMPLES,
     DetectionFailure,
     DetectionResult,
+    ModelLoadError,
+    ModelNotFoundError,
     Nes2NetDetector,
+    load_model,
 )
+from ..scorer import FULL_PROTOCOL_MAX_SECONDS
 
 logger = logging.getLogger(__name__)
 
@@ -49,14 +65,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="decision threshold on the model's calibrated log-odds (default 0: the argmax of "
                              "its logits)")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="windows",
-                        help="windows (default: sliding windows, bounded memory); full: whole file in one pass; "
-                             "4sec: first 64,600 samples, tiled if shorter")
+                        help="windows (default here: sliding windows, bounded memory); full: whole file in one pass "
+                             "(what pipeline() does); 4sec: first 64,600 samples, tiled if shorter (the default of "
+                             "`nes2net evaluate`)")
     parser.add_argument("--aggregation", choices=AGGREGATIONS, default="mean",
                         help="mean of window log-odds (default), or any: the most spoof-like window decides")
-    parser.add_argument("--window", type=float, default=WINDOW_SAMPLES / 16_000, metavar="SECONDS",
-                        help="window length for --protocol windows and 4sec (default 4.0375 s = 64,600 samples)")
-    parser.add_argument("--hop", type=float, default=HOP_SAMPLES / 16_000, metavar="SECONDS",
-                        help="hop between windows (default half a window)")
+    parser.add_argument("--window", type=float, default=None, metavar="SECONDS",
+                        help=f"window length for --protocol windows and 4sec (default {WINDOW_SAMPLES:,} samples, "
+                             "4.0375 s at 16 kHz)")
+    parser.add_argument("--hop", type=float, default=None, metavar="SECONDS",
+                        help=f"hop between windows (default {HOP_SAMPLES:,} samples, half a window)")
+    parser.add_argument("--max-full-seconds", type=float, default=FULL_PROTOCOL_MAX_SECONDS, metavar="SECONDS",
+                        help="--protocol full refuses longer recordings, which it would hold whole "
+                             f"(default {FULL_PROTOCOL_MAX_SECONDS:g})")
     parser.add_argument("--batch-size", type=int, default=8, help="windows / clips per forward pass (default 8)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--quantize", choices=QUANTIZATIONS, default=None,
@@ -74,7 +95,7 @@ def expand_paths(paths: list[str], recursive: bool) -> tuple[list[str], list[Det
         found = find_audio_files(path, recursive)
         if not found:
             kind = "recursively " if recursive else ""
-            failures.append(DetectionFailure(path, f"{path}: no audio files found {kind}in this folder "
+            failures.append(DetectionFailure(path, f"{printable(path)}: no audio files found {kind}in this folder "
                                                    f"(looked for {', '.join(sorted(AUDIO_EXTENSIONS))})"))
         files.extend(str(file) for file in found)
     return files, failures
@@ -83,32 +104,30 @@ def expand_paths(paths: list[str], recursive: bool) -> tuple[list[str], list[Det
 def run(args: argparse.Namespace) -> int:
     files, folder_failures = expand_paths(args.paths, args.recursive)
     failures = list(folder_failures)
+    try:
+        writer = ResultWriter(args.output, args.format, args.segments, files) if args.output else None
+        detector = _detector(args) if files else None
+    except (ModelNotFoundError, ModelLoadError, OutputError, ValueError) as error:
+        print(f"nes2net detect: error: {error}", file=sys.stderr)
+        return 2
     results: list[DetectionResult] = []
-    if files:
-        try:
-            detector = Nes2NetDetector.from_pretrained(
-                args.model,
-                device=args.device,
-                protocol=args.protocol,
-                aggregation=args.aggregation,
-                window=round(args.window * 16_000),
-                hop=round(args.hop * 16_000),
-                batch_size=args.batch_size,
-                threshold=args.threshold,
-                quantize=args.quantize,
-            )
-        except (OSError, ValueError) as error:
-            print(f"nes2net detect: error: {error}", file=sys.stderr)
-            return 2
-        for outcome in tqdm(detector.detect_many(files), total=len(files), unit="file", desc="detect", disable=None):
-            (failures if isinstance(outcome, DetectionFailure) else results).append(outcome)
-    text = format_results(results, args.format, args.segments)
-    if args.output:
-        with atomic_output(args.output) as temporary:
-            temporary.write_text(text, encoding="utf-8")
-        logger.info("wrote %d results to %s", len(results), args.output)
+    try:
+        if detector is not None:
+            outcomes = detector.detect_many(files)
+            for outcome in tqdm(outcomes, total=len(files), unit="file", desc="detect", disable=None):
+                if isinstance(outcome, DetectionFailure):
+                    failures.append(outcome)
+                    continue
+                results.append(outcome)
+                if writer is not None:
+                    writer.write(outcome)
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
+        sys.stdout.write(format_results(results, args.format, args.segments, files))
     else:
-        sys.stdout.write(text)
+        logger.info("wrote %d results to %s", len(results), args.output)
     if args.plot:
         save_plots(results, args.plot)
     if failures:
@@ -118,45 +137,126 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def format_results(results: list[DetectionResult], fmt: str, segments: bool) -> str:
-    """The text of `--format fmt` for `results`."""
+def _detector(args: argparse.Namespace) -> Nes2NetDetector:
+    model = load_model(args.model)
+    rate = model.config.sampling_rate
+    window = WINDOW_SAMPLES if args.window is None else round(args.window * rate)
+    hop = window // 2 if args.hop is None else round(args.hop * rate)
+    return Nes2NetDetector(model, device=args.device, protocol=args.protocol, aggregation=args.aggregation,
+                           window=window, hop=hop, batch_size=args.batch_size, threshold=args.threshold,
+                           quantize=args.quantize, max_full_seconds=args.max_full_seconds)
+
+
+class OutputError(OSError):
+    """An output path that cannot be written; one line naming it."""
+
+
+class ResultWriter:
+    """`--output FILE`: rows appended to `FILE.partial` as results come, FILE replaced atomically on `close`.
+
+    Checks at construction, before anything is scored, that FILE can be written (its folder exists or can be
+    created and accepts a new file; FILE is not a folder)."""
+
+    def __init__(self, path: str | os.PathLike, fmt: str, segments: bool, names: Iterable[str]) -> None:
+        self.path, self.fmt, self.segments = Path(path), fmt, segments
+        self.ids = score_file_ids(names)
+        self.width = _name_width(names)
+        if self.path.is_dir():
+            raise OutputError(f"{self.path}: is a folder; --output needs a file path")
+        self.partial = self.path.with_name(self.path.name + ".partial")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = open(self.partial, "w", encoding="utf-8", newline="")
+        except OSError as error:
+            raise OutputError(f"{self.path}: cannot be written ({error.strerror or error})") from None
+        self._rows: list[str] = []
+
+    def write(self, result: DetectionResult) -> None:
+        rows = _rows(result, self.fmt, self.segments, self.ids, self.width)
+        self._rows.extend(rows)
+        lines = [json.dumps(row, allow_nan=False) + "\n" for row in rows] if self.fmt == "json" else rows
+        self._handle.write("".join(lines))
+        self._handle.flush()
+
+    def close(self) -> None:
+        """Write the complete FILE atomically (the rows written so far) and remove `FILE.partial`."""
+        self._handle.close()
+        with atomic_output(self.path) as temporary:
+            temporary.write_text(_document(self.fmt, self.segments, self._rows, self.width), encoding="utf-8")
+        self.partial.unlink(missing_ok=True)
+
+
+_UNSAFE_ID_CHARACTER = re.compile(r"[\s%\x00-\x1f\x7f]")
+
+
+def score_file_ids(names: Iterable[str]) -> dict[str, str]:
+    """Name -> id for ASVspoof score files: the stem, or the name itself when two names share a stem, with
+    whitespace, `%` and control characters percent-escaped (see the module docstring)."""
+    names = list(dict.fromkeys(names))
+    stems = [Path(name).stem for name in names]
+    shared = {stem for stem in stems if stems.count(stem) > 1}
+    return {
+        name: _UNSAFE_ID_CHARACTER.sub(lambda match: "".join(f"%{byte:02X}" for byte in match[0].encode()),
+                                       name if stem in shared else stem)
+        for name, stem in zip(names, stems)
+    }
+
+
+def format_results(results: list[DetectionResult], fmt: str, segments: bool, names: Iterable[str] = ()) -> str:
+    """The text of `--format fmt` for `results`; `names` are every input of the run (ids and widths depend on
+    them), by default the results' own sources."""
+    names = list(names) or [result.source for result in results]
+    ids, width = score_file_ids(names + [result.source for result in results]), _name_width(names)
+    rows = [row for result in results for row in _rows(result, fmt, segments, ids, width)]
+    return _document(fmt, segments, rows, width)
+
+
+def _name_width(names: Iterable[str]) -> int:
+    return max([len("file")] + [len(printable(name)) for name in names])
+
+
+def _rows(result: DetectionResult, fmt: str, segments: bool, ids: dict[str, str], width: int) -> list:
+    """One result's rows: text lines, or dicts for JSON."""
     if fmt == "json":
-        return json.dumps([result.to_dict(include_segments=segments) for result in results], indent=2) + "\n"
+        return [result.to_dict(include_segments=segments)]
     if fmt == "asvspoof":
-        return "".join(f"{Path(result.source).stem} {result.score!r}\n" for result in results)
+        return [f"{ids[result.source]} {result.score!r}\n"]
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(SEGMENT_COLUMNS if segments else RESULT_COLUMNS)
-        for result in results:
-            if segments:
-                writer.writerows(_segment_row(result, segment) for segment in result.segments)
-            else:
-                row = result.to_dict(include_segments=False)
-                writer.writerow(["" if row[column] is None else row[column] for column in RESULT_COLUMNS])
-        return buffer.getvalue()
-    return _table(results, segments)
+        if segments:
+            writer.writerows(_segment_row(result, segment) for segment in result.segments)
+        else:
+            row = result.to_dict(include_segments=False)
+            writer.writerow(["" if row[column] is None else row[column] for column in RESULT_COLUMNS])
+        return [buffer.getvalue()]
+    name = printable(result.source)
+    lines = [f"{name:<{width}}  {result.label:<8}  {result.bonafide_probability:>12.4f}  "
+             f"{result.score:>9.4f}  {result.log_odds:>9.4f}  {result.duration:>9.2f}\n"]
+    if segments:
+        for segment in result.segments:
+            span = f"  {segment.start:.2f}-{segment.end:.2f} s"
+            lines.append(f"{span:<{width}}  {result.segment_label(segment):<8}  {segment.probability:>12.4f}  "
+                         f"{segment.score:>9.4f}  {segment.log_odds:>9.4f}\n")
+        lines.extend(f"  spoofed stretch {stretch}\n" for stretch in result.stretches)
+    return lines
+
+
+def _document(fmt: str, segments: bool, rows: list, width: int) -> str:
+    """Rows of `_rows` with the format's header and framing."""
+    if fmt == "json":
+        return json.dumps(rows, indent=2, allow_nan=False) + "\n"
+    if fmt == "csv":
+        return ",".join(SEGMENT_COLUMNS if segments else RESULT_COLUMNS) + "\n" + "".join(rows)
+    if fmt == "table":
+        header = f"{'file':<{width}}  {'label':<8}  {'p(bona fide)':>12}  {'score':>9}  {'log-odds':>9}  {'seconds':>9}"
+        return header + "\n" + "".join(rows)
+    return "".join(rows)
 
 
 def _segment_row(result: DetectionResult, segment) -> list:
     label = verdict(segment.log_odds, result.threshold)
     return [result.source, segment.start, segment.end, label, segment.probability, segment.score, segment.log_odds]
-
-
-def _table(results: list[DetectionResult], segments: bool) -> str:
-    width = max([len("file")] + [len(result.source) for result in results])
-    lines = [f"{'file':<{width}}  {'label':<8}  {'p(bona fide)':>12}  {'score':>9}  {'log-odds':>9}  {'seconds':>9}"]
-    for result in results:
-        lines.append(f"{result.source:<{width}}  {result.label:<8}  {result.bonafide_probability:>12.4f}  "
-                     f"{result.score:>9.4f}  {result.log_odds:>9.4f}  {result.duration:>9.2f}")
-        if segments:
-            for segment in result.segments:
-                label = verdict(segment.log_odds, result.threshold)
-                span = f"  {segment.start:.2f}-{segment.end:.2f} s"
-                lines.append(f"{span:<{width}}  {label:<8}  {segment.probability:>12.4f}  "
-                             f"{segment.score:>9.4f}  {segment.log_odds:>9.4f}")
-            lines.extend(f"  spoofed stretch {stretch}" for stretch in result.stretches)
-    return "\n".join(lines) + "\n"
 
 
 def save_plots(results: list[DetectionResult], path: str) -> list[Path]:

@@ -7,7 +7,8 @@ Decoding reads the stored bytes with soundfile when the file is already at 16 kH
 samples the crop needs (a seek into FLAC/WAV); any other rate or format goes through torchcodec with
 resampling to 16 kHz, as `datasets.Audio(sampling_rate=16000)` does. Crops follow the authors' recipes:
 - `random`: a uniformly drawn window of `num_samples`; a shorter file is tiled to `num_samples` (training).
-- `start`: the first `num_samples`, tiled if shorter (the paper's `4sec` evaluation protocol).
+- `start`: the first `num_samples`, tiled if shorter (the paper's `4sec` evaluation protocol,
+  `modeling_nes2net.protocols.tile`).
 - `full`: the whole utterance (the paper's `full` protocol, used for In-the-Wild).
 Random windows are drawn from torch's global generator unless a numpy generator is passed, so
 `torch.manual_seed` makes them reproducible and every DataLoader worker draws its own.
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
 import re
 from pathlib import Path
@@ -28,12 +28,15 @@ import soundfile
 import torch
 from datasets import Audio, Dataset, DatasetDict, IterableDataset, load_dataset
 
+from modeling_nes2net.audio import check_header
+from modeling_nes2net.protocols import WINDOW_SAMPLES, tile
+
 from .build import BUILD_INFO_FILE, DATA_DIR
 from .schema import SAMPLING_RATE
 
 CropMode = Literal["random", "start", "full"]
 CROP_MODES = ("random", "start", "full")
-DEFAULT_NUM_SAMPLES = 64600
+DEFAULT_NUM_SAMPLES = WINDOW_SAMPLES
 SHARD_NAME = re.compile(r"^(?P<split>\w+)-\d{5}-of-\d{5}\.parquet$")
 
 
@@ -83,8 +86,8 @@ def crop_waveform(
         return waveform
     if len(waveform) == 0:
         raise ValueError("cannot crop an empty waveform")
-    if len(waveform) < num_samples:
-        return np.tile(waveform, math.ceil(num_samples / len(waveform)))[:num_samples]
+    if len(waveform) <= num_samples or crop == "start":
+        return tile(waveform, num_samples)
     start = _window_start(len(waveform), num_samples, crop, rng)
     return waveform[start : start + num_samples]
 
@@ -94,15 +97,18 @@ def decode_waveform(
     num_samples: int = DEFAULT_NUM_SAMPLES,
     crop: CropMode = "random",
     rng: np.random.Generator | None = None,
+    name: str = "<bytes>",
 ) -> np.ndarray:
     """Decode an encoded audio file to a mono 16 kHz float32 waveform and crop it (see `crop_waveform`).
 
-    Returns (num_samples,) or, for `crop="full"`, (samples,).
+    Returns (num_samples,) or, for `crop="full"`, (samples,). A header that is implausible or promises more than
+    the file holds raises `AudioInputError` naming `name` (`modeling_nes2net.audio.check_header`, as detection).
     """
     if crop not in CROP_MODES:
         raise ValueError(f"crop must be one of {CROP_MODES}, not {crop!r}")
     try:
         with soundfile.SoundFile(io.BytesIO(audio_bytes)) as file:
+            check_header(file, audio_bytes, name)
             if file.samplerate == SAMPLING_RATE:
                 return _read_window(file, num_samples, crop, rng)
     except soundfile.LibsndfileError:

@@ -1,0 +1,412 @@
+"""The one scoring path: segments of recordings -> batches -> logits. `Nes2NetDetector` (`nes2net detect`, the Space,
+`nes2net demo`) and `nes2net evaluate` both score through it, so the paper's numbers and users' verdicts come from
+the same code.
+
+- The model is a `ModelCall`: `(input_values (batch, samples) float32, attention_mask (batch, samples) int64 or None)
+  -> (logits (batch, num_labels) float32, frame log-odds or None)`, numpy in and out; the second item is, for a
+  model with a frame head, each row's `(frames,)` log-odds over its real frames. `TorchModelCall` wraps a
+  `Nes2NetForAudioClassification`; any other runtime (an ONNX Runtime session) plugs in with the same signature.
+- `SegmentPool` chooses each batch from the segments waiting to be scored: the oldest one with the pooled segments
+  closest to it in length (little padding; results flow in input order), at most `batch_size` of them and at most
+  `max_batch_samples` padded samples, so three clips and a 2-hour file never share a batch: a segment over the budget
+  goes alone.
+- `Scorer.score_many` streams recordings through decoding (a background thread, `AudioStream`), the protocol
+  (`protocols.protocol_segments`) and the pool, yielding per recording its segments' logits (`ScoredRecording`) or a
+  `DetectionFailure` (one line naming the input), in input order. A bad input never stops the others; non-finite
+  logits are a failure, never a score.
+
+Memory stays flat in the recording's length: decoding runs at most a pool ahead (a bounded queue), at most two pools
+of segments are in memory (16.5 MB of 4.04 s windows at batch size 8), and the `full` protocol refuses a recording
+over `max_full_seconds` before holding it whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .audio import AudioInputError, AudioSource, AudioSourceLike, AudioStream, printable
+from .protocols import HOP_SAMPLES, PROTOCOLS, WINDOW_SAMPLES, Protocol, RecordingTooLongError, protocol_segments
+from .scoring import bonafide_score, log_odds
+
+logger = logging.getLogger(__name__)
+
+ModelOutput = tuple[np.ndarray, "list[np.ndarray] | None"]
+ModelCall = Callable[[np.ndarray, "np.ndarray | None"], ModelOutput]
+Aggregation = str
+AGGREGATIONS: tuple[str, ...] = ("mean", "any")
+ENVELOPE_SECONDS = 0.1  # one peak-amplitude point per 0.1 s
+POOL_BATCHES = 4  # segments pooled to choose each batch from: POOL_BATCHES * batch_size
+FULL_PROTOCOL_MAX_SECONDS = 600.0
+
+
+@dataclass(frozen=True)
+class DetectionFailure:
+    """An input that could not be scored; `error` is one line naming it and the problem."""
+
+    source: str
+    error: str
+
+
+@dataclass
+class ScoredRecording:
+    """The logits of one recording's segments: `starts` / `lengths` in samples, `logits` `(segments, num_labels)`,
+    `samples` read, `envelope`, the peak absolute amplitude per `ENVELOPE_SECONDS`, and `frame_scores`, each
+    segment's frame log-odds (None without a frame head)."""
+
+    name: str
+    starts: list[int]
+    lengths: list[int]
+    logits: np.ndarray
+    samples: int
+    envelope: np.ndarray
+    frame_scores: list[np.ndarray] | None = None
+
+
+def pad_waveforms(waveforms: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+    """`(batch, longest)` zero-padded float32 and its `(batch, longest)` int64 attention mask (None when all
+    lengths are equal)."""
+    lengths = [len(waveform) for waveform in waveforms]
+    input_values = np.zeros((len(waveforms), max(lengths)), np.float32)
+    for row, waveform in enumerate(waveforms):
+        input_values[row, : len(waveform)] = waveform
+    if min(lengths) == max(lengths):
+        return input_values, None
+    return input_values, (np.arange(max(lengths))[None, :] < np.asarray(lengths)[:, None]).astype(np.int64)
+
+
+class TorchModelCall:
+    """A `ModelCall` running a torch model on `device` with inputs in `dtype`, inside `autocast()` (for instance
+    Accelerate's mixed precision)."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        device: torch.device,
+        dtype: torch.dtype = torch.float32,
+        autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    ) -> None:
+        self.model, self.device, self.dtype, self.autocast = model, device, dtype, autocast
+
+    @torch.inference_mode()
+    def __call__(self, input_values: np.ndarray, attention_mask: np.ndarray | None) -> ModelOutput:
+        values = torch.from_numpy(input_values).to(self.device, self.dtype)
+        mask = None if attention_mask is None else torch.from_numpy(attention_mask).to(self.device)
+        with self.autocast():
+            output = self.model(input_values=values, attention_mask=mask)
+        logits = output.logits.float().cpu().numpy()
+        frame_logits = getattr(output, "frame_logits", None)
+        if frame_logits is None:
+            return logits, None
+        lengths = torch.full((len(values),), values.shape[1]) if mask is None else mask.sum(dim=-1).cpu()
+        frames = self.model.frame_lengths(lengths).tolist()
+        frame_odds = log_odds(frame_logits.float().flatten(0, 1)).unflatten(0, frame_logits.shape[:2])
+        return logits, [row[:count].cpu().numpy() for row, count in zip(frame_odds, frames)]
+
+
+class SegmentPool:
+    """Segments waiting to be scored, oldest first, and the choice of each batch (see the module docstring)."""
+
+    def __init__(self, batch_size: int, max_batch_samples: int) -> None:
+        if batch_size < 1 or max_batch_samples < 1:
+            raise ValueError(
+                f"batch_size and max_batch_samples must be positive, got {batch_size}, {max_batch_samples}"
+            )
+        self.batch_size, self.max_batch_samples = batch_size, max_batch_samples
+        self._segments: list[tuple[Hashable, np.ndarray]] = []
+
+    def __len__(self) -> int:
+        return len(self._segments)
+
+    def add(self, key: Hashable, waveform: np.ndarray) -> None:
+        self._segments.append((key, waveform))
+
+    def discard(self, keep: Callable[[Hashable], bool]) -> None:
+        """Drop the segments whose key fails `keep`."""
+        self._segments = [entry for entry in self._segments if keep(entry[0])]
+
+    def take_batch(self) -> list[tuple[Hashable, np.ndarray]]:
+        """Remove and return one batch: the oldest segment and, while the batch and its padded size allow, the
+        pooled segments nearest to it in length."""
+        by_length = sorted(range(len(self._segments)), key=lambda position: len(self._segments[position][1]))
+        low = high = by_length.index(0)  # the chosen run by_length[low : high + 1] around the oldest
+        length = lambda rank: len(self._segments[by_length[rank]][1])  # noqa: E731
+        while high - low + 1 < self.batch_size:
+            below = length(low - 1) if low > 0 else None
+            above = length(high + 1) if high + 1 < len(by_length) else None
+            if below is None and above is None:
+                break
+            grow_up = below is None or (above is not None and above - length(high) <= length(low) - below)
+            longest = above if grow_up else length(high)
+            if (high - low + 2) * longest > self.max_batch_samples:
+                break
+            low, high = (low, high + 1) if grow_up else (low - 1, high)
+        chosen = sorted(by_length[low : high + 1], reverse=True)
+        return [self._segments.pop(position) for position in chosen]
+
+    def score_batch(self, model_call: ModelCall) -> list[tuple[Hashable, np.ndarray, np.ndarray | None]]:
+        """Take one batch and score it: `(key, (num_labels,) logits, (frames,) frame log-odds or None)` per
+        segment."""
+        batch = self.take_batch()
+        logits, frame_scores = model_call(*pad_waveforms([waveform for _, waveform in batch]))
+        frame_scores = frame_scores if frame_scores is not None else [None] * len(batch)
+        return [(key, row, frames) for (key, _), row, frames in zip(batch, logits, frame_scores)]
+
+
+def aggregate(logits: np.ndarray, aggregation: Aggregation = "mean") -> tuple[float, float]:
+    """`(segments, num_labels)` logits -> one recording's `(score, log_odds)`: `mean` averages the segments' bona
+    fide logits and log-odds; `any` reports the most spoof-like segment's."""
+    tensor = torch.from_numpy(np.asarray(logits, np.float32))
+    scores, odds = bonafide_score(tensor).numpy(), log_odds(tensor).numpy()
+    if aggregation == "mean":
+        return float(scores.mean()), float(odds.mean())
+    if aggregation == "any":
+        worst = int(odds.argmin())
+        return float(scores[worst]), float(odds[worst])
+    raise ValueError(f"unknown aggregation {aggregation!r}; choose from {AGGREGATIONS}")
+
+
+def min_samples_of(model: torch.nn.Module) -> int:
+    """The fewest samples that give `model` (with a `frame_lengths` method) at least one feature frame."""
+    lengths = model.frame_lengths(torch.arange(1, 16_001))
+    enough = torch.nonzero(lengths >= 1)
+    return int(enough[0]) + 1 if len(enough) else 16_001
+
+
+def pass_bytes(model: torch.nn.Module, samples: int) -> int:
+    """A lower bound of the memory one float32 forward pass of a `Nes2NetForAudioClassification` over `samples`
+    samples needs: the waveform, the front-end's widest activation (its first convolution's output or the complex
+    spectrogram), its hidden states and one layer's attention scores."""
+    config = model.config
+    frames = int(model.frame_lengths(torch.tensor([samples]))[0])
+    floats = samples
+    if config.frontend_type == "spectrogram":
+        floats += 3 * frames * (config.spectrogram_n_fft // 2 + 1)
+    else:
+        frontend = config.frontend_config
+        floats += samples // frontend.conv_stride[0] * frontend.conv_dim[0]
+        kept_layers = frontend.num_hidden_layers + 1 if config.layer_merge != "last" else 2
+        floats += frames * frontend.hidden_size * kept_layers + frames * frames * frontend.num_attention_heads
+    return 4 * floats
+
+
+class _TrackedBlocks:
+    """Passes blocks through while recording their sample count and a peak-amplitude envelope."""
+
+    def __init__(self, blocks: Iterator[np.ndarray], sampling_rate: int) -> None:
+        self._blocks = blocks
+        self._step = max(1, round(ENVELOPE_SECONDS * sampling_rate))
+        self._peaks: list[np.ndarray] = []
+        self._remainder = np.zeros(0, np.float32)
+        self.samples = 0
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for block in self._blocks:
+            self.samples += len(block)
+            pending = np.concatenate([self._remainder, np.abs(block)])
+            whole = len(pending) // self._step * self._step
+            self._peaks.append(pending[:whole].reshape(-1, self._step).max(axis=1))
+            self._remainder = pending[whole:]
+            yield block
+
+    def envelope(self) -> np.ndarray:
+        tail = [self._remainder.max(keepdims=True)] if len(self._remainder) else []
+        return np.concatenate(self._peaks + tail) if self._peaks or tail else np.zeros(0, np.float32)
+
+    def close(self) -> None:
+        close = getattr(self._blocks, "close", None)
+        if close is not None:
+            close()
+
+
+@dataclass
+class _Pending:
+    """Bookkeeping of one input while its segments are being scored."""
+
+    name: str
+    starts: list[int] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+    logits: dict[int, np.ndarray] = field(default_factory=dict)
+    frame_scores: dict[int, np.ndarray] = field(default_factory=dict)
+    ended: bool = False
+    samples: int = 0
+    envelope: np.ndarray | None = None
+    error: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.error is not None or (self.ended and len(self.logits) == len(self.starts))
+
+    def outcome(self) -> ScoredRecording | DetectionFailure:
+        if self.error is not None:
+            return DetectionFailure(self.name, self.error)
+        segments = range(len(self.starts))
+        logits = np.stack([self.logits[index] for index in segments])
+        frames = [self.frame_scores[index] for index in segments] if self.frame_scores else None
+        return ScoredRecording(self.name, self.starts, self.lengths, logits, self.samples, self.envelope, frames)
+
+
+class Scorer:
+    """Scores recordings under a protocol with a `ModelCall` (see the module docstring).
+
+    Args:
+        model_call: the model, numpy batch and mask -> logits.
+        sampling_rate: the rate the model expects; every input is decoded and resampled to it.
+        min_samples: the fewest samples the model can score (see `min_samples_of`).
+        protocol: `"windows"`, `"full"` or `"4sec"` (see `protocols`).
+        window: window length in samples (windows protocol, and the `4sec` crop).
+        hop: hop between window starts in samples (windows protocol).
+        batch_size: segments per forward pass at most.
+        max_batch_samples: padded samples per forward pass at most (default `batch_size * window`); a longer
+            segment is scored alone.
+        max_full_seconds: the `full` protocol refuses longer recordings (they would sit in memory whole).
+        pass_bytes: samples -> memory one forward pass over them needs (see `pass_bytes`), for that message.
+    """
+
+    def __init__(
+        self,
+        model_call: ModelCall,
+        *,
+        sampling_rate: int,
+        min_samples: int = 1,
+        protocol: Protocol = "windows",
+        window: int = WINDOW_SAMPLES,
+        hop: int = HOP_SAMPLES,
+        batch_size: int = 8,
+        max_batch_samples: int | None = None,
+        max_full_seconds: float = FULL_PROTOCOL_MAX_SECONDS,
+        pass_bytes: Callable[[int], int] | None = None,
+    ) -> None:
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {protocol!r}; choose from {PROTOCOLS}")
+        if window < 1 or hop < 1 or batch_size < 1:
+            raise ValueError(f"window, hop and batch_size must be positive, got {window}, {hop}, {batch_size}")
+        self.model_call, self.sampling_rate, self.min_samples = model_call, sampling_rate, min_samples
+        self.protocol, self.window, self.hop, self.batch_size = protocol, window, hop, batch_size
+        self.max_batch_samples = max_batch_samples or batch_size * window
+        self.max_full_seconds = max_full_seconds
+        self.pass_bytes = pass_bytes
+
+    def segments(self, blocks: _TrackedBlocks, name: str) -> Iterator[tuple[int, np.ndarray]]:
+        """The protocol's `(start, waveform)` segments of one input's blocks; `AudioInputError` (naming `name`) for
+        one too short for the model or too long for `full`."""
+        max_samples = round(self.max_full_seconds * self.sampling_rate)
+        try:
+            for start, waveform in protocol_segments(blocks, self.protocol, self.window, self.hop, max_samples):
+                if blocks.samples < self.min_samples:
+                    raise AudioInputError(
+                        name,
+                        f"too short to score ({blocks.samples} samples at {self.sampling_rate} Hz; "
+                        f"the model needs at least {self.min_samples})",
+                    )
+                yield start, waveform
+        except RecordingTooLongError as error:
+            need = ""
+            if self.pass_bytes is not None:
+                need = f" (one pass over the {error.samples / self.sampling_rate:g} s read so far needs at least " \
+                       f"{self.pass_bytes(error.samples) / 2**30:.1f} GiB, and more for the rest)"
+            raise AudioInputError(
+                name,
+                f"longer than {self.max_full_seconds:g} s, the limit of one pass under protocol 'full'{need}; "
+                "score it with protocol 'windows' (bounded memory) or raise the limit (--max-full-seconds)",
+            ) from None
+
+    def score_many(self, sources: Iterable[AudioSourceLike]) -> Iterator[ScoredRecording | DetectionFailure]:
+        """Score many inputs (paths, bytes, `(array, rate)` tuples, `AudioSource`s): one `ScoredRecording` or
+        `DetectionFailure` per input, in order. Decoding runs in a background thread, overlapped with the model."""
+        pool_size = POOL_BATCHES * self.batch_size
+        items: queue.Queue = queue.Queue(maxsize=pool_size)  # decoding runs at most a pool ahead
+        stop = threading.Event()
+        producer = threading.Thread(target=self._produce, args=(sources, items, stop), daemon=True)
+        producer.start()
+        pending: dict[int, _Pending] = {}
+        pool = SegmentPool(self.batch_size, self.max_batch_samples)
+        next_index, exhausted = 0, False
+        try:
+            while not exhausted:
+                kind, *payload = items.get()
+                if kind == "fatal":
+                    raise payload[0]
+                if kind == "done":
+                    exhausted = True
+                elif kind == "segment":
+                    index, name, start, waveform = payload
+                    state = pending.setdefault(index, _Pending(name))
+                    pool.add((index, len(state.starts)), waveform)
+                    state.starts.append(start)
+                    state.lengths.append(len(waveform))
+                elif kind == "end":
+                    index, name, samples, envelope = payload
+                    state = pending.setdefault(index, _Pending(name))
+                    state.ended, state.samples, state.envelope = True, samples, envelope
+                else:  # "error"
+                    index, name, message = payload
+                    pending.setdefault(index, _Pending(name)).error = message
+                    pool.discard(lambda key: key[0] != index)
+                # Score when the pool is full, at the end, or when a batch is ready and decoding lags behind.
+                lagging = len(pool) >= self.batch_size and items.empty()
+                while len(pool) >= pool_size or (exhausted and len(pool)) or lagging:
+                    for (index, segment), row, frames in pool.score_batch(self.model_call):
+                        self._store(pending[index], segment, row, frames, pool, index)
+                    lagging = len(pool) >= self.batch_size and items.empty()
+                while next_index in pending and pending[next_index].complete:
+                    yield pending.pop(next_index).outcome()
+                    next_index += 1
+        finally:
+            stop.set()
+            producer.join()
+
+    @staticmethod
+    def _store(state: _Pending, segment: int, logits: np.ndarray, frames: np.ndarray | None, pool: SegmentPool,
+               index: int) -> None:
+        if state.error is not None:
+            return
+        if not np.isfinite(logits).all():
+            state.error = (f"{printable(state.name)}: the model gave non-finite scores (NaN or infinite logits): "
+                           "its weights or the audio are broken; no verdict")
+            pool.discard(lambda key: key[0] != index)
+            return
+        state.logits[segment] = logits
+        if frames is not None:
+            state.frame_scores[segment] = frames
+
+    def _produce(self, sources: Iterable[AudioSourceLike], items: queue.Queue, stop: threading.Event) -> None:
+        """Producer thread: decode each input and put its segments, then `end` or `error`, then `done`."""
+
+        def put(*item) -> bool:
+            while not stop.is_set():
+                try:
+                    items.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        try:
+            for index, source in enumerate(sources):
+                source = AudioSource.wrap(source)
+                name = source.display_name
+                blocks = _TrackedBlocks(iter(AudioStream(source, target_rate=self.sampling_rate)), self.sampling_rate)
+                try:
+                    for start, waveform in self.segments(blocks, name):
+                        if not put("segment", index, name, start, waveform):
+                            return
+                    if not put("end", index, name, blocks.samples, blocks.envelope()):
+                        return
+                except AudioInputError as error:
+                    put("error", index, name, str(error))
+                except Exception as error:  # one broken input must not stop the others
+                    logger.debug("unexpected error on %s", name, exc_info=True)
+                    put("error", index, name, f"{printable(name)}: unexpected {type(error).__name__}: {error}")
+                finally:
+                    blocks.close()
+            put("done")
+        except BaseException as error:  # a bad `sources` iterable: re-raised in the consumer
+            put("fatal", error)
