@@ -75,6 +75,7 @@ Aggregation = Literal["mean", "any"]
 PROTOCOLS: tuple[str, ...] = ("full", "4sec", "windows")
 AGGREGATIONS: tuple[str, ...] = ("mean", "any")
 QUANTIZATIONS: tuple[str, ...] = ("int8", "bf16")
+RUNTIMES: tuple[str, ...] = ("torch", "onnx")
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 WINDOW_SAMPLES = 64_600
@@ -312,7 +313,8 @@ class Nes2NetDetector:
     scores and aggregation rules).
 
     Args:
-        model: the model; it is changed in place (eval mode, moved to `device`, quantised when asked).
+        model: the model; it is changed in place (eval mode, moved to `device`, quantised when asked). Or an
+            exported graph in ONNX Runtime (`onnx_runtime.Nes2NetOnnxModel`, CPU, no `quantize`).
         protocol: `"windows"` (default), `"full"` or `"4sec"`.
         window: window length in samples at the model's rate (windows protocol, and the `4sec` crop).
         hop: hop between window starts in samples (windows protocol).
@@ -347,18 +349,36 @@ class Nes2NetDetector:
         self.protocol, self.window, self.hop, self.batch_size = protocol, window, hop, batch_size
         self.aggregation = aggregation
         self.threshold = float(threshold if threshold is not None else DECISION_THRESHOLD)
-        self.min_samples = _min_samples(model)
         self.device = resolve_device(device)
         self.quantize = quantize
-        self.model = quantize_for_inference(model.eval().to(self.device), quantize, self.device)
+        if isinstance(model, torch.nn.Module):
+            self.min_samples = _min_samples(model)
+            self.model = quantize_for_inference(model.eval().to(self.device), quantize, self.device)
+        else:  # an exported graph run by ONNX Runtime (`onnx_runtime.Nes2NetOnnxModel`): a logits callable
+            if self.device.type != "cpu":
+                raise ValueError("the ONNX runtime scores on the CPU only; use --device cpu")
+            self.min_samples, self.model = model.min_samples, model
         self.input_dtype = torch.bfloat16 if quantize == "bf16" else torch.float32
 
     @classmethod
     def from_pretrained(
-        cls, model_name_or_path: str | None = None, *, device: str | None = "auto", **options
+        cls, model_name_or_path: str | None = None, *, device: str | None = "auto", runtime: str = "torch", **options
     ) -> Nes2NetDetector:
         """Load a model folder or Hub id (None: the embedded default model) and wrap it; `options` are
-        `Nes2NetDetector`'s keyword arguments."""
+        `Nes2NetDetector`'s keyword arguments. `runtime="onnx"`: a folder (or `.onnx` file) written by
+        `nes2net export onnx`, run by ONNX Runtime on the CPU; `quantize="int8"` picks its int8 file."""
+        if runtime == "onnx":
+            from .onnx_runtime import Nes2NetOnnxModel
+
+            if model_name_or_path is None:
+                raise ValueError("--runtime onnx needs --model: a folder written by `nes2net export onnx`")
+            if options.get("quantize") not in (None, "int8"):
+                raise ValueError("--runtime onnx takes --quantize int8 (the export's int8 file) or none")
+            variant = options.pop("quantize", None) or "fp32"
+            return cls(Nes2NetOnnxModel(model_name_or_path, variant), device="cpu" if device == "auto" else device,
+                       **options)
+        if runtime not in RUNTIMES:
+            raise ValueError(f"unknown runtime {runtime!r}; choose from {RUNTIMES}")
         path = resolve_model_path(model_name_or_path)
         architectures = Nes2NetForAudioClassification.config_class.from_pretrained(path).architectures or []
         framed = Nes2NetForAudioFrameClassification.__name__ in architectures
@@ -508,6 +528,8 @@ class Nes2NetDetector:
             attention_mask = (torch.arange(max(lengths))[None, :] < torch.tensor(lengths)[:, None]).long()
             attention_mask = attention_mask.to(self.device)
         input_values = input_values.to(self.device, self.input_dtype)
+        if not isinstance(self.model, torch.nn.Module):  # an ONNX Runtime graph: logits only
+            return self.model(input_values, attention_mask).float().cpu().numpy(), None
         output = self.model(input_values=input_values, attention_mask=attention_mask)
         logits = output.logits.float().cpu().numpy()
         if not isinstance(self.model, Nes2NetForAudioFrameClassification):

@@ -24,6 +24,7 @@ from ..detection import (
     HOP_SAMPLES,
     PROTOCOLS,
     QUANTIZATIONS,
+    RUNTIMES,
     WINDOW_SAMPLES,
     DetectionFailure,
     DetectionResult,
@@ -63,6 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quantize", choices=QUANTIZATIONS, default=None,
                         help="opt-in fast path: bf16 (fastest and closest on CPUs with bf16 instructions, and GPUs) "
                              "or int8 (CPU only: dynamic quantisation of Linear layers)")
+    parser.add_argument("--runtime", choices=RUNTIMES, default="torch",
+                        help="torch (default); onnx: --model is a folder or .onnx file written by "
+                             "`nes2net export onnx`, run by ONNX Runtime on the CPU")
     parser.add_argument("--output", default=None, metavar="FILE", help="write the results here instead of stdout")
     parser.add_argument("--plot", default=None, metavar="PNG",
                         help="timeline figure; with several inputs one file per input, named PNG-<name>.png")
@@ -97,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
                 batch_size=args.batch_size,
                 threshold=args.threshold,
                 quantize=args.quantize,
+                runtime=args.runtime,
             )
         except (OSError, ValueError) as error:
             print(f"nes2net detect: error: {error}", file=sys.stderr)
