@@ -167,26 +167,36 @@ def compare_with_torch(model: Nes2NetForAudioClassification, session, waveforms:
     return logit_difference, odds_difference
 
 
+def export_module(
+    module: nn.Module, example: tuple[torch.Tensor, ...], names: Sequence[str], path: str | os.PathLike,
+    opset: int = OPSET,
+) -> Path:
+    """Write `module(*example)` to `path` as a graph with inputs `names`, each with dynamic axes 0 and 1, and one
+    output `logits`."""
+    dynamic = {0: torch.export.Dim.DYNAMIC, 1: torch.export.Dim.DYNAMIC}
+    with warnings.catch_warnings():  # the exporter's deprecation and torchvision notices
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            module.eval(),
+            example,
+            dynamo=True,
+            opset_version=opset,
+            input_names=list(names),
+            output_names=["logits"],
+            dynamic_shapes=dict.fromkeys(names, dynamic),
+            verbose=False,
+        )
+    program.save(str(path))
+    return Path(path)
+
+
 def export_graph(model: Nes2NetForAudioClassification, path: str | os.PathLike, opset: int = OPSET) -> Path:
     """Write the fp32 graph of `model` to `path` (dynamic batch and samples axes) with its metadata."""
     import onnx
 
     example = torch.randn(2, max(3 * min_samples(model), 16_000)) * 0.1
     mask = torch.ones_like(example, dtype=torch.long)
-    dynamic = {0: torch.export.Dim.DYNAMIC, 1: torch.export.Dim.DYNAMIC}
-    with warnings.catch_warnings():  # the exporter's deprecation and torchvision notices
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(
-            _LogitsGraph(model),
-            (example, mask),
-            dynamo=True,
-            opset_version=opset,
-            input_names=["input_values", "attention_mask"],
-            output_names=["logits"],
-            dynamic_shapes={"input_values": dynamic, "attention_mask": dynamic},
-            verbose=False,
-        )
-    program.save(str(path))
+    export_module(_LogitsGraph(model), (example, mask), ("input_values", "attention_mask"), path, opset)
     graph = onnx.load(str(path), load_external_data=False)
     graph.graph.ClearField("value_info")  # the exporter's intermediate shapes; some contradict shape inference
     properties = {
