@@ -2,19 +2,18 @@
 
 ```python
 from modeling_nes2net.onnx_export import export_onnx
-report = export_onnx(model, "model-onnx", parity_audio=[waveform_a, waveform_b], variants=("int8", "fp16"))
-report.max_log_odds_difference  # {"fp32": 2e-6, "int8": ..., "fp16": ...}
+report = export_onnx(model, "model-onnx", parity_audio=[waveform_a, waveform_b], variants=("int8",))
+report.max_log_odds_difference  # {"fp32": ..., "int8": ...}
 ```
 
 The graph is `(input_values (batch, samples) float32, attention_mask (batch, samples) int64) -> logits
 (batch, num_labels)`, both axes dynamic: front-end (SSL model or spectrogram), layer merge, back-end and whatever
 else the model's `forward` does (the score calibration). The spectrogram's STFT is exported as a float64 product of frames
 and a windowed DFT basis (`Nes2NetDftSpectrogramFrontend`): ONNX Runtime's own STFT kernel is off by up to 2 nats in
-quiet bins of the log-spectrogram, which moves the log-odds by 1e-3. Variants: `int8` (ONNX Runtime dynamic
-quantisation of the MatMul / Gemm weights, what `--quantize int8` does in PyTorch) and `fp16` (every weight and
-activation in half precision, inputs and outputs kept float32), each with its drift from PyTorch float32.
+quiet bins of the log-spectrogram, which moves the log-odds by 1e-3. Variant: `int8` (ONNX Runtime dynamic
+quantisation of the MatMul / Gemm weights, what `--quantize int8` does in PyTorch), with its drift from PyTorch.
 
-The output folder holds `model.onnx` (and `model.int8.onnx`, `model.fp16.onnx`), the model's `config.json` and
+The output folder holds `model.onnx` (and `model.int8.onnx`), the model's `config.json` and
 feature extractor, `export_report.json` (the parity figures) and a README that shows how to run the file with
 onnxruntime, numpy and soundfile alone.
 """
@@ -44,8 +43,8 @@ from .scoring import log_odds
 logger = logging.getLogger(__name__)
 
 OPSET = 18
-ONNX_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
-VARIANTS = ("int8", "fp16")
+ONNX_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+VARIANTS = ("int8",)
 REPORT_FILE = "export_report.json"
 FP32_TOLERANCE = 1e-4  # max |log-odds difference| from PyTorch an fp32 export must stay within
 
@@ -93,7 +92,7 @@ class _LogitsGraph(nn.Module):
 class ExportReport:
     """What `export_onnx` wrote and how close each file is to PyTorch float32.
 
-    `max_log_odds_difference` and `max_logit_difference` map a variant (`fp32`, `int8`, `fp16`) to the max absolute
+    `max_log_odds_difference` and `max_logit_difference` map a variant (`fp32`, `int8`) to the max absolute
     difference over every parity waveform, each scored alone and all of them in one padded batch;
     `torch_float32_error` is PyTorch float32's own distance from float64 (see `torch_float32_error`)."""
 
@@ -218,16 +217,6 @@ def quantize_int8(source: str | os.PathLike, target: str | os.PathLike) -> Path:
     return Path(target)
 
 
-def convert_fp16(source: str | os.PathLike, target: str | os.PathLike) -> Path:
-    """Half-precision weights and activations; the graph's inputs and outputs stay float32."""
-    import onnx
-    from onnxconverter_common import float16
-
-    graph = float16.convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
-    onnx.save(graph, str(target))
-    return Path(target)
-
-
 def inference_session(path: str | os.PathLike, threads: int | None = None):
     """An onnxruntime CPU session for `path`; `threads`: intra-op threads (None: onnxruntime's default)."""
     import onnxruntime
@@ -248,7 +237,7 @@ def export_onnx(
     tolerance: float = FP32_TOLERANCE,
     opset: int = OPSET,
 ) -> ExportReport:
-    """Export `model` to `output_dir/model.onnx` (plus the `variants`, any of `"int8"`, `"fp16"`), check every file
+    """Export `model` to `output_dir/model.onnx` (plus the `variants`: `"int8"`), check every file
     against PyTorch on `parity_audio` (16 kHz float32 waveforms of several lengths) and write the folder atomically.
 
     Raises `ValueError` when the fp32 graph's log-odds differ from PyTorch's by more than `tolerance` plus the
@@ -272,7 +261,7 @@ def export_onnx(
     try:
         report = ExportReport(files={}, parity_lengths=[len(waveform) for waveform in waveforms], opset=opset,
                               min_samples=shortest)
-        builders = {"int8": quantize_int8, "fp16": convert_fp16}
+        builders = {"int8": quantize_int8}
         fp32_path = export_graph(model, staging / ONNX_FILES["fp32"], opset)
         for variant in ("fp32", *variants):
             path = fp32_path if variant == "fp32" else builders[variant](fp32_path, staging / ONNX_FILES[variant])

@@ -42,12 +42,12 @@ def default_export(real_clips, tmp_path_factory):
     model = Nes2NetForAudioClassification.from_pretrained(DEFAULT_MODEL_DIR)
     waveforms = [load_audio(path) for path in real_clips]
     output_dir = tmp_path_factory.mktemp("onnx") / "default"
-    return model, output_dir, export_onnx(model, output_dir, parity_audio=waveforms, variants=("int8", "fp16"))
+    return model, output_dir, export_onnx(model, output_dir, parity_audio=waveforms, variants=("int8",))
 
 
 def test_embedded_model_export_matches_pytorch(default_export, real_clips):
     model, output_dir, report = default_export
-    assert sorted(report.files) == ["fp16", "fp32", "int8"]
+    assert sorted(report.files) == ["fp32", "int8"]
     assert all((output_dir / name).is_file() for name in report.files.values())
     assert report.max_log_odds_difference["fp32"] <= FP32_TOLERANCE + report.torch_float32_error
     assert report.torch_float32_error < 5e-4  # PyTorch's own float32 rounding stays small
@@ -64,9 +64,8 @@ def test_embedded_model_export_matches_pytorch(default_export, real_clips):
         torch_logits = model(input_values=values, attention_mask=mask).logits
     difference = (log_odds(onnx_logits) - log_odds(torch_logits)).abs().max().item()
     assert difference <= FP32_TOLERANCE + report.torch_float32_error
-    # The variants drift more, but still rank like the model: their drift is reported, finite and small.
+    # int8 drifts more: its drift is reported, non-zero (the weights did change) and small.
     assert 0 < report.max_log_odds_difference["int8"] < 0.5
-    assert 0 < report.max_log_odds_difference["fp16"] < 0.5
 
 
 def test_detector_through_onnx_runtime_equals_pytorch(default_export, real_clips):
