@@ -138,3 +138,19 @@ def test_onnx_runtime_errors_name_the_problem(tmp_path, capsys):
     with pytest.raises(ValueError, match="unknown ONNX variant"):
         export_onnx(tiny_model(), tmp_path / "out", parity_audio=[np.zeros(16_000, np.float32)], variants=("int4",))
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("variant", ["nes2net-x", "nes2net"])
+def test_backend_in_onnx_runtime_equals_the_module(variant, tmp_path):
+    """The back-end path `benchmarks/backend.py` times: the module exported, ONNX Runtime's fusions applied."""
+    from modeling_nes2net.onnx_export import export_module, inference_session
+
+    model = tiny_model("wav2vec2", seed=5, backend_variant=variant, pooling="astp", attention_channels=8)
+    path = export_module(model.backend, (torch.randn(2, 30, 64),), ("features",), tmp_path / "backend.onnx")
+    session = inference_session(path)
+    for batch_size, frames in ((1, 201), (16, 57)):
+        features = torch.randn(batch_size, frames, 64)
+        with torch.inference_mode():
+            expected = model.backend(features).numpy()
+        (actual,) = session.run(["logits"], {"features": features.numpy()})
+        np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-5)
