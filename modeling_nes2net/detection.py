@@ -352,7 +352,7 @@ class Nes2NetDetector:
         self.device = resolve_device(device)
         self.quantize = quantize
         if isinstance(model, torch.nn.Module):
-            self.min_samples = _min_samples(model)
+            self.min_samples = min_samples(model)
             self.model = quantize_for_inference(model.eval().to(self.device), quantize, self.device)
         else:  # an exported graph run by ONNX Runtime (`onnx_runtime.Nes2NetOnnxModel`): a logits callable
             if self.device.type != "cpu":
@@ -602,7 +602,7 @@ def _sigmoid(value: float) -> float:
     return 0.5 * (1.0 + math.tanh(0.5 * value))
 
 
-def _min_samples(model: Nes2NetForAudioClassification) -> int:
+def min_samples(model: Nes2NetForAudioClassification) -> int:
     """The fewest samples that give the model at least one feature frame."""
     lengths = model.frame_lengths(torch.arange(1, 16_001))
     enough = torch.nonzero(lengths >= 1)

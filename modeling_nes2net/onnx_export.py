@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .detection import min_samples
 from .folder import feature_extractor_for
 from .modeling_nes2net import Nes2NetForAudioClassification, Nes2NetSpectrogramFrontend
 from .scoring import log_odds
@@ -122,13 +123,6 @@ def parity_batches(waveforms: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np
     if len(waveforms) > 1:
         batches.append(padded_batch(waveforms))
     return batches
-
-
-def min_samples(model: Nes2NetForAudioClassification, limit: int = 16_000) -> int:
-    """The fewest samples that give `model` at least one feature frame."""
-    lengths = model.frame_lengths(torch.arange(1, limit + 1))
-    enough = torch.nonzero(lengths >= 1)
-    return int(enough[0]) + 1 if len(enough) else limit + 1
 
 
 @torch.inference_mode()
