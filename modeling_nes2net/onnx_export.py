@@ -344,6 +344,7 @@ print("bonafide" if log_odds >= threshold else "spoof", 1 / (1 + np.exp(-log_odd
 ```
 
 This scores the recording whole (the paper's `full` protocol). The released models were trained on 4.04 s crops
-(64,600 samples): for long recordings, score windows of that length and average their log-odds, as
+(64,600 samples), and ONNX Runtime holds an SSL front-end's whole `(frames x frames)` attention in memory (50 frames
+per second): for long recordings, score windows of that length and average their log-odds, as
 `nes2net detect --runtime onnx` does.
 """
