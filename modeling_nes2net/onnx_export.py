@@ -82,8 +82,8 @@ class _LogitsGraph(nn.Module):
     def __init__(self, model: Nes2NetForAudioClassification):
         super().__init__()
         self.model = copy.deepcopy(model).eval().float()
-        if isinstance(self.model.frontend, Nes2NetSpectrogramFrontend):
-            self.model.frontend = Nes2NetDftSpectrogramFrontend(self.model.frontend)
+        if isinstance(self.model.nes2net.frontend, Nes2NetSpectrogramFrontend):
+            self.model.nes2net.frontend = Nes2NetDftSpectrogramFrontend(self.model.nes2net.frontend)
 
     def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.model(input_values=input_values, attention_mask=attention_mask, return_dict=True).logits
@@ -138,7 +138,7 @@ def torch_float32_error(model: Nes2NetForAudioClassification, waveforms: Sequenc
     """Max |log-odds| difference between `model` in float32 and in float64 over `parity_batches`: the rounding
     error PyTorch itself has. Measured for spectrogram front-ends (where the float32 STFT's error in quiet bins moves
     the log-odds by up to about 1e-4); 0.0 for SSL front-ends, whose float64 copy would cost too much memory."""
-    if not isinstance(model.frontend, Nes2NetSpectrogramFrontend):
+    if not isinstance(model.nes2net.frontend, Nes2NetSpectrogramFrontend):
         return 0.0
     exact, error = copy.deepcopy(model).double(), 0.0
     for input_values, attention_mask in parity_batches(waveforms):
@@ -338,9 +338,8 @@ waveform, rate = soundfile.read("clip.wav", dtype="float32", always_2d=True)
 assert rate == config["sampling_rate"], "resample to the model's rate first"
 waveform = waveform.mean(axis=1)[None, :]  # mono, (1, samples)
 (logits,) = session.run(None, {{"input_values": waveform, "attention_mask": np.ones(waveform.shape, np.int64)}})
-log_odds = logits[0, -1] - (logits[0, 0] if logits.shape[1] == 2 else 0.0)  # log p(bonafide) / p(spoof)
-threshold = config["decision_threshold"] or 0.0
-print("bonafide" if log_odds >= threshold else "spoof", 1 / (1 + np.exp(-log_odds)))
+log_odds = logits[0, -1] - (logits[0, 0] if logits.shape[1] == 2 else 0.0)  # calibrated log p(bonafide) / p(spoof)
+print("bonafide" if log_odds > 0 else "spoof", 1 / (1 + np.exp(-log_odds)))
 ```
 
 This scores the recording whole (the paper's `full` protocol). The released models were trained on 4.04 s crops

@@ -14,7 +14,7 @@ import pytest
 import soundfile
 import torch
 from detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
-from tiny_models import tiny_model
+from tiny_models import BackendWithHead, randomize_norm_statistics, tiny_config, tiny_model
 
 from modeling_nes2net import Nes2NetForAudioClassification, save_model_folder
 from modeling_nes2net.audio import load_audio
@@ -22,7 +22,7 @@ from modeling_nes2net.cli import main
 from modeling_nes2net.detection import DEFAULT_MODEL_DIR, Nes2NetDetector
 from modeling_nes2net.onnx_export import FP32_TOLERANCE, ONNX_FILES, export_onnx
 from modeling_nes2net.onnx_runtime import Nes2NetOnnxModel
-from modeling_nes2net.scoring import log_odds
+from modeling_nes2net.scoring import log_odds, verdict
 
 pytest.importorskip("onnxruntime")
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("single_torch_thread")]
@@ -98,8 +98,7 @@ def test_card_snippet_runs_without_the_package(default_export, real_clips, tmp_p
         logits = model(torch.from_numpy(soundfile.read(clip, dtype="float32")[0])[None]).logits
     expected = torch.sigmoid(log_odds(logits)).item()
     assert float(probability) == pytest.approx(expected, abs=1e-4)
-    threshold = model.config.decision_threshold or 0.0
-    assert label == ("bonafide" if log_odds(logits).item() >= threshold else "spoof")
+    assert label == verdict(log_odds(logits).item())
 
 
 def test_tiny_xlsr_export_and_detect_cli(capsys, real_clips, tmp_path):
@@ -151,12 +150,13 @@ def test_backend_in_onnx_runtime_equals_the_module(variant, tmp_path):
     """The back-end path `benchmarks/backend.py` times: the module exported, ONNX Runtime's fusions applied."""
     from modeling_nes2net.onnx_export import export_module, inference_session
 
-    model = tiny_model("wav2vec2", seed=5, backend_variant=variant, pooling="astp", attention_channels=8)
-    path = export_module(model.backend, (torch.randn(2, 30, 64),), ("features",), tmp_path / "backend.onnx")
+    backend = BackendWithHead(tiny_config("wav2vec2", backend_variant=variant, pooling="astp", attention_channels=8))
+    randomize_norm_statistics(backend, seed=5)
+    path = export_module(backend.eval(), (torch.randn(2, 30, 64),), ("features",), tmp_path / "backend.onnx")
     session = inference_session(path)
     for batch_size, frames in ((1, 201), (16, 57)):
         features = torch.randn(batch_size, frames, 64)
         with torch.inference_mode():
-            expected = model.backend(features).numpy()
+            expected = backend(features).numpy()
         (actual,) = session.run(["logits"], {"features": features.numpy()})
         np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-5)
