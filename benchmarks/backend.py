@@ -1,17 +1,14 @@
-"""Back-end size, MACs and CPU latency: the package's Nes2NetBackend against a literal transcription of the paper.
+"""Back-end size, MACs and CPU latency: the package's Nes2NetBackend, run eagerly, through ONNX Runtime and
+(`--compile`) compiled by torch.compile, against a literal transcription of the paper, in one run.
 
-    python benchmarks/backend.py [--threads 2] [--repeats 20]
+    python benchmarks/backend.py [--threads 2] [--repeats 20] [--compile]
 
-Both models hold the same weights (the transcription's state dict converted with the checkpoint converter's key
-mapping), run in eval mode on (batch, 1024, 201) features, 2 intra-op threads. Prints one row per variant and batch
-size: parameters, MACs (ptflops rules), median latency of each, the speed-up and the max |logit difference|,
-then the share of CPU time by operator of both.
-
-Measured on this project's 2-core CPU (1 thread, other jobs running): Nes2Net-X 1.14x faster at batch 1 and 1.31x
-at batch 16, Nes2Net 1.02x / 1.12x, max |diff| 6e-8. The 1.5x goal is not reached: about half the time of both is
-the convolutions themselves (same arithmetic, same oneDNN kernels), a sixth batch norm and a seventh the growing
-stack's concatenation; the gain comes from weighting the slices with one matrix product instead of the paper's
-multiply and sum (a fifth of the paper loop's time).
+Every path holds the same weights (the transcription's state dict converted with the checkpoint converter's key
+mapping) in eval mode, on (batch, 1024, 201) features, 2 intra-op threads. The ONNX Runtime path is the module
+itself exported by `modeling_nes2net.onnx_export.export_module`, with ONNX Runtime's default graph optimisations
+(constant folding, operator fusion); torch.compile is inductor (C++ code generation with gcc).
+Prints one row per variant and batch size: parameters, MACs (ptflops rules), the median latency of each path, its
+speed-up over the paper's loop and its max |logit difference| from it, then the share of CPU time by operator.
 """
 
 from __future__ import annotations
@@ -19,6 +16,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from benchmarks.reference_nes2net import ReferenceNes2Net
 from modeling_nes2net import Nes2NetConfig
 from modeling_nes2net.complexity import backend_complexity
+from modeling_nes2net.onnx_export import export_module, inference_session
 from tests.tiny_models import BackendWithHead
 
 VARIANTS = {
@@ -70,6 +69,18 @@ def paired_models(config_kwargs: dict, reference_kwargs: dict) -> tuple[BackendW
     return ours.eval(), reference.eval()
 
 
+class OnnxRuntimeBackend:
+    """`module` exported to ONNX and run by ONNX Runtime: `(batch, frames, D)` features -> logits tensor."""
+
+    def __init__(self, module: BackendWithHead, folder: str, threads: int):
+        path = export_module(module, (torch.randn(2, 201, 1024),), ("features",), Path(folder) / "backend.onnx")
+        self.session = inference_session(path, threads)
+
+    def __call__(self, features: torch.Tensor) -> torch.Tensor:
+        (logits,) = self.session.run(["logits"], {"features": features.contiguous().numpy()})
+        return torch.from_numpy(logits)
+
+
 def time_by_operator(module: torch.nn.Module, features: torch.Tensor, top: int = 6) -> list[tuple[str, float]]:
     """The `top` operators by share of self CPU time over 5 forwards."""
     from torch.profiler import ProfilerActivity, profile
@@ -90,32 +101,40 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--frames", type=int, default=201)
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile (minutes of compilation)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    header = (
-        f"{'variant':<22} {'batch':>5} {'params':>9} {'MACs':>9} {'paper loop ms':>14} {'ours ms':>9} "
-        f"{'speed-up':>9} {'max |diff|':>11}"
+    paths = ["eager", "onnxruntime"] + (["compiled"] if args.compile else [])
+    header = f"{'variant':<22} {'batch':>5} {'params':>9} {'MACs':>9} {'paper loop ms':>14}" + "".join(
+        f" {path + ' ms':>15} {'speed-up':>9} {'max |diff|':>10}" for path in paths
     )
     print(f"CPU, {args.threads} threads, T = {args.frames} frames, median of {args.repeats} runs")
     print(header)
     print("-" * len(header))
+    folder = tempfile.mkdtemp(prefix="nes2net-backend-")
     for name, (config_kwargs, reference_kwargs) in VARIANTS.items():
         complexity = backend_complexity(Nes2NetConfig(**config_kwargs), frames=args.frames)
         ours, reference = paired_models(config_kwargs, reference_kwargs)
+        modules = {"eager": ours, "onnxruntime": OnnxRuntimeBackend(ours, folder, args.threads)}
+        if args.compile:
+            modules["compiled"] = torch.compile(ours)
         for batch_size in (1, 16):
             features = torch.randn(batch_size, 1024, args.frames)
+            ours_input = features.transpose(1, 2).contiguous()
             with torch.inference_mode():
-                difference = (reference(features) - ours(features.transpose(1, 2))).abs().max().item()
-            latencies = median_latencies(
-                {"reference": (reference, features), "ours": (ours, features.transpose(1, 2))}, args.repeats
+                expected = reference(features)
+                differences = {path: (module(ours_input) - expected).abs().max().item()
+                               for path, module in modules.items()}
+            runs = {"reference": (reference, features)} | {path: (module, ours_input) for path, module in modules.items()}
+            latencies = median_latencies(runs, args.repeats)
+            reference_time = latencies["reference"]
+            cells = "".join(
+                f" {latencies[path] * 1e3:>15.2f} {reference_time / latencies[path]:>8.2f}x {differences[path]:>10.1e}"
+                for path in paths
             )
-            reference_time, our_time = latencies["reference"], latencies["ours"]
-            print(
-                f"{name:<22} {batch_size:>5} {complexity['parameters']:>9,} {complexity['macs'] / 1e6:>8.2f}M "
-                f"{reference_time * 1e3:>14.2f} {our_time * 1e3:>9.2f} {reference_time / our_time:>8.2f}x "
-                f"{difference:>11.2e}"
-            )
+            print(f"{name:<22} {batch_size:>5} {complexity['parameters']:>9,} {complexity['macs'] / 1e6:>8.2f}M "
+                  f"{reference_time * 1e3:>14.2f}{cells}")
     ours, reference = paired_models(*VARIANTS["Nes2Net-X (2 logits)"])
     features = torch.randn(16, 1024, args.frames)
     print("\nwhere the time goes (Nes2Net-X, batch 16, share of CPU time by operator)")

@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "detect": ("modeling_nes2net.commands.detect", "score audio files or folders for spoofing"),
     "convert": ("modeling_nes2net.commands.convert", "convert an original Nes2Net checkpoint to a model folder"),
     "average": ("modeling_nes2net.commands.average", "average the weights of several checkpoints"),
+    "export": ("modeling_nes2net.commands.export", "export a model to ONNX, checked against PyTorch on real audio"),
     "data": ("training.data.cli", "build HF Datasets versions of anti-spoofing corpora"),
     "train": ("training.train", "train a Nes2Net model with Accelerate from a YAML recipe"),
     "evaluate": ("training.evaluate", "score a dataset split and compute EER / DCF / t-DCF"),

@@ -66,6 +66,9 @@ class Nes2NetConfig(PreTrainedConfig):
             `frontend_config`. `"spectrogram"`: a log-magnitude STFT with `spectrogram_n_fft // 2 + 1` bins.
         frontend_config (`dict` or `PreTrainedConfig`, *optional*):
             Config of the SSL front-end (any model type known to `AutoConfig`). Defaults to XLS-R 300M.
+        frontend_num_layers (`int`, *optional*):
+            Use only the first N transformer layers of the SSL front-end (the rest are dropped when the model is
+            built or loaded): a cheaper front-end at some cost in accuracy. `None` keeps them all.
         freeze_frontend (`bool`, *optional*, defaults to `False`):
             Keep the front-end's weights fixed (no gradients) during training.
         layer_merge (`str`, *optional*, defaults to `"last"`):
@@ -147,6 +150,7 @@ class Nes2NetConfig(PreTrainedConfig):
 
     frontend_type: Literal["ssl", "spectrogram"] = "ssl"
     frontend_config: dict | PreTrainedConfig | None = None
+    frontend_num_layers: int | None = None
     freeze_frontend: bool = False
     layer_merge: Literal["last", "weighted_sum", "sea", "attm"] = "last"
     spectrogram_n_fft: int = 2046
@@ -222,7 +226,7 @@ class Nes2NetConfig(PreTrainedConfig):
         """Number of hidden states the SSL front-end returns (its transformer layers + the CNN output)."""
         if self.frontend_type == "spectrogram":
             return 1
-        return self.frontend_config.num_hidden_layers + 1
+        return (self.frontend_num_layers or self.frontend_config.num_hidden_layers) + 1
 
     @property
     def group_channels(self) -> int:
@@ -250,6 +254,13 @@ class Nes2NetConfig(PreTrainedConfig):
             raise ValueError(f"kernel_size must be a positive odd integer, got {self.kernel_size}")
         if self.frontend_type == "ssl" and not hasattr(self.frontend_config, "hidden_size"):
             raise ValueError(f"frontend_config of type {type(self.frontend_config).__name__} has no hidden_size")
+        if self.frontend_num_layers is not None and not (
+            self.frontend_type == "ssl" and 1 <= self.frontend_num_layers <= self.frontend_config.num_hidden_layers
+        ):
+            raise ValueError(
+                f"frontend_num_layers must be between 1 and the SSL front-end's num_hidden_layers, "
+                f"got {self.frontend_num_layers}"
+            )
         if self.frontend_type == "spectrogram":
             if self.layer_merge != "last":
                 raise ValueError("the spectrogram front-end has a single layer: layer_merge must be 'last'")

@@ -77,6 +77,7 @@ logger = logging.getLogger(__name__)
 
 Aggregation = Literal["mean", "any"]
 QUANTIZATIONS: tuple[str, ...] = ("int8", "bf16")
+RUNTIMES: tuple[str, ...] = ("torch", "onnx")
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 SILENCE_PEAK = 1.0 / 32768  # at most one 16-bit step: digital silence
@@ -311,10 +312,14 @@ class Nes2NetDetector:
         self.threshold = float(threshold if threshold is not None else DECISION_THRESHOLD)
         self.device = resolve_device(device)
         self.quantize = quantize
-        self.model = quantize_for_inference(model.eval().to(self.device), quantize, self.device)
-        dtype = torch.bfloat16 if quantize == "bf16" else torch.float32
+        if model_call is None:
+            self.model = quantize_for_inference(model.eval().to(self.device), quantize, self.device)
+            dtype = torch.bfloat16 if quantize == "bf16" else torch.float32
+            model_call = TorchModelCall(self.model, self.device, dtype)
+        else:  # another runtime scores; `model` only tells the config and the frame arithmetic (it may be on meta)
+            self.model = model
         self.scorer = Scorer(
-            model_call or TorchModelCall(self.model, self.device, dtype),
+            model_call,
             sampling_rate=self.sampling_rate,
             min_samples=min_samples_of(model),
             protocol=protocol,
@@ -329,11 +334,45 @@ class Nes2NetDetector:
 
     @classmethod
     def from_pretrained(
-        cls, model_name_or_path: str | None = None, *, device: str | None = "auto", **options
+        cls,
+        model_name_or_path: str | None = None,
+        *,
+        device: str | None = "auto",
+        runtime: str = "torch",
+        window_seconds: float | None = None,
+        hop_seconds: float | None = None,
+        **options,
     ) -> Nes2NetDetector:
         """Load a model folder or Hub id (None: the embedded default model) with `load_model` and wrap it;
-        `options` are `Nes2NetDetector`'s keyword arguments."""
-        return cls(load_model(model_name_or_path), device=device, **options)
+        `options` are `Nes2NetDetector`'s keyword arguments; `window_seconds` / `hop_seconds` set `window` / `hop`
+        at the model's own rate (the hop defaults to half the window).
+
+        `runtime="onnx"`: a folder (or `.onnx` file) written by `nes2net export onnx`, run by ONNX Runtime on the
+        CPU; `quantize="int8"` picks its int8 file."""
+        if runtime not in RUNTIMES:
+            raise ValueError(f"unknown runtime {runtime!r}; choose from {RUNTIMES}")
+        model_call = None
+        if runtime == "torch":
+            model = load_model(model_name_or_path)
+        else:
+            from .onnx_runtime import Nes2NetOnnxModel
+
+            if model_name_or_path is None:
+                raise ValueError("--runtime onnx needs --model: a folder written by `nes2net export onnx`")
+            if options.get("quantize") not in (None, "int8"):
+                raise ValueError("--runtime onnx takes --quantize int8 (the export's int8 file) or none")
+            if device not in ("auto", "cpu", None):
+                raise ValueError("the ONNX runtime scores on the CPU only; use --device cpu")
+            graph = Nes2NetOnnxModel(model_name_or_path, options.pop("quantize", None) or "fp32")
+            with torch.device("meta"):  # the config's frame arithmetic, without weights
+                model = Nes2NetForAudioClassification(graph.config)
+            model_call, device = graph.score, "cpu"
+        rate = model.config.sampling_rate
+        if window_seconds is not None:
+            options["window"] = round(window_seconds * rate)
+        if hop_seconds is not None or window_seconds is not None:
+            options["hop"] = round(hop_seconds * rate) if hop_seconds is not None else options["window"] // 2
+        return cls(model, device=device, model_call=model_call, **options)
 
     def detect(self, audio: AudioSourceLike, sampling_rate: int | None = None) -> DetectionResult:
         """Score one input: a path, encoded bytes, or a waveform with its `sampling_rate`.

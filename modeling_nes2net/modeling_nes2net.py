@@ -14,6 +14,7 @@ utterance gives the same logits as the same utterance alone (in eval mode).
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -348,7 +349,11 @@ class Nes2NetModel(Nes2NetPreTrainedModel):
         if config.frontend_type == "spectrogram":
             self.frontend = Nes2NetSpectrogramFrontend(config)
         else:
-            self.frontend = AutoModel.from_config(config.frontend_config)
+            frontend_config = config.frontend_config
+            if config.frontend_num_layers is not None:  # truncated: the checkpoint's deeper layers go unused
+                frontend_config = copy.deepcopy(frontend_config)
+                frontend_config.num_hidden_layers = config.frontend_num_layers
+            self.frontend = AutoModel.from_config(frontend_config)
         self.layer_merge = build_layer_merge(config)
         self.backend = Nes2NetBackend(config)
         self.post_init()

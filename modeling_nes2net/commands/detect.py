@@ -37,13 +37,13 @@ from ..detection import (
     PROTOCOLS,
     QUANTIZATIONS,
     RESULT_COLUMNS,
+    RUNTIMES,
     WINDOW_SAMPLES,
     DetectionFailure,
     DetectionResult,
     ModelLoadError,
     ModelNotFoundError,
     Nes2NetDetector,
-    load_model,
 )
 from ..scorer import FULL_PROTOCOL_MAX_SECONDS
 
@@ -83,6 +83,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quantize", choices=QUANTIZATIONS, default=None,
                         help="opt-in fast path: bf16 (fastest and closest on CPUs with bf16 instructions, and GPUs) "
                              "or int8 (CPU only: dynamic quantisation of Linear layers)")
+    parser.add_argument("--runtime", choices=RUNTIMES, default="torch",
+                        help="torch (default); onnx: --model is a folder or .onnx file written by "
+                             "`nes2net export onnx`, run by ONNX Runtime on the CPU")
     parser.add_argument("--output", default=None, metavar="FILE", help="write the results here instead of stdout")
     parser.add_argument("--plot", default=None, metavar="PNG",
                         help="timeline figure; with several inputs one file per input, named PNG-<name>.png")
@@ -138,13 +141,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _detector(args: argparse.Namespace) -> Nes2NetDetector:
-    model = load_model(args.model)
-    rate = model.config.sampling_rate
-    window = WINDOW_SAMPLES if args.window is None else round(args.window * rate)
-    hop = window // 2 if args.hop is None else round(args.hop * rate)
-    return Nes2NetDetector(model, device=args.device, protocol=args.protocol, aggregation=args.aggregation,
-                           window=window, hop=hop, batch_size=args.batch_size, threshold=args.threshold,
-                           quantize=args.quantize, max_full_seconds=args.max_full_seconds)
+    return Nes2NetDetector.from_pretrained(
+        args.model, device=args.device, runtime=args.runtime, protocol=args.protocol, aggregation=args.aggregation,
+        window_seconds=args.window, hop_seconds=args.hop, batch_size=args.batch_size, threshold=args.threshold,
+        quantize=args.quantize, max_full_seconds=args.max_full_seconds,
+    )
 
 
 class OutputError(OSError):

@@ -1,0 +1,144 @@
+"""End-to-end CPU speed of `detect` on an XLS-R-300M-sized model: PyTorch fp32 / bf16 / int8, ONNX Runtime fp32 /
+int8 and a truncated front-end, against the authors' inference loop (one file at a time, full length, fp32).
+
+    python benchmarks/export.py            # --quick: XLS-R 300M widths with 4 of its 24 layers, short audio
+    python benchmarks/export.py --full     # all 24 layers, clips of 4-20 s and one 10-minute file
+
+The model has XLS-R 300M's widths (hidden 1024, 16 heads, feed-forward 4096, stable layer norm, 7 conv layers) and
+random weights, built offline from a transformers config; `--quick` keeps the first 4 transformer layers so that the
+default run takes minutes on 2 shared cores. Inputs: a folder of clips of 4-20 s and one long file (`--quick`: 3
+clips, one 60 s file; `--full`: 8 clips, one 600 s file), tones in noise (speed does not depend on the content).
+
+For each path the table prints the real-time factor (wall seconds per second of audio, lower is faster), the speed-up
+over the authors' loop on the same input, and the max |log-odds difference| of the recordings' verdicts from PyTorch
+fp32 `detect` (the same windows). `detect` scores 4.04 s windows (hop 2.02 s, batch 8); the authors' loop scores each
+file whole, so on long files it also pays attention over the whole length. The truncated row keeps half the
+front-end's layers (`frontend_num_layers`): its drift is what dropping layers costs, not rounding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification, save_model_folder
+from modeling_nes2net.configuration_nes2net import XLSR_300M_FRONTEND
+from modeling_nes2net.detection import Nes2NetDetector
+from modeling_nes2net.onnx_export import export_onnx
+from modeling_nes2net.scoring import log_odds
+
+SIZES = {
+    "quick": {"layers": 4, "clips": (4.0, 9.0, 20.0), "long": 60.0},
+    "full": {"layers": 24, "clips": (4.0, 6.0, 8.0, 10.0, 12.0, 15.0, 18.0, 20.0), "long": 600.0},
+}
+RATE = 16_000
+
+
+def write_inputs(folder: Path, clip_seconds: tuple[float, ...], long_seconds: float) -> tuple[list[Path], Path]:
+    """Clips of `clip_seconds` in `folder/clips` and one `long_seconds` file, 16 kHz tones in noise."""
+    generator = np.random.default_rng(0)
+
+    def audio(seconds: float) -> np.ndarray:
+        time_axis = np.arange(int(seconds * RATE)) / RATE
+        tone = 0.3 * np.sin(2 * np.pi * generator.uniform(100, 400) * time_axis)
+        return (tone + 0.05 * generator.standard_normal(time_axis.shape)).astype(np.float32)
+
+    (folder / "clips").mkdir(parents=True)
+    clips = []
+    for index, seconds in enumerate(clip_seconds):
+        clips.append(folder / "clips" / f"clip{index}.wav")
+        soundfile.write(clips[-1], audio(seconds), RATE, subtype="FLOAT")
+    long_file = folder / "long.wav"
+    soundfile.write(long_file, audio(long_seconds), RATE, subtype="FLOAT")
+    return clips, long_file
+
+
+@torch.inference_mode()
+def authors_loop(model: Nes2NetForAudioClassification, files: list[Path]) -> tuple[float, list[float]]:
+    """The authors' inference: each file read whole and scored in one fp32 forward pass. Seconds, log-odds."""
+    start, odds = time.perf_counter(), []
+    for file in files:
+        waveform = torch.from_numpy(soundfile.read(file, dtype="float32")[0])[None]
+        odds.append(float(log_odds(model(input_values=waveform).logits)[0]))
+    return time.perf_counter() - start, odds
+
+
+def timed_detect(detector: Nes2NetDetector, files: list[Path]) -> tuple[float, list[float]]:
+    """Seconds of `detect_many` over `files`, and each recording's log-odds."""
+    start = time.perf_counter()
+    results = list(detector.detect_many(files))
+    return time.perf_counter() - start, [result.log_odds for result in results]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", dest="size", action="store_const", const="quick", help="the default")
+    size.add_argument("--full", dest="size", action="store_const", const="full")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    sizes = SIZES[args.size or "quick"]
+    torch.set_num_threads(args.threads)
+    work = Path(tempfile.mkdtemp(prefix="nes2net-export-bench-"))
+    clips, long_file = write_inputs(work / "audio", sizes["clips"], sizes["long"])
+    inputs = {"clips": clips, "long file": [long_file]}
+    seconds = {name: sum(soundfile.info(file).duration for file in files) for name, files in inputs.items()}
+
+    torch.manual_seed(0)
+    frontend = {**XLSR_300M_FRONTEND, "num_hidden_layers": sizes["layers"]}
+    model = Nes2NetForAudioClassification(Nes2NetConfig(frontend_config=frontend)).eval()
+    model_dir = save_model_folder(model, work / "model")
+    export = export_onnx(model, work / "onnx", parity_audio=[soundfile.read(clips[0], dtype="float32")[0]],
+                         variants=("int8",))
+    print(f"XLS-R 300M widths, {sizes['layers']} transformer layers, random weights; {args.threads} threads; "
+          f"ONNX export max |log-odds diff| fp32 {export.max_log_odds_difference['fp32']:.1e}, "
+          f"int8 {export.max_log_odds_difference['int8']:.1e}")
+    print(f"inputs: {len(clips)} clips ({seconds['clips']:.0f} s), one file of {seconds['long file']:.0f} s")
+
+    options = dict(device="cpu", batch_size=8)
+    paths = {
+        "PyTorch fp32": lambda: Nes2NetDetector(Nes2NetForAudioClassification.from_pretrained(model_dir), **options),
+        "PyTorch bf16": lambda: Nes2NetDetector(
+            Nes2NetForAudioClassification.from_pretrained(model_dir), quantize="bf16", **options),
+        "PyTorch int8": lambda: Nes2NetDetector(
+            Nes2NetForAudioClassification.from_pretrained(model_dir), quantize="int8", **options),
+        "ONNX Runtime fp32": lambda: Nes2NetDetector.from_pretrained(work / "onnx", runtime="onnx", **options),
+        "ONNX Runtime int8": lambda: Nes2NetDetector.from_pretrained(
+            work / "onnx", runtime="onnx", quantize="int8", **options),
+        f"truncated, {max(1, sizes['layers'] // 2)} layers": lambda: Nes2NetDetector(
+            Nes2NetForAudioClassification.from_pretrained(model_dir, frontend_num_layers=max(1, sizes["layers"] // 2)),
+            **options),
+    }
+    header = f"{'path':<24} {'input':<10} {'RTF':>7} {'speed-up':>9} {'max |diff|':>11}"
+    rows = []
+    for input_name, files in inputs.items():
+        baseline, _ = authors_loop(model, files)
+        rows.append(f"{'authors loop (fp32)':<24} {input_name:<10} {baseline / seconds[input_name]:>7.3f} "
+                    f"{1.0:>8.2f}x {'':>11}")
+        reference = None
+        for path_name, build in paths.items():
+            detector = build()
+            elapsed, odds = timed_detect(detector, files)
+            reference = odds if reference is None else reference
+            drift = max(abs(a - b) for a, b in zip(odds, reference))
+            rows.append(f"{path_name:<24} {input_name:<10} {elapsed / seconds[input_name]:>7.3f} "
+                        f"{baseline / elapsed:>8.2f}x {drift:>11.1e}")
+            del detector
+            gc.collect()
+    print(header)
+    print("-" * len(header))
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()

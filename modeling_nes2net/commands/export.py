@@ -1,0 +1,63 @@
+"""`nes2net export onnx MODEL OUT`: the whole model as one ONNX graph, checked against PyTorch on real audio
+(a thin layer over `modeling_nes2net.onnx_export.export_onnx`).
+
+Parity audio: `--audio` files or folders, else three sentences spoken by espeak-ng. Exit status 0 on success, 1
+when the export is further from PyTorch than `--tolerance` or an input cannot be read (nothing is written then).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from ..audio import AudioInputError, find_audio_files, load_audio
+from ..onnx_export import FP32_TOLERANCE, VARIANTS
+
+FORMATS = ("onnx",)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("format", choices=FORMATS, help="onnx: one graph, dynamic batch and length axes")
+    parser.add_argument("model", metavar="MODEL", help="model folder or Hub id ('default': the embedded model)")
+    parser.add_argument("output_dir", metavar="OUT", help="folder to write (replaced if it exists)")
+    parser.add_argument("--audio", nargs="+", default=None, metavar="PATH",
+                        help="audio files / folders to check the export on (default: espeak-ng sentences)")
+    parser.add_argument("--variants", nargs="*", choices=VARIANTS, default=list(VARIANTS),
+                        help="extra files besides fp32, their drift reported (default: int8)")
+    parser.add_argument("--tolerance", type=float, default=FP32_TOLERANCE,
+                        help=f"max |log-odds difference| of the fp32 graph from PyTorch (default {FP32_TOLERANCE})")
+
+
+def parity_waveforms(paths: list[str] | None, sampling_rate: int) -> list:
+    """16 kHz waveforms of the `--audio` paths, or of three espeak-ng sentences (different lengths)."""
+    if paths:
+        files = [file for path in paths for file in find_audio_files(path)]
+        return [load_audio(file, target_rate=sampling_rate) for file in files]
+    from ..examples import SENTENCES, VOICES, synthesize_speech
+
+    with tempfile.TemporaryDirectory() as folder:
+        spoken = [synthesize_speech(text, Path(folder) / f"{index}.wav", voice, sampling_rate)
+                  for index, (text, voice) in enumerate(zip(SENTENCES, VOICES))]
+        return [load_audio(path, target_rate=sampling_rate) for path in spoken]
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..detection import resolve_model_path
+    from ..modeling_nes2net import Nes2NetForAudioClassification
+    from ..onnx_export import export_onnx
+
+    model_path = resolve_model_path(None if args.model == "default" else args.model)
+    model = Nes2NetForAudioClassification.from_pretrained(model_path)
+    try:
+        waveforms = parity_waveforms(args.audio, model.config.sampling_rate)
+        report = export_onnx(model, args.output_dir, parity_audio=waveforms, variants=args.variants,
+                             tolerance=args.tolerance)
+    except (AudioInputError, RuntimeError, ValueError) as error:
+        print(f"nes2net export: error: {error}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.output_dir}: max |log-odds difference| from PyTorch over {len(waveforms)} waveforms")
+    for variant, difference in report.max_log_odds_difference.items():
+        print(f"  {report.files[variant]:<18} {variant:<5} {difference:.2e}")
+    return 0

@@ -1,0 +1,162 @@
+"""ONNX export and scoring through ONNX Runtime, on the embedded model and a tiny XLS-R-shaped model, real audio."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+from detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
+from tiny_models import BackendWithHead, randomize_norm_statistics, tiny_config, tiny_model
+
+from modeling_nes2net import Nes2NetForAudioClassification, save_model_folder
+from modeling_nes2net.audio import load_audio
+from modeling_nes2net.cli import main
+from modeling_nes2net.detection import DEFAULT_MODEL_DIR, Nes2NetDetector
+from modeling_nes2net.onnx_export import FP32_TOLERANCE, ONNX_FILES, export_onnx
+from modeling_nes2net.onnx_runtime import Nes2NetOnnxModel
+from modeling_nes2net.scoring import log_odds, verdict
+
+pytest.importorskip("onnxruntime")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("single_torch_thread")]
+
+
+@pytest.fixture(scope="module")
+def real_clips(mini_antispoof) -> list:
+    """Three test-split recordings of different lengths: the shortest, the median and the longest."""
+    with open(mini_antispoof / "metadata.csv", newline="") as handle:
+        rows = sorted((row for row in csv.DictReader(handle) if row["split"] == "test"),
+                      key=lambda row: float(row["duration_s"]))
+    return [mini_antispoof / rows[index]["file_name"] for index in (0, len(rows) // 2, -1)]
+
+
+@pytest.fixture(scope="module")
+def default_export(real_clips, tmp_path_factory):
+    model = Nes2NetForAudioClassification.from_pretrained(DEFAULT_MODEL_DIR)
+    waveforms = [load_audio(path) for path in real_clips]
+    output_dir = tmp_path_factory.mktemp("onnx") / "default"
+    return model, output_dir, export_onnx(model, output_dir, parity_audio=waveforms, variants=("int8",))
+
+
+def test_embedded_model_export_matches_pytorch(default_export, real_clips):
+    model, output_dir, report = default_export
+    assert sorted(report.files) == ["fp32", "int8"]
+    assert all((output_dir / name).is_file() for name in report.files.values())
+    assert report.max_log_odds_difference["fp32"] <= FP32_TOLERANCE + report.torch_float32_error
+    assert report.torch_float32_error < 5e-4  # PyTorch's own float32 rounding stays small
+    saved = json.loads((output_dir / "export_report.json").read_text())
+    assert saved["max_log_odds_difference"] == report.max_log_odds_difference
+    # Independently of the report: a padded batch of the three clips scored by a fresh session.
+    waveforms = [load_audio(path) for path in real_clips]
+    values = torch.zeros(3, max(map(len, waveforms)))
+    mask = torch.zeros(3, values.shape[1], dtype=torch.long)
+    for row, waveform in enumerate(waveforms):
+        values[row, : len(waveform)], mask[row, : len(waveform)] = torch.from_numpy(waveform), 1
+    onnx_logits = Nes2NetOnnxModel(output_dir)(values, mask)
+    with torch.inference_mode():
+        torch_logits = model(input_values=values, attention_mask=mask).logits
+    difference = (log_odds(onnx_logits) - log_odds(torch_logits)).abs().max().item()
+    assert difference <= FP32_TOLERANCE + report.torch_float32_error
+    # int8 drifts more: its drift is reported, non-zero (the weights did change) and small.
+    assert 0 < report.max_log_odds_difference["int8"] < 0.5
+
+
+def test_detector_through_onnx_runtime_equals_pytorch(default_export, real_clips):
+    _, output_dir, report = default_export
+    options = dict(protocol="windows", batch_size=4)
+    onnx_results = list(Nes2NetDetector.from_pretrained(output_dir, runtime="onnx", **options).detect_many(real_clips))
+    torch_results = list(Nes2NetDetector.from_pretrained(None, device="cpu", **options).detect_many(real_clips))
+    allowed = FP32_TOLERANCE + report.torch_float32_error
+    for onnx_result, torch_result in zip(onnx_results, torch_results, strict=True):
+        assert len(onnx_result.segments) == len(torch_result.segments)
+        assert onnx_result.threshold == torch_result.threshold  # the exported folder's config carries it
+        assert abs(onnx_result.log_odds - torch_result.log_odds) <= allowed
+        assert onnx_result.label == torch_result.label
+        assert max(abs(a.log_odds - b.log_odds) for a, b in zip(onnx_result.segments, torch_result.segments)) <= allowed
+
+
+def test_card_snippet_runs_without_the_package(default_export, real_clips, tmp_path):
+    model, output_dir, _ = default_export
+    card = (output_dir / "README.md").read_text()
+    (snippet,) = re.findall(r"```python\n(.*?)```", card, flags=re.S)
+    assert "nes2net" not in snippet.replace("nes2net detect", "")
+    clip = output_dir / "clip.wav"
+    soundfile.write(clip, load_audio(real_clips[1]), 16_000, subtype="FLOAT")
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    # -I: isolated mode, so neither the working tree nor PYTHONPATH can provide modeling_nes2net
+    completed = subprocess.run([sys.executable, "-I", "-c", snippet], cwd=output_dir, capture_output=True,
+                               text=True, env=environment, check=True)
+    label, probability = completed.stdout.split()
+    with torch.inference_mode():
+        logits = model(torch.from_numpy(soundfile.read(clip, dtype="float32")[0])[None]).logits
+    expected = torch.sigmoid(log_odds(logits)).item()
+    assert float(probability) == pytest.approx(expected, abs=1e-4)
+    assert label == verdict(log_odds(logits).item())
+
+
+def test_tiny_xlsr_export_and_detect_cli(capsys, real_clips, tmp_path):
+    # The tiny front-end has 800 frames per second and ONNX Runtime holds the whole (frames x frames) attention
+    # (PyTorch's attention does not): 1-3 s crops of the real clips, scored in 1 s windows, keep it small.
+    crops = []
+    for index, (clip, seconds) in enumerate(zip(real_clips, (1.0, 2.0, 3.0))):
+        crops.append(tmp_path / f"crop{index}.wav")
+        soundfile.write(crops[-1], load_audio(clip)[: int(seconds * 16_000)], 16_000, subtype="FLOAT")
+    model = tiny_model("wav2vec2", seed=3)
+    model_dir = save_model_folder(model, tmp_path / "model")
+    output_dir = tmp_path / "onnx"
+    code = main(["export", "onnx", str(model_dir), str(output_dir), "--audio", *map(str, crops),
+                 "--variants", "int8"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    report = json.loads((output_dir / "export_report.json").read_text())
+    assert report["max_log_odds_difference"]["fp32"] <= 1e-4 and report["torch_float32_error"] == 0.0
+    assert sorted(report["files"]) == ["fp32", "int8"] and (output_dir / ONNX_FILES["int8"]).is_file()
+    assert f"{report['max_log_odds_difference']['fp32']:.2e}" in captured.out
+    results = {}
+    for runtime, model_path in (("onnx", output_dir), ("torch", model_dir)):
+        code = main(["detect", *map(str, crops), "--model", str(model_path), "--runtime", runtime,
+                     "--device", "cpu", "--format", "json", "--segments", "--window", "1.0", "--hop", "0.5"])
+        assert code == 0
+        results[runtime] = json.loads(capsys.readouterr().out)
+    for onnx_result, torch_result in zip(results["onnx"], results["torch"], strict=True):
+        assert onnx_result["file"] == torch_result["file"]
+        assert onnx_result["log_odds"] == pytest.approx(torch_result["log_odds"], abs=1e-4)
+        assert [s["start"] for s in onnx_result["segments"]] == [s["start"] for s in torch_result["segments"]]
+    code = main(["detect", str(crops[0]), "--model", str(output_dir), "--runtime", "onnx", "--quantize", "int8",
+                 "--format", "json"])
+    (int8_result,) = json.loads(capsys.readouterr().out)
+    assert code == 0 and np.isfinite(int8_result["log_odds"])
+
+
+def test_onnx_runtime_errors_name_the_problem(tmp_path, capsys):
+    with pytest.raises(FileNotFoundError, match="no such ONNX file"):
+        Nes2NetOnnxModel(tmp_path)
+    with pytest.raises(ValueError, match="needs parity_audio"):
+        export_onnx(tiny_model(), tmp_path / "out", parity_audio=[])
+    with pytest.raises(ValueError, match="unknown ONNX variant"):
+        export_onnx(tiny_model(), tmp_path / "out", parity_audio=[np.zeros(16_000, np.float32)], variants=("int4",))
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("variant", ["nes2net-x", "nes2net"])
+def test_backend_in_onnx_runtime_equals_the_module(variant, tmp_path):
+    """The back-end path `benchmarks/backend.py` times: the module exported, ONNX Runtime's fusions applied."""
+    from modeling_nes2net.onnx_export import export_module, inference_session
+
+    backend = BackendWithHead(tiny_config("wav2vec2", backend_variant=variant, pooling="astp", attention_channels=8))
+    randomize_norm_statistics(backend, seed=5)
+    path = export_module(backend.eval(), (torch.randn(2, 30, 64),), ("features",), tmp_path / "backend.onnx")
+    session = inference_session(path)
+    for batch_size, frames in ((1, 201), (16, 57)):
+        features = torch.randn(batch_size, frames, 64)
+        with torch.inference_mode():
+            expected = backend(features).numpy()
+        (actual,) = session.run(["logits"], {"features": features.numpy()})
+        np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-5)

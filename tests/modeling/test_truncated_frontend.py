@@ -1,0 +1,32 @@
+"""`frontend_num_layers`: a saved model loaded with only the first N transformer layers of its SSL front-end."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tiny_models import tiny_config, tiny_model
+
+from modeling_nes2net import Nes2NetForAudioClassification, save_model_folder
+
+
+def test_truncated_frontend_computes_the_first_layers_of_the_full_one(tmp_path):
+    full = tiny_model("wav2vec2", seed=1)
+    folder = save_model_folder(full, tmp_path / "model")
+    truncated = Nes2NetForAudioClassification.from_pretrained(folder, frontend_num_layers=1).eval()
+    assert len(truncated.nes2net.frontend.encoder.layers) == 1 and truncated.config.num_frontend_layers == 2
+    waveform = torch.randn(2, 8_000)
+    with torch.inference_mode():
+        features = truncated.nes2net(waveform).merged_features
+        hidden_states = full.nes2net.frontend(waveform, output_hidden_states=True).hidden_states
+        # stable layer norm: the encoder's final norm follows whichever layer is last
+        expected = full.nes2net.frontend.encoder.layer_norm(hidden_states[1])
+        torch.testing.assert_close(features, expected, rtol=1e-5, atol=1e-5)
+        # the back-end is the full model's, unchanged
+        torch.testing.assert_close(truncated.nes2net.backend(features)[1], full.nes2net.backend(expected)[1],
+                                   rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("layers", [0, 3])
+def test_frontend_num_layers_must_fit_the_frontend(layers):
+    with pytest.raises(Exception, match="frontend_num_layers must be between 1 and"):
+        tiny_config("wav2vec2", frontend_num_layers=layers)
