@@ -36,9 +36,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .detection import min_samples
 from .folder import feature_extractor_for
 from .modeling_nes2net import Nes2NetForAudioClassification, Nes2NetSpectrogramFrontend
+from .scorer import min_samples_of
 from .scoring import log_odds
 
 logger = logging.getLogger(__name__)
@@ -187,7 +187,7 @@ def export_graph(model: Nes2NetForAudioClassification, path: str | os.PathLike, 
     """Write the fp32 graph of `model` to `path` (dynamic batch and samples axes) with its metadata."""
     import onnx
 
-    example = torch.randn(2, max(3 * min_samples(model), 16_000)) * 0.1
+    example = torch.randn(2, max(3 * min_samples_of(model), 16_000)) * 0.1
     mask = torch.ones_like(example, dtype=torch.long)
     export_module(_LogitsGraph(model), (example, mask), ("input_values", "attention_mask"), path, opset)
     graph = onnx.load(str(path), load_external_data=False)
@@ -195,7 +195,7 @@ def export_graph(model: Nes2NetForAudioClassification, path: str | os.PathLike, 
     properties = {
         "nes2net_labels": json.dumps(model.config.id2label),
         "nes2net_sampling_rate": str(model.config.sampling_rate),
-        "nes2net_min_samples": str(min_samples(model)),
+        "nes2net_min_samples": str(min_samples_of(model)),
     }
     onnx.helper.set_model_props(graph, properties)
     onnx.save(graph, str(path))
@@ -244,7 +244,7 @@ def export_onnx(
     if not parity_audio:
         raise ValueError("export_onnx needs parity_audio: at least one waveform to check the export against PyTorch")
     model = model.eval()
-    shortest = min_samples(model)
+    shortest = min_samples_of(model)
     waveforms = [np.asarray(waveform, np.float32) for waveform in parity_audio]
     too_short = [len(waveform) for waveform in waveforms if len(waveform) < shortest]
     if too_short:
