@@ -17,7 +17,6 @@ import logging
 import os
 import pickle
 import re
-import sys
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,11 +26,9 @@ from typing import Any
 import torch
 from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError
-from transformers.dynamic_module_utils import get_relative_import_files
 
 from .configuration_nes2net import Nes2NetConfig
-from .feature_extraction_nes2net import Nes2NetFeatureExtractor
-from .folder import save_model_folder
+from .folder import remote_code_files, save_model_folder
 from .modeling_nes2net import Nes2NetForAudioClassification
 from .original_layout import (
     BACKEND_PREFIX,
@@ -439,14 +436,6 @@ def _describe(config: Nes2NetConfig) -> dict[str, str]:
         "merge": merge,
         "backend": backend,
     }
-
-
-def remote_code_files() -> list[str]:
-    """Names of the code files `save_pretrained` copies next to the weights for `trust_remote_code`."""
-    classes = (Nes2NetConfig, Nes2NetForAudioClassification, Nes2NetFeatureExtractor)
-    modules = [sys.modules[cls.__module__].__file__ for cls in classes]
-    files = modules + [file for module in modules for file in get_relative_import_files(module)]
-    return sorted({Path(file).name for file in files})
 
 
 def conversion_card(
