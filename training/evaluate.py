@@ -1,7 +1,7 @@
 """`nes2net evaluate`: score one split of a built dataset and measure it as the ASVspoof tools do.
 
     nes2net evaluate MODEL DATASET --split eval --protocol 4sec --output-dir OUT [--where subset=eval]
-    accelerate launch --multi_gpu --num_processes 8 -m modeling_nes2net.cli evaluate MODEL DATASET ...
+    accelerate launch --multi_gpu --num_processes 8 -m nes2net evaluate MODEL DATASET ...
 
 OUT receives `scores.csv` (utt_id, score, label and the grouping columns), the score file in an ASVspoof format when
 `--score-format` asks for one, `results.json` (the `hub_cards.results` schema that model cards are rendered from),

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from modeling_nes2net.cli import main
+from nes2net.cli import main
 from training.data import read_build_info
 from training.data.cli import format_size, parse_size
 from training.data.synthetic import write_synthetic_audio

@@ -14,7 +14,7 @@ from accelerate import Accelerator
 
 from hub_cards.results import load_result
 from modeling_nes2net import Nes2NetForAudioClassification, save_model_folder
-from modeling_nes2net.cli import main as nes2net
+from nes2net.cli import main as nes2net
 from tests.tiny_models import tiny_model
 from tests.training.train_helpers import build_tiny_corpus, run_command, subprocess_env
 from training.calibration import fit_llr_fusion

@@ -57,11 +57,11 @@ def run_command(
     args: list[str], env: dict[str, str], processes: int = 1, timeout: float = 300
 ) -> subprocess.CompletedProcess:
     """`nes2net ARGS` in a new process, or under `accelerate launch` on CPU with `processes` processes."""
-    module = [sys.executable, "-m", "modeling_nes2net.cli", *args]
+    module = [sys.executable, "-m", "nes2net", *args]
     if processes > 1:
         accelerate = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
                       str(processes), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                      "--main_process_port", str(free_port()), "-m", "modeling_nes2net.cli"]
+                      "--main_process_port", str(free_port()), "-m", "nes2net"]
         module = [*accelerate, *args]
         env = {**env, "ACCELERATE_USE_CPU": "true"}
     return subprocess.run(module, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
