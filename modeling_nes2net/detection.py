@@ -164,6 +164,13 @@ class DetectionResult:
         return result
 
 
+# The columns of tabular outputs (`detect --format csv`, the Space's table): one row per result, the keys of
+# `DetectionResult.to_dict(include_segments=False)`; one row per segment with `--segments`.
+RESULT_COLUMNS = ("file", "label", "bonafide_probability", "score", "log_odds", "threshold", "protocol",
+                  "aggregation", "duration")
+SEGMENT_COLUMNS = ("file", "start", "end", "label", "probability", "score", "log_odds")
+
+
 @dataclass(frozen=True)
 class DetectionFailure:
     """An input that could not be scored; `error` is one line naming it and the problem."""

@@ -47,7 +47,7 @@ import torch
 
 from hub_cards.model_card import ModelCardSpec, write_model_card
 from hub_cards.render import measure_efficiency
-from hub_cards.results import load_result
+from training.results import load_result
 from modeling_nes2net import Nes2NetForAudioClassification, save_model_folder
 from modeling_nes2net.atomic import atomic_folder
 from modeling_nes2net.folder import remote_code_files
@@ -131,7 +131,7 @@ def build_demo_dataset(source: str | os.PathLike, output_dir: str | os.PathLike,
             writer = csv.DictWriter(file, fieldnames=[*fieldnames, "attack"], lineterminator="\n")
             writer.writeheader()
             writer.writerows(rows)
-        command = f"python -m training.demo (carve_dev_split of {source}/metadata.csv, fraction {DEV_FRACTION})"
+        command = f"python -m training.demo (carve_dev_split of {source.name}/metadata.csv, fraction {DEV_FRACTION})"
         return build_dataset("generic", staging, output_dir, overwrite=overwrite, build_command=command, progress=False)
 
 

@@ -4,7 +4,7 @@
     accelerate launch --multi_gpu --num_processes 8 -m nes2net evaluate MODEL DATASET ...
 
 OUT receives `scores.csv` (utt_id, score, label and the grouping columns), the score file in an ASVspoof format when
-`--score-format` asks for one, `results.json` (the `hub_cards.results` schema that model cards are rendered from),
+`--score-format` asks for one, `results.json` (the `training.results` schema that model cards are rendered from),
 `det_curve.png` and `score_histogram.png`. With `--arena`, also `result.yaml` for the Speech Anti-Spoofing Arena
 (dataset, protocol, EER and the SHA-256 of the score file it was computed from, `scores.txt` unless `--score-format`
 names another) and `model-index.yaml`, the Hub card's `model-index` from the same results.
@@ -45,7 +45,8 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from hub_cards.results import (
+from modeling_nes2net import Nes2NetForAudioClassification, save_model_folder
+from training.results import (
     CLEAN_CONDITION,
     SCHEMA_VERSION,
     EvaluationResult,
@@ -53,7 +54,6 @@ from hub_cards.results import (
     robustness_table,
     write_result,
 )
-from modeling_nes2net import Nes2NetForAudioClassification, save_model_folder
 from modeling_nes2net.atomic import write_text_atomic
 from modeling_nes2net.detection import ModelNotFoundError, resolve_model_path
 from modeling_nes2net.scoring import bonafide_probability, bonafide_score, log_odds

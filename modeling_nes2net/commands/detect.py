@@ -17,6 +17,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_output
+from ..configuration_nes2net import Nes2NetConfig
 from ..audio import AUDIO_EXTENSIONS, find_audio_files
 from ..scoring import verdict
 from ..detection import (
@@ -24,18 +25,19 @@ from ..detection import (
     HOP_SAMPLES,
     PROTOCOLS,
     QUANTIZATIONS,
+    RESULT_COLUMNS,
+    SEGMENT_COLUMNS,
     WINDOW_SAMPLES,
     DetectionFailure,
     DetectionResult,
     Nes2NetDetector,
+    resolve_model_path,
 )
+from ..plotting import PLOT_EXTRA_MISSING, can_plot, plot_timeline
 
 logger = logging.getLogger(__name__)
 
 FORMATS = ("table", "csv", "json", "asvspoof")
-RESULT_COLUMNS = ("file", "label", "bonafide_probability", "score", "log_odds", "threshold", "protocol",
-                  "aggregation", "duration")
-SEGMENT_COLUMNS = ("file", "start", "end", "label", "probability", "score", "log_odds")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,9 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "4sec: first 64,600 samples, tiled if shorter")
     parser.add_argument("--aggregation", choices=AGGREGATIONS, default="mean",
                         help="mean of window log-odds (default), or any: the most spoof-like window decides")
-    parser.add_argument("--window", type=float, default=WINDOW_SAMPLES / 16_000, metavar="SECONDS",
-                        help="window length for --protocol windows and 4sec (default 4.0375 s = 64,600 samples)")
-    parser.add_argument("--hop", type=float, default=HOP_SAMPLES / 16_000, metavar="SECONDS",
+    parser.add_argument("--window", type=float, default=None, metavar="SECONDS",
+                        help=f"window length for --protocol windows and 4sec (default {WINDOW_SAMPLES:,} samples, "
+                             "4.0375 s at 16 kHz)")
+    parser.add_argument("--hop", type=float, default=None, metavar="SECONDS",
                         help="hop between windows (default half a window)")
     parser.add_argument("--batch-size", type=int, default=8, help="windows / clips per forward pass (default 8)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -82,18 +85,22 @@ def expand_paths(paths: list[str], recursive: bool) -> tuple[list[str], list[Det
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.plot and not can_plot():
+        print(f"nes2net detect: error: --plot: {PLOT_EXTRA_MISSING}", file=sys.stderr)
+        return 2
     files, folder_failures = expand_paths(args.paths, args.recursive)
     failures = list(folder_failures)
     results: list[DetectionResult] = []
     if files:
         try:
+            rate = Nes2NetConfig.from_pretrained(resolve_model_path(args.model)).sampling_rate  # seconds -> samples
             detector = Nes2NetDetector.from_pretrained(
                 args.model,
                 device=args.device,
                 protocol=args.protocol,
                 aggregation=args.aggregation,
-                window=round(args.window * 16_000),
-                hop=round(args.hop * 16_000),
+                window=WINDOW_SAMPLES if args.window is None else round(args.window * rate),
+                hop=HOP_SAMPLES if args.hop is None else round(args.hop * rate),
                 batch_size=args.batch_size,
                 threshold=args.threshold,
                 quantize=args.quantize,
@@ -162,8 +169,6 @@ def _table(results: list[DetectionResult], segments: bool) -> str:
 
 def save_plots(results: list[DetectionResult], path: str) -> list[Path]:
     """One timeline PNG per result: `path` itself for a single result, else `<path stem>-<input stem>.png`."""
-    from ..plotting import plot_timeline
-
     path = Path(path)
     written: list[Path] = []
     for result in results:

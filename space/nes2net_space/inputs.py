@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from modeling_nes2net.audio import AudioInputError, AudioSource, AudioStream
-from modeling_nes2net.commands.detect import RESULT_COLUMNS
+from modeling_nes2net.detection import RESULT_COLUMNS
 from modeling_nes2net.detection import DetectionFailure, DetectionResult, Nes2NetDetector
 
 BATCH_COLUMNS = (*RESULT_COLUMNS, "error")

@@ -10,7 +10,7 @@ from nes2net_space.models import DEFAULT_CHOICE, ModelLoadError, ModelRegistry
 from tiny_models import tiny_model
 
 from hub_cards.model_card import ModelCardSpec, write_model_card
-from hub_cards.results import load_results, write_result
+from training.results import load_results, write_result
 from modeling_nes2net import save_model_folder
 from modeling_nes2net.detection import DetectionResult, Segment
 

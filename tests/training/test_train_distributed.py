@@ -11,8 +11,8 @@ import torch
 from accelerate import Accelerator
 from safetensors.torch import load_file
 
-from hub_cards.results import load_result
 from modeling_nes2net import Nes2NetForAudioClassification
+from training.results import load_result
 from tests.training.train_helpers import build_tiny_corpus, run_command, subprocess_env
 from training.calibration import fit_llr_fusion
 from training.checkpoints import latest_checkpoint
