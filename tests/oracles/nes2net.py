@@ -135,15 +135,3 @@ class ReferenceNes2Net(nn.Module):
         out = self.relu(self.bn(torch.cat(outputs + [spx[-1]], 1)))
         out = torch.mean(out, dim=-1) if self.pool_func == "mean" else self.pooling(out)
         return self.fc(out)
-
-
-def converted_backend_state_dict(reference: ReferenceNes2Net, backend: nn.Module) -> dict[str, torch.Tensor]:
-    """The reference's weights under the names of the package's `backend`, renamed and checked by the checkpoint
-    converter (`modeling_nes2net.convert.convert_state_dict`, the path `nes2net convert` takes)."""
-    from modeling_nes2net.convert import OriginalCheckpoint, convert_state_dict
-    from modeling_nes2net.original_layout import FRONTEND_PREFIX
-
-    original = OriginalCheckpoint(frontend={}, layer_merge={}, backend=reference.state_dict(),
-                                  frontend_prefix=FRONTEND_PREFIX)
-    converted, _ = convert_state_dict(original, {f"backend.{key}": value for key, value in backend.state_dict().items()})
-    return {key.removeprefix("backend."): tensor for key, tensor in converted.items()}
