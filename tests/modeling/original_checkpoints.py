@@ -19,12 +19,14 @@ from transformers import Wav2Vec2Config, Wav2Vec2Model, WavLMConfig, WavLMModel
 from tests.oracles.nes2net import ReferenceNes2Net
 from tests.tiny_models import TINY_FRONTEND_SIZES, randomize_norm_statistics
 
-# The tiny sizes, with a kernel-3 second convolution whose stride (2) the converter must infer from the kernel.
+# The tiny sizes, with a kernel-3 second convolution whose stride (2) the converter must infer from the kernel, and
+# transformers' default time masking, so that the original carries the mask embedding the released checkpoints have.
 TINY_FRONTEND = {
     **TINY_FRONTEND_SIZES,
     "intermediate_size": 96,
     "conv_kernel": (10, 3),
     "conv_stride": (5, 2),
+    "mask_time_prob": 0.05,
     "apply_spec_augment": False,
 }
 TINY_BACKEND = {"outer_ratio": 4, "inner_ratio": 4}
