@@ -33,7 +33,8 @@ def baseline_revision() -> str:
     """The parent of the commit that removed `modeling_nes2net/cli.py` (or HEAD while it is still there)."""
     removed = subprocess.run(["git", "rev-list", "-1", "HEAD", "--", OLD_CLI], cwd=REPO_ROOT, check=True,
                              capture_output=True, text=True).stdout.strip()
-    present = subprocess.run(["git", "cat-file", "-e", f"HEAD:{OLD_CLI}"], cwd=REPO_ROOT).returncode == 0
+    present = subprocess.run(["git", "cat-file", "-e", f"HEAD:{OLD_CLI}"], cwd=REPO_ROOT,
+                             capture_output=True).returncode == 0
     return "HEAD" if present else f"{removed}^"
 
 
