@@ -478,7 +478,7 @@ def write_arena_files(result: EvaluationResult, score_file: str | os.PathLike, o
 
 
 def write_robustness_report(result: EvaluationResult, output_dir: str | os.PathLike) -> None:
-    """`robustness.md` (the table of `hub_cards.results.robustness_table`) and `robustness.png` (EER per condition
+    """`robustness.md` (the table of `training.results.robustness_table`) and `robustness.png` (EER per condition
     next to clean) of a result holding `conditions`."""
     output_dir = Path(output_dir)
     title = f"{result.dataset_name} {result.dataset_split} ({result.protocol})"
