@@ -13,9 +13,13 @@ import numpy as np
 HIDDEN_PACKAGES = ("modeling_nes2net", "training", "hub_cards", "nes2net")
 
 
-def logits_without_the_package(folder: Path, waveform: np.ndarray, work_dir: Path) -> np.ndarray:
-    """The logits `(1, num_labels)` of `waveform` through the folder's remote-code feature extractor (which must
-    refuse NaN samples) and model, computed in a subprocess where importing any of `HIDDEN_PACKAGES` fails."""
+def logits_without_the_package(
+    folder: Path, waveform: np.ndarray, work_dir: Path, auto_class: str = "AutoModelForAudioClassification",
+    output: str = "logits",
+) -> np.ndarray:
+    """`output` of the `auto_class` model for `waveform` (e.g. logits `(1, num_labels)`), through the folder's
+    remote-code feature extractor (which must refuse NaN samples) and model, computed in a subprocess where
+    importing any of `HIDDEN_PACKAGES` fails."""
     np.save(work_dir / "waveform.npy", waveform)
     script = textwrap.dedent(
         f"""
@@ -27,13 +31,13 @@ def logits_without_the_package(folder: Path, waveform: np.ndarray, work_dir: Pat
                     raise ModuleNotFoundError(name)
         sys.meta_path.insert(0, HidePackages())
         import numpy as np, torch
-        from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+        from transformers import AutoFeatureExtractor, {auto_class}
         try:
             import modeling_nes2net
             raise SystemExit("the package is importable: the test would prove nothing")
         except ModuleNotFoundError:
             pass
-        model = AutoModelForAudioClassification.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
+        model = {auto_class}.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
         assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
         extractor = AutoFeatureExtractor.from_pretrained({str(folder)!r}, trust_remote_code=True)
         assert type(extractor).__name__ == "Nes2NetFeatureExtractor", type(extractor)
@@ -45,7 +49,7 @@ def logits_without_the_package(folder: Path, waveform: np.ndarray, work_dir: Pat
         waveform = np.load({str(work_dir / "waveform.npy")!r})
         inputs = extractor(waveform, sampling_rate=model.config.sampling_rate, return_tensors="pt")
         with torch.no_grad():
-            logits = model(input_values=inputs["input_values"]).logits
+            logits = model(input_values=inputs["input_values"]).{output}
         np.save({str(work_dir / "logits.npy")!r}, logits.numpy())
         """
     )
