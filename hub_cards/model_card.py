@@ -26,6 +26,7 @@ from training.results import EvaluationResult, load_result, robustness_table
 
 from .layout import CARD_FILE, EVALUATION_DIR, describe_model_files, list_files, read_config
 from .metadata import TASK, model_card_problems
+from .templating import MarkdownText
 
 Kind = Literal["converted", "trained", "demo"]
 KINDS = ("converted", "trained", "demo")
@@ -311,7 +312,7 @@ def render_model_card(model_dir: str | os.PathLike, spec: ModelCardSpec) -> Mode
         headline=spec.results[0],
         table=_results_table(spec.results),
         per_group=_per_group_tables(spec.results),
-        robustness=[{"result": r, "table": robustness_table(r)} for r in spec.results if r.conditions],
+        robustness=[{"result": r, "table": MarkdownText(robustness_table(r))} for r in spec.results if r.conditions],
         protocols=sorted({result.protocol for result in spec.results}),
         calibration=[r for r in spec.results if "cllr" in r.metrics or "act_dcf" in r.metrics],
         score_descriptions=SCORE_DESCRIPTIONS,

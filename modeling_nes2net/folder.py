@@ -2,7 +2,7 @@
 
 The package holds the only copy of the model code. Every folder written here carries the code files that
 `trust_remote_code` needs: `save_pretrained` copies them (transformers' `custom_object_save`, switched on by
-`register_for_auto_class` in `modeling_nes2net/__init__.py`), and `export_model_folder` adds them to a folder that has
+`register_for_auto_class` in `modeling_nes2net/__init__.py`), and `export_model_folder` re-saves a folder that has
 none, such as the embedded default model, which is package data loaded by the package's own classes.
 """
 
@@ -13,7 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from transformers.dynamic_module_utils import custom_object_save, get_relative_import_files
+from transformers.dynamic_module_utils import get_relative_import_files
 
 from .atomic import atomic_folder
 from .configuration_nes2net import Nes2NetConfig
@@ -37,13 +37,6 @@ def remote_code_files() -> list[str]:
     return sorted({Path(file).name for file in files})
 
 
-def write_remote_code(folder: str | os.PathLike) -> list[str]:
-    """Copy the package's model code into `folder` (what `save_pretrained` writes); returns the file names."""
-    for cls in REMOTE_CODE_CLASSES:
-        custom_object_save(cls, folder)
-    return remote_code_files()
-
-
 def save_model_folder(
     model: Nes2NetForAudioClassification,
     output_dir: str | os.PathLike,
@@ -63,12 +56,16 @@ def save_model_folder(
 
 
 def export_model_folder(source: str | os.PathLike, output_dir: str | os.PathLike) -> Path:
-    """Copy the model folder `source` to `output_dir` with the package's code written next to its weights, so that it
-    loads with `trust_remote_code=True` where this package is not installed (atomically, like `save_model_folder`)."""
+    """Copy the model folder `source` to `output_dir` as `save_pretrained` writes it (weights, config and feature
+    extractor with their `auto_map`, the package's code next to them), keeping its other files (card, evaluation
+    outputs), so that it loads with `trust_remote_code=True` where this package is not installed; atomically."""
     source, output_dir = Path(source), Path(output_dir)
     if not (source / "config.json").is_file():
         raise FileNotFoundError(f"{source} is not a model folder (no config.json)")
+    model = Nes2NetForAudioClassification.from_pretrained(source)
+    feature_extractor = Nes2NetFeatureExtractor.from_pretrained(source)
     with atomic_folder(output_dir) as staging:
         shutil.copytree(source, staging, dirs_exist_ok=True)
-        write_remote_code(staging)
+        model.save_pretrained(staging, safe_serialization=True)
+        feature_extractor.save_pretrained(staging)
     return output_dir
