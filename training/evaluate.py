@@ -466,7 +466,7 @@ def write_arena_files(result: EvaluationResult, score_file: str | os.PathLike, o
         "dataset_name": result.dataset_name,
         "split": result.dataset_split,
         "protocol": result.protocol,
-        "eer": round(result.eer_percent, 4),
+        "eer": round(100 * result.metrics["eer"], 4),
         "n_trials": result.n_trials,
         "score_file": score_file.name,
         "score_file_sha256": hashlib.sha256(score_file.read_bytes()).hexdigest(),
