@@ -24,7 +24,7 @@ $(VENV)/.installed: setup.cfg constraints.txt | system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -c constraints.txt -e ".[train,space,dev,onnx]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[all,dev]"
 	# olah (a Hub server that serves git repositories offline) for the publishing tests; its fastapi-utils pins an
 	# old psutil that it does not need for what olah uses, so it goes in without dependencies.
 	$(PY) -m pip install -q -c constraints.txt GitPython peewee portalocker pydantic-settings shortuuid tenacity toml typing_inspect

@@ -24,10 +24,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from benchmarks.reference_nes2net import ReferenceNes2Net
 from modeling_nes2net import Nes2NetConfig
 from modeling_nes2net.complexity import backend_complexity
 from modeling_nes2net.onnx_export import export_module, inference_session
+from tests.oracles.nes2net import ReferenceNes2Net
 from tests.tiny_models import BackendWithHead
 
 VARIANTS = {

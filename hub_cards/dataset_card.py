@@ -16,14 +16,17 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from modeling_nes2net.atomic import write_text_atomic
 from .layout import BUILD_INFO_FILE, CARD_FILE, read_json_object
 from .metadata import TASK, dataset_card_problems
+from .templating import MarkdownText
 
 DATA_DIR = "data"
 SHARED_COLUMN_DESCRIPTIONS = {
-    "audio": "the original encoded file (FLAC, WAV, ...), decoded at 16 kHz by `datasets.Audio`",
-    "label": "`ClassLabel(names=['spoof', 'bonafide'])`: 0 = spoof, 1 = bona fide",
+    "audio": MarkdownText("the original encoded file (FLAC, WAV, ...), decoded at 16 kHz by `datasets.Audio`"),
+    "label": MarkdownText("`ClassLabel(names=['spoof', 'bonafide'])`: 0 = spoof, 1 = bona fide"),
     "utt_id": "the utterance id of the corpus' protocol",
     "speaker": "the speaker id of the corpus' protocol",
-    "attack": "the spoofing system (`bonafide` on bona fide rows, `unknown` where the corpus does not say)",
+    "attack": MarkdownText(
+        "the spoofing system (`bonafide` on bona fide rows, `unknown` where the corpus does not say)"
+    ),
 }
 # Upper bounds (exclusive) of the Hub's size categories.
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
@@ -35,13 +38,14 @@ class DatasetCardSpec:
     """What the publisher states about a built dataset.
 
     Args:
-        repo_id: Hub dataset repository (`owner/name`).
+        repo_id: Hub dataset repository (`owner/name`); `None` for the card `nes2net data build` writes, before the
+            publisher has chosen one.
         source_url: where the original corpus is distributed.
         citation: BibTeX of the corpus' reference paper.
         license: Hub license identifier; defaults to the one recorded in `build_info.json`.
     """
 
-    repo_id: str
+    repo_id: str | None = None
     source_url: str | None = None
     citation: str | None = None
     license: str | None = None
@@ -52,7 +56,7 @@ class DatasetCardSpec:
     file_descriptions: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
-        if "/" not in self.repo_id:
+        if self.repo_id is not None and "/" not in self.repo_id:
             raise ValueError(f"repo_id must be 'owner/name', got {self.repo_id!r}")
 
 
@@ -106,11 +110,20 @@ def _column_rows(info: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def render_dataset_card(dataset_dir: str | os.PathLike, spec: DatasetCardSpec) -> DatasetCard:
-    """Renders the card of the dataset built in `dataset_dir` from its `build_info.json`."""
+    """Renders the card of the dataset built in `dataset_dir` from its `build_info.json`; raises `ValueError` when
+    the card would not pass the Hub checks (`dataset_card_problems`)."""
+    card = dataset_card_from_info(read_build_info(dataset_dir), spec)
+    problems = dataset_card_problems(card)
+    if problems:
+        raise ValueError("the rendered dataset card is invalid: " + "; ".join(problems))
+    return card
+
+
+def dataset_card_from_info(info: dict[str, Any], spec: DatasetCardSpec) -> DatasetCard:
+    """The card of a build described by `info` (the `build_info.json` dict), unchecked: `nes2net data build` writes
+    it into every built folder, whose publisher may not know the license or the repository yet."""
     from .templating import render_body
 
-    dataset_dir = Path(dataset_dir)
-    info = read_build_info(dataset_dir)
     if info["label_names"] != ["spoof", "bonafide"]:
         raise ValueError(f"label_names must be ['spoof', 'bonafide'], got {info['label_names']}")
     license_id = spec.license or info.get("license")
@@ -135,11 +148,12 @@ def render_dataset_card(dataset_dir: str | os.PathLike, spec: DatasetCardSpec) -
     files = {CARD_FILE: "this dataset card", BUILD_INFO_FILE: "what was built from what, with every count on this card"}
     for split, split_info in info["splits"].items():
         count = len(split_info.get("files", [])) or "the"
-        files[split_pattern(split)] = f"{count} Parquet shard(s) of the `{split}` split, audio bytes embedded"
+        files[split_pattern(split)] = f"{count} Parquet shard(s) of the {split} split, audio bytes embedded"
     files.update(spec.file_descriptions)
     body = render_body(
         "dataset_card.md",
         spec=spec,
+        repo=spec.repo_id or "<this repo or folder>",
         info=info,
         license_id=license_id,
         attacks=_attack_table(info),
@@ -147,11 +161,7 @@ def render_dataset_card(dataset_dir: str | os.PathLike, spec: DatasetCardSpec) -
         files=files,
         first_split=next(iter(info["splits"])),
     )
-    card = DatasetCard(f"---\n{card_data.to_yaml()}\n---\n{body}")
-    problems = dataset_card_problems(card)
-    if problems:
-        raise ValueError("the rendered dataset card is invalid: " + "; ".join(problems))
-    return card
+    return DatasetCard(f"---\n{card_data.to_yaml()}\n---\n{body}")
 
 
 def write_dataset_card(dataset_dir: str | os.PathLike, spec: DatasetCardSpec) -> Path:

@@ -13,6 +13,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .templating import MarkdownText
+
 CARD_FILE = "README.md"
 CONFIG_FILE = "config.json"
 FEATURE_EXTRACTOR_FILE = "preprocessor_config.json"
@@ -21,6 +23,22 @@ EVALUATION_DIR = "evaluation"
 # Pickle-based or framework-specific weight formats: loading them can execute code, so they are never published.
 FORBIDDEN_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
 WEIGHT_SHARD = re.compile(r"^model-\d{5}-of-\d{5}\.safetensors$")
+MODEL_FILE_DESCRIPTIONS = {
+    CARD_FILE: "this model card",
+    CONFIG_FILE: MarkdownText(
+        "model configuration (`Nes2NetConfig`); its `auto_map` points `trust_remote_code` at the code"
+    ),
+    FEATURE_EXTRACTOR_FILE: "feature extractor settings: raw mono waveform, no normalisation, attention mask",
+    "model.safetensors": "weights (safetensors)",
+    "model.safetensors.index.json": "index of the weight shards",
+}
+CODE_FILE_DESCRIPTION = MarkdownText("model code loaded with `trust_remote_code=True`")
+
+
+def public_path(path: str | os.PathLike) -> str:
+    """`path` as a published file may record it: an absolute path by its last part only (no folder of the machine
+    it was made on), a relative one as it is."""
+    return Path(path).name if Path(path).is_absolute() else str(path)
 
 
 def list_files(folder: str | os.PathLike) -> list[str]:
@@ -113,21 +131,14 @@ def describe_model_files(
     Files outside the standard layout are explained only by `extra`; the card lists exactly these files.
     """
     code_files, _ = remote_code_files(folder, config)
-    known = {
-        CARD_FILE: "this model card",
-        CONFIG_FILE: "model configuration (`Nes2NetConfig`); its `auto_map` points `trust_remote_code` at the code",
-        FEATURE_EXTRACTOR_FILE: "feature extractor settings: raw mono waveform, no normalisation, attention mask",
-        "model.safetensors": "weights (safetensors)",
-        "model.safetensors.index.json": "index of the weight shards",
-    }
     descriptions = {}
     for path in list_files(folder):
-        if path in known:
-            descriptions[path] = known[path]
+        if path in MODEL_FILE_DESCRIPTIONS:
+            descriptions[path] = MODEL_FILE_DESCRIPTIONS[path]
         elif WEIGHT_SHARD.match(path):
             descriptions[path] = "a shard of the weights (safetensors)"
         elif path in code_files:
-            descriptions[path] = "model code loaded with `trust_remote_code=True`"
+            descriptions[path] = CODE_FILE_DESCRIPTION
         if extra and path in extra:
             descriptions[path] = extra[path]
     return descriptions

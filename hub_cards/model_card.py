@@ -1,7 +1,7 @@
 """Model cards for Nes2Net checkpoints: converted releases, trained checkpoints and the demo checkpoint.
 
 The card is built from three sources and nothing typed into the template: the folder's `config.json`
-(architecture, labels, threshold), the evaluation-output files (`hub_cards.results`) and a `ModelCardSpec`
+(architecture, labels, threshold), the evaluation-output files (`training.results`) and a `ModelCardSpec`
 (what only the publisher knows: repository, license, base model, training data and recipe, efficiency figures).
 
 ```python
@@ -22,9 +22,11 @@ from typing import Any, Literal
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from modeling_nes2net.atomic import write_text_atomic
+from training.results import EvaluationResult, load_result, robustness_table
+
 from .layout import CARD_FILE, EVALUATION_DIR, describe_model_files, list_files, read_config
 from .metadata import TASK, model_card_problems
-from .results import EvaluationResult, load_result, robustness_table
+from .templating import MarkdownText
 
 Kind = Literal["converted", "trained", "demo"]
 KINDS = ("converted", "trained", "demo")
@@ -156,7 +158,7 @@ class ModelCardSpec:
         return cls(**data, results=results)
 
 
-def _architecture(config: dict[str, Any]) -> dict[str, str]:
+def describe_architecture(config: dict[str, Any]) -> dict[str, str]:
     """Human-readable names of the front-end, layer merge and back-end described by `config.json`."""
     backend = "Nes2Net-X" if config.get("backend_variant") == "nes2net-x" else "Nes2Net"
     if config.get("activation") == "selu":
@@ -301,7 +303,7 @@ def render_model_card(model_dir: str | os.PathLike, spec: ModelCardSpec) -> Mode
         "model_card.md",
         spec=spec,
         config=config,
-        arch=_architecture(config),
+        arch=describe_architecture(config),
         num_labels=num_labels,
         id2label={int(index): label for index, label in (config.get("id2label") or {}).items()},
         calibration_scale=config.get("calibration_scale", 1.0),
@@ -310,7 +312,7 @@ def render_model_card(model_dir: str | os.PathLike, spec: ModelCardSpec) -> Mode
         headline=spec.results[0],
         table=_results_table(spec.results),
         per_group=_per_group_tables(spec.results),
-        robustness=[{"result": r, "table": robustness_table(r)} for r in spec.results if r.conditions],
+        robustness=[{"result": r, "table": MarkdownText(robustness_table(r))} for r in spec.results if r.conditions],
         protocols=sorted({result.protocol for result in spec.results}),
         calibration=[r for r in spec.results if "cllr" in r.metrics or "act_dcf" in r.metrics],
         score_descriptions=SCORE_DESCRIPTIONS,

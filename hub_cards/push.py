@@ -1,7 +1,8 @@
 """`nes2net push FOLDER REPO_ID`: check a model (or, with `--dataset`, a dataset; with `--space`, a Space folder
 assembled by `nes2net space`) folder, then upload it to the Hub as one commit.
 
-The folder is checked first (`hub_cards.checks`) and nothing is uploaded while any problem remains. The commit
+The folder is checked first (`hub_cards.checks`) and nothing is uploaded while any problem remains; a Nes2Net folder
+without code (the embedded default model) is uploaded as its export, with the package's model code. The commit
 adds exactly the checked files and deletes files left in the repository by earlier uploads, so the repository
 ends up holding the folder and nothing else. `--dry-run` prints what would be uploaded (path, size, SHA-256).
 """
@@ -12,11 +13,14 @@ import argparse
 import hashlib
 import logging
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from .checks import dataset_folder_problems, model_folder_problems
-from .layout import list_files
+from .layout import list_files, read_config
 from .space import space_folder_problems
 
 logger = logging.getLogger(__name__)
@@ -62,16 +66,41 @@ def folder_problems(folder: str | os.PathLike, repo_type: str) -> list[str]:
     raise ValueError(f"repo_type must be 'model', 'dataset' or 'space', got {repo_type!r}")
 
 
-def plan_upload(folder: str | os.PathLike, repo_type: str = "model") -> list[UploadFile]:
-    """Checks `folder` and lists the files one commit would upload; raises `FolderNotPublishable` on problems."""
-    folder = Path(folder)
-    problems = folder_problems(folder, repo_type)
+@contextmanager
+def publishable_folder(folder: Path, repo_type: str = "model") -> Iterator[Path]:
+    """The folder to check and upload: `folder` itself, or, for a Nes2Net model folder holding no code at all (the
+    embedded default model, package data), a temporary export of it with the package's code
+    (`modeling_nes2net.folder.export_model_folder`). A folder with only some of its code files stays broken."""
+    if repo_type == "model" and folder.is_dir() and not any(folder.glob("*.py")):
+        try:
+            is_nes2net = read_config(folder).get("model_type") == "nes2net"
+        except ValueError:
+            is_nes2net = False  # the checks name the problem
+        if is_nes2net:
+            from modeling_nes2net.folder import export_model_folder
+
+            with tempfile.TemporaryDirectory(prefix="nes2net-push.") as temporary:
+                yield export_model_folder(folder, Path(temporary) / folder.name)
+            return
+    yield folder
+
+
+def _checked_plan(source: Path, repo_type: str, folder: Path) -> list[UploadFile]:
+    """The upload plan of `source` (`folder` or its export), raising `FolderNotPublishable` naming `folder`."""
+    problems = folder_problems(source, repo_type)
     if problems:
         raise FolderNotPublishable(folder, problems)
     return [
-        UploadFile(path=path, size=(folder / path).stat().st_size, sha256=sha256_of(folder / path))
-        for path in list_files(folder)
+        UploadFile(path=path, size=(source / path).stat().st_size, sha256=sha256_of(source / path))
+        for path in list_files(source)
     ]
+
+
+def plan_upload(folder: str | os.PathLike, repo_type: str = "model") -> list[UploadFile]:
+    """Checks `folder` and lists the files one commit would upload; raises `FolderNotPublishable` on problems."""
+    folder = Path(folder)
+    with publishable_folder(folder, repo_type) as source:
+        return _checked_plan(source, repo_type, folder)
 
 
 def push_folder(
@@ -91,26 +120,27 @@ def push_folder(
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 
     folder = Path(folder)
-    plan = plan_upload(folder, repo_type)
-    api = HfApi(endpoint=endpoint, token=token)
-    api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True,
-                    space_sdk="gradio" if repo_type == "space" else None)
-    uploaded = {item.path for item in plan}
-    stale = [
-        path
-        for path in api.list_repo_files(repo_id, repo_type=repo_type)
-        if path not in uploaded and path not in HUB_MANAGED_FILES
-    ]
-    operations = [CommitOperationAdd(path_in_repo=item.path, path_or_fileobj=folder / item.path) for item in plan]
-    operations += [CommitOperationDelete(path_in_repo=path) for path in stale]
-    if stale:
-        logger.info("deleting %d file(s) no longer in the folder: %s", len(stale), ", ".join(stale))
-    commit = api.create_commit(
-        repo_id,
-        operations,
-        repo_type=repo_type,
-        commit_message=commit_message or f"Upload {folder.name} with nes2net push",
-    )
+    with publishable_folder(folder, repo_type) as source:
+        plan = _checked_plan(source, repo_type, folder)
+        api = HfApi(endpoint=endpoint, token=token)
+        api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True,
+                        space_sdk="gradio" if repo_type == "space" else None)
+        uploaded = {item.path for item in plan}
+        stale = [
+            path
+            for path in api.list_repo_files(repo_id, repo_type=repo_type)
+            if path not in uploaded and path not in HUB_MANAGED_FILES
+        ]
+        operations = [CommitOperationAdd(path_in_repo=item.path, path_or_fileobj=source / item.path) for item in plan]
+        operations += [CommitOperationDelete(path_in_repo=path) for path in stale]
+        if stale:
+            logger.info("deleting %d file(s) no longer in the folder: %s", len(stale), ", ".join(stale))
+        commit = api.create_commit(
+            repo_id,
+            operations,
+            repo_type=repo_type,
+            commit_message=commit_message or f"Upload {folder.name} with nes2net push",
+        )
     return commit.commit_url
 
 

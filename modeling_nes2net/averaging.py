@@ -121,30 +121,6 @@ def _comparable_config(model: Nes2NetForAudioClassification) -> dict:
     return config
 
 
-def averaged_folder_card(folders: Sequence[Path]) -> str:
-    """README.md of an averaged folder: which folders it averages. `hub_cards` renders the published card."""
-    listed = "\n".join(f"- `{folder.name}`" for folder in folders)
-    return f"""---
-library_name: transformers
-pipeline_tag: audio-classification
-tags:
-- anti-spoofing
-- audio-deepfake-detection
-- nes2net
-- custom_code
----
-
-# Nes2Net: the average of {len(folders)} checkpoints
-
-The element-wise mean of the weights of these model folders (integer BatchNorm step counters: their maximum),
-made with `nes2net average`:
-
-{listed}
-
-It has not been evaluated since: evaluate it before publishing, and render the published card with `hub_cards`.
-"""
-
-
 def average_model_folders(folders: Sequence[str | os.PathLike], output: str | os.PathLike) -> Path:
     """Average converted or trained model folders with the same config into a folder at `output` (atomic)."""
     folders = [Path(folder) for folder in folders]
@@ -171,7 +147,10 @@ def average_model_folders(folders: Sequence[str | os.PathLike], output: str | os
                        "identity; recalibrate it", sorted(calibrations))
         first.config.calibration_scale, first.config.calibration_offset = 1.0, 0.0
     feature_extractor = Nes2NetFeatureExtractor.from_pretrained(folders[0])
-    return save_model_folder(first, output, feature_extractor, model_card=averaged_folder_card(folders))
+    from hub_cards.folder_cards import render_average_card
+
+    card = render_average_card([folder.name for folder in folders])
+    return save_model_folder(first, output, feature_extractor, model_card=card)
 
 
 def average_checkpoints(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 from contextvars import ContextVar
-from typing import Any, Literal
+from functools import cache
+from typing import Any, Literal, get_args, get_origin
 
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig
@@ -34,14 +35,16 @@ XLSR_300M_FRONTEND = {
 }
 
 
-_CHOICES = {
-    "frontend_type": ("ssl", "spectrogram"),
-    "layer_merge": ("last", "weighted_sum", "sea", "attm"),
-    "backend_variant": ("nes2net", "nes2net-x"),
-    "activation": ("relu", "selu"),
-    "pooling": ("mean", "astp"),
-    "loss": (None, "weighted_ce", "focal_bce"),
-}
+@cache
+def _literal_choices(cls: type) -> dict[str, tuple]:
+    """Field -> allowed values, read from the class's own `Literal[...]` annotations (with None for `| None`)."""
+    choices = {}
+    for name, hint in cls.__annotations__.items():
+        hint = eval(hint, globals()) if isinstance(hint, str) else hint  # postponed annotations of this module
+        literal = next((arg for arg in (hint, *get_args(hint)) if get_origin(arg) is Literal), None)
+        if literal is not None:
+            choices[name] = ((None,) if type(None) in get_args(hint) else ()) + get_args(literal)
+    return choices
 
 # Keyword arguments `PreTrainedConfig` takes besides its fields (what `from_pretrained` and saved files pass along).
 _BASE_KWARGS = frozenset({
@@ -240,7 +243,7 @@ class Nes2NetConfig(PreTrainedConfig):
 
     def validate_architecture(self):
         """Part of `@strict` validation: every field must describe a buildable Nes2Net."""
-        for name, choices in _CHOICES.items():
+        for name, choices in _literal_choices(type(self)).items():
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {getattr(self, name)!r}")
         for name in ("outer_ratio", "inner_ratio", "se_ratio", "se_min_channels", "dilation", "attention_channels"):

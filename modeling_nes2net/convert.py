@@ -17,7 +17,6 @@ import logging
 import os
 import pickle
 import re
-import sys
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,11 +26,9 @@ from typing import Any
 import torch
 from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError
-from transformers.dynamic_module_utils import get_relative_import_files
 
 from .configuration_nes2net import Nes2NetConfig
-from .feature_extraction_nes2net import Nes2NetFeatureExtractor
-from .folder import save_model_folder
+from .folder import remote_code_files, save_model_folder
 from .modeling_nes2net import Nes2NetForAudioClassification
 from .original_layout import (
     BACKEND_PREFIX,
@@ -419,113 +416,6 @@ def _match_weight_norm_names(
     return renamed, renamed_sources
 
 
-def _describe(config: Nes2NetConfig) -> dict[str, str]:
-    """Plain-language names of the converted model's parts, for its card."""
-    frontend_config = config.frontend_config
-    model_type = frontend_config.model_type
-    frontend_name = {"wav2vec2": "wav2vec 2.0", "wavlm": "WavLM"}.get(model_type, model_type)
-    layers = config.num_frontend_layers
-    merge = {
-        "last": "its last hidden layer",
-        "weighted_sum": f"a softmax-weighted sum of its {layers} hidden states",
-        "sea": f"squeeze-excitation aggregation (SEA) of its {layers} hidden states",
-        "attm": f"an attentive merge (AttM) of its {layers} hidden states",
-    }[config.layer_merge]
-    backend = ("Nes2Net-X" if config.backend_variant == "nes2net-x" else "Nes2Net") + (
-        " SeLU" if config.activation == "selu" else ""
-    )
-    return {
-        "frontend": f"{frontend_name} ({frontend_config.num_hidden_layers} layers, {config.feature_size} dimensions)",
-        "merge": merge,
-        "backend": backend,
-    }
-
-
-def remote_code_files() -> list[str]:
-    """Names of the code files `save_pretrained` copies next to the weights for `trust_remote_code`."""
-    classes = (Nes2NetConfig, Nes2NetForAudioClassification, Nes2NetFeatureExtractor)
-    modules = [sys.modules[cls.__module__].__file__ for cls in classes]
-    files = modules + [file for module in modules for file in get_relative_import_files(module)]
-    return sorted({Path(file).name for file in files})
-
-
-def conversion_card(
-    config: Nes2NetConfig, source: Path, sha256: str, preset: str, converted: int, ignored: list[str]
-) -> str:
-    """README.md of a freshly converted folder: provenance, architecture, use. The published card, with evaluation
-    results, is rendered later by `hub_cards` and replaces it."""
-    parts = _describe(config)
-    frontend_config = config.frontend_config
-    base_model = BASE_MODELS.get((frontend_config.model_type, config.feature_size, frontend_config.num_hidden_layers))
-    front_matter = ["library_name: transformers", "pipeline_tag: audio-classification"]
-    if base_model:
-        front_matter.append(f"base_model: {base_model}")
-    front_matter.append("tags:\n- anti-spoofing\n- audio-deepfake-detection\n- nes2net\n- custom_code")
-    outputs = (
-        "2 logits `{0: spoof, 1: bonafide}`" if config.num_labels == 2 else "1 logit, for the bona fide class"
-    )
-    normalisation = (
-        "each waveform is normalised to zero mean and unit variance inside the model (`normalize_waveform`), as s3prl "
-        "did for the original"
-        if config.normalize_waveform
-        else "no normalisation (the feature extractor has `do_normalize=False`), as in the original"
-    )
-    details = (
-        f"outer ratio {config.outer_ratio}, inner ratio {config.inner_ratio}, SE ratio {config.se_ratio}, "
-        f"kernel {config.kernel_size}, dilation {config.dilation}, {config.pooling} pooling"
-    )
-    code_files = "\n".join(f"- `{name}`: model code for `trust_remote_code`" for name in remote_code_files())
-    ignored_text = (
-        "Training-only tensors left out: " + ", ".join(f"`{name}`" for name in ignored) + "."
-        if ignored
-        else "No tensor was left out."
-    )
-    return f"""---
-{chr(10).join(front_matter)}
----
-
-# {parts['backend']} on {parts['frontend'].split(' (')[0]}: the authors' checkpoint, converted
-
-The weights of the authors' released checkpoint `{source.name}`
-(SHA-256 `{sha256}`), converted into a transformers model with
-`nes2net convert {source.name} OUT --preset {preset}`.
-Paper: Liu, Truong, Das, Lee, Li, "Nes2Net: A Lightweight Nested Architecture for Foundation Model Driven Speech
-Anti-spoofing", IEEE T-IFS 2025 ([arXiv 2504.05657](https://arxiv.org/abs/2504.05657)).
-
-## Model
-
-- Front-end: {parts['frontend']}; the back-end reads {parts['merge']}.
-- Back-end: {parts['backend']} ({details}).
-- Output: {outputs}. The score is the bona fide logit: higher means more likely genuine speech.
-- Input: a 16 kHz mono waveform in [-1, 1]; {normalisation}.
-- Training data: {config.training_data or 'see the original release'}.
-
-## Use
-
-```python
-from transformers import pipeline
-
-detector = pipeline("audio-classification", model="<this folder or repository>", trust_remote_code=True)
-detector("speech.flac")
-```
-
-## Files
-
-- `config.json`: the `Nes2NetConfig`; its `auto_map` points `trust_remote_code` at the code files
-- `model.safetensors`: the weights
-- `preprocessor_config.json`: the feature extractor (raw 16 kHz mono waveform, attention mask)
-{code_files}
-- `README.md`: this card
-
-## Conversion
-
-{converted} tensors converted, every shape checked against the model. {ignored_text}
-This folder has not been evaluated since the conversion: the figures the paper reports for each release, and the
-scoring protocol they were measured with, are listed in `docs/checkpoints.md` of the nes2net repository. Publish it
-with the card `hub_cards` renders from its evaluation results (`python -m hub_cards.render model ...`).
-"""
-
-
 def resolve_checkpoint(reference: str | os.PathLike, revision: str | None = None) -> Path:
     """A local checkpoint path, or a file on the Hub downloaded with `hf_hub_download` (into the Hub cache):
     `hf://OWNER/REPO/PATH/IN/REPO`, or `OWNER/REPO/PATH/IN/REPO` when no such local file exists (the authors'
@@ -585,7 +475,12 @@ def convert_checkpoint(
     if ignored:
         logger.info("Ignored %d training-only tensors: %s", len(ignored), ", ".join(ignored))
     sha256 = sha256_of(path)
-    card = conversion_card(config, path, sha256, preset, len(converted), ignored)
+    from hub_cards.folder_cards import render_conversion_card
+
+    frontend = config.frontend_config
+    base_model = BASE_MODELS.get((frontend.model_type, config.feature_size, frontend.num_hidden_layers))
+    card = render_conversion_card(config.to_dict(), path.name, sha256, preset, len(converted), ignored,
+                                  remote_code_files(), base_model)
     save_model_folder(model, out_dir, model_card=card)
     logger.info("Wrote %s (%d tensors)", out_dir, len(converted))
     return ConversionResult(out_dir, config, len(converted), ignored, sha256, preset)

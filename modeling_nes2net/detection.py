@@ -171,9 +171,12 @@ class DetectionResult:
         return result
 
 
-# The columns of a result row (`DetectionResult.to_dict(include_segments=False)`), in the order tables and CSV use.
+# The columns of tabular outputs (`detect --format csv`, the Space's table): one row per result, the keys of
+# `DetectionResult.to_dict(include_segments=False)`; one row per segment with `--segments`.
 RESULT_COLUMNS = ("file", "label", "bonafide_probability", "score", "log_odds", "threshold", "protocol",
                   "aggregation", "duration")
+SEGMENT_COLUMNS = ("file", "start", "end", "label", "probability", "score", "log_odds")
+
 
 
 def resolve_model_path(model_name_or_path: str | None) -> str:

@@ -1,21 +1,34 @@
 """Timeline figure of a scored recording: waveform envelope, score over time, threshold, flagged regions.
 
-Used by `nes2net detect --plot` and by the Space. Builds a `matplotlib.figure.Figure` directly (no pyplot, so no
+Used by `nes2net detect --plot`, `nes2net demo` and by the Space (matplotlib: the `plot` extra, imported when a
+figure is drawn). Builds a `matplotlib.figure.Figure` directly (no pyplot, so no
 global state and no GUI backend: safe in servers and threads); `figure.savefig(path)` renders it with Agg.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from .detection import ENVELOPE_SECONDS, DetectionResult, Segment
 from .scoring import verdict
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 SPOOF_COLOUR = "tab:red"
 SCORE_COLOUR = "tab:blue"
+
+
+PLOT_EXTRA_MISSING = "timeline plots need matplotlib, which is not installed: pip install 'nes2net[plot]'"
+
+
+def can_plot() -> bool:
+    """Whether matplotlib (the `plot` extra) is installed."""
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def flagged_regions(segments: list[Segment], threshold: float) -> list[tuple[float, float]]:
@@ -35,6 +48,10 @@ def flagged_regions(segments: list[Segment], threshold: float) -> list[tuple[flo
 def plot_timeline(result: DetectionResult, width: float = 10.0) -> Figure:
     """Two stacked panels sharing the time axis: the peak envelope of the waveform, and each segment's log-odds
     (bona fide) at its centre with the decision threshold; time flagged as spoof is shaded red on both."""
+    if not can_plot():
+        raise ImportError(PLOT_EXTRA_MISSING, name="matplotlib")
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(width, 4.2), layout="constrained")
     wave_axes, score_axes = figure.subplots(2, 1, sharex=True, height_ratios=(1, 1.4))
     envelope = np.asarray(result.envelope, dtype=np.float32)

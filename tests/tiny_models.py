@@ -9,7 +9,8 @@ import torch
 from modeling_nes2net import Nes2NetBackend, Nes2NetConfig, Nes2NetForAudioClassification
 from modeling_nes2net.original_layout import convert_backend_state_dict
 
-_COMMON_FRONTEND = {
+# The sizes every tiny front-end shares (also the tiny originals of tests/modeling/original_checkpoints.py).
+TINY_FRONTEND_SIZES = {
     "hidden_size": 64,
     "num_hidden_layers": 2,
     "num_attention_heads": 2,
@@ -26,10 +27,10 @@ _COMMON_FRONTEND = {
 }
 
 TINY_FRONTENDS: dict[str, dict[str, Any]] = {
-    "wav2vec2": {"model_type": "wav2vec2", **_COMMON_FRONTEND},
-    "wavlm": {"model_type": "wavlm", **_COMMON_FRONTEND, "num_buckets": 16, "max_bucket_distance": 64},
-    "hubert": {"model_type": "hubert", **_COMMON_FRONTEND},
-    "data2vec-audio": {"model_type": "data2vec-audio", **{**_COMMON_FRONTEND, "num_conv_pos_embeddings": 4}},
+    "wav2vec2": {"model_type": "wav2vec2", **TINY_FRONTEND_SIZES},
+    "wavlm": {"model_type": "wavlm", **TINY_FRONTEND_SIZES, "num_buckets": 16, "max_bucket_distance": 64},
+    "hubert": {"model_type": "hubert", **TINY_FRONTEND_SIZES},
+    "data2vec-audio": {"model_type": "data2vec-audio", **{**TINY_FRONTEND_SIZES, "num_conv_pos_embeddings": 4}},
 }
 
 

@@ -16,7 +16,8 @@ Steps, each a function here or in the training library:
    protocols; the test `full` trials also under the channel conditions `ROBUSTNESS_CONDITIONS` (the card's
    robustness table), with 95 % bootstrap EER intervals.
 4. `export_demo_model`: the final weights with that threshold and the training-data note, the feature extractor,
-   the remote code, the evaluation outputs and a model card rendered from them, moved into place atomically.
+   the evaluation outputs and a model card rendered from them, moved into place atomically (no copy of the model
+   code: `nes2net push` exports the folder with it).
 
 Determinism: the data plan, crops and RawBoost draws are fixed by the recipe's seed (`training.batching`); this
 module also pins torch to one intra-op thread and deterministic algorithms, because float reductions on CPU may round
@@ -46,8 +47,10 @@ import torch
 
 from hub_cards.model_card import ModelCardSpec, write_model_card
 from hub_cards.render import measure_efficiency
-from hub_cards.results import load_result
+from training.results import load_result
 from modeling_nes2net import Nes2NetForAudioClassification, save_model_folder
+from modeling_nes2net.atomic import atomic_folder
+from modeling_nes2net.folder import remote_code_files
 from training.data import build_dataset
 from training.data.generic import GENERIC_KEYS
 from training.data.schema import BONAFIDE, SPOOF
@@ -128,7 +131,7 @@ def build_demo_dataset(source: str | os.PathLike, output_dir: str | os.PathLike,
             writer = csv.DictWriter(file, fieldnames=[*fieldnames, "attack"], lineterminator="\n")
             writer.writeheader()
             writer.writerows(rows)
-        command = f"python -m training.demo (carve_dev_split of {source}/metadata.csv, fraction {DEV_FRACTION})"
+        command = f"python -m training.demo (carve_dev_split of {source.name}/metadata.csv, fraction {DEV_FRACTION})"
         return build_dataset("generic", staging, output_dir, overwrite=overwrite, build_command=command, progress=False,
                              allow_outside_root=True)  # the staging folder's links lead to `source` on purpose
 
@@ -213,28 +216,24 @@ def export_demo_model(
     minutes: float | None = None,
 ) -> Path:
     """Write the shipped folder: the final weights with the dev EER point as calibration offset and `training_data`
-    in the config, the
-    feature extractor and remote code, the evaluation outputs (`evaluation/`) and the card; replaced atomically."""
+    in the config, the feature extractor, the evaluation outputs (`evaluation/`) and the card; replaced atomically.
+
+    The card describes the published repository, which `export_model_folder` (run by `nes2net push`) completes with
+    the model code; the shipped folder itself is package data, loaded by the package's classes, and holds no copy of
+    the code.
+    """
     dev_threshold = json.loads(results["dev-full"].read_text(encoding="utf-8"))["metrics"]["threshold"]
     model = Nes2NetForAudioClassification.from_pretrained(final_dir)
     model.config.calibration_offset = -float(dev_threshold)  # the dev EER point becomes log-odds 0
     model.config.training_data = training_data
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
-    try:
-        folder = save_model_folder(model, staging / "model")
+    with atomic_folder(output_dir) as folder:
+        save_model_folder(model, folder)
         ordered = [results[f"test-{protocol}"] for protocol in TEST_PROTOCOLS] + [results["dev-full"]]
         spec = card_spec([load_result(path) for path in ordered], recipe, training_data, minutes)
         spec = ModelCardSpec(**{**spec.__dict__, "efficiency": measure_efficiency(folder)})
         write_model_card(folder, spec)
-        backup = output_dir.with_name(f".{output_dir.name}.old")
-        shutil.rmtree(backup, ignore_errors=True)
-        if output_dir.exists():
-            os.replace(output_dir, backup)
-        os.replace(folder, output_dir)
-        shutil.rmtree(backup, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        for name in remote_code_files():
+            (folder / name).unlink()
     logger.info("demo model (threshold %.4f) written to %s", dev_threshold, output_dir)
     return output_dir
 

@@ -1,10 +1,10 @@
 """`nes2net evaluate`: score one split of a built dataset and measure it as the ASVspoof tools do.
 
     nes2net evaluate MODEL DATASET --split eval --protocol 4sec --output-dir OUT [--where subset=eval]
-    accelerate launch --multi_gpu --num_processes 8 -m modeling_nes2net.cli evaluate MODEL DATASET ...
+    accelerate launch --multi_gpu --num_processes 8 -m nes2net evaluate MODEL DATASET ...
 
 OUT receives `scores.csv` (utt_id, score, label and the grouping columns), the score file in an ASVspoof format when
-`--score-format` asks for one, `results.json` (the `hub_cards.results` schema that model cards are rendered from),
+`--score-format` asks for one, `results.json` (the `training.results` schema that model cards are rendered from),
 `det_curve.png` and `score_histogram.png`. With `--arena`, also `result.yaml` for the Speech Anti-Spoofing Arena
 (dataset, protocol, EER and the SHA-256 of the score file it was computed from, `scores.txt` unless `--score-format`
 names another) and `model-index.yaml`, the Hub card's `model-index` from the same results.
@@ -44,7 +44,8 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from hub_cards.results import (
+from modeling_nes2net import Nes2NetForAudioClassification, save_model_folder
+from training.results import (
     CLEAN_CONDITION,
     SCHEMA_VERSION,
     EvaluationResult,
@@ -52,7 +53,6 @@ from hub_cards.results import (
     robustness_table,
     write_result,
 )
-from modeling_nes2net import Nes2NetForAudioClassification, save_model_folder
 from modeling_nes2net.atomic import write_text_atomic
 from modeling_nes2net.detection import ModelLoadError, ModelNotFoundError, load_model
 from modeling_nes2net.protocols import WINDOW_SAMPLES
@@ -526,7 +526,7 @@ def write_arena_files(result: EvaluationResult, score_file: str | os.PathLike, o
         "dataset_name": result.dataset_name,
         "split": result.dataset_split,
         "protocol": result.protocol,
-        "eer": round(result.eer_percent, 4),
+        "eer": round(100 * result.metrics["eer"], 4),
         "n_trials": result.n_trials,
         "score_file": score_file.name,
         "score_file_sha256": hashlib.sha256(score_file.read_bytes()).hexdigest(),
@@ -538,7 +538,7 @@ def write_arena_files(result: EvaluationResult, score_file: str | os.PathLike, o
 
 
 def write_robustness_report(result: EvaluationResult, output_dir: str | os.PathLike) -> None:
-    """`robustness.md` (the table of `hub_cards.results.robustness_table`) and `robustness.png` (EER per condition
+    """`robustness.md` (the table of `training.results.robustness_table`) and `robustness.png` (EER per condition
     next to clean) of a result holding `conditions`."""
     output_dir = Path(output_dir)
     title = f"{result.dataset_name} {result.dataset_split} ({result.protocol})"

@@ -245,16 +245,6 @@ def min_dcf_from_det_curve(curve: DetCurve, costs: DcfCosts = DcfCosts()) -> Det
     return DetectionCost(float(cost[index] / normaliser), float(curve.thresholds[index]))
 
 
-def compute_min_dcf(
-    bonafide_scores: ArrayLike, spoof_scores: ArrayLike, costs: DcfCosts = DcfCosts()
-) -> DetectionCost:
-    """ASVspoof 5 minDCF, the first threshold reaching it, and the cost normalised as
-
-    `min_t [C_miss P_miss(t) (1 - P_spoof) + C_fa P_fa(t) P_spoof] / min(C_miss (1 - P_spoof), C_fa P_spoof)`.
-    """
-    return min_dcf_from_det_curve(compute_det_curve(bonafide_scores, spoof_scores), costs)
-
-
 def compute_act_dcf(
     bonafide_scores: ArrayLike, spoof_scores: ArrayLike, costs: DcfCosts = DcfCosts()
 ) -> DetectionCost:

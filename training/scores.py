@@ -281,17 +281,3 @@ def join_with_protocol(
     )
     joined = ScoreTable([table.utt_ids[row] for row in score_rows], table.scores[score_rows], labels, metadata)
     return ProtocolJoin(joined, missing, extra)
-
-
-def read_scores_with_protocol(
-    score_path: str | os.PathLike,
-    protocol: str | os.PathLike | Mapping[str, Sequence],
-    id_column: str = "utt_id",
-    label_column: str | None = "label",
-    protocol_column_names: Sequence[str] | None = None,
-    strict: bool = True,
-) -> ProtocolJoin:
-    """`read_scores` then `join_with_protocol`; `protocol` is a table or a file for `read_protocol`."""
-    if not isinstance(protocol, Mapping):
-        protocol = read_protocol(protocol, protocol_column_names)
-    return join_with_protocol(read_scores(score_path), protocol, id_column, label_column, strict)

@@ -1,7 +1,7 @@
 """`nes2net train`: train `Nes2NetForAudioClassification` from a YAML recipe, on one CPU or many GPUs (Accelerate).
 
     nes2net train mini --set data.dataset=data/mini-antispoof              # a small model on a laptop CPU
-    accelerate launch --multi_gpu --num_processes 4 -m modeling_nes2net.cli train asvspoof2019-la \\
+    accelerate launch --multi_gpu --num_processes 4 -m nes2net train asvspoof2019-la \\
         --set training.mixed_precision=bf16 --output-dir runs/2019la        # the paper's recipe on 4 GPUs
 
 A recipe (`training/recipes/*.yaml`, see `training.recipe`) names the model, the data and the training settings;

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from ..detection import DetectionFailure, Nes2NetDetector
-from ..plotting import flagged_regions
+from ..plotting import PLOT_EXTRA_MISSING, can_plot, flagged_regions
 from ..examples import SENTENCES, VOICES, espeak_available, splice, synthesize_speech
 from ..atomic import atomic_output
 from .detect import format_results, save_plots
@@ -98,8 +98,11 @@ def run(args: argparse.Namespace) -> int:
         temporary.write_text(format_results(results, "csv", segments=False), encoding="utf-8")
     longest = max(results, key=lambda result: result.duration, default=None)
     if longest is not None:
-        save_plots([longest], str(output_dir / "timeline.png"))
-        print(f"timeline of the longest recording ({longest.duration:.1f} s): {output_dir / 'timeline.png'}")
+        if can_plot():
+            save_plots([longest], str(output_dir / "timeline.png"))
+            print(f"timeline of the longest recording ({longest.duration:.1f} s): {output_dir / 'timeline.png'}")
+        else:
+            print(f"no timeline.png: {PLOT_EXTRA_MISSING}")
         regions = flagged_regions(longest.segments, longest.threshold)
         spans = ", ".join(f"{start:.1f}-{end:.1f} s" for start, end in regions) or "none"
         print(f"  windows below the threshold: {spans} (verdict by the mean of the windows: {longest.label})")

@@ -38,6 +38,7 @@ from ..detection import (
     QUANTIZATIONS,
     RESULT_COLUMNS,
     RUNTIMES,
+    SEGMENT_COLUMNS,
     WINDOW_SAMPLES,
     DetectionFailure,
     DetectionResult,
@@ -46,11 +47,11 @@ from ..detection import (
     Nes2NetDetector,
 )
 from ..scorer import FULL_PROTOCOL_MAX_SECONDS
+from ..plotting import PLOT_EXTRA_MISSING, can_plot, plot_timeline
 
 logger = logging.getLogger(__name__)
 
 FORMATS = ("table", "csv", "json", "asvspoof")
-SEGMENT_COLUMNS = ("file", "start", "end", "label", "probability", "score", "log_odds")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -105,6 +106,9 @@ def expand_paths(paths: list[str], recursive: bool) -> tuple[list[str], list[Det
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.plot and not can_plot():
+        print(f"nes2net detect: error: --plot: {PLOT_EXTRA_MISSING}", file=sys.stderr)
+        return 2
     files, folder_failures = expand_paths(args.paths, args.recursive)
     failures = list(folder_failures)
     try:
@@ -262,8 +266,6 @@ def _segment_row(result: DetectionResult, segment) -> list:
 
 def save_plots(results: list[DetectionResult], path: str) -> list[Path]:
     """One timeline PNG per result: `path` itself for a single result, else `<path stem>-<input stem>.png`."""
-    from ..plotting import plot_timeline
-
     path = Path(path)
     written: list[Path] = []
     for result in results:

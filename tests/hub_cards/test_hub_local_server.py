@@ -26,7 +26,7 @@ from transformers import AutoModelForAudioClassification
 from hub_cards.dataset_card import DatasetCardSpec, write_dataset_card
 from hub_cards.model_card import write_model_card
 from hub_cards.push import plan_upload
-from modeling_nes2net.cli import main
+from nes2net.cli import main
 from tests.hub_cards.hub_helpers import build_dataset_folder, flac_bytes, make_spec, save_tiny_model, write_evaluation
 
 pytest.importorskip("olah", reason="olah (the local Hub server) is not installed")
@@ -217,7 +217,7 @@ def test_convert_downloads_a_checkpoint_from_a_hub_repository_of_raw_pt_files(lo
     sizes = [f"--set={key}={value}" for key, value in TINY_OVERRIDES["wav2vec2"].items() if key != "frontend_config"]
 
     def convert(reference: str, output: Path) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "modeling_nes2net.cli", "convert", reference, str(output),
+        return subprocess.run([sys.executable, "-m", "nes2net", "convert", reference, str(output),
                                *heads, *sizes], cwd=Path(__file__).resolve().parents[2], env=env,
                               capture_output=True, text=True, timeout=300)
 

@@ -13,7 +13,7 @@ from hub_cards.checks import dataset_folder_problems, model_folder_problems
 from hub_cards.dataset_card import DatasetCardSpec, write_dataset_card
 from hub_cards.model_card import write_model_card
 from hub_cards.push import FolderNotPublishable, plan_upload, push_folder
-from modeling_nes2net.cli import main
+from nes2net.cli import main
 from tests.hub_cards.hub_helpers import build_dataset_folder, make_spec
 
 

@@ -1,7 +1,7 @@
 """Synthetic originals of the authors' released checkpoints at tiny sizes, with the exact original key layout.
 
 The front-end half is a tiny transformers model whose weights are renamed into fairseq / unilm names; the back-end
-half is `benchmarks.reference_nes2net` (the original back-end with the original names); the CtrSVDD releases add the
+half is `tests.oracles.nes2net` (the original back-end with the original names); the CtrSVDD releases add the
 authors' SEA merge. `OriginalModel.logits` runs the original computation on the same weights, independently of the
 package: the tiny front-end as the authors called it (fairseq `features_only`, unilm `extract_features`, s3prl's
 normalised input and hooked hidden states), the original SEA and the reference back-end.
@@ -16,22 +16,17 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import Wav2Vec2Config, Wav2Vec2Model, WavLMConfig, WavLMModel
 
-from benchmarks.reference_nes2net import ReferenceNes2Net
-from tests.tiny_models import randomize_norm_statistics
+from tests.oracles.nes2net import ReferenceNes2Net
+from tests.tiny_models import TINY_FRONTEND_SIZES, randomize_norm_statistics
 
+# The tiny sizes, with a kernel-3 second convolution whose stride (2) the converter must infer from the kernel, and
+# transformers' default time masking, so that the original carries the mask embedding the released checkpoints have.
 TINY_FRONTEND = {
-    "hidden_size": 64,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
+    **TINY_FRONTEND_SIZES,
     "intermediate_size": 96,
-    "conv_dim": (32, 32),
     "conv_kernel": (10, 3),
     "conv_stride": (5, 2),
-    "feat_extract_norm": "layer",
-    "do_stable_layer_norm": True,
-    "num_conv_pos_embeddings": 16,
-    "num_conv_pos_embedding_groups": 2,
-    "layerdrop": 0.0,
+    "mask_time_prob": 0.05,
     "apply_spec_augment": False,
 }
 TINY_BACKEND = {"outer_ratio": 4, "inner_ratio": 4}
@@ -40,7 +35,7 @@ TINY_OVERRIDES = {
     "wav2vec2": {**TINY_BACKEND, "frontend_config": {"num_attention_heads": 2}},
     "wavlm": dict(TINY_BACKEND),
 }
-# The authors' settings of each preset's back-end, as their scripts build it (reference_nes2net arguments).
+# The authors' settings of each preset's back-end, as their scripts build it (tests.oracles.nes2net arguments).
 RELEASES = {
     "nes2net-x-xlsr": {"frontend": "wav2vec2", "n_logits": 2, "dilation": 2, "variant": "nes2net-x"},
     "nes2net-x-wavlm": {

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -15,6 +11,7 @@ import torch
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification, pipeline
 
 from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification, save_model_folder
+from tests.remote_code import logits_without_the_package
 from tests.tiny_models import tiny_model
 
 torch.set_num_threads(1)
@@ -54,46 +51,9 @@ def test_auto_classes_resolve_to_nes2net(saved_model):
 def test_trust_remote_code_without_the_package(saved_model, tmp_path):
     model, folder = saved_model
     waveform = (np.random.default_rng(0).standard_normal(7000) * 0.1).astype(np.float32)
-    np.save(tmp_path / "waveform.npy", waveform)
     with torch.no_grad():
         expected = model(torch.from_numpy(waveform)[None]).logits.numpy()
-    script = textwrap.dedent(
-        f"""
-        import importlib.abc, sys
-        class HidePackage(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name == "modeling_nes2net" or name.startswith("modeling_nes2net."):
-                    raise ModuleNotFoundError(name)
-        sys.meta_path.insert(0, HidePackage())
-        import numpy as np, torch
-        from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
-        try:
-            import modeling_nes2net
-            raise SystemExit("the package is importable: the test would prove nothing")
-        except ModuleNotFoundError:
-            pass
-        model = AutoModelForAudioClassification.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
-        assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
-        extractor = AutoFeatureExtractor.from_pretrained({str(folder)!r}, trust_remote_code=True)
-        assert type(extractor).__name__ == "Nes2NetFeatureExtractor", type(extractor)
-        try:
-            extractor(np.full(100, np.nan), sampling_rate=16000)
-            raise SystemExit("NaN samples were accepted")
-        except ValueError:
-            pass
-        inputs = extractor(np.load({str(tmp_path / "waveform.npy")!r}), sampling_rate=16000, return_tensors="pt")
-        with torch.no_grad():
-            logits = model(input_values=inputs["input_values"]).logits
-        np.save({str(tmp_path / "logits.npy")!r}, logits.numpy())
-        """
-    )
-    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    environment.pop("PYTHONPATH", None)
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    np.testing.assert_allclose(np.load(tmp_path / "logits.npy"), expected, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(logits_without_the_package(folder, waveform, tmp_path), expected, atol=1e-6, rtol=0)
 
 
 def _expected_probabilities(model, waveform: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ import torch
 
 from modeling_nes2net import Nes2NetForAudioClassification
 from modeling_nes2net.averaging import AveragingError, average_checkpoints
-from modeling_nes2net.cli import main as cli_main
+from nes2net.cli import main as cli_main
 from modeling_nes2net.convert import convert_checkpoint
 from tests.modeling.original_checkpoints import TINY_OVERRIDES, OriginalModel, waveforms
 

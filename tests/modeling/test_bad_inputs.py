@@ -20,7 +20,7 @@ from tiny_models import tiny_model
 
 from modeling_nes2net import save_model_folder
 from modeling_nes2net.audio import printable
-from modeling_nes2net.cli import main
+from nes2net.cli import main
 from modeling_nes2net.detection import DetectionFailure, Nes2NetDetector
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
@@ -61,7 +61,7 @@ def test_the_detection_api_names_every_bad_file_and_scores_the_rest(model_dir, c
 def _detect_process(*arguments: str) -> subprocess.CompletedProcess:
     environment = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPOSITORY),
                                                                              os.environ.get("PYTHONPATH")])))
-    return subprocess.run([sys.executable, "-m", "modeling_nes2net.cli", "detect", *arguments], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "nes2net", "detect", *arguments], capture_output=True,
                           text=True, env=environment, timeout=300)
 
 
@@ -126,7 +126,7 @@ def test_a_killed_run_keeps_every_finished_row(model_dir, tmp_path):
     output = tmp_path / "scores.csv"
     partial = output.with_name(output.name + ".partial")
     environment = dict(os.environ, PYTHONPATH=str(REPOSITORY))
-    process = subprocess.Popen([sys.executable, "-m", "modeling_nes2net.cli", "detect", str(folder), "--recursive",
+    process = subprocess.Popen([sys.executable, "-m", "nes2net", "detect", str(folder), "--recursive",
                                 "--model", str(model_dir), "--format", "csv", "--output", str(output),
                                 "--batch-size", "1", "--device", "cpu"], env=environment,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -12,7 +12,7 @@ import torch
 from transformers import AutoModelForAudioClassification, Wav2Vec2FeatureExtractor
 
 from modeling_nes2net import Nes2NetForAudioClassification
-from modeling_nes2net.cli import main as cli_main
+from nes2net.cli import main as cli_main
 from modeling_nes2net.convert import ConversionError, convert_checkpoint
 from tests.modeling.original_checkpoints import RELEASES, TINY_BACKEND, TINY_OVERRIDES, OriginalModel, waveforms
 

@@ -7,7 +7,7 @@ import csv
 import pytest
 
 from modeling_nes2net import save_model_folder
-from modeling_nes2net.cli import main
+from nes2net.cli import main
 from modeling_nes2net.examples import espeak_available
 from tests.tiny_models import tiny_model
 

@@ -14,7 +14,7 @@ from detection_audio import write_audio
 from tiny_models import tiny_model
 
 from modeling_nes2net import save_model_folder
-from modeling_nes2net.cli import main
+from nes2net.cli import main
 from modeling_nes2net.detection import DEFAULT_MODEL_DIR
 
 

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -14,6 +10,7 @@ import torch
 from transformers import AutoModelForAudioFrameClassification
 
 from modeling_nes2net import Nes2NetForAudioClassification, Nes2NetForAudioFrameClassification, save_model_folder
+from tests.remote_code import logits_without_the_package
 from tests.tiny_models import randomize_norm_statistics, tiny_config
 
 torch.set_num_threads(1)
@@ -90,30 +87,8 @@ def test_auto_class_and_remote_code_without_the_package(tmp_path):
     )
     assert isinstance(AutoModelForAudioFrameClassification.from_pretrained(folder), Nes2NetForAudioFrameClassification)
     waveform = (np.random.default_rng(0).standard_normal(6000) * 0.1).astype(np.float32)
-    np.save(tmp_path / "waveform.npy", waveform)
     with torch.no_grad():
         expected = model(torch.from_numpy(waveform)[None]).frame_logits.numpy()
-    script = textwrap.dedent(
-        f"""
-        import importlib.abc, sys
-        class HidePackage(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name == "modeling_nes2net" or name.startswith("modeling_nes2net."):
-                    raise ModuleNotFoundError(name)
-        sys.meta_path.insert(0, HidePackage())
-        import numpy as np, torch
-        from transformers import AutoModelForAudioFrameClassification
-        model = AutoModelForAudioFrameClassification.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
-        assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
-        with torch.no_grad():
-            logits = model(torch.from_numpy(np.load({str(tmp_path / "waveform.npy")!r}))[None]).frame_logits
-        np.save({str(tmp_path / "frames.npy")!r}, logits.numpy())
-        """
-    )
-    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    environment.pop("PYTHONPATH", None)
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    np.testing.assert_allclose(np.load(tmp_path / "frames.npy"), expected, atol=1e-6, rtol=0)
+    frames = logits_without_the_package(folder, waveform, tmp_path, "AutoModelForAudioFrameClassification",
+                                        "frame_logits")
+    np.testing.assert_allclose(frames, expected, atol=1e-6, rtol=0)

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmarks.reference_nes2net import ReferenceNes2Net
+from tests.oracles.nes2net import ReferenceNes2Net
 from modeling_nes2net import PRESETS, Nes2NetBackend, Nes2NetConfig, Nes2NetForAudioClassification, config_from_preset
 from modeling_nes2net.complexity import backend_complexity, count_macs
 from tests.tiny_models import BackendWithHead, randomize_norm_statistics, tiny_config, tiny_model

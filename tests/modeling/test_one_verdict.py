@@ -16,7 +16,7 @@ from tiny_models import tiny_model
 from transformers import pipeline
 
 from modeling_nes2net import save_model_folder
-from modeling_nes2net.cli import main
+from nes2net.cli import main
 from modeling_nes2net.detection import Nes2NetDetector
 from modeling_nes2net.scoring import log_odds
 

@@ -18,7 +18,7 @@ from tiny_models import BackendWithHead, randomize_norm_statistics, tiny_config,
 
 from modeling_nes2net import Nes2NetForAudioClassification, save_model_folder
 from modeling_nes2net.audio import load_audio
-from modeling_nes2net.cli import main
+from nes2net.cli import main
 from modeling_nes2net.detection import DEFAULT_MODEL_DIR, Nes2NetDetector
 from modeling_nes2net.onnx_export import FP32_TOLERANCE, ONNX_FILES, export_onnx
 from modeling_nes2net.onnx_runtime import Nes2NetOnnxModel

@@ -12,9 +12,9 @@ from safetensors.torch import load_file, save_file
 from tiny_models import tiny_model
 
 from hub_cards.model_card import ModelCardSpec, write_model_card
-from hub_cards.results import load_results, write_result
 from modeling_nes2net import detection, save_model_folder
 from modeling_nes2net.detection import DetectionResult, Segment
+from training.results import load_results, write_result
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from gradio_client import Client, handle_file
 from space_server import REPO_ROOT, start_space
 
 from hub_cards.space import build_space_folder, space_folder_problems
-from modeling_nes2net.cli import main
+from nes2net.cli import main
 from modeling_nes2net.detection import Nes2NetDetector
 
 

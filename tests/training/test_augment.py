@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +19,9 @@ from training.augment import (
     Reverberation,
     musan_rir_augmentation,
 )
+from tests.oracles.rawboost import ReferenceRawBoost
 
 SR = 16_000
-REPO = Path(__file__).resolve().parents[2]
 
 
 def speech_like(seconds: float = 1.0, peak: float = 0.8, seed: int = 0) -> np.ndarray:
@@ -37,14 +36,6 @@ def speech_like(seconds: float = 1.0, peak: float = 0.8, seed: int = 0) -> np.nd
 def snr_db(clean: np.ndarray, noisy: np.ndarray) -> float:
     clean = clean.astype(np.float64)
     return float(10 * np.log10(np.sum(clean**2) / np.sum((noisy.astype(np.float64) - clean) ** 2)))
-
-
-def load_reference_benchmark():
-    """The loop-for-loop transcription of the reference RawBoost kept in benchmarks/augment.py."""
-    spec = importlib.util.spec_from_file_location("augment_benchmark", REPO / "benchmarks" / "augment.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # --------------------------------------------------------------------------------------------- RawBoost
@@ -88,7 +79,7 @@ def test_algorithm_0_is_the_identity():
 
 @pytest.mark.parametrize("algorithm", range(12))
 def test_matches_the_reference_transcription_with_the_same_draws(algorithm):
-    reference = load_reference_benchmark().ReferenceRawBoost(RawBoostConfig(), algorithm)
+    reference = ReferenceRawBoost(RawBoostConfig(), algorithm)
     x = speech_like(0.5, seed=algorithm)
     for seed in range(2):
         expected = reference(x, SR, np.random.default_rng(seed))

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modeling_nes2net.cli import main
+from nes2net.cli import main
 from tests.training.test_data_builders import make_partialspoof
 from tests.training.train_helpers import PicklePayload
 from training.data import load_built_dataset, read_build_info

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from modeling_nes2net.cli import main
+from nes2net.cli import main
 from training.data import read_build_info
 from training.data.cli import format_size, parse_size
 from training.data.synthetic import write_synthetic_audio
@@ -39,7 +39,9 @@ def test_build_writes_the_folder_and_records_its_command(ctrsvdd, tmp_path):
     assert code == 0
     info = read_build_info(out)
     assert {split: info["splits"][split]["num_rows"] for split in info["splits"]} == {"train": 2, "dev": 1, "test": 1}
-    assert info["build_command"] == f"nes2net data build ctrsvdd {ctrsvdd} {out} --max-shard-size 2MB"
+    # published in build_info.json and the card: absolute paths by their last part only
+    assert info["build_command"] == f"nes2net data build ctrsvdd {ctrsvdd.name} out --max-shard-size 2MB"
+    assert info["source_root"] == ctrsvdd.name and str(tmp_path) not in (out / "README.md").read_text()
 
 
 def test_build_of_a_broken_layout_fails_and_logs_every_problem(ctrsvdd, tmp_path, caplog):

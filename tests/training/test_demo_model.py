@@ -14,7 +14,13 @@ import torch
 from huggingface_hub import ModelCard
 from transformers import pipeline
 
+import modeling_nes2net
+from hub_cards.checks import model_folder_problems
+from hub_cards.push import plan_upload
+from modeling_nes2net import Nes2NetForAudioClassification
 from modeling_nes2net.detection import DEFAULT_MODEL_DIR
+from modeling_nes2net.folder import export_model_folder, remote_code_files
+from tests.remote_code import logits_without_the_package
 from training.data import load_built_dataset
 from training.data.synthetic import write_synthetic_audio
 from training.demo import build_demo_dataset, carve_dev_split
@@ -82,16 +88,27 @@ def test_card_says_what_the_model_is(shipped):
 def test_folder_fits_the_package(shipped):
     total = sum(path.stat().st_size for path in shipped.rglob("*") if path.is_file())
     assert total < 25 * 1000**2
-    assert {"model.safetensors", "config.json", "preprocessor_config.json", "README.md",
-            "configuration_nes2net.py", "modeling_nes2net.py"} <= {path.name for path in shipped.iterdir()}
+    assert {"model.safetensors", "config.json", "preprocessor_config.json", "README.md"} <= {
+        path.name for path in shipped.iterdir()
+    }
+    assert not list(shipped.glob("*.py")), "the package holds the only copy of the model code"
 
 
-@pytest.mark.parametrize("code_file", ["configuration_nes2net.py", "modeling_nes2net.py", "layer_merge_nes2net.py"])
-def test_shipped_remote_code_is_the_packages(shipped, code_file):
-    """The folder's copies of the model code (for `trust_remote_code`) must follow the package: after a change to
-    the model code, copy the three files into the folder (the weights stay valid while the state dict is unchanged)."""
-    package = Path(__file__).resolve().parents[2] / "modeling_nes2net"
-    assert (shipped / code_file).read_text() == (package / code_file).read_text()
+def test_exported_folder_runs_as_remote_code_and_is_publishable(shipped, tmp_path):
+    """What leaves the package (`export_model_folder`, also run by `nes2net push`) carries the package's code, loads
+    where the package cannot be imported and scores like the package's own classes."""
+    exported = export_model_folder(shipped, tmp_path / "exported")
+    package = Path(modeling_nes2net.__file__).parent
+    for name in remote_code_files():
+        assert (exported / name).read_bytes() == (package / name).read_bytes()
+    assert model_folder_problems(exported) == []
+    assert model_folder_problems(shipped), "the code-less package folder alone is not a Hub repository"
+    assert {item.path for item in plan_upload(shipped)} == {item.path for item in plan_upload(exported)}
+    waveform = (np.random.default_rng(3).standard_normal(24000) * 0.1).astype(np.float32)
+    model = Nes2NetForAudioClassification.from_pretrained(shipped).eval()
+    with torch.no_grad():
+        expected = model(torch.from_numpy(waveform)[None]).logits.numpy()
+    np.testing.assert_allclose(logits_without_the_package(exported, waveform, tmp_path), expected, atol=1e-5, rtol=0)
 
 
 def test_pipeline_separates_real_from_synthetic_clips(shipped, mini_antispoof, monkeypatch):

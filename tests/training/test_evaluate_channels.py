@@ -13,9 +13,8 @@ import soundfile
 import torch
 from accelerate import Accelerator
 
-from hub_cards.results import load_result
 from modeling_nes2net import save_model_folder
-from modeling_nes2net.cli import main as nes2net
+from nes2net.cli import main as nes2net
 from tests.tiny_models import tiny_model
 from tests.training.train_helpers import build_tiny_corpus
 from training.batching import WaveformDataset
@@ -23,6 +22,7 @@ from training.channel import perturb
 from training.data import load_built_dataset
 from training.evaluate import CONDITIONS_DIR, DECODE_CACHE, evaluate_model
 from training.metrics import compute_eer
+from training.results import load_result
 from training.scores import read_scores
 
 CONDITIONS = ["gain:db=-12", "noise:snr=5", "mulaw:rate=8000"]  # as results name them

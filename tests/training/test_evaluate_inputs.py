@@ -12,7 +12,7 @@ import pytest
 from safetensors.torch import load_file, save_file
 
 from modeling_nes2net import save_model_folder
-from modeling_nes2net.cli import main as nes2net
+from nes2net.cli import main as nes2net
 from tests.bad_inputs import speech_like, wav_bytes
 from tests.tiny_models import tiny_model
 from training.data import build_dataset

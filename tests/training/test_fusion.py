@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from modeling_nes2net.cli import main as nes2net
+from nes2net.cli import main as nes2net
 from training.fusion import fuse_score_files
 from training.metrics import compute_cllr, split_by_label
 from training.scores import ScoreTable, read_scores, write_scores

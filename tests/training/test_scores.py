@@ -13,7 +13,6 @@ from training.scores import (
     join_with_protocol,
     read_protocol,
     read_scores,
-    read_scores_with_protocol,
     utterance_key,
     write_scores,
 )
@@ -160,7 +159,8 @@ def test_scores_joined_with_real_metadata_csv(tmp_path, mini_antispoof):
     utt_ids = [utterance_key(name) for name in protocol["file_name"]]
     write_scores(tmp_path / "scores.txt", ScoreTable(utt_ids[::-1], scores[::-1]))
 
-    joined = read_scores_with_protocol(tmp_path / "scores.txt", mini_antispoof / "metadata.csv", id_column="file_name")
+    joined = join_with_protocol(read_scores(tmp_path / "scores.txt"), read_protocol(mini_antispoof / "metadata.csv"),
+                                id_column="file_name")
     assert len(joined.table) == len(protocol["file_name"]) > 400
     np.testing.assert_array_equal(joined.table.scores, scores)
     np.testing.assert_array_equal(joined.table.labels, is_bonafide.astype(int))

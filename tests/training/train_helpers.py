@@ -58,7 +58,7 @@ def run_command(
     env: dict[str, str],
     processes: int = 1,
     timeout: float = 300,
-    entry: str = "modeling_nes2net.cli",
+    entry: str = "nes2net",
     cwd: Path = REPO,
 ) -> subprocess.CompletedProcess:
     """`nes2net ARGS` in a new process run from `cwd`, or under `accelerate launch` on CPU with `processes`

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import training.train
-from modeling_nes2net.cli import main
+from nes2net.cli import main
 from training.checkpoints import save_checkpoint
 
 CRASH_EXIT_CODE = 75

@@ -33,7 +33,9 @@ from datasets import Features, IterableDataset
 from datasets.arrow_writer import ParquetWriter
 from tqdm.auto import tqdm
 
-from .card import render_card
+from hub_cards.dataset_card import DatasetCardSpec, dataset_card_from_info
+from hub_cards.layout import public_path
+
 from .corpora import get_builder
 from .layout import CorpusBuilder, CorpusLayoutError, CorpusScan, LayoutProblem
 from .schema import ATTACK_BONAFIDE, LABEL_NAMES, SAMPLING_RATE, SHARED_COLUMNS, Utterance, corpus_features
@@ -146,7 +148,8 @@ def build_dataset(
             builder, Path(root), scan, features, split_info, build_command, license_id or builder.license
         )
         (staging / BUILD_INFO_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        (staging / "README.md").write_text(render_card(info), encoding="utf-8")
+        card = dataset_card_from_info(info, DatasetCardSpec())
+        (staging / "README.md").write_text(str(card), encoding="utf-8")
         _move_into_place(staging, output_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -231,8 +234,8 @@ def _build_info(
         "description": builder.description,
         "license": license_id,
         "source_layout": builder.layout,
-        "source_root": str(root),
-        "build_command": build_command or f"nes2net data build {builder.name} {root} OUT",
+        "source_root": public_path(root),
+        "build_command": build_command or f"nes2net data build {builder.name} {public_path(root)} OUT",
         "built_with": {"nes2net": _package_version("nes2net"), "datasets": datasets.__version__},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "sampling_rate": SAMPLING_RATE,

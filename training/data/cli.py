@@ -12,6 +12,8 @@ import logging
 import re
 import shlex
 
+from hub_cards.layout import public_path
+
 from .build import DEFAULT_MAX_SHARD_BYTES, build_dataset, scan_corpus
 from .corpora import BUILDERS
 from .layout import CorpusLayoutError
@@ -79,9 +81,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _build_command(args: argparse.Namespace) -> str:
-    """The `nes2net data build` command line that reproduces this build's content."""
-    words = ["nes2net", "data", "build", args.corpus, args.root, args.output_dir]
-    words += ["--metadata", args.metadata] if args.metadata else []
+    """The `nes2net data build` command line that reproduces this build's content (absolute paths by their last part:
+    the command is published in build_info.json and the card)."""
+    words = ["nes2net", "data", "build", args.corpus, public_path(args.root), public_path(args.output_dir)]
+    words += ["--metadata", public_path(args.metadata)] if args.metadata else []
     words += ["--strict"] if args.strict else []
     words += ["--skip-missing-audio"] if args.skip_missing_audio else []
     words += ["--allow-outside-root"] if args.allow_outside_root else []

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hub_cards.layout import public_path
 from modeling_nes2net.atomic import write_text_atomic
 
 SCHEMA_VERSION = 1
@@ -184,10 +185,6 @@ class EvaluationResult:
     source_file: str | None = None
 
     @property
-    def eer_percent(self) -> float:
-        return 100.0 * self.metrics["eer"]
-
-    @property
     def key(self) -> tuple[str, str | None, str, str]:
         """What must be unique among the results of one card: dataset, config, split, protocol."""
         return (self.dataset_id, self.dataset_config, self.dataset_split, self.protocol)
@@ -254,8 +251,11 @@ def load_results(paths: Iterable[str | os.PathLike]) -> list[EvaluationResult]:
 
 
 def write_result(path: str | os.PathLike, result: EvaluationResult | dict[str, Any]) -> Path:
-    """Validates and writes one evaluation-output file atomically (temporary file, then `os.replace`)."""
-    data = result.to_dict() if isinstance(result, EvaluationResult) else result
+    """Validates and writes one evaluation-output file atomically (temporary file, then `os.replace`); an absolute
+    `model` path is recorded by its folder name."""
+    data = result.to_dict() if isinstance(result, EvaluationResult) else dict(result)
+    if data.get("model") is not None:
+        data["model"] = public_path(data["model"])  # a Hub id or a folder name, never a path of this machine
     errors = validate_results(data)
     if errors:
         raise ValueError(f"refusing to write an invalid evaluation result: {'; '.join(errors)}")

@@ -1,0 +1,103 @@
+"""`nes2net --help` / `--version` start-up: the CLI before it moved out of `modeling_nes2net` against today's.
+
+    python benchmarks/cli_startup.py [--repeats 5] [--baseline REV]
+
+The baseline is the tree of REV (default: the last commit holding `modeling_nes2net/cli.py`, whose import ran the
+model package's `__init__`, hence torch and transformers), extracted from git into a temporary folder and run as
+`python -m modeling_nes2net.cli`; today's is `python -m nes2net` from this checkout. Each command runs as a fresh
+process, the two alternately so that load from other processes falls on both alike; median wall-clock seconds of
+`--repeats` runs after one warm-up (which fills the OS file cache for both). The last column says whether torch was
+imported, read from one more run under `python -X importtime`. (The baseline has no `--version`: its row times
+`--help`, the cheapest answer it had.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from io import BytesIO
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+OLD_CLI = "modeling_nes2net/cli.py"
+OPTIONS = ("--help", "--version")
+
+
+def baseline_revision() -> str:
+    """The parent of the commit that removed `modeling_nes2net/cli.py` (or HEAD while it is still there)."""
+    removed = subprocess.run(["git", "rev-list", "-1", "HEAD", "--", OLD_CLI], cwd=REPO_ROOT, check=True,
+                             capture_output=True, text=True).stdout.strip()
+    present = subprocess.run(["git", "cat-file", "-e", f"HEAD:{OLD_CLI}"], cwd=REPO_ROOT,
+                             capture_output=True).returncode == 0
+    return "HEAD" if present else f"{removed}^"
+
+
+def extract_tree(revision: str, target: Path) -> None:
+    archive = subprocess.run(["git", "archive", revision, "modeling_nes2net"], cwd=REPO_ROOT, check=True,
+                             capture_output=True).stdout
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(target, filter="data")
+
+
+def run_once(command: list[str], tree: Path) -> float:
+    """Wall-clock seconds of one run."""
+    environment = {**os.environ, "PYTHONPATH": str(tree)}
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, *command], cwd=tree, env=environment, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed: {result.stderr[-2000:]}")
+    return elapsed
+
+
+def imports_torch(command: list[str], tree: Path) -> bool:
+    """Whether the command imports torch, from the module list `python -X importtime` prints."""
+    environment = {**os.environ, "PYTHONPATH": str(tree)}
+    result = subprocess.run([sys.executable, "-X", "importtime", *command], cwd=tree, env=environment,
+                            capture_output=True, text=True)
+    return any(line.split("|")[-1].strip() == "torch" for line in result.stderr.splitlines())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--baseline", default=None, metavar="REV", help="git revision of the baseline CLI")
+    args = parser.parse_args(argv)
+    revision = args.baseline or baseline_revision()
+    with tempfile.TemporaryDirectory(prefix="nes2net-cli-baseline.") as baseline_tree:
+        extract_tree(revision, Path(baseline_tree))
+        variants = {
+            "baseline": (["-m", "modeling_nes2net.cli"], Path(baseline_tree)),
+            "today": (["-m", "nes2net"], REPO_ROOT),
+        }
+        short = subprocess.run(["git", "rev-parse", "--short", revision], cwd=REPO_ROOT, capture_output=True,
+                               text=True).stdout.strip()
+        print(f"baseline: {short} (python -m modeling_nes2net.cli); today: python -m nes2net; "
+              f"median of {args.repeats} runs\n")
+        print("| option | baseline (s) | today (s) | ratio | torch imported (baseline / today) |")
+        print("|---|---|---|---|---|")
+        for option in OPTIONS:
+            times: dict[str, list[float]] = {name: [] for name in variants}
+            # the baseline had no --version: --help was its cheapest answer
+            commands = {name: ([*module, "--help" if option == "--version" and name == "baseline" else option], tree)
+                        for name, (module, tree) in variants.items()}
+            for step in range(1 + args.repeats):
+                for name, (command, tree) in commands.items():
+                    elapsed = run_once(command, tree)
+                    if step:
+                        times[name].append(elapsed)
+            torch_imported = {name: imports_torch(command, tree) for name, (command, tree) in commands.items()}
+            baseline, today = statistics.median(times["baseline"]), statistics.median(times["today"])
+            print(f"| {option} | {baseline:.2f} | {today:.3f} | {baseline / today:.0f}x | "
+                  f"{'yes' if torch_imported['baseline'] else 'no'} / {'yes' if torch_imported['today'] else 'no'} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""README.md of model folders that have not been evaluated yet: a converted checkpoint and an average of folders.
+
+Rendered by the one card renderer (`hub_cards.templating`) from `templates/converted_folder.md` and
+`templates/averaged_folder.md`. The published card, with evaluation results, is `hub_cards.model_card`'s and
+replaces them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from huggingface_hub import ModelCardData
+
+from .layout import CARD_FILE, CODE_FILE_DESCRIPTION, CONFIG_FILE, FEATURE_EXTRACTOR_FILE, MODEL_FILE_DESCRIPTIONS
+from .metadata import TASK
+from .model_card import PAPER_ARXIV, PAPER_TITLE, describe_architecture
+from .templating import render_body
+
+FOLDER_TAGS = ["anti-spoofing", "audio-deepfake-detection", "nes2net", "custom_code"]
+
+
+def _front_matter(base_model: str | None = None) -> str:
+    data = ModelCardData(library_name="transformers", pipeline_tag=TASK, base_model=base_model, tags=FOLDER_TAGS)
+    return f"---\n{data.to_yaml()}\n---\n"
+
+
+def render_conversion_card(
+    config: dict[str, Any], checkpoint: str, sha256: str, preset: str, converted: int, ignored: Sequence[str],
+    code_files: Sequence[str], base_model: str | None = None,
+) -> str:
+    """The card of a freshly converted folder: provenance (`checkpoint` file name and its `sha256`, the `preset`),
+    architecture from `config` (the `config.json` dict), use, the folder's files and what the conversion left out."""
+    files = {name: MODEL_FILE_DESCRIPTIONS[name] for name in (CONFIG_FILE, "model.safetensors", FEATURE_EXTRACTOR_FILE)}
+    files.update({name: CODE_FILE_DESCRIPTION for name in code_files})
+    files[CARD_FILE] = MODEL_FILE_DESCRIPTIONS[CARD_FILE]
+    arch = describe_architecture(config)
+    body = render_body(
+        "converted_folder.md", config=config, arch=arch, frontend_name=arch["frontend"].split(" (")[0],
+        num_labels=len(config.get("id2label") or {0: "spoof", 1: "bonafide"}), repo="<this folder or repository>",
+        checkpoint=checkpoint, sha256=sha256, preset=preset, converted=converted, ignored=list(ignored), files=files,
+        paper_title=PAPER_TITLE, paper_arxiv=PAPER_ARXIV,
+    )
+    return _front_matter(base_model) + body
+
+
+def render_average_card(folder_names: Sequence[str]) -> str:
+    """The card of a folder averaged from `folder_names` by `nes2net average`."""
+    return _front_matter() + render_body("averaged_folder.md", folders=list(folder_names))

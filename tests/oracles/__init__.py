@@ -1,0 +1,1 @@
+"""Independent transcriptions of published algorithms: the oracles the package is tested against (and the baselines of `benchmarks/`)."""
