@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "evaluate": ("training.evaluate", "score a dataset split and compute EER / DCF / t-DCF", "train"),
     "fuse": ("training.fusion", "fuse several systems' score files by logistic regression (CLLR before / after)",
              "train"),
+    "calibrate": ("training.calibrate", "fit a model's score calibration on a dev score file of its log-odds",
+                  "train"),
     "card": ("hub_cards.render", "render a model or dataset card from evaluation outputs and a spec", "hub"),
     "push": ("hub_cards.push", "validate a model, dataset or Space folder and upload it to the Hub", "hub"),
     "space": ("hub_cards.space", "assemble a Gradio Space folder that deploys as built (app, wheel, model)", "hub"),
