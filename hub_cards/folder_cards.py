@@ -1,8 +1,9 @@
-"""README.md of model folders that have not been evaluated yet: a converted checkpoint and an average of folders.
+"""README.md of model folders before publishing: a converted checkpoint, an average of folders, and the final
+model of a training run (with its calibration and the recipe's test results).
 
-Rendered by the one card renderer (`hub_cards.templating`) from `templates/converted_folder.md` and
-`templates/averaged_folder.md`. The published card, with evaluation results, is `hub_cards.model_card`'s and
-replaces them.
+Rendered by the one card renderer (`hub_cards.templating`) from `templates/converted_folder.md`,
+`templates/averaged_folder.md` and `templates/trained_folder.md`. The published card, with the full evaluation
+results, is `hub_cards.model_card`'s and replaces them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from huggingface_hub import ModelCardData
+
+from training.results import EvaluationResult
 
 from .layout import CARD_FILE, CODE_FILE_DESCRIPTION, CONFIG_FILE, FEATURE_EXTRACTOR_FILE, MODEL_FILE_DESCRIPTIONS
 from .metadata import TASK
@@ -47,3 +50,16 @@ def render_conversion_card(
 def render_average_card(folder_names: Sequence[str]) -> str:
     """The card of a folder averaged from `folder_names` by `nes2net average`."""
     return _front_matter() + render_body("averaged_folder.md", folders=list(folder_names))
+
+
+def render_training_card(
+    epoch_names: Sequence[str],
+    calibration: dict[str, float] | None,
+    calibration_note: str,
+    results: Sequence[EvaluationResult],
+) -> str:
+    """The card of `nes2net train`'s final folder: the averaged `epoch_names`, the dev calibration (`{"trials",
+    "scale", "offset"}`, or None with `calibration_note` saying why) and the recipe's test `results`."""
+    body = render_body("trained_folder.md", epochs=list(epoch_names), calibration=calibration,
+                       calibration_note=calibration_note, results=list(results))
+    return _front_matter() + body

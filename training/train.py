@@ -44,6 +44,8 @@ from datasets import Dataset
 from tqdm.auto import tqdm
 from transformers import AutoModel
 
+from hub_cards.folder_cards import render_training_card
+from hub_cards.layout import CARD_FILE
 from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification, config_from_preset, save_model_folder
 from modeling_nes2net.atomic import write_text_atomic
 from modeling_nes2net.averaging import average_model_folders
@@ -61,6 +63,7 @@ from training.distributed_norm import convert_to_global_batch_norm
 from training.evaluate import evaluate_model, score_split
 from training.metrics import compute_eer, split_by_label
 from training.recipe import EvaluationSpec, ModelSpec, Recipe, load_recipe
+from training.results import load_result
 from training.runtime import create_accelerator
 from training.schedules import build_scheduler
 from training.scores import ScoreTable, write_scores
@@ -364,11 +367,12 @@ class Trainer:
         return eer
 
     def _finish(self) -> Path:
-        """Average the kept epochs into `final/`, then score the recipe's test sets with it."""
+        """Average the kept epochs into `final/`, fit its score calibration on dev, score the recipe's test sets with
+        it, and write its card from what was measured."""
         accelerator = self.accelerator
         final = self.output_dir / "final"
+        folders = [self._epoch_folder(entry["epoch"]) for entry in self.state.best]
         if accelerator.is_main_process:
-            folders = [self._epoch_folder(entry["epoch"]) for entry in self.state.best]
             if len(folders) > 1:
                 average_model_folders(folders, final)
             else:
@@ -376,37 +380,47 @@ class Trainer:
             logger.info("final model (mean of epochs %s): %s",
                         ", ".join(str(entry["epoch"] + 1) for entry in self.state.best), final)
         accelerator.wait_for_everyone()
-        if self.dev_set is not None:
-            self._calibrate(final)
-        for spec in self.recipe.evaluation:
-            self._evaluate(final, spec)
+        calibration, note = (None, "the recipe has no dev split") if self.dev_set is None else self._calibrate(final)
+        result_files = [self._evaluate(final, spec) for spec in self.recipe.evaluation]
+        if accelerator.is_main_process:
+            results = [load_result(path) for path in result_files]
+            card = render_training_card([folder.name for folder in folders], calibration, note, results)
+            write_text_atomic(final / CARD_FILE, card)
+        accelerator.wait_for_everyone()
         return final
 
-    def _calibrate(self, final: Path) -> None:
-        """Fit the final model's score calibration on the dev split's log-odds and write it into its config."""
+    def _calibrate(self, final: Path) -> tuple[dict[str, float] | None, str]:
+        """Fit the final model's score calibration on the dev split's log-odds and write it into its config.
+        Returns (on the main process) `{"trials", "scale", "offset"}`, or None and why not."""
         accelerator = self.accelerator
         model = Nes2NetForAudioClassification.from_pretrained(final).to(accelerator.device)
         work = self.output_dir / "dev" / "calibration.parts"
         scores = score_split(model, self.dev_set, work, accelerator, batch_size=self.recipe.training.eval_batch_size,
                              num_workers=self.recipe.data.num_workers, score="log_odds", resume=False)
+        calibration, note = None, ""
         if accelerator.is_main_process:
             shutil.rmtree(work)
             try:
                 scale, offset = calibrate_model(model, scores, np.asarray(self.dev_set.column("label"), np.int64))
             except ValueError as error:  # a model no better than chance on dev: keep its raw logits
                 logger.warning("no score calibration for %s: %s", final, error)
+                note = f"the fit on the dev split failed ({error})"
             else:
                 write_text_atomic(final / "config.json", model.config.to_json_string())
                 logger.info("score calibration fitted on %d dev trials: scale %.4f, offset %.4f", len(scores), scale,
                             offset)
+                calibration = {"trials": len(scores), "scale": scale, "offset": offset}
         accelerator.wait_for_everyone()
+        return calibration, note
 
-    def _evaluate(self, model_folder: Path, spec: EvaluationSpec) -> None:
-        name = f"{Path(spec.dataset).name}-{spec.split}-{spec.protocol}"
-        evaluate_model(model_folder, spec.dataset, self.output_dir / "eval" / name, split=spec.split,
+    def _evaluate(self, model_folder: Path, spec: EvaluationSpec) -> Path:
+        """Score one test set with `model_folder`; returns its `results.json`."""
+        output_dir = self.output_dir / "eval" / f"{Path(spec.dataset).name}-{spec.split}-{spec.protocol}"
+        evaluate_model(model_folder, spec.dataset, output_dir, split=spec.split,
                        protocol=spec.protocol, where=spec.where, group_by=spec.group_by, dataset_name=spec.name,
                        batch_size=self.recipe.training.eval_batch_size, num_workers=self.recipe.data.num_workers,
                        accelerator=self.accelerator)
+        return output_dir / "results.json"
 
     # ------------------------------------------------------------------------------------------- helpers
 

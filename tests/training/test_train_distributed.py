@@ -129,6 +129,12 @@ def test_the_recipes_test_sets_are_scored_with_the_final_model(single_and_two_pr
     result = load_result(single / "eval" / f"{workspace['dataset'].name}-eval-full" / "results.json")
     assert result.n_trials == 12 and result.dataset_split == "eval" and set(result.per_group) == {"codec"}
     assert "final" in result.model
+    card = (single / "final" / "README.md").read_text(encoding="utf-8")
+    assert "not been evaluated" not in card
+    row = f"| {result.dataset_name} | eval | full | 12 ({result.n_bonafide} / {result.n_spoof}) | "
+    assert row + f"{100 * result.metrics['eer']:.2f} |" in card
+    config = Nes2NetForAudioClassification.config_class.from_pretrained(single / "final")
+    assert f"a = {config.calibration_scale:.4f} and\nb = {config.calibration_offset:.4f}," in card
 
 
 def test_a_test_set_that_cannot_be_loaded_is_named_before_training(workspace):
