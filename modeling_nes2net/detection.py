@@ -333,7 +333,7 @@ class Nes2NetDetector:
             max_full_seconds=max_full_seconds,
             pass_bytes=lambda samples: pass_bytes(model, samples),
         )
-        self.protocol, self.window = protocol, window
+        self.protocol, self.window, self.hop = protocol, window, hop
 
     @classmethod
     def from_pretrained(
