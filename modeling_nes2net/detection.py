@@ -45,6 +45,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -227,9 +228,10 @@ def load_model(model_name_or_path: str | os.PathLike | None = None) -> Nes2NetFo
         raise ModelLoadError(f"{location}: cannot load the model: {reason[:300]}") from None
     finally:
         loader_log.setLevel(level)
+    unexpected = [key for key in info["unexpected_keys"] if not _dropped_by_truncation(key, model.config)]
     problems = [
         f"{len(keys)} {kind} weight(s) ({', '.join(sorted(keys)[:3])}{', ...' if len(keys) > 3 else ''})"
-        for kind, keys in (("missing", info["missing_keys"]), ("unexpected", info["unexpected_keys"]),
+        for kind, keys in (("missing", info["missing_keys"]), ("unexpected", unexpected),
                            ("wrongly shaped", [key for key, *_ in info["mismatched_keys"]]))
         if keys
     ]
@@ -242,6 +244,16 @@ def load_model(model_name_or_path: str | os.PathLike | None = None) -> Nes2NetFo
         raise ModelLoadError(f"{location}: {len(broken)} weight tensor(s) hold NaN or infinite values "
                              f"({', '.join(broken[:3])}{', ...' if len(broken) > 3 else ''}); refusing to score")
     return model.eval()
+
+
+_FRONTEND_LAYER_KEY = re.compile(r"^nes2net\.frontend\.encoder\.layers\.(\d+)\.")
+
+
+def _dropped_by_truncation(key: str, config) -> bool:
+    """Whether `key` is a transformer layer of the front-end that `config.frontend_num_layers` leaves out (a
+    truncated model ignores the checkpoint's deeper layers on purpose)."""
+    match = _FRONTEND_LAYER_KEY.match(key)
+    return bool(match) and config.frontend_num_layers is not None and int(match[1]) >= config.frontend_num_layers
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

@@ -30,3 +30,22 @@ def test_truncated_frontend_computes_the_first_layers_of_the_full_one(tmp_path):
 def test_frontend_num_layers_must_fit_the_frontend(layers):
     with pytest.raises(Exception, match="frontend_num_layers must be between 1 and"):
         tiny_config("wav2vec2", frontend_num_layers=layers)
+
+
+def test_detection_loads_a_truncated_model_but_still_refuses_foreign_weights(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from modeling_nes2net.detection import ModelLoadError, load_model
+
+    full = tiny_model("wav2vec2", seed=4)
+    save_model_folder(full, tmp_path / "full")
+    config = Nes2NetForAudioClassification.config_class.from_pretrained(tmp_path / "full")
+    config.frontend_num_layers = 1
+    config.save_pretrained(tmp_path / "full")  # the same weights, read with one transformer layer
+    truncated = load_model(tmp_path / "full")
+    assert len(truncated.nes2net.frontend.encoder.layers) == 1
+    weights = load_file(tmp_path / "full" / "model.safetensors")
+    weights["nes2net.backend.foreign.weight"] = torch.zeros(2)
+    save_file(weights, tmp_path / "full" / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ModelLoadError, match="1 unexpected weight"):
+        load_model(tmp_path / "full")
