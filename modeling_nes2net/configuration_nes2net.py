@@ -34,6 +34,19 @@ XLSR_300M_FRONTEND = {
     "layerdrop": 0.0,
 }
 
+# The encoder of Whisper tiny / tiny.en (OpenAI; the front-end of the embedded default model).
+WHISPER_TINY_FRONTEND = {
+    "model_type": "whisper",
+    "d_model": 384,
+    "encoder_layers": 4,
+    "encoder_attention_heads": 6,
+    "encoder_ffn_dim": 1536,
+    "num_mel_bins": 80,
+    "max_source_positions": 1500,
+    "decoder_layers": 1,
+    "dropout": 0.0,
+}
+
 
 @cache
 def _literal_choices(cls: type) -> dict[str, tuple]:
@@ -67,10 +80,13 @@ class Nes2NetConfig(PreTrainedConfig):
         frontend_type (`str`, *optional*, defaults to `"ssl"`):
             `"ssl"`: a transformers speech model (wav2vec2 / XLS-R, WavLM, HuBERT, data2vec-audio) described by
             `frontend_config`. `"spectrogram"`: a log-magnitude STFT with `spectrogram_n_fft // 2 + 1` bins.
+            `"whisper"`: the encoder of a Whisper model (`frontend_config` a `WhisperConfig`, default Whisper tiny)
+            on its own log-mel of the waveform (see [`Nes2NetWhisperFrontend`]).
         frontend_config (`dict` or `PreTrainedConfig`, *optional*):
-            Config of the SSL front-end (any model type known to `AutoConfig`). Defaults to XLS-R 300M.
+            Config of the SSL front-end (any model type known to `AutoConfig`; defaults to XLS-R 300M) or of the
+            Whisper model whose encoder is the front-end (defaults to Whisper tiny).
         frontend_num_layers (`int`, *optional*):
-            Use only the first N transformer layers of the SSL front-end (the rest are dropped when the model is
+            Use only the first N transformer layers of the SSL or Whisper front-end (the rest are dropped when the model is
             built or loaded): a cheaper front-end at some cost in accuracy. `None` keeps them all.
         freeze_frontend (`bool`, *optional*, defaults to `False`):
             Keep the front-end's weights fixed (no gradients) during training.
@@ -151,7 +167,7 @@ class Nes2NetConfig(PreTrainedConfig):
         "frontend_config": SubConfigSpec(config_class=AutoConfig, model_type="wav2vec2", optional=True)
     }
 
-    frontend_type: Literal["ssl", "spectrogram"] = "ssl"
+    frontend_type: Literal["ssl", "spectrogram", "whisper"] = "ssl"
     frontend_config: dict | PreTrainedConfig | None = None
     frontend_num_layers: int | None = None
     freeze_frontend: bool = False
@@ -205,6 +221,8 @@ class Nes2NetConfig(PreTrainedConfig):
         num_labels = _check_label_maps(self.id2label, self.label2id, kwargs.get("num_labels"))
         if self.frontend_type == "ssl" and self.frontend_config is None:
             self.frontend_config = dict(XLSR_300M_FRONTEND)
+        if self.frontend_type == "whisper" and self.frontend_config is None:
+            self.frontend_config = dict(WHISPER_TINY_FRONTEND)
         if self.frontend_type == "spectrogram":
             self.frontend_config = None
         if self.class_weights is None:
@@ -226,7 +244,8 @@ class Nes2NetConfig(PreTrainedConfig):
 
     @property
     def num_frontend_layers(self) -> int:
-        """Number of hidden states the SSL front-end returns (its transformer layers + the CNN output)."""
+        """Number of hidden states the front-end returns (an SSL or Whisper front-end: its transformer layers + the
+        convolutional output)."""
         if self.frontend_type == "spectrogram":
             return 1
         return (self.frontend_num_layers or self.frontend_config.num_hidden_layers) + 1
@@ -257,11 +276,15 @@ class Nes2NetConfig(PreTrainedConfig):
             raise ValueError(f"kernel_size must be a positive odd integer, got {self.kernel_size}")
         if self.frontend_type == "ssl" and not hasattr(self.frontend_config, "hidden_size"):
             raise ValueError(f"frontend_config of type {type(self.frontend_config).__name__} has no hidden_size")
+        if self.frontend_type == "whisper" and getattr(self.frontend_config, "model_type", None) != "whisper":
+            raise ValueError("frontend_type='whisper' needs a Whisper frontend_config (model_type 'whisper'), got "
+                             f"{getattr(self.frontend_config, 'model_type', None)!r}")
         if self.frontend_num_layers is not None and not (
-            self.frontend_type == "ssl" and 1 <= self.frontend_num_layers <= self.frontend_config.num_hidden_layers
+            self.frontend_type != "spectrogram"
+            and 1 <= self.frontend_num_layers <= self.frontend_config.num_hidden_layers
         ):
             raise ValueError(
-                f"frontend_num_layers must be between 1 and the SSL front-end's num_hidden_layers, "
+                f"frontend_num_layers must be between 1 and the front-end's num_hidden_layers, "
                 f"got {self.frontend_num_layers}"
             )
         if self.frontend_type == "spectrogram":

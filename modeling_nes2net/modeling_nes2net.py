@@ -17,14 +17,17 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
+from functools import cache
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
+from transformers.audio_utils import mel_filter_bank
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from transformers.utils import ModelOutput
 
 from .configuration_nes2net import Nes2NetConfig
@@ -248,6 +251,122 @@ class Nes2NetSpectrogramFrontend(nn.Module):
         return torch.log(spectrum.abs().clamp(min=1e-5)).transpose(1, 2)
 
 
+@cache
+def _whisper_bases(n_fft: int, num_mel_bins: int, sampling_rate: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Whisper's analysis as two matrices: the Hann-windowed real DFT `(n_fft, 2 * (n_fft // 2 + 1))` (cosines then
+    sines) and the Slaney mel filter bank `(n_fft // 2 + 1, num_mel_bins)` of `WhisperFeatureExtractor`."""
+    with torch.inference_mode(False):  # ordinary tensors even when first built under inference mode
+        return _whisper_basis_tensors(n_fft, num_mel_bins, sampling_rate, device)
+
+
+def _whisper_basis_tensors(n_fft: int, num_mel_bins: int, sampling_rate: int, device: str):
+    bins = torch.arange(n_fft // 2 + 1, dtype=torch.float64)
+    times = torch.arange(n_fft, dtype=torch.float64)
+    angles = 2 * math.pi * torch.remainder(torch.outer(times, bins), n_fft) / n_fft
+    window = torch.hann_window(n_fft, dtype=torch.float64)[:, None]
+    dft = torch.cat([torch.cos(angles) * window, torch.sin(angles) * window], dim=1).float()
+    filters = mel_filter_bank(
+        num_frequency_bins=n_fft // 2 + 1, num_mel_filters=num_mel_bins, min_frequency=0.0,
+        max_frequency=sampling_rate / 2, sampling_rate=sampling_rate, norm="slaney", mel_scale="slaney",
+    )
+    return dft.to(device), torch.from_numpy(filters).float().to(device)
+
+
+class Nes2NetWhisperFrontend(nn.Module):
+    """The encoder of a Whisper model on the waveform's own length: `(batch, samples)` -> hidden states, each
+    `(batch, frames, d_model)`, at 50 frames per second (`frames = ceil(samples // 160 / 2)`).
+
+    Whisper's log-mel (25 ms Hann, 10 ms hop, reflect-padded, log10 floored 8 below the maximum, scaled `(x + 4) / 4`)
+    is computed per utterance over its real samples, then `WhisperEncoder`'s convolutions, positions
+    and layers run on real frames only (attention masked, padding zeroed between the convolutions), so a padded
+    utterance gives what it gives alone. Audio longer than Whisper's 30 s context is encoded in consecutive 30 s
+    chunks, each from position 0 and with its own log-mel floor, as Whisper itself reads long audio. Computed in float32 up to the encoder."""
+
+    n_fft = 400
+    hop_length = 160
+
+    def __init__(self, config: Nes2NetConfig):
+        super().__init__()
+        self.sampling_rate = config.sampling_rate
+        self.encoder = WhisperEncoder(config.frontend_config)
+        self.chunk_frames = self.encoder.max_source_positions  # encoder frames per 30 s chunk
+
+    def output_lengths(self, input_lengths: torch.Tensor) -> torch.Tensor:
+        mel_lengths = torch.div(input_lengths, self.hop_length, rounding_mode="floor")
+        full_chunks, rest = torch.div(mel_lengths, 2 * self.chunk_frames, rounding_mode="floor"), mel_lengths % (
+            2 * self.chunk_frames)
+        return full_chunks * self.chunk_frames + torch.div(rest + 1, 2, rounding_mode="floor")
+
+    def log_mel(self, input_values: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """`(batch, samples)` float32 and real `lengths` -> `(batch, num_mel_bins, samples // hop_length)`, zero past
+        each utterance's `lengths // hop_length` frames."""
+        pad = self.n_fft // 2
+        if int(lengths.min()) <= pad:
+            raise ValueError(f"input of {int(lengths.min())} samples is too short for Whisper's log-mel "
+                             f"(more than {pad} needed)")
+        # Reflect-pad every row at its own real end, as an unpadded `torch.stft(center=True)` would.
+        positions = torch.arange(input_values.shape[-1] + 2 * pad, device=input_values.device)[None, :] - pad
+        positions = positions.abs()
+        last = lengths[:, None] - 1
+        positions = torch.where(positions > last, 2 * last - positions, positions).clamp(0, input_values.shape[-1] - 1)
+        frames = input_values.gather(1, positions).unfold(-1, self.n_fft, self.hop_length)[:, :-1]
+        dft, filters = _whisper_bases(self.n_fft, self.encoder.num_mel_bins, self.sampling_rate,
+                                      str(input_values.device))
+        real, imaginary = (frames @ dft).chunk(2, dim=-1)
+        log_spec = ((real**2 + imaginary**2) @ filters).clamp(min=1e-10).log10()  # (batch, mel frames, mels)
+        mel_mask = (torch.arange(log_spec.shape[1], device=lengths.device)[None, :]
+                    < torch.div(lengths, self.hop_length, rounding_mode="floor")[:, None])[..., None]
+        # The floor follows the maximum of each 30 s chunk, as the feature extractor's is per 30 s input.
+        chunk = 2 * self.chunk_frames
+        num_chunks = -(-log_spec.shape[1] // chunk)
+        chunked = F.pad(log_spec.masked_fill(~mel_mask, -torch.inf), (0, 0, 0, num_chunks * chunk - log_spec.shape[1]),
+                        value=-torch.inf).unflatten(1, (num_chunks, chunk))
+        peak = chunked.amax(dim=(2, 3), keepdim=True).repeat_interleave(chunk, dim=1).flatten(1, 2)
+        log_spec = (torch.maximum(log_spec, peak[:, : log_spec.shape[1]] - 8.0) + 4.0) / 4.0
+        return (log_spec * mel_mask).transpose(1, 2)
+
+    def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        """The embedded positions and the output of every encoder layer (the last one layer-normed), as
+        `WhisperEncoder`'s `hidden_states`."""
+        input_values = input_values.float()
+        batch_size = input_values.shape[0]
+        lengths = (attention_mask.sum(dim=-1) if attention_mask is not None
+                   else torch.full((batch_size,), input_values.shape[-1], device=input_values.device))
+        mel = self.log_mel(input_values, lengths)
+        mel_lengths = torch.div(lengths, self.hop_length, rounding_mode="floor")
+        chunk = 2 * self.chunk_frames
+        num_chunks = -(-mel.shape[-1] // chunk)
+        if num_chunks > 1:  # (batch, mels, chunks * chunk) -> (batch * chunks, mels, chunk)
+            mel = F.pad(mel, (0, num_chunks * chunk - mel.shape[-1]))
+            mel = mel.unflatten(-1, (num_chunks, chunk)).transpose(1, 2).flatten(0, 1)
+            starts = torch.arange(num_chunks, device=lengths.device) * chunk
+            chunk_lengths = (mel_lengths[:, None] - starts[None, :]).clamp(0, chunk).flatten()
+            chunk_lengths = torch.where(chunk_lengths == 0, chunk, chunk_lengths)  # empty chunks: unused, not NaN
+        else:
+            chunk_lengths = mel_lengths
+        encoder = self.encoder
+        mel = mel.to(encoder.conv1.weight.dtype)
+        mel_mask = (torch.arange(mel.shape[-1], device=lengths.device)[None, :] < chunk_lengths[:, None])[:, None, :]
+        hidden = F.gelu(encoder.conv1(mel)) * mel_mask
+        hidden = F.gelu(encoder.conv2(hidden)).transpose(1, 2)
+        frames = hidden.shape[1]
+        hidden = hidden + encoder.embed_positions.weight[:frames]
+        frame_mask = (torch.arange(frames, device=lengths.device)[None, :]
+                      < torch.div(chunk_lengths + 1, 2, rounding_mode="floor")[:, None])
+        additive_mask = torch.zeros(frame_mask.shape, dtype=hidden.dtype, device=hidden.device)
+        additive_mask = additive_mask.masked_fill(~frame_mask, torch.finfo(hidden.dtype).min)[:, None, None, :]
+        hidden_states = [hidden]
+        for layer in encoder.layers:
+            hidden = layer(hidden, additive_mask)
+            hidden_states.append(hidden)
+        hidden_states[-1] = encoder.layer_norm(hidden)
+        if num_chunks > 1:  # back to (batch, frames, d_model), cropped to the longest utterance's frames
+            frames = int(self.output_lengths(lengths).max())
+            hidden_states = [state.unflatten(0, (batch_size, num_chunks)).flatten(1, 2)[:, :frames]
+                             for state in hidden_states]
+        return tuple(hidden_states)
+
+
 class Nes2NetScoreCalibration(nn.Module):
     """The affine score calibration of the config: logits `(batch, num_labels)` whose log-odds
     `log p(bonafide) / p(spoof)` become `calibration_scale * log_odds + calibration_offset`.
@@ -349,11 +468,13 @@ class Nes2NetModel(Nes2NetPreTrainedModel):
         if config.frontend_type == "spectrogram":
             self.frontend = Nes2NetSpectrogramFrontend(config)
         else:
-            frontend_config = config.frontend_config
             if config.frontend_num_layers is not None:  # truncated: the checkpoint's deeper layers go unused
-                frontend_config = copy.deepcopy(frontend_config)
-                frontend_config.num_hidden_layers = config.frontend_num_layers
-            self.frontend = AutoModel.from_config(frontend_config)
+                config = copy.deepcopy(config)
+                config.frontend_config.num_hidden_layers = config.frontend_num_layers
+            if config.frontend_type == "whisper":
+                self.frontend = Nes2NetWhisperFrontend(config)
+            else:
+                self.frontend = AutoModel.from_config(config.frontend_config)
         self.layer_merge = build_layer_merge(config)
         self.backend = Nes2NetBackend(config)
         self.post_init()
@@ -373,9 +494,22 @@ class Nes2NetModel(Nes2NetPreTrainedModel):
 
     def frame_lengths(self, sample_lengths: torch.Tensor) -> torch.Tensor:
         """Number of feature frames for waveforms of `sample_lengths` samples."""
-        if isinstance(self.frontend, Nes2NetSpectrogramFrontend):
-            return self.frontend.output_lengths(sample_lengths)
-        return self.frontend._get_feat_extract_output_lengths(sample_lengths).to(torch.long)
+        if isinstance(self.frontend, PreTrainedModel):
+            return self.frontend._get_feat_extract_output_lengths(sample_lengths).to(torch.long)
+        return self.frontend.output_lengths(sample_lengths)
+
+    def forward_frontend_states(
+        self, hidden_states: tuple[torch.Tensor, ...], frame_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Everything after the front-end, on its `hidden_states` (each `(batch, frames, D)`; with
+        `layer_merge="last"` only the last is read: the front-end's last hidden state) and a `(batch, frames)`
+        `frame_mask`: returns the merged features, the trunk's
+        output `(batch, frames, D)` and the pooled embedding `(batch, pooled_size)`. `forward` ends here; a frozen
+        front-end's cached states can enter here directly (`training.frozen_frontend`)."""
+        merged_features = hidden_states[-1] if self.layer_merge is None else self.layer_merge(hidden_states, frame_mask)
+        merged_features = merged_features.to(self.dtype)  # the spectrogram is float32 whatever the model's dtype
+        last_hidden_state, pooler_output = self.backend(merged_features, frame_mask)
+        return merged_features, last_hidden_state, pooler_output
 
     def forward(
         self,
@@ -394,7 +528,7 @@ class Nes2NetModel(Nes2NetPreTrainedModel):
         output_hidden_states (`bool`, *optional*):
             Return the front-end's hidden states (see [`Nes2NetModelOutput`]).
         output_attentions (`bool`, *optional*):
-            Return the SSL front-end's attention weights; refused by the spectrogram front-end, which has none.
+            Return the SSL front-end's attention weights; refused by the spectrogram and Whisper front-ends.
         """
         config = self.config
         output_hidden_states = output_hidden_states if output_hidden_states is not None else config.output_hidden_states
@@ -404,11 +538,14 @@ class Nes2NetModel(Nes2NetPreTrainedModel):
             input_values = _normalize_waveform(input_values.float(), attention_mask)
         attentions = None
         with torch.set_grad_enabled(torch.is_grad_enabled() and not config.freeze_frontend):
-            if isinstance(self.frontend, Nes2NetSpectrogramFrontend):
+            if not isinstance(self.frontend, PreTrainedModel):
                 if output_attentions:
-                    raise ValueError("output_attentions: the spectrogram front-end has no attention")
-                hidden_states = (self.frontend(input_values),)
-                last_state = hidden_states[0]
+                    raise ValueError(f"output_attentions: the {config.frontend_type} front-end returns no attention")
+                if isinstance(self.frontend, Nes2NetWhisperFrontend):
+                    hidden_states = self.frontend(input_values, attention_mask)
+                else:
+                    hidden_states = (self.frontend(input_values),)
+                last_state = hidden_states[-1]
             else:
                 outputs = self.frontend(
                     input_values.to(self.frontend.dtype),
@@ -422,9 +559,8 @@ class Nes2NetModel(Nes2NetPreTrainedModel):
         if attention_mask is not None:
             lengths = self.frame_lengths(attention_mask.sum(dim=-1))
             frame_mask = torch.arange(last_state.shape[1], device=lengths.device)[None, :] < lengths[:, None]
-        merged_features = last_state if self.layer_merge is None else self.layer_merge(hidden_states, frame_mask)
-        merged_features = merged_features.to(self.dtype)  # the spectrogram is float32 whatever the model's dtype
-        last_hidden_state, pooler_output = self.backend(merged_features, frame_mask)
+        states = (last_state,) if self.layer_merge is None else hidden_states
+        merged_features, last_hidden_state, pooler_output = self.forward_frontend_states(states, frame_mask)
         output = Nes2NetModelOutput(
             last_hidden_state=last_hidden_state,
             pooler_output=pooler_output,
@@ -534,6 +670,7 @@ __all__ = [
     "Nes2NetAttentiveStatsPooling",
     "Nes2NetMeanPooling",
     "Nes2NetSpectrogramFrontend",
+    "Nes2NetWhisperFrontend",
     "Nes2NetSqueezeExcitationMerge",
     "Nes2NetScoreCalibration",
     "Nes2NetModelOutput",

@@ -33,11 +33,17 @@ TINY_FRONTENDS: dict[str, dict[str, Any]] = {
     "data2vec-audio": {"model_type": "data2vec-audio", **{**TINY_FRONTEND_SIZES, "num_conv_pos_embeddings": 4}},
 }
 
+# A 2-layer Whisper encoder of the same width (80 mel bins: the log-mel is Whisper's own).
+TINY_WHISPER = {"model_type": "whisper", "d_model": 64, "encoder_layers": 2, "encoder_attention_heads": 2,
+                "encoder_ffn_dim": 64, "num_mel_bins": 80, "max_source_positions": 1500, "decoder_layers": 1}
+
 
 def tiny_config(frontend: str = "wav2vec2", frontend_overrides: dict | None = None, **overrides: Any) -> Nes2NetConfig:
     """A Nes2NetConfig with a tiny random front-end (D = 64, 16 channels per outer group, 4 per inner group)."""
     if frontend == "spectrogram":
         base = {"frontend_type": "spectrogram", "spectrogram_n_fft": 126, "spectrogram_hop_length": 32}
+    elif frontend == "whisper":
+        base = {"frontend_type": "whisper", "frontend_config": {**TINY_WHISPER, **(frontend_overrides or {})}}
     else:
         base = {"frontend_config": {**TINY_FRONTENDS[frontend], **(frontend_overrides or {})}}
     return Nes2NetConfig(**{**base, "outer_ratio": 4, "inner_ratio": 4, **overrides})

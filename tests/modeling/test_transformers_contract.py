@@ -109,15 +109,16 @@ def test_hidden_states_are_the_front_ends_layers_and_merged_features_have_their_
     assert plain.hidden_states is None and plain.merged_features is None
 
 
-def test_output_attentions_come_from_the_ssl_front_end_and_the_spectrogram_refuses_them():
+def test_output_attentions_come_from_the_ssl_front_end_and_the_others_refuse_them():
     model = tiny_model("wav2vec2")
     model.nes2net.frontend.set_attn_implementation("eager")
     with torch.inference_mode():
         attentions = model(torch.randn(1, 6000) * 0.1, output_attentions=True).attentions
     frames = int(model.frame_lengths(torch.tensor(6000)))
     assert len(attentions) == 2 and attentions[0].shape == (1, 2, frames, frames)
-    with pytest.raises(ValueError, match="spectrogram front-end has no attention"):
-        tiny_model("spectrogram")(torch.randn(1, 4000), output_attentions=True)
+    for frontend in ("spectrogram", "whisper"):
+        with pytest.raises(ValueError, match=f"{frontend} front-end returns no attention"):
+            tiny_model(frontend)(torch.randn(1, 4000), output_attentions=True)
 
 
 # ------------------------------------------------------------------------------------------------ headless model

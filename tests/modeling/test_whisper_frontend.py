@@ -1,0 +1,100 @@
+"""The Whisper front-end: Whisper's own log-mel and encoder (transformers' implementations as oracles), on the
+waveform's real length, padded batches equal to single utterances, 30 s chunks beyond Whisper's context."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers import WhisperFeatureExtractor
+from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+from modeling_nes2net import Nes2NetForAudioClassification
+from modeling_nes2net.audio import load_audio
+from tests.tiny_models import tiny_config, tiny_model
+
+RATE = 16_000
+
+
+@pytest.fixture(scope="module")
+def speech(mini_antispoof) -> np.ndarray:
+    """About 40 s of real speech: mini-antispoof test clips end to end."""
+    clips = sorted((mini_antispoof / "audio" / "test" / "bonafide").glob("*.flac"))
+    waveform = np.concatenate([load_audio(path, RATE) for path in clips[:12]])
+    assert waveform.size > 35 * RATE
+    return waveform[: 40 * RATE].astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def model() -> Nes2NetForAudioClassification:
+    return tiny_model("whisper", layer_merge="weighted_sum")
+
+
+def test_the_log_mel_is_whispers_own_on_the_real_length(model, speech):
+    for seconds in (0.5, 3.7, 12.0):
+        waveform = speech[: int(seconds * RATE)]
+        expected = WhisperFeatureExtractor()._torch_extract_fbank_features(waveform[None])[0]
+        ours = model.nes2net.frontend.log_mel(torch.from_numpy(waveform)[None], torch.tensor([waveform.size]))[0]
+        assert ours.shape == expected.shape == (80, waveform.size // 160)
+        np.testing.assert_allclose(ours.numpy(), expected, atol=1e-4)  # a float32 DFT, not an FFT
+
+
+@torch.inference_mode()
+def test_thirty_seconds_give_the_hidden_states_of_whisper_encoder(model, speech):
+    waveform = speech[: 30 * RATE]
+    features = WhisperFeatureExtractor()(waveform, sampling_rate=RATE, return_tensors="pt").input_features
+    encoder: WhisperEncoder = model.nes2net.frontend.encoder
+    expected = encoder(features, output_hidden_states=True)
+    ours = model.nes2net.frontend(torch.from_numpy(waveform)[None])
+    assert len(ours) == model.config.num_frontend_layers == len(expected.hidden_states)
+    for state, reference in zip(ours[:-1], expected.hidden_states[:-1]):
+        torch.testing.assert_close(state, reference, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ours[-1], expected.last_hidden_state, atol=1e-5, rtol=1e-5)
+
+
+@torch.inference_mode()
+def test_a_padded_batch_scores_each_utterance_as_alone_across_thirty_second_chunks(model, speech):
+    waveforms = [speech[: int(2.3 * RATE)], speech[RATE: 9 * RATE], speech[: 37 * RATE + 123]]
+    longest = max(waveform.size for waveform in waveforms)
+    input_values = torch.zeros(len(waveforms), longest)
+    attention_mask = torch.zeros(len(waveforms), longest, dtype=torch.long)
+    for row, waveform in enumerate(waveforms):
+        input_values[row, : waveform.size] = torch.from_numpy(waveform)
+        attention_mask[row, : waveform.size] = 1
+    batch = model(input_values, attention_mask=attention_mask).logits
+    alone = torch.cat([model(torch.from_numpy(waveform)[None]).logits for waveform in waveforms])
+    torch.testing.assert_close(batch, alone, atol=1e-5, rtol=1e-5)
+    states = model.nes2net.frontend(torch.from_numpy(waveforms[2])[None])
+    lengths = model.frame_lengths(torch.tensor([waveform.size for waveform in waveforms]))
+    assert states[-1].shape[1] == lengths[2] == 1500 + (7 * 100 + 1) // 2  # a full chunk, then 7 s of frames
+    assert lengths.tolist() == [(2.3 * 100 + 1) // 2, 400, lengths[2]]
+
+
+@torch.inference_mode()
+def test_a_chunk_beyond_thirty_seconds_is_encoded_from_position_zero(model, speech):
+    """Whisper reads long audio in 30 s windows: the second chunk's frames are those of its audio alone, except the
+    first two, whose STFT frames straddle the boundary (real audio before it, not a reflection)."""
+    frontend = model.nes2net.frontend
+    whole = frontend(torch.from_numpy(speech[: 40 * RATE])[None])[-1]
+    second = frontend(torch.from_numpy(speech[30 * RATE: 40 * RATE])[None])[-1]
+    assert whole.shape[1] == 1500 + second.shape[1]
+    torch.testing.assert_close(whole[:, 1502:], second[:, 2:], atol=1e-5, rtol=1e-5)
+
+
+def test_the_whisper_front_end_round_trips_through_save_and_from_pretrained(model, tmp_path, speech):
+    model.save_pretrained(tmp_path)
+    loaded = Nes2NetForAudioClassification.from_pretrained(tmp_path).eval()
+    assert loaded.config.frontend_type == "whisper" and loaded.config.frontend_config.model_type == "whisper"
+    waveform = torch.from_numpy(speech[: 3 * RATE])[None]
+    with torch.inference_mode():
+        torch.testing.assert_close(loaded(waveform).logits, model(waveform).logits, atol=0, rtol=0)
+
+
+def test_a_whisper_front_end_needs_a_whisper_config():
+    with pytest.raises(Exception, match="needs a Whisper frontend_config"):  # @strict wraps the ValueError
+        tiny_config("wav2vec2", frontend_type="whisper")
+
+
+def test_too_short_a_waveform_is_refused_in_one_line(model):
+    with pytest.raises(ValueError, match="too short for Whisper's log-mel"):
+        model(torch.zeros(1, 150))
