@@ -28,7 +28,7 @@ from modeling_nes2net import Nes2NetConfig
 from modeling_nes2net.complexity import backend_complexity
 from modeling_nes2net.onnx_export import export_module, inference_session
 from tests.oracles.nes2net import ReferenceNes2Net
-from tests.tiny_models import BackendWithHead
+from tests.oracles.backend_with_head import BackendWithHead
 
 VARIANTS = {
     "Nes2Net-X (2 logits)": (dict(num_labels=2), dict(n_logits=2)),

@@ -44,12 +44,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "space")]  # run as a script from anywhere
 
 from gradio_client import Client, handle_file
+from nes2net_space.harness import start_space, write_speech, write_stereo_clip
 from nes2net_space.inputs import Limits, read_recording
 from nes2net_space.models import DEFAULT_CHOICE, display_name
 
 from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification, save_model_folder
 from modeling_nes2net.detection import DEFAULT_MODEL_DIR, Nes2NetDetector
-from tests.space.space_server import start_space, write_speech, write_stereo_clip
 
 MAX_SECONDS = 60.0
 SEQUENTIAL_ROUNDS = 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from huggingface_hub import DatasetCard, ModelCard
@@ -48,6 +49,15 @@ def _unexplained(files: list[str], card_text: str, explained: set[str]) -> list[
     ]
 
 
+def _read(read: Callable[[], dict], problems: list[str]) -> dict | None:
+    """What `read()` returns, or None with the message of the `ValueError` it raised added to `problems`."""
+    try:
+        return read()
+    except ValueError as error:
+        problems.append(str(error))
+        return None
+
+
 def _load_card(folder: Path, card_class: type) -> tuple[object | None, list[str]]:
     if not (folder / CARD_FILE).is_file():
         return None, [f"{CARD_FILE} (the card) is missing"]
@@ -86,30 +96,36 @@ def _weights_problems(folder: Path, files: list[str]) -> list[str]:
     return problems
 
 
-def model_folder_problems(folder: str | os.PathLike) -> list[str]:
-    """Everything that stops `folder` from being a complete, self-explaining Hub model repository."""
+def _folder_problems(folder: str | os.PathLike, check: Callable[[Path, list[str]], list[str]]) -> list[str]:
+    """`folder` is not a folder; else its pickle-based and hidden files, then what `check(folder, files)` finds."""
     folder = Path(folder)
     if not folder.is_dir():
         return [f"{folder} is not a folder"]
     files = list_files(folder)
-    problems = _common_problems(files) + _weights_problems(folder, files)
-    try:
-        config = read_config(folder)
-    except ValueError as error:
-        problems.append(str(error))
-        config = None
+    return _common_problems(files) + check(folder, files)
+
+
+def model_folder_problems(folder: str | os.PathLike) -> list[str]:
+    """Everything that stops `folder` from being a complete, self-explaining Hub model repository."""
+    return _folder_problems(folder, _model_problems)
+
+
+def dataset_folder_problems(folder: str | os.PathLike) -> list[str]:
+    """Everything that stops `folder` from being a complete Hub dataset repository of Parquet shards."""
+    return _folder_problems(folder, _dataset_problems)
+
+
+def _model_problems(folder: Path, files: list[str]) -> list[str]:
+    problems = _weights_problems(folder, files)
+    config = _read(lambda: read_config(folder), problems)
     if config is not None:
         if not config.get("auto_map"):
             problems.append(f"{CONFIG_FILE} has no auto_map: trust_remote_code could not find the model code")
         _, code_problems = remote_code_files(folder, config)
         problems += code_problems
-    try:
-        extractor = read_json_object(
-            folder / FEATURE_EXTRACTOR_FILE, missing=f"{FEATURE_EXTRACTOR_FILE} (the feature extractor) is missing"
-        )
-    except ValueError as error:
-        problems.append(str(error))
-        extractor = None
+    extractor = _read(lambda: read_json_object(
+        folder / FEATURE_EXTRACTOR_FILE, missing=f"{FEATURE_EXTRACTOR_FILE} (the feature extractor) is missing"
+    ), problems)
     if extractor is not None:
         if not extractor.get("feature_extractor_type"):
             problems.append(f"{FEATURE_EXTRACTOR_FILE} does not name its feature_extractor_type")
@@ -128,20 +144,11 @@ def model_folder_problems(folder: str | os.PathLike) -> list[str]:
     return problems
 
 
-def dataset_folder_problems(folder: str | os.PathLike) -> list[str]:
-    """Everything that stops `folder` from being a complete Hub dataset repository of Parquet shards."""
+def _dataset_problems(folder: Path, files: list[str]) -> list[str]:
     import pyarrow.parquet as parquet
 
-    folder = Path(folder)
-    if not folder.is_dir():
-        return [f"{folder} is not a folder"]
-    files = list_files(folder)
-    problems = _common_problems(files)
-    try:
-        info = read_build_info(folder)
-    except ValueError as error:
-        problems.append(str(error))
-        info = None
+    problems = []
+    info = _read(lambda: read_build_info(folder), problems)
     card, card_problems = _load_card(folder, DatasetCard)
     problems += card_problems
     if card is None:

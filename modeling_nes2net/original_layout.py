@@ -85,16 +85,6 @@ FRONTEND_RULES: list[tuple[str, str]] = [
 # Pre-training heads of fairseq's wav2vec 2.0 (quantised targets and their projections): unused by a classifier.
 TRAINING_ONLY_FRONTEND_KEYS = re.compile(r"^(quantizer\.|project_q\.|final_proj\.)")
 
-
-def _rename(key: str, rules: list[tuple[str, str]]) -> str | None:
-    for pattern, replacement in rules:
-        renamed, count = re.subn(pattern, replacement, key)
-        if count:
-            return renamed
-    return None
-
-
-PARTS = ("frontend", "layer_merge", "backend")
 _RULES = {"frontend": FRONTEND_RULES, "layer_merge": MERGE_RULES, "backend": BACKEND_RULES}
 
 
@@ -123,19 +113,3 @@ def reshape_tensor(new_key: str, tensor: torch.Tensor) -> torch.Tensor:
         return tensor.squeeze(-1)
     return tensor
 
-
-def convert_backend_state_dict(
-    original: dict[str, torch.Tensor],
-) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], list[str]]:
-    """Original back-end keys (without `Nested_Res2Net_TDNN.`) -> the state dicts of a `Nes2NetBackend` and of the
-    classifier (`nn.Linear`), plus the unmapped keys."""
-    backend, classifier, unmapped = {}, {}, []
-    for key, tensor in original.items():
-        new_key = rename_key("backend", key)
-        if new_key is None:
-            unmapped.append(key)
-        elif new_key.startswith(CLASSIFIER):
-            classifier[new_key.removeprefix(CLASSIFIER)] = tensor
-        else:
-            backend[new_key.removeprefix(BACKEND)] = reshape_tensor(new_key, tensor)
-    return backend, classifier, unmapped

@@ -71,6 +71,22 @@ LIVE_CHUNK_SECONDS = 0.5  # how often the browser sends microphone audio while r
 MODELS_FILE = Path(__file__).with_name("models.txt")  # the models of a Space built by `nes2net space`
 USER_ERRORS = (AudioInputError, InputLimitError, ModelLoadError)
 AGGREGATION_CHOICES = [("mean of the windows", "mean"), ("most spoof-like window", "any")]
+# The app's plain options: flag -> (type, environment variable read when the flag is not given, default, help).
+ENVIRONMENT_OPTIONS = {
+    "--device": (str, "NES2NET_DEVICE", "auto", "auto, cpu or cuda"),
+    "--threads": (int, "NES2NET_THREADS", 0, "torch CPU threads, 0 for torch's default"),
+    "--max-seconds": (float, "NES2NET_MAX_SECONDS", 300, "longest recording accepted, seconds"),
+    "--max-file-mb": (float, "NES2NET_MAX_FILE_MB", 50, "largest upload, MiB"),
+    "--max-batch-files": (int, "NES2NET_MAX_BATCH_FILES", 20, "most files per batch"),
+    "--max-batch-seconds": (float, "NES2NET_MAX_BATCH_SECONDS", 900, "most audio per batch, seconds"),
+    "--max-client-files": (int, "NES2NET_MAX_CLIENT_FILES", 40,
+                           "most uploads one visitor may have waiting on the server"),
+    "--max-client-mb": (float, "NES2NET_MAX_CLIENT_MB", 400, "most uploaded MiB one visitor may have waiting"),
+    "--upload-max-age": (float, "NES2NET_UPLOAD_MAX_AGE", 300, "seconds an upload no request uses is kept"),
+    "--live-seconds": (float, "NES2NET_LIVE_SECONDS", 120, "longest live microphone session, seconds"),
+    "--concurrency": (int, "NES2NET_CONCURRENCY", 2, "requests scored at the same time"),
+    "--queue-size": (int, "NES2NET_QUEUE_SIZE", 32, "requests waiting at most; more are refused with a message"),
+}
 
 INTRO = """# Nes2Net deepfake speech detector
 
@@ -82,10 +98,6 @@ Limits: {max_seconds:g} s and {max_file_mb:g} MB per recording. An upload is del
 it is scored (one never scored, within {upload_minutes:g} minutes); nothing is stored, and no run history is kept
 in your browser.
 """
-
-
-def environment_default(name: str, fallback):
-    return os.environ.get(name, fallback)
 
 
 def environment_flag(name: str, fallback: bool) -> bool:
@@ -101,11 +113,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
              "(env NES2NET_MODEL, comma-separated; else the lines of models.txt next to app.py)",
     )
     parser.add_argument(
-        "--host", default=environment_default("NES2NET_HOST", os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")),
+        "--host", default=os.environ.get("NES2NET_HOST", os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")),
         help="address to listen on (env NES2NET_HOST or GRADIO_SERVER_NAME; default 127.0.0.1)",
     )
     parser.add_argument(
-        "--port", type=int, default=environment_default("NES2NET_PORT", os.environ.get("GRADIO_SERVER_PORT", 7860)),
+        "--port", type=int, default=os.environ.get("NES2NET_PORT", os.environ.get("GRADIO_SERVER_PORT", 7860)),
         help="port (env NES2NET_PORT or GRADIO_SERVER_PORT; default 7860)",
     )
     parser.add_argument(
@@ -114,39 +126,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="let visitors type any model folder or Hub id on this server, not only the listed ones "
              "(env NES2NET_ALLOW_ANY_MODEL; default off)",
     )
-    parser.add_argument("--device", default=environment_default("NES2NET_DEVICE", "auto"),
-                        help="auto, cpu or cuda (env NES2NET_DEVICE)")
-    parser.add_argument("--quantize", choices=QUANTIZATIONS, default=environment_default("NES2NET_QUANTIZE", None),
+    parser.add_argument("--quantize", choices=QUANTIZATIONS, default=os.environ.get("NES2NET_QUANTIZE"),
                         help="opt-in fast path of the detection API: int8 (CPU) or bf16 (env NES2NET_QUANTIZE)")
-    parser.add_argument("--threads", type=int, default=environment_default("NES2NET_THREADS", 0),
-                        help="torch CPU threads, 0 for torch's default (env NES2NET_THREADS)")
-    parser.add_argument("--max-seconds", type=float, default=environment_default("NES2NET_MAX_SECONDS", 300),
-                        help="longest recording accepted, seconds (env NES2NET_MAX_SECONDS)")
-    parser.add_argument("--max-file-mb", type=float, default=environment_default("NES2NET_MAX_FILE_MB", 50),
-                        help="largest upload, MiB (env NES2NET_MAX_FILE_MB)")
-    parser.add_argument("--max-batch-files", type=int, default=environment_default("NES2NET_MAX_BATCH_FILES", 20),
-                        help="most files per batch (env NES2NET_MAX_BATCH_FILES)")
-    parser.add_argument("--max-batch-seconds", type=float,
-                        default=environment_default("NES2NET_MAX_BATCH_SECONDS", 900),
-                        help="most audio per batch, seconds (env NES2NET_MAX_BATCH_SECONDS)")
-    parser.add_argument("--max-client-files", type=int, default=environment_default("NES2NET_MAX_CLIENT_FILES", 40),
-                        help="most uploads one visitor may have waiting on the server (env NES2NET_MAX_CLIENT_FILES)")
-    parser.add_argument("--max-client-mb", type=float, default=environment_default("NES2NET_MAX_CLIENT_MB", 400),
-                        help="most uploaded MiB one visitor may have waiting (env NES2NET_MAX_CLIENT_MB)")
-    parser.add_argument("--upload-max-age", type=float, default=environment_default("NES2NET_UPLOAD_MAX_AGE", 300),
-                        help="seconds an upload no request uses is kept (env NES2NET_UPLOAD_MAX_AGE)")
     parser.add_argument(
         "--trust-proxy", action=argparse.BooleanOptionalAction,
         default=environment_flag("NES2NET_TRUST_PROXY", "SPACE_ID" in os.environ),
         help="tell visitors apart by the X-Forwarded-For address of the proxy in front of the app "
              "(env NES2NET_TRUST_PROXY; default on on a Space, off elsewhere)",
     )
-    parser.add_argument("--live-seconds", type=float, default=environment_default("NES2NET_LIVE_SECONDS", 120),
-                        help="longest live microphone session, seconds (env NES2NET_LIVE_SECONDS)")
-    parser.add_argument("--concurrency", type=int, default=environment_default("NES2NET_CONCURRENCY", 2),
-                        help="requests scored at the same time (env NES2NET_CONCURRENCY)")
-    parser.add_argument("--queue-size", type=int, default=environment_default("NES2NET_QUEUE_SIZE", 32),
-                        help="requests waiting at most; more are refused with a message (env NES2NET_QUEUE_SIZE)")
+    for flag, (kind, variable, default, text) in ENVIRONMENT_OPTIONS.items():
+        parser.add_argument(flag, type=kind, default=os.environ.get(variable, default), help=f"{text} (env {variable})")
     args = parser.parse_args(argv)
     if args.model is None:
         args.model = [name.strip() for name in os.environ.get("NES2NET_MODEL", "").split(",") if name.strip()]

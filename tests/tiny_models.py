@@ -6,8 +6,7 @@ from typing import Any
 
 import torch
 
-from modeling_nes2net import Nes2NetBackend, Nes2NetConfig, Nes2NetForAudioClassification
-from modeling_nes2net.original_layout import convert_backend_state_dict
+from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification
 
 # The sizes every tiny front-end shares (also the tiny originals of tests/modeling/original_checkpoints.py).
 TINY_FRONTEND_SIZES = {
@@ -68,23 +67,3 @@ def tiny_model(frontend: str = "wav2vec2", seed: int = 0, **overrides: Any) -> N
     randomize_norm_statistics(model, seed)
     return model.eval()
 
-
-class BackendWithHead(torch.nn.Module):
-    """The paper's `Nested_Res2Net_TDNN` as this package splits it: `Nes2NetBackend`, then the classifier:
-    features `(batch, frames, D)` -> logits `(batch, num_labels)`."""
-
-    def __init__(self, config: Nes2NetConfig):
-        super().__init__()
-        self.backend = Nes2NetBackend(config)
-        pooled_size = 2 * config.feature_size if config.pooling == "astp" else config.feature_size
-        self.classifier = torch.nn.Linear(pooled_size, config.num_labels)
-
-    def load_original(self, original: dict[str, torch.Tensor]) -> None:
-        """Load the authors' back-end state dict (keys without `Nested_Res2Net_TDNN.`), every key mapped."""
-        backend, classifier, unmapped = convert_backend_state_dict(original)
-        assert not unmapped, unmapped
-        self.backend.load_state_dict(backend, strict=True)
-        self.classifier.load_state_dict(classifier, strict=True)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.backend(features)[1])

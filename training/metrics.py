@@ -90,12 +90,18 @@ class DcfCosts:
 
 
 @dataclass(frozen=True)
-class TDCFCosts2019:
-    """ASVspoof 2019 t-DCF cost model (Kinnunen et al. 2018)."""
+class TDCFPriors:
+    """The trial priors of both ASVspoof t-DCF cost models: spoofs, then targets and zero-effort non-targets."""
 
     p_spoof: float = 0.05
     p_tar: float = 0.95 * 0.99
     p_non: float = 0.95 * 0.01
+
+
+@dataclass(frozen=True)
+class TDCFCosts2019(TDCFPriors):
+    """ASVspoof 2019 t-DCF cost model (Kinnunen et al. 2018)."""
+
     c_miss_asv: float = 1.0
     c_fa_asv: float = 10.0
     c_miss_cm: float = 1.0
@@ -103,12 +109,9 @@ class TDCFCosts2019:
 
 
 @dataclass(frozen=True)
-class TDCFCosts2021:
+class TDCFCosts2021(TDCFPriors):
     """ASVspoof 2021 revised t-DCF cost model (Kinnunen et al. 2020)."""
 
-    p_spoof: float = 0.05
-    p_tar: float = 0.95 * 0.99
-    p_non: float = 0.95 * 0.01
     c_miss: float = 1.0
     c_fa: float = 10.0
     c_fa_spoof: float = 10.0

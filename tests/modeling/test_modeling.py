@@ -9,10 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.oracles.nes2net import ReferenceNes2Net
 from modeling_nes2net import PRESETS, Nes2NetBackend, Nes2NetConfig, Nes2NetForAudioClassification, config_from_preset
 from modeling_nes2net.complexity import backend_complexity, count_macs
-from tests.tiny_models import BackendWithHead, randomize_norm_statistics, tiny_config, tiny_model
+from tests.oracles.backend_with_head import BackendWithHead
+from tests.oracles.nes2net import ReferenceNes2Net
+from tests.tiny_models import randomize_norm_statistics, tiny_config, tiny_model
 
 torch.set_num_threads(1)
 

@@ -14,7 +14,9 @@ import pytest
 import soundfile
 import torch
 from detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
-from tiny_models import BackendWithHead, randomize_norm_statistics, tiny_config, tiny_model
+from tiny_models import randomize_norm_statistics, tiny_config, tiny_model
+
+from tests.oracles.backend_with_head import BackendWithHead
 
 from modeling_nes2net import Nes2NetForAudioClassification, save_model_folder
 from modeling_nes2net.audio import load_audio

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 from gradio_client import Client, handle_file
-from space_server import REPO_ROOT, start_space
+from nes2net_space.harness import start_space
+from space_fixtures import REPO_ROOT
 
 from hub_cards.space import build_space_folder, space_folder_problems
 from nes2net.cli import main

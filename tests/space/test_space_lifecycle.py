@@ -9,7 +9,7 @@ import time
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
-from space_server import free_port, start_space
+from nes2net_space.harness import free_port, start_space
 
 
 def test_environment_configuration_and_no_temporary_files_left(tmp_path, space_model_dir, space_model_name,

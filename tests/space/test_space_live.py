@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile
 from nes2net_space.live import LiveSession
-from space_server import CHROMIUM, CHROMIUM_ARGS
+from space_fixtures import CHROMIUM, CHROMIUM_ARGS
 from tiny_models import tiny_model
 
 from modeling_nes2net.detection import HOP_SAMPLES, WINDOW_SAMPLES, Nes2NetDetector

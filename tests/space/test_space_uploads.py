@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 from nes2net_space.uploads import UploadLedger, UploadLimits
-from space_server import start_space
+from nes2net_space.harness import start_space
 
 MAX_BATCH_FILES = 3
 MAX_FILE_MB = 1

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from datasets import Value
-
-from .layout import ProtocolCorpusBuilder, ProtocolEntry, SplitSource, parse_key
-from .schema import attack_name
+from .layout import ProtocolCorpusBuilder, SplitSource
 
 ASVSPOOF_KEYS = {"bonafide": 1, "spoof": 0}
 
@@ -24,6 +21,8 @@ class ASVspoof2019LABuilder(ProtocolCorpusBuilder):
     )
     license = "odc-by"
     num_fields = (5,)
+    columns = ("speaker", "utt_id", None, "attack", "key")
+    keys = ASVSPOOF_KEYS
     sources = {
         split: SplitSource(
             (f"ASVspoof2019_LA_cm_protocols/ASVspoof2019.LA.cm.{split}.{kind}.txt",),
@@ -31,11 +30,6 @@ class ASVspoof2019LABuilder(ProtocolCorpusBuilder):
         )
         for split, kind in (("train", "trn"), ("dev", "trl"), ("eval", "trl"))
     }
-
-    def parse_fields(self, fields: list[str], line: int) -> ProtocolEntry:
-        speaker, utt_id, _, system, key = fields
-        label = parse_key(key, ASVSPOOF_KEYS)
-        return ProtocolEntry(line, utt_id, label, speaker, attack_name(system, label))
 
 
 class ASVspoof2021LABuilder(ProtocolCorpusBuilder):
@@ -51,14 +45,9 @@ class ASVspoof2021LABuilder(ProtocolCorpusBuilder):
     )
     license = "odc-by"
     num_fields = (8,)
-    metadata_features = {name: Value("string") for name in ("codec", "transmission", "trim", "subset")}
+    columns = ("speaker", "utt_id", "codec", "transmission", "attack", "key", "trim", "subset")
+    keys = ASVSPOOF_KEYS
     sources = {"eval": SplitSource(("keys/LA/CM/trial_metadata.txt",), ("ASVspoof2021_LA_eval/flac",))}
-
-    def parse_fields(self, fields: list[str], line: int) -> ProtocolEntry:
-        speaker, utt_id, codec, transmission, attack, key, trim, subset = fields
-        label = parse_key(key, ASVSPOOF_KEYS)
-        metadata = {"codec": codec, "transmission": transmission, "trim": trim, "subset": subset}
-        return ProtocolEntry(line, utt_id, label, speaker, attack_name(attack, label), metadata)
 
 
 class ASVspoof2021DFBuilder(ProtocolCorpusBuilder):
@@ -74,14 +63,9 @@ class ASVspoof2021DFBuilder(ProtocolCorpusBuilder):
         "(SPEAKER TRIAL CODEC SOURCE ATTACK KEY TRIM SUBSET VOCODER, then - - - -)"
     )
     num_fields = (9, 13)
-    metadata_features = {name: Value("string") for name in ("codec", "source", "trim", "subset", "vocoder")}
+    columns = ("speaker", "utt_id", "codec", "source", "attack", "key", "trim", "subset", "vocoder")  # then - - - -
+    keys = ASVSPOOF_KEYS
     sources = {"eval": SplitSource(("keys/DF/CM/trial_metadata.txt",), ("ASVspoof2021_DF_eval/flac",))}
-
-    def parse_fields(self, fields: list[str], line: int) -> ProtocolEntry:
-        speaker, utt_id, codec, source, attack, key, trim, subset, vocoder = fields[:9]
-        label = parse_key(key, ASVSPOOF_KEYS)
-        metadata = {"codec": codec, "source": source, "trim": trim, "subset": subset, "vocoder": vocoder}
-        return ProtocolEntry(line, utt_id, label, speaker, attack_name(attack, label), metadata)
 
 
 class ASVspoof5Builder(ProtocolCorpusBuilder):
@@ -97,9 +81,10 @@ class ASVspoof5Builder(ProtocolCorpusBuilder):
         "ATTACK_LABEL KEY TMP) and the audio flac_T/, flac_D/, flac_E_eval/ (or flac_E/) of FILE.flac"
     )
     num_fields = (10,)
-    metadata_features = {
-        name: Value("string") for name in ("gender", "codec", "codec_quality", "codec_seed", "attack_tag")
-    }
+    columns = (
+        "speaker", "utt_id", "gender", "codec", "codec_quality", "codec_seed", "attack_tag", "attack", "key", None
+    )
+    keys = ASVSPOOF_KEYS
     sources = {
         split: SplitSource(
             tuple(
@@ -113,15 +98,3 @@ class ASVspoof5Builder(ProtocolCorpusBuilder):
             ("eval", ("track_1.tsv", "tsv"), ("flac_E_eval", "flac_E")),
         )
     }
-
-    def parse_fields(self, fields: list[str], line: int) -> ProtocolEntry:
-        speaker, utt_id, gender, codec, codec_quality, codec_seed, attack_tag, attack, key, _ = fields
-        label = parse_key(key, ASVSPOOF_KEYS)
-        metadata = {
-            "gender": gender,
-            "codec": codec,
-            "codec_quality": codec_quality,
-            "codec_seed": codec_seed,
-            "attack_tag": attack_tag,
-        }
-        return ProtocolEntry(line, utt_id, label, speaker, attack_name(attack, label), metadata)

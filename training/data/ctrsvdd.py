@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from datasets import Value
-
-from .layout import ProtocolCorpusBuilder, ProtocolEntry, SplitSource, parse_key
-from .schema import attack_name
-
-CTRSVDD_KEYS = {"bonafide": 1, "deepfake": 0}
+from .layout import ProtocolCorpusBuilder, SplitSource
 
 
 class CtrSVDDBuilder(ProtocolCorpusBuilder):
@@ -23,10 +18,6 @@ class CtrSVDDBuilder(ProtocolCorpusBuilder):
     )
     license = "cc-by-nc-4.0"
     num_fields = (6,)
-    metadata_features = {"source": Value("string")}
+    columns = ("source", "speaker", "utt_id", None, "attack", "key")  # the speaker is the singer
+    keys = {"bonafide": 1, "deepfake": 0}
     sources = {split: SplitSource((f"{split}.txt",), (f"{split}_set",)) for split in ("train", "dev", "test")}
-
-    def parse_fields(self, fields: list[str], line: int) -> ProtocolEntry:
-        source, singer, utt_id, _, attack, key = fields
-        label = parse_key(key, CTRSVDD_KEYS)
-        return ProtocolEntry(line, utt_id, label, singer, attack_name(attack, label), {"source": source})

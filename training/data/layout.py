@@ -15,10 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .schema import Utterance
+from datasets import Value
+
+from .schema import ATTACK_UNKNOWN, Utterance, attack_name
 
 ProblemKind = Literal["missing", "missing-audio", "extra", "malformed", "duplicate", "unreadable", "outside-root"]
 AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".mp3")
+ENTRY_COLUMNS = ("utt_id", "key", "speaker", "attack")  # the protocol columns every ProtocolEntry has a field for
 
 
 @dataclass(frozen=True)
@@ -214,17 +217,30 @@ class SplitSource:
 class ProtocolCorpusBuilder(CorpusBuilder):
     """A corpus made of one protocol (a text file, one utterance a line) and one audio folder per split.
 
-    Subclasses set `sources` (split name -> SplitSource), `num_fields` (the allowed field counts of a
-    protocol line), `metadata_features`, and implement `parse_fields`.
+    Subclasses set `sources` (split name -> SplitSource), `num_fields` (the allowed field counts of a protocol line),
+    and `columns` and `keys`, which `parse_fields` reads each line by (or override `parse_fields`).
     """
 
     sources: dict[str, SplitSource]
     num_fields: tuple[int, ...]
-    metadata_features: dict[str, Any] = {}
+    columns: tuple[str | None, ...] = ()
+    """The protocol's columns in order: `utt_id`, `key`, and `speaker` and `attack` where the corpus has them; any
+    other name is a string metadata column, None a column left out, as are the columns past the last."""
+    keys: dict[str, int] = {}
+    """How the `key` column writes each label (1 = bona fide)."""
 
-    @abc.abstractmethod
+    @property
+    def metadata_features(self) -> dict[str, Any]:
+        """The types of the metadata columns, in protocol order."""
+        return {name: Value("string") for name in self.columns if name is not None and name not in ENTRY_COLUMNS}
+
     def parse_fields(self, fields: list[str], line: int) -> ProtocolEntry:
         """Turn the fields of one protocol line into an entry; raise ProtocolLineError if they are invalid."""
+        row = dict(zip(self.columns, fields))
+        row.pop(None, None)
+        label = parse_key(row.pop("key"), self.keys)
+        attack = attack_name(row.pop("attack", ATTACK_UNKNOWN), label)
+        return ProtocolEntry(line, row.pop("utt_id"), label, row.pop("speaker", None), attack, row)
 
     def protocol_fields(self, protocol: Path, problems: list[LayoutProblem]) -> Iterator[tuple[int, list[str]]]:
         """`(line_number, fields)` of each protocol line; whitespace-separated unless overridden."""

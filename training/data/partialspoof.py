@@ -16,10 +16,8 @@ import numpy as np
 from datasets import List, Value
 from numpy.lib import format as npy_format
 
-from .layout import CorpusScan, LayoutProblem, ProtocolCorpusBuilder, ProtocolEntry, SplitSource, parse_key
-from .schema import attack_name
+from .layout import CorpusScan, LayoutProblem, ProtocolCorpusBuilder, SplitSource
 
-PARTIALSPOOF_KEYS = {"bonafide": 1, "spoof": 0}
 SEGMENT_LABEL_FILE = re.compile(r"^(?P<split>\w+)_seglab_(?P<seconds>\d+(\.\d+)?)\.npy$")
 _RECONSTRUCT, _SCALAR = np.ndarray(0).__reduce__()[0], np.float64(0).__reduce__()[0]
 ARRAY_GLOBALS = {
@@ -52,6 +50,8 @@ class PartialSpoofBuilder(ProtocolCorpusBuilder):
         "arrays and nothing else)"
     )
     num_fields = (5,)
+    columns = ("speaker", "utt_id", None, "attack", "key")
+    keys = {"bonafide": 1, "spoof": 0}
     sources = {
         split: SplitSource(
             (f"protocols/PartialSpoof_LA_cm_protocols/PartialSpoof.LA.cm.{split}.trl.txt",),
@@ -60,11 +60,6 @@ class PartialSpoofBuilder(ProtocolCorpusBuilder):
         )
         for split in ("train", "dev", "eval")
     }
-
-    def parse_fields(self, fields: list[str], line: int) -> ProtocolEntry:
-        speaker, utt_id, _, system, key = fields
-        label = parse_key(key, PARTIALSPOOF_KEYS)
-        return ProtocolEntry(line, utt_id, label, speaker, attack_name(system, label))
 
     def scan(self, root: Path) -> CorpusScan:
         scan = super().scan(root)

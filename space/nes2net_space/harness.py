@@ -1,4 +1,6 @@
-"""Run `space/app.py` in a subprocess on 127.0.0.1 and write the audio files the Space tests upload."""
+"""The app on this machine, for the Space's tests and `benchmarks/space_load.py`: `start_space` runs `app.py` in a
+subprocess on 127.0.0.1 and returns once it answers; `write_speech` and `write_stereo_clip` write recordings to send
+it."""
 
 from __future__ import annotations
 
@@ -17,16 +19,8 @@ import soundfile
 
 from modeling_nes2net.examples import SENTENCES, espeak_available, splice, synthesize_speech
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-APP = REPO_ROOT / "space" / "app.py"
+APP = Path(__file__).resolve().parents[1] / "app.py"
 STARTUP_SECONDS = 120
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-# Limits of the app under test: small, so the over-limit cases are cheap.
-MAX_SECONDS = 30
-MAX_FILE_MB = 2
-MAX_BATCH_FILES = 4
 
 
 def free_port() -> int:
@@ -114,13 +108,4 @@ def write_stereo_clip(path: Path, seconds: float = 2.0, rate: int = 44_100) -> P
     time_axis = np.arange(round(seconds * rate)) / rate
     noise = 0.05 * np.random.default_rng(1).standard_normal((len(time_axis), 2))
     soundfile.write(path, (0.3 * np.sin(2 * np.pi * 330 * time_axis)[:, None] + noise).astype(np.float32), rate)
-    return path
-
-
-def write_twenty_minutes(path: Path, rate: int = 8_000) -> Path:
-    """A 20-minute OGG Vorbis tone, under a megabyte, written 10 s at a time."""
-    with soundfile.SoundFile(path, "w", rate, 1, format="OGG", subtype="VORBIS") as sound_file:
-        for start in range(0, 20 * 60 * rate, 10 * rate):
-            samples = np.arange(start, start + 10 * rate)
-            sound_file.write((0.25 * np.sin(2 * np.pi * 200 * samples / rate)).astype(np.float32))
     return path
