@@ -90,6 +90,9 @@ class Nes2NetConfig(PreTrainedConfig):
             built or loaded): a cheaper front-end at some cost in accuracy. `None` keeps them all.
         freeze_frontend (`bool`, *optional*, defaults to `False`):
             Keep the front-end's weights fixed (no gradients) during training.
+        frontend_weights_dtype (`str`, *optional*, defaults to `"float32"`):
+            Precision the front-end's weights are saved in. `"float16"` halves the file of a frozen pretrained
+            encoder (the embedded default's Whisper tiny.en); they are loaded back in the model's own dtype.
         layer_merge (`str`, *optional*, defaults to `"last"`):
             How the front-end's hidden states become features: `"last"` (last hidden state), `"weighted_sum"`
             (softmax-weighted sum of all layers), `"sea"` (squeeze-excitation over layers) or `"attm"` (attentive merge).
@@ -171,6 +174,7 @@ class Nes2NetConfig(PreTrainedConfig):
     frontend_config: dict | PreTrainedConfig | None = None
     frontend_num_layers: int | None = None
     freeze_frontend: bool = False
+    frontend_weights_dtype: Literal["float32", "float16"] = "float32"
     layer_merge: Literal["last", "weighted_sum", "sea", "attm"] = "last"
     spectrogram_n_fft: int = 2046
     spectrogram_hop_length: int = 320

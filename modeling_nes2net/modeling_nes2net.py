@@ -439,6 +439,15 @@ class Nes2NetPreTrainedModel(PreTrainedModel):
     input_modalities = "audio"
     supports_gradient_checkpointing = True
 
+    def save_pretrained(self, save_directory, *args, state_dict: dict[str, torch.Tensor] | None = None, **kwargs):
+        """`PreTrainedModel.save_pretrained`, with the front-end's floating-point weights stored in
+        `config.frontend_weights_dtype` (the config keeps the model's dtype, so they load back in it)."""
+        if state_dict is None and self.config.frontend_weights_dtype != "float32":
+            dtype = getattr(torch, self.config.frontend_weights_dtype)
+            state_dict = {name: tensor.to(dtype) if ".frontend." in f".{name}" and tensor.is_floating_point()
+                          else tensor for name, tensor in self.state_dict().items()}
+        return super().save_pretrained(save_directory, *args, state_dict=state_dict, **kwargs)
+
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):
         """PyTorch's default init for convolutions and linear layers (what the authors trained from), ones/zeros for

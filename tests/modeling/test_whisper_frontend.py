@@ -98,3 +98,26 @@ def test_a_whisper_front_end_needs_a_whisper_config():
 def test_too_short_a_waveform_is_refused_in_one_line(model):
     with pytest.raises(ValueError, match="too short for Whisper's log-mel"):
         model(torch.zeros(1, 150))
+
+
+def test_float16_front_end_weights_halve_the_file_and_load_back_in_float32(model, tmp_path, speech):
+    model.save_pretrained(tmp_path / "float32")
+    model.config.frontend_weights_dtype = "float16"
+    try:
+        model.save_pretrained(tmp_path / "float16")
+    finally:
+        model.config.frontend_weights_dtype = "float32"
+    sizes = {name: (tmp_path / name / "model.safetensors").stat().st_size for name in ("float32", "float16")}
+    frontend_bytes = 4 * sum(parameter.numel() for parameter in model.nes2net.frontend.parameters())
+    assert sizes["float32"] - sizes["float16"] >= frontend_bytes // 2 - 4096
+    loaded = Nes2NetForAudioClassification.from_pretrained(tmp_path / "float16").eval()
+    assert {parameter.dtype for parameter in loaded.parameters()} == {torch.float32}
+    assert loaded.config.frontend_weights_dtype == "float16"
+    rounded = Nes2NetForAudioClassification.from_pretrained(tmp_path / "float32").eval()
+    with torch.no_grad():
+        for parameter in rounded.nes2net.frontend.parameters():
+            parameter.copy_(parameter.half().float())
+    waveform = torch.from_numpy(speech[: 3 * RATE])[None]
+    with torch.inference_mode():
+        torch.testing.assert_close(loaded(waveform).logits, rounded(waveform).logits, atol=0, rtol=0)
+        torch.testing.assert_close(model(waveform).logits, rounded(waveform).logits, atol=1e-2, rtol=0)
