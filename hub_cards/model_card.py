@@ -37,6 +37,7 @@ FRONTEND_NAMES = {
     "wavlm": "WavLM",
     "hubert": "HuBERT",
     "data2vec-audio": "data2vec-audio",
+    "whisper": "the Whisper encoder",
 }
 LAYER_MERGE_DESCRIPTIONS = {
     "last": "the last hidden layer",
@@ -169,11 +170,13 @@ def describe_architecture(config: dict[str, Any]) -> dict[str, str]:
     else:
         frontend_config = config["frontend_config"]
         model_type = frontend_config["model_type"]
-        layers = frontend_config["num_hidden_layers"] + 1
-        frontend = (
-            f"{FRONTEND_NAMES.get(model_type, model_type)} ({frontend_config['num_hidden_layers']} layers, "
-            f"{frontend_config['hidden_size']} dimensions)"
-        )
+        num_layers = config.get("frontend_num_layers") or frontend_config.get(
+            "num_hidden_layers", frontend_config.get("encoder_layers"))  # Whisper's names (d_model, encoder_layers)
+        width = frontend_config.get("hidden_size", frontend_config.get("d_model"))
+        layers = num_layers + 1
+        frontend = f"{FRONTEND_NAMES.get(model_type, model_type)} ({num_layers} layers, {width} dimensions)"
+        if config.get("freeze_frontend"):
+            frontend += ", frozen"
     merge = LAYER_MERGE_DESCRIPTIONS[config.get("layer_merge", "last")].format(layers=layers)
     backend_details = (
         f"outer ratio {config['outer_ratio']}, inner ratio {config['inner_ratio']}, SE ratio {config['se_ratio']}, "
@@ -185,7 +188,7 @@ def describe_architecture(config: dict[str, Any]) -> dict[str, str]:
 def _tags(config: dict[str, Any], spec: ModelCardSpec) -> list[str]:
     tags = ["anti-spoofing", "deepfake-detection", "audio-deepfake-detection", "speech", "nes2net"]
     tags.append(config.get("backend_variant", "nes2net"))
-    if config.get("frontend_type") == "ssl":
+    if config.get("frontend_type") in ("ssl", "whisper"):
         tags.append(config["frontend_config"]["model_type"])
     tags.append("custom_code")
     if spec.kind in ("demo", "converted"):

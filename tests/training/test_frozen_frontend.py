@@ -1,0 +1,94 @@
+"""Training after a frozen front-end on cached states: corpora mixed by interleave_datasets, states cached once,
+scores from the cache equal to the model's own forward pass, the front-end left untouched."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset
+
+from modeling_nes2net.scoring import log_odds
+from tests.tiny_models import tiny_model
+from training.batching import WaveformDataset, build_augmentation
+from training.data import load_built_dataset
+from training.demo import build_demo_dataset
+from training.frozen_frontend import (
+    BackendTraining,
+    FrontendCache,
+    cache_frontend_states,
+    mix_corpora,
+    score_cache,
+    train_backend,
+)
+
+COLUMNS = ["label", "utt_id", "attack"]
+
+
+def _toy(prefix: str, rows: int) -> Dataset:
+    return Dataset.from_dict({"utt_id": [f"{prefix}{index}" for index in range(rows)], "label": [index % 2 for index in
+                              range(rows)], "extra": list(range(rows))})
+
+
+def test_corpora_are_interleaved_by_weight_until_each_is_exhausted():
+    mixed = mix_corpora({"small": (_toy("s", 10), 1.0), "large": (_toy("l", 60), 3.0)}, seed=0,
+                        columns=["utt_id", "label"])
+    assert mixed.column_names == ["utt_id", "label", "corpus"]
+    corpus = np.array(mixed["corpus"])
+    assert set(mixed["utt_id"]) == {f"s{i}" for i in range(10)} | {f"l{i}" for i in range(60)}
+    assert 0.15 < (corpus == "small").mean() < 0.35  # about a quarter: the small corpus repeats
+    assert mixed["utt_id"] == mix_corpora({"small": (_toy("s", 10), 1.0), "large": (_toy("l", 60), 3.0)}, seed=0,
+                                          columns=["utt_id", "label"])["utt_id"]
+    with pytest.raises(ValueError, match="weights must be positive"):
+        mix_corpora({"a": (_toy("a", 3), 0.0), "b": (_toy("b", 3), 1.0)}, seed=0, columns=["utt_id"])
+
+
+@pytest.fixture(scope="module")
+def built(mini_antispoof, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mini")
+    build_demo_dataset(mini_antispoof, folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def caches(built):
+    """A tiny Whisper model and (train cache of 2 views, dev cache of whole clips) from 12 / 8 real clips."""
+    torch.set_num_threads(1)
+    model = tiny_model("whisper", layer_merge="weighted_sum", freeze_frontend=True)
+    train = load_built_dataset(built, "train").shuffle(seed=0).select(range(12))
+    dev = load_built_dataset(built, "dev").shuffle(seed=0).select(range(8))
+    mixed = mix_corpora({"mini": (train, 1.0)}, seed=0, columns=["audio", *COLUMNS])
+    augmentation = build_augmentation({"channel": {"conditions": ["mp3:32k", "noise:snr=10"], "p": 1.0}})
+    items = WaveformDataset(mixed, "random", 16000, augmentation, seed=1, columns=[*COLUMNS, "corpus"])
+    train_cache = cache_frontend_states(model, items, [1, 2], num_workers=0)
+    dev_items = WaveformDataset(dev, "full", columns=COLUMNS)
+    return model, train_cache, cache_frontend_states(model, dev_items, [0], num_workers=0), dev_items
+
+
+def test_the_cache_holds_every_layer_of_every_view_and_round_trips(caches, tmp_path):
+    model, train, _, _ = caches
+    assert len(train) == 24 and train.metadata["corpus"] == ["mini"] * 24
+    assert all(state.shape == (model.config.num_frontend_layers, 50, 64) and state.dtype == torch.float16
+               for state in train.states)
+    assert not torch.equal(train.states[0], train.states[12])  # view 2 is another crop and channel than view 1
+    train.save(tmp_path / "train.safetensors")
+    loaded = FrontendCache.load(tmp_path / "train.safetensors")
+    assert all(torch.equal(a, b) for a, b in zip(loaded.states, train.states))
+    assert np.array_equal(loaded.labels, train.labels) and loaded.metadata == train.metadata
+
+
+def test_training_moves_the_back_end_only_and_cached_scores_equal_the_forward_pass(caches):
+    model, train, dev, dev_items = caches
+    frontend_before = {name: tensor.clone() for name, tensor in model.nes2net.frontend.state_dict().items()}
+    backend_before = next(model.nes2net.backend.parameters()).detach().clone()
+    history = train_backend(model, train, dev, BackendTraining(epochs=3, batch_size=4, average_last=2))
+    assert len(history) == 3 and history[-1]["loss"] < history[0]["loss"] + 1.0
+    assert set(history[0]["dev"]) == {"eer", "attack"} and 0 <= history[0]["dev"]["eer"] <= 100
+    for name, tensor in model.nes2net.frontend.state_dict().items():
+        assert torch.equal(tensor, frontend_before[name]), name
+    assert not torch.equal(next(model.nes2net.backend.parameters()), backend_before)
+    cached = score_cache(model, dev)
+    with torch.inference_mode():
+        direct = [float(log_odds(model(torch.from_numpy(dev_items[index]["input_values"])[None]).logits)[0])
+                  for index in range(len(dev_items))]
+    np.testing.assert_allclose(cached, direct, atol=5e-3)  # the cache rounds the states to float16

@@ -1,0 +1,234 @@
+"""Training the layer merge, back-end and classifier of a model whose pretrained front-end stays frozen, on its
+hidden states computed once.
+
+With a frozen front-end every epoch would recompute the same encoder on the same audio; here each training clip is
+encoded a fixed number of times instead (`views`: view 0 clean, the others through the recipe's augmentation, each a
+new random crop), and the epochs run on those cached states, in seconds on a CPU. `training.train` stays the path for
+end-to-end fine-tuning; this one serves the embedded default (`training.demo`).
+
+    mixed = mix_corpora({"mini-antispoof": (mini_train, 1.0), "antispoof-plus": (plus_train, 2.0)}, seed=0)
+    train_cache = cache_frontend_states(model, WaveformDataset(mixed, "random", ...), views=range(3))
+    dev_cache = cache_frontend_states(model, WaveformDataset(dev, "full", ...), views=[0])
+    history = train_backend(model, train_cache, dev_cache, BackendTraining(epochs=20))
+
+Data flow: waveform items -> `model.nes2net` hidden states `(layers, frames, D)` float16 -> `FrontendCache` ->
+`Nes2NetModel.forward_frontend_states` -> classifier -> loss; after each epoch the dev log-odds, their pooled EER and
+the EER per corpus and per system are logged.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from datasets import Dataset, interleave_datasets
+from safetensors import safe_open
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
+
+from modeling_nes2net import Nes2NetForAudioClassification
+from modeling_nes2net.atomic import atomic_output
+from modeling_nes2net.scoring import log_odds
+from training.batching import EpochPlan, WaveformDataset
+from training.metrics import breakdown, compute_eer
+from training.schedules import build_scheduler
+
+logger = logging.getLogger(__name__)
+
+CORPUS_COLUMN = "corpus"
+
+
+def mix_corpora(corpora: Mapping[str, tuple[Dataset, float]], seed: int, columns: Iterable[str]) -> Dataset:
+    """One training split from several corpora: `name -> (split, sampling weight)`, interleaved by
+    `datasets.interleave_datasets` with probabilities proportional to the weights until every corpus is exhausted
+    (smaller ones repeat), keeping `columns` and adding the corpus name as `corpus`."""
+    columns = list(columns)
+    names = list(corpora)
+    splits = [corpora[name][0].select_columns(columns).add_column(CORPUS_COLUMN, [name] * len(corpora[name][0]))
+              for name in names]
+    weights = np.array([corpora[name][1] for name in names], dtype=np.float64)
+    if len(names) == 1:
+        return splits[0]
+    if not (weights > 0).all():
+        raise ValueError(f"corpus sampling weights must be positive, got {dict(zip(names, weights.tolist()))}")
+    features = splits[0].features
+    return interleave_datasets([split.cast(features) for split in splits], probabilities=(weights / weights.sum()).tolist(),
+                               seed=seed, stopping_strategy="all_exhausted")
+
+
+@dataclass
+class FrontendCache:
+    """Front-end hidden states of trials: `states[i]` `(layers, frames, D)` float16, `labels` `(n,)` (1 bona fide),
+    and metadata columns (`utt_id`, `corpus`, `attack`, ...) of equal length."""
+
+    states: list[torch.Tensor]
+    labels: np.ndarray
+    metadata: dict[str, list] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+    def __add__(self, other: FrontendCache) -> FrontendCache:
+        return FrontendCache(self.states + other.states, np.concatenate([self.labels, other.labels]),
+                             {name: values + other.metadata[name] for name, values in self.metadata.items()})
+
+    def save(self, path: str | os.PathLike) -> None:
+        """One safetensors file: `state.{i}` tensors, labels, and the metadata as JSON in its header; atomic."""
+        tensors = {f"state.{index}": state.contiguous() for index, state in enumerate(self.states)}
+        tensors["labels"] = torch.from_numpy(self.labels)
+        with atomic_output(path) as staging:
+            save_file(tensors, staging, metadata={"metadata": json.dumps(self.metadata)})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> FrontendCache:
+        with safe_open(str(path), "pt") as file:
+            metadata = json.loads(file.metadata()["metadata"])
+            count = sum(1 for key in file.keys() if key.startswith("state."))
+            states = [file.get_tensor(f"state.{index}") for index in range(count)]
+            labels = file.get_tensor("labels").numpy()
+        return cls(states, labels, metadata)
+
+
+@torch.inference_mode()
+def cache_frontend_states(model: Nes2NetForAudioClassification, items: WaveformDataset, views: Iterable[int],
+                          num_workers: int = 1, desc: str = "front-end") -> FrontendCache:
+    """Encode every item of `items` once per view (`items.set_epoch(view)` draws its crop and augmentation): the
+    hidden states `forward_frontend_states` reads (all of them with a layer merge, the last one otherwise)."""
+    model.eval()
+    layer_merge = model.nes2net.layer_merge is not None
+    states, labels, metadata = [], [], {name: [] for name in items.columns if name != "label"}
+    for view in views:
+        items.set_epoch(view)
+        loader = torch.utils.data.DataLoader(items, batch_size=None, num_workers=num_workers)
+        for item in tqdm(loader, desc=f"{desc} (view {view})", total=len(items), mininterval=10):
+            waveform = torch.as_tensor(np.asarray(item["input_values"], dtype=np.float32))[None]
+            outputs = model.nes2net(waveform, output_hidden_states=layer_merge)
+            hidden = outputs.hidden_states if layer_merge else (outputs.merged_features,)
+            states.append(torch.stack(hidden, dim=0)[:, 0].half())
+            labels.append(int(item["label"]))
+            for name in metadata:
+                metadata[name].append(item[name])
+    return FrontendCache(states, np.asarray(labels, dtype=np.int64), metadata)
+
+
+@dataclass
+class BackendTraining:
+    """Optimisation of `train_backend` (Adam, cosine schedule per step, the mean of the last epochs' weights)."""
+
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    weight_decay: float = 1e-4
+    average_last: int = 3
+    seed: int = 0
+
+
+def _batch_states(states: list[torch.Tensor]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor | None]:
+    """Cached states of one batch -> per-layer `(batch, frames, D)` float32 (zero-padded) and the frame mask (None
+    when every trial has the same length)."""
+    longest = max(state.shape[1] for state in states)
+    if all(state.shape[1] == longest for state in states):
+        return tuple(torch.stack(states).float().unbind(1)), None
+    padded = torch.zeros(len(states), states[0].shape[0], longest, states[0].shape[2])
+    frame_mask = torch.zeros(len(states), longest, dtype=torch.bool)
+    for row, state in enumerate(states):
+        padded[row, :, : state.shape[1]] = state.float()
+        frame_mask[row, : state.shape[1]] = True
+    return tuple(padded.unbind(1)), frame_mask
+
+
+def _logits(model: Nes2NetForAudioClassification, states: list[torch.Tensor]) -> torch.Tensor:
+    hidden_states, frame_mask = _batch_states(states)
+    _, _, pooled = model.nes2net.forward_frontend_states(hidden_states, frame_mask)
+    return model.calibration(model.classifier(pooled))
+
+
+@torch.inference_mode()
+def score_cache(model: Nes2NetForAudioClassification, cache: FrontendCache) -> np.ndarray:
+    """`(n,)` calibrated log-odds of every cached trial, each scored alone (as `full` scores a file)."""
+    model.eval()
+    return np.array([float(log_odds(_logits(model, [state]))[0]) for state in cache.states])
+
+
+def dev_report(scores: np.ndarray, cache: FrontendCache) -> dict:
+    """Pooled EER %, EER % per corpus (its own bona fide against its own spoofs) and per spoofing system (`attack`:
+    its spoofs against every bona fide trial)."""
+    report = {"eer": 100 * compute_eer(scores[cache.labels == 1], scores[cache.labels == 0]).eer}
+    for name, pool_bonafide in ((CORPUS_COLUMN, False), ("attack", True)):
+        if name in cache.metadata:
+            values = [value if value else "bonafide" for value in cache.metadata[name]]
+            report[name] = {group: 100 * result.eer for group, result in
+                            breakdown(scores, cache.labels, values, pool_bonafide=pool_bonafide).items()}
+    return report
+
+
+def train_backend(model: Nes2NetForAudioClassification, train: FrontendCache, dev: FrontendCache | None,
+                  settings: BackendTraining) -> list[dict]:
+    """Train everything after the front-end on `train` (in place); `model` ends with the mean of the last
+    `settings.average_last` epochs' weights. Returns one dict per epoch: mean loss and, with `dev`, `dev_report`."""
+    torch.manual_seed(settings.seed)
+    parameters = [parameter for name, parameter in model.named_parameters() if ".frontend." not in f".{name}"]
+    optimizer = torch.optim.Adam(parameters, lr=settings.lr, weight_decay=settings.weight_decay)
+    plan = EpochPlan(len(train), settings.batch_size, seed=settings.seed)
+    scheduler = build_scheduler(optimizer, "cosine", settings.lr, settings.min_lr,
+                                plan.steps_per_epoch * settings.epochs, plan.steps_per_epoch, settings.epochs)
+    labels = torch.from_numpy(train.labels)
+    history, kept = [], []
+    for epoch in range(settings.epochs):
+        model.train()
+        losses = []
+        for batch in plan.global_batches(epoch):
+            loss = model.compute_loss(_logits(model, [train.states[index] for index in batch]), labels[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            losses.append(float(loss))
+        record = {"epoch": epoch + 1, "loss": float(np.mean(losses))}
+        if dev is not None:
+            record["dev"] = dev_report(score_cache(model, dev), dev)
+            logger.info("epoch %d: loss %.4f, dev EER %.2f %% (per corpus: %s)", epoch + 1, record["loss"],
+                        record["dev"]["eer"], ", ".join(f"{name} {eer:.1f}" for name, eer in
+                                                        record["dev"].get("corpus", {}).items()))
+            logger.info("  dev EER per system: %s", ", ".join(f"{name} {eer:.1f}" for name, eer in
+                                                             record["dev"].get("attack", {}).items()))
+        history.append(record)
+        if epoch >= settings.epochs - settings.average_last:
+            kept.append(copy.deepcopy({name: tensor for name, tensor in model.state_dict().items()
+                                       if ".frontend." not in f".{name}"}))
+    averaged = {name: torch.stack([state[name].float() for state in kept]).mean(0).to(kept[-1][name].dtype)
+                if kept[-1][name].is_floating_point() else kept[-1][name] for name in kept[-1]}
+    model.load_state_dict(averaged, strict=False)
+    model.eval()
+    return history
+
+
+@dataclass
+class FrozenFrontendRecipe:
+    """A `training/recipes/frozen_frontend/*.yaml` file: `model.config` (a `Nes2NetConfig`), `corpora` (name ->
+    `{source, weight}`), `data` (mix and crop seeds, `crop_samples`, `views`, `preprocess`, `augmentation` as in
+    `training.batching`) and `training` (`BackendTraining` fields)."""
+
+    model_config: dict
+    corpora: dict[str, dict]
+    data: dict
+    training: BackendTraining
+    path: str
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> FrozenFrontendRecipe:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        unknown = set(raw) - {"model", "corpora", "data", "training"}
+        if unknown:
+            raise ValueError(f"{path}: unknown section(s) {', '.join(sorted(unknown))}")
+        return cls(raw["model"]["config"], raw["corpora"], raw["data"], BackendTraining(**raw.get("training", {})),
+                   str(path))
