@@ -301,7 +301,7 @@ class Nes2NetWhisperFrontend(nn.Module):
         """`(batch, samples)` float32 and real `lengths` -> `(batch, num_mel_bins, samples // hop_length)`, zero past
         each utterance's `lengths // hop_length` frames."""
         pad = self.n_fft // 2
-        if int(lengths.min()) <= pad:
+        if not torch.compiler.is_exporting() and int(lengths.min()) <= pad:  # (an exported graph cannot raise)
             raise ValueError(f"input of {int(lengths.min())} samples is too short for Whisper's log-mel "
                              f"(more than {pad} needed)")
         # Reflect-pad every row at its own real end, as an unpadded `torch.stft(center=True)` would.
@@ -310,19 +310,20 @@ class Nes2NetWhisperFrontend(nn.Module):
         last = lengths[:, None] - 1
         positions = torch.where(positions > last, 2 * last - positions, positions).clamp(0, input_values.shape[-1] - 1)
         frames = input_values.gather(1, positions).unfold(-1, self.n_fft, self.hop_length)[:, :-1]
-        dft, filters = _whisper_bases(self.n_fft, self.encoder.num_mel_bins, self.sampling_rate,
-                                      str(input_values.device))
+        bases = _whisper_basis_tensors if torch.compiler.is_exporting() else _whisper_bases  # no traced tensor cached
+        dft, filters = bases(self.n_fft, self.encoder.num_mel_bins, self.sampling_rate, str(input_values.device))
         real, imaginary = (frames @ dft).chunk(2, dim=-1)
         log_spec = ((real**2 + imaginary**2) @ filters).clamp(min=1e-10).log10()  # (batch, mel frames, mels)
         mel_mask = (torch.arange(log_spec.shape[1], device=lengths.device)[None, :]
                     < torch.div(lengths, self.hop_length, rounding_mode="floor")[:, None])[..., None]
         # The floor follows the maximum of each 30 s chunk, as the feature extractor's is per 30 s input.
-        chunk = 2 * self.chunk_frames
-        num_chunks = -(-log_spec.shape[1] // chunk)
-        chunked = F.pad(log_spec.masked_fill(~mel_mask, -torch.inf), (0, 0, 0, num_chunks * chunk - log_spec.shape[1]),
-                        value=-torch.inf).unflatten(1, (num_chunks, chunk))
-        peak = chunked.amax(dim=(2, 3), keepdim=True).repeat_interleave(chunk, dim=1).flatten(1, 2)
-        log_spec = (torch.maximum(log_spec, peak[:, : log_spec.shape[1]] - 8.0) + 4.0) / 4.0
+        frame_peaks = log_spec.masked_fill(~mel_mask, -torch.inf).amax(dim=2)  # (batch, mel frames)
+        chunk_index = (torch.arange(log_spec.shape[1], device=lengths.device) // (2 * self.chunk_frames)).expand_as(
+            frame_peaks)
+        peaks = torch.full((log_spec.shape[0], log_spec.shape[1] // (2 * self.chunk_frames) + 1), -torch.inf,
+                           device=log_spec.device).scatter_reduce(1, chunk_index, frame_peaks, "amax")
+        peak = peaks.gather(1, chunk_index)[..., None]
+        log_spec = (torch.maximum(log_spec, peak - 8.0) + 4.0) / 4.0
         return (log_spec * mel_mask).transpose(1, 2)
 
     def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:

@@ -84,9 +84,9 @@ NUM_THREADS = 2
 HEADLINE_CORPUS = "antispoof-plus"
 CACHE_COLUMNS = ("label", "utt_id", "attack")
 CARD_REPO_ID = "nes2net/nes2net-x-whisper-tiny-default"
-ROBUSTNESS_CONDITIONS = ("mp3:32k", "opus:16k", "mulaw", "g722", "gsm", "noise:snr=10", "reverb:rt60=0.6")
-"""`training.channel` SPECs the headline test split is scored under for the card: the issue's MP3 32k, Opus 16k
-and G.711 (mu-law at 8 kHz), other telephone codecs, noise and a room."""
+ROBUSTNESS_CONDITIONS = ("mp3:32k", "opus:16k", "mulaw")
+"""`training.channel` SPECs the headline test split is scored under for the card: MP3 at 32 kbit/s, Opus at
+16 kbit/s and G.711 mu-law at 8 kHz (each costs a full pass of the encoder over the split on 2 cores)."""
 BOOTSTRAP_RESAMPLES = 1000
 
 
