@@ -2,12 +2,15 @@
 int8 / fp16 and a truncated front-end, against the authors' inference loop (one file at a time, full length, fp32).
 
     python benchmarks/export.py            # --quick: XLS-R 300M widths with 4 of its 24 layers, short audio
-    python benchmarks/export.py --full     # all 24 layers, clips of 4-20 s and one 10-minute file
+    python benchmarks/export.py --full     # all 24 layers, clips of 4-20 s and one 10-minute file (hours, 16 GB)
 
 The model has XLS-R 300M's widths (hidden 1024, 16 heads, feed-forward 4096, stable layer norm, 7 conv layers) and
 random weights, built offline from a transformers config; `--quick` keeps the first 4 transformer layers so that the
-default run takes minutes on 2 shared cores. Inputs: a folder of clips of 4-20 s and one long file (`--quick`: 3
-clips, one 60 s file; `--full`: 8 clips, one 600 s file), tones in noise (speed does not depend on the content).
+default run takes minutes on 2 shared cores; `--full` takes hours there (projected 2.5-3 h on 2 loaded cores: the
+authors' loop attends over the 10-minute file's 30,000 frames in every layer, about an hour alone) and the authors'
+loop holds that file whole (14 GB peak, measured with one layer). Inputs: a folder of clips of 4-20 s and one long
+file (`--quick`: 3 clips, one 60 s file; `--full`: 8 clips, one 600 s file), tones in noise (speed does not depend on
+the content).
 
 For each path the table prints the real-time factor (wall seconds per second of audio, lower is faster), the speed-up
 over the authors' loop on the same input, and the max |log-odds difference| of the recordings' verdicts from PyTorch
