@@ -1,19 +1,23 @@
 """End-to-end CPU speed of `detect` on an XLS-R-300M-sized model: PyTorch fp32 / bf16 / int8, ONNX Runtime fp32 /
-int8 and a truncated front-end, against the authors' inference loop (one file at a time, full length, fp32).
+int8 / fp16 and a truncated front-end, against the authors' inference loop (one file at a time, full length, fp32).
 
     python benchmarks/export.py            # --quick: XLS-R 300M widths with 4 of its 24 layers, short audio
-    python benchmarks/export.py --full     # all 24 layers, clips of 4-20 s and one 10-minute file
+    python benchmarks/export.py --full     # all 24 layers, clips of 4-20 s and one 10-minute file (hours, 16 GB)
 
 The model has XLS-R 300M's widths (hidden 1024, 16 heads, feed-forward 4096, stable layer norm, 7 conv layers) and
 random weights, built offline from a transformers config; `--quick` keeps the first 4 transformer layers so that the
-default run takes minutes on 2 shared cores. Inputs: a folder of clips of 4-20 s and one long file (`--quick`: 3
-clips, one 60 s file; `--full`: 8 clips, one 600 s file), tones in noise (speed does not depend on the content).
+default run takes minutes on 2 shared cores; `--full` takes hours there (projected 2.5-3 h on 2 loaded cores: the
+authors' loop attends over the 10-minute file's 30,000 frames in every layer, about an hour alone) and the authors'
+loop holds that file whole (14 GB peak, measured with one layer). Inputs: a folder of clips of 4-20 s and one long
+file (`--quick`: 3 clips, one 60 s file; `--full`: 8 clips, one 600 s file), tones in noise (speed does not depend on
+the content).
 
 For each path the table prints the real-time factor (wall seconds per second of audio, lower is faster), the speed-up
 over the authors' loop on the same input, and the max |log-odds difference| of the recordings' verdicts from PyTorch
 fp32 `detect` (the same windows). `detect` scores 4.04 s windows (hop 2.02 s, batch 8); the authors' loop scores each
 file whole, so on long files it also pays attention over the whole length. The truncated row keeps half the
-front-end's layers (`frontend_num_layers`): its drift is what dropping layers costs, not rounding.
+front-end's layers (`frontend_num_layers`, the deeper ones neither built nor run): its drift is what dropping layers
+costs, not rounding; the convolutional feature encoder and the positional convolution run whole either way.
 """
 
 from __future__ import annotations
@@ -99,13 +103,14 @@ def main() -> None:
     model = Nes2NetForAudioClassification(Nes2NetConfig(frontend_config=frontend)).eval()
     model_dir = save_model_folder(model, work / "model")
     export = export_onnx(model, work / "onnx", parity_audio=[soundfile.read(clips[0], dtype="float32")[0]],
-                         variants=("int8",))
+                         variants=("int8", "fp16"))
+    drifts = ", ".join(f"{variant} {drift:.1e}" for variant, drift in export.max_log_odds_difference.items())
     print(f"XLS-R 300M widths, {sizes['layers']} transformer layers, random weights; {args.threads} threads; "
-          f"ONNX export max |log-odds diff| fp32 {export.max_log_odds_difference['fp32']:.1e}, "
-          f"int8 {export.max_log_odds_difference['int8']:.1e}")
+          f"ONNX export max |log-odds diff| {drifts}")
     print(f"inputs: {len(clips)} clips ({seconds['clips']:.0f} s), one file of {seconds['long file']:.0f} s")
 
     options = dict(device="cpu", batch_size=8)
+    kept = max(1, sizes["layers"] // 2)
     paths = {
         "PyTorch fp32": lambda: Nes2NetDetector(Nes2NetForAudioClassification.from_pretrained(model_dir), **options),
         "PyTorch bf16": lambda: Nes2NetDetector(
@@ -115,15 +120,20 @@ def main() -> None:
         "ONNX Runtime fp32": lambda: Nes2NetDetector.from_pretrained(work / "onnx", runtime="onnx", **options),
         "ONNX Runtime int8": lambda: Nes2NetDetector.from_pretrained(
             work / "onnx", runtime="onnx", quantize="int8", **options),
-        f"truncated, {max(1, sizes['layers'] // 2)} layers": lambda: Nes2NetDetector(
-            Nes2NetForAudioClassification.from_pretrained(model_dir, frontend_num_layers=max(1, sizes["layers"] // 2)),
-            **options),
+        "ONNX Runtime fp16": lambda: Nes2NetDetector.from_pretrained(
+            work / "onnx", runtime="onnx", quantize="fp16", **options),
+        f"truncated, {kept} of {sizes['layers']} layers": lambda: Nes2NetDetector(
+            Nes2NetForAudioClassification.from_pretrained(model_dir, frontend_num_layers=kept), **options),
     }
-    header = f"{'path':<24} {'input':<10} {'RTF':>7} {'speed-up':>9} {'max |diff|':>11}"
+    truncated = Nes2NetForAudioClassification.from_pretrained(model_dir, frontend_num_layers=kept)
+    print(f"truncated model: {len(truncated.nes2net.frontend.encoder.layers)} of {sizes['layers']} transformer layers "
+          f"built, {truncated.num_parameters() / 1e6:.0f} M of {model.num_parameters() / 1e6:.0f} M parameters")
+    del truncated
+    header = f"{'path':<27} {'input':<10} {'RTF':>7} {'speed-up':>9} {'max |diff|':>11}"
     rows = []
     for input_name, files in inputs.items():
         baseline, _ = authors_loop(model, files)
-        rows.append(f"{'authors loop (fp32)':<24} {input_name:<10} {baseline / seconds[input_name]:>7.3f} "
+        rows.append(f"{'authors loop (fp32)':<27} {input_name:<10} {baseline / seconds[input_name]:>7.3f} "
                     f"{1.0:>8.2f}x {'':>11}")
         reference = None
         for path_name, build in paths.items():
@@ -131,7 +141,7 @@ def main() -> None:
             elapsed, odds = timed_detect(detector, files)
             reference = odds if reference is None else reference
             drift = max(abs(a - b) for a, b in zip(odds, reference))
-            rows.append(f"{path_name:<24} {input_name:<10} {elapsed / seconds[input_name]:>7.3f} "
+            rows.append(f"{path_name:<27} {input_name:<10} {elapsed / seconds[input_name]:>7.3f} "
                         f"{baseline / elapsed:>8.2f}x {drift:>11.1e}")
             del detector
             gc.collect()

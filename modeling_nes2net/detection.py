@@ -77,7 +77,7 @@ from .scoring import DECISION_THRESHOLD, bonafide_score, log_odds, verdict
 logger = logging.getLogger(__name__)
 
 Aggregation = Literal["mean", "any"]
-QUANTIZATIONS: tuple[str, ...] = ("int8", "bf16")
+QUANTIZATIONS: tuple[str, ...] = ("int8", "bf16")  # PyTorch's; an ONNX export has its own (`onnx_export.VARIANTS`)
 RUNTIMES: tuple[str, ...] = ("torch", "onnx")
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
@@ -270,9 +270,12 @@ def quantize_for_inference(model: torch.nn.Module, quantize: str | None, device:
     """The opt-in fast path, applied in place. `"bf16"`: bfloat16 weights and inputs; `"int8"`: dynamic int8
     quantisation of every `nn.Linear` (CPU only). On an XLS-R sized model (`benchmarks/detect.py`, a CPU with
     AVX512-BF16) both run 2.3-4x faster than float32 and bf16 moves the bona fide probability about 6x less
-    (max 0.002 vs 0.014); without native bf16 instructions bf16 is emulated and slow, and int8 is the choice."""
+    (max 0.002 vs 0.014); without native bf16 instructions bf16 is emulated and slow, and int8 is the choice.
+    `"fp16"` is the half-precision file of an ONNX export (`runtime="onnx"`) only."""
     if quantize is None:
         return model
+    if quantize == "fp16":
+        raise ValueError("fp16 scores an ONNX export's model.fp16.onnx (--runtime onnx); with PyTorch use bf16")
     if quantize == "int8":
         if device.type != "cpu":
             raise ValueError("int8 dynamic quantisation runs on the CPU only; use --device cpu or --quantize bf16")
@@ -363,19 +366,21 @@ class Nes2NetDetector:
         at the model's own rate (the hop defaults to half the window).
 
         `runtime="onnx"`: a folder (or `.onnx` file) written by `nes2net export onnx`, run by ONNX Runtime on the
-        CPU; `quantize="int8"` picks its int8 file."""
+        CPU; `quantize="int8"` or `"fp16"` picks that file of the export."""
         if runtime not in RUNTIMES:
             raise ValueError(f"unknown runtime {runtime!r}; choose from {RUNTIMES}")
         model_call = None
         if runtime == "torch":
             model = load_model(model_name_or_path)
         else:
+            from .onnx_export import VARIANTS
             from .onnx_runtime import Nes2NetOnnxModel
 
             if model_name_or_path is None:
                 raise ValueError("--runtime onnx needs --model: a folder written by `nes2net export onnx`")
-            if options.get("quantize") not in (None, "int8"):
-                raise ValueError("--runtime onnx takes --quantize int8 (the export's int8 file) or none")
+            if options.get("quantize") not in (None, *VARIANTS):
+                raise ValueError(f"--runtime onnx takes --quantize {' or '.join(VARIANTS)} (that file of the export) "
+                                 "or none")
             if device not in ("auto", "cpu", None):
                 raise ValueError("the ONNX runtime scores on the CPU only; use --device cpu")
             graph = Nes2NetOnnxModel(model_name_or_path, options.pop("quantize", None) or "fp32")

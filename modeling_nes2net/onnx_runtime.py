@@ -23,7 +23,7 @@ class Nes2NetOnnxModel:
     Args:
         path: an exported folder (its `model.onnx`, or `model.<variant>.onnx` with `variant`) or one `.onnx` file
             of such a folder (its `config.json` lies beside it).
-        variant: `"fp32"` (default) or `"int8"`, the file of a folder to load.
+        variant: `"fp32"` (default), `"int8"` or `"fp16"`, the file of a folder to load.
         threads: intra-op threads of the session (None: onnxruntime's default, every core).
     """
 

@@ -46,6 +46,7 @@ from ..detection import (
     ModelNotFoundError,
     Nes2NetDetector,
 )
+from ..onnx_export import VARIANTS as ONNX_VARIANTS
 from ..scorer import FULL_PROTOCOL_MAX_SECONDS
 from ..plotting import PLOT_EXTRA_MISSING, can_plot, plot_timeline
 
@@ -81,9 +82,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"(default {FULL_PROTOCOL_MAX_SECONDS:g})")
     parser.add_argument("--batch-size", type=int, default=8, help="windows / clips per forward pass (default 8)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--quantize", choices=QUANTIZATIONS, default=None,
+    parser.add_argument("--quantize", choices=sorted({*QUANTIZATIONS, *ONNX_VARIANTS}), default=None,
                         help="opt-in fast path: bf16 (fastest and closest on CPUs with bf16 instructions, and GPUs) "
-                             "or int8 (CPU only: dynamic quantisation of Linear layers)")
+                             "or int8 (CPU only: dynamic quantisation of Linear layers); with --runtime onnx, int8 "
+                             "or fp16 picks that file of the export")
     parser.add_argument("--runtime", choices=RUNTIMES, default="torch",
                         help="torch (default); onnx: --model is a folder or .onnx file written by "
                              "`nes2net export onnx`, run by ONNX Runtime on the CPU")

@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--audio", nargs="+", default=None, metavar="PATH",
                         help="audio files / folders to check the export on (default: espeak-ng sentences)")
     parser.add_argument("--variants", nargs="*", choices=VARIANTS, default=list(VARIANTS),
-                        help="extra files besides fp32, their drift reported (default: int8)")
+                        help="extra files besides fp32, their drift reported (default: int8 fp16; none: fp32 only)")
     parser.add_argument("--tolerance", type=float, default=FP32_TOLERANCE,
                         help=f"max |log-odds difference| of the fp32 graph from PyTorch (default {FP32_TOLERANCE})")
 

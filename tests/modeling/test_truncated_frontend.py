@@ -26,6 +26,23 @@ def test_truncated_frontend_computes_the_first_layers_of_the_full_one(tmp_path):
                                    rtol=1e-5, atol=1e-5)
 
 
+def test_truncated_frontend_neither_builds_nor_runs_the_deeper_layers(tmp_path):
+    full = tiny_model("wav2vec2", seed=2, frontend_overrides={"num_hidden_layers": 4})
+    folder = save_model_folder(full, tmp_path / "model")
+    truncated = Nes2NetForAudioClassification.from_pretrained(folder, frontend_num_layers=1).eval()
+    calls = {"full": 0, "truncated": 0}
+    for name, model in (("full", full), ("truncated", truncated)):
+        for layer in model.nes2net.frontend.modules():
+            if type(layer).__name__.endswith("EncoderLayerStableLayerNorm"):  # transformers' wav2vec2 layer class
+                layer.register_forward_hook(lambda *_, name=name: calls.__setitem__(name, calls[name] + 1))
+    with torch.inference_mode():
+        for model in (full, truncated):
+            model(input_values=torch.randn(1, 8_000))
+    assert calls == {"full": 4, "truncated": 1}
+    layer_parameters = sum(parameter.numel() for parameter in full.nes2net.frontend.encoder.layers[0].parameters())
+    assert full.num_parameters() - truncated.num_parameters() == 3 * layer_parameters
+
+
 @pytest.mark.parametrize("layers", [0, 3])
 def test_frontend_num_layers_must_fit_the_frontend(layers):
     with pytest.raises(Exception, match="frontend_num_layers must be between 1 and"):
