@@ -7,9 +7,9 @@ deltas and double deltas, the classic anti-spoofing front-end), a multi-resoluti
 20 ms frame rate. Each row: dev EER, antispoof-plus test EER pooled, on generators seen in training and on the
 `unseen_in_train` subset (95 % bootstrap interval), the mini-antispoof test EER, and the cost (front-end seconds
 per audio second on this machine, back-end MACs per 4 s). A per-system table follows. No augmentation and one seed:
-this ranks front-ends; `python -m training.demo` trains the shipped model with the channel augmentation.
+this ranks front-ends; `python -m training.whisper_default` trains the candidate default with the channel augmentation.
 
-Run after `python -m training.demo` (it reuses the built corpora and the cached Whisper states of its work folder):
+Run after `python -m training.whisper_default` (it reuses the built corpora and cached Whisper states of its work folder):
 `python benchmarks/frontends.py [--work-dir runs/default-model] [--epochs 20] [--markdown docs/frontends.md]`.
 """
 
@@ -34,10 +34,11 @@ from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification  # noq
 from modeling_nes2net.complexity import backend_complexity  # noqa: E402
 from training.batching import WaveformDataset, build_preprocessing  # noqa: E402
 from training.data import load_built_dataset  # noqa: E402
-from training.demo import (  # noqa: E402
+from training.whisper_default import (  # noqa: E402
     CACHE_COLUMNS,
     DEFAULT_RECIPE,
     DEFAULT_WORK_DIR,
+    NUM_THREADS,
     build_corpora,
     cached_states,
     initial_model,
@@ -143,7 +144,7 @@ def test_items(corpora: dict[str, Path]) -> WaveformDataset:
         split = load_built_dataset(folder, "test")
         unseen = split["unseen_in_train"] if "unseen_in_train" in split.column_names else [False] * len(split)
         split = split.select_columns(["audio", *CACHE_COLUMNS]).add_column(CORPUS_COLUMN, [name] * len(split))
-        splits.append(split.add_column("unseen", [str(bool(value)) for value in unseen]))
+        splits.append(split.add_column("unseen", [str(str(value).lower() == "true") for value in unseen]))
     return WaveformDataset(concatenate_datasets(splits), "full", columns=[*CACHE_COLUMNS, CORPUS_COLUMN, "unseen"])
 
 
@@ -173,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
     args = parser.parse_args(argv)
-    make_deterministic()
+    make_deterministic(NUM_THREADS)
     recipe = FrozenFrontendRecipe.load(DEFAULT_RECIPE)
     settings = BackendTraining(**{**recipe.training.__dict__, "epochs": args.epochs})
     corpora = build_corpora(recipe, args.work_dir / "data")
@@ -191,8 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     splits = {name: (load_built_dataset(folder, "train"), recipe.corpora[name]["weight"])
               for name, folder in corpora.items()}
     mixed = mix_corpora(splits, seed=recipe.data["mix_seed"], columns=["audio", *CACHE_COLUMNS])
-    train_items = WaveformDataset(mixed, "random", recipe.data["crop_samples"], seed=recipe.data["seed"],
-                                  columns=[*CACHE_COLUMNS, CORPUS_COLUMN],
+    train_items = WaveformDataset(mixed, recipe.data.get("crop", "full"), recipe.data["crop_samples"],
+                                  seed=recipe.data["seed"], columns=[*CACHE_COLUMNS, CORPUS_COLUMN],
                                   preprocessing=build_preprocessing(recipe.data.get("preprocess")))
     dev_items = []
     for name, folder in corpora.items():

@@ -192,7 +192,7 @@ def train_backend(model: Nes2NetForAudioClassification, train: FrontendCache, de
             loss.backward()
             optimizer.step()
             scheduler.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         record = {"epoch": epoch + 1, "loss": float(np.mean(losses))}
         if dev is not None:
             record["dev"] = dev_report(score_cache(model, dev), dev)
