@@ -19,7 +19,7 @@ import pytest
 from bad_inputs import BadInput, write_bad_inputs, write_good_inputs
 from detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
 from tiny_models import tiny_model
-from transformers import pipeline
+from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification, pipeline
 
 from modeling_nes2net import save_model_folder
 from modeling_nes2net.audio import AudioInputError, printable
@@ -104,6 +104,17 @@ def test_the_pipeline_refuses_each_bad_file_with_the_line_detect_gives_and_score
     for path in good:
         scores = {entry["label"]: entry["score"] for entry in classify(str(path))}
         assert scores.keys() == {"spoof", "bonafide"} and sum(scores.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_the_pipeline_of_other_models_reads_files_as_transformers_does(tmp_path):
+    config = Wav2Vec2Config(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16,
+                            conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=4,
+                            num_conv_pos_embedding_groups=2, num_labels=2, classifier_proj_size=8)
+    Wav2Vec2ForSequenceClassification(config).save_pretrained(tmp_path / "other")
+    Wav2Vec2FeatureExtractor().save_pretrained(tmp_path / "other")
+    classify = pipeline("audio-classification", model=str(tmp_path / "other"), device="cpu")
+    with pytest.raises(FileNotFoundError):  # transformers' own open(), not `AudioInputError`
+        classify(str(tmp_path / "missing.wav"))
 
 
 def _detect_process(*arguments: str) -> subprocess.CompletedProcess:
