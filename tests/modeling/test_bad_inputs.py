@@ -1,6 +1,6 @@
 """The bad-input corpus (`tests/bad_inputs.py`) against every surface that reads audio: the detection API, the
-`nes2net detect` command in its own process, `nes2net evaluate` and `pipeline("audio-classification")`. Each bad file gets its one-line message naming
-it; every good file in the same run is still scored and written."""
+`nes2net detect` command in its own process, `nes2net evaluate` and `pipeline("audio-classification")`. Each bad
+file gets its one-line message naming it; every good file in the same run is still scored and written."""
 
 from __future__ import annotations
 
