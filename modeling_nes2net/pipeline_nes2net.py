@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from transformers.pipelines import PIPELINE_REGISTRY, AudioClassificationPipeline
 
-from .audio import load_audio
 from .configuration_nes2net import Nes2NetConfig
 
 TASK = "audio-classification"
@@ -28,6 +27,8 @@ class Nes2NetAudioClassificationPipeline(AudioClassificationPipeline):
 
     def preprocess(self, inputs):
         if self.model.config.model_type == Nes2NetConfig.model_type and _is_local_file(inputs):
+            from .audio import load_audio  # the audio libraries are imported when a file is read, not with the model
+
             inputs = load_audio(inputs, target_rate=self.feature_extractor.sampling_rate)
         return super().preprocess(inputs)
 
