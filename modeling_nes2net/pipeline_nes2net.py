@@ -22,8 +22,8 @@ TASK = "audio-classification"
 
 class Nes2NetAudioClassificationPipeline(AudioClassificationPipeline):
     """[`AudioClassificationPipeline`] that decodes a local path (`str`) or encoded `bytes` with
-    `modeling_nes2net.audio.load_audio` (16 kHz mono float32, raising `AudioInputError`) when the model is a Nes2Net
-    model; URLs, arrays, dicts and other models' inputs go to the parent as they are."""
+    `modeling_nes2net.audio.load_audio` (mono float32 at the model's rate, raising `AudioInputError`) when the model
+    is a Nes2Net model; URLs, arrays, dicts and other models' inputs go to the parent as they are."""
 
     def preprocess(self, inputs):
         if self.model.config.model_type == Nes2NetConfig.model_type and _is_local_file(inputs):
