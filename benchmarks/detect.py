@@ -6,7 +6,9 @@ inherited across exec), so its peak RSS (interpreter, torch, model, decoding, ba
   size 1: the baseline) and batched (`detector.detect_many`, padded batches grouped by length), fast path off / on;
 - one long recording of 1 min, 30 min and 2 h under `--protocol windows` and `--protocol full`, to show that peak
   memory does not grow with duration (the 1-minute run of the same protocol is the baseline): windows stream, and
-  `full` holds a recording whole only up to its limit (`max_full_seconds`, 600 s), refusing longer ones early;
+  `full` holds a recording whole only up to its limit (`max_full_seconds`, 600 s), refusing longer ones early. The
+  table splits each peak into `loaded` (the peak before the case: interpreter, torch, transformers, the model and a
+  warm-up) and what scoring adds;
 - the two fast paths (`--quantize int8`: dynamic int8 Linear layers; `--quantize bf16`) on an XLS-R 300M
   sized random front-end (hidden 1024, 24 layers, stable layer norm), constructed once (in a subprocess) and saved
   for the cases, with the drift it costs: max |difference| of the bona fide probability against float32.
@@ -18,9 +20,12 @@ Goals: batched short clips >= 2x the one-file loop (tiny model); fast path >= 1.
 independent of the recording's length. Run: `python benchmarks/detect.py [--skip-xlsr] [--threads N]`; one torch
 thread by default, so the ratios hold on a shared machine.
 
-Measured on a shared 2-core AMD EPYC VM (AVX512-BF16), 1 thread: batched short clips 2.3-2.8x the loop; peak RSS
-against 1 min, windows 1.06x at 30 min and 1.13x at 2 h, full 0.95x (refused over 600 s); XLS-R sized int8 3.6x
-(max |diff p| 0.013), bf16 4.1x (0.004). Batching windows of equal length gains nothing on a CPU (the network is compute-bound there); its value is GPU utilisation.
+Measured on a shared 2-core AMD EPYC VM (AVX512-BF16), 1 thread: batched short clips 2.3-2.8x the loop; XLS-R
+sized int8 3.6x (max |diff p| 0.013), bf16 4.1x (0.004). Batching windows of equal length gains nothing on a CPU
+(the network is compute-bound there); its value is GPU utilisation. Peak RSS against 1 min, three runs under load
+(another session training on the CPU): windows 0.99-1.05x at 30 min and 1.00-1.04x at 2 h (491-518 MB; 1.09x / 1.09x
+before decoding was held to a batch ahead), full 0.98x (refused over 600 s). Of a ~500 MB peak, 406 MB is loaded
+before scoring; scoring adds 84-113 MB, mostly one forward pass over 16 windows (batch 1 adds about 19 MB).
 """
 
 from __future__ import annotations
@@ -127,6 +132,7 @@ def run_case(case: Case, model_dir: str, files: list[str], threads: int) -> dict
     detector = Nes2NetDetector.from_pretrained(model_dir, device="cpu", batch_size=case.batch_size,
                                                quantize=case.quantize, protocol=case.protocol)
     detector.detect(np.random.default_rng(1).standard_normal(32_000).astype(np.float32) * 0.1, sampling_rate=16_000)
+    loaded_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # interpreter, torch, model, warm-up
     wall = float("inf")
     for _ in range(case.repeats):
         start = time.perf_counter()
@@ -142,6 +148,7 @@ def run_case(case: Case, model_dir: str, files: list[str], threads: int) -> dict
         "refused": refused,
         "audio": sum(result.duration for result in results),
         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "loaded_mb": loaded_mb,
         "probabilities": [result.bonafide_probability for result in results],
         "torch": torch.__version__,
     }
@@ -228,7 +235,8 @@ def main() -> None:
 
     print(f"\npeak memory against the recording's length (tiny model, batch 16; baseline: "
           f"{args.long_minutes[0]:g} min under the same protocol)")
-    header = f"{'protocol':<8} {'length':>8} {'outcome':<46} {'wall s':>7} {'peak RSS MB':>12} {'vs baseline':>12}"
+    header = (f"{'protocol':<8} {'length':>8} {'outcome':<46} {'wall s':>7} {'peak RSS MB':>12} {'vs baseline':>12} "
+              f"{'loaded MB':>10} {'scoring adds':>12}")
     print(header + "\n" + "-" * len(header))
     for case in long_cases:
         result = measured[case.name]
@@ -236,7 +244,8 @@ def main() -> None:
         outcome = ("refused: " + result["refused"][0].split(": ", 1)[1].split(",")[0] if result["refused"]
                    else f"scored {result['audio']:.0f} s ({result['audio'] / result['wall']:.0f} audio s/s)")
         print(f"{case.protocol:<8} {case.name.split(' min')[0] + ' min':>8} {outcome:<46} {result['wall']:>7.1f} "
-              f"{result['rss_mb']:>12.0f} {result['rss_mb'] / baseline['rss_mb']:>11.2f}x")
+              f"{result['rss_mb']:>12.0f} {result['rss_mb'] / baseline['rss_mb']:>11.2f}x {result['loaded_mb']:>10.0f} "
+              f"{result['rss_mb'] - result['loaded_mb']:>12.0f}")
 
     print("\ngoals:")
     batched = measured[cases[1].name]["audio"] / measured[cases[1].name]["wall"]

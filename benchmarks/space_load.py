@@ -18,8 +18,9 @@ gives requests per second and latency percentiles of both, and their ratios. Und
 queueing (`clients / throughput`); the throughput ratio is the cost of the app layer.
 
 The load is repeated `--rounds` times against the same app: after each round the app's resident memory (RSS, from
-/proc) and the uploads left on its disk are printed, with the memory ratio to the first round: flat memory and no
-uploads left mean the app keeps nothing per request.
+/proc) and the uploads left on its disk are printed, with the memory ratio to the first round, then the ratio of the
+last round to the first: flat memory and no uploads left mean the app keeps nothing per request (the app returns
+what a request freed to the system, `space/nes2net_space/memory.py`).
 
 Without `--model` the embedded default model is used when installed, else a Nes2Net-X on the default spectrogram
 front-end with random weights (timings only; its verdicts mean nothing).
@@ -231,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{index:>10} {len(phase['sent']):>8} {len(phase['answered']):>8} "
               f"{len(phase['answered']) / phase['elapsed']:>7.2f} {phase['rss']:>11.1f} "
               f"{phase['rss'] / rounds[0]['rss']:>9.3f}x {phase['uploads_left']:>12}")
+    print(f"app RSS, last round / first: {rounds[-1]['rss'] / rounds[0]['rss']:.3f}x "
+          f"({rounds[0]['rss']:.0f} -> {rounds[-1]['rss']:.0f} MiB over {len(rounds)} rounds; goal: ~1, flat)")
     for message in [message for phase in rounds for message in phase["failed"] + phase["lost"]][:5]:
         print(f"  failure: {message}")
     complete = all(len(phase["answered"]) == len(phase["sent"]) and not phase["lost"] for phase in rounds)

@@ -46,22 +46,24 @@ def frame_cell_scores(frame_scores: np.ndarray, frame_times: np.ndarray, cells: 
 
 def window_cell_scores(starts: np.ndarray, ends: np.ndarray, scores: np.ndarray, cells: int) -> np.ndarray:
     """Windows `[starts, ends)` (seconds) with `scores` -> `(cells,)`: each cell the mean score of the windows covering
-    its centre (the window with the nearest centre where none does). O(cells + windows)."""
+    its centre (the window with the nearest centre where none does). O(cells + windows) time; in place, so the
+    memory is the result and `(cells,)` int32 counts (a 2-hour timeline: 5.8 + 2.9 MB)."""
     starts, ends, scores = (np.asarray(values, np.float64) for values in (starts, ends, scores))
     first = np.clip(np.ceil(starts / CELL_SECONDS - 0.5), 0, cells).astype(np.int64)
     stop = np.clip(np.ceil(ends / CELL_SECONDS - 0.5), 0, cells).astype(np.int64)
-    totals, counts = np.zeros(cells + 1), np.zeros(cells + 1)
+    totals, counts = np.zeros(cells + 1), np.zeros(cells + 1, np.int32)
     np.add.at(totals, first, scores)
     np.add.at(totals, stop, -scores)
     np.add.at(counts, first, 1)
     np.add.at(counts, stop, -1)
-    totals, counts = np.cumsum(totals)[:cells], np.cumsum(counts)[:cells]
-    uncovered = np.flatnonzero(counts < 0.5)
+    totals, counts = np.cumsum(totals, out=totals)[:cells], np.cumsum(counts, out=counts)[:cells]
+    uncovered = np.flatnonzero(counts == 0)
     if len(uncovered):
         centres = (uncovered + 0.5) * CELL_SECONDS
         nearest = np.argmin(np.abs(centres[:, None] - (starts + ends)[None, :] / 2), axis=1)
         totals[uncovered], counts[uncovered] = scores[nearest], 1
-    return totals / counts
+    totals /= counts
+    return totals
 
 
 def pool_segments(cell_values: np.ndarray, resolution_ms: int) -> np.ndarray:

@@ -9,15 +9,17 @@ the same code.
 - `SegmentPool` chooses each batch from the segments waiting to be scored: the oldest one with the pooled segments
   closest to it in length (little padding; results flow in input order), at most `batch_size` of them and at most
   `max_batch_samples` padded samples, so three clips and a 2-hour file never share a batch: a segment over the budget
-  goes alone.
+  goes alone. A batch is scored once the pool is full, or as soon as `batch_size` segments of the oldest one's length
+  are pooled (a batch without padding, which a fuller pool could not improve: the windows of a long recording).
 - `Scorer.score_many` streams recordings through decoding (a background thread, `AudioStream`), the protocol
   (`protocols.protocol_segments`) and the pool, yielding per recording its segments' logits (`ScoredRecording`) or a
   `DetectionFailure` (one line naming the input), in input order. A bad input never stops the others; non-finite
   logits are a failure, never a score.
 
-Memory stays flat in the recording's length: decoding runs at most a pool ahead (a bounded queue), at most two pools
-of segments are in memory (16.5 MB of 4.04 s windows at batch size 8), and the `full` protocol refuses a recording
-over `max_full_seconds` before holding it whole.
+Memory stays flat in the recording's length: decoding runs at most one batch ahead (a bounded queue), a long
+recording's windows are scored a batch at a time (about three batches of 4.04 s windows in memory: 6.2 MB at batch
+size 8), at most a pool of short clips waits to be batched, and the `full` protocol refuses a recording over
+`max_full_seconds` before holding it whole.
 """
 
 from __future__ import annotations
@@ -127,6 +129,11 @@ class SegmentPool:
 
     def add(self, key: Hashable, waveform: np.ndarray) -> None:
         self._segments.append((key, waveform))
+
+    def has_even_batch(self) -> bool:
+        """Whether `batch_size` pooled segments have the oldest one's length (a batch needing no padding)."""
+        oldest = len(self._segments[0][1]) if self._segments else -1
+        return sum(len(waveform) == oldest for _, waveform in self._segments) >= self.batch_size
 
     def discard(self, keep: Callable[[Hashable], bool]) -> None:
         """Drop the segments whose key fails `keep`."""
@@ -322,7 +329,7 @@ class Scorer:
         """Score many inputs (paths, bytes, `(array, rate)` tuples, `AudioSource`s): one `ScoredRecording` or
         `DetectionFailure` per input, in order. Decoding runs in a background thread, overlapped with the model."""
         pool_size = POOL_BATCHES * self.batch_size
-        items: queue.Queue = queue.Queue(maxsize=pool_size)  # decoding runs at most a pool ahead
+        items: queue.Queue = queue.Queue(maxsize=self.batch_size)  # decoding runs at most a batch ahead
         stop = threading.Event()
         producer = threading.Thread(target=self._produce, args=(sources, items, stop), daemon=True)
         producer.start()
@@ -350,12 +357,13 @@ class Scorer:
                     index, name, message = payload
                     pending.setdefault(index, _Pending(name)).error = message
                     pool.discard(lambda key: key[0] != index)
-                # Score when the pool is full, at the end, or when a batch is ready and decoding lags behind.
-                lagging = len(pool) >= self.batch_size and items.empty()
-                while len(pool) >= pool_size or (exhausted and len(pool)) or lagging:
+                # Score when the pool is full or holds a batch without padding, at the end, or when a batch is
+                # ready and decoding lags behind.
+                ready = len(pool) >= self.batch_size and (items.empty() or pool.has_even_batch())
+                while len(pool) >= pool_size or (exhausted and len(pool)) or ready:
                     for (index, segment), row, frames in pool.score_batch(self.model_call):
                         self._store(pending[index], segment, row, frames, pool, index)
-                    lagging = len(pool) >= self.batch_size and items.empty()
+                    ready = len(pool) >= self.batch_size and (items.empty() or pool.has_even_batch())
                 while next_index in pending and pending[next_index].complete:
                     yield pending.pop(next_index).outcome()
                     next_index += 1

@@ -39,6 +39,7 @@ import torch
 from starlette.middleware import Middleware
 from gradio.utils import get_upload_folder
 from nes2net_space.live import LiveSession
+from nes2net_space.memory import release_freed_memory
 from nes2net_space.uploads import UploadGuard, UploadLedger, UploadLimits
 from nes2net_space.explain import (
     batch_summary,
@@ -192,7 +193,8 @@ def build_demo(
     live_seconds: float = 120.0,
 ) -> gr.Blocks:
     """The page: one-recording, batch and live-microphone tabs over a shared model choice, and what the page says
-    about the model. Each request's uploads are released to `ledger` (deleted) when it ends."""
+    about the model. Each request's uploads are released to `ledger` (deleted) when it ends, and the memory it
+    freed is returned to the system (`nes2net_space.memory`)."""
 
     @shown_to_user
     def detect(recording: str | None, model_choice: str, aggregation: str):
@@ -204,6 +206,7 @@ def build_demo(
             result = detector.detect(read_recording(recording, limits, detector.sampling_rate))
         finally:
             ledger.release([recording])
+            release_freed_memory()
         figure = plot_timeline(result) if len(result.segments) > 1 else None
         return verdict_markdown(result, info), gr.Plot(value=figure, visible=figure is not None), result.to_dict()
 
@@ -217,6 +220,7 @@ def build_demo(
             outcomes = score_batch(detector, paths, limits)
         finally:
             ledger.release(paths or [])
+            release_freed_memory()
         rows = batch_rows(outcomes)
         cache = Path(get_upload_folder())
         cache.mkdir(parents=True, exist_ok=True)  # written inside Gradio's cache, so its clean-up covers it
@@ -237,6 +241,8 @@ def build_demo(
         finally:
             ledger.release_stream_chunk(chunk)
         scored = session.add(rate, samples, detector)
+        if scored:
+            release_freed_memory()
         result = session.result(detector)
         figure = gr.Plot(value=plot_timeline(result), visible=True) if scored else gr.skip()
         return session, live_markdown(result, session.seconds), figure

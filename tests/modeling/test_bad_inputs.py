@@ -1,25 +1,28 @@
 """The bad-input corpus (`tests/bad_inputs.py`) against every surface that reads audio: the detection API, the
-`nes2net detect` command in its own process, and `nes2net evaluate`. Each bad file gets its one-line message naming
-it; every good file in the same run is still scored and written."""
+`nes2net detect` command in its own process, `nes2net evaluate` and `pipeline("audio-classification")`. Each bad
+file gets its one-line message naming it; every good file in the same run is still scored and written."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
-from bad_inputs import write_bad_inputs, write_good_inputs
+from bad_inputs import BadInput, write_bad_inputs, write_good_inputs
 from detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
 from tiny_models import tiny_model
+from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification, pipeline
 
 from modeling_nes2net import save_model_folder
-from modeling_nes2net.audio import printable
+from modeling_nes2net.audio import AudioInputError, printable
 from nes2net.cli import main
 from modeling_nes2net.detection import DetectionFailure, Nes2NetDetector
 
@@ -56,6 +59,62 @@ def test_the_detection_api_names_every_bad_file_and_scores_the_rest(model_dir, c
         _one_line_error(failures, item)
     scored = {outcome.source for outcome in outcomes if not isinstance(outcome, DetectionFailure)}
     assert scored == {str(path) for path in good}
+
+
+@contextlib.contextmanager
+def _unblocked_after(fifo: Path, seconds: float):
+    """Fail the test, rather than hang it, when the block opens `fifo` for reading and waits: after `seconds` a
+    writer opens and closes it (the reader then sees an empty stream) and the block is reported as blocked."""
+    done, unblocked = threading.Event(), threading.Event()
+
+    def unblock() -> None:
+        if done.wait(seconds):
+            return
+        while not done.is_set():
+            with contextlib.suppress(OSError):  # ENXIO: no reader is waiting (yet)
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+                unblocked.set()
+            done.wait(0.5)
+
+    watchdog = threading.Thread(target=unblock, daemon=True)
+    watchdog.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watchdog.join()
+        assert not unblocked.is_set(), f"blocked on the FIFO {fifo} for {seconds} s"
+
+
+def test_the_pipeline_refuses_each_bad_file_with_the_line_detect_gives_and_scores_the_rest(model_dir, corpus):
+    bad, good = corpus
+    detector = Nes2NetDetector.from_pretrained(str(model_dir), device="cpu")
+    classify = pipeline("audio-classification", model=str(model_dir), device="cpu")
+    missing = BadInput("missing", good[0].parent / "missing.wav", "no such file")
+    refused_on_decoding = [item for item in [*bad, missing] if item.kind != "silent"]  # silence: a verdict refusal
+    assert {item.kind for item in refused_on_decoding} >= {"fifo", "missing", "nan", "truncated", "png as flac"}
+    for item in refused_on_decoding:
+        with pytest.raises(AudioInputError) as from_detect:
+            detector.detect(str(item.path))
+        guard = _unblocked_after(item.path, seconds=20) if item.kind == "fifo" else contextlib.nullcontext()
+        with guard, pytest.raises(AudioInputError) as from_pipeline:
+            classify(str(item.path))
+        assert str(from_pipeline.value) == str(from_detect.value)
+        _one_line_error([str(from_pipeline.value)], item)
+    for path in good:
+        scores = {entry["label"]: entry["score"] for entry in classify(str(path))}
+        assert scores.keys() == {"spoof", "bonafide"} and sum(scores.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_the_pipeline_of_other_models_reads_files_as_transformers_does(tmp_path):
+    config = Wav2Vec2Config(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16,
+                            conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=4,
+                            num_conv_pos_embedding_groups=2, num_labels=2, classifier_proj_size=8)
+    Wav2Vec2ForSequenceClassification(config).save_pretrained(tmp_path / "other")
+    Wav2Vec2FeatureExtractor().save_pretrained(tmp_path / "other")
+    classify = pipeline("audio-classification", model=str(tmp_path / "other"), device="cpu")
+    with pytest.raises(FileNotFoundError):  # transformers' own open(), not `AudioInputError`
+        classify(str(tmp_path / "missing.wav"))
 
 
 def _detect_process(*arguments: str) -> subprocess.CompletedProcess:

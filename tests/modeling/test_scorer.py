@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 from detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
@@ -9,6 +11,7 @@ from detection_audio import write_long_wav
 from tiny_models import tiny_model
 
 from modeling_nes2net.detection import DetectionFailure, Nes2NetDetector
+from modeling_nes2net.protocols import WINDOW_SAMPLES
 from modeling_nes2net.scorer import SegmentPool, TorchModelCall, pad_waveforms
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
@@ -52,3 +55,19 @@ def test_full_refuses_a_recording_over_its_limit_naming_it_and_the_memory(tmp_pa
     assert isinstance(refused, DetectionFailure) and not isinstance(scored, DetectionFailure)
     assert refused.error.startswith(f"{long}: longer than 10 s, the limit of one pass under protocol 'full'")
     assert "GiB" in refused.error and "--protocol windows" not in refused.error and "'windows'" in refused.error
+
+
+def test_a_long_recording_holds_a_few_batches_of_windows_whatever_its_length(tmp_path):
+    detector = Nes2NetDetector(tiny_model(), batch_size=8, device="cpu")
+    peaks = {}
+    for minutes in (1, 3):
+        path = write_long_wav(tmp_path / f"{minutes}min.wav", minutes * 60.0)
+        tracemalloc.start()  # numpy buffers (not torch's): decoding, the pool, the batch, the results
+        (result,) = detector.detect_many([path])
+        peaks[minutes] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert not isinstance(result, DetectionFailure) and result.duration == minutes * 60.0
+    batch_bytes = 8 * WINDOW_SAMPLES * 4
+    # queued, pooled, scored (the windows and their padded batch), plus the blocks being decoded and the timeline
+    assert peaks[3] < 4 * batch_bytes + 4 * 2**20, peaks
+    assert peaks[3] < 1.2 * peaks[1], peaks
