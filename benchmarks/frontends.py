@@ -9,7 +9,8 @@ deltas and double deltas, the classic anti-spoofing front-end), a multi-resoluti
 per audio second on this machine, back-end MACs per 4 s). A per-system table follows. No augmentation and one seed:
 this ranks front-ends; `python -m training.whisper_default` trains the candidate default with the channel augmentation.
 
-Run after `python -m training.whisper_default` (it reuses the built corpora and cached Whisper states of its work folder):
+Run after `python -m training.whisper_default` (it reuses the built corpora and the cached Whisper states of its
+work folder):
 `python benchmarks/frontends.py [--work-dir runs/default-model] [--epochs 20] [--markdown docs/frontends.md]`.
 """
 
@@ -218,13 +219,13 @@ def main(argv: list[str] | None = None) -> int:
     train_backend(whisper_model, clean, whisper_dev, settings)
     whisper_test = FrontendCache.load(test_file)
     name = "Whisper tiny.en encoder, frozen (5 layers merged)"
-    rows[name] = summary(score_cache(whisper_model, whisper_test), whisper_test, score_cache(whisper_model, whisper_dev),
-                         whisper_dev)
+    test_scores, dev_scores = score_cache(whisper_model, whisper_test), score_cache(whisper_model, whisper_dev)
+    rows[name] = summary(test_scores, whisper_test, dev_scores, whisper_dev)
     rows[name]["cost"] = whisper_cost
     rows[name]["macs"] = backend_complexity(whisper_model.config, frames=201)["macs"]
     lines = [
-        "| front-end | dev | plus test | seen generators | unseen generators (95 % CI) | mini test | front-end s per audio s"
-        " | back-end MMACs / 4 s |",
+        "| front-end | dev | plus test | seen generators | unseen generators (95 % CI) | mini test "
+        "| front-end s per audio s | back-end MMACs / 4 s |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, row in rows.items():

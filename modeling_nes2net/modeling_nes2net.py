@@ -282,7 +282,8 @@ class Nes2NetWhisperFrontend(nn.Module):
     is computed per utterance over its real samples, then `WhisperEncoder`'s convolutions, positions
     and layers run on real frames only (attention masked, padding zeroed between the convolutions), so a padded
     utterance gives what it gives alone. Audio longer than Whisper's 30 s context is encoded in consecutive 30 s
-    chunks, each from position 0 and with its own log-mel floor, as Whisper itself reads long audio. Computed in float32 up to the encoder."""
+    chunks, each from position 0 and with its own log-mel floor, as Whisper itself reads long audio. Computed in float32
+    up to the encoder."""
 
     n_fft = 400
     hop_length = 160
@@ -328,7 +329,9 @@ class Nes2NetWhisperFrontend(nn.Module):
         log_spec = (torch.maximum(log_spec, peak - 8.0) + 4.0) / 4.0
         return (log_spec * mel_mask).transpose(1, 2)
 
-    def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+    def forward(
+        self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
         """The embedded positions and the output of every encoder layer (the last one layer-normed), as
         `WhisperEncoder`'s `hidden_states`."""
         input_values = input_values.float()

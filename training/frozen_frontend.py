@@ -6,8 +6,9 @@ encoded a fixed number of times instead (`views`: view 0 clean, the others throu
 new random crop), and the epochs run on those cached states, in seconds on a CPU. `training.train` stays the path for
 end-to-end fine-tuning; this one serves the embedded default (`training.demo`).
 
-    mixed = mix_corpora({"mini-antispoof": (mini_train, 1.0), "antispoof-plus": (plus_train, 2.0)}, seed=0)
-    train_cache = cache_frontend_states(model, WaveformDataset(mixed, "random", ...), views=range(3))
+    mixed = mix_corpora({"mini-antispoof": (mini_train, 1.0), "antispoof-plus": (plus_train, 2.0)}, seed=0,
+                        columns=["audio", "label", "utt_id", "attack"])
+    train_cache = cache_frontend_states(model, WaveformDataset(mixed, "full", ...), views=range(2))
     dev_cache = cache_frontend_states(model, WaveformDataset(dev, "full", ...), views=[0])
     history = train_backend(model, train_cache, dev_cache, BackendTraining(epochs=20))
 
@@ -60,8 +61,9 @@ def mix_corpora(corpora: Mapping[str, tuple[Dataset, float]], seed: int, columns
     if not (weights > 0).all():
         raise ValueError(f"corpus sampling weights must be positive, got {dict(zip(names, weights.tolist()))}")
     features = splits[0].features
-    return interleave_datasets([split.cast(features) for split in splits], probabilities=(weights / weights.sum()).tolist(),
-                               seed=seed, stopping_strategy="all_exhausted")
+    probabilities = (weights / weights.sum()).tolist()
+    return interleave_datasets([split.cast(features) for split in splits], probabilities=probabilities, seed=seed,
+                               stopping_strategy="all_exhausted")
 
 
 @dataclass
