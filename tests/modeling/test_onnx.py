@@ -191,6 +191,7 @@ def test_backend_in_onnx_runtime_equals_the_module(variant, tmp_path):
     """The back-end path `benchmarks/backend.py` times: the module exported, ONNX Runtime's fusions applied."""
     from modeling_nes2net.onnx_export import export_module, inference_session
 
+    torch.manual_seed(1)  # some unseeded draws overflow to NaN, which assert_allclose would call equal
     backend = BackendWithHead(tiny_config("wav2vec2", backend_variant=variant, pooling="astp", attention_channels=8))
     randomize_norm_statistics(backend, seed=5)
     path = export_module(backend.eval(), (torch.randn(2, 30, 64),), ("features",), tmp_path / "backend.onnx")
@@ -200,4 +201,7 @@ def test_backend_in_onnx_runtime_equals_the_module(variant, tmp_path):
         with torch.inference_mode():
             expected = backend(features).numpy()
         (actual,) = session.run(["logits"], {"features": features.numpy()})
-        np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-5)
+        assert np.isfinite(expected).all()
+        # A random Nes2Net-X with random norm statistics reaches logits of 1e12, where float32 rounding is 1e5:
+        # the bound is relative to the scale, 1e-5 of it.
+        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)

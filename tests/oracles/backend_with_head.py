@@ -8,6 +8,7 @@ import torch
 
 from modeling_nes2net import Nes2NetBackend, Nes2NetConfig
 from modeling_nes2net.convert import OriginalCheckpoint, convert_state_dict
+from modeling_nes2net.modeling_nes2net import Nes2NetSliceSum
 from modeling_nes2net.original_layout import FRONTEND_PREFIX
 
 MODEL_PREFIX = "nes2net."  # `Nes2NetForAudioClassification` holds the back-end as `nes2net.backend`
@@ -21,6 +22,9 @@ class BackendWithHead(torch.nn.Module):
         self.backend = Nes2NetBackend(config)
         pooled_size = 2 * config.feature_size if config.pooling == "astp" else config.feature_size
         self.classifier = torch.nn.Linear(pooled_size, config.num_labels)
+        for module in self.modules():  # `torch.empty` until a `PreTrainedModel` initialises it: do what it does
+            if isinstance(module, Nes2NetSliceSum):
+                torch.nn.init.constant_(module.weight, 1.0 / module.weight.numel())
 
     def load_original(self, original: dict[str, torch.Tensor]) -> None:
         """Load the authors' back-end state dict (keys without `Nested_Res2Net_TDNN.`) through
