@@ -33,8 +33,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification  # noqa: E402
 from modeling_nes2net.complexity import backend_complexity  # noqa: E402
-from training.batching import WaveformDataset, build_preprocessing  # noqa: E402
+from training.batching import WaveformDataset  # noqa: E402
 from training.data import load_built_dataset  # noqa: E402
+from training.frozen_frontend import (  # noqa: E402
+    CORPUS_COLUMN,
+    BackendTraining,
+    FrontendCache,
+    FrozenFrontendRecipe,
+    cache_frontend_states,
+    score_cache,
+    train_backend,
+)
 from training.whisper_default import (  # noqa: E402
     CACHE_COLUMNS,
     DEFAULT_RECIPE,
@@ -42,18 +51,10 @@ from training.whisper_default import (  # noqa: E402
     NUM_THREADS,
     build_corpora,
     cached_states,
+    dev_items,
     initial_model,
     make_deterministic,
-)
-from training.frozen_frontend import (  # noqa: E402
-    CORPUS_COLUMN,
-    BackendTraining,
-    FrontendCache,
-    FrozenFrontendRecipe,
-    cache_frontend_states,
-    mix_corpora,
-    score_cache,
-    train_backend,
+    training_items,
 )
 from training.metrics import bootstrap_eer_interval, breakdown, compute_eer  # noqa: E402
 
@@ -190,21 +191,13 @@ def main(argv: list[str] | None = None) -> int:
     whisper(torch.from_numpy(test[0]["input_values"])[None])
     whisper_cost = (time.perf_counter() - started) / (test[0]["input_values"].size / RATE)
 
-    splits = {name: (load_built_dataset(folder, "train"), recipe.corpora[name]["weight"])
-              for name, folder in corpora.items()}
-    mixed = mix_corpora(splits, seed=recipe.data["mix_seed"], columns=["audio", *CACHE_COLUMNS])
-    train_items = WaveformDataset(mixed, recipe.data.get("crop", "full"), recipe.data["crop_samples"],
-                                  seed=recipe.data["seed"], columns=[*CACHE_COLUMNS, CORPUS_COLUMN],
-                                  preprocessing=build_preprocessing(recipe.data.get("preprocess")))
-    dev_items = []
-    for name, folder in corpora.items():
-        split = load_built_dataset(folder, "dev").select_columns(["audio", *CACHE_COLUMNS])
-        dev_items.append(WaveformDataset(split.add_column(CORPUS_COLUMN, [name] * len(split)), "full",
-                                         columns=[*CACHE_COLUMNS, CORPUS_COLUMN]))
+    train_items = training_items(recipe, corpora, augmented=False)
+    dev_splits = list(dev_items(corpora).values())
     rows = {}
     for name, features in SPECTRAL_FRONTENDS.items():
         train, cost = spectral_cache(features, train_items)
-        dev = spectral_cache(features, dev_items[0])[0] + spectral_cache(features, dev_items[1])[0]
+        dev_caches = [spectral_cache(features, items)[0] for items in dev_splits]
+        dev = sum(dev_caches[1:], dev_caches[0])
         test_cache = spectral_cache(features, test)[0]
         model = backend_model(train.states[0].shape[-1], recipe)
         train_backend(model, train, dev, settings)

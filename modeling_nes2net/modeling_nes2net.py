@@ -293,11 +293,12 @@ class Nes2NetWhisperFrontend(nn.Module):
         self.sampling_rate = config.sampling_rate
         self.encoder = WhisperEncoder(config.frontend_config)
         self.chunk_frames = self.encoder.max_source_positions  # encoder frames per 30 s chunk
+        self.chunk_mel_frames = 2 * self.chunk_frames  # log-mel frames per chunk (conv2 has stride 2)
 
     def output_lengths(self, input_lengths: torch.Tensor) -> torch.Tensor:
         mel_lengths = torch.div(input_lengths, self.hop_length, rounding_mode="floor")
-        full_chunks, rest = torch.div(mel_lengths, 2 * self.chunk_frames, rounding_mode="floor"), mel_lengths % (
-            2 * self.chunk_frames)
+        full_chunks = torch.div(mel_lengths, self.chunk_mel_frames, rounding_mode="floor")
+        rest = mel_lengths % self.chunk_mel_frames
         return full_chunks * self.chunk_frames + torch.div(rest + 1, 2, rounding_mode="floor")
 
     def log_mel(self, input_values: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -321,9 +322,9 @@ class Nes2NetWhisperFrontend(nn.Module):
                     < torch.div(lengths, self.hop_length, rounding_mode="floor")[:, None])[..., None]
         # The floor follows the maximum of each 30 s chunk, as the feature extractor's is per 30 s input.
         frame_peaks = log_spec.masked_fill(~mel_mask, -torch.inf).amax(dim=2)  # (batch, mel frames)
-        chunk_index = (torch.arange(log_spec.shape[1], device=lengths.device) // (2 * self.chunk_frames)).expand_as(
+        chunk_index = (torch.arange(log_spec.shape[1], device=lengths.device) // self.chunk_mel_frames).expand_as(
             frame_peaks)
-        peaks = torch.full((log_spec.shape[0], log_spec.shape[1] // (2 * self.chunk_frames) + 1), -torch.inf,
+        peaks = torch.full((log_spec.shape[0], log_spec.shape[1] // self.chunk_mel_frames + 1), -torch.inf,
                            device=log_spec.device).scatter_reduce(1, chunk_index, frame_peaks, "amax")
         peak = peaks.gather(1, chunk_index)[..., None]
         log_spec = (torch.maximum(log_spec, peak - 8.0) + 4.0) / 4.0
@@ -340,7 +341,7 @@ class Nes2NetWhisperFrontend(nn.Module):
                    else torch.full((batch_size,), input_values.shape[-1], device=input_values.device))
         mel = self.log_mel(input_values, lengths)
         mel_lengths = torch.div(lengths, self.hop_length, rounding_mode="floor")
-        chunk = 2 * self.chunk_frames
+        chunk = self.chunk_mel_frames
         num_chunks = -(-mel.shape[-1] // chunk)
         if num_chunks > 1:  # (batch, mels, chunks * chunk) -> (batch * chunks, mels, chunk)
             mel = F.pad(mel, (0, num_chunks * chunk - mel.shape[-1]))

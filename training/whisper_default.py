@@ -112,32 +112,42 @@ def initial_model(recipe: FrozenFrontendRecipe, weights_dir: Path) -> Nes2NetFor
     return model.eval()
 
 
+def training_items(recipe: FrozenFrontendRecipe, corpora: dict[str, Path], augmented: bool) -> WaveformDataset:
+    """The training splits of `corpora` mixed by `mix_corpora`, cropped and preprocessed as the recipe says; with
+    `augmented`, also through the recipe's augmentation."""
+    data = recipe.data
+    splits = {name: (load_built_dataset(folder, "train"), recipe.corpora[name]["weight"])
+              for name, folder in corpora.items()}
+    mixed = mix_corpora(splits, seed=data["mix_seed"], columns=["audio", *CACHE_COLUMNS])
+    return WaveformDataset(mixed, data.get("crop", "full"), data["crop_samples"],
+                           build_augmentation(data.get("augmentation")) if augmented else None, seed=data["seed"],
+                           columns=[*CACHE_COLUMNS, CORPUS_COLUMN],
+                           preprocessing=build_preprocessing(data.get("preprocess")))
+
+
+def dev_items(corpora: dict[str, Path]) -> dict[str, WaveformDataset]:
+    """Each corpus' dev split, whole clips, clean, with its name in `corpus`."""
+    items = {}
+    for name, folder in corpora.items():
+        split = load_built_dataset(folder, "dev").select_columns(["audio", *CACHE_COLUMNS])
+        items[name] = WaveformDataset(split.add_column(CORPUS_COLUMN, [name] * len(split)), "full",
+                                      columns=[*CACHE_COLUMNS, CORPUS_COLUMN])
+    return items
+
+
 def cached_states(model: Nes2NetForAudioClassification, recipe: FrozenFrontendRecipe, corpora: dict[str, Path],
                   cache_dir: Path) -> tuple[FrontendCache, FrontendCache]:
-    """(train, dev) front-end states, computed once into `cache_dir` and read back on later runs: the training
-    splits mixed by `mix_corpora`, each clip encoded in `views` views (0 clean, the others augmented), and every dev
-    clip whole and clean."""
-    data = recipe.data
+    """(train, dev) front-end states, computed once into `cache_dir` and read back on later runs: `training_items`
+    encoded in `views` views (view 0 clean, the others augmented), and `dev_items`."""
     train_file, dev_file = cache_dir / "train.safetensors", cache_dir / "dev.safetensors"
     if not train_file.is_file():
-        splits = {name: (load_built_dataset(folder, "train"), recipe.corpora[name]["weight"])
-                  for name, folder in corpora.items()}
-        mixed = mix_corpora(splits, seed=data["mix_seed"], columns=["audio", *CACHE_COLUMNS])
-        preprocessing = build_preprocessing(data.get("preprocess"))
-        options = dict(crop=data.get("crop", "full"), num_samples=data["crop_samples"], seed=data["seed"],
-                       columns=[*CACHE_COLUMNS, CORPUS_COLUMN], preprocessing=preprocessing)
-        clean = cache_frontend_states(model, WaveformDataset(mixed, **options), [0], desc="train")
-        augmented = WaveformDataset(mixed, augmentation=build_augmentation(data.get("augmentation")), **options)
-        (clean + cache_frontend_states(model, augmented, range(1, data["views"]), desc="train")).save(train_file)
+        clean = cache_frontend_states(model, training_items(recipe, corpora, augmented=False), [0], desc="train")
+        augmented = training_items(recipe, corpora, augmented=True)
+        (clean + cache_frontend_states(model, augmented, range(1, recipe.data["views"]), desc="train")).save(train_file)
     if not dev_file.is_file():
-        dev = None
-        for name, folder in corpora.items():
-            split = load_built_dataset(folder, "dev").select_columns(["audio", *CACHE_COLUMNS])
-            split = split.add_column(CORPUS_COLUMN, [name] * len(split))
-            items = WaveformDataset(split, "full", columns=[*CACHE_COLUMNS, CORPUS_COLUMN])
-            cache = cache_frontend_states(model, items, [0], desc=f"dev {name}")
-            dev = cache if dev is None else dev + cache
-        dev.save(dev_file)
+        caches = [cache_frontend_states(model, items, [0], desc=f"dev {name}")
+                  for name, items in dev_items(corpora).items()]
+        sum(caches[1:], caches[0]).save(dev_file)
     return FrontendCache.load(train_file), FrontendCache.load(dev_file)
 
 
