@@ -41,6 +41,7 @@ from training.frozen_frontend import (  # noqa: E402
     FrontendCache,
     FrozenFrontendRecipe,
     cache_frontend_states,
+    cache_states,
     score_cache,
     train_backend,
 )
@@ -117,18 +118,18 @@ SPECTRAL_FRONTENDS: dict[str, Features] = {
 
 
 def spectral_cache(features: Features, items: WaveformDataset) -> tuple[FrontendCache, float]:
-    """The cache of one view of `items` through `features`, and the seconds spent per audio second."""
-    states, labels, metadata, spent, audio = [], [], {name: [] for name in items.columns if name != "label"}, 0.0, 0.0
-    for index in range(len(items)):
-        item = items[index]
+    """The cache of view 0 of `items` through `features`, and the seconds `features` took per audio second."""
+    spent = audio = 0.0
+
+    def encode(waveform: np.ndarray) -> torch.Tensor:
+        nonlocal spent, audio
         started = time.perf_counter()
-        states.append(torch.from_numpy(features(item["input_values"].astype(np.float32)))[None].half())
-        spent += time.perf_counter() - started
-        audio += item["input_values"].size / RATE
-        labels.append(int(item["label"]))
-        for name in metadata:
-            metadata[name].append(item[name])
-    return FrontendCache(states, np.array(labels), metadata), spent / audio
+        state = torch.from_numpy(features(waveform))[None]
+        spent, audio = spent + time.perf_counter() - started, audio + waveform.size / RATE
+        return state
+
+    cache = cache_states(encode, items, [0], desc="spectral")
+    return cache, spent / audio
 
 
 def backend_model(feature_size: int, recipe: FrozenFrontendRecipe) -> Nes2NetForAudioClassification:

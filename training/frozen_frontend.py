@@ -23,7 +23,7 @@ import copy
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,25 +100,34 @@ class FrontendCache:
 
 
 @torch.inference_mode()
-def cache_frontend_states(model: Nes2NetForAudioClassification, items: WaveformDataset, views: Iterable[int],
-                          num_workers: int = 1, desc: str = "front-end") -> FrontendCache:
-    """Encode every item of `items` once per view (`items.set_epoch(view)` draws its crop and augmentation): the
-    hidden states `forward_frontend_states` reads (all of them with a layer merge, the last one otherwise)."""
-    model.eval()
-    layer_merge = model.nes2net.layer_merge is not None
+def cache_states(encode: Callable[[np.ndarray], torch.Tensor], items: WaveformDataset, views: Iterable[int],
+                 num_workers: int = 1, desc: str = "front-end") -> FrontendCache:
+    """`encode` (waveform `(samples,)` float32 -> states `(layers, frames, D)`) of every item of `items`, once per
+    view (`items.set_epoch(view)` draws its crop and augmentation), stored in float16 with labels and metadata."""
     states, labels, metadata = [], [], {name: [] for name in items.columns if name != "label"}
     for view in views:
         items.set_epoch(view)
         loader = torch.utils.data.DataLoader(items, batch_size=None, num_workers=num_workers)
         for item in tqdm(loader, desc=f"{desc} (view {view})", total=len(items), mininterval=10):
-            waveform = torch.as_tensor(np.asarray(item["input_values"], dtype=np.float32))[None]
-            outputs = model.nes2net(waveform, output_hidden_states=layer_merge)
-            hidden = outputs.hidden_states if layer_merge else (outputs.merged_features,)
-            states.append(torch.stack(hidden, dim=0)[:, 0].half())
+            states.append(encode(np.asarray(item["input_values"], dtype=np.float32)).half())
             labels.append(int(item["label"]))
             for name in metadata:
                 metadata[name].append(item[name])
     return FrontendCache(states, np.asarray(labels, dtype=np.int64), metadata)
+
+
+def cache_frontend_states(model: Nes2NetForAudioClassification, items: WaveformDataset, views: Iterable[int],
+                          num_workers: int = 1, desc: str = "front-end") -> FrontendCache:
+    """`cache_states` through the model's front-end: the hidden states `forward_frontend_states` reads (all of them
+    with a layer merge, the last one otherwise)."""
+    model.eval()
+    layer_merge = model.nes2net.layer_merge is not None
+
+    def encode(waveform: np.ndarray) -> torch.Tensor:
+        outputs = model.nes2net(torch.from_numpy(waveform)[None], output_hidden_states=layer_merge)
+        return torch.stack(outputs.hidden_states if layer_merge else (outputs.merged_features,))[:, 0]
+
+    return cache_states(encode, items, views, num_workers, desc)
 
 
 @dataclass
