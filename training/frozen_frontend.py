@@ -141,6 +141,10 @@ class BackendTraining:
     weight_decay: float = 1e-4
     average_last: int = 3
     seed: int = 0
+    crop_frames: int | None = None
+    """Train on a random window of this many frames of each cached state (shorter ones whole, zero-padded), drawn
+    anew each epoch; None: whole states. The states were encoded from whole clips, so a window keeps the context
+    (and, for Whisper, the positions) the model sees when it scores a whole file, at a fraction of the cost."""
 
 
 def _batch_states(states: list[torch.Tensor]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor | None]:
@@ -155,6 +159,14 @@ def _batch_states(states: list[torch.Tensor]) -> tuple[tuple[torch.Tensor, ...],
         padded[row, :, : state.shape[1]] = state.float()
         frame_mask[row, : state.shape[1]] = True
     return tuple(padded.unbind(1)), frame_mask
+
+
+def _window(state: torch.Tensor, frames: int | None, rng: np.random.Generator) -> torch.Tensor:
+    """A random `frames`-long window of `state` `(layers, T, D)` (all of it when `frames` is None or >= T)."""
+    if frames is None or state.shape[1] <= frames:
+        return state
+    start = int(rng.integers(0, state.shape[1] - frames + 1))
+    return state[:, start: start + frames]
 
 
 def _logits(model: Nes2NetForAudioClassification, states: list[torch.Tensor]) -> torch.Tensor:
@@ -197,8 +209,10 @@ def train_backend(model: Nes2NetForAudioClassification, train: FrontendCache, de
     for epoch in range(settings.epochs):
         model.train()
         losses = []
+        rng = np.random.default_rng((settings.seed, epoch, 1))
         for batch in plan.global_batches(epoch):
-            loss = model.compute_loss(_logits(model, [train.states[index] for index in batch]), labels[batch])
+            states = [_window(train.states[index], settings.crop_frames, rng) for index in batch]
+            loss = model.compute_loss(_logits(model, states), labels[batch])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

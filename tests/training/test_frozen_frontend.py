@@ -92,3 +92,20 @@ def test_training_moves_the_back_end_only_and_cached_scores_equal_the_forward_pa
         direct = [float(log_odds(model(torch.from_numpy(dev_items[index]["input_values"])[None]).logits)[0])
                   for index in range(len(dev_items))]
     np.testing.assert_allclose(cached, direct, atol=5e-3)  # the cache rounds the states to float16
+
+
+def test_windows_of_the_cached_states_change_what_is_trained_and_repeat_under_the_seed(caches):
+    """`crop_frames` trains on random windows of the whole-clip states (50 frames here): a window as long as the
+    states trains exactly as no window, a shorter one trains other weights, the same ones on every run."""
+    _, train, _, _ = caches
+
+    def trained(crop_frames: int | None) -> torch.Tensor:
+        model = tiny_model("whisper", layer_merge="weighted_sum", freeze_frontend=True)
+        train_backend(model, train, None, BackendTraining(epochs=2, batch_size=4, average_last=1,
+                                                          crop_frames=crop_frames))
+        return next(model.nes2net.backend.parameters()).detach().clone()
+
+    whole, windowed = trained(None), trained(20)
+    assert torch.equal(trained(50), whole)
+    assert not torch.equal(windowed, whole)
+    assert torch.equal(trained(20), windowed)
