@@ -31,6 +31,21 @@ def can_plot() -> bool:
     return importlib.util.find_spec("matplotlib") is not None
 
 
+def plot_format(path: str | Path) -> str:
+    """The image format of a figure path, from its extension (`png` when it has none); a `ValueError` naming the path
+    when matplotlib cannot write that format, so a command refuses it before it scores anything."""
+    if not can_plot():
+        raise ImportError(PLOT_EXTRA_MISSING, name="matplotlib")
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    image_format = Path(path).suffix.lstrip(".").lower() or "png"
+    supported = FigureCanvasBase.get_supported_filetypes()
+    if image_format not in supported:
+        raise ValueError(f"{path}: matplotlib cannot write .{image_format} figures; use one of "
+                         f"{', '.join('.' + name for name in sorted(supported))}")
+    return image_format
+
+
 def flagged_regions(segments: list[Segment], threshold: float) -> list[tuple[float, float]]:
     """`(start, end)` seconds of the time covered by segments judged spoof at `threshold` (`scoring.is_bonafide`),
     overlapping segments merged."""

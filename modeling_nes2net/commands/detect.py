@@ -48,7 +48,7 @@ from ..detection import (
 )
 from ..onnx_export import VARIANTS as ONNX_VARIANTS
 from ..scorer import FULL_PROTOCOL_MAX_SECONDS
-from ..plotting import PLOT_EXTRA_MISSING, can_plot, plot_timeline
+from ..plotting import PLOT_EXTRA_MISSING, can_plot, plot_format, plot_timeline
 
 logger = logging.getLogger(__name__)
 
@@ -111,14 +111,16 @@ def run(args: argparse.Namespace) -> int:
     if args.plot and not can_plot():
         print(f"nes2net detect: error: --plot: {PLOT_EXTRA_MISSING}", file=sys.stderr)
         return 2
-    files, folder_failures = expand_paths(args.paths, args.recursive)
-    failures = list(folder_failures)
     try:
+        if args.plot:
+            plot_format(args.plot)
+        files, folder_failures = expand_paths(args.paths, args.recursive)
         writer = ResultWriter(args.output, args.format, args.segments, files) if args.output else None
         detector = _detector(args) if files else None
     except (ModelNotFoundError, ModelLoadError, OutputError, ValueError) as error:
         print(f"nes2net detect: error: {error}", file=sys.stderr)
         return 2
+    failures = list(folder_failures)
     results: list[DetectionResult] = []
     try:
         if detector is not None:
@@ -279,6 +281,6 @@ def save_plots(results: list[DetectionResult], path: str) -> list[Path]:
                 target = path.with_name(f"{path.stem}-{Path(result.source).stem}-{count}{path.suffix or '.png'}")
                 count += 1
         with atomic_output(target) as temporary:
-            plot_timeline(result).savefig(temporary, format=target.suffix.lstrip(".") or "png", dpi=120)
+            plot_timeline(result).savefig(temporary, format=plot_format(target), dpi=120)
         written.append(target)
     return written
