@@ -478,7 +478,12 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        train(recipe_from_args(args), resume=args.resume)
+        recipe = recipe_from_args(args)
+    except (OSError, ValueError) as error:
+        logger.error("%s", error)
+        return 2
+    try:
+        train(recipe, resume=args.resume)
     except (CheckpointError, FileNotFoundError) as error:
         logger.error("%s", error)
         return 1
