@@ -7,6 +7,7 @@ import logging
 import pytest
 
 from nes2net.cli import main
+from training.evaluate import evaluate_model, read_asv_scores
 from training.recipe import load_recipe
 
 
@@ -28,3 +29,33 @@ def test_a_recipe_yaml_that_is_not_plain_data_is_one_line(tmp_path, caplog, text
 def test_an_override_that_is_not_plain_yaml_is_one_line():
     with pytest.raises(ValueError, match=r"^override 'training.lr=!!python/name:os.system': not a plain YAML recipe"):
         load_recipe("mini", ["training.lr=!!python/name:os.system"])
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("reverb:rt60=30", "needs 4000 image orders to simulate, over the 150 allowed"),
+    ("reverb:rt60=0.05", "is too short for a 6x5x3 m room"),
+    ("noise:snr=-inf", "noise: snr must be a finite number, got '-inf'"),
+    ("packet-loss:rate=2", "packet-loss needs a rate in [0, 1]"),
+    ("bandpass:low=4000,high=300", "bandpass needs 0 < low < high"),
+])
+def test_a_channel_condition_that_cannot_run_is_refused_when_parsed(tmp_path, capsys, spec, message):
+    with pytest.raises(SystemExit) as exited:  # argparse: before the model, the data or the clean pass
+        main(["evaluate", str(tmp_path / "no-model"), str(tmp_path / "no-data"), "--output-dir", str(tmp_path / "out"),
+              "--perturb", spec])
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exited.value.code == 2 and "--perturb" in error and message in error
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("lines, message", [
+    (["a target 1.0", "b nontarget nan", "c spoof -1.0"], ":2: the score must be a finite number, got 'nan'"),
+    (["a target 1.0", "b target 2.0"], ": no nontarget/spoof trials; the t-DCF needs"),
+])
+def test_asv_scores_without_a_finite_score_or_every_class_are_refused_before_scoring(tmp_path, lines, message):
+    asv = tmp_path / "asv.txt"
+    asv.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=rf"^{asv}{message}"):
+        read_asv_scores(asv)
+    with pytest.raises(ValueError, match=rf"^{asv}{message}"):  # before it looks for the model or the data
+        evaluate_model(str(tmp_path / "no-model"), str(tmp_path / "no-data"), tmp_path / "out", asv_scores=asv)
+    assert not (tmp_path / "out").exists()
