@@ -1,7 +1,8 @@
 """`nes2net detect PATH...`: score audio files and folders for spoofing (a thin layer over `detection`).
 
 Bad inputs never stop the run: each is reported with its reason at the end, and the exit status is 1 when any
-input failed (2 when the model cannot be loaded or the output cannot be written, checked before scoring starts).
+input failed (2 when the model cannot be loaded or the output cannot be written or would overwrite an input, checked
+before scoring starts).
 
 `--output FILE` is written as results come: each finished row is appended to `FILE.partial` at once, and the
 complete file replaces FILE atomically at the end, also when the run fails or is interrupted (Ctrl-C); after a kill,
@@ -28,7 +29,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..atomic import atomic_output
+from ..atomic import atomic_output, refuse_overwriting_inputs
 from ..audio import AUDIO_EXTENSIONS, find_audio_files, printable
 from ..scoring import verdict
 from ..detection import (
@@ -115,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
         if args.plot:
             plot_format(args.plot)
         files, folder_failures = expand_paths(args.paths, args.recursive)
+        for output in filter(None, (args.output, args.output and f"{args.output}.partial", args.plot)):
+            refuse_overwriting_inputs(output, files)
         writer = ResultWriter(args.output, args.format, args.segments, files) if args.output else None
         detector = _detector(args) if files else None
     except (ModelNotFoundError, ModelLoadError, OutputError, ValueError) as error:
