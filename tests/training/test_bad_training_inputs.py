@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 
 import pytest
 
 from nes2net.cli import main
+from tests.training.test_checkpoints import run, training_objects  # noqa: F401  (run: a fixture)
+from training.checkpoints import TRAINER_STATE, resume_latest
 from training.evaluate import evaluate_model, read_asv_scores
 from training.recipe import load_recipe
+from training.train import TrainerState
 
 
 @pytest.mark.parametrize("text", ['model: !!python/object/apply:os.system ["touch {marker}"]\n',
@@ -59,3 +64,23 @@ def test_asv_scores_without_a_finite_score_or_every_class_are_refused_before_sco
     with pytest.raises(ValueError, match=rf"^{asv}{message}"):  # before it looks for the model or the data
         evaluate_model(str(tmp_path / "no-model"), str(tmp_path / "no-data"), tmp_path / "out", asv_scores=asv)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("tamper, reason", [
+    (lambda state, root: {**state, "injected": 1}, "unknown key(s) injected"),
+    (lambda state, root: {**state, "epoch": "3"}, "epoch must be a non-negative integer, got '3'"),
+    (lambda state, root: {**state, "best": [{"epoch": 0, "eer": float("nan")}]}, "best must list"),
+    (lambda state, root: {**state, "best": [{"epoch": 7, "eer": 0.1}]}, "epoch-008 are missing"),
+])
+def test_a_tampered_trainer_state_sets_the_checkpoint_aside_as_damaged(run, caplog, tamper, reason):
+    root = run["root"]
+    state_file = root / "step-00000004" / TRAINER_STATE
+    state_file.write_text(json.dumps(tamper(json.loads(state_file.read_text()), root)))
+    model, optimizer, scheduler = training_objects(1)
+    with caplog.at_level(logging.WARNING):
+        checkpoint, state = resume_latest(run["accelerator"], root, model, optimizer, scheduler,
+                                          functools.partial(TrainerState.from_saved, output_dir=root))
+    assert checkpoint.name == "step-00000002" and state == TrainerState(global_step=2)
+    warning = next(record.getMessage() for record in caplog.records if "is damaged" in record.getMessage())
+    assert f"{state_file}: not a state this run can continue from" in warning and reason in warning
+    assert (root / "step-00000004.damaged" / TRAINER_STATE).is_file()
