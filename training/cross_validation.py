@@ -149,6 +149,18 @@ def error_rates(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
             "bonafide": int(bonafide.size), "spoof": int(spoof.size)}
 
 
+def test_report(scorer: Scorer, test: FrontendCache) -> dict:
+    """`error_rates` of `scorer` on a test split: all of it, and (when the corpus marks it) the `unseen_in_train`
+    subset of generators no training clip came from against every bona fide trial."""
+    scores = scorer(test)
+    report = {"all": error_rates(scores, test.labels)}
+    unseen = np.array([str(value).lower() == "true" for value in test.metadata.get("unseen_in_train", [])])
+    if unseen.size and (unseen & (test.labels == 0)).any():
+        keep = unseen | (test.labels == 1)
+        report["unseen"] = error_rates(scores[keep], test.labels[keep])
+    return report
+
+
 def cross_validate(candidates: Mapping[str, Candidate], train: FrontendCache, dev: FrontendCache,
                    held_out: FrontendCache, folds: list[Fold], family_of: Callable[[str], str]) -> dict:
     """Every candidate on every fold: trained on `train` minus the fold, calibrated on `dev` minus the fold, scored on
