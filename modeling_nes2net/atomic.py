@@ -61,9 +61,9 @@ class OutputClashError(ValueError):
 def refuse_overwriting_inputs(output: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> None:
     """Raise `OutputClashError` when writing `output` (a file, or a folder replaced whole) would overwrite or delete
     one of `inputs`: the same file (links resolved), or a folder holding it."""
-    target = Path(output).resolve()
+    target = Path(os.path.realpath(output))  # realpath, not resolve: a symbolic link loop among inputs is no error
     for source in inputs:
-        resolved = Path(source).resolve()
+        resolved = Path(os.path.realpath(source))
         if resolved == target or target in resolved.parents:
             relation = "is" if resolved == target else "holds"
             raise OutputClashError(f"{output}: the output {relation} the input {source}; refusing to write onto an "

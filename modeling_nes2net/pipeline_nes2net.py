@@ -37,8 +37,10 @@ class Nes2NetAudioClassificationPipeline(AudioClassificationPipeline):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if not self._is_nes2net:
+            return
         model_rate, extractor_rate = self.model.config.sampling_rate, self.feature_extractor.sampling_rate
-        if self._is_nes2net and extractor_rate != model_rate:
+        if extractor_rate != model_rate:
             raise ValueError(f"{self.model.name_or_path}: its preprocessor_config.json decodes at {extractor_rate} Hz "
                              f"but the model takes {model_rate} Hz (config.json); fix or remove one of them")
 
