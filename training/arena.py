@@ -183,6 +183,13 @@ def arena_eer_percent(bonafide: np.ndarray, spoof: np.ndarray) -> float:
     return 100 * float(sum(at_crossing)) / 2
 
 
+def labelled_eer_percent(scores: dict[str, float], labels: dict[str, int]) -> float:
+    """`arena_eer_percent` of scores by utterance id, split by `labels` (utterance id -> our id, 1 = bona fide)."""
+    values = np.array(list(scores.values()))
+    is_bonafide = np.array([labels[utt_id] == BONAFIDE for utt_id in scores])
+    return arena_eer_percent(values[is_bonafide], values[~is_bonafide])
+
+
 def sha256_of(path: str | os.PathLike) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
@@ -221,10 +228,7 @@ def submission_problems(
     if counts["n_skipped"] > SKIP_LIMIT * counts["n_trials"]:
         problems.append(f"n_skipped {counts['n_skipped']} is over {SKIP_LIMIT:.0%} of {counts['n_trials']} trials")
     if not problems:
-        kept = [utt_id for utt_id in scores if utt_id in labels]
-        values = np.array([scores[utt_id] for utt_id in kept])
-        is_bonafide = np.array([labels[utt_id] == BONAFIDE for utt_id in kept])
-        recomputed = arena_eer_percent(values[is_bonafide], values[~is_bonafide])
+        recomputed = labelled_eer_percent(scores, labels)
         if abs(recomputed - counts["eer_percent"]) > EER_TOLERANCE:
             problems.append(f"eer_percent {counts['eer_percent']!r} is not the {recomputed!r} recomputed from "
                             f"{scores_path}")
@@ -366,11 +370,8 @@ def write_sasa_files(
                     "--arena-scores-commit COMMIT (nothing is scored again) for result.yaml and the submission",
                     scores_path, request.system["scores_repo"], scores_path.relative_to(output_dir))
         return [scores_path]
-    written_scores = read_arena_scores(scores_path)
-    values = np.array(list(written_scores.values()))
-    is_bonafide = np.array([labels[utt_id] == BONAFIDE for utt_id in written_scores])
     counts = {"n_trials": len(labels), "n_skipped": n_skipped,
-              "eer_percent": arena_eer_percent(values[is_bonafide], values[~is_bonafide])}
+              "eer_percent": labelled_eer_percent(read_arena_scores(scores_path), labels)}  # the scores as written
     system, paper = request.system["system"], request.system["system"].get("paper", PAPER)
     scores_url = (f"https://huggingface.co/{request.system['scores_repo']}/resolve/{request.scores_commit}/"
                   f"{scores_path.relative_to(output_dir).as_posix()}")
