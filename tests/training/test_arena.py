@@ -26,6 +26,7 @@ from training.arena import (
     ArenaError,
     arena_eer_percent,
     arena_request,
+    local_copy_revision,
     submission_problems,
     write_leaderboard_files,
 )
@@ -254,6 +255,16 @@ def test_a_system_file_with_an_unknown_key_or_a_set_without_hub_id_is_refused(se
         arena_request(["sasa"], str(setup["built"]), system_file=setup["root"] / "system.yaml")
     request = arena_request(["sasa"], str(setup["arena"]), system_file=setup["root"] / "system.yaml")
     assert (request.dataset_id, request.dataset_revision) == (ARENA_ID, DATASET_COMMIT)  # from the snapshot folder
+
+
+def test_the_commit_of_a_local_dir_download_is_read_from_its_metadata(tmp_path):
+    from huggingface_hub._local_folder import write_download_metadata
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "test-00000-of-00001.parquet").write_bytes(b"shard")
+    assert local_copy_revision(tmp_path) is None
+    write_download_metadata(tmp_path, "data/test-00000-of-00001.parquet", DATASET_COMMIT, "etag")  # as `hf download`
+    assert local_copy_revision(tmp_path) == DATASET_COMMIT
 
 
 @pytest.mark.parametrize("seed", range(6))
