@@ -60,7 +60,38 @@ def backend_table(record: dict) -> str:
     return "\n".join(lines)
 
 
-RENDERERS: dict[str, Callable[[dict], str]] = {"backend.json": backend_table}
+GENERALISATION_BASELINES = ("logistic",)
+"""Rows of `benchmarks/generalisation.json` that are baselines, not Nes2Net candidates."""
+GENERALISATION_COMPARED = "compared model"
+"""Its test-split row of the model folder the run compared against (the shipped default), scored without retraining."""
+
+
+def generalisation_table(record: dict) -> str:
+    """`benchmarks/generalisation.py`: pooled leave-one-family-out EER and the unseen-generator EER of each test split,
+    for the shipped default, the baseline and the Nes2Net candidate with the lowest pooled EER."""
+    best = min((name for name in record["candidates"] if name not in GENERALISATION_BASELINES),
+               key=lambda name: record["candidates"][name]["pooled"]["eer"])
+    corpora = [corpus for corpus in record["corpora"] if "unseen" in record["test"][best][corpus]]
+    lines = ["| model | leave-one-family-out EER | " + " | ".join(f"{corpus} unseen generators" for corpus in corpora)
+             + " |", "|---|---|" + "---|" * len(corpora)]
+    names = {GENERALISATION_COMPARED: "**the shipped default** (trained on the mini and plus train splits: no fold "
+                                      "holds out its training families)",
+             "logistic": "logistic-regression baseline (three sets)",
+             best: f"best Nes2Net candidate, `{best}` (three sets; not shipped)"}
+    for name, label in names.items():
+        folds = record["candidates"].get(name)
+        cells = [f"{folds['pooled']['eer']:.1f} ({folds['pooled']['eer_low']:.1f}-{folds['pooled']['eer_high']:.1f})"
+                 if folds else "-"]
+        for corpus in corpora:
+            unseen = record["test"][name][corpus]["unseen"]
+            cells.append(f"{unseen['eer']:.1f} ({unseen['eer_low']:.1f}-{unseen['eer_high']:.1f})")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", f"Machine: {record['machine']}; `python benchmarks/generalisation.py`, {record['minutes']:.0f} "
+                  "minutes of cross-validation and test scoring."]
+    return "\n".join(lines)
+
+
+RENDERERS: dict[str, Callable[[dict], str]] = {"backend.json": backend_table, "generalisation.json": generalisation_table}
 
 
 def render(text: str, folder: Path = BENCHMARKS) -> str:
