@@ -7,7 +7,7 @@ import math
 import re
 from typing import TYPE_CHECKING
 
-from modeling_nes2net.detection import DetectionFailure, DetectionResult
+from modeling_nes2net.detection import PARTLY_SPOOFED, DetectionFailure, DetectionResult
 from modeling_nes2net.plotting import flagged_regions
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ NOT_PROOF = (
 HEADLINES = {
     "bonafide": "Likely genuine speech (bona fide)",
     "spoof": "Likely spoofed speech (synthetic or manipulated)",
+    PARTLY_SPOOFED: "Partly spoofed speech (a stretch scores as synthetic or manipulated)",
 }
 SURE_MARGINS = ((1.0, "not sure"), (3.0, "fairly sure"), (math.inf, "very sure"))
 

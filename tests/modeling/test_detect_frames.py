@@ -7,7 +7,7 @@ import pytest
 import torch
 from detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
 from detection_audio import tone_and_noise
-from tiny_models import randomize_norm_statistics, tiny_config
+from tiny_models import framed_model
 
 from modeling_nes2net import Nes2NetForAudioFrameClassification, save_model_folder
 from modeling_nes2net.commands.detect import format_results
@@ -15,20 +15,6 @@ from modeling_nes2net.detection import PARTLY_SPOOFED, Nes2NetDetector
 from modeling_nes2net.scoring import log_odds
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
-
-
-def framed_model(frame_bias: tuple[float, float], utterance_bias: tuple[float, float] = (0.0, 4.0)):
-    """A tiny spectrogram frame model whose frame head reads the trunk (random weights) plus a bias, and whose
-    utterance head says bona fide."""
-    torch.manual_seed(0)
-    model = Nes2NetForAudioFrameClassification(tiny_config("spectrogram"))
-    randomize_norm_statistics(model)
-    with torch.no_grad():
-        model.classifier.weight.zero_()
-        model.classifier.bias.copy_(torch.tensor(utterance_bias))
-        model.frame_classifier.weight.mul_(0.01)
-        model.frame_classifier.bias.copy_(torch.tensor(frame_bias))
-    return model.eval()
 
 
 def signal(seconds: float = 3.0) -> np.ndarray:
