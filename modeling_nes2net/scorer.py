@@ -189,19 +189,10 @@ def min_samples_of(model: torch.nn.Module) -> int:
 
 def pass_bytes(model: torch.nn.Module, samples: int) -> int:
     """A lower bound of the memory one float32 forward pass of a `Nes2NetForAudioClassification` over `samples`
-    samples needs: the waveform, the front-end's widest activation (its first convolution's output or the complex
-    spectrogram), its hidden states and one layer's attention scores."""
-    config = model.config
-    frames = int(model.frame_lengths(torch.tensor([samples]))[0])
-    floats = samples
-    if config.frontend_type == "spectrogram":
-        floats += 3 * frames * (config.spectrogram_n_fft // 2 + 1)
-    else:
-        frontend = config.frontend_config
-        floats += samples // frontend.conv_stride[0] * frontend.conv_dim[0]
-        kept_layers = frontend.num_hidden_layers + 1 if config.layer_merge != "last" else 2
-        floats += frames * frontend.hidden_size * kept_layers + frames * frames * frontend.num_attention_heads
-    return 4 * floats
+    samples needs: the waveform and the front-end's activations (`activation_bytes`: its widest activation, its
+    hidden states, one layer's attention scores)."""
+    all_layers = model.config.layer_merge != "last"
+    return 4 * samples + model.nes2net.frontend.activation_bytes(samples, all_layers)
 
 
 class _TrackedBlocks:
