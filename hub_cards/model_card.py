@@ -22,7 +22,7 @@ from typing import Any, Literal
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from modeling_nes2net.atomic import write_text_atomic
-from modeling_nes2net.configuration_nes2net import Nes2NetConfig
+from modeling_nes2net.configuration_nes2net import ID2LABEL, Nes2NetConfig
 from modeling_nes2net.frontends_nes2net import describe_frontend
 from training.results import EvaluationResult, load_result, robustness_table
 
@@ -267,7 +267,7 @@ def render_model_card(model_dir: str | os.PathLike, spec: ModelCardSpec) -> Mode
 
     model_dir = Path(model_dir)
     config = read_config(model_dir)
-    num_labels = len(config.get("id2label") or {0: "spoof", 1: "bonafide"})
+    num_labels = len(config.get("id2label") or ID2LABEL[2])
     files = describe_model_files(model_dir, config, {**_evaluation_file_descriptions(model_dir, spec.results),
                                                      **spec.file_descriptions})
     files.setdefault(CARD_FILE, "this model card")

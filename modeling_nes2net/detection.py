@@ -56,6 +56,7 @@ import numpy as np
 import torch
 
 from .audio import AudioInputError, AudioSource, AudioSourceLike, printable
+from .configuration_nes2net import BONAFIDE_LABEL, PARTLY_SPOOFED_LABEL
 from .localisation import CELL_SECONDS, Stretch, frame_cell_scores, spoofed_stretches, window_cell_scores
 from .modeling_nes2net import Nes2NetForAudioClassification, Nes2NetForAudioFrameClassification
 from .protocols import HOP_SAMPLES, PROTOCOLS, WINDOW_SAMPLES, Protocol, first_window_tiled, window_segments
@@ -82,7 +83,6 @@ RUNTIMES: tuple[str, ...] = ("torch", "onnx")
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 SILENCE_PEAK = 1.0 / 32768  # at most one 16-bit step: digital silence
-PARTLY_SPOOFED = "partly spoofed"
 MIN_STRETCH_SECONDS = 0.2  # the shortest spoofed stretch reported (the splices builder's shortest piece)
 __all__ = [
     "AGGREGATIONS", "DEFAULT_MODEL_DIR", "ENVELOPE_SECONDS", "HOP_SAMPLES", "PROTOCOLS", "QUANTIZATIONS",
@@ -147,7 +147,7 @@ class DetectionResult:
     @property
     def is_spoof(self) -> bool:
         """Spoofed as a whole or in part."""
-        return self.label != "bonafide"
+        return self.label != BONAFIDE_LABEL
 
     def segment_label(self, segment: Segment) -> str:
         """`"bonafide"` or `"spoof"`: the verdict on one segment alone, under this result's threshold."""
@@ -434,7 +434,7 @@ class Nes2NetDetector:
         label = verdict(odd, self.threshold)
         return DetectionResult(
             source=scored.name,
-            label=PARTLY_SPOOFED if label == "bonafide" and stretches else label,
+            label=PARTLY_SPOOFED_LABEL if label == BONAFIDE_LABEL and stretches else label,
             bonafide_probability=_sigmoid(odd),
             score=score,
             log_odds=odd,

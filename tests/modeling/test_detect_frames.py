@@ -11,7 +11,8 @@ from tiny_models import framed_model
 
 from modeling_nes2net import Nes2NetForAudioFrameClassification, save_model_folder
 from modeling_nes2net.commands.detect import format_results
-from modeling_nes2net.detection import PARTLY_SPOOFED, Nes2NetDetector
+from modeling_nes2net.configuration_nes2net import PARTLY_SPOOFED_LABEL
+from modeling_nes2net.detection import Nes2NetDetector
 from modeling_nes2net.scoring import log_odds
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
@@ -40,9 +41,12 @@ def test_the_detector_loads_a_frame_model_and_lays_its_frames_on_a_10ms_timeline
 def test_a_spoofed_stretch_is_not_hidden_by_a_bona_fide_verdict():
     spoofed_frames = framed_model((3.0, 0.0))  # every frame spoof, the utterance bona fide
     result = Nes2NetDetector(spoofed_frames, device="cpu", window=16_000, hop=8_000).detect(signal(), 16_000)
-    assert result.log_odds > 0 and result.label == PARTLY_SPOOFED and result.is_spoof
+    assert result.log_odds > 0 and result.label == PARTLY_SPOOFED_LABEL and result.is_spoof
     (stretch,) = result.stretches
     assert (stretch.start, stretch.end) == pytest.approx((0.0, 3.0)) and stretch.log_odds < 0
     table = format_results([result], "table", segments=True)
     assert "partly spoofed" in table and "spoofed stretch 0.00-3.00 s" in table
+    header, row = table.splitlines()[:2]  # the label column fits the longest verdict: the columns stay aligned
+    probability = f"{result.bonafide_probability:.4f}"
+    assert row.index(probability) + len(probability) == header.index("p(bona fide)") + len("p(bona fide)")
     assert format_results([result], "json", segments=True).count('"stretches"') == 1

@@ -14,6 +14,7 @@ from tiny_models import framed_model, tiny_model
 from hub_cards.model_card import ModelCardSpec, write_model_card
 from modeling_nes2net import detection, save_model_folder
 from modeling_nes2net.detection import DetectionResult, Segment
+from modeling_nes2net.localisation import Stretch
 from training.results import load_results, write_result
 
 
@@ -99,10 +100,11 @@ def test_timeline_words_name_the_flagged_stretches():
 
     segments = [segment(0.0, 1.5), segment(2.0, -1.0), segment(4.0, -2.0), segment(6.0, 2.0), segment(8.0, 1.0)]
     result = DetectionResult("clip.wav", "spoof", 0.5, 0.0, 0.0, 0.0, "windows", "any", 12.0, segments,
-                             np.ones(120, np.float32))
+                             np.ones(120, np.float32), stretches=[Stretch(3.5, 7.25, -1.5)])
     words = timeline_words(result)
     assert "5 overlapping windows of 4.0 s over 12.0 s" in words
-    assert "2 fall below the threshold (2.0-8.0 s, shaded red" in words and "most spoof-like window" in words
+    assert "2 fall below the threshold; the timeline flags 3.5-7.2 s as spoofed (shaded red" in words
+    assert "most spoof-like window" in words
     result.segments = segments[:1]
     assert timeline_words(result) == ""
 
