@@ -43,7 +43,6 @@ model call) is `modeling_nes2net.scorer`, shared with `nes2net evaluate`; this m
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 import warnings
@@ -73,7 +72,7 @@ from .scorer import (
     min_samples_of,
     pass_bytes,
 )
-from .scoring import DECISION_THRESHOLD, bonafide_score, log_odds, verdict
+from .scoring import DECISION_THRESHOLD, bonafide_score, log_odds, odds_probability, verdict
 
 logger = logging.getLogger(__name__)
 
@@ -424,7 +423,7 @@ class Nes2NetDetector:
         scores, odds = bonafide_score(logits).numpy(), log_odds(logits).numpy()
         rate = self.sampling_rate
         segments = [
-            Segment(start / rate, (start + length) / rate, float(score), float(odd), _sigmoid(float(odd)))
+            Segment(start / rate, (start + length) / rate, float(score), float(odd), odds_probability(float(odd)))
             for start, length, score, odd in zip(scored.starts, scored.lengths, scores, odds)
         ]
         aggregation = None if len(segments) == 1 else self.aggregation
@@ -435,7 +434,7 @@ class Nes2NetDetector:
         return DetectionResult(
             source=scored.name,
             label=PARTLY_SPOOFED_LABEL if label == BONAFIDE_LABEL and stretches else label,
-            bonafide_probability=_sigmoid(odd),
+            bonafide_probability=odds_probability(odd),
             score=score,
             log_odds=odd,
             threshold=self.threshold,
@@ -465,7 +464,3 @@ class Nes2NetDetector:
             totals[first:stop] += frame_cell_scores(scores, times, stop - first)
             counts[first:stop] += 1
         return totals / np.maximum(counts, 1)
-
-
-def _sigmoid(value: float) -> float:
-    return 0.5 * (1.0 + math.tanh(0.5 * value))

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from modeling_nes2net.configuration_nes2net import BONAFIDE_LABEL, PARTLY_SPOOFED_LABEL, SPOOF_LABEL
 from modeling_nes2net.detection import DetectionFailure, DetectionResult
+from modeling_nes2net.scoring import odds_probability
 
 if TYPE_CHECKING:
     from .models import ModelInfo
@@ -75,10 +76,6 @@ def _code(text: str) -> str:
     return text.replace("`", "'")
 
 
-def _sigmoid(value: float) -> float:
-    return 0.5 * (1.0 + math.tanh(0.5 * value))
-
-
 def threshold_words(info: ModelInfo) -> str:
     where = (
         "the model applies its score calibration, fitted on a dev split (`calibration_scale` / `calibration_offset` "
@@ -88,7 +85,7 @@ def threshold_words(info: ModelInfo) -> str:
     )
     return (
         f"A recording is called spoof when its log-odds fall below {info.threshold:+.2f} "
-        f"(p(bona fide) {_probability(_sigmoid(info.threshold))}): {where}."
+        f"(p(bona fide) {_probability(odds_probability(info.threshold))}): {where}."
     )
 
 
