@@ -40,7 +40,7 @@ from torch import nn
 from .folder import feature_extractor_for
 from .frontends_nes2net import describe_frontend
 from .modeling_nes2net import Nes2NetForAudioClassification
-from .scorer import min_samples_of
+from .scorer import min_samples_of, pad_waveforms
 from .scoring import log_odds
 
 logger = logging.getLogger(__name__)
@@ -85,22 +85,11 @@ class ExportReport:
     min_samples: int = 1
 
 
-def padded_batch(waveforms: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """`(batch, longest)` float32 waveforms zero-padded, and their `(batch, longest)` int64 attention mask."""
-    longest = max(len(waveform) for waveform in waveforms)
-    input_values = np.zeros((len(waveforms), longest), np.float32)
-    attention_mask = np.zeros((len(waveforms), longest), np.int64)
-    for row, waveform in enumerate(waveforms):
-        input_values[row, : len(waveform)] = waveform
-        attention_mask[row, : len(waveform)] = 1
-    return input_values, attention_mask
-
-
 def parity_batches(waveforms: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
     """Each waveform alone, then all of them in one padded batch (which exercises the attention mask)."""
-    batches = [padded_batch([waveform]) for waveform in waveforms]
+    batches = [pad_waveforms([waveform], always_mask=True) for waveform in waveforms]
     if len(waveforms) > 1:
-        batches.append(padded_batch(waveforms))
+        batches.append(pad_waveforms(waveforms, always_mask=True))
     return batches
 
 

@@ -28,7 +28,7 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -72,14 +72,14 @@ class ScoredRecording:
     frame_scores: list[np.ndarray] | None = None
 
 
-def pad_waveforms(waveforms: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
-    """`(batch, longest)` zero-padded float32 and its `(batch, longest)` int64 attention mask (None when all
-    lengths are equal)."""
+def pad_waveforms(waveforms: Sequence[np.ndarray], always_mask: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """`(batch, longest)` zero-padded float32 and its `(batch, longest)` int64 attention mask, 1 on real samples
+    (None when all lengths are equal, unless `always_mask`)."""
     lengths = [len(waveform) for waveform in waveforms]
     input_values = np.zeros((len(waveforms), max(lengths)), np.float32)
     for row, waveform in enumerate(waveforms):
         input_values[row, : len(waveform)] = waveform
-    if min(lengths) == max(lengths):
+    if min(lengths) == max(lengths) and not always_mask:
         return input_values, None
     return input_values, (np.arange(max(lengths))[None, :] < np.asarray(lengths)[:, None]).astype(np.int64)
 
