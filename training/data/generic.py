@@ -23,9 +23,8 @@ from typing import Any
 
 from datasets import Value
 
-from modeling_nes2net.audio import AUDIO_EXTENSIONS
-
 from .layout import (
+    AUDIO_SUFFIXES,
     CorpusBuilder,
     CorpusScan,
     LayoutProblem,
@@ -173,8 +172,8 @@ def _in_split_order(splits: dict[str, list[Utterance]]) -> dict[str, list[Uttera
 
 def _table_row(root: Path, record: dict[str, str], path_column: str) -> tuple[str, Utterance, dict[str, str]]:
     relative = record[path_column].strip()
-    if not relative.lower().endswith(tuple(AUDIO_EXTENSIONS)):
-        raise ProtocolLineError(f"{relative!r} is not an audio file ({', '.join(sorted(AUDIO_EXTENSIONS))})")
+    if not relative.lower().endswith(AUDIO_SUFFIXES):
+        raise ProtocolLineError(f"{relative!r} is not an audio file ({', '.join(AUDIO_SUFFIXES)})")
     label = parse_key(record["label"].strip().lower(), GENERIC_KEYS)
     split = record.get("split", DEFAULT_SPLIT).strip()
     if not SPLIT_NAME.match(split):

@@ -22,6 +22,8 @@ from modeling_nes2net.audio import AUDIO_EXTENSIONS
 from .schema import ATTACK_UNKNOWN, Utterance, attack_name
 
 ProblemKind = Literal["missing", "missing-audio", "extra", "malformed", "duplicate", "unreadable", "outside-root"]
+AUDIO_SUFFIXES = tuple(sorted(AUDIO_EXTENSIONS))
+"""What the builders take as audio: the extensions the package's decoder reads (`modeling_nes2net.audio`)."""
 ENTRY_COLUMNS = ("utt_id", "key", "speaker", "attack")  # the protocol columns every ProtocolEntry has a field for
 
 
@@ -144,7 +146,7 @@ def parse_key(value: str, keys: dict[str, int]) -> int:
     return keys[value]
 
 
-def list_audio_files(folder: Path, suffixes: Iterable[str] = AUDIO_EXTENSIONS, recursive: bool = False) -> list[Path]:
+def list_audio_files(folder: Path, suffixes: Iterable[str] = AUDIO_SUFFIXES, recursive: bool = False) -> list[Path]:
     """The audio files in `folder` (hidden files skipped), sorted; recursive walks the whole tree."""
     suffixes = tuple(suffixes)
     if recursive:
