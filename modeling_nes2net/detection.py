@@ -49,7 +49,6 @@ import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
@@ -61,6 +60,7 @@ from .modeling_nes2net import Nes2NetForAudioClassification, Nes2NetForAudioFram
 from .protocols import HOP_SAMPLES, PROTOCOLS, WINDOW_SAMPLES, Protocol, first_window_tiled, window_segments
 from .scorer import (
     AGGREGATIONS,
+    Aggregation,
     ENVELOPE_SECONDS,
     FULL_PROTOCOL_MAX_SECONDS,
     DetectionFailure,
@@ -76,7 +76,6 @@ from .scoring import DECISION_THRESHOLD, bonafide_score, log_odds, odds_probabil
 
 logger = logging.getLogger(__name__)
 
-Aggregation = Literal["mean", "any"]
 QUANTIZATIONS: tuple[str, ...] = ("int8", "bf16")  # PyTorch's; an ONNX export has its own (`onnx_export.VARIANTS`)
 RUNTIMES: tuple[str, ...] = ("torch", "onnx")
 

@@ -30,6 +30,7 @@ import queue
 import threading
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -42,8 +43,8 @@ logger = logging.getLogger(__name__)
 
 ModelOutput = tuple[np.ndarray, "list[np.ndarray] | None"]
 ModelCall = Callable[[np.ndarray, "np.ndarray | None"], ModelOutput]
-Aggregation = str
-AGGREGATIONS: tuple[str, ...] = ("mean", "any")
+Aggregation = Literal["mean", "any"]
+AGGREGATIONS: tuple[str, ...] = get_args(Aggregation)
 ENVELOPE_SECONDS = 0.1  # one peak-amplitude point per 0.1 s
 POOL_BATCHES = 4  # segments pooled to choose each batch from: POOL_BATCHES * batch_size
 FULL_PROTOCOL_MAX_SECONDS = 600.0
