@@ -467,7 +467,8 @@ def convert_checkpoint(
         logger.info("preset %s: the only one the checkpoint's tensors fit", preset)
     config = build_config(original, preset, **overrides)
     logger.info("Building %s from %s (%s front-end names)", preset, path.name,
-                "s3prl" if original.through_s3prl else ("unilm" if original.frontend_model_type == "wavlm" else "fairseq"))
+                "s3prl" if original.through_s3prl
+                else ("unilm" if original.frontend_model_type == "wavlm" else "fairseq"))
     model = Nes2NetForAudioClassification(config)
     converted, ignored = convert_state_dict(original, model.state_dict())
     model.load_state_dict(converted, strict=True)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,10 +120,23 @@ def test_a_pretrained_ssl_or_whisper_model_initialises_the_frontend_and_the_spec
 
 @pytest.mark.parametrize(
     ("frontend", "words"),
-    [("wav2vec2", "wav2vec 2.0 (2 layers, 64 dimensions)"), ("spectrogram", "a log-magnitude spectrogram (64 bins, hop 32)"),
+    [("wav2vec2", "wav2vec 2.0 (2 layers, 64 dimensions)"),
+     ("spectrogram", "a log-magnitude spectrogram (64 bins, hop 32)"),
      ("whisper", "the Whisper encoder (2 layers, 64 dimensions)")],
 )
 def test_each_frontend_describes_itself_for_the_cards_and_the_space(frontend, words):
     assert describe_frontend(tiny_config(frontend)) == words
     assert describe_frontend(tiny_config(frontend, frontend_num_layers=1) if frontend != "spectrogram"
                              else tiny_config(frontend)).startswith(words.split(" (")[0])
+
+
+def test_no_module_but_the_frontends_and_the_config_asks_which_kind_a_frontend_is():
+    root = Path(__file__).resolve().parents[2]
+    asks = re.compile(r"frontend_type ==|isinstance\(.*Frontend")
+    homes = {root / "modeling_nes2net" / "frontends_nes2net.py", root / "modeling_nes2net" / "configuration_nes2net.py",
+             Path(__file__).resolve()}  # (this test names the pattern)
+    packages = ("modeling_nes2net", "nes2net", "training", "hub_cards", "space", "benchmarks", "tests")
+    paths = [path for package in packages for path in sorted((root / package).rglob("*.py")) if path not in homes]
+    found = [f"{path.relative_to(root)}:{number}" for path in paths
+             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if asks.search(line)]
+    assert found == []
