@@ -10,9 +10,10 @@ The graph is `(input_values (batch, samples) float32, attention_mask (batch, sam
 (batch, num_labels)`, both axes dynamic: front-end (SSL model, spectrogram or Whisper encoder), layer merge, back-end
 and whatever else the model's `forward` does (the score calibration). Each front-end exports the module its
 `for_export` gives: the spectrogram's float64 STFT becomes a float64 product of frames and a windowed DFT basis
-(`frontends_nes2net.Nes2NetDftSpectrogramFrontend`), three times faster in ONNX Runtime than its float64 STFT kernel (its float32 one is off by up to 2 nats in quiet bins). Variants, each with its drift from
-PyTorch: `int8` (ONNX Runtime dynamic quantisation of the MatMul / Gemm weights, what `--quantize int8` does in
-PyTorch) and `fp16` (float16 weights and activations, float32 inputs and outputs).
+(`frontends_nes2net.Nes2NetDftSpectrogramFrontend`), three times faster in ONNX Runtime than its float64 STFT kernel
+(its float32 one is off by up to 2 nats in quiet bins). Variants, each with its drift from PyTorch: `int8` (ONNX
+Runtime dynamic quantisation of the MatMul / Gemm weights, what `--quantize int8` does in PyTorch) and `fp16` (float16
+weights and activations, float32 inputs and outputs).
 
 The output folder holds `model.onnx` (and `model.int8.onnx`, `model.fp16.onnx`), the model's `config.json` and
 feature extractor, `export_report.json` (the parity figures) and a README that shows how to run the file with
