@@ -13,7 +13,7 @@ from pathlib import Path
 
 from huggingface_hub import hf_hub_download
 
-from modeling_nes2net.detection import ModelNotFoundError, Nes2NetDetector, resolve_model_path
+from modeling_nes2net.detection import ModelLoadError, ModelNotFoundError, Nes2NetDetector, resolve_model_path
 from modeling_nes2net.frontends_nes2net import describe_frontend
 from modeling_nes2net.scoring import is_calibrated
 
@@ -22,10 +22,6 @@ from .explain import card_limitations, card_section
 logger = logging.getLogger(__name__)
 
 DEFAULT_CHOICE = "embedded default model"
-
-
-class ModelLoadError(ValueError):
-    """A model that cannot be offered or loaded; the message is one line for the user."""
 
 
 @dataclass(frozen=True)
