@@ -58,7 +58,6 @@ from training.demo import (  # noqa: E402
     training_items,
 )
 from training.metrics import bootstrap_eer_interval, breakdown, compute_eer  # noqa: E402
-from training.state_cache import VIEWS  # noqa: E402
 
 RATE, HOP = 16_000, 320
 Features = Callable[[np.ndarray], np.ndarray]
@@ -184,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     corpora = build_corpora(recipe, args.work_dir / "data")
     whisper = initial_model(recipe, args.work_dir / "weights")
     whisper_train, whisper_dev = cached_states(whisper, recipe, corpora, args.work_dir / "cache")
-    clean_views = len(whisper_train) // len(VIEWS)  # the clean view comes first in the cache
+    clean_views = len(whisper_train) // recipe.data["views"]  # view 0 comes first in the cache
     test = test_items(corpora)
     test_file = args.work_dir / "cache" / "test.safetensors"
     if not test_file.is_file():

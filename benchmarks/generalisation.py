@@ -9,7 +9,7 @@ threshold, and the EER of each held-out family.
 
     python benchmarks/generalisation.py                      # every candidate; writes the JSON and docs/generalisation.md
     python benchmarks/generalisation.py --candidates logistic default
-    python benchmarks/generalisation.py --render              # docs/generalisation.md from the JSON only
+    python benchmarks/generalisation.py --render              # docs/generalisation.md and the README table from the JSON
 
 It reuses the built corpora and cached states of `python -m training.demo` (`--work-dir`), computing what is missing.
 """
@@ -17,6 +17,7 @@ It reuses the built corpora and cached states of `python -m training.demo` (`--w
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -38,7 +39,6 @@ from training.cross_validation import (  # noqa: E402
 )
 from training.data.families import family_of  # noqa: E402
 from training.demo import (  # noqa: E402
-    DEFAULT_RECIPE,
     DEFAULT_WORK_DIR,
     NUM_THREADS,
     build_corpora,
@@ -51,18 +51,23 @@ from training.state_cache import VIEWS, cache_corpora, load_states  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).with_suffix(".json")
+RECIPE = REPO_ROOT / "training" / "recipes" / "frozen_frontend" / "generalisation.yaml"
 MARKDOWN = REPO_ROOT / "docs" / "generalisation.md"
 
 CANDIDATES: dict[str, dict] = {
     "recipe-3-epochs": {"description": "Nes2Net-X, the former default's recipe (weighted merge of all layers, ASTP) "
                                        "at 3 epochs on 2 s windows", "training": {"mask_channels": 0, "mask_frames": 0}},
     "masked": {"description": "the same + one band of up to 40 channels and one span of up to 20 frames of the "
-                              "states zeroed per window (the shipped recipe)"},
+                              "states zeroed per window (the base recipe as it is)"},
     "masked-mean-low-lr": {"description": "masked, mean pooling, lr 3e-4, weight decay 1e-2",
                            "config": {"pooling": "mean"}, "training": {"lr": 3.0e-4, "weight_decay": 1.0e-2}},
     "masked-1-epoch": {"description": "masked, one epoch", "training": {"epochs": 1, "average_last": 1}},
+    "normalized": {"description": "masked, every layer's states layer-normalised before the merge",
+                   "config": {"normalize_layers": True}},
+    "normalized-mean": {"description": "normalized, mean pooling", "config": {"normalize_layers": True,
+                                                                             "pooling": "mean"}},
 }
-"""Nes2Net candidates: overrides of the shipped recipe's `model.config` and `training` sections."""
+"""Nes2Net candidates: overrides of the base recipe's (`RECIPE`) `model.config` and `training` sections."""
 BASELINES = ("logistic",)
 COMPARED = "compared model"
 """The test-split row of the `--compared` model folder (by default the embedded default as the run found it), scored
@@ -110,10 +115,16 @@ def run(work_dir: Path, names: list[str], recipe_path: Path, threads: int, compa
         "candidates": {name: {**report[name], "description": describe(name)} for name in report},
         "test": {name: {corpus: test_report(scorer, test) for corpus, test in tests.items()}
                  for name, scorer in scorers.items()},
-        "compared": {"path": str(compared), "training_data": compared_model.config.training_data.split(" (")[0]},
+        "compared": {"path": os.path.relpath(compared, REPO_ROOT), "weights_sha256": weights_digest(compared),
+                     "training_data": compared_model.config.training_data.split(". ")[0]},
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {threads} torch thread(s)",
         "minutes": (time.perf_counter() - started) / 60,
     }
+
+
+def weights_digest(model_dir: Path) -> str:
+    """SHA-256 of a model folder's `model.safetensors`: which weights the compared row scored."""
+    return hashlib.sha256((Path(model_dir) / "model.safetensors").read_bytes()).hexdigest()
 
 
 def merged(results: dict, path: Path) -> dict:
@@ -165,7 +176,8 @@ def render(results: dict) -> str:
         "", "## Confirmed on the test splits", "",
         "Each candidate trained on every train split (both views) and calibrated on the dev splits; "
         f"`{COMPARED}`: {results['compared']['path']} ({results['compared']['training_data']}). EER % (95 % bootstrap interval) "
-        "of each test split, whole and on its `unseen_in_train` generators; then % of fakes passed / genuine "
+        "of each test split, whole and on the spoofs of its `unseen_in_train` generators (against every genuine clip "
+        "of the split); then % of fakes passed / genuine "
         "flagged at the calibrated threshold on the whole split.", "",
         "| model | " + " | ".join(f"{corpus} {part}" for corpus in corpora for part in ("all", "unseen", "errors"))
         + " |",
@@ -186,10 +198,47 @@ def render(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+README_MARKERS = ("<!-- generalisation table: rendered by benchmarks/generalisation.py -->",
+                  "<!-- end of generalisation table -->")
+def best_candidate(results: dict) -> str:
+    """The Nes2Net candidate with the lowest pooled cross-validation EER."""
+    return min((name for name in results["candidates"] if name in CANDIDATES),
+               key=lambda name: results["candidates"][name]["pooled"]["eer"])
+
+
+def readme_table(results: dict) -> str:
+    """The README's summary: pooled cross-validation EER and the unseen-generator EER of each test split, for the
+    shipped default (the compared model), the baseline and the best Nes2Net candidate."""
+    best = best_candidate(results)
+    corpora = [corpus for corpus in results["corpora"] if "unseen" in results["test"][best][corpus]]
+    lines = ["| model | leave-one-family-out EER | " + " | ".join(f"{corpus} unseen generators" for corpus in corpora)
+             + " |", "|---|---|" + "---|" * len(corpora)]
+    names = {COMPARED: "**the shipped default** (trained on the mini and plus train splits: no fold holds out its "
+                       "training families)",
+             "logistic": "logistic-regression baseline (three sets)",
+             best: f"best Nes2Net candidate, `{best}` (three sets; not shipped)"}
+    for name, label in names.items():
+        folds = results["candidates"].get(name)
+        cells = [f"{folds['pooled']['eer']:.1f} ({folds['pooled']['eer_low']:.1f}-{folds['pooled']['eer_high']:.1f})"
+                 if folds else "-"]
+        for corpus in corpora:
+            unseen = results["test"][name][corpus]["unseen"]
+            cells.append(f"{unseen['eer']:.1f} ({unseen['eer_low']:.1f}-{unseen['eer_high']:.1f})")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def with_readme_table(readme: str, results: dict) -> str:
+    """`readme` with the text between `README_MARKERS` replaced by `readme_table(results)`."""
+    start, end = README_MARKERS
+    head, rest = readme.split(start, 1)
+    return f"{head}{start}\n{readme_table(results)}{end}{rest.split(end, 1)[1]}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR)
-    parser.add_argument("--recipe", type=Path, default=DEFAULT_RECIPE)
+    parser.add_argument("--recipe", type=Path, default=RECIPE, help="the candidates' base recipe")
     parser.add_argument("--candidates", nargs="+", default=[*BASELINES, *CANDIDATES],
                         choices=[*BASELINES, *CANDIDATES])
     parser.add_argument("--threads", type=int, default=NUM_THREADS, help="torch threads (1 on a busy machine)")
@@ -202,7 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.render:
         results = run(args.work_dir, args.candidates, args.recipe, args.threads, args.compared)
         write_text_atomic(args.output, json.dumps(merged(results, args.output), indent=1))
-    write_text_atomic(MARKDOWN, render(json.loads(args.output.read_text(encoding="utf-8"))))
+    results = json.loads(args.output.read_text(encoding="utf-8"))
+    write_text_atomic(MARKDOWN, render(results))
+    readme = REPO_ROOT / "README.md"
+    write_text_atomic(readme, with_readme_table(readme.read_text(encoding="utf-8"), results))
     print(MARKDOWN.read_text(encoding="utf-8"))
     return 0
 

