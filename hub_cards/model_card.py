@@ -22,6 +22,8 @@ from typing import Any, Literal
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from modeling_nes2net.atomic import write_text_atomic
+from modeling_nes2net.configuration_nes2net import ID2LABEL, Nes2NetConfig
+from modeling_nes2net.frontends_nes2net import describe_frontend
 from training.results import EvaluationResult, load_result, robustness_table
 
 from .layout import CARD_FILE, EVALUATION_DIR, describe_model_files, list_files, read_config
@@ -32,13 +34,6 @@ Kind = Literal["converted", "trained", "demo"]
 KINDS = ("converted", "trained", "demo")
 PAPER_TITLE = "Nes2Net: A Lightweight Nested Architecture for Foundation Model Driven Speech Anti-spoofing"
 PAPER_ARXIV = "2504.05657"
-FRONTEND_NAMES = {
-    "wav2vec2": "wav2vec 2.0",
-    "wavlm": "WavLM",
-    "hubert": "HuBERT",
-    "data2vec-audio": "data2vec-audio",
-    "whisper": "the Whisper encoder",
-}
 LAYER_MERGE_DESCRIPTIONS = {
     "last": "the last hidden layer",
     "weighted_sum": "a softmax-weighted sum of all {layers} hidden states",
@@ -184,20 +179,11 @@ def describe_architecture(config: dict[str, Any]) -> dict[str, str]:
     backend = "Nes2Net-X" if config.get("backend_variant") == "nes2net-x" else "Nes2Net"
     if config.get("activation") == "selu":
         backend += " SeLU"
-    if config.get("frontend_type") == "spectrogram":
-        bins = config["spectrogram_n_fft"] // 2 + 1
-        frontend, layers = f"a log-magnitude spectrogram ({bins} bins, hop {config['spectrogram_hop_length']})", 1
-    else:
-        frontend_config = config["frontend_config"]
-        model_type = frontend_config["model_type"]
-        num_layers = config.get("frontend_num_layers") or frontend_config.get(
-            "num_hidden_layers", frontend_config.get("encoder_layers"))  # Whisper's names (d_model, encoder_layers)
-        width = frontend_config.get("hidden_size", frontend_config.get("d_model"))
-        layers = num_layers + 1
-        frontend = f"{FRONTEND_NAMES.get(model_type, model_type)} ({num_layers} layers, {width} dimensions)"
-        if config.get("freeze_frontend"):
-            frontend += ", frozen"
-    merge = LAYER_MERGE_DESCRIPTIONS[config.get("layer_merge", "last")].format(layers=layers)
+    nes2net_config = Nes2NetConfig.from_dict(config)
+    frontend = describe_frontend(nes2net_config)
+    if config.get("freeze_frontend"):
+        frontend += ", frozen"
+    merge = LAYER_MERGE_DESCRIPTIONS[nes2net_config.layer_merge].format(layers=nes2net_config.num_frontend_layers)
     backend_details = (
         f"outer ratio {config['outer_ratio']}, inner ratio {config['inner_ratio']}, SE ratio {config['se_ratio']}, "
         f"kernel {config['kernel_size']}, dilation {config['dilation']}, {config['pooling']} pooling"
@@ -208,7 +194,7 @@ def describe_architecture(config: dict[str, Any]) -> dict[str, str]:
 def _tags(config: dict[str, Any], spec: ModelCardSpec) -> list[str]:
     tags = ["anti-spoofing", "deepfake-detection", "audio-deepfake-detection", "speech", "nes2net"]
     tags.append(config.get("backend_variant", "nes2net"))
-    if config.get("frontend_type") in ("ssl", "whisper"):
+    if config.get("frontend_config"):
         tags.append(config["frontend_config"]["model_type"])
     tags.append("custom_code")
     if spec.kind in ("demo", "converted"):
@@ -305,7 +291,7 @@ def render_model_card(model_dir: str | os.PathLike, spec: ModelCardSpec) -> Mode
 
     model_dir = Path(model_dir)
     config = read_config(model_dir)
-    num_labels = len(config.get("id2label") or {0: "spoof", 1: "bonafide"})
+    num_labels = len(config.get("id2label") or ID2LABEL[2])
     files = describe_model_files(model_dir, config, {**_evaluation_file_descriptions(model_dir, spec.results),
                                                      **spec.file_descriptions})
     files.setdefault(CARD_FILE, "this model card")

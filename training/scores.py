@@ -24,6 +24,7 @@ import numpy as np
 
 from modeling_nes2net.atomic import atomic_output
 from modeling_nes2net.audio import AUDIO_EXTENSIONS
+from modeling_nes2net.configuration_nes2net import ID2LABEL
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def _cm_keyed_rows(table: ScoreTable) -> Iterator[tuple[str, str, str, float]]:
             raise ValueError("the cm-keyed format needs an 'attack' metadata column for spoofed trials")
         attacks = ["-"] * len(table)
     for utt_id, attack, label, score in zip(table.utt_ids, attacks, table.labels, table.scores.tolist()):
-        yield utt_id, attack, "bonafide" if label == 1 else "spoof", score
+        yield utt_id, attack, ID2LABEL[2][int(label)], score
 
 
 def write_scores(path: str | os.PathLike, table: ScoreTable, fmt: str | None = None) -> Path:
@@ -120,7 +121,7 @@ def write_scores(path: str | os.PathLike, table: ScoreTable, fmt: str | None = N
             writer = csv.writer(handle)
             has_labels = table.labels is not None
             writer.writerow(["utt_id", "score", *(["label"] if has_labels else []), *table.metadata])
-            label_names = ["bonafide" if label == 1 else "spoof" for label in table.labels] if has_labels else []
+            label_names = [ID2LABEL[2][int(label)] for label in table.labels] if has_labels else []
             for index, (utt_id, score) in enumerate(zip(table.utt_ids, table.scores.tolist())):
                 label = [label_names[index]] if has_labels else []
                 writer.writerow([utt_id, repr(score), *label, *(column[index] for column in table.metadata.values())])

@@ -30,6 +30,7 @@ from datasets import Audio, Dataset, DatasetDict, IterableDataset, load_dataset
 
 from modeling_nes2net.audio import check_header
 from modeling_nes2net.protocols import WINDOW_SAMPLES, tile
+from modeling_nes2net.scorer import pad_waveforms
 
 from .build import BUILD_INFO_FILE, DATA_DIR
 from .external import conform_to_shared_schema
@@ -213,13 +214,9 @@ def collate_waveforms(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack items of `load_training_dataset` into a batch for the model: zero-padded `input_values`
     (batch, max_samples), `attention_mask` (batch, max_samples) with 1 on real samples, `labels` (batch,)
     when items have a label, and any other column as a list."""
-    lengths = [len(item["input_values"]) for item in items]
-    input_values = torch.zeros(len(items), max(lengths), dtype=torch.float32)
-    attention_mask = torch.zeros(len(items), max(lengths), dtype=torch.long)
-    for row, (item, length) in enumerate(zip(items, lengths, strict=True)):
-        input_values[row, :length] = torch.as_tensor(item["input_values"])
-        attention_mask[row, :length] = 1
-    batch: dict[str, Any] = {"input_values": input_values, "attention_mask": attention_mask}
+    input_values, attention_mask = pad_waveforms([item["input_values"] for item in items], always_mask=True)
+    batch: dict[str, Any] = {"input_values": torch.from_numpy(input_values),
+                             "attention_mask": torch.from_numpy(attention_mask)}
     for name in items[0]:
         if name == "label":
             batch["labels"] = torch.tensor([item["label"] for item in items], dtype=torch.long)
