@@ -82,7 +82,10 @@ ENVIRONMENT_OPTIONS = {
     "--max-batch-seconds": (float, "NES2NET_MAX_BATCH_SECONDS", 900, "most audio per batch, seconds"),
     "--max-client-files": (int, "NES2NET_MAX_CLIENT_FILES", 40,
                            "most uploads one visitor may have waiting on the server"),
-    "--max-client-mb": (float, "NES2NET_MAX_CLIENT_MB", 400, "most uploaded MiB one visitor may have waiting"),
+    "--max-client-mb": (float, "NES2NET_MAX_CLIENT_MB", 400,
+                        "most uploaded MiB one visitor may have waiting or being received"),
+    "--max-total-mb": (float, "NES2NET_MAX_TOTAL_MB", 2048,
+                       "most uploaded MiB all visitors together may have waiting or being received"),
     "--upload-max-age": (float, "NES2NET_UPLOAD_MAX_AGE", 300, "seconds an upload no request uses is kept"),
     "--live-seconds": (float, "NES2NET_LIVE_SECONDS", 120, "longest live microphone session, seconds"),
     "--concurrency": (int, "NES2NET_CONCURRENCY", 2, "requests scored at the same time"),
@@ -336,6 +339,7 @@ def main(argv: list[str] | None = None) -> None:
         max_request_mb=args.max_batch_files * args.max_file_mb + 1,  # + the multipart headers
         max_client_files=args.max_client_files,
         max_client_mb=args.max_client_mb,
+        max_total_mb=args.max_total_mb,
         max_age_seconds=args.upload_max_age,
     )
     demo: gr.Blocks | None = None
