@@ -61,6 +61,21 @@ REPORTED_METRICS = (
 
 
 @dataclass(frozen=True)
+class PublishedResult:
+    """An EER published elsewhere for these weights, not re-measured here: the paper's or a leaderboard's.
+
+    `protocol` is the scoring protocol the source used (`full`, `4sec`, ...), `eer` is in percent and `source` names
+    who measured it (e.g. "Liu et al., T-IFS 2025, Table 6" or "Speech Anti-Spoofing Arena"), found at `url`."""
+
+    dataset_name: str
+    split: str
+    protocol: str
+    eer: float
+    source: str
+    url: str
+
+
+@dataclass(frozen=True)
 class ConvertedSource:
     """Where a converted release comes from: the authors' checkpoint file and its SHA-256."""
 
@@ -112,6 +127,8 @@ class ModelCardSpec:
         recipe_file: path of the recipe in the nes2net repository, if any.
         source: for `kind="converted"`, the original checkpoint.
         efficiency: back-end parameters and MACs.
+        published: EERs published elsewhere for these weights (shown apart, never in the `model-index`, which holds
+            only the numbers of `results`, re-measured with `nes2net evaluate`).
         file_descriptions: descriptions of files outside the standard layout.
     """
 
@@ -130,6 +147,7 @@ class ModelCardSpec:
     recipe_file: str | None = None
     source: ConvertedSource | None = None
     efficiency: Efficiency | None = None
+    published: list[PublishedResult] = field(default_factory=list)
     extra_tags: list[str] = field(default_factory=list)
     file_descriptions: dict[str, str] = field(default_factory=dict)
 
@@ -148,8 +166,10 @@ class ModelCardSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], results: list[EvaluationResult]) -> ModelCardSpec:
-        """Builds a spec from parsed YAML/JSON; nested `source` and `efficiency` become their dataclasses."""
+        """Builds a spec from parsed YAML/JSON; nested `source`, `efficiency` and `published` become their
+        dataclasses."""
         data = dict(data)
+        data["published"] = [PublishedResult(**row) for row in data.get("published") or []]
         if data.get("source") is not None:
             data["source"] = ConvertedSource(**data["source"])
         if data.get("efficiency") is not None:
@@ -196,9 +216,12 @@ def _tags(config: dict[str, Any], spec: ModelCardSpec) -> list[str]:
     return list(dict.fromkeys(tags + spec.extra_tags))
 
 
-def _eval_results(results: list[EvaluationResult]) -> list[EvalResult]:
-    """One model-index entry per reported metric; the protocol goes in the metric's `config`."""
+def _eval_results(results: list[EvaluationResult], repo_id: str | None = None) -> list[EvalResult]:
+    """One model-index entry per reported metric; the protocol goes in the metric's `config` and its name. With
+    `repo_id`, each entry's source says it was re-measured with `nes2net evaluate` and links the repository."""
     entries = []
+    source = {} if repo_id is None else {"source_name": "re-measured with nes2net evaluate",
+                                         "source_url": f"https://huggingface.co/{repo_id}"}
     for result in results:
         for key, metric_type, title, scale in REPORTED_METRICS:
             if key not in result.metrics:
@@ -216,16 +239,17 @@ def _eval_results(results: list[EvaluationResult]) -> list[EvalResult]:
                     metric_value=round(result.metrics[key] * scale, 4),
                     metric_name=f"{title}, {result.protocol} protocol",
                     metric_config=result.protocol,
+                    **source,
                 )
             )
     return entries
 
 
-def model_index(model_name: str, results: list[EvaluationResult]) -> list[dict[str, Any]]:
-    """The card metadata's `model-index` for `results`, exactly as `render_model_card` writes it."""
+def model_index(model_name: str, results: list[EvaluationResult], repo_id: str | None = None) -> list[dict[str, Any]]:
+    """The card metadata's `model-index` for `results`, as `render_model_card` writes it for `repo_id`."""
     from huggingface_hub.repocard_data import eval_results_to_model_index
 
-    return eval_results_to_model_index(model_name, _eval_results(results))
+    return eval_results_to_model_index(model_name, _eval_results(results, repo_id))
 
 
 def _results_table(results: list[EvaluationResult]) -> dict[str, Any]:
@@ -300,7 +324,7 @@ def render_model_card(model_dir: str | os.PathLike, spec: ModelCardSpec) -> Mode
         model_name=spec.repo_id.split("/")[-1],
         pipeline_tag=TASK,
         tags=_tags(config, spec),
-        eval_results=_eval_results(spec.results),
+        eval_results=_eval_results(spec.results, spec.repo_id),
     )
     body = render_body(
         "model_card.md",

@@ -5,8 +5,9 @@ Formats (`fmt`):
 - `"cm-keyed"`: the 2019 t-DCF script's CM file, `utt_id attack key score` (attack `-` for bona fide, key
   `bonafide` / `spoof`).
 - `"asvspoof5"`: ASVspoof 5, tab-separated with the header `filename<TAB>cm-score`.
+- `"arena"`: the Speech Anti-Spoofing Arena's `scores.txt`, `utt_id score` with the score to 6 decimals (read as `cm`).
 - `"csv"`: ours, header `utt_id,score[,label][,<metadata>...]`, label written `bonafide` / `spoof`.
-Scores are written with `repr`, so a write/read round trip is exact. Every write is atomic.
+Scores are written with `repr` (but in `arena`), so a write/read round trip is exact. Every write is atomic.
 """
 
 from __future__ import annotations
@@ -22,18 +23,19 @@ from pathlib import Path
 import numpy as np
 
 from modeling_nes2net.atomic import atomic_output
+from modeling_nes2net.audio import AUDIO_EXTENSIONS
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("cm", "cm-keyed", "asvspoof5", "csv")
+FORMATS = ("cm", "cm-keyed", "asvspoof5", "arena", "csv")
 ASVSPOOF5_HEADER = ("filename", "cm-score")
-LABEL_VALUES = {"bonafide": 1, "bona-fide": 1, "1": 1, "spoof": 0, "deepfake": 0, "0": 0}
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a")
+LABEL_VALUES = {"bonafide": 1, "bona-fide": 1, "bona fide": 1, "genuine": 1, "real": 1, "1": 1,
+                "spoof": 0, "spoofed": 0, "deepfake": 0, "fake": 0, "0": 0}
 _EXAMPLES_SHOWN = 5
 
 
 def parse_labels(values: Sequence) -> np.ndarray:
-    """`(n,)` int64 labels (1 bona fide, 0 spoof) from names (`bonafide`, `bona-fide`, `spoof`, `deepfake`) or 1/0."""
+    """`(n,)` int64 labels (1 bona fide, 0 spoof) from the names of `LABEL_VALUES` (any case) or 1/0."""
     try:
         return np.array([LABEL_VALUES[str(value).strip().lower()] for value in values], dtype=np.int64)
     except KeyError as error:
@@ -44,7 +46,7 @@ def utterance_key(name: str) -> str:
     """The id a trial is matched on: the base name without an audio suffix (`audio/x/LA_E_1.flac` -> `LA_E_1`)."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     stem, suffix = os.path.splitext(base)
-    return stem if suffix.lower() in AUDIO_SUFFIXES else base
+    return stem if suffix.lower() in AUDIO_EXTENSIONS else base
 
 
 def _examples(ids: Sequence[str]) -> str:
@@ -107,6 +109,8 @@ def write_scores(path: str | os.PathLike, table: ScoreTable, fmt: str | None = N
     with atomic_output(path) as temporary, open(temporary, "w", encoding="utf-8", newline="") as handle:
         if fmt == "cm":
             handle.writelines(f"{u} {s!r}\n" for u, s in zip(table.utt_ids, table.scores.tolist()))
+        elif fmt == "arena":
+            handle.writelines(f"{u} {s:.6f}\n" for u, s in zip(table.utt_ids, table.scores.tolist()))
         elif fmt == "cm-keyed":
             handle.writelines(f"{u} {a} {k} {s!r}\n" for u, a, k, s in _cm_keyed_rows(table))
         elif fmt == "asvspoof5":
@@ -161,7 +165,7 @@ def read_scores(path: str | os.PathLike, fmt: str | None = None) -> ScoreTable:
     """Read a score file in one of `FORMATS` (detected from the header / suffix / field count when `fmt` is None)."""
     path = Path(path)
     fmt = fmt or _detect_format(path)
-    if fmt == "cm":
+    if fmt in ("cm", "arena"):
         rows = _split_lines(path, 2)
         return ScoreTable([r[0] for r in rows], _float_scores([r[1] for r in rows], path))
     if fmt == "cm-keyed":

@@ -32,12 +32,13 @@ from modeling_nes2net.audio import check_header
 from modeling_nes2net.protocols import WINDOW_SAMPLES, tile
 
 from .build import BUILD_INFO_FILE, DATA_DIR
+from .external import conform_to_shared_schema
 from .schema import SAMPLING_RATE
 
 CropMode = Literal["random", "start", "full"]
 CROP_MODES = ("random", "start", "full")
 DEFAULT_NUM_SAMPLES = WINDOW_SAMPLES
-SHARD_NAME = re.compile(r"^(?P<split>\w+)-\d{5}-of-\d{5}\.parquet$")
+SHARD_NAME = re.compile(r"^(?P<split>\w+?)-\d{5}(-of-\d{5})?\.parquet$")
 
 
 def load_built_dataset(
@@ -50,8 +51,16 @@ def load_built_dataset(
     """A dataset built by `build_dataset`, from its local folder or its Hub repository.
 
     Returns one split (a Dataset, or an IterableDataset when `streaming`) or, with `split=None`, all of them.
-    The `audio` column decodes at 16 kHz; cast it to `Audio(decode=False)` to get the stored bytes.
+    The `audio` column decodes at 16 kHz; cast it to `Audio(decode=False)` to get the stored bytes. A set built
+    elsewhere (the Speech Anti-Spoofing Arena's, any set whose label is a `ClassLabel`) has its labels mapped to ours
+    by name (`external.conform_to_shared_schema`); a label set that cannot be mapped is a `ValueError`.
     """
+    return conform_to_shared_schema(_load_parquet_set(path_or_hub_id, split, streaming, cache_dir), str(path_or_hub_id))
+
+
+def _load_parquet_set(
+    path_or_hub_id: str | os.PathLike, split: str | None, streaming: bool, cache_dir: str | None
+) -> Dataset | DatasetDict | IterableDataset:
     folder = Path(path_or_hub_id)
     if not folder.is_dir():
         return load_dataset(str(path_or_hub_id), split=split, streaming=streaming, cache_dir=cache_dir)
@@ -60,7 +69,7 @@ def load_built_dataset(
         if match := SHARD_NAME.match(shard.name):
             data_files.setdefault(match["split"], []).append(str(shard))
     if not data_files:
-        raise FileNotFoundError(f"{folder} holds no {DATA_DIR}/<split>-NNNNN-of-NNNNN.parquet shards")
+        raise FileNotFoundError(f"{folder} holds no {DATA_DIR}/<split>-NNNNN[-of-NNNNN].parquet shards")
     if (folder / BUILD_INFO_FILE).is_file():  # keep the corpus' split order (train, dev, eval, ...)
         order = list(read_build_info(folder)["splits"])
         data_files = dict(
