@@ -20,7 +20,7 @@ from datasets import Value
 from .schema import ATTACK_UNKNOWN, Utterance, attack_name
 
 ProblemKind = Literal["missing", "missing-audio", "extra", "malformed", "duplicate", "unreadable", "outside-root"]
-AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".mp3")
+AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".opus", ".mp3")
 ENTRY_COLUMNS = ("utt_id", "key", "speaker", "attack")  # the protocol columns every ProtocolEntry has a field for
 
 
