@@ -46,12 +46,12 @@ import scipy.signal
 import soundfile
 import soxr
 
+from modeling_nes2net.audio import AUDIO_EXTENSIONS
+
 logger = logging.getLogger(__name__)
 
 Augmentation = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
 """`(waveform of shape (samples,), sample_rate, rng) -> float32 waveform of shape (samples,)`."""
-
-AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".mp3"})
 
 # scipy.signal.freqz's default grid: 512 frequencies from 0 to just below Nyquist, i.e. the first 512 bins
 # of a 1024-point DFT. The reference normalises every RawBoost filter by its peak magnitude on this grid.
@@ -380,7 +380,7 @@ def _index_audio_files(folder: str | Path) -> list[_AudioFile]:
     if not folder.is_dir():
         raise ValueError(f"augmentation folder {folder} does not exist")
     files = []
-    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()):
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()):
         try:
             info = soundfile.info(str(path))
         except (RuntimeError, soundfile.LibsndfileError) as error:
@@ -388,7 +388,7 @@ def _index_audio_files(folder: str | Path) -> list[_AudioFile]:
         if info.frames > 0:
             files.append(_AudioFile(path, info.frames, info.samplerate))
     if not files:
-        raise ValueError(f"no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) under {folder}")
+        raise ValueError(f"no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) under {folder}")
     logger.info("indexed %d audio files under %s", len(files), folder)
     return files
 

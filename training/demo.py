@@ -179,10 +179,15 @@ def build_corpora(recipe: FrozenFrontendRecipe, data_dir: Path) -> dict[str, Pat
     return built
 
 
+def candidate_config(model_config: dict, encoder_config: dict) -> Nes2NetConfig:
+    """A recipe's `model.config` with the Whisper encoder's config as its front-end's."""
+    return Nes2NetConfig(**{**model_config, "frontend_config": encoder_config})
+
+
 def initial_model(recipe: FrozenFrontendRecipe, weights_dir: Path) -> Nes2NetForAudioClassification:
     """The recipe's model with the pretrained Whisper encoder loaded (its back-end randomly initialised)."""
     encoder_config, encoder_state = whisper_encoder_from_ctranslate2(ctranslate2_model_file(weights_dir))
-    config = Nes2NetConfig(**{**recipe.model_config, "frontend_config": encoder_config.to_dict()})
+    config = candidate_config(recipe.model_config, encoder_config.to_dict())
     torch.manual_seed(recipe.training.seed)
     model = Nes2NetForAudioClassification(config)
     model.nes2net.frontend.encoder.load_state_dict(encoder_state, strict=True)

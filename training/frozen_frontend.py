@@ -145,6 +145,11 @@ class BackendTraining:
     """Train on a random window of this many frames of each cached state (shorter ones whole, zero-padded), drawn
     anew each epoch; None: whole states. The states were encoded from whole clips, so a window keeps the context
     (and, for Whisper, the positions) the model sees when it scores a whole file, at a fraction of the cost."""
+    mask_channels: int = 0
+    """SpecAugment-style masking of the cached states: each training window gets one band of up to this many
+    feature channels zeroed, the same band in every layer (0: none)."""
+    mask_frames: int = 0
+    """...and one span of up to this many frames zeroed (0: none)."""
 
 
 def _batch_states(states: list[torch.Tensor]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor | None]:
@@ -167,6 +172,20 @@ def _window(state: torch.Tensor, frames: int | None, rng: np.random.Generator) -
         return state
     start = int(rng.integers(0, state.shape[1] - frames + 1))
     return state[:, start: start + frames]
+
+
+def _masked(state: torch.Tensor, max_channels: int, max_frames: int, rng: np.random.Generator) -> torch.Tensor:
+    """`state` `(layers, T, D)` with one random band of at most `max_channels` channels and one span of at most
+    `max_frames` frames set to zero in every layer (a copy; the cache is untouched)."""
+    if max_channels <= 0 and max_frames <= 0:
+        return state
+    state = state.clone()
+    for axis, limit in ((2, max_channels), (1, max_frames)):
+        if limit > 0:
+            width = int(rng.integers(0, min(limit, state.shape[axis]) + 1))
+            start = int(rng.integers(0, state.shape[axis] - width + 1))
+            state.narrow(axis, start, width).zero_()
+    return state
 
 
 def _logits(model: Nes2NetForAudioClassification, states: list[torch.Tensor]) -> torch.Tensor:
@@ -211,7 +230,8 @@ def train_backend(model: Nes2NetForAudioClassification, train: FrontendCache, de
         losses = []
         rng = np.random.default_rng((settings.seed, epoch, 1))
         for batch in plan.global_batches(epoch):
-            states = [_window(train.states[index], settings.crop_frames, rng) for index in batch]
+            states = [_masked(_window(train.states[index], settings.crop_frames, rng), settings.mask_channels,
+                              settings.mask_frames, rng) for index in batch]
             loss = model.compute_loss(_logits(model, states), labels[batch])
             optimizer.zero_grad()
             loss.backward()

@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from modeling_nes2net.atomic import atomic_output
+from modeling_nes2net.audio import AUDIO_EXTENSIONS
 
 logger = logging.getLogger(__name__)
 
 FORMATS = ("cm", "cm-keyed", "asvspoof5", "csv")
 ASVSPOOF5_HEADER = ("filename", "cm-score")
 LABEL_VALUES = {"bonafide": 1, "bona-fide": 1, "1": 1, "spoof": 0, "deepfake": 0, "0": 0}
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a")
 _EXAMPLES_SHOWN = 5
 
 
@@ -44,7 +44,7 @@ def utterance_key(name: str) -> str:
     """The id a trial is matched on: the base name without an audio suffix (`audio/x/LA_E_1.flac` -> `LA_E_1`)."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     stem, suffix = os.path.splitext(base)
-    return stem if suffix.lower() in AUDIO_SUFFIXES else base
+    return stem if suffix.lower() in AUDIO_EXTENSIONS else base
 
 
 def _examples(ids: Sequence[str]) -> str:

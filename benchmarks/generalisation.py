@@ -1,0 +1,258 @@
+"""Which detector generalises: leave-one-family-out cross-validation over mini-antispoof, antispoof-plus and
+antispoof-modern together (`training.cross_validation`), every candidate next to the linear baseline in one run.
+
+Each fold holds out one generator family (`training.data.families`) and a share of the genuine sources; a candidate
+trains on the rest of the train splits (clean and channel-augmented states of the frozen Whisper tiny.en encoder),
+is calibrated on the rest of the dev splits, and scores the held-out clips. The table: pooled EER over all folds
+with its 95 % bootstrap interval, the share of held-out fakes passed and genuine clips flagged at the calibrated
+threshold, and the EER of each held-out family.
+
+    python benchmarks/generalisation.py                      # every candidate; writes the JSON and docs/generalisation.md
+    python benchmarks/generalisation.py --candidates logistic default
+    python benchmarks/generalisation.py --render              # docs/generalisation.md and the README table from the JSON
+
+It reuses the built corpora and cached states of `python -m training.demo` (`--work-dir`), computing what is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from modeling_nes2net.atomic import write_text_atomic  # noqa: E402
+from modeling_nes2net import Nes2NetForAudioClassification  # noqa: E402
+from training.cross_validation import (  # noqa: E402
+    cross_validate,
+    logistic_probe,
+    nes2net_candidate,
+    plan_folds,
+    test_report,
+)
+from training.data.families import family_of  # noqa: E402
+from training.demo import (  # noqa: E402
+    DEFAULT_WORK_DIR,
+    NUM_THREADS,
+    build_corpora,
+    candidate_config,
+    initial_model,
+    make_deterministic,
+)
+from training.frozen_frontend import BackendTraining, FrozenFrontendRecipe, score_cache  # noqa: E402
+from training.state_cache import VIEWS, cache_corpora, load_states  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RESULTS = Path(__file__).with_suffix(".json")
+RECIPE = REPO_ROOT / "training" / "recipes" / "frozen_frontend" / "generalisation.yaml"
+MARKDOWN = REPO_ROOT / "docs" / "generalisation.md"
+
+CANDIDATES: dict[str, dict] = {
+    "recipe-3-epochs": {"description": "Nes2Net-X, the former default's recipe (weighted merge of all layers, ASTP) "
+                                       "at 3 epochs on 2 s windows", "training": {"mask_channels": 0, "mask_frames": 0}},
+    "masked": {"description": "the same + one band of up to 40 channels and one span of up to 20 frames of the "
+                              "states zeroed per window (the base recipe as it is)"},
+    "masked-mean-low-lr": {"description": "masked, mean pooling, lr 3e-4, weight decay 1e-2",
+                           "config": {"pooling": "mean"}, "training": {"lr": 3.0e-4, "weight_decay": 1.0e-2}},
+    "masked-1-epoch": {"description": "masked, one epoch", "training": {"epochs": 1, "average_last": 1}},
+}
+"""Nes2Net candidates: overrides of the base recipe's (`RECIPE`) `model.config` and `training` sections."""
+BASELINES = ("logistic",)
+COMPARED = "compared model"
+"""The test-split row of the `--compared` model folder (by default the embedded default as the run found it), scored
+on the same cached states without retraining."""
+
+
+def build_candidates(names: list[str], recipe: FrozenFrontendRecipe, encoder_config: dict) -> dict:
+    """name -> `training.cross_validation` candidate, for the baselines and `CANDIDATES`."""
+    built = {}
+    for name in names:
+        if name == "logistic":
+            built[name] = logistic_probe
+            continue
+        spec = CANDIDATES[name]
+        config = candidate_config({**recipe.model_config, **spec.get("config", {})}, encoder_config)
+        settings = BackendTraining(**{**recipe.training.__dict__, **spec.get("training", {})})
+        built[name] = nes2net_candidate(config, settings)
+    return built
+
+
+def run(work_dir: Path, names: list[str], recipe_path: Path, threads: int, compared: Path) -> dict:
+    """Cross-validate `names`, then confirm each trained on every train split on each corpus' test split, next to
+    the `compared` model folder (scored on the same cached states); returns the JSON written."""
+    make_deterministic(threads)
+    recipe = FrozenFrontendRecipe.load(recipe_path)
+    corpora = build_corpora(recipe, work_dir / "data")
+    model = initial_model(recipe, work_dir / "weights")
+    paths = cache_corpora(model, corpora, work_dir / "states", recipe.data)
+    encoder_config = model.config.frontend_config.to_dict()
+    del model
+    train = load_states(paths, [(name, "train", view) for view in VIEWS for name in corpora])
+    dev = load_states(paths, [(name, "dev", "clean") for name in corpora])
+    held_out = load_states(paths, [(name, split, "clean") for name in corpora for split in ("train", "dev")])
+    tests = {name: load_states(paths, [(name, "test", "clean")]) for name in corpora}
+    folds = plan_folds(held_out, family_of)
+    started = time.perf_counter()
+    candidates = build_candidates(names, recipe, encoder_config)
+    report = cross_validate(candidates, train, dev, held_out, folds, family_of)
+    compared_model = Nes2NetForAudioClassification.from_pretrained(compared).eval()
+    scorers = {COMPARED: lambda cache: score_cache(compared_model, cache)}
+    scorers.update({name: candidate(train, dev) for name, candidate in candidates.items()})
+    return {
+        "corpora": list(corpora),
+        "folds": [{"family": fold.family, "genuine_sources": list(fold.genuine_sources)} for fold in folds],
+        "candidates": {name: {**report[name], "description": describe(name)} for name in report},
+        "test": {name: {corpus: test_report(scorer, test) for corpus, test in tests.items()}
+                 for name, scorer in scorers.items()},
+        "compared": {"path": os.path.relpath(compared, REPO_ROOT), "weights_sha256": weights_digest(compared),
+                     "training_data": compared_model.config.training_data.split(" (")[0]},
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {threads} torch thread(s)",
+        "minutes": (time.perf_counter() - started) / 60,
+    }
+
+
+def weights_digest(model_dir: Path) -> str:
+    """SHA-256 of a model folder's `model.safetensors`: which weights the compared row scored."""
+    return hashlib.sha256((Path(model_dir) / "model.safetensors").read_bytes()).hexdigest()
+
+
+def merged(results: dict, path: Path) -> dict:
+    """`results` with the rows of candidates it did not run kept from the JSON at `path` (same corpora and folds), so
+    candidates can be measured in separate runs; the order is baselines, then `CANDIDATES`."""
+    if path.is_file():
+        previous = json.loads(path.read_text(encoding="utf-8"))
+        if previous["folds"] == results["folds"] and previous["corpora"] == results["corpora"]:
+            for section in ("candidates", "test"):
+                results[section] = {**previous[section], **results[section]}
+            results["minutes"] += previous["minutes"]
+    order = [COMPARED, *BASELINES, *CANDIDATES]
+    for section in ("candidates", "test"):
+        results[section] = {name: results[section][name] for name in order if name in results[section]}
+    return results
+
+
+def describe(name: str) -> str:
+    if name == "logistic":
+        return "logistic regression on mean + std pooled states of every layer"
+    return CANDIDATES[name]["description"]
+
+
+def render(results: dict) -> str:
+    """docs/generalisation.md from the JSON `run` wrote."""
+    families = [fold["family"] for fold in results["folds"]]
+    lines = [
+        "# Leave-one-family-out cross-validation",
+        "",
+        "Rendered by `python benchmarks/generalisation.py --render` from `benchmarks/generalisation.json`; do not "
+        "edit by hand.",
+        "",
+        f"Corpora: {', '.join(results['corpora'])} (train and dev splits). Each fold holds out one generator family "
+        "and a share of the genuine sources; EER % pooled over the held-out scores of all folds (95 % bootstrap "
+        "interval), % of held-out fakes passed and of genuine clips flagged at the calibrated threshold, then the EER "
+        "% of each held-out family.",
+        "",
+        "| candidate | pooled EER | fakes passed | genuine flagged | " + " | ".join(families) + " |",
+        "|---|---|---|---|" + "---|" * len(families),
+    ]
+    for name, row in results["candidates"].items():
+        pooled = row["pooled"]
+        lines.append(
+            f"| {name}: {row['description']} | {pooled['eer']:.1f} ({pooled['eer_low']:.1f}-{pooled['eer_high']:.1f})"
+            f" | {pooled['spoof_passed']:.0f} % | {pooled['bonafide_flagged']:.0f} % | "
+            + " | ".join(f"{row['folds'][family]['eer']:.1f}" for family in families) + " |")
+    corpora = results["corpora"]
+    lines += [
+        "", "## Confirmed on the test splits", "",
+        "Each candidate trained on every train split (both views) and calibrated on the dev splits; "
+        f"`{COMPARED}`: {results['compared']['path']} ({results['compared']['training_data']}). EER % (95 % bootstrap interval) "
+        "of each test split, whole and on its `unseen_in_train` generators; then % of fakes passed / genuine "
+        "flagged at the calibrated threshold on the whole split.", "",
+        "| model | " + " | ".join(f"{corpus} {part}" for corpus in corpora for part in ("all", "unseen", "errors"))
+        + " |",
+        "|---|" + "---|" * (3 * len(corpora)),
+    ]
+    for name, row in results["test"].items():
+        cells = []
+        for corpus in corpora:
+            report = row[corpus]
+            for part in ("all", "unseen"):
+                rates = report.get(part)
+                cells.append(f"{rates['eer']:.1f} ({rates['eer_low']:.1f}-{rates['eer_high']:.1f})" if rates else "-")
+            cells.append(f"{report['all']['spoof_passed']:.0f} / {report['all']['bonafide_flagged']:.0f} %")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", f"Machine: {results['machine']}; {results['minutes']:.0f} minutes.", "",
+              "Held-out genuine sources per fold:", ""]
+    lines += [f"- {fold['family']}: {', '.join(fold['genuine_sources'])}" for fold in results["folds"]]
+    return "\n".join(lines) + "\n"
+
+
+README_MARKERS = ("<!-- generalisation table: rendered by benchmarks/generalisation.py -->",
+                  "<!-- end of generalisation table -->")
+def best_candidate(results: dict) -> str:
+    """The Nes2Net candidate with the lowest pooled cross-validation EER."""
+    return min((name for name in results["candidates"] if name in CANDIDATES),
+               key=lambda name: results["candidates"][name]["pooled"]["eer"])
+
+
+def readme_table(results: dict) -> str:
+    """The README's summary: pooled cross-validation EER and the unseen-generator EER of each test split, for the
+    shipped default (the compared model), the baseline and the best Nes2Net candidate."""
+    best = best_candidate(results)
+    corpora = [corpus for corpus in results["corpora"] if "unseen" in results["test"][best][corpus]]
+    lines = ["| model | leave-one-family-out EER | " + " | ".join(f"{corpus} unseen generators" for corpus in corpora)
+             + " |", "|---|---|" + "---|" * len(corpora)]
+    names = {COMPARED: "**the shipped default** (trained on the mini and plus train splits: no fold holds out its "
+                       "training families)",
+             "logistic": "logistic-regression baseline (three sets)",
+             best: f"best Nes2Net candidate, `{best}` (three sets; not shipped)"}
+    for name, label in names.items():
+        folds = results["candidates"].get(name)
+        cells = [f"{folds['pooled']['eer']:.1f} ({folds['pooled']['eer_low']:.1f}-{folds['pooled']['eer_high']:.1f})"
+                 if folds else "-"]
+        for corpus in corpora:
+            unseen = results["test"][name][corpus]["unseen"]
+            cells.append(f"{unseen['eer']:.1f} ({unseen['eer_low']:.1f}-{unseen['eer_high']:.1f})")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def with_readme_table(readme: str, results: dict) -> str:
+    """`readme` with the text between `README_MARKERS` replaced by `readme_table(results)`."""
+    start, end = README_MARKERS
+    head, rest = readme.split(start, 1)
+    return f"{head}{start}\n{readme_table(results)}{end}{rest.split(end, 1)[1]}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR)
+    parser.add_argument("--recipe", type=Path, default=RECIPE, help="the candidates' base recipe")
+    parser.add_argument("--candidates", nargs="+", default=[*BASELINES, *CANDIDATES],
+                        choices=[*BASELINES, *CANDIDATES])
+    parser.add_argument("--threads", type=int, default=NUM_THREADS, help="torch threads (1 on a busy machine)")
+    parser.add_argument("--compared", type=Path, default=REPO_ROOT / "modeling_nes2net" / "default_model",
+                        help="a model folder scored on the test splits next to the candidates")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="the JSON written")
+    parser.add_argument("--render", action="store_true", help="only render docs/generalisation.md from --output")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not args.render:
+        results = run(args.work_dir, args.candidates, args.recipe, args.threads, args.compared)
+        write_text_atomic(args.output, json.dumps(merged(results, args.output), indent=1))
+    results = json.loads(args.output.read_text(encoding="utf-8"))
+    write_text_atomic(MARKDOWN, render(results))
+    readme = REPO_ROOT / "README.md"
+    write_text_atomic(readme, with_readme_table(readme.read_text(encoding="utf-8"), results))
+    print(MARKDOWN.read_text(encoding="utf-8"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

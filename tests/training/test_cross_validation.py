@@ -1,0 +1,123 @@
+"""Leave-one-family-out cross-validation: folds hold out whole families and genuine sources, nothing held out is
+trained on, and the candidates score what they should."""
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from training.cross_validation import (
+    cross_validate,
+    held_out_mask,
+    logistic_probe,
+    nes2net_candidate,
+    plan_folds,
+    pooled_statistics,
+)
+from training.data.families import FAMILIES, family_of
+from training.frozen_frontend import CORPUS_COLUMN, BackendTraining, FrontendCache
+from modeling_nes2net import Nes2NetConfig
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+FAMILY = {"tts-a": "classic", "tts-b": "classic", "voc": "neural vocoder", "vc": "voice conversion"}
+
+
+def synthetic_cache(per_system: int = 12, separation: float = 1.0, seed: int = 0) -> FrontendCache:
+    """States `(2, 30, 8)`: bona fide from four genuine sources, spoofs of four systems in three families; spoofs are
+    shifted by `separation` on every channel, so a detector that learns anything separates them."""
+    rng = np.random.default_rng(seed)
+    states, labels, systems, corpora = [], [], [], []
+    for label, names in ((1, ["src-1", "src-2", "src-3", "src-4"]), (0, list(FAMILY))):
+        for system in names:
+            for _ in range(per_system):
+                shift = 0.0 if label else separation
+                states.append(torch.from_numpy(rng.standard_normal((2, 30, 8)) + shift).half())
+                labels.append(label)
+                systems.append(system)
+                corpora.append("corpus-a" if system in ("src-1", "src-2", "tts-a") else "corpus-b")
+    return FrontendCache(states, np.array(labels), {"system": systems, CORPUS_COLUMN: corpora,
+                                                   "attack": [s if l == 0 else "" for s, l in zip(systems, labels)]})
+
+
+def test_folds_hold_out_each_family_and_every_genuine_source_once():
+    cache = synthetic_cache()
+    folds = plan_folds(cache, FAMILY.__getitem__)
+    assert [fold.family for fold in folds] == sorted(set(FAMILY.values()))
+    sources = [source for fold in folds for source in fold.genuine_sources]
+    assert sorted(sources) == sorted({f"{c}/{s}" for c, s, l in zip(cache.metadata[CORPUS_COLUMN],
+                                                                    cache.metadata["system"], cache.labels) if l == 1})
+    assert all(fold.genuine_sources for fold in folds)  # four sources over three folds: none left without genuine speech
+    assert plan_folds(cache, FAMILY.__getitem__) == folds  # deterministic
+
+
+def test_held_out_trials_are_exactly_the_family_and_its_sources():
+    cache = synthetic_cache()
+    fold = plan_folds(cache, FAMILY.__getitem__)[0]  # "classic": tts-a and tts-b
+    mask = held_out_mask(cache, fold, FAMILY.__getitem__)
+    held_systems = {system for system, held in zip(cache.metadata["system"], mask) if held}
+    assert held_systems == {"tts-a", "tts-b", *(source.split("/")[1] for source in fold.genuine_sources)}
+    assert not set(np.array(cache.metadata["system"])[~mask]) & held_systems
+
+
+def test_pooled_statistics_are_mean_and_std_of_every_layer():
+    cache = synthetic_cache(per_system=1)
+    features = pooled_statistics(cache)
+    state = cache.states[0].float()
+    assert features.shape == (len(cache), 2 * 2 * 8)
+    np.testing.assert_allclose(features[0].reshape(2, 16)[:, :8], state.mean(1).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(features[0].reshape(2, 16)[:, 8:], state.std(1, correction=0).numpy(), rtol=1e-5)
+
+
+def test_a_trainer_never_sees_a_held_out_trial():
+    cache = synthetic_cache()
+    folds = plan_folds(cache, FAMILY.__getitem__)
+    seen = []
+
+    def spy(train, calibration):
+        seen.append((set(train.metadata["system"]), set(calibration.metadata["system"])))
+        return logistic_probe(train, calibration)
+
+    cross_validate({"spy": spy}, cache, cache, cache, folds, FAMILY.__getitem__)
+    for fold, (trained, calibrated) in zip(folds, seen):
+        held = {system for system, family in FAMILY.items() if family == fold.family}
+        held |= {source.split("/")[1] for source in fold.genuine_sources}
+        assert not (trained | calibrated) & held
+
+
+def test_separable_families_score_low_and_random_ones_near_chance():
+    separable = cross_validate({"logistic": logistic_probe}, *[synthetic_cache(separation=1.0)] * 3,
+                               plan_folds(synthetic_cache(), FAMILY.__getitem__), FAMILY.__getitem__)
+    chance = cross_validate({"logistic": logistic_probe}, *[synthetic_cache(separation=0.0)] * 3,
+                            plan_folds(synthetic_cache(), FAMILY.__getitem__), FAMILY.__getitem__)
+    assert separable["logistic"]["pooled"]["eer"] < 5
+    assert chance["logistic"]["pooled"]["eer"] > 25
+    pooled = separable["logistic"]["pooled"]
+    assert pooled["eer_low"] <= pooled["eer"] <= pooled["eer_high"]
+    assert pooled["bonafide"] == 48 and pooled["spoof"] == 48
+
+
+def test_nes2net_candidate_learns_cached_states():
+    config = Nes2NetConfig(frontend_type="spectrogram", spectrogram_n_fft=14, backend_variant="nes2net-x",
+                           outer_ratio=2, inner_ratio=2, attention_channels=8, se_ratio=1)
+    assert config.feature_size == 8
+    cache = synthetic_cache(separation=1.5)
+    cache.states = [state[-1:] for state in cache.states]  # one layer: the spectrogram front-end's
+    report = cross_validate({"nes2net": nes2net_candidate(config, BackendTraining(epochs=3, batch_size=8))},
+                            cache, cache, cache, plan_folds(cache, FAMILY.__getitem__), FAMILY.__getitem__)
+    assert report["nes2net"]["pooled"]["eer"] < 20
+
+
+def test_every_spoof_system_of_the_shared_sets_has_a_family():
+    tables = sorted(SHARED.glob("*/metadata.csv"))
+    if not tables:
+        pytest.skip("../shared/data is absent")
+    systems = {row["system"] for table in tables for row in csv.DictReader(table.open(encoding="utf-8"))
+               if row["label"] == "spoof"}
+    assert {family_of(system) for system in systems} <= set(FAMILIES)
+
+
+def test_an_unknown_system_is_named():
+    with pytest.raises(KeyError, match="no generator family for system 'NewTTS'"):
+        family_of("NewTTS")

@@ -1,0 +1,182 @@
+"""Leave-one-family-out cross-validation of detectors on cached front-end states: how a candidate does on a kind of
+generator, and on genuine sources, that its training never saw.
+
+Each fold holds out every spoofed clip of one generator family (`training.data.families`) and a share of the genuine
+sources (bona fide clips grouped by corpus and `system`, the corpus or page they come from), so neither the held-out
+generators nor the held-out voices and rooms are in training. The candidate is trained on the rest of the `train`
+splits (every cached view), calibrated on the rest of the `dev` splits, and scores the held-out clips of both splits
+(clean view). Scores of all folds are pooled: one EER with a 95 % bootstrap interval, the share of held-out fakes
+passed and of genuine clips flagged at the calibrated threshold (log-odds 0), and the EER of each fold.
+
+    folds = plan_folds(pool, family_of)
+    report = cross_validate({"logistic": logistic_probe, "nes2net": nes2net_candidate(config, settings)},
+                            train, dev, folds, family_of)
+
+A candidate is a function `(train, calibration) -> scorer`, where `scorer(cache)` returns calibrated log-odds `(n,)`.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification
+from training.calibration import calibrate_model, fit_llr_fusion
+from training.frozen_frontend import CORPUS_COLUMN, BackendTraining, FrontendCache, score_cache, train_backend
+from training.metrics import bootstrap_eer_interval, compute_eer
+
+logger = logging.getLogger(__name__)
+
+Scorer = Callable[[FrontendCache], np.ndarray]
+Candidate = Callable[[FrontendCache, FrontendCache], Scorer]
+BOOTSTRAP_RESAMPLES = 1000
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One fold: the spoof `family` it holds out and the genuine sources (`"corpus/system"`) held out with it."""
+
+    family: str
+    genuine_sources: tuple[str, ...]
+
+
+def genuine_source(cache: FrontendCache, index: int) -> str:
+    """The group a bona fide trial belongs to: its corpus and `system` (the source corpus or demo page)."""
+    return f"{cache.metadata[CORPUS_COLUMN][index]}/{cache.metadata['system'][index]}"
+
+
+def trial_families(cache: FrontendCache, family_of: Callable[[str], str]) -> np.ndarray:
+    """`(n,)` object array: the family of each spoofed trial's `system`, "" for bona fide trials."""
+    return np.array([family_of(system) if label == 0 else "" for label, system in
+                     zip(cache.labels, cache.metadata["system"])], dtype=object)
+
+
+def plan_folds(cache: FrontendCache, family_of: Callable[[str], str]) -> list[Fold]:
+    """One fold per spoof family in `cache`; genuine sources dealt to folds largest first, each to the fold holding
+    the fewest bona fide trials so far (ties to the earlier fold), so every fold holds out about the same share of
+    genuine speech. Deterministic: families and sources are taken in sorted order."""
+    families = sorted(set(trial_families(cache, family_of)) - {""})
+    if len(families) < 2:
+        raise ValueError(f"cross-validation needs at least two spoof families, found {families}")
+    sizes: dict[str, int] = {}
+    for index in np.flatnonzero(cache.labels == 1):
+        source = genuine_source(cache, index)
+        sizes[source] = sizes.get(source, 0) + 1
+    held: list[list[str]] = [[] for _ in families]
+    counts = [0] * len(families)
+    for source in sorted(sizes, key=lambda name: (-sizes[name], name)):
+        target = int(np.argmin(counts))
+        held[target].append(source)
+        counts[target] += sizes[source]
+    return [Fold(family, tuple(sorted(sources))) for family, sources in zip(families, held)]
+
+
+def held_out_mask(cache: FrontendCache, fold: Fold, family_of: Callable[[str], str]) -> np.ndarray:
+    """`(n,)` bool: the trials of `cache` that `fold` holds out (its family's spoofs, its genuine sources)."""
+    families = trial_families(cache, family_of)
+    sources = set(fold.genuine_sources)
+    genuine = np.array([cache.labels[index] == 1 and genuine_source(cache, index) in sources
+                        for index in range(len(cache))], dtype=bool)
+    return genuine | (families == fold.family)
+
+
+def subset(cache: FrontendCache, mask: np.ndarray) -> FrontendCache:
+    """The trials of `cache` where `mask` is true."""
+    indices = np.flatnonzero(mask)
+    return FrontendCache([cache.states[index] for index in indices], cache.labels[indices],
+                         {name: [values[index] for index in indices] for name, values in cache.metadata.items()})
+
+
+# ----------------------------------------------------------------------------------------------- candidates
+
+
+def pooled_statistics(cache: FrontendCache) -> np.ndarray:
+    """`(n, layers * 2 * D)` float64: the mean and standard deviation over frames of every cached layer."""
+    rows = []
+    for state in cache.states:
+        state = state.float()
+        rows.append(torch.cat([state.mean(dim=1), state.std(dim=1, correction=0)], dim=-1).flatten().numpy())
+    return np.stack(rows).astype(np.float64)
+
+
+def logistic_probe(train: FrontendCache, calibration: FrontendCache, inverse_strength: float = 1.0) -> Scorer:
+    """The linear baseline: a logistic regression (scikit-learn, balanced classes, L2 with `C = inverse_strength`)
+    on standardised `pooled_statistics`, its log-odds calibrated on `calibration`."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    probe = make_pipeline(StandardScaler(), LogisticRegression(C=inverse_strength, class_weight="balanced",
+                                                               max_iter=2000))
+    probe.fit(pooled_statistics(train), train.labels)
+    (weight,), offset = fit_llr_fusion(probe.decision_function(pooled_statistics(calibration))[:, None],
+                                       calibration.labels)
+
+    def scorer(cache: FrontendCache) -> np.ndarray:
+        return weight * probe.decision_function(pooled_statistics(cache)) + offset
+
+    return scorer
+
+
+def nes2net_candidate(config: Nes2NetConfig, settings: BackendTraining) -> Candidate:
+    """A Nes2Net back-end of `config` trained by `train_backend` with `settings` on the cached states, calibrated on
+    the calibration split's log-odds (`calibrate_model`)."""
+
+    def fit(train: FrontendCache, calibration: FrontendCache) -> Scorer:
+        torch.manual_seed(settings.seed)
+        model = Nes2NetForAudioClassification(copy.deepcopy(config)).eval()
+        train_backend(model, train, None, settings)
+        calibrate_model(model, score_cache(model, calibration), calibration.labels)
+        return lambda cache: score_cache(model, cache)
+
+    return fit
+
+
+# ----------------------------------------------------------------------------------------------- the run
+
+
+def error_rates(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """EER % with its 95 % bootstrap interval, and the % of spoofs passed / genuine flagged at log-odds 0."""
+    bonafide, spoof = scores[labels == 1], scores[labels == 0]
+    low, high = bootstrap_eer_interval(bonafide, spoof, n_resamples=BOOTSTRAP_RESAMPLES)
+    return {"eer": 100 * compute_eer(bonafide, spoof).eer, "eer_low": 100 * low, "eer_high": 100 * high,
+            "spoof_passed": 100 * float((spoof >= 0).mean()), "bonafide_flagged": 100 * float((bonafide < 0).mean()),
+            "bonafide": int(bonafide.size), "spoof": int(spoof.size)}
+
+
+def test_report(scorer: Scorer, test: FrontendCache) -> dict:
+    """`error_rates` of `scorer` on a test split: all of it, and (when the corpus marks it) the `unseen_in_train`
+    subset of generators no training clip came from against every bona fide trial."""
+    scores = scorer(test)
+    report = {"all": error_rates(scores, test.labels)}
+    unseen = np.array([str(value).lower() == "true" for value in test.metadata.get("unseen_in_train", [])])
+    if unseen.size and (unseen & (test.labels == 0)).any():
+        keep = unseen | (test.labels == 1)
+        report["unseen"] = error_rates(scores[keep], test.labels[keep])
+    return report
+
+
+def cross_validate(candidates: Mapping[str, Candidate], train: FrontendCache, dev: FrontendCache,
+                   held_out: FrontendCache, folds: list[Fold], family_of: Callable[[str], str]) -> dict:
+    """Every candidate on every fold: trained on `train` minus the fold, calibrated on `dev` minus the fold, scored on
+    the fold's trials of `held_out`. Returns `{candidate: {"pooled": error_rates, "folds": {family: {...}}}}`."""
+    report = {}
+    for name, candidate in candidates.items():
+        scores, labels, per_fold = [], [], {}
+        for fold in folds:
+            scorer = candidate(subset(train, ~held_out_mask(train, fold, family_of)),
+                               subset(dev, ~held_out_mask(dev, fold, family_of)))
+            test = subset(held_out, held_out_mask(held_out, fold, family_of))
+            fold_scores = scorer(test)
+            per_fold[fold.family] = {**error_rates(fold_scores, test.labels), "genuine_sources": fold.genuine_sources}
+            logger.info("%s, held-out %s: EER %.1f %%", name, fold.family, per_fold[fold.family]["eer"])
+            scores.append(fold_scores)
+            labels.append(test.labels)
+        report[name] = {"pooled": error_rates(np.concatenate(scores), np.concatenate(labels)), "folds": per_fold}
+        logger.info("%s: pooled EER %.1f %%", name, report[name]["pooled"]["eer"])
+    return report

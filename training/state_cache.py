@@ -1,0 +1,72 @@
+"""Frozen front-end states of every split of several corpora, cached once per (corpus, split, view).
+
+Candidates for the embedded default are compared under leave-one-family-out cross-validation
+(`training.cross_validation`) and confirmed on the test splits; both read the same cached states, so a fold costs
+seconds of back-end training instead of minutes of encoder time.
+
+Views: `clean` is the stored audio as decoded (what a user scores); `channel` is the recipe's preprocessing (shortcut
+removal) and augmentation (codecs, telephone channels, noise, reverberation), drawn from the recipe's seeds; it is
+cached for the training splits only.
+
+    model = initial_model(recipe, work_dir / "weights")
+    caches = cache_corpora(model, built_corpora, work_dir / "states", recipe)   # {(corpus, split, view): path}
+    train = load_states(caches, [("antispoof-plus", "train", "clean"), ...])
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from modeling_nes2net import Nes2NetForAudioClassification
+from training.batching import WaveformDataset, build_augmentation, build_preprocessing
+from training.data import load_built_dataset
+from training.frozen_frontend import CORPUS_COLUMN, FrontendCache, cache_frontend_states
+
+logger = logging.getLogger(__name__)
+
+VIEWS = ("clean", "channel")
+METADATA_COLUMNS = ("label", "utt_id", "attack", "system", "speaker", "unseen_in_train")
+"""Columns kept with each state (those a corpus lacks are left out): `system` names the genuine source of bona fide
+clips and the generator of spoofed ones; cross-validation groups by it."""
+TRAINING_SPLITS = ("train", "dev")
+
+
+def split_items(folder: Path, corpus: str, split: str, view: str, data: Mapping) -> WaveformDataset:
+    """Whole clips of one split of a built corpus, with `corpus` added; `view` `channel` through the recipe's
+    `preprocess` and `augmentation` (seeded by `data["seed"]`), `clean` as stored."""
+    rows = load_built_dataset(folder, split)
+    columns = [name for name in METADATA_COLUMNS if name in rows.column_names]
+    rows = rows.select_columns(["audio", *columns]).add_column(CORPUS_COLUMN, [corpus] * len(rows))
+    channel = view == "channel"
+    return WaveformDataset(rows, "full", columns=[*columns, CORPUS_COLUMN], seed=data["seed"],
+                           augmentation=build_augmentation(data.get("augmentation")) if channel else None,
+                           preprocessing=build_preprocessing(data.get("preprocess")) if channel else None)
+
+
+def cache_corpora(model: Nes2NetForAudioClassification, corpora: Mapping[str, Path], cache_dir: Path,
+                  data: Mapping) -> dict[tuple[str, str, str], Path]:
+    """Encode every split of every corpus (clean) and the training splits again through the channel view, each into
+    `cache_dir / f"{corpus}-{split}-{view}.safetensors"` unless that file exists; returns the paths by key."""
+    paths = {}
+    for corpus, folder in corpora.items():
+        for split in ("train", "dev", "test"):
+            for view in VIEWS if split in TRAINING_SPLITS else VIEWS[:1]:
+                path = cache_dir / f"{corpus}-{split}-{view}.safetensors"
+                if not path.is_file():
+                    items = split_items(folder, corpus, split, view, data)
+                    cache_frontend_states(model, items, [1 if view == "channel" else 0],
+                                          desc=f"{corpus} {split} {view}").save(path)
+                paths[(corpus, split, view)] = path
+    return paths
+
+
+def load_states(paths: Mapping[tuple[str, str, str], Path], keys: Iterable[tuple[str, str, str]]) -> FrontendCache:
+    """The caches of `keys` concatenated (metadata columns that some lack are filled with empty strings)."""
+    caches = [FrontendCache.load(paths[key]) for key in keys]
+    names = sorted({name for cache in caches for name in cache.metadata})
+    for cache in caches:
+        for name in names:
+            cache.metadata.setdefault(name, [""] * len(cache))
+    return sum(caches[1:], caches[0])
