@@ -62,6 +62,10 @@ CANDIDATES: dict[str, dict] = {
     "masked-mean-low-lr": {"description": "masked, mean pooling, lr 3e-4, weight decay 1e-2",
                            "config": {"pooling": "mean"}, "training": {"lr": 3.0e-4, "weight_decay": 1.0e-2}},
     "masked-1-epoch": {"description": "masked, one epoch", "training": {"epochs": 1, "average_last": 1}},
+    "normalized": {"description": "masked, every layer's states layer-normalised before the merge",
+                   "config": {"normalize_layers": True}},
+    "normalized-mean": {"description": "normalized, mean pooling", "config": {"normalize_layers": True,
+                                                                             "pooling": "mean"}},
 }
 """Nes2Net candidates: overrides of the base recipe's (`RECIPE`) `model.config` and `training` sections."""
 BASELINES = ("logistic",)
@@ -112,7 +116,7 @@ def run(work_dir: Path, names: list[str], recipe_path: Path, threads: int, compa
         "test": {name: {corpus: test_report(scorer, test) for corpus, test in tests.items()}
                  for name, scorer in scorers.items()},
         "compared": {"path": os.path.relpath(compared, REPO_ROOT), "weights_sha256": weights_digest(compared),
-                     "training_data": compared_model.config.training_data.split(" (")[0]},
+                     "training_data": compared_model.config.training_data.split(". ")[0]},
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {threads} torch thread(s)",
         "minutes": (time.perf_counter() - started) / 60,
     }
@@ -172,7 +176,8 @@ def render(results: dict) -> str:
         "", "## Confirmed on the test splits", "",
         "Each candidate trained on every train split (both views) and calibrated on the dev splits; "
         f"`{COMPARED}`: {results['compared']['path']} ({results['compared']['training_data']}). EER % (95 % bootstrap interval) "
-        "of each test split, whole and on its `unseen_in_train` generators; then % of fakes passed / genuine "
+        "of each test split, whole and on the spoofs of its `unseen_in_train` generators (against every genuine clip "
+        "of the split); then % of fakes passed / genuine "
         "flagged at the calibrated threshold on the whole split.", "",
         "| model | " + " | ".join(f"{corpus} {part}" for corpus in corpora for part in ("all", "unseen", "errors"))
         + " |",

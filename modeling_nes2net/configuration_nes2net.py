@@ -96,6 +96,10 @@ class Nes2NetConfig(PreTrainedConfig):
         layer_merge (`str`, *optional*, defaults to `"last"`):
             How the front-end's hidden states become features: `"last"` (last hidden state), `"weighted_sum"`
             (softmax-weighted sum of all layers), `"sea"` (squeeze-excitation over layers) or `"attm"` (attentive merge).
+        normalize_layers (`bool`, *optional*, defaults to `False`):
+            Layer-normalise every hidden state over its features (no learned parameters) before the merge, as
+            SUPERB's weighted sum does: for front-ends whose intermediate states are not normalised (Whisper's
+            residual stream), so no layer or channel dominates the merge by scale alone.
         spectrogram_n_fft (`int`, *optional*, defaults to 2046):
             FFT size of the spectrogram front-end; 2046 gives 1024 bins, the width of XLS-R features.
         spectrogram_hop_length (`int`, *optional*, defaults to 320):
@@ -176,6 +180,7 @@ class Nes2NetConfig(PreTrainedConfig):
     freeze_frontend: bool = False
     frontend_weights_dtype: Literal["float32", "float16"] = "float32"
     layer_merge: Literal["last", "weighted_sum", "sea", "attm"] = "last"
+    normalize_layers: bool = False
     spectrogram_n_fft: int = 2046
     spectrogram_hop_length: int = 320
     backend_variant: Literal["nes2net", "nes2net-x"] = "nes2net-x"

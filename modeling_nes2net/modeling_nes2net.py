@@ -522,6 +522,8 @@ class Nes2NetModel(Nes2NetPreTrainedModel):
         `frame_mask`: returns the merged features, the trunk's
         output `(batch, frames, D)` and the pooled embedding `(batch, pooled_size)`. `forward` ends here; a frozen
         front-end's cached states can enter here directly (`training.frozen_frontend`)."""
+        if self.config.normalize_layers:
+            hidden_states = tuple(F.layer_norm(state, state.shape[-1:]) for state in hidden_states)
         merged_features = hidden_states[-1] if self.layer_merge is None else self.layer_merge(hidden_states, frame_mask)
         merged_features = merged_features.to(self.dtype)  # the spectrogram is float32 whatever the model's dtype
         last_hidden_state, pooler_output = self.backend(merged_features, frame_mask)

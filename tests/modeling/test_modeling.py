@@ -136,6 +136,7 @@ def test_eval_mode_is_deterministic():
         ("wavlm", {"layer_merge": "sea"}),
         ("wavlm", {"layer_merge": "attm", "activation": "selu"}),
         ("hubert", {"layer_merge": "weighted_sum"}),
+        ("hubert", {"layer_merge": "weighted_sum", "normalize_layers": True}),
         ("spectrogram", {}),
     ],
 )
@@ -161,6 +162,19 @@ def test_padding_without_mask_changes_the_result():
     padded = torch.cat([waveform, torch.zeros(3000)])[None]
     with torch.no_grad():
         assert not torch.allclose(model(padded).logits, model(waveform[None]).logits, atol=1e-4)
+
+
+def test_normalized_layers_ignore_the_scale_of_each_hidden_state():
+    """With `normalize_layers`, multiplying one layer's states by a constant (one layer louder than the others, as in
+    Whisper's residual stream) leaves the merged features unchanged; without it, they follow that layer."""
+    hidden_states = tuple(torch.randn(2, 30, 64) for _ in range(3))
+    louder = (hidden_states[0] * 50.0, *hidden_states[1:])
+    for normalize, same in ((True, True), (False, False)):
+        model = tiny_model("wavlm", layer_merge="weighted_sum", normalize_layers=normalize).eval()
+        with torch.no_grad():
+            merged = model.nes2net.forward_frontend_states(hidden_states)[0]
+            merged_louder = model.nes2net.forward_frontend_states(louder)[0]
+        assert torch.allclose(merged, merged_louder, atol=1e-4) is same
 
 
 def test_fresh_weights_follow_the_papers_initialisation():
