@@ -1,14 +1,17 @@
 """Back-end size, MACs and CPU latency: the package's Nes2NetBackend, run eagerly, through ONNX Runtime and
 (`--compile`) compiled by torch.compile, against a literal transcription of the paper, in one run.
 
-    python benchmarks/backend.py [--threads 2] [--repeats 20] [--compile]
+    python benchmarks/backend.py [--threads 2] [--repeats 20] [--quick] [--compile] [--device cuda] [--output FILE]
 
 Every path holds the same weights (the transcription's state dict converted with the checkpoint converter's key
 mapping) in eval mode, on (batch, 1024, 201) features, 2 intra-op threads. The ONNX Runtime path is the module
 itself exported by `modeling_nes2net.onnx_export.export_module`, with ONNX Runtime's default graph optimisations
 (constant folding, operator fusion); torch.compile is inductor (C++ code generation with gcc).
 Prints one row per variant and batch size: parameters, MACs (ptflops rules), the median latency of each path, its
-speed-up over the paper's loop and its max |logit difference| from it, then the share of CPU time by operator.
+speed-up over the paper's loop and its max |logit difference| from it, then (without `--quick`) the share of CPU time
+by operator; writes the rows, the machine and its load to `--output` (default: `backend.json` next to this script,
+which `benchmarks/render.py` renders into the README). `--device cuda` runs the torch paths on the GPU (ONNX Runtime
+stays on the CPU and is left out); on a machine without CUDA it prints one line and exits.
 """
 
 from __future__ import annotations
@@ -27,8 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from modeling_nes2net import Nes2NetConfig
 from modeling_nes2net.complexity import backend_complexity
 from modeling_nes2net.onnx_export import export_module, inference_session
+from benchmarks.results import add_device_argument, cuda_missing, machine_record, synchronize, write_results
 from tests.oracles.nes2net import ReferenceNes2Net
 from tests.oracles.backend_with_head import BackendWithHead
+
+BASELINE = "our transcription of the authors' Nes2Net loop (tests/oracles/nes2net.py)"
 
 VARIANTS = {
     "Nes2Net-X (2 logits)": (dict(num_labels=2), dict(n_logits=2)),
@@ -41,15 +47,19 @@ VARIANTS = {
 }
 
 
-def median_latencies(runs: dict[str, tuple[torch.nn.Module, torch.Tensor]], repeats: int) -> dict[str, float]:
+def median_latencies(
+    runs: dict[str, tuple[torch.nn.Module, torch.Tensor]], repeats: int, device: str = "cpu"
+) -> dict[str, float]:
     """Median seconds per forward of each `(module, input)`, the modules run alternately so that load from other
     processes falls on all of them alike."""
     times: dict[str, list[float]] = {name: [] for name in runs}
     with torch.inference_mode():
         for step in range(repeats + 3):
             for name, (module, features) in runs.items():
+                synchronize(device)
                 start = time.perf_counter()
                 module(features)
+                synchronize(device)
                 if step >= 3:
                     times[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in times.items()}
@@ -100,34 +110,45 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--quick", action="store_true", help="5 repeats and no operator profile (about a minute)")
     parser.add_argument("--frames", type=int, default=201)
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (minutes of compilation)")
+    parser.add_argument("--output", type=Path, default=Path(__file__).with_name("backend.json"))
+    add_device_argument(parser)
     args = parser.parse_args()
+    if cuda_missing(args.device):
+        return
     torch.set_num_threads(args.threads)
+    repeats = 5 if args.quick else args.repeats
+    machine = machine_record(args.device, args.threads)
 
-    paths = ["eager", "onnxruntime"] + (["compiled"] if args.compile else [])
+    paths = ["eager"] + (["onnxruntime"] if args.device == "cpu" else []) + (["compiled"] if args.compile else [])
     header = f"{'variant':<22} {'batch':>5} {'params':>9} {'MACs':>9} {'paper loop ms':>14}" + "".join(
         f" {path + ' ms':>15} {'speed-up':>9} {'max |diff|':>10}" for path in paths
     )
-    print(f"CPU, {args.threads} threads, T = {args.frames} frames, median of {args.repeats} runs")
+    print(f"{args.device}, {args.threads} threads, T = {args.frames} frames, median of {repeats} runs, "
+          f"load {machine['load_before']}")
     print(header)
     print("-" * len(header))
     folder = tempfile.mkdtemp(prefix="nes2net-backend-")
+    rows = []
     for name, (config_kwargs, reference_kwargs) in VARIANTS.items():
         complexity = backend_complexity(Nes2NetConfig(**config_kwargs), frames=args.frames)
-        ours, reference = paired_models(config_kwargs, reference_kwargs)
-        modules = {"eager": ours, "onnxruntime": OnnxRuntimeBackend(ours, folder, args.threads)}
+        ours, reference = (module.to(args.device) for module in paired_models(config_kwargs, reference_kwargs))
+        modules = {"eager": ours}
+        if "onnxruntime" in paths:
+            modules["onnxruntime"] = OnnxRuntimeBackend(ours, folder, args.threads)
         if args.compile:
             modules["compiled"] = torch.compile(ours)
         for batch_size in (1, 16):
-            features = torch.randn(batch_size, 1024, args.frames)
+            features = torch.randn(batch_size, 1024, args.frames, device=args.device)
             ours_input = features.transpose(1, 2).contiguous()
             with torch.inference_mode():
                 expected = reference(features)
                 differences = {path: (module(ours_input) - expected).abs().max().item()
                                for path, module in modules.items()}
             runs = {"reference": (reference, features)} | {path: (module, ours_input) for path, module in modules.items()}
-            latencies = median_latencies(runs, args.repeats)
+            latencies = median_latencies(runs, repeats, args.device)
             reference_time = latencies["reference"]
             cells = "".join(
                 f" {latencies[path] * 1e3:>15.2f} {reference_time / latencies[path]:>8.2f}x {differences[path]:>10.1e}"
@@ -135,6 +156,16 @@ def main() -> None:
             )
             print(f"{name:<22} {batch_size:>5} {complexity['parameters']:>9,} {complexity['macs'] / 1e6:>8.2f}M "
                   f"{reference_time * 1e3:>14.2f}{cells}")
+            rows.append({
+                "variant": name, "batch": batch_size, "frames": args.frames, "repeats": repeats,
+                "parameters": complexity["parameters"], "macs": complexity["macs"], "baseline": BASELINE,
+                "baseline_ms": reference_time * 1e3,
+                "paths": {path: {"ms": latencies[path] * 1e3, "speedup": reference_time / latencies[path],
+                                 "max_abs_diff": differences[path]} for path in paths},
+            })
+    write_results(args.output, "backend", machine, rows)
+    if args.quick or args.device != "cpu":
+        return
     ours, reference = paired_models(*VARIANTS["Nes2Net-X (2 logits)"])
     features = torch.randn(16, 1024, args.frames)
     print("\nwhere the time goes (Nes2Net-X, batch 16, share of CPU time by operator)")

@@ -9,7 +9,8 @@ threshold, and the EER of each held-out family.
 
     python benchmarks/generalisation.py                      # every candidate; writes the JSON and docs/generalisation.md
     python benchmarks/generalisation.py --candidates logistic default
-    python benchmarks/generalisation.py --render              # docs/generalisation.md and the README table from the JSON
+    python benchmarks/generalisation.py --render              # docs/generalisation.md from the JSON (the README's
+                                                              # table: python benchmarks/render.py)
 
 It reuses the built corpora and cached states of `python -m training.demo` (`--work-dir`), computing what is missing.
 """
@@ -28,6 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.render import GENERALISATION_BASELINES as BASELINES  # noqa: E402
+from benchmarks.render import GENERALISATION_COMPARED as COMPARED  # noqa: E402
 from modeling_nes2net.atomic import write_text_atomic  # noqa: E402
 from modeling_nes2net import Nes2NetForAudioClassification  # noqa: E402
 from training.cross_validation import (  # noqa: E402
@@ -68,10 +71,6 @@ CANDIDATES: dict[str, dict] = {
                                                                              "pooling": "mean"}},
 }
 """Nes2Net candidates: overrides of the base recipe's (`RECIPE`) `model.config` and `training` sections."""
-BASELINES = ("logistic",)
-COMPARED = "compared model"
-"""The test-split row of the `--compared` model folder (by default the embedded default as the run found it), scored
-on the same cached states without retraining."""
 
 
 def build_candidates(names: list[str], recipe: FrozenFrontendRecipe, encoder_config: dict) -> dict:
@@ -198,43 +197,6 @@ def render(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-README_MARKERS = ("<!-- generalisation table: rendered by benchmarks/generalisation.py -->",
-                  "<!-- end of generalisation table -->")
-def best_candidate(results: dict) -> str:
-    """The Nes2Net candidate with the lowest pooled cross-validation EER."""
-    return min((name for name in results["candidates"] if name in CANDIDATES),
-               key=lambda name: results["candidates"][name]["pooled"]["eer"])
-
-
-def readme_table(results: dict) -> str:
-    """The README's summary: pooled cross-validation EER and the unseen-generator EER of each test split, for the
-    shipped default (the compared model), the baseline and the best Nes2Net candidate."""
-    best = best_candidate(results)
-    corpora = [corpus for corpus in results["corpora"] if "unseen" in results["test"][best][corpus]]
-    lines = ["| model | leave-one-family-out EER | " + " | ".join(f"{corpus} unseen generators" for corpus in corpora)
-             + " |", "|---|---|" + "---|" * len(corpora)]
-    names = {COMPARED: "**the shipped default** (trained on the mini and plus train splits: no fold holds out its "
-                       "training families)",
-             "logistic": "logistic-regression baseline (three sets)",
-             best: f"best Nes2Net candidate, `{best}` (three sets; not shipped)"}
-    for name, label in names.items():
-        folds = results["candidates"].get(name)
-        cells = [f"{folds['pooled']['eer']:.1f} ({folds['pooled']['eer_low']:.1f}-{folds['pooled']['eer_high']:.1f})"
-                 if folds else "-"]
-        for corpus in corpora:
-            unseen = results["test"][name][corpus]["unseen"]
-            cells.append(f"{unseen['eer']:.1f} ({unseen['eer_low']:.1f}-{unseen['eer_high']:.1f})")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def with_readme_table(readme: str, results: dict) -> str:
-    """`readme` with the text between `README_MARKERS` replaced by `readme_table(results)`."""
-    start, end = README_MARKERS
-    head, rest = readme.split(start, 1)
-    return f"{head}{start}\n{readme_table(results)}{end}{rest.split(end, 1)[1]}"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR)
@@ -251,10 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.render:
         results = run(args.work_dir, args.candidates, args.recipe, args.threads, args.compared)
         write_text_atomic(args.output, json.dumps(merged(results, args.output), indent=1))
-    results = json.loads(args.output.read_text(encoding="utf-8"))
-    write_text_atomic(MARKDOWN, render(results))
-    readme = REPO_ROOT / "README.md"
-    write_text_atomic(readme, with_readme_table(readme.read_text(encoding="utf-8"), results))
+    write_text_atomic(MARKDOWN, render(json.loads(args.output.read_text(encoding="utf-8"))))
     print(MARKDOWN.read_text(encoding="utf-8"))
     return 0
 

@@ -16,6 +16,7 @@ from .layout import (
     CONFIG_FILE,
     FEATURE_EXTRACTOR_FILE,
     FORBIDDEN_SUFFIXES,
+    link_problems,
     list_files,
     read_config,
     read_json_object,
@@ -97,10 +98,14 @@ def _weights_problems(folder: Path, files: list[str]) -> list[str]:
 
 
 def _folder_problems(folder: str | os.PathLike, check: Callable[[Path, list[str]], list[str]]) -> list[str]:
-    """`folder` is not a folder; else its pickle-based and hidden files, then what `check(folder, files)` finds."""
+    """`folder` is not a folder, or holds symbolic links (nothing in it is read then); else its pickle-based and
+    hidden files, then what `check(folder, files)` finds."""
     folder = Path(folder)
     if not folder.is_dir():
         return [f"{folder} is not a folder"]
+    links = link_problems(folder)
+    if links:
+        return links
     files = list_files(folder)
     return _common_problems(files) + check(folder, files)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from huggingface_hub import ModelCardData
 
+from modeling_nes2net.configuration_nes2net import ID2LABEL
 from training.results import EvaluationResult
 
 from .layout import CARD_FILE, CODE_FILE_DESCRIPTION, CONFIG_FILE, FEATURE_EXTRACTOR_FILE, MODEL_FILE_DESCRIPTIONS
@@ -40,7 +41,7 @@ def render_conversion_card(
     arch = describe_architecture(config)
     body = render_body(
         "converted_folder.md", config=config, arch=arch, frontend_name=arch["frontend"].split(" (")[0],
-        num_labels=len(config.get("id2label") or {0: "spoof", 1: "bonafide"}), repo="<this folder or repository>",
+        num_labels=len(config.get("id2label") or ID2LABEL[2]), repo="<this folder or repository>",
         checkpoint=checkpoint, sha256=sha256, preset=preset, converted=converted, ignored=list(ignored), files=files,
         paper_title=PAPER_TITLE, paper_arxiv=PAPER_ARXIV,
     )

@@ -42,9 +42,21 @@ def public_path(path: str | os.PathLike) -> str:
 
 
 def list_files(folder: str | os.PathLike) -> list[str]:
-    """All files under `folder` as sorted POSIX paths relative to it (hidden ones included, links resolved)."""
+    """All regular files under `folder` as sorted POSIX paths relative to it (hidden ones included); symbolic links
+    are neither listed nor followed (`link_problems` reports them)."""
     folder = Path(folder)
-    return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
+    paths = (Path(root, name) for root, _, names in os.walk(folder) for name in names)
+    return sorted(path.relative_to(folder).as_posix() for path in paths if path.is_file() and not path.is_symlink())
+
+
+def link_problems(folder: str | os.PathLike) -> list[str]:
+    """One line per symbolic link under `folder` (to a file or a folder, never entered): copying or publishing the
+    folder would carry the link's target, any file of the machine, along."""
+    folder = Path(folder)
+    paths = (Path(root, name) for root, folders, names in os.walk(folder) for name in folders + names)
+    return [f"{path.relative_to(folder).as_posix()}: a symbolic link (to {os.readlink(path)}); links are never "
+            "copied or published: put the file itself in the folder, or remove the link"
+            for path in sorted(paths) if path.is_symlink()]
 
 
 def read_json_object(path: Path, missing: str | None = None) -> dict[str, Any]:

@@ -22,6 +22,8 @@ from typing import Any, Literal
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from modeling_nes2net.atomic import write_text_atomic
+from modeling_nes2net.configuration_nes2net import ID2LABEL, Nes2NetConfig
+from modeling_nes2net.frontends_nes2net import describe_frontend
 from training.results import EvaluationResult, load_result, robustness_table
 
 from .layout import CARD_FILE, EVALUATION_DIR, describe_model_files, list_files, read_config
@@ -32,13 +34,6 @@ Kind = Literal["converted", "trained", "demo"]
 KINDS = ("converted", "trained", "demo")
 PAPER_TITLE = "Nes2Net: A Lightweight Nested Architecture for Foundation Model Driven Speech Anti-spoofing"
 PAPER_ARXIV = "2504.05657"
-FRONTEND_NAMES = {
-    "wav2vec2": "wav2vec 2.0",
-    "wavlm": "WavLM",
-    "hubert": "HuBERT",
-    "data2vec-audio": "data2vec-audio",
-    "whisper": "the Whisper encoder",
-}
 LAYER_MERGE_DESCRIPTIONS = {
     "last": "the last hidden layer",
     "weighted_sum": "a softmax-weighted sum of all {layers} hidden states",
@@ -58,6 +53,21 @@ REPORTED_METRICS = (
     ("cllr", "cllr", "CLLR (bits)", 1.0),
     ("min_tdcf", "min_tdcf", "min t-DCF", 1.0),
 )
+
+
+@dataclass(frozen=True)
+class PublishedResult:
+    """An EER published elsewhere for these weights, not re-measured here: the paper's or a leaderboard's.
+
+    `protocol` is the scoring protocol the source used (`full`, `4sec`, ...), `eer` is in percent and `source` names
+    who measured it (e.g. "Liu et al., T-IFS 2025, Table 6" or "Speech Anti-Spoofing Arena"), found at `url`."""
+
+    dataset_name: str
+    split: str
+    protocol: str
+    eer: float
+    source: str
+    url: str
 
 
 @dataclass(frozen=True)
@@ -112,6 +122,8 @@ class ModelCardSpec:
         recipe_file: path of the recipe in the nes2net repository, if any.
         source: for `kind="converted"`, the original checkpoint.
         efficiency: back-end parameters and MACs.
+        published: EERs published elsewhere for these weights (shown apart, never in the `model-index`, which holds
+            only the numbers of `results`, re-measured with `nes2net evaluate`).
         file_descriptions: descriptions of files outside the standard layout.
     """
 
@@ -130,6 +142,7 @@ class ModelCardSpec:
     recipe_file: str | None = None
     source: ConvertedSource | None = None
     efficiency: Efficiency | None = None
+    published: list[PublishedResult] = field(default_factory=list)
     extra_tags: list[str] = field(default_factory=list)
     file_descriptions: dict[str, str] = field(default_factory=dict)
 
@@ -148,8 +161,10 @@ class ModelCardSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], results: list[EvaluationResult]) -> ModelCardSpec:
-        """Builds a spec from parsed YAML/JSON; nested `source` and `efficiency` become their dataclasses."""
+        """Builds a spec from parsed YAML/JSON; nested `source`, `efficiency` and `published` become their
+        dataclasses."""
         data = dict(data)
+        data["published"] = [PublishedResult(**row) for row in data.get("published") or []]
         if data.get("source") is not None:
             data["source"] = ConvertedSource(**data["source"])
         if data.get("efficiency") is not None:
@@ -164,20 +179,11 @@ def describe_architecture(config: dict[str, Any]) -> dict[str, str]:
     backend = "Nes2Net-X" if config.get("backend_variant") == "nes2net-x" else "Nes2Net"
     if config.get("activation") == "selu":
         backend += " SeLU"
-    if config.get("frontend_type") == "spectrogram":
-        bins = config["spectrogram_n_fft"] // 2 + 1
-        frontend, layers = f"a log-magnitude spectrogram ({bins} bins, hop {config['spectrogram_hop_length']})", 1
-    else:
-        frontend_config = config["frontend_config"]
-        model_type = frontend_config["model_type"]
-        num_layers = config.get("frontend_num_layers") or frontend_config.get(
-            "num_hidden_layers", frontend_config.get("encoder_layers"))  # Whisper's names (d_model, encoder_layers)
-        width = frontend_config.get("hidden_size", frontend_config.get("d_model"))
-        layers = num_layers + 1
-        frontend = f"{FRONTEND_NAMES.get(model_type, model_type)} ({num_layers} layers, {width} dimensions)"
-        if config.get("freeze_frontend"):
-            frontend += ", frozen"
-    merge = LAYER_MERGE_DESCRIPTIONS[config.get("layer_merge", "last")].format(layers=layers)
+    nes2net_config = Nes2NetConfig.from_dict(config)
+    frontend = describe_frontend(nes2net_config)
+    if config.get("freeze_frontend"):
+        frontend += ", frozen"
+    merge = LAYER_MERGE_DESCRIPTIONS[nes2net_config.layer_merge].format(layers=nes2net_config.num_frontend_layers)
     backend_details = (
         f"outer ratio {config['outer_ratio']}, inner ratio {config['inner_ratio']}, SE ratio {config['se_ratio']}, "
         f"kernel {config['kernel_size']}, dilation {config['dilation']}, {config['pooling']} pooling"
@@ -188,7 +194,7 @@ def describe_architecture(config: dict[str, Any]) -> dict[str, str]:
 def _tags(config: dict[str, Any], spec: ModelCardSpec) -> list[str]:
     tags = ["anti-spoofing", "deepfake-detection", "audio-deepfake-detection", "speech", "nes2net"]
     tags.append(config.get("backend_variant", "nes2net"))
-    if config.get("frontend_type") in ("ssl", "whisper"):
+    if config.get("frontend_config"):
         tags.append(config["frontend_config"]["model_type"])
     tags.append("custom_code")
     if spec.kind in ("demo", "converted"):
@@ -196,9 +202,12 @@ def _tags(config: dict[str, Any], spec: ModelCardSpec) -> list[str]:
     return list(dict.fromkeys(tags + spec.extra_tags))
 
 
-def _eval_results(results: list[EvaluationResult]) -> list[EvalResult]:
-    """One model-index entry per reported metric; the protocol goes in the metric's `config`."""
+def _eval_results(results: list[EvaluationResult], repo_id: str | None = None) -> list[EvalResult]:
+    """One model-index entry per reported metric; the protocol goes in the metric's `config` and its name. With
+    `repo_id`, each entry's source says it was re-measured with `nes2net evaluate` and links the repository."""
     entries = []
+    source = {} if repo_id is None else {"source_name": "re-measured with nes2net evaluate",
+                                         "source_url": f"https://huggingface.co/{repo_id}"}
     for result in results:
         for key, metric_type, title, scale in REPORTED_METRICS:
             if key not in result.metrics:
@@ -216,16 +225,17 @@ def _eval_results(results: list[EvaluationResult]) -> list[EvalResult]:
                     metric_value=round(result.metrics[key] * scale, 4),
                     metric_name=f"{title}, {result.protocol} protocol",
                     metric_config=result.protocol,
+                    **source,
                 )
             )
     return entries
 
 
-def model_index(model_name: str, results: list[EvaluationResult]) -> list[dict[str, Any]]:
-    """The card metadata's `model-index` for `results`, exactly as `render_model_card` writes it."""
+def model_index(model_name: str, results: list[EvaluationResult], repo_id: str | None = None) -> list[dict[str, Any]]:
+    """The card metadata's `model-index` for `results`, as `render_model_card` writes it for `repo_id`."""
     from huggingface_hub.repocard_data import eval_results_to_model_index
 
-    return eval_results_to_model_index(model_name, _eval_results(results))
+    return eval_results_to_model_index(model_name, _eval_results(results, repo_id))
 
 
 def _results_table(results: list[EvaluationResult]) -> dict[str, Any]:
@@ -281,7 +291,7 @@ def render_model_card(model_dir: str | os.PathLike, spec: ModelCardSpec) -> Mode
 
     model_dir = Path(model_dir)
     config = read_config(model_dir)
-    num_labels = len(config.get("id2label") or {0: "spoof", 1: "bonafide"})
+    num_labels = len(config.get("id2label") or ID2LABEL[2])
     files = describe_model_files(model_dir, config, {**_evaluation_file_descriptions(model_dir, spec.results),
                                                      **spec.file_descriptions})
     files.setdefault(CARD_FILE, "this model card")
@@ -300,7 +310,7 @@ def render_model_card(model_dir: str | os.PathLike, spec: ModelCardSpec) -> Mode
         model_name=spec.repo_id.split("/")[-1],
         pipeline_tag=TASK,
         tags=_tags(config, spec),
-        eval_results=_eval_results(spec.results),
+        eval_results=_eval_results(spec.results, spec.repo_id),
     )
     body = render_body(
         "model_card.md",

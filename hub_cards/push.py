@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .checks import dataset_folder_problems, model_folder_problems
-from .layout import list_files, read_config
+from .layout import link_problems, list_files, read_config
 from .space import space_folder_problems
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,11 @@ def folder_problems(folder: str | os.PathLike, repo_type: str) -> list[str]:
 def publishable_folder(folder: Path, repo_type: str = "model") -> Iterator[Path]:
     """The folder to check and upload: `folder` itself, or, for a Nes2Net model folder holding no code at all (the
     embedded default model, package data), a temporary export of it with the package's code
-    (`modeling_nes2net.folder.export_model_folder`). A folder with only some of its code files stays broken."""
+    (`modeling_nes2net.folder.export_model_folder`). A folder with only some of its code files stays broken. A folder
+    holding symbolic links is refused first (`FolderNotPublishable`): nothing is exported through them."""
+    links = link_problems(folder) if folder.is_dir() else []
+    if links:
+        raise FolderNotPublishable(folder, links)
     if repo_type == "model" and folder.is_dir() and not any(folder.glob("*.py")):
         try:
             is_nes2net = read_config(folder).get("model_type") == "nes2net"

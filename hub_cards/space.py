@@ -18,7 +18,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from .layout import CARD_FILE, CONFIG_FILE, list_files
+from .layout import CARD_FILE, CONFIG_FILE, link_problems, list_files
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,9 @@ def build_space_folder(output: str | os.PathLike, model: str | None = None) -> P
             default model the wheel carries.
     """
     output = Path(output)
+    links = link_problems(model) if model is not None and Path(model).is_dir() else []
+    if links:
+        raise SpaceBuildError(f"{model} cannot be copied into a Space: " + "; ".join(links))
     if not (SPACE_SOURCE / "app.py").is_file():
         raise SpaceBuildError(f"no Space app at {SPACE_SOURCE}: build Spaces from a checkout of the repository")
     if output.exists() and any(output.iterdir()):
@@ -104,7 +107,9 @@ def space_folder_problems(folder: str | os.PathLike) -> list[str]:
     folder = Path(folder)
     if not folder.is_dir():
         return [f"{folder} is not a folder"]
-    problems = []
+    problems = link_problems(folder)
+    if problems:
+        return problems  # nothing in the folder is read through a link
     card = folder / CARD_FILE
     front = FRONT_MATTER.match(card.read_text(encoding="utf-8")) if card.is_file() else None
     if front is None:

@@ -6,10 +6,14 @@ Everything is a stream of blocks, so a two-hour podcast never sits in memory at 
    they are downmixed (mean over channels) and resampled with `soxr.ResampleStream`.
 2. **ffmpeg** (a subprocess, for M4A/AAC, WMA, video containers and anything libsndfile rejects) decodes,
    downmixes and resamples to 16 kHz mono itself and streams little-endian float32 through a pipe: the
-   same command line as transformers' `ffmpeg_read`, so `pipeline("audio-classification")` sees the same samples.
-   Float32 rather than s16le output keeps float sources unquantised.
+   same output options as transformers' `ffmpeg_read`, so `pipeline("audio-classification")` sees the same samples.
+   Float32 rather than s16le output keeps float sources unquantised. The input is untrusted: ffmpeg gets it only as
+   bytes on its standard input, with the demuxer named from the file's first bytes (`sniff_container`, audio and
+   audio-video containers only: never a playlist or concat script that would open other files), no protocol but
+   the pipe, a memory and CPU limit, and SIGKILL when it stalls (`FFMPEG_STALL_SECONDS`).
 3. **torchcodec**, by default only when no `ffmpeg` executable is on PATH: it decodes the whole file in-process (no
-   streaming), then the samples go through the same downmix and soxr path as 1.
+   streaming), from its bytes and only when `sniff_container` knows the container, then the samples go through
+   the same downmix and soxr path as 1.
 
 Every failure is an `AudioInputError` whose message is one line naming the input (control characters escaped,
 see `printable`) and the problem. Refused before any decoding: what is not a regular file (a FIFO would block the
@@ -24,15 +28,20 @@ from __future__ import annotations
 import errno
 import io
 import os
+import re
+import resource
+import select
 import shutil
+import signal
 import stat
 import struct
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import IO, Union
 
 import numpy as np
 import soundfile
@@ -219,6 +228,7 @@ def _short_reason(error: Exception, data: str | os.PathLike | bytes) -> str:
 _NON_AUDIO_SIGNATURES = {
     b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image", b"%PDF": "a PDF document",
     b"PK\x03\x04": "a ZIP archive", b"\x1f\x8b": "a gzip archive", b"{": "text (JSON?)", b"<": "text (HTML/XML?)",
+    b"#EXTM3U": "an M3U / HLS playlist (never followed)", b"ffconcat": "an ffmpeg concat script (never followed)",
 }
 
 
@@ -353,43 +363,148 @@ def _soundfile_blocks(sound_file: soundfile.SoundFile, stream: AudioStream) -> I
                 return
 
 
+# ffmpeg and torchcodec choose a demuxer by probing, and some demuxers open the files or URLs their input names (HLS
+# and other playlists, concat scripts, SDP): a 141-byte text file named `.wav` could make them read any file on the
+# server. So the container is recognised here from its first bytes, only these audio and audio-video containers are
+# decoded, and ffmpeg is told which demuxer to use (`-f`, `-format_whitelist`) and reads nothing but the bytes sent
+# to its standard input (`-protocol_whitelist`). Each entry: the demuxer, the pattern of the file's first bytes.
+_CONTAINERS = tuple((demuxer, re.compile(pattern, re.DOTALL)) for demuxer, pattern in (
+    ("wav", rb"(RIFF|RF64|BW64)....WAVE"),
+    ("avi", rb"RIFF....AVI "),
+    ("w64", rb"riff\x2e\x91\xcf\x11"),
+    ("aiff", rb"FORM....AIF[FC]"),
+    ("flac", rb"fLaC"),
+    ("ogg", rb"OggS"),
+    ("matroska", rb"\x1a\x45\xdf\xa3"),  # MKA, MKV, WebM
+    ("mov", rb"....(ftyp|moov|mdat|wide|free)"),  # MP4, M4A, 3GP, QuickTime
+    ("asf", rb"\x30\x26\xb2\x75\x8e\x66\xcf\x11"),  # WMA
+    ("caf", rb"caff"),
+    ("au", rb"\.snd"),
+    ("amr", rb"#!AMR"),
+    ("ac3", rb"\x0b\x77"),
+    ("aac", rb"\xff[\xf0\xf1\xf8\xf9]"),  # ADTS frame header
+    ("mp3", rb"\xff[\xe0-\xff]"),  # MPEG audio frame header
+))
+_AFTER_ID3 = ("mp3", "aac")  # what an ID3v2 tag may precede
+_SEEKING_DEMUXERS = ("mov",)  # MP4 may hold its index (moov) after the audio: the pipe read through ffmpeg's cache
+FFMPEG_MEMORY_BYTES = 1 << 30  # address space of the ffmpeg process: it needs tens of MiB for audio
+FFMPEG_STALL_SECONDS = 30.0  # wall clock ffmpeg may take to deliver the next block (or end) before it is killed
+FEED_BYTES = 1 << 20
+
+
+def ffmpeg_cpu_seconds(max_seconds: float) -> int:
+    """The CPU time ffmpeg may use to decode at most `max_seconds` of audio: 30 s, plus 1 s per 20 s of audio."""
+    return int(30 + max_seconds / 20)
+
+
+def sniff_container(data: str | os.PathLike | bytes) -> str | None:
+    """The ffmpeg demuxer of a file (one of `_CONTAINERS`) from its first bytes, past an ID3v2 tag; None when it
+    starts like none of them (text, a playlist, an unknown format)."""
+    with io.BytesIO(data) if isinstance(data, bytes) else open(data, "rb") as handle:
+        head, allowed = handle.read(16), None
+        if head.startswith(b"ID3") and len(head) >= 10:
+            size = (head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | head[9] & 0x7F
+            handle.seek(10 + size + (10 if head[5] & 0x10 else 0))  # the tag, and its footer if flagged
+            head, allowed = handle.read(16), _AFTER_ID3
+    for demuxer, pattern in _CONTAINERS:
+        if pattern.match(head) and (allowed is None or demuxer in allowed):
+            return demuxer
+    return None
+
+
 def _open_ffmpeg(stream: AudioStream, data: str | os.PathLike | bytes) -> Iterator[np.ndarray]:
     executable = shutil.which("ffmpeg")
     if executable is None:
         raise _DecoderUnavailable("no ffmpeg executable on PATH")
-    return _ffmpeg_blocks(executable, stream, data)
+    demuxer = sniff_container(data)
+    if demuxer is None:
+        raise _DecoderUnavailable("not a known audio container (by its first bytes)")
+    return _ffmpeg_blocks(executable, demuxer, stream, data)
 
 
-def _ffmpeg_blocks(executable: str, stream: AudioStream, data: str | os.PathLike | bytes) -> Iterator[np.ndarray]:
-    with tempfile.TemporaryDirectory(prefix="nes2net-ffmpeg-") as scratch:
-        if isinstance(data, bytes):  # a file, not stdin: MP4/M4A need to seek to the moov atom
-            path = os.path.join(scratch, "input")
-            Path(path).write_bytes(data)
-        else:
-            path = os.fspath(data)
-        command = [executable, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", path, "-vn", "-map", "0:a:0",
-                   "-ac", "1", "-ar", str(stream.target_rate), "-f", "f32le", "pipe:1"]
-        with open(os.path.join(scratch, "stderr"), "w+b") as stderr:  # a file: a full stderr pipe would deadlock
-            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr)
-            try:
-                block_bytes = 4 * max(1, int(stream.block_seconds * stream.target_rate))
-                first = True
-                while chunk := process.stdout.read(block_bytes):
-                    if first:
-                        stream.info = AudioInfo(stream.target_rate, 1, "ffmpeg")
-                        first = False
-                    yield np.frombuffer(chunk[: len(chunk) - len(chunk) % 4], dtype="<f4").astype(np.float32)
-                if process.wait() != 0:
-                    stderr.seek(0)
-                    lines = stderr.read().decode(errors="replace").strip().splitlines()
-                    if any("matches no streams" in line for line in lines):
-                        raise _DecoderUnavailable("no audio stream in the file")
-                    raise _DecoderUnavailable(lines[-1] if lines else f"exit status {process.returncode}")
-            finally:
-                if process.poll() is None:
-                    process.kill()
-                process.stdout.close()
-                process.wait()
+def _ffmpeg_blocks(
+    executable: str, demuxer: str, stream: AudioStream, data: str | os.PathLike | bytes
+) -> Iterator[np.ndarray]:
+    """Decode `data` with ffmpeg's `demuxer`, fed through a pipe, under a memory and CPU limit (`_limit`), killed
+    (SIGKILL) when a block takes over `FFMPEG_STALL_SECONDS`; 16 kHz mono float32 blocks."""
+    seeking = ["-read_ahead_limit", "-1", "-i", "cache:pipe:0"]  # the cache may read ahead as far as a seek goes
+    command = [executable, "-nostdin", "-hide_banner", "-loglevel", "error",
+               "-protocol_whitelist", "pipe,cache", "-format_whitelist", demuxer, "-f", demuxer,
+               *(seeking if demuxer in _SEEKING_DEMUXERS else ["-i", "pipe:0"]), "-vn", "-map", "0:a:0", "-ac", "1", "-ar", str(stream.target_rate), "-f", "f32le", "pipe:1"]
+    with tempfile.TemporaryFile() as stderr:  # a file: a full stderr pipe would deadlock
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr)
+        feeder = threading.Thread(target=_feed, args=(process.stdin, data), daemon=True)
+        try:
+            _limit(process.pid, stream.max_seconds)  # before the first byte of input reaches it
+            feeder.start()
+            block_bytes = 4 * max(1, int(stream.block_seconds * stream.target_rate))
+            while chunk := _read_block(process, block_bytes):
+                if stream.info is None:
+                    stream.info = AudioInfo(stream.target_rate, 1, "ffmpeg")
+                yield np.frombuffer(chunk[: len(chunk) - len(chunk) % 4], dtype="<f4").astype(np.float32)
+            if process.wait() != 0:
+                raise _DecoderUnavailable(_ffmpeg_failure(process.returncode, stderr, stream.max_seconds))
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.stdout.close()
+            process.wait()
+            if feeder.ident is not None:
+                feeder.join()
+
+
+def _limit(pid: int, max_seconds: float) -> None:
+    """Bound the address space (`FFMPEG_MEMORY_BYTES`) and CPU time (`ffmpeg_cpu_seconds`; the kernel kills with
+    SIGKILL at the hard limit) of the process `pid`. Set from here after it started, not in `preexec_fn`, which
+    can deadlock the child of a threaded server."""
+    cpu = ffmpeg_cpu_seconds(max_seconds)
+    resource.prlimit(pid, resource.RLIMIT_AS, (FFMPEG_MEMORY_BYTES, FFMPEG_MEMORY_BYTES))
+    resource.prlimit(pid, resource.RLIMIT_CPU, (cpu, cpu))
+
+
+def _feed(stdin: io.BufferedWriter, data: str | os.PathLike | bytes) -> None:
+    """Write the input file or bytes to ffmpeg's standard input, `FEED_BYTES` at a time, then close it; stops
+    quietly when ffmpeg has gone (it ended early, or was killed)."""
+    try:
+        with io.BytesIO(data) if isinstance(data, bytes) else open(data, "rb") as source:
+            while chunk := source.read(FEED_BYTES):
+                stdin.write(chunk)
+    except OSError:  # BrokenPipeError: ffmpeg exited
+        pass
+    finally:
+        try:
+            stdin.close()
+        except OSError:
+            pass
+
+
+def _read_block(process: subprocess.Popen, size: int) -> bytes:
+    """Up to `size` bytes of ffmpeg's output (fewer at its end), killing it when it produces nothing for
+    `FFMPEG_STALL_SECONDS` (a spinning ffmpeg ignores SIGTERM, so SIGKILL)."""
+    descriptor, parts, received = process.stdout.fileno(), [], 0
+    while received < size:
+        ready, _, _ = select.select([descriptor], [], [], FFMPEG_STALL_SECONDS)
+        if not ready:
+            process.kill()
+            raise _DecoderUnavailable(f"ffmpeg stalled for {FFMPEG_STALL_SECONDS:g} s and was killed")
+        part = os.read(descriptor, size - received)
+        if not part:
+            break
+        parts.append(part)
+        received += len(part)
+    return b"".join(parts)
+
+
+def _ffmpeg_failure(returncode: int, stderr: IO[bytes], max_seconds: float) -> str:
+    """Why ffmpeg failed, in one line without ': ' (see `_short_reason`)."""
+    if returncode == -signal.SIGKILL:
+        return f"ffmpeg was killed at its limit of {ffmpeg_cpu_seconds(max_seconds)} CPU seconds"
+    stderr.seek(0)
+    lines = [line for line in stderr.read().decode(errors="replace").strip().splitlines()
+             if not line.startswith(("[cache @", "    Last message repeated"))]  # the cache's notices
+    if any("matches no streams" in line for line in lines):
+        return "no audio stream in the file"
+    return lines[-1] if lines else f"exit status {returncode}"
 
 
 def _open_torchcodec(stream: AudioStream, data: str | os.PathLike | bytes) -> Iterator[np.ndarray]:
@@ -397,8 +512,10 @@ def _open_torchcodec(stream: AudioStream, data: str | os.PathLike | bytes) -> It
         from torchcodec.decoders import AudioDecoder
     except ImportError:
         raise _DecoderUnavailable("torchcodec is not installed") from None
-    try:
-        decoded = AudioDecoder(data if isinstance(data, bytes) else os.fspath(data)).get_all_samples()
+    if sniff_container(data) is None:  # torchcodec probes the demuxer itself: only bytes of a known container
+        raise _DecoderUnavailable("not a known audio container (by its first bytes)")
+    try:  # bytes, never a path: no file name for the probe to match (image sequences, extension hints)
+        decoded = AudioDecoder(data if isinstance(data, bytes) else Path(data).read_bytes()).get_all_samples()
     except (RuntimeError, ValueError) as error:
         raise _DecoderUnavailable(error) from None
     samples = decoded.data.numpy().T  # (frames, channels)

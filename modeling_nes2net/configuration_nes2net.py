@@ -17,8 +17,12 @@ logger = logging.get_logger(__name__)
 
 SPOOF_LABEL = "spoof"
 BONAFIDE_LABEL = "bonafide"
+PARTLY_SPOOFED_LABEL = "partly spoofed"
 # The one home of the label semantics: class ids of the two heads. Higher scores always mean more bona fide.
 ID2LABEL = {2: {0: SPOOF_LABEL, 1: BONAFIDE_LABEL}, 1: {0: BONAFIDE_LABEL}}
+# Every verdict on a recording: the two classes, and "partly spoofed" for a recording judged bona fide as a whole
+# with a stretch that scores spoof (`detection.DetectionResult.label`). Every table of verdict words is keyed by these.
+VERDICT_LABELS = (BONAFIDE_LABEL, SPOOF_LABEL, PARTLY_SPOOFED_LABEL)
 
 # wav2vec 2.0 XLS-R 300M, the front-end of the ASVspoof 2019/2021 and In-the-Wild releases.
 XLSR_300M_FRONTEND = {

@@ -80,7 +80,7 @@ class OriginalCheckpoint:
     unknown: list[str] = field(default_factory=list)
 
     @property
-    def frontend_type(self) -> str:
+    def frontend_model_type(self) -> str:
         """`"wavlm"` (unilm / s3prl names) or `"wav2vec2"` (fairseq names)."""
         return "wavlm" if any(_WAVLM_ONLY.search(key) for key in self.frontend) else "wav2vec2"
 
@@ -208,7 +208,7 @@ def infer_frontend_config(original: OriginalCheckpoint) -> dict[str, Any]:
     hidden_size = _tensor(tensors, "encoder.layer_norm.weight", prefix).shape[0]
     layer_norms = "feature_extractor.conv_layers.0.2.1.weight" in tensors
     config = {
-        "model_type": original.frontend_type,
+        "model_type": original.frontend_model_type,
         "hidden_size": hidden_size,
         "num_hidden_layers": layers[-1] + 1,
         "intermediate_size": _tensor(tensors, "encoder.layers.0.fc1.weight", prefix).shape[0],
@@ -225,7 +225,7 @@ def infer_frontend_config(original: OriginalCheckpoint) -> dict[str, Any]:
     kernels = config["conv_kernel"]
     if all(kernel in STRIDE_OF_KERNEL for kernel in kernels):
         config["conv_stride"] = [STRIDE_OF_KERNEL[kernel] for kernel in kernels]
-    if original.frontend_type == "wavlm":
+    if original.frontend_model_type == "wavlm":
         buckets, heads = _tensor(tensors, "encoder.layers.0.self_attn.relative_attention_bias.weight", prefix).shape
         config.update(num_buckets=buckets, num_attention_heads=heads)
     elif hidden_size in HEADS_OF_HIDDEN_SIZE:
@@ -263,7 +263,7 @@ def infer_architecture(original: OriginalCheckpoint) -> dict[str, Any]:
 def pick_preset(original: OriginalCheckpoint) -> str:
     """The preset whose front-end type, layer merge and back-end variant the tensors show; refuses none or a tie."""
     architecture, defaults = infer_architecture(original), Nes2NetConfig()
-    shown = {"model_type": original.frontend_type, "layer_merge": architecture["layer_merge"],
+    shown = {"model_type": original.frontend_model_type, "layer_merge": architecture["layer_merge"],
              "backend_variant": architecture["backend_variant"]}
     matching = [
         name for name, fields in PRESETS.items()
@@ -297,18 +297,18 @@ def build_config(original: OriginalCheckpoint, preset: str, **overrides: Any) ->
     preset_frontend = dict(PRESETS[preset]["frontend_config"])
     frontend_overrides = dict(overrides.pop("frontend_config", None) or {})
     inferred_frontend = infer_frontend_config(original)
-    frontend_type = inferred_frontend["model_type"]
-    if preset_frontend["model_type"] != frontend_type:
-        matching = [name for name, value in PRESETS.items() if value["frontend_config"]["model_type"] == frontend_type]
+    model_type = inferred_frontend["model_type"]
+    if preset_frontend["model_type"] != model_type:
+        matching = [name for name, value in PRESETS.items() if value["frontend_config"]["model_type"] == model_type]
         raise ConversionError(
-            f"the checkpoint's front-end is {frontend_type} but preset {preset!r} describes "
+            f"the checkpoint's front-end is {model_type} but preset {preset!r} describes "
             f"{preset_frontend['model_type']}; use one of: {', '.join(matching)}"
         )
     frontend = {**preset_frontend, **inferred_frontend, **frontend_overrides}
     for name in ("conv_stride", "num_attention_heads"):
         if name not in inferred_frontend and name not in frontend_overrides:
             raise ConversionError(
-                f"{name} of this {frontend_type} front-end (hidden size {frontend['hidden_size']}, kernels "
+                f"{name} of this {model_type} front-end (hidden size {frontend['hidden_size']}, kernels "
                 f"{frontend['conv_kernel']}) is stored in no tensor and it is not a released size: pass it as a "
                 f"front-end override (--frontend-set {name}=...)"
             )
@@ -467,7 +467,8 @@ def convert_checkpoint(
         logger.info("preset %s: the only one the checkpoint's tensors fit", preset)
     config = build_config(original, preset, **overrides)
     logger.info("Building %s from %s (%s front-end names)", preset, path.name,
-                "s3prl" if original.through_s3prl else ("unilm" if original.frontend_type == "wavlm" else "fairseq"))
+                "s3prl" if original.through_s3prl
+                else ("unilm" if original.frontend_model_type == "wavlm" else "fairseq"))
     model = Nes2NetForAudioClassification(config)
     converted, ignored = convert_state_dict(original, model.state_dict())
     model.load_state_dict(converted, strict=True)

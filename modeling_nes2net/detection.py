@@ -43,24 +43,24 @@ model call) is `modeling_nes2net.scorer`, shared with `nes2net evaluate`; this m
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 
 from .audio import AudioInputError, AudioSource, AudioSourceLike, printable
+from .configuration_nes2net import BONAFIDE_LABEL, PARTLY_SPOOFED_LABEL
 from .localisation import CELL_SECONDS, Stretch, frame_cell_scores, spoofed_stretches, window_cell_scores
 from .modeling_nes2net import Nes2NetForAudioClassification, Nes2NetForAudioFrameClassification
 from .protocols import HOP_SAMPLES, PROTOCOLS, WINDOW_SAMPLES, Protocol, first_window_tiled, window_segments
 from .scorer import (
     AGGREGATIONS,
+    Aggregation,
     ENVELOPE_SECONDS,
     FULL_PROTOCOL_MAX_SECONDS,
     DetectionFailure,
@@ -72,17 +72,15 @@ from .scorer import (
     min_samples_of,
     pass_bytes,
 )
-from .scoring import DECISION_THRESHOLD, bonafide_score, log_odds, verdict
+from .scoring import DECISION_THRESHOLD, bonafide_score, log_odds, odds_probability, verdict
 
 logger = logging.getLogger(__name__)
 
-Aggregation = Literal["mean", "any"]
 QUANTIZATIONS: tuple[str, ...] = ("int8", "bf16")  # PyTorch's; an ONNX export has its own (`onnx_export.VARIANTS`)
 RUNTIMES: tuple[str, ...] = ("torch", "onnx")
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 SILENCE_PEAK = 1.0 / 32768  # at most one 16-bit step: digital silence
-PARTLY_SPOOFED = "partly spoofed"
 MIN_STRETCH_SECONDS = 0.2  # the shortest spoofed stretch reported (the splices builder's shortest piece)
 __all__ = [
     "AGGREGATIONS", "DEFAULT_MODEL_DIR", "ENVELOPE_SECONDS", "HOP_SAMPLES", "PROTOCOLS", "QUANTIZATIONS",
@@ -147,7 +145,7 @@ class DetectionResult:
     @property
     def is_spoof(self) -> bool:
         """Spoofed as a whole or in part."""
-        return self.label != "bonafide"
+        return self.label != BONAFIDE_LABEL
 
     def segment_label(self, segment: Segment) -> str:
         """`"bonafide"` or `"spoof"`: the verdict on one segment alone, under this result's threshold."""
@@ -429,7 +427,7 @@ class Nes2NetDetector:
         scores, odds = bonafide_score(logits).numpy(), log_odds(logits).numpy()
         rate = self.sampling_rate
         segments = [
-            Segment(start / rate, (start + length) / rate, float(score), float(odd), _sigmoid(float(odd)))
+            Segment(start / rate, (start + length) / rate, float(score), float(odd), odds_probability(float(odd)))
             for start, length, score, odd in zip(scored.starts, scored.lengths, scores, odds)
         ]
         aggregation = None if len(segments) == 1 else self.aggregation
@@ -439,8 +437,8 @@ class Nes2NetDetector:
         label = verdict(odd, self.threshold)
         return DetectionResult(
             source=scored.name,
-            label=PARTLY_SPOOFED if label == "bonafide" and stretches else label,
-            bonafide_probability=_sigmoid(odd),
+            label=PARTLY_SPOOFED_LABEL if label == BONAFIDE_LABEL and stretches else label,
+            bonafide_probability=odds_probability(odd),
             score=score,
             log_odds=odd,
             threshold=self.threshold,
@@ -470,7 +468,3 @@ class Nes2NetDetector:
             totals[first:stop] += frame_cell_scores(scores, times, stop - first)
             counts[first:stop] += 1
         return totals / np.maximum(counts, 1)
-
-
-def _sigmoid(value: float) -> float:
-    return 0.5 * (1.0 + math.tanh(0.5 * value))

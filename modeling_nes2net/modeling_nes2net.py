@@ -3,7 +3,8 @@
 Liu, Truong, Das, Lee, Li, "Nes2Net: A Lightweight Nested Architecture for Foundation Model Driven Speech
 Anti-spoofing", IEEE T-IFS 2025 (arXiv 2504.05657).
 
-Data flow: waveform `(batch, samples)` -> front-end (SSL model or spectrogram) -> layer merge ->
+Data flow: waveform `(batch, samples)` -> front-end (`frontends_nes2net`: an SSL model, the spectrogram or the Whisper
+encoder) -> layer merge ->
 features `(batch, frames, D)` -> [`Nes2NetBackend`] -> pooled embedding (together: [`Nes2NetModel`]) -> classifier ->
 score calibration -> logits `(batch, num_labels)` ([`Nes2NetForAudioClassification`]).
 
@@ -14,23 +15,20 @@ utterance gives the same logits as the same utterance alone (in eval mode).
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
-from functools import cache
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoModel, PreTrainedModel
+from transformers import PreTrainedModel
 from transformers import initialization as init
-from transformers.audio_utils import mel_filter_bank
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import SequenceClassifierOutput
-from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from transformers.utils import ModelOutput
 
 from .configuration_nes2net import Nes2NetConfig
+from .frontends_nes2net import build_frontend
 from .layer_merge_nes2net import (
     Nes2NetAttentiveMerge,
     Nes2NetSqueezeExcitationMerge,
@@ -225,155 +223,6 @@ class Nes2NetBackend(nn.Module):
         return hidden.transpose(1, 2), self.pooling(hidden, frame_mask)
 
 
-class Nes2NetSpectrogramFrontend(nn.Module):
-    """Log-magnitude STFT (Hann window, no centring): `(batch, samples)` -> `(batch, frames, n_fft // 2 + 1)`,
-    `frames = (samples - n_fft) // hop_length + 1`. Every frame lies inside the signal, so padding never leaks in."""
-
-    def __init__(self, config: Nes2NetConfig):
-        super().__init__()
-        self.n_fft = config.spectrogram_n_fft
-        self.hop_length = config.spectrogram_hop_length
-
-    def output_lengths(self, input_lengths: torch.Tensor) -> torch.Tensor:
-        return torch.div(input_lengths - self.n_fft, self.hop_length, rounding_mode="floor") + 1
-
-    def forward(self, input_values: torch.Tensor) -> torch.Tensor:
-        """The transform runs in float64: a float32 one (any FFT size or algorithm) rounds to about 2e-7 of a frame's
-        loudest bin, which is 1-2 % of its quietest bins (0.01 nats of their log, up to 2e-4 on the log-odds).
-        Returns float32 (float64 for float64 input)."""
-        if input_values.shape[-1] < self.n_fft:
-            raise ValueError(
-                f"input of {input_values.shape[-1]} samples is shorter than one spectrogram frame ({self.n_fft})"
-            )
-        window = torch.hann_window(self.n_fft, device=input_values.device, dtype=torch.float64)
-        spectrum = torch.stft(
-            input_values.double(), self.n_fft, self.hop_length, window=window, center=False, return_complex=True
-        )
-        log_magnitude = torch.log(spectrum.abs().clamp(min=1e-5)).transpose(1, 2)
-        return log_magnitude.to(torch.promote_types(input_values.dtype, torch.float32))
-
-
-@cache
-def _whisper_bases(n_fft: int, num_mel_bins: int, sampling_rate: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Whisper's analysis as two matrices: the Hann-windowed real DFT `(n_fft, 2 * (n_fft // 2 + 1))` (cosines then
-    sines) and the Slaney mel filter bank `(n_fft // 2 + 1, num_mel_bins)` of `WhisperFeatureExtractor`."""
-    with torch.inference_mode(False):  # ordinary tensors even when first built under inference mode
-        return _whisper_basis_tensors(n_fft, num_mel_bins, sampling_rate, device)
-
-
-def _whisper_basis_tensors(n_fft: int, num_mel_bins: int, sampling_rate: int, device: str):
-    bins = torch.arange(n_fft // 2 + 1, dtype=torch.float64)
-    times = torch.arange(n_fft, dtype=torch.float64)
-    angles = 2 * math.pi * torch.remainder(torch.outer(times, bins), n_fft) / n_fft
-    window = torch.hann_window(n_fft, dtype=torch.float64)[:, None]
-    dft = torch.cat([torch.cos(angles) * window, torch.sin(angles) * window], dim=1).float()
-    filters = mel_filter_bank(
-        num_frequency_bins=n_fft // 2 + 1, num_mel_filters=num_mel_bins, min_frequency=0.0,
-        max_frequency=sampling_rate / 2, sampling_rate=sampling_rate, norm="slaney", mel_scale="slaney",
-    )
-    return dft.to(device), torch.from_numpy(filters).float().to(device)
-
-
-class Nes2NetWhisperFrontend(nn.Module):
-    """The encoder of a Whisper model on the waveform's own length: `(batch, samples)` -> hidden states, each
-    `(batch, frames, d_model)`, at 50 frames per second (`frames = ceil(samples // 160 / 2)`).
-
-    Whisper's log-mel (25 ms Hann, 10 ms hop, reflect-padded, log10 floored 8 below the maximum, scaled `(x + 4) / 4`)
-    is computed per utterance over its real samples, then `WhisperEncoder`'s convolutions, positions
-    and layers run on real frames only (attention masked, padding zeroed between the convolutions), so a padded
-    utterance gives what it gives alone. Audio longer than Whisper's 30 s context is encoded in consecutive 30 s
-    chunks, each from position 0 and with its own log-mel floor, as Whisper itself reads long audio. Computed in float32
-    up to the encoder."""
-
-    n_fft = 400
-    hop_length = 160
-
-    def __init__(self, config: Nes2NetConfig):
-        super().__init__()
-        self.sampling_rate = config.sampling_rate
-        self.encoder = WhisperEncoder(config.frontend_config)
-        self.chunk_frames = self.encoder.max_source_positions  # encoder frames per 30 s chunk
-        self.chunk_mel_frames = 2 * self.chunk_frames  # log-mel frames per chunk (conv2 has stride 2)
-
-    def output_lengths(self, input_lengths: torch.Tensor) -> torch.Tensor:
-        mel_lengths = torch.div(input_lengths, self.hop_length, rounding_mode="floor")
-        full_chunks = torch.div(mel_lengths, self.chunk_mel_frames, rounding_mode="floor")
-        rest = mel_lengths % self.chunk_mel_frames
-        return full_chunks * self.chunk_frames + torch.div(rest + 1, 2, rounding_mode="floor")
-
-    def log_mel(self, input_values: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """`(batch, samples)` float32 and real `lengths` -> `(batch, num_mel_bins, samples // hop_length)`, zero past
-        each utterance's `lengths // hop_length` frames."""
-        pad = self.n_fft // 2
-        if not torch.compiler.is_exporting() and int(lengths.min()) <= pad:  # (an exported graph cannot raise)
-            raise ValueError(f"input of {int(lengths.min())} samples is too short for Whisper's log-mel "
-                             f"(more than {pad} needed)")
-        # Reflect-pad every row at its own real end, as an unpadded `torch.stft(center=True)` would.
-        positions = torch.arange(input_values.shape[-1] + 2 * pad, device=input_values.device)[None, :] - pad
-        positions = positions.abs()
-        last = lengths[:, None] - 1
-        positions = torch.where(positions > last, 2 * last - positions, positions).clamp(0, input_values.shape[-1] - 1)
-        frames = input_values.gather(1, positions).unfold(-1, self.n_fft, self.hop_length)[:, :-1]
-        bases = _whisper_basis_tensors if torch.compiler.is_exporting() else _whisper_bases  # no traced tensor cached
-        dft, filters = bases(self.n_fft, self.encoder.num_mel_bins, self.sampling_rate, str(input_values.device))
-        real, imaginary = (frames @ dft).chunk(2, dim=-1)
-        log_spec = ((real**2 + imaginary**2) @ filters).clamp(min=1e-10).log10()  # (batch, mel frames, mels)
-        mel_mask = (torch.arange(log_spec.shape[1], device=lengths.device)[None, :]
-                    < torch.div(lengths, self.hop_length, rounding_mode="floor")[:, None])[..., None]
-        # The floor follows the maximum of each 30 s chunk, as the feature extractor's is per 30 s input.
-        frame_peaks = log_spec.masked_fill(~mel_mask, -torch.inf).amax(dim=2)  # (batch, mel frames)
-        chunk_index = (torch.arange(log_spec.shape[1], device=lengths.device) // self.chunk_mel_frames).expand_as(
-            frame_peaks)
-        peaks = torch.full((log_spec.shape[0], log_spec.shape[1] // self.chunk_mel_frames + 1), -torch.inf,
-                           device=log_spec.device).scatter_reduce(1, chunk_index, frame_peaks, "amax")
-        peak = peaks.gather(1, chunk_index)[..., None]
-        log_spec = (torch.maximum(log_spec, peak - 8.0) + 4.0) / 4.0
-        return (log_spec * mel_mask).transpose(1, 2)
-
-    def forward(
-        self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, ...]:
-        """The embedded positions and the output of every encoder layer (the last one layer-normed), as
-        `WhisperEncoder`'s `hidden_states`."""
-        input_values = input_values.float()
-        batch_size = input_values.shape[0]
-        lengths = (attention_mask.sum(dim=-1) if attention_mask is not None
-                   else torch.full((batch_size,), input_values.shape[-1], device=input_values.device))
-        mel = self.log_mel(input_values, lengths)
-        mel_lengths = torch.div(lengths, self.hop_length, rounding_mode="floor")
-        chunk = self.chunk_mel_frames
-        num_chunks = -(-mel.shape[-1] // chunk)
-        if num_chunks > 1:  # (batch, mels, chunks * chunk) -> (batch * chunks, mels, chunk)
-            mel = F.pad(mel, (0, num_chunks * chunk - mel.shape[-1]))
-            mel = mel.unflatten(-1, (num_chunks, chunk)).transpose(1, 2).flatten(0, 1)
-            starts = torch.arange(num_chunks, device=lengths.device) * chunk
-            chunk_lengths = (mel_lengths[:, None] - starts[None, :]).clamp(0, chunk).flatten()
-            chunk_lengths = torch.where(chunk_lengths == 0, chunk, chunk_lengths)  # empty chunks: unused, not NaN
-        else:
-            chunk_lengths = mel_lengths
-        encoder = self.encoder
-        mel = mel.to(encoder.conv1.weight.dtype)
-        mel_mask = (torch.arange(mel.shape[-1], device=lengths.device)[None, :] < chunk_lengths[:, None])[:, None, :]
-        hidden = F.gelu(encoder.conv1(mel)) * mel_mask
-        hidden = F.gelu(encoder.conv2(hidden)).transpose(1, 2)
-        frames = hidden.shape[1]
-        hidden = hidden + encoder.embed_positions.weight[:frames]
-        frame_mask = (torch.arange(frames, device=lengths.device)[None, :]
-                      < torch.div(chunk_lengths + 1, 2, rounding_mode="floor")[:, None])
-        additive_mask = torch.zeros(frame_mask.shape, dtype=hidden.dtype, device=hidden.device)
-        additive_mask = additive_mask.masked_fill(~frame_mask, torch.finfo(hidden.dtype).min)[:, None, None, :]
-        hidden_states = [hidden]
-        for layer in encoder.layers:
-            hidden = layer(hidden, additive_mask)
-            hidden_states.append(hidden)
-        hidden_states[-1] = encoder.layer_norm(hidden)
-        if num_chunks > 1:  # back to (batch, frames, d_model), cropped to the longest utterance's frames
-            frames = int(self.output_lengths(lengths).max())
-            hidden_states = [state.unflatten(0, (batch_size, num_chunks)).flatten(1, 2)[:, :frames]
-                             for state in hidden_states]
-        return tuple(hidden_states)
-
-
 class Nes2NetScoreCalibration(nn.Module):
     """The affine score calibration of the config: logits `(batch, num_labels)` whose log-odds
     `log p(bonafide) / p(spoof)` become `calibration_scale * log_odds + calibration_offset`.
@@ -481,16 +330,7 @@ class Nes2NetModel(Nes2NetPreTrainedModel):
 
     def __init__(self, config: Nes2NetConfig):
         super().__init__(config)
-        if config.frontend_type == "spectrogram":
-            self.frontend = Nes2NetSpectrogramFrontend(config)
-        else:
-            if config.frontend_num_layers is not None:  # truncated: the checkpoint's deeper layers go unused
-                config = copy.deepcopy(config)
-                config.frontend_config.num_hidden_layers = config.frontend_num_layers
-            if config.frontend_type == "whisper":
-                self.frontend = Nes2NetWhisperFrontend(config)
-            else:
-                self.frontend = AutoModel.from_config(config.frontend_config)
+        self.frontend = build_frontend(config)
         self.layer_merge = build_layer_merge(config)
         self.backend = Nes2NetBackend(config)
         self.post_init()
@@ -504,14 +344,11 @@ class Nes2NetModel(Nes2NetPreTrainedModel):
             parameter.requires_grad = False
 
     def freeze_feature_encoder(self) -> None:
-        """Stop gradients into the SSL front-end's convolutional feature encoder only."""
-        if isinstance(self.frontend, PreTrainedModel):
-            self.frontend.freeze_feature_encoder()
+        """Stop gradients into the front-end's convolutional feature encoder only."""
+        self.frontend.freeze_feature_encoder()
 
     def frame_lengths(self, sample_lengths: torch.Tensor) -> torch.Tensor:
         """Number of feature frames for waveforms of `sample_lengths` samples."""
-        if isinstance(self.frontend, PreTrainedModel):
-            return self.frontend._get_feat_extract_output_lengths(sample_lengths).to(torch.long)
         return self.frontend.output_lengths(sample_lengths)
 
     def forward_frontend_states(
@@ -554,38 +391,27 @@ class Nes2NetModel(Nes2NetPreTrainedModel):
         return_dict = return_dict if return_dict is not None else config.return_dict
         if config.normalize_waveform:
             input_values = _normalize_waveform(input_values.float(), attention_mask)
-        attentions = None
         with torch.set_grad_enabled(torch.is_grad_enabled() and not config.freeze_frontend):
-            if not isinstance(self.frontend, PreTrainedModel):
-                if output_attentions:
-                    raise ValueError(f"output_attentions: the {config.frontend_type} front-end returns no attention")
-                if isinstance(self.frontend, Nes2NetWhisperFrontend):
-                    hidden_states = self.frontend(input_values, attention_mask)
-                else:
-                    hidden_states = (self.frontend(input_values),)
-                last_state = hidden_states[-1]
-            else:
-                outputs = self.frontend(
-                    input_values.to(self.frontend.dtype),
-                    attention_mask=attention_mask,
-                    output_hidden_states=output_hidden_states or self.layer_merge is not None,
-                    output_attentions=output_attentions,
-                )
-                hidden_states, attentions = outputs.hidden_states, outputs.attentions
-                last_state = outputs.last_hidden_state
+            frontend_output = self.frontend(
+                input_values,
+                attention_mask=attention_mask,
+                output_hidden_states=output_hidden_states or self.layer_merge is not None,
+                output_attentions=output_attentions,
+            )
+        last_state = frontend_output.last_hidden_state
         frame_mask = None
         if attention_mask is not None:
             lengths = self.frame_lengths(attention_mask.sum(dim=-1))
             frame_mask = torch.arange(last_state.shape[1], device=lengths.device)[None, :] < lengths[:, None]
-        states = (last_state,) if self.layer_merge is None else hidden_states
+        states = (last_state,) if self.layer_merge is None else frontend_output.hidden_states
         merged_features, last_hidden_state, pooler_output = self.forward_frontend_states(states, frame_mask)
         output = Nes2NetModelOutput(
             last_hidden_state=last_hidden_state,
             pooler_output=pooler_output,
             merged_features=merged_features,
             frame_mask=frame_mask,
-            hidden_states=hidden_states if output_hidden_states else None,
-            attentions=attentions,
+            hidden_states=frontend_output.hidden_states if output_hidden_states else None,
+            attentions=frontend_output.attentions,
         )
         return output if return_dict else output.to_tuple()
 
@@ -687,8 +513,6 @@ __all__ = [
     "Nes2NetSqueezeExcitation",
     "Nes2NetAttentiveStatsPooling",
     "Nes2NetMeanPooling",
-    "Nes2NetSpectrogramFrontend",
-    "Nes2NetWhisperFrontend",
     "Nes2NetSqueezeExcitationMerge",
     "Nes2NetScoreCalibration",
     "Nes2NetModelOutput",
@@ -737,15 +561,7 @@ class Nes2NetForAudioFrameClassification(Nes2NetForAudioClassification):
 
     def frame_times(self, num_frames: int) -> torch.Tensor:
         """Centre of each of `num_frames` back-end frames, in seconds from the start of the input: `(num_frames,)`."""
-        config = self.config
-        if config.frontend_type == "spectrogram":
-            stride, receptive_field = config.spectrogram_hop_length, config.spectrogram_n_fft
-        else:
-            stride, receptive_field = 1, 1
-            for kernel, conv_stride in zip(config.frontend_config.conv_kernel, config.frontend_config.conv_stride):
-                receptive_field += (kernel - 1) * stride
-                stride *= conv_stride
-        return (torch.arange(num_frames) * stride + receptive_field / 2) / config.sampling_rate
+        return self.nes2net.frontend.frame_geometry().centres(num_frames) / self.config.sampling_rate
 
     def compute_frame_loss(self, frame_logits: torch.Tensor, frame_labels: torch.Tensor) -> torch.Tensor:
         """Cross-entropy (2 logits) or binary cross-entropy (1 logit) over the frames whose label is not -100:

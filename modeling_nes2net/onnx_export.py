@@ -7,12 +7,13 @@ report.max_log_odds_difference  # {"fp32": ..., "int8": ..., "fp16": ...}
 ```
 
 The graph is `(input_values (batch, samples) float32, attention_mask (batch, samples) int64) -> logits
-(batch, num_labels)`, both axes dynamic: front-end (SSL model or spectrogram), layer merge, back-end and whatever
-else the model's `forward` does (the score calibration). The spectrogram's float64 STFT is exported as a float64 product
-of frames and a windowed DFT basis (`Nes2NetDftSpectrogramFrontend`), three times faster in ONNX Runtime than its
-float64 STFT kernel (its float32 one is off by up to 2 nats in quiet bins). Variants, each with its drift from
-PyTorch: `int8` (ONNX Runtime dynamic quantisation of the MatMul / Gemm weights, what `--quantize int8` does in
-PyTorch) and `fp16` (float16 weights and activations, float32 inputs and outputs).
+(batch, num_labels)`, both axes dynamic: front-end (SSL model, spectrogram or Whisper encoder), layer merge, back-end
+and whatever else the model's `forward` does (the score calibration). Each front-end exports the module its
+`for_export` gives: the spectrogram's float64 STFT becomes a float64 product of frames and a windowed DFT basis
+(`frontends_nes2net.Nes2NetDftSpectrogramFrontend`), three times faster in ONNX Runtime than its float64 STFT kernel
+(its float32 one is off by up to 2 nats in quiet bins). Variants, each with its drift from PyTorch: `int8` (ONNX
+Runtime dynamic quantisation of the MatMul / Gemm weights, what `--quantize int8` does in PyTorch) and `fp16` (float16
+weights and activations, float32 inputs and outputs).
 
 The output folder holds `model.onnx` (and `model.int8.onnx`, `model.fp16.onnx`), the model's `config.json` and
 feature extractor, `export_report.json` (the parity figures) and a README that shows how to run the file with
@@ -24,7 +25,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import math
 import os
 import shutil
 import tempfile
@@ -38,8 +38,9 @@ import torch
 from torch import nn
 
 from .folder import feature_extractor_for
-from .modeling_nes2net import Nes2NetForAudioClassification, Nes2NetSpectrogramFrontend
-from .scorer import min_samples_of
+from .frontends_nes2net import describe_frontend
+from .modeling_nes2net import Nes2NetForAudioClassification
+from .scorer import min_samples_of, pad_waveforms
 from .scoring import log_odds
 
 logger = logging.getLogger(__name__)
@@ -56,39 +57,14 @@ REPORT_FILE = "export_report.json"
 FP32_TOLERANCE = 1e-4  # max |log-odds difference| from PyTorch an fp32 export must stay within
 
 
-class Nes2NetDftSpectrogramFrontend(Nes2NetSpectrogramFrontend):
-    """The spectrogram front-end with its float64 STFT as frames times a Hann-windowed DFT basis: `(batch, samples)`
-    -> `(batch, frames, n_fft // 2 + 1)` float32 log-magnitudes, equal to the front-end's to float32 rounding. Used
-    for export only: in ONNX Runtime the float64 matrix product is three times faster than the float64 STFT kernel."""
-
-    def __init__(self, frontend: Nes2NetSpectrogramFrontend):
-        nn.Module.__init__(self)
-        self.n_fft, self.hop_length = frontend.n_fft, frontend.hop_length
-        bins = torch.arange(self.n_fft // 2 + 1, dtype=torch.float64)
-        times = torch.arange(self.n_fft, dtype=torch.float64)
-        # (k * t) mod n_fft keeps the angles small, so the float64 cosines are exact to float32 rounding.
-        angles = 2 * math.pi * torch.remainder(torch.outer(bins, times), self.n_fft) / self.n_fft
-        window = torch.hann_window(self.n_fft, dtype=torch.float64)
-        basis = torch.cat([torch.cos(angles) * window, -torch.sin(angles) * window])
-        self.register_buffer("dft_basis", basis.T.contiguous(), persistent=False)
-
-    def forward(self, input_values: torch.Tensor) -> torch.Tensor:
-        frames = input_values.double().unfold(-1, self.n_fft, self.hop_length)  # (batch, frames, n_fft)
-        spectrum = frames @ self.dft_basis
-        real, imaginary = spectrum.split(self.n_fft // 2 + 1, dim=-1)
-        magnitude = torch.sqrt(real**2 + imaginary**2)
-        return torch.log(magnitude.clamp(min=1e-5)).float()
-
-
 class _LogitsGraph(nn.Module):
-    """The exported signature: `(input_values, attention_mask) -> logits`, on a copy of the model whose
-    spectrogram front-end (if any) is the DFT convolution."""
+    """The exported signature: `(input_values, attention_mask) -> logits`, on a copy of the model whose front-end is
+    the one it exports in its place (`for_export`: the spectrogram's DFT product)."""
 
     def __init__(self, model: Nes2NetForAudioClassification):
         super().__init__()
         self.model = copy.deepcopy(model).eval().float()
-        if isinstance(self.model.nes2net.frontend, Nes2NetSpectrogramFrontend):
-            self.model.nes2net.frontend = Nes2NetDftSpectrogramFrontend(self.model.nes2net.frontend)
+        self.model.nes2net.frontend = self.model.nes2net.frontend.for_export()
 
     def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.model(input_values=input_values, attention_mask=attention_mask, return_dict=True).logits
@@ -109,22 +85,11 @@ class ExportReport:
     min_samples: int = 1
 
 
-def padded_batch(waveforms: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """`(batch, longest)` float32 waveforms zero-padded, and their `(batch, longest)` int64 attention mask."""
-    longest = max(len(waveform) for waveform in waveforms)
-    input_values = np.zeros((len(waveforms), longest), np.float32)
-    attention_mask = np.zeros((len(waveforms), longest), np.int64)
-    for row, waveform in enumerate(waveforms):
-        input_values[row, : len(waveform)] = waveform
-        attention_mask[row, : len(waveform)] = 1
-    return input_values, attention_mask
-
-
 def parity_batches(waveforms: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
     """Each waveform alone, then all of them in one padded batch (which exercises the attention mask)."""
-    batches = [padded_batch([waveform]) for waveform in waveforms]
+    batches = [pad_waveforms([waveform], always_mask=True) for waveform in waveforms]
     if len(waveforms) > 1:
-        batches.append(padded_batch(waveforms))
+        batches.append(pad_waveforms(waveforms, always_mask=True))
     return batches
 
 
@@ -301,7 +266,7 @@ tags:
 
 # Nes2Net spoofing detector (ONNX)
 
-The whole model in one ONNX graph (opset {report.opset}): {config.frontend_type} front-end, layer merge
+The whole model in one ONNX graph (opset {report.opset}): front-end {describe_frontend(config)}, layer merge
 `{config.layer_merge}`, {config.backend_variant} back-end. Input `input_values` `(batch, samples)` float32, a
 {config.sampling_rate} Hz mono waveform in [-1, 1], and `attention_mask` `(batch, samples)` int64 (1 on real samples,
 0 on padding); output `logits` `(batch, {config.num_labels})` with labels `{config.id2label}`. Both axes are dynamic;

@@ -1,4 +1,4 @@
-"""Timeline figure of a scored recording: waveform envelope, score over time, threshold, flagged regions.
+"""Timeline figure of a scored recording: waveform envelope, score over time, threshold, spoofed stretches.
 
 Used by `nes2net detect --plot`, `nes2net demo` and by the Space (matplotlib: the `plot` extra, imported when a
 figure is drawn). Builds a `matplotlib.figure.Figure` directly (no pyplot, so no
@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .detection import ENVELOPE_SECONDS, DetectionResult, Segment
-from .scoring import verdict
+from .detection import ENVELOPE_SECONDS, DetectionResult
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -46,23 +45,10 @@ def plot_format(path: str | Path) -> str:
     return image_format
 
 
-def flagged_regions(segments: list[Segment], threshold: float) -> list[tuple[float, float]]:
-    """`(start, end)` seconds of the time covered by segments judged spoof at `threshold` (`scoring.is_bonafide`),
-    overlapping segments merged."""
-    regions: list[tuple[float, float]] = []
-    for segment in sorted(segments, key=lambda segment: segment.start):
-        if verdict(segment.log_odds, threshold) == "bonafide":
-            continue
-        if regions and segment.start <= regions[-1][1]:
-            regions[-1] = (regions[-1][0], max(regions[-1][1], segment.end))
-        else:
-            regions.append((segment.start, segment.end))
-    return regions
-
-
 def plot_timeline(result: DetectionResult, width: float = 10.0) -> Figure:
     """Two stacked panels sharing the time axis: the peak envelope of the waveform, and each segment's log-odds
-    (bona fide) at its centre with the decision threshold; time flagged as spoof is shaded red on both."""
+    (bona fide) at its centre with the decision threshold; the result's spoofed stretches (the one rule the label
+    and `--segments` follow: `localisation.spoofed_stretches` on the timeline) are shaded red on both."""
     if not can_plot():
         raise ImportError(PLOT_EXTRA_MISSING, name="matplotlib")
     from matplotlib.figure import Figure
@@ -84,9 +70,9 @@ def plot_timeline(result: DetectionResult, width: float = 10.0) -> Figure:
         score_axes.plot(centres, [segment.log_odds for segment in segments], color=SCORE_COLOUR, marker=".")
     score_axes.axhline(result.threshold, color="black", linestyle="--", linewidth=1,
                        label=f"threshold {result.threshold:g}")
-    for start, end in flagged_regions(segments, result.threshold):
+    for stretch in result.stretches:
         for axes in (wave_axes, score_axes):
-            axes.axvspan(start, end, color=SPOOF_COLOUR, alpha=0.2, linewidth=0)
+            axes.axvspan(stretch.start, stretch.end, color=SPOOF_COLOUR, alpha=0.2, linewidth=0)
     score_axes.set_ylabel("log-odds (bona fide)")
     score_axes.set_xlabel("time (s)")
     score_axes.set_xlim(0, max(result.duration, segments[-1].end))

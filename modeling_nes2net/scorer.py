@@ -28,8 +28,9 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -42,8 +43,8 @@ logger = logging.getLogger(__name__)
 
 ModelOutput = tuple[np.ndarray, "list[np.ndarray] | None"]
 ModelCall = Callable[[np.ndarray, "np.ndarray | None"], ModelOutput]
-Aggregation = str
-AGGREGATIONS: tuple[str, ...] = ("mean", "any")
+Aggregation = Literal["mean", "any"]
+AGGREGATIONS: tuple[str, ...] = get_args(Aggregation)
 ENVELOPE_SECONDS = 0.1  # one peak-amplitude point per 0.1 s
 POOL_BATCHES = 4  # segments pooled to choose each batch from: POOL_BATCHES * batch_size
 FULL_PROTOCOL_MAX_SECONDS = 600.0
@@ -72,14 +73,14 @@ class ScoredRecording:
     frame_scores: list[np.ndarray] | None = None
 
 
-def pad_waveforms(waveforms: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
-    """`(batch, longest)` zero-padded float32 and its `(batch, longest)` int64 attention mask (None when all
-    lengths are equal)."""
+def pad_waveforms(waveforms: Sequence[np.ndarray], always_mask: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """`(batch, longest)` zero-padded float32 and its `(batch, longest)` int64 attention mask, 1 on real samples
+    (None when all lengths are equal, unless `always_mask`)."""
     lengths = [len(waveform) for waveform in waveforms]
     input_values = np.zeros((len(waveforms), max(lengths)), np.float32)
     for row, waveform in enumerate(waveforms):
         input_values[row, : len(waveform)] = waveform
-    if min(lengths) == max(lengths):
+    if min(lengths) == max(lengths) and not always_mask:
         return input_values, None
     return input_values, (np.arange(max(lengths))[None, :] < np.asarray(lengths)[:, None]).astype(np.int64)
 
@@ -189,19 +190,10 @@ def min_samples_of(model: torch.nn.Module) -> int:
 
 def pass_bytes(model: torch.nn.Module, samples: int) -> int:
     """A lower bound of the memory one float32 forward pass of a `Nes2NetForAudioClassification` over `samples`
-    samples needs: the waveform, the front-end's widest activation (its first convolution's output or the complex
-    spectrogram), its hidden states and one layer's attention scores."""
-    config = model.config
-    frames = int(model.frame_lengths(torch.tensor([samples]))[0])
-    floats = samples
-    if config.frontend_type == "spectrogram":
-        floats += 3 * frames * (config.spectrogram_n_fft // 2 + 1)
-    else:
-        frontend = config.frontend_config
-        floats += samples // frontend.conv_stride[0] * frontend.conv_dim[0]
-        kept_layers = frontend.num_hidden_layers + 1 if config.layer_merge != "last" else 2
-        floats += frames * frontend.hidden_size * kept_layers + frames * frames * frontend.num_attention_heads
-    return 4 * floats
+    samples needs: the waveform and the front-end's activations (`activation_bytes`: its widest activation, its
+    hidden states, one layer's attention scores)."""
+    all_layers = model.config.layer_merge != "last"
+    return 4 * samples + model.nes2net.frontend.activation_bytes(samples, all_layers)
 
 
 class _TrackedBlocks:

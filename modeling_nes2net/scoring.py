@@ -9,7 +9,7 @@ calibrated and the decision is the argmax of the logits, `pipeline`'s top label:
 - `log_odds`: `log p(bonafide) / p(spoof)` under the model (`logits[:, 1] - logits[:, 0]`, or the single logit), the
   LLR-like score for minDCF / actDCF / CLLR.
 - `bonafide_probability`: `sigmoid(log_odds)`, the softmax probability of the bona fide class (what `pipeline`
-  reports for `bonafide`).
+  reports for `bonafide`); `odds_probability` is the same sigmoid on log-odds already computed (numbers or arrays).
 - `is_bonafide` / `verdict`: bona fide when the log-odds exceed the threshold, `DECISION_THRESHOLD` = 0 unless a user
   asks for another operating point: exactly the argmax of the logits (a tie goes to class 0, spoof).
 """
@@ -39,6 +39,13 @@ def log_odds(logits: torch.Tensor) -> torch.Tensor:
 def bonafide_probability(logits: torch.Tensor) -> torch.Tensor:
     """`(batch, num_labels)` -> `(batch,)` probability of bona fide speech."""
     return torch.sigmoid(log_odds(logits))
+
+
+def odds_probability(odds: float | np.ndarray) -> float | np.ndarray:
+    """`sigmoid(odds)`: the probability of bona fide speech for log-odds `odds` (a number or an array), computed as
+    `(1 + tanh(odds / 2)) / 2`, which never overflows."""
+    probability = 0.5 * (1.0 + np.tanh(0.5 * np.asarray(odds, np.float64)))
+    return float(probability) if np.ndim(probability) == 0 else probability
 
 
 def is_bonafide(odds: float | np.ndarray, threshold: float = DECISION_THRESHOLD) -> bool | np.ndarray:

@@ -34,11 +34,10 @@ atexit.register(shutil.rmtree, SCRATCH_DIR, ignore_errors=True)
 os.environ.setdefault("GRADIO_TEMP_DIR", str(SCRATCH_DIR / "gradio"))  # read when gradio is imported
 
 import gradio as gr
-import soundfile
 import torch
 from starlette.middleware import Middleware
 from gradio.utils import get_upload_folder
-from nes2net_space.live import LiveSession
+from nes2net_space.live import LiveSession, read_live_chunk
 from nes2net_space.memory import release_freed_memory
 from nes2net_space.uploads import UploadGuard, UploadLedger, UploadLimits
 from nes2net_space.explain import (
@@ -69,6 +68,7 @@ logger = logging.getLogger("nes2net.space")
 CACHE_SWEEP_SECONDS = 60  # Gradio's sweep of its cache: result files, and uploads the ledger has not deleted
 CACHE_MAX_AGE_SECONDS = 600
 LIVE_CHUNK_SECONDS = 0.5  # how often the browser sends microphone audio while recording
+SCORING_QUEUE = "scoring"  # the events that run a model share the --concurrency workers of this queue
 MODELS_FILE = Path(__file__).with_name("models.txt")  # the models of a Space built by `nes2net space`
 USER_ERRORS = (AudioInputError, InputLimitError, ModelLoadError)
 AGGREGATION_CHOICES = [("mean of the windows", "mean"), ("most spoof-like window", "any")]
@@ -82,7 +82,10 @@ ENVIRONMENT_OPTIONS = {
     "--max-batch-seconds": (float, "NES2NET_MAX_BATCH_SECONDS", 900, "most audio per batch, seconds"),
     "--max-client-files": (int, "NES2NET_MAX_CLIENT_FILES", 40,
                            "most uploads one visitor may have waiting on the server"),
-    "--max-client-mb": (float, "NES2NET_MAX_CLIENT_MB", 400, "most uploaded MiB one visitor may have waiting"),
+    "--max-client-mb": (float, "NES2NET_MAX_CLIENT_MB", 400,
+                        "most uploaded MiB one visitor may have waiting or being received"),
+    "--max-total-mb": (float, "NES2NET_MAX_TOTAL_MB", 2048,
+                       "most uploaded MiB all visitors together may have waiting or being received"),
     "--upload-max-age": (float, "NES2NET_UPLOAD_MAX_AGE", 300, "seconds an upload no request uses is kept"),
     "--live-seconds": (float, "NES2NET_LIVE_SECONDS", 120, "longest live microphone session, seconds"),
     "--concurrency": (int, "NES2NET_CONCURRENCY", 2, "requests scored at the same time"),
@@ -233,11 +236,11 @@ def build_demo(
             return session, gr.skip(), gr.skip()
         try:
             detector, _ = registry.get(model_choice, aggregation)
-            session = session or LiveSession(detector.sampling_rate)
-            if session.seconds > live_seconds:
+            session = session or LiveSession(detector.sampling_rate, live_seconds)
+            if session.full:
                 raise gr.Error(f"Live sessions stop after {live_seconds:g} s; press record again for a new one.",
                                title="Session over", print_exception=False)
-            samples, rate = soundfile.read(chunk, dtype="int16")  # the browser streams 16-bit WAV chunks
+            samples, rate = read_live_chunk(chunk)
         finally:
             ledger.release_stream_chunk(chunk)
         scored = session.add(rate, samples, detector)
@@ -304,13 +307,15 @@ def build_demo(
         with gr.Accordion("About this model", open=True):
             about = gr.Markdown(elem_id="about")
 
-        check.click(detect, [recording, model, aggregation], [verdict, timeline, details], api_name="detect")
-        check_all.click(detect_batch, [files, model, aggregation], [summary, table, csv_file], api_name="detect_batch")
+        check.click(detect, [recording, model, aggregation], [verdict, timeline, details], api_name="detect",
+                    concurrency_id=SCORING_QUEUE)
+        check_all.click(detect_batch, [files, model, aggregation], [summary, table, csv_file], api_name="detect_batch",
+                        concurrency_id=SCORING_QUEUE)
         live_input.stop_recording(lambda: None, None, live_session, api_name=False)  # the next recording starts anew
         live_input.stream(listen, [live_input, live_session, model, aggregation],
                           [live_session, live_verdict, live_timeline], stream_every=LIVE_CHUNK_SECONDS,
                           time_limit=live_seconds, api_name="listen", show_progress="hidden",
-                          concurrency_limit=None)
+                          concurrency_id=SCORING_QUEUE)
         model.change(describe, model, about, api_name="describe_model")
         demo.load(describe, model, about, api_name=False)
     return demo
@@ -336,6 +341,7 @@ def main(argv: list[str] | None = None) -> None:
         max_request_mb=args.max_batch_files * args.max_file_mb + 1,  # + the multipart headers
         max_client_files=args.max_client_files,
         max_client_mb=args.max_client_mb,
+        max_total_mb=args.max_total_mb,
         max_age_seconds=args.upload_max_age,
     )
     demo: gr.Blocks | None = None

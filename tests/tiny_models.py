@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification
+from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification, Nes2NetForAudioFrameClassification
 
 # The sizes every tiny front-end shares (also the tiny originals of tests/modeling/original_checkpoints.py).
 TINY_FRONTEND_SIZES = {
@@ -67,3 +67,16 @@ def tiny_model(frontend: str = "wav2vec2", seed: int = 0, **overrides: Any) -> N
     randomize_norm_statistics(model, seed)
     return model.eval()
 
+
+def framed_model(frame_bias: tuple[float, float], utterance_bias: tuple[float, float] = (0.0, 4.0)):
+    """A tiny spectrogram frame model whose frame head reads the trunk (random weights, scaled down) plus
+    `frame_bias`, and whose utterance head reads `utterance_bias` alone (bona fide by default)."""
+    torch.manual_seed(0)
+    model = Nes2NetForAudioFrameClassification(tiny_config("spectrogram"))
+    randomize_norm_statistics(model)
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.bias.copy_(torch.tensor(utterance_bias))
+        model.frame_classifier.weight.mul_(0.01)
+        model.frame_classifier.bias.copy_(torch.tensor(frame_bias))
+    return model.eval()

@@ -53,6 +53,7 @@ logger = logging.getLogger(__name__)
 Augmentation = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
 """`(waveform of shape (samples,), sample_rate, rng) -> float32 waveform of shape (samples,)`."""
 
+
 # scipy.signal.freqz's default grid: 512 frequencies from 0 to just below Nyquist, i.e. the first 512 bins
 # of a 1024-point DFT. The reference normalises every RawBoost filter by its peak magnitude on this grid.
 _FREQZ_DFT_SIZE = 1024
@@ -410,7 +411,7 @@ class AdditiveNoise:
     `10 log10(|x|^2 / |noise|^2)` equals the drawn SNR.
 
     Args:
-        folder: folder searched recursively for .wav / .flac / .ogg / .mp3 files, indexed once here.
+        folder: folder searched recursively for audio files (`AUDIO_EXTENSIONS`), indexed once here.
         snr_range: `(low, high)` SNR range in dB, e.g. MUSAN noise (0, 15), speech (13, 20), music (5, 25).
         num_sources: `(low, high)` inclusive range of files summed per call, e.g. (3, 7) for babble.
     """
@@ -455,7 +456,7 @@ class Reverberation:
     aligned on its direct path (the peak of the response), so it keeps the input's length and timing.
 
     Args:
-        folder: folder searched recursively for .wav / .flac / .ogg / .mp3 impulse responses, indexed once here.
+        folder: folder searched recursively for impulse responses (`AUDIO_EXTENSIONS`), indexed once here.
     """
 
     def __init__(self, folder: str | Path):

@@ -14,6 +14,7 @@ tiny ridge on `w` keeps the weights finite when the dev scores separate the clas
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import expit
 
 RIDGE = 1e-6
 MAX_ITERATIONS = 100
@@ -27,7 +28,7 @@ def _objective(parameters: np.ndarray, design: np.ndarray, targets: np.ndarray, 
     # log(1 + exp(-y a)) with y = +-1, computed stably.
     signs = 2.0 * targets - 1.0
     loss = float(weights @ np.logaddexp(0.0, -signs * activation))
-    probability = 0.5 * (1.0 + np.tanh(0.5 * activation))
+    probability = expit(activation)
     gradient = design.T @ (weights * (probability - targets))
     hessian = (design * (weights * probability * (1.0 - probability))[:, None]).T @ design
     ridge = np.full(len(parameters), RIDGE)

@@ -5,9 +5,8 @@
 
 OUT receives `scores.csv` (utt_id, score, label and the grouping columns), the score file in an ASVspoof format when
 `--score-format` asks for one, `results.json` (the `training.results` schema that model cards are rendered from),
-`det_curve.png` and `score_histogram.png`. With `--arena`, also `result.yaml` for the Speech Anti-Spoofing Arena
-(dataset, protocol, EER and the SHA-256 of the score file it was computed from, `scores.txt` unless `--score-format`
-names another) and `model-index.yaml`, the Hub card's `model-index` from the same results.
+`det_curve.png` and `score_histogram.png`. With `--arena sasa|dfarena`, also the leaderboards' own files and
+`model-index.yaml`, the Hub card's `model-index` from the same results (`training.arena`).
 
 Channel robustness (`--perturb SPEC`, repeatable, conditions of `training.channel`): the same trials are scored again
 under each condition, every waveform decoded (and cropped) once into `clean-decode/` and passed through the
@@ -59,6 +58,8 @@ from modeling_nes2net.detection import ModelLoadError, ModelNotFoundError, load_
 from modeling_nes2net.protocols import WINDOW_SAMPLES
 from modeling_nes2net.scorer import SegmentPool, TorchModelCall
 from modeling_nes2net.scoring import bonafide_probability, bonafide_score, log_odds
+from training.arena import ArenaError, ArenaRequest, request_from_arguments, write_leaderboard_files
+from training.arena import add_arguments as add_arena_arguments
 from training.batching import PROTOCOL_CROPS, WaveformDataset
 from training.calibration import calibrate_model
 from training.channel import Channel, ChannelSpecError, condition_slug, parse_channel
@@ -433,7 +434,7 @@ def evaluate_model(
     perturb: Sequence[str] = (),
     channel_seed: int = 0,
     bootstrap: int = 0,
-    arena: bool = False,
+    arena: ArenaRequest | None = None,
     calibrate: bool = False,
 ) -> dict[str, Any] | None:
     """Score `split` of `dataset` (None: `default_split`) and write scores, metrics, plots and `results.json` to
@@ -441,7 +442,7 @@ def evaluate_model(
     `attack` groups use `system`.
 
     `perturb` adds channel conditions (`training.channel` SPECs) scored on the same trials (see the module
-    docstring); `bootstrap` resamples for 95 % EER intervals (0: none); `arena` writes the leaderboard files.
+    docstring); `bootstrap` resamples for 95 % EER intervals (0: none); `arena` names the leaderboard files to write.
     `calibrate` (with `score="log_odds"`): also fit the model's score calibration on the clean scores
     (`training.calibration`) and write the calibrated model folder to `output_dir / "calibrated-model"`.
 
@@ -500,12 +501,11 @@ def evaluate_model(
         result["channel_seed"] = channel_seed
     table = ScoreTable(utt_ids, scores, labels, columns)
     write_scores(output_dir / "scores.csv", table)
-    score_format = score_format or ("cm" if arena else None)
     if score_format is not None:
         write_scores(output_dir / SCORE_FILE_NAMES[score_format], table, fmt=score_format)
     write_result(output_dir / "results.json", result)
-    if arena:
-        write_arena_files(EvaluationResult.from_dict(result), output_dir / SCORE_FILE_NAMES[score_format], output_dir)
+    if arena is not None:
+        write_leaderboard_files(arena, table, EvaluationResult.from_dict(result), model, dataset, output_dir)
     bonafide, spoof = split_by_label(scores, labels)
     plot_det_curves({str(model_name or "model"): (bonafide, spoof)}, output_dir / "det_curve.png",
                     title=f"{result['dataset']['name']} {split} ({protocol})")
@@ -521,31 +521,6 @@ def evaluate_model(
         logger.info("calibration fitted on %d trials (scale %.4f, offset %.4f): %s", len(scores), scale, offset,
                     output_dir / CALIBRATED_MODEL_DIR)
     return result
-
-
-def write_arena_files(result: EvaluationResult, score_file: str | os.PathLike, output_dir: str | os.PathLike) -> None:
-    """`result.yaml` (the Speech Anti-Spoofing Arena's submission: dataset, protocol, EER in percent, SHA-256 of
-    `score_file`) and `model-index.yaml` (the Hub card's `model-index`) from the same `result`."""
-    import yaml
-
-    from hub_cards.model_card import model_index
-
-    output_dir, score_file = Path(output_dir), Path(score_file)
-    submission = {
-        "model": result.model,
-        "dataset": result.dataset_id,
-        "dataset_name": result.dataset_name,
-        "split": result.dataset_split,
-        "protocol": result.protocol,
-        "eer": round(100 * result.metrics["eer"], 4),
-        "n_trials": result.n_trials,
-        "score_file": score_file.name,
-        "score_file_sha256": hashlib.sha256(score_file.read_bytes()).hexdigest(),
-    }
-    write_text_atomic(output_dir / "result.yaml", yaml.safe_dump(submission, sort_keys=False))
-    name = (result.model or "model").rstrip("/").rsplit("/", 1)[-1]
-    write_text_atomic(output_dir / "model-index.yaml",
-                      yaml.safe_dump({"model-index": model_index(name, [result])}, sort_keys=False))
 
 
 def write_robustness_report(result: EvaluationResult, output_dir: str | os.PathLike) -> None:
@@ -607,8 +582,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--perturb", type=_channel_spec, action="append", default=[], metavar="SPEC",
                         help="also score the trials through this channel condition, e.g. opus:12k, mulaw, "
                              "noise:snr=10, reverb:rt60=0.6, packet-loss:rate=0.1 (repeatable; see training.channel)")
-    parser.add_argument("--arena", action="store_true",
-                        help="also write result.yaml (Speech Anti-Spoofing Arena) and model-index.yaml (Hub card)")
+    add_arena_arguments(parser)
     parser.add_argument("--channel-seed", type=int, default=0, help="seed of the conditions' random draws")
     parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
                         help="bootstrap resamples for 95%% EER intervals overall, per group and per condition "
@@ -633,6 +607,11 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as error:
         print(f"nes2net evaluate: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
+    try:
+        arena = request_from_arguments(args)
+    except ArenaError as error:
+        print(f"nes2net evaluate: error: {error}", file=sys.stderr)
+        return 2
     accelerator = create_accelerator(mixed_precision=args.mixed_precision)
     try:
         evaluate_model(
@@ -642,9 +621,9 @@ def run(args: argparse.Namespace) -> int:
             score_format=args.score_format, asv_scores=args.asv_scores, tdcf=args.tdcf,
             dataset_name=args.dataset_name, dataset_id=args.dataset_id, max_batches=args.max_batches,
             accelerator=accelerator, perturb=args.perturb, channel_seed=args.channel_seed, bootstrap=args.bootstrap,
-            arena=args.arena,
+            arena=arena,
         )
-    except UnscoredTrialsError as error:
+    except (UnscoredTrialsError, ArenaError) as error:
         print(f"nes2net evaluate: error: {error}", file=sys.stderr)
         return 1
     return 0

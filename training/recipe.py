@@ -45,8 +45,9 @@ class ModelSpec:
     config: dict[str, Any] = field(default_factory=dict)
     """`Nes2NetConfig` fields overriding the preset's / the pretrained model's."""
     frontend_weights: str | None = None
-    """A transformers speech model (folder or Hub id, e.g. `facebook/wav2vec2-xls-r-300m`) whose weights initialise
-    the SSL front-end; the paper fine-tunes from the public XLS-R / WavLM Large checkpoints."""
+    """A transformers model (folder or Hub id, e.g. `facebook/wav2vec2-xls-r-300m`) whose weights initialise the
+    front-end (`load_pretrained_weights`: a speech foundation model for an SSL front-end, a Whisper model for the
+    Whisper encoder); the paper fine-tunes from the public XLS-R / WavLM Large checkpoints."""
 
     def __post_init__(self) -> None:
         if self.preset is not None and self.pretrained is not None:

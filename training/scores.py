@@ -5,8 +5,9 @@ Formats (`fmt`):
 - `"cm-keyed"`: the 2019 t-DCF script's CM file, `utt_id attack key score` (attack `-` for bona fide, key
   `bonafide` / `spoof`).
 - `"asvspoof5"`: ASVspoof 5, tab-separated with the header `filename<TAB>cm-score`.
+- `"arena"`: the Speech Anti-Spoofing Arena's `scores.txt`, `utt_id score` with the score to 6 decimals (read as `cm`).
 - `"csv"`: ours, header `utt_id,score[,label][,<metadata>...]`, label written `bonafide` / `spoof`.
-Scores are written with `repr`, so a write/read round trip is exact. Every write is atomic.
+Scores are written with `repr` (but in `arena`), so a write/read round trip is exact. Every write is atomic.
 """
 
 from __future__ import annotations
@@ -23,17 +24,19 @@ import numpy as np
 
 from modeling_nes2net.atomic import atomic_output
 from modeling_nes2net.audio import AUDIO_EXTENSIONS
+from modeling_nes2net.configuration_nes2net import ID2LABEL
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("cm", "cm-keyed", "asvspoof5", "csv")
+FORMATS = ("cm", "cm-keyed", "asvspoof5", "arena", "csv")
 ASVSPOOF5_HEADER = ("filename", "cm-score")
-LABEL_VALUES = {"bonafide": 1, "bona-fide": 1, "1": 1, "spoof": 0, "deepfake": 0, "0": 0}
+LABEL_VALUES = {"bonafide": 1, "bona-fide": 1, "bona fide": 1, "genuine": 1, "real": 1, "1": 1,
+                "spoof": 0, "spoofed": 0, "deepfake": 0, "fake": 0, "0": 0}
 _EXAMPLES_SHOWN = 5
 
 
 def parse_labels(values: Sequence) -> np.ndarray:
-    """`(n,)` int64 labels (1 bona fide, 0 spoof) from names (`bonafide`, `bona-fide`, `spoof`, `deepfake`) or 1/0."""
+    """`(n,)` int64 labels (1 bona fide, 0 spoof) from the names of `LABEL_VALUES` (any case) or 1/0."""
     try:
         return np.array([LABEL_VALUES[str(value).strip().lower()] for value in values], dtype=np.int64)
     except KeyError as error:
@@ -93,7 +96,7 @@ def _cm_keyed_rows(table: ScoreTable) -> Iterator[tuple[str, str, str, float]]:
             raise ValueError("the cm-keyed format needs an 'attack' metadata column for spoofed trials")
         attacks = ["-"] * len(table)
     for utt_id, attack, label, score in zip(table.utt_ids, attacks, table.labels, table.scores.tolist()):
-        yield utt_id, attack, "bonafide" if label == 1 else "spoof", score
+        yield utt_id, attack, ID2LABEL[2][int(label)], score
 
 
 def write_scores(path: str | os.PathLike, table: ScoreTable, fmt: str | None = None) -> Path:
@@ -107,6 +110,8 @@ def write_scores(path: str | os.PathLike, table: ScoreTable, fmt: str | None = N
     with atomic_output(path) as temporary, open(temporary, "w", encoding="utf-8", newline="") as handle:
         if fmt == "cm":
             handle.writelines(f"{u} {s!r}\n" for u, s in zip(table.utt_ids, table.scores.tolist()))
+        elif fmt == "arena":
+            handle.writelines(f"{u} {s:.6f}\n" for u, s in zip(table.utt_ids, table.scores.tolist()))
         elif fmt == "cm-keyed":
             handle.writelines(f"{u} {a} {k} {s!r}\n" for u, a, k, s in _cm_keyed_rows(table))
         elif fmt == "asvspoof5":
@@ -116,7 +121,7 @@ def write_scores(path: str | os.PathLike, table: ScoreTable, fmt: str | None = N
             writer = csv.writer(handle)
             has_labels = table.labels is not None
             writer.writerow(["utt_id", "score", *(["label"] if has_labels else []), *table.metadata])
-            label_names = ["bonafide" if label == 1 else "spoof" for label in table.labels] if has_labels else []
+            label_names = [ID2LABEL[2][int(label)] for label in table.labels] if has_labels else []
             for index, (utt_id, score) in enumerate(zip(table.utt_ids, table.scores.tolist())):
                 label = [label_names[index]] if has_labels else []
                 writer.writerow([utt_id, repr(score), *label, *(column[index] for column in table.metadata.values())])
@@ -161,7 +166,7 @@ def read_scores(path: str | os.PathLike, fmt: str | None = None) -> ScoreTable:
     """Read a score file in one of `FORMATS` (detected from the header / suffix / field count when `fmt` is None)."""
     path = Path(path)
     fmt = fmt or _detect_format(path)
-    if fmt == "cm":
+    if fmt in ("cm", "arena"):
         rows = _split_lines(path, 2)
         return ScoreTable([r[0] for r in rows], _float_scores([r[1] for r in rows], path))
     if fmt == "cm-keyed":

@@ -7,21 +7,31 @@ boosting classifier is fitted on the train split's statistics and its EER is rep
 50 % means a model can score well on that corpus for the wrong reason; `remove_shortcuts` is the data
 transformation that takes those cues away (run the audit with `--remove-shortcuts` to see what it leaves).
 
+Each folder is also audited on its own (`audit_sets`): the classifier fitted on its train split, and how well duration,
+silence and loudness alone separate its classes (AUC and EER of each, on all its clips and on its test split). `--json`
+writes the whole report; `--render` puts the report's tables into a Markdown file between the `RENDERED_BEGIN` and
+`RENDERED_END` markers of its kind (as stored, or after `ShortcutRemoval`), so the figures in `docs/shortcut-audit.md`
+come from the JSON files next to it, never typed by hand.
+
     python -m training.shortcut_audit ../shared/data/mini-antispoof ../shared/data/antispoof-plus
     python -m training.shortcut_audit ../shared/data/antispoof-plus --remove-shortcuts
+    python -m training.shortcut_audit ../shared/data/{mini-antispoof,antispoof-plus,antispoof-modern} \
+        --json docs/shortcut-audit.json
+    python -m training.shortcut_audit --render docs/shortcut-audit.json docs/shortcut-audit.md
 
 Input: folders in the generic layout (`metadata.csv` with `file_name`, `label` = bonafide|spoof, `split`, optional
-`unseen_in_train`, and the audio files), decoded to 16 kHz mono.
+`unseen_in_train`, and the audio files: FLAC, WAV, Ogg Vorbis or Opus, ...), decoded to 16 kHz mono.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +55,16 @@ STATISTICS = (
 """The audited cues: length, silence at either end, level, bandwidth (99 % spectral roll-off) and the sample-rate
 trace (the highest frequency still within 60 dB of the spectrum's peak: an upsampled or band-limited source stops
 short of 8 kHz)."""
+SEPARATION_STATISTICS = {
+    "duration_s": "duration",
+    "leading_silence_s": "leading silence",
+    "trailing_silence_s": "trailing silence",
+    "rms_dbfs": "RMS level",
+}
+"""The cues `audit_sets` reports alone per set (length, silence at either end, loudness), with their table headings."""
+RENDERED_BEGIN = "<!-- shortcut-audit report ({kind}): rendered by `python -m training.shortcut_audit --render` -->"
+RENDERED_END = "<!-- end of the shortcut-audit report ({kind}) -->"
+"""The markers `render_into` writes a report between; `kind` is `as stored` or `after ShortcutRemoval`."""
 
 _FRAME_S, _HOP_S = 0.025, 0.010
 _SILENCE_BELOW_PEAK_DB = 40.0
@@ -269,6 +289,76 @@ def _subset_member(clip: Clip, subset: str) -> bool:
     return clip.unseen_in_train == part.startswith("unseen")
 
 
+@dataclass(frozen=True)
+class Separation:
+    """How well one statistic alone separates the classes of some clips: AUC and EER in %, each taken in the
+    statistic's better direction (50 = no separation, 100 AUC / 0 EER = complete)."""
+
+    auc: float
+    eer: float
+
+
+def statistic_separation(
+    clips: Sequence[Clip], statistics: Sequence[str] = tuple(SEPARATION_STATISTICS)
+) -> dict[str, Separation]:
+    """Each of `statistics` used alone as a score over `clips` (which hold both classes)."""
+    from sklearn.metrics import roc_auc_score
+
+    labels = np.array([clip.label for clip in clips])
+    separation = {}
+    for name in statistics:
+        values = np.array([clip.statistics[name] for clip in clips])
+        auc = 100.0 * roc_auc_score(labels, values)
+        separation[name] = Separation(auc=max(auc, 100.0 - auc), eer=_single_statistic_eer(values, labels))
+    return separation
+
+
+@dataclass(frozen=True)
+class SetAudit:
+    """One corpus audited on its own: its class counts, the classifier fitted on its train split (`rows`, as
+    `run_audit`), and the separation by each `SEPARATION_STATISTICS` alone on all its clips and on its test split."""
+
+    corpus: str
+    bonafide: int
+    spoof: int
+    rows: list[AuditRow]
+    separation_all: dict[str, Separation]
+    separation_test: dict[str, Separation]
+
+
+def audit_sets(clips: Sequence[Clip], seed: int = 0) -> list[SetAudit]:
+    """`SetAudit` of every corpus among `clips`, in order of appearance."""
+    audits = []
+    for corpus in dict.fromkeys(clip.corpus for clip in clips):
+        own = [clip for clip in clips if clip.corpus == corpus]
+        test = [clip for clip in own if clip.split == "test"]
+        audits.append(
+            SetAudit(
+                corpus=corpus,
+                bonafide=sum(clip.label for clip in own),
+                spoof=sum(1 - clip.label for clip in own),
+                rows=run_audit(own, seed=seed),
+                separation_all=statistic_separation(own),
+                separation_test=statistic_separation(test) if len({clip.label for clip in test}) == 2 else {},
+            )
+        )
+    return audits
+
+
+def audit_report(
+    folders: Sequence[str | Path], clips: Sequence[Clip], removed: bool, seed: int = 0
+) -> dict[str, object]:
+    """The JSON-ready report of one audit run: the pooled rows (`run_audit` over all folders) and `audit_sets`."""
+    return {
+        "folders": [Path(folder).name for folder in folders],
+        "shortcuts_removed": removed,
+        "seed": seed,
+        "statistics": list(STATISTICS),
+        "pooled": [asdict(row) for row in run_audit(clips, seed=seed)],
+        "sets": [asdict(audit) for audit in audit_sets(clips, seed=seed)],
+    }
+
+
 def format_audit(rows: Sequence[AuditRow]) -> str:
     """A Markdown table: one row per subset, the classifier's EER and each statistic's."""
     header = ["subset", "bona fide", "spoof", "classifier EER %", *STATISTICS]
@@ -280,19 +370,64 @@ def format_audit(rows: Sequence[AuditRow]) -> str:
     return "\n".join(lines)
 
 
+def format_report(report: dict) -> str:
+    """The Markdown tables of an `audit_report`: per set, the separation by each cue alone and the classifier's EER on
+    the test split; then the pooled rows."""
+    names = [name for name in SEPARATION_STATISTICS if name in report["sets"][0]["separation_all"]]
+    header = ["set", "clips (bona fide / spoof)", *(f"{SEPARATION_STATISTICS[name]} AUC / EER" for name in names),
+              "7 cues, test EER %"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for audit in report["sets"]:
+        for scope, key in (("all clips", "separation_all"), ("test split", "separation_test")):
+            if not audit[key]:
+                continue
+            test_rows = [row for row in audit["rows"] if row["subset"] == "test"]
+            classifier = f"{test_rows[0]['classifier_eer']:.1f}" if test_rows and scope == "test split" else ""
+            counts = f"{audit['bonafide']} / {audit['spoof']}" if scope == "all clips" else ""
+            cells = [f"{audit['corpus']}, {scope}", counts]
+            cells += [f"{audit[key][name]['auc']:.1f} / {audit[key][name]['eer']:.1f}" for name in names]
+            lines.append("| " + " | ".join([*cells, classifier]) + " |")
+    pooled = [AuditRow(**row) for row in report["pooled"]]
+    return "\n".join(lines) + "\n\nPooled over " + ", ".join(report["folders"]) + ":\n\n" + format_audit(pooled)
+
+
+def render_into(markdown_file: str | Path, report: dict) -> None:
+    """Replace what lies between the report's `RENDERED_BEGIN` and `RENDERED_END` markers in `markdown_file` by
+    `format_report(report)`."""
+    path = Path(markdown_file)
+    kind = "after ShortcutRemoval" if report["shortcuts_removed"] else "as stored"
+    begin, end = RENDERED_BEGIN.format(kind=kind), RENDERED_END.format(kind=kind)
+    text = path.read_text(encoding="utf-8")
+    if text.count(begin) != 1 or text.count(end) != 1:
+        raise ValueError(f"{path}: needs exactly one pair of shortcut-audit report markers ({begin!r} ...)")
+    head, rest = text.split(begin)
+    _, tail = rest.split(end)
+    path.write_text(f"{head}{begin}\n{format_report(report)}\n{end}{tail}", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.shortcut_audit", description=__doc__.split("\n\n")[0])
-    parser.add_argument("folders", nargs="+", help="corpora in the generic layout (metadata.csv + audio)")
+    parser.add_argument("folders", nargs="*", help="corpora in the generic layout (metadata.csv + audio)")
     parser.add_argument("--remove-shortcuts", action="store_true", help="audit the clips after ShortcutRemoval")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", metavar="PATH", help="also write the report (pooled and per set) as JSON")
+    parser.add_argument("--render", nargs=2, metavar=("REPORT_JSON", "MARKDOWN"),
+                        help="only render a --json report into MARKDOWN between the report markers")
     args = parser.parse_args(argv)
+    if bool(args.folders) == bool(args.render):
+        parser.error("give the corpus folders to audit, or --render REPORT_JSON MARKDOWN")
     try:
+        if args.render:
+            render_into(args.render[1], json.loads(Path(args.render[0]).read_text(encoding="utf-8")))
+            return 0
         clips = audit_clips(args.folders, ShortcutRemoval() if args.remove_shortcuts else None, seed=args.seed)
-        rows = run_audit(clips, seed=args.seed)
-    except (FileNotFoundError, ValueError, KeyError) as error:  # AudioInputError is a ValueError
+        report = audit_report(args.folders, clips, removed=args.remove_shortcuts, seed=args.seed)
+    except (FileNotFoundError, ValueError, KeyError) as error:  # AudioInputError and JSONDecodeError are ValueErrors
         print(f"shortcut audit: {error}", file=sys.stderr)
         return 2
-    print(format_audit(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    print(format_report(report))
     return 0
 
 

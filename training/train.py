@@ -43,7 +43,6 @@ import yaml
 from accelerate.utils import DistributedDataParallelKwargs, DistributedType, set_seed
 from datasets import Dataset
 from tqdm.auto import tqdm
-from transformers import AutoModel
 
 from hub_cards.folder_cards import render_training_card
 from hub_cards.layout import CARD_FILE
@@ -90,19 +89,9 @@ def build_model(spec: ModelSpec) -> Nes2NetForAudioClassification:
 
 
 def load_frontend_weights(model: Nes2NetForAudioClassification, source: str) -> None:
-    """Initialise the SSL front-end from a transformers speech model (folder or Hub id) of the same architecture."""
-    if model.config.frontend_type != "ssl":
-        raise ValueError("model.frontend_weights needs an SSL front-end (frontend_type: ssl)")
-    weights = AutoModel.from_pretrained(source).state_dict()
-    expected = model.nes2net.frontend.state_dict()
-    missing, unexpected = sorted(expected.keys() - weights.keys()), sorted(weights.keys() - expected.keys())
-    resized = sorted(key for key in expected.keys() & weights.keys() if expected[key].shape != weights[key].shape)
-    if missing or unexpected or resized:
-        raise ValueError(
-            f"{source} does not match the front-end of this config: missing {missing[:3]}, "
-            f"unexpected {unexpected[:3]}, other shapes {resized[:3]}"
-        )
-    model.nes2net.frontend.load_state_dict(weights)
+    """Initialise the front-end from a transformers model (folder or Hub id) of the same architecture: a speech
+    foundation model for an SSL front-end, a Whisper model for the Whisper encoder."""
+    model.nes2net.frontend.load_pretrained_weights(source)
     logger.info("front-end initialised from %s", source)
 
 

@@ -15,11 +15,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..configuration_nes2net import BONAFIDE_LABEL, PARTLY_SPOOFED_LABEL, SPOOF_LABEL
 from ..detection import DetectionFailure, Nes2NetDetector
-from ..plotting import PLOT_EXTRA_MISSING, can_plot, flagged_regions
+from ..plotting import PLOT_EXTRA_MISSING, can_plot
 from ..examples import SENTENCES, VOICES, espeak_available, splice, synthesize_speech
 from ..atomic import atomic_output
-from .detect import format_results, save_plots
+from .detect import LABEL_WIDTH, format_results, save_plots
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def held_out_clips(data_dir: Path, per_label: int) -> list[tuple[Path, str]]:
     with metadata.open(newline="") as handle:
         rows = [row for row in csv.DictReader(handle) if row["split"] == "test"]
     chosen = []
-    for label in ("bonafide", "spoof"):
+    for label in (BONAFIDE_LABEL, SPOOF_LABEL):
         candidates = sorted((row for row in rows if row["label"] == label), key=lambda row: row["file_name"])
         first_of_system = {row["system"]: row for row in reversed(candidates)}
         picks = sorted(first_of_system.values(), key=lambda row: row["system"])[:per_label]
@@ -55,12 +56,12 @@ def make_examples(work_dir: Path, data_dir: Path, per_label: int) -> list[tuple[
     examples = held_out_clips(data_dir, per_label)
     if espeak_available():
         for index, (sentence, voice) in enumerate(zip(SENTENCES, VOICES)):
-            examples.append((synthesize_speech(sentence, work_dir / f"espeak_{voice}_{index}.wav", voice), "spoof"))
-    bona_fide = [path for path, label in examples if label == "bonafide"]
-    synthetic = [path for path, label in examples if label == "spoof"]
+            examples.append((synthesize_speech(sentence, work_dir / f"espeak_{voice}_{index}.wav", voice), SPOOF_LABEL))
+    bona_fide = [path for path, label in examples if label == BONAFIDE_LABEL]
+    synthetic = [path for path, label in examples if label == SPOOF_LABEL]
     if len(bona_fide) >= 2 and synthetic:
         spliced = splice([bona_fide[0], synthetic[-1], bona_fide[1]], work_dir / "spliced_real_synthetic_real.wav")
-        examples.append((spliced, "partly spoof"))
+        examples.append((spliced, PARTLY_SPOOFED_LABEL))
     return examples
 
 
@@ -81,19 +82,18 @@ def run(args: argparse.Namespace) -> int:
     print(f"model: {detector.config.name_or_path}")
     print(f"trained on: {detector.config.training_data or 'unknown'}")
     print(f"threshold (log-odds): {detector.threshold:+.3f}\n")
-    print(f"{'recording':<58} {'expected':>12} {'verdict':>9} {'p(bona fide)':>13}")
-    results, correct, known = [], 0, 0
+    print(f"{'recording':<58} {'expected':>{LABEL_WIDTH}} {'verdict':>{LABEL_WIDTH}} {'p(bona fide)':>13}")
+    results, correct = [], 0
     for (path, expected), outcome in zip(examples, outcomes):
         if isinstance(outcome, DetectionFailure):
-            print(f"{path.name[:58]:<58} {expected:>12} {'error':>9}  {outcome.error}")
+            print(f"{path.name[:58]:<58} {expected:>{LABEL_WIDTH}} {'error':>{LABEL_WIDTH}}  {outcome.error}")
             continue
-        print(f"{path.name[:58]:<58} {expected:>12} {outcome.label:>9} {outcome.bonafide_probability:>13.3f}")
+        print(f"{path.name[:58]:<58} {expected:>{LABEL_WIDTH}} {outcome.label:>{LABEL_WIDTH}} "
+              f"{outcome.bonafide_probability:>13.3f}")
         results.append(outcome)
-        if expected in ("bonafide", "spoof"):
-            known += 1
-            correct += outcome.label == expected
-    if known:
-        print(f"\n{correct} of {known} labelled examples classified correctly")
+        correct += outcome.is_spoof == (expected != BONAFIDE_LABEL)  # a spoof caught in part is caught
+    if results:
+        print(f"\n{correct} of {len(results)} labelled examples classified correctly")
     with atomic_output(output_dir / "results.csv") as temporary:
         temporary.write_text(format_results(results, "csv", segments=False), encoding="utf-8")
     longest = max(results, key=lambda result: result.duration, default=None)
@@ -103,8 +103,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"timeline of the longest recording ({longest.duration:.1f} s): {output_dir / 'timeline.png'}")
         else:
             print(f"no timeline.png: {PLOT_EXTRA_MISSING}")
-        regions = flagged_regions(longest.segments, longest.threshold)
-        spans = ", ".join(f"{start:.1f}-{end:.1f} s" for start, end in regions) or "none"
-        print(f"  windows below the threshold: {spans} (verdict by the mean of the windows: {longest.label})")
+        spans = ", ".join(f"{stretch.start:.1f}-{stretch.end:.1f} s" for stretch in longest.stretches) or "none"
+        print(f"  spoofed stretches: {spans} (verdict: {longest.label})")
     print(f"results: {output_dir / 'results.csv'}")
     return 0 if len(results) == len(outcomes) else 1

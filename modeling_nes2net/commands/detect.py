@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from ..atomic import atomic_output, refuse_overwriting_inputs
 from ..audio import AUDIO_EXTENSIONS, find_audio_files, printable
+from ..configuration_nes2net import VERDICT_LABELS
 from ..scoring import verdict
 from ..detection import (
     AGGREGATIONS,
@@ -54,6 +55,7 @@ from ..plotting import PLOT_EXTRA_MISSING, can_plot, plot_format, plot_timeline
 logger = logging.getLogger(__name__)
 
 FORMATS = ("table", "csv", "json", "asvspoof")
+LABEL_WIDTH = max(len(label) for label in VERDICT_LABELS)  # the table's label column fits every verdict
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -243,13 +245,13 @@ def _rows(result: DetectionResult, fmt: str, segments: bool, ids: dict[str, str]
             writer.writerow(["" if row[column] is None else row[column] for column in RESULT_COLUMNS])
         return [buffer.getvalue()]
     name = printable(result.source)
-    lines = [f"{name:<{width}}  {result.label:<8}  {result.bonafide_probability:>12.4f}  "
+    lines = [f"{name:<{width}}  {result.label:<{LABEL_WIDTH}}  {result.bonafide_probability:>12.4f}  "
              f"{result.score:>9.4f}  {result.log_odds:>9.4f}  {result.duration:>9.2f}\n"]
     if segments:
         for segment in result.segments:
             span = f"  {segment.start:.2f}-{segment.end:.2f} s"
-            lines.append(f"{span:<{width}}  {result.segment_label(segment):<8}  {segment.probability:>12.4f}  "
-                         f"{segment.score:>9.4f}  {segment.log_odds:>9.4f}\n")
+            lines.append(f"{span:<{width}}  {result.segment_label(segment):<{LABEL_WIDTH}}  "
+                         f"{segment.probability:>12.4f}  {segment.score:>9.4f}  {segment.log_odds:>9.4f}\n")
         lines.extend(f"  spoofed stretch {stretch}\n" for stretch in result.stretches)
     return lines
 
@@ -261,7 +263,8 @@ def _document(fmt: str, segments: bool, rows: list, width: int) -> str:
     if fmt == "csv":
         return ",".join(SEGMENT_COLUMNS if segments else RESULT_COLUMNS) + "\n" + "".join(rows)
     if fmt == "table":
-        header = f"{'file':<{width}}  {'label':<8}  {'p(bona fide)':>12}  {'score':>9}  {'log-odds':>9}  {'seconds':>9}"
+        header = (f"{'file':<{width}}  {'label':<{LABEL_WIDTH}}  {'p(bona fide)':>12}  {'score':>9}  {'log-odds':>9}  "
+                  f"{'seconds':>9}")
         return header + "\n" + "".join(rows)
     return "".join(rows)
 

@@ -7,8 +7,9 @@ import math
 import re
 from typing import TYPE_CHECKING
 
+from modeling_nes2net.configuration_nes2net import BONAFIDE_LABEL, PARTLY_SPOOFED_LABEL, SPOOF_LABEL
 from modeling_nes2net.detection import DetectionFailure, DetectionResult
-from modeling_nes2net.plotting import flagged_regions
+from modeling_nes2net.scoring import odds_probability
 
 if TYPE_CHECKING:
     from .models import ModelInfo
@@ -26,9 +27,10 @@ NOT_PROOF = (
     "A detector makes mistakes in both directions. Do not treat this result as the only evidence that a recording "
     "is fake or genuine, or that a person said something: keep a human in the loop."
 )
-HEADLINES = {
-    "bonafide": "Likely genuine speech (bona fide)",
-    "spoof": "Likely spoofed speech (synthetic or manipulated)",
+HEADLINES = {  # one per `VERDICT_LABELS`
+    BONAFIDE_LABEL: "Likely genuine speech (bona fide)",
+    SPOOF_LABEL: "Likely spoofed speech (synthetic or manipulated)",
+    PARTLY_SPOOFED_LABEL: "Partly spoofed speech (a stretch scores as synthetic or manipulated)",
 }
 SURE_MARGINS = ((1.0, "not sure"), (3.0, "fairly sure"), (math.inf, "very sure"))
 
@@ -74,10 +76,6 @@ def _code(text: str) -> str:
     return text.replace("`", "'")
 
 
-def _sigmoid(value: float) -> float:
-    return 0.5 * (1.0 + math.tanh(0.5 * value))
-
-
 def threshold_words(info: ModelInfo) -> str:
     where = (
         "the model applies its score calibration, fitted on a dev split (`calibration_scale` / `calibration_offset` "
@@ -87,7 +85,7 @@ def threshold_words(info: ModelInfo) -> str:
     )
     return (
         f"A recording is called spoof when its log-odds fall below {info.threshold:+.2f} "
-        f"(p(bona fide) {_probability(_sigmoid(info.threshold))}): {where}."
+        f"(p(bona fide) {_probability(odds_probability(info.threshold))}): {where}."
     )
 
 
@@ -112,13 +110,11 @@ def timeline_words(result: DetectionResult) -> str:
     if len(segments) < 2:
         return ""
     window = segments[0].end - segments[0].start
-    regions = flagged_regions(segments, result.threshold)
     below = sum(segment.log_odds < result.threshold for segment in segments)
-    if regions:
-        spans = ", ".join(f"{start:.1f}-{end:.1f} s" for start, end in regions)
-        flagged = f"{below} fall below the threshold ({spans}, shaded red in the timeline)"
-    else:
-        flagged = "none falls below the threshold"
+    flagged = f"{below} fall below the threshold" if below else "none falls below the threshold"
+    if result.stretches:
+        spans = ", ".join(f"{stretch.start:.1f}-{stretch.end:.1f} s" for stretch in result.stretches)
+        flagged += f"; the timeline flags {spans} as spoofed (shaded red)"
     rule = (
         "the mean of the windows' log-odds"
         if result.aggregation == "mean"

@@ -5,18 +5,52 @@ the moment its last sample arrives, so the timeline grows while the person speak
 A window is scored by `Nes2NetDetector.detect` on that window alone, exactly as the `windows` protocol scores each
 window of a file: the live timeline of a recording equals the timeline of the same audio scored as a file, window for
 window (the file's last window is aligned to its end, a live one cannot be).
+
+A chunk is untrusted input: `read_live_chunk` accepts only what the browser sends (a short 16-bit WAV at a
+microphone's rate), and a session stops at its `max_seconds` whatever the chunks say.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
+import soundfile
 import soxr
 
 from modeling_nes2net.audio import AudioInputError
 from modeling_nes2net.detection import ENVELOPE_SECONDS, DetectionResult, Nes2NetDetector, Segment
 from modeling_nes2net.scoring import verdict
+
+CHUNK_NAME = "live microphone chunk"
+MAX_CHUNK_SECONDS = 5.0  # the browser sends a chunk every half second
+MICROPHONE_RATES = (8_000, 96_000)  # the sampling rates a browser records at, Hz
+MAX_CHUNK_CHANNELS = 2
+
+
+def read_live_chunk(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """The int16 samples (`(samples,)` or `(samples, channels)`) and sampling rate of one streamed chunk, a 16-bit
+    WAV file; raises `AudioInputError` (one line) for anything else: another format, a header rate outside
+    `MICROPHONE_RATES`, more than `MAX_CHUNK_CHANNELS`, or more than `MAX_CHUNK_SECONDS` by its data and rate."""
+    try:
+        info = soundfile.info(os.fspath(path))
+    except (soundfile.LibsndfileError, RuntimeError):
+        info = None
+    if info is None or info.format != "WAV":
+        raise AudioInputError(CHUNK_NAME, "not a WAV recording (the microphone streams 16-bit WAV chunks)")
+    low, high = MICROPHONE_RATES
+    if not low <= info.samplerate <= high:
+        raise AudioInputError(CHUNK_NAME, f"implausible sampling rate in its header ({info.samplerate} Hz; a "
+                                          f"microphone records at {low}-{high} Hz)")
+    if not 1 <= info.channels <= MAX_CHUNK_CHANNELS:
+        raise AudioInputError(CHUNK_NAME, f"{info.channels} channels; a microphone streams 1 or 2")
+    seconds = info.frames / info.samplerate  # frames: the bytes of its data over the bytes of a frame
+    if seconds > MAX_CHUNK_SECONDS:
+        raise AudioInputError(CHUNK_NAME, f"{seconds:.1f} s of audio in one chunk; the microphone streams chunks of "
+                                          f"at most {MAX_CHUNK_SECONDS:g} s")
+    samples, rate = soundfile.read(os.fspath(path), dtype="int16")
+    return samples, rate
 
 
 @dataclass
@@ -25,6 +59,7 @@ class LiveSession:
 
     Attributes:
         rate: the model's sampling rate.
+        max_seconds: the session ends at this much audio: the chunk that reaches it is cut there (`full`).
         pending: `(samples,)` float32 audio from the start of the next window to score on.
         next_start: the sample index (from the start of the stream) of `pending[0]`.
         received: samples received so far, at `rate`.
@@ -33,6 +68,7 @@ class LiveSession:
     """
 
     rate: int
+    max_seconds: float = 120.0
     pending: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     next_start: int = 0
     received: int = 0
@@ -45,9 +81,15 @@ class LiveSession:
     def seconds(self) -> float:
         return self.received / self.rate
 
+    @property
+    def full(self) -> bool:
+        """Whether the session has received its `max_seconds`."""
+        return self.received >= round(self.max_seconds * self.rate)
+
     def add(self, chunk_rate: int, chunk: np.ndarray, detector: Nes2NetDetector) -> int:
-        """Append a streamed chunk (`(samples,)` or `(samples, channels)`, int16 or float) and score every window it
-        completes; returns how many windows were scored (a silent window is skipped)."""
+        """Append a streamed chunk (`(samples,)` or `(samples, channels)`, int16 or float), cut where the session
+        reaches `max_seconds`, and score every window it completes; returns how many windows were scored (a silent
+        window is skipped)."""
         samples = _mono_float(chunk)
         if self._input_rate != chunk_rate:  # first chunk (or the browser changed rate): a fresh resampler
             self._input_rate = chunk_rate
@@ -55,6 +97,7 @@ class LiveSession:
                 chunk_rate, self.rate, 1, "float32")
         if self._resampler is not None:
             samples = self._resampler.resample_chunk(samples)
+        samples = samples[: max(0, round(self.max_seconds * self.rate) - self.received)]
         self._track_peaks(samples)
         self.received += len(samples)
         self.pending = np.concatenate([self.pending, samples])

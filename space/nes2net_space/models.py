@@ -13,7 +13,8 @@ from pathlib import Path
 
 from huggingface_hub import hf_hub_download
 
-from modeling_nes2net.detection import ModelNotFoundError, Nes2NetDetector, resolve_model_path
+from modeling_nes2net.detection import ModelLoadError, ModelNotFoundError, Nes2NetDetector, resolve_model_path
+from modeling_nes2net.frontends_nes2net import describe_frontend
 from modeling_nes2net.scoring import is_calibrated
 
 from .explain import card_limitations, card_section
@@ -21,10 +22,6 @@ from .explain import card_limitations, card_section
 logger = logging.getLogger(__name__)
 
 DEFAULT_CHOICE = "embedded default model"
-
-
-class ModelLoadError(ValueError):
-    """A model that cannot be offered or loaded; the message is one line for the user."""
 
 
 @dataclass(frozen=True)
@@ -167,14 +164,9 @@ def _model_card(location: str) -> str | None:
 def _model_info(name: str, detector: Nes2NetDetector, card: str | None) -> ModelInfo:
     config = detector.config
     backend = {"nes2net": "Nes2Net", "nes2net-x": "Nes2Net-X"}.get(config.backend_variant, config.backend_variant)
-    if config.frontend_type == "spectrogram":
-        frontend = f"a log-spectrogram front-end ({config.feature_size} bins)"
-    else:
-        kind = getattr(config.frontend_config, "model_type", None) or config.frontend_type
-        frontend = f"a {kind} front-end ({config.feature_size}-dim features)"
     return ModelInfo(
         name=name,
-        architecture=f"{backend} back-end on {frontend}",
+        architecture=f"{backend} back-end on {describe_frontend(config)}",
         training_data=config.training_data,
         threshold=detector.threshold,
         calibrated=is_calibrated(config),

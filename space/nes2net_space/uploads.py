@@ -1,6 +1,7 @@
-"""What visitors may upload, and how long it stays: per-request and per-client bounds on files and bytes, enforced
-in front of Gradio's upload route, and a ledger that deletes an upload as soon as the request that used it ends
-(or, for an upload no request uses, after `max_age_seconds`).
+"""What visitors may upload, and how long it stays: per-request, per-client and server-wide bounds on files and bytes,
+enforced in front of Gradio's upload route while the body streams in (an upload counts against the bounds from its
+first byte, so parallel uploads cannot each pass alone), and a ledger that deletes an upload as soon as the request
+that used it ends (or, for an upload no request uses, after `max_age_seconds`).
 
 Gradio stores an upload as `<upload folder>/<sha256 of its content>/<name>`, so two visitors sending the same file
 share one path: the ledger counts how many uploads are waiting for each path and deletes it with the last.
@@ -15,7 +16,8 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +35,8 @@ class UploadLimits:
         max_request_files: most files in one upload request.
         max_request_mb: most MiB in one upload request (the whole multipart body).
         max_client_files: most uploaded files one client may hold on the server at once.
-        max_client_mb: most uploaded MiB one client may hold on the server at once.
+        max_client_mb: most uploaded MiB one client may hold on the server at once (received or being received).
+        max_total_mb: most uploaded MiB all clients together may hold on the server at once.
         max_age_seconds: an upload no request has used is deleted after this long.
     """
 
@@ -41,6 +44,7 @@ class UploadLimits:
     max_request_mb: float = 200.0
     max_client_files: int = 40
     max_client_mb: float = 400.0
+    max_total_mb: float = 2048.0
     max_age_seconds: float = 300.0
 
 
@@ -49,6 +53,15 @@ class _Held:
     client: str
     size: int
     uploaded: float
+
+
+@dataclass(eq=False)
+class Receiving:
+    """An upload request being received: its client, and the files and bytes that have arrived so far."""
+
+    client: str
+    files: int = 0
+    size: int = 0
 
 
 class UploadLedger:
@@ -70,24 +83,44 @@ class UploadLedger:
         self.on_delete = on_delete
         self.clock = clock
         self._held: dict[str, list[_Held]] = defaultdict(list)  # path -> one entry per upload of it, oldest first
+        self._receiving: list[Receiving] = []
         self._lock = threading.Lock()
 
-    def held_by(self, client: str) -> tuple[int, int]:
-        """`(files, bytes)` that `client` holds on the server now."""
+    def held_by(self, client: str | None) -> tuple[int, int]:
+        """`(files, bytes)` that `client` (None: every client) holds on the server now, uploads being received
+        included."""
         with self._lock:
-            entries = [entry for entries in self._held.values() for entry in entries if entry.client == client]
-        return len(entries), sum(entry.size for entry in entries)
+            held = [entry for entries in self._held.values() for entry in entries if client in (None, entry.client)]
+            receiving = [upload for upload in self._receiving if client in (None, upload.client)]
+        return (len(held) + sum(upload.files for upload in receiving),
+                sum(entry.size for entry in held) + sum(upload.size for upload in receiving))
 
-    def refusal(self, client: str, files: int, size: int) -> str | None:
-        """Why `client` may not upload `files` more files of `size` bytes in all (one line), or None."""
+    @contextmanager
+    def receiving(self, client: str) -> Iterator[Receiving]:
+        """An upload request from `client` being received: the caller updates its `files` and `size` as the body
+        streams in, and they count against the bounds (`held_by`, `refusal`) until the block ends."""
+        upload = Receiving(client)
+        with self._lock:
+            self._receiving.append(upload)
+        try:
+            yield upload
+        finally:
+            with self._lock:
+                self._receiving.remove(upload)
+
+    def refusal(self, client: str, files: int = 0, size: int = 0) -> tuple[int, str] | None:
+        """Why `client` may not hold `files` more files of `size` more bytes (besides what `held_by` counts): an
+        HTTP status (429 for the client's bounds, 503 for the server's) and one line; None when it may."""
         self.expire()
         held_files, held_bytes = self.held_by(client)
         if held_files + files > self.limits.max_client_files:
-            return (f"too many uploads waiting: at most {self.limits.max_client_files} files per visitor at a time; "
-                    "check the files already sent, or wait a few minutes")
+            return 429, (f"too many uploads waiting: at most {self.limits.max_client_files} files per visitor at a "
+                         "time; check the files already sent, or wait a few minutes")
         if held_bytes + size > self.limits.max_client_mb * 2**20:
-            return (f"too much uploaded audio waiting: at most {self.limits.max_client_mb:g} MiB per visitor at a "
-                    "time; check the files already sent, or wait a few minutes")
+            return 429, (f"too much uploaded audio waiting: at most {self.limits.max_client_mb:g} MiB per visitor at "
+                         "a time; check the files already sent, or wait a few minutes")
+        if self.held_by(None)[1] + size > self.limits.max_total_mb * 2**20:
+            return 503, "the server holds too many uploads right now; try again in a few minutes"
         return None
 
     def record(self, client: str, paths: Iterable[str]) -> None:
@@ -160,9 +193,11 @@ def client_address(scope: dict, trust_proxy: bool) -> str:
 
 
 class UploadGuard:
-    """ASGI middleware in front of Gradio's upload route: reads the body (at most `max_request_mb`), refuses a
-    request over the per-request or per-client bounds with 413 / 429 and a one-line message, else hands it to
-    Gradio and records the paths Gradio answers with in the ledger."""
+    """ASGI middleware in front of Gradio's upload route: refuses a request whose `Content-Length` is over the
+    per-request, per-client or server-wide bounds before reading it, else reads the body (to `spool_dir` past
+    `SPOOL_MEMORY_BYTES`), counting its bytes and files against the bounds as they arrive and refusing (413, 429,
+    503, one-line message) the moment one is passed, and hands a complete body to Gradio, recording the paths Gradio
+    answers with in the ledger."""
 
     def __init__(self, app, ledger: UploadLedger, trust_proxy: bool = False, spool_dir: str | None = None) -> None:
         self.app = app
@@ -176,40 +211,43 @@ class UploadGuard:
             return
         limits = self.ledger.limits
         max_bytes = int(limits.max_request_mb * 2**20)
+        too_large = f"upload too large: at most {limits.max_request_mb:g} MiB per request"
         headers = dict(scope.get("headers", ()))
+        client = client_address(scope, self.trust_proxy)
         declared = headers.get(b"content-length", b"").strip()
-        if declared.isdigit() and int(declared) > max_bytes:
-            await _refuse(send, 413, f"upload too large: at most {limits.max_request_mb:g} MiB per request")
-            return
+        if declared.isdigit():
+            refusal = (413, too_large) if int(declared) > max_bytes else self.ledger.refusal(client, 0, int(declared))
+            if refusal:
+                await _refuse(send, *refusal)
+                return
         boundary = _boundary(headers.get(b"content-type", b""))
-        with tempfile.SpooledTemporaryFile(SPOOL_MEMORY_BYTES, dir=self.spool_dir) as body:
-            size, parts, marker, tail = 0, 0, b"--" + boundary + b"\r\n", b""
+        with self.ledger.receiving(client) as upload, \
+                tempfile.SpooledTemporaryFile(SPOOL_MEMORY_BYTES, dir=self.spool_dir) as body:
+            marker, tail = b"--" + boundary + b"\r\n", b""
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":
                     return
                 chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > max_bytes:
-                    await _refuse(send, 413, f"upload too large: at most {limits.max_request_mb:g} MiB per request")
-                    return
+                upload.size += len(chunk)
                 window = tail + chunk
-                parts += window.count(marker) if boundary else 0
+                upload.files += window.count(marker) if boundary else 0
                 tail = window[-(len(marker) - 1):] if boundary else b""
-                if parts > limits.max_request_files:
-                    await _refuse(send, 413, f"too many files: at most {limits.max_request_files} per request")
+                if upload.size > max_bytes:
+                    refusal = 413, too_large
+                elif upload.files > limits.max_request_files:
+                    refusal = 413, f"too many files: at most {limits.max_request_files} per request"
+                else:
+                    refusal = self.ledger.refusal(client)
+                if refusal:
+                    await _refuse(send, *refusal)
                     return
                 body.write(chunk)
                 if not message.get("more_body", False):
                     break
-            client = client_address(scope, self.trust_proxy)
-            reason = self.ledger.refusal(client, parts, size)
-            if reason:
-                await _refuse(send, 429, reason)
-                return
             body.seek(0)
             answer = await self._forward(scope, body, receive, send)
-        if answer is not None:
+        if answer is not None:  # no await since the block ended: no other request sees these bytes uncounted
             self.ledger.record(client, answer)
 
     async def _forward(self, scope, body, receive, send) -> list[str] | None:

@@ -11,7 +11,7 @@ from huggingface_hub.repocard_data import model_index_to_eval_results
 
 from hub_cards.checks import model_folder_problems
 from hub_cards.metadata import model_card_problems
-from hub_cards.model_card import render_model_card, write_model_card
+from hub_cards.model_card import PublishedResult, render_model_card, write_model_card
 from training.results import load_result
 from tests.hub_cards.hub_helpers import make_spec, save_tiny_model
 
@@ -155,3 +155,23 @@ def test_a_model_trained_from_scratch_needs_no_base_model(tiny_model_dir: Path, 
     write_model_card(tiny_model_dir, make_spec("trained", result_files, base_model=None))
     card = ModelCard.load(tiny_model_dir / "README.md")
     assert not card.data.base_model and "converted" not in card.data.tags
+
+
+def test_published_figures_are_shown_apart_and_the_model_index_holds_only_re_measured_numbers(
+    tiny_model_dir: Path, result_files: list[Path]
+):
+    arena = PublishedResult("In-the-Wild", "test", "4sec", 8.48, "Speech Anti-Spoofing Arena",
+                            "https://huggingface.co/spaces/SpeechAntiSpoofingBenchmarks/SpeechAntiSpoofingArena")
+    paper = PublishedResult("In-the-Wild", "test", "full", 5.52, "Liu et al., T-IFS 2025",
+                            "https://arxiv.org/abs/2504.05657")
+    readme = write_model_card(tiny_model_dir, make_spec("converted", result_files, published=[paper, arena]))
+    text = ModelCard.load(readme).text
+    assert "| In-the-Wild | test | full | 5.52 | Liu et al., T-IFS 2025, <https://arxiv.org/abs/2504.05657> |" in text
+    assert "| In-the-Wild | test | 4sec | 8.48 | Speech Anti-Spoofing Arena, <https://huggingface.co/spaces/" in text
+    _, eval_results = model_index_to_eval_results(metadata_load(readme)["model-index"])
+    measured = {round(100 * load_result(path).metrics["eer"], 4) for path in result_files}
+    eers = [entry for entry in eval_results if entry.metric_type == "eer"]
+    assert {entry.metric_value for entry in eers} == measured  # no published figure among them
+    assert all(entry.source_name == "re-measured with nes2net evaluate" and
+               entry.source_url == "https://huggingface.co/nes2net-test/nes2net-x-tiny" for entry in eval_results)
+    assert all(entry.metric_name.endswith(f"{entry.metric_config} protocol") for entry in eval_results)

@@ -172,3 +172,42 @@ def test_broken_dataset_folders_are_refused_with_the_reason(dataset_folder: Path
     problems = dataset_folder_problems(dataset_folder)
     assert any(message in problem for problem in problems), problems
     assert main(["push", str(dataset_folder), "nes2net-test/tiny-corpus", "--dataset", "--dry-run"]) == 1
+
+
+def _link_to_outside(folder: Path, path: str) -> Path:
+    """Move `folder/path` out of the folder (as a download cache keeps its blobs) and leave a symbolic link to it."""
+    outside = folder.parent / "elsewhere" / Path(path).name
+    outside.parent.mkdir(exist_ok=True)
+    shutil.move(folder / path, outside)
+    (folder / path).symlink_to(outside)
+    return outside
+
+
+def _link_problem(path: str, target: Path) -> str:
+    return (f"{path}: a symbolic link (to {target}); links are never copied or published: put the file itself in "
+            "the folder, or remove the link")
+
+
+def test_a_symbolic_link_in_a_model_folder_is_refused_naming_it(model_folder: Path, capsys, caplog):
+    target = _link_to_outside(model_folder, "model.safetensors")
+    assert model_folder_problems(model_folder) == [_link_problem("model.safetensors", target)]
+    assert main(["push", str(model_folder), "nes2net-test/tiny", "--dry-run"]) == 1
+    assert "would upload" not in capsys.readouterr().out
+    assert _link_problem("model.safetensors", target) in caplog.text
+
+
+def test_a_symbolic_link_in_a_folder_to_export_is_refused_before_the_export(tiny_model_dir: Path, capsys):
+    for code in tiny_model_dir.glob("*.py"):  # as the embedded default model: pushed as its export
+        code.unlink()
+    link = tiny_model_dir / "notes"
+    link.symlink_to(tiny_model_dir.parent, target_is_directory=True)  # a link to a folder is never entered
+    with pytest.raises(FolderNotPublishable) as caught:
+        plan_upload(tiny_model_dir)
+    assert caught.value.problems == [_link_problem("notes", tiny_model_dir.parent)]
+    assert main(["push", str(tiny_model_dir), "nes2net-test/tiny", "--dry-run"]) == 1
+
+
+def test_a_symbolic_link_in_a_dataset_folder_is_refused_naming_it(dataset_folder: Path):
+    target = _link_to_outside(dataset_folder, "data/test-00000-of-00001.parquet")
+    assert dataset_folder_problems(dataset_folder) == [_link_problem("data/test-00000-of-00001.parquet", target)]
+    assert main(["push", str(dataset_folder), "nes2net-test/tiny-corpus", "--dataset", "--dry-run"]) == 1

@@ -83,9 +83,9 @@ def original_frontend_name(name: str) -> str:
     return theirs + name[len(ours):]
 
 
-def tiny_frontend(frontend_type: str, seed: int) -> nn.Module:
+def tiny_frontend(model_type: str, seed: int) -> nn.Module:
     torch.manual_seed(seed)
-    if frontend_type == "wavlm":
+    if model_type == "wavlm":
         model = WavLMModel(WavLMConfig(**TINY_FRONTEND, conv_bias=False, num_buckets=16))
     else:
         model = Wav2Vec2Model(Wav2Vec2Config(**TINY_FRONTEND, conv_bias=True))

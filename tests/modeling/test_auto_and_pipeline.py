@@ -28,7 +28,7 @@ def test_saved_folder_is_complete(saved_model):
     _, folder = saved_model
     names = {path.name for path in folder.iterdir()}
     assert {"config.json", "model.safetensors", "preprocessor_config.json"} <= names
-    assert {"configuration_nes2net.py", "modeling_nes2net.py", "layer_merge_nes2net.py",
+    assert {"configuration_nes2net.py", "modeling_nes2net.py", "layer_merge_nes2net.py", "frontends_nes2net.py",
             "feature_extraction_nes2net.py"} <= names
     config = json.loads((folder / "config.json").read_text())
     assert config["auto_map"] == {

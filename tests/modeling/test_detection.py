@@ -25,7 +25,7 @@ from modeling_nes2net.detection import (
     resolve_model_path,
     window_segments,
 )
-from modeling_nes2net.plotting import flagged_regions, plot_timeline
+from modeling_nes2net.plotting import plot_timeline
 
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
@@ -249,18 +249,15 @@ def test_default_model_missing_says_how_to_get_one():
 def test_timeline_plot(model, tmp_path):
     result = Nes2NetDetector(model, threshold=100.0).detect(write_audio(tmp_path / "clip.wav", 9.0))
     assert result.label == "spoof"
-    assert flagged_regions(result.segments, result.threshold) == [(0.0, pytest.approx(9.0))]
+    (stretch,) = result.stretches
+    assert (stretch.start, stretch.end) == pytest.approx((0.0, 9.0))
     figure = plot_timeline(result)
     assert len(figure.axes) == 2
+    for axes in figure.axes:  # the plot shades the result's stretches, the rule the label and --segments follow
+        (shaded,) = axes.patches
+        assert shaded.get_x() == pytest.approx(stretch.start) and shaded.get_width() == pytest.approx(9.0)
     figure.savefig(tmp_path / "timeline.png")
     assert (tmp_path / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_flagged_regions_merge_overlapping_spoof_windows():
-    from modeling_nes2net.detection import Segment
-
-    segments = [Segment(s, s + 4, 0.0, odds, 0.5) for s, odds in [(0, 1), (2, -1), (4, -2), (6, 1), (10, -1)]]
-    assert flagged_regions(segments, threshold=0.0) == [(2, 8), (10, 14)]
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ from transformers import pipeline
 from modeling_nes2net import save_model_folder
 from nes2net.cli import main
 from modeling_nes2net.detection import Nes2NetDetector
-from modeling_nes2net.scoring import log_odds
+from modeling_nes2net.scoring import log_odds, odds_probability
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -101,3 +101,12 @@ def test_an_old_config_with_a_decision_threshold_keeps_its_decisions(tmp_path):
     loaded = type(model).from_pretrained(folder).eval()
     with torch.inference_mode():
         torch.testing.assert_close(log_odds(loaded(waveform).logits), log_odds(model(waveform).logits) - 0.4)
+
+
+def test_the_probability_of_log_odds_is_the_models_softmax_and_never_overflows():
+    logits = torch.tensor([[0.3, -1.2], [-800.0, 800.0], [800.0, -800.0]], dtype=torch.float64)
+    odds = log_odds(logits).numpy()
+    expected = torch.softmax(logits, dim=-1)[:, 1].numpy()
+    np.testing.assert_allclose(odds_probability(odds), expected, rtol=1e-12)
+    assert [odds_probability(float(value)) for value in odds] == pytest.approx(expected.tolist(), rel=1e-12)
+    assert isinstance(odds_probability(0.0), float) and odds_probability(0.0) == 0.5

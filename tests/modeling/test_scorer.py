@@ -45,6 +45,8 @@ def test_any_model_call_plugs_in_and_gets_the_same_verdicts(tmp_path):
     assert [r.score for r in plugged] == pytest.approx([r.score for r in reference], abs=1e-5)
     padded, mask = pad_waveforms([clip for clip, _ in clips])
     assert padded.shape == (3, 20_000) and mask.sum(axis=1).tolist() == [8_000, 20_000, 12_000]
+    equal = [np.ones(3, np.float32), np.ones(3, np.float32)]
+    assert pad_waveforms(equal)[1] is None and pad_waveforms(equal, always_mask=True)[1].tolist() == [[1] * 3] * 2
 
 
 def test_full_refuses_a_recording_over_its_limit_naming_it_and_the_memory(tmp_path):

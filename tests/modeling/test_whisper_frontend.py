@@ -45,7 +45,7 @@ def test_thirty_seconds_give_the_hidden_states_of_whisper_encoder(model, speech)
     features = WhisperFeatureExtractor()(waveform, sampling_rate=RATE, return_tensors="pt").input_features
     encoder: WhisperEncoder = model.nes2net.frontend.encoder
     expected = encoder(features, output_hidden_states=True)
-    ours = model.nes2net.frontend(torch.from_numpy(waveform)[None])
+    ours = model.nes2net.frontend(torch.from_numpy(waveform)[None]).hidden_states
     assert len(ours) == model.config.num_frontend_layers == len(expected.hidden_states)
     for state, reference in zip(ours[:-1], expected.hidden_states[:-1]):
         torch.testing.assert_close(state, reference, atol=1e-5, rtol=1e-5)
@@ -64,7 +64,7 @@ def test_a_padded_batch_scores_each_utterance_as_alone_across_thirty_second_chun
     batch = model(input_values, attention_mask=attention_mask).logits
     alone = torch.cat([model(torch.from_numpy(waveform)[None]).logits for waveform in waveforms])
     torch.testing.assert_close(batch, alone, atol=1e-5, rtol=1e-5)
-    states = model.nes2net.frontend(torch.from_numpy(waveforms[2])[None])
+    states = model.nes2net.frontend(torch.from_numpy(waveforms[2])[None]).hidden_states
     lengths = model.frame_lengths(torch.tensor([waveform.size for waveform in waveforms]))
     assert states[-1].shape[1] == lengths[2] == 1500 + (7 * 100 + 1) // 2  # a full chunk, then 7 s of frames
     assert lengths.tolist() == [(2.3 * 100 + 1) // 2, 400, lengths[2]]
@@ -75,8 +75,8 @@ def test_a_chunk_beyond_thirty_seconds_is_encoded_from_position_zero(model, spee
     """Whisper reads long audio in 30 s windows: the second chunk's frames are those of its audio alone, except the
     first two, whose STFT frames straddle the boundary (real audio before it, not a reflection)."""
     frontend = model.nes2net.frontend
-    whole = frontend(torch.from_numpy(speech[: 40 * RATE])[None])[-1]
-    second = frontend(torch.from_numpy(speech[30 * RATE: 40 * RATE])[None])[-1]
+    whole = frontend(torch.from_numpy(speech[: 40 * RATE])[None]).last_hidden_state
+    second = frontend(torch.from_numpy(speech[30 * RATE: 40 * RATE])[None]).last_hidden_state
     assert whole.shape[1] == 1500 + second.shape[1]
     torch.testing.assert_close(whole[:, 1502:], second[:, 2:], atol=1e-5, rtol=1e-5)
 
@@ -84,7 +84,7 @@ def test_a_chunk_beyond_thirty_seconds_is_encoded_from_position_zero(model, spee
 def test_the_whisper_front_end_round_trips_through_save_and_from_pretrained(model, tmp_path, speech):
     model.save_pretrained(tmp_path)
     loaded = Nes2NetForAudioClassification.from_pretrained(tmp_path).eval()
-    assert loaded.config.frontend_type == "whisper" and loaded.config.frontend_config.model_type == "whisper"
+    assert (loaded.config.frontend_type, loaded.config.frontend_config.model_type) == ("whisper", "whisper")
     waveform = torch.from_numpy(speech[: 3 * RATE])[None]
     with torch.inference_mode():
         torch.testing.assert_close(loaded(waveform).logits, model(waveform).logits, atol=0, rtol=0)

@@ -9,11 +9,12 @@ import torch
 from nes2net_space.explain import GENERIC_LIMITATIONS, how_sure, model_markdown, timeline_words, verdict_markdown
 from nes2net_space.models import DEFAULT_CHOICE, ModelLoadError, ModelRegistry
 from safetensors.torch import load_file, save_file
-from tiny_models import tiny_model
+from tiny_models import framed_model, tiny_model
 
 from hub_cards.model_card import ModelCardSpec, write_model_card
 from modeling_nes2net import detection, save_model_folder
 from modeling_nes2net.detection import DetectionResult, Segment
+from modeling_nes2net.localisation import Stretch
 from training.results import load_results, write_result
 
 
@@ -99,10 +100,11 @@ def test_timeline_words_name_the_flagged_stretches():
 
     segments = [segment(0.0, 1.5), segment(2.0, -1.0), segment(4.0, -2.0), segment(6.0, 2.0), segment(8.0, 1.0)]
     result = DetectionResult("clip.wav", "spoof", 0.5, 0.0, 0.0, 0.0, "windows", "any", 12.0, segments,
-                             np.ones(120, np.float32))
+                             np.ones(120, np.float32), stretches=[Stretch(3.5, 7.25, -1.5)])
     words = timeline_words(result)
     assert "5 overlapping windows of 4.0 s over 12.0 s" in words
-    assert "2 fall below the threshold (2.0-8.0 s, shaded red" in words and "most spoof-like window" in words
+    assert "2 fall below the threshold; the timeline flags 3.5-7.2 s as spoofed (shaded red" in words
+    assert "most spoof-like window" in words
     result.segments = segments[:1]
     assert timeline_words(result) == ""
 
@@ -121,3 +123,22 @@ def test_a_damaged_model_is_refused_by_name_without_its_server_path(tmp_path, da
     with pytest.raises(ModelLoadError, match="cannot load model 'damaged': ") as caught:
         ModelRegistry([str(folder)], device="cpu").get("damaged")
     assert str(tmp_path) not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("frame_bias", "utterance_bias", "label", "headline"),
+    [
+        ((0.0, 3.0), (0.0, 4.0), "bonafide", "Likely genuine speech"),
+        ((3.0, 0.0), (4.0, 0.0), "spoof", "Likely spoofed speech"),
+        ((3.0, 0.0), (0.0, 4.0), "partly spoofed", "Partly spoofed speech"),
+    ],
+)
+def test_the_page_words_every_verdict(tmp_path, frame_bias, utterance_bias, label, headline):
+    """Each of the three labels a detector returns gets its headline, through the registry the page loads from."""
+    folder = save_model_folder(framed_model(frame_bias, utterance_bias), tmp_path / "framed")
+    detector, info = ModelRegistry([str(folder)], device="cpu").get("framed")
+    rate = detector.sampling_rate
+    result = detector.detect(np.sin(2 * np.pi * 180 * np.arange(3 * rate) / rate).astype(np.float32) * 0.3, rate)
+    assert result.label == label
+    verdict = verdict_markdown(result, info)
+    assert verdict.startswith(f"## {headline}")

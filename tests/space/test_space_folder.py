@@ -5,6 +5,7 @@ and the folder installs offline into a fresh virtual environment, starts there a
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -50,6 +51,20 @@ def test_push_space_checks_the_folder_and_refuses_the_bare_source(space_folder, 
     problems = space_folder_problems(pinned)
     assert any("asks an index for 'nes2net==0.1.0', which no index serves" in problem for problem in problems)
     assert "  - nes2net-test/some-model\n" in (pinned / "README.md").read_text()  # a Hub model is linked
+
+
+def test_a_model_folder_with_a_symbolic_link_is_not_copied_into_a_space(space_model_dir, tmp_path, caplog):
+    model = tmp_path / "model"
+    shutil.copytree(space_model_dir, model)
+    secret = tmp_path / "deploy.key"
+    secret.write_text("not for the Hub\n")
+    (model / "notes.txt").symlink_to(secret)
+    assert main(["space", str(tmp_path / "space"), "--model", str(model)]) == 1
+    assert (f"{model} cannot be copied into a Space: notes.txt: a symbolic link (to {secret}); links are never copied "
+            "or published") in caplog.text
+    copies = [path for path in tmp_path.rglob("*") if path.is_file() and not path.is_symlink() and path != secret
+              and path.read_bytes() == secret.read_bytes()]
+    assert copies == []
 
 
 def fresh_venv_with_shared_dependencies(folder: Path) -> Path:

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from hub_cards.push import plan_upload
+from modeling_nes2net.audio import AUDIO_EXTENSIONS
 from training.data import (
     CorpusLayoutError,
     build_dataset,
@@ -470,7 +471,7 @@ def test_generic_table_errors_name_the_line(tmp_path):
         scan_corpus("generic", root)
     table = root / "metadata.csv"
     assert [str(problem) for problem in raised.value.problems] == [
-        f"malformed: {table}:4: 'notes.txt' is not an audio file (.flac, .wav, .ogg, .mp3)",
+        f"malformed: {table}:4: 'notes.txt' is not an audio file ({', '.join(sorted(AUDIO_EXTENSIONS))})",
         f"malformed: {table}:5: unknown key 'maybe' (expected 'bonafide' or 'bona-fide' or 'bona fide' or 'genuine' "
         "or 'real' or 'spoof' or 'spoofed' or 'fake' or 'deepfake')",
         f"malformed: {table}:6: expected 2 fields, found 3",

@@ -106,25 +106,3 @@ def test_command_rejects_an_unknown_condition_in_one_line(evaluated, capsys):
         nes2net(["evaluate", "model", "data", "--output-dir", "x", "--perturb", "mp4:32k"])
     assert exit_info.value.code == 2
     assert "unknown channel condition 'mp4'" in capsys.readouterr().err
-
-
-def test_arena_files_carry_the_numbers_and_the_score_file_hash(evaluated, tmp_path):
-    import hashlib
-
-    import yaml
-
-    out = tmp_path / "arena"
-    code = nes2net(["evaluate", str(evaluated["model"]), str(evaluated["dataset"]), "--split", "eval", "--protocol",
-                    "full", "--output-dir", str(out), "--batch-size", "4", "--num-workers", "0", "--arena",
-                    "--bootstrap", "0"])
-    assert code == 0
-    result = json.loads((out / "results.json").read_text())
-    submission = yaml.safe_load((out / "result.yaml").read_text())
-    assert submission["score_file_sha256"] == hashlib.sha256((out / "scores.txt").read_bytes()).hexdigest()
-    assert submission["eer"] == pytest.approx(100 * result["metrics"]["eer"], abs=1e-4)
-    assert (submission["dataset"], submission["split"], submission["protocol"]) == (
-        result["dataset"]["id"], "eval", "full")
-    index = yaml.safe_load((out / "model-index.yaml").read_text())["model-index"][0]["results"]
-    eer_entry = next(entry for entry in index if entry["metrics"][0]["type"] == "eer")
-    assert eer_entry["dataset"]["type"] == result["dataset"]["id"]
-    assert eer_entry["metrics"][0]["value"] == pytest.approx(100 * result["metrics"]["eer"], abs=1e-4)

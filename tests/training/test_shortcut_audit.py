@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -10,9 +11,12 @@ import scipy.signal
 import soundfile
 
 from training.shortcut_audit import (
+    RENDERED_BEGIN,
+    RENDERED_END,
     STATISTICS,
     ShortcutRemoval,
     audit_clips,
+    audit_sets,
     clip_statistics,
     main,
     run_audit,
@@ -78,14 +82,16 @@ def test_a_short_clip_keeps_at_least_the_minimum_length():
     assert len(trimmed) == RATE
 
 
-def _write_corpus(root, rng, planted: bool) -> None:
-    """20 clips per class and split; with `planted`, only the bona fide clips carry leading silence."""
+def _write_corpus(root, rng, planted: bool, longer_spoofs: bool = False) -> None:
+    """20 clips per class and split; with `planted`, only the bona fide clips carry leading silence; with
+    `longer_spoofs`, the spoofed clips are 2-3 s long and the bona fide ones 1-1.5 s (as short zero-shot prompts)."""
     rows = []
     for split in ("train", "test"):
         for label in ("bonafide", "spoof"):
             for index in range(20):
                 lead = rng.uniform(0.4, 0.8) if planted and label == "bonafide" else rng.uniform(0.0, 0.02)
-                waveform = _padded(_speech_like(rng.uniform(1.0, 1.5), rng), lead, 0.05)
+                seconds = rng.uniform(2.0, 3.0) if longer_spoofs and label == "spoof" else rng.uniform(1.0, 1.5)
+                waveform = _padded(_speech_like(seconds, rng), lead, 0.05)
                 name = f"audio/{split}/{label}/{index}.flac"
                 (root / name).parent.mkdir(parents=True, exist_ok=True)
                 soundfile.write(root / name, waveform, RATE)
@@ -111,10 +117,44 @@ def test_the_cli_prints_a_table_and_names_a_missing_metadata_file(tmp_path, caps
     _write_corpus(tmp_path, np.random.default_rng(4), planted=False)
     assert main([str(tmp_path)]) == 0
     table = capsys.readouterr().out
-    assert table.splitlines()[0].startswith("| subset | bona fide | spoof | classifier EER %")
+    assert "| subset | bona fide | spoof | classifier EER %" in table
     assert "| test | 20 | 20 |" in table
     assert main([str(tmp_path / "nowhere")]) == 2
     assert f"{tmp_path / 'nowhere' / 'metadata.csv'}: not found" in capsys.readouterr().err
+
+
+def test_each_set_shows_whether_duration_alone_separates_its_classes(tmp_path):
+    _write_corpus(tmp_path / "prompts", np.random.default_rng(5), planted=False, longer_spoofs=True)
+    _write_corpus(tmp_path / "even", np.random.default_rng(6), planted=False)
+    prompts, even = audit_sets(audit_clips([tmp_path / "prompts", tmp_path / "even"], progress=False))
+    assert (prompts.corpus, even.corpus) == ("prompts", "even")
+    assert (prompts.bonafide, prompts.spoof) == (40, 40)
+    assert prompts.separation_all["duration_s"].auc == 100.0 and prompts.separation_all["duration_s"].eer == 0.0
+    assert prompts.separation_test["duration_s"].auc == 100.0
+    assert even.separation_all["duration_s"].auc < 75.0 and even.separation_all["duration_s"].eer > 25.0
+    assert [row.subset for row in prompts.rows] == ["test"] and prompts.rows[0].classifier_eer < 10.0
+
+
+def test_the_report_is_written_as_json_and_rendered_into_the_markdown_between_its_markers(tmp_path, capsys):
+    _write_corpus(tmp_path / "prompts", np.random.default_rng(7), planted=False, longer_spoofs=True)
+    report_file, doc = tmp_path / "report.json", tmp_path / "doc.md"
+    assert main([str(tmp_path / "prompts"), "--json", str(report_file)]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads(report_file.read_text())
+    (prompts,) = report["sets"]
+    duration = prompts["separation_all"]["duration_s"]
+    begin, end = RENDERED_BEGIN.format(kind="as stored"), RENDERED_END.format(kind="as stored")
+    removed = (RENDERED_BEGIN.format(kind="after ShortcutRemoval") + "\nother figures\n"
+               + RENDERED_END.format(kind="after ShortcutRemoval"))
+    doc.write_text(f"# Audit\nintro\n{begin}\nstale figures\n{end}\n{removed}\n")
+    assert main(["--render", str(report_file), str(doc)]) == 0
+    text = doc.read_text()
+    assert text.startswith(f"# Audit\nintro\n{begin}\n") and text.endswith(f"{end}\n{removed}\n")
+    assert "stale figures" not in text and printed.strip() in text
+    assert f"| prompts, all clips | 40 / 40 | {duration['auc']:.1f} / {duration['eer']:.1f} |" in text
+    doc.write_text("no markers\n")
+    assert main(["--render", str(report_file), str(doc)]) == 2
+    assert "needs exactly one pair of shortcut-audit report markers" in capsys.readouterr().err
 
 
 @pytest.mark.slow

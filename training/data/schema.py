@@ -12,10 +12,12 @@ from typing import Any
 
 from datasets import Audio, ClassLabel, Features, Value
 
+from modeling_nes2net.configuration_nes2net import BONAFIDE_LABEL, ID2LABEL
+
 SAMPLING_RATE = 16000
-LABEL_NAMES = ["spoof", "bonafide"]
+LABEL_NAMES = [ID2LABEL[2][index] for index in range(2)]  # the model's class ids: 0 spoof, 1 bona fide
 SPOOF, BONAFIDE = 0, 1
-ATTACK_BONAFIDE = "bonafide"
+ATTACK_BONAFIDE = BONAFIDE_LABEL
 """The `attack` of every bona fide row, whatever the corpus writes (`-` in ASVspoof 2019, `bonafide` in 2021)."""
 ATTACK_UNKNOWN = "unknown"
 """The `attack` of a spoofed row whose corpus does not name the system that made it."""

@@ -1,0 +1,128 @@
+"""Render the README's measured tables from the benchmarks' JSON result files, so no figure is copied by hand.
+
+    python benchmarks/render.py           # rewrite every rendered block of README.md
+    python benchmarks/render.py --check   # exit 1 if a block differs from what its JSON renders to
+
+A rendered block sits between `<!-- rendered from benchmarks/NAME.json by benchmarks/render.py -->` and
+`<!-- end of rendered block -->`; NAME picks the renderer. Each table is followed by the line naming its baseline,
+the machine, threads and load average of the run, and the command that made it. Imports no torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Callable
+
+BENCHMARKS = Path(__file__).resolve().parent
+README = BENCHMARKS.parent / "README.md"
+BLOCK = re.compile(
+    r"(<!-- rendered from benchmarks/(?P<name>[\w.-]+\.json) by benchmarks/render.py -->\n)"
+    r".*?"
+    r"(<!-- end of rendered block -->)",
+    re.DOTALL,
+)
+
+
+def run_line(record: dict) -> str:
+    """One sentence on where and how the figures were measured."""
+    machine = record["machine"]
+    where = machine["gpu"] or f"{machine['cpu']} ({machine['cpu_cores']} cores)"
+    return (f"Measured on {where}, {machine['device']}, {machine['threads']} threads, torch {machine['torch']}; "
+            f"1-minute load average {machine['load_before']:g} before / {machine['load_after']:g} after "
+            f"(`python benchmarks/{record['command']}`).")
+
+
+def _pair(rows: list[dict], value: Callable[[dict], str]) -> str:
+    return " / ".join(value(row) for row in rows)
+
+
+def backend_table(record: dict) -> str:
+    """`benchmarks/backend.py`: one row per variant, batch 1 / batch 16 side by side."""
+    rows = record["rows"]
+    paths = list(rows[0]["paths"])
+    header = ["back-end (D = 1024, T = {})".format(rows[0]["frames"]), "parameters", "MACs (ptflops rules)",
+              "baseline ms, batch 1 / 16"]
+    header += [f"{path}: speed-up, batch 1 / 16" for path in paths] + ["max abs diff"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for variant in dict.fromkeys(row["variant"] for row in rows):
+        pair = sorted((row for row in rows if row["variant"] == variant), key=lambda row: row["batch"])
+        cells = [variant, f"{pair[0]['parameters']:,}", f"{pair[0]['macs'] / 1e6:.2f} M",
+                 _pair(pair, lambda row: f"{row['baseline_ms']:.1f}")]
+        cells += [_pair(pair, lambda row, path=path: f"{row['paths'][path]['speedup']:.2f}x") for path in paths]
+        cells.append(f"{max(row['paths'][path]['max_abs_diff'] for row in pair for path in paths):.0e}")
+        lines.append("| " + " | ".join(cells) + " |")
+    baseline = rows[0]["baseline"]
+    lines += ["", f"Baseline: {baseline}; median of {rows[0]['repeats']} alternating runs. {run_line(record)}"]
+    return "\n".join(lines)
+
+
+GENERALISATION_BASELINES = ("logistic",)
+"""Rows of `benchmarks/generalisation.json` that are baselines, not Nes2Net candidates."""
+GENERALISATION_COMPARED = "compared model"
+"""Its test-split row of the model folder the run compared against (the shipped default), scored without retraining."""
+
+
+def generalisation_table(record: dict) -> str:
+    """`benchmarks/generalisation.py`: pooled leave-one-family-out EER and the unseen-generator EER of each test split,
+    for the shipped default, the baseline and the Nes2Net candidate with the lowest pooled EER."""
+    best = min((name for name in record["candidates"] if name not in GENERALISATION_BASELINES),
+               key=lambda name: record["candidates"][name]["pooled"]["eer"])
+    corpora = [corpus for corpus in record["corpora"] if "unseen" in record["test"][best][corpus]]
+    lines = ["| model | leave-one-family-out EER | " + " | ".join(f"{corpus} unseen generators" for corpus in corpora)
+             + " |", "|---|---|" + "---|" * len(corpora)]
+    names = {GENERALISATION_COMPARED: "**the shipped default** (trained on the mini and plus train splits: no fold "
+                                      "holds out its training families)",
+             "logistic": "logistic-regression baseline (three sets)",
+             best: f"best Nes2Net candidate, `{best}` (three sets; not shipped)"}
+    for name, label in names.items():
+        folds = record["candidates"].get(name)
+        cells = [f"{folds['pooled']['eer']:.1f} ({folds['pooled']['eer_low']:.1f}-{folds['pooled']['eer_high']:.1f})"
+                 if folds else "-"]
+        for corpus in corpora:
+            unseen = record["test"][name][corpus]["unseen"]
+            cells.append(f"{unseen['eer']:.1f} ({unseen['eer_low']:.1f}-{unseen['eer_high']:.1f})")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", f"Machine: {record['machine']}; `python benchmarks/generalisation.py`, {record['minutes']:.0f} "
+                  "minutes of cross-validation and test scoring."]
+    return "\n".join(lines)
+
+
+RENDERERS: dict[str, Callable[[dict], str]] = {"backend.json": backend_table, "generalisation.json": generalisation_table}
+
+
+def render(text: str, folder: Path = BENCHMARKS) -> str:
+    """`text` with every rendered block replaced by what its JSON file in `folder` renders to."""
+
+    def replace(match: re.Match) -> str:
+        name = match["name"]
+        if name not in RENDERERS:
+            raise SystemExit(f"README block: no renderer for benchmarks/{name} (known: {', '.join(RENDERERS)})")
+        path = folder / name
+        if not path.is_file():
+            raise SystemExit(f"README block: benchmarks/{name} does not exist; run the benchmark that writes it")
+        return match[1] + RENDERERS[name](json.loads(path.read_text())) + "\n" + match[3]
+
+    return BLOCK.sub(replace, text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="compare instead of writing")
+    args = parser.parse_args(argv)
+    text = README.read_text()
+    rendered = render(text, BENCHMARKS)
+    if args.check:
+        if rendered != text:
+            print("README.md differs from the benchmarks' JSON: run python benchmarks/render.py")
+            return 1
+        return 0
+    README.write_text(rendered)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

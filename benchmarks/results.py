@@ -1,0 +1,75 @@
+"""What every benchmark records next to its figures, and the `--device` option they share.
+
+A result file is JSON: `{"benchmark", "command", "machine": {...}, "rows": [...]}`, where `machine` names the CPU,
+its core count, the torch version, the device and intra-op threads, and the 1-minute load average before and after the
+run (`os.getloadavg`), so a figure measured on a loaded machine says so. `benchmarks/render.py` turns the rows into
+the README's tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where to run (default: cpu)")
+
+
+def cuda_missing(device: str) -> bool:
+    """True, after one line on stdout, when `device` is cuda and torch sees no CUDA device: the caller exits 0."""
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        print("skipped: --device cuda, but torch sees no CUDA device on this machine")
+        return True
+    return False
+
+
+def synchronize(device: str) -> None:
+    """Wait for `device`'s queued work, so a wall-clock timer around a forward measures the forward."""
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_record(device: str, threads: int) -> dict:
+    """The run's context, with `load_before`; `write_results` adds `load_after`."""
+    import torch
+
+    return {
+        "cpu": _cpu_name(),
+        "cpu_cores": os.cpu_count(),
+        "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
+        "device": device,
+        "threads": threads,
+        "torch": torch.__version__,
+        "load_before": round(os.getloadavg()[0], 2),
+    }
+
+
+def write_results(path: Path, benchmark: str, machine: dict, rows: list[dict]) -> None:
+    """Write the result file (`machine` gains `load_after`); a folder or an unwritable path is refused by name."""
+    path = Path(path)
+    if path.is_dir():
+        raise SystemExit(f"--output: {path} is a folder, expected a .json file path")
+    machine = machine | {"load_after": round(os.getloadavg()[0], 2)}
+    record = {"benchmark": benchmark, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+              "machine": machine, "rows": rows}
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {path}")
