@@ -43,6 +43,7 @@ model call) is `modeling_nes2net.scorer`, shared with `nes2net evaluate`; this m
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import warnings
