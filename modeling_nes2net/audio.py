@@ -175,8 +175,11 @@ class AudioStream:
         data = self.source.data
         if isinstance(data, np.ndarray):
             rate = self.source.sampling_rate
-            if rate is None or rate <= 0:
+            if rate is None:
                 raise AudioInputError(self.name, "a waveform array needs its sampling rate")
+            if not MIN_SAMPLING_RATE <= rate <= MAX_SAMPLING_RATE:
+                raise AudioInputError(self.name, f"implausible sampling rate {rate} Hz (audio has "
+                                                 f"{MIN_SAMPLING_RATE}-{MAX_SAMPLING_RATE} Hz)")
             yield from self._resampled(_array_blocks(data, rate, self.name, self.block_seconds), rate, "array")
             return
         if not isinstance(data, bytes):

@@ -64,6 +64,26 @@ def _literal_choices(cls: type) -> dict[str, tuple]:
     return choices
 
 # Keyword arguments `PreTrainedConfig` takes besides its fields (what `from_pretrained` and saved files pass along).
+# The largest plausible value of every size (far above the largest released speech model: XLS-R 2B has 48 layers of
+# width 1920, Whisper large-v3 32 layers of width 1280), so a damaged or hostile config is refused in one line instead
+# of allocating gigabytes or building for minutes.
+MAX_SIZES = {
+    "outer_ratio": 1024, "inner_ratio": 1024, "se_ratio": 1024, "se_min_channels": 8192, "kernel_size": 63,
+    "dilation": 64, "attention_channels": 8192, "spectrogram_n_fft": 65_536, "spectrogram_hop_length": 65_536,
+    "frontend_num_layers": 128,
+}
+MAX_FRONTEND_SIZES = {
+    "hidden_size": 8192, "d_model": 8192, "num_hidden_layers": 128, "encoder_layers": 128, "decoder_layers": 128,
+    "intermediate_size": 32_768, "encoder_ffn_dim": 32_768, "num_attention_heads": 128,
+    "encoder_attention_heads": 128, "num_mel_bins": 512, "max_source_positions": 65_536,
+    "num_conv_pos_embeddings": 1024, "num_conv_pos_embedding_groups": 1024, "num_buckets": 4096,
+    "max_bucket_distance": 65_536,
+}
+MAX_CONV_SIZE = 8192  # each entry of a front-end's conv_dim, conv_kernel and conv_stride
+SAMPLING_RATES = (8_000, 48_000)  # the rates speech models are trained at (telephone to studio)
+MAX_CALIBRATION_SCALE = 1e4  # a logistic calibration of logits: a scale of 1e-4..1e4 and an offset within +-1e4
+MAX_CALIBRATION_OFFSET = 1e4
+
 _BASE_KWARGS = frozenset({
     "auto_map", "model_type", "name_or_path", "torch_dtype", "_commit_hash", "output_attentions",
     "attn_implementation", "experts_implementation", "per_layer_config", "num_labels",
@@ -275,6 +295,7 @@ class Nes2NetConfig(PreTrainedConfig):
 
     def validate_architecture(self):
         """Part of `@strict` validation: every field must describe a buildable Nes2Net."""
+        self._check_sizes()
         for name, choices in _literal_choices(type(self)).items():
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {getattr(self, name)!r}")
@@ -328,12 +349,28 @@ class Nes2NetConfig(PreTrainedConfig):
             raise ValueError(f"class_weights must be two non-negative numbers [spoof, bonafide], got {self.class_weights}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.sampling_rate <= 0:
-            raise ValueError(f"sampling_rate must be positive, got {self.sampling_rate}")
-        if not (math.isfinite(self.calibration_scale) and self.calibration_scale > 0):
-            raise ValueError(f"calibration_scale must be a positive number, got {self.calibration_scale}")
-        if not math.isfinite(self.calibration_offset):
-            raise ValueError(f"calibration_offset must be finite, got {self.calibration_offset}")
+        if not SAMPLING_RATES[0] <= self.sampling_rate <= SAMPLING_RATES[1]:
+            raise ValueError(f"sampling_rate must be a speech model's rate, {SAMPLING_RATES[0]}-{SAMPLING_RATES[1]} Hz, "
+                             f"got {self.sampling_rate}")
+        if not 1 / MAX_CALIBRATION_SCALE <= self.calibration_scale <= MAX_CALIBRATION_SCALE:
+            raise ValueError(f"calibration_scale must be between {1 / MAX_CALIBRATION_SCALE:g} and "
+                             f"{MAX_CALIBRATION_SCALE:g}, got {self.calibration_scale}")
+        if not abs(self.calibration_offset) <= MAX_CALIBRATION_OFFSET:
+            raise ValueError(f"calibration_offset must be within +-{MAX_CALIBRATION_OFFSET:g}, got "
+                             f"{self.calibration_offset}")
+
+    def _check_sizes(self) -> None:
+        """Refuse a size over its plausible maximum (`MAX_SIZES`, `MAX_FRONTEND_SIZES`, `MAX_CONV_SIZE`)."""
+        sizes = [(name, getattr(self, name), limit) for name, limit in MAX_SIZES.items()]
+        if self.frontend_config is not None:
+            sizes += [(f"frontend_config.{name}", getattr(self.frontend_config, name, None), limit)
+                      for name, limit in MAX_FRONTEND_SIZES.items()]
+            sizes += [(f"frontend_config.{name}", max(getattr(self.frontend_config, name, None) or [0]),
+                       MAX_CONV_SIZE) for name in ("conv_dim", "conv_kernel", "conv_stride")]
+        for name, value, limit in sizes:
+            if value is not None and value > limit:
+                raise ValueError(f"{name} = {value} is over {limit}, the most any speech model uses: a damaged "
+                                 "or hostile config")
 
 
 def _placeholder(id2label: dict[int, str]) -> bool:

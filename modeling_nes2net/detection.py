@@ -43,6 +43,7 @@ model call) is `modeling_nes2net.scorer`, shared with `nes2net evaluate`; this m
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import warnings
@@ -326,6 +327,8 @@ class Nes2NetDetector:
         self.sampling_rate = model.config.sampling_rate
         self.aggregation = aggregation
         self.threshold = float(threshold if threshold is not None else DECISION_THRESHOLD)
+        if not math.isfinite(self.threshold):
+            raise ValueError(f"the decision threshold must be a finite log-odds, got {threshold}")
         self.device = resolve_device(device)
         self.quantize = quantize
         if model_call is None:
@@ -381,7 +384,10 @@ class Nes2NetDetector:
                                  "or none")
             if device not in ("auto", "cpu", None):
                 raise ValueError("the ONNX runtime scores on the CPU only; use --device cpu")
-            graph = Nes2NetOnnxModel(model_name_or_path, options.pop("quantize", None) or "fp32")
+            try:
+                graph = Nes2NetOnnxModel(model_name_or_path, options.pop("quantize", None) or "fp32")
+            except (OSError, ValueError) as error:
+                raise ModelLoadError(" ".join(str(error).split())) from None
             with torch.device("meta"):  # the config's frame arithmetic, without weights
                 model = Nes2NetForAudioClassification(graph.config)
             model_call, device = graph.score, "cpu"

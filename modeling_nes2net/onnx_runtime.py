@@ -39,7 +39,11 @@ class Nes2NetOnnxModel:
             raise FileNotFoundError(f"{path.parent}: no config.json beside {path.name}; not an exported Nes2Net folder")
         self.path = path
         self.config = Nes2NetConfig.from_pretrained(path.parent)
-        self.session = inference_session(path, threads)
+        try:
+            self.session = inference_session(path, threads)
+        except Exception as error:  # onnxruntime's InvalidProtobuf, Fail, ...: not Python's error classes
+            reason = " ".join(str(error).split()).rsplit("failed:", 1)[-1].strip()
+            raise ValueError(f"{path}: not a loadable ONNX model, damaged or truncated? ({reason[:200]})") from None
         metadata = self.session.get_modelmeta().custom_metadata_map
         if "nes2net_min_samples" not in metadata:
             raise ValueError(f"{path}: not a Nes2Net export (no nes2net_min_samples in its metadata)")

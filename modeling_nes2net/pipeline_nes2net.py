@@ -1,6 +1,7 @@
-"""`pipeline("audio-classification")` for Nes2Net models: files are decoded by `modeling_nes2net.audio`, so the
+"""`pipeline("audio-classification")` for Nes2Net models: inputs are decoded by `modeling_nes2net.audio`, so the
 pipeline refuses what `nes2net detect` refuses (a FIFO, a missing or empty file, a truncated WAV, an implausible
-header, NaN samples, a non-audio file) with the same one-line `AudioInputError` naming the input.
+header or rate, NaN samples, a non-audio file) with the same one-line `AudioInputError` naming the input, and
+scales and resamples waveform arrays as it does.
 
 Why a pipeline class: transformers' `AudioClassificationPipeline.preprocess` opens a path itself
 (`open(path, "rb").read()`, then pipes the bytes to ffmpeg) before the model's feature extractor sees anything, so
@@ -13,6 +14,7 @@ makes this class the task's class (`register_pipeline`); for models of any other
 
 from __future__ import annotations
 
+import numpy as np
 from transformers.pipelines import PIPELINE_REGISTRY, AudioClassificationPipeline
 
 from .configuration_nes2net import Nes2NetConfig
@@ -21,21 +23,61 @@ TASK = "audio-classification"
 
 
 class Nes2NetAudioClassificationPipeline(AudioClassificationPipeline):
-    """[`AudioClassificationPipeline`] that decodes a local path (`str`) or encoded `bytes` with
-    `modeling_nes2net.audio.load_audio` (mono float32 at the model's rate, raising `AudioInputError`) when the model
-    is a Nes2Net model; URLs, arrays, dicts and other models' inputs go to the parent as they are."""
+    """[`AudioClassificationPipeline`] that, when the model is a Nes2Net model, decodes its input with
+    `modeling_nes2net.audio`, so it refuses what `nes2net detect` refuses with the same one-line `AudioInputError`:
+
+    - a local path (`str`) or encoded `bytes`: decoded by `load_audio` to mono float32 at the model's rate;
+    - a waveform (numpy array or torch tensor, at the model's rate) or a `{"raw" | "array": waveform,
+      "sampling_rate": rate}` dict: integer samples scaled from their full range to [-1, 1], channels averaged,
+      other rates resampled with soxr (the package's own resampler, not torchaudio); a rate outside the plausible
+      audio range (0, -1, 1e9 Hz) is refused.
+
+    `top_k` must be a positive number of labels. URLs, and every input of other models, go to the parent as they
+    are."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self._is_nes2net:
+            return
+        model_rate, extractor_rate = self.model.config.sampling_rate, self.feature_extractor.sampling_rate
+        if extractor_rate != model_rate:
+            raise ValueError(f"{self.model.name_or_path}: its preprocessor_config.json decodes at {extractor_rate} Hz "
+                             f"but the model takes {model_rate} Hz (config.json); fix or remove one of them")
+
+    @property
+    def _is_nes2net(self) -> bool:
+        return self.model.config.model_type == Nes2NetConfig.model_type
+
+    def _sanitize_parameters(self, top_k=None, function_to_apply=None, **kwargs):
+        if self._is_nes2net and top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int)
+                                                       or top_k < 1):
+            raise ValueError(f"top_k must be a positive number of labels, got {top_k!r}")
+        return super()._sanitize_parameters(top_k=top_k, function_to_apply=function_to_apply, **kwargs)
 
     def preprocess(self, inputs):
-        if self.model.config.model_type == Nes2NetConfig.model_type and _is_local_file(inputs):
-            from .audio import load_audio  # the audio libraries are imported when a file is read, not with the model
+        if not self._is_nes2net:
+            return super().preprocess(inputs)
+        from .audio import load_audio  # the audio libraries are imported when audio is read, not with the model
 
-            inputs = load_audio(inputs, target_rate=self.feature_extractor.sampling_rate)
+        source = _audio_source(inputs, self.model.config.sampling_rate)
+        if source is not None:
+            inputs = load_audio(source, target_rate=self.model.config.sampling_rate)
         return super().preprocess(inputs)
 
 
-def _is_local_file(inputs) -> bool:
-    """Encoded bytes, or a path string that is not an http(s) URL (which the parent downloads)."""
-    return isinstance(inputs, bytes) or (isinstance(inputs, str) and not inputs.startswith(("http://", "https://")))
+def _audio_source(inputs, sampling_rate: int):
+    """The `AudioSource` of a local path, encoded bytes, a waveform (at `sampling_rate`) or a waveform dict; None
+    for a URL (which the parent downloads) and anything the parent refuses itself."""
+    from .audio import AudioSource
+
+    if isinstance(inputs, bytes) or (isinstance(inputs, str) and not inputs.startswith(("http://", "https://"))):
+        return AudioSource(inputs)
+    if isinstance(inputs, dict) and "sampling_rate" in inputs and ("raw" in inputs or "array" in inputs):
+        waveform = inputs["raw"] if inputs.get("raw") is not None else inputs["array"]
+        return AudioSource.wrap(waveform, inputs["sampling_rate"])
+    if isinstance(inputs, np.ndarray) or hasattr(inputs, "numpy"):
+        return AudioSource.wrap(inputs, sampling_rate)
+    return None
 
 
 def register_pipeline() -> None:

@@ -30,6 +30,21 @@ def can_plot() -> bool:
     return importlib.util.find_spec("matplotlib") is not None
 
 
+def plot_format(path: str | Path) -> str:
+    """The image format of a figure path, from its extension (`png` when it has none); a `ValueError` naming the path
+    when matplotlib cannot write that format, so a command refuses it before it scores anything."""
+    if not can_plot():
+        raise ImportError(PLOT_EXTRA_MISSING, name="matplotlib")
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    image_format = Path(path).suffix.lstrip(".").lower() or "png"
+    supported = FigureCanvasBase.get_supported_filetypes()
+    if image_format not in supported:
+        raise ValueError(f"{path}: matplotlib cannot write .{image_format} figures; use one of "
+                         f"{', '.join('.' + name for name in sorted(supported))}")
+    return image_format
+
+
 def plot_timeline(result: DetectionResult, width: float = 10.0) -> Figure:
     """Two stacked panels sharing the time axis: the peak envelope of the waveform, and each segment's log-odds
     (bona fide) at its centre with the decision threshold; the result's spoofed stretches (the one rule the label

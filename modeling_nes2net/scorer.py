@@ -287,6 +287,9 @@ class Scorer:
             raise ValueError(f"unknown protocol {protocol!r}; choose from {PROTOCOLS}")
         if window < 1 or hop < 1 or batch_size < 1:
             raise ValueError(f"window, hop and batch_size must be positive, got {window}, {hop}, {batch_size}")
+        if protocol != "full" and window < min_samples:
+            raise ValueError(f"a window of {window} samples ({window / sampling_rate:g} s) is shorter than the "
+                             f"{min_samples} samples ({min_samples / sampling_rate:g} s) the model needs")
         self.model_call, self.sampling_rate, self.min_samples = model_call, sampling_rate, min_samples
         self.protocol, self.window, self.hop, self.batch_size = protocol, window, hop, batch_size
         self.max_batch_samples = max_batch_samples or batch_size * window

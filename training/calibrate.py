@@ -4,6 +4,9 @@
     nes2net calibrate MODEL dev-eval/scores.csv calibrated-model             # labels from the score file
     nes2net calibrate MODEL dev.txt calibrated-model --protocol keys.csv     # or from a protocol
 
+The output folder is written whole (atomically); it must not be an input (the model folder, the score file) and
+must be new or empty unless `--overwrite` says to replace it.
+
 The scores must be the model's own log-odds (`evaluate --score log_odds`; a `results.json` beside the score file is
 checked for it). The fit is `training.calibration.calibrate_model` (logistic regression to log-likelihood ratios),
 folded into the config's `calibration_scale` / `calibration_offset`, so the saved model's forward pass, `pipeline`
@@ -22,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from modeling_nes2net import Nes2NetForAudioClassification, save_model_folder
+from modeling_nes2net.atomic import refuse_foreign_folder, refuse_overwriting_inputs
 from modeling_nes2net.detection import ModelLoadError, ModelNotFoundError, load_model
 from training.calibration import calibrate_model
 from training.fusion import aligned_scores
@@ -68,10 +72,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("scores", help="dev score file of that model's log-odds (nes2net evaluate --score log_odds)")
     parser.add_argument("output_dir", help="where the calibrated model folder is written")
     parser.add_argument("--protocol", default=None, help="labels by utt_id when the score file has none")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace OUTPUT_DIR when it is a non-empty folder (never an input)")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
+        inputs = [args.scores] + [path for path in (args.model, args.protocol) if path and Path(path).exists()]
+        refuse_overwriting_inputs(args.output_dir, inputs)
+        refuse_foreign_folder(args.output_dir, args.overwrite, "calibrated model folder")
         model = load_model(args.model)
         report = calibrate_from_scores(model, args.scores, args.protocol)
     except (ModelNotFoundError, ModelLoadError, FileNotFoundError, ValueError) as error:

@@ -180,6 +180,28 @@ def _noise(x: np.ndarray, sample_rate: int, rng: np.random.Generator, snr: float
     return add_noise_at_snr(x, _generated_noise(len(x), kind, rng), snr)
 
 
+MAX_IMAGE_ORDER = 150  # image sources per wall of a simulated room: RT60 of about 1.1 s in the default 6x5x3 m room
+
+
+def room_acoustics(rt60: float, room: Sequence[float], margin: float = 0.5) -> tuple[float, int]:
+    """The wall absorption and image order that give `rt60` seconds (Sabine) in a shoe-box `room` (metres); a
+    `ChannelSpecError` when the room cannot have that RT60 or would take over `MAX_IMAGE_ORDER` images to simulate."""
+    import pyroomacoustics
+
+    room = [float(side) for side in room]
+    if len(room) != 3 or min(room) <= 2 * margin:
+        raise ChannelSpecError(f"reverb room must be three sides longer than {2 * margin:g} m, got {room}")
+    try:
+        absorption, max_order = pyroomacoustics.inverse_sabine(rt60, room)
+    except ValueError:
+        raise ChannelSpecError(f"reverb rt60={rt60:g} s is too short for a {'x'.join(f'{side:g}' for side in room)} m "
+                               "room (its walls cannot absorb that much)") from None
+    if max_order > MAX_IMAGE_ORDER:
+        raise ChannelSpecError(f"reverb rt60={rt60:g} s in a {'x'.join(f'{side:g}' for side in room)} m room needs "
+                               f"{max_order} image orders to simulate, over the {MAX_IMAGE_ORDER} allowed")
+    return float(absorption), int(max_order)
+
+
 def simulated_room_response(sample_rate: int, rt60: float, room: Sequence[float], rng: np.random.Generator,
                             margin: float = 0.5) -> np.ndarray:
     """The impulse response `(taps,)` from a source to a microphone placed at random (at least `margin` metres from
@@ -187,9 +209,7 @@ def simulated_room_response(sample_rate: int, rt60: float, room: Sequence[float]
     import pyroomacoustics
 
     room = [float(side) for side in room]
-    if len(room) != 3 or min(room) <= 2 * margin:
-        raise ChannelSpecError(f"reverb room must be three sides longer than {2 * margin:g} m, got {room}")
-    absorption, max_order = pyroomacoustics.inverse_sabine(rt60, room)
+    absorption, max_order = room_acoustics(rt60, room, margin)
     shoebox = pyroomacoustics.ShoeBox(room, fs=sample_rate, materials=pyroomacoustics.Material(absorption),
                                       max_order=max_order)
     low, high = np.full(3, margin), np.asarray(room) - margin
@@ -199,15 +219,33 @@ def simulated_room_response(sample_rate: int, rt60: float, room: Sequence[float]
     return np.asarray(shoebox.rir[0][0], dtype=np.float64)
 
 
+def _room_sides(room: str) -> list[float]:
+    try:
+        return [float(side) for side in room.lower().split("x")]
+    except ValueError:
+        raise ChannelSpecError(f"reverb room must read LENGTHxWIDTHxHEIGHT in metres, got {room!r}") from None
+
+
+def _check_reverb(rt60: float, room: str, folder: str | None) -> None:
+    if folder is None:
+        room_acoustics(rt60, _room_sides(room))
+
+
 def _reverb(x: np.ndarray, sample_rate: int, rng: np.random.Generator, rt60: float, room: str,
             folder: str | None) -> np.ndarray:
     if folder is not None:
         return _rir_folder(folder)(x, sample_rate, rng)
-    try:
-        sides = [float(side) for side in room.lower().split("x")]
-    except ValueError:
-        raise ChannelSpecError(f"reverb room must read LENGTHxWIDTHxHEIGHT in metres, got {room!r}") from None
-    return apply_impulse_response(x, simulated_room_response(sample_rate, rt60, sides, rng))
+    return apply_impulse_response(x, simulated_room_response(sample_rate, rt60, _room_sides(room), rng))
+
+
+def _check_packet_loss(rate: float, ms: float) -> None:
+    if not 0 <= rate <= 1 or ms <= 0:
+        raise ChannelSpecError(f"packet-loss needs a rate in [0, 1] and ms > 0, got rate={rate:g}, ms={ms:g}")
+
+
+def _check_bandpass(low: float, high: float) -> None:
+    if not 0 < low < high:
+        raise ChannelSpecError(f"bandpass needs 0 < low < high, got low={low:g}, high={high:g}")
 
 
 def _clip(x: np.ndarray, db: float) -> np.ndarray:
@@ -221,6 +259,9 @@ class _Condition:
     """`(x float64 (samples,), sample_rate, rng, **parameters) -> (samples,)`"""
     defaults: dict[str, object]
     """parameter -> default; the first is the condition's main parameter (`NAME:VALUE`)"""
+    check: Callable[..., None] | None = None
+    """`(**parameters) -> None`, raising `ChannelSpecError` for parameters it cannot apply: run when a SPEC is parsed,
+    so a bad SPEC fails before any scoring"""
 
 
 def _codec_condition(name: str, **defaults: object) -> _Condition:
@@ -238,12 +279,12 @@ CONDITIONS: dict[str, _Condition] = {
     "g722": _codec_condition("g722"),
     "gsm": _codec_condition("gsm"),
     "bandpass": _Condition(lambda x, sample_rate, rng, low, high: _bandpass(x, sample_rate, low, high),
-                           {"low": 300.0, "high": 3400.0}),
-    "packet-loss": _Condition(_packet_loss, {"rate": 0.1, "ms": 20.0}),
+                           {"low": 300.0, "high": 3400.0}, _check_bandpass),
+    "packet-loss": _Condition(_packet_loss, {"rate": 0.1, "ms": 20.0}, _check_packet_loss),
     "jitter": _Condition(lambda x, sample_rate, rng, ms, packet_ms: _jitter(x, sample_rate, rng, ms, packet_ms),
                          {"ms": 20.0, "packet-ms": 20.0}),
     "noise": _Condition(_noise, {"snr": 10.0, "kind": "white", "folder": None}),
-    "reverb": _Condition(_reverb, {"rt60": 0.5, "room": "6x5x3", "folder": None}),
+    "reverb": _Condition(_reverb, {"rt60": 0.5, "room": "6x5x3", "folder": None}, _check_reverb),
     "gain": _Condition(lambda x, sample_rate, rng, db: x * 10.0 ** (db / 20), {"db": -20.0}),
     "clip": _Condition(lambda x, sample_rate, rng, db: _clip(x, db), {"db": -6.0}),
 }
@@ -270,9 +311,12 @@ class Step:
 def _convert(value: str, default: object, name: str, key: str) -> object:
     if isinstance(default, float):
         try:
-            return float(value)
+            number = float(value)
         except ValueError:
             raise ChannelSpecError(f"{name}: {key} must be a number, got {value!r}") from None
+        if not math.isfinite(number):
+            raise ChannelSpecError(f"{name}: {key} must be a finite number, got {value!r}")
+        return number
     if isinstance(default, int):
         try:
             return int(value)
@@ -299,6 +343,9 @@ def _parse_step(text: str) -> Step:
             known = ", ".join(defaults) or "no parameters"
             raise ChannelSpecError(f"{name} takes no parameter {key!r} (it takes {known})")
         parameters[key] = _convert(value.strip(), defaults[key], name, key)
+    check = CONDITIONS[name].check
+    if check is not None:
+        check(**{key.replace("-", "_"): value for key, value in parameters.items()})
     return Step(name, parameters)
 
 

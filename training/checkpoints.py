@@ -170,14 +170,16 @@ def resume_latest(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
-) -> tuple[Path, dict[str, Any]] | None:
+    read_state: Callable[[dict[str, Any]], Any] = dict,
+) -> tuple[Path, Any] | None:
     """Load the newest checkpoint under `root` that reads back whole into the run's objects (every process must
-    call this); returns it and its trainer state, or None when there is none. Damaged newer checkpoints are moved
-    aside with a warning; raises CheckpointError when none can be loaded."""
+    call this); returns it and its trainer state (as `read_state` makes it of the saved dict: it raises `ValueError`
+    or `TypeError` for a state the run cannot continue from), or None when there is none. Damaged newer
+    checkpoints are moved aside with a warning; raises CheckpointError when none can be loaded."""
     failures = []
     for checkpoint in complete_checkpoints(root):
         try:
-            trainer_state = load_checkpoint(accelerator, checkpoint, model, optimizer, scheduler)
+            trainer_state = load_checkpoint(accelerator, checkpoint, model, optimizer, scheduler, read_state)
             error = None
         except CheckpointError as caught:
             error = caught
@@ -210,13 +212,21 @@ def load_checkpoint(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
-) -> dict[str, Any]:
+    read_state: Callable[[dict[str, Any]], Any] = dict,
+) -> Any:
     """Restore the model, optimiser, scheduler, gradient scaler and this process's RNG states from `checkpoint`;
-    returns its trainer state. Every file is read (tensors and JSON, nothing unpickled) before anything is
-    changed; raises CheckpointError naming the file that is damaged or does not fit."""
-    trainer_state = _read_json(checkpoint / TRAINER_STATE)
-    if not isinstance(trainer_state, dict) or not isinstance(trainer_state.get("global_step"), int):
+    returns its trainer state, `read_state(saved dict)`. Every file is read (tensors and JSON, nothing unpickled)
+    and the state checked before anything is changed; raises CheckpointError naming the file that is damaged or
+    does not fit."""
+    saved_state = _read_json(checkpoint / TRAINER_STATE)
+    if not isinstance(saved_state, dict) or not isinstance(saved_state.get("global_step"), int):
         raise CheckpointError(f"{checkpoint / TRAINER_STATE}: not a trainer state (no integer global_step)")
+    try:
+        trainer_state = read_state(saved_state)
+    except (TypeError, ValueError) as error:
+        reason = " ".join(str(error).split())[:300]
+        raise CheckpointError(f"{checkpoint / TRAINER_STATE}: not a state this run can continue from ({reason})"
+                              ) from None
     weights, _ = _read_tensors(checkpoint / MODEL_FILE)
     optimizer_state = _read_optimizer(checkpoint / OPTIMIZER_FILE)
     scheduler_state = _read_json(checkpoint / SCHEDULER_FILE)

@@ -31,6 +31,7 @@ import argparse
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import sys
@@ -290,7 +291,17 @@ def read_asv_scores(path: str | os.PathLike) -> dict[str, np.ndarray]:
         keys = [field for field in fields[:-1] if field in scores]
         if len(keys) != 1:
             raise ValueError(f"{path}:{number}: expected one of {'/'.join(ASV_KEYS)} and a score, got {line!r}")
-        scores[keys[0]].append(float(fields[-1]))
+        try:
+            score = float(fields[-1])
+        except ValueError:
+            score = math.nan
+        if not math.isfinite(score):
+            raise ValueError(f"{path}:{number}: the score must be a finite number, got {fields[-1]!r}")
+        scores[keys[0]].append(score)
+    missing = [key for key, values in scores.items() if not values]
+    if missing:
+        raise ValueError(f"{path}: no {'/'.join(missing)} trials; the t-DCF needs target, nontarget and spoof ASV "
+                         "scores")
     return {key: np.asarray(values) for key, values in scores.items()}
 
 
@@ -441,6 +452,7 @@ def evaluate_model(
     if calibrate and score != "log_odds":
         raise ValueError(f"calibration is fitted to the log-odds: score must be 'log_odds', got {score!r}")
     channels = {str(channel): channel for channel in map(parse_channel, perturb)}  # a bad SPEC fails first
+    asv = read_asv_scores(asv_scores) if asv_scores is not None else None  # and bad ASV scores
     accelerator = accelerator or create_accelerator()
     output_dir = Path(output_dir)
     model_name = model if isinstance(model, (str, os.PathLike)) else getattr(model, "name_or_path", None)
@@ -467,7 +479,6 @@ def evaluate_model(
     labels = np.asarray(trials.column("label"), dtype=np.int64)
     columns = {column: [str(value) for value in trials.column(column)] for column in ["attack", *group_by]}
     columns["attack"] = attack_groups(trials, labels, columns["attack"])
-    asv = read_asv_scores(asv_scores) if asv_scores is not None else None
     name, identifier = dataset_identity(dataset)
     result = {
         "schema_version": SCHEMA_VERSION,
@@ -587,6 +598,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         split = args.split or default_split(args.dataset)
         load_built_dataset(args.dataset, split)
+        if args.asv_scores is not None:
+            read_asv_scores(args.asv_scores)
     except FileNotFoundError as error:
         print(f"nes2net evaluate: error: {error}: is it a raw corpus? Build it first with `nes2net data build`",
               file=sys.stderr)

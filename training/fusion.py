@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from modeling_nes2net.atomic import write_text_atomic
+from modeling_nes2net.atomic import refuse_overwriting_inputs, write_text_atomic
 from training.calibration import fit_llr_fusion
 from training.metrics import compute_cllr, compute_eer, compute_min_cllr, split_by_label
 from training.scores import ScoreTable, read_protocol, read_scores, join_with_protocol, utterance_key, write_scores
@@ -49,7 +49,13 @@ def aligned_scores(paths: Sequence[str | os.PathLike], protocol: str | os.PathLi
         missing = [key for key in keys if key not in rows]
         if missing:
             raise ValueError(f"{path}: {len(missing)} of {len(keys)} trials have no score (e.g. {missing[0]})")
-        columns.append(table.scores[[rows[key] for key in keys]])
+        order = [rows[key] for key in keys]
+        if protocol is None and table.labels is not None:
+            disagree = np.flatnonzero(np.asarray(table.labels)[order] != np.asarray(first.labels))
+            if len(disagree):
+                raise ValueError(f"{path}: {len(disagree)} trial(s) labelled otherwise than in {paths[0]} (e.g. "
+                                 f"{keys[disagree[0]]}); the score files must describe the same trials")
+        columns.append(table.scores[order])
     return first, np.stack(columns, axis=1)
 
 
@@ -71,6 +77,9 @@ def fuse_score_files(
     `output` (format from its suffix) and `fusion.json` beside it; returns that report."""
     if len(paths) < 2 or (dev_paths is not None and len(dev_paths) != len(paths)):
         raise ValueError("fusion needs two or more score files, and as many --dev files when given")
+    inputs = [*paths, *(dev_paths or []), *([protocol] if protocol else [])]
+    for written in (output, Path(output).with_name("fusion.json")):
+        refuse_overwriting_inputs(written, inputs)
     table, scores = aligned_scores(paths, protocol)
     dev_table, dev_scores = aligned_scores(dev_paths, protocol) if dev_paths else (table, scores)
     weights, offset = fit_llr_fusion(dev_scores, dev_table.labels, target_prior)

@@ -203,7 +203,19 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, separator, value = text.partition("=")
     if not separator or not key.strip():
         raise ValueError(f"override {text!r} must look like section.field=value")
-    return key.strip().split("."), yaml.safe_load(value) if value.strip() else None
+    return key.strip().split("."), _safe_yaml(value, f"override {text!r}") if value.strip() else None
+
+
+def _safe_yaml(text: str, where: str) -> Any:
+    """`yaml.safe_load(text)`; a `ValueError` naming `where` (one line) for text it refuses, such as a
+    `!!python/object/apply` tag (which `safe_load` never runs) or broken syntax."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        problem = getattr(error, "problem", None) or type(error).__name__
+        mark = getattr(error, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ValueError(f"{where}: not a plain YAML recipe{line}: {' '.join(str(problem).split())}") from None
 
 
 def apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
@@ -258,7 +270,10 @@ def load_recipe(
 ) -> Recipe:
     """Read a recipe and apply `section.field=value` overrides (see the module docstring), then `values`
     (`{"section.field": value}`, already typed)."""
-    data = yaml.safe_load(recipe_path(name_or_path).read_text(encoding="utf-8")) or {}
+    path = recipe_path(name_or_path)
+    data = _safe_yaml(path.read_text(encoding="utf-8"), str(path)) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a recipe is a mapping of sections, got {type(data).__name__}")
     for override in overrides:
         apply_override(data, *parse_override(override))
     for key, value in (values or {}).items():

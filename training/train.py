@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import logging
 import math
 import shutil
@@ -162,6 +163,34 @@ class TrainerState:
     epochs_without_improvement: int = 0
     finished: bool = False
 
+    @classmethod
+    def from_saved(cls, saved: dict[str, Any], output_dir: Path | None = None) -> TrainerState:
+        """The state of a `trainer_state.json`; `ValueError` for a key it does not know, a value of the wrong kind
+        (a tampered or foreign file) or, given the run's `output_dir`, a kept epoch without its model folder (the
+        final average needs them), so the checkpoint is set aside rather than resumed."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(saved) - names)
+        if unknown:
+            raise ValueError(f"unknown key(s) {', '.join(unknown)}")
+        for name in ("epoch", "step_in_epoch", "global_step", "epochs_without_improvement"):
+            if name in saved and not _is_count(saved[name]):
+                raise ValueError(f"{name} must be a non-negative integer, got {saved[name]!r}")
+        if "finished" in saved and not isinstance(saved["finished"], bool):
+            raise ValueError(f"finished must be true or false, got {saved['finished']!r}")
+        if not _is_eer(saved.get("best_eer")):
+            raise ValueError(f"best_eer must be a finite number or null, got {saved['best_eer']!r}")
+        best = saved.get("best", [])
+        if not isinstance(best, list) or not all(
+            isinstance(entry, dict) and set(entry) == {"epoch", "eer"} and _is_count(entry["epoch"])
+            and _is_eer(entry["eer"]) for entry in best
+        ):
+            raise ValueError(f"best must list {{epoch, eer}} entries, got {best!r}"[:200])
+        missing = [epoch_folder(output_dir, entry["epoch"]).name for entry in best
+                   if output_dir is not None and not epoch_folder(output_dir, entry["epoch"]).is_dir()]
+        if missing:
+            raise ValueError(f"the kept epoch folder(s) {', '.join(missing)} are missing")
+        return cls(**saved)
+
     def rank_epoch(self, epoch: int, eer: float | None, keep: int) -> tuple[bool, list[int]]:
         """Add an epoch; returns (whether it is kept, the epochs dropped from the kept list)."""
         candidates = [*self.best, {"epoch": epoch, "eer": eer}]
@@ -174,6 +203,19 @@ class TrainerState:
             self.epochs_without_improvement += 1
         kept = {entry["epoch"] for entry in self.best}
         return epoch in kept, [entry["epoch"] for entry in candidates[keep:]]
+
+
+def epoch_folder(output_dir: Path, epoch: int) -> Path:
+    """The model folder of a kept epoch (0-based `epoch`) of the run in `output_dir`."""
+    return output_dir / "epochs" / f"epoch-{epoch + 1:03d}"
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_eer(value: Any) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value))
 
 
 class Trainer:
@@ -242,10 +284,10 @@ class Trainer:
             remove_partial_checkpoints(self.checkpoints)
             self._write_recipe()
         accelerator.wait_for_everyone()
-        resumed = resume_latest(accelerator, self.checkpoints, self.model, self.optimizer, self.scheduler)
+        resumed = resume_latest(accelerator, self.checkpoints, self.model, self.optimizer, self.scheduler,
+                                functools.partial(TrainerState.from_saved, output_dir=self.output_dir))
         if resumed is not None:
-            checkpoint, trainer_state = resumed
-            self.state = TrainerState(**trainer_state)
+            checkpoint, self.state = resumed
             logger.info("resumed from %s (epoch %d, step %d)", checkpoint, self.state.epoch + 1,
                         self.state.global_step)
         accelerator.init_trackers("train")
@@ -414,7 +456,7 @@ class Trainer:
     # ------------------------------------------------------------------------------------------- helpers
 
     def _epoch_folder(self, epoch: int) -> Path:
-        return self.output_dir / "epochs" / f"epoch-{epoch + 1:03d}"
+        return epoch_folder(self.output_dir, epoch)
 
     def _checkpoint(self) -> None:
         started = time.perf_counter()
@@ -467,7 +509,12 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        train(recipe_from_args(args), resume=args.resume)
+        recipe = recipe_from_args(args)
+    except (OSError, ValueError) as error:
+        logger.error("%s", error)
+        return 2
+    try:
+        train(recipe, resume=args.resume)
     except (CheckpointError, FileNotFoundError) as error:
         logger.error("%s", error)
         return 1

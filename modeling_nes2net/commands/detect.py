@@ -1,7 +1,8 @@
 """`nes2net detect PATH...`: score audio files and folders for spoofing (a thin layer over `detection`).
 
 Bad inputs never stop the run: each is reported with its reason at the end, and the exit status is 1 when any
-input failed (2 when the model cannot be loaded or the output cannot be written, checked before scoring starts).
+input failed (2 when the model cannot be loaded or the output cannot be written or would overwrite an input, checked
+before scoring starts).
 
 `--output FILE` is written as results come: each finished row is appended to `FILE.partial` at once, and the
 complete file replaces FILE atomically at the end, also when the run fails or is interrupted (Ctrl-C); after a kill,
@@ -28,7 +29,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..atomic import atomic_output
+from ..atomic import atomic_output, refuse_overwriting_inputs
 from ..audio import AUDIO_EXTENSIONS, find_audio_files, printable
 from ..configuration_nes2net import VERDICT_LABELS
 from ..scoring import verdict
@@ -49,7 +50,7 @@ from ..detection import (
 )
 from ..onnx_export import VARIANTS as ONNX_VARIANTS
 from ..scorer import FULL_PROTOCOL_MAX_SECONDS
-from ..plotting import PLOT_EXTRA_MISSING, can_plot, plot_timeline
+from ..plotting import PLOT_EXTRA_MISSING, can_plot, plot_format, plot_timeline
 
 logger = logging.getLogger(__name__)
 
@@ -113,14 +114,18 @@ def run(args: argparse.Namespace) -> int:
     if args.plot and not can_plot():
         print(f"nes2net detect: error: --plot: {PLOT_EXTRA_MISSING}", file=sys.stderr)
         return 2
-    files, folder_failures = expand_paths(args.paths, args.recursive)
-    failures = list(folder_failures)
     try:
+        if args.plot:
+            plot_format(args.plot)
+        files, folder_failures = expand_paths(args.paths, args.recursive)
+        for output in filter(None, (args.output, args.output and f"{args.output}.partial", args.plot)):
+            refuse_overwriting_inputs(output, files)
         writer = ResultWriter(args.output, args.format, args.segments, files) if args.output else None
         detector = _detector(args) if files else None
     except (ModelNotFoundError, ModelLoadError, OutputError, ValueError) as error:
         print(f"nes2net detect: error: {error}", file=sys.stderr)
         return 2
+    failures = list(folder_failures)
     results: list[DetectionResult] = []
     try:
         if detector is not None:
@@ -282,6 +287,6 @@ def save_plots(results: list[DetectionResult], path: str) -> list[Path]:
                 target = path.with_name(f"{path.stem}-{Path(result.source).stem}-{count}{path.suffix or '.png'}")
                 count += 1
         with atomic_output(target) as temporary:
-            plot_timeline(result).savefig(temporary, format=target.suffix.lstrip(".") or "png", dpi=120)
+            plot_timeline(result).savefig(temporary, format=plot_format(target), dpi=120)
         written.append(target)
     return written

@@ -2,7 +2,8 @@
 (a thin layer over `modeling_nes2net.onnx_export.export_onnx`).
 
 Parity audio: `--audio` files or folders, else three sentences spoken by espeak-ng. Exit status 0 on success, 1
-when the export is further from PyTorch than `--tolerance` or an input cannot be read (nothing is written then).
+when the export is further from PyTorch than `--tolerance` or an input cannot be read (nothing is written then), 2
+when OUT is an input or a non-empty folder without `--overwrite` (checked before anything is loaded).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..atomic import OutputClashError, refuse_foreign_folder, refuse_overwriting_inputs
 from ..audio import AudioInputError, find_audio_files, load_audio
 from ..onnx_export import FP32_TOLERANCE, VARIANTS
 
@@ -21,7 +23,9 @@ FORMATS = ("onnx",)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("format", choices=FORMATS, help="onnx: one graph, dynamic batch and length axes")
     parser.add_argument("model", metavar="MODEL", help="model folder or Hub id ('default': the embedded model)")
-    parser.add_argument("output_dir", metavar="OUT", help="folder to write (replaced if it exists)")
+    parser.add_argument("output_dir", metavar="OUT", help="folder to write: new or empty, or replaced whole with "
+                                                          "--overwrite (never the model folder or an --audio input)")
+    parser.add_argument("--overwrite", action="store_true", help="replace OUT when it is a non-empty folder")
     parser.add_argument("--audio", nargs="+", default=None, metavar="PATH",
                         help="audio files / folders to check the export on (default: espeak-ng sentences)")
     parser.add_argument("--variants", nargs="*", choices=VARIANTS, default=list(VARIANTS),
@@ -49,6 +53,13 @@ def run(args: argparse.Namespace) -> int:
     from ..onnx_export import export_onnx
 
     model_path = resolve_model_path(None if args.model == "default" else args.model)
+    try:
+        refuse_overwriting_inputs(args.output_dir, [path for path in [model_path, *(args.audio or [])]
+                                                    if Path(path).exists()])
+        refuse_foreign_folder(args.output_dir, args.overwrite, "export folder")
+    except OutputClashError as error:
+        print(f"nes2net export: error: {error}", file=sys.stderr)
+        return 2
     model = Nes2NetForAudioClassification.from_pretrained(model_path)
     try:
         waveforms = parity_waveforms(args.audio, model.config.sampling_rate)

@@ -1,0 +1,86 @@
+"""Hostile or careless inputs to the training commands: each is refused in one line naming it, before any work."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+
+import pytest
+
+from nes2net.cli import main
+from tests.training.test_checkpoints import run, training_objects  # noqa: F401  (run: a fixture)
+from training.checkpoints import TRAINER_STATE, resume_latest
+from training.evaluate import evaluate_model, read_asv_scores
+from training.recipe import load_recipe
+from training.train import TrainerState
+
+
+@pytest.mark.parametrize("text", ['model: !!python/object/apply:os.system ["touch {marker}"]\n',
+                                  "training: {lr: [1e-3\n"])
+def test_a_recipe_yaml_that_is_not_plain_data_is_one_line(tmp_path, caplog, text):
+    marker = tmp_path / "ran"
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(text.replace("{marker}", str(marker)))
+    with pytest.raises(ValueError, match=rf"^{recipe}: not a plain YAML recipe \(line \d+\): ") as refused:
+        load_recipe(recipe)
+    assert "\n" not in str(refused.value)
+    with caplog.at_level(logging.ERROR):
+        assert main(["train", str(recipe)]) == 2
+    assert [record.getMessage() for record in caplog.records] == [str(refused.value)]
+    assert not marker.exists()
+
+
+def test_an_override_that_is_not_plain_yaml_is_one_line():
+    with pytest.raises(ValueError, match=r"^override 'training.lr=!!python/name:os.system': not a plain YAML recipe"):
+        load_recipe("mini", ["training.lr=!!python/name:os.system"])
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("reverb:rt60=30", "needs 4000 image orders to simulate, over the 150 allowed"),
+    ("reverb:rt60=0.05", "is too short for a 6x5x3 m room"),
+    ("noise:snr=-inf", "noise: snr must be a finite number, got '-inf'"),
+    ("packet-loss:rate=2", "packet-loss needs a rate in [0, 1]"),
+    ("bandpass:low=4000,high=300", "bandpass needs 0 < low < high"),
+])
+def test_a_channel_condition_that_cannot_run_is_refused_when_parsed(tmp_path, capsys, spec, message):
+    with pytest.raises(SystemExit) as exited:  # argparse: before the model, the data or the clean pass
+        main(["evaluate", str(tmp_path / "no-model"), str(tmp_path / "no-data"), "--output-dir", str(tmp_path / "out"),
+              "--perturb", spec])
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exited.value.code == 2 and "--perturb" in error and message in error
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("lines, message", [
+    (["a target 1.0", "b nontarget nan", "c spoof -1.0"], ":2: the score must be a finite number, got 'nan'"),
+    (["a target 1.0", "b target 2.0"], ": no nontarget/spoof trials; the t-DCF needs"),
+])
+def test_asv_scores_without_a_finite_score_or_every_class_are_refused_before_scoring(tmp_path, lines, message):
+    asv = tmp_path / "asv.txt"
+    asv.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=rf"^{asv}{message}"):
+        read_asv_scores(asv)
+    with pytest.raises(ValueError, match=rf"^{asv}{message}"):  # before it looks for the model or the data
+        evaluate_model(str(tmp_path / "no-model"), str(tmp_path / "no-data"), tmp_path / "out", asv_scores=asv)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("tamper, reason", [
+    (lambda state, root: {**state, "injected": 1}, "unknown key(s) injected"),
+    (lambda state, root: {**state, "epoch": "3"}, "epoch must be a non-negative integer, got '3'"),
+    (lambda state, root: {**state, "best": [{"epoch": 0, "eer": float("nan")}]}, "best must list"),
+    (lambda state, root: {**state, "best": [{"epoch": 7, "eer": 0.1}]}, "epoch-008 are missing"),
+])
+def test_a_tampered_trainer_state_sets_the_checkpoint_aside_as_damaged(run, caplog, tamper, reason):
+    root = run["root"]
+    state_file = root / "step-00000004" / TRAINER_STATE
+    state_file.write_text(json.dumps(tamper(json.loads(state_file.read_text()), root)))
+    model, optimizer, scheduler = training_objects(1)
+    with caplog.at_level(logging.WARNING):
+        checkpoint, state = resume_latest(run["accelerator"], root, model, optimizer, scheduler,
+                                          functools.partial(TrainerState.from_saved, output_dir=root))
+    assert checkpoint.name == "step-00000002" and state == TrainerState(global_step=2)
+    warning = next(record.getMessage() for record in caplog.records if "is damaged" in record.getMessage())
+    assert f"{state_file}: not a state this run can continue from" in warning and reason in warning
+    assert (root / "step-00000004.damaged" / TRAINER_STATE).is_file()
