@@ -129,7 +129,12 @@ class Nes2NetSslFrontend:
 
     @classmethod
     def from_nes2net_config(cls, config: Nes2NetConfig) -> PreTrainedModel:
-        return _ssl_frontend_class(MODEL_MAPPING[type(config.frontend_config)])._from_config(config.frontend_config)
+        # Built as the transformers class itself, so it is initialised exactly as transformers initialises it (built
+        # as the subclass, wav2vec2's feature projection and positional convolution got the generic init), then
+        # given the front-end interface.
+        model = MODEL_MAPPING[type(config.frontend_config)]._from_config(config.frontend_config)
+        model.__class__ = _ssl_frontend_class(type(model))
+        return model
 
     def forward(
         self,

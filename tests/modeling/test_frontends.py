@@ -18,7 +18,7 @@ from tiny_models import randomize_norm_statistics, tiny_config
 from transformers import AutoModel, WhisperModel
 
 from modeling_nes2net import Nes2NetForAudioClassification, Nes2NetForAudioFrameClassification, save_model_folder
-from modeling_nes2net.frontends_nes2net import describe_frontend
+from modeling_nes2net.frontends_nes2net import Nes2NetSslFrontend, describe_frontend
 from modeling_nes2net.onnx_export import FP32_TOLERANCE, export_onnx
 from modeling_nes2net.scorer import min_samples_of
 from nes2net.cli import main
@@ -140,3 +140,17 @@ def test_no_module_but_the_frontends_and_the_config_asks_which_kind_a_frontend_i
     found = [f"{path.relative_to(root)}:{number}" for path in paths
              for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if asks.search(line)]
     assert found == []
+
+
+@pytest.mark.parametrize("frontend", ["wav2vec2", "wavlm"])
+def test_a_fresh_ssl_frontend_is_initialised_as_transformers_initialises_it(frontend):
+    """The front-end subclass must not change how a new model starts: wav2vec2's feature projection (uniform in
+    +-1/sqrt(fan_in)) and positional convolution (zero bias) lost their own init when it was built as the subclass."""
+    config = tiny_config(frontend)
+    torch.manual_seed(0)
+    ours = Nes2NetSslFrontend.from_nes2net_config(config).state_dict()
+    torch.manual_seed(0)
+    theirs = AutoModel.from_config(config.frontend_config).state_dict()
+    assert ours.keys() == theirs.keys()
+    for name in ours:
+        torch.testing.assert_close(ours[name], theirs[name], msg=name)
