@@ -129,12 +129,15 @@ class Nes2NetSslFrontend:
 
     @classmethod
     def from_nes2net_config(cls, config: Nes2NetConfig) -> PreTrainedModel:
-        # Built as the transformers class itself, so it is initialised exactly as transformers initialises it (built
-        # as the subclass, wav2vec2's feature projection and positional convolution got the generic init), then
-        # given the front-end interface.
-        model = MODEL_MAPPING[type(config.frontend_config)]._from_config(config.frontend_config)
-        model.__class__ = _ssl_frontend_class(type(model))
-        return model
+        return _ssl_frontend_class(MODEL_MAPPING[type(config.frontend_config)])._from_config(config.frontend_config)
+
+    @classmethod
+    def is_custom_code(cls) -> bool:
+        """False: every module is the transformers model's own (this class only adds the interface), so it is
+        initialised, and its checkpoints converted, as transformers does for that model. (As "custom code", a module
+        whose own parameters are all inside children, such as wav2vec2's feature projection, was skipped by the init
+        and kept its children's generic initialisation.)"""
+        return False
 
     def forward(
         self,
