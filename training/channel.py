@@ -125,9 +125,7 @@ def _packets(length: int, sample_rate: int, ms: float) -> int:
 
 
 def _packet_loss(x: np.ndarray, sample_rate: int, rng: np.random.Generator, rate: float, ms: float) -> np.ndarray:
-    """Zero each `ms` packet with probability `rate` (no concealment)."""
-    if not 0 <= rate <= 1:
-        raise ChannelSpecError(f"packet-loss rate must lie in [0, 1], got {rate:g}")
+    """Zero each `ms` packet with probability `rate` (no concealment; `_check_packet_loss` bounds both when parsed)."""
     size = _packets(len(x), sample_rate, ms)
     lost = rng.random(-(-len(x) // size)) < rate
     return np.where(np.repeat(lost, size)[: len(x)], 0.0, x)

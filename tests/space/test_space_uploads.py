@@ -207,5 +207,25 @@ def test_a_declared_length_over_the_visitors_limit_is_refused_before_the_body(gu
         connection.sendall(f"POST /gradio_api/upload HTTP/1.1\r\nHost: {host}\r\nContent-Length: {declared}\r\n"
                            "Content-Type: multipart/form-data; boundary=x\r\nX-Forwarded-For: 198.51.100.9\r\n\r\n"
                            .encode())
-        answer = connection.recv(4096).decode()
+        answer = read_http_response(connection)
     assert answer.startswith("HTTP/1.1 429") and "too much uploaded audio waiting" in answer
+
+
+def read_http_response(connection: socket.socket) -> str:
+    """The whole response on `connection`: its head, then as many body bytes as its Content-Length says (one
+    `recv` may return the head alone)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = connection.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        chunk = connection.recv(4096)
+        if not chunk:
+            break
+        body += chunk
+    return (head + b"\r\n\r\n" + body).decode()

@@ -187,7 +187,7 @@ def test_chained_conditions_apply_left_to_right():
         ("noise:level=3", "noise takes no parameter 'level'"),
         ("noise:snr=loud", "snr must be a number"),
         ("g722:64k", "expected KEY=VALUE"),
-        ("packet-loss:rate=2", "rate must lie in"),
+        ("packet-loss:rate=2", r"needs a rate in \[0, 1\]"),
         ("reverb:room=2x2", "three sides"),
     ],
 )
