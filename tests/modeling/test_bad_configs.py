@@ -8,15 +8,10 @@ import json
 import time
 
 import pytest
-from tiny_models import tiny_config, tiny_model
+from tiny_models import tiny_config
 
-from modeling_nes2net import Nes2NetConfig, save_model_folder
+from modeling_nes2net import Nes2NetConfig
 from modeling_nes2net.detection import ModelLoadError, load_model
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return save_model_folder(tiny_model(), tmp_path_factory.mktemp("tiny") / "model")
 
 
 @pytest.mark.parametrize("key, value, message", [

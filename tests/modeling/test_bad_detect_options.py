@@ -6,18 +6,11 @@ from __future__ import annotations
 import pytest
 from bad_inputs import speech_like
 from detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
-from tiny_models import tiny_model
 
 import soundfile
-from modeling_nes2net import save_model_folder
 from nes2net.cli import main
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return save_model_folder(tiny_model(), tmp_path_factory.mktemp("tiny") / "model")
 
 
 @pytest.fixture

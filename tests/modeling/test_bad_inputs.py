@@ -18,21 +18,14 @@ from pathlib import Path
 import pytest
 from bad_inputs import BadInput, write_bad_inputs, write_good_inputs
 from detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
-from tiny_models import tiny_model
 from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification, pipeline
 
-from modeling_nes2net import save_model_folder
 from modeling_nes2net.audio import AudioInputError, printable
 from nes2net.cli import main
 from modeling_nes2net.detection import DetectionFailure, Nes2NetDetector
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 REPOSITORY = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return save_model_folder(tiny_model(), tmp_path_factory.mktemp("tiny") / "model")
 
 
 @pytest.fixture

@@ -11,18 +11,11 @@ import pytest
 import soxr
 from bad_inputs import speech_like
 from detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
-from tiny_models import tiny_model
 from transformers import pipeline
 
-from modeling_nes2net import save_model_folder
 from modeling_nes2net.audio import AudioInputError
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return save_model_folder(tiny_model(), tmp_path_factory.mktemp("tiny") / "model")
 
 
 @pytest.fixture(scope="module")

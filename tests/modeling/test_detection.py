@@ -12,7 +12,6 @@ from detection_audio import ffmpeg_encode, needs_ffmpeg, tone_and_noise, write_a
 from detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
 from tiny_models import tiny_model
 
-from modeling_nes2net import save_model_folder
 from modeling_nes2net.audio import AudioInputError
 from modeling_nes2net.detection import (
     DEFAULT_MODEL_DIR,
@@ -29,11 +28,6 @@ from modeling_nes2net.plotting import plot_timeline
 
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return save_model_folder(tiny_model(), tmp_path_factory.mktemp("tiny") / "model")
 
 
 @pytest.fixture(scope="module")
