@@ -69,6 +69,16 @@ CANDIDATES: dict[str, dict] = {
                    "config": {"normalize_layers": True}},
     "normalized-mean": {"description": "normalized, mean pooling", "config": {"normalize_layers": True,
                                                                              "pooling": "mean"}},
+    "attm-normalized-mean": {"description": "normalized-mean with the attentive merge (gated layers concatenated per "
+                                            "frame, projected back to 384 channels) instead of the weighted sum",
+                             "config": {"normalize_layers": True, "pooling": "mean", "layer_merge": "attm"}},
+    "attm-normalized-mean-unmasked": {"description": "attm-normalized-mean without masking the states",
+                                      "config": {"normalize_layers": True, "pooling": "mean", "layer_merge": "attm"},
+                                      "training": {"mask_channels": 0, "mask_frames": 0}},
+    "normalized-mean-heavy-mask": {"description": "normalized-mean with bands of up to 128 channels and spans of up "
+                                                  "to 40 frames masked, weight decay 1e-2",
+                                   "config": {"normalize_layers": True, "pooling": "mean"},
+                                   "training": {"mask_channels": 128, "mask_frames": 40, "weight_decay": 1.0e-2}},
 }
 """Nes2Net candidates: overrides of the base recipe's (`RECIPE`) `model.config` and `training` sections."""
 
