@@ -68,7 +68,7 @@ from training.frozen_frontend import (
     score_cache,
     train_backend,
 )
-from training.results import load_result
+from hub_cards.results import load_result
 from training.whisper_weights import (
     WHEEL_LICENSE,
     WHEEL_REQUIREMENT,

@@ -4,7 +4,7 @@
     accelerate launch --multi_gpu --num_processes 8 -m nes2net evaluate MODEL DATASET ...
 
 OUT receives `scores.csv` (utt_id, score, label and the grouping columns), the score file in an ASVspoof format when
-`--score-format` asks for one, `results.json` (the `training.results` schema that model cards are rendered from),
+`--score-format` asks for one, `results.json` (the `hub_cards.results` schema that model cards are rendered from),
 `det_curve.png` and `score_histogram.png`. With `--arena sasa|dfarena`, also the leaderboards' own files and
 `model-index.yaml`, the Hub card's `model-index` from the same results (`training.arena`).
 
@@ -45,7 +45,7 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 
 from modeling_nes2net import Nes2NetForAudioClassification, save_model_folder
-from training.results import (
+from hub_cards.results import (
     CLEAN_CONDITION,
     SCHEMA_VERSION,
     EvaluationResult,
@@ -524,7 +524,7 @@ def evaluate_model(
 
 
 def write_robustness_report(result: EvaluationResult, output_dir: str | os.PathLike) -> None:
-    """`robustness.md` (the table of `training.results.robustness_table`) and `robustness.png` (EER per condition
+    """`robustness.md` (the table of `hub_cards.results.robustness_table`) and `robustness.png` (EER per condition
     next to clean) of a result holding `conditions`."""
     output_dir = Path(output_dir)
     title = f"{result.dataset_name} {result.dataset_split} ({result.protocol})"

@@ -63,7 +63,7 @@ from training.distributed_norm import convert_to_global_batch_norm
 from training.evaluate import evaluate_model, score_split
 from training.metrics import compute_eer, split_by_label
 from training.recipe import EvaluationSpec, ModelSpec, Recipe, load_recipe
-from training.results import load_result
+from hub_cards.results import load_result
 from training.runtime import create_accelerator
 from training.schedules import build_scheduler
 from training.scores import ScoreTable, write_scores
