@@ -17,7 +17,7 @@ from modeling_nes2net.convert import ConversionResult
 from modeling_nes2net.folder import remote_code_files
 from .results import EvaluationResult
 
-from .layout import CARD_FILE, CODE_FILE_DESCRIPTION, CONFIG_FILE, FEATURE_EXTRACTOR_FILE, MODEL_FILE_DESCRIPTIONS
+from .published_files import CARD_FILE, CODE_FILE_DESCRIPTION, CONFIG_FILE, FEATURE_EXTRACTOR_FILE, MODEL_FILE_DESCRIPTIONS
 from .metadata import TASK
 from .model_card import PAPER_ARXIV, PAPER_TITLE, describe_architecture
 from .templating import render_body

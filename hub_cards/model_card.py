@@ -26,7 +26,7 @@ from modeling_nes2net.configuration_nes2net import ID2LABEL, Nes2NetConfig
 from modeling_nes2net.frontends_nes2net import describe_frontend
 from .results import EvaluationResult, load_result, robustness_table
 
-from .layout import CARD_FILE, EVALUATION_DIR, describe_model_files, list_files, read_config
+from .published_files import CARD_FILE, EVALUATION_DIR, describe_model_files, list_files, read_config
 from .metadata import TASK, model_card_problems
 from .templating import MarkdownText
 

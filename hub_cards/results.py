@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .layout import public_path
+from .published_files import public_path
 from modeling_nes2net.atomic import write_text_atomic
 
 SCHEMA_VERSION = 1

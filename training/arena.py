@@ -48,7 +48,7 @@ from modeling_nes2net.atomic import write_text_atomic
 from training.data import load_built_dataset
 from training.data.schema import BONAFIDE, LABEL_NAMES
 from hub_cards.results import EvaluationResult
-from training.scores import ScoreTable, read_scores, write_scores
+from training.score_files import ScoreTable, read_scores, write_scores
 
 logger = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from huggingface_hub import hf_hub_download
 
 from modeling_nes2net.detection import ModelLoadError, ModelNotFoundError, Nes2NetDetector, resolve_model_path
 from modeling_nes2net.frontends_nes2net import describe_frontend
+from modeling_nes2net.scorer import Aggregation
 from modeling_nes2net.scoring import is_calibrated
 
 logger = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ class ModelRegistry:
         """The names of the model menu: a local folder is named by its folder name, never its full path."""
         return list(self.choices)
 
-    def get(self, choice: str | None, aggregation: str = "mean") -> tuple[Nes2NetDetector, ModelInfo]:
+    def get(self, choice: str | None, aggregation: Aggregation = "mean") -> tuple[Nes2NetDetector, ModelInfo]:
         """The detector for the menu name `choice` (None: the initial choice; a typed folder or Hub id only with
         `allow_any`) aggregating windows with `aggregation`, and what the page says about it. Raises
         `ModelLoadError` with a message that does not tell whether a server folder exists."""

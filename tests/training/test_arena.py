@@ -35,7 +35,7 @@ from training.data.external import conform_to_shared_schema
 from training.evaluate import evaluate_model
 from training.metrics import compute_eer
 from hub_cards.results import load_result
-from training.scores import ScoreTable, read_scores
+from training.score_files import ScoreTable, read_scores
 
 ARENA_ID = "SpeechAntiSpoofingBenchmarks/TinyArena"
 DATASET_COMMIT = "0123456789abcdef0123456789abcdef01234567"

@@ -34,7 +34,7 @@ from datasets.arrow_writer import ParquetWriter
 from tqdm.auto import tqdm
 
 from hub_cards.dataset_card import DatasetCardSpec, dataset_card_from_info
-from hub_cards.layout import public_path
+from hub_cards.published_files import public_path
 
 from .corpora import get_builder
 from .layout import CorpusBuilder, CorpusLayoutError, CorpusScan, LayoutProblem
