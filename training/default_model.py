@@ -50,6 +50,7 @@ from typing import Any
 import torch
 
 from hub_cards.model_card import ModelCardSpec, write_model_card
+from hub_cards.published_files import BUILD_INFO_FILE, CARD_FILE
 from hub_cards.render import measure_efficiency
 from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification, save_model_folder
 from modeling_nes2net.atomic import atomic_folder, write_text_atomic
@@ -173,7 +174,7 @@ def build_corpora(recipe: FrozenFrontendRecipe, data_dir: Path) -> dict[str, Pat
     built = {}
     for name, corpus in recipe.corpora.items():
         folder = data_dir / name
-        if not (folder / "build_info.json").is_file():
+        if not (folder / BUILD_INFO_FILE).is_file():
             build_demo_dataset(REPO_ROOT / corpus["source"], folder)
         built[name] = folder
     return built
@@ -259,7 +260,7 @@ def training_data_note(corpora: dict[str, Path], train: FrontendCache) -> str:
     """The `config.training_data` text: what the weights saw, in numbers read from the build info and the cache."""
     parts = []
     for name, folder in corpora.items():
-        train_split = json.loads((folder / "build_info.json").read_text(encoding="utf-8"))["splits"]["train"]
+        train_split = json.loads((folder / BUILD_INFO_FILE).read_text(encoding="utf-8"))["splits"]["train"]
         parts.append(f"{name} ({train_split['num_rows']} clips, {train_split['duration_hours'] * 60:.0f} min: "
                      f"{train_split['label_counts']['bonafide']} bona fide, {train_split['label_counts']['spoof']} "
                      "spoofed)")
@@ -350,7 +351,7 @@ def reevaluate_model(work_dir: Path, output_dir: Path, recipe_path: Path = DEFAU
     make_deterministic(NUM_THREADS)
     recipe = FrozenFrontendRecipe.load(recipe_path)
     corpora = build_corpora(recipe, work_dir / "data")
-    card = (output_dir / "README.md").read_text(encoding="utf-8") if (output_dir / "README.md").is_file() else ""
+    card = (output_dir / CARD_FILE).read_text(encoding="utf-8") if (output_dir / CARD_FILE).is_file() else ""
     minutes = re.search(r"\| training time \| (\d+) minutes", card)
     results = evaluate_default(output_dir, corpora, work_dir / "demo-eval")
     return export_default_model(output_dir, output_dir, results, recipe, float(minutes.group(1)) if minutes else None)
