@@ -15,11 +15,17 @@ from huggingface_hub import ModelCardData
 from modeling_nes2net.configuration_nes2net import ID2LABEL
 from modeling_nes2net.convert import ConversionResult
 from modeling_nes2net.folder import remote_code_files
-from .results import EvaluationResult
 
-from .published_files import CARD_FILE, CODE_FILE_DESCRIPTION, CONFIG_FILE, FEATURE_EXTRACTOR_FILE, MODEL_FILE_DESCRIPTIONS
 from .metadata import TASK
 from .model_card import PAPER_ARXIV, PAPER_TITLE, describe_architecture
+from .published_files import (
+    CARD_FILE,
+    CODE_FILE_DESCRIPTION,
+    CONFIG_FILE,
+    FEATURE_EXTRACTOR_FILE,
+    MODEL_FILE_DESCRIPTIONS,
+)
+from .results import EvaluationResult
 from .templating import render_body
 
 FOLDER_TAGS = ["anti-spoofing", "audio-deepfake-detection", "nes2net", "custom_code"]

@@ -120,7 +120,8 @@ def score_localiser(
     seed: int = 0,
 ) -> list[LocalisedUtterance]:
     """Score the utterances of `split` (a random subset of `max_utterances` when given) whole: 10 ms cell scores from
-    the frame head's log-odds, the utterance score from the utterance head (see `aggregate_utterances` for the others)."""
+    the frame head's log-odds, the utterance score from the utterance head (see `aggregate_utterances` for the
+    others)."""
     model.eval()
     scored = []
     rows = load_training_dataset(dataset, split, crop="full", columns=("label", LABEL_COLUMN))
