@@ -68,7 +68,7 @@ def main() -> None:
     if cuda_missing(args.device):
         return
     if not (args.model / "config.json").is_file():
-        raise SystemExit(f"no model folder at {args.model}: run `python -m training.demo` first")
+        raise SystemExit(f"no model folder at {args.model}: run `python -m training.default_model` first")
     torch.set_num_threads(args.threads)
     machine = machine_record(args.device, args.threads)
     model = Nes2NetForAudioClassification.from_pretrained(args.model).eval().to(args.device)

@@ -7,9 +7,9 @@ deltas and double deltas, the classic anti-spoofing front-end), a multi-resoluti
 20 ms frame rate. Each row: dev EER, antispoof-plus test EER pooled, on generators seen in training and on the
 `unseen_in_train` subset (95 % bootstrap interval), the mini-antispoof test EER, and the cost (front-end seconds
 per audio second on this machine, back-end MACs per 4 s). A per-system table follows. No augmentation and one seed:
-this ranks front-ends; `python -m training.demo` trains the candidate default with the channel augmentation.
+this ranks front-ends; `python -m training.default_model` trains the candidate default with the channel augmentation.
 
-Run after `python -m training.demo` (it reuses the built corpora and the cached Whisper states of its
+Run after `python -m training.default_model` (it reuses the built corpora and the cached Whisper states of its
 work folder):
 `python benchmarks/frontends.py [--work-dir runs/demo] [--epochs 20] [--markdown docs/frontends.md]`.
 """
@@ -45,7 +45,7 @@ from training.frozen_frontend import (  # noqa: E402
     score_cache,
     train_backend,
 )
-from training.demo import (  # noqa: E402
+from training.default_model import (  # noqa: E402
     CACHE_COLUMNS,
     DEFAULT_RECIPE,
     DEFAULT_WORK_DIR,

@@ -12,7 +12,8 @@ threshold, and the EER of each held-out family.
     python benchmarks/generalisation.py --render              # docs/generalisation.md from the JSON (the README's
                                                               # table: python benchmarks/render.py)
 
-It reuses the built corpora and cached states of `python -m training.demo` (`--work-dir`), computing what is missing.
+It reuses the built corpora and cached states of `python -m training.default_model` (`--work-dir`), computing what
+is missing.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from training.cross_validation import (  # noqa: E402
     test_report,
 )
 from training.data.families import family_of  # noqa: E402
-from training.demo import (  # noqa: E402
+from training.default_model import (  # noqa: E402
     DEFAULT_WORK_DIR,
     NUM_THREADS,
     build_corpora,

@@ -41,7 +41,7 @@ from training.data import build_dataset  # noqa: E402
 from training.localisation import (  # noqa: E402
     UTTERANCE_AGGREGATIONS,
     LocaliserTraining,
-    aggregate,
+    aggregate_utterances,
     score_localiser,
     score_windows,
     train_localiser,
@@ -105,11 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         localiser.save_pretrained(args.localiser)
     localiser = Nes2NetForAudioFrameClassification.from_pretrained(args.localiser)
     dev_scored = score_localiser(localiser, args.splices, "dev", args.dev_utterances)
-    dev = {name: utterance_eer(aggregate(dev_scored, name)) for name in UTTERANCE_AGGREGATIONS}
+    dev = {name: utterance_eer(aggregate_utterances(dev_scored, name)) for name in UTTERANCE_AGGREGATIONS}
     aggregation = min(dev, key=dev.get)
     tuned = Nes2NetForAudioClassification.from_pretrained(args.localiser)
     scored["windows (tuned)"] = score_windows(tuned, args.splices, "eval")
-    scored["frame head"] = aggregate(score_localiser(localiser, args.splices, "eval"), aggregation)
+    scored["frame head"] = aggregate_utterances(score_localiser(localiser, args.splices, "eval"), aggregation)
 
     results = {name: localisation_metrics(utterances) for name, utterances in scored.items()}
     intervals = {
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
           f"frame head utterance score: {aggregation} (dev utterance EER {dev_text})")
     print(_table(results, intervals))
     by_aggregation = {
-        f"{name}, {rule}": utterance_eer(aggregate(utterances, rule))
+        f"{name}, {rule}": utterance_eer(aggregate_utterances(utterances, rule))
         for name, utterances in scored.items()
         for rule in (("head", "min", "mean") if name == "frame head" else ("head", "min"))
     }

@@ -11,7 +11,7 @@ from pathlib import Path
 from huggingface_hub import DatasetCard, ModelCard
 
 from .dataset_card import read_build_info
-from .layout import (
+from .published_files import (
     CARD_FILE,
     CONFIG_FILE,
     FEATURE_EXTRACTOR_FILE,

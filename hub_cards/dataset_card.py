@@ -14,7 +14,7 @@ from typing import Any
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from modeling_nes2net.atomic import write_text_atomic
-from .layout import BUILD_INFO_FILE, CARD_FILE, read_json_object
+from .published_files import BUILD_INFO_FILE, CARD_FILE, read_json_object
 from .metadata import TASK, dataset_card_problems
 from .templating import MarkdownText
 

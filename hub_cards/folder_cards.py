@@ -9,16 +9,23 @@ results, is `hub_cards.model_card`'s and replaces them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from huggingface_hub import ModelCardData
 
 from modeling_nes2net.configuration_nes2net import ID2LABEL
-from training.results import EvaluationResult
+from modeling_nes2net.convert import ConversionResult
+from modeling_nes2net.folder import remote_code_files
 
-from .layout import CARD_FILE, CODE_FILE_DESCRIPTION, CONFIG_FILE, FEATURE_EXTRACTOR_FILE, MODEL_FILE_DESCRIPTIONS
 from .metadata import TASK
 from .model_card import PAPER_ARXIV, PAPER_TITLE, describe_architecture
+from .published_files import (
+    CARD_FILE,
+    CODE_FILE_DESCRIPTION,
+    CONFIG_FILE,
+    FEATURE_EXTRACTOR_FILE,
+    MODEL_FILE_DESCRIPTIONS,
+)
+from .results import EvaluationResult
 from .templating import render_body
 
 FOLDER_TAGS = ["anti-spoofing", "audio-deepfake-detection", "nes2net", "custom_code"]
@@ -29,23 +36,21 @@ def _front_matter(base_model: str | None = None) -> str:
     return f"---\n{data.to_yaml()}\n---\n"
 
 
-def render_conversion_card(
-    config: dict[str, Any], checkpoint: str, sha256: str, preset: str, converted: int, ignored: Sequence[str],
-    code_files: Sequence[str], base_model: str | None = None,
-) -> str:
-    """The card of a freshly converted folder: provenance (`checkpoint` file name and its `sha256`, the `preset`),
-    architecture from `config` (the `config.json` dict), use, the folder's files and what the conversion left out."""
+def render_conversion_card(result: ConversionResult) -> str:
+    """The card of a freshly converted folder: provenance (the checkpoint's file name and sha256, the preset),
+    architecture from the config, use, the folder's files and what the conversion left out."""
     files = {name: MODEL_FILE_DESCRIPTIONS[name] for name in (CONFIG_FILE, "model.safetensors", FEATURE_EXTRACTOR_FILE)}
-    files.update({name: CODE_FILE_DESCRIPTION for name in code_files})
+    files.update({name: CODE_FILE_DESCRIPTION for name in remote_code_files()})
     files[CARD_FILE] = MODEL_FILE_DESCRIPTIONS[CARD_FILE]
+    config = result.config.to_dict()
     arch = describe_architecture(config)
     body = render_body(
         "converted_folder.md", config=config, arch=arch, frontend_name=arch["frontend"].split(" (")[0],
         num_labels=len(config.get("id2label") or ID2LABEL[2]), repo="<this folder or repository>",
-        checkpoint=checkpoint, sha256=sha256, preset=preset, converted=converted, ignored=list(ignored), files=files,
-        paper_title=PAPER_TITLE, paper_arxiv=PAPER_ARXIV,
+        checkpoint=result.checkpoint, sha256=result.sha256, preset=result.preset, converted=result.converted,
+        ignored=list(result.ignored), files=files, paper_title=PAPER_TITLE, paper_arxiv=PAPER_ARXIV,
     )
-    return _front_matter(base_model) + body
+    return _front_matter(result.base_model) + body
 
 
 def render_average_card(folder_names: Sequence[str]) -> str:

@@ -1,7 +1,7 @@
 """Model cards for Nes2Net checkpoints: converted releases, trained checkpoints and the demo checkpoint.
 
 The card is built from three sources and nothing typed into the template: the folder's `config.json`
-(architecture, labels, threshold), the evaluation-output files (`training.results`) and a `ModelCardSpec`
+(architecture, labels, threshold), the evaluation-output files (`hub_cards.results`) and a `ModelCardSpec`
 (what only the publisher knows: repository, license, base model, training data and recipe, efficiency figures).
 
 ```python
@@ -24,9 +24,9 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from modeling_nes2net.atomic import write_text_atomic
 from modeling_nes2net.configuration_nes2net import ID2LABEL, Nes2NetConfig
 from modeling_nes2net.frontends_nes2net import describe_frontend
-from training.results import EvaluationResult, load_result, robustness_table
+from .results import EvaluationResult, load_result, robustness_table
 
-from .layout import CARD_FILE, EVALUATION_DIR, describe_model_files, list_files, read_config
+from .published_files import CARD_FILE, EVALUATION_DIR, describe_model_files, list_files, read_config
 from .metadata import TASK, model_card_problems
 from .templating import MarkdownText
 

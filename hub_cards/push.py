@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .checks import dataset_folder_problems, model_folder_problems
-from .layout import link_problems, list_files, read_config
+from .published_files import link_problems, list_files, read_config
 from .space import space_folder_problems
 
 logger = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from training.results import load_results
+from .results import load_results
 
 from .dataset_card import DatasetCardSpec, write_dataset_card
 from .model_card import Efficiency, ModelCardSpec, write_model_card

@@ -18,7 +18,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from .layout import CARD_FILE, CONFIG_FILE, link_problems, list_files
+from .published_files import CARD_FILE, CONFIG_FILE, link_problems, list_files
 
 logger = logging.getLogger(__name__)
 

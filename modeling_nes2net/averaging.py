@@ -121,8 +121,11 @@ def _comparable_config(model: Nes2NetForAudioClassification) -> dict:
     return config
 
 
-def average_model_folders(folders: Sequence[str | os.PathLike], output: str | os.PathLike) -> Path:
-    """Average converted or trained model folders with the same config into a folder at `output` (atomic)."""
+def average_model_folders(
+    folders: Sequence[str | os.PathLike], output: str | os.PathLike, model_card: str | None = None
+) -> Path:
+    """Average converted or trained model folders with the same config into a folder at `output` (atomic), with
+    `model_card` as its README.md when given."""
     folders = [Path(folder) for folder in folders]
     first = Nes2NetForAudioClassification.from_pretrained(folders[0])
     reference = _comparable_config(first)
@@ -147,17 +150,16 @@ def average_model_folders(folders: Sequence[str | os.PathLike], output: str | os
                        "identity; recalibrate it", sorted(calibrations))
         first.config.calibration_scale, first.config.calibration_offset = 1.0, 0.0
     feature_extractor = Nes2NetFeatureExtractor.from_pretrained(folders[0])
-    from hub_cards.folder_cards import render_average_card
-
-    card = render_average_card([folder.name for folder in folders])
-    return save_model_folder(first, output, feature_extractor, model_card=card)
+    return save_model_folder(first, output, feature_extractor, model_card=model_card)
 
 
 def average_checkpoints(
-    inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *, overwrite: bool = False
+    inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *, overwrite: bool = False,
+    model_card: str | None = None,
 ) -> Path:
     """Average `inputs`, all original checkpoint files or all model folders, into `output` (a `.pth` file or a
-    folder, matching the inputs). Raises `AveragingError` (nothing written) or `FileExistsError` unless `overwrite`."""
+    folder, matching the inputs; a folder gets `model_card` as its README.md when given). Raises `AveragingError`
+    (nothing written) or `FileExistsError` unless `overwrite`."""
     inputs, output = [Path(path) for path in inputs], Path(output)
     if len(inputs) < 2:
         raise AveragingError(f"averaging needs at least two checkpoints, got {len(inputs)}")
@@ -170,5 +172,5 @@ def average_checkpoints(
     if output.exists() and not overwrite and (output.is_file() or any(output.iterdir())):
         raise FileExistsError(f"{output} exists (pass overwrite=True / --overwrite to replace it)")
     if all(folders):
-        return average_model_folders(inputs, output)
+        return average_model_folders(inputs, output, model_card)
     return average_original_checkpoints(inputs, output)

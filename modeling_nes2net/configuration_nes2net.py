@@ -172,7 +172,7 @@ class Nes2NetConfig(PreTrainedConfig):
             `a * raw_log_odds + b` (see [`Nes2NetScoreCalibration`]), so `argmax(logits)`, the probabilities and every
             decision mean "calibrated log-odds > 0". Must be positive.
         calibration_offset (`float`, *optional*, defaults to 0.0):
-            Offset `b` of that calibration. The identity (1, 0) keeps the raw logits; `training.calibration` fits both
+            Offset `b` of that calibration. The identity (1, 0) keeps the raw logits; `training.llr_fitting` fits both
             on a dev split. An older config's `decision_threshold: t` reads as offset `-t`.
         sampling_rate (`int`, *optional*, defaults to 16000):
             Sampling rate of the waveform the model expects.

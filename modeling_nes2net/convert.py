@@ -6,7 +6,8 @@ wav2vec 2.0 (XLS-R) or unilm WavLM names, or under `ssl_model.model.model.` when
 
 `convert_checkpoint` reads one safely (weights only), splits it by that layout, infers the front-end's size from its
 tensors, renames every tensor (`original_layout`), checks the result against the model the preset builds (every
-tensor consumed, none missing, every shape equal) and writes a complete folder. It refuses, writing nothing, when any
+tensor consumed, none missing, every shape equal) and writes a complete folder, with the README.md its caller renders
+(`nes2net convert` passes `hub_cards.folder_cards.render_conversion_card`). It refuses, writing nothing, when any
 of this fails. Only the known pre-training heads of fairseq's wav2vec 2.0 are left out, and they are listed.
 """
 
@@ -18,7 +19,7 @@ import os
 import pickle
 import re
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError
 
 from .configuration_nes2net import Nes2NetConfig
-from .folder import remote_code_files, save_model_folder
+from .folder import save_model_folder
 from .modeling_nes2net import Nes2NetForAudioClassification
 from .original_layout import (
     BACKEND_PREFIX,
@@ -100,6 +101,14 @@ class ConversionResult:
     ignored: list[str]
     sha256: str
     preset: str
+    checkpoint: str
+    """The file name of the authors' checkpoint."""
+
+    @property
+    def base_model(self) -> str | None:
+        """The Hub id of the pre-trained front-end (`BASE_MODELS`); None when it is not a released one."""
+        frontend = self.config.frontend_config
+        return BASE_MODELS.get((frontend.model_type, self.config.feature_size, frontend.num_hidden_layers))
 
 
 def _listing(title: str, items: list[str]) -> str:
@@ -443,10 +452,12 @@ def convert_checkpoint(
     *,
     overwrite: bool = False,
     revision: str | None = None,
+    model_card: Callable[[ConversionResult], str] | None = None,
     **overrides: Any,
 ) -> ConversionResult:
     """Convert the authors' checkpoint at `path` (a local file or a Hub file, see `resolve_checkpoint`) into a model
-    folder at `out_dir` (weights, config with `auto_map`, code, feature extractor, README.md).
+    folder at `out_dir` (weights, config with `auto_map`, code, feature extractor, and `model_card(result)` as
+    README.md when given).
 
     `preset` names the release (`PRESETS`): it carries what no tensor stores, such as the dilation and activation;
     None picks it from the tensors (`pick_preset`) when only one fits. The head (1 or 2 logits) is read from them.
@@ -475,13 +486,7 @@ def convert_checkpoint(
     model.eval()
     if ignored:
         logger.info("Ignored %d training-only tensors: %s", len(ignored), ", ".join(ignored))
-    sha256 = sha256_of(path)
-    from hub_cards.folder_cards import render_conversion_card
-
-    frontend = config.frontend_config
-    base_model = BASE_MODELS.get((frontend.model_type, config.feature_size, frontend.num_hidden_layers))
-    card = render_conversion_card(config.to_dict(), path.name, sha256, preset, len(converted), ignored,
-                                  remote_code_files(), base_model)
-    save_model_folder(model, out_dir, model_card=card)
+    result = ConversionResult(out_dir, config, len(converted), ignored, sha256_of(path), preset, path.name)
+    save_model_folder(model, out_dir, model_card=None if model_card is None else model_card(result))
     logger.info("Wrote %s (%d tensors)", out_dir, len(converted))
-    return ConversionResult(out_dir, config, len(converted), ignored, sha256, preset)
+    return result

@@ -47,8 +47,8 @@ from hub_cards.model_card import PAPER_ARXIV, model_index
 from modeling_nes2net.atomic import write_text_atomic
 from training.data import load_built_dataset
 from training.data.schema import BONAFIDE, LABEL_NAMES
-from training.results import EvaluationResult
-from training.scores import ScoreTable, read_scores, write_scores
+from hub_cards.results import EvaluationResult
+from training.score_files import ScoreTable, read_scores, write_scores
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ The output folder is written whole (atomically); it must not be an input (the mo
 must be new or empty unless `--overwrite` says to replace it.
 
 The scores must be the model's own log-odds (`evaluate --score log_odds`; a `results.json` beside the score file is
-checked for it). The fit is `training.calibration.calibrate_model` (logistic regression to log-likelihood ratios),
+checked for it). The fit is `training.llr_fitting.calibrate_model` (logistic regression to log-likelihood ratios),
 folded into the config's `calibration_scale` / `calibration_offset`, so the saved model's forward pass, `pipeline`
 and `nes2net detect` all give calibrated verdicts. CLLR and minCLLR before and after are printed; minCLLR does not
 change (an increasing affine map keeps the ranking), CLLR falls towards it.
@@ -27,7 +27,7 @@ import numpy as np
 from modeling_nes2net import Nes2NetForAudioClassification, save_model_folder
 from modeling_nes2net.atomic import refuse_foreign_folder, refuse_overwriting_inputs
 from modeling_nes2net.detection import ModelLoadError, ModelNotFoundError, load_model
-from training.calibration import calibrate_model
+from training.llr_fitting import calibrate_model
 from training.fusion import aligned_scores
 from training.metrics import compute_cllr, compute_min_cllr, split_by_label
 

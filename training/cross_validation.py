@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification
-from training.calibration import calibrate_model, fit_llr_fusion
+from training.llr_fitting import calibrate_model, fit_llr_fusion
 from training.frozen_frontend import CORPUS_COLUMN, BackendTraining, FrontendCache, score_cache, train_backend
 from training.metrics import bootstrap_eer_interval, compute_eer
 

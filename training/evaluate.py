@@ -4,7 +4,7 @@
     accelerate launch --multi_gpu --num_processes 8 -m nes2net evaluate MODEL DATASET ...
 
 OUT receives `scores.csv` (utt_id, score, label and the grouping columns), the score file in an ASVspoof format when
-`--score-format` asks for one, `results.json` (the `training.results` schema that model cards are rendered from),
+`--score-format` asks for one, `results.json` (the `hub_cards.results` schema that model cards are rendered from),
 `det_curve.png` and `score_histogram.png`. With `--arena sasa|dfarena`, also the leaderboards' own files and
 `model-index.yaml`, the Hub card's `model-index` from the same results (`training.arena`).
 
@@ -45,7 +45,7 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 
 from modeling_nes2net import Nes2NetForAudioClassification, save_model_folder
-from training.results import (
+from hub_cards.results import (
     CLEAN_CONDITION,
     SCHEMA_VERSION,
     EvaluationResult,
@@ -61,7 +61,7 @@ from modeling_nes2net.scoring import bonafide_probability, bonafide_score, log_o
 from training.arena import ArenaError, ArenaRequest, request_from_arguments, write_leaderboard_files
 from training.arena import add_arguments as add_arena_arguments
 from training.batching import PROTOCOL_CROPS, WaveformDataset
-from training.calibration import calibrate_model
+from training.llr_fitting import calibrate_model
 from training.channel import Channel, ChannelSpecError, condition_slug, parse_channel
 from training.data import SAMPLING_RATE, load_built_dataset, read_build_info
 from training.data.schema import ATTACK_UNKNOWN, SPOOF, attack_name
@@ -77,7 +77,7 @@ from training.metrics import (
 )
 from training.plots import plot_condition_eers, plot_det_curves, plot_score_histogram
 from training.runtime import create_accelerator
-from training.scores import ScoreTable, write_scores
+from training.score_files import ScoreTable, write_scores
 
 logger = logging.getLogger(__name__)
 
@@ -444,7 +444,7 @@ def evaluate_model(
     `perturb` adds channel conditions (`training.channel` SPECs) scored on the same trials (see the module
     docstring); `bootstrap` resamples for 95 % EER intervals (0: none); `arena` names the leaderboard files to write.
     `calibrate` (with `score="log_odds"`): also fit the model's score calibration on the clean scores
-    (`training.calibration`) and write the calibrated model folder to `output_dir / "calibrated-model"`.
+    (`training.llr_fitting`) and write the calibrated model folder to `output_dir / "calibrated-model"`.
 
     Every process must call this (with `accelerate launch`); the main process writes the outputs and returns the
     results dict, the others return None (as does every process when `max_batches` stopped the scoring early).
@@ -524,7 +524,7 @@ def evaluate_model(
 
 
 def write_robustness_report(result: EvaluationResult, output_dir: str | os.PathLike) -> None:
-    """`robustness.md` (the table of `training.results.robustness_table`) and `robustness.png` (EER per condition
+    """`robustness.md` (the table of `hub_cards.results.robustness_table`) and `robustness.png` (EER per condition
     next to clean) of a result holding `conditions`."""
     output_dir = Path(output_dir)
     title = f"{result.dataset_name} {result.dataset_split} ({result.protocol})"

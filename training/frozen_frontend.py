@@ -4,7 +4,7 @@ hidden states computed once.
 With a frozen front-end every epoch would recompute the same encoder on the same audio; here each training clip is
 encoded a fixed number of times instead (`views`: view 0 clean, the others through the recipe's augmentation, each a
 new random crop), and the epochs run on those cached states, in seconds on a CPU. `training.train` stays the path for
-end-to-end fine-tuning; this one serves the embedded default (`training.demo`).
+end-to-end fine-tuning; this one serves the embedded default (`training.default_model`).
 
     mixed = mix_corpora({"mini-antispoof": (mini_train, 1.0), "antispoof-plus": (plus_train, 2.0)}, seed=0,
                         columns=["audio", "label", "utt_id", "attack"])

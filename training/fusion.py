@@ -5,9 +5,9 @@ tools do, reporting CLLR and minCLLR of every system and of the fusion.
     nes2net fuse a/eval.csv b/eval.csv --dev a/dev.csv b/dev.csv --output fused.csv  # fit on dev, apply to eval
     nes2net fuse a.txt b.txt --protocol keys.csv --output fused.csv                 # labels from a protocol
 
-Score files are any format of `training.scores`; trials are matched by utterance id (`utterance_key`) to the first
+Score files are any format of `training.score_files`; trials are matched by utterance id (`utterance_key`) to the first
 file's order. Labels come from the score files (CSV `label`, cm-keyed) or from `--protocol` (`utt_id`, `label`).
-The weights come from `training.calibration.fit_llr_fusion`; `fusion.json` next to the output holds them and the
+The weights come from `training.llr_fitting.fit_llr_fusion`; `fusion.json` next to the output holds them and the
 metrics before and after.
 """
 
@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 
 from modeling_nes2net.atomic import refuse_overwriting_inputs, write_text_atomic
-from training.calibration import fit_llr_fusion
+from training.llr_fitting import fit_llr_fusion
 from training.metrics import compute_cllr, compute_eer, compute_min_cllr, split_by_label
-from training.scores import ScoreTable, read_protocol, read_scores, join_with_protocol, utterance_key, write_scores
+from training.score_files import ScoreTable, read_protocol, read_scores, join_with_protocol, utterance_key, write_scores
 
 logger = logging.getLogger(__name__)
 

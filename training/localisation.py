@@ -16,6 +16,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, replace
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -33,8 +34,10 @@ logger = logging.getLogger(__name__)
 
 LABEL_COLUMN = "segment_labels_10ms"
 CELL_SAMPLES = round(CELL_SECONDS * SAMPLING_RATE)
-UTTERANCE_AGGREGATIONS = ("head", "min", "mean")
-"""How a frame model's utterance score is made: the utterance head's log-odds, or the min / mean of its cells."""
+UtteranceAggregation = Literal["head", "min", "mean"]
+"""How a frame model's utterance score is made: the utterance head's log-odds, or the min / mean of its cells (not the
+windows-to-recording `Aggregation` of `modeling_nes2net.scorer`)."""
+UTTERANCE_AGGREGATIONS: tuple[str, ...] = get_args(UtteranceAggregation)
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,8 @@ def score_localiser(
     seed: int = 0,
 ) -> list[LocalisedUtterance]:
     """Score the utterances of `split` (a random subset of `max_utterances` when given) whole: 10 ms cell scores from
-    the frame head's log-odds, the utterance score from the utterance head (see `aggregate` for the others)."""
+    the frame head's log-odds, the utterance score from the utterance head (see `aggregate_utterances` for the
+    others)."""
     model.eval()
     scored = []
     rows = load_training_dataset(dataset, split, crop="full", columns=("label", LABEL_COLUMN))
@@ -133,7 +137,9 @@ def score_localiser(
     return scored
 
 
-def aggregate(utterances: list[LocalisedUtterance], aggregation: str) -> list[LocalisedUtterance]:
+def aggregate_utterances(
+    utterances: list[LocalisedUtterance], aggregation: UtteranceAggregation
+) -> list[LocalisedUtterance]:
     """The utterances with their score made by `aggregation` (one of `UTTERANCE_AGGREGATIONS`); `head` keeps the
     utterance head's score that `score_localiser` gives."""
     if aggregation not in UTTERANCE_AGGREGATIONS:

@@ -45,12 +45,12 @@ from datasets import Dataset
 from tqdm.auto import tqdm
 
 from hub_cards.folder_cards import render_training_card
-from hub_cards.layout import CARD_FILE
+from hub_cards.published_files import CARD_FILE
 from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification, config_from_preset, save_model_folder
 from modeling_nes2net.atomic import write_text_atomic
 from modeling_nes2net.averaging import average_model_folders
 from training.batching import PROTOCOL_CROPS, EpochPlan, WaveformDataset, build_augmentation, build_preprocessing
-from training.calibration import calibrate_model
+from training.llr_fitting import calibrate_model
 from training.checkpoints import (
     CheckpointError,
     latest_checkpoint,
@@ -63,10 +63,10 @@ from training.distributed_norm import convert_to_global_batch_norm
 from training.evaluate import evaluate_model, score_split
 from training.metrics import compute_eer, split_by_label
 from training.recipe import EvaluationSpec, ModelSpec, Recipe, load_recipe
-from training.results import load_result
+from hub_cards.results import load_result
 from training.runtime import create_accelerator
 from training.schedules import build_scheduler
-from training.scores import ScoreTable, write_scores
+from training.score_files import ScoreTable, write_scores
 
 logger = logging.getLogger(__name__)
 

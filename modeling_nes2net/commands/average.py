@@ -1,5 +1,5 @@
 """`nes2net average CKPT... OUT`: the element-wise mean of checkpoints of one architecture (a thin layer over
-`modeling_nes2net.averaging.average_checkpoints`).
+`modeling_nes2net.averaging.average_checkpoints`, with the README.md of `hub_cards.folder_cards.render_average_card`).
 
 The authors' `.pth` files give a `.pth` state dict; converted model folders give a folder. Exit status 0 on success,
 1 when the checkpoints cannot be averaged (nothing is written).
@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
+
+from hub_cards.folder_cards import render_average_card
 
 from ..averaging import AveragingError, average_checkpoints
 
@@ -24,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        output = average_checkpoints(args.inputs, args.output, overwrite=args.overwrite)
+        card = render_average_card([Path(path).name for path in args.inputs])
+        output = average_checkpoints(args.inputs, args.output, overwrite=args.overwrite, model_card=card)
     except (AveragingError, FileExistsError) as error:
         logger.error("%s", error)
         return 1

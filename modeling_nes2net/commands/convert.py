@@ -1,5 +1,6 @@
 """`nes2net convert ORIGINAL OUT_DIR [--preset NAME]`: the authors' checkpoint (a local file or a Hub file,
-`hf://OWNER/REPO/PATH`) -> a Hub-ready model folder (a thin layer over `modeling_nes2net.convert.convert_checkpoint`).
+`hf://OWNER/REPO/PATH`) -> a Hub-ready model folder (a thin layer over `modeling_nes2net.convert.convert_checkpoint`,
+with the README.md of `hub_cards.folder_cards.render_conversion_card`).
 
 Exit status 0 on success, 1 when the checkpoint cannot be converted exactly (nothing is written).
 """
@@ -10,6 +11,8 @@ import argparse
 import json
 import logging
 from typing import Any
+
+from hub_cards.folder_cards import render_conversion_card
 
 from ..convert import ConversionError, convert_checkpoint
 from ..presets import PRESETS
@@ -59,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         overrides["frontend_config"] = dict(args.frontend_fields)
     try:
         result = convert_checkpoint(args.checkpoint, args.output_dir, args.preset, overwrite=args.overwrite,
-                                    revision=args.revision, **overrides)
+                                    revision=args.revision, model_card=render_conversion_card, **overrides)
     except (ConversionError, FileExistsError) as error:
         logger.error("%s", error)
         return 1

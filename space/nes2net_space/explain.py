@@ -1,18 +1,16 @@
 """Plain words for a verdict and a model: what the score means, how sure the model is, what it was trained on and
-what it is known to miss. Pure functions from `DetectionResult` and the model card text to markdown."""
+what it is known to miss. Pure functions from `DetectionResult` and `ModelInfo` (what `models` read from the model and
+its card) to markdown."""
 
 from __future__ import annotations
 
 import math
-import re
-from typing import TYPE_CHECKING
 
 from modeling_nes2net.configuration_nes2net import BONAFIDE_LABEL, PARTLY_SPOOFED_LABEL, SPOOF_LABEL
 from modeling_nes2net.detection import DetectionFailure, DetectionResult
 from modeling_nes2net.scoring import odds_probability
 
-if TYPE_CHECKING:
-    from .models import ModelInfo
+from .models import ModelInfo
 
 # Shown when the model has no card: what every detector of this kind is known to miss.
 GENERIC_LIMITATIONS = (
@@ -33,28 +31,6 @@ HEADLINES = {  # one per `VERDICT_LABELS`
     PARTLY_SPOOFED_LABEL: "Partly spoofed speech (a stretch scores as synthetic or manipulated)",
 }
 SURE_MARGINS = ((1.0, "not sure"), (3.0, "fairly sure"), (math.inf, "very sure"))
-
-
-def card_section(card: str, title: str) -> str | None:
-    """The body of the card's first `## <title>...` section (up to the next `## ` heading), without `<details>`
-    blocks; None when there is no such section or it is empty."""
-    match = re.search(rf"^## {re.escape(title)}[^\n]*\n(.*?)(?=^## |\Z)", card, flags=re.MULTILINE | re.DOTALL)
-    if match is None:
-        return None
-    body = re.sub(r"<details>.*?</details>", "", match.group(1), flags=re.DOTALL).strip()
-    return body or None
-
-
-def card_limitations(card: str) -> tuple[str, ...]:
-    """The bullets of the card's limitations section, each joined onto one line."""
-    section = card_section(card, "Limitations") or ""
-    bullets: list[str] = []
-    for line in section.splitlines():
-        if line.startswith(("- ", "* ")):
-            bullets.append(line[2:].strip())
-        elif bullets and line.strip():
-            bullets[-1] += " " + line.strip()
-    return tuple(bullets)
 
 
 def how_sure(log_odds: float, threshold: float) -> str:

@@ -1,11 +1,13 @@
 """The models the Space offers: an allow-list of the embedded default and the folders and Hub ids the operator names
 at launch, each known to visitors by a name that reveals no server path; any folder or Hub id typed in the page only
-when the operator allows it. Loaded on first use, a few kept in memory."""
+when the operator allows it. Loaded on first use, a few kept in memory; what the page says about one (`ModelInfo`) is
+read from its config and the sections of its card."""
 
 from __future__ import annotations
 
 import copy
 import logging
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -15,9 +17,8 @@ from huggingface_hub import hf_hub_download
 
 from modeling_nes2net.detection import ModelLoadError, ModelNotFoundError, Nes2NetDetector, resolve_model_path
 from modeling_nes2net.frontends_nes2net import describe_frontend
+from modeling_nes2net.scorer import Aggregation
 from modeling_nes2net.scoring import is_calibrated
-
-from .explain import card_limitations, card_section
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class ModelRegistry:
         """The names of the model menu: a local folder is named by its folder name, never its full path."""
         return list(self.choices)
 
-    def get(self, choice: str | None, aggregation: str = "mean") -> tuple[Nes2NetDetector, ModelInfo]:
+    def get(self, choice: str | None, aggregation: Aggregation = "mean") -> tuple[Nes2NetDetector, ModelInfo]:
         """The detector for the menu name `choice` (None: the initial choice; a typed folder or Hub id only with
         `allow_any`) aggregating windows with `aggregation`, and what the page says about it. Raises
         `ModelLoadError` with a message that does not tell whether a server folder exists."""
@@ -159,6 +160,28 @@ def _model_card(location: str) -> str | None:
     except Exception as error:  # no card, no network: the page falls back to generic limitations
         logger.info("no model card for %s (%s)", location, type(error).__name__)
         return None
+
+
+def card_section(card: str, title: str) -> str | None:
+    """The body of the card's first `## <title>...` section (up to the next `## ` heading), without `<details>`
+    blocks; None when there is no such section or it is empty."""
+    match = re.search(rf"^## {re.escape(title)}[^\n]*\n(.*?)(?=^## |\Z)", card, flags=re.MULTILINE | re.DOTALL)
+    if match is None:
+        return None
+    body = re.sub(r"<details>.*?</details>", "", match.group(1), flags=re.DOTALL).strip()
+    return body or None
+
+
+def card_limitations(card: str) -> tuple[str, ...]:
+    """The bullets of the card's limitations section, each joined onto one line."""
+    section = card_section(card, "Limitations") or ""
+    bullets: list[str] = []
+    for line in section.splitlines():
+        if line.startswith(("- ", "* ")):
+            bullets.append(line[2:].strip())
+        elif bullets and line.strip():
+            bullets[-1] += " " + line.strip()
+    return tuple(bullets)
 
 
 def _model_info(name: str, detector: Nes2NetDetector, card: str | None) -> ModelInfo:

@@ -11,7 +11,7 @@ import numpy as np
 import soundfile
 
 from hub_cards.model_card import BackendComparison, ConvertedSource, Efficiency, ModelCardSpec
-from training.results import load_results, write_result
+from hub_cards.results import load_results, write_result
 from training.metrics import compute_eer, compute_metrics
 
 

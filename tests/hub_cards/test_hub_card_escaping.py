@@ -14,7 +14,7 @@ from hub_cards.folder_cards import render_average_card
 from hub_cards.model_card import render_model_card
 from hub_cards.templating import escape_markdown
 from tests.hub_cards.hub_helpers import build_dataset_folder, make_spec, write_evaluation
-from training.results import load_result
+from hub_cards.results import load_result
 
 HOSTILE = "<script>alert(1)</script> | x |\n## Injected [link](https://evil.example) `code` *bold* # & \\"
 
@@ -83,7 +83,7 @@ def test_results_files_record_no_absolute_path(tmp_path: Path, model: str):
     path = tmp_path / "results.json"
     written = write_evaluation(path, name="x", dataset_id="nes2net-test/x", split="test", protocol="full", seed=0)
     written["model"] = model
-    from training.results import write_result
+    from hub_cards.results import write_result
 
     write_result(path, written)
     recorded = load_result(path).model

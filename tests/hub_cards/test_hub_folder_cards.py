@@ -9,6 +9,7 @@ from transformers import pipeline
 
 from hub_cards.folder_cards import render_conversion_card
 from modeling_nes2net import save_model_folder
+from modeling_nes2net.convert import ConversionResult
 from modeling_nes2net.folder import remote_code_files
 from tests.tiny_models import tiny_model
 
@@ -16,8 +17,8 @@ from tests.tiny_models import tiny_model
 @pytest.mark.parametrize("num_labels", [1, 2])
 def test_the_conversion_cards_pipeline_call_gives_p_bonafide(tmp_path, num_labels):
     model = tiny_model("wav2vec2", num_labels=num_labels).eval()
-    card = render_conversion_card(model.config.to_dict(), "release.pth", "0" * 64, "nes2net-x-xlsr", 10, [],
-                                  remote_code_files(), "facebook/wav2vec2-xls-r-300m")
+    card = render_conversion_card(ConversionResult(tmp_path, model.config, 10, [], "0" * 64, "nes2net-x-xlsr",
+                                                   "release.pth"))
     call = next(line for line in card.splitlines() if line.startswith('detector("speech.flac"'))
     assert call == 'detector("speech.flac")'  # the config's problem_type picks softmax or sigmoid
     for name in remote_code_files():

@@ -12,7 +12,7 @@ from huggingface_hub.repocard_data import model_index_to_eval_results
 from hub_cards.checks import model_folder_problems
 from hub_cards.metadata import model_card_problems
 from hub_cards.model_card import PublishedResult, render_model_card, write_model_card
-from training.results import load_result
+from hub_cards.results import load_result
 from tests.hub_cards.hub_helpers import make_spec, save_tiny_model
 
 SECTIONS = (

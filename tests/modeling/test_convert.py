@@ -11,9 +11,10 @@ import pytest
 import torch
 from transformers import AutoModelForAudioClassification, Wav2Vec2FeatureExtractor
 
+from hub_cards.folder_cards import render_conversion_card
 from modeling_nes2net import Nes2NetForAudioClassification
-from nes2net.cli import main as cli_main
 from modeling_nes2net.convert import ConversionError, convert_checkpoint
+from nes2net.cli import main as cli_main
 from tests.modeling.original_checkpoints import RELEASES, TINY_BACKEND, TINY_OVERRIDES, OriginalModel, waveforms
 
 torch.set_num_threads(1)
@@ -51,7 +52,7 @@ def test_converted_folder_reproduces_the_original_computation(release, tmp_path)
 
 
 def test_xlsr_conversion_reports_the_ignored_pretraining_heads_and_writes_a_complete_folder(tmp_path):
-    result = convert(OriginalModel("nes2net-x-xlsr"), tmp_path)
+    result = convert(OriginalModel("nes2net-x-xlsr"), tmp_path, model_card=render_conversion_card)
     assert result.ignored == ["ssl_model.model." + name for name in (
         "final_proj.bias", "final_proj.weight", "project_q.bias", "project_q.weight", "quantizer.vars",
         "quantizer.weight_proj.bias", "quantizer.weight_proj.weight",
@@ -199,6 +200,7 @@ def test_command_line(tmp_path, capsys, caplog):
                        "--set", "outer_ratio=4", "--set", "inner_ratio=4", "--dilation", "1"])
     assert status == 0
     assert "ignored" in capsys.readouterr().out
+    assert "nes2net-x-selu-wavlm-sea" in (out / "README.md").read_text()  # the command writes the card
     with torch.no_grad():
         logits = Nes2NetForAudioClassification.from_pretrained(out).eval()(waveforms()).logits
     torch.testing.assert_close(logits, original.logits(waveforms()), rtol=0, atol=1e-5)

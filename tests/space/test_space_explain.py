@@ -15,7 +15,7 @@ from hub_cards.model_card import ModelCardSpec, write_model_card
 from modeling_nes2net import detection, save_model_folder
 from modeling_nes2net.detection import DetectionResult, Segment
 from modeling_nes2net.localisation import Stretch
-from training.results import load_results, write_result
+from hub_cards.results import load_results, write_result
 
 
 @pytest.fixture(scope="module")

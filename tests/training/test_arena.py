@@ -34,8 +34,8 @@ from training.data import load_built_dataset, load_training_dataset
 from training.data.external import conform_to_shared_schema
 from training.evaluate import evaluate_model
 from training.metrics import compute_eer
-from training.results import load_result
-from training.scores import ScoreTable, read_scores
+from hub_cards.results import load_result
+from training.score_files import ScoreTable, read_scores
 
 ARENA_ID = "SpeechAntiSpoofingBenchmarks/TinyArena"
 DATASET_COMMIT = "0123456789abcdef0123456789abcdef01234567"

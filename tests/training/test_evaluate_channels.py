@@ -22,8 +22,8 @@ from training.channel import perturb
 from training.data import load_built_dataset
 from training.evaluate import CONDITIONS_DIR, DECODE_CACHE, evaluate_model
 from training.metrics import compute_eer
-from training.results import load_result
-from training.scores import read_scores
+from hub_cards.results import load_result
+from training.score_files import read_scores
 
 CONDITIONS = ["gain:db=-12", "noise:snr=5", "mulaw:rate=8000"]  # as results name them
 SEED = 11

@@ -11,7 +11,7 @@ import pytest
 from nes2net.cli import main as nes2net
 from training.fusion import fuse_score_files
 from training.metrics import compute_cllr, split_by_label
-from training.scores import ScoreTable, read_scores, write_scores
+from training.score_files import ScoreTable, read_scores, write_scores
 
 
 def complementary_systems(seed: int, n: int = 200) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ import torch
 from modeling_nes2net import Nes2NetForAudioFrameClassification
 from tests.tiny_models import tiny_config
 from training.data import build_dataset
-from training.localisation import LocaliserTraining, aggregate, score_localiser, train_localiser
+from training.localisation import LocaliserTraining, aggregate_utterances, score_localiser, train_localiser
 from training.segment_metrics import localisation_metrics
 
 RESOLUTIONS = ("0.01", "0.02", "0.04", "0.08", "0.16", "0.32", "0.64")
@@ -65,5 +65,5 @@ def test_partialspoof_fixture_trains_and_scores_end_to_end(tmp_path, mini_antisp
     assert len(scored) == 6 and all(len(u.cell_scores) == len(u.cell_labels) for u in scored)
     assert after["segment_eer_160ms"] < min(0.25, before["segment_eer_160ms"])
     assert after["range_eer"] < before["range_eer"]
-    evaluated = localisation_metrics(aggregate(score_localiser(model, tmp_path / "built", "eval"), "min"))
+    evaluated = localisation_metrics(aggregate_utterances(score_localiser(model, tmp_path / "built", "eval"), "min"))
     assert all(0.0 <= value <= 1.0 for value in evaluated.values())

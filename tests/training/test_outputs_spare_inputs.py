@@ -12,7 +12,7 @@ from modeling_nes2net import save_model_folder
 from nes2net.cli import main
 from tests.bad_inputs import speech_like
 from tests.tiny_models import tiny_model
-from training.scores import ScoreTable, read_scores, write_scores
+from training.score_files import ScoreTable, read_scores, write_scores
 
 
 @pytest.fixture(scope="module")

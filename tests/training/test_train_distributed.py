@@ -15,11 +15,11 @@ from safetensors.torch import load_file
 from modeling_nes2net import Nes2NetForAudioClassification
 from tests.training.train_helpers import build_tiny_corpus, plant_pickle_payload, run_command, subprocess_env
 from tests.training.train_probe import CRASH_EXIT_CODE
-from training.calibration import fit_llr_fusion
-from training.results import load_result
+from training.llr_fitting import fit_llr_fusion
+from hub_cards.results import load_result
 from training.checkpoints import latest_checkpoint
 from training.evaluate import evaluate_model
-from training.scores import read_scores
+from training.score_files import read_scores
 
 pytestmark = pytest.mark.slow
 

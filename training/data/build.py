@@ -34,7 +34,7 @@ from datasets.arrow_writer import ParquetWriter
 from tqdm.auto import tqdm
 
 from hub_cards.dataset_card import DatasetCardSpec, dataset_card_from_info
-from hub_cards.layout import public_path
+from hub_cards.published_files import BUILD_INFO_FILE, CARD_FILE, public_path
 
 from .corpora import get_builder
 from .layout import CorpusBuilder, CorpusLayoutError, CorpusScan, LayoutProblem
@@ -44,7 +44,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_SHARD_BYTES = 500 * 1000**2
 ROWS_PER_ROW_GROUP = 100
-BUILD_INFO_FILE = "build_info.json"
 DATA_DIR = "data"
 
 
@@ -149,7 +148,7 @@ def build_dataset(
         )
         (staging / BUILD_INFO_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         card = dataset_card_from_info(info, DatasetCardSpec())
-        (staging / "README.md").write_text(str(card), encoding="utf-8")
+        (staging / CARD_FILE).write_text(str(card), encoding="utf-8")
         move_into_place(staging, output_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -15,7 +15,7 @@ import logging
 import re
 import shlex
 
-from hub_cards.layout import public_path
+from hub_cards.published_files import public_path
 
 from .build import DEFAULT_MAX_SHARD_BYTES, build_dataset, scan_corpus
 from .corpora import BUILDERS

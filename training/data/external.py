@@ -3,7 +3,7 @@
 Any `datasets` set whose `label` is a `ClassLabel` is accepted: its class names are mapped to ours by name, never by
 index, so the Speech Anti-Spoofing Arena's `ClassLabel([bonafide, spoof])`, where 0 is bona fide, is read with 1 for
 bona fide. A label that is not a `ClassLabel`, or class names that are not one bona fide and one spoof name of
-`training.scores.LABEL_VALUES` (any case), are refused. A set in the Arena's layout (`path`, `audio`, `label` and `notes`, a JSON string
+`training.score_files.LABEL_VALUES` (any case), are refused. A set in the Arena's layout (`path`, `audio`, `label` and `notes`, a JSON string
 holding the `utterance_id` its score files name) also gets `utt_id` (that id) and `attack` (`bonafide`, or `unknown`:
 the layout names no generator).
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 from datasets import ClassLabel, Dataset, DatasetDict, IterableDataset, IterableDatasetDict, Value
 
-from training.scores import parse_labels
+from training.score_files import parse_labels
 
 from .schema import BONAFIDE, LABEL_NAMES, SPOOF, attack_name
 

@@ -1,11 +1,11 @@
-"""`training.calibration.fit_llr_fusion`: logistic-regression calibration and fusion to log-likelihood ratios."""
+"""`training.llr_fitting.fit_llr_fusion`: logistic-regression calibration and fusion to log-likelihood ratios."""
 
 import re
 
 import numpy as np
 import pytest
 
-from training.calibration import fit_llr_fusion
+from training.llr_fitting import fit_llr_fusion
 
 
 def gaussian_trials(rng, n_bonafide, n_spoof, mean_bonafide=2.0, mean_spoof=-1.0, std=1.5):

@@ -2,9 +2,9 @@
 Whisper tiny.en encoder and a Nes2Net-X back-end trained on mini-antispoof + antispoof-plus, calibrated on their dev
 splits, evaluated per system and on generators no training clip came from.
 
-    python -m training.demo                      # everything; writes modeling_nes2net/default_model
-    python -m training.demo --output-dir /tmp/model --work-dir /tmp/run   # elsewhere
-    python -m training.demo --evaluate-only      # the shipped weights evaluated again and the card re-rendered
+    python -m training.default_model                      # everything; writes modeling_nes2net/default_model
+    python -m training.default_model --output-dir /tmp/model --work-dir /tmp/run   # elsewhere
+    python -m training.default_model --evaluate-only      # the shipped weights evaluated again and the card re-rendered
 
 Steps (the recipe: `training/recipes/frozen_frontend/default.yaml`), each a function here or in the library:
 1. `build_corpora`: each corpus built by `build_demo_dataset` (`attack` = `system`; mini-antispoof's dev split carved
@@ -16,7 +16,7 @@ Steps (the recipe: `training/recipes/frozen_frontend/default.yaml`), each a func
    too; cached in the work folder, so a rerun trains from the same states.
 4. `train_backend` on random windows of those whole-clip states (per-corpus and per-system dev EER logged each
    epoch), the mean of the last epochs' weights, then the affine calibration of the log-odds fitted on dev
-   (`training.calibration`): the shipped threshold is log-odds 0.
+   (`training.llr_fitting`): the shipped threshold is log-odds 0.
 5. `evaluate_default`: each test split under the `full` protocol (what `pipeline` does), pooled, per system and per
    seen / unseen subset with 95 % bootstrap intervals; antispoof-plus also under `ROBUSTNESS_CONDITIONS`.
 6. `export_default_model`: weights (the encoder stored in float16), feature extractor, evaluation outputs and card.
@@ -50,12 +50,13 @@ from typing import Any
 import torch
 
 from hub_cards.model_card import ModelCardSpec, write_model_card
+from hub_cards.published_files import BUILD_INFO_FILE, CARD_FILE
 from hub_cards.render import measure_efficiency
 from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification, save_model_folder
 from modeling_nes2net.atomic import atomic_folder, write_text_atomic
 from modeling_nes2net.folder import remote_code_files
 from training.batching import WaveformDataset, build_augmentation, build_preprocessing
-from training.calibration import calibrate_model
+from training.llr_fitting import calibrate_model
 from training.data import build_dataset, load_built_dataset
 from training.data.generic import GENERIC_KEYS
 from training.data.schema import SPOOF
@@ -68,7 +69,7 @@ from training.frozen_frontend import (
     score_cache,
     train_backend,
 )
-from training.results import load_result
+from hub_cards.results import load_result
 from training.whisper_weights import (
     WHEEL_LICENSE,
     WHEEL_REQUIREMENT,
@@ -153,7 +154,7 @@ def build_demo_dataset(source: str | os.PathLike, output_dir: str | os.PathLike,
             writer = csv.DictWriter(file, fieldnames=[*fieldnames, "attack"], lineterminator="\n")
             writer.writeheader()
             writer.writerows(rows)
-        command = (f"python -m training.demo ({source.name}/metadata.csv"
+        command = (f"python -m training.default_model ({source.name}/metadata.csv"
                    + (")" if has_dev else f", carve_dev_split fraction {DEV_FRACTION})"))
         return build_dataset("generic", staging, output_dir, overwrite=overwrite, build_command=command, progress=False,
                              allow_outside_root=True)  # the staging folder's links lead to `source` on purpose
@@ -173,7 +174,7 @@ def build_corpora(recipe: FrozenFrontendRecipe, data_dir: Path) -> dict[str, Pat
     built = {}
     for name, corpus in recipe.corpora.items():
         folder = data_dir / name
-        if not (folder / "build_info.json").is_file():
+        if not (folder / BUILD_INFO_FILE).is_file():
             build_demo_dataset(REPO_ROOT / corpus["source"], folder)
         built[name] = folder
     return built
@@ -259,7 +260,7 @@ def training_data_note(corpora: dict[str, Path], train: FrontendCache) -> str:
     """The `config.training_data` text: what the weights saw, in numbers read from the build info and the cache."""
     parts = []
     for name, folder in corpora.items():
-        train_split = json.loads((folder / "build_info.json").read_text(encoding="utf-8"))["splits"]["train"]
+        train_split = json.loads((folder / BUILD_INFO_FILE).read_text(encoding="utf-8"))["splits"]["train"]
         parts.append(f"{name} ({train_split['num_rows']} clips, {train_split['duration_hours'] * 60:.0f} min: "
                      f"{train_split['label_counts']['bonafide']} bona fide, {train_split['label_counts']['spoof']} "
                      "spoofed)")
@@ -289,10 +290,10 @@ def card_spec(results: list, recipe: FrozenFrontendRecipe, training_data: str, m
         "optimiser": f"Adam, lr {training.lr} (cosine to {training.min_lr}), weight decay {training.weight_decay}",
         "batch / epochs": f"{training.batch_size} / {training.epochs}, seed {training.seed}",
         "checkpoint": f"mean of the weights of the last {training.average_last} epochs",
-        "calibration": "affine log-odds calibration fitted on the dev splits (training.calibration)",
+        "calibration": "affine log-odds calibration fitted on the dev splits (training.llr_fitting)",
     }
     if minutes is not None:
-        settings["training time"] = f"{minutes:.0f} minutes on 2 CPU cores (`python -m training.demo`)"
+        settings["training time"] = f"{minutes:.0f} minutes on 2 CPU cores (`python -m training.default_model`)"
     return ModelCardSpec(
         repo_id=CARD_REPO_ID, kind="trained", license="other", license_name="mixed (see training data)",
         license_link="https://github.com/nes2net/nes2net", datasets=[f"nes2net/{name}" for name in recipe.corpora],
@@ -350,14 +351,14 @@ def reevaluate_model(work_dir: Path, output_dir: Path, recipe_path: Path = DEFAU
     make_deterministic(NUM_THREADS)
     recipe = FrozenFrontendRecipe.load(recipe_path)
     corpora = build_corpora(recipe, work_dir / "data")
-    card = (output_dir / "README.md").read_text(encoding="utf-8") if (output_dir / "README.md").is_file() else ""
+    card = (output_dir / CARD_FILE).read_text(encoding="utf-8") if (output_dir / CARD_FILE).is_file() else ""
     minutes = re.search(r"\| training time \| (\d+) minutes", card)
     results = evaluate_default(output_dir, corpora, work_dir / "demo-eval")
     return export_default_model(output_dir, output_dir, results, recipe, float(minutes.group(1)) if minutes else None)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m training.default_model", description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", type=Path, default=DEFAULT_RECIPE, help="a frozen-front-end recipe YAML")
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR,
                         help="built corpora, weights, cached states, the run and its evaluation (reused)")

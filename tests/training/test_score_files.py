@@ -1,4 +1,4 @@
-"""Tests of training.scores: the ASVspoof score-file formats, atomic writes and the protocol join."""
+"""Tests of training.score_files: the ASVspoof score-file formats, atomic writes and the protocol join."""
 
 import logging
 import os
@@ -8,7 +8,7 @@ import pytest
 
 from training.metrics import compute_eer
 from modeling_nes2net.atomic import atomic_output
-from training.scores import (
+from training.score_files import (
     ScoreTable,
     join_with_protocol,
     read_protocol,
@@ -122,7 +122,7 @@ def test_join_reports_missing_and_extra_ids(table, caplog):
         r"\(LA_E_3, LA_E_4\)",
     ):
         join_with_protocol(table, protocol)
-    with caplog.at_level(logging.WARNING, logger="training.scores"):
+    with caplog.at_level(logging.WARNING, logger="training.score_files"):
         joined = join_with_protocol(table, protocol, strict=False)
     assert (joined.missing_ids, joined.extra_ids) == (["LA_E_9"], ["LA_E_3", "LA_E_4"])
     assert joined.table.utt_ids == ["LA_E_1", "LA_E_2"]

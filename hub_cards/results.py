@@ -45,8 +45,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hub_cards.layout import public_path
 from modeling_nes2net.atomic import write_text_atomic
+
+from .published_files import public_path
 
 SCHEMA_VERSION = 1
 CLEAN_CONDITION = "clean"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.hub_cards.hub_helpers import write_evaluation
-from training.results import PROTOCOLS, EvaluationResult, load_result, load_results, validate_results, write_result
+from hub_cards.results import PROTOCOLS, EvaluationResult, load_result, load_results, validate_results, write_result
 
 
 def test_written_result_round_trips(tmp_path: Path):
