@@ -1,7 +1,8 @@
 """Training and scoring a frame-level localiser (`Nes2NetForAudioFrameClassification`) on a built dataset with
 10 ms segment labels (the splices or PartialSpoof builders' `segment_labels_10ms`).
 
-    model = Nes2NetForAudioFrameClassification.from_pretrained("modeling_nes2net/default_model")  # head is new
+    model = Nes2NetForAudioFrameClassification.from_pretrained("modeling_nes2net/default_model",
+                                                               allow_new_weights=True)  # the frame head is new
     train_localiser(model, "splices/", LocaliserTraining(epochs=4))
     scored = score_localiser(model, "splices/", "eval")        # [LocalisedUtterance], see training.segment_metrics
 
