@@ -57,7 +57,6 @@ from .audio import AudioInputError, AudioSource, AudioSourceLike, printable
 from .configuration_nes2net import BONAFIDE_LABEL, PARTLY_SPOOFED_LABEL
 from .localisation import CELL_SECONDS, Stretch, frame_cell_scores, spoofed_stretches, window_cell_scores
 from .modeling_nes2net import Nes2NetForAudioClassification, Nes2NetForAudioFrameClassification
-from .weight_checks import ModelLoadError
 from .protocols import HOP_SAMPLES, PROTOCOLS, WINDOW_SAMPLES, Protocol, first_window_tiled, window_segments
 from .scorer import (
     AGGREGATIONS,
@@ -74,6 +73,7 @@ from .scorer import (
     pass_bytes,
 )
 from .scoring import DECISION_THRESHOLD, bonafide_score, log_odds, odds_probability, verdict
+from .weight_checks import ModelLoadError
 
 logger = logging.getLogger(__name__)
 

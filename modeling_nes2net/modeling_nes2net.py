@@ -23,9 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
-from transformers.modeling_utils import load_state_dict
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.modeling_utils import load_state_dict
 from transformers.utils import ModelOutput
 
 from .configuration_nes2net import Nes2NetConfig
