@@ -28,6 +28,7 @@ from modeling_nes2net.localisation import CELL_SECONDS, frame_cell_scores, windo
 from modeling_nes2net.scoring import log_odds
 from training.data import collate_waveforms, load_training_dataset
 from training.data.schema import SAMPLING_RATE
+from training.divergence import refuse_non_finite_loss
 from training.segment_metrics import LocalisedUtterance
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,8 @@ def train_localiser(
     training: LocaliserTraining = LocaliserTraining(),
     split: str = "train",
 ) -> Nes2NetForAudioFrameClassification:
-    """Train `model` in place on `split` of the built dataset at `dataset`; returns it in eval mode."""
+    """Train `model` in place on `split` of the built dataset at `dataset`; returns it in eval mode. Raises
+    `TrainingDivergedError` naming the step at the first NaN or infinite loss, before it is applied."""
     torch.manual_seed(training.seed)
     rng = np.random.default_rng(training.seed)
     rows = load_training_dataset(dataset, split, crop="full", columns=("label", LABEL_COLUMN))
@@ -100,6 +102,7 @@ def train_localiser(
                 labels=batch["labels"],
                 frame_labels=frame_labels,
             )
+            refuse_non_finite_loss(output.loss.item(), f"epoch {epoch + 1}, step {len(losses) + 1}")
             optimizer.zero_grad()
             output.loss.backward()
             optimizer.step()

@@ -1,5 +1,5 @@
 """A training run whose loss becomes NaN stops at that step, in one line naming it, with a non-zero exit, and saves
-nothing from then on: no epoch folder, no final model (`nes2net train` and the frozen-front-end loop)."""
+nothing from then on: no epoch folder, no final model (`nes2net train`, the frozen-front-end and localiser loops)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from modeling_nes2net import Nes2NetForAudioClassification
+from modeling_nes2net import Nes2NetForAudioClassification, Nes2NetForAudioFrameClassification
 from nes2net.cli import main
-from tests.tiny_models import tiny_model
+from tests.tiny_models import tiny_config, tiny_model
+from tests.training.test_localiser_partialspoof import write_partialspoof
 from tests.training.train_helpers import build_tiny_corpus
 from training.checkpoints import complete_checkpoints
+from training.data import build_dataset
 from training.divergence import TrainingDivergedError
 from training.frozen_frontend import BackendTraining, FrontendCache, train_backend
+from training.localisation import LocaliserTraining, train_localiser
 
 
 def test_train_backend_stops_at_the_first_nan_loss_before_applying_it():
@@ -79,3 +82,14 @@ def test_train_backend_never_returns_non_finite_weights():
     cache = FrontendCache([torch.randn(1, 12, model.config.feature_size).half() for _ in range(8)], np.arange(8) % 2)
     with pytest.raises(TrainingDivergedError, match=r"^after the last of 1 epochs: \d+ weight tensor\(s\) hold NaN"):
         train_backend(model, cache, None, BackendTraining(epochs=1, batch_size=8, average_last=1, lr=float("inf")))
+
+
+def test_train_localiser_stops_at_the_first_nan_loss_before_applying_it(tmp_path, mini_antispoof, monkeypatch):
+    write_partialspoof(tmp_path / "database", mini_antispoof, count=4)
+    build_dataset("partialspoof", tmp_path / "database", tmp_path / "built", progress=False)
+    torch.manual_seed(0)
+    model = Nes2NetForAudioFrameClassification(tiny_config("spectrogram", spectrogram_hop_length=160))
+    monkeypatch.setattr(model, "compute_frame_loss", lambda logits, labels: logits.sum() * float("nan"))
+    with pytest.raises(TrainingDivergedError, match=r"^the training loss is nan at epoch 1, step 1: stopping"):
+        train_localiser(model, tmp_path / "built", LocaliserTraining(epochs=2, batch_size=2, crop_seconds=1.0))
+    assert all(torch.isfinite(parameter).all() for parameter in model.parameters())
