@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     scored = {"windows": score_windows(shipped, args.splices, "eval")}
     logging.info("windows baseline scored")
     if args.localiser is None:
-        localiser = Nes2NetForAudioFrameClassification.from_pretrained(args.continue_from or args.model)
+        localiser = Nes2NetForAudioFrameClassification.from_pretrained(args.continue_from or args.model,
+                                                                       allow_new_weights=True)  # the head
         training = LocaliserTraining(args.epochs, crop_seconds=args.crop_seconds, max_utterances=args.train_utterances)
         train_localiser(localiser, args.splices, training)
         args.localiser = args.output_dir / "localiser"

@@ -71,8 +71,11 @@ def _load_card(folder: Path, card_class: type) -> tuple[object | None, list[str]
 
 
 def _weights_problems(folder: Path, files: list[str]) -> list[str]:
-    """Weights are `model.safetensors`, or shards listed by `model.safetensors.index.json`; headers must parse."""
+    """Weights are `model.safetensors`, or shards listed by `model.safetensors.index.json`; they must read back
+    whole, every value finite."""
     from safetensors import safe_open
+
+    from modeling_nes2net.weight_checks import non_finite_problem
 
     index_path = folder / "model.safetensors.index.json"
     if index_path.is_file():
@@ -90,10 +93,13 @@ def _weights_problems(folder: Path, files: list[str]) -> list[str]:
             problems.append(f"{shard} is listed in the weight index but missing")
             continue
         try:
-            with safe_open(str(folder / shard), framework="pt") as handle:
-                handle.keys()
+            with safe_open(str(folder / shard), framework="pt") as handle:  # one tensor in memory at a time
+                broken = non_finite_problem((name, handle.get_tensor(name)) for name in handle.keys())
         except Exception as error:  # safetensors raises its own SafetensorError and OSError
             problems.append(f"{shard} is not a readable safetensors file ({error})")
+            continue
+        if broken:
+            problems.append(f"{shard}: {broken}")
     return problems
 
 

@@ -71,7 +71,8 @@ def publishable_folder(folder: Path, repo_type: str = "model") -> Iterator[Path]
     """The folder to check and upload: `folder` itself, or, for a Nes2Net model folder holding no code at all (the
     embedded default model, package data), a temporary export of it with the package's code
     (`modeling_nes2net.folder.export_model_folder`). A folder with only some of its code files stays broken. A folder
-    holding symbolic links is refused first (`FolderNotPublishable`): nothing is exported through them."""
+    holding symbolic links is refused first (`FolderNotPublishable`): nothing is exported through them, nor from
+    weights its model class refuses (`ModelLoadError`: NaN, missing, ...)."""
     links = link_problems(folder) if folder.is_dir() else []
     if links:
         raise FolderNotPublishable(folder, links)
@@ -82,9 +83,14 @@ def publishable_folder(folder: Path, repo_type: str = "model") -> Iterator[Path]
             is_nes2net = False  # the checks name the problem
         if is_nes2net:
             from modeling_nes2net.folder import export_model_folder
+            from modeling_nes2net.weight_checks import ModelLoadError
 
             with tempfile.TemporaryDirectory(prefix="nes2net-push.") as temporary:
-                yield export_model_folder(folder, Path(temporary) / folder.name)
+                try:
+                    exported = export_model_folder(folder, Path(temporary) / folder.name)
+                except ModelLoadError as error:  # damaged weights: nothing is exported
+                    raise FolderNotPublishable(folder, [str(error)]) from None
+                yield exported
             return
     yield folder
 

@@ -23,6 +23,7 @@ from .modeling_nes2net import Nes2NetBackend, Nes2NetForAudioClassification, Nes
 from .modeling_nes2net import Nes2NetForAudioFrameClassification
 from .pipeline_nes2net import Nes2NetAudioClassificationPipeline, register_pipeline
 from .presets import PRESETS, config_from_preset
+from .weight_checks import ModelLoadError
 
 AutoConfig.register(Nes2NetConfig.model_type, Nes2NetConfig, exist_ok=True)
 AutoModel.register(Nes2NetConfig, Nes2NetModel, exist_ok=True)
@@ -38,6 +39,7 @@ register_pipeline()
 
 __all__ = [
     "PRESETS",
+    "ModelLoadError",
     "Nes2NetAudioClassificationPipeline",
     "Nes2NetBackend",
     "Nes2NetConfig",

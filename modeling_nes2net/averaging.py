@@ -25,6 +25,7 @@ from .convert import ConversionError, load_original_state_dict
 from .feature_extraction_nes2net import Nes2NetFeatureExtractor
 from .folder import save_model_folder
 from .modeling_nes2net import Nes2NetForAudioClassification
+from .weight_checks import ModelLoadError
 
 logger = logging.getLogger(__name__)
 
@@ -121,19 +122,27 @@ def _comparable_config(model: Nes2NetForAudioClassification) -> dict:
     return config
 
 
+def _load_folder(folder: Path) -> Nes2NetForAudioClassification:
+    """The model of `folder`, or `AveragingError` naming it when it is damaged (`ModelLoadError`: NaN weights, ...)."""
+    try:
+        return Nes2NetForAudioClassification.from_pretrained(folder)
+    except ModelLoadError as error:
+        raise AveragingError(str(error)) from None
+
+
 def average_model_folders(
     folders: Sequence[str | os.PathLike], output: str | os.PathLike, model_card: str | None = None
 ) -> Path:
     """Average converted or trained model folders with the same config into a folder at `output` (atomic), with
     `model_card` as its README.md when given."""
     folders = [Path(folder) for folder in folders]
-    first = Nes2NetForAudioClassification.from_pretrained(folders[0])
+    first = _load_folder(folders[0])
     reference = _comparable_config(first)
     calibrations = set()
 
     def states() -> Iterator[dict[str, torch.Tensor]]:
         for index, folder in enumerate(tqdm(folders, desc="averaging model folders", unit="folder")):
-            model = first if index == 0 else Nes2NetForAudioClassification.from_pretrained(folder)
+            model = first if index == 0 else _load_folder(folder)
             config = _comparable_config(model)
             if config != reference:
                 differences = sorted(

@@ -42,6 +42,7 @@ from .original_layout import (
     reshape_tensor,
 )
 from .presets import PRESETS
+from .weight_checks import non_finite_problem
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ def load_original_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.T
     """Read an original checkpoint with `torch.load(weights_only=True)` (no code runs).
 
     Accepts a plain state dict, one nested under `model_state_dict` / `state_dict` (next to optimiser state), and
-    DataParallel's `module.` prefix. Returns the state dict and the names of the top-level entries that are not model
+    DataParallel's `module.` prefix; refuses one holding NaN or infinite values. Returns the state dict and the names of the top-level entries that are not model
     weights (such as `optimizer_state_dict`), which the caller may report.
     """
     path = Path(path)
@@ -157,6 +158,9 @@ def load_original_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.T
     if not_tensors:
         listed = ", ".join(not_tensors[:5])
         raise ConversionError(f"{path} is not a state dict: entries that are not tensors: {listed}")
+    broken = non_finite_problem(loaded.items())
+    if broken:
+        raise ConversionError(f"{path}: {broken}")
     if all(key.startswith(DATA_PARALLEL_PREFIX) for key in loaded):
         loaded = {key[len(DATA_PARALLEL_PREFIX):]: value for key, value in loaded.items()}
     return dict(loaded), skipped

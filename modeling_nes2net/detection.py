@@ -45,7 +45,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -74,6 +73,7 @@ from .scorer import (
     pass_bytes,
 )
 from .scoring import DECISION_THRESHOLD, bonafide_score, log_odds, odds_probability, verdict
+from .weight_checks import ModelLoadError
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +85,8 @@ SILENCE_PEAK = 1.0 / 32768  # at most one 16-bit step: digital silence
 MIN_STRETCH_SECONDS = 0.2  # the shortest spoofed stretch reported (the splices builder's shortest piece)
 __all__ = [
     "AGGREGATIONS", "DEFAULT_MODEL_DIR", "ENVELOPE_SECONDS", "HOP_SAMPLES", "PROTOCOLS", "QUANTIZATIONS",
-    "WINDOW_SAMPLES", "DetectionFailure", "DetectionResult", "ModelNotFoundError", "Nes2NetDetector", "Segment",
-    "first_window_tiled", "resolve_device", "resolve_model_path", "window_segments",
+    "WINDOW_SAMPLES", "DetectionFailure", "DetectionResult", "ModelLoadError", "ModelNotFoundError",
+    "Nes2NetDetector", "Segment", "first_window_tiled", "resolve_device", "resolve_model_path", "window_segments",
 ]
 
 
@@ -196,18 +196,14 @@ def resolve_model_path(model_name_or_path: str | None) -> str:
     return name
 
 
-class ModelLoadError(ValueError):
-    """A model folder or Hub id that cannot score: `str(error)` is one line naming it and the problem."""
-
-
 def load_model(model_name_or_path: str | os.PathLike | None = None) -> Nes2NetForAudioClassification:
     """The model of a folder or Hub id (None: the embedded default model), ready to score (eval mode): a
     `Nes2NetForAudioFrameClassification` when the folder's architecture has the frame head.
 
-    Refuses, with a `ModelLoadError` naming the folder, what would otherwise score with random or broken weights:
-    weights missing from the checkpoint (transformers would initialise them at random), unexpected or wrongly
-    shaped ones (another architecture), non-finite parameters, and a name that is neither a folder nor a reachable
-    Hub model. Detection, evaluation and the Space load through it.
+    Raises a one-line `ModelLoadError` naming the folder for what would otherwise score with random or broken
+    weights (refused by `Nes2NetPreTrainedModel.from_pretrained`: missing, foreign, non-finite or integer-stored
+    weights), weights that do not fit the config, and a name that is neither a folder nor a reachable Hub model.
+    Detection, evaluation and the Space load through it.
     """
     location = resolve_model_path(None if model_name_or_path is None else str(model_name_or_path))
     loader_log = logging.getLogger("transformers")  # its load report: what it says is refused below in one line
@@ -217,8 +213,10 @@ def load_model(model_name_or_path: str | os.PathLike | None = None) -> Nes2NetFo
         architectures = Nes2NetForAudioClassification.config_class.from_pretrained(location).architectures or []
         framed = Nes2NetForAudioFrameClassification.__name__ in architectures
         model_class = Nes2NetForAudioFrameClassification if framed else Nes2NetForAudioClassification
-        model, info = model_class.from_pretrained(location, output_loading_info=True)
-    except Exception as error:  # any failure to build the model from the folder is one line naming it
+        return model_class.from_pretrained(location).eval()
+    except ModelLoadError:
+        raise
+    except Exception as error:  # any other failure to build the model from the folder is one line naming it
         reason = " ".join(str(error).split())
         if "size mismatch" in reason or "ignore_mismatched_sizes" in reason:
             reason = "its weights do not fit its config (another architecture or preset?)"
@@ -227,32 +225,6 @@ def load_model(model_name_or_path: str | os.PathLike | None = None) -> Nes2NetFo
         raise ModelLoadError(f"{location}: cannot load the model: {reason[:300]}") from None
     finally:
         loader_log.setLevel(level)
-    unexpected = [key for key in info["unexpected_keys"] if not _dropped_by_truncation(key, model.config)]
-    problems = [
-        f"{len(keys)} {kind} weight(s) ({', '.join(sorted(keys)[:3])}{', ...' if len(keys) > 3 else ''})"
-        for kind, keys in (("missing", info["missing_keys"]), ("unexpected", unexpected),
-                           ("wrongly shaped", [key for key, *_ in info["mismatched_keys"]]))
-        if keys
-    ]
-    if problems:
-        raise ModelLoadError(f"{location}: refusing to score with an incomplete or foreign checkpoint: "
-                             f"{'; '.join(problems)}")
-    broken = [name for name, tensor in model.state_dict().items()
-              if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
-    if broken:
-        raise ModelLoadError(f"{location}: {len(broken)} weight tensor(s) hold NaN or infinite values "
-                             f"({', '.join(broken[:3])}{', ...' if len(broken) > 3 else ''}); refusing to score")
-    return model.eval()
-
-
-_FRONTEND_LAYER_KEY = re.compile(r"^nes2net\.frontend\.encoder\.layers\.(\d+)\.")
-
-
-def _dropped_by_truncation(key: str, config) -> bool:
-    """Whether `key` is a transformer layer of the front-end that `config.frontend_num_layers` leaves out (a
-    truncated model ignores the checkpoint's deeper layers on purpose)."""
-    match = _FRONTEND_LAYER_KEY.match(key)
-    return bool(match) and config.frontend_num_layers is not None and int(match[1]) >= config.frontend_num_layers
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

@@ -19,6 +19,7 @@ from .atomic import atomic_folder
 from .configuration_nes2net import Nes2NetConfig
 from .feature_extraction_nes2net import Nes2NetFeatureExtractor
 from .modeling_nes2net import Nes2NetForAudioClassification
+from .weight_checks import non_finite_problem
 
 REMOTE_CODE_CLASSES = (Nes2NetConfig, Nes2NetForAudioClassification, Nes2NetFeatureExtractor)
 
@@ -45,8 +46,12 @@ def save_model_folder(
 ) -> Path:
     """Save `model` (safetensors + config + remote code), its feature extractor and, if given, the `model_card` text
     (as README.md) to `output_dir`, atomically: the folder appears complete or not at all, and an existing folder is
-    replaced only once the new one is written."""
+    replaced only once the new one is written. Refuses (`ValueError`, nothing written) weights holding NaN or
+    infinite values."""
     output_dir = Path(output_dir)
+    broken = non_finite_problem(model.state_dict().items())
+    if broken:
+        raise ValueError(f"refusing to write {output_dir}: {broken}")
     with atomic_folder(output_dir) as staging:
         model.save_pretrained(staging, safe_serialization=True)
         (feature_extractor or feature_extractor_for(model)).save_pretrained(staging)

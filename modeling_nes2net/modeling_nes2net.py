@@ -25,6 +25,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.modeling_utils import load_state_dict
 from transformers.utils import ModelOutput
 
 from .configuration_nes2net import Nes2NetConfig
@@ -36,6 +37,7 @@ from .layer_merge_nes2net import (
     build_layer_merge,
     masked_time_mean,
 )
+from .weight_checks import ModelLoadError, integer_stored_problems, loading_problems
 
 
 def _activation(name: str) -> nn.Module:
@@ -294,6 +296,38 @@ class Nes2NetPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["Nes2NetBottleneck", "Nes2NetXBottleneck"]
     input_modalities = "audio"
     supports_gradient_checkpointing = True
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, allow_new_weights: bool = False,
+                        output_loading_info: bool = False, **kwargs):
+        """`PreTrainedModel.from_pretrained`, refusing with a one-line `ModelLoadError` naming the folder (or Hub id)
+        a checkpoint the model would not be what was trained with: NaN or infinite weights, weights missing from it
+        (initialised at random, differently at each load), foreign weights (another architecture), and floating-point
+        weights stored as integers (cast silently). Heads the class lacks and front-end layers a truncated model
+        skips are dropped on purpose (`weight_checks.dropped_on_purpose`).
+
+        `allow_new_weights=True` lets missing weights be initialised: a checkpoint loaded to train a new part (a
+        frame head, a layer merge); non-finite and foreign weights are refused all the same."""
+        model, loading_info = super().from_pretrained(
+            pretrained_model_name_or_path, *model_args, output_loading_info=True, **kwargs
+        )
+        problems = loading_problems(model, loading_info, allow_new_weights)
+        if problems:
+            raise ModelLoadError.refusing(pretrained_model_name_or_path, problems)
+        return (model, loading_info) if output_loading_info else model
+
+    @staticmethod
+    def _load_pretrained_model(model, state_dict, checkpoint_files, load_config, *args, **kwargs):
+        """transformers' loader, after refusing floating-point weights the checkpoint stores with an integer dtype
+        (the loader would cast them to float without a word); reads the files' dtypes, not their tensors."""
+        stored = dict(state_dict or {})
+        for file in checkpoint_files or ():
+            stored.update(load_state_dict(file, map_location="meta"))
+        problems = integer_stored_problems(stored, model)
+        if problems:
+            raise ModelLoadError.refusing(load_config.pretrained_model_name_or_path, problems)
+        return PreTrainedModel._load_pretrained_model(model, state_dict, checkpoint_files, load_config, *args,
+                                                      **kwargs)
 
     def save_pretrained(self, save_directory, *args, state_dict: dict[str, torch.Tensor] | None = None, **kwargs):
         """`PreTrainedModel.save_pretrained`, with the front-end's floating-point weights stored in

@@ -12,8 +12,8 @@
 A checkpoint is written as `CHECKPOINTS/.step-NNNNNNNN.partial/` by every process, completed with
 `trainer_state.json` by the main process and only then renamed into place; `complete_checkpoints` ignores anything
 else. The last `keep` (default 2) are kept: `resume_latest` loads the newest that reads back whole and, when a newer
-one is damaged (truncated, empty, bad JSON), warns naming the file, moves it aside as `step-NNNNNNNN.damaged/` and
-continues from the older. With several nodes, the output folder must be on a file system they share.
+one is damaged (truncated, empty, bad JSON, NaN or infinite tensors), warns naming the file, moves it aside as
+`step-NNNNNNNN.damaged/` and continues from the older. With several nodes, the output folder must be on a file system they share.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ import torch
 from accelerate import Accelerator
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
+
+from modeling_nes2net.weight_checks import non_finite_problem
 
 logger = logging.getLogger(__name__)
 
@@ -264,7 +266,8 @@ def _read_json(path: Path) -> Any:
 
 
 def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """The tensors of a safetensors file and its metadata, each value parsed as JSON."""
+    """The tensors of a safetensors file and its metadata, each value parsed as JSON; refused when a tensor holds
+    NaN or an infinity (a run that diverged: resuming would train on from it)."""
     if not path.is_file():
         raise CheckpointError(f"{path}: missing")
     try:
@@ -273,6 +276,9 @@ def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
             metadata = {key: json.loads(value) for key, value in (handle.metadata() or {}).items()}
     except (SafetensorError, OSError, json.JSONDecodeError) as error:
         raise CheckpointError(f"{path}: damaged or truncated safetensors file ({error})") from None
+    broken = non_finite_problem(tensors.items())
+    if broken:
+        raise CheckpointError(f"{path}: {broken}")
     return tensors, metadata
 
 

@@ -60,6 +60,7 @@ from training.llr_fitting import calibrate_model
 from training.data import build_dataset, load_built_dataset
 from training.data.generic import GENERIC_KEYS
 from training.data.schema import SPOOF
+from training.divergence import TrainingDivergedError
 from training.frozen_frontend import (
     CORPUS_COLUMN,
     FrontendCache,
@@ -370,7 +371,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.evaluate_only:
         reevaluate_model(args.work_dir, args.output_dir, args.recipe)
     else:
-        run(args.work_dir, args.output_dir, args.recipe)
+        try:
+            run(args.work_dir, args.output_dir, args.recipe)
+        except TrainingDivergedError as error:
+            logger.error("%s", error)
+            return 1
     if args.output_dir.resolve() == DEFAULT_MODEL_DIR.resolve():  # the README shows the shipped model's plot
         shutil.copyfile(args.work_dir / "demo-eval" / HEADLINE_CORPUS / "robustness.png", ROBUSTNESS_PLOT)
     return 0

@@ -39,6 +39,7 @@ from modeling_nes2net import Nes2NetForAudioClassification
 from modeling_nes2net.atomic import atomic_output
 from modeling_nes2net.scoring import log_odds
 from training.batching import EpochPlan, WaveformDataset
+from training.divergence import refuse_non_finite_loss, refuse_non_finite_weights
 from training.metrics import breakdown, compute_eer
 from training.schedules import build_scheduler
 
@@ -216,7 +217,8 @@ def dev_report(scores: np.ndarray, cache: FrontendCache) -> dict:
 def train_backend(model: Nes2NetForAudioClassification, train: FrontendCache, dev: FrontendCache | None,
                   settings: BackendTraining) -> list[dict]:
     """Train everything after the front-end on `train` (in place); `model` ends with the mean of the last
-    `settings.average_last` epochs' weights. Returns one dict per epoch: mean loss and, with `dev`, `dev_report`."""
+    `settings.average_last` epochs' weights. Returns one dict per epoch: mean loss and, with `dev`, `dev_report`.
+    Raises `TrainingDivergedError` naming the step at the first NaN or infinite loss, before it is applied."""
     torch.manual_seed(settings.seed)
     parameters = [parameter for name, parameter in model.named_parameters() if ".frontend." not in f".{name}"]
     optimizer = torch.optim.Adam(parameters, lr=settings.lr, weight_decay=settings.weight_decay)
@@ -233,6 +235,7 @@ def train_backend(model: Nes2NetForAudioClassification, train: FrontendCache, de
             states = [_masked(_window(train.states[index], settings.crop_frames, rng), settings.mask_channels,
                               settings.mask_frames, rng) for index in batch]
             loss = model.compute_loss(_logits(model, states), labels[batch])
+            refuse_non_finite_loss(float(loss.detach()), f"epoch {epoch + 1}, step {len(losses) + 1}")
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -253,6 +256,7 @@ def train_backend(model: Nes2NetForAudioClassification, train: FrontendCache, de
     averaged = {name: torch.stack([state[name].float() for state in kept]).mean(0).to(kept[-1][name].dtype)
                 if kept[-1][name].is_floating_point() else kept[-1][name] for name in kept[-1]}
     model.load_state_dict(averaged, strict=False)
+    refuse_non_finite_weights(model, f"the last of {settings.epochs} epochs")
     model.eval()
     return history
 

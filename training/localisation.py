@@ -1,7 +1,8 @@
 """Training and scoring a frame-level localiser (`Nes2NetForAudioFrameClassification`) on a built dataset with
 10 ms segment labels (the splices or PartialSpoof builders' `segment_labels_10ms`).
 
-    model = Nes2NetForAudioFrameClassification.from_pretrained("modeling_nes2net/default_model")  # head is new
+    model = Nes2NetForAudioFrameClassification.from_pretrained("modeling_nes2net/default_model",
+                                                               allow_new_weights=True)  # the frame head is new
     train_localiser(model, "splices/", LocaliserTraining(epochs=4))
     scored = score_localiser(model, "splices/", "eval")        # [LocalisedUtterance], see training.segment_metrics
 
@@ -28,6 +29,7 @@ from modeling_nes2net.localisation import CELL_SECONDS, frame_cell_scores, windo
 from modeling_nes2net.scoring import log_odds
 from training.data import collate_waveforms, load_training_dataset
 from training.data.schema import SAMPLING_RATE
+from training.divergence import refuse_non_finite_loss
 from training.segment_metrics import LocalisedUtterance
 
 logger = logging.getLogger(__name__)
@@ -74,7 +76,8 @@ def train_localiser(
     training: LocaliserTraining = LocaliserTraining(),
     split: str = "train",
 ) -> Nes2NetForAudioFrameClassification:
-    """Train `model` in place on `split` of the built dataset at `dataset`; returns it in eval mode."""
+    """Train `model` in place on `split` of the built dataset at `dataset`; returns it in eval mode. Raises
+    `TrainingDivergedError` naming the step at the first NaN or infinite loss, before it is applied."""
     torch.manual_seed(training.seed)
     rng = np.random.default_rng(training.seed)
     rows = load_training_dataset(dataset, split, crop="full", columns=("label", LABEL_COLUMN))
@@ -102,6 +105,7 @@ def train_localiser(
                 labels=batch["labels"],
                 frame_labels=frame_labels,
             )
+            refuse_non_finite_loss(output.loss.item(), f"epoch {epoch + 1}, step {len(losses) + 1}")
             optimizer.zero_grad()
             output.loss.backward()
             optimizer.step()

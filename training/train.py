@@ -23,6 +23,9 @@ gradient is that of the class-weighted loss of the whole global batch (the weigh
 batch's total class weight, which a process alone does not know). Runs with different process counts then match up
 to floating-point rounding. (Gradient accumulation also gives the global batch's loss, but BatchNorm then sees
 the smaller micro-batches.)
+
+A run stops (exit 1) at the first NaN or infinite loss, naming the step, before anything more is saved
+(`training.divergence`); a checkpoint holding NaN is set aside as damaged when resuming (`training.checkpoints`).
 """
 
 from __future__ import annotations
@@ -46,7 +49,13 @@ from tqdm.auto import tqdm
 
 from hub_cards.folder_cards import render_training_card
 from hub_cards.published_files import CARD_FILE
-from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification, config_from_preset, save_model_folder
+from modeling_nes2net import (
+    ModelLoadError,
+    Nes2NetConfig,
+    Nes2NetForAudioClassification,
+    config_from_preset,
+    save_model_folder,
+)
 from modeling_nes2net.atomic import write_text_atomic
 from modeling_nes2net.averaging import average_model_folders
 from training.batching import PROTOCOL_CROPS, EpochPlan, WaveformDataset, build_augmentation, build_preprocessing
@@ -59,6 +68,7 @@ from training.checkpoints import (
     save_checkpoint,
 )
 from training.data import collate_waveforms, load_built_dataset
+from training.divergence import TrainingDivergedError, refuse_non_finite_loss, refuse_non_finite_weights
 from training.distributed_norm import convert_to_global_batch_norm
 from training.evaluate import evaluate_model, score_split
 from training.metrics import compute_eer, split_by_label
@@ -78,8 +88,8 @@ SHARDED_DISTRIBUTED_TYPES = (DistributedType.DEEPSPEED, DistributedType.FSDP, Di
 
 def build_model(spec: ModelSpec) -> Nes2NetForAudioClassification:
     """The model a recipe names: a preset, a model folder / Hub id to fine-tune, or a bare config (see `ModelSpec`)."""
-    if spec.pretrained is not None:
-        model = Nes2NetForAudioClassification.from_pretrained(spec.pretrained, **spec.config)
+    if spec.pretrained is not None:  # fine-tuning may add parts (a layer merge): new weights are trained, not refused
+        model = Nes2NetForAudioClassification.from_pretrained(spec.pretrained, allow_new_weights=True, **spec.config)
     else:
         config = config_from_preset(spec.preset, **spec.config) if spec.preset else Nes2NetConfig(**spec.config)
         model = Nes2NetForAudioClassification(config)
@@ -342,7 +352,8 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
             if not accelerator.sync_gradients:
                 continue
-            loss_value = accelerator.reduce(step_loss, "sum").item()
+            loss_value = accelerator.reduce(step_loss, "sum").item()  # the same on every process
+            refuse_non_finite_loss(loss_value, f"epoch {state.epoch + 1}, step {state.global_step + 1}")
             step_loss.zero_()
             state.global_step += 1
             state.step_in_epoch += 1
@@ -366,6 +377,7 @@ class Trainer:
         """Dev EER, best-epoch bookkeeping, a checkpoint, early stopping."""
         accelerator, state, training = self.accelerator, self.state, self.recipe.training
         epoch = state.epoch
+        refuse_non_finite_weights(accelerator.unwrap_model(self.model), f"epoch {epoch + 1}, step {state.global_step}")
         eer = self._dev_eer(epoch) if self.dev_set is not None else None
         kept, dropped = state.rank_epoch(epoch, eer, training.average_best)
         if accelerator.is_main_process and kept:
@@ -515,7 +527,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         train(recipe, resume=args.resume)
-    except (CheckpointError, FileNotFoundError) as error:
+    except (CheckpointError, FileNotFoundError, ModelLoadError, TrainingDivergedError) as error:
         logger.error("%s", error)
         return 1
     return 0

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from ..configuration_nes2net import BONAFIDE_LABEL, PARTLY_SPOOFED_LABEL, SPOOF_LABEL
-from ..detection import DetectionFailure, Nes2NetDetector
+from ..detection import DetectionFailure, ModelLoadError, Nes2NetDetector
 from ..plotting import PLOT_EXTRA_MISSING, can_plot
 from ..examples import SENTENCES, VOICES, espeak_available, splice, synthesize_speech
 from ..atomic import atomic_output
@@ -68,7 +68,7 @@ def make_examples(work_dir: Path, data_dir: Path, per_label: int) -> list[tuple[
 def run(args: argparse.Namespace) -> int:
     try:
         detector = Nes2NetDetector.from_pretrained(args.model)
-    except (OSError, ValueError) as error:  # ModelNotFoundError included
+    except (OSError, ValueError, ModelLoadError) as error:  # ModelNotFoundError included
         print(f"nes2net demo: error: {error}", file=sys.stderr)
         return 2
     output_dir = Path(args.output_dir)

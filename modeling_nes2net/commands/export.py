@@ -51,16 +51,17 @@ def run(args: argparse.Namespace) -> int:
     from ..detection import resolve_model_path
     from ..modeling_nes2net import Nes2NetForAudioClassification
     from ..onnx_export import export_onnx
+    from ..weight_checks import ModelLoadError
 
     model_path = resolve_model_path(None if args.model == "default" else args.model)
     try:
         refuse_overwriting_inputs(args.output_dir, [path for path in [model_path, *(args.audio or [])]
                                                     if Path(path).exists()])
         refuse_foreign_folder(args.output_dir, args.overwrite, "export folder")
-    except OutputClashError as error:
+        model = Nes2NetForAudioClassification.from_pretrained(model_path)
+    except (OutputClashError, ModelLoadError) as error:
         print(f"nes2net export: error: {error}", file=sys.stderr)
         return 2
-    model = Nes2NetForAudioClassification.from_pretrained(model_path)
     try:
         waveforms = parity_waveforms(args.audio, model.config.sampling_rate)
         report = export_onnx(model, args.output_dir, parity_audio=waveforms, variants=args.variants,

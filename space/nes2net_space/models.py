@@ -122,7 +122,7 @@ class ModelRegistry:
         location = self.locations.get(choice, choice)
         try:
             detector = Nes2NetDetector.from_pretrained(location, device=self.device, quantize=self.quantize)
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, ModelLoadError) as error:
             logger.warning("cannot load model %s: %s", location or DEFAULT_CHOICE, error)
             if choice not in self.locations:  # typed by a visitor: the same words whatever exists on the server
                 raise ModelLoadError(

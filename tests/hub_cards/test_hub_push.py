@@ -8,6 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file, save_file
 
 from hub_cards.checks import dataset_folder_problems, model_folder_problems
 from hub_cards.dataset_card import DatasetCardSpec, write_dataset_card
@@ -81,7 +83,17 @@ MODEL_BREAKAGES = {
         "model.safetensors is not a readable safetensors file",
     ),
     "no weights": (lambda d: (d / "model.safetensors").unlink(), "no weights: model.safetensors"),
+    "NaN weights": (
+        lambda d: _set_weight(d / "model.safetensors", "classifier.bias", float("nan")),
+        "model.safetensors: 1 weight tensor(s) hold NaN or infinite values (classifier.bias)",
+    ),
 }
+
+
+def _set_weight(path: Path, name: str, value: float) -> None:
+    weights = load_file(path)
+    weights[name] = torch.full_like(weights[name], value)
+    save_file(weights, path, metadata={"format": "pt"})
 
 
 def test_good_model_folder_passes_and_dry_run_lists_paths_sizes_and_hashes(model_folder: Path, capsys):
@@ -205,6 +217,16 @@ def test_a_symbolic_link_in_a_folder_to_export_is_refused_before_the_export(tiny
         plan_upload(tiny_model_dir)
     assert caught.value.problems == [_link_problem("notes", tiny_model_dir.parent)]
     assert main(["push", str(tiny_model_dir), "nes2net-test/tiny", "--dry-run"]) == 1
+
+
+def test_a_folder_to_export_with_non_finite_weights_is_refused_naming_it(tiny_model_dir: Path, caplog):
+    for code in tiny_model_dir.glob("*.py"):  # as the embedded default model: pushed as its export
+        code.unlink()
+    _set_weight(tiny_model_dir / "model.safetensors", "classifier.weight", float("inf"))
+    with pytest.raises(FolderNotPublishable, match="1 weight tensor.s. hold NaN or infinite values .classifier.weight"):
+        plan_upload(tiny_model_dir)
+    assert main(["push", str(tiny_model_dir), "nes2net-test/tiny", "--dry-run"]) == 1
+    assert f"{tiny_model_dir}: refusing an incomplete, foreign or damaged checkpoint" in caplog.text
 
 
 def test_a_symbolic_link_in_a_dataset_folder_is_refused_naming_it(dataset_folder: Path):

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 from accelerate import Accelerator
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from tests.training.train_helpers import plant_pickle_payload
 from training.checkpoints import (
@@ -117,6 +119,16 @@ def truncate(path):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
+def poison(path):
+    """Set the first floating-point tensor of a safetensors file to NaN, keeping its metadata."""
+    with safe_open(path, framework="pt") as handle:
+        tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+        metadata = handle.metadata()
+    first = sorted(name for name, tensor in tensors.items() if tensor.is_floating_point())[0]
+    tensors[first] = torch.full_like(tensors[first], float("nan"))
+    save_file(tensors, path, metadata=metadata)
+
+
 @pytest.mark.parametrize(
     ("file_name", "damage", "reason"),
     [
@@ -128,6 +140,8 @@ def truncate(path):
         (rng_file(0), truncate, "not valid JSON"),
         (TRAINER_STATE, lambda path: path.write_text("[]"), "not a trainer state"),
         (SCHEDULER_FILE, lambda path: path.unlink(), "missing"),
+        (MODEL_FILE, poison, "1 weight tensor(s) hold NaN or infinite values (0.bias)"),
+        (OPTIMIZER_FILE, poison, "1 weight tensor(s) hold NaN or infinite values (0.exp_avg)"),
     ],
 )
 def test_a_damaged_newest_checkpoint_is_named_and_the_older_one_resumed(run, caplog, file_name, damage, reason):
