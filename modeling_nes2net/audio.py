@@ -19,8 +19,8 @@ Every failure is an `AudioInputError` whose message is one line naming the input
 see `printable`) and the problem. Refused before any decoding: what is not a regular file (a FIFO would block the
 reader forever, a symbolic link loop or a dangling link), an empty file, a header whose sampling rate is outside
 `MIN_SAMPLING_RATE`..`MAX_SAMPLING_RATE` (a 32 KB WAV claiming 1 Hz would decode to 16,000 s) or whose duration is
-over `MAX_DURATION_SECONDS`, and a WAV whose header promises more samples than the file holds (a truncated
-download: the message gives both durations). A non-audio file (an image renamed `.flac`) is named for what it is.
+over `MAX_DURATION_SECONDS`, a WAV whose header promises more samples than the file holds (a truncated
+download: the message gives both durations), and an MP3 or Ogg file cut short (`_check_complete`). A non-audio file (an image renamed `.flac`) is named for what it is.
 """
 
 from __future__ import annotations

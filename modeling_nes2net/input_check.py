@@ -17,9 +17,10 @@ waveform (mono float32 at the model's rate) is refused, with one line naming it 
 - white noise: a mean spectrum flatter than `MAX_SPECTRAL_FLATNESS` (0.9, the geometric over the arithmetic mean
   of its power; speech has formants and a falling spectrum, well under 0.5).
 
-On the 2,777 real clips of the project's three evaluation sets (bona fide and spoofed, FLAC and Opus, 1-20 s), the
-rule refused none. The features are computed block by block (`SpeechLikeCheck.update`), so a long recording is
-checked while it streams; each costs an FFT per frame, a few milliseconds per second of audio.
+On the 2,777 real clips of the project's three evaluation sets (bona fide and spoofed, FLAC and Opus, 0.9-30 s), the
+rule refused none; their lowest level spread was 3.3 dB, highest 5-bin power fraction 96 %, highest flatness 0.75.
+The features are computed block by block (`SpeechLikeCheck.update`), so a long recording is checked while it
+streams, at an FFT per frame: about 1 ms for a 5 s clip.
 
 `SpeechLikeCheck` is fed by the scorer (`nes2net detect`, the detection API, the Space's upload and live endpoints,
 `nes2net demo`) and `check_speech_like` by the `pipeline("audio-classification")` preprocess.
@@ -40,7 +41,8 @@ TONAL_BINS = 5
 MAX_TONAL_FRACTION = 0.99
 MAX_SPECTRAL_FLATNESS = 0.9
 _LEVEL_FLOOR = 1e-20  # frame mean power of exact zeros, so their level is finite (-200 dB)
-_WINDOW = np.hanning(FRAME_SAMPLES).astype(np.float32)
+_WINDOW = np.hanning(FRAME_SAMPLES)
+_FRAMES_PER_STEP = 32
 
 
 class SpeechLikeCheck:
@@ -70,13 +72,15 @@ class SpeechLikeCheck:
         self._remainder = pending[whole:]
 
     def _add_frames(self, frames: np.ndarray) -> None:
-        if not len(frames):
+        """Add `(frames, FRAME_SAMPLES)` float32 frames, a few at a time (little memory)."""
+        if not len(frames) or self.peak > MAX_PEAK:  # over MAX_PEAK squares could overflow; it is refused anyway
             return
-        if self.peak > MAX_PEAK:  # squares would overflow float32; the input is refused anyway
-            frames = np.clip(frames, -MAX_PEAK, MAX_PEAK)
-        frames = frames.astype(np.float64)
-        self._levels.append((10 * np.log10(np.mean(frames**2, axis=1) + _LEVEL_FLOOR)).astype(np.float32))
-        self._power += (np.abs(np.fft.rfft(frames * _WINDOW, axis=1)) ** 2).sum(axis=0)
+        levels = []
+        for start in range(0, len(frames), _FRAMES_PER_STEP):
+            step = frames[start : start + _FRAMES_PER_STEP].astype(np.float64)
+            levels.append(10 * np.log10(np.mean(step**2, axis=1) + _LEVEL_FLOOR))
+            self._power += (np.abs(np.fft.rfft(step * _WINDOW, axis=1)) ** 2).sum(axis=0)
+        self._levels.append(np.concatenate(levels).astype(np.float32))
 
     def finish(self) -> None:
         """Raise `AudioInputError` (one line: the input, "not speech-like" and why) unless the blocks seen were
@@ -88,14 +92,14 @@ class SpeechLikeCheck:
     def reason(self) -> str | None:
         """Why the blocks seen are not speech-like, or None when they are (the rule of the module docstring)."""
         seconds = self.samples / self.sampling_rate
-        if seconds < MIN_SECONDS or not self._levels:
+        if seconds < MIN_SECONDS:
             return f"{seconds:.3f} s long, under the {MIN_SECONDS:g} s of one syllable"
         if self.peak <= SILENCE_PEAK:
             return "digital silence (no sample above one 16-bit step)"
         if self.peak > MAX_PEAK:
             return (f"samples reach {self.peak:.3g}, audio lies in [-1, 1] (integer samples passed as float? "
                     "divide 16-bit ones by 32768)")
-        levels = np.concatenate(self._levels)
+        levels = np.concatenate(self._levels) if self._levels else np.zeros(1, np.float32)  # under a frame: steady
         low, high = np.percentile(levels, [10, 90])
         if high - low < MIN_LEVEL_SPREAD_DB:
             return (f"a steady level (its frames vary by {high - low:.2f} dB, speech by more than "

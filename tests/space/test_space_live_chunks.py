@@ -13,6 +13,7 @@ from nes2net_space.models import ModelRegistry
 from nes2net_space.uploads import UploadLedger, UploadLimits
 from tiny_models import tiny_model
 
+from modeling_nes2net import examples
 from modeling_nes2net.audio import AudioInputError
 from modeling_nes2net.detection import Nes2NetDetector
 
@@ -25,9 +26,8 @@ def detector():
 
 
 def speech_like(seconds: float, rate: int = RATE) -> np.ndarray:
-    time_axis = np.arange(round(seconds * rate)) / rate
-    noise = 0.05 * np.random.default_rng(0).standard_normal(len(time_axis))
-    return ((0.3 * np.sin(2 * np.pi * 180 * time_axis) + noise) * 32767).astype(np.int16)
+    """16-bit synthetic speech, as the browser's recorder sends it."""
+    return np.round(examples.speech_like(seconds, rate) * 32767).astype(np.int16)
 
 
 def refusal(chunk) -> str:
