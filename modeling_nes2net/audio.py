@@ -20,7 +20,8 @@ see `printable`) and the problem. Refused before any decoding: what is not a reg
 reader forever, a symbolic link loop or a dangling link), an empty file, a header whose sampling rate is outside
 `MIN_SAMPLING_RATE`..`MAX_SAMPLING_RATE` (a 32 KB WAV claiming 1 Hz would decode to 16,000 s) or whose duration is
 over `MAX_DURATION_SECONDS`, a WAV whose header promises more samples than the file holds (a truncated
-download: the message gives both durations), and an MP3 or Ogg file cut short (`_check_complete`). A non-audio file (an image renamed `.flac`) is named for what it is.
+download: the message gives both durations), and an MP3 or Ogg file cut short (`_check_complete`). A non-audio
+file (an image renamed `.flac`) is named for what it is.
 """
 
 from __future__ import annotations

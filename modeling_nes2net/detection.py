@@ -416,8 +416,7 @@ class Nes2NetDetector:
         for outcome in self.scorer.score_many(sources):
             yield outcome if isinstance(outcome, DetectionFailure) else self._verdict(outcome)
 
-    def _verdict(self, scored: ScoredRecording) -> DetectionResult | DetectionFailure:
-        envelope = scored.envelope
+    def _verdict(self, scored: ScoredRecording) -> DetectionResult:
         logits = torch.from_numpy(scored.logits)
         scores, odds = bonafide_score(logits).numpy(), log_odds(logits).numpy()
         rate = self.sampling_rate
@@ -441,7 +440,7 @@ class Nes2NetDetector:
             aggregation=aggregation,
             duration=min(scored.samples, self.window if self.protocol == "4sec" else scored.samples) / rate,
             segments=segments,
-            envelope=envelope,
+            envelope=scored.envelope,
             timeline=timeline,
             stretches=stretches,
         )
