@@ -51,15 +51,14 @@ def _with_data_size(wav: bytes, data_bytes: int) -> bytes:
     return wav[: position + 4] + struct.pack("<I", data_bytes) + wav[position + 8 :]
 
 
-def _truncated_encoding(waveform: np.ndarray, suffix: str, keep: float = 0.6) -> bytes:
-    """The first `keep` of the bytes of `waveform` encoded by the ffmpeg executable to the format of `suffix` (into
-    a file: the MP3 muxer writes the stream length into its header only when it can seek back)."""
+def ffmpeg_encoded(waveform: np.ndarray, suffix: str) -> bytes:
+    """`waveform` (at `RATE`) encoded by the ffmpeg executable to the format of `suffix` (`mp3`, `opus`, `ogg`), into
+    a file: the MP3 muxer writes the stream's length into its header only when it can seek back."""
     with tempfile.TemporaryDirectory() as folder:
         encoded = Path(folder) / f"encoded.{suffix}"
         subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "wav", "-i", "pipe:0", str(encoded)],
                        input=wav_bytes(waveform), check=True)
-        data = encoded.read_bytes()
-    return data[: round(keep * len(data))]
+        return encoded.read_bytes()
 
 
 def _png() -> bytes:
@@ -102,10 +101,10 @@ def write_bad_inputs(folder: Path, fifo: bool = True) -> list[BadInput]:
         "truncated: the header promises 6.00 s, the file holds 0.62 s")
     add("png as flac", "image.flac", _png(), "is a PNG image, not audio")
     if shutil.which("ffmpeg") is not None:
-        add("truncated mp3", "truncated.mp3", _truncated_encoding(speech_like(3.0), "mp3"),
-            "truncated: the header promises 3.")
-        add("truncated opus", "truncated.opus", _truncated_encoding(speech_like(3.0), "opus"),
-            "truncated: its last page is cut")
+        cut_short = {"mp3": "truncated: the header promises 3.", "opus": "truncated: its last page is cut"}
+        for suffix, message in cut_short.items():
+            encoded = ffmpeg_encoded(speech_like(3.0), suffix)
+            add(f"truncated {suffix}", f"truncated.{suffix}", encoded[: len(encoded) * 3 // 5], message)
     time = np.arange(2 * RATE)[:, None] / RATE
     steady = "not speech-like, nothing to score: a steady level"
     add("constant", "dc.wav", wav_bytes(np.full((2 * RATE, 1), 0.3, np.float32)), steady)

@@ -5,11 +5,10 @@ synthetic speech are never refused."""
 from __future__ import annotations
 
 import csv
-import subprocess
 
 import numpy as np
 import pytest
-from bad_inputs import speech_like, wav_bytes
+from bad_inputs import ffmpeg_encoded, speech_like
 from detection_audio import needs_ffmpeg, single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
 from transformers import pipeline
 
@@ -80,15 +79,6 @@ def test_no_real_clip_is_refused(mini_antispoof):
     assert len(rows) > 100 and refused == []
 
 
-def _encoded(tmp_path, suffix: str) -> bytes:
-    """Three seconds of synthetic speech encoded by ffmpeg to the format of `suffix`, into a file (the MP3 muxer
-    writes the stream's length into its header only when it can seek back)."""
-    source, target = tmp_path / "source.wav", tmp_path / f"encoded{suffix}"
-    source.write_bytes(wav_bytes(speech_like(3.0)))
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(source), str(target)], check=True)
-    return target.read_bytes()
-
-
 @needs_ffmpeg
 @pytest.mark.parametrize("suffix, reason", [
     (".mp3", r"the header promises 3\.\d\d s, the file holds about 1\.8\d s"),
@@ -96,7 +86,7 @@ def _encoded(tmp_path, suffix: str) -> bytes:
     (".ogg", "its last page is cut"),  # Vorbis
 ])
 def test_a_truncated_mp3_or_ogg_is_refused_like_a_truncated_wav(detector, classifier, tmp_path, suffix, reason):
-    encoded = _encoded(tmp_path, suffix)
+    encoded = ffmpeg_encoded(speech_like(3.0), suffix.lstrip("."))
     assert detector.detect(encoded).duration == pytest.approx(3.0, abs=0.15)  # the whole file is scored
     cut = tmp_path / f"cut{suffix}"
     cut.write_bytes(encoded[: round(0.6 * len(encoded))])
@@ -108,7 +98,7 @@ def test_a_truncated_mp3_or_ogg_is_refused_like_a_truncated_wav(detector, classi
 
 
 @needs_ffmpeg
-def test_an_ogg_file_cut_between_pages_is_refused_for_its_missing_end_of_stream_page(tmp_path):
-    encoded = _encoded(tmp_path, ".opus")
+def test_an_ogg_file_cut_between_pages_is_refused_for_its_missing_end_of_stream_page():
+    encoded = ffmpeg_encoded(speech_like(3.0), "opus")
     with pytest.raises(AudioInputError, match=r"^<bytes>: truncated: the stream stops without its end-of-stream page"):
         load_audio(encoded[: encoded.rfind(b"OggS")])
