@@ -32,7 +32,7 @@ def speech_like(seconds: float, sampling_rate: int = 16_000, seed: int = 0) -> n
     """`(samples,)` float32 with the shape of voiced speech, peak 0.5: the harmonics (up to 4 kHz) of an f0 gliding
     between 100 and 250 Hz, shaped by three vowel-like formants that change every syllable (`SYLLABLE_SECONDS`),
     each syllable rising and falling in level, every fourth one a pause, over a faint noise floor (never digital
-    silence). About 10 ms per second of audio."""
+    silence). About 10 ms per second of audio at 16 kHz."""
     rng = np.random.default_rng(seed)
     samples = round(seconds * sampling_rate)
     time = np.arange(samples) / sampling_rate
