@@ -19,8 +19,9 @@ Every failure is an `AudioInputError` whose message is one line naming the input
 see `printable`) and the problem. Refused before any decoding: what is not a regular file (a FIFO would block the
 reader forever, a symbolic link loop or a dangling link), an empty file, a header whose sampling rate is outside
 `MIN_SAMPLING_RATE`..`MAX_SAMPLING_RATE` (a 32 KB WAV claiming 1 Hz would decode to 16,000 s) or whose duration is
-over `MAX_DURATION_SECONDS`, and a WAV whose header promises more samples than the file holds (a truncated
-download: the message gives both durations). A non-audio file (an image renamed `.flac`) is named for what it is.
+over `MAX_DURATION_SECONDS`, a WAV whose header promises more samples than the file holds (a truncated
+download: the message gives both durations), and an MP3 or Ogg file cut short (`_check_complete`). A non-audio
+file (an image renamed `.flac`) is named for what it is.
 """
 
 from __future__ import annotations
@@ -186,6 +187,7 @@ class AudioStream:
             _check_file(Path(data), self.name)
         elif not data:
             raise AudioInputError(self.name, "empty input (0 bytes)")
+        _check_complete(data, self.name)
         failures = []
         for decoder in self.decoders:
             decoded_any = False
@@ -318,6 +320,81 @@ def check_header(
     if promised is not None and promised > sound_file.frames:
         raise AudioInputError(name, f"truncated: the header promises {promised / rate:.2f} s, the file holds "
                                     f"{sound_file.frames / rate:.2f} s (an incomplete copy or download?)")
+
+
+def _check_complete(data: str | os.PathLike | bytes, name: str) -> None:
+    """Refuse an MP3 or Ogg file cut short, which every decoder would score on what is left: an MP3 whose Xing /
+    Info header declares more bytes of audio than follow it, an Ogg stream whose last page is cut or is not the
+    end-of-stream page. (A WAV's truncation is found in its header, `check_header`; a FLAC decoder fails itself.)"""
+    container = sniff_container(data)
+    if container not in ("mp3", "ogg"):
+        return
+    with io.BytesIO(data) if isinstance(data, bytes) else open(data, "rb") as handle:
+        size = handle.seek(0, io.SEEK_END)
+        problem = _mp3_shortfall(handle, size) if container == "mp3" else _ogg_shortfall(handle, size)
+    if problem is not None:
+        raise AudioInputError(name, f"truncated: {problem} (an incomplete copy or download?)")
+
+
+_MP3_RATES = {3: (44_100, 48_000, 32_000), 2: (22_050, 24_000, 16_000), 0: (11_025, 12_000, 8_000)}  # by version
+
+
+def _mp3_shortfall(handle: IO[bytes], size: int) -> str | None:
+    """How an MPEG audio file falls short of the stream length its Xing / Info header declares (LAME and ffmpeg
+    write one), or None when it holds it all or declares none."""
+    handle.seek(0)
+    head = handle.read(10)
+    start = 0
+    if head.startswith(b"ID3") and len(head) == 10:
+        start = 10 + ((head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | head[9] & 0x7F)
+        start += 10 if head[5] & 0x10 else 0
+    handle.seek(start)
+    frame = handle.read(64)
+    if len(frame) < 4:
+        return None
+    version, layer, rate_index = frame[1] >> 3 & 3, frame[1] >> 1 & 3, frame[2] >> 2 & 3
+    if version not in _MP3_RATES or layer != 1 or rate_index == 3:  # layer III, a valid rate
+        return None
+    mono = frame[3] >> 6 == 3
+    tag = 4 + ((17 if mono else 32) if version == 3 else (9 if mono else 17))
+    if frame[tag : tag + 4] not in (b"Xing", b"Info") or len(frame) < tag + 16:
+        return None
+    flags = struct.unpack(">I", frame[tag + 4 : tag + 8])[0]
+    if not flags & 2:  # no byte count
+        return None
+    frames_field = flags & 1
+    declared_frames = struct.unpack(">I", frame[tag + 8 : tag + 12])[0] if frames_field else None
+    declared_bytes = struct.unpack(">I", frame[tag + 8 + 4 * frames_field : tag + 12 + 4 * frames_field])[0]
+    held = size - start
+    if held >= declared_bytes:
+        return None
+    if declared_frames is None:
+        return f"the header promises {declared_bytes} bytes of audio, the file holds {held}"
+    seconds = declared_frames * (1152 if version == 3 else 576) / _MP3_RATES[version][rate_index]
+    return f"the header promises {seconds:.2f} s, the file holds about {seconds * held / declared_bytes:.2f} s"
+
+
+_OGG_MAX_PAGE = 27 + 255 + 255 * 255
+
+
+def _ogg_shortfall(handle: IO[bytes], size: int) -> str | None:
+    """How an Ogg file's end shows it was cut: its last page is incomplete or is not marked end-of-stream; None
+    when it ends with a complete end-of-stream page, or its end cannot be told (data after the last page)."""
+    handle.seek(max(0, size - 2 * _OGG_MAX_PAGE))
+    tail = handle.read()
+    position = tail.rfind(b"OggS\x00")
+    if position < 0 or len(tail) < position + 27:
+        return "its last page is cut"
+    segments = tail[position + 26]
+    table = tail[position + 27 : position + 27 + segments]
+    end = position + 27 + segments + sum(table)
+    if len(table) < segments or end > len(tail):
+        return "its last page is cut"
+    if end < len(tail):
+        return None
+    if not tail[position + 5] & 0x04:
+        return "the stream stops without its end-of-stream page"
+    return None
 
 
 _STREAMING_DATA_SIZE = 0x7FFF_0000  # writers to a pipe (espeak-ng, sox, ffmpeg) put 2**31 - 1 or 2**32 - 1 here

@@ -53,7 +53,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import AudioInputError, AudioSource, AudioSourceLike, printable
+from .audio import AudioInputError, AudioSource, AudioSourceLike
 from .configuration_nes2net import BONAFIDE_LABEL, PARTLY_SPOOFED_LABEL
 from .localisation import CELL_SECONDS, Stretch, frame_cell_scores, spoofed_stretches, window_cell_scores
 from .modeling_nes2net import Nes2NetForAudioClassification, Nes2NetForAudioFrameClassification
@@ -81,7 +81,6 @@ QUANTIZATIONS: tuple[str, ...] = ("int8", "bf16")  # PyTorch's; an ONNX export h
 RUNTIMES: tuple[str, ...] = ("torch", "onnx")
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
-SILENCE_PEAK = 1.0 / 32768  # at most one 16-bit step: digital silence
 MIN_STRETCH_SECONDS = 0.2  # the shortest spoofed stretch reported (the splices builder's shortest piece)
 __all__ = [
     "AGGREGATIONS", "DEFAULT_MODEL_DIR", "ENVELOPE_SECONDS", "HOP_SAMPLES", "PROTOCOLS", "QUANTIZATIONS",
@@ -389,13 +388,7 @@ class Nes2NetDetector:
         for outcome in self.scorer.score_many(sources):
             yield outcome if isinstance(outcome, DetectionFailure) else self._verdict(outcome)
 
-    def _verdict(self, scored: ScoredRecording) -> DetectionResult | DetectionFailure:
-        envelope = scored.envelope
-        if not len(envelope) or envelope.max() <= SILENCE_PEAK:
-            return DetectionFailure(
-                scored.name,
-                f"{printable(scored.name)}: digital silence (no sample above one 16-bit step), nothing to score",
-            )
+    def _verdict(self, scored: ScoredRecording) -> DetectionResult:
         logits = torch.from_numpy(scored.logits)
         scores, odds = bonafide_score(logits).numpy(), log_odds(logits).numpy()
         rate = self.sampling_rate
@@ -419,7 +412,7 @@ class Nes2NetDetector:
             aggregation=aggregation,
             duration=min(scored.samples, self.window if self.protocol == "4sec" else scored.samples) / rate,
             segments=segments,
-            envelope=envelope,
+            envelope=scored.envelope,
             timeline=timeline,
             stretches=stretches,
         )

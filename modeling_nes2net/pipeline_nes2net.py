@@ -1,7 +1,7 @@
 """`pipeline("audio-classification")` for Nes2Net models: inputs are decoded by `modeling_nes2net.audio`, so the
 pipeline refuses what `nes2net detect` refuses (a FIFO, a missing or empty file, a truncated WAV, an implausible
-header or rate, NaN samples, a non-audio file) with the same one-line `AudioInputError` naming the input, and
-scales and resamples waveform arrays as it does.
+header or rate, NaN samples, a non-audio file, input that is not speech-like: see `input_check`) with the same
+one-line `AudioInputError` naming the input, and scales and resamples waveform arrays as it does.
 
 Why a pipeline class: transformers' `AudioClassificationPipeline.preprocess` opens a path itself
 (`open(path, "rb").read()`, then pipes the bytes to ffmpeg) before the model's feature extractor sees anything, so
@@ -58,10 +58,13 @@ class Nes2NetAudioClassificationPipeline(AudioClassificationPipeline):
         if not self._is_nes2net:
             return super().preprocess(inputs)
         from .audio import load_audio  # the audio libraries are imported when audio is read, not with the model
+        from .input_check import check_speech_like
 
-        source = _audio_source(inputs, self.model.config.sampling_rate)
+        rate = self.model.config.sampling_rate
+        source = _audio_source(inputs, rate)
         if source is not None:
-            inputs = load_audio(source, target_rate=self.model.config.sampling_rate)
+            inputs = load_audio(source, target_rate=rate)
+            check_speech_like(inputs, rate, source.display_name)
         return super().preprocess(inputs)
 
 

@@ -13,8 +13,9 @@ the same code.
   are pooled (a batch without padding, which a fuller pool could not improve: the windows of a long recording).
 - `Scorer.score_many` streams recordings through decoding (a background thread, `AudioStream`), the protocol
   (`protocols.protocol_segments`) and the pool, yielding per recording its segments' logits (`ScoredRecording`) or a
-  `DetectionFailure` (one line naming the input), in input order. A bad input never stops the others; non-finite
-  logits are a failure, never a score.
+  `DetectionFailure` (one line naming the input), in input order. A bad input never stops the others; input that
+  is not speech-like (`input_check`: too short, silence, a tone, noise, a broken scale) and non-finite logits are
+  a failure, never a score.
 
 Memory stays flat in the recording's length: decoding runs at most one batch ahead (a bounded queue), a long
 recording's windows are scored a batch at a time (about three batches of 4.04 s windows in memory: 6.2 MB at batch
@@ -36,6 +37,7 @@ import numpy as np
 import torch
 
 from .audio import AudioInputError, AudioSource, AudioSourceLike, AudioStream, printable
+from .input_check import SpeechLikeCheck
 from .protocols import HOP_SAMPLES, PROTOCOLS, WINDOW_SAMPLES, Protocol, RecordingTooLongError, protocol_segments
 from .scoring import bonafide_score, log_odds
 
@@ -197,10 +199,12 @@ def pass_bytes(model: torch.nn.Module, samples: int) -> int:
 
 
 class _TrackedBlocks:
-    """Passes blocks through while recording their sample count and a peak-amplitude envelope."""
+    """Passes blocks through while recording their sample count, a peak-amplitude envelope and the features of the
+    speech-like check (`check`)."""
 
-    def __init__(self, blocks: Iterator[np.ndarray], sampling_rate: int) -> None:
+    def __init__(self, blocks: Iterator[np.ndarray], sampling_rate: int, name: str) -> None:
         self._blocks = blocks
+        self.check = SpeechLikeCheck(name, sampling_rate)
         self._step = max(1, round(ENVELOPE_SECONDS * sampling_rate))
         self._peaks: list[np.ndarray] = []
         self._remainder = np.zeros(0, np.float32)
@@ -209,6 +213,7 @@ class _TrackedBlocks:
     def __iter__(self) -> Iterator[np.ndarray]:
         for block in self._blocks:
             self.samples += len(block)
+            self.check.update(block)
             pending = np.concatenate([self._remainder, np.abs(block)])
             whole = len(pending) // self._step * self._step
             self._peaks.append(pending[:whole].reshape(-1, self._step).max(axis=1))
@@ -396,11 +401,13 @@ class Scorer:
             for index, source in enumerate(sources):
                 source = AudioSource.wrap(source)
                 name = source.display_name
-                blocks = _TrackedBlocks(iter(AudioStream(source, target_rate=self.sampling_rate)), self.sampling_rate)
+                stream = iter(AudioStream(source, target_rate=self.sampling_rate))
+                blocks = _TrackedBlocks(stream, self.sampling_rate, name)
                 try:
                     for start, waveform in self.segments(blocks, name):
                         if not put("segment", index, name, start, waveform):
                             return
+                    blocks.check.finish()
                     if not put("end", index, name, blocks.samples, blocks.envelope()):
                         return
                 except AudioInputError as error:

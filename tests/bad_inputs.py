@@ -2,19 +2,25 @@
 must give for it, next to good files with awkward names that every surface must score.
 
 `write_bad_inputs(folder)` writes them and returns `BadInput`s; `write_good_inputs(folder)` the ones to score.
-Used by the detection API, `nes2net detect` and `nes2net evaluate` tests (and reusable by the Space's).
+`speech_like` is the synthetic speech every test that scores audio uses: a tone or noise is not speech-like and is
+refused (`modeling_nes2net.input_check`).
 """
 
 from __future__ import annotations
 
 import io
 import os
+import shutil
 import struct
+import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile
+
+from modeling_nes2net import examples
 
 RATE = 16_000
 
@@ -29,11 +35,8 @@ class BadInput:
 
 
 def speech_like(seconds: float, rate: int = RATE, channels: int = 1, seed: int = 0) -> np.ndarray:
-    """`(frames, channels)` float32: a 220 Hz tone with harmonics and a little noise, loud enough to score."""
-    time = np.arange(round(seconds * rate)) / rate
-    tone = 0.3 * np.sin(2 * np.pi * 220 * time) + 0.1 * np.sin(2 * np.pi * 660 * time)
-    noise = 0.02 * np.random.default_rng(seed).standard_normal((len(time), channels))
-    return (tone[:, None] + noise).astype(np.float32)
+    """`(frames, channels)` float32 synthetic speech (`examples.speech_like`, another seed in each channel)."""
+    return np.stack([examples.speech_like(seconds, rate, seed + channel) for channel in range(channels)], axis=1)
 
 
 def wav_bytes(waveform: np.ndarray, rate: int = RATE, subtype: str = "PCM_16") -> bytes:
@@ -46,6 +49,16 @@ def _with_data_size(wav: bytes, data_bytes: int) -> bytes:
     """`wav` with its `data` chunk's declared size replaced (the samples themselves unchanged)."""
     position = wav.index(b"data")
     return wav[: position + 4] + struct.pack("<I", data_bytes) + wav[position + 8 :]
+
+
+def ffmpeg_encoded(waveform: np.ndarray, suffix: str) -> bytes:
+    """`waveform` (at `RATE`) encoded by the ffmpeg executable to the format of `suffix` (`mp3`, `opus`, `ogg`), into
+    a file: the MP3 muxer writes the stream's length into its header only when it can seek back."""
+    with tempfile.TemporaryDirectory() as folder:
+        encoded = Path(folder) / f"encoded.{suffix}"
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "wav", "-i", "pipe:0", str(encoded)],
+                       input=wav_bytes(waveform), check=True)
+        return encoded.read_bytes()
 
 
 def _png() -> bytes:
@@ -87,6 +100,18 @@ def write_bad_inputs(folder: Path, fifo: bool = True) -> list[BadInput]:
     add("truncated", "truncated.wav", six_seconds[:20_000],
         "truncated: the header promises 6.00 s, the file holds 0.62 s")
     add("png as flac", "image.flac", _png(), "is a PNG image, not audio")
+    if shutil.which("ffmpeg") is not None:
+        cut_short = {"mp3": "truncated: the header promises 3.", "opus": "truncated: its last page is cut"}
+        for suffix, message in cut_short.items():
+            encoded = ffmpeg_encoded(speech_like(3.0), suffix)
+            add(f"truncated {suffix}", f"truncated.{suffix}", encoded[: len(encoded) * 3 // 5], message)
+    time = np.arange(2 * RATE)[:, None] / RATE
+    steady = "not speech-like, nothing to score: a steady level"
+    add("constant", "dc.wav", wav_bytes(np.full((2 * RATE, 1), 0.3, np.float32)), steady)
+    add("square wave", "square440.wav", wav_bytes(0.5 * np.sign(np.sin(2 * np.pi * 440 * time))), steady)
+    add("white noise", "noise.wav", wav_bytes(0.3 * np.random.default_rng(0).standard_normal((2 * RATE, 1))), steady)
+    add("too short", "short.wav", wav_bytes(speech_like(0.05)), "0.050 s long, under the 0.2 s of one syllable")
+    add("broken scale", "times1e30.wav", wav_bytes(speech_like(1.0) * 1e30, subtype="FLOAT"), "audio lies in [-1, 1]")
     loop = folder / "loop.wav"
     loop.symlink_to(loop.name)
     bad.append(BadInput("symlink loop", loop, "is a symbolic link loop"))

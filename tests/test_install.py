@@ -17,13 +17,13 @@ import sys
 import venv
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
 import torch
 from transformers import pipeline
 
 from modeling_nes2net.detection import DEFAULT_MODEL_DIR
+from modeling_nes2net.examples import speech_like
 
 pytestmark = pytest.mark.slow
 
@@ -68,8 +68,7 @@ def _run(bin_dir: Path, *command: str, cwd: Path) -> subprocess.CompletedProcess
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("clip") / "clip.wav"
-    waveform = 0.1 * np.sin(2 * np.pi * 220 * np.arange(24_000) / 16_000) + 0.01 * np.random.default_rng(0).standard_normal(24_000)
-    sf.write(path, waveform.astype(np.float32), 16_000)
+    sf.write(path, speech_like(1.5), 16_000)
     return path
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from modeling_nes2net.examples import SENTENCES, espeak_available, splice, synthesize_speech
+from modeling_nes2net.examples import SENTENCES, espeak_available, speech_like, splice, synthesize_speech
 
 APP = Path(__file__).resolve().parents[1] / "app.py"
 STARTUP_SECONDS = 120
@@ -89,23 +89,19 @@ def start_space(
 
 
 def write_speech(path: Path, seconds_hint: float) -> Path:
-    """Speech to upload: espeak-ng sentences (one, or all three joined when `seconds_hint` > 5), else a tone with
-    noise of that length when espeak-ng is missing."""
+    """Speech to upload: espeak-ng sentences (one, or all three joined when `seconds_hint` > 5), else synthetic
+    speech (`examples.speech_like`) of that length when espeak-ng is missing."""
     if espeak_available():
         if seconds_hint <= 5:
             return synthesize_speech(SENTENCES[0], path)
         parts = [synthesize_speech(text, path.with_name(f"{path.stem}-{i}.wav")) for i, text in enumerate(SENTENCES)]
         return splice(parts, path)
-    rate = 16_000
-    time_axis = np.arange(round(seconds_hint * rate)) / rate
-    noise = 0.05 * np.random.default_rng(0).standard_normal(len(time_axis))
-    soundfile.write(path, (0.4 * np.sin(2 * np.pi * 220 * time_axis) + noise).astype(np.float32), rate)
+    soundfile.write(path, speech_like(seconds_hint), 16_000)
     return path
 
 
 def write_stereo_clip(path: Path, seconds: float = 2.0, rate: int = 44_100) -> Path:
-    """A stereo tone-and-noise clip at 44.1 kHz (FLAC), resampled and downmixed by the app."""
-    time_axis = np.arange(round(seconds * rate)) / rate
-    noise = 0.05 * np.random.default_rng(1).standard_normal((len(time_axis), 2))
-    soundfile.write(path, (0.3 * np.sin(2 * np.pi * 330 * time_axis)[:, None] + noise).astype(np.float32), rate)
+    """A stereo clip of synthetic speech (`examples.speech_like`, another seed in each channel) at 44.1 kHz (FLAC),
+    resampled and downmixed by the app."""
+    soundfile.write(path, np.stack([speech_like(seconds, rate, seed) for seed in (1, 2)], axis=1), rate)
     return path

@@ -88,8 +88,8 @@ class LiveSession:
 
     def add(self, chunk_rate: int, chunk: np.ndarray, detector: Nes2NetDetector) -> int:
         """Append a streamed chunk (`(samples,)` or `(samples, channels)`, int16 or float), cut where the session
-        reaches `max_seconds`, and score every window it completes; returns how many windows were scored (a silent
-        window is skipped)."""
+        reaches `max_seconds`, and score every window it completes; returns how many windows were scored (a window
+        that is not speech-like, see `modeling_nes2net.input_check`, is skipped)."""
         samples = _mono_float(chunk)
         if self._input_rate != chunk_rate:  # first chunk (or the browser changed rate): a fresh resampler
             self._input_rate = chunk_rate
@@ -106,7 +106,7 @@ class LiveSession:
             window = self.pending[: detector.window]
             try:
                 (segment,) = detector.detect((window, self.rate)).segments
-            except AudioInputError:  # a window of digital silence (a muted microphone): nothing to score
+            except AudioInputError:  # not speech-like (`input_check`: a muted microphone, a pause): nothing to score
                 segment = None
             if segment is not None:
                 self.segments.append(Segment(self.next_start / self.rate, (self.next_start + len(window)) / self.rate,

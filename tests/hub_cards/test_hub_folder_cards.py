@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from transformers import pipeline
@@ -10,6 +9,7 @@ from transformers import pipeline
 from hub_cards.folder_cards import render_conversion_card
 from modeling_nes2net import save_model_folder
 from modeling_nes2net.convert import ConversionResult
+from modeling_nes2net.examples import speech_like
 from modeling_nes2net.folder import remote_code_files
 from tests.tiny_models import tiny_model
 
@@ -23,7 +23,7 @@ def test_the_conversion_cards_pipeline_call_gives_p_bonafide(tmp_path, num_label
     assert call == 'detector("speech.flac")'  # the config's problem_type picks softmax or sigmoid
     for name in remote_code_files():
         assert f"`{name}`" in card
-    waveform = (np.random.default_rng(0).standard_normal(8000) * 0.1).astype(np.float32)
+    waveform = speech_like(0.5)
     folder = save_model_folder(model, tmp_path / "converted", model_card=card)
     scores = {row["label"]: row["score"] for row in
               pipeline("audio-classification", model=str(folder))({"raw": waveform, "sampling_rate": 16000})}

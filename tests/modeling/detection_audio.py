@@ -1,4 +1,6 @@
-"""Real audio files for the audio / detection / detect-CLI tests: tone plus noise, written with soundfile or ffmpeg."""
+"""Real audio files for the audio / detection / detect-CLI tests, written with soundfile or ffmpeg: synthetic speech
+(`bad_inputs.speech_like`, what the detector scores) or, for the decoder's pitch tests, a tone plus noise (refused by
+the detector: not speech-like)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from bad_inputs import speech_like
 
 TONE_HZ = 440.0
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg executable")
@@ -33,10 +36,14 @@ def tone_and_noise(seconds: float, rate: int, channels: int = 1, seed: int = 0, 
     return (tone[:, None] + noise).astype(np.float32)
 
 
-def write_audio(path: Path, seconds: float, rate: int = 16_000, channels: int = 1, subtype: str = "PCM_16") -> Path:
-    """Tone plus noise written with soundfile (the format follows the suffix); 16-bit formats get int16 samples,
-    so every lossless format stores exactly the same values."""
-    waveform = tone_and_noise(seconds, rate, channels)
+def write_audio(path: Path, seconds: float, rate: int = 16_000, channels: int = 1, subtype: str = "PCM_16",
+                tone: bool = False) -> Path:
+    """Synthetic speech (`tone`: tone plus noise) written with soundfile (the format follows the suffix); 16-bit
+    formats get int16 samples, so every lossless format stores exactly the same values."""
+    if tone:
+        waveform = tone_and_noise(seconds, rate, channels)
+    else:
+        waveform = speech_like(seconds, rate, channels)
     if subtype == "PCM_16":
         waveform = np.round(waveform * 32767).astype(np.int16)
     soundfile.write(path, waveform, rate, subtype=subtype)
@@ -44,14 +51,12 @@ def write_audio(path: Path, seconds: float, rate: int = 16_000, channels: int = 
 
 
 def write_long_wav(path: Path, seconds: float, rate: int = 16_000, block_seconds: float = 60.0) -> Path:
-    """A long 16-bit WAV written block by block, never holding the whole signal."""
+    """A long 16-bit WAV of synthetic speech written block by block (the same block again), never holding the whole
+    signal."""
+    block = speech_like(min(block_seconds, seconds), rate)[:, 0]
     with soundfile.SoundFile(path, "w", rate, 1, "PCM_16") as sound_file:
-        written, block = 0, round(block_seconds * rate)
-        total = round(seconds * rate)
-        while written < total:
-            frames = min(block, total - written)
-            sound_file.write(tone_and_noise(frames / rate, rate, seed=written, start=written))
-            written += frames
+        for start in range(0, round(seconds * rate), len(block)):
+            sound_file.write(block[: round(seconds * rate) - start])
     return path
 
 

@@ -35,7 +35,7 @@ def test_44k_stereo_is_downmixed_and_resampled_like_one_shot_soxr(tmp_path):
 
 
 def test_8k_phone_audio_is_upsampled_keeping_its_pitch(tmp_path):
-    waveform = load_audio(write_audio(tmp_path / "phone.wav", 2.0, rate=8_000))
+    waveform = load_audio(write_audio(tmp_path / "phone.wav", 2.0, rate=8_000, tone=True))
     assert waveform.shape == (32_000,)
     assert abs(dominant_frequency(waveform, 16_000) - 440.0) < 2.0
 
@@ -43,7 +43,7 @@ def test_8k_phone_audio_is_upsampled_keeping_its_pitch(tmp_path):
 @needs_ffmpeg
 @pytest.mark.parametrize("suffix, decoder", [(".mp3", "soundfile"), (".ogg", "soundfile"), (".m4a", "ffmpeg")])
 def test_compressed_formats(tmp_path, suffix, decoder):
-    source = write_audio(tmp_path / "source.wav", 2.0, rate=44_100, channels=2)
+    source = write_audio(tmp_path / "source.wav", 2.0, rate=44_100, channels=2, tone=True)
     stream = AudioStream(ffmpeg_encode(source, tmp_path / f"clip{suffix}"))
     waveform = np.concatenate(list(stream))
     assert stream.info.decoder == decoder

@@ -11,6 +11,7 @@ import torch
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification, pipeline
 
 from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification, save_model_folder
+from modeling_nes2net.examples import speech_like
 from tests.remote_code import logits_without_the_package
 from tests.tiny_models import tiny_model
 
@@ -64,7 +65,7 @@ def _expected_probabilities(model, waveform: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("source", ["array", "wav", "flac"])
 def test_pipeline_scores_spoof_and_bonafide(saved_model, tmp_path, source):
     model, folder = saved_model
-    waveform = (np.random.default_rng(1).standard_normal(16000) * 0.1).astype(np.float32)
+    waveform = speech_like(1.0, seed=1)
     if source == "array":
         inputs = {"raw": waveform, "sampling_rate": 16000}
     else:

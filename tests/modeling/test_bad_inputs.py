@@ -1,5 +1,5 @@
-"""The bad-input corpus (`tests/bad_inputs.py`) against every surface that reads audio: the detection API, the
-`nes2net detect` command in its own process, `nes2net evaluate` and `pipeline("audio-classification")`. Each bad
+"""The bad-input corpus (`tests/bad_inputs.py`) against every surface that scores audio: the detection API, the
+`nes2net detect` command in its own process and `pipeline("audio-classification")`. Each bad
 file gets its one-line message naming it; every good file in the same run is still scored and written."""
 
 from __future__ import annotations
@@ -84,9 +84,10 @@ def test_the_pipeline_refuses_each_bad_file_with_the_line_detect_gives_and_score
     detector = Nes2NetDetector.from_pretrained(str(model_dir), device="cpu")
     classify = pipeline("audio-classification", model=str(model_dir), device="cpu")
     missing = BadInput("missing", good[0].parent / "missing.wav", "no such file")
-    refused_on_decoding = [item for item in [*bad, missing] if item.kind != "silent"]  # silence: a verdict refusal
-    assert {item.kind for item in refused_on_decoding} >= {"fifo", "missing", "nan", "truncated", "png as flac"}
-    for item in refused_on_decoding:
+    refused = [*bad, missing]
+    assert {item.kind for item in refused} >= {"fifo", "missing", "nan", "truncated", "png as flac", "silent",
+                                               "square wave", "too short", "broken scale"}
+    for item in refused:
         with pytest.raises(AudioInputError) as from_detect:
             detector.detect(str(item.path))
         guard = _unblocked_after(item.path, seconds=20) if item.kind == "fifo" else contextlib.nullcontext()

@@ -6,20 +6,20 @@ import numpy as np
 import pytest
 import torch
 from detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
-from detection_audio import tone_and_noise
 from tiny_models import framed_model
 
 from modeling_nes2net import Nes2NetForAudioFrameClassification, save_model_folder
 from modeling_nes2net.commands.detect import format_results
 from modeling_nes2net.configuration_nes2net import PARTLY_SPOOFED_LABEL
 from modeling_nes2net.detection import Nes2NetDetector
+from modeling_nes2net.examples import speech_like
 from modeling_nes2net.scoring import log_odds
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def signal(seconds: float = 3.0) -> np.ndarray:
-    return tone_and_noise(seconds, 16_000)[:, 0]
+    return speech_like(seconds)
 
 
 def test_the_detector_loads_a_frame_model_and_lays_its_frames_on_a_10ms_timeline(tmp_path):

@@ -24,8 +24,8 @@ from modeling_nes2net.detection import (
     resolve_model_path,
     window_segments,
 )
+from modeling_nes2net.examples import speech_like
 from modeling_nes2net.plotting import plot_timeline
-
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -117,9 +117,9 @@ def test_short_clips_give_the_same_score_in_every_batch(model, tmp_path):
 
 def test_more_inputs_than_the_pool_come_back_in_order_with_their_own_scores(model):
     rng = np.random.default_rng(0)
-    lengths = [int(n) for n in rng.integers(400, 4_000, size=13)]
+    lengths = [int(n) for n in rng.integers(3_200, 8_000, size=13)]
     lengths[4] = 20_000  # one recording with several windows among the clips
-    inputs = [(tone_and_noise(n / 16_000, 16_000, seed=i)[:, 0], 16_000) for i, n in enumerate(lengths)]
+    inputs = [(speech_like(n / 16_000, seed=i), 16_000) for i, n in enumerate(lengths)]
     windows = {"window": 4_000, "hop": 2_000}
     expected = [Nes2NetDetector(model, batch_size=1, **windows).detect(*source) for source in inputs]
     outcomes = list(Nes2NetDetector(model, batch_size=2, **windows).detect_many(inputs))  # pool of 8 segments

@@ -11,6 +11,7 @@ from detection_audio import write_long_wav
 from tiny_models import tiny_model
 
 from modeling_nes2net.detection import DetectionFailure, Nes2NetDetector
+from modeling_nes2net.examples import speech_like
 from modeling_nes2net.protocols import WINDOW_SAMPLES
 from modeling_nes2net.scorer import SegmentPool, TorchModelCall, pad_waveforms
 
@@ -38,7 +39,7 @@ def test_any_model_call_plugs_in_and_gets_the_same_verdicts(tmp_path):
         calls.append((input_values.shape, None if attention_mask is None else attention_mask.shape))
         return torch_call(input_values, attention_mask)
 
-    clips = [(np.sin(np.arange(n) / 7).astype(np.float32) * 0.3, 16_000) for n in (8_000, 20_000, 12_000)]
+    clips = [(speech_like(n / 16_000, seed=n), 16_000) for n in (8_000, 20_000, 12_000)]
     plugged = list(Nes2NetDetector(model, protocol="full", model_call=recording_call).detect_many(clips))
     reference = list(Nes2NetDetector(model, protocol="full", batch_size=1).detect_many(clips))
     assert calls and all(shape[1] == 20_000 or mask is None for shape, mask in calls)

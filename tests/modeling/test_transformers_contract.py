@@ -21,6 +21,7 @@ from modeling_nes2net import (
     save_model_folder,
 )
 from modeling_nes2net.detection import DEFAULT_MODEL_DIR, Nes2NetDetector
+from modeling_nes2net.examples import speech_like
 from training.recipe import load_recipe
 
 
@@ -50,7 +51,7 @@ def test_problem_type_follows_the_head():
 def test_a_single_logit_model_reads_as_a_probability_in_the_pipeline(tmp_path):
     model = tiny_model("spectrogram", num_labels=1)
     folder = save_model_folder(model, tmp_path / "model")
-    waveform = (np.random.default_rng(0).standard_normal(8000) * 0.1).astype(np.float32)
+    waveform = speech_like(0.5)
     (result,) = pipeline("audio-classification", model=str(folder))({"raw": waveform, "sampling_rate": 16000})
     with torch.inference_mode():
         logit = float(model(torch.from_numpy(waveform)[None]).logits[0, 0])
@@ -152,7 +153,7 @@ def test_a_new_head_keeps_the_trained_body(tmp_path):
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_the_embedded_model_runs_in_half_precision(dtype):
-    waveform = (np.random.default_rng(0).standard_normal(32000) * 0.1).astype(np.float32)
+    waveform = speech_like(2.0)
     reference = pipeline("audio-classification", model=str(DEFAULT_MODEL_DIR))
     half = pipeline("audio-classification", model=str(DEFAULT_MODEL_DIR), dtype=dtype)
     assert half.model.dtype == dtype
@@ -166,7 +167,7 @@ def test_the_embedded_model_runs_in_half_precision(dtype):
 
 
 def test_detect_quantize_bf16_on_the_embedded_model():
-    waveform = (np.random.default_rng(1).standard_normal(80000) * 0.1).astype(np.float32)
+    waveform = speech_like(5.0, seed=1)
     plain = Nes2NetDetector.from_pretrained(None, device="cpu").detect(waveform, sampling_rate=16000)
     fast = Nes2NetDetector.from_pretrained(None, device="cpu", quantize="bf16").detect(waveform, sampling_rate=16000)
     assert fast.bonafide_probability == pytest.approx(plain.bonafide_probability, abs=0.05)

@@ -14,6 +14,7 @@ from tiny_models import framed_model, tiny_model
 from hub_cards.model_card import ModelCardSpec, write_model_card
 from modeling_nes2net import detection, save_model_folder
 from modeling_nes2net.detection import DetectionResult, Segment
+from modeling_nes2net.examples import speech_like
 from modeling_nes2net.localisation import Stretch
 from hub_cards.results import load_results, write_result
 
@@ -49,8 +50,7 @@ def test_a_card_written_by_hub_cards_feeds_the_page(carded_model, tmp_path):
     assert "*(from the model card)*" in about and GENERIC_LIMITATIONS[0] not in about
 
     rate = detector.sampling_rate
-    speech_like = np.sin(2 * np.pi * 180 * np.arange(3 * rate) / rate).astype(np.float32) * 0.3
-    result = detector.detect(speech_like, sampling_rate=rate)
+    result = detector.detect(speech_like(3.0, rate), sampling_rate=rate)
     verdict = verdict_markdown(result, info)
     assert "log-odds fall below +0.00 (p(bona fide) 0.500)" in verdict
     assert ("Likely genuine" in verdict) == (result.log_odds > 0)
@@ -138,7 +138,7 @@ def test_the_page_words_every_verdict(tmp_path, frame_bias, utterance_bias, labe
     folder = save_model_folder(framed_model(frame_bias, utterance_bias), tmp_path / "framed")
     detector, info = ModelRegistry([str(folder)], device="cpu").get("framed")
     rate = detector.sampling_rate
-    result = detector.detect(np.sin(2 * np.pi * 180 * np.arange(3 * rate) / rate).astype(np.float32) * 0.3, rate)
+    result = detector.detect(speech_like(3.0, rate), rate)
     assert result.label == label
     verdict = verdict_markdown(result, info)
     assert verdict.startswith(f"## {headline}")

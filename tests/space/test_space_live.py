@@ -16,6 +16,7 @@ from space_fixtures import CHROMIUM, CHROMIUM_ARGS
 from tiny_models import tiny_model
 
 from modeling_nes2net.detection import HOP_SAMPLES, WINDOW_SAMPLES, Nes2NetDetector
+from modeling_nes2net.examples import speech_like
 
 WINDOWS = 2  # live verdicts waited for: at 4.04 and 6.06 s of the stream
 CHUNK_SECONDS = 0.1  # what Gradio's recorder captures per streamed chunk
@@ -44,9 +45,8 @@ def test_a_stream_in_chunks_gives_the_file_timeline_and_verdict(detector, space_
 
 def test_a_resampled_stream_matches_the_resampled_file(detector, tmp_path):
     rate = 48_000
-    time_axis = np.arange(round((WINDOW_SAMPLES + HOP_SAMPLES + 1_600) / 16_000 * rate)) / rate  # + the resampler's delay
-    noise = 0.05 * np.random.default_rng(3).standard_normal(len(time_axis))
-    waveform = ((0.3 * np.sin(2 * np.pi * 180 * time_axis) + noise) * 32767).astype(np.int16)
+    seconds = (WINDOW_SAMPLES + HOP_SAMPLES + 1_600) / 16_000  # + the resampler's delay
+    waveform = np.round(speech_like(seconds, rate, seed=3) * 32767).astype(np.int16)
     session = LiveSession(16_000)
     for start in range(0, len(waveform), 24_000):
         session.add(rate, np.stack([waveform[start : start + 24_000]] * 2, axis=1), detector)  # stereo chunks

@@ -13,8 +13,9 @@ from nes2net_space.models import ModelRegistry
 from nes2net_space.uploads import UploadLedger, UploadLimits
 from tiny_models import tiny_model
 
+from modeling_nes2net import examples
 from modeling_nes2net.audio import AudioInputError
-from modeling_nes2net.detection import Nes2NetDetector
+from modeling_nes2net.detection import HOP_SAMPLES, WINDOW_SAMPLES, Nes2NetDetector
 
 RATE = 16_000
 
@@ -25,9 +26,8 @@ def detector():
 
 
 def speech_like(seconds: float, rate: int = RATE) -> np.ndarray:
-    time_axis = np.arange(round(seconds * rate)) / rate
-    noise = 0.05 * np.random.default_rng(0).standard_normal(len(time_axis))
-    return ((0.3 * np.sin(2 * np.pi * 180 * time_axis) + noise) * 32767).astype(np.int16)
+    """16-bit synthetic speech, as the browser's recorder sends it."""
+    return np.round(examples.speech_like(seconds, rate) * 32767).astype(np.int16)
 
 
 def refusal(chunk) -> str:
@@ -46,6 +46,16 @@ def test_a_live_session_stops_at_its_limit_whatever_the_chunks(detector):
         heard.append(session.seconds)
     assert heard == [2.5, 5.0, 6.0] and session.full  # the third chunk is cut where the session reaches its limit
     assert session.result(detector).duration == 6.0 and session.segments[-1].end <= 6.0
+
+
+def test_a_window_that_is_not_speech_is_skipped_not_scored(detector):
+    """An open microphone in a quiet room (steady noise) gets no score of its own; the windows that reach into the
+    speech after it do."""
+    session = LiveSession(RATE)
+    hiss = np.round(0.01 * np.random.default_rng(0).standard_normal(WINDOW_SAMPLES) * 32767).astype(np.int16)
+    assert session.add(RATE, hiss, detector) == 0 and session.result(detector) is None
+    session.add(RATE, speech_like(2 * WINDOW_SAMPLES / RATE), detector)
+    assert session.segments and session.segments[0].start == HOP_SAMPLES / RATE  # the second window, half speech
 
 
 def test_a_chunk_longer_than_a_microphone_sends_is_refused_not_scored(tmp_path):

@@ -13,6 +13,7 @@ from accelerate import Accelerator
 from safetensors.torch import load_file
 
 from modeling_nes2net import Nes2NetForAudioClassification
+from modeling_nes2net.examples import speech_like
 from tests.training.train_helpers import build_tiny_corpus, plant_pickle_payload, run_command, subprocess_env
 from tests.training.train_probe import CRASH_EXIT_CODE
 from training.llr_fitting import fit_llr_fusion
@@ -154,7 +155,7 @@ def test_pipeline_loads_the_model_trained_on_two_processes(single_and_two_proces
 
     _, double, _, _ = single_and_two_processes
     classifier = pipeline("audio-classification", model=str(double / "final"))
-    waveform = np.random.default_rng(0).uniform(-0.3, 0.3, 8000).astype(np.float32)
+    waveform = speech_like(0.5)
     predictions = classifier({"raw": waveform, "sampling_rate": 16000})
     assert {prediction["label"] for prediction in predictions} == {"spoof", "bonafide"}
 
