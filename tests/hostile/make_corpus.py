@@ -125,7 +125,8 @@ def _write_refused_everywhere(writer: _Writer, fifo: bool) -> None:
         "implausible sampling rate in the header (1 Hz", "implausible sampling rate in the header (1 Hz")
     six_seconds = wav_bytes(speech_like(6.0))
     claimed_bytes, kept_frames = 1 << 30, RATE * 5 // 4  # 9.3 hours promised (not a streaming placeholder)
-    huge = f"truncated: the header promises {claimed_bytes // 2 / RATE:.2f} s, the file holds {kept_frames / RATE:.2f} s"
+    huge = (f"truncated: the header promises {claimed_bytes // 2 / RATE:.2f} s, the file holds "
+            f"{kept_frames / RATE:.2f} s")
     add("huge header", "huge_header.wav", _with_data_size(six_seconds[: 44 + 2 * kept_frames], claimed_bytes), huge,
         huge)
     truncated = "truncated: the header promises 6.00 s, the file holds 0.62 s"

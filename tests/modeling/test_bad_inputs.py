@@ -1,6 +1,7 @@
-"""The files every decoding surface refuses (`tests/hostile/make_corpus.py`) against every surface that reads audio: the detection API, the
-`nes2net detect` command in its own process, `nes2net evaluate` and `pipeline("audio-classification")`. Each bad
-file gets its one-line message naming it; every good file in the same run is still scored and written."""
+"""The files every decoding surface refuses (`tests/hostile/make_corpus.py`) against every surface that reads audio:
+the detection API, the `nes2net detect` command in its own process, `nes2net evaluate` and
+`pipeline("audio-classification")`. Each bad file gets its one-line message naming it; every good file in the same
+run is still scored and written."""
 
 from __future__ import annotations
 

@@ -44,7 +44,8 @@ def _built_elsewhere(folder, rows: list[tuple[str, str, str, bytes]]):
                "utt_id": [path.removesuffix(".wav") for path, _, _, _ in rows], "speaker": [None] * len(rows),
                "attack": [label if label == "bonafide" else "unknown" for _, label, _, _ in rows]}
     (split,) = {split for _, _, split, _ in rows}
-    datasets.Dataset.from_dict(columns, features=features).to_parquet(folder / "data" / f"{split}-00000-of-00001.parquet")
+    shard = folder / "data" / f"{split}-00000-of-00001.parquet"
+    datasets.Dataset.from_dict(columns, features=features).to_parquet(shard)
     return folder
 
 

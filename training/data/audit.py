@@ -91,8 +91,8 @@ class CorpusAudit:
             message = f"the same audio is labelled {listing} and {first}{where}"
             self.problems.append(LayoutProblem("conflicting-label", path, message))
         elif first.split != listing.split:
-            message = (f"the same audio is in {listing.split} and in {first.split}{where}: a clip shared between splits "
-                       "inflates held-out results")
+            message = (f"the same audio is in {listing.split} and in {first.split}{where}: a clip shared between "
+                       "splits inflates held-out results")
             self.problems.append(LayoutProblem("leak", path, message))
 
 
@@ -115,6 +115,6 @@ def _damage(sound_file: soundfile.SoundFile, audio_bytes: bytes, name: str) -> s
         return f"decoding failed mid-stream ({error})"
     rate = sound_file.samplerate
     if frames < sound_file.frames:  # an MP3's Xing header, say, counts frames that are not there
-        return (f"truncated: the header promises {sound_file.frames / rate:.2f} s, the file holds {frames / rate:.2f} s "
-                "(an incomplete copy or download?)")
+        return (f"truncated: the header promises {sound_file.frames / rate:.2f} s, the file holds "
+                f"{frames / rate:.2f} s (an incomplete copy or download?)")
     return None if heard else "no sample is non-zero (digital silence)"
