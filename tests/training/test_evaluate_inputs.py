@@ -15,7 +15,8 @@ from modeling_nes2net import save_model_folder
 from nes2net.cli import main as nes2net
 from tests.hostile.make_corpus import speech_like, wav_bytes
 from tests.tiny_models import tiny_model
-from training.data import LABEL_NAMES, build_dataset, corpus_features
+from tests.training.train_helpers import write_unchecked_set
+from training.data import build_dataset
 
 
 def _corpus(root, rows: list[tuple[str, str, str, bytes]]):
@@ -33,20 +34,6 @@ def _corpus(root, rows: list[tuple[str, str, str, bytes]]):
         writer.writerows(with_system)
     build_dataset("generic", corpus, root / "built", progress=False)
     return corpus, root / "built"
-
-
-def _built_elsewhere(folder, rows: list[tuple[str, str, str, bytes]]):
-    """A set in the shared schema written straight to Parquet, as other tools may write one: unlike `nes2net data
-    build`, which refuses a truncated file, nothing reads its audio first. Returns `folder`."""
-    features = corpus_features()
-    columns = {"audio": [{"bytes": data, "path": path} for path, _, _, data in rows],
-               "label": [LABEL_NAMES.index(label) for _, label, _, _ in rows],
-               "utt_id": [path.removesuffix(".wav") for path, _, _, _ in rows], "speaker": [None] * len(rows),
-               "attack": [label if label == "bonafide" else "unknown" for _, label, _, _ in rows]}
-    (split,) = {split for _, _, split, _ in rows}
-    shard = folder / "data" / f"{split}-00000-of-00001.parquet"
-    datasets.Dataset.from_dict(columns, features=features).to_parquet(shard)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +135,7 @@ def test_a_truncated_trial_is_named_with_its_real_duration_and_the_others_are_ke
             ("test/also_good.wav", "spoof", "test", wav_bytes(speech_like(0.8, seed=1)))]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
-        built = _built_elsewhere(tmp_path / "built", rows)
+        built = write_unchecked_set(tmp_path / "built", rows)
         model = save_model_folder(tiny_model(), tmp_path / "m")
         code, err = _evaluate(capsys, model, built, "--output-dir", tmp_path / "out", "--num-workers", "1")
     assert code == 1
