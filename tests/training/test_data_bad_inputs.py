@@ -97,29 +97,25 @@ def test_an_unreadable_audio_file_is_named_with_libsndfiles_reason(corpus, tmp_p
 
 
 @pytest.mark.parametrize("copy", [False, True], ids=["same-file", "copy"])
-def test_a_clip_in_two_splits_is_a_leak_naming_both_files_and_splits(corpus, tmp_path, caplog, copy):
+@pytest.mark.parametrize(
+    ("listing", "problem"),
+    [
+        ("bonafide,test", "leak: {path}: the same audio is in test and in train{where}: a clip shared between splits "
+                          "inflates held-out results"),
+        ("spoof,train", "conflicting-label: {path}: the same audio is labelled spoof as c in train and bonafide as a "
+                        "in train{where}"),
+    ],
+    ids=["leak", "both-labels"],
+)
+def test_a_clip_in_two_splits_or_with_both_labels_is_refused_naming_both(corpus, tmp_path, caplog, copy, listing,
+                                                                           problem):
     root, write_table = corpus
     listed = "copy.flac" if copy else "a.flac"
     if copy:
         shutil.copyfile(root / "a.flac", root / "copy.flac")
-    write_table(f"path,label,split,utt_id\na.flac,bonafide,train,a\nb.flac,spoof,train,b\n{listed},bonafide,test,c\n")
+    write_table(f"path,label,split,utt_id\na.flac,bonafide,train,a\nb.flac,spoof,train,b\n{listed},{listing},c\n")
     where = f" ({root / 'a.flac'})" if copy else ""
-    expected = (f"leak: {root / listed}: the same audio is in test and in train{where}: a clip shared between splits "
-                "inflates held-out results")
-    assert_refused(caplog, root, expected, tmp_path)
-
-
-@pytest.mark.parametrize("copy", [False, True], ids=["same-file", "copy"])
-def test_a_clip_labelled_both_ways_is_refused_naming_both_labels(corpus, tmp_path, caplog, copy):
-    root, write_table = corpus
-    listed = "copy.flac" if copy else "a.flac"
-    if copy:
-        shutil.copyfile(root / "a.flac", root / "copy.flac")
-    write_table(f"path,label,utt_id\na.flac,bonafide,a\nb.flac,spoof,b\n{listed},spoof,c\n")
-    where = f" ({root / 'a.flac'})" if copy else ""
-    expected = (f"conflicting-label: {root / listed}: the same audio is labelled spoof as c in train and bonafide as a "
-                f"in train{where}")
-    assert_refused(caplog, root, expected, tmp_path)
+    assert_refused(caplog, root, problem.format(path=root / listed, where=where), tmp_path)
 
 
 def _nan_float_wav() -> bytes:
