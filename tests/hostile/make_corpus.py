@@ -159,7 +159,7 @@ def write_corpus(folder: Path) -> list[HostileCase]:
     cut = {suffix: encoded[: len(encoded) * 2 // 5] for suffix, encoded in cut.items()}  # a download stopped at 40 %
     add("truncated flac", "truncated.flac", cut[".flac"], "decoding failed mid-stream", "decoding failed mid-stream")
     add("truncated mp3", "truncated.mp3", cut[".mp3"], "truncated: the header promises 3.00 s",
-        "truncated: the header promises 3.00 s", pending="issue 28: a truncated MP3 is scored on what is left")
+        "truncated: the header promises 3.00 s", pending="the truncated-MP3 check of issue 28")
     add("truncated ogg", "truncated.ogg", cut[".ogg"], "no audio samples (zero duration)",
         "no audio samples (zero duration)")
     add("text as wav", "notes.wav", b"These are my notes, not audio.\n" * 20, "cannot decode audio",
@@ -168,9 +168,9 @@ def write_corpus(folder: Path) -> list[HostileCase]:
     add("hls playlist", "playlist.wav", f"#EXTM3U\n#EXTINF:2.0,\n{target}\n#EXT-X-ENDLIST\n".encode(),
         "is an M3U / HLS playlist (never followed)", "not a readable audio file")
     add("dc only", "dc.wav", wav_bytes(np.full((RATE, 1), 0.25, np.float32)),
-        "not speech-like, nothing to score: a steady level", None, pending="issue 28: one speech-like input check")
+        "not speech-like, nothing to score: a steady level", None, pending="the speech-like input check of issue 28")
     add("short clip", "short.wav", wav_bytes(speech_like(0.05, seed=3)),
-        "not speech-like, nothing to score: 0.050 s long", None, pending="issue 28: one speech-like input check")
+        "not speech-like, nothing to score: 0.050 s long", None, pending="the speech-like input check of issue 28")
     for kind, name, rate, channels in (("stereo", "stereo.wav", 44_100, 2), ("8 kHz", "rate_8k.wav", 8_000, 1),
                                        ("96 kHz", "rate_96k.wav", 96_000, 1)):
         add(kind, name, wav_bytes(speech_like(1.5, rate, channels, seed=4), rate), None, None)
