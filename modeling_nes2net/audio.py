@@ -184,7 +184,7 @@ class AudioStream:
             yield from self._resampled(_array_blocks(data, rate, self.name, self.block_seconds), rate, "array")
             return
         if not isinstance(data, bytes):
-            _check_file(Path(data), self.name)
+            check_file(Path(data), self.name)
         elif not data:
             raise AudioInputError(self.name, "empty input (0 bytes)")
         _check_complete(data, self.name)
@@ -244,7 +244,7 @@ def _non_audio_kind(data: str | os.PathLike | bytes) -> str | None:
     return next((kind for signature, kind in _NON_AUDIO_SIGNATURES.items() if head.startswith(signature)), None)
 
 
-def _check_file(path: Path, name: str) -> None:
+def check_file(path: Path, name: str) -> None:
     """Refuse what is not a readable, non-empty regular file, saying what it is."""
     try:
         status = path.stat()

@@ -15,3 +15,12 @@ def mini_antispoof() -> Path:
     if not (MINI_ANTISPOOF / "metadata.csv").is_file():
         pytest.skip(f"mini-antispoof data not found at {MINI_ANTISPOOF.resolve()}")
     return MINI_ANTISPOOF.resolve()
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A saved tiny wav2vec2-front-end model folder, one per test module (tests may damage their copy)."""
+    from modeling_nes2net import save_model_folder  # here, not at the top: most test modules never load torch
+    from tests.tiny_models import tiny_model
+
+    return save_model_folder(tiny_model(), tmp_path_factory.mktemp("tiny") / "model")

@@ -25,7 +25,7 @@ from modeling_nes2net.audio import AudioInputError
 from modeling_nes2net.protocols import WINDOW_SAMPLES
 from training.augment import Augmentation, Compose, OneOf, RandomApply, RawBoost, RawBoostConfig, musan_rir_augmentation
 from training.channel import parse_channel
-from training.data import DEFAULT_NUM_SAMPLES, SAMPLING_RATE, crop_waveform, decode_waveform
+from training.data import DEFAULT_NUM_SAMPLES, SAMPLING_RATE, collate_waveforms, crop_waveform, decode_waveform
 from training.recipe import AUGMENTATIONS
 from training.shortcut_audit import ShortcutRemoval
 
@@ -145,6 +145,25 @@ class WaveformDataset(torch.utils.data.Dataset):
         if self.augmentation is not None:
             waveform = self.augmentation(waveform, SAMPLING_RATE, rng)
         return {"input_values": waveform, "index": index, **{name: row[name] for name in self.columns}}
+
+
+class UndecodableTrialError(ValueError):
+    """A training trial whose audio cannot be decoded: one line naming it."""
+
+
+def collate_trials(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """`collate_waveforms` of `WaveformDataset(report_errors=True)` items, or `{"errors": [one line each]}` when some
+    could not be decoded: `raise_undecodable` then raises them in the training process, since torch re-raises an
+    exception of a DataLoader worker with the worker's traceback in its message."""
+    errors = [item["error"] for item in items if "error" in item]
+    return {"errors": errors} if errors else collate_waveforms(items)
+
+
+def raise_undecodable(batch: dict[str, Any]) -> None:
+    """Raise `UndecodableTrialError` for a batch of `collate_trials` that holds undecodable trials."""
+    if "errors" in batch:
+        raise UndecodableTrialError(f"{batch['errors'][0]}; a training set must hold only decodable audio (`nes2net "
+                                    "data build` refuses such files)")
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,16 @@ from modeling_nes2net import (
 )
 from modeling_nes2net.atomic import write_text_atomic
 from modeling_nes2net.averaging import average_model_folders
-from training.batching import PROTOCOL_CROPS, EpochPlan, WaveformDataset, build_augmentation, build_preprocessing
+from training.batching import (
+    PROTOCOL_CROPS,
+    EpochPlan,
+    UndecodableTrialError,
+    WaveformDataset,
+    build_augmentation,
+    build_preprocessing,
+    collate_trials,
+    raise_undecodable,
+)
 from training.llr_fitting import calibrate_model
 from training.checkpoints import (
     CheckpointError,
@@ -67,10 +76,10 @@ from training.checkpoints import (
     resume_latest,
     save_checkpoint,
 )
-from training.data import collate_waveforms, load_built_dataset
+from training.data import load_built_dataset
 from training.divergence import TrainingDivergedError, refuse_non_finite_loss, refuse_non_finite_weights
 from training.distributed_norm import convert_to_global_batch_norm
-from training.evaluate import evaluate_model, score_split
+from training.evaluate import UnscoredTrialsError, evaluate_model, score_split
 from training.metrics import compute_eer, split_by_label
 from training.recipe import EvaluationSpec, ModelSpec, Recipe, load_recipe
 from hub_cards.results import load_result
@@ -275,14 +284,16 @@ class Trainer:
         config = self.model.config
         split = load_split(data.dataset, data.train_split, "data.dataset")
         self.train_set = WaveformDataset(split, "random", data.crop_samples, build_augmentation(data.augmentation),
-                                         seed=training.seed, preprocessing=build_preprocessing(data.preprocess))
+                                         seed=training.seed, preprocessing=build_preprocessing(data.preprocess),
+                                         report_errors=True)
         self.train_weights = trial_weights(np.asarray(self.train_set.column("label"), dtype=np.int64), config)
         self.plan = EpochPlan(len(self.train_set), training.batch_size, self.accelerator.num_processes,
                               training.gradient_accumulation_steps, training.seed)
         self.dev_set = None
         if data.dev_split is not None:
             crop, num_samples = PROTOCOL_CROPS[data.dev_protocol]
-            self.dev_set = WaveformDataset(load_split(data.dataset, data.dev_split, "data.dataset"), crop, num_samples)
+            self.dev_set = WaveformDataset(load_split(data.dataset, data.dev_split, "data.dataset"), crop, num_samples,
+                                           report_errors=True)
         for spec in self.recipe.evaluation:  # found now, not after hours of training
             load_split(spec.dataset, spec.split, "evaluation dataset")
 
@@ -324,7 +335,7 @@ class Trainer:
         micro_batches = micro_batches[: steps_left * plan.accumulation_steps]
         global_batches = plan.global_batches(state.epoch)
         loader = torch.utils.data.DataLoader(
-            self.train_set, batch_sampler=micro_batches, collate_fn=collate_waveforms,
+            self.train_set, batch_sampler=micro_batches, collate_fn=collate_trials,
             num_workers=self.recipe.data.num_workers, generator=torch.Generator(),  # leaves the global RNG alone
         )
         # accelerator.backward divides by the accumulation steps and DDP averages over processes: undo both, so the
@@ -336,6 +347,7 @@ class Trainer:
         started, trained_steps, step_loss = time.perf_counter(), 0, torch.zeros((), device=accelerator.device)
         self.saving_seconds = 0.0
         for batch in loader:
+            raise_undecodable(batch)
             global_weight = self.train_weights[global_batches[state.step_in_epoch]].sum()
             micro_weight = self.train_weights[batch["index"]].sum()
             with accelerator.accumulate(self.model):
@@ -527,7 +539,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         train(recipe, resume=args.resume)
+<<<<<<< HEAD
     except (CheckpointError, FileNotFoundError, ModelLoadError, TrainingDivergedError) as error:
+=======
+    except (CheckpointError, FileNotFoundError, UndecodableTrialError, UnscoredTrialsError) as error:
+>>>>>>> h28d
         logger.error("%s", error)
         return 1
     return 0

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from bad_inputs import speech_like
+from tests.hostile.make_corpus import speech_like
 
 TONE_HZ = 440.0
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg executable")

@@ -4,7 +4,7 @@ option or file, exit status 2, before anything is scored."""
 from __future__ import annotations
 
 import pytest
-from bad_inputs import speech_like
+from tests.hostile.make_corpus import speech_like
 from detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
 
 import soundfile

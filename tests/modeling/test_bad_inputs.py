@@ -1,6 +1,8 @@
-"""The bad-input corpus (`tests/bad_inputs.py`) against every surface that scores audio: the detection API, the
-`nes2net detect` command in its own process and `pipeline("audio-classification")`. Each bad
-file gets its one-line message naming it; every good file in the same run is still scored and written."""
+"""The files every decoding surface refuses (`tests/hostile/make_corpus.py`) against every surface that reads audio:
+the detection API, the `nes2net detect` command in its own process, `nes2net evaluate` and
+`pipeline("audio-classification")`. Tones, noise and clips too short are refused as not speech-like
+(`modeling_nes2net.input_check`). Each bad file gets its one-line message naming it; every good file in the same run
+is still scored and written."""
 
 from __future__ import annotations
 
@@ -16,13 +18,13 @@ import time
 from pathlib import Path
 
 import pytest
-from bad_inputs import BadInput, write_bad_inputs, write_good_inputs
 from detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
 from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification, pipeline
 
 from modeling_nes2net.audio import AudioInputError, printable
 from nes2net.cli import main
 from modeling_nes2net.detection import DetectionFailure, Nes2NetDetector
+from tests.hostile.make_corpus import HostileCase, write_bad_inputs, write_good_inputs
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -37,7 +39,7 @@ def corpus(tmp_path):
 def _one_line_error(errors: list[str], bad) -> str:
     expected = f"{printable(bad.path)}: "
     (line,) = [line for line in errors if line.startswith(expected)]
-    assert "\n" not in line and bad.message in line, (bad.kind, line)
+    assert "\n" not in line and bad.detect in line, (bad.kind, line)
     return line
 
 
@@ -83,10 +85,10 @@ def test_the_pipeline_refuses_each_bad_file_with_the_line_detect_gives_and_score
     bad, good = corpus
     detector = Nes2NetDetector.from_pretrained(str(model_dir), device="cpu")
     classify = pipeline("audio-classification", model=str(model_dir), device="cpu")
-    missing = BadInput("missing", good[0].parent / "missing.wav", "no such file")
+    missing = HostileCase("missing", good[0].parent / "missing.wav", "no such file", "not found")
     refused = [*bad, missing]
     assert {item.kind for item in refused} >= {"fifo", "missing", "nan", "truncated", "png as flac", "silent",
-                                               "square wave", "too short", "broken scale"}
+                                               "square wave", "short clip", "broken scale", "truncated mp3"}
     for item in refused:
         with pytest.raises(AudioInputError) as from_detect:
             detector.detect(str(item.path))

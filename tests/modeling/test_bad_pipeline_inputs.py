@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 import soxr
-from bad_inputs import speech_like
+from tests.hostile.make_corpus import speech_like
 from detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
 from transformers import pipeline
 

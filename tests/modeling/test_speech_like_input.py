@@ -8,7 +8,7 @@ import csv
 
 import numpy as np
 import pytest
-from bad_inputs import ffmpeg_encoded, speech_like
+from tests.hostile.make_corpus import ffmpeg_encoded, speech_like
 from detection_audio import needs_ffmpeg, single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
 from transformers import pipeline
 
@@ -86,7 +86,7 @@ def test_no_real_clip_is_refused(mini_antispoof):
     (".ogg", "its last page is cut"),  # Vorbis
 ])
 def test_a_truncated_mp3_or_ogg_is_refused_like_a_truncated_wav(detector, classifier, tmp_path, suffix, reason):
-    encoded = ffmpeg_encoded(speech_like(3.0), suffix.lstrip("."))
+    encoded = ffmpeg_encoded(speech_like(3.0), suffix)
     assert detector.detect(encoded).duration == pytest.approx(3.0, abs=0.15)  # the whole file is scored
     cut = tmp_path / f"cut{suffix}"
     cut.write_bytes(encoded[: round(0.6 * len(encoded))])
@@ -99,6 +99,6 @@ def test_a_truncated_mp3_or_ogg_is_refused_like_a_truncated_wav(detector, classi
 
 @needs_ffmpeg
 def test_an_ogg_file_cut_between_pages_is_refused_for_its_missing_end_of_stream_page():
-    encoded = ffmpeg_encoded(speech_like(3.0), "opus")
+    encoded = ffmpeg_encoded(speech_like(3.0), ".opus")
     with pytest.raises(AudioInputError, match=r"^<bytes>: truncated: the stream stops without its end-of-stream page"):
         load_audio(encoded[: encoded.rfind(b"OggS")])

@@ -6,10 +6,13 @@ import functools
 import json
 import logging
 
+import datasets
 import pytest
 
 from nes2net.cli import main
+from tests.hostile.make_corpus import speech_like, wav_bytes
 from tests.training.test_checkpoints import run, training_objects  # noqa: F401  (run: a fixture)
+from tests.training.train_helpers import write_unchecked_set
 from training.checkpoints import TRAINER_STATE, resume_latest
 from training.evaluate import evaluate_model, read_asv_scores
 from training.recipe import load_recipe
@@ -84,3 +87,23 @@ def test_a_tampered_trainer_state_sets_the_checkpoint_aside_as_damaged(run, capl
     warning = next(record.getMessage() for record in caplog.records if "is damaged" in record.getMessage())
     assert f"{state_file}: not a state this run can continue from" in warning and reason in warning
     assert (root / "step-00000004.damaged" / TRAINER_STATE).is_file()
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_truncated_wav_in_a_set_built_elsewhere_stops_training_in_one_line_naming_it(tmp_path, caplog, workers):
+    """`nes2net data build` refuses the file; a set written by other tools may still hold it. A DataLoader worker's
+    exception would come back with the worker's traceback in its message: the file must be named in one line."""
+    rows = [(f"train/{index}.wav", ("bonafide", "spoof")[index % 2], "train", wav_bytes(speech_like(1.0, seed=index)))
+            for index in range(3)]
+    rows.append(("train/cut.wav", "spoof", "train", wav_bytes(speech_like(1.0, seed=3))[:8_044]))
+    built = write_unchecked_set(tmp_path / "built", rows)
+    settings = [f"data.num_workers={workers}", "data.dev_split=null", "data.crop_samples=4000", "training.epochs=1",
+                "training.batch_size=4", "evaluation=[]"]
+    with pytest.MonkeyPatch.context() as patch, caplog.at_level(logging.ERROR):
+        patch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
+        code = main(["train", "mini", "--dataset", str(built), "--output-dir", str(tmp_path / "run"),
+                     *(word for setting in settings for word in ("--set", setting))])
+    assert code == 1
+    assert [record.getMessage() for record in caplog.records] == [
+        "train/cut: truncated: the header promises 1.00 s, the file holds 0.25 s (an incomplete copy or download?); a "
+        "training set must hold only decodable audio (`nes2net data build` refuses such files)"]

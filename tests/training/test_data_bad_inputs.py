@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import logging
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from nes2net.cli import main
+from tests.hostile.make_corpus import speech_like, wav_bytes
 from tests.training.test_data_builders import make_partialspoof
 from tests.training.train_helpers import PicklePayload
 from training.data import load_built_dataset, read_build_info
@@ -48,7 +50,7 @@ def assert_refused(caplog, root: Path, expected_line: str, tmp_path: Path) -> No
     out = tmp_path / "out"
     code, lines = data_command(caplog, "build", "generic", str(root), str(out), "--no-progress")
     assert code == 1 and expected_line in [line.strip() for line in lines], lines
-    assert not out.exists()
+    assert not out.exists() and not list(tmp_path.glob(f".{out.name}.*"))  # no staging folder left behind either
 
 
 def test_a_table_saved_with_a_utf8_byte_order_mark_builds(corpus, tmp_path, caplog):
@@ -89,6 +91,54 @@ def test_an_unreadable_audio_file_is_named_with_libsndfiles_reason(corpus, tmp_p
         line.strip() for line in lines
     ], lines
     assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------- what the audio itself gets wrong
+
+
+@pytest.mark.parametrize("copy", [False, True], ids=["same-file", "copy"])
+@pytest.mark.parametrize(
+    ("listing", "problem"),
+    [
+        ("bonafide,test", "leak: {path}: the same audio is in test and in train{where}: a clip shared between splits "
+                          "inflates held-out results"),
+        ("spoof,train", "conflicting-label: {path}: the same audio is labelled spoof as c in train and bonafide as a "
+                        "in train{where}"),
+    ],
+    ids=["leak", "both-labels"],
+)
+def test_a_clip_in_two_splits_or_with_both_labels_is_refused_naming_both(corpus, tmp_path, caplog, copy, listing,
+                                                                           problem):
+    root, write_table = corpus
+    listed = "copy.flac" if copy else "a.flac"
+    if copy:
+        shutil.copyfile(root / "a.flac", root / "copy.flac")
+    write_table(f"path,label,split,utt_id\na.flac,bonafide,train,a\nb.flac,spoof,train,b\n{listed},{listing},c\n")
+    where = f" ({root / 'a.flac'})" if copy else ""
+    assert_refused(caplog, root, problem.format(path=root / listed, where=where), tmp_path)
+
+
+def _nan_float_wav() -> bytes:
+    waveform = speech_like(1.0)
+    waveform[4000:4100] = np.nan
+    return wav_bytes(waveform, subtype="FLOAT")
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (_nan_float_wav, "contains NaN or infinite samples"),
+        (lambda: wav_bytes(speech_like(1.0))[:8_044],
+         "truncated: the header promises 1.00 s, the file holds 0.25 s (an incomplete copy or download?)"),
+        (lambda: wav_bytes(np.zeros((16_000, 1), np.float32)), "no sample is non-zero (digital silence)"),
+    ],
+    ids=["nan", "truncated", "all-zero"],
+)
+def test_a_damaged_wav_fails_the_build_naming_it(corpus, tmp_path, caplog, content, problem):
+    root, write_table = corpus
+    (root / "c.wav").write_bytes(content())
+    write_table("path,label\na.flac,bonafide\nb.flac,spoof\nc.wav,spoof\n")
+    assert_refused(caplog, root, f"damaged: {root / 'c.wav'}: {problem}", tmp_path)
 
 
 def test_a_root_that_is_a_file_is_not_reported_missing(corpus, caplog):

@@ -295,7 +295,8 @@ def test_generic_folder_layout_with_split_folders(tmp_path):
     for split, count in (("train", 3), ("test", 2)):
         for index in range(count):
             label = ("bonafide", "spoof")[index % 2]
-            write_synthetic_audio(root / split / label / f"{index}.flac", SECONDS, seed=index)
+            name = f"{split}/{label}/{index}.flac"  # one clip per file: a copy in two splits would be refused
+            write_synthetic_audio(root / name, SECONDS, seed=zlib.crc32(name.encode()))
     info, dataset = build("generic", root, tmp_path)
     assert {split: dataset[split].num_rows for split in dataset} == {"train": 3, "test": 2}
     assert sorted(zip(dataset["train"]["utt_id"], dataset["train"]["label"], strict=True)) == [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import zlib
 
 import pytest
 
@@ -27,7 +28,8 @@ def ctrsvdd(tmp_path):
         (root / f"{split}.txt").parent.mkdir(parents=True, exist_ok=True)
         (root / f"{split}.txt").write_text("\n".join(lines) + "\n")
         for index, line in enumerate(lines):
-            write_synthetic_audio(root / f"{split}_set" / f"{line.split()[2]}.flac", 0.2, seed=index)
+            utt_id = line.split()[2]  # one clip per file: a copy in two splits would be refused
+            write_synthetic_audio(root / f"{split}_set" / f"{utt_id}.flac", 0.2, seed=zlib.crc32(utt_id.encode()))
     return root
 
 
@@ -56,7 +58,7 @@ def test_build_of_a_broken_layout_fails_and_logs_every_problem(ctrsvdd, tmp_path
     assert not (tmp_path / "out").exists()
 
 
-def test_check_only_reads_the_layout(ctrsvdd, tmp_path, caplog):
+def test_check_reports_a_missing_audio_file_unless_told_to_skip_it(ctrsvdd, tmp_path, caplog):
     (ctrsvdd / "test.txt").write_text("acesinger CtrSVDD_0115 CtrSVDD_0115_E_0092590 - - bonafide\n")
     (ctrsvdd / "test_set").mkdir()
     assert main(["data", "check", "ctrsvdd", str(ctrsvdd), "--skip-missing-audio"]) == 0

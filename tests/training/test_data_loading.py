@@ -10,6 +10,9 @@ import soundfile
 import torch
 from datasets import Audio, Dataset
 
+from modeling_nes2net.audio import AudioInputError
+from tests.hostile.make_corpus import speech_like, wav_bytes
+from tests.training.train_helpers import write_unchecked_set
 from training.data import (
     build_dataset,
     collate_waveforms,
@@ -150,3 +153,35 @@ def test_loading_errors_name_what_is_wrong(built, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no data/<split>"):
         load_built_dataset(tmp_path / "empty")
+
+
+def _nan_float_wav() -> bytes:
+    waveform = speech_like(1.0)
+    waveform[100:200] = np.nan
+    return wav_bytes(waveform, subtype="FLOAT")
+
+
+def _cut_flac() -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, speech_like(2.0), 16_000, format="FLAC")
+    return buffer.getvalue()[: buffer.tell() * 2 // 5]
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (lambda: wav_bytes(speech_like(1.0))[:8_044], "truncated: the header promises 1.00 s, the file holds 0.25 s"),
+        (_nan_float_wav, "contains NaN or infinite samples"),
+        (_cut_flac, "cannot decode audio ("),
+    ],
+    ids=["truncated-wav", "nan", "truncated-flac"],
+)
+def test_a_damaged_file_in_a_set_is_one_line_naming_it(tmp_path, content, problem):
+    rows = [("train/good.wav", "bonafide", "train", wav_bytes(speech_like(1.0))), ("train/bad.wav", "spoof", "train",
+                                                                                    content())]
+    built = write_unchecked_set(tmp_path / "built", rows)
+    dataset = load_training_dataset(built, "train", num_samples=8_000, crop="start", cache_dir=str(tmp_path / "cache"))
+    assert np.shape(dataset[0]["input_values"]) == (8_000,)
+    with pytest.raises(AudioInputError) as raised:
+        dataset[1]
+    assert str(raised.value).startswith(f"train/bad.wav: {problem}") and "\n" not in str(raised.value)

@@ -13,8 +13,9 @@ from safetensors.torch import load_file, save_file
 
 from modeling_nes2net import save_model_folder
 from nes2net.cli import main as nes2net
-from tests.bad_inputs import speech_like, wav_bytes
+from tests.hostile.make_corpus import speech_like, wav_bytes
 from tests.tiny_models import tiny_model
+from tests.training.train_helpers import write_unchecked_set
 from training.data import build_dataset
 
 
@@ -39,7 +40,7 @@ def _corpus(root, rows: list[tuple[str, str, str, bytes]]):
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("evaluate-inputs")
     rows = [(f"{split}/{index}.wav", ("bonafide", "spoof")[index % 2], split,
-             wav_bytes(speech_like(0.5 + 0.1 * index, seed=index)))
+             wav_bytes(speech_like(0.5 + 0.1 * index, seed=100 * len(split) + index)))  # no clip in two splits
             for split, count in (("train", 2), ("test", 8)) for index in range(count)]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(datasets.config, "HF_DATASETS_CACHE", str(root / "hf-cache"))
@@ -134,7 +135,7 @@ def test_a_truncated_trial_is_named_with_its_real_duration_and_the_others_are_ke
             ("test/also_good.wav", "spoof", "test", wav_bytes(speech_like(0.8, seed=1)))]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
-        _, built = _corpus(tmp_path, rows)
+        built = write_unchecked_set(tmp_path / "built", rows)
         model = save_model_folder(tiny_model(), tmp_path / "m")
         code, err = _evaluate(capsys, model, built, "--output-dir", tmp_path / "out", "--num-workers", "1")
     assert code == 1

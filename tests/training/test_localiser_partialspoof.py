@@ -21,12 +21,13 @@ def write_partialspoof(root, mini_antispoof, count: int = 6) -> None:
     """Real bona fide clips with a real spoofed clip's second (on the 10 ms grid) pasted in, in PartialSpoof's layout:
     `SPEAKER FILE - SYSTEM KEY` protocols and `{split}_seglab_{seconds}.npy` dicts of '1' / '0' string arrays."""
     rows = list(csv.DictReader(open(mini_antispoof / "metadata.csv", encoding="utf-8")))
-    bonafide = [row for row in rows if row["label"] == "bonafide"][:count]
+    bonafide = [row for row in rows if row["label"] == "bonafide"]
     spoof = [row for row in rows if row["label"] == "spoof"][:count]
-    for split in ("train", "dev", "eval"):
+    for number, split in enumerate(("train", "dev", "eval")):
         (root / split / "con_wav").mkdir(parents=True)
         lines, labels = [], {seconds: {} for seconds in RESOLUTIONS}
-        for index, (host, piece) in enumerate(zip(bonafide, spoof)):
+        hosts = bonafide[number * count : (number + 1) * count]  # other clips in each split: a copy would be refused
+        for index, (host, piece) in enumerate(zip(hosts, spoof)):
             host_audio = soundfile.read(mini_antispoof / host["file_name"], dtype="float32")[0][:32_000]
             piece_audio = soundfile.read(mini_antispoof / piece["file_name"], dtype="float32")[0][8_000:24_000]
             utt_id = f"CON_{split[0].upper()}_{index:07d}"

@@ -10,7 +10,7 @@ import soundfile
 
 from modeling_nes2net import save_model_folder
 from nes2net.cli import main
-from tests.bad_inputs import speech_like
+from tests.hostile.make_corpus import speech_like
 from tests.tiny_models import tiny_model
 from training.score_files import ScoreTable, read_scores, write_scores
 

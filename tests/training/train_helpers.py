@@ -10,7 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from training.data import build_dataset
+import datasets
+
+from training.data import LABEL_NAMES, build_dataset, corpus_features
 from training.data.synthetic import write_synthetic_audio
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,6 +41,22 @@ def build_tiny_corpus(root: Path) -> Path:
     built = root / "built"
     build_dataset("generic", corpus, built, progress=False)
     return built
+
+
+def write_unchecked_set(folder: Path, rows: list[tuple[str, str, str, bytes]]) -> Path:
+    """A set of `(path, label, split, file bytes)` rows in the shared schema written straight to Parquet, as other
+    tools may write one: unlike `nes2net data build`, which refuses a damaged file, nothing reads its audio first.
+    `utt_id` is the path without its suffix. Returns `folder`."""
+    for split in dict.fromkeys(split for _, _, split, _ in rows):
+        chosen = [row for row in rows if row[2] == split]
+        columns = {"audio": [{"bytes": data, "path": path} for path, _, _, data in chosen],
+                   "label": [LABEL_NAMES.index(label) for _, label, _, _ in chosen],
+                   "utt_id": [str(Path(path).with_suffix("")) for path, _, _, _ in chosen],
+                   "speaker": [None] * len(chosen),
+                   "attack": [label if label == "bonafide" else "unknown" for _, label, _, _ in chosen]}
+        shard = folder / "data" / f"{split}-00000-of-00001.parquet"
+        datasets.Dataset.from_dict(columns, features=corpus_features()).to_parquet(shard)
+    return folder
 
 
 def free_port() -> int:

@@ -2,7 +2,7 @@
 the fast loader training reads them with.
 
     nes2net data build asvspoof2019-la /data/LA asvspoof2019-la/      # or: build_dataset(...)
-    nes2net data check in-the-wild /data/release_in_the_wild           # layout problems only
+    nes2net data check in-the-wild /data/release_in_the_wild           # every problem, nothing written
 
     train = load_training_dataset("asvspoof2019-la/", "train")         # {"input_values": (64600,), "label"}
     dev = load_training_dataset("asvspoof2019-la/", "dev", crop="full", columns=("label", "utt_id"))
@@ -14,7 +14,7 @@ shards lazily; `load_training_dataset(..., streaming=True)` crops them as they s
 reads a corpus folder directly, with no build.
 """
 
-from .build import build_dataset, scan_corpus, stream_corpus
+from .build import build_dataset, check_corpus, scan_corpus, stream_corpus
 from .corpora import BUILDERS, get_builder
 from .layout import CorpusBuilder, CorpusLayoutError, CorpusScan, LayoutProblem
 from .loading import (
@@ -43,6 +43,7 @@ __all__ = [
     "Utterance",
     "WaveformTransform",
     "build_dataset",
+    "check_corpus",
     "collate_waveforms",
     "corpus_features",
     "crop_waveform",

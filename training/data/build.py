@@ -8,13 +8,14 @@ The output folder is laid out as the Hub expects, so it can be uploaded as is:
 
 Rows are streamed from the corpus to the shards one file at a time, so memory does not grow with the corpus.
 The original encoded bytes (FLAC, WAV, ...) are stored untouched: `Audio(sampling_rate=16000)` resamples at
-decode time when a file is not 16 kHz already. Everything is written to a temporary folder next to OUT
-and moved into place at the end, so a failed build leaves nothing half-written.
+decode time when a file is not 16 kHz already. Each file is read once and refused when damaged, shared between
+splits or labelled both ways (`training.data.audit`): the build then fails listing every such file. Everything is
+written to a temporary folder next to OUT and moved into place at the end, so a failed build leaves nothing
+half-written.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -28,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import datasets
-import soundfile
 from datasets import Features, IterableDataset
 from datasets.arrow_writer import ParquetWriter
 from tqdm.auto import tqdm
@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from hub_cards.dataset_card import DatasetCardSpec, dataset_card_from_info
 from hub_cards.published_files import BUILD_INFO_FILE, CARD_FILE, public_path
 
+from .audit import CorpusAudit
 from .corpora import get_builder
 from .layout import CorpusBuilder, CorpusLayoutError, CorpusScan, LayoutProblem
 from .schema import ATTACK_BONAFIDE, LABEL_NAMES, SAMPLING_RATE, SHARED_COLUMNS, Utterance, corpus_features
@@ -84,6 +85,22 @@ def scan_corpus(
             kind,
             example,
         )
+    return builder, scan
+
+
+def check_corpus(
+    corpus: str | CorpusBuilder, root: str | os.PathLike, *, progress: bool = True, **scan_options: Any
+) -> tuple[CorpusBuilder, CorpusScan]:
+    """`scan_corpus`, then read every audio file as a build does (`training.data.audit`), writing nothing.
+
+    Raises CorpusLayoutError listing every damaged file and every clip shared between splits or labelled both ways.
+    """
+    builder, scan = scan_corpus(corpus, root, **scan_options)
+    audit = CorpusAudit()
+    for split, utterances in scan.splits.items():
+        for utterance in tqdm(utterances, desc=split, unit="file", disable=not progress):
+            audit.read(split, utterance)
+    audit.raise_problems(builder.name, Path(root))
     return builder, scan
 
 
@@ -136,13 +153,12 @@ def build_dataset(
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", suffix=".partial", dir=output_dir.parent))
     try:
-        unreadable: list[LayoutProblem] = []
+        audit = CorpusAudit()
         split_info = {
-            split: _write_split(split, utterances, features, staging, max_shard_bytes, unreadable, progress)
+            split: _write_split(split, utterances, features, staging, max_shard_bytes, audit, progress)
             for split, utterances in scan.splits.items()
         }
-        if unreadable:
-            raise CorpusLayoutError(builder.name, Path(root), unreadable)
+        audit.raise_problems(builder.name, Path(root))
         info = _build_info(
             builder, Path(root), scan, features, split_info, build_command, license_id or builder.license
         )
@@ -163,24 +179,21 @@ def _write_split(
     features: Features,
     staging: Path,
     max_shard_bytes: int,
-    unreadable: list[LayoutProblem],
+    audit: CorpusAudit,
     progress: bool,
 ) -> dict[str, Any]:
-    """Stream one split into shards; returns its statistics. Unreadable files are appended to `unreadable`."""
+    """Stream one split into shards; returns its statistics. The files `audit` refuses are left out (and the build
+    then fails on its problems)."""
     metadata_columns = [name for name in features if name not in SHARED_COLUMNS]
     (staging / DATA_DIR).mkdir(exist_ok=True)
     shards: list[Path] = []
     writer, shard_bytes = None, 0
     labels, attacks, rates, seconds, total_bytes = Counter(), Counter(), Counter(), 0.0, 0
     for utterance in tqdm(utterances, desc=split, unit="file", disable=not progress):
-        audio_bytes = utterance.audio_path.read_bytes()
-        try:
-            audio_info = soundfile.info(io.BytesIO(audio_bytes))
-        except (soundfile.LibsndfileError, RuntimeError, TypeError) as error:
-            reason = str(error).rpartition(": ")[2].rstrip(".")  # without libsndfile's "Error opening <BytesIO ...>"
-            message = f"not a readable audio file ({reason})"
-            unreadable.append(LayoutProblem("unreadable", utterance.audio_path, message))
+        read = audit.read(split, utterance)
+        if read is None:
             continue
+        audio_bytes, facts = read
         if writer is None or shard_bytes >= max_shard_bytes:
             writer = _next_shard(writer, staging, split, shards, features)
             shard_bytes = 0
@@ -189,8 +202,8 @@ def _write_split(
         total_bytes += len(audio_bytes)
         labels[LABEL_NAMES[utterance.label]] += 1
         attacks[utterance.attack] += 1
-        rates[str(audio_info.samplerate)] += 1
-        seconds += audio_info.duration
+        rates[str(facts.sampling_rate)] += 1
+        seconds += facts.seconds
     if writer is None:
         writer = _next_shard(None, staging, split, shards, features)
     writer.finalize()

