@@ -20,7 +20,7 @@ see `printable`) and the problem. Refused before any decoding: what is not a reg
 reader forever, a symbolic link loop or a dangling link), an empty file, a header whose sampling rate is outside
 `MIN_SAMPLING_RATE`..`MAX_SAMPLING_RATE` (a 32 KB WAV claiming 1 Hz would decode to 16,000 s) or whose duration is
 over `MAX_DURATION_SECONDS`, a WAV whose header promises more samples than the file holds (a truncated
-download: the message gives both durations), and an MP3 or Ogg file cut short (`_check_complete`). A non-audio
+download: the message gives both durations), and an MP3 or Ogg file cut short (`check_complete`). A non-audio
 file (an image renamed `.flac`) is named for what it is.
 """
 
@@ -187,7 +187,7 @@ class AudioStream:
             check_file(Path(data), self.name)
         elif not data:
             raise AudioInputError(self.name, "empty input (0 bytes)")
-        _check_complete(data, self.name)
+        check_complete(data, self.name)
         failures = []
         for decoder in self.decoders:
             decoded_any = False
@@ -322,7 +322,7 @@ def check_header(
                                     f"{sound_file.frames / rate:.2f} s (an incomplete copy or download?)")
 
 
-def _check_complete(data: str | os.PathLike | bytes, name: str) -> None:
+def check_complete(data: str | os.PathLike | bytes, name: str) -> None:
     """Refuse an MP3 or Ogg file cut short, which every decoder would score on what is left: an MP3 whose Xing /
     Info header declares more bytes of audio than follow it, an Ogg stream whose last page is cut or is not the
     end-of-stream page. (A WAV's truncation is found in its header, `check_header`; a FLAC decoder fails itself.)"""

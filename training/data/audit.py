@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from modeling_nes2net.audio import AudioInputError, check_file, check_header
+from modeling_nes2net.audio import AudioInputError, check_complete, check_file, check_header
 
 from .layout import CorpusLayoutError, LayoutProblem
 from .schema import LABEL_NAMES, Utterance
@@ -100,6 +100,7 @@ def _damage(sound_file: soundfile.SoundFile, audio_bytes: bytes, name: str) -> s
     """Why an open file cannot be trained on (truncated, no samples, NaN / infinite or only zero samples), or None."""
     try:
         check_header(sound_file, audio_bytes, name)
+        check_complete(audio_bytes, name)
     except AudioInputError as error:
         return error.problem
     if sound_file.frames == 0:
