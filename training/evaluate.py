@@ -8,20 +8,28 @@ OUT receives `scores.csv` (utt_id, score, label and the grouping columns), the s
 `det_curve.png` and `score_histogram.png`. With `--arena sasa|dfarena`, also the leaderboards' own files and
 `model-index.yaml`, the Hub card's `model-index` from the same results (`training.arena`).
 
+Every trial is scored as `nes2net detect` scores a file under the same `--protocol` and `--aggregation`: its stored
+bytes decoded by `modeling_nes2net.audio.AudioStream` (soundfile and soxr, or ffmpeg), cut by
+`modeling_nes2net.protocols.protocol_segments` (`full`, `4sec` or `windows`), its segments' logits combined by
+`modeling_nes2net.scorer.aggregate`. One run scores one protocol; a model card states the figures of each results
+file it is given, so run `--protocol windows` (what `detect` and the Space score) next to `--protocol full`.
+
 Channel robustness (`--perturb SPEC`, repeatable, conditions of `training.channel`): the same trials are scored again
-under each condition, every waveform decoded (and cropped) once into `clean-decode/` and passed through the
-condition with the generator `default_rng((seed, trial index))`. `results.json` then also holds `conditions`
+under each condition, every recording decoded once, whole, into `clean-decode/` and passed through the condition
+with the generator `default_rng((seed, trial index))` before the protocol cuts it. `results.json` then also holds `conditions`
 (metrics per condition), each condition's scores go to `conditions/<condition>/scores.csv`, and `robustness.md` /
 `robustness.png` show the EER per condition next to clean.
 
 Scoring a split (`score_split`) scales to every trial of ASVspoof 5 and survives crashes:
 - the trials not scored yet are cut into one contiguous shard per process;
-- a process decodes its shard in pools of `POOL_BATCHES` batches and scores them through `modeling_nes2net.scorer`
-  (the batching and model call `nes2net detect` uses: similar lengths under a sample budget, attention masks),
-  and after each batch appends `index<TAB>score` lines to its own part file `parts/part-<rank>.tsv` and flushes it;
+- a process decodes and cuts its shard (`scorer.Segmenter`, in DataLoader workers) in pools of `POOL_BATCHES`
+  batches of trials and scores their segments through `modeling_nes2net.scorer` (the batching and model call
+  `nes2net detect` uses: similar lengths under a sample budget, attention masks), and after each batch appends
+  `index<TAB>score` lines for the trials whose segments are all scored to its own part file `parts/part-<rank>.tsv`
+  and flushes it;
 - a new run first cuts any half-written last line, reads every part file and scores only what is missing (with any
   number of processes); a manifest with a fingerprint of the model's weights refuses to mix scores of another
-  model, split or protocol;
+  model, split, protocol or aggregation;
 - at the end every process reads all part files, so each holds the scores in trial order.
 """
 
@@ -48,6 +56,7 @@ from modeling_nes2net import Nes2NetForAudioClassification, save_model_folder
 from training.results import (
     CLEAN_CONDITION,
     SCHEMA_VERSION,
+    SCORE_SCALES,
     EvaluationResult,
     robustness_rows,
     robustness_table,
@@ -55,15 +64,25 @@ from training.results import (
 )
 from modeling_nes2net.atomic import write_text_atomic
 from modeling_nes2net.detection import ModelLoadError, ModelNotFoundError, load_model
-from modeling_nes2net.protocols import WINDOW_SAMPLES
-from modeling_nes2net.scorer import SegmentPool, TorchModelCall
-from modeling_nes2net.scoring import bonafide_probability, bonafide_score, log_odds
+from modeling_nes2net.audio import AudioInputError, AudioSource, load_audio, printable
+from modeling_nes2net.protocols import PROTOCOLS, SAMPLING_RATE, Protocol
+from modeling_nes2net.scorer import (
+    AGGREGATIONS,
+    FULL_PROTOCOL_MAX_SECONDS,
+    Aggregation,
+    SegmentPool,
+    Segmenter,
+    TorchModelCall,
+    aggregate,
+    min_samples_of,
+)
+from modeling_nes2net.scoring import odds_probability
+from training.batching import Trials
 from training.arena import ArenaError, ArenaRequest, request_from_arguments, write_leaderboard_files
 from training.arena import add_arguments as add_arena_arguments
-from training.batching import PROTOCOL_CROPS, WaveformDataset
 from training.calibration import calibrate_model
 from training.channel import Channel, ChannelSpecError, condition_slug, parse_channel
-from training.data import SAMPLING_RATE, load_built_dataset, read_build_info
+from training.data import load_built_dataset, read_build_info
 from training.data.schema import ATTACK_UNKNOWN, SPOOF, attack_name
 from training.metrics import (
     asv_error_rates,
@@ -82,7 +101,6 @@ from training.scores import ScoreTable, write_scores
 logger = logging.getLogger(__name__)
 
 CALIBRATED_MODEL_DIR = "calibrated-model"
-SCORES = {"bonafide_logit": bonafide_score, "log_odds": log_odds, "bonafide_probability": bonafide_probability}
 SCORE_FILE_NAMES = {"cm": "scores.txt", "cm-keyed": "scores.txt", "asvspoof5": "scores.tsv"}
 POOL_BATCHES = 4
 PARTS_DIR = "parts"
@@ -146,13 +164,77 @@ def _prepare_parts(parts_dir: Path, manifest: dict[str, Any], resume: bool) -> N
     write_text_atomic(parts_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
 
 
+class ChannelTrials:
+    """`trials` passed through `channel` (None: clean) with the generator `default_rng((seed, index))`. Each trial is
+    decoded once for every condition: its whole waveform at `SAMPLING_RATE` is cached in `cache_dir` (one `.npy`,
+    written by whichever process decodes it first), and the protocol cuts the perturbed recording."""
+
+    def __init__(self, trials: Trials, cache_dir: str | os.PathLike, channel: Channel | None = None, seed: int = 0):
+        self.trials, self.cache_dir, self.channel, self.seed = trials, Path(cache_dir), channel, seed
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+
+    def __len__(self) -> int:
+        return len(self.trials)
+
+    def column(self, name: str) -> list:
+        return self.trials.column(name)
+
+    def name(self, index: int) -> str:
+        return self.trials.name(index)
+
+    def _clean(self, index: int) -> tuple[np.ndarray, str]:
+        path = self.cache_dir / f"{index}.npy"
+        source = self.trials.source(index)
+        if path.is_file():
+            return np.load(path), source.display_name
+        waveform = load_audio(source, target_rate=SAMPLING_RATE)
+        temporary = path.with_name(f".{path.stem}.{os.getpid()}.npy")
+        np.save(temporary, waveform)
+        os.replace(temporary, path)
+        return waveform, source.display_name
+
+    def source(self, index: int) -> AudioSource:
+        index = int(index)
+        waveform, name = self._clean(index)
+        if self.channel is not None:
+            waveform = self.channel(waveform, SAMPLING_RATE, np.random.default_rng((self.seed, index)))
+        return AudioSource(waveform, SAMPLING_RATE, name)
+
+
+class SegmentedTrials(torch.utils.data.Dataset):
+    """Items `{"index", "segments": [(samples,) float32, ...]}`: each trial of `trials` (`Trials` or
+    `ChannelTrials`) cut by `segmenter`, or `{"index", "error": one line naming it}` when it cannot be scored."""
+
+    def __init__(self, trials: Trials | ChannelTrials, segmenter: Segmenter):
+        self.trials, self.segmenter = trials, segmenter
+
+    def __len__(self) -> int:
+        return len(self.trials)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        index = int(index)
+        try:
+            return {"index": index, "segments": self.segmenter.cut(self.trials.source(index))}
+        except AudioInputError as error:
+            return {"index": index, "error": str(error)}
+
+
+def trial_score(logits: np.ndarray, aggregation: Aggregation, score: str) -> float:
+    """One trial's `score` (one of `SCORE_SCALES`) from its segments' `(segments, num_labels)` logits, as `nes2net
+    detect` reports it (`DetectionResult.score`, `.log_odds`, `.bonafide_probability`): `scorer.aggregate`."""
+    bonafide_logit, odds = aggregate(logits, aggregation)
+    return {"bonafide_logit": bonafide_logit, "log_odds": odds, "bonafide_probability": odds_probability(odds)}[score]
+
+
 @torch.inference_mode()
 def score_split(
     model: Nes2NetForAudioClassification,
-    trials: WaveformDataset,
+    trials: Trials | ChannelTrials,
     parts_dir: str | os.PathLike,
     accelerator: Accelerator,
     *,
+    protocol: Protocol,
+    aggregation: Aggregation = "mean",
     batch_size: int = 16,
     num_workers: int = 0,
     score: str = "bonafide_logit",
@@ -160,22 +242,30 @@ def score_split(
     resume: bool = True,
     max_batches: int | None = None,
     max_batch_samples: int | None = None,
+    max_full_seconds: float = FULL_PROTOCOL_MAX_SECONDS,
     progress: bool = True,
 ) -> np.ndarray | None:
-    """Score every trial of `trials` with `model` across all processes (see the module docstring).
+    """Score every trial of `trials` with `model` across all processes (see the module docstring), each as `nes2net
+    detect --protocol PROTOCOL --aggregation AGGREGATION` scores a file: decoded and cut by a `scorer.Segmenter`,
+    its segments' logits aggregated by `trial_score`.
 
-    Every process must call this. `manifest` identifies the run (model, data, protocol); with `resume`, scores
-    already in `parts_dir` under the same manifest are kept. `max_batches` stops each process after that many
-    batches (a time-limited session; the next call resumes) and then returns None. Batches are chosen by
-    `scorer.SegmentPool` (similar lengths, at most `batch_size` trials and `max_batch_samples` padded samples, by
-    default `batch_size * WINDOW_SAMPLES`), the batching `nes2net detect` uses.
+    Every process must call this. `manifest` identifies the run (model, data); with `resume`, scores already in
+    `parts_dir` under the same manifest, protocol, aggregation and score are kept. `max_batches` stops each process
+    after that many batches (a time-limited session; the next call resumes) and then returns None. Batches are
+    chosen by `scorer.SegmentPool` (similar lengths, at most `batch_size` segments and `max_batch_samples` padded
+    samples, by default `batch_size` windows), the batching `nes2net detect` uses.
 
     Returns `(n_trials,)` float64 scores in trial order, on every process.
     """
-    if score not in SCORES:
-        raise ValueError(f"score must be one of {', '.join(SCORES)}, got {score!r}")
+    if score not in SCORE_SCALES:
+        raise ValueError(f"score must be one of {', '.join(SCORE_SCALES)}, got {score!r}")
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {', '.join(AGGREGATIONS)}, got {aggregation!r}")
+    segmenter = Segmenter(sampling_rate=model.config.sampling_rate, min_samples=min_samples_of(model),
+                          protocol=protocol, max_full_seconds=max_full_seconds)
     parts_dir = Path(parts_dir)
-    manifest = {"score": score, "n_trials": len(trials), **(manifest or {})}
+    manifest = {"score": score, "protocol": protocol, "aggregation": aggregation, "n_trials": len(trials),
+                **(manifest or {})}
     if accelerator.is_main_process:
         _prepare_parts(parts_dir, manifest, resume)
     accelerator.wait_for_everyone()
@@ -183,15 +273,14 @@ def score_split(
     accelerator.wait_for_everyone()  # nobody appends before everyone has read
     remaining = np.setdiff1d(np.arange(len(trials)), np.fromiter(done, dtype=np.int64, count=len(done)))
     shard = np.array_split(remaining, accelerator.num_processes)[accelerator.process_index].tolist()
-    pool_size = POOL_BATCHES * batch_size
-    loader = torch.utils.data.DataLoader(
-        torch.utils.data.Subset(trials, shard), batch_size=pool_size, collate_fn=list, num_workers=num_workers
-    )
-    score_function = SCORES[score]
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(SegmentedTrials(trials, segmenter), shard),
+                                         batch_size=POOL_BATCHES * batch_size, collate_fn=list,
+                                         num_workers=num_workers)
     was_training = model.training
     model.eval()
     model_call = TorchModelCall(model, accelerator.device, autocast=accelerator.autocast)
-    pool = SegmentPool(batch_size, max_batch_samples or batch_size * WINDOW_SAMPLES)
+    pool = SegmentPool(batch_size, max_batch_samples or batch_size * segmenter.window)
+    segment_logits: dict[int, list[np.ndarray | None]] = {}  # trial -> its segments' logits, None until scored
     bar = tqdm(total=len(shard), desc="scoring", unit="trial",
                disable=not (progress and accelerator.is_local_main_process))
     batches_done = 0
@@ -202,22 +291,21 @@ def score_split(
                 if "error" in item:
                     handle.write(f"{item['index']}\terror\t{item['error']}\n")
                     bar.update()
-                else:
-                    pool.add(item["index"], item["input_values"])
+                    continue
+                segment_logits[item["index"]] = [None] * len(item["segments"])
+                for position, waveform in enumerate(item["segments"]):
+                    pool.add((item["index"], position), waveform)
             while len(pool) and batches_done != max_batches:
-                indices, logits, _ = zip(*pool.score_batch(model_call))
-                logits = np.stack(logits)
-                finite = np.isfinite(logits).all(axis=1)
-                values = score_function(torch.from_numpy(logits)).tolist()
-                handle.writelines(
-                    f"{index}\t{value!r}\n" if ok else
-                    f"{index}\terror\t{_trial_name(trials, index)}: the model gave non-finite scores (NaN or "
-                    "infinite logits); no score\n"
-                    for index, value, ok in zip(indices, values, finite)
-                )
+                finished = []
+                for (index, position), logits, _ in pool.score_batch(model_call):
+                    segment_logits[index][position] = logits
+                    if all(row is not None for row in segment_logits[index]):
+                        finished.append(index)
+                handle.writelines(_part_line(trials, index, np.stack(segment_logits.pop(index)), aggregation, score)
+                                  for index in finished)
                 handle.flush()
                 batches_done += 1
-                bar.update(len(indices))
+                bar.update(len(finished))
             if batches_done == max_batches:
                 break
     model.train(was_training)
@@ -237,43 +325,16 @@ def score_split(
     return np.array([scores[index] for index in range(len(trials))], dtype=np.float64)
 
 
-def _trial_name(trials, index: int) -> str:
-    return str(trials.column("utt_id")[index]) if "utt_id" in getattr(trials, "columns", ()) else f"trial {index}"
+def _part_line(trials: Trials | ChannelTrials, index: int, logits: np.ndarray, aggregation: Aggregation,
+               score: str) -> str:
+    """A part file's line for one scored trial: `index<TAB>score`, or `index<TAB>error<TAB>why` for non-finite logits."""
+    if np.isfinite(logits).all():
+        return f"{index}\t{trial_score(logits, aggregation, score)!r}\n"
+    return f"{index}\terror\t{printable(trials.name(index))}: the model gave non-finite scores (NaN or infinite logits); no score\n"
 
 
 class UnscoredTrialsError(ValueError):
     """Trials that could not be scored; the others are scored and kept in the part files (a rerun retries these)."""
-
-
-class ChannelTrials(torch.utils.data.Dataset):
-    """`trials` whose decoded waveforms are cached in `cache_dir` (one `.npy` per trial, written by whichever
-    process decodes it first, so each is decoded once for every condition) and passed through `channel` (None:
-    clean) with the generator `default_rng((seed, index))`. Items: `{"input_values": float32 (samples,), "index"}`."""
-
-    def __init__(self, trials: WaveformDataset, cache_dir: str | os.PathLike, channel: Channel | None = None,
-                 seed: int = 0):
-        self.trials, self.cache_dir, self.channel, self.seed = trials, Path(cache_dir), channel, seed
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-
-    def __len__(self) -> int:
-        return len(self.trials)
-
-    def _clean(self, index: int) -> np.ndarray:
-        path = self.cache_dir / f"{index}.npy"
-        if path.is_file():
-            return np.load(path)
-        waveform = np.asarray(self.trials[index]["input_values"], dtype=np.float32)
-        temporary = path.with_name(f".{path.stem}.{os.getpid()}.npy")
-        np.save(temporary, waveform)
-        os.replace(temporary, path)
-        return waveform
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        index = int(index)
-        waveform = self._clean(index)
-        if self.channel is not None:
-            waveform = self.channel(waveform, SAMPLING_RATE, np.random.default_rng((self.seed, index)))
-        return {"input_values": waveform, "index": index}
 
 
 # ----------------------------------------------------------------------------------------------- measuring scores
@@ -352,13 +413,11 @@ def measure(
 
 
 def load_trials(
-    dataset: str, split: str, protocol: str, where: dict[str, str] | None = None, columns: Sequence[str] = (),
+    dataset: str, split: str, where: dict[str, str] | None = None, columns: Sequence[str] = (),
     optional: Sequence[str] = (),
-) -> WaveformDataset:
-    """The trials of `split` of a built dataset (folder or Hub id) under `protocol`, filtered by `where`
-    (column -> value), carrying `label`, `utt_id`, `columns` and those of `optional` the build has."""
-    if protocol not in PROTOCOL_CROPS:
-        raise ValueError(f"protocol must be one of {', '.join(PROTOCOL_CROPS)}, got {protocol!r}")
+) -> Trials:
+    """The trials of `split` of a built dataset (folder or Hub id), filtered by `where` (column -> value), carrying
+    `label`, `utt_id`, `columns` and those of `optional` the build has."""
     rows = load_built_dataset(dataset, split)
     unknown = sorted(set(where or {}) - set(rows.column_names))
     if unknown:
@@ -368,10 +427,9 @@ def load_trials(
                            input_columns=list(where))
         if len(rows) == 0:
             raise ValueError(f"no trial of {dataset} {split} matches {where}")
-    crop, num_samples = PROTOCOL_CROPS[protocol]
     columns = [*columns, *(column for column in optional if column in rows.column_names)]
     extra = [column for column in dict.fromkeys(columns) if column not in ("label", "utt_id")]
-    return WaveformDataset(rows, crop, num_samples, columns=("label", "utt_id", *extra), report_errors=True)
+    return Trials(rows, columns=("label", "utt_id", *extra))
 
 
 def default_split(dataset: str) -> str:
@@ -388,7 +446,7 @@ def default_split(dataset: str) -> str:
                      f"(splits: {', '.join(splits)})")
 
 
-def attack_groups(trials: WaveformDataset, labels: np.ndarray, attacks: list[str]) -> list[str]:
+def attack_groups(trials: Trials, labels: np.ndarray, attacks: list[str]) -> list[str]:
     """The `attack` of each trial for breakdowns: the build's own, or, when it names no spoof's generator
     (`unknown` for all) and the trials carry a `system` column, `system` for the spoofed trials."""
     spoofed = [attack for attack, label in zip(attacks, labels) if label == SPOOF]
@@ -417,7 +475,8 @@ def evaluate_model(
     output_dir: str | os.PathLike,
     *,
     split: str | None = None,
-    protocol: str = "4sec",
+    protocol: Protocol = "4sec",
+    aggregation: Aggregation = "mean",
     where: dict[str, str] | None = None,
     group_by: Sequence[str] = ("attack",),
     batch_size: int = 16,
@@ -436,10 +495,12 @@ def evaluate_model(
     bootstrap: int = 0,
     arena: ArenaRequest | None = None,
     calibrate: bool = False,
+    max_full_seconds: float = FULL_PROTOCOL_MAX_SECONDS,
 ) -> dict[str, Any] | None:
     """Score `split` of `dataset` (None: `default_split`) and write scores, metrics, plots and `results.json` to
-    `output_dir`. When the build names no generator in `attack` but keeps it in a `system` column (generic builds),
-    `attack` groups use `system`.
+    `output_dir`. Each trial is scored as `nes2net detect --protocol PROTOCOL --aggregation AGGREGATION` scores its
+    file (see `score_split`). When the build names no generator in `attack` but keeps it in a `system` column (generic
+    builds), `attack` groups use `system`.
 
     `perturb` adds channel conditions (`training.channel` SPECs) scored on the same trials (see the module
     docstring); `bootstrap` resamples for 95 % EER intervals (0: none); `arena` names the leaderboard files to write.
@@ -460,11 +521,11 @@ def evaluate_model(
         model = load_model(model)
     model.to(accelerator.device)
     split = split or default_split(dataset)
-    trials = load_trials(dataset, split, protocol, where, columns=["attack", *group_by], optional=["system"])
+    trials = load_trials(dataset, split, where, columns=["attack", *group_by], optional=["system"])
     manifest = {"model_sha1": model_fingerprint(model), "dataset": str(dataset), "split": split,
-                "protocol": protocol, "where": dict(where or {})}
-    options = dict(batch_size=batch_size, num_workers=num_workers, score=score, max_batches=max_batches,
-                   progress=progress)
+                "where": dict(where or {})}
+    options = dict(protocol=protocol, aggregation=aggregation, batch_size=batch_size, num_workers=num_workers,
+                   score=score, max_batches=max_batches, max_full_seconds=max_full_seconds, progress=progress)
     cache = output_dir / DECODE_CACHE
     scores = score_split(model, ChannelTrials(trials, cache) if channels else trials, output_dir / PARTS_DIR,
                          accelerator, manifest=manifest, **options)
@@ -553,10 +614,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a model folder (from `nes2net train` or `nes2net convert`) or a Hub id")
     parser.add_argument("dataset", help="a folder built by `nes2net data build`, or a Hub dataset id")
     parser.add_argument("--split", default=None, help="the split to score (default: eval, else test)")
-    parser.add_argument("--protocol", choices=list(PROTOCOL_CROPS), default="4sec",
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="4sec",
                         help="4sec (default here, the paper's ASVspoof protocol): first 64,600 samples, tiled if "
-                             "shorter; full: whole utterances (what pipeline() does). `nes2net detect` defaults to "
-                             "windows")
+                             "shorter; full: whole utterances (what pipeline() does); windows: 4.04 s windows every "
+                             "2.02 s (the default of `nes2net detect` and the Space). Each trial is scored as "
+                             "`nes2net detect` scores its file under the same protocol")
+    parser.add_argument("--aggregation", choices=AGGREGATIONS, default="mean",
+                        help="windows into one score, as `nes2net detect`: mean (default) or any (the most "
+                             "spoof-like window)")
+    parser.add_argument("--max-full-seconds", type=float, default=FULL_PROTOCOL_MAX_SECONDS, metavar="SECONDS",
+                        help="--protocol full refuses longer trials, which it would hold whole "
+                             f"(default {FULL_PROTOCOL_MAX_SECONDS:g})")
     parser.add_argument("--output-dir", required=True, help="folder for scores, results.json and plots")
     parser.add_argument("--where", type=_key_value, action="append", default=[], metavar="COLUMN=VALUE",
                         help="keep only trials with this metadata value, e.g. subset=eval (repeatable)")
@@ -564,7 +632,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="metadata columns to break the EER down by (default: attack)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--num-workers", type=int, default=2, help="audio decoding processes per process")
-    parser.add_argument("--score", choices=list(SCORES), default="bonafide_logit",
+    parser.add_argument("--score", choices=SCORE_SCALES, default="bonafide_logit",
                         help="the score written and measured (default: the bona fide logit, as the paper)")
     parser.add_argument("--score-format", choices=list(SCORE_FILE_NAMES),
                         help="also write the scores in this ASVspoof format")
@@ -615,7 +683,8 @@ def run(args: argparse.Namespace) -> int:
     accelerator = create_accelerator(mixed_precision=args.mixed_precision)
     try:
         evaluate_model(
-            model, args.dataset, args.output_dir, split=split, protocol=args.protocol, where=dict(args.where),
+            model, args.dataset, args.output_dir, split=split, protocol=args.protocol, aggregation=args.aggregation,
+            max_full_seconds=args.max_full_seconds, where=dict(args.where),
             group_by=args.group_by, batch_size=args.batch_size, num_workers=args.num_workers,
             score="log_odds" if args.calibrate else args.score, calibrate=args.calibrate,
             score_format=args.score_format, asv_scores=args.asv_scores, tdcf=args.tdcf,

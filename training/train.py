@@ -49,7 +49,7 @@ from hub_cards.layout import CARD_FILE
 from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification, config_from_preset, save_model_folder
 from modeling_nes2net.atomic import write_text_atomic
 from modeling_nes2net.averaging import average_model_folders
-from training.batching import PROTOCOL_CROPS, EpochPlan, WaveformDataset, build_augmentation, build_preprocessing
+from training.batching import EpochPlan, WaveformDataset, build_augmentation, build_preprocessing
 from training.calibration import calibrate_model
 from training.checkpoints import (
     CheckpointError,
@@ -60,7 +60,7 @@ from training.checkpoints import (
 )
 from training.data import collate_waveforms, load_built_dataset
 from training.distributed_norm import convert_to_global_batch_norm
-from training.evaluate import evaluate_model, score_split
+from training.evaluate import Trials, evaluate_model, score_split
 from training.metrics import compute_eer, split_by_label
 from training.recipe import EvaluationSpec, ModelSpec, Recipe, load_recipe
 from training.results import load_result
@@ -271,8 +271,7 @@ class Trainer:
                               training.gradient_accumulation_steps, training.seed)
         self.dev_set = None
         if data.dev_split is not None:
-            crop, num_samples = PROTOCOL_CROPS[data.dev_protocol]
-            self.dev_set = WaveformDataset(load_split(data.dataset, data.dev_split, "data.dataset"), crop, num_samples)
+            self.dev_set = Trials(load_split(data.dataset, data.dev_split, "data.dataset"))
         for spec in self.recipe.evaluation:  # found now, not after hours of training
             load_split(spec.dataset, spec.split, "evaluation dataset")
 
@@ -386,7 +385,7 @@ class Trainer:
         accelerator = self.accelerator
         work = self.output_dir / "dev" / f"epoch-{epoch + 1:03d}.parts"
         scores = score_split(accelerator.unwrap_model(self.model), self.dev_set, work, accelerator,
-                             batch_size=self.recipe.training.eval_batch_size,
+                             protocol=self.recipe.data.dev_protocol, batch_size=self.recipe.training.eval_batch_size,
                              num_workers=self.recipe.data.num_workers, resume=False)
         labels = np.asarray(self.dev_set.column("label"), dtype=np.int64)
         eer = compute_eer(*split_by_label(scores, labels)).eer
@@ -426,8 +425,9 @@ class Trainer:
         accelerator = self.accelerator
         model = Nes2NetForAudioClassification.from_pretrained(final).to(accelerator.device)
         work = self.output_dir / "dev" / "calibration.parts"
-        scores = score_split(model, self.dev_set, work, accelerator, batch_size=self.recipe.training.eval_batch_size,
-                             num_workers=self.recipe.data.num_workers, score="log_odds", resume=False)
+        scores = score_split(model, self.dev_set, work, accelerator, protocol=self.recipe.data.dev_protocol,
+                             batch_size=self.recipe.training.eval_batch_size, num_workers=self.recipe.data.num_workers,
+                             score="log_odds", resume=False)
         calibration, note = None, ""
         if accelerator.is_main_process:
             shutil.rmtree(work)
