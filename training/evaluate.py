@@ -69,6 +69,7 @@ from modeling_nes2net.protocols import PROTOCOLS, SAMPLING_RATE, Protocol
 from modeling_nes2net.scorer import (
     AGGREGATIONS,
     FULL_PROTOCOL_MAX_SECONDS,
+    POOL_BATCHES,
     Aggregation,
     SegmentPool,
     Segmenter,
@@ -102,7 +103,6 @@ logger = logging.getLogger(__name__)
 
 CALIBRATED_MODEL_DIR = "calibrated-model"
 SCORE_FILE_NAMES = {"cm": "scores.txt", "cm-keyed": "scores.txt", "asvspoof5": "scores.tsv"}
-POOL_BATCHES = 4
 PARTS_DIR = "parts"
 MANIFEST = "manifest.json"
 ASV_KEYS = ("target", "nontarget", "spoof")
@@ -182,23 +182,22 @@ class ChannelTrials:
     def name(self, index: int) -> str:
         return self.trials.name(index)
 
-    def _clean(self, index: int) -> tuple[np.ndarray, str]:
+    def _clean(self, index: int) -> np.ndarray:
         path = self.cache_dir / f"{index}.npy"
-        source = self.trials.source(index)
         if path.is_file():
-            return np.load(path), source.display_name
-        waveform = load_audio(source, target_rate=SAMPLING_RATE)
+            return np.load(path)
+        waveform = load_audio(self.trials.source(index), target_rate=SAMPLING_RATE)
         temporary = path.with_name(f".{path.stem}.{os.getpid()}.npy")
         np.save(temporary, waveform)
         os.replace(temporary, path)
-        return waveform, source.display_name
+        return waveform
 
     def source(self, index: int) -> AudioSource:
         index = int(index)
-        waveform, name = self._clean(index)
+        waveform = self._clean(index)
         if self.channel is not None:
             waveform = self.channel(waveform, SAMPLING_RATE, np.random.default_rng((self.seed, index)))
-        return AudioSource(waveform, SAMPLING_RATE, name)
+        return AudioSource(waveform, SAMPLING_RATE, self.trials.name(index))
 
 
 class SegmentedTrials(torch.utils.data.Dataset):
