@@ -49,7 +49,7 @@ from hub_cards.layout import CARD_FILE
 from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification, config_from_preset, save_model_folder
 from modeling_nes2net.atomic import write_text_atomic
 from modeling_nes2net.averaging import average_model_folders
-from training.batching import EpochPlan, WaveformDataset, build_augmentation, build_preprocessing
+from training.batching import EpochPlan, Trials, WaveformDataset, build_augmentation, build_preprocessing
 from training.calibration import calibrate_model
 from training.checkpoints import (
     CheckpointError,
@@ -60,7 +60,8 @@ from training.checkpoints import (
 )
 from training.data import collate_waveforms, load_built_dataset
 from training.distributed_norm import convert_to_global_batch_norm
-from training.evaluate import Trials, evaluate_model, score_split
+from training.evaluate import evaluate_model
+from training.split_scoring import score_split
 from training.metrics import compute_eer, split_by_label
 from training.recipe import EvaluationSpec, ModelSpec, Recipe, load_recipe
 from training.results import load_result

@@ -10,7 +10,7 @@ import numpy as np
 
 from hub_cards.model_card import write_model_card
 from tests.hub_cards.hub_helpers import make_spec
-from training.evaluate import measure
+from training.measure import measure
 from training.results import load_result, robustness_rows
 
 

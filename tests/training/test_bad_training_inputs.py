@@ -11,7 +11,8 @@ import pytest
 from nes2net.cli import main
 from tests.training.test_checkpoints import run, training_objects  # noqa: F401  (run: a fixture)
 from training.checkpoints import TRAINER_STATE, resume_latest
-from training.evaluate import evaluate_model, read_asv_scores
+from training.evaluate import evaluate_model
+from training.measure import read_asv_scores
 from training.recipe import load_recipe
 from training.train import TrainerState
 

@@ -20,7 +20,8 @@ from tests.training.train_helpers import build_tiny_corpus
 from training.batching import Trials
 from training.channel import perturb
 from training.data import load_built_dataset
-from training.evaluate import CONDITIONS_DIR, DECODE_CACHE, evaluate_model
+from training.evaluate import DECODE_CACHE, evaluate_model
+from training.evaluation_outputs import CONDITIONS_DIR
 from training.metrics import compute_eer
 from training.results import load_result
 from training.scores import read_scores
