@@ -15,8 +15,7 @@ the same code.
   or ffmpeg) at the model's rate, then `protocols.protocol_segments`. `nes2net evaluate` cuts its trials with it.
 - `Scorer.score_many` streams recordings through the `Segmenter` (decoding in a background thread) and the pool,
   yielding per recording its segments' logits (`ScoredRecording`) or a `DetectionFailure` (one line naming the
-  input), in input order. A bad input never stops the others; non-finite
-  logits are a failure, never a score.
+  input), in input order. A bad input never stops the others; non-finite logits are a failure, never a score.
 
 Memory stays flat in the recording's length: decoding runs at most one batch ahead (a bounded queue), a long
 recording's windows are scored a batch at a time (about three batches of 4.04 s windows in memory: 6.2 MB at batch
