@@ -1,7 +1,7 @@
 """`nes2net evaluate` scores each trial as `nes2net detect` scores its file: the same decoder (soundfile and soxr, or
 ffmpeg), the same protocol cuts and the same aggregation of windows. Checked on a split of generated speech-like
-clips at 16, 22.05 and 44.1 kHz (one window, a few windows, a tail that the hops do not reach) and, when
-`../shared` holds it, real clips of mini-antispoof."""
+clips at 16, 22.05 and 44.1 kHz (shorter than a window, one window, a few windows, a tail that the hops do not
+reach) under each protocol and, when `../shared` holds it, real clips of mini-antispoof."""
 
 from __future__ import annotations
 
@@ -84,28 +84,32 @@ def split(tmp_path_factory):
         torch.set_num_threads(previous)
 
 
-def evaluate_scores(split, protocol: str) -> dict[str, float]:
-    out = split["root"] / f"evaluate-{protocol}"
+def evaluate_scores(split, protocol: str, aggregation: str) -> dict[str, float]:
+    out = split["root"] / f"evaluate-{protocol}-{aggregation}"
     code = nes2net(["evaluate", str(split["model"]), str(split["built"]), "--split", "eval", "--protocol", protocol,
-                    "--output-dir", str(out), "--batch-size", "3", "--num-workers", "0", "--bootstrap", "0"])
+                    "--aggregation", aggregation, "--output-dir", str(out), "--batch-size", "3", "--num-workers", "0",
+                    "--bootstrap", "0"])
     assert code == 0
     table = read_scores(out / "scores.csv")
     return dict(zip(table.utt_ids, table.scores))
 
 
-def detect_scores(split, protocol: str) -> dict[str, float]:
-    output = split["root"] / f"detect-{protocol}.csv"
+def detect_scores(split, protocol: str, aggregation: str) -> dict[str, float]:
+    output = split["root"] / f"detect-{protocol}-{aggregation}.csv"
     code = nes2net(["detect", *map(str, split["files"].values()), "--model", str(split["model"]), "--protocol",
-                    protocol, "--format", "csv", "--output", str(output), "--device", "cpu"])
+                    protocol, "--aggregation", aggregation, "--format", "csv", "--output", str(output), "--device",
+                    "cpu"])
     assert code == 0
     with open(output, newline="", encoding="utf-8") as handle:
         by_file = {row["file"]: float(row["score"]) for row in csv.DictReader(handle)}
     return {utt_id: by_file[str(path)] for utt_id, path in split["files"].items()}
 
 
-@pytest.mark.parametrize("protocol", ["windows", "full"])
-def test_evaluate_gives_every_file_the_score_detect_gives(split, protocol):
-    evaluated, detected = evaluate_scores(split, protocol), detect_scores(split, protocol)
+@pytest.mark.parametrize("protocol, aggregation", [("windows", "mean"), ("windows", "any"), ("full", "mean"),
+                                                   ("4sec", "mean")])
+def test_evaluate_gives_every_file_the_score_detect_gives(split, protocol, aggregation):
+    evaluated = evaluate_scores(split, protocol, aggregation)
+    detected = detect_scores(split, protocol, aggregation)
     assert evaluated.keys() == detected.keys()
     for utt_id in detected:
         assert evaluated[utt_id] == pytest.approx(detected[utt_id], abs=TOLERANCE), utt_id
