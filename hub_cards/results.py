@@ -46,13 +46,13 @@ from pathlib import Path
 from typing import Any
 
 from modeling_nes2net.atomic import write_text_atomic
+from modeling_nes2net.protocols import PROTOCOLS
 
 from .published_files import public_path
 
 SCHEMA_VERSION = 1
 CLEAN_CONDITION = "clean"
 """The name the robustness table gives the unperturbed trials (`metrics`)."""
-PROTOCOLS = ("full", "4sec", "windows")
 SCORE_SCALES = ("bonafide_logit", "log_odds", "bonafide_probability")
 
 _NON_NEGATIVE = {"type": "number", "minimum": 0}

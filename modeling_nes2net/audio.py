@@ -48,7 +48,8 @@ import numpy as np
 import soundfile
 import soxr
 
-SAMPLING_RATE = 16_000
+from .protocols import SAMPLING_RATE
+
 BLOCK_SECONDS = 10.0
 MIN_SAMPLING_RATE = 2_000
 MAX_SAMPLING_RATE = 768_000

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from contextvars import ContextVar
 from functools import cache
 from typing import Any, Literal, get_args, get_origin

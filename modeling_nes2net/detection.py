@@ -67,6 +67,7 @@ from .scorer import (
     ModelCall,
     ScoredRecording,
     Scorer,
+    Segmenter,
     TorchModelCall,
     aggregate,
     min_samples_of,
@@ -308,18 +309,16 @@ class Nes2NetDetector:
             model_call = TorchModelCall(self.model, self.device, dtype)
         else:  # another runtime scores; `model` only tells the config and the frame arithmetic (it may be on meta)
             self.model = model
-        self.scorer = Scorer(
-            model_call,
+        segmenter = Segmenter(
             sampling_rate=self.sampling_rate,
             min_samples=min_samples_of(model),
             protocol=protocol,
             window=window,
             hop=hop,
-            batch_size=batch_size,
-            max_batch_samples=max_batch_samples,
             max_full_seconds=max_full_seconds,
             pass_bytes=lambda samples: pass_bytes(model, samples),
         )
+        self.scorer = Scorer(model_call, segmenter, batch_size=batch_size, max_batch_samples=max_batch_samples)
         self.protocol, self.window, self.hop = protocol, window, hop
 
     @classmethod

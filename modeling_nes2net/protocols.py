@@ -7,6 +7,7 @@
 - `windows`: windows of `window` samples every `hop` samples, the last one aligned to the end of the recording; a
   recording no longer than one window is one segment, whole (exactly as `full`).
 
+`SAMPLING_RATE` (16 kHz) is the rate every released model expects and the one recordings are decoded to;
 `WINDOW_SAMPLES` (64,600 samples, 4.04 s at 16 kHz) is the crop every released model was trained on. The functions
 here take a stream of 1-D float32 blocks and yield `(start_sample, waveform)` segments; they hold at most one window
 plus one block (`full`: the recording, up to `max_samples`).
@@ -21,6 +22,7 @@ import numpy as np
 
 Protocol = Literal["full", "4sec", "windows"]
 PROTOCOLS: tuple[str, ...] = ("full", "4sec", "windows")
+SAMPLING_RATE = 16_000
 WINDOW_SAMPLES = 64_600
 HOP_SAMPLES = WINDOW_SAMPLES // 2
 

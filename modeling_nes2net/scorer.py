@@ -11,11 +11,12 @@ the same code.
   `max_batch_samples` padded samples, so three clips and a 2-hour file never share a batch: a segment over the budget
   goes alone. A batch is scored once the pool is full, or as soon as `batch_size` segments of the oldest one's length
   are pooled (a batch without padding, which a fuller pool could not improve: the windows of a long recording).
-- `Scorer.score_many` streams recordings through decoding (a background thread, `AudioStream`), the protocol
-  (`protocols.protocol_segments`) and the pool, yielding per recording its segments' logits (`ScoredRecording`) or a
-  `DetectionFailure` (one line naming the input), in input order. A bad input never stops the others; input that
-  is not speech-like (`input_check`: too short, silence, a tone, noise, a broken scale) and non-finite logits are
-  a failure, never a score.
+- `Segmenter` turns one recording into the segments the model scores: `AudioStream` decoding (soundfile and soxr,
+  or ffmpeg) at the model's rate, then `protocols.protocol_segments`. `nes2net evaluate` cuts its trials with it.
+- `Scorer.score_many` streams recordings through the `Segmenter` (decoding in a background thread) and the pool,
+  yielding per recording its segments' logits (`ScoredRecording`) or a `DetectionFailure` (one line naming the
+  input), in input order. A bad input never stops the others; input that is not speech-like (`input_check`: too
+  short, silence, a tone, noise, a broken scale) and non-finite logits are a failure, never a score.
 
 Memory stays flat in the recording's length: decoding runs at most one batch ahead (a bounded queue), a long
 recording's windows are scored a batch at a time (about three batches of 4.04 s windows in memory: 6.2 MB at batch
@@ -257,49 +258,48 @@ class _Pending:
         return ScoredRecording(self.name, self.starts, self.lengths, logits, self.samples, self.envelope, frames)
 
 
-class Scorer:
-    """Scores recordings under a protocol with a `ModelCall` (see the module docstring).
+class Segmenter:
+    """How one recording becomes the segments the model scores: decoded by `AudioStream` at `sampling_rate`, cut by
+    `protocols.protocol_segments`, refused in one line when too short for the model or too long for `full`.
+    `nes2net detect` (through `Scorer`) and `nes2net evaluate` cut every recording with it.
 
     Args:
-        model_call: the model, numpy batch and mask -> logits.
         sampling_rate: the rate the model expects; every input is decoded and resampled to it.
         min_samples: the fewest samples the model can score (see `min_samples_of`).
         protocol: `"windows"`, `"full"` or `"4sec"` (see `protocols`).
         window: window length in samples (windows protocol, and the `4sec` crop).
         hop: hop between window starts in samples (windows protocol).
-        batch_size: segments per forward pass at most.
-        max_batch_samples: padded samples per forward pass at most (default `batch_size * window`); a longer
-            segment is scored alone.
         max_full_seconds: the `full` protocol refuses longer recordings (they would sit in memory whole).
         pass_bytes: samples -> memory one forward pass over them needs (see `pass_bytes`), for that message.
     """
 
     def __init__(
         self,
-        model_call: ModelCall,
         *,
         sampling_rate: int,
         min_samples: int = 1,
         protocol: Protocol = "windows",
         window: int = WINDOW_SAMPLES,
         hop: int = HOP_SAMPLES,
-        batch_size: int = 8,
-        max_batch_samples: int | None = None,
         max_full_seconds: float = FULL_PROTOCOL_MAX_SECONDS,
         pass_bytes: Callable[[int], int] | None = None,
     ) -> None:
         if protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {protocol!r}; choose from {PROTOCOLS}")
-        if window < 1 or hop < 1 or batch_size < 1:
-            raise ValueError(f"window, hop and batch_size must be positive, got {window}, {hop}, {batch_size}")
+        if window < 1 or hop < 1:
+            raise ValueError(f"window and hop must be positive, got {window}, {hop}")
         if protocol != "full" and window < min_samples:
             raise ValueError(f"a window of {window} samples ({window / sampling_rate:g} s) is shorter than the "
                              f"{min_samples} samples ({min_samples / sampling_rate:g} s) the model needs")
-        self.model_call, self.sampling_rate, self.min_samples = model_call, sampling_rate, min_samples
-        self.protocol, self.window, self.hop, self.batch_size = protocol, window, hop, batch_size
-        self.max_batch_samples = max_batch_samples or batch_size * window
+        self.sampling_rate, self.min_samples = sampling_rate, min_samples
+        self.protocol, self.window, self.hop = protocol, window, hop
         self.max_full_seconds = max_full_seconds
         self.pass_bytes = pass_bytes
+
+    def blocks(self, source: AudioSource) -> _TrackedBlocks:
+        """The decoded blocks of one input at `sampling_rate`, counted and enveloped as they pass."""
+        return _TrackedBlocks(iter(AudioStream(source, target_rate=self.sampling_rate)), self.sampling_rate,
+                              source.display_name)
 
     def segments(self, blocks: _TrackedBlocks, name: str) -> Iterator[tuple[int, np.ndarray]]:
         """The protocol's `(start, waveform)` segments of one input's blocks; `AudioInputError` (naming `name`) for
@@ -324,6 +324,36 @@ class Scorer:
                 f"longer than {self.max_full_seconds:g} s, the limit of one pass under protocol 'full'{need}; "
                 "score it with protocol 'windows' (bounded memory) or raise the limit (--max-full-seconds)",
             ) from None
+
+    def cut(self, source: AudioSourceLike) -> list[np.ndarray]:
+        """Every segment's `(samples,)` waveform of one input, in order (evaluation holds a trial's segments at
+        once). Raises `AudioInputError` naming it."""
+        source = AudioSource.wrap(source)
+        blocks = self.blocks(source)
+        try:
+            return [waveform for _, waveform in self.segments(blocks, source.display_name)]
+        finally:
+            blocks.close()
+
+
+class Scorer:
+    """Scores recordings with a `ModelCall`, each cut by a `Segmenter` (see the module docstring).
+
+    Args:
+        model_call: the model, numpy batch and mask -> logits.
+        segmenter: how a recording becomes segments (decoding, protocol, window and hop, the model's limits).
+        batch_size: segments per forward pass at most.
+        max_batch_samples: padded samples per forward pass at most (default `batch_size * window`); a longer
+            segment is scored alone.
+    """
+
+    def __init__(
+        self, model_call: ModelCall, segmenter: Segmenter, *, batch_size: int = 8, max_batch_samples: int | None = None
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.model_call, self.segmenter, self.batch_size = model_call, segmenter, batch_size
+        self.max_batch_samples = max_batch_samples or batch_size * segmenter.window
 
     def score_many(self, sources: Iterable[AudioSourceLike]) -> Iterator[ScoredRecording | DetectionFailure]:
         """Score many inputs (paths, bytes, `(array, rate)` tuples, `AudioSource`s): one `ScoredRecording` or
@@ -401,10 +431,9 @@ class Scorer:
             for index, source in enumerate(sources):
                 source = AudioSource.wrap(source)
                 name = source.display_name
-                stream = iter(AudioStream(source, target_rate=self.sampling_rate))
-                blocks = _TrackedBlocks(stream, self.sampling_rate, name)
+                blocks = self.segmenter.blocks(source)
                 try:
-                    for start, waveform in self.segments(blocks, name):
+                    for start, waveform in self.segmenter.segments(blocks, name):
                         if not put("segment", index, name, start, waveform):
                             return
                     blocks.check.finish()

@@ -1,5 +1,8 @@
 """The torch side of the data: deterministic items, the batch plan of an epoch, and its split across processes.
 
+`Trials` are the rows of one split (metadata, and each trial's stored audio as the `AudioSource` `nes2net detect`
+would read); evaluation scores them (`training.evaluate`), and `WaveformDataset` decodes and crops them for training.
+
 Reproducibility is built in rather than seeded from global state:
 - `WaveformDataset` draws the crop and the augmentation of item `i` in epoch `e` from `numpy.random.default_rng((seed,
   e, i))`, so an item is the same whichever process, DataLoader worker or resumed run reads it.
@@ -14,27 +17,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from datasets import Audio, Dataset
 
-from modeling_nes2net.audio import AudioInputError
-from modeling_nes2net.protocols import WINDOW_SAMPLES
+from modeling_nes2net.audio import AudioInputError, AudioSource
+from modeling_nes2net.protocols import SAMPLING_RATE, WINDOW_SAMPLES
 from training.augment import Augmentation, Compose, OneOf, RandomApply, RawBoost, RawBoostConfig, musan_rir_augmentation
 from training.channel import parse_channel
-from training.data import DEFAULT_NUM_SAMPLES, SAMPLING_RATE, collate_waveforms, crop_waveform, decode_waveform
+from training.data import collate_waveforms, crop_waveform, decode_waveform, stored_bytes
 from training.recipe import AUGMENTATIONS
 from training.shortcut_audit import ShortcutRemoval
 
 Preprocessing = Augmentation
 """Like an augmentation, but applied to the whole decoded utterance before the crop, and free to change its length."""
-
-PROTOCOL_CROPS = {"full": ("full", WINDOW_SAMPLES), "4sec": ("start", WINDOW_SAMPLES)}
-"""Evaluation protocol (`modeling_nes2net.protocols`) -> the crop that reads it from a stored file: the whole
-utterance, or its first `WINDOW_SAMPLES` samples tiled if shorter (a seek reads no more)."""
 
 
 def build_augmentation(spec: dict[str, Any] | None) -> Augmentation | None:
@@ -77,8 +75,40 @@ def build_preprocessing(spec: dict[str, Any] | None) -> Preprocessing | None:
     return ShortcutRemoval(**{key: tuple(value) if isinstance(value, list) else value for key, value in (options or {}).items()})
 
 
-class WaveformDataset(torch.utils.data.Dataset):
-    """Items `{"input_values": float32 (samples,), "index": int, **columns}` of one split of a built dataset.
+class Trials:
+    """The trials of one split of a built dataset: its metadata columns, and each trial's stored audio as the
+    `AudioSource` `nes2net detect` would read from that file (the encoded bytes, named by `utt_id`)."""
+
+    def __init__(self, split: Dataset, columns: Sequence[str] = ("label", "utt_id")):
+        missing = [name for name in ("audio", *columns) if name not in split.column_names]
+        if missing:
+            raise ValueError(f"the dataset has no column(s) {missing}; it has {split.column_names}")
+        self.rows = split.select_columns(["audio", *columns]).cast_column("audio", Audio(decode=False))
+        self.columns = tuple(columns)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def column(self, name: str) -> list:
+        """One metadata column for every trial, without reading audio."""
+        return self.rows[name]
+
+    def name(self, index: int) -> str:
+        """How errors name trial `index`: its `utt_id`, else its stored path."""
+        return _trial_name(self.rows[int(index)], index)
+
+    def source(self, index: int) -> AudioSource:
+        row = self.rows[int(index)]
+        return AudioSource(stored_bytes(row["audio"]), name=_trial_name(row, index))
+
+
+def _trial_name(row: dict[str, Any], index: int) -> str:
+    return str(row.get("utt_id") or row["audio"].get("path") or f"trial {index}")
+
+
+class WaveformDataset(Trials, torch.utils.data.Dataset):
+    """Items `{"input_values": float32 (samples,), "index": int, **columns}` of one split of a built dataset, decoded,
+    cropped and augmented for training.
 
     Args:
         split: a split with the shared schema (`audio`, `label`, `utt_id`, ...).
@@ -89,47 +119,34 @@ class WaveformDataset(torch.utils.data.Dataset):
         seed: with the epoch and the index, seeds each item's generator.
         columns: metadata columns passed through.
         report_errors: an item that cannot be decoded is `{"index": int, "error": one line naming it}` instead of
-            raising (evaluation scores the other trials and reports it).
+            raising (`collate_trials` carries it out of a DataLoader worker as one line).
     """
 
     def __init__(
         self,
         split: Dataset,
         crop: str,
-        num_samples: int = DEFAULT_NUM_SAMPLES,
+        num_samples: int = WINDOW_SAMPLES,
         augmentation: Augmentation | None = None,
         seed: int = 0,
         columns: Sequence[str] = ("label", "utt_id"),
         preprocessing: Preprocessing | None = None,
         report_errors: bool = False,
     ):
-        missing = [name for name in ("audio", *columns) if name not in split.column_names]
-        if missing:
-            raise ValueError(f"the dataset has no column(s) {missing}; it has {split.column_names}")
-        self.rows = split.select_columns(["audio", *columns]).cast_column("audio", Audio(decode=False))
+        super().__init__(split, columns)
         self.crop, self.num_samples, self.augmentation, self.seed = crop, num_samples, augmentation, seed
         self.preprocessing = preprocessing
-        self.columns = tuple(columns)
         self.report_errors = report_errors
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def column(self, name: str) -> list:
-        """One metadata column for every trial, without decoding audio."""
-        return self.rows[name]
-
     def __getitem__(self, index: int) -> dict[str, Any]:
         index = int(index)
         row = self.rows[index]
-        audio = row["audio"]
-        audio_bytes = audio["bytes"] if audio["bytes"] is not None else Path(audio["path"]).read_bytes()
+        audio_bytes, name = stored_bytes(row["audio"]), _trial_name(row, index)
         rng = np.random.default_rng((self.seed, self.epoch, index))
-        name = str(row.get("utt_id") or audio.get("path") or f"trial {index}")
         try:
             if self.preprocessing is None:
                 waveform = decode_waveform(audio_bytes, self.num_samples, self.crop, rng, name=name)

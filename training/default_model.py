@@ -17,8 +17,9 @@ Steps (the recipe: `training/recipes/frozen_frontend/default.yaml`), each a func
 4. `train_backend` on random windows of those whole-clip states (per-corpus and per-system dev EER logged each
    epoch), the mean of the last epochs' weights, then the affine calibration of the log-odds fitted on dev
    (`training.llr_fitting`): the shipped threshold is log-odds 0.
-5. `evaluate_default`: each test split under the `full` protocol (what `pipeline` does), pooled, per system and per
-   seen / unseen subset with 95 % bootstrap intervals; antispoof-plus also under `ROBUSTNESS_CONDITIONS`.
+5. `evaluate_default`: each test split under `CARD_PROTOCOLS`, `windows` (what `nes2net detect` and the Space score)
+   and `full` (what `pipeline` does), pooled, per system and per seen / unseen subset with 95 % bootstrap intervals;
+   antispoof-plus also under `ROBUSTNESS_CONDITIONS` (`full`).
 6. `export_default_model`: weights (the encoder stored in float16), feature extractor, evaluation outputs and card.
 
 Why whole clips: Whisper's hidden states carry its positional embedding, so states of 4 s crops differ from those of
@@ -91,6 +92,8 @@ NUM_THREADS = 2
 HEADLINE_CORPUS = "antispoof-plus"
 CACHE_COLUMNS = ("label", "utt_id", "attack")
 CARD_REPO_ID = "nes2net/nes2net-x-whisper-tiny-default"
+CARD_PROTOCOLS = ("windows", "full")
+"""The protocols the card states figures for: `nes2net detect` and the Space's default first, then `pipeline`'s."""
 ROBUSTNESS_CONDITIONS = ("mp3:32k", "opus:16k", "mulaw")
 """`training.channel` SPECs the headline test split is scored under for the card: MP3 at 32 kbit/s, Opus at
 16 kbit/s and G.711 mu-law at 8 kHz (each a full pass of the encoder over the split)."""
@@ -235,9 +238,10 @@ def cached_states(model: Nes2NetForAudioClassification, recipe: FrozenFrontendRe
     return FrontendCache.load(train_file), FrontendCache.load(dev_file)
 
 
-def evaluate_default(final_dir: Path, corpora: dict[str, Path], eval_dir: Path) -> dict[str, Path]:
-    """Score each corpus' test split (`full`, what `pipeline` does; per system, per seen / unseen subset, with 95 %
-    bootstrap intervals; antispoof-plus also under `ROBUSTNESS_CONDITIONS`); returns name -> results.json."""
+def evaluate_default(final_dir: Path, corpora: dict[str, Path], eval_dir: Path) -> list[Path]:
+    """Score each corpus' test split under each of `CARD_PROTOCOLS` into `eval_dir/<corpus>/<protocol>/` (per system,
+    per seen / unseen subset, with 95 % bootstrap intervals; antispoof-plus's `full` run also under
+    `ROBUSTNESS_CONDITIONS`); returns the results.json files, `HEADLINE_CORPUS`'s first."""
     from accelerate import Accelerator
 
     from training.evaluate import evaluate_model
@@ -245,15 +249,17 @@ def evaluate_default(final_dir: Path, corpora: dict[str, Path], eval_dir: Path) 
     accelerator = Accelerator(cpu=True)
     model = Nes2NetForAudioClassification.from_pretrained(final_dir)
     model.name_or_path = CARD_REPO_ID  # the name the results files record, instead of a local path
-    outputs = {}
-    for name, folder in corpora.items():
-        unseen = "unseen_in_train" in load_built_dataset(folder, "test").column_names
-        evaluate_model(model, str(folder), eval_dir / name, split="test", protocol="full",
-                       group_by=["attack", *(["unseen_in_train"] if unseen else [])], batch_size=4, num_workers=0,
-                       score="log_odds", dataset_name=name, dataset_id=f"nes2net/{name}", accelerator=accelerator,
-                       progress=True, perturb=ROBUSTNESS_CONDITIONS if name == HEADLINE_CORPUS else (),
-                       bootstrap=BOOTSTRAP_RESAMPLES)
-        outputs[name] = eval_dir / name / "results.json"
+    outputs = []
+    for name in sorted(corpora, key=lambda name: name != HEADLINE_CORPUS):
+        unseen = "unseen_in_train" in load_built_dataset(corpora[name], "test").column_names
+        for protocol in CARD_PROTOCOLS:
+            robustness = name == HEADLINE_CORPUS and protocol == "full"
+            evaluate_model(model, str(corpora[name]), eval_dir / name / protocol, split="test", protocol=protocol,
+                           group_by=["attack", *(["unseen_in_train"] if unseen else [])], batch_size=4,
+                           num_workers=0, score="log_odds", dataset_name=name, dataset_id=f"nes2net/{name}",
+                           accelerator=accelerator, progress=True, perturb=ROBUSTNESS_CONDITIONS if robustness else (),
+                           bootstrap=BOOTSTRAP_RESAMPLES)
+            outputs.append(eval_dir / name / protocol / "results.json")
     return outputs
 
 
@@ -303,10 +309,11 @@ def card_spec(results: list, recipe: FrozenFrontendRecipe, training_data: str, m
     )
 
 
-def export_default_model(final_dir: Path, output_dir: Path, results: dict[str, Path], recipe: FrozenFrontendRecipe,
+def export_default_model(final_dir: Path, output_dir: Path, results: list[Path], recipe: FrozenFrontendRecipe,
                       minutes: float | None = None) -> Path:
     """Write the shipped folder: the final weights (calibration and `training_data` in the config), the feature
-    extractor, the evaluation outputs (`evaluation/`) and the card; replaced atomically.
+    extractor, the evaluation outputs (`evaluation/`) and the card (`results` in order, the first its headline);
+    replaced atomically.
 
     The card describes the published repository, which `export_model_folder` (run by `nes2net push`) completes with
     the model code; the shipped folder itself is package data, loaded by the package's classes, and holds no copy of
@@ -315,8 +322,7 @@ def export_default_model(final_dir: Path, output_dir: Path, results: dict[str, P
     model = Nes2NetForAudioClassification.from_pretrained(final_dir)
     with atomic_folder(output_dir) as folder:
         save_model_folder(model, folder)
-        ordered = [results[HEADLINE_CORPUS]] + [path for name, path in results.items() if name != HEADLINE_CORPUS]
-        spec = card_spec([load_result(path) for path in ordered], recipe, model.config.training_data, minutes)
+        spec = card_spec([load_result(path) for path in results], recipe, model.config.training_data, minutes)
         spec = ModelCardSpec(**{**spec.__dict__, "efficiency": measure_efficiency(folder)})
         write_model_card(folder, spec)
         for name in remote_code_files():
@@ -377,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
             logger.error("%s", error)
             return 1
     if args.output_dir.resolve() == DEFAULT_MODEL_DIR.resolve():  # the README shows the shipped model's plot
-        shutil.copyfile(args.work_dir / "demo-eval" / HEADLINE_CORPUS / "robustness.png", ROBUSTNESS_PLOT)
+        shutil.copyfile(args.work_dir / "demo-eval" / HEADLINE_CORPUS / "full" / "robustness.png", ROBUSTNESS_PLOT)
     return 0
 
 

@@ -21,7 +21,6 @@ from typing import Literal, get_args
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from modeling_nes2net import Nes2NetForAudioClassification, Nes2NetForAudioFrameClassification
 from modeling_nes2net.detection import Nes2NetDetector

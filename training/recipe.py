@@ -28,8 +28,9 @@ from typing import Any
 
 import yaml
 
+from modeling_nes2net.protocols import PROTOCOLS, WINDOW_SAMPLES
+
 RECIPES_DIR = Path(__file__).with_name("recipes")
-PROTOCOLS = ("full", "4sec")
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "cosine", "cosine_epochs")
 AUGMENTATIONS = {"rawboost", "musan_rir", "channel", "chain"}
@@ -63,10 +64,11 @@ class DataSpec:
     train_split: str = "train"
     dev_split: str | None = "dev"
     """Scored after every epoch (dev EER picks the best checkpoints); null: no dev evaluation."""
-    crop_samples: int = 64600
+    crop_samples: int = WINDOW_SAMPLES
     """Training crop: a random window of this many samples, shorter files tiled."""
     dev_protocol: str = "4sec"
-    """`4sec`: the first 64,600 samples, tiled if shorter; `full`: whole utterances."""
+    """How dev trials are scored, as `nes2net detect --protocol` scores a file (`modeling_nes2net.protocols`): `4sec`,
+    the first 64,600 samples, tiled if shorter; `full`, whole utterances; `windows`, 4.04 s windows, averaged."""
     augmentation: dict[str, Any] | None = None
     """After the crop: `{rawboost: {algorithm: 4, <RawBoostConfig fields>}}`, `{musan_rir: {musan: DIR, rir: DIR,
     p: 0.5}}`, `{channel: {conditions: [SPEC, ...], p: 0.5}}` or `{chain: [...those...]}` (see

@@ -40,9 +40,9 @@ import soxr
 from tqdm.auto import tqdm
 
 from modeling_nes2net.audio import load_audio
+from modeling_nes2net.protocols import SAMPLING_RATE
 from training.metrics import compute_eer
 
-SAMPLE_RATE = 16000
 STATISTICS = (
     "duration_s",
     "leading_silence_s",
@@ -105,7 +105,7 @@ def speech_bounds(waveform: np.ndarray, sample_rate: int) -> tuple[int, int]:
     return int(loud[0] * hop), int(min(loud[-1] * hop + frame, waveform.size))
 
 
-def clip_statistics(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> dict[str, float]:
+def clip_statistics(waveform: np.ndarray, sample_rate: int = SAMPLING_RATE) -> dict[str, float]:
     """The seven `STATISTICS` of a mono waveform `(samples,)` in [-1, 1]."""
     waveform = np.asarray(waveform, dtype=np.float64)
     start, end = speech_bounds(waveform, sample_rate)
@@ -194,9 +194,9 @@ def audit_clips(
             rows.extend((folder, row) for row in csv.DictReader(handle))
     clips = []
     for number, (folder, row) in enumerate(tqdm(rows, desc="clip statistics", unit="clip", disable=not progress)):
-        waveform = load_audio(folder / row["file_name"], target_rate=SAMPLE_RATE)
+        waveform = load_audio(folder / row["file_name"], target_rate=SAMPLING_RATE)
         if remove is not None:
-            waveform = remove(waveform, SAMPLE_RATE, np.random.default_rng((seed, number)))
+            waveform = remove(waveform, SAMPLING_RATE, np.random.default_rng((seed, number)))
         clips.append(
             Clip(
                 corpus=folder.name,

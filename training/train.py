@@ -59,8 +59,8 @@ from modeling_nes2net import (
 from modeling_nes2net.atomic import write_text_atomic
 from modeling_nes2net.averaging import average_model_folders
 from training.batching import (
-    PROTOCOL_CROPS,
     EpochPlan,
+    Trials,
     UndecodableTrialError,
     WaveformDataset,
     build_augmentation,
@@ -79,13 +79,14 @@ from training.checkpoints import (
 from training.data import load_built_dataset
 from training.divergence import TrainingDivergedError, refuse_non_finite_loss, refuse_non_finite_weights
 from training.distributed_norm import convert_to_global_batch_norm
-from training.evaluate import UnscoredTrialsError, evaluate_model, score_split
+from training.evaluate import evaluate_model
 from training.metrics import compute_eer, split_by_label
 from training.recipe import EvaluationSpec, ModelSpec, Recipe, load_recipe
 from hub_cards.results import load_result
 from training.runtime import create_accelerator
 from training.schedules import build_scheduler
 from training.score_files import ScoreTable, write_scores
+from training.split_scoring import UnscoredTrialsError, score_split
 
 logger = logging.getLogger(__name__)
 
@@ -291,9 +292,7 @@ class Trainer:
                               training.gradient_accumulation_steps, training.seed)
         self.dev_set = None
         if data.dev_split is not None:
-            crop, num_samples = PROTOCOL_CROPS[data.dev_protocol]
-            self.dev_set = WaveformDataset(load_split(data.dataset, data.dev_split, "data.dataset"), crop, num_samples,
-                                           report_errors=True)
+            self.dev_set = Trials(load_split(data.dataset, data.dev_split, "data.dataset"))
         for spec in self.recipe.evaluation:  # found now, not after hours of training
             load_split(spec.dataset, spec.split, "evaluation dataset")
 
@@ -410,7 +409,7 @@ class Trainer:
         accelerator = self.accelerator
         work = self.output_dir / "dev" / f"epoch-{epoch + 1:03d}.parts"
         scores = score_split(accelerator.unwrap_model(self.model), self.dev_set, work, accelerator,
-                             batch_size=self.recipe.training.eval_batch_size,
+                             protocol=self.recipe.data.dev_protocol, batch_size=self.recipe.training.eval_batch_size,
                              num_workers=self.recipe.data.num_workers, resume=False)
         labels = np.asarray(self.dev_set.column("label"), dtype=np.int64)
         eer = compute_eer(*split_by_label(scores, labels)).eer
@@ -450,8 +449,9 @@ class Trainer:
         accelerator = self.accelerator
         model = Nes2NetForAudioClassification.from_pretrained(final).to(accelerator.device)
         work = self.output_dir / "dev" / "calibration.parts"
-        scores = score_split(model, self.dev_set, work, accelerator, batch_size=self.recipe.training.eval_batch_size,
-                             num_workers=self.recipe.data.num_workers, score="log_odds", resume=False)
+        scores = score_split(model, self.dev_set, work, accelerator, protocol=self.recipe.data.dev_protocol,
+                             batch_size=self.recipe.training.eval_batch_size, num_workers=self.recipe.data.num_workers,
+                             score="log_odds", resume=False)
         calibration, note = None, ""
         if accelerator.is_main_process:
             shutil.rmtree(work)
@@ -539,11 +539,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         train(recipe, resume=args.resume)
-<<<<<<< HEAD
-    except (CheckpointError, FileNotFoundError, ModelLoadError, TrainingDivergedError) as error:
-=======
-    except (CheckpointError, FileNotFoundError, UndecodableTrialError, UnscoredTrialsError) as error:
->>>>>>> h28d
+    except (CheckpointError, FileNotFoundError, ModelLoadError, TrainingDivergedError, UndecodableTrialError,
+            UnscoredTrialsError) as error:
         logger.error("%s", error)
         return 1
     return 0

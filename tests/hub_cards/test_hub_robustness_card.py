@@ -10,8 +10,8 @@ import numpy as np
 
 from hub_cards.model_card import write_model_card
 from tests.hub_cards.hub_helpers import make_spec
-from training.evaluate import measure
 from hub_cards.results import load_result, robustness_rows
+from training.measure import measure
 
 
 def add_conditions(path: Path) -> dict:

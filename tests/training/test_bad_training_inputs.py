@@ -14,7 +14,8 @@ from tests.hostile.make_corpus import speech_like, wav_bytes
 from tests.training.test_checkpoints import run, training_objects  # noqa: F401  (run: a fixture)
 from tests.training.train_helpers import write_unchecked_set
 from training.checkpoints import TRAINER_STATE, resume_latest
-from training.evaluate import evaluate_model, read_asv_scores
+from training.evaluate import evaluate_model
+from training.measure import read_asv_scores
 from training.recipe import load_recipe
 from training.train import TrainerState
 

@@ -18,7 +18,8 @@ from tests.tiny_models import tiny_model
 from tests.training.train_helpers import build_tiny_corpus, run_command, subprocess_env
 from training.llr_fitting import fit_llr_fusion
 from training.data import load_built_dataset
-from training.evaluate import PARTS_DIR, evaluate_model, read_asv_scores
+from training.evaluate import PARTS_DIR, evaluate_model
+from training.measure import read_asv_scores
 from training.metrics import asv_error_rates, compute_min_tdcf_2019, split_by_label
 from hub_cards.results import load_result
 from training.score_files import read_scores

@@ -17,10 +17,11 @@ from modeling_nes2net import save_model_folder
 from nes2net.cli import main as nes2net
 from tests.tiny_models import tiny_model
 from tests.training.train_helpers import build_tiny_corpus
-from training.batching import WaveformDataset
+from training.batching import Trials
 from training.channel import perturb
 from training.data import load_built_dataset
-from training.evaluate import CONDITIONS_DIR, DECODE_CACHE, evaluate_model
+from training.evaluate import DECODE_CACHE, evaluate_model
+from training.evaluation_outputs import CONDITIONS_DIR
 from training.metrics import compute_eer
 from hub_cards.results import load_result
 from training.score_files import read_scores
@@ -33,10 +34,10 @@ SEED = 11
 def evaluated(tmp_path_factory):
     root = tmp_path_factory.mktemp("evaluate-channels")
     decodes = []
-    original = WaveformDataset.__getitem__
+    original = Trials.source
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(datasets.config, "HF_DATASETS_CACHE", str(root / "hf-cache"))
-        patch.setattr(WaveformDataset, "__getitem__", lambda self, index: decodes.append(index) or original(self, index))
+        patch.setattr(Trials, "source", lambda self, index: decodes.append(index) or original(self, index))
         dataset = build_tiny_corpus(root)
         model = save_model_folder(tiny_model(seed=3), root / "model")
         result = evaluate_model(model, str(dataset), root / "out", split="eval", protocol="full", batch_size=4,

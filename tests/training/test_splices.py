@@ -6,7 +6,6 @@ import csv
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile
 
 from training.data import build_dataset, load_built_dataset

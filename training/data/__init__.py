@@ -18,7 +18,6 @@ from .build import build_dataset, check_corpus, scan_corpus, stream_corpus
 from .corpora import BUILDERS, get_builder
 from .layout import CorpusBuilder, CorpusLayoutError, CorpusScan, LayoutProblem
 from .loading import (
-    DEFAULT_NUM_SAMPLES,
     WaveformTransform,
     collate_waveforms,
     crop_waveform,
@@ -26,6 +25,7 @@ from .loading import (
     load_built_dataset,
     load_training_dataset,
     read_build_info,
+    stored_bytes,
 )
 from .schema import ATTACK_BONAFIDE, ATTACK_UNKNOWN, LABEL_NAMES, SAMPLING_RATE, Utterance, corpus_features
 
@@ -33,7 +33,6 @@ __all__ = [
     "ATTACK_BONAFIDE",
     "ATTACK_UNKNOWN",
     "BUILDERS",
-    "DEFAULT_NUM_SAMPLES",
     "LABEL_NAMES",
     "SAMPLING_RATE",
     "CorpusBuilder",
@@ -53,5 +52,6 @@ __all__ = [
     "load_training_dataset",
     "read_build_info",
     "scan_corpus",
+    "stored_bytes",
     "stream_corpus",
 ]

@@ -29,16 +29,14 @@ import torch
 from datasets import Audio, Dataset, DatasetDict, IterableDataset, load_dataset
 
 from modeling_nes2net.audio import AudioInputError, check_header
-from modeling_nes2net.protocols import WINDOW_SAMPLES, tile
+from modeling_nes2net.protocols import SAMPLING_RATE, WINDOW_SAMPLES, tile
 from modeling_nes2net.scorer import pad_waveforms
 
 from .build import BUILD_INFO_FILE, DATA_DIR
 from .external import conform_to_shared_schema
-from .schema import SAMPLING_RATE
 
 CropMode = Literal["random", "start", "full"]
 CROP_MODES = ("random", "start", "full")
-DEFAULT_NUM_SAMPLES = WINDOW_SAMPLES
 SHARD_NAME = re.compile(r"^(?P<split>\w+?)-\d{5}(-of-\d{5})?\.parquet$")
 
 
@@ -104,7 +102,7 @@ def crop_waveform(
 
 def decode_waveform(
     audio_bytes: bytes,
-    num_samples: int = DEFAULT_NUM_SAMPLES,
+    num_samples: int = WINDOW_SAMPLES,
     crop: CropMode = "random",
     rng: np.random.Generator | None = None,
     name: str = "<bytes>",
@@ -185,7 +183,7 @@ class WaveformTransform:
     """
 
     def __init__(
-        self, num_samples: int = DEFAULT_NUM_SAMPLES, crop: CropMode = "random", columns: tuple[str, ...] = ("label",)
+        self, num_samples: int = WINDOW_SAMPLES, crop: CropMode = "random", columns: tuple[str, ...] = ("label",)
     ):
         if crop not in CROP_MODES:
             raise ValueError(f"crop must be one of {CROP_MODES}, not {crop!r}")
@@ -195,13 +193,14 @@ class WaveformTransform:
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:
         waveforms = [
-            decode_waveform(_stored_bytes(audio), self.num_samples, self.crop, name=audio.get("path") or "<bytes>")
+            decode_waveform(stored_bytes(audio), self.num_samples, self.crop, name=audio.get("path") or "<bytes>")
             for audio in batch["audio"]
         ]
         return {"input_values": waveforms, **{name: batch[name] for name in self.columns}}
 
 
-def _stored_bytes(audio: dict[str, Any]) -> bytes:
+def stored_bytes(audio: dict[str, Any]) -> bytes:
+    """The encoded file of an `Audio(decode=False)` cell: its bytes, or those of the file it names."""
     if audio.get("bytes") is not None:
         return audio["bytes"]
     return Path(audio["path"]).read_bytes()
@@ -211,7 +210,7 @@ def load_training_dataset(
     path_or_hub_id: str | os.PathLike,
     split: str,
     *,
-    num_samples: int = DEFAULT_NUM_SAMPLES,
+    num_samples: int = WINDOW_SAMPLES,
     crop: CropMode = "random",
     columns: tuple[str, ...] = ("label",),
     streaming: bool = False,

@@ -13,8 +13,8 @@ from typing import Any
 from datasets import Audio, ClassLabel, Features, Value
 
 from modeling_nes2net.configuration_nes2net import BONAFIDE_LABEL, ID2LABEL
+from modeling_nes2net.protocols import SAMPLING_RATE
 
-SAMPLING_RATE = 16000
 LABEL_NAMES = [ID2LABEL[2][index] for index in range(2)]  # the model's class ids: 0 spoof, 1 bona fide
 SPOOF, BONAFIDE = 0, 1
 ATTACK_BONAFIDE = BONAFIDE_LABEL
