@@ -39,7 +39,7 @@ from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification, save_
 from modeling_nes2net.configuration_nes2net import XLSR_300M_FRONTEND
 from modeling_nes2net.detection import Nes2NetDetector
 from modeling_nes2net.onnx_export import export_onnx
-from modeling_nes2net.scoring import log_odds
+from modeling_nes2net.decision import log_odds
 
 SIZES = {
     "quick": {"layers": 4, "clips": (4.0, 9.0, 20.0), "long": 60.0},

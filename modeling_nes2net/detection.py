@@ -17,9 +17,9 @@ window, 64,600 samples (4.04 s), is the crop every released model was trained on
 data; the default 50% hop lets every instant (but the first and last half window) be seen by two windows, gives a
 2 s timeline resolution and costs twice the compute of back-to-back windows, the usual trade-off.
 
-Scores (see `modeling_nes2net.scoring`; higher always means more bona fide):
+Scores (see `modeling_nes2net.decision`; higher always means more bona fide):
 - `score`: the bona fide logit, the raw score the ASVspoof evaluation tools expect.
-- `log_odds`: `log p(bonafide) / p(spoof)` of the model's calibrated logits; the decision is `scoring.verdict`:
+- `log_odds`: `log p(bonafide) / p(spoof)` of the model's calibrated logits; the decision is `decision.verdict`:
   `bonafide` when `log_odds > threshold`, 0 (the argmax of the logits, what `pipeline` says) unless given.
 - `bonafide_probability`: `sigmoid(log_odds)`.
 
@@ -73,7 +73,7 @@ from .scorer import (
     min_samples_of,
     pass_bytes,
 )
-from .scoring import DECISION_THRESHOLD, bonafide_score, log_odds, odds_probability, verdict
+from .decision import DECISION_THRESHOLD, bonafide_score, log_odds, odds_probability, verdict
 from .weight_checks import ModelLoadError
 
 logger = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ class DetectionResult:
 
     Attributes:
         source: the input's name (its path, `<bytes>` or `<array>`).
-        label: `"bonafide"` or `"spoof"`: `scoring.verdict(log_odds, threshold)`; `"partly spoofed"` when that says
+        label: `"bonafide"` or `"spoof"`: `decision.verdict(log_odds, threshold)`; `"partly spoofed"` when that says
             bona fide but a stretch of the timeline scores below the threshold (see `stretches`).
         bonafide_probability: `sigmoid(log_odds)`.
         score: the bona fide logit, aggregated over segments: the score ASVspoof tools expect.
@@ -269,7 +269,7 @@ class Nes2NetDetector:
         hop: hop between window starts in samples (windows protocol).
         batch_size: segments per forward pass.
         aggregation: `"mean"` or `"any"`, how windows combine into one decision.
-        threshold: decision threshold on the calibrated log-odds; None: `scoring.DECISION_THRESHOLD` (0).
+        threshold: decision threshold on the calibrated log-odds; None: `decision.DECISION_THRESHOLD` (0).
         device: `"auto"` (CUDA when available), `"cpu"`, `"cuda"`, ...
         quantize: None, `"int8"` (CPU) or `"bf16"`: the opt-in fast path, see `quantize_for_inference`.
         max_batch_samples: padded samples per forward pass at most (default `batch_size * window`).

@@ -41,7 +41,7 @@ from .folder import feature_extractor_for
 from .frontends_nes2net import describe_frontend
 from .modeling_nes2net import Nes2NetForAudioClassification
 from .scorer import min_samples_of, pad_waveforms
-from .scoring import log_odds
+from .decision import log_odds
 
 logger = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ SAMPLING_RATE = 16_000
 WINDOW_SAMPLES = 64_600
 HOP_SAMPLES = WINDOW_SAMPLES // 2
 
-Segment = tuple[int, np.ndarray]
+WaveformSegment = tuple[int, np.ndarray]
 
 
 class RecordingTooLongError(ValueError):
@@ -44,7 +44,7 @@ def tile(waveform: np.ndarray, num_samples: int) -> np.ndarray:
     return np.resize(waveform, num_samples)
 
 
-def window_segments(blocks: Iterable[np.ndarray], window: int, hop: int) -> Iterator[Segment]:
+def window_segments(blocks: Iterable[np.ndarray], window: int, hop: int) -> Iterator[WaveformSegment]:
     """Cut a stream of blocks into `(start_sample, (window,) waveform)` windows every `hop` samples, plus one
     aligned to the end when the hops do not reach it; a stream shorter than `window` is one segment, whole."""
     buffer, buffer_start, next_start, covered = np.zeros(0, np.float32), 0, 0, 0
@@ -65,7 +65,7 @@ def window_segments(blocks: Iterable[np.ndarray], window: int, hop: int) -> Iter
         yield end - window, buffer[-window:].copy()
 
 
-def first_window_tiled(blocks: Iterable[np.ndarray], window: int) -> Iterator[Segment]:
+def first_window_tiled(blocks: Iterable[np.ndarray], window: int) -> Iterator[WaveformSegment]:
     """The `4sec` protocol: the first `window` samples, tiled from the start when the stream is shorter.
     Stops reading once `window` samples are in."""
     parts, total = [], 0
@@ -78,7 +78,7 @@ def first_window_tiled(blocks: Iterable[np.ndarray], window: int) -> Iterator[Se
         yield 0, tile(np.concatenate(parts), window)
 
 
-def whole_recording(blocks: Iterable[np.ndarray], max_samples: int | None = None) -> Iterator[Segment]:
+def whole_recording(blocks: Iterable[np.ndarray], max_samples: int | None = None) -> Iterator[WaveformSegment]:
     """The `full` protocol: one segment holding every sample. Raises `RecordingTooLongError` as soon as more than
     `max_samples` are read, so a refused recording never sits in memory whole."""
     parts, total = [], 0
@@ -97,7 +97,7 @@ def protocol_segments(
     window: int = WINDOW_SAMPLES,
     hop: int = HOP_SAMPLES,
     max_samples: int | None = None,
-) -> Iterator[Segment]:
+) -> Iterator[WaveformSegment]:
     """The segments `protocol` scores from a stream of blocks (see the module docstring)."""
     if protocol == "windows":
         return window_segments(blocks, window, hop)

@@ -40,7 +40,7 @@ import torch
 from .audio import AudioInputError, AudioSource, AudioSourceLike, AudioStream, printable
 from .input_check import SpeechLikeCheck
 from .protocols import HOP_SAMPLES, PROTOCOLS, WINDOW_SAMPLES, Protocol, RecordingTooLongError, protocol_segments
-from .scoring import bonafide_score, log_odds
+from .decision import bonafide_score, log_odds
 
 logger = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from modeling_nes2net import Nes2NetForAudioClassification
 from modeling_nes2net.atomic import atomic_output
-from modeling_nes2net.scoring import log_odds
+from modeling_nes2net.decision import log_odds
 from training.batching import EpochPlan, WaveformDataset
 from training.divergence import refuse_non_finite_loss, refuse_non_finite_weights
 from training.metrics import breakdown, compute_eer

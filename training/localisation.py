@@ -25,7 +25,7 @@ import torch
 from modeling_nes2net import Nes2NetForAudioClassification, Nes2NetForAudioFrameClassification
 from modeling_nes2net.detection import Nes2NetDetector
 from modeling_nes2net.localisation import CELL_SECONDS, frame_cell_scores, window_cell_scores
-from modeling_nes2net.scoring import log_odds
+from modeling_nes2net.decision import log_odds
 from training.data import collate_waveforms, load_training_dataset
 from training.data.schema import SAMPLING_RATE
 from training.divergence import refuse_non_finite_loss

@@ -47,7 +47,7 @@ from modeling_nes2net.scorer import (
     aggregate,
     min_samples_of,
 )
-from modeling_nes2net.scoring import odds_probability
+from modeling_nes2net.decision import odds_probability
 from training.batching import Trials
 from training.channel_trials import ChannelTrials
 from hub_cards.results import SCORE_SCALES

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from ..atomic import atomic_output, refuse_overwriting_inputs
 from ..audio import AUDIO_EXTENSIONS, find_audio_files, printable
 from ..configuration_nes2net import VERDICT_LABELS
-from ..scoring import verdict
+from ..decision import verdict
 from ..detection import (
     AGGREGATIONS,
     HOP_SAMPLES,

@@ -8,7 +8,7 @@ import math
 
 from modeling_nes2net.configuration_nes2net import BONAFIDE_LABEL, PARTLY_SPOOFED_LABEL, SPOOF_LABEL
 from modeling_nes2net.detection import DetectionFailure, DetectionResult
-from modeling_nes2net.scoring import odds_probability
+from modeling_nes2net.decision import odds_probability
 
 from .models import ModelInfo
 

@@ -21,7 +21,7 @@ import soxr
 
 from modeling_nes2net.audio import AudioInputError
 from modeling_nes2net.detection import ENVELOPE_SECONDS, DetectionResult, Nes2NetDetector, Segment
-from modeling_nes2net.scoring import verdict
+from modeling_nes2net.decision import verdict
 
 CHUNK_NAME = "live microphone chunk"
 MAX_CHUNK_SECONDS = 5.0  # the browser sends a chunk every half second
@@ -118,7 +118,7 @@ class LiveSession:
 
     def result(self, detector: Nes2NetDetector) -> DetectionResult | None:
         """The verdict on the windows scored so far, combined by `detector.aggregation` as a file's windows are and
-        decided by `scoring.verdict`; None before the first window."""
+        decided by `decision.verdict`; None before the first window."""
         if not self.segments:
             return None
         odds = np.array([segment.log_odds for segment in self.segments])

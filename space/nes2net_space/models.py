@@ -18,7 +18,7 @@ from huggingface_hub import hf_hub_download
 from modeling_nes2net.detection import ModelLoadError, ModelNotFoundError, Nes2NetDetector, resolve_model_path
 from modeling_nes2net.frontends_nes2net import describe_frontend
 from modeling_nes2net.scorer import Aggregation
-from modeling_nes2net.scoring import is_calibrated
+from modeling_nes2net.decision import is_calibrated
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class ModelInfo:
         architecture: the back-end and front-end in words.
         training_data: `config.training_data`, None when the config does not say.
         threshold: the decision threshold on the log-odds scale.
-        calibrated: whether the model carries a fitted score calibration (`scoring.is_calibrated`).
+        calibrated: whether the model carries a fitted score calibration (`decision.is_calibrated`).
         limitations: markdown bullet texts from the model card's limitations section (empty without a card).
         evaluation: the model card's evaluation section (markdown), None without one.
     """

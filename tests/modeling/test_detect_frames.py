@@ -13,7 +13,7 @@ from modeling_nes2net.commands.detect import format_results
 from modeling_nes2net.configuration_nes2net import PARTLY_SPOOFED_LABEL
 from modeling_nes2net.detection import Nes2NetDetector
 from modeling_nes2net.examples import speech_like
-from modeling_nes2net.scoring import log_odds
+from modeling_nes2net.decision import log_odds
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 

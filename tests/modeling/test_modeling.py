@@ -304,7 +304,7 @@ def test_spectrogram_frontend_refuses_too_short_input():
 
 
 def test_scores_are_monotonic_views_of_the_logits():
-    from modeling_nes2net.scoring import bonafide_probability, bonafide_score, log_odds
+    from modeling_nes2net.decision import bonafide_probability, bonafide_score, log_odds
 
     logits = torch.tensor([[0.0, 1.0], [2.0, -1.0]])
     assert torch.equal(bonafide_score(logits), torch.tensor([1.0, -1.0]))

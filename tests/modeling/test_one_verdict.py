@@ -18,7 +18,7 @@ from transformers import pipeline
 from modeling_nes2net import save_model_folder
 from nes2net.cli import main
 from modeling_nes2net.detection import Nes2NetDetector
-from modeling_nes2net.scoring import log_odds, odds_probability
+from modeling_nes2net.decision import log_odds, odds_probability
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 

@@ -26,7 +26,7 @@ from modeling_nes2net.detection import DEFAULT_MODEL_DIR, Nes2NetDetector
 from modeling_nes2net.frontends_nes2net import Nes2NetDftSpectrogramFrontend
 from modeling_nes2net.onnx_export import FP32_TOLERANCE, ONNX_FILES, export_onnx
 from modeling_nes2net.onnx_runtime import Nes2NetOnnxModel
-from modeling_nes2net.scoring import log_odds, verdict
+from modeling_nes2net.decision import log_odds, verdict
 
 pytest.importorskip("onnxruntime")
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("single_torch_thread")]

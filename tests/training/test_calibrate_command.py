@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from modeling_nes2net import Nes2NetForAudioClassification, save_model_folder
-from modeling_nes2net.scoring import log_odds
+from modeling_nes2net.decision import log_odds
 from nes2net.cli import main
 from tests.tiny_models import tiny_model
 from training.score_files import ScoreTable, write_scores

@@ -8,7 +8,7 @@ import pytest
 import torch
 from datasets import Dataset
 
-from modeling_nes2net.scoring import log_odds
+from modeling_nes2net.decision import log_odds
 from tests.tiny_models import tiny_model
 from training.batching import WaveformDataset, build_augmentation
 from training.data import load_built_dataset
