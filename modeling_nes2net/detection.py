@@ -136,7 +136,7 @@ class DetectionResult:
     log_odds: float
     threshold: float
     protocol: str
-    aggregation: str | None
+    aggregation: Aggregation | None
     duration: float
     segments: list[Segment]
     envelope: np.ndarray = field(repr=False, compare=False)

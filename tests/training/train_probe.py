@@ -20,7 +20,7 @@ CRASH_EXIT_CODE = 75
 
 
 def record_batches(folder: Path) -> None:
-    collate = training.train.collate_waveforms
+    collate = training.train.collate_trials
     path = folder / f"batches.rank{os.environ.get('RANK', '0')}.txt"
 
     def recording_collate(items):
@@ -29,7 +29,7 @@ def record_batches(folder: Path) -> None:
             handle.write(" ".join(item["utt_id"] for item in items) + "\n")
         return collate(items)
 
-    training.train.collate_waveforms = recording_collate
+    training.train.collate_trials = recording_collate
 
 
 def crash_while_saving(step: int) -> None:
