@@ -319,8 +319,13 @@ def check_header(
                                     f"{max_seconds:g} s this reads")
     promised = _wav_promised_frames(data, sound_file)
     if promised is not None and promised > sound_file.frames:
-        raise AudioInputError(name, f"truncated: the header promises {promised / rate:.2f} s, the file holds "
-                                    f"{sound_file.frames / rate:.2f} s (an incomplete copy or download?)")
+        raise AudioInputError(name, truncation(promised / rate, sound_file.frames / rate))
+
+
+def truncation(promised_seconds: float, held_seconds: float) -> str:
+    """The one-line reason for a file that holds less audio than its header promises."""
+    return (f"truncated: the header promises {promised_seconds:.2f} s, the file holds {held_seconds:.2f} s "
+            "(an incomplete copy or download?)")
 
 
 def check_complete(data: str | os.PathLike | bytes, name: str) -> None:

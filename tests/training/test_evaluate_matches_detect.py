@@ -16,6 +16,7 @@ import soundfile
 import torch
 
 from modeling_nes2net import save_model_folder
+from modeling_nes2net.examples import speech_like
 from nes2net.cli import main as nes2net
 from tests.tiny_models import tiny_model
 from training.data import build_dataset
@@ -33,21 +34,6 @@ GENERATED = [
     ("long-44k.wav", 44_100, 8.2),
 ]
 TOLERANCE = 1e-5
-
-
-def speech_like(seconds: float, rate: int, seed: int) -> np.ndarray:
-    """`(samples,)` float32 that moves like speech: ten harmonics of a gliding, wobbling pitch (90-220 Hz) under a
-    4 Hz syllable envelope, with pauses between phrases and a little breath noise."""
-    rng = np.random.default_rng(seed)
-    time = np.arange(round(seconds * rate)) / rate
-    pitch = rng.uniform(110, 180) + 30 * np.sin(2 * np.pi * 0.6 * time + rng.uniform(0, 6)) + 8 * np.sin(
-        2 * np.pi * 5.5 * time)
-    phase = 2 * np.pi * np.cumsum(pitch) / rate
-    voice = sum(np.sin(k * phase + rng.uniform(0, 6)) / k for k in range(1, 11))
-    syllables = np.clip(np.sin(2 * np.pi * 4.0 * time + rng.uniform(0, 6)), 0, None) ** 0.7
-    phrases = (np.sin(2 * np.pi * 0.45 * time + rng.uniform(0, 6)) > -0.6).astype(float)  # a pause every ~2.2 s
-    signal = 0.25 * voice * syllables * phrases + 0.004 * rng.standard_normal(len(time))
-    return np.clip(signal, -0.99, 0.99).astype(np.float32)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from modeling_nes2net.audio import AudioInputError, check_complete, check_file, check_header
+from modeling_nes2net.audio import AudioInputError, check_complete, check_file, check_header, truncation
 
 from .layout import CorpusLayoutError, LayoutProblem
 from .schema import LABEL_NAMES, Utterance
@@ -116,6 +116,5 @@ def _damage(sound_file: soundfile.SoundFile, audio_bytes: bytes, name: str) -> s
         return f"decoding failed mid-stream ({error})"
     rate = sound_file.samplerate
     if frames < sound_file.frames:  # an MP3's Xing header, say, counts frames that are not there
-        return (f"truncated: the header promises {sound_file.frames / rate:.2f} s, the file holds "
-                f"{frames / rate:.2f} s (an incomplete copy or download?)")
+        return truncation(sound_file.frames / rate, frames / rate)
     return None if heard else "no sample is non-zero (digital silence)"
