@@ -19,9 +19,10 @@ Every failure is an `AudioInputError` whose message is one line naming the input
 see `printable`) and the problem. Refused before any decoding: what is not a regular file (a FIFO would block the
 reader forever, a symbolic link loop or a dangling link), an empty file, a header whose sampling rate is outside
 `MIN_SAMPLING_RATE`..`MAX_SAMPLING_RATE` (a 32 KB WAV claiming 1 Hz would decode to 16,000 s) or whose duration is
-over `MAX_DURATION_SECONDS`, a WAV whose header promises more samples than the file holds (a truncated
-download: the message gives both durations), and an MP3 or Ogg file cut short (`check_complete`). A non-audio
-file (an image renamed `.flac`) is named for what it is.
+over `MAX_DURATION_SECONDS` (a header that declares no length, as a FLAC written to a pipe, is an unknown length:
+ffmpeg decodes it, and the limit holds as it decodes), a WAV whose header promises more samples than the file holds
+(a truncated download: the message gives both durations), and an MP3 or Ogg file cut short (`check_complete`). A
+non-audio file (an image renamed `.flac`) is named for what it is.
 """
 
 from __future__ import annotations
@@ -302,7 +303,19 @@ def _open_soundfile(stream: AudioStream, data: str | os.PathLike | bytes) -> Ite
     except AudioInputError:
         sound_file.close()
         raise
+    if declared_frames(sound_file) is None:  # libsndfile fails to seek at the end of such a stream: ffmpeg reads it
+        sound_file.close()
+        raise _DecoderUnavailable("its header declares no length (written to a pipe)")
     return stream._resampled(_soundfile_blocks(sound_file, stream), sound_file.samplerate, "soundfile")
+
+
+UNKNOWN_LENGTH = 2**63 - 1  # libsndfile's frame count (SF_COUNT_MAX) of a stream whose header declares no length
+
+
+def declared_frames(sound_file: soundfile.SoundFile) -> int | None:
+    """The frames an open file's header declares; None when it declares none, as a FLAC written to a pipe (its
+    STREAMINFO total is 0, which libsndfile reports as `UNKNOWN_LENGTH`): an unknown length, not a huge one."""
+    return None if sound_file.frames >= UNKNOWN_LENGTH else sound_file.frames
 
 
 def check_header(
@@ -314,12 +327,14 @@ def check_header(
     if not MIN_SAMPLING_RATE <= rate <= MAX_SAMPLING_RATE:
         raise AudioInputError(name, f"implausible sampling rate in the header ({rate} Hz; audio has "
                                     f"{MIN_SAMPLING_RATE}-{MAX_SAMPLING_RATE} Hz): a damaged or forged header")
-    if sound_file.frames > max_seconds * rate:
-        raise AudioInputError(name, f"the header claims {sound_file.frames / rate:.0f} s, over the "
-                                    f"{max_seconds:g} s this reads")
+    frames = declared_frames(sound_file)
+    if frames is None:  # the length limit is kept while decoding (`AudioStream`)
+        return
+    if frames > max_seconds * rate:
+        raise AudioInputError(name, f"the header claims {frames / rate:.0f} s, over the {max_seconds:g} s this reads")
     promised = _wav_promised_frames(data, sound_file)
-    if promised is not None and promised > sound_file.frames:
-        raise AudioInputError(name, truncation(promised / rate, sound_file.frames / rate))
+    if promised is not None and promised > frames:
+        raise AudioInputError(name, truncation(promised / rate, frames / rate))
 
 
 def truncation(promised_seconds: float, held_seconds: float) -> str:

@@ -9,6 +9,7 @@ import soxr
 from detection_audio import dominant_frequency, ffmpeg_encode, needs_ffmpeg, tone_and_noise, write_audio
 
 from modeling_nes2net.audio import AudioInputError, AudioStream, find_audio_files, load_audio
+from tests.hostile.make_corpus import ffmpeg_encoded, speech_like, wav_bytes
 
 
 def test_16k_wav_is_read_exactly(tmp_path):
@@ -49,6 +50,17 @@ def test_compressed_formats(tmp_path, suffix, decoder):
     assert stream.info.decoder == decoder
     assert abs(len(waveform) - 32_000) < 0.06 * 16_000  # encoder priming / padding only
     assert abs(dominant_frequency(waveform, 16_000) - 440.0) < 2.0
+
+
+@needs_ffmpeg
+def test_a_flac_streamed_through_a_pipe_decodes_whole(tmp_path):
+    """A FLAC written to a pipe declares no length (libsndfile reports 2**63 - 1 frames): an unknown length, not
+    5.8e14 s over the limit; it decodes to the samples of the recording, as a FLAC written to a file does."""
+    waveform = speech_like(2.0)
+    streamed = tmp_path / "streamed.flac"
+    streamed.write_bytes(ffmpeg_encoded(waveform, ".flac", piped=True))
+    assert soundfile.info(streamed).frames == 2**63 - 1
+    np.testing.assert_array_equal(load_audio(streamed), load_audio(wav_bytes(waveform)))
 
 
 @needs_ffmpeg
