@@ -6,6 +6,7 @@ with what every surface must do with it, next to good files with awkward names t
   file must be accepted.
 - `write_bad_inputs(folder)` writes the part every decoding surface refuses today (detection API, `detect`,
   `evaluate`, `pipeline`), `write_good_inputs(folder)` good files with awkward names.
+- `snapshot(folder)` fingerprints a folder, to show a command changed nothing in its inputs.
 - `speech_like(seconds)` is the good test signal (the package's synthetic speech), so the speech-like input check
   (`modeling_nes2net.input_check`) lets it through.
 
@@ -15,9 +16,11 @@ Run as a script to write the corpus into a folder: `python tests/hostile/make_co
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import os
 import shutil
+import stat
 import struct
 import subprocess
 import tempfile
@@ -221,6 +224,22 @@ def write_good_inputs(folder: Path) -> list[Path]:
         paths.append(folder / "streamed.flac")
         paths[-1].write_bytes(ffmpeg_encoded(speech_like(1.5, seed=len(paths)), ".flac", piped=True))
     return paths
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every entry under `folder`, links not followed -> a file's SHA-256 and modification time, a link's target, or
+    the entry's type: equal before and after a command when it changed nothing there."""
+    entries = {}
+    for directory, folders, files in os.walk(folder):
+        for path in (Path(directory) / name for name in folders + files):
+            status = path.lstat()
+            if stat.S_ISLNK(status.st_mode):
+                entries[str(path)] = f"link to {os.readlink(path)}"
+            elif stat.S_ISREG(status.st_mode):
+                entries[str(path)] = f"{hashlib.sha256(path.read_bytes()).hexdigest()} {status.st_mtime_ns}"
+            else:
+                entries[str(path)] = f"type {stat.S_IFMT(status.st_mode):o}"
+    return entries
 
 
 def main() -> None:
