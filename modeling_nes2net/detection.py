@@ -196,9 +196,12 @@ def resolve_model_path(model_name_or_path: str | None) -> str:
     return name
 
 
-def load_model(model_name_or_path: str | os.PathLike | None = None) -> Nes2NetForAudioClassification:
+def load_model(
+    model_name_or_path: str | os.PathLike | None = None, model_class: type[Nes2NetForAudioClassification] | None = None
+) -> Nes2NetForAudioClassification:
     """The model of a folder or Hub id (None: the embedded default model), ready to score (eval mode): a
-    `Nes2NetForAudioFrameClassification` when the folder's architecture has the frame head.
+    `Nes2NetForAudioFrameClassification` when the folder's architecture has the frame head, unless `model_class`
+    says which class to load it as.
 
     Raises a one-line `ModelLoadError` naming the folder for what would otherwise score with random or broken
     weights (refused by `Nes2NetPreTrainedModel.from_pretrained`: missing, foreign, non-finite or integer-stored
@@ -212,7 +215,7 @@ def load_model(model_name_or_path: str | os.PathLike | None = None) -> Nes2NetFo
     try:
         architectures = Nes2NetForAudioClassification.config_class.from_pretrained(location).architectures or []
         framed = Nes2NetForAudioFrameClassification.__name__ in architectures
-        model_class = Nes2NetForAudioFrameClassification if framed else Nes2NetForAudioClassification
+        model_class = model_class or (Nes2NetForAudioFrameClassification if framed else Nes2NetForAudioClassification)
         return model_class.from_pretrained(location).eval()
     except ModelLoadError:
         raise

@@ -163,9 +163,28 @@ def _detect_format(path: Path) -> str:
 
 
 def read_scores(path: str | os.PathLike, fmt: str | None = None) -> ScoreTable:
-    """Read a score file in one of `FORMATS` (detected from the header / suffix / field count when `fmt` is None)."""
+    """Read a score file in one of `FORMATS` (detected from the header / suffix / field count when `fmt` is None).
+
+    Raises `ValueError`, one line naming the file, for a file that cannot be read or is not such a score file, a
+    repeated utterance id, or a score that is not a finite number (NaN or infinite: no metric or fit takes it)."""
     path = Path(path)
-    fmt = fmt or _detect_format(path)
+    try:
+        table = _read_score_table(path, fmt or _detect_format(path))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text score file (not UTF-8 text)") from None
+    except OSError as error:
+        raise ValueError(f"{path}: cannot be read ({error.strerror or error})") from None
+    except ValueError as error:
+        message = str(error)
+        raise ValueError(message if message.startswith(f"{path}: ") else f"{path}: {message}") from None
+    not_finite = [utt_id for utt_id, score in zip(table.utt_ids, table.scores) if not np.isfinite(score)]
+    if not_finite:
+        raise ValueError(f"{path}: {len(not_finite)} score(s) are not finite numbers (NaN or infinite): "
+                         f"{_examples(not_finite)}")
+    return table
+
+
+def _read_score_table(path: Path, fmt: str) -> ScoreTable:
     if fmt in ("cm", "arena"):
         rows = _split_lines(path, 2)
         return ScoreTable([r[0] for r in rows], _float_scores([r[1] for r in rows], path))

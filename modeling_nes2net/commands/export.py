@@ -48,7 +48,7 @@ def parity_waveforms(paths: list[str] | None, sampling_rate: int) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..detection import resolve_model_path
+    from ..detection import load_model, resolve_model_path
     from ..modeling_nes2net import Nes2NetForAudioClassification
     from ..onnx_export import export_onnx
     from ..weight_checks import ModelLoadError
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         refuse_overwriting_inputs(args.output_dir, [path for path in [model_path, *(args.audio or [])]
                                                     if Path(path).exists()])
         refuse_foreign_folder(args.output_dir, args.overwrite, "export folder")
-        model = Nes2NetForAudioClassification.from_pretrained(model_path)
+        model = load_model(model_path, Nes2NetForAudioClassification)  # one line for a config out of bounds too
     except (OutputClashError, ModelLoadError) as error:
         print(f"nes2net export: error: {error}", file=sys.stderr)
         return 2
