@@ -21,8 +21,8 @@ import soundfile as sf
 import torch
 from transformers import pipeline
 
-from modeling_nes2net.detection import DEFAULT_MODEL_DIR
 from modeling_nes2net.examples import speech_like
+from modeling_nes2net.model_loading import DEFAULT_MODEL_DIR
 
 pytestmark = pytest.mark.slow
 

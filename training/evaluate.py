@@ -39,9 +39,10 @@ import numpy as np
 from accelerate import Accelerator
 
 from modeling_nes2net import Nes2NetForAudioClassification, save_model_folder
-from modeling_nes2net.detection import ModelLoadError, ModelNotFoundError, load_model
+from modeling_nes2net.model_loading import ModelNotFoundError, load_model
 from modeling_nes2net.protocols import PROTOCOLS, Protocol
 from modeling_nes2net.scorer import AGGREGATIONS, FULL_PROTOCOL_MAX_SECONDS, Aggregation
+from modeling_nes2net.weight_checks import ModelLoadError
 from training.arena import ArenaError, ArenaRequest, request_from_arguments, write_leaderboard_files
 from training.arena import add_arguments as add_arena_arguments
 from training.batching import Trials

@@ -15,10 +15,12 @@ from pathlib import Path
 
 from huggingface_hub import hf_hub_download
 
-from modeling_nes2net.detection import ModelLoadError, ModelNotFoundError, Nes2NetDetector, resolve_model_path
-from modeling_nes2net.frontends_nes2net import describe_frontend
-from modeling_nes2net.scorer import Aggregation
 from modeling_nes2net.decision import is_calibrated
+from modeling_nes2net.detection import Nes2NetDetector
+from modeling_nes2net.frontends_nes2net import describe_frontend
+from modeling_nes2net.model_loading import ModelNotFoundError, resolve_model_path
+from modeling_nes2net.scorer import Aggregation
+from modeling_nes2net.weight_checks import ModelLoadError
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from modeling_nes2net import (
     Nes2NetModel,
     save_model_folder,
 )
-from modeling_nes2net.detection import load_model
+from modeling_nes2net.model_loading import load_model
 from tests.remote_code import logits_without_the_package
 
 

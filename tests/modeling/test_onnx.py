@@ -22,11 +22,12 @@ from tests.oracles.backend_with_head import BackendWithHead
 from modeling_nes2net import Nes2NetForAudioClassification, save_model_folder
 from modeling_nes2net.audio import load_audio
 from nes2net.cli import main
-from modeling_nes2net.detection import DEFAULT_MODEL_DIR, Nes2NetDetector
+from modeling_nes2net.decision import log_odds, verdict
+from modeling_nes2net.detection import Nes2NetDetector
 from modeling_nes2net.frontends_nes2net import Nes2NetDftSpectrogramFrontend
+from modeling_nes2net.model_loading import DEFAULT_MODEL_DIR
 from modeling_nes2net.onnx_export import FP32_TOLERANCE, ONNX_FILES, export_onnx
 from modeling_nes2net.onnx_runtime import Nes2NetOnnxModel
-from modeling_nes2net.decision import log_odds, verdict
 
 pytest.importorskip("onnxruntime")
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("single_torch_thread")]

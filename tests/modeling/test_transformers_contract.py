@@ -20,8 +20,9 @@ from modeling_nes2net import (
     config_from_preset,
     save_model_folder,
 )
-from modeling_nes2net.detection import DEFAULT_MODEL_DIR, Nes2NetDetector
+from modeling_nes2net.detection import Nes2NetDetector
 from modeling_nes2net.examples import speech_like
+from modeling_nes2net.model_loading import DEFAULT_MODEL_DIR
 from training.recipe import load_recipe
 
 

@@ -15,7 +15,8 @@ from tiny_models import tiny_model
 
 from modeling_nes2net import examples
 from modeling_nes2net.audio import AudioInputError
-from modeling_nes2net.detection import HOP_SAMPLES, WINDOW_SAMPLES, Nes2NetDetector
+from modeling_nes2net.detection import Nes2NetDetector
+from modeling_nes2net.protocols import HOP_SAMPLES, WINDOW_SAMPLES
 
 RATE = 16_000
 
