@@ -47,8 +47,9 @@ def test_each_released_layout_converts_into_its_preset_with_every_tensor_placed(
     converted, ignored = convert_state_dict(original, model.state_dict())
     loaded = model.load_state_dict(converted, strict=True, assign=True)
     assert loaded.missing_keys == [] and loaded.unexpected_keys == []
-    prefix = RELEASES[release]["frontend_prefix"]
-    heads = [prefix + key for key in MANIFEST["frontends"][RELEASES[release]["frontend"]] if PRETRAINING_HEADS.match(key)]
+    layout = RELEASES[release]
+    prefix = layout["frontend_prefix"]
+    heads = [prefix + key for key in MANIFEST["frontends"][layout["frontend"]] if PRETRAINING_HEADS.match(key)]
     assert sorted(set(ignored) - {prefix + MASK_EMBEDDING}) == sorted(heads)
     kept = sum(math.prod(state[key].shape) for key in state if key not in ignored)
     assert sum(tensor.numel() for tensor in model.state_dict().values()) == kept
