@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
+from tests.modeling.detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
 from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification, pipeline
 
 from modeling_nes2net.audio import AudioInputError, printable

@@ -11,7 +11,7 @@ import shutil
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from tiny_models import tiny_model
+from tests.tiny_models import tiny_model
 from transformers import AutoModel, AutoModelForAudioClassification, pipeline
 
 from modeling_nes2net import (

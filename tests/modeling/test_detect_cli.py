@@ -9,9 +9,9 @@ import json
 import pytest
 import soundfile
 import torch
-from detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
-from detection_audio import write_audio
-from tiny_models import tiny_model
+from tests.modeling.detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
+from tests.modeling.detection_audio import write_audio
+from tests.tiny_models import tiny_model
 
 from modeling_nes2net import save_model_folder
 from nes2net.cli import main

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from detection_audio import ffmpeg_encode, needs_ffmpeg, tone_and_noise, write_audio, write_long_wav
-from detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
-from tiny_models import tiny_model
+from tests.modeling.detection_audio import ffmpeg_encode, needs_ffmpeg, tone_and_noise, write_audio, write_long_wav
+from tests.modeling.detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
+from tests.tiny_models import tiny_model
 
 from modeling_nes2net.audio import AudioInputError
 from modeling_nes2net.detection import DetectionResult, Nes2NetDetector

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from tiny_models import tiny_model
+from tests.tiny_models import tiny_model
 from transformers import AutoFeatureExtractor, pipeline
 
 from modeling_nes2net import Nes2NetFeatureExtractor, save_model_folder

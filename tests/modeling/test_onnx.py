@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
-from tiny_models import randomize_norm_statistics, tiny_config, tiny_model
+from tests.modeling.detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
+from tests.tiny_models import randomize_norm_statistics, tiny_config, tiny_model
 
 from tests.oracles.backend_with_head import BackendWithHead
 

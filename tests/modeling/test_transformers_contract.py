@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from tiny_models import tiny_config, tiny_model
+from tests.tiny_models import tiny_config, tiny_model
 from transformers import AutoModel, AutoModelForAudioClassification, pipeline
 
 from modeling_nes2net import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny_models import tiny_config, tiny_model
+from tests.tiny_models import tiny_config, tiny_model
 
 from modeling_nes2net import Nes2NetForAudioClassification, save_model_folder
 

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from space_fixtures import MAX_BATCH_FILES, MAX_FILE_MB, MAX_SECONDS, REPO_ROOT, write_twenty_minutes
-from tiny_models import tiny_model
+from tests.space.space_fixtures import MAX_BATCH_FILES, MAX_FILE_MB, MAX_SECONDS, REPO_ROOT, write_twenty_minutes
+from tests.tiny_models import tiny_model
 
 from modeling_nes2net import save_model_folder
 from modeling_nes2net.model_loading import DEFAULT_MODEL_DIR

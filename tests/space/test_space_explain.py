@@ -9,7 +9,7 @@ import torch
 from nes2net_space.explain import GENERIC_LIMITATIONS, how_sure, model_markdown, timeline_words, verdict_markdown
 from nes2net_space.models import DEFAULT_CHOICE, ModelLoadError, ModelRegistry
 from safetensors.torch import load_file, save_file
-from tiny_models import framed_model, tiny_model
+from tests.tiny_models import framed_model, tiny_model
 
 from hub_cards.model_card import ModelCardSpec, write_model_card
 from modeling_nes2net import detection, save_model_folder

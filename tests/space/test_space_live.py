@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import soundfile
 from nes2net_space.live import LiveSession
-from space_fixtures import CHROMIUM, CHROMIUM_ARGS
-from tiny_models import tiny_model
+from tests.space.space_fixtures import CHROMIUM, CHROMIUM_ARGS
+from tests.tiny_models import tiny_model
 
 from modeling_nes2net.detection import Nes2NetDetector
 from modeling_nes2net.examples import speech_like

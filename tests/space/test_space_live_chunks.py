@@ -11,7 +11,7 @@ from nes2net_space.inputs import Limits
 from nes2net_space.live import LiveSession, read_live_chunk
 from nes2net_space.models import ModelRegistry
 from nes2net_space.uploads import UploadLedger, UploadLimits
-from tiny_models import tiny_model
+from tests.tiny_models import tiny_model
 
 from modeling_nes2net import examples
 from modeling_nes2net.audio import AudioInputError
