@@ -52,6 +52,12 @@ def test_generated_noise_has_the_asked_snr(snr, kind):
     assert abs(snr_db(x, y) - snr) < 0.1
 
 
+@pytest.mark.parametrize("kind", ["white", "pink"])
+def test_noise_on_digital_silence_adds_nothing(kind):
+    silence = np.zeros(SR // 2, dtype=np.float32)  # no level to set an SNR against: no noise, and no NaN
+    np.testing.assert_array_equal(perturb(silence, SR, f"noise:snr=10,kind={kind}", seed=0), silence)
+
+
 def test_noise_from_a_folder_has_the_asked_snr(tmp_path):
     rng = np.random.default_rng(5)
     for index in range(3):
