@@ -53,8 +53,9 @@ def test_algorithm_0_is_the_identity():
     np.testing.assert_array_equal(RawBoost(algorithm=0)(x, SR, np.random.default_rng(0)), x)
 
 
-GOLDEN = np.load(Path(__file__).parent / "golden" / "rawboost_reference.npz")
-GOLDEN_CASES = sorted(key.removesuffix("/output") for key in GOLDEN.files if key.endswith("/output"))
+with np.load(Path(__file__).parent / "golden" / "rawboost_reference.npz") as golden_file:
+    GOLDEN = dict(golden_file)
+GOLDEN_CASES = sorted(key.removesuffix("/output") for key in GOLDEN if key.endswith("/output"))
 AUTHORS_NAMES = {
     "N_f": "lnl_order", "nBands": "num_bands", "minF": "min_centre_hz", "maxF": "max_centre_hz",
     "minBW": "min_bandwidth_hz", "maxBW": "max_bandwidth_hz", "minCoeff": "min_taps", "maxCoeff": "max_taps",
