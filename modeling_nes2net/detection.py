@@ -245,9 +245,9 @@ class Nes2NetDetector:
         hop_seconds: float | None = None,
         **options,
     ) -> Nes2NetDetector:
-        """Load a model folder or Hub id (None: the embedded default model) with `model_loading.load_model` and wrap it;
-        `options` are `Nes2NetDetector`'s keyword arguments; `window_seconds` / `hop_seconds` set `window` / `hop`
-        at the model's own rate (the hop defaults to half the window).
+        """Load a model folder or Hub id (None: the embedded default model) with `model_loading.load_model` and wrap
+        it; `options` are `Nes2NetDetector`'s keyword arguments; `window_seconds` / `hop_seconds` set `window` /
+        `hop` at the model's own rate (the hop defaults to half the window).
 
         `runtime="onnx"`: a folder (or `.onnx` file) written by `nes2net export onnx`, run by ONNX Runtime on the
         CPU (`model_loading.load_onnx_export`); `quantize="int8"` or `"fp16"` picks that file of the export."""
