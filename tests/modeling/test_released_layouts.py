@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from modeling_nes2net import Nes2NetForAudioClassification
-from modeling_nes2net.convert import build_config, convert_state_dict, split_layout
+from modeling_nes2net.convert import ConversionError, build_config, convert_state_dict, pick_preset, split_layout
 
 MANIFEST = json.loads((Path(__file__).with_name("original_checkpoint_layouts.json")).read_text(encoding="utf-8"))
 RELEASES = MANIFEST["releases"]
@@ -54,3 +54,16 @@ def test_each_released_layout_converts_into_its_preset_with_every_tensor_placed(
     kept = sum(math.prod(state[key].shape) for key in state if key not in ignored)
     assert sum(tensor.numel() for tensor in model.state_dict().values()) == kept
 
+
+# The two SeLU / ReLU Nes2Net-X CtrSVDD releases differ only in what no tensor stores (activation, SE floor).
+STORED_ALIKE = {"nes2net-x-wavlm-sea", "nes2net-x-selu-wavlm-sea"}
+
+
+@pytest.mark.parametrize("release", list(RELEASES))
+def test_the_preset_is_read_from_each_released_layout_or_the_tie_is_named(release):
+    original = split_layout(released_state_dict(release))
+    if release in STORED_ALIKE:
+        with pytest.raises(ConversionError, match="fit presets nes2net-x-wavlm-sea, nes2net-x-selu-wavlm-sea"):
+            pick_preset(original)
+    else:
+        assert pick_preset(original) == release
