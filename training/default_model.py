@@ -316,18 +316,18 @@ def card_spec(results: list, recipe: FrozenFrontendRecipe, training_data: str, m
     )
 
 
-def copy_generalisation_record(model_dir: Path, results_file: Path = GENERALISATION_RESULTS) -> Path | None:
-    """Write the cross-validation record of `model_dir` (`hub_cards.generalisation`), cut from `results_file` for the
-    recipe `CROSS_VALIDATED_AS`; None, with a warning, when the benchmark has not been run."""
+def copy_generalisation_record(model_dir: Path) -> Path | None:
+    """Write the cross-validation record of `model_dir` (`hub_cards.generalisation`), cut from `GENERALISATION_RESULTS`
+    for the recipe `CROSS_VALIDATED_AS`; None, with a warning, when the benchmark has not been run."""
     # benchmarks/ is not packaged: the default model is built in a checkout of the repository
     from benchmarks.render import GENERALISATION_BASELINES, GENERALISATION_COMPARED
 
-    if not results_file.is_file():
+    if not GENERALISATION_RESULTS.is_file():
         logger.warning("%s is missing (python benchmarks/generalisation.py): the card has no cross-validation "
-                       "section", results_file)
+                       "section", GENERALISATION_RESULTS)
         return None
-    return write_generalisation_record(model_dir, results_file, CROSS_VALIDATED_AS, list(GENERALISATION_BASELINES),
-                                       GENERALISATION_COMPARED)
+    return write_generalisation_record(model_dir, GENERALISATION_RESULTS, CROSS_VALIDATED_AS,
+                                       list(GENERALISATION_BASELINES), GENERALISATION_COMPARED)
 
 
 def export_default_model(final_dir: Path, output_dir: Path, results: list[Path], recipe: FrozenFrontendRecipe,
