@@ -91,7 +91,8 @@ def test_card_shows_the_unseen_generators_with_intervals(shipped):
 def test_card_shows_the_cross_validation_record_of_the_benchmark(shipped):
     """The card's "How it generalises" figures are those of the folder's record, cut from the benchmark's JSON."""
     if not (shipped / GENERALISATION_FILE).is_file():
-        pytest.skip("the shipped folder has no cross-validation record: python -m training.default_model --evaluate-only")
+        pytest.skip("the shipped folder has no cross-validation record: "
+                    "python -m training.default_model --evaluate-only")
     record = json.loads((shipped / GENERALISATION_FILE).read_text(encoding="utf-8"))
     benchmark = json.loads(default_model.GENERALISATION_RESULTS.read_text(encoding="utf-8"))
     assert record["recipe"] == default_model.CROSS_VALIDATED_AS
