@@ -51,7 +51,7 @@ from training.default_model import (  # noqa: E402
     make_deterministic,
 )
 from training.frozen_frontend import BackendTraining, FrozenFrontendRecipe, score_cache  # noqa: E402
-from training.state_cache import VIEWS, cache_corpora, load_states  # noqa: E402
+from training.state_cache import cache_corpora, load_states, training_states  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).with_suffix(".json")
@@ -108,8 +108,7 @@ def run(work_dir: Path, names: list[str], recipe_path: Path, threads: int, compa
     paths = cache_corpora(model, corpora, work_dir / "states", recipe.data)
     encoder_config = model.config.frontend_config.to_dict()
     del model
-    train = load_states(paths, [(name, "train", view) for view in VIEWS for name in corpora])
-    dev = load_states(paths, [(name, "dev", "clean") for name in corpora])
+    train, dev = training_states(paths, corpora)
     held_out = load_states(paths, [(name, split, "clean") for name in corpora for split in ("train", "dev")])
     tests = {name: load_states(paths, [(name, "test", "clean")]) for name in corpora}
     folds = plan_folds(held_out, family_of)
