@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.render import GENERALISATION_BASELINES, GENERALISATION_COMPARED
+from hub_cards.checks import model_folder_problems
 from hub_cards.generalisation import load_generalisation_record, weights_digest, write_generalisation_record
 from hub_cards.model_card import render_model_card, write_model_card
 from hub_cards.published_files import GENERALISATION_FILE
@@ -100,3 +101,5 @@ def test_a_broken_record_stops_the_card_naming_the_file(tiny_model_dir: Path, re
     path.write_text(json.dumps(record))
     with pytest.raises(ValueError, match=rf"{GENERALISATION_FILE}: invalid cross-validation record: .*{message}"):
         render_model_card(tiny_model_dir, make_spec("trained", result_files))
+    problems = model_folder_problems(tiny_model_dir)  # nor can the folder be pushed
+    assert any(GENERALISATION_FILE in problem and "invalid cross-validation record" in problem for problem in problems)
