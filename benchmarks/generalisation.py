@@ -19,7 +19,6 @@ is missing.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -32,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.render import GENERALISATION_BASELINES as BASELINES  # noqa: E402
 from benchmarks.render import GENERALISATION_COMPARED as COMPARED  # noqa: E402
+from hub_cards.generalisation import weights_digest  # noqa: E402
 from modeling_nes2net.atomic import write_text_atomic  # noqa: E402
 from modeling_nes2net import Nes2NetForAudioClassification  # noqa: E402
 from training.cross_validation import (  # noqa: E402
@@ -129,11 +129,6 @@ def run(work_dir: Path, names: list[str], recipe_path: Path, threads: int, compa
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {threads} torch thread(s)",
         "minutes": (time.perf_counter() - started) / 60,
     }
-
-
-def weights_digest(model_dir: Path) -> str:
-    """SHA-256 of a model folder's `model.safetensors`: which weights the compared row scored."""
-    return hashlib.sha256((Path(model_dir) / "model.safetensors").read_bytes()).hexdigest()
 
 
 def merged(results: dict, path: Path) -> dict:

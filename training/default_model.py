@@ -23,7 +23,9 @@ Steps (the recipe: `training/recipes/frozen_frontend/default.yaml`), each a func
 5. `evaluate_default`: each test split under `CARD_PROTOCOLS`, `windows` (what `nes2net detect` and the Space score)
    and `full` (what `pipeline` does), pooled, per system and per seen / unseen subset with 95 % bootstrap intervals;
    antispoof-plus also under `ROBUSTNESS_CONDITIONS` (`full`).
-6. `export_default_model`: weights (the encoder stored in float16), feature extractor, evaluation outputs and card.
+6. `export_default_model`: weights (the encoder stored in float16), feature extractor, evaluation outputs, the
+   cross-validation record the recipe was chosen by (`copy_generalisation_record`, from
+   `benchmarks/generalisation.json`) and the card, which shows it.
 
 Why whole clips: Whisper's hidden states carry its positional embedding, so states of 4 s crops differ from those of
 the whole 1-15 s files `full` scores (a first candidate trained on encoded crops scored 38 % EER on unseen
@@ -53,6 +55,7 @@ from typing import Any
 
 import torch
 
+from hub_cards.generalisation import write_generalisation_record
 from hub_cards.model_card import ModelCardSpec, write_model_card
 from hub_cards.published_files import BUILD_INFO_FILE, CARD_FILE
 from hub_cards.render import measure_efficiency
@@ -97,6 +100,10 @@ ROBUSTNESS_CONDITIONS = ("mp3:32k", "opus:16k", "mulaw")
 """`training.channel` SPECs the headline test split is scored under for the card: MP3 at 32 kbit/s, Opus at
 16 kbit/s and G.711 mu-law at 8 kHz (each a full pass of the encoder over the split)."""
 BOOTSTRAP_RESAMPLES = 1000
+GENERALISATION_RESULTS = REPO_ROOT / "benchmarks" / "generalisation.json"
+CROSS_VALIDATED_AS = "attm-normalized-mean-unmasked"
+"""The candidate of `benchmarks/generalisation.py` whose recipe `DEFAULT_RECIPE` is: the card sets its
+leave-one-family-out row against the baseline's."""
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -269,11 +276,25 @@ def card_spec(results: list, recipe: FrozenFrontendRecipe, training_data: str, m
     )
 
 
+def copy_generalisation_record(model_dir: Path) -> Path | None:
+    """Write the cross-validation record of `model_dir` (`hub_cards.generalisation`), cut from `GENERALISATION_RESULTS`
+    for the recipe `CROSS_VALIDATED_AS`; None, with a warning, when the benchmark has not been run."""
+    # benchmarks/ is not packaged: the default model is built in a checkout of the repository
+    from benchmarks.render import GENERALISATION_BASELINES, GENERALISATION_COMPARED
+
+    if not GENERALISATION_RESULTS.is_file():
+        logger.warning("%s is missing (python benchmarks/generalisation.py): the card has no cross-validation "
+                       "section", GENERALISATION_RESULTS)
+        return None
+    return write_generalisation_record(model_dir, GENERALISATION_RESULTS, CROSS_VALIDATED_AS,
+                                       list(GENERALISATION_BASELINES), GENERALISATION_COMPARED)
+
+
 def export_default_model(final_dir: Path, output_dir: Path, results: list[Path], recipe: FrozenFrontendRecipe,
                       minutes: float | None = None) -> Path:
     """Write the shipped folder: the final weights (calibration and `training_data` in the config), the feature
-    extractor, the evaluation outputs (`evaluation/`) and the card (`results` in order, the first its headline);
-    replaced atomically.
+    extractor, the evaluation outputs and cross-validation record (`evaluation/`) and the card (`results` in order,
+    the first its headline); replaced atomically.
 
     The card describes the published repository, which `export_model_folder` (run by `nes2net push`) completes with
     the model code; the shipped folder itself is package data, loaded by the package's classes, and holds no copy of
@@ -282,6 +303,7 @@ def export_default_model(final_dir: Path, output_dir: Path, results: list[Path],
     model = Nes2NetForAudioClassification.from_pretrained(final_dir)
     with atomic_folder(output_dir) as folder:
         save_model_folder(model, folder)
+        copy_generalisation_record(folder)
         spec = card_spec([load_result(path) for path in results], recipe, model.config.training_data, minutes)
         spec = ModelCardSpec(**{**spec.__dict__, "efficiency": measure_efficiency(folder)})
         write_model_card(folder, spec)
