@@ -102,7 +102,7 @@ def build_space_folder(output: str | os.PathLike, model: str | None = None) -> P
 def _refuse_unloadable(model: str) -> None:
     """Refuse a model folder the app could not load (NaN or missing weights, a config out of bounds): loaded here as
     the app loads it (`load_model`), so a Space is never assembled around a model it would refuse."""
-    from modeling_nes2net.detection import ModelLoadError, load_model
+    from modeling_nes2net.model_loading import ModelLoadError, load_model
 
     try:
         load_model(model)
