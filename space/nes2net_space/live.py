@@ -21,7 +21,7 @@ import soxr
 
 from modeling_nes2net.audio import AudioInputError
 from modeling_nes2net.detection import ENVELOPE_SECONDS, DetectionResult, Nes2NetDetector, Segment
-from modeling_nes2net.decision import verdict
+from modeling_nes2net.decision import odds_probability, verdict
 
 CHUNK_NAME = "live microphone chunk"
 MAX_CHUNK_SECONDS = 5.0  # the browser sends a chunk every half second
@@ -129,7 +129,7 @@ class LiveSession:
         return DetectionResult(
             source="microphone",
             label=verdict(odd, detector.threshold),
-            bonafide_probability=float(1.0 / (1.0 + np.exp(-odd))),
+            bonafide_probability=odds_probability(odd),
             score=score,
             log_odds=odd,
             threshold=detector.threshold,

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from scipy.special import expit
 
 from modeling_nes2net import PRESETS, Nes2NetBackend, Nes2NetConfig, Nes2NetForAudioClassification, config_from_preset
 from modeling_nes2net.complexity import backend_complexity, count_macs
@@ -217,7 +218,7 @@ def test_focal_loss_on_soft_labels():
     model = tiny_model(num_labels=1, loss="focal_bce")
     logit, label = 0.7, 1
     target = 0.9 * label + 0.05
-    probability = 1 / (1 + math.exp(-logit))
+    probability = expit(logit)
     bce = -(target * math.log(probability) + (1 - target) * math.log(1 - probability))
     p_t = probability * target + (1 - probability) * (1 - target)
     alpha_t = 0.25 * target + 0.75 * (1 - target)

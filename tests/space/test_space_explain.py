@@ -13,6 +13,7 @@ from tiny_models import framed_model, tiny_model
 
 from hub_cards.model_card import ModelCardSpec, write_model_card
 from modeling_nes2net import detection, save_model_folder
+from modeling_nes2net.decision import odds_probability
 from modeling_nes2net.detection import DetectionResult, Segment
 from modeling_nes2net.examples import speech_like
 from modeling_nes2net.localisation import Stretch
@@ -96,7 +97,7 @@ def test_how_sure_is_the_distance_from_the_threshold(log_odds, threshold, words)
 
 def test_timeline_words_name_the_flagged_stretches():
     def segment(start, odds):
-        return Segment(start, start + 4.0, odds, odds, 1 / (1 + np.exp(-odds)))
+        return Segment(start, start + 4.0, odds, odds, odds_probability(odds))
 
     segments = [segment(0.0, 1.5), segment(2.0, -1.0), segment(4.0, -2.0), segment(6.0, 2.0), segment(8.0, 1.0)]
     result = DetectionResult("clip.wav", "spoof", 0.5, 0.0, 0.0, 0.0, "windows", "any", 12.0, segments,
