@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from modeling_nes2net.atomic import atomic_output
-from modeling_nes2net.audio import AUDIO_EXTENSIONS
+from modeling_nes2net.audio import has_audio_extension
 from modeling_nes2net.configuration_nes2net import ID2LABEL
 
 logger = logging.getLogger(__name__)
@@ -46,8 +46,7 @@ def parse_labels(values: Sequence) -> np.ndarray:
 def utterance_key(name: str) -> str:
     """The id a trial is matched on: the base name without an audio suffix (`audio/x/LA_E_1.flac` -> `LA_E_1`)."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    stem, suffix = os.path.splitext(base)
-    return stem if suffix.lower() in AUDIO_EXTENSIONS else base
+    return os.path.splitext(base)[0] if has_audio_extension(base) else base
 
 
 def _examples(ids: Sequence[str]) -> str:
