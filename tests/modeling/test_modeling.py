@@ -12,6 +12,7 @@ from scipy.special import expit
 
 from modeling_nes2net import PRESETS, Nes2NetBackend, Nes2NetConfig, Nes2NetForAudioClassification, config_from_preset
 from modeling_nes2net.complexity import backend_complexity, count_macs
+from modeling_nes2net.scorer import pad_waveforms
 from tests.oracles.backend_with_head import BackendWithHead
 from tests.oracles.nes2net import ReferenceNes2Net
 from tests.tiny_models import randomize_norm_statistics, tiny_config, tiny_model
@@ -145,11 +146,7 @@ def test_padded_batch_equals_single_utterances(frontend, overrides):
     model = tiny_model(frontend, **overrides)
     lengths = [9000, 6100, 3500]
     waveforms = [torch.randn(length) * 0.1 for length in lengths]
-    batch = torch.zeros(len(lengths), max(lengths))
-    attention_mask = torch.zeros(len(lengths), max(lengths), dtype=torch.long)
-    for row, waveform in enumerate(waveforms):
-        batch[row, : len(waveform)] = waveform
-        attention_mask[row, : len(waveform)] = 1
+    batch, attention_mask = map(torch.from_numpy, pad_waveforms([waveform.numpy() for waveform in waveforms]))
     with torch.no_grad():
         batched = model(batch, attention_mask=attention_mask).logits
         single = torch.cat([model(waveform[None]).logits for waveform in waveforms])
