@@ -16,7 +16,7 @@ from pathlib import Path
 from huggingface_hub import hf_hub_download
 
 from modeling_nes2net.detection import ModelLoadError, ModelNotFoundError, Nes2NetDetector, resolve_model_path
-from modeling_nes2net.frontends_nes2net import describe_frontend
+from modeling_nes2net.description import describe_architecture
 from modeling_nes2net.scorer import Aggregation
 from modeling_nes2net.decision import is_calibrated
 
@@ -31,7 +31,7 @@ class ModelInfo:
 
     Attributes:
         name: the model as the page names it (see `display_name`).
-        architecture: the back-end and front-end in words.
+        architecture: the model in words (`description.describe_architecture`).
         training_data: `config.training_data`, None when the config does not say.
         threshold: the decision threshold on the log-odds scale.
         calibrated: whether the model carries a fitted score calibration (`decision.is_calibrated`).
@@ -186,10 +186,9 @@ def card_limitations(card: str) -> tuple[str, ...]:
 
 def _model_info(name: str, detector: Nes2NetDetector, card: str | None) -> ModelInfo:
     config = detector.config
-    backend = {"nes2net": "Nes2Net", "nes2net-x": "Nes2Net-X"}.get(config.backend_variant, config.backend_variant)
     return ModelInfo(
         name=name,
-        architecture=f"{backend} back-end on {describe_frontend(config)}",
+        architecture=str(describe_architecture(config)),
         training_data=config.training_data,
         threshold=detector.threshold,
         calibrated=is_calibrated(config),

@@ -3,6 +3,8 @@ verdict words follow the detection result, and models are offered only as config
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,7 @@ from tiny_models import framed_model, tiny_model
 from hub_cards.model_card import ModelCardSpec, write_model_card
 from modeling_nes2net import detection, save_model_folder
 from modeling_nes2net.decision import odds_probability
+from modeling_nes2net.description import describe_architecture
 from modeling_nes2net.detection import DetectionResult, Segment
 from modeling_nes2net.examples import speech_like
 from modeling_nes2net.localisation import Stretch
@@ -49,6 +52,10 @@ def test_a_card_written_by_hub_cards_feeds_the_page(carded_model, tmp_path):
     about = model_markdown(info)
     assert "ASVspoof 2019 LA train (toy subset)" in about and "score calibration, fitted on a dev split" in about
     assert "*(from the model card)*" in about and GENERIC_LIMITATIONS[0] not in about
+    words = describe_architecture(detector.config)  # the page and the card describe the model alike
+    card = (Path(carded_model) / "README.md").read_text(encoding="utf-8")
+    assert info.architecture == str(words) and str(words) in about
+    assert f"| Front-end | {words.frontend}, from" in card and f"| Back-end | {words.backend} (" in card
 
     rate = detector.sampling_rate
     result = detector.detect(speech_like(3.0, rate), sampling_rate=rate)
