@@ -43,7 +43,7 @@ from modeling_nes2net.frontends_nes2net import length_mask
 from training.batching import EpochPlan, WaveformDataset
 from training.divergence import refuse_non_finite_loss, refuse_non_finite_weights
 from training.metrics import breakdown, compute_eer
-from training.schedules import build_scheduler
+from training.schedules import build_schedule
 
 logger = logging.getLogger(__name__)
 
@@ -220,8 +220,8 @@ def train_backend(model: Nes2NetForAudioClassification, train: FrontendCache, de
     parameters = [parameter for name, parameter in model.named_parameters() if ".frontend." not in f".{name}"]
     optimizer = torch.optim.Adam(parameters, lr=settings.lr, weight_decay=settings.weight_decay)
     plan = EpochPlan(len(train), settings.batch_size, seed=settings.seed)
-    scheduler = build_scheduler(optimizer, "cosine", settings.lr, settings.min_lr,
-                                plan.steps_per_epoch * settings.epochs, plan.steps_per_epoch, settings.epochs)
+    schedule = build_schedule(optimizer, "cosine", settings.lr, settings.min_lr, plan.steps_per_epoch * settings.epochs,
+                              settings.epochs)
     labels = torch.from_numpy(train.labels)
     history, kept = [], []
     for epoch in range(settings.epochs):
@@ -236,7 +236,7 @@ def train_backend(model: Nes2NetForAudioClassification, train: FrontendCache, de
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            scheduler.step()
+            schedule.optimizer_step_done()
             losses.append(float(loss.detach()))
         record = {"epoch": epoch + 1, "loss": float(np.mean(losses))}
         if dev is not None:
