@@ -170,6 +170,9 @@ def model_markdown(info: ModelInfo) -> str:
     ]
     if info.evaluation:
         lines += ["", "**Measured performance (from the model card):**", "", info.evaluation]
+    if info.generalisation:
+        lines += ["", "**How it generalises (its leave-one-family-out cross-validation record):**", "",
+                  info.generalisation]
     return "\n".join(lines)
 
 
