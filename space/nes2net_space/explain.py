@@ -7,8 +7,9 @@ from __future__ import annotations
 import math
 
 from modeling_nes2net.configuration_nes2net import BONAFIDE_LABEL, PARTLY_SPOOFED_LABEL, SPOOF_LABEL
-from modeling_nes2net.detection import DetectionFailure, DetectionResult
 from modeling_nes2net.decision import odds_probability
+from modeling_nes2net.detection import DetectionResult
+from modeling_nes2net.scorer import DetectionFailure
 
 from .models import ModelInfo
 

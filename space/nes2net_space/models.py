@@ -17,10 +17,12 @@ from huggingface_hub import snapshot_download
 
 from hub_cards.generalisation import generalisation_summary, load_generalisation_record
 from hub_cards.published_files import CARD_FILE, GENERALISATION_FILE
-from modeling_nes2net.detection import ModelLoadError, ModelNotFoundError, Nes2NetDetector, resolve_model_path
-from modeling_nes2net.description import describe_architecture
-from modeling_nes2net.scorer import Aggregation
 from modeling_nes2net.decision import is_calibrated
+from modeling_nes2net.description import describe_architecture
+from modeling_nes2net.detection import Nes2NetDetector
+from modeling_nes2net.model_loading import ModelNotFoundError, resolve_model_path
+from modeling_nes2net.scorer import Aggregation
+from modeling_nes2net.weight_checks import ModelLoadError
 
 logger = logging.getLogger(__name__)
 

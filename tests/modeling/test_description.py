@@ -4,11 +4,11 @@ ONNX export's README."""
 from __future__ import annotations
 
 from huggingface_hub import ModelCard
-from tiny_models import tiny_config
 
 from hub_cards.folder_cards import render_onnx_card
 from modeling_nes2net.description import describe_architecture
 from modeling_nes2net.onnx_export import ExportReport
+from tests.tiny_models import tiny_config
 
 
 def test_the_words_name_the_back_end_its_activation_the_front_end_and_the_merge():

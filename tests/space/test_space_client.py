@@ -9,10 +9,11 @@ import httpx
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
-from space_fixtures import MAX_BATCH_FILES, MAX_FILE_MB, MAX_SECONDS
+from tests.space.space_fixtures import MAX_BATCH_FILES, MAX_FILE_MB, MAX_SECONDS
 
 from hub_cards.published_files import GENERALISATION_FILE
-from modeling_nes2net.detection import DEFAULT_MODEL_DIR, Nes2NetDetector
+from modeling_nes2net.detection import Nes2NetDetector
+from modeling_nes2net.model_loading import DEFAULT_MODEL_DIR
 from tests.hub_cards.hub_helpers import eer_cell, errors_cell
 
 DEFAULT_CHOICE = "embedded default model"

@@ -12,7 +12,7 @@ import torch
 from nes2net_space.explain import GENERIC_LIMITATIONS, how_sure, model_markdown, timeline_words, verdict_markdown
 from nes2net_space.models import DEFAULT_CHOICE, ModelLoadError, ModelRegistry
 from safetensors.torch import load_file, save_file
-from tiny_models import framed_model, tiny_model
+from tests.tiny_models import framed_model, tiny_model
 
 from benchmarks.render import GENERALISATION_BASELINES, GENERALISATION_COMPARED
 from hub_cards.generalisation import weights_digest, write_generalisation_record

@@ -20,8 +20,8 @@ from hub_cards.generalisation import weights_digest
 from hub_cards.published_files import GENERALISATION_FILE
 from hub_cards.push import plan_upload
 from modeling_nes2net import Nes2NetForAudioClassification
-from modeling_nes2net.detection import DEFAULT_MODEL_DIR
 from modeling_nes2net.folder import export_model_folder, remote_code_files
+from modeling_nes2net.model_loading import DEFAULT_MODEL_DIR
 from tests.remote_code import logits_without_the_package
 from training.data import load_built_dataset
 from training.data.synthetic import write_synthetic_audio
