@@ -82,10 +82,13 @@ QUANTIZATIONS: tuple[str, ...] = ("int8", "bf16")  # PyTorch's; an ONNX export h
 RUNTIMES: tuple[str, ...] = ("torch", "onnx")
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
+FRAME_MODEL_DIR = "frames"
+"""The embedded default's frame model, a subfolder of `DEFAULT_MODEL_DIR` written by `python -m training.frame_model`
+(the same frozen encoder, plus a frame head): when it is there, `load_model(None)` loads it instead."""
 MIN_STRETCH_SECONDS = 0.2  # the shortest spoofed stretch reported (the splices builder's shortest piece)
 __all__ = [
-    "AGGREGATIONS", "DEFAULT_MODEL_DIR", "ENVELOPE_SECONDS", "HOP_SAMPLES", "PROTOCOLS", "QUANTIZATIONS",
-    "WINDOW_SAMPLES", "DetectionFailure", "DetectionResult", "ModelLoadError", "ModelNotFoundError",
+    "AGGREGATIONS", "DEFAULT_MODEL_DIR", "ENVELOPE_SECONDS", "FRAME_MODEL_DIR", "HOP_SAMPLES", "PROTOCOLS",
+    "QUANTIZATIONS", "WINDOW_SAMPLES", "DetectionFailure", "DetectionResult", "ModelLoadError", "ModelNotFoundError",
     "Nes2NetDetector", "Segment", "first_window_tiled", "resolve_device", "resolve_model_path", "window_segments",
 ]
 
@@ -197,8 +200,9 @@ def resolve_model_path(model_name_or_path: str | None) -> str:
 
 
 def load_model(model_name_or_path: str | os.PathLike | None = None) -> Nes2NetForAudioClassification:
-    """The model of a folder or Hub id (None: the embedded default model), ready to score (eval mode): a
-    `Nes2NetForAudioFrameClassification` when the folder's architecture has the frame head.
+    """The model of a folder or Hub id (None: the embedded default model, or its frame model `FRAME_MODEL_DIR` when
+    built), ready to score (eval mode): a `Nes2NetForAudioFrameClassification` when the folder's architecture has the
+    frame head.
 
     Raises a one-line `ModelLoadError` naming the folder for what would otherwise score with random or broken
     weights (refused by `Nes2NetPreTrainedModel.from_pretrained`: missing, foreign, non-finite or integer-stored
@@ -206,6 +210,8 @@ def load_model(model_name_or_path: str | os.PathLike | None = None) -> Nes2NetFo
     Detection, evaluation and the Space load through it.
     """
     location = resolve_model_path(None if model_name_or_path is None else str(model_name_or_path))
+    if model_name_or_path is None and (DEFAULT_MODEL_DIR / FRAME_MODEL_DIR / "config.json").is_file():
+        location = str(DEFAULT_MODEL_DIR / FRAME_MODEL_DIR)
     loader_log = logging.getLogger("transformers")  # its load report: what it says is refused below in one line
     level = loader_log.level
     loader_log.setLevel(logging.ERROR)
