@@ -7,7 +7,8 @@ Whisper encoder, trained on cached encoder states of spliced real audio.
 Steps (the recipe: `training/recipes/frozen_frontend/frames.yaml`), each a function here or in the library:
 1. `build_sources`: each corpus of the recipe built twice, by `nes2net data build splices` (genuine hosts with 1-3
    machine-made pieces of the same split, labelled per 10 ms; the test split from sources unseen in training) and by
-   the generic builder (`training.default_model.build_demo_dataset`: whole genuine and whole spoofed clips).
+   the generic builder (`training.default_model.build_demo_dataset`: whole genuine and whole spoofed clips); with
+   `data.vocoders`, a third time as paired splices of its clips' own copy-syntheses.
 2. `initial_frame_model`: the base model folder (the shipped default) as `Nes2NetForAudioFrameClassification`:
    its encoder, layer merge, back-end and utterance head kept, the frame classifier new.
 3. `cached_frame_states` (`training.frozen_frontend`): the train splits of both builds of every corpus encoded once
@@ -24,13 +25,16 @@ Steps (the recipe: `training/recipes/frozen_frontend/frames.yaml`), each a funct
 
 `freeze_utterance_model: true` trains the frame classifier alone on the frozen trunk: the utterance log-odds stay the
 base model's to the bit, so the frame model can replace the default without changing one verdict. Paired vocoded
-stretches (a genuine clip with a span replaced by its own copy-synthesis) are not built yet: the splices builder
-draws its pieces from the split's spoofed clips only.
+stretches (a genuine clip with a span replaced by its own copy-synthesis, `splices.make_paired_splice`) are added by
+`data.vocoders` (e.g. `[world, griffin-lim]`): each corpus' train and dev clips are vocoded first (`nes2net data build
+vocoded`; WORLD and Griffin-Lim take about as long as the audio on one core, HiFi-GAN longer), so the recipe leaves
+them out unless asked.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import functools
 import json
 import logging
@@ -51,7 +55,9 @@ from modeling_nes2net.detection import DEFAULT_MODEL_DIR, FRAME_MODEL_DIR
 from modeling_nes2net.folder import remote_code_files
 from modeling_nes2net.localisation import CELL_SECONDS
 from training.data import build_dataset
-from training.default_model import build_demo_dataset, make_deterministic
+from training.data.vocoded import METADATA_FILE, default_cache_dir, write_vocoded_corpus
+from training.data.vocoders import get_vocoder
+from training.default_model import REPO_ROOT, build_demo_dataset, make_deterministic
 from training.divergence import TrainingDivergedError
 from training.frozen_frontend import (
     BackendTraining,
@@ -65,17 +71,14 @@ from training.frozen_frontend import (
 )
 from training.llr_fitting import calibrate_model
 from training.localisation import LABEL_COLUMN, frame_targets
-from training.state_cache import load_states, split_items
+from training.state_cache import TRAINING_SPLITS, load_states, split_items
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RECIPE = REPO_ROOT / "training" / "recipes" / "frozen_frontend" / "frames.yaml"
 DEFAULT_WORK_DIR = REPO_ROOT / "runs" / "frames"
 SOURCE_KINDS = ("splices", "clips")
 """The two builds of each corpus: spliced utterances (10 ms labels) and its whole clips (one label each)."""
-SPLIT_NAMES = {"train": "train", "dev": "dev"}
-"""The splits a frame model trains and calibrates on (the splices builder keeps these names)."""
 NUM_THREADS = 2
 
 
@@ -104,18 +107,29 @@ class FrameRecipe:
 
 
 def build_sources(recipe: FrameRecipe, data_dir: Path) -> dict[str, Path]:
-    """Each corpus of the recipe built (once) into `data_dir / f"{kind}-{name}"` for each of `SOURCE_KINDS`; returns
-    `f"{kind}-{name}"` -> built folder."""
+    """Each corpus of the recipe built (once) into `data_dir / f"{kind}-{name}"` for each of `SOURCE_KINDS`, and, with
+    `data.vocoders`, as paired splices (`paired-{name}`) of its train and dev clips' copy-syntheses by those vocoders
+    (`vocoded-{name}`, copies cached in `vocoded.default_cache_dir()`); returns `f"{kind}-{name}"` -> built folder."""
     built = {}
+    vocoders = [get_vocoder(name) for name in recipe.data.get("vocoders") or ()]
     for name, corpus in recipe.corpora.items():
         source = REPO_ROOT / corpus["source"]
-        for kind in SOURCE_KINDS:
+        for kind in (*SOURCE_KINDS, "paired") if vocoders else SOURCE_KINDS:
             folder = data_dir / f"{kind}-{name}"
-            if not (folder / BUILD_INFO_FILE).is_file():
-                if kind == "splices":
-                    build_dataset("splices", source, folder, progress=False)
-                else:
-                    build_demo_dataset(source, folder)
+            if (folder / BUILD_INFO_FILE).is_file():
+                pass
+            elif kind == "clips":
+                build_demo_dataset(source, folder)
+            elif kind == "splices":
+                build_dataset("splices", source, folder, progress=False)
+            else:
+                vocoded = data_dir / f"vocoded-{name}"
+                if not (vocoded / METADATA_FILE).is_file():
+                    with open(source / METADATA_FILE, encoding="utf-8", newline="") as table:
+                        splits = sorted({row["split"] for row in csv.DictReader(table)} & set(TRAINING_SPLITS))
+                    write_vocoded_corpus(source, vocoded, vocoders, splits=splits, cache_dir=default_cache_dir(),
+                                         progress=False)
+                build_dataset("splices", vocoded, folder, progress=False)
             built[folder.name] = folder
     return built
 
@@ -138,7 +152,7 @@ def cached_frame_states(model: Nes2NetForAudioFrameClassification, recipe: Frame
     data, keys = recipe.data, {"train": [], "dev": []}
     for name, folder in sources.items():
         splits = json.loads((folder / BUILD_INFO_FILE).read_text(encoding="utf-8"))["splits"]
-        for split in SPLIT_NAMES:
+        for split in TRAINING_SPLITS:
             if split not in splits:
                 continue
             for view in range(data.get("views", 1) if split == "train" else 1):
