@@ -10,8 +10,8 @@ Systems, each through `Nes2NetDetector` with its defaults (4.04 s windows, 50 % 
 what `nes2net detect --segments` prints.
 - `windows`: the default model (no frame head): each 10 ms takes the mean log-odds of the windows covering it.
 - `frame head`: the frame model (`--frame-model`, `default_model/frames` unless told): its frame log-odds.
-- `frame head, full`: the same, the whole file in one pass (`--protocol full`; the states it was trained on were
-  encoded from whole clips).
+- `frame head, full` (with `--full`): the same, the whole file in one pass (`--protocol full`; the states it was
+  trained on were encoded from whole clips).
 
 Reported per system, pooled over the corpora: segment EER at PartialSpoof's 20-640 ms, range-based EER, utterance
 EER (the detector's log-odds), with 95 % bootstrap intervals over utterances at 160 ms and for the utterance; and on
@@ -19,7 +19,7 @@ the spliced utterances, the intersection over union of the flagged stretches (`D
 `--segments`, the plot, the demo and the Space share) with the inserted spans: its mean, the share of splices at
 IoU >= 0.5, and the share called `bonafide` (neither spoof nor partly spoofed).
 
-Run: `nice -n 19 python benchmarks/localisation.py [--frame-model DIR] [--threads 2]`; writes `localisation.json`
+Run: `nice -n 19 python benchmarks/localisation.py [--frame-model DIR] [--max-utterances N] [--full] [--threads 2]`; writes `localisation.json`
 next to this script (rendered into the README by `benchmarks/render.py`).
 """
 
@@ -55,13 +55,14 @@ HELD_BACK_SPLIT = "eval"
 IOU_HIT = 0.5
 
 
-def system_row(name: str, model_dir: Path, protocol: str, splices: dict[str, Path]) -> dict:
-    """One system's figures on the held-back splices of every corpus (see the module docstring)."""
+def system_row(name: str, model_dir: Path, protocol: str, splices: dict[str, Path], max_utterances: int | None) -> dict:
+    """One system's figures on the held-back splices of every corpus (at most `max_utterances` of each, the same
+    seeded subset for every system; see the module docstring)."""
     model_class = Nes2NetForAudioFrameClassification if name.startswith("frame") else Nes2NetForAudioClassification
     detector = Nes2NetDetector(model_class.from_pretrained(model_dir), protocol=protocol, device="cpu")
     scored, corpora = [], {}
     for corpus, folder in splices.items():
-        results = score_detections(detector, folder, HELD_BACK_SPLIT)
+        results = score_detections(detector, folder, HELD_BACK_SPLIT, max_utterances)
         corpora[corpus] = {"utterances": len(results), "spliced": sum(u.label == 0 for u, _ in results)}
         scored += results
         logging.info("%s: %s scored (%d utterances)", name, corpus, len(results))
@@ -86,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frame-model", type=Path, default=DEFAULT_MODEL_DIR / FRAME_MODEL_DIR)
     parser.add_argument("--recipe", type=Path, default=DEFAULT_RECIPE, help="the frame model's recipe (its corpora)")
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, help="where the splices are built")
+    parser.add_argument("--max-utterances", type=int, help="score a seeded random subset of each corpus' splices")
+    parser.add_argument("--full", action="store_true", help="also score the frame head with --protocol full")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", type=Path, default=Path(__file__).with_name("localisation.json"))
     args = parser.parse_args(argv)
@@ -97,9 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_record("cpu", args.threads)
     sources = build_sources(FrameRecipe.load(args.recipe), args.work_dir / "data")
     splices = {name.removeprefix("splices-"): folder for name, folder in sources.items() if name.startswith("splices-")}
-    systems = (("windows", args.model, "windows"), ("frame head", args.frame_model, "windows"),
-               ("frame head, full", args.frame_model, "full"))
-    rows = [system_row(name, model_dir, protocol, splices) for name, model_dir, protocol in systems]
+    systems = [("windows", args.model, "windows"), ("frame head", args.frame_model, "windows")]
+    systems += [("frame head, full", args.frame_model, "full")] if args.full else []
+    rows = [system_row(name, model_dir, protocol, splices, args.max_utterances) for name, model_dir, protocol in systems]
     for row in rows:
         figures = ", ".join(f"{metric} {100 * value:.1f}" for metric, value in row["metrics"].items())
         print(f"{row['system']}: {figures}; IoU mean {row['iou_mean']:.2f}, >= {IOU_HIT}: "
