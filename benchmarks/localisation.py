@@ -39,7 +39,8 @@ sys.path.insert(0, str(REPO_ROOT))
 from benchmarks.results import machine_record, write_results  # noqa: E402
 from modeling_nes2net import Nes2NetForAudioClassification, Nes2NetForAudioFrameClassification  # noqa: E402
 from modeling_nes2net.configuration_nes2net import BONAFIDE_LABEL  # noqa: E402
-from modeling_nes2net.detection import DEFAULT_MODEL_DIR, FRAME_MODEL_DIR, Nes2NetDetector  # noqa: E402
+from modeling_nes2net.detection import Nes2NetDetector  # noqa: E402
+from modeling_nes2net.model_loading import DEFAULT_MODEL_DIR, FRAME_MODEL_DIR  # noqa: E402
 from training.frame_model import DEFAULT_RECIPE, DEFAULT_WORK_DIR, FrameRecipe, build_sources  # noqa: E402
 from training.localisation import score_detections  # noqa: E402
 from training.segment_metrics import (  # noqa: E402

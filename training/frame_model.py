@@ -20,7 +20,7 @@ Steps (the recipe: `training/recipes/frozen_frontend/frames.yaml`), each a funct
    loss of the window (spoof when any of its frames is); with the utterance model trained, its log-odds are
    calibrated again on dev (`training.llr_fitting`).
 5. The folder (`save_model_folder`, no code files: package data like the default). `load_model(None)`, so `nes2net
-   detect`, the Space and the demo, score with `default_model/frames` (`detection.FRAME_MODEL_DIR`) when it is
+   detect`, the Space and the demo, score with `default_model/frames` (`model_loading.FRAME_MODEL_DIR`) when it is
    there.
 
 `freeze_utterance_model: true` trains the frame classifier alone on the frozen trunk: the utterance log-odds stay the
@@ -51,7 +51,7 @@ import yaml
 from hub_cards.published_files import BUILD_INFO_FILE
 from modeling_nes2net import Nes2NetForAudioFrameClassification, save_model_folder
 from modeling_nes2net.atomic import write_text_atomic
-from modeling_nes2net.detection import DEFAULT_MODEL_DIR, FRAME_MODEL_DIR
+from modeling_nes2net.model_loading import DEFAULT_MODEL_DIR, FRAME_MODEL_DIR
 from modeling_nes2net.folder import remote_code_files
 from modeling_nes2net.localisation import CELL_SECONDS
 from training.data import build_dataset

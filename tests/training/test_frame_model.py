@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from modeling_nes2net import Nes2NetForAudioClassification, Nes2NetForAudioFrameClassification, save_model_folder
-from modeling_nes2net import detection
+from modeling_nes2net import detection, model_loading
 from modeling_nes2net.examples import speech_like
 from tests.tiny_models import tiny_model
 from training.frame_model import (
@@ -130,9 +130,9 @@ def _build(workspace, output, *options: str) -> None:
 
 def test_the_trained_folder_is_the_default_detectors_and_localises_the_inserted_piece(workspace, monkeypatch, capsys):
     save_model_folder(content_encoder_model(), workspace / "default")
-    _build(workspace, workspace / "default" / detection.FRAME_MODEL_DIR)
-    monkeypatch.setattr(detection, "DEFAULT_MODEL_DIR", workspace / "default")
-    framed = detection.load_model(None)
+    _build(workspace, workspace / "default" / model_loading.FRAME_MODEL_DIR)
+    monkeypatch.setattr(model_loading, "DEFAULT_MODEL_DIR", workspace / "default")
+    framed = model_loading.load_model(None)
     assert isinstance(framed, Nes2NetForAudioFrameClassification)
 
     host = speech_like(3.0, seed=20)  # a host no training clip came from
@@ -155,7 +155,7 @@ def test_the_trained_folder_is_the_default_detectors_and_localises_the_inserted_
 def test_a_frozen_utterance_model_keeps_the_base_verdicts_to_the_bit(workspace):
     output = workspace / "frozen"
     _build(workspace, output, "--freeze-utterance-model")
-    framed, base = detection.load_model(output), detection.load_model(workspace / "base")
+    framed, base = model_loading.load_model(output), model_loading.load_model(workspace / "base")
     waveform = torch.from_numpy(speech_like(3.0, seed=7))[None]
     with torch.inference_mode():
         assert torch.equal(framed(waveform).logits, base(waveform).logits)
