@@ -19,8 +19,8 @@ the spliced utterances, the intersection over union of the flagged stretches (`D
 `--segments`, the plot, the demo and the Space share) with the inserted spans: its mean, the share of splices at
 IoU >= 0.5, and the share called `bonafide` (neither spoof nor partly spoofed).
 
-Run: `nice -n 19 python benchmarks/localisation.py [--frame-model DIR] [--max-utterances N] [--full] [--threads 2]`; writes `localisation.json`
-next to this script (rendered into the README by `benchmarks/render.py`).
+Run: `nice -n 19 python benchmarks/localisation.py [--frame-model DIR] [--max-utterances N] [--full] [--threads 2]`;
+writes `localisation.json` next to this script (rendered into the README by `benchmarks/render.py`).
 """
 
 from __future__ import annotations
@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     splices = {name.removeprefix("splices-"): folder for name, folder in sources.items() if name.startswith("splices-")}
     systems = [("windows", args.model, "windows"), ("frame head", args.frame_model, "windows")]
     systems += [("frame head, full", args.frame_model, "full")] if args.full else []
-    rows = [system_row(name, model_dir, protocol, splices, args.max_utterances) for name, model_dir, protocol in systems]
+    rows = [system_row(name, model_dir, protocol, splices, args.max_utterances)
+            for name, model_dir, protocol in systems]
     for row in rows:
         figures = ", ".join(f"{metric} {100 * value:.1f}" for metric, value in row["metrics"].items())
         print(f"{row['system']}: {figures}; IoU mean {row['iou_mean']:.2f}, >= {IOU_HIT}: "

@@ -2,7 +2,8 @@
 
 `load_model` is the one loader of detection, evaluation, calibration and the Space: a model folder or Hub id (None:
 the embedded default model, `DEFAULT_MODEL_DIR`, or its frame model `FRAME_MODEL_DIR` when built), as a
-`Nes2NetForAudioFrameClassification` when the folder's architecture has the frame head. `load_onnx_export` opens a folder written by `nes2net export onnx` instead.
+`Nes2NetForAudioFrameClassification` when the folder's architecture has the frame head. `load_onnx_export` opens a
+folder written by `nes2net export onnx` instead.
 """
 
 from __future__ import annotations

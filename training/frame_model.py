@@ -2,7 +2,7 @@
 Whisper encoder, trained on cached encoder states of spliced real audio.
 
     python -m training.frame_model                      # everything; writes modeling_nes2net/default_model/frames
-    python -m training.frame_model --max-clips 80 --work-dir runs/frames --output-dir runs/frames/model  # a first run
+    python -m training.frame_model --max-clips 60 --output-dir runs/frames/model   # a first, small run
 
 Steps (the recipe: `training/recipes/frozen_frontend/frames.yaml`), each a function here or in the library:
 1. `build_sources`: each corpus of the recipe built twice, by `nes2net data build splices` (genuine hosts with 1-3
@@ -27,8 +27,8 @@ Steps (the recipe: `training/recipes/frozen_frontend/frames.yaml`), each a funct
 base model's to the bit, so the frame model can replace the default without changing one verdict. Paired vocoded
 stretches (a genuine clip with a span replaced by its own copy-synthesis, `splices.make_paired_splice`) are added by
 `data.vocoders` (e.g. `[world, griffin-lim]`): each corpus' train and dev clips are vocoded first (`nes2net data build
-vocoded`; WORLD and Griffin-Lim take about as long as the audio on one core, HiFi-GAN longer), so the recipe leaves
-them out unless asked.
+vocoded`, copies cached across runs), CPU time the shared machine did not have for the first run, so the recipe
+leaves them out unless asked.
 """
 
 from __future__ import annotations
@@ -148,15 +148,18 @@ def cached_frame_states(model: Nes2NetForAudioFrameClassification, recipe: Frame
                         cache_dir: Path) -> tuple[FrontendCache, FrontendCache | None]:
     """(train, dev) encoder states of every source, each split and view cached once into
     `cache_dir / f"{source}-{split}-{view}.safetensors"` (at most `data.max_clips` clips of each, a seeded random
-    subset) and read back on later runs; dev is None when no source has a dev split."""
+    subset, named `...-max{N}`) and read back on later runs; dev is None when no source has a dev split. The states
+    depend on the frozen encoder alone, so a new back-end of the default reuses them; a new encoder needs a new
+    `cache_dir`."""
     data, keys = recipe.data, {"train": [], "dev": []}
+    subset = f"-max{data['max_clips']}" if data.get("max_clips") else ""
     for name, folder in sources.items():
         splits = json.loads((folder / BUILD_INFO_FILE).read_text(encoding="utf-8"))["splits"]
         for split in TRAINING_SPLITS:
             if split not in splits:
                 continue
             for view in range(data.get("views", 1) if split == "train" else 1):
-                path = cache_dir / f"{name}-{split}-{view}.safetensors"
+                path = cache_dir / f"{name}-{split}-{view}{subset}.safetensors"
                 if not path.is_file():
                     items = split_items(folder, name, split, "channel" if view else "clean", data,
                                         max_rows=data.get("max_clips"))

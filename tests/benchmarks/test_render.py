@@ -80,7 +80,8 @@ def localisation_record(head_iou_hits: float = 0.8) -> dict:
     machine = {"cpu": "Test CPU", "cpu_cores": 2, "gpu": None, "device": "cpu", "threads": 1, "torch": "2.13.0",
                "load_before": 3.0, "load_after": 4.0}
     metrics = {"segment_eer_20ms": 0.4, "segment_eer_640ms": 0.3, "range_eer": 0.35, "utterance_eer": 0.25}
-    rows = [{"system": system, "model": model, "protocol": "windows", "corpora": {"mini": {"utterances": 9, "spliced": 6}},
+    rows = [{"system": system, "model": model, "protocol": "windows",
+             "corpora": {"mini": {"utterances": 9, "spliced": 6}},
              "metrics": {name: value * scale for name, value in metrics.items()},
              "intervals": {"utterance_eer": (0.1 * scale, 0.4 * scale)}, "iou_mean": hits * 0.9,
              "iou_hit_share": hits, "called_bonafide_share": 0.5 - hits / 2}

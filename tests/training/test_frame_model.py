@@ -51,8 +51,8 @@ def content_encoder_model() -> Nes2NetForAudioClassification:
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
-    """A generic-layout corpus of generated clips (10 genuine hosts of 2.5-4.3 s, 6 machine-made clips, train split), a tiny
-    Whisper base model folder, and a frame recipe over them."""
+    """A generic-layout corpus of generated clips (10 genuine hosts of 2.5-4.3 s, 6 machine-made clips, train split),
+    a tiny Whisper base model folder, and a frame recipe over them."""
     root = tmp_path_factory.mktemp("frames")
     rows = []
     for index in range(10):
