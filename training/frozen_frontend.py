@@ -155,7 +155,7 @@ class BackendTraining:
     """...and one span of up to this many frames zeroed (0: none)."""
 
 
-def _batch_states(states: list[torch.Tensor]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor | None]:
+def batch_states(states: list[torch.Tensor]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor | None]:
     """Cached states of one batch -> per-layer `(batch, frames, D)` float32 (zero-padded) and the frame mask (None
     when every trial has the same length)."""
     lengths = torch.tensor([state.shape[1] for state in states])
@@ -164,15 +164,21 @@ def _batch_states(states: list[torch.Tensor]) -> tuple[tuple[torch.Tensor, ...],
     return tuple(padded.unbind(2)), frame_mask
 
 
+def window_bounds(length: int, frames: int | None, rng: np.random.Generator) -> slice:
+    """A random `frames`-long window of `length` frames, as a slice (all of them when `frames` is None or >=
+    `length`; no draw then)."""
+    if frames is None or length <= frames:
+        return slice(0, length)
+    start = int(rng.integers(0, length - frames + 1))
+    return slice(start, start + frames)
+
+
 def _window(state: torch.Tensor, frames: int | None, rng: np.random.Generator) -> torch.Tensor:
     """A random `frames`-long window of `state` `(layers, T, D)` (all of it when `frames` is None or >= T)."""
-    if frames is None or state.shape[1] <= frames:
-        return state
-    start = int(rng.integers(0, state.shape[1] - frames + 1))
-    return state[:, start: start + frames]
+    return state[:, window_bounds(state.shape[1], frames, rng)]
 
 
-def _masked(state: torch.Tensor, max_channels: int, max_frames: int, rng: np.random.Generator) -> torch.Tensor:
+def masked_states(state: torch.Tensor, max_channels: int, max_frames: int, rng: np.random.Generator) -> torch.Tensor:
     """`state` `(layers, T, D)` with one random band of at most `max_channels` channels and one span of at most
     `max_frames` frames set to zero in every layer (a copy; the cache is untouched)."""
     if max_channels <= 0 and max_frames <= 0:
@@ -187,7 +193,7 @@ def _masked(state: torch.Tensor, max_channels: int, max_frames: int, rng: np.ran
 
 
 def _logits(model: Nes2NetForAudioClassification, states: list[torch.Tensor]) -> torch.Tensor:
-    hidden_states, frame_mask = _batch_states(states)
+    hidden_states, frame_mask = batch_states(states)
     _, _, pooled = model.nes2net.forward_frontend_states(hidden_states, frame_mask)
     return model.calibration(model.classifier(pooled))
 
@@ -211,27 +217,40 @@ def dev_report(scores: np.ndarray, cache: FrontendCache) -> dict:
     return report
 
 
+def utterance_loss(model: Nes2NetForAudioClassification, cache: FrontendCache, batch: np.ndarray,
+                   settings: BackendTraining, rng: np.random.Generator) -> torch.Tensor:
+    """The utterance loss of one batch (`batch`: indices into `cache`) on windows of its states, masked as
+    `settings` says; `rng` draws the windows and masks."""
+    states = [masked_states(_window(cache.states[index], settings.crop_frames, rng), settings.mask_channels,
+                            settings.mask_frames, rng) for index in batch]
+    return model.compute_loss(_logits(model, states), torch.from_numpy(cache.labels[batch]))
+
+
+BatchLoss = Callable[[Nes2NetForAudioClassification, FrontendCache, np.ndarray, BackendTraining, np.random.Generator],
+                     torch.Tensor]
+"""`(model, cache, batch indices, settings, rng) -> loss`: what `train_backend` minimises, batch by batch."""
+
+
 def train_backend(model: Nes2NetForAudioClassification, train: FrontendCache, dev: FrontendCache | None,
-                  settings: BackendTraining) -> list[dict]:
-    """Train everything after the front-end on `train` (in place); `model` ends with the mean of the last
-    `settings.average_last` epochs' weights. Returns one dict per epoch: mean loss and, with `dev`, `dev_report`.
+                  settings: BackendTraining, batch_loss: BatchLoss = utterance_loss) -> list[dict]:
+    """Train everything after the front-end on `train` (in place) by `batch_loss` (the utterance loss unless told;
+    `training.frame_model` adds the frame loss); `model` ends with the mean of the last `settings.average_last`
+    epochs' weights. Returns one dict per epoch: mean loss and, with `dev`, `dev_report` (of the utterance head).
     Raises `TrainingDivergedError` naming the step at the first NaN or infinite loss, before it is applied."""
     torch.manual_seed(settings.seed)
-    parameters = [parameter for name, parameter in model.named_parameters() if ".frontend." not in f".{name}"]
+    parameters = [parameter for name, parameter in model.named_parameters()
+                  if ".frontend." not in f".{name}" and parameter.requires_grad]
     optimizer = torch.optim.Adam(parameters, lr=settings.lr, weight_decay=settings.weight_decay)
     plan = EpochPlan(len(train), settings.batch_size, seed=settings.seed)
     schedule = build_schedule(optimizer, "cosine", settings.lr, settings.min_lr, plan.steps_per_epoch * settings.epochs,
                               settings.epochs)
-    labels = torch.from_numpy(train.labels)
     history, kept = [], []
     for epoch in range(settings.epochs):
         model.train()
         losses = []
         rng = np.random.default_rng((settings.seed, epoch, 1))
         for batch in plan.global_batches(epoch):
-            states = [_masked(_window(train.states[index], settings.crop_frames, rng), settings.mask_channels,
-                              settings.mask_frames, rng) for index in batch]
-            loss = model.compute_loss(_logits(model, states), labels[batch])
+            loss = batch_loss(model, train, batch, settings, rng)
             refuse_non_finite_loss(float(loss.detach()), f"epoch {epoch + 1}, step {len(losses) + 1}")
             optimizer.zero_grad()
             loss.backward()
