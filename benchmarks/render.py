@@ -91,7 +91,39 @@ def generalisation_table(record: dict) -> str:
     return "\n".join(lines)
 
 
-RENDERERS: dict[str, Callable[[dict], str]] = {"backend.json": backend_table, "generalisation.json": generalisation_table}
+def localisation_table(record: dict) -> str:
+    """`benchmarks/localisation.py`: one column per system, EER % (95 % intervals where measured), then the flagged
+    stretches' IoU with the inserted spans and the splices called bona fide."""
+    rows = record["rows"]
+    lines = ["| held-back splices | " + " | ".join(row["system"] for row in rows) + " |",
+             "|---" * (len(rows) + 1) + "|"]
+    for metric in rows[0]["metrics"]:
+        label = metric.replace("segment_eer_", "segment EER, ").replace("range_eer", "range-based EER")
+        label = label.replace("utterance_eer", "utterance EER") + " (%)"
+        cells = []
+        for row in rows:
+            cell = f"{100 * row['metrics'][metric]:.1f}"
+            if metric in row["intervals"]:
+                low, high = row["intervals"][metric]
+                cell += f" ({100 * low:.1f}-{100 * high:.1f})"
+            cells.append(cell)
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append("| IoU of the flagged stretches, mean | " + " | ".join(f"{row['iou_mean']:.2f}" for row in rows)
+                 + " |")
+    lines.append("| splices with IoU >= 0.5 (%) | " + " | ".join(f"{100 * row['iou_hit_share']:.0f}" for row in rows)
+                 + " |")
+    lines.append("| splices called bona fide (%) | "
+                 + " | ".join(f"{100 * row['called_bonafide_share']:.0f}" for row in rows) + " |")
+    corpora = rows[0]["corpora"]
+    counts = ", ".join(f"{name} {count['utterances']} ({count['spliced']} spliced)" for name, count in corpora.items())
+    models = "; ".join(f"{row['system']}: `{row['model']}`, protocol {row['protocol']}" for row in rows)
+    lines += ["", f"Utterances: {counts}. Models: {models}. {run_line(record)}"]
+    return "\n".join(lines)
+
+
+RENDERERS: dict[str, Callable[[dict], str]] = {
+    "backend.json": backend_table, "generalisation.json": generalisation_table, "localisation.json": localisation_table,
+}
 
 
 def render(text: str, folder: Path = BENCHMARKS) -> str:

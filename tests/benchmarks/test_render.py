@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from benchmarks.render import BLOCK, README, backend_table, main, render
+from benchmarks.render import BLOCK, README, backend_table, localisation_table, main, render
 
 MARKER = "<!-- rendered from benchmarks/backend.json by benchmarks/render.py -->\n"
 END = "<!-- end of rendered block -->"
@@ -73,3 +73,31 @@ def test_a_block_without_its_json_or_renderer_is_refused_by_name(tmp_path):
         render(f"{MARKER}old\n{END}", folder=tmp_path)
     with pytest.raises(SystemExit, match="no renderer for benchmarks/other.json"):
         render(MARKER.replace("backend", "other") + f"old\n{END}", folder=tmp_path)
+
+
+def localisation_record(head_iou_hits: float = 0.8) -> dict:
+    """A result file as `benchmarks/localisation.py` writes it (two of its systems)."""
+    machine = {"cpu": "Test CPU", "cpu_cores": 2, "gpu": None, "device": "cpu", "threads": 1, "torch": "2.13.0",
+               "load_before": 3.0, "load_after": 4.0}
+    metrics = {"segment_eer_20ms": 0.4, "segment_eer_640ms": 0.3, "range_eer": 0.35, "utterance_eer": 0.25}
+    rows = [{"system": system, "model": model, "protocol": "windows",
+             "corpora": {"mini": {"utterances": 9, "spliced": 6}},
+             "metrics": {name: value * scale for name, value in metrics.items()},
+             "intervals": {"utterance_eer": (0.1 * scale, 0.4 * scale)}, "iou_mean": hits * 0.9,
+             "iou_hit_share": hits, "called_bonafide_share": 0.5 - hits / 2}
+            for system, model, scale, hits in (("windows", "default_model", 1.0, 0.3),
+                                               ("frame head", "default_model/frames", 0.5, head_iou_hits))]
+    return {"benchmark": "localisation", "command": "localisation.py --threads 1", "machine": machine, "rows": rows}
+
+
+def test_the_localisation_table_has_one_column_per_system_and_every_figure():
+    table = localisation_table(localisation_record())
+    lines = table.splitlines()
+    assert lines[0] == "| held-back splices | windows | frame head |"
+    assert "| segment EER, 20ms (%) | 40.0 | 20.0 |" in lines
+    assert "| utterance EER (%) | 25.0 (10.0-40.0) | 12.5 (5.0-20.0) |" in lines
+    assert "| splices with IoU >= 0.5 (%) | 30 | 80 |" in lines
+    assert "| splices called bona fide (%) | 35 | 10 |" in lines
+    assert "mini 9 (6 spliced)" in lines[-1] and "frame head: `default_model/frames`, protocol windows" in lines[-1]
+    assert "`python benchmarks/localisation.py --threads 1`" in lines[-1]
+    assert "| splices with IoU >= 0.5 (%) | 30 | 65 |" in localisation_table(localisation_record(0.65))
