@@ -48,19 +48,12 @@ def resolve_model_path(model_name_or_path: str | None) -> str:
     return name
 
 
-<<<<<<< HEAD
 def load_model(
     model_name_or_path: str | os.PathLike | None = None, model_class: type[Nes2NetForAudioClassification] | None = None
 ) -> Nes2NetForAudioClassification:
-    """The model of a folder or Hub id (None: the embedded default model), ready to score (eval mode): a
-    `Nes2NetForAudioFrameClassification` when the folder's architecture has the frame head, unless `model_class`
-    says which class to load it as.
-=======
-def load_model(model_name_or_path: str | os.PathLike | None = None) -> Nes2NetForAudioClassification:
     """The model of a folder or Hub id (None: the embedded default model, or its frame model `FRAME_MODEL_DIR` when
     built), ready to score (eval mode): a `Nes2NetForAudioFrameClassification` when the folder's architecture has the
-    frame head.
->>>>>>> main
+    frame head, unless `model_class` says which class to load it as.
 
     Raises a one-line `ModelLoadError` naming the folder for what would otherwise score with random or broken
     weights (refused by `Nes2NetPreTrainedModel.from_pretrained`: missing, foreign, non-finite or integer-stored
