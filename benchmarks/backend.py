@@ -17,10 +17,8 @@ stays on the CPU and is left out); on a machine without CUDA it prints one line 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -30,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from modeling_nes2net import Nes2NetConfig
 from modeling_nes2net.complexity import backend_complexity
 from modeling_nes2net.onnx_export import export_module, inference_session
-from benchmarks.results import add_device_argument, cuda_missing, machine_record, synchronize, write_results
+from benchmarks.results import add_device_argument, alternating_medians, cuda_missing, machine_record, write_results
 from tests.oracles.nes2net import ReferenceNes2Net
 from tests.oracles.backend_with_head import BackendWithHead
 
@@ -45,24 +43,6 @@ VARIANTS = {
         dict(activation="selu", pooling="astp", se_min_channels=2),
     ),
 }
-
-
-def median_latencies(
-    runs: dict[str, tuple[torch.nn.Module, torch.Tensor]], repeats: int, device: str = "cpu"
-) -> dict[str, float]:
-    """Median seconds per forward of each `(module, input)`, the modules run alternately so that load from other
-    processes falls on all of them alike."""
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    with torch.inference_mode():
-        for step in range(repeats + 3):
-            for name, (module, features) in runs.items():
-                synchronize(device)
-                start = time.perf_counter()
-                module(features)
-                synchronize(device)
-                if step >= 3:
-                    times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def paired_models(config_kwargs: dict, reference_kwargs: dict) -> tuple[BackendWithHead, ReferenceNes2Net]:
@@ -148,7 +128,7 @@ def main() -> None:
                 differences = {path: (module(ours_input) - expected).abs().max().item()
                                for path, module in modules.items()}
             runs = {"reference": (reference, features)} | {path: (module, ours_input) for path, module in modules.items()}
-            latencies = median_latencies(runs, repeats, args.device)
+            latencies = alternating_medians(runs, repeats, args.device)
             reference_time = latencies["reference"]
             cells = "".join(
                 f" {latencies[path] * 1e3:>15.2f} {reference_time / latencies[path]:>8.2f}x {differences[path]:>10.1e}"

@@ -5,7 +5,8 @@
 
 A rendered block sits between `<!-- rendered from benchmarks/NAME.json by benchmarks/render.py -->` and
 `<!-- end of rendered block -->`; NAME picks the renderer. Each table is followed by the line naming its baseline,
-the machine, threads and load average of the run, and the command that made it. Imports no torch.
+the machine, threads and load average of the run, and the command that made it. A block whose JSON file has not been
+written yet renders as one line naming the command that writes it. Imports no torch.
 """
 
 from __future__ import annotations
@@ -60,6 +61,83 @@ def backend_table(record: dict) -> str:
     return "\n".join(lines)
 
 
+def demo_model_table(record: dict) -> str:
+    """`benchmarks/demo_model.py`: audio seconds scored per second by each model (the shipped default, the default it
+    replaced) and inference path, batch 1 / batched side by side."""
+    rows = record["rows"]
+    paths = list(dict.fromkeys(row["path"] for row in rows))
+    batches = sorted({row["batch"] for row in rows})
+    header = ["model", "parameters", "folder", *(f"{path}, audio s/s at batch {' / '.join(map(str, batches))}"
+                                                 for path in paths)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    names = {"shipped": "**the shipped default**", "replaced": "the default it replaced"}
+    for model in dict.fromkeys(row["model"] for row in rows):
+        own = [row for row in rows if row["model"] == model]
+        first = own[0]
+        revision = f", {record['machine']['replaced_revision']}" if model == "replaced" else ""
+        cells = [f"{names[model]} ({first['frontend']} front-end{revision})", f"{first['parameters']:,}",
+                 f"{first['model_bytes'] / 1e6:.1f} MB"]
+        for path in paths:
+            measured = {row["batch"]: row for row in own if row["path"] == path}
+            cells.append(" / ".join(f"{measured[batch]['audio_seconds_per_second']:.0f}" if batch in measured else "-"
+                                    for batch in batches))
+        lines.append("| " + " | ".join(cells) + " |")
+    clip = rows[0]["samples"] / 16_000
+    lines += ["", f"Throughput: audio seconds scored per wall-clock second on {clip:.2f} s clips, median of "
+                  f"{rows[0]['repeats']} alternating runs; the baseline is each model's PyTorch fp32 at batch 1. "
+                  f"{run_line(record)}"]
+    return "\n".join(lines)
+
+
+def export_table(record: dict) -> str:
+    """`benchmarks/export.py`: real-time factor of each `detect` path on clips and on one long file, against the
+    authors' loop on the same input."""
+    rows = record["rows"]
+    inputs = list(dict.fromkeys(row["input"] for row in rows))
+    header = ["path"]
+    for name in inputs:
+        header += [f"RTF, {record['machine']['inputs'][name]}", "vs authors"]
+    header.append("max log-odds drift")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for path in dict.fromkeys(row["path"] for row in rows):
+        measured = {row["input"]: row for row in rows if row["path"] == path}
+        cells = [path]
+        for name in inputs:
+            row = measured.get(name)
+            cells += [f"{row['rtf']:.3f}", f"{row['speedup']:.2f}x"] if row else ["-", "-"]
+        drifts = [row["max_log_odds_drift"] for row in measured.values() if row["max_log_odds_drift"] is not None]
+        cells.append(f"{max(drifts):.0e}" if drifts else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    machine = record["machine"]
+    exports = ", ".join(f"{variant} {drift:.1e}" for variant, drift in machine["onnx_export_drift"].items())
+    lines += ["", f"RTF: wall seconds per audio second (lower is faster). Baseline: {machine['baseline']}. Model: "
+                  f"{machine['model']}; the ONNX export's max log-odds difference from PyTorch on a 4 s clip: "
+                  f"{exports or 'not exported'}. {run_line(record)}"]
+    return "\n".join(lines)
+
+
+def detect_table(record: dict) -> str:
+    """`benchmarks/detect.py`: throughput of each case against its baseline, then peak memory against the recording's
+    length."""
+    rows = record["rows"]
+    lines = ["| case | model | batch | audio s/s | vs baseline | baseline | peak RSS MB |", "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        if row["kind"] == "throughput":
+            lines.append(f"| {row['case']} | {row['model']} | {row['batch']} | {row['audio_seconds_per_second']:.1f} | "
+                         f"{row['ratio']:.2f}x | {row['baseline']} | {row['rss_mb']:.0f} |")
+    lines += ["", "| protocol | length | outcome | peak RSS MB | vs baseline | loaded MB | scoring adds MB |",
+              "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        if row["kind"] == "memory":
+            lines.append(f"| {row['protocol']} | {row['minutes']:g} min | {row['outcome']} | {row['rss_mb']:.0f} | "
+                         f"{row['ratio']:.2f}x | {row['loaded_mb']:.0f} | {row['rss_mb'] - row['loaded_mb']:.0f} |")
+    drifts = [f"{row['quantize']} {row['max_probability_drift']:.4f}" for row in rows if row.get("quantize")]
+    lines += ["", "Memory baseline: the shortest recording under the same protocol (tiny model, batch 16). "
+                  + (f"Max |difference| of p(bona fide) from float32 (XLS-R sized): {', '.join(drifts)}. " if drifts
+                     else "") + run_line(record)]
+    return "\n".join(lines)
+
+
 GENERALISATION_BASELINES = ("logistic",)
 """Rows of `benchmarks/generalisation.json` that are baselines, not Nes2Net candidates."""
 GENERALISATION_COMPARED = "compared model"
@@ -91,7 +169,13 @@ def generalisation_table(record: dict) -> str:
     return "\n".join(lines)
 
 
-RENDERERS: dict[str, Callable[[dict], str]] = {"backend.json": backend_table, "generalisation.json": generalisation_table}
+RENDERERS: dict[str, Callable[[dict], str]] = {
+    "backend.json": backend_table,
+    "demo_model.json": demo_model_table,
+    "detect.json": detect_table,
+    "export.json": export_table,
+    "generalisation.json": generalisation_table,
+}
 
 
 def render(text: str, folder: Path = BENCHMARKS) -> str:
@@ -103,7 +187,9 @@ def render(text: str, folder: Path = BENCHMARKS) -> str:
             raise SystemExit(f"README block: no renderer for benchmarks/{name} (known: {', '.join(RENDERERS)})")
         path = folder / name
         if not path.is_file():
-            raise SystemExit(f"README block: benchmarks/{name} does not exist; run the benchmark that writes it")
+            script = name.removesuffix(".json") + ".py"
+            return (match[1] + f"Not measured yet: run `python benchmarks/{script}`, then `python benchmarks/render.py`."
+                    + "\n" + match[3])
         return match[1] + RENDERERS[name](json.loads(path.read_text())) + "\n" + match[3]
 
     return BLOCK.sub(replace, text)

@@ -12,8 +12,17 @@ import argparse
 import json
 import os
 import platform
+import statistics
+import subprocess
 import sys
+import tarfile
+import time
+from collections.abc import Callable
+from io import BytesIO
 from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +45,35 @@ def synchronize(device: str) -> None:
 
     if device == "cuda":
         torch.cuda.synchronize()
+
+
+def alternating_medians(
+    runs: dict[str, tuple[Callable[[Any], Any], Any]], repeats: int, device: str = "cpu", warmup: int = 3
+) -> dict[str, float]:
+    """Median wall-clock seconds of `function(argument)` for each named run, the runs interleaved step by step so
+    that load from other processes falls on all of them alike; `warmup` untimed steps first. On CUDA the device is
+    synchronised before and after each call, so the timer measures the work, not its launch."""
+    import torch
+
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    with torch.inference_mode():
+        for step in range(warmup + repeats):
+            for name, (function, argument) in runs.items():
+                synchronize(device)
+                start = time.perf_counter()
+                function(argument)
+                synchronize(device)
+                if step >= warmup:
+                    times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def git_archive(revision: str, path: str, target: Path) -> None:
+    """Extract `path` (a file or folder of this repository) as it was at git `revision` into `target`."""
+    archive = subprocess.run(["git", "archive", revision, path], cwd=REPO_ROOT, check=True,
+                             capture_output=True).stdout
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(target, filter="data")
 
 
 def _cpu_name() -> str:
