@@ -88,13 +88,14 @@ def measure(folder: Path, label: str, args: argparse.Namespace, scratch: Path) -
     runs = {(path, size): (function, batch.to(dtype))
             for path, (function, dtype) in paths.items() for size, batch in batches.items()}
     seconds = alternating_medians(runs, args.repeats, args.device, warmup=2)
-    baseline = samples / SAMPLING_RATE / seconds[("PyTorch fp32", 1)]
+    baseline = samples / SAMPLING_RATE / seconds[("PyTorch fp32", 1)].wall
     rows = []
-    for (path, size), elapsed in seconds.items():
+    for (path, size), timing in seconds.items():
+        elapsed = timing.wall
         throughput = size * samples / SAMPLING_RATE / elapsed
         rows.append({"model": label, "folder": folder.name, "frontend": model.config.frontend_type, "path": path,
                      "batch": size, "samples": samples, "repeats": args.repeats, "ms": 1000 * elapsed,
-                     "audio_seconds_per_second": throughput, "vs_fp32_batch_1": throughput / baseline,
+                     "cpu_ms": 1000 * timing.cpu,                     "audio_seconds_per_second": throughput, "vs_fp32_batch_1": throughput / baseline,
                      "parameters": model.num_parameters(), "model_bytes": folder_bytes(folder)})
         print(f"{label:<10} {path:<18} {size:>5} {1000 * elapsed:>12.1f} {throughput:>12.1f} "
               f"{throughput / baseline:>9.2f}x")

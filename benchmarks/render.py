@@ -42,18 +42,23 @@ def _pair(rows: list[dict], value: Callable[[dict], str]) -> str:
 
 
 def backend_table(record: dict) -> str:
-    """`benchmarks/backend.py`: one row per variant, batch 1 / batch 16 side by side."""
+    """`benchmarks/backend.py`: one row per variant, batch 1 / batch 16 side by side; the speed-up in wall-clock time
+    and, where the run recorded it, in CPU time."""
     rows = record["rows"]
     paths = list(rows[0]["paths"])
+    clocks = ["speedup"] + (["cpu_speedup"] if all("cpu_speedup" in row["paths"][path] for row in rows
+                                                   for path in paths) else [])
     header = ["back-end (D = 1024, T = {})".format(rows[0]["frames"]), "parameters", "MACs (ptflops rules)",
               "baseline ms, batch 1 / 16"]
-    header += [f"{path}: speed-up, batch 1 / 16" for path in paths] + ["max abs diff"]
+    header += [f"{path}: {'CPU-time ' if clock == 'cpu_speedup' else ''}speed-up, batch 1 / 16"
+               for path in paths for clock in clocks] + ["max abs diff"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for variant in dict.fromkeys(row["variant"] for row in rows):
         pair = sorted((row for row in rows if row["variant"] == variant), key=lambda row: row["batch"])
         cells = [variant, f"{pair[0]['parameters']:,}", f"{pair[0]['macs'] / 1e6:.2f} M",
                  _pair(pair, lambda row: f"{row['baseline_ms']:.1f}")]
-        cells += [_pair(pair, lambda row, path=path: f"{row['paths'][path]['speedup']:.2f}x") for path in paths]
+        cells += [_pair(pair, lambda row, path=path, clock=clock: f"{row['paths'][path][clock]:.2f}x")
+                  for path in paths for clock in clocks]
         cells.append(f"{max(row['paths'][path]['max_abs_diff'] for row in pair for path in paths):.0e}")
         lines.append("| " + " | ".join(cells) + " |")
     baseline = rows[0]["baseline"]

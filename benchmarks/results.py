@@ -18,6 +18,7 @@ import sys
 import tarfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -47,25 +48,36 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
+@dataclass(frozen=True)
+class Timing:
+    """Median seconds of one call: `wall` (wall clock) and `cpu` (this process's CPU time, all its threads: less
+    sensitive to other processes' load than the wall clock, though not immune to it)."""
+
+    wall: float
+    cpu: float
+
+
 def alternating_medians(
-    runs: dict[str, tuple[Callable[[Any], Any], Any]], repeats: int, device: str = "cpu", warmup: int = 3
-) -> dict[str, float]:
-    """Median wall-clock seconds of `function(argument)` for each named run, the runs interleaved step by step so
-    that load from other processes falls on all of them alike; `warmup` untimed steps first. On CUDA the device is
-    synchronised before and after each call, so the timer measures the work, not its launch."""
+    runs: dict[Any, tuple[Callable[[Any], Any], Any]], repeats: int, device: str = "cpu", warmup: int = 3
+) -> dict[Any, Timing]:
+    """The median `Timing` of `function(argument)` for each named run, the runs interleaved step by step so that load
+    from other processes falls on all of them alike; `warmup` untimed steps first. On CUDA the device is synchronised
+    before and after each call, so the timer measures the work, not its launch."""
     import torch
 
-    times: dict[str, list[float]] = {name: [] for name in runs}
+    walls: dict[Any, list[float]] = {name: [] for name in runs}
+    cpus: dict[Any, list[float]] = {name: [] for name in runs}
     with torch.inference_mode():
         for step in range(warmup + repeats):
             for name, (function, argument) in runs.items():
                 synchronize(device)
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 function(argument)
                 synchronize(device)
                 if step >= warmup:
-                    times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+                    walls[name].append(time.perf_counter() - start)
+                    cpus[name].append(time.process_time() - start_cpu)
+    return {name: Timing(statistics.median(walls[name]), statistics.median(cpus[name])) for name in runs}
 
 
 def git_archive(revision: str, path: str, target: Path) -> None:

@@ -53,6 +53,16 @@ def test_the_table_names_its_baseline_machine_threads_and_load():
     assert "`python benchmarks/backend.py --quick`" in footer
 
 
+def test_cpu_time_speed_ups_get_their_own_columns_when_the_run_recorded_them():
+    record = backend_record()
+    for row in record["rows"]:
+        row["paths"]["eager"] |= {"cpu_ms": 10.0, "cpu_speedup": 1.6}
+    table = backend_table(record)
+    assert "| eager: speed-up, batch 1 / 16 | eager: CPU-time speed-up, batch 1 / 16 | max abs diff |" in table
+    assert "| 1.25x / 1.25x | 1.60x / 1.60x | 6e-08 |" in table
+    assert "CPU-time" not in backend_table(backend_record())
+
+
 def test_a_changed_figure_changes_the_table():
     assert "1.30x / 1.30x" in backend_table(backend_record(eager_speedup=1.3))
     assert "4.5 after" in backend_table(backend_record(load_after=4.5))
