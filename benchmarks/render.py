@@ -136,7 +136,7 @@ def detect_table(record: dict) -> str:
         if row["kind"] == "memory":
             lines.append(f"| {row['protocol']} | {row['minutes']:g} min | {row['outcome']} | {row['rss_mb']:.0f} | "
                          f"{row['ratio']:.2f}x | {row['loaded_mb']:.0f} | {row['rss_mb'] - row['loaded_mb']:.0f} |")
-    drifts = [f"{row['quantize']} {row['max_probability_drift']:.4f}" for row in rows if row.get("quantize")]
+    drifts = [f"{row['quantize']} {row['max_probability_drift']:.4f}" for row in rows if "max_probability_drift" in row]
     lines += ["", "Memory baseline: the shortest recording under the same protocol (tiny model, batch 16). "
                   + (f"Max |difference| of p(bona fide) from float32 (XLS-R sized): {', '.join(drifts)}. " if drifts
                      else "") + run_line(record)]
