@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -49,6 +48,7 @@ import soundfile
 REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))  # run as a script from anywhere
 
+from benchmarks.render import detect_table  # noqa: E402
 from benchmarks.results import add_device_argument, cuda_missing, machine_record, write_results  # noqa: E402
 
 TINY_FRONTEND = {
@@ -255,27 +255,9 @@ def main() -> None:
                                                                             baseline["probabilities"]))))
         rows.append(row)
 
-    print(f"\nnes2net detect on {args.device} ({platform.processor() or platform.machine()}, {args.threads} torch "
-          f"threads, torch {measured[loop_case]['torch']})")
-    header = (f"{'case':<34} {'model':<5} {'batch':>5} {'audio s':>8} {'wall s':>7} {'audio s/s':>10} {'ratio':>6} "
-              f"{'peak RSS MB':>12}")
-    print(header + "\n" + "-" * len(header))
-    for row in rows:
-        if row["kind"] == "throughput":
-            print(f"{row['case']:<34} {row['model']:<5} {row['batch']:>5} {row['audio']:>8.1f} {row['wall']:>7.2f} "
-                  f"{row['audio_seconds_per_second']:>10.1f} {row['ratio']:>5.2f}x {row['rss_mb']:>12.0f}")
-    print(f"\npeak memory against the recording's length (tiny model, batch 16; baseline: "
-          f"{args.long_minutes[0]:g} min under the same protocol)")
-    header = (f"{'protocol':<8} {'length':>8} {'outcome':<46} {'wall s':>7} {'peak RSS MB':>12} {'vs baseline':>12} "
-              f"{'loaded MB':>10} {'scoring adds':>12}")
-    print(header + "\n" + "-" * len(header))
-    for row in rows:
-        if row["kind"] == "memory":
-            print(f"{row['protocol']:<8} {row['minutes']:>4g} min {row['outcome']:<46} {row['wall']:>7.1f} "
-                  f"{row['rss_mb']:>12.0f} {row['ratio']:>11.2f}x {row['loaded_mb']:>10.0f} "
-                  f"{row['rss_mb'] - row['loaded_mb']:>12.0f}")
+    record = write_results(args.output, "detect", machine, rows)
+    print(f"\n{detect_table(record)}")
     print("\ngoals: batched short clips >= 2x the loop; fast paths >= 1.8x float32; peak RSS ~1x, whatever the length")
-    write_results(args.output, "detect", machine, rows)
 
 if __name__ == "__main__":
     main()

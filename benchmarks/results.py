@@ -113,8 +113,8 @@ def machine_record(device: str, threads: int) -> dict:
     }
 
 
-def write_results(path: Path, benchmark: str, machine: dict, rows: list[dict]) -> None:
-    """Write the result file (`machine` gains `load_after`); a folder or an unwritable path is refused by name."""
+def write_results(path: Path, benchmark: str, machine: dict, rows: list[dict]) -> dict:
+    """Write the result file (`machine` gains `load_after`) and return its record; a folder is refused by name."""
     path = Path(path)
     if path.is_dir():
         raise SystemExit(f"--output: {path} is a folder, expected a .json file path")
@@ -123,3 +123,4 @@ def write_results(path: Path, benchmark: str, machine: dict, rows: list[dict]) -
               "machine": machine, "rows": rows}
     path.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {path}")
+    return record

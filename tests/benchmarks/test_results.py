@@ -32,8 +32,9 @@ def test_cuda_on_a_machine_without_it_skips_with_one_line(capsys):
 
 def test_the_result_file_records_the_machine_and_refuses_a_folder(tmp_path):
     machine = machine_record("cpu", 2)
-    write_results(tmp_path / "run.json", "backend", machine, [{"batch": 1}])
+    returned = write_results(tmp_path / "run.json", "backend", machine, [{"batch": 1}])
     record = json.loads((tmp_path / "run.json").read_text())
+    assert returned == record
     assert record["benchmark"] == "backend" and record["rows"] == [{"batch": 1}]
     assert record["machine"]["threads"] == 2 and {"load_before", "load_after"} <= set(record["machine"])
     with pytest.raises(SystemExit, match="is a folder"):
