@@ -30,9 +30,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from modeling_nes2net import Nes2NetForAudioClassification
-from modeling_nes2net.detection import DEFAULT_MODEL_DIR, quantize_for_inference
+from modeling_nes2net.model_loading import DEFAULT_MODEL_DIR
 from modeling_nes2net.onnx_export import export_onnx
 from modeling_nes2net.onnx_runtime import Nes2NetOnnxModel
+from modeling_nes2net.quantization import quantize_for_inference
 
 from benchmarks.results import (
     REPO_ROOT,
