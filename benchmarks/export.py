@@ -46,6 +46,7 @@ from modeling_nes2net.configuration_nes2net import XLSR_300M_FRONTEND
 from modeling_nes2net.detection import Nes2NetDetector
 from modeling_nes2net.onnx_export import export_onnx
 from modeling_nes2net.decision import log_odds
+from benchmarks.render import export_table
 from benchmarks.results import add_device_argument, cuda_missing, machine_record, write_results
 
 SIZES = {
@@ -148,35 +149,32 @@ def main() -> None:
           f"built, {truncated.num_parameters() / 1e6:.0f} M of {model.num_parameters() / 1e6:.0f} M parameters")
     del truncated
     model.to(args.device)
-    header = f"{'path':<27} {'input':<10} {'RTF':>7} {'speed-up':>9} {'max |diff|':>11}"
-    lines, rows = [], []
+    rows = []
 
-    def record(path_name: str, input_name: str, elapsed: float, baseline: float, drift: float | None) -> None:
+    def add_row(path_name: str, input_name: str, elapsed: float, baseline: float, drift: float | None) -> None:
         rows.append({"path": path_name, "input": input_name, "audio_seconds": seconds[input_name],
                      "rtf": elapsed / seconds[input_name], "speedup": baseline / elapsed, "max_log_odds_drift": drift})
-        lines.append(f"{path_name:<27} {input_name:<10} {elapsed / seconds[input_name]:>7.3f} "
-                     f"{baseline / elapsed:>8.2f}x {'' if drift is None else f'{drift:.1e}':>11}")
+        print(f"  {path_name}, {input_name}: RTF {rows[-1]['rtf']:.3f}", flush=True)
 
     for input_name, files in inputs.items():
         baseline, _ = authors_loop(model, files)
-        record("authors' loop, fp32", input_name, baseline, baseline, None)
+        add_row("authors' loop, fp32", input_name, baseline, baseline, None)
         reference = None
         for path_name, build in paths.items():
             detector = build()
             elapsed, odds = timed_detect(detector, files)
             reference = odds if reference is None else reference
-            record(path_name, input_name, elapsed, baseline, max(abs(a - b) for a, b in zip(odds, reference)))
+            add_row(path_name, input_name, elapsed, baseline, max(abs(a - b) for a, b in zip(odds, reference)))
             del detector
             gc.collect()
-    print(header)
-    print("-" * len(header))
-    print("\n".join(lines))
     descriptions = {"clips": f"{len(clips)} clips ({seconds['clips']:.0f} s)",
                     "long file": f"{seconds['long file']:.0f} s file"}
     model_line = (f"XLS-R 300M widths with {sizes['layers']} of its 24 transformer layers, random weights; `detect` "
-                  f"scores 4.04 s windows (hop 2.02 s, batch 8); the truncated row keeps {kept} layers")
-    write_results(args.output, "export", machine | {"model": model_line, "baseline": BASELINE,
-                                                    "inputs": descriptions, "onnx_export_drift": export_drift}, rows)
+                  "scores 4.04 s windows (hop 2.02 s, batch 8)")
+    record = write_results(args.output, "export", machine | {"model": model_line, "baseline": BASELINE,
+                                                             "inputs": descriptions, "onnx_export_drift": export_drift},
+                           rows)
+    print(f"\n{export_table(record)}")
 
 
 if __name__ == "__main__":
