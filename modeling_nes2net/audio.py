@@ -60,6 +60,8 @@ AUDIO_EXTENSIONS = frozenset(
     {".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".mp4", ".wma", ".aif", ".aiff", ".au",
      ".caf", ".webm", ".mka", ".w64", ".rf64", ".amr", ".ac3"}
 )
+"""The file extensions taken as audio wherever files are looked for (`detect` folders, corpus builders, noise and
+impulse-response folders, score-file ids): what soundfile or ffmpeg decode."""
 
 AudioSourceLike = Union[str, os.PathLike, bytes, np.ndarray, tuple, "AudioSource"]
 
@@ -624,6 +626,11 @@ def load_audio(
     return np.concatenate(blocks)
 
 
+def has_audio_extension(name: str | os.PathLike) -> bool:
+    """Whether the file name `name` ends in one of `AUDIO_EXTENSIONS` (any case; a hidden file `.flac` does not)."""
+    return os.path.splitext(os.fspath(name))[1].lower() in AUDIO_EXTENSIONS
+
+
 def find_audio_files(path: str | os.PathLike, recursive: bool = False) -> list[Path]:
     """The entries with an audio extension (see `AUDIO_EXTENSIONS`) in a folder, sorted; a file path is returned as
     is. Entries that are not regular files (a FIFO, a symbolic link loop) are kept, so decoding reports them."""
@@ -631,4 +638,4 @@ def find_audio_files(path: str | os.PathLike, recursive: bool = False) -> list[P
     if not path.is_dir():
         return [path]
     candidates = path.rglob("*") if recursive else path.iterdir()
-    return sorted(p for p in candidates if p.suffix.lower() in AUDIO_EXTENSIONS and not p.is_dir())
+    return sorted(p for p in candidates if has_audio_extension(p) and not p.is_dir())

@@ -33,15 +33,17 @@ import yaml
 from datasets import Dataset, interleave_datasets
 from safetensors import safe_open
 from safetensors.torch import save_file
+from torch.nn.utils.rnn import pad_sequence
 from tqdm.auto import tqdm
 
 from modeling_nes2net import Nes2NetForAudioClassification
 from modeling_nes2net.atomic import atomic_output
 from modeling_nes2net.decision import log_odds
+from modeling_nes2net.frontends_nes2net import length_mask
 from training.batching import EpochPlan, WaveformDataset
 from training.divergence import refuse_non_finite_loss, refuse_non_finite_weights
 from training.metrics import breakdown, compute_eer
-from training.schedules import build_scheduler
+from training.schedules import build_schedule
 
 logger = logging.getLogger(__name__)
 
@@ -156,15 +158,10 @@ class BackendTraining:
 def _batch_states(states: list[torch.Tensor]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor | None]:
     """Cached states of one batch -> per-layer `(batch, frames, D)` float32 (zero-padded) and the frame mask (None
     when every trial has the same length)."""
-    longest = max(state.shape[1] for state in states)
-    if all(state.shape[1] == longest for state in states):
-        return tuple(torch.stack(states).float().unbind(1)), None
-    padded = torch.zeros(len(states), states[0].shape[0], longest, states[0].shape[2])
-    frame_mask = torch.zeros(len(states), longest, dtype=torch.bool)
-    for row, state in enumerate(states):
-        padded[row, :, : state.shape[1]] = state.float()
-        frame_mask[row, : state.shape[1]] = True
-    return tuple(padded.unbind(1)), frame_mask
+    lengths = torch.tensor([state.shape[1] for state in states])
+    padded = pad_sequence([state.float().transpose(0, 1) for state in states], batch_first=True)  # (B, T, layers, D)
+    frame_mask = None if bool((lengths == lengths[0]).all()) else length_mask(lengths, padded.shape[1])
+    return tuple(padded.unbind(2)), frame_mask
 
 
 def _window(state: torch.Tensor, frames: int | None, rng: np.random.Generator) -> torch.Tensor:
@@ -223,8 +220,8 @@ def train_backend(model: Nes2NetForAudioClassification, train: FrontendCache, de
     parameters = [parameter for name, parameter in model.named_parameters() if ".frontend." not in f".{name}"]
     optimizer = torch.optim.Adam(parameters, lr=settings.lr, weight_decay=settings.weight_decay)
     plan = EpochPlan(len(train), settings.batch_size, seed=settings.seed)
-    scheduler = build_scheduler(optimizer, "cosine", settings.lr, settings.min_lr,
-                                plan.steps_per_epoch * settings.epochs, plan.steps_per_epoch, settings.epochs)
+    schedule = build_schedule(optimizer, "cosine", settings.lr, settings.min_lr, plan.steps_per_epoch * settings.epochs,
+                              settings.epochs)
     labels = torch.from_numpy(train.labels)
     history, kept = [], []
     for epoch in range(settings.epochs):
@@ -239,7 +236,7 @@ def train_backend(model: Nes2NetForAudioClassification, train: FrontendCache, de
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            scheduler.step()
+            schedule.optimizer_step_done()
             losses.append(float(loss.detach()))
         record = {"epoch": epoch + 1, "loss": float(np.mean(losses))}
         if dev is not None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from modeling_nes2net.localisation import pool_segments
-from training.metrics import compute_eer
+from training.metrics import compute_eer, stratified_bootstrap_interval
 
 PARTIALSPOOF_RESOLUTIONS_MS = (20, 40, 80, 160, 320, 640)
 
@@ -67,19 +67,15 @@ def bootstrap_interval(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of `metric` over utterances drawn with replacement (resamples holding one class
-    only are redrawn)."""
-    rng = np.random.default_rng(seed)
+    """Percentile bootstrap interval of `metric` over utterances drawn with replacement, each label's utterances
+    to their own count (`training.metrics.stratified_bootstrap_interval`), so every resample holds both classes."""
     labels = np.asarray([u.label for u in utterances])
-    values = []
-    while len(values) < num_resamples:
-        picked = rng.integers(len(utterances), size=len(utterances))
-        if len(set(labels[picked])) < 2:
-            continue
-        values.append(metric([utterances[index] for index in picked]))
-    tail = 100 * (1 - confidence) / 2
-    low, high = np.percentile(values, [tail, 100 - tail])
-    return float(low), float(high)
+    by_label = [np.flatnonzero(labels == label) for label in np.unique(labels)]
+
+    def metric_of(*indices: np.ndarray) -> float:
+        return metric([utterances[index] for index in np.concatenate(indices)])
+
+    return stratified_bootstrap_interval(by_label, metric_of, num_resamples, confidence, seed)
 
 
 def localisation_metrics(

@@ -1,5 +1,6 @@
 """`nes2net export onnx MODEL OUT`: the whole model as one ONNX graph, checked against PyTorch on real audio
-(a thin layer over `modeling_nes2net.onnx_export.export_onnx`).
+(a thin layer over `modeling_nes2net.onnx_export.export_onnx`, with the README.md of
+`hub_cards.folder_cards.render_onnx_card`).
 
 Parity audio: `--audio` files or folders, else three sentences spoken by espeak-ng. Exit status 0 on success, 1
 when the export is further from PyTorch than `--tolerance` or an input cannot be read (nothing is written then), 2
@@ -12,6 +13,8 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
+
+from hub_cards.folder_cards import render_onnx_card
 
 from ..atomic import OutputClashError, refuse_foreign_folder, refuse_overwriting_inputs
 from ..audio import AudioInputError, find_audio_files, load_audio
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         waveforms = parity_waveforms(args.audio, model.config.sampling_rate)
         report = export_onnx(model, args.output_dir, parity_audio=waveforms, variants=args.variants,
-                             tolerance=args.tolerance)
+                             tolerance=args.tolerance, model_card=render_onnx_card)
     except (AudioInputError, RuntimeError, ValueError) as error:
         print(f"nes2net export: error: {error}", file=sys.stderr)
         return 1

@@ -20,7 +20,7 @@ import soundfile
 import soxr
 
 from modeling_nes2net.audio import AudioInputError
-from modeling_nes2net.decision import verdict
+from modeling_nes2net.decision import odds_probability, verdict
 from modeling_nes2net.detection import DetectionResult, Nes2NetDetector, Segment
 from modeling_nes2net.scorer import ENVELOPE_SECONDS
 
@@ -130,7 +130,7 @@ class LiveSession:
         return DetectionResult(
             source="microphone",
             label=verdict(odd, detector.threshold),
-            bonafide_probability=float(1.0 / (1.0 + np.exp(-odd))),
+            bonafide_probability=odds_probability(odd),
             score=score,
             log_odds=odd,
             threshold=detector.threshold,

@@ -8,7 +8,7 @@ import soundfile
 import soxr
 from tests.modeling.detection_audio import dominant_frequency, ffmpeg_encode, needs_ffmpeg, tone_and_noise, write_audio
 
-from modeling_nes2net.audio import AudioInputError, AudioStream, find_audio_files, load_audio
+from modeling_nes2net.audio import AudioInputError, AudioStream, find_audio_files, has_audio_extension, load_audio
 
 
 def test_16k_wav_is_read_exactly(tmp_path):
@@ -129,3 +129,9 @@ def test_find_audio_files(tmp_path):
     assert [p.name for p in find_audio_files(tmp_path)] == ["a.FLAC", "b.wav"]
     assert [p.name for p in find_audio_files(tmp_path, recursive=True)] == ["a.FLAC", "b.wav", "c.wav"]
     assert find_audio_files(tmp_path / "readme.txt") == [tmp_path / "readme.txt"]
+
+
+def test_audio_extensions_are_recognised_in_any_case_and_a_bare_extension_is_not_one():
+    assert has_audio_extension("folder.wav/clip.M4A") and has_audio_extension("take 1.opus")
+    assert not has_audio_extension("clip.flac/readme.txt") and not has_audio_extension(".flac")
+    assert not has_audio_extension("flac")
