@@ -1,6 +1,7 @@
-"""Render the README's measured tables from the benchmarks' JSON result files, so no figure is copied by hand.
+"""Render the measured tables of README.md and space/README.md from the benchmarks' JSON result files, so no figure
+is copied by hand.
 
-    python benchmarks/render.py           # rewrite every rendered block of README.md
+    python benchmarks/render.py           # rewrite every rendered block of both documents
     python benchmarks/render.py --check   # exit 1 if a block differs from what its JSON renders to
 
 A rendered block sits between `<!-- rendered from benchmarks/NAME.json by benchmarks/render.py -->` and
@@ -20,6 +21,8 @@ from typing import Callable
 
 BENCHMARKS = Path(__file__).resolve().parent
 README = BENCHMARKS.parent / "README.md"
+DOCUMENTS = (README, BENCHMARKS.parent / "space" / "README.md")
+"""The documents with rendered blocks."""
 BLOCK = re.compile(
     r"(<!-- rendered from benchmarks/(?P<name>[\w.-]+\.json) by benchmarks/render.py -->\n)"
     r".*?"
@@ -204,6 +207,33 @@ def localisation_table(record: dict) -> str:
     return "\n".join(lines)
 
 
+def space_load_table(record: dict) -> str:
+    """`benchmarks/space_load.py`: each load round (answered requests, latency percentiles, the app's memory against
+    the first round's), the sequential service time and the in-process baseline, then the memory after idle."""
+    rounds = record["rounds"]
+    first = rounds[0]["rss_mib"]
+    lines = ["| phase | requests answered / sent | req/s | p50 s | p99 s | app RSS MiB (vs round 1) | uploads left |",
+             "|---|---|---|---|---|---|---|"]
+    sequential = record["sequential"]
+    lines.append(f"| 1 client, sequential | {sequential['requests']} / {sequential['requests']} | "
+                 f"{sequential['requests_per_second']:.2f} | {sequential['p50_s']:.2f} | {sequential['p99_s']:.2f} | | |")
+    for index, phase in enumerate(rounds, 1):
+        lines.append(f"| {record['clients']} clients, round {index} | {phase['answered']} / {phase['sent']} | "
+                     f"{phase['requests_per_second']:.2f} | {phase['p50_s']:.2f} | {phase['p99_s']:.2f} | "
+                     f"{phase['rss_mib']:.0f} ({phase['rss_mib'] / first:.2f}x) | {phase['uploads_left']} |")
+    baseline = record.get("in_process")
+    if baseline:
+        lines.append(f"| detection API in-process (baseline), {record['concurrency']} at a time | "
+                     f"{baseline['requests']} / {baseline['requests']} | {baseline['requests_per_second']:.2f} | "
+                     f"{baseline['p50_s']:.2f} | {baseline['p99_s']:.2f} | | |")
+    lines += ["", f"Model: {record['model']}; {record['clients']} clients for {record['seconds']:g} s per round, app "
+                  f"concurrency {record['concurrency']}. App RSS {record['rss_started_mib']:.0f} MiB at start, "
+                  f"{record['rss_after_idle_mib']:.0f} MiB after {record['idle_seconds']:g} s idle "
+                  f"({record['rss_after_idle_vs_first']:.2f}x round 1's; goal: within 10 %); every request answered: "
+                  f"{'yes' if record['every_request_answered'] else 'no'}. {run_line(record)}"]
+    return "\n".join(lines)
+
+
 RENDERERS: dict[str, Callable[[dict], str]] = {
     "backend.json": backend_table,
     "demo_model.json": demo_model_table,
@@ -211,6 +241,7 @@ RENDERERS: dict[str, Callable[[dict], str]] = {
     "export.json": export_table,
     "generalisation.json": generalisation_table,
     "localisation.json": localisation_table,
+    "space_load.json": space_load_table,
 }
 
 
@@ -235,14 +266,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="compare instead of writing")
     args = parser.parse_args(argv)
-    text = README.read_text()
-    rendered = render(text, BENCHMARKS)
-    if args.check:
+    differing = []
+    for document in DOCUMENTS:
+        text = document.read_text()
+        rendered = render(text, BENCHMARKS)
         if rendered != text:
-            print("README.md differs from the benchmarks' JSON: run python benchmarks/render.py")
-            return 1
-        return 0
-    README.write_text(rendered)
+            differing.append(document)
+            if not args.check:
+                document.write_text(rendered)
+    if args.check and differing:
+        names = ", ".join(str(document.relative_to(BENCHMARKS.parent)) for document in differing)
+        print(f"{names} differ from the benchmarks' JSON: run python benchmarks/render.py")
+        return 1
     return 0
 
 

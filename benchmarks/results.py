@@ -113,14 +113,15 @@ def machine_record(device: str, threads: int) -> dict:
     }
 
 
-def write_results(path: Path, benchmark: str, machine: dict, rows: list[dict]) -> dict:
-    """Write the result file (`machine` gains `load_after`) and return its record; a folder is refused by name."""
+def write_results(path: Path, benchmark: str, machine: dict, rows: list[dict], details: dict | None = None) -> dict:
+    """Write the result file (`machine` gains `load_after`; `details`, what a benchmark measures besides its rows,
+    are kept at the top level) and return its record; a folder is refused by name."""
     path = Path(path)
     if path.is_dir():
         raise SystemExit(f"--output: {path} is a folder, expected a .json file path")
     machine = machine | {"load_after": round(os.getloadavg()[0], 2)}
     record = {"benchmark": benchmark, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-              "machine": machine, "rows": rows}
+              "machine": machine, "rows": rows, **(details or {})}
     path.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {path}")
     return record

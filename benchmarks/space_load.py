@@ -2,7 +2,7 @@
 called in-process on the same requests as the baseline.
 
     python benchmarks/space_load.py [--model FOLDER] [--clients 20] [--seconds 30] [--rounds 3] [--idle 40]
-                                    [--concurrency 2] [--threads 1] [--no-baseline] [--json REPORT.json]
+                                    [--concurrency 2] [--threads 1] [--no-baseline] [--output FILE.json]
 
 The app runs in a subprocess (`space/app.py`, queue of `--concurrency` workers and room for every client). Each client
 uploads one of three recordings of synthetic speech (`modeling_nes2net.examples.speech_like`: 4 s, 14 s, scored as
@@ -22,7 +22,8 @@ The load is repeated `--rounds` times against the same app: after each round the
 idle for `--idle` seconds and its RSS is read again. The app returns what a request freed when it ends and, with its
 upload sweep every few seconds, collects what only the cycle collector frees (`space/nes2net_space/memory.py`): the
 RSS after idle, next to the RSS right after the rounds in the same run, shows what that sweep gives back. Goal: after
-idle, within 10 % of the first round's RSS. `--json` writes everything measured (`measure` returns it).
+idle, within 10 % of the first round's RSS. `--output` (default `benchmarks/space_load.json`, which
+`benchmarks/render.py` renders into space/README.md) gets everything measured (`measure` returns it).
 
 Without `--model` the embedded default model is used when installed, else a Nes2Net-X on the default spectrogram
 front-end with random weights (timings only; its verdicts mean nothing).
@@ -31,7 +32,6 @@ front-end with random weights (timings only; its verdicts mean nothing).
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import statistics
 import sys
@@ -57,6 +57,7 @@ from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification, save_
 from modeling_nes2net.detection import Nes2NetDetector
 from modeling_nes2net.examples import speech_like
 from modeling_nes2net.model_loading import DEFAULT_MODEL_DIR
+from benchmarks.results import machine_record, write_results
 
 MAX_SECONDS = 60.0
 SEQUENTIAL_ROUNDS = 3
@@ -296,13 +297,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=2, help="the app's default_concurrency_limit")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker, app and baseline")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false", help="skip the in-process baseline")
-    parser.add_argument("--json", type=Path, default=None, help="also write the measurements to this JSON file")
+    parser.add_argument("--output", type=Path, default=Path(__file__).with_name("space_load.json"),
+                        help="the JSON file the measurements are written to (space/README.md is rendered from it)")
     args = parser.parse_args(argv)
+    machine = machine_record("cpu", args.threads)
     report = measure(args.model, args.clients, args.seconds, args.rounds, args.idle, args.concurrency, args.threads,
                      args.baseline)
     print_report(report)
-    if args.json is not None:
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_results(args.output, "space_load", machine, report["rounds"], report)
     return 0 if report["every_request_answered"] else 1
 
 

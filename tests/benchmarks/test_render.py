@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from benchmarks.render import BLOCK, README, backend_table, demo_model_table, detect_table, export_table, \
-    localisation_table, main, render
+from benchmarks.render import BLOCK, DOCUMENTS, backend_table, demo_model_table, detect_table, export_table, \
+    localisation_table, main, render, space_load_table
 
 MARKER = "<!-- rendered from benchmarks/backend.json by benchmarks/render.py -->\n"
 END = "<!-- end of rendered block -->"
@@ -30,11 +30,11 @@ def backend_record(eager_speedup: float = 1.25, load_after: float = 3.5) -> dict
     return {"benchmark": "backend", "command": "backend.py --quick", "machine": machine(load_after), "rows": rows}
 
 
-def test_readme_blocks_equal_their_json():
-    text = README.read_text()
-    if not BLOCK.search(text):
-        pytest.skip("README.md has no rendered block yet: run a benchmark, add its marker, run benchmarks/render.py")
-    assert render(text) == text, "README.md differs from the benchmarks' JSON: run python benchmarks/render.py"
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda path: path.parent.name + "/" + path.name)
+def test_document_blocks_equal_their_json(document):
+    text = document.read_text()
+    assert BLOCK.search(text), f"{document} has no rendered block"
+    assert render(text) == text, f"{document} differs from the benchmarks' JSON: run python benchmarks/render.py"
 
 
 def test_a_block_is_replaced_by_its_json_and_the_text_around_it_kept(tmp_path):
@@ -75,7 +75,7 @@ def test_check_fails_on_a_stale_readme(tmp_path, monkeypatch):
     (tmp_path / "backend.json").write_text(json.dumps(backend_record()))
     readme = tmp_path / "README.md"
     readme.write_text(f"{MARKER}| hand-copied |\n{END}\n")
-    monkeypatch.setattr(render_module, "README", readme)
+    monkeypatch.setattr(render_module, "DOCUMENTS", (readme,))
     monkeypatch.setattr(render_module, "BENCHMARKS", tmp_path)
     assert main(["--check"]) == 1
     assert main([]) == 0 and "1.25x / 1.25x" in readme.read_text()
@@ -197,3 +197,24 @@ def test_the_detect_tables_give_throughput_and_memory_against_their_baselines():
     assert lines[-1].startswith("Memory baseline: the shortest recording under the same protocol (tiny model, "
                                 "batch 16). Max |difference| of p(bona fide) from float32 (XLS-R sized): bf16 0.0040.")
     assert "| short clips, batched | tiny | 16 | 255.0 | 3.00x |" in detect_table(detect_record(batched_ratio=3.0))
+
+
+def space_load_record(idle_mib: float = 700.0) -> dict:
+    """A result file as `benchmarks/space_load.py` writes it: two rounds, no baseline."""
+    rounds = [{"sent": 40, "answered": 40, "failed": 0, "lost": 0, "requests_per_second": 2.0, "p50_s": 1.5,
+               "p90_s": 2.5, "p99_s": 3.0, "rss_mib": rss, "uploads_left": 0, "failures": []} for rss in (700.0, 770.0)]
+    return {"benchmark": "space_load", "command": "space_load.py --clients 4", "machine": machine(), "rows": rounds,
+            "model": "embedded default model", "clients": 4, "seconds": 10.0, "concurrency": 2, "threads": 1,
+            "sequential": {"p50_s": 0.5, "p90_s": 0.6, "p99_s": 0.7, "requests": 9, "requests_per_second": 1.8,
+                           "median_s": 0.5}, "rounds": rounds, "rss_started_mib": 600.0, "idle_seconds": 40.0,
+            "rss_after_idle_mib": idle_mib, "rss_after_idle_vs_first": idle_mib / 700.0,
+            "rss_last_round_vs_first": 1.1, "every_request_answered": True}
+
+
+def test_the_space_load_table_gives_each_round_and_the_memory_after_idle():
+    lines = space_load_table(space_load_record()).splitlines()
+    assert "| 4 clients, round 2 | 40 / 40 | 2.00 | 1.50 | 3.00 | 770 (1.10x) | 0 |" in lines
+    assert "| 1 client, sequential | 9 / 9 | 1.80 | 0.50 | 0.70 | | |" in lines
+    assert "700 MiB after 40 s idle (1.00x round 1's; goal: within 10 %)" in lines[-1]
+    assert "`python benchmarks/space_load.py --clients 4`" in lines[-1]
+    assert "(1.20x round 1's" in space_load_table(space_load_record(idle_mib=840.0))
