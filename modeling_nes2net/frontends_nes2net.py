@@ -10,6 +10,9 @@ Every front-end answers the same questions itself (`Nes2NetFrontend`), so no oth
 - `frame_geometry()`: each frame's stride, receptive field and offset in samples (`FrameGeometry`);
 - `activation_bytes(samples, all_layers)`: the activation memory one float32 pass over `samples` samples holds at
   least;
+- `state_chunking()`: how its hidden states over a long recording are computed chunk by chunk, so that the `windows`
+  protocol encodes each second once and windows the states (`StateChunking`), or None where they cannot be (the one
+  place that says why, per front-end);
 - `describe(config)`: the front-end in a few words (model cards, the Space);
 - `for_export()`: the module to put in its place in an ONNX graph;
 - `freeze_feature_encoder()` and `load_pretrained_weights(source)`.
@@ -60,6 +63,29 @@ class FrameGeometry:
         return torch.arange(num_frames) * self.stride + self.offset + self.receptive_field / 2
 
 
+CHUNK_FRAMES = 1500
+"""Frames per chunk when a long recording is encoded once: 30 s at 20 ms, Whisper's context, and a cost of attention
+the SSL front-ends can afford."""
+
+
+@dataclass(frozen=True)
+class StateChunking:
+    """How a front-end encodes a long recording once (`state_windows`): chunks of `samples` samples starting every
+    `step` samples (a multiple of the frame stride, so every chunk's frames fall on one grid); of each chunk's frames,
+    the first and last `context_frames` only give context to the others and are dropped, but at the recording's start
+    and end (the chunks overlap by `samples - step`)."""
+
+    samples: int
+    step: int
+    context_frames: int
+
+    @classmethod
+    def overlapping(cls, geometry: FrameGeometry, context_frames: int, frames: int = CHUNK_FRAMES) -> StateChunking:
+        """Chunks of `frames` frames of `geometry`, each overlapping the next by `2 * context_frames` frames."""
+        samples = (frames - 1) * geometry.stride + geometry.receptive_field
+        return cls(samples, (frames - 2 * context_frames) * geometry.stride, context_frames)
+
+
 def convolution_geometry(layers: list[tuple[int, int, int]]) -> FrameGeometry:
     """The geometry of a stack of 1-D convolutions, each `(kernel, stride, padding)`, first layer first."""
     stride, receptive_field, offset = 1, 1, 0
@@ -87,6 +113,8 @@ class Nes2NetFrontend(Protocol):
     def frame_geometry(self) -> FrameGeometry: ...
 
     def activation_bytes(self, samples: int, all_layers: bool) -> int: ...
+
+    def state_chunking(self) -> StateChunking | None: ...
 
     @classmethod
     def describe(cls, config: Nes2NetConfig) -> str: ...
@@ -172,6 +200,19 @@ class Nes2NetSslFrontend:
         floats += frames * config.hidden_size * kept_layers + frames * frames * config.num_attention_heads
         return FLOAT32_BYTES * floats
 
+    def state_chunking(self) -> StateChunking | None:
+        """30 s chunks overlapping by the positional convolution's reach on each side, so that every kept frame's
+        convolutions see real audio; None for a group-norm feature encoder (wav2vec 2.0 Base), whose statistics span
+        the whole input. The transformer attends over the whole chunk, so a window's states carry up to 30 s of
+        context where the window alone has 4 s: how much that moves scores and verdicts is measured by
+        `benchmarks/state_windows.py` (README, "Long recordings")."""
+        config = self.config
+        if config.feat_extract_norm == "group":
+            return None
+        kernel = getattr(config, "conv_pos_kernel_size", None)  # data2vec-audio: a stack of positional convolutions
+        reach = config.num_conv_pos_embeddings * (kernel // 2) if kernel else config.num_conv_pos_embeddings // 2
+        return StateChunking.overlapping(self.frame_geometry(), reach)
+
     @classmethod
     def describe(cls, config: Nes2NetConfig) -> str:
         frontend = config.frontend_config
@@ -216,6 +257,12 @@ class Nes2NetSpectrogramFrontend(nn.Module):
         """The complex spectrogram and its magnitude (a single layer: `all_layers` changes nothing)."""
         frames = int(self.output_lengths(torch.tensor([samples]))[0])
         return FLOAT32_BYTES * 3 * frames * (self.n_fft // 2 + 1)
+
+    def state_chunking(self) -> StateChunking | None:
+        """Back-to-back 30 s chunks overlapping by one frame's reach: every frame is a function of its own samples
+        only, so the states are those of the whole recording exactly (a window's frames fall on the recording's
+        frame grid, up to half a hop from where the window alone would put them)."""
+        return StateChunking.overlapping(self.frame_geometry(), context_frames=0)
 
     @classmethod
     def describe(cls, config: Nes2NetConfig) -> str:
@@ -363,6 +410,14 @@ class Nes2NetWhisperFrontend(nn.Module):
         floats += max(chunks, 1) * config.encoder_attention_heads * attended * attended
         return FLOAT32_BYTES * floats
 
+    def state_chunking(self) -> StateChunking | None:
+        """None: its states cannot be windowed without changing verdicts. They carry Whisper's positional embedding
+        and 30 s of attention, so a window's states inside its chunk (positions counting from the chunk's start) are
+        not those of the window alone: on the mini-antispoof test split the shipped default's verdicts changed on 23 %
+        of clips (EER 19.3 % -> 17.0 %, `benchmarks/state_windows.py`), so its windows stay windows of audio, which
+        the model card's figures describe. (Its 4 s windows are also cheaper per frame than 30 s of attention.)"""
+        return None
+
     @classmethod
     def describe(cls, config: Nes2NetConfig) -> str:
         frontend = config.frontend_config
@@ -485,12 +540,14 @@ def describe_frontend(config: Nes2NetConfig) -> str:
 
 
 __all__ = [
+    "CHUNK_FRAMES",
     "FrameGeometry",
     "Nes2NetFrontend",
     "Nes2NetSslFrontend",
     "Nes2NetSpectrogramFrontend",
     "Nes2NetDftSpectrogramFrontend",
     "Nes2NetWhisperFrontend",
+    "StateChunking",
     "build_frontend",
     "describe_frontend",
     "frontend_class",
