@@ -41,7 +41,15 @@ import torch
 
 from .audio import AudioInputError, AudioSource, AudioSourceLike, AudioStream, printable
 from .input_check import SpeechLikeCheck
-from .protocols import HOP_SAMPLES, PROTOCOLS, WINDOW_SAMPLES, Protocol, RecordingTooLongError, protocol_segments
+from .protocols import (
+    HOP_SAMPLES,
+    PROTOCOLS,
+    WINDOW_SAMPLES,
+    Protocol,
+    RecordingTooLongError,
+    WaveformSegment,
+    protocol_segments,
+)
 from .decision import bonafide_score, log_odds
 
 if TYPE_CHECKING:
@@ -334,13 +342,13 @@ class Segmenter:
                 "score it with protocol 'windows' (bounded memory) or raise the limit (--max-full-seconds)",
             ) from None
 
-    def cut(self, source: AudioSourceLike) -> list[np.ndarray]:
-        """Every segment's `(samples,)` waveform of one input, in order (evaluation holds a trial's segments at
-        once). Raises `AudioInputError` naming it."""
+    def cut(self, source: AudioSourceLike) -> list[WaveformSegment]:
+        """Every segment's `(start, (samples,) waveform)` of one input, in order (evaluation holds a trial's segments
+        at once). Raises `AudioInputError` naming it."""
         source = AudioSource.wrap(source)
         blocks = self.blocks(source)
         try:
-            return [waveform for _, waveform in self.segments(blocks, source.display_name)]
+            return list(self.segments(blocks, source.display_name))
         finally:
             blocks.close()
 

@@ -53,6 +53,13 @@ class StateWindows:
     def recording(self) -> RecordingStates:
         return RecordingStates(self)
 
+    def score_segments(self, segments: list[tuple[int, np.ndarray]]) -> list[ScoredWindow]:
+        """Every window of one recording of more than one window, its `(start, waveform)` segments all at hand
+        (`nes2net evaluate`)."""
+        recording = self.recording()
+        scored = [row for index, (start, waveform) in enumerate(segments) for row in recording.add(index, start, waveform)]
+        return scored + recording.finish()
+
     @torch.inference_mode()
     def encode(self, waveform: np.ndarray) -> list[torch.Tensor]:
         """The front-end's states of one chunk `(samples,)`, each `(frames, D)`: every hidden state for a layer merge,
