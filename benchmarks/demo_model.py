@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from modeling_nes2net import Nes2NetForAudioClassification
-from modeling_nes2net.detection import DEFAULT_MODEL_DIR
+from modeling_nes2net.model_loading import DEFAULT_MODEL_DIR
 
 from benchmarks.results import add_device_argument, cuda_missing, machine_record, synchronize, write_results
 

@@ -128,7 +128,7 @@ def run_case(case: Case, model_dir: str, files: list[str], threads: int) -> dict
     from modeling_nes2net.detection import Nes2NetDetector
 
     torch.set_num_threads(threads)
-    from modeling_nes2net.detection import DetectionFailure
+    from modeling_nes2net.scorer import DetectionFailure
 
     detector = Nes2NetDetector.from_pretrained(model_dir, device="cpu", batch_size=case.batch_size,
                                                quantize=case.quantize, protocol=case.protocol)

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification  # noqa: E402
 from modeling_nes2net.complexity import backend_complexity  # noqa: E402
-from training.batching import WaveformDataset  # noqa: E402
+from training.batching import WaveformDataset, build_augmentation, build_preprocessing  # noqa: E402
 from training.data import load_built_dataset  # noqa: E402
 from training.frozen_frontend import (  # noqa: E402
     CORPUS_COLUMN,
@@ -42,24 +42,23 @@ from training.frozen_frontend import (  # noqa: E402
     FrozenFrontendRecipe,
     cache_frontend_states,
     cache_states,
+    mix_corpora,
     score_cache,
     train_backend,
 )
 from training.default_model import (  # noqa: E402
-    CACHE_COLUMNS,
-    DEFAULT_RECIPE,
     DEFAULT_WORK_DIR,
     NUM_THREADS,
+    REPO_ROOT,
     build_corpora,
-    cached_states,
-    dev_items,
     initial_model,
     make_deterministic,
-    training_items,
 )
 from training.metrics import bootstrap_eer_interval, breakdown, compute_eer  # noqa: E402
 
 RATE, HOP = 16_000, 320
+RECIPE = REPO_ROOT / "training" / "recipes" / "frozen_frontend" / "frontends.yaml"
+CACHE_COLUMNS = ("label", "utt_id", "attack")
 Features = Callable[[np.ndarray], np.ndarray]
 """waveform `(samples,)` float32 -> features `(frames, D)` float32 at the 20 ms frame rate."""
 
@@ -132,6 +131,45 @@ def spectral_cache(features: Features, items: WaveformDataset) -> tuple[Frontend
     return cache, spent / audio
 
 
+def training_items(recipe: FrozenFrontendRecipe, corpora: dict[str, Path], augmented: bool) -> WaveformDataset:
+    """The training splits of `corpora` mixed by `mix_corpora`, cropped and preprocessed as the recipe says; with
+    `augmented`, also through the recipe's augmentation."""
+    data = recipe.data
+    splits = {name: (load_built_dataset(folder, "train"), recipe.corpora[name]["weight"])
+              for name, folder in corpora.items()}
+    mixed = mix_corpora(splits, seed=data["mix_seed"], columns=["audio", *CACHE_COLUMNS])
+    return WaveformDataset(mixed, data.get("crop", "full"), data["crop_samples"],
+                           build_augmentation(data.get("augmentation")) if augmented else None, seed=data["seed"],
+                           columns=[*CACHE_COLUMNS, CORPUS_COLUMN],
+                           preprocessing=build_preprocessing(data.get("preprocess")))
+
+
+def dev_items(corpora: dict[str, Path]) -> dict[str, WaveformDataset]:
+    """Each corpus' dev split, whole clips, clean, with its name in `corpus`."""
+    items = {}
+    for name, folder in corpora.items():
+        split = load_built_dataset(folder, "dev").select_columns(["audio", *CACHE_COLUMNS])
+        items[name] = WaveformDataset(split.add_column(CORPUS_COLUMN, [name] * len(split)), "full",
+                                      columns=[*CACHE_COLUMNS, CORPUS_COLUMN])
+    return items
+
+
+def cached_states(model: Nes2NetForAudioClassification, recipe: FrozenFrontendRecipe, corpora: dict[str, Path],
+                  cache_dir: Path) -> tuple[FrontendCache, FrontendCache]:
+    """(train, dev) front-end states, computed once into `cache_dir` and read back on later runs: `training_items`
+    encoded in `views` views (view 0 clean, the others augmented), and `dev_items`."""
+    train_file, dev_file = cache_dir / "train.safetensors", cache_dir / "dev.safetensors"
+    if not train_file.is_file():
+        clean = cache_frontend_states(model, training_items(recipe, corpora, augmented=False), [0], desc="train")
+        augmented = training_items(recipe, corpora, augmented=True)
+        (clean + cache_frontend_states(model, augmented, range(1, recipe.data["views"]), desc="train")).save(train_file)
+    if not dev_file.is_file():
+        caches = [cache_frontend_states(model, items, [0], desc=f"dev {name}")
+                  for name, items in dev_items(corpora).items()]
+        sum(caches[1:], caches[0]).save(dev_file)
+    return FrontendCache.load(train_file), FrontendCache.load(dev_file)
+
+
 def backend_model(feature_size: int, recipe: FrozenFrontendRecipe) -> Nes2NetForAudioClassification:
     """The recipe's Nes2Net-X sized for `feature_size` features (its own front-end is never run)."""
     config = {key: value for key, value in recipe.model_config.items()
@@ -178,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
     args = parser.parse_args(argv)
     make_deterministic(NUM_THREADS)
-    recipe = FrozenFrontendRecipe.load(DEFAULT_RECIPE)
+    recipe = FrozenFrontendRecipe.load(RECIPE)
     settings = BackendTraining(**{**recipe.training.__dict__, "epochs": args.epochs})
     corpora = build_corpora(recipe, args.work_dir / "data")
     whisper = initial_model(recipe, args.work_dir / "weights")

@@ -19,7 +19,6 @@ is missing.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -32,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.render import GENERALISATION_BASELINES as BASELINES  # noqa: E402
 from benchmarks.render import GENERALISATION_COMPARED as COMPARED  # noqa: E402
+from hub_cards.generalisation import weights_digest  # noqa: E402
 from modeling_nes2net.atomic import write_text_atomic  # noqa: E402
 from modeling_nes2net import Nes2NetForAudioClassification  # noqa: E402
 from training.cross_validation import (  # noqa: E402
@@ -51,7 +51,7 @@ from training.default_model import (  # noqa: E402
     make_deterministic,
 )
 from training.frozen_frontend import BackendTraining, FrozenFrontendRecipe, score_cache  # noqa: E402
-from training.state_cache import VIEWS, cache_corpora, load_states  # noqa: E402
+from training.state_cache import cache_corpora, load_states, training_states  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).with_suffix(".json")
@@ -108,8 +108,7 @@ def run(work_dir: Path, names: list[str], recipe_path: Path, threads: int, compa
     paths = cache_corpora(model, corpora, work_dir / "states", recipe.data)
     encoder_config = model.config.frontend_config.to_dict()
     del model
-    train = load_states(paths, [(name, "train", view) for view in VIEWS for name in corpora])
-    dev = load_states(paths, [(name, "dev", "clean") for name in corpora])
+    train, dev = training_states(paths, corpora)
     held_out = load_states(paths, [(name, split, "clean") for name in corpora for split in ("train", "dev")])
     tests = {name: load_states(paths, [(name, "test", "clean")]) for name in corpora}
     folds = plan_folds(held_out, family_of)
@@ -130,11 +129,6 @@ def run(work_dir: Path, names: list[str], recipe_path: Path, threads: int, compa
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {threads} torch thread(s)",
         "minutes": (time.perf_counter() - started) / 60,
     }
-
-
-def weights_digest(model_dir: Path) -> str:
-    """SHA-256 of a model folder's `model.safetensors`: which weights the compared row scored."""
-    return hashlib.sha256((Path(model_dir) / "model.safetensors").read_bytes()).hexdigest()
 
 
 def merged(results: dict, path: Path) -> dict:

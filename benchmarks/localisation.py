@@ -35,7 +35,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from modeling_nes2net import Nes2NetForAudioClassification, Nes2NetForAudioFrameClassification  # noqa: E402
-from modeling_nes2net.detection import DEFAULT_MODEL_DIR  # noqa: E402
+from modeling_nes2net.model_loading import DEFAULT_MODEL_DIR  # noqa: E402
 from training.data import build_dataset  # noqa: E402
 from training.localisation import (  # noqa: E402
     UTTERANCE_AGGREGATIONS,

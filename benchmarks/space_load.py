@@ -50,7 +50,8 @@ from nes2net_space.inputs import Limits, read_recording
 from nes2net_space.models import DEFAULT_CHOICE, display_name
 
 from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification, save_model_folder
-from modeling_nes2net.detection import DEFAULT_MODEL_DIR, Nes2NetDetector
+from modeling_nes2net.detection import Nes2NetDetector
+from modeling_nes2net.model_loading import DEFAULT_MODEL_DIR
 
 MAX_SECONDS = 60.0
 SEQUENTIAL_ROUNDS = 3

@@ -11,6 +11,7 @@ from pathlib import Path
 from huggingface_hub import DatasetCard, ModelCard
 
 from .dataset_card import read_build_info
+from .generalisation import load_generalisation_record
 from .published_files import (
     CARD_FILE,
     CONFIG_FILE,
@@ -145,6 +146,7 @@ def _model_problems(folder: Path, files: list[str]) -> list[str]:
                 f"{FEATURE_EXTRACTOR_FILE} samples at {extractor.get('sampling_rate')} Hz but the model expects "
                 f"{config.get('sampling_rate', 16000)} Hz"
             )
+    _read(lambda: load_generalisation_record(folder) or {}, problems)
     card, card_problems = _load_card(folder, ModelCard)
     problems += card_problems
     if card is not None:

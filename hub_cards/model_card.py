@@ -1,8 +1,9 @@
 """Model cards for Nes2Net checkpoints: converted releases, trained checkpoints and the demo checkpoint.
 
-The card is built from three sources and nothing typed into the template: the folder's `config.json`
-(architecture, labels, threshold), the evaluation-output files (`hub_cards.results`) and a `ModelCardSpec`
-(what only the publisher knows: repository, license, base model, training data and recipe, efficiency figures).
+The card is built from these sources and nothing typed into the template: the folder's `config.json`
+(architecture, labels, threshold), the evaluation-output files (`hub_cards.results`), the folder's cross-validation
+record when it has one (`evaluation/generalisation.json`, `hub_cards.generalisation`) and a `ModelCardSpec` (what only
+the publisher knows: repository, license, base model, training data and recipe, efficiency figures).
 
 ```python
 spec = ModelCardSpec(repo_id="nes2net/nes2net-x-xlsr-asvspoof2019", kind="converted", license="other", ...,
@@ -24,9 +25,17 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from modeling_nes2net.atomic import write_text_atomic
 from modeling_nes2net.configuration_nes2net import ID2LABEL, Nes2NetConfig
 from modeling_nes2net.frontends_nes2net import describe_frontend
+from .generalisation import load_generalisation_record
 from .results import EvaluationResult, load_result, robustness_table
 
-from .published_files import CARD_FILE, EVALUATION_DIR, describe_model_files, list_files, read_config
+from .published_files import (
+    CARD_FILE,
+    EVALUATION_DIR,
+    GENERALISATION_FILE,
+    describe_model_files,
+    list_files,
+    read_config,
+)
 from .metadata import TASK, model_card_problems
 from .templating import MarkdownText
 
@@ -283,9 +292,11 @@ def _interval_cell(interval: list[float] | None) -> str:
 
 
 def render_model_card(model_dir: str | os.PathLike, spec: ModelCardSpec) -> ModelCard:
-    """Renders the card of the model saved in `model_dir` (which must already hold every file to publish).
+    """Renders the card of the model saved in `model_dir` (which must already hold every file to publish); a
+    cross-validation record in the folder adds the "How it generalises" section.
 
-    Raises `ValueError` when the rendered metadata would be invalid or a file in the folder has no description.
+    Raises `ValueError` when the rendered metadata would be invalid, a file in the folder has no description or the
+    record is invalid.
     """
     from .templating import render_body
 
@@ -332,6 +343,8 @@ def render_model_card(model_dir: str | os.PathLike, spec: ModelCardSpec) -> Mode
         files=files,
         results_in_repo=any(path.startswith(f"{EVALUATION_DIR}/") for path in files),
         eer_range=(min(r.metrics["eer"] for r in spec.results), max(r.metrics["eer"] for r in spec.results)),
+        generalisation=load_generalisation_record(model_dir),
+        generalisation_file=GENERALISATION_FILE,
         paper_title=PAPER_TITLE,
         paper_arxiv=PAPER_ARXIV,
     )

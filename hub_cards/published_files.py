@@ -20,6 +20,8 @@ CONFIG_FILE = "config.json"
 FEATURE_EXTRACTOR_FILE = "preprocessor_config.json"
 BUILD_INFO_FILE = "build_info.json"
 EVALUATION_DIR = "evaluation"
+GENERALISATION_FILE = f"{EVALUATION_DIR}/generalisation.json"
+"""The cross-validation record of a model folder (`hub_cards.generalisation`)."""
 # Pickle-based or framework-specific weight formats: loading them can execute code, so they are never published.
 FORBIDDEN_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib")
 WEIGHT_SHARD = re.compile(r"^model-\d{5}-of-\d{5}\.safetensors$")
@@ -31,6 +33,8 @@ MODEL_FILE_DESCRIPTIONS = {
     FEATURE_EXTRACTOR_FILE: "feature extractor settings: raw mono waveform, no normalisation, attention mask",
     "model.safetensors": "weights (safetensors)",
     "model.safetensors.index.json": "index of the weight shards",
+    GENERALISATION_FILE: "leave-one-family-out cross-validation record the model's recipe was chosen by, and the "
+                         "model's EER on each test split (read by the \"How it generalises\" section)",
 }
 CODE_FILE_DESCRIPTION = MarkdownText("model code loaded with `trust_remote_code=True`")
 

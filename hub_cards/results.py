@@ -123,8 +123,10 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def _schema_errors(value: Any, schema: dict[str, Any], where: str) -> list[str]:
-    """Checks `value` against the subset of JSON Schema that `RESULTS_SCHEMA` uses; returns readable errors."""
+def schema_errors(value: Any, schema: dict[str, Any], where: str) -> list[str]:
+    """Checks `value` against the subset of JSON Schema that `RESULTS_SCHEMA` and `hub_cards.generalisation` use
+    (`type`, `enum`, bounds, `minLength`, `required`, `properties`, `additionalProperties`, `items`); returns readable
+    errors."""
     allowed_types = schema.get("type")
     if allowed_types is not None:
         names = [allowed_types] if isinstance(allowed_types, str) else allowed_types
@@ -147,17 +149,20 @@ def _schema_errors(value: Any, schema: dict[str, Any], where: str) -> list[str]:
         errors += [f"{where}: missing required key '{key}'" for key in schema.get("required", []) if key not in value]
         for key, item in value.items():
             if key in properties:
-                errors += _schema_errors(item, properties[key], f"{where}.{key}")
+                errors += schema_errors(item, properties[key], f"{where}.{key}")
             elif schema.get("additionalProperties") is False:
                 errors.append(f"{where}: unknown key '{key}' (allowed: {', '.join(properties)})")
             elif isinstance(schema.get("additionalProperties"), dict):
-                errors += _schema_errors(item, schema["additionalProperties"], f"{where}.{key}")
+                errors += schema_errors(item, schema["additionalProperties"], f"{where}.{key}")
+    if isinstance(value, list) and "items" in schema:
+        for index, item in enumerate(value):
+            errors += schema_errors(item, schema["items"], f"{where}[{index}]")
     return errors
 
 
 def validate_results(data: Any) -> list[str]:
     """Returns every way `data` (a parsed evaluation-output JSON) breaks `RESULTS_SCHEMA`; empty when valid."""
-    errors = _schema_errors(data, RESULTS_SCHEMA, "$")
+    errors = schema_errors(data, RESULTS_SCHEMA, "$")
     if not errors and "n_bonafide" in data and "n_spoof" in data:
         if data["n_bonafide"] + data["n_spoof"] != data["n_trials"]:
             errors.append("$: n_bonafide + n_spoof must equal n_trials")

@@ -38,31 +38,30 @@ spoofs best (`benchmarks/localisation.py`).
 
 Scoring itself (decoding in a background thread, the protocol, length-pooled batches under a sample budget, the
 model call) is `modeling_nes2net.scorer`, shared with `nes2net evaluate`; this module turns its logits into verdicts.
+Loading the model is `modeling_nes2net.model_loading`, the opt-in fast path `modeling_nes2net.quantization`.
 """
 
 from __future__ import annotations
 
-import logging
 import math
-import os
-import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from .audio import AudioInputError, AudioSource, AudioSourceLike
 from .configuration_nes2net import BONAFIDE_LABEL, PARTLY_SPOOFED_LABEL
+from .decision import DECISION_THRESHOLD, bonafide_score, log_odds, odds_probability, verdict
 from .localisation import CELL_SECONDS, Stretch, frame_cell_scores, spoofed_stretches, window_cell_scores
-from .modeling_nes2net import Nes2NetForAudioClassification, Nes2NetForAudioFrameClassification
-from .protocols import HOP_SAMPLES, PROTOCOLS, WINDOW_SAMPLES, Protocol, first_window_tiled, window_segments
+from .model_loading import load_model, load_onnx_export
+from .modeling_nes2net import Nes2NetForAudioClassification
+from .protocols import HOP_SAMPLES, WINDOW_SAMPLES, Protocol
+from .quantization import inference_dtype, quantize_for_inference
 from .scorer import (
     AGGREGATIONS,
-    Aggregation,
-    ENVELOPE_SECONDS,
     FULL_PROTOCOL_MAX_SECONDS,
+    Aggregation,
     DetectionFailure,
     ModelCall,
     ScoredRecording,
@@ -74,25 +73,9 @@ from .scorer import (
     pass_bytes,
 )
 from .state_windows import StateWindows
-from .decision import DECISION_THRESHOLD, bonafide_score, log_odds, odds_probability, verdict
-from .weight_checks import ModelLoadError
 
-logger = logging.getLogger(__name__)
-
-QUANTIZATIONS: tuple[str, ...] = ("int8", "bf16")  # PyTorch's; an ONNX export has its own (`onnx_export.VARIANTS`)
 RUNTIMES: tuple[str, ...] = ("torch", "onnx")
-
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 MIN_STRETCH_SECONDS = 0.2  # the shortest spoofed stretch reported (the splices builder's shortest piece)
-__all__ = [
-    "AGGREGATIONS", "DEFAULT_MODEL_DIR", "ENVELOPE_SECONDS", "HOP_SAMPLES", "PROTOCOLS", "QUANTIZATIONS",
-    "WINDOW_SAMPLES", "DetectionFailure", "DetectionResult", "ModelLoadError", "ModelNotFoundError",
-    "Nes2NetDetector", "Segment", "first_window_tiled", "resolve_device", "resolve_model_path", "window_segments",
-]
-
-
-class ModelNotFoundError(FileNotFoundError):
-    """No model folder where one was expected (for instance the embedded default model is not installed)."""
 
 
 @dataclass(frozen=True)
@@ -180,54 +163,6 @@ SEGMENT_COLUMNS = ("file", "start", "end", "label", "probability", "score", "log
 
 
 
-def resolve_model_path(model_name_or_path: str | None) -> str:
-    """`model_name_or_path`, or the embedded default model's folder; a clear error when that is not installed, or
-    when a local path (one that cannot be a Hub id `owner/name`) names no folder."""
-    if model_name_or_path is None:
-        if not (DEFAULT_MODEL_DIR / "config.json").is_file():
-            raise ModelNotFoundError(
-                f"no default model is installed at {DEFAULT_MODEL_DIR}; convert a released Nes2Net checkpoint with "
-                "`nes2net convert CHECKPOINT OUTPUT_DIR` and pass `--model OUTPUT_DIR` (or a Hub model id)"
-            )
-        return str(DEFAULT_MODEL_DIR)
-    name = str(model_name_or_path)
-    looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1 or os.sep != "/" and os.sep in name
-    if looks_local and not Path(name).expanduser().is_dir():
-        raise ModelNotFoundError(f"{name}: no such model folder (and not a Hub id, which reads owner/name)")
-    return name
-
-
-def load_model(model_name_or_path: str | os.PathLike | None = None) -> Nes2NetForAudioClassification:
-    """The model of a folder or Hub id (None: the embedded default model), ready to score (eval mode): a
-    `Nes2NetForAudioFrameClassification` when the folder's architecture has the frame head.
-
-    Raises a one-line `ModelLoadError` naming the folder for what would otherwise score with random or broken
-    weights (refused by `Nes2NetPreTrainedModel.from_pretrained`: missing, foreign, non-finite or integer-stored
-    weights), weights that do not fit the config, and a name that is neither a folder nor a reachable Hub model.
-    Detection, evaluation and the Space load through it.
-    """
-    location = resolve_model_path(None if model_name_or_path is None else str(model_name_or_path))
-    loader_log = logging.getLogger("transformers")  # its load report: what it says is refused below in one line
-    level = loader_log.level
-    loader_log.setLevel(logging.ERROR)
-    try:
-        architectures = Nes2NetForAudioClassification.config_class.from_pretrained(location).architectures or []
-        framed = Nes2NetForAudioFrameClassification.__name__ in architectures
-        model_class = Nes2NetForAudioFrameClassification if framed else Nes2NetForAudioClassification
-        return model_class.from_pretrained(location).eval()
-    except ModelLoadError:
-        raise
-    except Exception as error:  # any other failure to build the model from the folder is one line naming it
-        reason = " ".join(str(error).split())
-        if "size mismatch" in reason or "ignore_mismatched_sizes" in reason:
-            reason = "its weights do not fit its config (another architecture or preset?)"
-        elif not Path(location).is_dir():
-            reason = f"not a model folder, and not found on the Hub ({type(error).__name__})"
-        raise ModelLoadError(f"{location}: cannot load the model: {reason[:300]}") from None
-    finally:
-        loader_log.setLevel(level)
-
-
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """`"auto"` / None -> CUDA when available, else CPU; a clear error when CUDA is asked for but absent."""
     if device is None or device == "auto":
@@ -236,27 +171,6 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("CUDA was requested (--device cuda) but no CUDA device is available to torch")
     return device
-
-
-def quantize_for_inference(model: torch.nn.Module, quantize: str | None, device: torch.device) -> torch.nn.Module:
-    """The opt-in fast path, applied in place. `"bf16"`: bfloat16 weights and inputs; `"int8"`: dynamic int8
-    quantisation of every `nn.Linear` (CPU only). On an XLS-R sized model (`benchmarks/detect.py`, a CPU with
-    AVX512-BF16) both run 2.3-4x faster than float32 and bf16 moves the bona fide probability about 6x less
-    (max 0.002 vs 0.014); without native bf16 instructions bf16 is emulated and slow, and int8 is the choice.
-    `"fp16"` is the half-precision file of an ONNX export (`runtime="onnx"`) only."""
-    if quantize is None:
-        return model
-    if quantize == "fp16":
-        raise ValueError("fp16 scores an ONNX export's model.fp16.onnx (--runtime onnx); with PyTorch use bf16")
-    if quantize == "int8":
-        if device.type != "cpu":
-            raise ValueError("int8 dynamic quantisation runs on the CPU only; use --device cpu or --quantize bf16")
-        with warnings.catch_warnings():  # torch.ao's eager quantisation warns that it moves to torchao
-            warnings.simplefilter("ignore")
-            return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
-    if quantize == "bf16":
-        return model.to(torch.bfloat16)
-    raise ValueError(f"unknown quantization {quantize!r}; choose from {QUANTIZATIONS}")
 
 
 class Nes2NetDetector:
@@ -272,7 +186,7 @@ class Nes2NetDetector:
         aggregation: `"mean"` or `"any"`, how windows combine into one decision.
         threshold: decision threshold on the calibrated log-odds; None: `decision.DECISION_THRESHOLD` (0).
         device: `"auto"` (CUDA when available), `"cpu"`, `"cuda"`, ...
-        quantize: None, `"int8"` (CPU) or `"bf16"`: the opt-in fast path, see `quantize_for_inference`.
+        quantize: None, `"int8"` (CPU) or `"bf16"`: the opt-in fast path, see `quantization.quantize_for_inference`.
         max_batch_samples: padded samples per forward pass at most (default `batch_size * window`).
         max_full_seconds: the `full` protocol refuses longer recordings.
         model_call: another runtime for the same model (a `scorer.ModelCall`); None runs `model` with torch.
@@ -309,8 +223,7 @@ class Nes2NetDetector:
         self.quantize = quantize
         if model_call is None:
             self.model = quantize_for_inference(model.eval().to(self.device), quantize, self.device)
-            dtype = torch.bfloat16 if quantize == "bf16" else torch.float32
-            model_call = TorchModelCall(self.model, self.device, dtype)
+            model_call = TorchModelCall(self.model, self.device, inference_dtype(quantize))
         else:  # another runtime scores; `model` only tells the config and the frame arithmetic (it may be on meta)
             self.model = model
         segmenter = Segmenter(
@@ -340,12 +253,12 @@ class Nes2NetDetector:
         hop_seconds: float | None = None,
         **options,
     ) -> Nes2NetDetector:
-        """Load a model folder or Hub id (None: the embedded default model) with `load_model` and wrap it;
-        `options` are `Nes2NetDetector`'s keyword arguments; `window_seconds` / `hop_seconds` set `window` / `hop`
-        at the model's own rate (the hop defaults to half the window).
+        """Load a model folder or Hub id (None: the embedded default model) with `model_loading.load_model` and wrap
+        it; `options` are `Nes2NetDetector`'s keyword arguments; `window_seconds` / `hop_seconds` set `window` /
+        `hop` at the model's own rate (the hop defaults to half the window).
 
         `runtime="onnx"`: a folder (or `.onnx` file) written by `nes2net export onnx`, run by ONNX Runtime on the
-        CPU; `quantize="int8"` or `"fp16"` picks that file of the export."""
+        CPU (`model_loading.load_onnx_export`); `quantize="int8"` or `"fp16"` picks that file of the export."""
         if runtime not in RUNTIMES:
             raise ValueError(f"unknown runtime {runtime!r}; choose from {RUNTIMES}")
         model_call = None
@@ -353,7 +266,6 @@ class Nes2NetDetector:
             model = load_model(model_name_or_path)
         else:
             from .onnx_export import VARIANTS
-            from .onnx_runtime import Nes2NetOnnxModel
 
             if model_name_or_path is None:
                 raise ValueError("--runtime onnx needs --model: a folder written by `nes2net export onnx`")
@@ -362,12 +274,7 @@ class Nes2NetDetector:
                                  "or none")
             if device not in ("auto", "cpu", None):
                 raise ValueError("the ONNX runtime scores on the CPU only; use --device cpu")
-            try:
-                graph = Nes2NetOnnxModel(model_name_or_path, options.pop("quantize", None) or "fp32")
-            except (OSError, ValueError) as error:
-                raise ModelLoadError(" ".join(str(error).split())) from None
-            with torch.device("meta"):  # the config's frame arithmetic, without weights
-                model = Nes2NetForAudioClassification(graph.config)
+            model, graph = load_onnx_export(model_name_or_path, options.pop("quantize", None) or "fp32")
             model_call, device = graph.score, "cpu"
         rate = model.config.sampling_rate
         if window_seconds is not None:

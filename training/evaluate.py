@@ -20,8 +20,9 @@ with the generator `default_rng((seed, trial index))` before the protocol cuts i
 `conditions` (metrics per condition), each condition's scores go to `conditions/<condition>/scores.csv`, and
 `robustness.md` / `robustness.png` show the EER per condition next to clean.
 
-Scoring is `training.split_scoring` (sharded across processes, resumable), the decode cache of the conditions
-`training.channel_trials`, the metrics `training.measure` and the files `training.evaluation_outputs`.
+The trials are `training.evaluation_trials`, scoring is `training.split_scoring` (sharded across processes,
+resumable), the decode cache of the conditions `training.channel_trials`, the metrics `training.measure` and the
+files `training.evaluation_outputs`; this module runs them in order and is the command's argument parsing.
 """
 
 from __future__ import annotations
@@ -39,19 +40,19 @@ import numpy as np
 from accelerate import Accelerator
 
 from modeling_nes2net import Nes2NetForAudioClassification, save_model_folder
-from modeling_nes2net.detection import ModelLoadError, ModelNotFoundError, load_model
+from modeling_nes2net.model_loading import ModelNotFoundError, load_model
 from modeling_nes2net.protocols import PROTOCOLS, Protocol
 from modeling_nes2net.scorer import AGGREGATIONS, FULL_PROTOCOL_MAX_SECONDS, Aggregation
+from modeling_nes2net.weight_checks import ModelLoadError
 from training.arena import ArenaError, ArenaRequest, request_from_arguments, write_leaderboard_files
 from training.arena import add_arguments as add_arena_arguments
-from training.batching import Trials
 from training.llr_fitting import calibrate_model
 from training.channel import ChannelSpecError, condition_slug, parse_channel
 from training.channel_trials import ChannelTrials
-from training.data import load_built_dataset, read_build_info
-from training.data.schema import ATTACK_UNKNOWN, SPOOF, attack_name
+from training.data import load_built_dataset
 from training.evaluation_outputs import CONDITIONS_DIR, SCORE_FILE_NAMES, write_evaluation
-from training.measure import measure, read_asv_scores
+from training.evaluation_trials import attack_groups, dataset_identity, default_split, load_trials
+from training.measure import measure, measure_conditions, read_asv_scores
 from hub_cards.results import SCHEMA_VERSION, SCORE_SCALES, EvaluationResult
 from training.runtime import create_accelerator
 from training.score_files import ScoreTable
@@ -62,63 +63,6 @@ logger = logging.getLogger(__name__)
 CALIBRATED_MODEL_DIR = "calibrated-model"
 PARTS_DIR = "parts"
 DECODE_CACHE = "clean-decode"
-
-
-def load_trials(
-    dataset: str, split: str, where: dict[str, str] | None = None, columns: Sequence[str] = (),
-    optional: Sequence[str] = (),
-) -> Trials:
-    """The trials of `split` of a built dataset (folder or Hub id), filtered by `where` (column -> value), carrying
-    `label`, `utt_id`, `columns` and those of `optional` the build has."""
-    rows = load_built_dataset(dataset, split)
-    unknown = sorted(set(where or {}) - set(rows.column_names))
-    if unknown:
-        raise ValueError(f"--where: no column(s) {unknown} in {dataset}; columns: {rows.column_names}")
-    if where:
-        rows = rows.filter(lambda *values: all(str(v) == str(w) for v, w in zip(values, where.values())),
-                           input_columns=list(where))
-        if len(rows) == 0:
-            raise ValueError(f"no trial of {dataset} {split} matches {where}")
-    columns = [*columns, *(column for column in optional if column in rows.column_names)]
-    extra = [column for column in dict.fromkeys(columns) if column not in ("label", "utt_id")]
-    return Trials(rows, columns=("label", "utt_id", *extra))
-
-
-def default_split(dataset: str) -> str:
-    """The split `evaluate` scores unless told: `eval`, else `test`, of a built folder; `eval` for a Hub id. A
-    `ValueError` naming the folder and its splits when it has neither."""
-    folder = Path(dataset)
-    if not folder.is_dir():
-        return "eval"
-    splits = list(load_built_dataset(folder))
-    for split in ("eval", "test"):
-        if split in splits:
-            return split
-    raise ValueError(f"{folder} has no eval or test split to evaluate; choose one with --split "
-                     f"(splits: {', '.join(splits)})")
-
-
-def attack_groups(trials: Trials, labels: np.ndarray, attacks: list[str]) -> list[str]:
-    """The `attack` of each trial for breakdowns: the build's own, or, when it names no spoof's generator
-    (`unknown` for all) and the trials carry a `system` column, `system` for the spoofed trials."""
-    spoofed = [attack for attack, label in zip(attacks, labels) if label == SPOOF]
-    if any(attack != ATTACK_UNKNOWN for attack in spoofed) or "system" not in trials.columns:
-        return attacks
-    systems = [str(system) for system in trials.column("system")]
-    logger.info("the build names no attack; grouping spoofed trials by their `system` column instead")
-    return [attack_name(system, int(label)) for system, label in zip(systems, labels)]
-
-
-def dataset_identity(dataset: str) -> tuple[str, str]:
-    """(name, id) of a dataset for results files: a built folder's title and folder name, or the Hub id."""
-    folder = Path(dataset)
-    if folder.is_dir():
-        try:
-            title = read_build_info(folder)["title"]
-        except (FileNotFoundError, KeyError):
-            title = folder.name
-        return title, folder.resolve().name
-    return dataset, dataset
 
 
 def evaluate_model(
@@ -204,12 +148,7 @@ def evaluate_model(
     }
     utt_ids = trials.column("utt_id")
     if condition_scores:
-        result["conditions"] = {}
-        for name, values in condition_scores.items():
-            measured = measure(values, labels, n_resamples=bootstrap)
-            result["conditions"][name] = {**measured["metrics"], **{key: measured[key] for key in
-                                                                    ("n_trials", "n_bonafide", "n_spoof")}}
-        result["channel_seed"] = channel_seed
+        result.update(conditions=measure_conditions(condition_scores, labels, bootstrap), channel_seed=channel_seed)
     table = ScoreTable(utt_ids, scores, labels, columns)
     write_evaluation(output_dir, result, table,
                      {name: ScoreTable(utt_ids, values, labels, columns) for name, values in condition_scores.items()},

@@ -1,5 +1,5 @@
 """The measured part of a results file (`hub_cards.results`): metrics, counts and per-group breakdowns of a split's
-scores, with ASV scores for the tandem metrics when given."""
+scores, with ASV scores for the tandem metrics when given, and the same per channel condition."""
 
 from __future__ import annotations
 
@@ -92,3 +92,16 @@ def measure(
     if per_group:
         result["per_group"] = per_group
     return result
+
+
+def measure_conditions(
+    condition_scores: dict[str, np.ndarray], labels: np.ndarray, n_resamples: int = 0
+) -> dict[str, dict[str, Any]]:
+    """The `conditions` of a results file: for each channel condition, the `metrics` and counts of its `(n,)` scores
+    of the same trials (`labels`), as `measure` gives them."""
+    conditions = {}
+    for name, scores in condition_scores.items():
+        measured = measure(scores, labels, n_resamples=n_resamples)
+        counts = {key: measured[key] for key in ("n_trials", "n_bonafide", "n_spoof")}
+        conditions[name] = {**measured["metrics"], **counts}
+    return conditions

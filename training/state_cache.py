@@ -10,7 +10,7 @@ cached for the training splits only.
 
     model = initial_model(recipe, work_dir / "weights")
     caches = cache_corpora(model, built_corpora, work_dir / "states", recipe)   # {(corpus, split, view): path}
-    train = load_states(caches, [("antispoof-plus", "train", "clean"), ...])
+    train, dev = training_states(caches, built_corpora)                           # train: both views; dev: clean
 """
 
 from __future__ import annotations
@@ -70,3 +70,11 @@ def load_states(paths: Mapping[tuple[str, str, str], Path], keys: Iterable[tuple
         for name in names:
             cache.metadata.setdefault(name, [""] * len(cache))
     return sum(caches[1:], caches[0])
+
+
+def training_states(paths: Mapping[tuple[str, str, str], Path],
+                    corpora: Iterable[str]) -> tuple[FrontendCache, FrontendCache]:
+    """(train, dev) of `corpora`: every train split in both views, every dev split clean."""
+    corpora = list(corpora)
+    return (load_states(paths, [(name, "train", view) for view in VIEWS for name in corpora]),
+            load_states(paths, [(name, "dev", "clean") for name in corpora]))

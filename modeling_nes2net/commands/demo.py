@@ -15,11 +15,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..configuration_nes2net import BONAFIDE_LABEL, PARTLY_SPOOFED_LABEL, SPOOF_LABEL
-from ..detection import DetectionFailure, ModelLoadError, Nes2NetDetector
-from ..plotting import PLOT_EXTRA_MISSING, can_plot
-from ..examples import SENTENCES, VOICES, espeak_available, splice, synthesize_speech
 from ..atomic import atomic_output
+from ..configuration_nes2net import BONAFIDE_LABEL, PARTLY_SPOOFED_LABEL, SPOOF_LABEL
+from ..detection import Nes2NetDetector
+from ..examples import SENTENCES, VOICES, espeak_available, splice, synthesize_speech
+from ..plotting import PLOT_EXTRA_MISSING, can_plot
+from ..scorer import DetectionFailure
+from ..weight_checks import ModelLoadError
 from .detect import LABEL_WIDTH, format_results, save_plots
 
 logger = logging.getLogger(__name__)

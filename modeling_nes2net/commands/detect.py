@@ -33,24 +33,14 @@ from ..atomic import atomic_output, refuse_overwriting_inputs
 from ..audio import AUDIO_EXTENSIONS, find_audio_files, printable
 from ..configuration_nes2net import VERDICT_LABELS
 from ..decision import verdict
-from ..detection import (
-    AGGREGATIONS,
-    HOP_SAMPLES,
-    PROTOCOLS,
-    QUANTIZATIONS,
-    RESULT_COLUMNS,
-    RUNTIMES,
-    SEGMENT_COLUMNS,
-    WINDOW_SAMPLES,
-    DetectionFailure,
-    DetectionResult,
-    ModelLoadError,
-    ModelNotFoundError,
-    Nes2NetDetector,
-)
+from ..detection import RESULT_COLUMNS, RUNTIMES, SEGMENT_COLUMNS, DetectionResult, Nes2NetDetector
+from ..model_loading import ModelNotFoundError
 from ..onnx_export import VARIANTS as ONNX_VARIANTS
-from ..scorer import FULL_PROTOCOL_MAX_SECONDS
 from ..plotting import PLOT_EXTRA_MISSING, can_plot, plot_format, plot_timeline
+from ..protocols import HOP_SAMPLES, PROTOCOLS, WINDOW_SAMPLES
+from ..quantization import QUANTIZATIONS
+from ..scorer import AGGREGATIONS, FULL_PROTOCOL_MAX_SECONDS, DetectionFailure
+from ..weight_checks import ModelLoadError
 
 logger = logging.getLogger(__name__)
 

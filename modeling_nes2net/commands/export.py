@@ -48,7 +48,7 @@ def parity_waveforms(paths: list[str] | None, sampling_rate: int) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..detection import resolve_model_path
+    from ..model_loading import resolve_model_path
     from ..modeling_nes2net import Nes2NetForAudioClassification
     from ..onnx_export import export_onnx
     from ..weight_checks import ModelLoadError

@@ -7,8 +7,9 @@ from __future__ import annotations
 import math
 
 from modeling_nes2net.configuration_nes2net import BONAFIDE_LABEL, PARTLY_SPOOFED_LABEL, SPOOF_LABEL
-from modeling_nes2net.detection import DetectionFailure, DetectionResult
 from modeling_nes2net.decision import odds_probability
+from modeling_nes2net.detection import DetectionResult
+from modeling_nes2net.scorer import DetectionFailure
 
 from .models import ModelInfo
 
@@ -170,6 +171,9 @@ def model_markdown(info: ModelInfo) -> str:
     ]
     if info.evaluation:
         lines += ["", "**Measured performance (from the model card):**", "", info.evaluation]
+    if info.generalisation:
+        lines += ["", "**How it generalises (its leave-one-family-out cross-validation record):**", "",
+                  info.generalisation]
     return "\n".join(lines)
 
 

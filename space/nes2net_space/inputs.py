@@ -14,7 +14,8 @@ import numpy as np
 
 from modeling_nes2net.atomic import atomic_output
 from modeling_nes2net.audio import AudioInputError, AudioSource, AudioStream
-from modeling_nes2net.detection import RESULT_COLUMNS, DetectionFailure, DetectionResult, Nes2NetDetector
+from modeling_nes2net.detection import RESULT_COLUMNS, DetectionResult, Nes2NetDetector
+from modeling_nes2net.scorer import DetectionFailure
 
 BATCH_COLUMNS = (*RESULT_COLUMNS, "error")
 

@@ -20,8 +20,9 @@ import soundfile
 import soxr
 
 from modeling_nes2net.audio import AudioInputError
-from modeling_nes2net.detection import ENVELOPE_SECONDS, DetectionResult, Nes2NetDetector, Segment
 from modeling_nes2net.decision import verdict
+from modeling_nes2net.detection import DetectionResult, Nes2NetDetector, Segment
+from modeling_nes2net.scorer import ENVELOPE_SECONDS
 
 CHUNK_NAME = "live microphone chunk"
 MAX_CHUNK_SECONDS = 5.0  # the browser sends a chunk every half second

@@ -1,7 +1,7 @@
 """The models the Space offers: an allow-list of the embedded default and the folders and Hub ids the operator names
 at launch, each known to visitors by a name that reveals no server path; any folder or Hub id typed in the page only
 when the operator allows it. Loaded on first use, a few kept in memory; what the page says about one (`ModelInfo`) is
-read from its config and the sections of its card."""
+read from its config, the sections of its card and its cross-validation record."""
 
 from __future__ import annotations
 
@@ -13,12 +13,16 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from huggingface_hub import hf_hub_download
+from huggingface_hub import snapshot_download
 
-from modeling_nes2net.detection import ModelLoadError, ModelNotFoundError, Nes2NetDetector, resolve_model_path
-from modeling_nes2net.frontends_nes2net import describe_frontend
-from modeling_nes2net.scorer import Aggregation
+from hub_cards.generalisation import generalisation_summary, load_generalisation_record
+from hub_cards.published_files import CARD_FILE, GENERALISATION_FILE
 from modeling_nes2net.decision import is_calibrated
+from modeling_nes2net.detection import Nes2NetDetector
+from modeling_nes2net.frontends_nes2net import describe_frontend
+from modeling_nes2net.model_loading import ModelNotFoundError, resolve_model_path
+from modeling_nes2net.scorer import Aggregation
+from modeling_nes2net.weight_checks import ModelLoadError
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +41,8 @@ class ModelInfo:
         calibrated: whether the model carries a fitted score calibration (`decision.is_calibrated`).
         limitations: markdown bullet texts from the model card's limitations section (empty without a card).
         evaluation: the model card's evaluation section (markdown), None without one.
+        generalisation: the compact tables of the model's cross-validation record (`evaluation/generalisation.json`,
+            `hub_cards.generalisation`) in markdown, None without one.
     """
 
     name: str
@@ -46,6 +52,7 @@ class ModelInfo:
     calibrated: bool
     limitations: tuple[str, ...]
     evaluation: str | None
+    generalisation: str | None
 
 
 def default_model_problem() -> str | None:
@@ -135,7 +142,7 @@ class ModelRegistry:
             raise ModelLoadError(f"cannot load model {choice!r}: {first_line.replace(location, choice)}") from None
         logger.info("loaded model %s on %s", location or DEFAULT_CHOICE, detector.device)
         name = choice if choice in self.locations else display_name(choice)
-        return detector, _model_info(name, detector, _model_card(resolve_model_path(location)))
+        return detector, _model_info(name, detector, _published_files(resolve_model_path(location)))
 
 
 def display_name(model: str) -> str:
@@ -149,17 +156,33 @@ def _unique_name(name: str, taken: dict[str, object]) -> str:
     return next(candidate for candidate in candidates if candidate not in taken)
 
 
-def _model_card(location: str) -> str | None:
-    """The README.md model card of a folder or Hub repository, None when there is none or it cannot be read."""
+def _published_files(location: str) -> Path | None:
+    """A local folder with the model card and cross-validation record of a folder or Hub repository (those it has),
+    None when the Hub cannot be reached."""
     folder = Path(location)
     if folder.is_dir():
-        card = folder / "README.md"
-        return card.read_text(encoding="utf-8") if card.is_file() else None
+        return folder
     try:
-        return Path(hf_hub_download(location, "README.md")).read_text(encoding="utf-8")
-    except Exception as error:  # no card, no network: the page falls back to generic limitations
+        return Path(snapshot_download(location, allow_patterns=[CARD_FILE, GENERALISATION_FILE]))
+    except Exception as error:  # no network: the page falls back to generic limitations
         logger.info("no model card for %s (%s)", location, type(error).__name__)
         return None
+
+
+def _model_card(folder: Path | None) -> str | None:
+    """The README.md model card in `folder`, None when there is none."""
+    card = folder / CARD_FILE if folder is not None else None
+    return card.read_text(encoding="utf-8") if card is not None and card.is_file() else None
+
+
+def _generalisation(folder: Path | None) -> str | None:
+    """The compact tables of the cross-validation record in `folder`, None when there is none or it is invalid."""
+    try:
+        record = load_generalisation_record(folder) if folder is not None else None
+    except ValueError as error:
+        logger.warning("%s", error)
+        return None
+    return generalisation_summary(record) if record is not None else None
 
 
 def card_section(card: str, title: str) -> str | None:
@@ -184,8 +207,9 @@ def card_limitations(card: str) -> tuple[str, ...]:
     return tuple(bullets)
 
 
-def _model_info(name: str, detector: Nes2NetDetector, card: str | None) -> ModelInfo:
+def _model_info(name: str, detector: Nes2NetDetector, published: Path | None) -> ModelInfo:
     config = detector.config
+    card = _model_card(published)
     backend = {"nes2net": "Nes2Net", "nes2net-x": "Nes2Net-X"}.get(config.backend_variant, config.backend_variant)
     return ModelInfo(
         name=name,
@@ -195,4 +219,5 @@ def _model_info(name: str, detector: Nes2NetDetector, card: str | None) -> Model
         calibrated=is_calibrated(config),
         limitations=card_limitations(card) if card else (),
         evaluation=card_section(card, "Evaluation") if card else None,
+        generalisation=_generalisation(published),
     )

@@ -156,3 +156,46 @@ def build_dataset_folder(folder: Path) -> Path:
     }
     (folder / "build_info.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
     return folder
+
+
+def write_cross_validation_results(path: Path, weights_sha256: str, recipe: str = "nes2net-x-small") -> dict:
+    """A `benchmarks/generalisation.py` JSON: two folds, the baseline, the candidate `recipe` and one more, and the
+    test rows of the baseline and of the compared model (weights `weights_sha256`); random, distinct figures. Returns
+    the written dict."""
+    from benchmarks.render import GENERALISATION_BASELINES, GENERALISATION_COMPARED
+
+    rng = np.random.default_rng(7)
+
+    def rates(bonafide: int, spoof: int) -> dict:
+        eer = float(rng.uniform(5, 45))
+        return {"eer": eer, "eer_low": eer - float(rng.uniform(1, 5)), "eer_high": eer + float(rng.uniform(1, 5)),
+                "spoof_passed": float(rng.uniform(0, 100)), "bonafide_flagged": float(rng.uniform(0, 100)),
+                "bonafide": bonafide, "spoof": spoof}
+
+    folds = [{"family": "voice conversion", "genuine_sources": ["toy-a/VCTK"]},
+             {"family": "neural vocoder", "genuine_sources": ["toy-b/LibriTTS", "toy-a/LJSpeech"]}]
+    names = [*GENERALISATION_BASELINES, recipe, "nes2net-x-wide"]
+    results = {
+        "corpora": ["toy-a", "toy-b"],
+        "folds": folds,
+        "candidates": {name: {"pooled": rates(40, 90), "description": f"the {name} recipe",
+                              "folds": {"voice conversion": rates(20, 30), "neural vocoder": rates(20, 60)}}
+                       for name in names},
+        "test": {name: {"toy-a": {"all": rates(12, 30)}, "toy-b": {"all": rates(15, 40), "unseen": rates(15, 22)}}
+                 for name in [GENERALISATION_COMPARED, *GENERALISATION_BASELINES]},
+        "compared": {"path": "models/shipped", "weights_sha256": weights_sha256, "training_data": "toy-a and toy-b"},
+        "machine": "test machine, 2 cores, 1 torch thread(s)",
+        "minutes": 3.5,
+    }
+    path.write_text(json.dumps(results, indent=1), encoding="utf-8")
+    return results
+
+
+def eer_cell(rates: dict) -> str:
+    """How the cards and the Space print a rates row's EER: percent, one decimal, then its 95 % interval."""
+    return f"{rates['eer']:.1f} ({rates['eer_low']:.1f}–{rates['eer_high']:.1f})"
+
+
+def errors_cell(rates: dict) -> str:
+    """How they print the share of fakes passed / genuine clips flagged."""
+    return f"{rates['spoof_passed']:.0f} % / {rates['bonafide_flagged']:.0f} %"

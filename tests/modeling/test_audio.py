@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile
 import soxr
-from detection_audio import dominant_frequency, ffmpeg_encode, needs_ffmpeg, tone_and_noise, write_audio
+from tests.modeling.detection_audio import dominant_frequency, ffmpeg_encode, needs_ffmpeg, tone_and_noise, write_audio
 
 from modeling_nes2net.audio import AudioInputError, AudioStream, find_audio_files, load_audio
 

@@ -8,10 +8,11 @@ import json
 import time
 
 import pytest
-from tiny_models import tiny_config
+from tests.tiny_models import tiny_config
 
 from modeling_nes2net import Nes2NetConfig
-from modeling_nes2net.detection import ModelLoadError, load_model
+from modeling_nes2net.model_loading import load_model
+from modeling_nes2net.weight_checks import ModelLoadError
 
 
 @pytest.mark.parametrize("key, value, message", [

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from tests.hostile.make_corpus import speech_like
-from detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
+from tests.modeling.detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
 
 import soundfile
 from nes2net.cli import main

@@ -18,12 +18,13 @@ import time
 from pathlib import Path
 
 import pytest
-from detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
+from tests.modeling.detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
 from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification, pipeline
 
 from modeling_nes2net.audio import AudioInputError, printable
 from nes2net.cli import main
-from modeling_nes2net.detection import DetectionFailure, Nes2NetDetector
+from modeling_nes2net.detection import Nes2NetDetector
+from modeling_nes2net.scorer import DetectionFailure
 from tests.hostile.make_corpus import HostileCase, write_bad_inputs, write_good_inputs
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")

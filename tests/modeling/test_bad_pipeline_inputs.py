@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soxr
 from tests.hostile.make_corpus import speech_like
-from detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
+from tests.modeling.detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
 from transformers import pipeline
 
 from modeling_nes2net.audio import AudioInputError

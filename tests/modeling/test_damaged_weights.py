@@ -11,7 +11,7 @@ import shutil
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from tiny_models import tiny_model
+from tests.tiny_models import tiny_model
 from transformers import AutoModel, AutoModelForAudioClassification, pipeline
 
 from modeling_nes2net import (
@@ -21,7 +21,7 @@ from modeling_nes2net import (
     Nes2NetModel,
     save_model_folder,
 )
-from modeling_nes2net.detection import load_model
+from modeling_nes2net.model_loading import load_model
 from tests.remote_code import logits_without_the_package
 
 

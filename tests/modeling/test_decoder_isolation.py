@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from detection_audio import ffmpeg_encode, needs_ffmpeg, write_audio
+from tests.modeling.detection_audio import ffmpeg_encode, needs_ffmpeg, write_audio
 
 from modeling_nes2net import audio
 from modeling_nes2net.audio import AudioInputError, load_audio

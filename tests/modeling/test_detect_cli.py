@@ -9,13 +9,13 @@ import json
 import pytest
 import soundfile
 import torch
-from detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
-from detection_audio import write_audio
-from tiny_models import tiny_model
+from tests.modeling.detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
+from tests.modeling.detection_audio import write_audio
+from tests.tiny_models import tiny_model
 
 from modeling_nes2net import save_model_folder
 from nes2net.cli import main
-from modeling_nes2net import detection
+from modeling_nes2net import model_loading
 
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
@@ -105,6 +105,6 @@ def test_recursive_threshold_and_plot(capsys, model_dir, clips, tmp_path):
 
 
 def test_missing_default_model_explains_how_to_get_one(capsys, clips, tmp_path, monkeypatch):
-    monkeypatch.setattr(detection, "DEFAULT_MODEL_DIR", tmp_path / "no-default-model")  # an install without one
+    monkeypatch.setattr(model_loading, "DEFAULT_MODEL_DIR", tmp_path / "no-default-model")  # an install without one
     code, _, err = _detect(capsys, clips[0])
     assert code == 2 and "nes2net convert" in err and "--model" in err

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
-from tiny_models import framed_model
+from tests.modeling.detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
+from tests.tiny_models import framed_model
 
 from modeling_nes2net import Nes2NetForAudioFrameClassification, save_model_folder
 from modeling_nes2net.commands.detect import format_results

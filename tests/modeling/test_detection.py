@@ -8,24 +8,16 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from detection_audio import ffmpeg_encode, needs_ffmpeg, tone_and_noise, write_audio, write_long_wav
-from detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
-from tiny_models import tiny_model
+from tests.modeling.detection_audio import ffmpeg_encode, needs_ffmpeg, tone_and_noise, write_audio, write_long_wav
+from tests.modeling.detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
+from tests.tiny_models import tiny_model
 
 from modeling_nes2net.audio import AudioInputError
-from modeling_nes2net.detection import (
-    DEFAULT_MODEL_DIR,
-    WINDOW_SAMPLES,
-    DetectionFailure,
-    DetectionResult,
-    ModelNotFoundError,
-    Nes2NetDetector,
-    first_window_tiled,
-    resolve_model_path,
-    window_segments,
-)
+from modeling_nes2net.detection import DetectionResult, Nes2NetDetector
 from modeling_nes2net.examples import speech_like
 from modeling_nes2net.plotting import plot_timeline
+from modeling_nes2net.protocols import WINDOW_SAMPLES, first_window_tiled, window_segments
+from modeling_nes2net.scorer import DetectionFailure
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -232,14 +224,6 @@ def test_fast_paths_stay_close(model_dir, tmp_path, quantize, tolerance):
         assert abs(a.bonafide_probability - b.bonafide_probability) < tolerance
 
 
-def test_default_model_missing_says_how_to_get_one():
-    if (DEFAULT_MODEL_DIR / "config.json").is_file():
-        assert resolve_model_path(None) == str(DEFAULT_MODEL_DIR)
-        return
-    with pytest.raises(ModelNotFoundError, match="nes2net convert"):
-        resolve_model_path(None)
-
-
 def test_timeline_plot(model, tmp_path):
     result = Nes2NetDetector(model, threshold=100.0).detect(write_audio(tmp_path / "clip.wav", 9.0))
     assert result.label == "spoof"
@@ -271,11 +255,3 @@ def test_30_minute_recording_streams_in_bounded_memory(tmp_path):
     assert result.segments[-1].end == pytest.approx(1800.0)
     assert len(result.envelope) == 18_000
     assert peak < 30e6, f"peak traced memory {peak / 1e6:.1f} MB"
-
-
-def test_a_missing_local_folder_is_named_not_sent_to_the_hub(tmp_path):
-    for missing in (str(tmp_path / "no-model"), "./no-model", "runs/mini/best"):
-        with pytest.raises(ModelNotFoundError, match="no such model folder"):
-            resolve_model_path(missing)
-    assert resolve_model_path("owner/model-id") == "owner/model-id"  # a Hub id is left to the Hub client
-    assert resolve_model_path(str(tmp_path)) == str(tmp_path)

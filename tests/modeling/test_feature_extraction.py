@@ -7,12 +7,13 @@ import json
 
 import numpy as np
 import pytest
-from tiny_models import tiny_model
+from tests.tiny_models import tiny_model
 from transformers import AutoFeatureExtractor, pipeline
 
 from modeling_nes2net import Nes2NetFeatureExtractor, save_model_folder
 from modeling_nes2net.audio import AudioInputError
-from modeling_nes2net.detection import DEFAULT_MODEL_DIR, Nes2NetDetector
+from modeling_nes2net.detection import Nes2NetDetector
+from modeling_nes2net.model_loading import DEFAULT_MODEL_DIR
 
 BAD_WAVEFORMS = {
     "nan": np.array([0.1, np.nan, 0.2] * 4000, dtype=np.float32),

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
-from detection_audio import write_audio, write_long_wav
-from tiny_models import randomize_norm_statistics, tiny_config
+from tests.modeling.detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
+from tests.modeling.detection_audio import write_audio, write_long_wav
+from tests.tiny_models import randomize_norm_statistics, tiny_config
 from transformers import AutoModel, WhisperModel
 
 from modeling_nes2net import Nes2NetForAudioClassification, Nes2NetForAudioFrameClassification, save_model_folder

@@ -10,7 +10,7 @@ import re
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from tiny_models import tiny_model
+from tests.tiny_models import tiny_model
 
 from modeling_nes2net import save_model_folder
 from modeling_nes2net.averaging import AveragingError, average_checkpoints

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
-from tiny_models import tiny_model
+from tests.modeling.detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
+from tests.tiny_models import tiny_model
 from transformers import pipeline
 
 from modeling_nes2net import save_model_folder

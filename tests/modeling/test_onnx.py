@@ -14,19 +14,20 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
-from tiny_models import randomize_norm_statistics, tiny_config, tiny_model
+from tests.modeling.detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
+from tests.tiny_models import randomize_norm_statistics, tiny_config, tiny_model
 
 from tests.oracles.backend_with_head import BackendWithHead
 
 from modeling_nes2net import Nes2NetForAudioClassification, save_model_folder
 from modeling_nes2net.audio import load_audio
 from nes2net.cli import main
-from modeling_nes2net.detection import DEFAULT_MODEL_DIR, Nes2NetDetector
+from modeling_nes2net.decision import log_odds, verdict
+from modeling_nes2net.detection import Nes2NetDetector
 from modeling_nes2net.frontends_nes2net import Nes2NetDftSpectrogramFrontend
+from modeling_nes2net.model_loading import DEFAULT_MODEL_DIR
 from modeling_nes2net.onnx_export import FP32_TOLERANCE, ONNX_FILES, export_onnx
 from modeling_nes2net.onnx_runtime import Nes2NetOnnxModel
-from modeling_nes2net.decision import log_odds, verdict
 
 pytest.importorskip("onnxruntime")
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("single_torch_thread")]

@@ -6,14 +6,14 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
-from detection_audio import write_long_wav
-from tiny_models import tiny_model
+from tests.modeling.detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
+from tests.modeling.detection_audio import write_long_wav
+from tests.tiny_models import tiny_model
 
-from modeling_nes2net.detection import DetectionFailure, Nes2NetDetector
+from modeling_nes2net.detection import Nes2NetDetector
 from modeling_nes2net.examples import speech_like
 from modeling_nes2net.protocols import WINDOW_SAMPLES
-from modeling_nes2net.scorer import SegmentPool, TorchModelCall, pad_waveforms
+from modeling_nes2net.scorer import DetectionFailure, SegmentPool, TorchModelCall, pad_waveforms
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 

@@ -9,7 +9,7 @@ import csv
 import numpy as np
 import pytest
 from tests.hostile.make_corpus import ffmpeg_encoded, speech_like
-from detection_audio import needs_ffmpeg, single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
+from tests.modeling.detection_audio import needs_ffmpeg, single_torch_thread  # noqa: F401  (fixture, via pytestmark)
 from transformers import pipeline
 
 from modeling_nes2net.audio import AudioInputError, load_audio

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tiny_models import tiny_model
+from tests.tiny_models import tiny_model
 
 from modeling_nes2net import save_model_folder
 

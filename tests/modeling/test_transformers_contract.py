@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from tiny_models import tiny_config, tiny_model
+from tests.tiny_models import tiny_config, tiny_model
 from transformers import AutoModel, AutoModelForAudioClassification, pipeline
 
 from modeling_nes2net import (
@@ -20,8 +20,9 @@ from modeling_nes2net import (
     config_from_preset,
     save_model_folder,
 )
-from modeling_nes2net.detection import DEFAULT_MODEL_DIR, Nes2NetDetector
+from modeling_nes2net.detection import Nes2NetDetector
 from modeling_nes2net.examples import speech_like
+from modeling_nes2net.model_loading import DEFAULT_MODEL_DIR
 from training.recipe import load_recipe
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny_models import tiny_config, tiny_model
+from tests.tiny_models import tiny_config, tiny_model
 
 from modeling_nes2net import Nes2NetForAudioClassification, save_model_folder
 
@@ -52,7 +52,8 @@ def test_frontend_num_layers_must_fit_the_frontend(layers):
 def test_detection_loads_a_truncated_model_but_still_refuses_foreign_weights(tmp_path):
     from safetensors.torch import load_file, save_file
 
-    from modeling_nes2net.detection import ModelLoadError, load_model
+    from modeling_nes2net.model_loading import load_model
+    from modeling_nes2net.weight_checks import ModelLoadError
 
     full = tiny_model("wav2vec2", seed=4)
     save_model_folder(full, tmp_path / "full")

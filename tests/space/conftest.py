@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from space_fixtures import MAX_BATCH_FILES, MAX_FILE_MB, MAX_SECONDS, REPO_ROOT, write_twenty_minutes
-from tiny_models import tiny_model
+from tests.space.space_fixtures import MAX_BATCH_FILES, MAX_FILE_MB, MAX_SECONDS, REPO_ROOT, write_twenty_minutes
+from tests.tiny_models import tiny_model
 
 from modeling_nes2net import save_model_folder
-from modeling_nes2net.detection import DEFAULT_MODEL_DIR
+from modeling_nes2net.model_loading import DEFAULT_MODEL_DIR
 
 sys.path.insert(0, str(REPO_ROOT / "space"))  # the app's own package, nes2net_space
 from nes2net_space.harness import start_space, write_speech, write_stereo_clip  # noqa: E402

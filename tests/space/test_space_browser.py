@@ -8,7 +8,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from space_fixtures import CHROMIUM, CHROMIUM_ARGS, MAX_SECONDS, REPO_ROOT
+from tests.space.space_fixtures import CHROMIUM, CHROMIUM_ARGS, MAX_SECONDS, REPO_ROOT
 
 playwright = pytest.importorskip("playwright.sync_api")
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import httpx
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
-from space_fixtures import MAX_BATCH_FILES, MAX_FILE_MB, MAX_SECONDS
+from tests.space.space_fixtures import MAX_BATCH_FILES, MAX_FILE_MB, MAX_SECONDS
 
-from modeling_nes2net.detection import DEFAULT_MODEL_DIR, Nes2NetDetector
+from hub_cards.published_files import GENERALISATION_FILE
+from modeling_nes2net.detection import Nes2NetDetector
+from modeling_nes2net.model_loading import DEFAULT_MODEL_DIR
+from tests.hub_cards.hub_helpers import eer_cell, errors_cell
 
 DEFAULT_CHOICE = "embedded default model"
 
@@ -104,9 +108,16 @@ def test_missing_recording_is_explained_and_only_offered_models_can_be_chosen(
     assert space_model_name in config and space_model_dir not in config  # the page names models, never paths
 
 
-def test_the_default_model_is_described_or_its_absence_explained(client):
+def test_the_default_model_is_described_or_its_absence_explained(client, space_model_name):
     about = client.predict(DEFAULT_CHOICE, api_name="/describe_model")
     if (DEFAULT_MODEL_DIR / "config.json").is_file():
         assert "**Trained on:**" in about and "**not recorded**" not in about
     else:
         assert "No model to score with" in about and "nes2net convert" in about
+    if (DEFAULT_MODEL_DIR / GENERALISATION_FILE).is_file():  # the figures of its cross-validation record
+        record = json.loads((DEFAULT_MODEL_DIR / GENERALISATION_FILE).read_text(encoding="utf-8"))
+        pooled = record["candidates"][record["recipe"]]["pooled"]
+        assert f"| this model's recipe, `{record['recipe']}` | {eer_cell(pooled)} | {errors_cell(pooled)} |" in about
+    else:
+        assert "How it generalises" not in about
+    assert "How it generalises" not in client.predict(space_model_name, api_name="/describe_model")  # no record

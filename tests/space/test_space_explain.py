@@ -3,20 +3,27 @@ verdict words follow the detection result, and models are offered only as config
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from nes2net_space.explain import GENERIC_LIMITATIONS, how_sure, model_markdown, timeline_words, verdict_markdown
 from nes2net_space.models import DEFAULT_CHOICE, ModelLoadError, ModelRegistry
 from safetensors.torch import load_file, save_file
-from tiny_models import framed_model, tiny_model
+from tests.tiny_models import framed_model, tiny_model
 
+from benchmarks.render import GENERALISATION_BASELINES, GENERALISATION_COMPARED
+from hub_cards.generalisation import weights_digest, write_generalisation_record
 from hub_cards.model_card import ModelCardSpec, write_model_card
+from hub_cards.published_files import GENERALISATION_FILE
 from modeling_nes2net import detection, save_model_folder
 from modeling_nes2net.detection import DetectionResult, Segment
 from modeling_nes2net.examples import speech_like
 from modeling_nes2net.localisation import Stretch
 from hub_cards.results import load_results, write_result
+from tests.hub_cards.hub_helpers import eer_cell, errors_cell, write_cross_validation_results
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +61,27 @@ def test_a_card_written_by_hub_cards_feeds_the_page(carded_model, tmp_path):
     verdict = verdict_markdown(result, info)
     assert "log-odds fall below +0.00 (p(bona fide) 0.500)" in verdict
     assert ("Likely genuine" in verdict) == (result.log_odds > 0)
+
+
+def test_the_about_text_shows_the_cross_validation_record_only_of_a_folder_that_has_one(carded_model, tmp_path):
+    recorded = tmp_path / "recorded"
+    shutil.copytree(carded_model, recorded)
+    results = write_cross_validation_results(tmp_path / "generalisation.json", weights_digest(recorded))
+    write_generalisation_record(recorded, tmp_path / "generalisation.json", "nes2net-x-small",
+                                list(GENERALISATION_BASELINES), GENERALISATION_COMPARED)
+    registry = ModelRegistry([carded_model, str(recorded)], device="cpu")
+
+    about = model_markdown(registry.get("recorded")[1])
+    assert "**How it generalises" in about
+    for name, row in results["candidates"].items():
+        shown = name in ("nes2net-x-small", *GENERALISATION_BASELINES)  # the recipe and the baseline, pooled
+        assert (f"`{name}` | {eer_cell(row['pooled'])} | {errors_cell(row['pooled'])} |" in about) == shown
+    for corpus, rows in results["test"][GENERALISATION_COMPARED].items():
+        unseen = eer_cell(rows["unseen"]) if "unseen" in rows else "–"
+        assert f"| {corpus} test | {eer_cell(rows['all'])} | {unseen} | {errors_cell(rows['all'])} |" in about
+
+    assert not (Path(carded_model) / GENERALISATION_FILE).exists()
+    assert "How it generalises" not in model_markdown(registry.get("model")[1])
 
 
 def test_models_are_offered_only_as_configured(carded_model, tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from gradio_client import Client, handle_file
 from nes2net_space.harness import start_space
-from space_fixtures import REPO_ROOT
+from tests.space.space_fixtures import REPO_ROOT
 
 from hub_cards.space import build_space_folder, space_folder_problems
 from nes2net.cli import main

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 import soundfile
 from nes2net_space.live import LiveSession
-from space_fixtures import CHROMIUM, CHROMIUM_ARGS
-from tiny_models import tiny_model
+from tests.space.space_fixtures import CHROMIUM, CHROMIUM_ARGS
+from tests.tiny_models import tiny_model
 
-from modeling_nes2net.detection import HOP_SAMPLES, WINDOW_SAMPLES, Nes2NetDetector
+from modeling_nes2net.detection import Nes2NetDetector
 from modeling_nes2net.examples import speech_like
+from modeling_nes2net.protocols import HOP_SAMPLES, WINDOW_SAMPLES
 
 WINDOWS = 2  # live verdicts waited for: at 4.04 and 6.06 s of the stream
 CHUNK_SECONDS = 0.1  # what Gradio's recorder captures per streamed chunk

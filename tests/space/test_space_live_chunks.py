@@ -11,11 +11,12 @@ from nes2net_space.inputs import Limits
 from nes2net_space.live import LiveSession, read_live_chunk
 from nes2net_space.models import ModelRegistry
 from nes2net_space.uploads import UploadLedger, UploadLimits
-from tiny_models import tiny_model
+from tests.tiny_models import tiny_model
 
 from modeling_nes2net import examples
 from modeling_nes2net.audio import AudioInputError
-from modeling_nes2net.detection import HOP_SAMPLES, WINDOW_SAMPLES, Nes2NetDetector
+from modeling_nes2net.detection import Nes2NetDetector
+from modeling_nes2net.protocols import HOP_SAMPLES, WINDOW_SAMPLES
 
 RATE = 16_000
 

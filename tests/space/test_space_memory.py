@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from space_fixtures import REPO_ROOT
+from tests.space.space_fixtures import REPO_ROOT
 
 # Fragments the heap in a fresh interpreter: 100 MB of 1 KiB buffers (malloc's, not Python's small-object pools),
 # every 50th kept, so the free space lies between live chunks and malloc cannot shrink the heap by itself.

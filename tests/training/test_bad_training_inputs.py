@@ -11,7 +11,7 @@ import pytest
 
 from nes2net.cli import main
 from tests.hostile.make_corpus import speech_like, wav_bytes
-from tests.training.test_checkpoints import run, training_objects  # noqa: F401  (run: a fixture)
+from tests.training.checkpoint_run import run, training_objects  # noqa: F401  (run: a fixture)
 from tests.training.train_helpers import write_unchecked_set
 from training.checkpoints import TRAINER_STATE, resume_latest
 from training.evaluate import evaluate_model

@@ -6,28 +6,16 @@ import numpy as np
 import pytest
 import soundfile
 
+from modeling_nes2net.examples import speech_like
+from tests.training.levels import snr_db
 from training.channel import CODECS, CONDITIONS, ChannelSpecError, parse_channel, perturb
 
 SR = 16_000
 RANDOM_CONDITIONS = ("packet-loss", "jitter", "noise", "noise:kind=pink", "reverb")
 
 
-def speech_like(seconds: float = 1.0, seed: int = 0) -> np.ndarray:
-    """A syllable-rate modulated harmonic tone (140 Hz) plus a little noise, shape (samples,), float32, peak 0.5."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * SR)) / SR
-    voiced = sum(np.sin(2 * np.pi * k * 140 * t) / k for k in range(1, 12))
-    clip = 0.5 * (1 + np.sin(2 * np.pi * 4 * t)) * voiced + 0.05 * rng.standard_normal(t.size)
-    return (0.5 * clip / np.abs(clip).max()).astype(np.float32)
-
-
 def tone(frequency: float, seconds: float = 1.0, amplitude: float = 0.3) -> np.ndarray:
     return (amplitude * np.sin(2 * np.pi * frequency * np.arange(int(seconds * SR)) / SR)).astype(np.float32)
-
-
-def snr_db(clean: np.ndarray, noisy: np.ndarray) -> float:
-    clean = clean.astype(np.float64)
-    return float(10 * np.log10(np.sum(clean**2) / np.sum((noisy.astype(np.float64) - clean) ** 2)))
 
 
 def peak_frequency(x: np.ndarray) -> float:
@@ -62,6 +50,12 @@ def test_generated_noise_has_the_asked_snr(snr, kind):
     x = speech_like(1.0)
     y = perturb(x, SR, f"noise:snr={snr},kind={kind}", seed=1)
     assert abs(snr_db(x, y) - snr) < 0.1
+
+
+@pytest.mark.parametrize("kind", ["white", "pink"])
+def test_noise_on_digital_silence_adds_nothing(kind):
+    silence = np.zeros(SR // 2, dtype=np.float32)  # no level to set an SNR against: no noise, and no NaN
+    np.testing.assert_array_equal(perturb(silence, SR, f"noise:snr=10,kind={kind}", seed=0), silence)
 
 
 def test_noise_from_a_folder_has_the_asked_snr(tmp_path):

@@ -13,7 +13,7 @@ import pytest
 
 from nes2net.cli import main
 from tests.hostile.make_corpus import speech_like, wav_bytes
-from tests.training.test_data_builders import make_partialspoof
+from tests.training.corpus_layouts import make_partialspoof
 from tests.training.train_helpers import PicklePayload
 from training.data import load_built_dataset, read_build_info
 from training.data.partialspoof import read_segment_labels

@@ -12,6 +12,7 @@ import yaml
 
 from hub_cards.push import plan_upload
 from modeling_nes2net.audio import AUDIO_EXTENSIONS
+from tests.training.corpus_layouts import SECONDS, make_partialspoof, write_protocol_corpus
 from training.data import (
     CorpusLayoutError,
     build_dataset,
@@ -21,23 +22,6 @@ from training.data import (
     stream_corpus,
 )
 from training.data.synthetic import write_synthetic_audio
-
-SECONDS = 0.2
-
-
-def write_protocol_corpus(
-    root: Path, protocol: str, lines: list[str], audio_dir: str, suffix: str = ".flac", id_field: int = 1
-) -> dict[str, np.ndarray]:
-    """Write `lines` to `root/protocol` and one synthetic file per line to `root/audio_dir`; returns the
-    samples written, by utterance id."""
-    (root / protocol).parent.mkdir(parents=True, exist_ok=True)
-    (root / protocol).write_text("".join(line + "\n" for line in lines))
-    written = {}
-    for line in lines:
-        utt_id = line.split()[id_field]
-        seed = zlib.crc32(utt_id.encode())
-        written[utt_id] = write_synthetic_audio(root / audio_dir / f"{utt_id}{suffix}", SECONDS, seed=seed)
-    return written
 
 
 def build(corpus: str, root: Path, tmp_path: Path, **options):
@@ -218,30 +202,6 @@ def test_in_the_wild_reads_meta_csv(tmp_path):
     assert (rows["0"]["label"], rows["0"]["attack"], rows["0"]["speaker"]) == (0, "unknown", "Alec Guinness")
     assert rows["1"]["speaker"] == "Biden, Joe" and rows["1"]["attack"] == "bonafide"
     assert np.allclose(decoded(rows["1"]), written["1"], atol=1e-6)
-
-
-def make_partialspoof(root: Path, resolutions=("0.01", "0.64")) -> None:
-    splits = {
-        "train": ["LA_0079 CON_T_0000029 - CON spoof", "LA_0079 LA_T_1138215 - - bonafide"],
-        "dev": ["LA_0069 CON_D_0000001 - CON spoof"],
-        "eval": ["LA_0039 CON_E_0000002 - CON spoof"],
-    }
-    for split, lines in splits.items():
-        written = write_protocol_corpus(
-            root,
-            f"protocols/PartialSpoof_LA_cm_protocols/PartialSpoof.LA.cm.{split}.trl.txt",
-            lines,
-            f"{split}/con_wav",
-            ".wav",
-        )
-        (root / "segment_labels").mkdir(exist_ok=True)
-        for seconds in resolutions:
-            count = max(1, round(SECONDS / float(seconds)))
-            labels = {
-                utt_id: np.array(["1"] * count if utt_id.startswith("LA_") else ["1"] * (count - 1) + ["0"])
-                for utt_id in written
-            }
-            np.save(root / "segment_labels" / f"{split}_seglab_{seconds}.npy", labels)
 
 
 def test_partialspoof_has_segment_labels_at_every_resolution(tmp_path):

@@ -14,15 +14,22 @@ from huggingface_hub import ModelCard
 from transformers import pipeline
 
 import modeling_nes2net
+from benchmarks.render import GENERALISATION_BASELINES, GENERALISATION_COMPARED
 from hub_cards.checks import model_folder_problems
+from hub_cards.generalisation import weights_digest
+from hub_cards.published_files import GENERALISATION_FILE
 from hub_cards.push import plan_upload
 from modeling_nes2net import Nes2NetForAudioClassification
-from modeling_nes2net.detection import DEFAULT_MODEL_DIR
 from modeling_nes2net.folder import export_model_folder, remote_code_files
+from modeling_nes2net.model_loading import DEFAULT_MODEL_DIR
 from tests.remote_code import logits_without_the_package
 from training.data import load_built_dataset
 from training.data.synthetic import write_synthetic_audio
-from training.default_model import build_demo_dataset, carve_dev_split
+from tests.hub_cards.hub_helpers import eer_cell, errors_cell, save_tiny_model, write_cross_validation_results, \
+    write_evaluation
+from training import default_model
+from training.default_model import DEFAULT_RECIPE, build_demo_dataset, carve_dev_split, export_default_model
+from training.frozen_frontend import FrozenFrontendRecipe
 
 torch.set_num_threads(1)
 
@@ -39,7 +46,7 @@ def shipped() -> Path:
 def _results(folder: Path, protocol: str = "full") -> dict[str, dict]:
     """Data set name -> the test evaluation output under `protocol` shipped in the folder."""
     found = {}
-    for path in sorted((folder / "evaluation").glob("*.json")):
+    for path in sorted(set((folder / "evaluation").glob("*.json")) - {folder / GENERALISATION_FILE}):
         result = json.loads(path.read_text(encoding="utf-8"))
         assert result["dataset"]["split"] == "test" and result["protocol"] in ("windows", "full")
         if result["protocol"] == protocol:
@@ -79,6 +86,61 @@ def test_card_shows_the_unseen_generators_with_intervals(shipped):
         assert low <= row["eer"] <= high
         assert f"| {value} | {row['n_trials']} | {100 * row['eer']:.2f} | {100 * low:.2f}" in text
     assert subsets["true"]["n_spoof"] > 50
+
+
+def test_card_shows_the_cross_validation_record_of_the_benchmark(shipped):
+    """The card's "How it generalises" figures are those of the folder's record, cut from the benchmark's JSON."""
+    if not (shipped / GENERALISATION_FILE).is_file():
+        pytest.skip("the shipped folder has no cross-validation record: "
+                    "python -m training.default_model --evaluate-only")
+    record = json.loads((shipped / GENERALISATION_FILE).read_text(encoding="utf-8"))
+    benchmark = json.loads(default_model.GENERALISATION_RESULTS.read_text(encoding="utf-8"))
+    assert record["recipe"] == default_model.CROSS_VALIDATED_AS
+    assert (record["folds"], record["candidates"]) == (benchmark["folds"], benchmark["candidates"])
+    assert record["weights_sha256"] == weights_digest(shipped) == benchmark["compared"]["weights_sha256"]
+    assert record["test"] == benchmark["test"][GENERALISATION_COMPARED]
+    text = (shipped / "README.md").read_text(encoding="utf-8")
+    for name in [record["recipe"], *record["baselines"]]:
+        pooled = record["candidates"][name]["pooled"]
+        assert f"`{name}` | {eer_cell(pooled)} | {errors_cell(pooled)} |" in text
+        for fold in record["folds"]:
+            rates = record["candidates"][name]["folds"][fold["family"]]
+            assert f" {eer_cell(rates)} | {errors_cell(rates)} |" in text
+    for corpus, rows in record["test"].items():
+        unseen = eer_cell(rows["unseen"]) if "unseen" in rows else "–"
+        assert f"| {corpus} test | {eer_cell(rows['all'])} | {unseen} | {errors_cell(rows['all'])} |" in text
+
+
+def test_export_writes_the_cross_validation_record_and_reexport_refreshes_it(tmp_path, monkeypatch):
+    """`export_default_model` (the end of the build and of --evaluate-only) copies the benchmark's record into the
+    folder and the card shows it; exporting the folder onto itself again, as --evaluate-only does, reads the
+    benchmark's JSON again."""
+    final = save_tiny_model(tmp_path / "final")
+    results_file = tmp_path / "generalisation.json"
+    results = write_cross_validation_results(results_file, weights_digest(final))
+    monkeypatch.setattr(default_model, "GENERALISATION_RESULTS", results_file)
+    monkeypatch.setattr(default_model, "CROSS_VALIDATED_AS", "nes2net-x-small")
+    evaluation = [tmp_path / "plus.json"]
+    write_evaluation(evaluation[0], name="antispoof-plus", dataset_id="nes2net/antispoof-plus", split="test",
+                     protocol="full", seed=1)
+    recipe = FrozenFrontendRecipe.load(DEFAULT_RECIPE)
+    output = export_default_model(final, tmp_path / "shipped", evaluation, recipe)
+    record = json.loads((output / GENERALISATION_FILE).read_text(encoding="utf-8"))
+    assert record["baselines"] == list(GENERALISATION_BASELINES)
+    assert record["test"] == results["test"][GENERALISATION_COMPARED]  # the re-saved weights are the scored ones
+    pooled = results["candidates"]["nes2net-x-small"]["pooled"]
+    assert f"| this model's recipe, `nes2net-x-small` | {eer_cell(pooled)} |" in (output / "README.md").read_text()
+
+    pooled["eer"] = pooled["eer_low"]  # the benchmark runs again
+    results_file.write_text(json.dumps(results), encoding="utf-8")
+    export_default_model(output, output, evaluation, recipe)
+    assert f"| this model's recipe, `nes2net-x-small` | {eer_cell(pooled)} |" in (output / "README.md").read_text()
+    assert json.loads((output / GENERALISATION_FILE).read_text())["candidates"]["nes2net-x-small"]["pooled"] == pooled
+
+    results_file.unlink()  # no benchmark: no record, no section
+    export_default_model(output, output, evaluation, recipe)
+    assert not (output / GENERALISATION_FILE).exists()
+    assert "How it generalises" not in (output / "README.md").read_text()
 
 
 def test_card_shows_the_codec_conditions(shipped):

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.generalisation import MARKDOWN, RESULTS, render, weights_digest
+from benchmarks.generalisation import MARKDOWN, RESULTS, render
+from hub_cards.generalisation import weights_digest
 
 REPO = Path(__file__).resolve().parents[2]
 

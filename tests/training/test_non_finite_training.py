@@ -13,7 +13,7 @@ import torch
 from modeling_nes2net import Nes2NetForAudioClassification, Nes2NetForAudioFrameClassification
 from nes2net.cli import main
 from tests.tiny_models import tiny_config, tiny_model
-from tests.training.test_localiser_partialspoof import write_partialspoof
+from tests.training.corpus_layouts import write_partialspoof
 from tests.training.train_helpers import build_tiny_corpus
 from training.checkpoints import complete_checkpoints
 from training.data import build_dataset

@@ -13,7 +13,7 @@ from transformers import AutoConfig, AutoModel
 
 from modeling_nes2net import config_from_preset
 from tests.tiny_models import TINY_FRONTENDS, tiny_model
-from training.augment import RawBoost
+from training.augmentation.rawboost import RawBoost
 from training.batching import EpochPlan, build_augmentation
 from training.checkpoints import TRAINER_STATE, latest_checkpoint
 from training.distributed_norm import GlobalBatchNorm, convert_to_global_batch_norm

@@ -9,7 +9,7 @@ import pytest
 import soundfile
 from datasets import Audio, Dataset, Features, Value
 
-from training.augment import Compose, RandomApply
+from training.augmentation.composition import Compose, RandomApply
 from training.batching import WaveformDataset, build_augmentation, build_preprocessing
 from training.recipe import DataSpec
 from training.shortcut_audit import ShortcutRemoval
