@@ -43,8 +43,8 @@ from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification  # noq
 from modeling_nes2net.audio import load_audio  # noqa: E402
 from modeling_nes2net.configuration_nes2net import XLSR_300M_FRONTEND  # noqa: E402
 from modeling_nes2net.detection import Nes2NetDetector  # noqa: E402
-from modeling_nes2net.model_loading import load_model  # noqa: E402
 from modeling_nes2net.frontends_nes2net import StateChunking  # noqa: E402
+from modeling_nes2net.model_loading import load_model  # noqa: E402
 from modeling_nes2net.state_windows import StateWindows  # noqa: E402
 
 RATE = 16_000

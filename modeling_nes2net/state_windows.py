@@ -90,8 +90,8 @@ class StateWindows:
 class RecordingStates:
     """One recording under `StateWindows`: its windows arrive in order as `(start, (window,) waveform)` segments,
     which also carry its audio; every full chunk is encoded as soon as its audio is in, and windows are scored, a
-    batch at a time, once their frames are stitched. `finish()` encodes the last chunk (ending at the recording's end)
-    and scores the rest. A recording of one segment is never encoded here: `first` is scored as a whole segment."""
+    batch at a time, once their frames are stitched. `finish()` encodes the last, shorter chunk (ending at the
+    recording's end) and scores the rest. A recording of one segment is never encoded here: `first` is scored as a whole segment."""
 
     def __init__(self, windows: StateWindows) -> None:
         self.windows = windows
@@ -123,11 +123,12 @@ class RecordingStates:
         return self._score_ready(final=False)
 
     def finish(self) -> list[ScoredWindow]:
-        """Encode the last chunk, the one ending at the recording's end (unless the last one encoded did), and score
-        every window left."""
-        samples, stride = self.windows.chunking.samples, self.windows.stride
-        if self.last_chunk is None or self.audio_end > self.last_chunk + samples:
-            self._encode(max(0, (self.audio_end - samples) // stride * stride), last=True)
+        """Encode the last chunk, from the next chunk's start to the recording's end but at least a window long (unless
+        the last one encoded ended there), and score every window left."""
+        windows = self.windows
+        if self.last_chunk is None or self.audio_end > self.last_chunk + windows.chunking.samples:
+            a_window_back = (self.audio_end - windows.window) // windows.stride * windows.stride
+            self._encode(min(self.next_chunk, max(self.last_chunk or 0, a_window_back)), last=True)
         else:
             self._append(self.held)
         return self._score_ready(final=True)
@@ -136,13 +137,14 @@ class RecordingStates:
         """Encode the chunk from sample `start` (a multiple of the stride) and stitch its new frames: those past the
         frames already final, up to its closing context frames (held back) unless it is the last."""
         offset = start - self.audio_start
-        states = self.windows.encode(self.audio[offset : offset + self.windows.chunking.samples])
+        states = self.windows.encode(self.audio[offset:] if last else
+                                     self.audio[offset : offset + self.windows.chunking.samples])
         keep_from = self.frames_end - start // self.windows.stride
         keep_to = len(states[0]) if last else len(states[0]) - self.windows.chunking.context_frames
         self._append([state[keep_from:keep_to] for state in states])
         self.held = [] if last else [state[keep_to:] for state in states]
         self.last_chunk = start
-        self.audio, self.audio_start = self.audio[offset:], start  # later chunks start here or after
+        self.audio, self.audio_start = self.audio[offset:], start  # the last chunk starts here or after
 
     def _append(self, states: list[torch.Tensor]) -> None:
         if not states:

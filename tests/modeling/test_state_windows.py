@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
-from tiny_models import randomize_norm_statistics, tiny_config
 
 from modeling_nes2net import Nes2NetForAudioClassification, Nes2NetForAudioFrameClassification
 from modeling_nes2net.detection import Nes2NetDetector
 from modeling_nes2net.examples import speech_like
 from modeling_nes2net.scorer import TorchModelCall
 from modeling_nes2net.state_windows import StateWindows
+from tests.modeling.detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
+from tests.tiny_models import randomize_norm_statistics, tiny_config
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -74,16 +74,19 @@ def test_an_ssl_models_state_windows_agree_with_its_windows_of_audio():
 
 
 def test_detect_encodes_a_long_recording_once():
-    """`detect`'s default under `windows`: the front-end reads 70 s in three 30 s chunks (the last one ending at the
-    recording's end), 1.29 times its samples, not twice; `state_windows=False` encodes every window."""
+    """`detect`'s default under `windows`: the front-end reads 70 s as two 30 s chunks (overlapping by its positional
+    convolution's reach) and the rest from where a third would start, about once, not twice; `state_windows=False`
+    encodes every window."""
     model = Nes2NetForAudioClassification(tiny_config(frontend_overrides=XLSR_FRAMES)).eval()
     samples_read = []
     model.nes2net.frontend.register_forward_hook(lambda module, args, output: samples_read.append(args[0].numel()))
     audio = varied_speech(70.0)
-    for windowed in (True, False):
+    chunking = model.nes2net.frontend.state_chunking()
+    once = 2 * chunking.samples + len(audio) - 2 * chunking.step
+    assert once < 1.01 * len(audio)
+    for windowed, expected in ((True, once), (False, 34 * 64_600)):
         samples_read.clear()
         Nes2NetDetector(model, device="cpu", state_windows=windowed).detect(audio, sampling_rate=RATE)
-        expected = 3 * 480_080 if windowed else 34 * 64_600
         assert sum(samples_read) == expected
 
 
