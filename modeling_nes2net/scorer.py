@@ -14,7 +14,8 @@ the same code.
 - `Segmenter` turns one recording into the segments the model scores: `AudioStream` decoding (soundfile and soxr,
   or ffmpeg) at the model's rate, then `protocols.protocol_segments`. `nes2net evaluate` cuts its trials with it.
 - Under `windows`, a `Scorer` with `state_windows` scores a recording longer than one window from its front-end's
-  states, encoded once in chunks (`state_windows`), instead of encoding every window: same windows, half the cost.
+  states, encoded once in chunks (`state_windows`), instead of encoding every window: the same windows, each
+  second encoded once instead of twice.
 - `Scorer.score_many` streams recordings through the `Segmenter` (decoding in a background thread) and the pool,
   yielding per recording its segments' logits (`ScoredRecording`) or a `DetectionFailure` (one line naming the
   input), in input order. A bad input never stops the others; input that is not speech-like (`input_check`: too
