@@ -70,6 +70,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "4.0375 s at 16 kHz)")
     parser.add_argument("--hop", type=float, default=None, metavar="SECONDS",
                         help=f"hop between windows (default {HOP_SAMPLES:,} samples, half a window)")
+    parser.add_argument("--windows-of-audio", action="store_true",
+                        help="--protocol windows: encode every window, as the ONNX runtime does, instead of encoding a "
+                             "long recording once and windowing the front-end's states (the default where the "
+                             "front-end allows it; see modeling_nes2net/state_windows.py)")
     parser.add_argument("--max-full-seconds", type=float, default=FULL_PROTOCOL_MAX_SECONDS, metavar="SECONDS",
                         help="--protocol full refuses longer recordings, which it would hold whole "
                              f"(default {FULL_PROTOCOL_MAX_SECONDS:g})")
@@ -147,7 +151,7 @@ def _detector(args: argparse.Namespace) -> Nes2NetDetector:
     return Nes2NetDetector.from_pretrained(
         args.model, device=args.device, runtime=args.runtime, protocol=args.protocol, aggregation=args.aggregation,
         window_seconds=args.window, hop_seconds=args.hop, batch_size=args.batch_size, threshold=args.threshold,
-        quantize=args.quantize, max_full_seconds=args.max_full_seconds,
+        quantize=args.quantize, max_full_seconds=args.max_full_seconds, state_windows=not args.windows_of_audio,
     )
 
 
