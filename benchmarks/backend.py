@@ -7,9 +7,10 @@ Every path holds the same weights (the transcription's state dict converted with
 mapping) in eval mode, on (batch, 1024, 201) features, 2 intra-op threads. The ONNX Runtime path is the module
 itself exported by `modeling_nes2net.onnx_export.export_module`, with ONNX Runtime's default graph optimisations
 (constant folding, operator fusion); torch.compile is inductor (C++ code generation with gcc).
-Prints one row per variant and batch size: parameters, MACs (ptflops rules), the median latency of each path, its
-speed-up over the paper's loop and its max |logit difference| from it, then (without `--quick`) the share of CPU time
-by operator; writes the rows, the machine and its load to `--output` (default: `backend.json` next to this script,
+Prints one row per variant and batch size: parameters, MACs (ptflops rules), the median wall-clock latency of each
+path, its speed-up over the paper's loop in wall-clock time and in this process's CPU time (medians of the same runs;
+CPU time moves less with other processes' load) and its max |logit difference| from it, then (without `--quick`) the
+share of CPU time by operator; writes the rows, the machine and its load to `--output` (default: `backend.json` next to this script,
 which `benchmarks/render.py` renders into the README). `--device cuda` runs the torch paths on the GPU (ONNX Runtime
 stays on the CPU and is left out); on a machine without CUDA it prints one line and exits.
 """
@@ -17,10 +18,8 @@ stays on the CPU and is left out); on a machine without CUDA it prints one line 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -30,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from modeling_nes2net import Nes2NetConfig
 from modeling_nes2net.complexity import backend_complexity
 from modeling_nes2net.onnx_export import export_module, inference_session
-from benchmarks.results import add_device_argument, cuda_missing, machine_record, synchronize, write_results
+from benchmarks.results import add_device_argument, alternating_medians, cuda_missing, machine_record, write_results
 from tests.oracles.nes2net import ReferenceNes2Net
 from tests.oracles.backend_with_head import BackendWithHead
 
@@ -45,24 +44,6 @@ VARIANTS = {
         dict(activation="selu", pooling="astp", se_min_channels=2),
     ),
 }
-
-
-def median_latencies(
-    runs: dict[str, tuple[torch.nn.Module, torch.Tensor]], repeats: int, device: str = "cpu"
-) -> dict[str, float]:
-    """Median seconds per forward of each `(module, input)`, the modules run alternately so that load from other
-    processes falls on all of them alike."""
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    with torch.inference_mode():
-        for step in range(repeats + 3):
-            for name, (module, features) in runs.items():
-                synchronize(device)
-                start = time.perf_counter()
-                module(features)
-                synchronize(device)
-                if step >= 3:
-                    times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def paired_models(config_kwargs: dict, reference_kwargs: dict) -> tuple[BackendWithHead, ReferenceNes2Net]:
@@ -124,7 +105,7 @@ def main() -> None:
 
     paths = ["eager"] + (["onnxruntime"] if args.device == "cpu" else []) + (["compiled"] if args.compile else [])
     header = f"{'variant':<22} {'batch':>5} {'params':>9} {'MACs':>9} {'paper loop ms':>14}" + "".join(
-        f" {path + ' ms':>15} {'speed-up':>9} {'max |diff|':>10}" for path in paths
+        f" {path + ' ms':>15} {'wall x':>9} {'CPU x':>9} {'max |diff|':>10}" for path in paths
     )
     print(f"{args.device}, {args.threads} threads, T = {args.frames} frames, median of {repeats} runs, "
           f"load {machine['load_before']}")
@@ -148,19 +129,21 @@ def main() -> None:
                 differences = {path: (module(ours_input) - expected).abs().max().item()
                                for path, module in modules.items()}
             runs = {"reference": (reference, features)} | {path: (module, ours_input) for path, module in modules.items()}
-            latencies = median_latencies(runs, repeats, args.device)
-            reference_time = latencies["reference"]
+            timings = alternating_medians(runs, repeats, args.device)
+            paper = timings["reference"]
+            speedups = {path: (paper.wall / timings[path].wall, paper.cpu / timings[path].cpu) for path in paths}
             cells = "".join(
-                f" {latencies[path] * 1e3:>15.2f} {reference_time / latencies[path]:>8.2f}x {differences[path]:>10.1e}"
-                for path in paths
+                f" {timings[path].wall * 1e3:>15.2f} {speedups[path][0]:>8.2f}x {speedups[path][1]:>8.2f}x"
+                f" {differences[path]:>10.1e}" for path in paths
             )
             print(f"{name:<22} {batch_size:>5} {complexity['parameters']:>9,} {complexity['macs'] / 1e6:>8.2f}M "
-                  f"{reference_time * 1e3:>14.2f}{cells}")
+                  f"{paper.wall * 1e3:>14.2f}{cells}")
             rows.append({
                 "variant": name, "batch": batch_size, "frames": args.frames, "repeats": repeats,
                 "parameters": complexity["parameters"], "macs": complexity["macs"], "baseline": BASELINE,
-                "baseline_ms": reference_time * 1e3,
-                "paths": {path: {"ms": latencies[path] * 1e3, "speedup": reference_time / latencies[path],
+                "baseline_ms": paper.wall * 1e3, "baseline_cpu_ms": paper.cpu * 1e3,
+                "paths": {path: {"ms": timings[path].wall * 1e3, "speedup": speedups[path][0],
+                                 "cpu_ms": timings[path].cpu * 1e3, "cpu_speedup": speedups[path][1],
                                  "max_abs_diff": differences[path]} for path in paths},
             })
     write_results(args.output, "backend", machine, rows)

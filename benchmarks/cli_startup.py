@@ -18,13 +18,14 @@ import os
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
-from io import BytesIO
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+from benchmarks.results import REPO_ROOT, git_archive
+
 OLD_CLI = "modeling_nes2net/cli.py"
 OPTIONS = ("--help", "--version")
 
@@ -36,13 +37,6 @@ def baseline_revision() -> str:
     present = subprocess.run(["git", "cat-file", "-e", f"HEAD:{OLD_CLI}"], cwd=REPO_ROOT,
                              capture_output=True).returncode == 0
     return "HEAD" if present else f"{removed}^"
-
-
-def extract_tree(revision: str, target: Path) -> None:
-    archive = subprocess.run(["git", "archive", revision, "modeling_nes2net"], cwd=REPO_ROOT, check=True,
-                             capture_output=True).stdout
-    with tarfile.open(fileobj=BytesIO(archive)) as tar:
-        tar.extractall(target, filter="data")
 
 
 def run_once(command: list[str], tree: Path) -> float:
@@ -71,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     revision = args.baseline or baseline_revision()
     with tempfile.TemporaryDirectory(prefix="nes2net-cli-baseline.") as baseline_tree:
-        extract_tree(revision, Path(baseline_tree))
+        git_archive(revision, "modeling_nes2net", Path(baseline_tree))
         variants = {
             "baseline": (["-m", "modeling_nes2net.cli"], Path(baseline_tree)),
             "today": (["-m", "nes2net"], REPO_ROOT),

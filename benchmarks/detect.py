@@ -17,15 +17,15 @@ The tiny model has the test models' widths (hidden 64, 2 layers) and XLS-R's 20 
 of 16 channels, strides 5,2,2,2,2,2,2): its compute is small, so its cases measure the pipeline (decoding, batching,
 bookkeeping) more than the network. Tiny cases report the best of `--repeats` runs (the machine may be shared).
 Goals: batched short clips >= 2x the one-file loop (tiny model); fast path >= 1.8x (XLS-R sized); peak memory
-independent of the recording's length. Run: `python benchmarks/detect.py [--skip-xlsr] [--threads N]`; one torch
-thread by default, so the ratios hold on a shared machine.
+independent of the recording's length. Batching windows of equal length gains little on a CPU (the network is
+compute-bound there); its value is GPU utilisation.
 
-Measured on a shared 2-core AMD EPYC VM (AVX512-BF16), 1 thread: batched short clips 2.3-2.8x the loop; XLS-R
-sized int8 3.6x (max |diff p| 0.013), bf16 4.1x (0.004). Batching windows of equal length gains nothing on a CPU
-(the network is compute-bound there); its value is GPU utilisation. Peak RSS against 1 min, three runs under load
-(another session training on the CPU): windows 0.99-1.05x at 30 min and 1.00-1.04x at 2 h (491-518 MB; 1.09x / 1.09x
-before decoding was held to a batch ahead), full 0.98x (refused over 600 s). Of a ~500 MB peak, 406 MB is loaded
-before scoring; scoring adds 84-113 MB, mostly one forward pass over 16 windows (batch 1 adds about 19 MB).
+    python benchmarks/detect.py [--skip-xlsr] [--threads N] [--device cuda] [--output FILE]
+
+One torch thread by default, so the ratios hold on a shared machine. Writes the rows, the machine and its load to
+`--output` (default: `detect.json` next to this script; `benchmarks/render.py` renders it into the README).
+`--device cuda` scores on the GPU (int8 dynamic quantisation runs on the CPU and is left out); on a machine without
+CUDA it prints one line and exits. Every timed case ends in Python floats, which waits for the device.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -47,6 +46,11 @@ import numpy as np
 import soundfile
 
 REPOSITORY = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPOSITORY))  # run as a script from anywhere
+
+from benchmarks.render import detect_table  # noqa: E402
+from benchmarks.results import add_device_argument, cuda_missing, machine_record, write_results  # noqa: E402
+
 TINY_FRONTEND = {
     "model_type": "wav2vec2",
     "hidden_size": 64,
@@ -121,7 +125,7 @@ def write_inputs(folder: Path, clips: int, xlsr_clips: int, long_minutes: Sequen
     return inputs
 
 
-def run_case(case: Case, model_dir: str, files: list[str], threads: int) -> dict:
+def run_case(case: Case, model_dir: str, files: list[str], threads: int, device: str) -> dict:
     """In the subprocess: load the detector, warm it up, time the case, report throughput and peak RSS."""
     import torch
 
@@ -130,7 +134,7 @@ def run_case(case: Case, model_dir: str, files: list[str], threads: int) -> dict
     torch.set_num_threads(threads)
     from modeling_nes2net.scorer import DetectionFailure
 
-    detector = Nes2NetDetector.from_pretrained(model_dir, device="cpu", batch_size=case.batch_size,
+    detector = Nes2NetDetector.from_pretrained(model_dir, device=device, batch_size=case.batch_size,
                                                quantize=case.quantize, protocol=case.protocol)
     detector.detect(synthetic_speech(2.0, 16_000, np.random.default_rng(1)), sampling_rate=16_000)
     loaded_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # interpreter, torch, model, warm-up
@@ -174,6 +178,8 @@ def main() -> None:
     parser.add_argument("--skip-xlsr", action="store_true", help="skip the XLS-R sized cases")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each tiny-model case; the best is kept")
+    parser.add_argument("--output", type=Path, default=Path(__file__).with_name("detect.json"))
+    add_device_argument(parser)
     parser.add_argument("--run-case", help=argparse.SUPPRESS)
     parser.add_argument("--build", nargs=2, metavar=("KIND", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -182,8 +188,12 @@ def main() -> None:
         return
     if args.run_case:
         request = json.loads(args.run_case)
-        print(json.dumps(run_case(Case(**request["case"]), request["model_dir"], request["files"], request["threads"])))
+        print(json.dumps(run_case(Case(**request["case"]), request["model_dir"], request["files"], request["threads"],
+                                  request["device"])))
         return
+    if cuda_missing(args.device):
+        return
+    machine = machine_record(args.device, args.threads)
 
     short, long_ = "clips", f"long{args.long_minutes[0]:g}"
     repeats = args.repeats
@@ -202,6 +212,8 @@ def main() -> None:
             Case("4 s clips, --quantize int8", "xlsr", "xlsr_clips", 2, quantize="int8"),
             Case("4 s clips, --quantize bf16", "xlsr", "xlsr_clips", 2, quantize="bf16"),
         ]
+    if args.device != "cpu":  # dynamic int8 quantisation runs on the CPU only
+        cases = [case for case in cases if case.quantize != "int8"]
     with tempfile.TemporaryDirectory(prefix="nes2net-bench-detect-") as scratch:
         scratch = Path(scratch)
         inputs = write_inputs(scratch, args.clips, 0 if args.skip_xlsr else args.xlsr_clips, args.long_minutes)
@@ -214,58 +226,38 @@ def main() -> None:
         measured = {}
         for case in cases:
             request = {"case": asdict(case), "model_dir": model_dirs[case.model], "files": inputs[case.inputs],
-                       "threads": args.threads}
+                       "threads": args.threads, "device": args.device}
             measured[case.name] = json.loads(in_subprocess("--run-case", json.dumps(request)))
             print(f"  ran {case.name}: {measured[case.name]['wall']:.2f} s", flush=True)
 
-    baselines = {short: cases[0].name, long_: cases[3].name, "xlsr_clips": "4 s clips, float32"}
-    print(f"\nnes2net detect on CPU ({platform.processor() or platform.machine()}, {args.threads} torch threads, "
-          f"torch {measured[cases[0].name]['torch']})")
-    header = (f"{'case':<34} {'model':<5} {'batch':>5} {'audio s':>8} {'wall s':>7} {'audio s/s':>10} {'ratio':>6} "
-              f"{'peak RSS MB':>12}")
-    print(header + "\n" + "-" * len(header))
+    loop_case, long_baseline = "short clips, one file at a time", f"{args.long_minutes[0]:g} min recording, batch 1"
+    baselines = {short: loop_case, long_: long_baseline, "xlsr_clips": "4 s clips, float32"}
+    rows = []
     for case in cases:
+        result = measured[case.name]
         if case in long_cases:
+            baseline = measured[f"{args.long_minutes[0]:g} min recording, {case.protocol}"]
+            outcome = ("refused: " + result["refused"][0].split(": ", 1)[1].split(",")[0] if result["refused"]
+                       else f"scored {result['audio']:.0f} s ({result['audio'] / result['wall']:.0f} audio s/s)")
+            rows.append({"kind": "memory", "case": case.name, "protocol": case.protocol,
+                         "minutes": float(case.name.split(" min")[0]), "outcome": outcome, "wall": result["wall"],
+                         "rss_mb": result["rss_mb"], "loaded_mb": result["loaded_mb"],
+                         "ratio": result["rss_mb"] / baseline["rss_mb"]})
             continue
-        result = measured[case.name]
-        throughput = result["audio"] / result["wall"]
         baseline = measured[baselines[case.inputs]]
-        ratio = throughput / (baseline["audio"] / baseline["wall"])
-        print(f"{case.name:<34} {case.model:<5} {case.batch_size:>5} {result['audio']:>8.1f} {result['wall']:>7.2f} "
-              f"{throughput:>10.1f} {ratio:>5.2f}x {result['rss_mb']:>12.0f}")
+        throughput = result["audio"] / result["wall"]
+        row = {"kind": "throughput", "case": case.name, "model": case.model, "batch": case.batch_size,
+               "quantize": case.quantize, "audio": result["audio"], "wall": result["wall"],
+               "audio_seconds_per_second": throughput, "baseline": baselines[case.inputs],
+               "ratio": throughput / (baseline["audio"] / baseline["wall"]), "rss_mb": result["rss_mb"]}
+        if case.model == "xlsr" and case.quantize:
+            row["max_probability_drift"] = float(np.max(np.abs(np.subtract(result["probabilities"],
+                                                                            baseline["probabilities"]))))
+        rows.append(row)
 
-    print(f"\npeak memory against the recording's length (tiny model, batch 16; baseline: "
-          f"{args.long_minutes[0]:g} min under the same protocol)")
-    header = (f"{'protocol':<8} {'length':>8} {'outcome':<46} {'wall s':>7} {'peak RSS MB':>12} {'vs baseline':>12} "
-              f"{'loaded MB':>10} {'scoring adds':>12}")
-    print(header + "\n" + "-" * len(header))
-    for case in long_cases:
-        result = measured[case.name]
-        baseline = measured[f"{args.long_minutes[0]:g} min recording, {case.protocol}"]
-        outcome = ("refused: " + result["refused"][0].split(": ", 1)[1].split(",")[0] if result["refused"]
-                   else f"scored {result['audio']:.0f} s ({result['audio'] / result['wall']:.0f} audio s/s)")
-        print(f"{case.protocol:<8} {case.name.split(' min')[0] + ' min':>8} {outcome:<46} {result['wall']:>7.1f} "
-              f"{result['rss_mb']:>12.0f} {result['rss_mb'] / baseline['rss_mb']:>11.2f}x {result['loaded_mb']:>10.0f} "
-              f"{result['rss_mb'] - result['loaded_mb']:>12.0f}")
-
-    print("\ngoals:")
-    batched = measured[cases[1].name]["audio"] / measured[cases[1].name]["wall"]
-    looped = measured[cases[0].name]["audio"] / measured[cases[0].name]["wall"]
-    print(f"  batched short clips vs one-file loop (tiny): {batched / looped:.2f}x (goal >= 2x)")
-    for protocol in ("windows", "full"):
-        ratios = [measured[case.name]["rss_mb"] / measured[long_cases[0 if protocol == "windows" else
-                                                                      len(args.long_minutes)].name]["rss_mb"]
-                  for case in long_cases if case.protocol == protocol]
-        print(f"  peak RSS {protocol}, longest / {args.long_minutes[0]:g} min: {ratios[-1]:.2f} "
-              f"(max {max(ratios):.2f}; goal: ~1, independent of length)")
-    if not args.skip_xlsr:
-        exact = measured["4 s clips, float32"]
-        for quantize in ("int8", "bf16"):
-            fast = measured[f"4 s clips, --quantize {quantize}"]
-            drift = np.max(np.abs(np.subtract(fast["probabilities"], exact["probabilities"])))
-            print(f"  fast path {quantize} vs float32 (XLS-R sized): {exact['wall'] / fast['wall']:.2f}x "
-                  f"(goal >= 1.8x), max |diff p(bona fide)| = {drift:.4f} over {len(exact['probabilities'])} clips")
-
+    record = write_results(args.output, "detect", machine, rows)
+    print(f"\n{detect_table(record)}")
+    print("\ngoals: batched short clips >= 2x the loop; fast paths >= 1.8x float32; peak RSS ~1x, whatever the length")
 
 if __name__ == "__main__":
     main()

@@ -1,156 +1,118 @@
-"""Benchmark: where is it fake? A frame head against the sliding windows of `nes2net detect --segments`, same run.
+"""Benchmark: where is it fake? The default's frame head against its sliding windows, on held-back splices.
 
-Data: `nes2net data build splices` of `../shared/data/antispoof-plus` (built here when `--splices` does not exist):
-genuine speech with 1-3 machine-made pieces (0.2-1.6 s) spliced in per file. Its test split (`eval`) only uses clips
-flagged `unseen_in_train` (hosts from DAPS / Expresso, pieces from the generators held out of training: NaturalSpeech
-3, Kokoro-82M, Bark, EnCodec, ...), so speakers and generators are unseen by every model here.
+Data: `nes2net data build splices` of each corpus of the frame model's recipe (`training/recipes/frozen_frontend/
+frames.yaml`: mini-antispoof, antispoof-plus, antispoof-modern), built into `--work-dir` as `python -m
+training.frame_model` builds them (reused when there). Scored: their test splits (`eval`), whose hosts are speakers
+no train split holds and, where the set flags `unseen_in_train`, whose hosts and pieces come only from sources
+unseen in training; one bona fide original and two splices per host.
 
-Systems, all starting from `--model` (the embedded default model unless told):
-- `windows`: the model as shipped, `Nes2NetDetector` defaults (4.04 s windows, 50 % hop, mean aggregation): what
-  `nes2net detect --segments` reports today; each 10 ms cell scores the mean of the windows covering it.
-- `windows (tuned)`: the same windows on the fine-tuned model below (its utterance head): same weights as the head.
-- `frame head`: `Nes2NetForAudioFrameClassification` fine-tuned jointly (utterance + frame losses) on the train
-  splices; its utterance score is the aggregation that gives the lowest dev utterance EER (head / min / mean).
+Systems, each through `Nes2NetDetector` with its defaults (4.04 s windows, 50 % hop, mean aggregation, threshold 0):
+what `nes2net detect --segments` prints.
+- `windows`: the default model (no frame head): each 10 ms takes the mean log-odds of the windows covering it.
+- `frame head`: the frame model (`--frame-model`, `default_model/frames` unless told): its frame log-odds.
+- `frame head, full` (with `--full`): the same, the whole file in one pass (`--protocol full`; the states it was
+  trained on were encoded from whole clips).
 
-Printed: segment EER at each PartialSpoof resolution, the range-based EER and the utterance EER (95 % bootstrap
-intervals over utterances for 160 ms and utterance), and the ratio windows / head. Written to `--output-dir`: the
-numbers as JSON, a localisation plot of one eval splice, and the trained localiser folder.
+Reported per system, pooled over the corpora: segment EER at PartialSpoof's 20-640 ms, range-based EER, utterance
+EER (the detector's log-odds), with 95 % bootstrap intervals over utterances at 160 ms and for the utterance; and on
+the spliced utterances, the intersection over union of the flagged stretches (`DetectionResult.stretches`, the rule
+`--segments`, the plot, the demo and the Space share) with the inserted spans: its mean, the share of splices at
+IoU >= 0.5, and the share called `bonafide` (neither spoof nor partly spoofed).
 
-Run: `nice -n 19 python benchmarks/localisation.py [--epochs 3] [--splices runs/splices]`; on the shared 2-core machine
-the README's figures came from `--epochs 2 --train-utterances 480 --dev-utterances 120`, then three runs of
-`--epochs 1 --continue-from <the previous localiser>` on every train splice (3 s crops).
+Run: `nice -n 19 python benchmarks/localisation.py [--frame-model DIR] [--max-utterances N] [--full] [--threads 2]`;
+writes `localisation.json` next to this script (rendered into the README by `benchmarks/render.py`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.results import machine_record, write_results  # noqa: E402
 from modeling_nes2net import Nes2NetForAudioClassification, Nes2NetForAudioFrameClassification  # noqa: E402
-from modeling_nes2net.model_loading import DEFAULT_MODEL_DIR  # noqa: E402
-from training.data import build_dataset  # noqa: E402
-from training.localisation import (  # noqa: E402
-    UTTERANCE_AGGREGATIONS,
-    LocaliserTraining,
-    aggregate_utterances,
-    score_localiser,
-    score_windows,
-    train_localiser,
-)
-from training.plots import plot_localisation  # noqa: E402
+from modeling_nes2net.configuration_nes2net import BONAFIDE_LABEL  # noqa: E402
+from modeling_nes2net.detection import Nes2NetDetector  # noqa: E402
+from modeling_nes2net.model_loading import DEFAULT_MODEL_DIR, FRAME_MODEL_DIR  # noqa: E402
+from training.frame_model import DEFAULT_RECIPE, DEFAULT_WORK_DIR, FrameRecipe, build_sources  # noqa: E402
+from training.localisation import score_detections  # noqa: E402
 from training.segment_metrics import (  # noqa: E402
     PARTIALSPOOF_RESOLUTIONS_MS,
     bootstrap_interval,
     localisation_metrics,
     segment_eer,
+    stretch_iou,
     utterance_eer,
 )
 
-SOURCE = REPO_ROOT.parent / "shared" / "data" / "antispoof-plus"
+HELD_BACK_SPLIT = "eval"
+IOU_HIT = 0.5
 
 
-def _table(results: dict[str, dict[str, float]], intervals: dict[str, dict[str, tuple[float, float]]]) -> str:
-    systems = list(results)
-    lines = ["| metric (EER %) | " + " | ".join(systems) + " | windows / head |", "|---" * (len(systems) + 2) + "|"]
-    for metric in results[systems[0]]:
-        cells = []
-        for system in systems:
-            cell = f"{100 * results[system][metric]:.2f}"
-            if metric in intervals[system]:
-                low, high = intervals[system][metric]
-                cell += f" [{100 * low:.1f}, {100 * high:.1f}]"
-            cells.append(cell)
-        head = results["frame head"][metric]
-        ratio = results["windows"][metric] / head if head > 0 else float("inf")
-        lines.append(f"| {metric} | " + " | ".join(cells) + f" | {ratio:.2f}x |")
-    return "\n".join(lines)
+def system_row(name: str, model_dir: Path, protocol: str, splices: dict[str, Path], max_utterances: int | None) -> dict:
+    """One system's figures on the held-back splices of every corpus (at most `max_utterances` of each, the same
+    seeded subset for every system; see the module docstring)."""
+    model_class = Nes2NetForAudioFrameClassification if name.startswith("frame") else Nes2NetForAudioClassification
+    detector = Nes2NetDetector(model_class.from_pretrained(model_dir), protocol=protocol, device="cpu")
+    scored, corpora = [], {}
+    for corpus, folder in splices.items():
+        results = score_detections(detector, folder, HELD_BACK_SPLIT, max_utterances)
+        corpora[corpus] = {"utterances": len(results), "spliced": sum(u.label == 0 for u, _ in results)}
+        scored += results
+        logging.info("%s: %s scored (%d utterances)", name, corpus, len(results))
+    utterances = [utterance for utterance, _ in scored]
+    spliced = [(utterance, result) for utterance, result in scored if utterance.label == 0]
+    ious = np.array([stretch_iou(result.stretches, utterance.cell_labels) for utterance, result in spliced])
+    return {
+        "system": name, "model": str(model_dir.relative_to(REPO_ROOT) if model_dir.is_relative_to(REPO_ROOT)
+                                     else model_dir), "protocol": protocol, "corpora": corpora,
+        "metrics": localisation_metrics(utterances),
+        "intervals": {"segment_eer_160ms": bootstrap_interval(lambda u: segment_eer(u, 160), utterances),
+                      "utterance_eer": bootstrap_interval(utterance_eer, utterances)},
+        "iou_mean": float(ious.mean()),
+        "iou_hit_share": float((ious >= IOU_HIT).mean()),
+        "called_bonafide_share": float(np.mean([result.label == BONAFIDE_LABEL for _, result in spliced])),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
-    parser.add_argument("--splices", type=Path, default=REPO_ROOT / "runs" / "splices")
-    parser.add_argument("--output-dir", type=Path, default=REPO_ROOT / "runs" / "localisation")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--crop-seconds", type=float, default=3.0)
-    parser.add_argument("--train-utterances", type=int, default=None, help="train on a random subset of this size")
-    parser.add_argument("--dev-utterances", type=int, default=None, help="choose the aggregation on a random subset")
-    parser.add_argument("--localiser", type=Path, help="a localiser trained before (skips the training)")
-    parser.add_argument("--continue-from", type=Path, help="train on from this localiser instead of from --model")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR, help="the windows baseline's model folder")
+    parser.add_argument("--frame-model", type=Path, default=DEFAULT_MODEL_DIR / FRAME_MODEL_DIR)
+    parser.add_argument("--recipe", type=Path, default=DEFAULT_RECIPE, help="the frame model's recipe (its corpora)")
+    parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, help="where the splices are built")
+    parser.add_argument("--max-utterances", type=int, help="score a seeded random subset of each corpus' splices")
+    parser.add_argument("--full", action="store_true", help="also score the frame head with --protocol full")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--output", type=Path, default=Path(__file__).with_name("localisation.json"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not (args.frame_model / "config.json").is_file():
+        raise SystemExit(f"--frame-model: {args.frame_model} holds no model; build it with python -m "
+                         "training.frame_model")
     torch.set_num_threads(args.threads)
-    if not args.splices.exists():
-        build_dataset("splices", SOURCE, args.splices, progress=False)
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-
-    shipped = Nes2NetForAudioClassification.from_pretrained(args.model)
-    scored = {"windows": score_windows(shipped, args.splices, "eval")}
-    logging.info("windows baseline scored")
-    if args.localiser is None:
-        localiser = Nes2NetForAudioFrameClassification.from_pretrained(args.continue_from or args.model,
-                                                                       allow_new_weights=True)  # the head
-        training = LocaliserTraining(args.epochs, crop_seconds=args.crop_seconds, max_utterances=args.train_utterances)
-        train_localiser(localiser, args.splices, training)
-        args.localiser = args.output_dir / "localiser"
-        localiser.save_pretrained(args.localiser)
-    localiser = Nes2NetForAudioFrameClassification.from_pretrained(args.localiser)
-    dev_scored = score_localiser(localiser, args.splices, "dev", args.dev_utterances)
-    dev = {name: utterance_eer(aggregate_utterances(dev_scored, name)) for name in UTTERANCE_AGGREGATIONS}
-    aggregation = min(dev, key=dev.get)
-    tuned = Nes2NetForAudioClassification.from_pretrained(args.localiser)
-    scored["windows (tuned)"] = score_windows(tuned, args.splices, "eval")
-    scored["frame head"] = aggregate_utterances(score_localiser(localiser, args.splices, "eval"), aggregation)
-
-    results = {name: localisation_metrics(utterances) for name, utterances in scored.items()}
-    intervals = {
-        name: {
-            "segment_eer_160ms": bootstrap_interval(lambda u: segment_eer(u, 160), utterances),
-            "utterance_eer": bootstrap_interval(utterance_eer, utterances),
-        }
-        for name, utterances in scored.items()
-    }
-    eval_utterances = scored["frame head"]
-    example = next(index for index, u in enumerate(eval_utterances) if u.label == 0)
-    plot_localisation(
-        {name: utterances[example].cell_scores for name, utterances in scored.items()},
-        eval_utterances[example].cell_labels,
-        args.output_dir / "localisation.png",
-        title="eval splice: score over time (unseen speakers and generators)",
-    )
-    dev_text = ", ".join(f"{name} {100 * value:.2f}%" for name, value in dev.items())
-    spliced = sum(u.label == 0 for u in eval_utterances)
-    print(f"eval: {len(eval_utterances)} utterances ({spliced} spliced); "
-          f"frame head utterance score: {aggregation} (dev utterance EER {dev_text})")
-    print(_table(results, intervals))
-    by_aggregation = {
-        f"{name}, {rule}": utterance_eer(aggregate_utterances(utterances, rule))
-        for name, utterances in scored.items()
-        for rule in (("head", "min", "mean") if name == "frame head" else ("head", "min"))
-    }
-    print("eval utterance EER by aggregation ('head': the utterance score as reported; 'min': flagged when any 10 ms "
-          "of the timeline is, the rule behind 'partly spoofed'): "
-          + ", ".join(f"{name} {100 * value:.2f}%" for name, value in by_aggregation.items()))
-    beaten = [f"segment_eer_{r}ms" for r in PARTIALSPOOF_RESOLUTIONS_MS]
-    wins = all(results["frame head"][m] < results["windows"][m] for m in beaten)
+    machine = machine_record("cpu", args.threads)
+    sources = build_sources(FrameRecipe.load(args.recipe), args.work_dir / "data")
+    splices = {name.removeprefix("splices-"): folder for name, folder in sources.items() if name.startswith("splices-")}
+    systems = [("windows", args.model, "windows"), ("frame head", args.frame_model, "windows")]
+    systems += [("frame head, full", args.frame_model, "full")] if args.full else []
+    rows = [system_row(name, model_dir, protocol, splices, args.max_utterances)
+            for name, model_dir, protocol in systems]
+    for row in rows:
+        figures = ", ".join(f"{metric} {100 * value:.1f}" for metric, value in row["metrics"].items())
+        print(f"{row['system']}: {figures}; IoU mean {row['iou_mean']:.2f}, >= {IOU_HIT}: "
+              f"{100 * row['iou_hit_share']:.0f} %, called bona fide {100 * row['called_bonafide_share']:.0f} %")
+    wins = all(rows[1]["metrics"][f"segment_eer_{r}ms"] < rows[0]["metrics"][f"segment_eer_{r}ms"]
+               for r in PARTIALSPOOF_RESOLUTIONS_MS)
     print(f"frame head beats the windows at every resolution: {wins}")
-    report = {
-        "aggregation": aggregation,
-        "dev_utterance_eer": dev,
-        "eval_utterance_eer_by_aggregation": by_aggregation,
-        "results": results,
-        "intervals": intervals,
-    }
-    (args.output_dir / "localisation.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_results(args.output, "localisation", machine, rows)
     return 0
 
 

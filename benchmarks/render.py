@@ -5,7 +5,8 @@
 
 A rendered block sits between `<!-- rendered from benchmarks/NAME.json by benchmarks/render.py -->` and
 `<!-- end of rendered block -->`; NAME picks the renderer. Each table is followed by the line naming its baseline,
-the machine, threads and load average of the run, and the command that made it. Imports no torch.
+the machine, threads and load average of the run, and the command that made it. A block whose JSON file has not been
+written yet renders as one line naming the command that writes it. Imports no torch.
 """
 
 from __future__ import annotations
@@ -41,22 +42,104 @@ def _pair(rows: list[dict], value: Callable[[dict], str]) -> str:
 
 
 def backend_table(record: dict) -> str:
-    """`benchmarks/backend.py`: one row per variant, batch 1 / batch 16 side by side."""
+    """`benchmarks/backend.py`: one row per variant, batch 1 / batch 16 side by side; the speed-up in wall-clock time
+    and, where the run recorded it, in CPU time."""
     rows = record["rows"]
     paths = list(rows[0]["paths"])
+    clocks = ["speedup"] + (["cpu_speedup"] if all("cpu_speedup" in row["paths"][path] for row in rows
+                                                   for path in paths) else [])
     header = ["back-end (D = 1024, T = {})".format(rows[0]["frames"]), "parameters", "MACs (ptflops rules)",
               "baseline ms, batch 1 / 16"]
-    header += [f"{path}: speed-up, batch 1 / 16" for path in paths] + ["max abs diff"]
+    header += [f"{path}: {'CPU-time ' if clock == 'cpu_speedup' else ''}speed-up, batch 1 / 16"
+               for path in paths for clock in clocks] + ["max abs diff"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for variant in dict.fromkeys(row["variant"] for row in rows):
         pair = sorted((row for row in rows if row["variant"] == variant), key=lambda row: row["batch"])
         cells = [variant, f"{pair[0]['parameters']:,}", f"{pair[0]['macs'] / 1e6:.2f} M",
                  _pair(pair, lambda row: f"{row['baseline_ms']:.1f}")]
-        cells += [_pair(pair, lambda row, path=path: f"{row['paths'][path]['speedup']:.2f}x") for path in paths]
+        cells += [_pair(pair, lambda row, path=path, clock=clock: f"{row['paths'][path][clock]:.2f}x")
+                  for path in paths for clock in clocks]
         cells.append(f"{max(row['paths'][path]['max_abs_diff'] for row in pair for path in paths):.0e}")
         lines.append("| " + " | ".join(cells) + " |")
     baseline = rows[0]["baseline"]
     lines += ["", f"Baseline: {baseline}; median of {rows[0]['repeats']} alternating runs. {run_line(record)}"]
+    return "\n".join(lines)
+
+
+def demo_model_table(record: dict) -> str:
+    """`benchmarks/demo_model.py`: audio seconds scored per second by each model (the shipped default, the default it
+    replaced) and inference path, batch 1 / batched side by side."""
+    rows = record["rows"]
+    paths = list(dict.fromkeys(row["path"] for row in rows))
+    batches = sorted({row["batch"] for row in rows})
+    header = ["model", "parameters", "folder", *(f"{path}, audio s/s at batch {' / '.join(map(str, batches))}"
+                                                 for path in paths)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    names = {"shipped": "**the shipped default**", "replaced": "the default it replaced"}
+    for model in dict.fromkeys(row["model"] for row in rows):
+        own = [row for row in rows if row["model"] == model]
+        first = own[0]
+        revision = f", {record['machine']['replaced_revision']}" if model == "replaced" else ""
+        cells = [f"{names[model]} ({first['frontend']} front-end{revision})", f"{first['parameters']:,}",
+                 f"{first['model_bytes'] / 1e6:.1f} MB"]
+        for path in paths:
+            measured = {row["batch"]: row for row in own if row["path"] == path}
+            cells.append(" / ".join(f"{measured[batch]['audio_seconds_per_second']:.0f}" if batch in measured else "-"
+                                    for batch in batches))
+        lines.append("| " + " | ".join(cells) + " |")
+    clip = rows[0]["samples"] / 16_000
+    lines += ["", f"Throughput: audio seconds scored per wall-clock second on {clip:.2f} s clips, median of "
+                  f"{rows[0]['repeats']} alternating runs; the baseline is each model's PyTorch fp32 at batch 1. "
+                  f"{run_line(record)}"]
+    return "\n".join(lines)
+
+
+def export_table(record: dict) -> str:
+    """`benchmarks/export.py`: real-time factor of each `detect` path on clips and on one long file, against the
+    authors' loop on the same input."""
+    rows = record["rows"]
+    inputs = list(dict.fromkeys(row["input"] for row in rows))
+    header = ["path"]
+    for name in inputs:
+        header += [f"RTF, {record['machine']['inputs'][name]}", "vs authors"]
+    header.append("max log-odds drift")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for path in dict.fromkeys(row["path"] for row in rows):
+        measured = {row["input"]: row for row in rows if row["path"] == path}
+        cells = [path]
+        for name in inputs:
+            row = measured.get(name)
+            cells += [f"{row['rtf']:.3f}", f"{row['speedup']:.2f}x"] if row else ["-", "-"]
+        drifts = [row["max_log_odds_drift"] for row in measured.values() if row["max_log_odds_drift"] is not None]
+        cells.append(f"{max(drifts):.0e}" if drifts else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    machine = record["machine"]
+    exports = ", ".join(f"{variant} {drift:.1e}" for variant, drift in machine["onnx_export_drift"].items())
+    lines += ["", f"RTF: wall seconds per audio second (lower is faster). Baseline: {machine['baseline']}. Model: "
+                  f"{machine['model']}; the ONNX export's max log-odds difference from PyTorch on a 4 s clip: "
+                  f"{exports or 'not exported'}. {run_line(record)}"]
+    return "\n".join(lines)
+
+
+def detect_table(record: dict) -> str:
+    """`benchmarks/detect.py`: throughput of each case against its baseline, then peak memory against the recording's
+    length."""
+    rows = record["rows"]
+    lines = ["| case | model | batch | audio s/s | vs baseline | baseline | peak RSS MB |", "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        if row["kind"] == "throughput":
+            lines.append(f"| {row['case']} | {row['model']} | {row['batch']} | {row['audio_seconds_per_second']:.1f} | "
+                         f"{row['ratio']:.2f}x | {row['baseline']} | {row['rss_mb']:.0f} |")
+    lines += ["", "| protocol | length | outcome | peak RSS MB | vs baseline | loaded MB | scoring adds MB |",
+              "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        if row["kind"] == "memory":
+            lines.append(f"| {row['protocol']} | {row['minutes']:g} min | {row['outcome']} | {row['rss_mb']:.0f} | "
+                         f"{row['ratio']:.2f}x | {row['loaded_mb']:.0f} | {row['rss_mb'] - row['loaded_mb']:.0f} |")
+    drifts = [f"{row['quantize']} {row['max_probability_drift']:.4f}" for row in rows if "max_probability_drift" in row]
+    lines += ["", "Memory baseline: the shortest recording under the same protocol (tiny model, batch 16). "
+                  + (f"Max |difference| of p(bona fide) from float32 (XLS-R sized): {', '.join(drifts)}. " if drifts
+                     else "") + run_line(record)]
     return "\n".join(lines)
 
 
@@ -115,8 +198,45 @@ def state_windows_table(record: dict) -> str:
     return "\n".join(lines)
 
 
-RENDERERS: dict[str, Callable[[dict], str]] = {"backend.json": backend_table, "generalisation.json": generalisation_table,
-                                               "state_windows.json": state_windows_table}
+def localisation_table(record: dict) -> str:
+    """`benchmarks/localisation.py`: one column per system, EER % (95 % intervals where measured), then the flagged
+    stretches' IoU with the inserted spans and the splices called bona fide."""
+    rows = record["rows"]
+    lines = ["| held-back splices | " + " | ".join(row["system"] for row in rows) + " |",
+             "|---" * (len(rows) + 1) + "|"]
+    for metric in rows[0]["metrics"]:
+        label = metric.replace("segment_eer_", "segment EER, ").replace("range_eer", "range-based EER")
+        label = label.replace("utterance_eer", "utterance EER") + " (%)"
+        cells = []
+        for row in rows:
+            cell = f"{100 * row['metrics'][metric]:.1f}"
+            if metric in row["intervals"]:
+                low, high = row["intervals"][metric]
+                cell += f" ({100 * low:.1f}-{100 * high:.1f})"
+            cells.append(cell)
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append("| IoU of the flagged stretches, mean | " + " | ".join(f"{row['iou_mean']:.2f}" for row in rows)
+                 + " |")
+    lines.append("| splices with IoU >= 0.5 (%) | " + " | ".join(f"{100 * row['iou_hit_share']:.0f}" for row in rows)
+                 + " |")
+    lines.append("| splices called bona fide (%) | "
+                 + " | ".join(f"{100 * row['called_bonafide_share']:.0f}" for row in rows) + " |")
+    corpora = rows[0]["corpora"]
+    counts = ", ".join(f"{name} {count['utterances']} ({count['spliced']} spliced)" for name, count in corpora.items())
+    models = "; ".join(f"{row['system']}: `{row['model']}`, protocol {row['protocol']}" for row in rows)
+    lines += ["", f"Utterances: {counts}. Models: {models}. {run_line(record)}"]
+    return "\n".join(lines)
+
+
+RENDERERS: dict[str, Callable[[dict], str]] = {
+    "backend.json": backend_table,
+    "demo_model.json": demo_model_table,
+    "detect.json": detect_table,
+    "export.json": export_table,
+    "generalisation.json": generalisation_table,
+    "localisation.json": localisation_table,
+    "state_windows.json": state_windows_table,
+}
 
 
 def render(text: str, folder: Path = BENCHMARKS) -> str:
@@ -128,7 +248,9 @@ def render(text: str, folder: Path = BENCHMARKS) -> str:
             raise SystemExit(f"README block: no renderer for benchmarks/{name} (known: {', '.join(RENDERERS)})")
         path = folder / name
         if not path.is_file():
-            raise SystemExit(f"README block: benchmarks/{name} does not exist; run the benchmark that writes it")
+            script = name.removesuffix(".json") + ".py"
+            return (match[1] + f"Not measured yet: run `python benchmarks/{script}`, then `python benchmarks/render.py`."
+                    + "\n" + match[3])
         return match[1] + RENDERERS[name](json.loads(path.read_text())) + "\n" + match[3]
 
     return BLOCK.sub(replace, text)

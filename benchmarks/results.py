@@ -12,8 +12,18 @@ import argparse
 import json
 import os
 import platform
+import statistics
+import subprocess
 import sys
+import tarfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +46,46 @@ def synchronize(device: str) -> None:
 
     if device == "cuda":
         torch.cuda.synchronize()
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Median seconds of one call: `wall` (wall clock) and `cpu` (this process's CPU time, all its threads: less
+    sensitive to other processes' load than the wall clock, though not immune to it)."""
+
+    wall: float
+    cpu: float
+
+
+def alternating_medians(
+    runs: dict[Any, tuple[Callable[[Any], Any], Any]], repeats: int, device: str = "cpu", warmup: int = 3
+) -> dict[Any, Timing]:
+    """The median `Timing` of `function(argument)` for each named run, the runs interleaved step by step so that load
+    from other processes falls on all of them alike; `warmup` untimed steps first. On CUDA the device is synchronised
+    before and after each call, so the timer measures the work, not its launch."""
+    import torch
+
+    walls: dict[Any, list[float]] = {name: [] for name in runs}
+    cpus: dict[Any, list[float]] = {name: [] for name in runs}
+    with torch.inference_mode():
+        for step in range(warmup + repeats):
+            for name, (function, argument) in runs.items():
+                synchronize(device)
+                start, start_cpu = time.perf_counter(), time.process_time()
+                function(argument)
+                synchronize(device)
+                if step >= warmup:
+                    walls[name].append(time.perf_counter() - start)
+                    cpus[name].append(time.process_time() - start_cpu)
+    return {name: Timing(statistics.median(walls[name]), statistics.median(cpus[name])) for name in runs}
+
+
+def git_archive(revision: str, path: str, target: Path) -> None:
+    """Extract `path` (a file or folder of this repository) as it was at git `revision` into `target`."""
+    archive = subprocess.run(["git", "archive", revision, path], cwd=REPO_ROOT, check=True,
+                             capture_output=True).stdout
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(target, filter="data")
 
 
 def _cpu_name() -> str:
@@ -63,8 +113,8 @@ def machine_record(device: str, threads: int) -> dict:
     }
 
 
-def write_results(path: Path, benchmark: str, machine: dict, rows: list[dict]) -> None:
-    """Write the result file (`machine` gains `load_after`); a folder or an unwritable path is refused by name."""
+def write_results(path: Path, benchmark: str, machine: dict, rows: list[dict]) -> dict:
+    """Write the result file (`machine` gains `load_after`) and return its record; a folder is refused by name."""
     path = Path(path)
     if path.is_dir():
         raise SystemExit(f"--output: {path} is a folder, expected a .json file path")
@@ -73,3 +123,4 @@ def write_results(path: Path, benchmark: str, machine: dict, rows: list[dict]) -
               "machine": machine, "rows": rows}
     path.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {path}")
+    return record

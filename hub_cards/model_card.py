@@ -24,7 +24,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from modeling_nes2net.atomic import write_text_atomic
 from modeling_nes2net.configuration_nes2net import ID2LABEL, Nes2NetConfig
-from modeling_nes2net.frontends_nes2net import describe_frontend
+from modeling_nes2net.description import describe_architecture
 from .generalisation import load_generalisation_record
 from .results import EvaluationResult, load_result, robustness_table
 
@@ -43,12 +43,6 @@ Kind = Literal["converted", "trained", "demo"]
 KINDS = ("converted", "trained", "demo")
 PAPER_TITLE = "Nes2Net: A Lightweight Nested Architecture for Foundation Model Driven Speech Anti-spoofing"
 PAPER_ARXIV = "2504.05657"
-LAYER_MERGE_DESCRIPTIONS = {
-    "last": "the last hidden layer",
-    "weighted_sum": "a softmax-weighted sum of all {layers} hidden states",
-    "sea": "squeeze-excitation aggregation (SEA) of all {layers} hidden states",
-    "attm": "an attentive merge (AttM) of all {layers} hidden states",
-}
 SCORE_DESCRIPTIONS = {
     "bonafide_logit": "the bona fide logit",
     "log_odds": "the log-odds log p(bonafide)/p(spoof)",
@@ -183,23 +177,6 @@ class ModelCardSpec:
         return cls(**data, results=results)
 
 
-def describe_architecture(config: dict[str, Any]) -> dict[str, str]:
-    """Human-readable names of the front-end, layer merge and back-end described by `config.json`."""
-    backend = "Nes2Net-X" if config.get("backend_variant") == "nes2net-x" else "Nes2Net"
-    if config.get("activation") == "selu":
-        backend += " SeLU"
-    nes2net_config = Nes2NetConfig.from_dict(config)
-    frontend = describe_frontend(nes2net_config)
-    if config.get("freeze_frontend"):
-        frontend += ", frozen"
-    merge = LAYER_MERGE_DESCRIPTIONS[nes2net_config.layer_merge].format(layers=nes2net_config.num_frontend_layers)
-    backend_details = (
-        f"outer ratio {config['outer_ratio']}, inner ratio {config['inner_ratio']}, SE ratio {config['se_ratio']}, "
-        f"kernel {config['kernel_size']}, dilation {config['dilation']}, {config['pooling']} pooling"
-    )
-    return {"backend": backend, "backend_details": backend_details, "frontend": frontend, "merge": merge}
-
-
 def _tags(config: dict[str, Any], spec: ModelCardSpec) -> list[str]:
     tags = ["anti-spoofing", "deepfake-detection", "audio-deepfake-detection", "speech", "nes2net"]
     tags.append(config.get("backend_variant", "nes2net"))
@@ -327,7 +304,7 @@ def render_model_card(model_dir: str | os.PathLike, spec: ModelCardSpec) -> Mode
         "model_card.md",
         spec=spec,
         config=config,
-        arch=describe_architecture(config),
+        arch=describe_architecture(Nes2NetConfig.from_dict(config)),
         num_labels=num_labels,
         id2label={int(index): label for index, label in (config.get("id2label") or {}).items()},
         calibration_scale=config.get("calibration_scale", 1.0),

@@ -60,9 +60,12 @@ def build_space_folder(output: str | os.PathLike, model: str | None = None) -> P
             default model the wheel carries.
     """
     output = Path(output)
-    links = link_problems(model) if model is not None and Path(model).is_dir() else []
+    local = model is not None and Path(model).is_dir()
+    links = link_problems(model) if local else []
     if links:
         raise SpaceBuildError(f"{model} cannot be copied into a Space: " + "; ".join(links))
+    if local:
+        _refuse_unloadable(model)
     if not (SPACE_SOURCE / "app.py").is_file():
         raise SpaceBuildError(f"no Space app at {SPACE_SOURCE}: build Spaces from a checkout of the repository")
     if output.exists() and any(output.iterdir()):
@@ -94,6 +97,17 @@ def build_space_folder(output: str | os.PathLike, model: str | None = None) -> P
     if problems:
         raise SpaceBuildError(f"the assembled Space {output} is incomplete: " + "; ".join(problems))
     return output
+
+
+def _refuse_unloadable(model: str) -> None:
+    """Refuse a model folder the app could not load (NaN or missing weights, a config out of bounds): loaded here as
+    the app loads it (`load_model`), so a Space is never assembled around a model it would refuse."""
+    from modeling_nes2net.model_loading import ModelLoadError, load_model
+
+    try:
+        load_model(model)
+    except ModelLoadError as error:
+        raise SpaceBuildError(f"{error} (the Space would refuse it)") from None
 
 
 def _add_hub_model_to_card(card: Path, model_id: str) -> None:

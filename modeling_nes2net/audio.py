@@ -19,9 +19,10 @@ Every failure is an `AudioInputError` whose message is one line naming the input
 see `printable`) and the problem. Refused before any decoding: what is not a regular file (a FIFO would block the
 reader forever, a symbolic link loop or a dangling link), an empty file, a header whose sampling rate is outside
 `MIN_SAMPLING_RATE`..`MAX_SAMPLING_RATE` (a 32 KB WAV claiming 1 Hz would decode to 16,000 s) or whose duration is
-over `MAX_DURATION_SECONDS`, a WAV whose header promises more samples than the file holds (a truncated
-download: the message gives both durations), and an MP3 or Ogg file cut short (`check_complete`). A non-audio
-file (an image renamed `.flac`) is named for what it is.
+over `MAX_DURATION_SECONDS` (a header that declares no length, as a FLAC written to a pipe, is an unknown length:
+ffmpeg decodes it, and the limit holds as it decodes), a WAV whose header promises more samples than the file holds
+(a truncated download: the message gives both durations), and an MP3 or Ogg file cut short (`check_complete`). A
+non-audio file (an image renamed `.flac`) is named for what it is.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ AUDIO_EXTENSIONS = frozenset(
     {".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".mp4", ".wma", ".aif", ".aiff", ".au",
      ".caf", ".webm", ".mka", ".w64", ".rf64", ".amr", ".ac3"}
 )
+"""The file extensions taken as audio wherever files are looked for (`detect` folders, corpus builders, noise and
+impulse-response folders, score-file ids): what soundfile or ffmpeg decode."""
 
 AudioSourceLike = Union[str, os.PathLike, bytes, np.ndarray, tuple, "AudioSource"]
 
@@ -302,7 +305,19 @@ def _open_soundfile(stream: AudioStream, data: str | os.PathLike | bytes) -> Ite
     except AudioInputError:
         sound_file.close()
         raise
+    if declared_frames(sound_file) is None:  # libsndfile fails to seek at the end of such a stream: ffmpeg reads it
+        sound_file.close()
+        raise _DecoderUnavailable("its header declares no length (written to a pipe)")
     return stream._resampled(_soundfile_blocks(sound_file, stream), sound_file.samplerate, "soundfile")
+
+
+UNKNOWN_LENGTH = 2**63 - 1  # libsndfile's frame count (SF_COUNT_MAX) of a stream whose header declares no length
+
+
+def declared_frames(sound_file: soundfile.SoundFile) -> int | None:
+    """The frames an open file's header declares; None when it declares none, as a FLAC written to a pipe (its
+    STREAMINFO total is 0, which libsndfile reports as `UNKNOWN_LENGTH`): an unknown length, not a huge one."""
+    return None if sound_file.frames >= UNKNOWN_LENGTH else sound_file.frames
 
 
 def check_header(
@@ -314,12 +329,14 @@ def check_header(
     if not MIN_SAMPLING_RATE <= rate <= MAX_SAMPLING_RATE:
         raise AudioInputError(name, f"implausible sampling rate in the header ({rate} Hz; audio has "
                                     f"{MIN_SAMPLING_RATE}-{MAX_SAMPLING_RATE} Hz): a damaged or forged header")
-    if sound_file.frames > max_seconds * rate:
-        raise AudioInputError(name, f"the header claims {sound_file.frames / rate:.0f} s, over the "
-                                    f"{max_seconds:g} s this reads")
+    frames = declared_frames(sound_file)
+    if frames is None:  # the length limit is kept while decoding (`AudioStream`)
+        return
+    if frames > max_seconds * rate:
+        raise AudioInputError(name, f"the header claims {frames / rate:.0f} s, over the {max_seconds:g} s this reads")
     promised = _wav_promised_frames(data, sound_file)
-    if promised is not None and promised > sound_file.frames:
-        raise AudioInputError(name, truncation(promised / rate, sound_file.frames / rate))
+    if promised is not None and promised > frames:
+        raise AudioInputError(name, truncation(promised / rate, frames / rate))
 
 
 def truncation(promised_seconds: float, held_seconds: float) -> str:
@@ -624,6 +641,11 @@ def load_audio(
     return np.concatenate(blocks)
 
 
+def has_audio_extension(name: str | os.PathLike) -> bool:
+    """Whether the file name `name` ends in one of `AUDIO_EXTENSIONS` (any case; a hidden file `.flac` does not)."""
+    return os.path.splitext(os.fspath(name))[1].lower() in AUDIO_EXTENSIONS
+
+
 def find_audio_files(path: str | os.PathLike, recursive: bool = False) -> list[Path]:
     """The entries with an audio extension (see `AUDIO_EXTENSIONS`) in a folder, sorted; a file path is returned as
     is. Entries that are not regular files (a FIFO, a symbolic link loop) are kept, so decoding reports them."""
@@ -631,4 +653,4 @@ def find_audio_files(path: str | os.PathLike, recursive: bool = False) -> list[P
     if not path.is_dir():
         return [path]
     candidates = path.rglob("*") if recursive else path.iterdir()
-    return sorted(p for p in candidates if p.suffix.lower() in AUDIO_EXTENSIONS and not p.is_dir())
+    return sorted(p for p in candidates if has_audio_extension(p) and not p.is_dir())

@@ -63,6 +63,12 @@ class FrameGeometry:
         return torch.arange(num_frames) * self.stride + self.offset + self.receptive_field / 2
 
 
+def length_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:
+    """`(batch,)` real lengths -> `(batch, size)` bool, True on each row's first `lengths[row]` positions (the real
+    samples or frames of a padded batch)."""
+    return torch.arange(size, device=lengths.device)[None, :] < lengths[:, None]
+
+
 CHUNK_FRAMES = 1500
 """Frames per chunk when a long recording is encoded once: 30 s at 20 ms, Whisper's context, and a cost of attention
 the SSL front-ends can afford."""
@@ -452,8 +458,8 @@ class Nes2NetWhisperFrontend(nn.Module):
         dft, filters = bases(self.n_fft, self.encoder.num_mel_bins, self.sampling_rate, str(input_values.device))
         real, imaginary = (frames @ dft).chunk(2, dim=-1)
         log_spec = ((real**2 + imaginary**2) @ filters).clamp(min=1e-10).log10()  # (batch, mel frames, mels)
-        mel_mask = (torch.arange(log_spec.shape[1], device=lengths.device)[None, :]
-                    < torch.div(lengths, self.hop_length, rounding_mode="floor")[:, None])[..., None]
+        mel_frames = torch.div(lengths, self.hop_length, rounding_mode="floor")
+        mel_mask = length_mask(mel_frames, log_spec.shape[1])[..., None]
         # The floor follows the maximum of each 30 s chunk, as the feature extractor's is per 30 s input.
         frame_peaks = log_spec.masked_fill(~mel_mask, -torch.inf).amax(dim=2)  # (batch, mel frames)
         chunk_index = (torch.arange(log_spec.shape[1], device=lengths.device) // self.chunk_mel_frames).expand_as(
@@ -492,13 +498,12 @@ class Nes2NetWhisperFrontend(nn.Module):
             chunk_lengths = mel_lengths
         encoder = self.encoder
         mel = mel.to(encoder.conv1.weight.dtype)
-        mel_mask = (torch.arange(mel.shape[-1], device=lengths.device)[None, :] < chunk_lengths[:, None])[:, None, :]
+        mel_mask = length_mask(chunk_lengths, mel.shape[-1])[:, None, :]
         hidden = F.gelu(encoder.conv1(mel)) * mel_mask
         hidden = F.gelu(encoder.conv2(hidden)).transpose(1, 2)
         frames = hidden.shape[1]
         hidden = hidden + encoder.embed_positions.weight[:frames]
-        frame_mask = (torch.arange(frames, device=lengths.device)[None, :]
-                      < torch.div(chunk_lengths + 1, 2, rounding_mode="floor")[:, None])
+        frame_mask = length_mask(torch.div(chunk_lengths + 1, 2, rounding_mode="floor"), frames)
         additive_mask = torch.zeros(frame_mask.shape, dtype=hidden.dtype, device=hidden.device)
         additive_mask = additive_mask.masked_fill(~frame_mask, torch.finfo(hidden.dtype).min)[:, None, None, :]
         hidden_states = [hidden]
@@ -551,4 +556,5 @@ __all__ = [
     "build_frontend",
     "describe_frontend",
     "frontend_class",
+    "length_mask",
 ]

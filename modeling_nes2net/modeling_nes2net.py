@@ -29,7 +29,7 @@ from transformers.modeling_utils import load_state_dict
 from transformers.utils import ModelOutput
 
 from .configuration_nes2net import Nes2NetConfig
-from .frontends_nes2net import build_frontend
+from .frontends_nes2net import build_frontend, length_mask
 from .layer_merge_nes2net import (
     Nes2NetAttentiveMerge,
     Nes2NetSqueezeExcitationMerge,
@@ -436,7 +436,7 @@ class Nes2NetModel(Nes2NetPreTrainedModel):
         frame_mask = None
         if attention_mask is not None:
             lengths = self.frame_lengths(attention_mask.sum(dim=-1))
-            frame_mask = torch.arange(last_state.shape[1], device=lengths.device)[None, :] < lengths[:, None]
+            frame_mask = length_mask(lengths, last_state.shape[1])
         states = (last_state,) if self.layer_merge is None else frontend_output.hidden_states
         merged_features, last_hidden_state, pooler_output = self.forward_frontend_states(states, frame_mask)
         output = Nes2NetModelOutput(

@@ -16,8 +16,8 @@ Runtime dynamic quantisation of the MatMul / Gemm weights, what `--quantize int8
 weights and activations, float32 inputs and outputs).
 
 The output folder holds `model.onnx` (and `model.int8.onnx`, `model.fp16.onnx`), the model's `config.json` and
-feature extractor, `export_report.json` (the parity figures) and a README that shows how to run the file with
-onnxruntime, numpy and soundfile alone.
+feature extractor, `export_report.json` (the parity figures) and the README.md it is given (`nes2net export` renders
+it with `hub_cards.folder_cards.render_onnx_card`: how to run the file with onnxruntime, numpy and soundfile alone).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from .folder import feature_extractor_for
-from .frontends_nes2net import describe_frontend
+from .configuration_nes2net import Nes2NetConfig
 from .modeling_nes2net import Nes2NetForAudioClassification
 from .scorer import min_samples_of, pad_waveforms
 from .decision import log_odds
@@ -194,10 +194,12 @@ def export_onnx(
     variants: Sequence[str] = (),
     tolerance: float = FP32_TOLERANCE,
     opset: int = OPSET,
+    model_card: Callable[[Nes2NetConfig, ExportReport], str] | None = None,
 ) -> ExportReport:
     """Export `model` to `output_dir/model.onnx` (plus the `variants`: `"int8"`, `"fp16"`), check every file
     against PyTorch float32 on `parity_audio` (16 kHz float32 waveforms of several lengths) and write the folder
-    atomically.
+    atomically, with `model_card(config, report)` as its README.md when given (`nes2net export` passes
+    `hub_cards.folder_cards.render_onnx_card`).
 
     Raises `ValueError` when the fp32 graph's log-odds differ from PyTorch's by more than `tolerance`; nothing is
     written then. The variants' drift is reported, not bounded.
@@ -235,7 +237,8 @@ def export_onnx(
         model.config.save_pretrained(staging)
         feature_extractor_for(model).save_pretrained(staging)
         (staging / REPORT_FILE).write_text(json.dumps(asdict(report), indent=2) + "\n", encoding="utf-8")
-        (staging / "README.md").write_text(onnx_model_card(model, report), encoding="utf-8")
+        if model_card is not None:
+            (staging / "README.md").write_text(model_card(model.config, report), encoding="utf-8")
         if output_dir.exists():
             shutil.rmtree(output_dir)
         os.replace(staging, output_dir)
@@ -243,65 +246,3 @@ def export_onnx(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return report
-
-
-def onnx_model_card(model: Nes2NetForAudioClassification, report: ExportReport) -> str:
-    """The README of an exported folder: what the graph computes, its parity with PyTorch and how to run it with
-    onnxruntime, numpy and soundfile only."""
-    config = model.config
-    rows = "\n".join(
-        f"| `{report.files[variant]}` | {PRECISIONS[variant]} | {report.max_log_odds_difference[variant]:.1e} |"
-        for variant in report.files
-    )
-    lengths = ", ".join(f"{length / config.sampling_rate:.2f} s" for length in report.parity_lengths)
-    return f"""---
-library_name: onnx
-pipeline_tag: audio-classification
-tags:
-- anti-spoofing
-- deepfake-detection
-- nes2net
-- onnx
----
-
-# Nes2Net spoofing detector (ONNX)
-
-The whole model in one ONNX graph (opset {report.opset}): front-end {describe_frontend(config)}, layer merge
-`{config.layer_merge}`, {config.backend_variant} back-end. Input `input_values` `(batch, samples)` float32, a
-{config.sampling_rate} Hz mono waveform in [-1, 1], and `attention_mask` `(batch, samples)` int64 (1 on real samples,
-0 on padding); output `logits` `(batch, {config.num_labels})` with labels `{config.id2label}`. Both axes are dynamic;
-a waveform needs at least {report.min_samples} samples.
-
-## Parity with PyTorch
-
-Max |difference| of the log-odds `log p(bonafide) / p(spoof)` from the PyTorch float32 model, over audio of
-{lengths}, each scored alone and all in one padded batch:
-
-| file | precision | max log-odds difference |
-|---|---|---|
-{rows}
-
-## Run it without the nes2net package
-
-```python
-import json
-
-import numpy as np
-import onnxruntime
-import soundfile
-
-session = onnxruntime.InferenceSession("model.onnx", providers=["CPUExecutionProvider"])
-config = json.load(open("config.json"))
-waveform, rate = soundfile.read("clip.wav", dtype="float32", always_2d=True)
-assert rate == config["sampling_rate"], "resample to the model's rate first"
-waveform = waveform.mean(axis=1)[None, :]  # mono, (1, samples)
-(logits,) = session.run(None, {{"input_values": waveform, "attention_mask": np.ones(waveform.shape, np.int64)}})
-log_odds = logits[0, -1] - (logits[0, 0] if logits.shape[1] == 2 else 0.0)  # calibrated log p(bonafide) / p(spoof)
-print("bonafide" if log_odds > 0 else "spoof", 1 / (1 + np.exp(-log_odds)))
-```
-
-The other files of the table load the same way. This scores the recording whole (the paper's `full` protocol). The
-released models were trained on 4.04 s crops (64,600 samples), and ONNX Runtime holds an SSL front-end's whole
-`(frames x frames)` attention in memory (50 frames per second): for long recordings, score windows of that length and
-average their log-odds, as `nes2net detect --runtime onnx` does.
-"""

@@ -5,9 +5,10 @@ one-line `AudioInputError` naming the input, and scales and resamples waveform a
 
 Why a pipeline class: transformers' `AudioClassificationPipeline.preprocess` opens a path itself
 (`open(path, "rb").read()`, then pipes the bytes to ffmpeg) before the model's feature extractor sees anything, so
-`Nes2NetFeatureExtractor` only ever gets the decoded samples: a FIFO blocks that `open` forever, and a truncated
-WAV is scored on what is left. The one per-model hook `pipeline()` has for a built-in task, `config.custom_pipelines`,
-demands `trust_remote_code=True` even for a local folder, which would break the one line. So importing the package
+`Nes2NetFeatureExtractor` only ever gets the decoded samples: a FIFO blocks that `open` forever, a truncated
+WAV is scored on what is left, and an http(s) URL is fetched (`httpx.get`) and scored unchecked (so a URL is
+refused: this package reads no network). The one per-model hook `pipeline()` has for a built-in task,
+`config.custom_pipelines`, demands `trust_remote_code=True` even for a local folder, which would break the one line. So importing the package
 makes this class the task's class (`register_pipeline`); for models of any other type it is transformers'
 `AudioClassificationPipeline`, unchanged. Without the package (remote code only) the pipeline is transformers' own.
 """
@@ -32,8 +33,9 @@ class Nes2NetAudioClassificationPipeline(AudioClassificationPipeline):
       other rates resampled with soxr (the package's own resampler, not torchaudio); a rate outside the plausible
       audio range (0, -1, 1e9 Hz) is refused.
 
-    `top_k` must be a positive number of labels. URLs, and every input of other models, go to the parent as they
-    are."""
+    An http(s) URL is refused (`AudioInputError`): the parent would fetch it itself, past the decoder's checks, and
+    this package reads no network. `top_k` must be a positive number of labels. Every input of other models goes to
+    the parent as it is."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -70,10 +72,13 @@ class Nes2NetAudioClassificationPipeline(AudioClassificationPipeline):
 
 def _audio_source(inputs, sampling_rate: int):
     """The `AudioSource` of a local path, encoded bytes, a waveform (at `sampling_rate`) or a waveform dict; None
-    for a URL (which the parent downloads) and anything the parent refuses itself."""
-    from .audio import AudioSource
+    for anything the parent refuses itself. Raises `AudioInputError` for an http(s) URL."""
+    from .audio import AudioInputError, AudioSource
 
-    if isinstance(inputs, bytes) or (isinstance(inputs, str) and not inputs.startswith(("http://", "https://"))):
+    if isinstance(inputs, str) and inputs.lower().startswith(("http://", "https://")):
+        raise AudioInputError(inputs, "a URL; Nes2Net reads no network: download the recording and pass its path, "
+                                      "bytes or waveform")
+    if isinstance(inputs, (str, bytes)):
         return AudioSource(inputs)
     if isinstance(inputs, dict) and "sampling_rate" in inputs and ("raw" in inputs or "array" in inputs):
         waveform = inputs["raw"] if inputs.get("raw") is not None else inputs["array"]

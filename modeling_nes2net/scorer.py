@@ -52,6 +52,7 @@ from .protocols import (
     protocol_segments,
 )
 from .decision import bonafide_score, log_odds
+from .frontends_nes2net import length_mask
 
 if TYPE_CHECKING:
     from .state_windows import RecordingStates, StateWindows
@@ -99,7 +100,7 @@ def pad_waveforms(waveforms: Sequence[np.ndarray], always_mask: bool = False) ->
         input_values[row, : len(waveform)] = waveform
     if min(lengths) == max(lengths) and not always_mask:
         return input_values, None
-    return input_values, (np.arange(max(lengths))[None, :] < np.asarray(lengths)[:, None]).astype(np.int64)
+    return input_values, length_mask(torch.tensor(lengths), max(lengths)).to(torch.int64).numpy()
 
 
 class TorchModelCall:

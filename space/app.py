@@ -38,7 +38,7 @@ import torch
 from starlette.middleware import Middleware
 from gradio.utils import get_upload_folder
 from nes2net_space.live import LiveSession, read_live_chunk
-from nes2net_space.memory import release_freed_memory
+from nes2net_space.memory import release_freed_memory, release_idle_memory
 from nes2net_space.uploads import UploadGuard, UploadLedger, UploadLimits
 from nes2net_space.explain import (
     batch_summary,
@@ -350,7 +350,7 @@ def main(argv: list[str] | None = None) -> None:
     demo.queue(default_concurrency_limit=args.concurrency, max_size=args.queue_size)
     signal.signal(signal.SIGTERM, _stop)
     sweeping = threading.Event()
-    threading.Thread(target=_expire_uploads, args=(ledger, sweeping), daemon=True).start()
+    threading.Thread(target=_sweep, args=(ledger, sweeping), daemon=True).start()
     try:
         demo.launch(
             server_name=args.host,
@@ -366,11 +366,13 @@ def main(argv: list[str] | None = None) -> None:
         sweeping.set()
 
 
-def _expire_uploads(ledger: UploadLedger, stop: threading.Event) -> None:
-    """Delete uploads no request has used, every few seconds, until `stop` is set."""
+def _sweep(ledger: UploadLedger, stop: threading.Event) -> None:
+    """Every few seconds until `stop` is set: delete uploads no request has used, and free what requests left to
+    the cycle collector and return it to the system (`release_idle_memory`)."""
     interval = min(30.0, ledger.limits.max_age_seconds / 4)
     while not stop.wait(interval):
         ledger.expire()
+        release_idle_memory()
 
 
 if __name__ == "__main__":

@@ -56,7 +56,10 @@ def calibrate_from_scores(
     labels = np.asarray(table.labels, dtype=np.int64)
     before = scores[:, 0]
     old_scale, old_offset = model.config.calibration_scale, model.config.calibration_offset
-    scale, offset = calibrate_model(model, before, labels)
+    try:
+        scale, offset = calibrate_model(model, before, labels)
+    except ValueError as error:  # scores that cannot be fitted (one class only): the file is the reason
+        raise ValueError(f"{score_file}: {error}") from None
     weight = scale / old_scale
     after = weight * before + (offset - weight * old_offset)
     return {

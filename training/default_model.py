@@ -330,6 +330,7 @@ def run(work_dir: Path, output_dir: Path, recipe_path: Path = DEFAULT_RECIPE) ->
     write_text_atomic(work_dir / "history.json", json.dumps(history, indent=1))
     minutes = (time.perf_counter() - started) / 60
     logger.info("trained in %.1f minutes", minutes)
+    shutil.rmtree(work_dir / "demo-eval", ignore_errors=True)  # scores of earlier weights: never resumed onto these
     results = evaluate_default(final_dir, corpora, work_dir / "demo-eval")
     return export_default_model(final_dir, output_dir, results, recipe, minutes)
 

@@ -33,15 +33,17 @@ import yaml
 from datasets import Dataset, interleave_datasets
 from safetensors import safe_open
 from safetensors.torch import save_file
+from torch.nn.utils.rnn import pad_sequence
 from tqdm.auto import tqdm
 
 from modeling_nes2net import Nes2NetForAudioClassification
 from modeling_nes2net.atomic import atomic_output
 from modeling_nes2net.decision import log_odds
+from modeling_nes2net.frontends_nes2net import length_mask
 from training.batching import EpochPlan, WaveformDataset
 from training.divergence import refuse_non_finite_loss, refuse_non_finite_weights
 from training.metrics import breakdown, compute_eer
-from training.schedules import build_scheduler
+from training.schedules import build_schedule
 
 logger = logging.getLogger(__name__)
 
@@ -153,29 +155,30 @@ class BackendTraining:
     """...and one span of up to this many frames zeroed (0: none)."""
 
 
-def _batch_states(states: list[torch.Tensor]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor | None]:
+def batch_states(states: list[torch.Tensor]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor | None]:
     """Cached states of one batch -> per-layer `(batch, frames, D)` float32 (zero-padded) and the frame mask (None
     when every trial has the same length)."""
-    longest = max(state.shape[1] for state in states)
-    if all(state.shape[1] == longest for state in states):
-        return tuple(torch.stack(states).float().unbind(1)), None
-    padded = torch.zeros(len(states), states[0].shape[0], longest, states[0].shape[2])
-    frame_mask = torch.zeros(len(states), longest, dtype=torch.bool)
-    for row, state in enumerate(states):
-        padded[row, :, : state.shape[1]] = state.float()
-        frame_mask[row, : state.shape[1]] = True
-    return tuple(padded.unbind(1)), frame_mask
+    lengths = torch.tensor([state.shape[1] for state in states])
+    padded = pad_sequence([state.float().transpose(0, 1) for state in states], batch_first=True)  # (B, T, layers, D)
+    frame_mask = None if bool((lengths == lengths[0]).all()) else length_mask(lengths, padded.shape[1])
+    return tuple(padded.unbind(2)), frame_mask
+
+
+def window_bounds(length: int, frames: int | None, rng: np.random.Generator) -> slice:
+    """A random `frames`-long window of `length` frames, as a slice (all of them when `frames` is None or >=
+    `length`; no draw then)."""
+    if frames is None or length <= frames:
+        return slice(0, length)
+    start = int(rng.integers(0, length - frames + 1))
+    return slice(start, start + frames)
 
 
 def _window(state: torch.Tensor, frames: int | None, rng: np.random.Generator) -> torch.Tensor:
     """A random `frames`-long window of `state` `(layers, T, D)` (all of it when `frames` is None or >= T)."""
-    if frames is None or state.shape[1] <= frames:
-        return state
-    start = int(rng.integers(0, state.shape[1] - frames + 1))
-    return state[:, start: start + frames]
+    return state[:, window_bounds(state.shape[1], frames, rng)]
 
 
-def _masked(state: torch.Tensor, max_channels: int, max_frames: int, rng: np.random.Generator) -> torch.Tensor:
+def masked_states(state: torch.Tensor, max_channels: int, max_frames: int, rng: np.random.Generator) -> torch.Tensor:
     """`state` `(layers, T, D)` with one random band of at most `max_channels` channels and one span of at most
     `max_frames` frames set to zero in every layer (a copy; the cache is untouched)."""
     if max_channels <= 0 and max_frames <= 0:
@@ -190,7 +193,7 @@ def _masked(state: torch.Tensor, max_channels: int, max_frames: int, rng: np.ran
 
 
 def _logits(model: Nes2NetForAudioClassification, states: list[torch.Tensor]) -> torch.Tensor:
-    hidden_states, frame_mask = _batch_states(states)
+    hidden_states, frame_mask = batch_states(states)
     _, _, pooled = model.nes2net.forward_frontend_states(hidden_states, frame_mask)
     return model.calibration(model.classifier(pooled))
 
@@ -214,32 +217,45 @@ def dev_report(scores: np.ndarray, cache: FrontendCache) -> dict:
     return report
 
 
+def utterance_loss(model: Nes2NetForAudioClassification, cache: FrontendCache, batch: np.ndarray,
+                   settings: BackendTraining, rng: np.random.Generator) -> torch.Tensor:
+    """The utterance loss of one batch (`batch`: indices into `cache`) on windows of its states, masked as
+    `settings` says; `rng` draws the windows and masks."""
+    states = [masked_states(_window(cache.states[index], settings.crop_frames, rng), settings.mask_channels,
+                            settings.mask_frames, rng) for index in batch]
+    return model.compute_loss(_logits(model, states), torch.from_numpy(cache.labels[batch]))
+
+
+BatchLoss = Callable[[Nes2NetForAudioClassification, FrontendCache, np.ndarray, BackendTraining, np.random.Generator],
+                     torch.Tensor]
+"""`(model, cache, batch indices, settings, rng) -> loss`: what `train_backend` minimises, batch by batch."""
+
+
 def train_backend(model: Nes2NetForAudioClassification, train: FrontendCache, dev: FrontendCache | None,
-                  settings: BackendTraining) -> list[dict]:
-    """Train everything after the front-end on `train` (in place); `model` ends with the mean of the last
-    `settings.average_last` epochs' weights. Returns one dict per epoch: mean loss and, with `dev`, `dev_report`.
+                  settings: BackendTraining, batch_loss: BatchLoss = utterance_loss) -> list[dict]:
+    """Train everything after the front-end on `train` (in place) by `batch_loss` (the utterance loss unless told;
+    `training.frame_model` adds the frame loss); `model` ends with the mean of the last `settings.average_last`
+    epochs' weights. Returns one dict per epoch: mean loss and, with `dev`, `dev_report` (of the utterance head).
     Raises `TrainingDivergedError` naming the step at the first NaN or infinite loss, before it is applied."""
     torch.manual_seed(settings.seed)
-    parameters = [parameter for name, parameter in model.named_parameters() if ".frontend." not in f".{name}"]
+    parameters = [parameter for name, parameter in model.named_parameters()
+                  if ".frontend." not in f".{name}" and parameter.requires_grad]
     optimizer = torch.optim.Adam(parameters, lr=settings.lr, weight_decay=settings.weight_decay)
     plan = EpochPlan(len(train), settings.batch_size, seed=settings.seed)
-    scheduler = build_scheduler(optimizer, "cosine", settings.lr, settings.min_lr,
-                                plan.steps_per_epoch * settings.epochs, plan.steps_per_epoch, settings.epochs)
-    labels = torch.from_numpy(train.labels)
+    schedule = build_schedule(optimizer, "cosine", settings.lr, settings.min_lr, plan.steps_per_epoch * settings.epochs,
+                              settings.epochs)
     history, kept = [], []
     for epoch in range(settings.epochs):
         model.train()
         losses = []
         rng = np.random.default_rng((settings.seed, epoch, 1))
         for batch in plan.global_batches(epoch):
-            states = [_masked(_window(train.states[index], settings.crop_frames, rng), settings.mask_channels,
-                              settings.mask_frames, rng) for index in batch]
-            loss = model.compute_loss(_logits(model, states), labels[batch])
+            loss = batch_loss(model, train, batch, settings, rng)
             refuse_non_finite_loss(float(loss.detach()), f"epoch {epoch + 1}, step {len(losses) + 1}")
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            scheduler.step()
+            schedule.optimizer_step_done()
             losses.append(float(loss.detach()))
         record = {"epoch": epoch + 1, "loss": float(np.mean(losses))}
         if dev is not None:

@@ -22,9 +22,9 @@ from typing import Literal, get_args
 import numpy as np
 import torch
 
-from modeling_nes2net import Nes2NetForAudioClassification, Nes2NetForAudioFrameClassification
-from modeling_nes2net.detection import Nes2NetDetector
-from modeling_nes2net.localisation import CELL_SECONDS, frame_cell_scores, window_cell_scores
+from modeling_nes2net import Nes2NetForAudioFrameClassification
+from modeling_nes2net.detection import DetectionResult, Nes2NetDetector
+from modeling_nes2net.localisation import CELL_SECONDS, frame_cell_scores
 from modeling_nes2net.decision import log_odds
 from training.data import collate_waveforms, load_training_dataset
 from training.data.schema import SAMPLING_RATE
@@ -114,6 +114,14 @@ def train_localiser(
     return model.eval()
 
 
+def _utterances(dataset: str | os.PathLike, split: str, max_utterances: int | None, seed: int):
+    """The whole utterances of `split` with their labels (a random subset of `max_utterances` when given)."""
+    rows = load_training_dataset(dataset, split, crop="full", columns=("label", LABEL_COLUMN))
+    if max_utterances is not None and max_utterances < len(rows):
+        rows = rows.select(np.sort(np.random.default_rng(seed).choice(len(rows), max_utterances, replace=False)))
+    return rows
+
+
 @torch.inference_mode()
 def score_localiser(
     model: Nes2NetForAudioFrameClassification,
@@ -127,10 +135,7 @@ def score_localiser(
     others)."""
     model.eval()
     scored = []
-    rows = load_training_dataset(dataset, split, crop="full", columns=("label", LABEL_COLUMN))
-    if max_utterances is not None and max_utterances < len(rows):
-        rows = rows.select(np.sort(np.random.default_rng(seed).choice(len(rows), max_utterances, replace=False)))
-    for item in rows:
+    for item in _utterances(dataset, split, max_utterances, seed):
         waveform = torch.as_tensor(np.asarray(item["input_values"]))[None]
         output = model(input_values=waveform)
         frame_scores = log_odds(output.frame_logits[0]).numpy()
@@ -153,22 +158,19 @@ def aggregate_utterances(
     return [replace(u, score=float(reduce(u.cell_scores))) for u in utterances]
 
 
-def score_windows(
-    model: Nes2NetForAudioClassification, dataset: str | os.PathLike, split: str, **detector_options
-) -> list[LocalisedUtterance]:
-    """The sliding-window baseline: `Nes2NetDetector` (its `windows` protocol and aggregation) on every utterance of
-    `split`; each 10 ms cell scores the mean log-odds of the windows covering it."""
-    detector = Nes2NetDetector(model, device="cpu", **detector_options)
+def score_detections(
+    detector: Nes2NetDetector, dataset: str | os.PathLike, split: str, max_utterances: int | None = None, seed: int = 0
+) -> list[tuple[LocalisedUtterance, DetectionResult]]:
+    """Every utterance of `split` (a random subset of `max_utterances` when given) through `detector`, as
+    `nes2net detect --segments` scores a file: its 10 ms
+    `timeline` (the frame head's log-odds, or the mean of the windows covering each cell; a single window's log-odds
+    everywhere when it has none) on the label grid, its utterance log-odds, and the `DetectionResult` itself (verdict
+    and flagged stretches)."""
     scored = []
-    for item in load_training_dataset(dataset, split, crop="full", columns=("label", LABEL_COLUMN)):
+    for item in _utterances(dataset, split, max_utterances, seed):
         result = detector.detect(np.asarray(item["input_values"], np.float32), sampling_rate=SAMPLING_RATE)
         labels = np.asarray(item[LABEL_COLUMN], np.int8)
-        segments = result.segments
-        cells = window_cell_scores(
-            np.asarray([s.start for s in segments]),
-            np.asarray([s.end for s in segments]),
-            np.asarray([s.log_odds for s in segments]),
-            len(labels),
-        )
-        scored.append(LocalisedUtterance(cells, labels, float(result.log_odds), int(item["label"])))
+        timeline = np.full(len(labels), result.log_odds) if result.timeline is None else result.timeline
+        cells = np.pad(timeline[: len(labels)], (0, max(0, len(labels) - len(timeline))), mode="edge")
+        scored.append((LocalisedUtterance(cells, labels, float(result.log_odds), int(item["label"])), result))
     return scored

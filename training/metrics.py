@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, TypedDict
 
 import numpy as np
+import scipy.stats
 from numpy.typing import ArrayLike
 
 if TYPE_CHECKING:
@@ -424,24 +426,48 @@ def compute_min_cllr(bonafide_scores: ArrayLike, spoof_scores: ArrayLike) -> flo
     return float(0.5 * (bonafide_bits.mean() + spoof_bits.mean()))
 
 
+_BOOTSTRAP_BATCH_VALUES = 1 << 22  # resampled values held at once: scipy draws a batch of resamples as one array
+
+
+def stratified_bootstrap_interval(
+    samples: Sequence[np.ndarray], statistic: Callable[..., float], n_resamples: int, confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of `statistic(*samples)` (`scipy.stats.bootstrap`): each 1-D sample resampled
+    with replacement to its own size, independently of the others (stratified: every resample keeps every class),
+    `n_resamples` times from `default_rng(seed)`. A sample of one value is every resample of itself."""
+    if n_resamples < 1 or not 0 < confidence < 1:
+        raise ValueError(f"need n_resamples >= 1 and 0 < confidence < 1, got {n_resamples} and {confidence}")
+    varying = [index for index, sample in enumerate(samples) if len(sample) > 1]  # scipy resamples 2 or more
+    if not varying:
+        value = float(statistic(*samples))
+        return value, value
+
+    def resampled_statistic(*resamples: np.ndarray) -> float:
+        drawn = list(samples)
+        for index, resample in zip(varying, resamples):
+            drawn[index] = resample
+        return statistic(*drawn)
+
+    values = sum(len(samples[index]) for index in varying)
+    result = scipy.stats.bootstrap(
+        [samples[index] for index in varying], resampled_statistic, n_resamples=n_resamples,
+        batch=max(1, _BOOTSTRAP_BATCH_VALUES // values), vectorized=False, confidence_level=confidence,
+        method="percentile", rng=np.random.default_rng(seed),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
 def bootstrap_eer_interval(
     bonafide_scores: ArrayLike, spoof_scores: ArrayLike, n_resamples: int = 1000, confidence: float = 0.95,
     seed: int = 0,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of the EER: each class resampled with replacement to its own size
-    (stratified, so every resample keeps both classes), `n_resamples` times from `default_rng(seed)`."""
+    """Percentile bootstrap interval of the EER, each class resampled to its own size
+    (`stratified_bootstrap_interval`)."""
     bonafide = _as_scores(bonafide_scores, "bona fide")
     spoof = _as_scores(spoof_scores, "spoof")
-    if n_resamples < 1 or not 0 < confidence < 1:
-        raise ValueError(f"need n_resamples >= 1 and 0 < confidence < 1, got {n_resamples} and {confidence}")
-    rng = np.random.default_rng(seed)
-    eers = np.array([
-        compute_eer(rng.choice(bonafide, bonafide.size), rng.choice(spoof, spoof.size)).eer
-        for _ in range(n_resamples)
-    ])
-    tail = 50.0 * (1.0 - confidence)
-    low, high = np.percentile(eers, [tail, 100.0 - tail])
-    return float(low), float(high)
+    return stratified_bootstrap_interval((bonafide, spoof), lambda b, s: compute_eer(b, s).eer, n_resamples,
+                                         confidence, seed)
 
 
 def breakdown(

@@ -8,6 +8,10 @@ Formats (`fmt`):
 - `"arena"`: the Speech Anti-Spoofing Arena's `scores.txt`, `utt_id score` with the score to 6 decimals (read as `cm`).
 - `"csv"`: ours, header `utt_id,score[,label][,<metadata>...]`, label written `bonafide` / `spoof`.
 Scores are written with `repr` (but in `arena`), so a write/read round trip is exact. Every write is atomic.
+
+In every format but `csv`, an id is one whitespace-free field: whitespace, `%` and control characters are
+percent-escaped on writing (`a b` -> `a%20b`, `escape_id`) and unescaped on reading, so any id survives a round trip
+and no id can add a field or a line. `nes2net detect --format asvspoof` writes its lines with `cm_line` too.
 """
 
 from __future__ import annotations
@@ -15,15 +19,17 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import re
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
 
 from modeling_nes2net.atomic import atomic_output
-from modeling_nes2net.audio import AUDIO_EXTENSIONS
+from modeling_nes2net.audio import has_audio_extension
 from modeling_nes2net.configuration_nes2net import ID2LABEL
 
 logger = logging.getLogger(__name__)
@@ -33,6 +39,7 @@ ASVSPOOF5_HEADER = ("filename", "cm-score")
 LABEL_VALUES = {"bonafide": 1, "bona-fide": 1, "bona fide": 1, "genuine": 1, "real": 1, "1": 1,
                 "spoof": 0, "spoofed": 0, "deepfake": 0, "fake": 0, "0": 0}
 _EXAMPLES_SHOWN = 5
+_UNSAFE_ID_CHARACTER = re.compile(r"[\s%\x00-\x1f\x7f]")
 
 
 def parse_labels(values: Sequence) -> np.ndarray:
@@ -46,8 +53,18 @@ def parse_labels(values: Sequence) -> np.ndarray:
 def utterance_key(name: str) -> str:
     """The id a trial is matched on: the base name without an audio suffix (`audio/x/LA_E_1.flac` -> `LA_E_1`)."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    stem, suffix = os.path.splitext(base)
-    return stem if suffix.lower() in AUDIO_EXTENSIONS else base
+    return os.path.splitext(base)[0] if has_audio_extension(base) else base
+
+
+def escape_id(utt_id: str) -> str:
+    """`utt_id` as one field of a whitespace-separated score file: whitespace, `%` and control characters
+    percent-escaped as their UTF-8 bytes (`a b` -> `a%20b`); reading unescapes it (`urllib.parse.unquote`)."""
+    return _UNSAFE_ID_CHARACTER.sub(lambda match: "".join(f"%{byte:02X}" for byte in match[0].encode()), utt_id)
+
+
+def cm_line(utt_id: str, score: float) -> str:
+    """One line of a `cm` score file: the escaped id and the score by `repr` (exact round trip)."""
+    return f"{escape_id(utt_id)} {score!r}\n"
 
 
 def _examples(ids: Sequence[str]) -> str:
@@ -105,24 +122,25 @@ def write_scores(path: str | os.PathLike, table: ScoreTable, fmt: str | None = N
     fmt = fmt or _format_from_suffix(path)
     if fmt not in FORMATS:
         raise ValueError(f"unknown score file format {fmt!r}: expected one of {FORMATS}")
-    if fmt != "csv" and any(not u or u != "".join(u.split()) for u in table.utt_ids):
-        raise ValueError(f"the {fmt} format needs utterance ids without whitespace")
+    if fmt != "csv" and not all(table.utt_ids):
+        raise ValueError(f"the {fmt} format needs non-empty utterance ids")
+    scores = table.scores.tolist()
     with atomic_output(path) as temporary, open(temporary, "w", encoding="utf-8", newline="") as handle:
         if fmt == "cm":
-            handle.writelines(f"{u} {s!r}\n" for u, s in zip(table.utt_ids, table.scores.tolist()))
+            handle.writelines(map(cm_line, table.utt_ids, scores))
         elif fmt == "arena":
-            handle.writelines(f"{u} {s:.6f}\n" for u, s in zip(table.utt_ids, table.scores.tolist()))
+            handle.writelines(f"{escape_id(u)} {s:.6f}\n" for u, s in zip(table.utt_ids, scores))
         elif fmt == "cm-keyed":
-            handle.writelines(f"{u} {a} {k} {s!r}\n" for u, a, k, s in _cm_keyed_rows(table))
+            handle.writelines(f"{escape_id(u)} {escape_id(a)} {k} {s!r}\n" for u, a, k, s in _cm_keyed_rows(table))
         elif fmt == "asvspoof5":
             handle.write("\t".join(ASVSPOOF5_HEADER) + "\n")
-            handle.writelines(f"{u}\t{s!r}\n" for u, s in zip(table.utt_ids, table.scores.tolist()))
+            handle.writelines(f"{escape_id(u)}\t{s!r}\n" for u, s in zip(table.utt_ids, scores))
         else:
             writer = csv.writer(handle)
             has_labels = table.labels is not None
             writer.writerow(["utt_id", "score", *(["label"] if has_labels else []), *table.metadata])
             label_names = [ID2LABEL[2][int(label)] for label in table.labels] if has_labels else []
-            for index, (utt_id, score) in enumerate(zip(table.utt_ids, table.scores.tolist())):
+            for index, (utt_id, score) in enumerate(zip(table.utt_ids, scores)):
                 label = [label_names[index]] if has_labels else []
                 writer.writerow([utt_id, repr(score), *label, *(column[index] for column in table.metadata.values())])
     logger.info("wrote %d scores to %s (%s)", len(table), path, fmt)
@@ -163,25 +181,44 @@ def _detect_format(path: Path) -> str:
 
 
 def read_scores(path: str | os.PathLike, fmt: str | None = None) -> ScoreTable:
-    """Read a score file in one of `FORMATS` (detected from the header / suffix / field count when `fmt` is None)."""
+    """Read a score file in one of `FORMATS` (detected from the header / suffix / field count when `fmt` is None).
+
+    Raises `ValueError`, one line naming the file, for a file that cannot be read or is not such a score file, a
+    repeated utterance id, or a score that is not a finite number (NaN or infinite: no metric or fit takes it)."""
     path = Path(path)
-    fmt = fmt or _detect_format(path)
+    try:
+        table = _read_score_table(path, fmt or _detect_format(path))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text score file (not UTF-8 text)") from None
+    except OSError as error:
+        raise ValueError(f"{path}: cannot be read ({error.strerror or error})") from None
+    except ValueError as error:
+        message = str(error)
+        raise ValueError(message if message.startswith(f"{path}: ") else f"{path}: {message}") from None
+    not_finite = [utt_id for utt_id, score in zip(table.utt_ids, table.scores) if not np.isfinite(score)]
+    if not_finite:
+        raise ValueError(f"{path}: {len(not_finite)} score(s) are not finite numbers (NaN or infinite): "
+                         f"{_examples(not_finite)}")
+    return table
+
+
+def _read_score_table(path: Path, fmt: str) -> ScoreTable:
     if fmt in ("cm", "arena"):
         rows = _split_lines(path, 2)
-        return ScoreTable([r[0] for r in rows], _float_scores([r[1] for r in rows], path))
+        return ScoreTable([unquote(r[0]) for r in rows], _float_scores([r[1] for r in rows], path))
     if fmt == "cm-keyed":
         rows = _split_lines(path, 4)
         return ScoreTable(
-            [r[0] for r in rows],
+            [unquote(r[0]) for r in rows],
             _float_scores([r[3] for r in rows], path),
             labels=parse_labels([r[2] for r in rows]),
-            metadata={"attack": [r[1] for r in rows]},
+            metadata={"attack": [unquote(r[1]) for r in rows]},
         )
     if fmt == "asvspoof5":
         rows = _split_lines(path, 2, separator="\t")
         if not rows or tuple(rows[0]) != ASVSPOOF5_HEADER:
             raise ValueError(f"{path}: an ASVspoof 5 score file starts with the header {' '.join(ASVSPOOF5_HEADER)!r}")
-        return ScoreTable([r[0] for r in rows[1:]], _float_scores([r[1] for r in rows[1:]], path))
+        return ScoreTable([unquote(r[0]) for r in rows[1:]], _float_scores([r[1] for r in rows[1:]], path))
     if fmt == "csv":
         columns = read_protocol(path)
         missing = {"utt_id", "score"} - set(columns)

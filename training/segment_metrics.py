@@ -10,6 +10,8 @@ builders store `segment_labels_10ms`), and an utterance score and label.
   *duration* rather than of segments, so no resolution is chosen; measured on the 10 ms grid the labels are exact on
   (each cell one equal-duration trial scored by its own score).
 - Utterance EER: one trial per utterance.
+- `stretch_iou`: how well the stretches a detector flags cover the spoofed cells of one utterance (intersection over
+  union on the 10 ms grid), the figure a user reading `nes2net detect --segments` sees.
 
 Every EER is `training.metrics.compute_eer`'s; `bootstrap_interval` resamples utterances (segments of one utterance
 are not independent) for a confidence interval.
@@ -22,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from modeling_nes2net.localisation import pool_segments
-from training.metrics import compute_eer
+from modeling_nes2net.localisation import CELL_SECONDS, Stretch, pool_segments
+from training.metrics import compute_eer, stratified_bootstrap_interval
 
 PARTIALSPOOF_RESOLUTIONS_MS = (20, 40, 80, 160, 320, 640)
 
@@ -60,6 +62,17 @@ def utterance_eer(utterances: Sequence[LocalisedUtterance]) -> float:
     return _eer(np.asarray([u.score for u in utterances]), np.asarray([u.label for u in utterances]))
 
 
+def stretch_iou(stretches: Sequence[Stretch], cell_labels: np.ndarray) -> float:
+    """Intersection over union of the flagged `stretches` (seconds) and the spoofed cells of `cell_labels` `(cells,)`
+    (0 spoof), on the 10 ms grid; 1.0 when neither has any cell."""
+    flagged = np.zeros(len(cell_labels), bool)
+    for stretch in stretches:
+        flagged[round(stretch.start / CELL_SECONDS) : round(stretch.end / CELL_SECONDS)] = True
+    spoofed = np.asarray(cell_labels) == 0
+    union = int((flagged | spoofed).sum())
+    return float((flagged & spoofed).sum() / union) if union else 1.0
+
+
 def bootstrap_interval(
     metric: Callable[[Sequence[LocalisedUtterance]], float],
     utterances: Sequence[LocalisedUtterance],
@@ -67,19 +80,15 @@ def bootstrap_interval(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of `metric` over utterances drawn with replacement (resamples holding one class
-    only are redrawn)."""
-    rng = np.random.default_rng(seed)
+    """Percentile bootstrap interval of `metric` over utterances drawn with replacement, each label's utterances
+    to their own count (`training.metrics.stratified_bootstrap_interval`), so every resample holds both classes."""
     labels = np.asarray([u.label for u in utterances])
-    values = []
-    while len(values) < num_resamples:
-        picked = rng.integers(len(utterances), size=len(utterances))
-        if len(set(labels[picked])) < 2:
-            continue
-        values.append(metric([utterances[index] for index in picked]))
-    tail = 100 * (1 - confidence) / 2
-    low, high = np.percentile(values, [tail, 100 - tail])
-    return float(low), float(high)
+    by_label = [np.flatnonzero(labels == label) for label in np.unique(labels)]
+
+    def metric_of(*indices: np.ndarray) -> float:
+        return metric([utterances[index] for index in np.concatenate(indices)])
+
+    return stratified_bootstrap_interval(by_label, metric_of, num_resamples, confidence, seed)
 
 
 def localisation_metrics(

@@ -27,16 +27,21 @@ from training.frozen_frontend import CORPUS_COLUMN, FrontendCache, cache_fronten
 logger = logging.getLogger(__name__)
 
 VIEWS = ("clean", "channel")
-METADATA_COLUMNS = ("label", "utt_id", "attack", "system", "speaker", "unseen_in_train")
+METADATA_COLUMNS = ("label", "utt_id", "attack", "system", "speaker", "unseen_in_train", "segment_labels_10ms")
 """Columns kept with each state (those a corpus lacks are left out): `system` names the genuine source of bona fide
-clips and the generator of spoofed ones; cross-validation groups by it."""
+clips and the generator of spoofed ones; cross-validation groups by it; the 10 ms labels of partially spoofed
+utterances (the splices builder's) train a frame head (`training.frame_model`)."""
 TRAINING_SPLITS = ("train", "dev")
 
 
-def split_items(folder: Path, corpus: str, split: str, view: str, data: Mapping) -> WaveformDataset:
-    """Whole clips of one split of a built corpus, with `corpus` added; `view` `channel` through the recipe's
-    `preprocess` and `augmentation` (seeded by `data["seed"]`), `clean` as stored."""
+def split_items(folder: Path, corpus: str, split: str, view: str, data: Mapping,
+                max_rows: int | None = None) -> WaveformDataset:
+    """Whole clips of one split of a built corpus (a random subset of `max_rows`, drawn by `data["seed"]`, when
+    given), with `corpus` added; `view` `channel` through the recipe's `preprocess` and `augmentation` (seeded by
+    `data["seed"]`), `clean` as stored."""
     rows = load_built_dataset(folder, split)
+    if max_rows is not None and max_rows < len(rows):
+        rows = rows.shuffle(seed=data["seed"]).select(range(max_rows))
     columns = [name for name in METADATA_COLUMNS if name in rows.column_names]
     rows = rows.select_columns(["audio", *columns]).add_column(CORPUS_COLUMN, [corpus] * len(rows))
     channel = view == "channel"

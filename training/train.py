@@ -84,7 +84,7 @@ from training.metrics import compute_eer, split_by_label
 from training.recipe import EvaluationSpec, ModelSpec, Recipe, load_recipe
 from hub_cards.results import load_result
 from training.runtime import create_accelerator
-from training.schedules import build_scheduler
+from training.schedules import build_schedule
 from training.score_files import ScoreTable, write_scores
 from training.split_scoring import UnscoredTrialsError, score_split
 
@@ -271,10 +271,9 @@ class Trainer:
         if training.sync_batch_norm and self.accelerator.num_processes > 1:
             self.model = convert_to_global_batch_norm(self.model)
         optimizer = build_optimizer(self.model, recipe)
-        steps = self.plan.steps_per_epoch
-        total_steps = min(training.epochs * steps, training.max_steps or math.inf)
-        self.scheduler = build_scheduler(optimizer, training.schedule, training.lr, training.min_lr, total_steps,
-                                         steps, training.cosine_period_epochs)
+        total_steps = min(training.epochs * self.plan.steps_per_epoch, training.max_steps or math.inf)
+        self.schedule = build_schedule(optimizer, training.schedule, training.lr, training.min_lr, total_steps,
+                                       training.cosine_period_epochs)
         self.model, self.optimizer = self.accelerator.prepare(self.model, optimizer)
         self.state = TrainerState()
         self.saving_seconds = 0.0  # spent writing checkpoints in the current epoch, left out of its throughput
@@ -304,7 +303,7 @@ class Trainer:
             remove_partial_checkpoints(self.checkpoints)
             self._write_recipe()
         accelerator.wait_for_everyone()
-        resumed = resume_latest(accelerator, self.checkpoints, self.model, self.optimizer, self.scheduler,
+        resumed = resume_latest(accelerator, self.checkpoints, self.model, self.optimizer, self.schedule.scheduler,
                                 functools.partial(TrainerState.from_saved, output_dir=self.output_dir))
         if resumed is not None:
             checkpoint, self.state = resumed
@@ -359,7 +358,7 @@ class Trainer:
                     grad_norm = accelerator.clip_grad_norm_(self.model.parameters(), training.max_grad_norm or math.inf)
                 self.optimizer.step()
                 if accelerator.sync_gradients and not accelerator.optimizer_step_was_skipped:
-                    self.scheduler.step()
+                    self.schedule.optimizer_step_done()
                 self.optimizer.zero_grad(set_to_none=True)
             if not accelerator.sync_gradients:
                 continue
@@ -373,7 +372,7 @@ class Trainer:
             bar.set_postfix(loss=f"{loss_value:.4f}")
             if state.global_step % training.log_every_steps == 0:
                 accelerator.log({"train/loss": loss_value, "train/grad_norm": float(grad_norm),
-                                 "train/lr": self.scheduler.get_last_lr()[0]}, step=state.global_step)
+                                 "train/lr": self.schedule.scheduler.get_last_lr()[0]}, step=state.global_step)
             if training.checkpoint_every_steps and state.global_step % training.checkpoint_every_steps == 0:
                 self._checkpoint()
         bar.close()
@@ -400,6 +399,7 @@ class Trainer:
         if stop_early and accelerator.is_main_process:
             logger.info("early stopping: no better dev EER in %d epochs", patience)
         state.finished = state.finished or reached_max or stop_early or state.epoch >= training.epochs
+        self.schedule.epoch_done()
         self._checkpoint()
         if accelerator.is_main_process:
             for old in dropped:
@@ -485,7 +485,7 @@ class Trainer:
     def _checkpoint(self) -> None:
         started = time.perf_counter()
         save_checkpoint(self.accelerator, self.checkpoints, self.state.global_step, dataclasses.asdict(self.state),
-                        self.model, self.optimizer, self.scheduler, keep=self.recipe.training.keep_checkpoints)
+                        self.model, self.optimizer, self.schedule.scheduler, keep=self.recipe.training.keep_checkpoints)
         self.saving_seconds += time.perf_counter() - started
 
     def _write_recipe(self) -> None:

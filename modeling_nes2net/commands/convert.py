@@ -15,6 +15,7 @@ from typing import Any
 from hub_cards.folder_cards import render_conversion_card
 
 from ..convert import ConversionError, convert_checkpoint
+from ..description import describe_architecture
 from ..presets import PRESETS
 
 logger = logging.getLogger(__name__)
@@ -66,12 +67,9 @@ def run(args: argparse.Namespace) -> int:
     except (ConversionError, FileExistsError) as error:
         logger.error("%s", error)
         return 1
-    config = result.config
-    print(f"wrote {result.output_dir} (preset {result.preset}): {result.converted} tensors, "
-          f"{config.frontend_config.model_type} front-end "
-          f"({config.frontend_config.num_hidden_layers} layers, {config.feature_size} dims), layer merge "
-          f"{config.layer_merge}, {config.backend_variant} ({config.activation}), dilation {config.dilation}, "
-          f"{config.num_labels} logit(s), normalize_waveform={config.normalize_waveform}")
+    config, words = result.config, describe_architecture(result.config)
+    print(f"wrote {result.output_dir} (preset {result.preset}): {result.converted} tensors; {words} "
+          f"({words.backend_details}); {config.num_labels} logit(s), normalize_waveform={config.normalize_waveform}")
     print(f"source sha256 {result.sha256}")
     if result.ignored:
         print(f"ignored {len(result.ignored)} training-only tensors: {', '.join(result.ignored)}")

@@ -10,8 +10,9 @@ complete file replaces FILE atomically at the end, also when the run fails or is
 
 Names in outputs: CSV and JSON carry each input's path exactly (quoted / escaped by the format); the table and the
 error lines show control characters escaped (`\\n`), so a name cannot add lines; ASVspoof score files use the file
-stem as the id, or the path when two inputs share a stem, with whitespace, `%` and control characters
-percent-escaped (`a b.wav` -> `a%20b`), so every line keeps exactly two fields and every id is unique.
+stem as the id, or the path when two inputs share a stem, written by `training.score_files.cm_line` (whitespace, `%`
+and control characters percent-escaped, `a b.wav` -> `a%20b`), so every line keeps exactly two fields and every id
+is unique.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ import io
 import json
 import logging
 import os
-import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 from tqdm.auto import tqdm
+
+from training.score_files import cm_line
 
 from ..atomic import atomic_output, refuse_overwriting_inputs
 from ..audio import AUDIO_EXTENSIONS, find_audio_files, printable
@@ -194,20 +196,13 @@ class ResultWriter:
         self.partial.unlink(missing_ok=True)
 
 
-_UNSAFE_ID_CHARACTER = re.compile(r"[\s%\x00-\x1f\x7f]")
-
-
 def score_file_ids(names: Iterable[str]) -> dict[str, str]:
-    """Name -> id for ASVspoof score files: the stem, or the name itself when two names share a stem, with
-    whitespace, `%` and control characters percent-escaped (see the module docstring)."""
+    """Name -> id for ASVspoof score files: the stem, or the name itself when two names share a stem (`cm_line`
+    escapes it)."""
     names = list(dict.fromkeys(names))
     stems = [Path(name).stem for name in names]
     shared = {stem for stem in stems if stems.count(stem) > 1}
-    return {
-        name: _UNSAFE_ID_CHARACTER.sub(lambda match: "".join(f"%{byte:02X}" for byte in match[0].encode()),
-                                       name if stem in shared else stem)
-        for name, stem in zip(names, stems)
-    }
+    return {name: name if stem in shared else stem for name, stem in zip(names, stems)}
 
 
 def format_results(results: list[DetectionResult], fmt: str, segments: bool, names: Iterable[str] = ()) -> str:
@@ -228,7 +223,7 @@ def _rows(result: DetectionResult, fmt: str, segments: bool, ids: dict[str, str]
     if fmt == "json":
         return [result.to_dict(include_segments=segments)]
     if fmt == "asvspoof":
-        return [f"{ids[result.source]} {result.score!r}\n"]
+        return [cm_line(ids[result.source], result.score)]
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")

@@ -1,5 +1,6 @@
 """`nes2net export onnx MODEL OUT`: the whole model as one ONNX graph, checked against PyTorch on real audio
-(a thin layer over `modeling_nes2net.onnx_export.export_onnx`).
+(a thin layer over `modeling_nes2net.onnx_export.export_onnx`, with the README.md of
+`hub_cards.folder_cards.render_onnx_card`).
 
 Parity audio: `--audio` files or folders, else three sentences spoken by espeak-ng. Exit status 0 on success, 1
 when the export is further from PyTorch than `--tolerance` or an input cannot be read (nothing is written then), 2
@@ -12,6 +13,8 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
+
+from hub_cards.folder_cards import render_onnx_card
 
 from ..atomic import OutputClashError, refuse_foreign_folder, refuse_overwriting_inputs
 from ..audio import AudioInputError, find_audio_files, load_audio
@@ -48,7 +51,7 @@ def parity_waveforms(paths: list[str] | None, sampling_rate: int) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..model_loading import resolve_model_path
+    from ..model_loading import load_model, resolve_model_path
     from ..modeling_nes2net import Nes2NetForAudioClassification
     from ..onnx_export import export_onnx
     from ..weight_checks import ModelLoadError
@@ -58,14 +61,14 @@ def run(args: argparse.Namespace) -> int:
         refuse_overwriting_inputs(args.output_dir, [path for path in [model_path, *(args.audio or [])]
                                                     if Path(path).exists()])
         refuse_foreign_folder(args.output_dir, args.overwrite, "export folder")
-        model = Nes2NetForAudioClassification.from_pretrained(model_path)
+        model = load_model(model_path, Nes2NetForAudioClassification)  # one line for a config out of bounds too
     except (OutputClashError, ModelLoadError) as error:
         print(f"nes2net export: error: {error}", file=sys.stderr)
         return 2
     try:
         waveforms = parity_waveforms(args.audio, model.config.sampling_rate)
         report = export_onnx(model, args.output_dir, parity_audio=waveforms, variants=args.variants,
-                             tolerance=args.tolerance)
+                             tolerance=args.tolerance, model_card=render_onnx_card)
     except (AudioInputError, RuntimeError, ValueError) as error:
         print(f"nes2net export: error: {error}", file=sys.stderr)
         return 1

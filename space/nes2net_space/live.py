@@ -20,7 +20,7 @@ import soundfile
 import soxr
 
 from modeling_nes2net.audio import AudioInputError
-from modeling_nes2net.decision import verdict
+from modeling_nes2net.decision import odds_probability, verdict
 from modeling_nes2net.detection import DetectionResult, Nes2NetDetector, Segment
 from modeling_nes2net.scorer import ENVELOPE_SECONDS
 
@@ -32,14 +32,18 @@ MAX_CHUNK_CHANNELS = 2
 
 def read_live_chunk(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """The int16 samples (`(samples,)` or `(samples, channels)`) and sampling rate of one streamed chunk, a 16-bit
-    WAV file; raises `AudioInputError` (one line) for anything else: another format, a header rate outside
-    `MICROPHONE_RATES`, more than `MAX_CHUNK_CHANNELS`, or more than `MAX_CHUNK_SECONDS` by its data and rate."""
+    WAV file; raises `AudioInputError` (one line) for anything else: another format or sample type, a header rate
+    outside `MICROPHONE_RATES`, more than `MAX_CHUNK_CHANNELS`, or more than `MAX_CHUNK_SECONDS` by its data and
+    rate."""
     try:
         info = soundfile.info(os.fspath(path))
     except (soundfile.LibsndfileError, RuntimeError):
         info = None
     if info is None or info.format != "WAV":
         raise AudioInputError(CHUNK_NAME, "not a WAV recording (the microphone streams 16-bit WAV chunks)")
+    if info.subtype != "PCM_16":  # float samples would be cast to int16 unchecked: NaN, or 1e30 clipped to full scale
+        raise AudioInputError(CHUNK_NAME, f"not 16-bit PCM ({info.subtype}; the microphone streams 16-bit WAV "
+                                          "chunks)")
     low, high = MICROPHONE_RATES
     if not low <= info.samplerate <= high:
         raise AudioInputError(CHUNK_NAME, f"implausible sampling rate in its header ({info.samplerate} Hz; a "
@@ -130,7 +134,7 @@ class LiveSession:
         return DetectionResult(
             source="microphone",
             label=verdict(odd, detector.threshold),
-            bonafide_probability=float(1.0 / (1.0 + np.exp(-odd))),
+            bonafide_probability=odds_probability(odd),
             score=score,
             log_odds=odd,
             threshold=detector.threshold,

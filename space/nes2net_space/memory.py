@@ -6,7 +6,8 @@ and the app's RSS crept up round after round of load although no request keeps a
 4 rounds of 8 clients: 830 -> 1053 MiB; with `MALLOC_ARENA_MAX=2`, 742 -> 832 MiB). Python objects were flat
 (tracemalloc: +1.5 MB a round, Gradio's per-session state), and `malloc_trim(0)` took the RSS back to the first
 round's. So the app calls `release_freed_memory` when a request ends: a few milliseconds, little more than the pages
-it returns.
+it returns. What only Python's cycle collector frees (a request's figure, a traceback and its frames) is freed by
+`release_idle_memory`, which the app runs every few seconds with its upload sweep, so memory returns after idle.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import gc
 from collections.abc import Callable
 
 
@@ -35,3 +37,9 @@ def release_freed_memory() -> bool:
         return False
     trim(0)
     return True
+
+
+def release_idle_memory() -> bool:
+    """Collect unreachable reference cycles, then return the free pages of every arena (`release_freed_memory`)."""
+    gc.collect()
+    return release_freed_memory()

@@ -18,8 +18,8 @@ from huggingface_hub import snapshot_download
 from hub_cards.generalisation import generalisation_summary, load_generalisation_record
 from hub_cards.published_files import CARD_FILE, GENERALISATION_FILE
 from modeling_nes2net.decision import is_calibrated
+from modeling_nes2net.description import describe_architecture
 from modeling_nes2net.detection import Nes2NetDetector
-from modeling_nes2net.frontends_nes2net import describe_frontend
 from modeling_nes2net.model_loading import ModelNotFoundError, resolve_model_path
 from modeling_nes2net.scorer import Aggregation
 from modeling_nes2net.weight_checks import ModelLoadError
@@ -35,7 +35,7 @@ class ModelInfo:
 
     Attributes:
         name: the model as the page names it (see `display_name`).
-        architecture: the back-end and front-end in words.
+        architecture: the model in words (`description.describe_architecture`).
         training_data: `config.training_data`, None when the config does not say.
         threshold: the decision threshold on the log-odds scale.
         calibrated: whether the model carries a fitted score calibration (`decision.is_calibrated`).
@@ -210,10 +210,9 @@ def card_limitations(card: str) -> tuple[str, ...]:
 def _model_info(name: str, detector: Nes2NetDetector, published: Path | None) -> ModelInfo:
     config = detector.config
     card = _model_card(published)
-    backend = {"nes2net": "Nes2Net", "nes2net-x": "Nes2Net-X"}.get(config.backend_variant, config.backend_variant)
     return ModelInfo(
         name=name,
-        architecture=f"{backend} back-end on {describe_frontend(config)}",
+        architecture=str(describe_architecture(config)),
         training_data=config.training_data,
         threshold=detector.threshold,
         calibrated=is_calibrated(config),

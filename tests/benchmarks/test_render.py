@@ -7,23 +7,27 @@ import json
 
 import pytest
 
-from benchmarks.render import BLOCK, README, backend_table, main, render, state_windows_table
+from benchmarks.render import BLOCK, README, backend_table, demo_model_table, detect_table, export_table, \
+    localisation_table, main, render, state_windows_table
 
 MARKER = "<!-- rendered from benchmarks/backend.json by benchmarks/render.py -->\n"
 END = "<!-- end of rendered block -->"
 
 
+def machine(load_after: float = 3.5, **extra) -> dict:
+    return {"cpu": "Test CPU", "cpu_cores": 2, "gpu": None, "device": "cpu", "threads": 2, "torch": "2.13.0",
+            "load_before": 6.25, "load_after": load_after, **extra}
+
+
 def backend_record(eager_speedup: float = 1.25, load_after: float = 3.5) -> dict:
     """A result file as `benchmarks/backend.py` writes it (two of its rows)."""
-    machine = {"cpu": "Test CPU", "cpu_cores": 2, "gpu": None, "device": "cpu", "threads": 2, "torch": "2.13.0",
-               "load_before": 6.25, "load_after": load_after}
     rows = [
         {"variant": "Nes2Net-X (2 logits)", "batch": batch, "frames": 201, "repeats": 5, "parameters": 512039,
          "macs": 91_800_000, "baseline": "our transcription of the authors' loop", "baseline_ms": baseline_ms,
          "paths": {"eager": {"ms": baseline_ms / eager_speedup, "speedup": eager_speedup, "max_abs_diff": 6e-8}}}
         for batch, baseline_ms in ((1, 67.0), (16, 198.0))
     ]
-    return {"benchmark": "backend", "command": "backend.py --quick", "machine": machine, "rows": rows}
+    return {"benchmark": "backend", "command": "backend.py --quick", "machine": machine(load_after), "rows": rows}
 
 
 def test_readme_blocks_equal_their_json():
@@ -50,6 +54,16 @@ def test_the_table_names_its_baseline_machine_threads_and_load():
     assert "`python benchmarks/backend.py --quick`" in footer
 
 
+def test_cpu_time_speed_ups_get_their_own_columns_when_the_run_recorded_them():
+    record = backend_record()
+    for row in record["rows"]:
+        row["paths"]["eager"] |= {"cpu_ms": 10.0, "cpu_speedup": 1.6}
+    table = backend_table(record)
+    assert "| eager: speed-up, batch 1 / 16 | eager: CPU-time speed-up, batch 1 / 16 | max abs diff |" in table
+    assert "| 1.25x / 1.25x | 1.60x / 1.60x | 6e-08 |" in table
+    assert "CPU-time" not in backend_table(backend_record())
+
+
 def test_a_changed_figure_changes_the_table():
     assert "1.30x / 1.30x" in backend_table(backend_record(eager_speedup=1.3))
     assert "4.5 after" in backend_table(backend_record(load_after=4.5))
@@ -68,11 +82,121 @@ def test_check_fails_on_a_stale_readme(tmp_path, monkeypatch):
     assert main(["--check"]) == 0
 
 
-def test_a_block_without_its_json_or_renderer_is_refused_by_name(tmp_path):
-    with pytest.raises(SystemExit, match="benchmarks/backend.json does not exist"):
-        render(f"{MARKER}old\n{END}", folder=tmp_path)
+def test_a_block_without_its_json_says_so_and_a_block_without_renderer_is_refused(tmp_path):
+    rendered = render(f"{MARKER}| hand-copied | 9.99x |\n{END}", folder=tmp_path)
+    assert rendered == f"{MARKER}Not measured yet: run `python benchmarks/backend.py`, then `python benchmarks/render.py`.\n{END}"
     with pytest.raises(SystemExit, match="no renderer for benchmarks/other.json"):
         render(MARKER.replace("backend", "other") + f"old\n{END}", folder=tmp_path)
+
+
+def localisation_record(head_iou_hits: float = 0.8) -> dict:
+    """A result file as `benchmarks/localisation.py` writes it (two of its systems)."""
+    machine = {"cpu": "Test CPU", "cpu_cores": 2, "gpu": None, "device": "cpu", "threads": 1, "torch": "2.13.0",
+               "load_before": 3.0, "load_after": 4.0}
+    metrics = {"segment_eer_20ms": 0.4, "segment_eer_640ms": 0.3, "range_eer": 0.35, "utterance_eer": 0.25}
+    rows = [{"system": system, "model": model, "protocol": "windows",
+             "corpora": {"mini": {"utterances": 9, "spliced": 6}},
+             "metrics": {name: value * scale for name, value in metrics.items()},
+             "intervals": {"utterance_eer": (0.1 * scale, 0.4 * scale)}, "iou_mean": hits * 0.9,
+             "iou_hit_share": hits, "called_bonafide_share": 0.5 - hits / 2}
+            for system, model, scale, hits in (("windows", "default_model", 1.0, 0.3),
+                                               ("frame head", "default_model/frames", 0.5, head_iou_hits))]
+    return {"benchmark": "localisation", "command": "localisation.py --threads 1", "machine": machine, "rows": rows}
+
+
+def test_the_localisation_table_has_one_column_per_system_and_every_figure():
+    table = localisation_table(localisation_record())
+    lines = table.splitlines()
+    assert lines[0] == "| held-back splices | windows | frame head |"
+    assert "| segment EER, 20ms (%) | 40.0 | 20.0 |" in lines
+    assert "| utterance EER (%) | 25.0 (10.0-40.0) | 12.5 (5.0-20.0) |" in lines
+    assert "| splices with IoU >= 0.5 (%) | 30 | 80 |" in lines
+    assert "| splices called bona fide (%) | 35 | 10 |" in lines
+    assert "mini 9 (6 spliced)" in lines[-1] and "frame head: `default_model/frames`, protocol windows" in lines[-1]
+    assert "`python benchmarks/localisation.py --threads 1`" in lines[-1]
+    assert "| splices with IoU >= 0.5 (%) | 30 | 65 |" in localisation_table(localisation_record(0.65))
+
+
+def demo_model_record(shipped_batch_16: float = 300.0) -> dict:
+    """A result file as `benchmarks/demo_model.py` writes it: two models, two paths, two batch sizes."""
+    rows = []
+    for model, frontend, parameters, size in (("shipped", "whisper", 4_300_000, 17_200_000),
+                                              ("replaced", "spectrogram", 512_039, 2_200_000)):
+        for path in ("PyTorch fp32", "ONNX Runtime int8"):
+            for batch, throughput in ((1, 100.0), (16, shipped_batch_16 if model == "shipped" else 200.0)):
+                rows.append({"model": model, "folder": "default_model", "frontend": frontend, "path": path,
+                             "batch": batch, "samples": 64_600, "repeats": 10, "ms": 40.0,
+                             "audio_seconds_per_second": throughput, "vs_fp32_batch_1": throughput / 100.0,
+                             "parameters": parameters, "model_bytes": size})
+    return {"benchmark": "demo_model", "command": "demo_model.py", "machine": machine(replaced_revision="abc1234"),
+            "rows": rows}
+
+
+def test_the_demo_table_puts_the_shipped_default_next_to_the_model_it_replaced():
+    table = demo_model_table(demo_model_record())
+    assert ("| model | parameters | folder | PyTorch fp32, audio s/s at batch 1 / 16 | "
+            "ONNX Runtime int8, audio s/s at batch 1 / 16 |") in table
+    assert "| **the shipped default** (whisper front-end) | 4,300,000 | 17.2 MB | 100 / 300 | 100 / 300 |" in table
+    assert "| the default it replaced (spectrogram front-end, abc1234) | 512,039 | 2.2 MB | 100 / 200 | 100 / 200 |" in table
+    assert "on 4.04 s clips, median of 10 alternating runs" in table
+    assert "100 / 450" in demo_model_table(demo_model_record(shipped_batch_16=450.0))
+
+
+def export_record(fp32_rtf: float = 0.5) -> dict:
+    """A result file as `benchmarks/export.py` writes it."""
+    rows = []
+    for name, seconds, authors in (("clips", 33.0, 0.42), ("long file", 60.0, 0.35)):
+        for path, rtf, drift in (("authors' loop, fp32", authors, None), ("PyTorch fp32", fp32_rtf, 0.0),
+                                 ("ONNX Runtime int8", 0.21, 1e-2)):
+            rows.append({"path": path, "input": name, "audio_seconds": seconds, "rtf": rtf, "speedup": authors / rtf,
+                         "max_log_odds_drift": drift})
+    extra = {"model": "XLS-R 300M widths with 4 of its 24 transformer layers", "baseline": "the authors' loop",
+             "inputs": {"clips": "3 clips (33 s)", "long file": "60 s file"},
+             "onnx_export_drift": {"fp32": 1.1e-6, "int8": 5.7e-4}}
+    return {"benchmark": "export", "command": "export.py --quick", "machine": machine(**extra), "rows": rows}
+
+
+def test_the_export_table_gives_each_path_against_the_authors_loop_on_each_input():
+    table = export_table(export_record())
+    assert "| path | RTF, 3 clips (33 s) | vs authors | RTF, 60 s file | vs authors | max log-odds drift |" in table
+    assert "| authors' loop, fp32 | 0.420 | 1.00x | 0.350 | 1.00x |  |" in table
+    assert "| PyTorch fp32 | 0.500 | 0.84x | 0.500 | 0.70x | 0e+00 |" in table
+    assert "| ONNX Runtime int8 | 0.210 | 2.00x | 0.210 | 1.67x | 1e-02 |" in table
+    assert "Baseline: the authors' loop." in table and "fp32 1.1e-06, int8 5.7e-04" in table
+    assert "`python benchmarks/export.py --quick`" in table
+    assert "| PyTorch fp32 | 0.250 | 1.68x |" in export_table(export_record(fp32_rtf=0.25))
+
+
+def detect_record(batched_ratio: float = 2.5) -> dict:
+    """A result file as `benchmarks/detect.py` writes it: throughput rows, then memory rows."""
+    loop = "short clips, one file at a time"
+    rows = [
+        {"kind": "throughput", "case": loop, "model": "tiny", "batch": 1, "quantize": None, "audio": 170.0,
+         "wall": 2.0, "audio_seconds_per_second": 85.0, "baseline": loop, "ratio": 1.0, "rss_mb": 480.0},
+        {"kind": "throughput", "case": "short clips, batched", "model": "tiny", "batch": 16, "quantize": None,
+         "audio": 170.0, "wall": 0.8, "audio_seconds_per_second": 85.0 * batched_ratio, "baseline": loop,
+         "ratio": batched_ratio, "rss_mb": 500.0},
+        {"kind": "throughput", "case": "short clips, batched, int8", "model": "tiny", "batch": 16, "quantize": "int8",
+         "audio": 170.0, "wall": 1.6, "audio_seconds_per_second": 106.0, "baseline": loop, "ratio": 1.25,
+         "rss_mb": 500.0},
+        {"kind": "throughput", "case": "4 s clips, --quantize bf16", "model": "xlsr", "batch": 2, "quantize": "bf16",
+         "audio": 16.0, "wall": 4.0, "audio_seconds_per_second": 4.0, "baseline": "4 s clips, float32", "ratio": 4.1,
+         "rss_mb": 2500.0, "max_probability_drift": 0.004},
+        {"kind": "memory", "case": "30 min recording, windows", "protocol": "windows", "minutes": 30.0,
+         "outcome": "scored 1800 s (400 audio s/s)", "wall": 4.5, "rss_mb": 491.0, "loaded_mb": 406.0, "ratio": 0.99},
+    ]
+    return {"benchmark": "detect", "command": "detect.py", "machine": machine(threads=1), "rows": rows}
+
+
+def test_the_detect_tables_give_throughput_and_memory_against_their_baselines():
+    lines = detect_table(detect_record()).splitlines()
+    throughput, memory = lines.index(""), lines.index("", lines.index("") + 1)
+    assert "| short clips, batched | tiny | 16 | 212.5 | 2.50x | short clips, one file at a time | 500 |" in lines[:throughput]
+    assert "| 4 s clips, --quantize bf16 | xlsr | 2 | 4.0 | 4.10x | 4 s clips, float32 | 2500 |" in lines[:throughput]
+    assert lines[memory - 1] == "| windows | 30 min | scored 1800 s (400 audio s/s) | 491 | 0.99x | 406 | 85 |"
+    assert lines[-1].startswith("Memory baseline: the shortest recording under the same protocol (tiny model, "
+                                "batch 16). Max |difference| of p(bona fide) from float32 (XLS-R sized): bf16 0.0040.")
+    assert "| short clips, batched | tiny | 16 | 255.0 | 3.00x |" in detect_table(detect_record(batched_ratio=3.0))
 
 
 def test_the_state_windows_table_gives_each_path_against_one_pass():

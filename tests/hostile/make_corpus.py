@@ -6,6 +6,7 @@ with what every surface must do with it, next to good files with awkward names t
   file must be accepted.
 - `write_bad_inputs(folder)` writes the part every decoding surface refuses today (detection API, `detect`,
   `evaluate`, `pipeline`), `write_good_inputs(folder)` good files with awkward names.
+- `snapshot(folder)` fingerprints a folder, to show a command changed nothing in its inputs.
 - `speech_like(seconds)` is the good test signal (the package's synthetic speech), so the speech-like input check
   (`modeling_nes2net.input_check`) lets it through.
 
@@ -15,9 +16,11 @@ Run as a script to write the corpus into a folder: `python tests/hostile/make_co
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import os
 import shutil
+import stat
 import struct
 import subprocess
 import tempfile
@@ -58,13 +61,18 @@ def wav_bytes(waveform: np.ndarray, rate: int = RATE, subtype: str = "PCM_16") -
     return buffer.getvalue()
 
 
-def ffmpeg_encoded(waveform: np.ndarray, suffix: str, rate: int = RATE) -> bytes:
+def ffmpeg_encoded(waveform: np.ndarray, suffix: str, rate: int = RATE, piped: bool = False) -> bytes:
     """`waveform` encoded by the ffmpeg executable into a `suffix` file (.flac, .mp3, .ogg), as its bytes. Written to
-    a file, not a pipe, so ffmpeg completes the header (FLAC's length, MP3's Xing frame count) as a download has it."""
+    a file, so ffmpeg completes the header (FLAC's length, MP3's Xing frame count) as a download has it; or with
+    `piped`, written to a pipe, which leaves the length out of the header (FLAC's total samples are 0: unknown)."""
     with tempfile.TemporaryDirectory(prefix="hostile.") as folder:
         source, encoded = Path(folder) / "source.wav", Path(folder) / f"encoded{suffix}"
         source.write_bytes(wav_bytes(waveform, rate))
-        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(source), str(encoded)], check=True)
+        command = ["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(source)]
+        if piped:
+            return subprocess.run([*command, "-f", suffix.lstrip("."), "pipe:1"], check=True,
+                                  capture_output=True).stdout
+        subprocess.run([*command, str(encoded)], check=True)
         return encoded.read_bytes()
 
 
@@ -188,6 +196,8 @@ def write_corpus(folder: Path) -> list[HostileCase]:
     for kind, name, rate, channels in (("stereo", "stereo.wav", 44_100, 2), ("8 kHz", "rate_8k.wav", 8_000, 1),
                                        ("96 kHz", "rate_96k.wav", 96_000, 1)):
         add(kind, name, wav_bytes(speech_like(1.5, rate, channels, seed=4), rate), None, None)
+    add("streamed flac", "streamed.flac", ffmpeg_encoded(speech_like(1.5, seed=5), ".flac", piped=True), None,
+        "its header declares no length (a stream written to a pipe)")
     link = add("symlink", "link.wav", None, None, None)
     link.symlink_to("stereo.wav")
     return writer.cases
@@ -195,7 +205,7 @@ def write_corpus(folder: Path) -> list[HostileCase]:
 
 def write_good_inputs(folder: Path) -> list[Path]:
     """Good recordings every surface must score: stereo 44.1 kHz, names with a newline, spaces, a `%`, the same stem
-    in two folders, and a WAV streamed with no length in its header."""
+    in two folders, and a WAV and (with ffmpeg) a FLAC streamed with no length in their headers."""
     paths = [
         folder / "stereo.wav",
         folder / "line\nbreak.wav",
@@ -209,7 +219,27 @@ def write_good_inputs(folder: Path) -> list[Path]:
         soundfile.write(path, speech_like(1.5, rate, channels, seed=seed), rate, subtype="PCM_16")
     streamed = folder / "streamed.wav"  # as espeak-ng or `sox ... -t wav -` write to a pipe: no length in the header
     streamed.write_bytes(_with_data_size(wav_bytes(speech_like(1.5, seed=len(paths))), 0xFFFF_FFFF))
-    return [*paths, streamed]
+    paths.append(streamed)
+    if shutil.which("ffmpeg") is not None:  # as `ffmpeg ... -f flac -` or `flac -` write to a pipe
+        paths.append(folder / "streamed.flac")
+        paths[-1].write_bytes(ffmpeg_encoded(speech_like(1.5, seed=len(paths)), ".flac", piped=True))
+    return paths
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every entry under `folder`, links not followed -> a file's SHA-256 and modification time, a link's target, or
+    the entry's type: equal before and after a command when it changed nothing there."""
+    entries = {}
+    for directory, folders, files in os.walk(folder):
+        for path in (Path(directory) / name for name in folders + files):
+            status = path.lstat()
+            if stat.S_ISLNK(status.st_mode):
+                entries[str(path)] = f"link to {os.readlink(path)}"
+            elif stat.S_ISREG(status.st_mode):
+                entries[str(path)] = f"{hashlib.sha256(path.read_bytes()).hexdigest()} {status.st_mtime_ns}"
+            else:
+                entries[str(path)] = f"type {stat.S_IFMT(status.st_mode):o}"
+    return entries
 
 
 def main() -> None:

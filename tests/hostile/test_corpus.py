@@ -6,12 +6,9 @@ file it accepts is still processed, and nothing but the output changes (the corp
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import logging
-import os
 import shutil
-import stat
 from pathlib import Path
 
 import pytest
@@ -19,7 +16,7 @@ import soundfile
 
 from modeling_nes2net.audio import printable
 from nes2net.cli import main
-from tests.hostile.make_corpus import HostileCase, speech_like, write_corpus
+from tests.hostile.make_corpus import HostileCase, snapshot, speech_like, write_corpus
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="the corpus is encoded by the ffmpeg executable")
 GOOD_NAME = "good/speech.wav"
@@ -37,21 +34,6 @@ def corpus(tmp_path_factory) -> tuple[Path, list[HostileCase]]:
     with open(folder / "metadata.csv", "w", newline="", encoding="utf-8") as table:
         csv.writer(table).writerows([("path", "label", "utt_id"), *((name, "bonafide", name) for name in names)])
     return folder, cases
-
-
-def _snapshot(folder: Path) -> dict[str, str]:
-    """Every entry under `folder`, links not followed -> a file's SHA-256, a link's target, or the entry's type."""
-    entries = {}
-    for directory, folders, files in os.walk(folder):
-        for path in (Path(directory) / name for name in folders + files):
-            mode = path.lstat().st_mode
-            if stat.S_ISLNK(mode):
-                entries[str(path)] = f"link to {os.readlink(path)}"
-            elif stat.S_ISREG(mode):
-                entries[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
-            else:
-                entries[str(path)] = f"type {stat.S_IFMT(mode):o}"
-    return entries
 
 
 def _run(surface: str, folder: Path, cases: list[HostileCase], output: Path, model_dir, capsys, caplog):
@@ -78,10 +60,10 @@ def test_each_hostile_file_gets_one_line_naming_it_and_the_good_files_are_kept(
     surface, corpus, model_dir, tmp_path, capsys, caplog
 ):
     folder, cases = corpus
-    before = _snapshot(folder)
+    before = snapshot(folder)
     output = tmp_path / ("scores.csv" if surface == "detect" else "built")
     code, lines, processed = _run(surface, folder, cases, output, model_dir, capsys, caplog)
-    assert _snapshot(folder) == before
+    assert snapshot(folder) == before
 
     def lines_naming(case: HostileCase) -> list[str]:
         return [line.strip() for line in lines if f"{printable(case.path)}: " in line]

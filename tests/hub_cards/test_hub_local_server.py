@@ -8,7 +8,6 @@ only be checked up to the server's refusal of create_repo.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import socket
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from scipy.special import expit
 from transformers import AutoModelForAudioClassification
 
 from hub_cards.dataset_card import DatasetCardSpec, write_dataset_card
@@ -156,7 +156,7 @@ def test_served_model_scores_exactly_like_the_local_folder(published):
     loaded = published["loaded"]
     assert torch.allclose(torch.tensor(loaded["logits"]), expected, atol=1e-5)
 
-    probability = 1.0 / (1.0 + math.exp(-(expected[1] - expected[0]).item()))
+    probability = expit((expected[1] - expected[0]).item())
     by_label = {entry["label"]: entry["score"] for entry in loaded["pipeline"]}
     assert set(by_label) == {"spoof", "bonafide"}
     assert by_label["bonafide"] == pytest.approx(probability, abs=1e-5)

@@ -8,7 +8,8 @@ import soundfile
 import soxr
 from tests.modeling.detection_audio import dominant_frequency, ffmpeg_encode, needs_ffmpeg, tone_and_noise, write_audio
 
-from modeling_nes2net.audio import AudioInputError, AudioStream, find_audio_files, load_audio
+from modeling_nes2net.audio import AudioInputError, AudioStream, find_audio_files, has_audio_extension, load_audio
+from tests.hostile.make_corpus import ffmpeg_encoded, speech_like, wav_bytes
 
 
 def test_16k_wav_is_read_exactly(tmp_path):
@@ -49,6 +50,17 @@ def test_compressed_formats(tmp_path, suffix, decoder):
     assert stream.info.decoder == decoder
     assert abs(len(waveform) - 32_000) < 0.06 * 16_000  # encoder priming / padding only
     assert abs(dominant_frequency(waveform, 16_000) - 440.0) < 2.0
+
+
+@needs_ffmpeg
+def test_a_flac_streamed_through_a_pipe_decodes_whole(tmp_path):
+    """A FLAC written to a pipe declares no length (libsndfile reports 2**63 - 1 frames): an unknown length, not
+    5.8e14 s over the limit; it decodes to the samples of the recording, as a FLAC written to a file does."""
+    waveform = speech_like(2.0)
+    streamed = tmp_path / "streamed.flac"
+    streamed.write_bytes(ffmpeg_encoded(waveform, ".flac", piped=True))
+    assert soundfile.info(streamed).frames == 2**63 - 1
+    np.testing.assert_array_equal(load_audio(streamed), load_audio(wav_bytes(waveform)))
 
 
 @needs_ffmpeg
@@ -129,3 +141,9 @@ def test_find_audio_files(tmp_path):
     assert [p.name for p in find_audio_files(tmp_path)] == ["a.FLAC", "b.wav"]
     assert [p.name for p in find_audio_files(tmp_path, recursive=True)] == ["a.FLAC", "b.wav", "c.wav"]
     assert find_audio_files(tmp_path / "readme.txt") == [tmp_path / "readme.txt"]
+
+
+def test_audio_extensions_are_recognised_in_any_case_and_a_bare_extension_is_not_one():
+    assert has_audio_extension("folder.wav/clip.M4A") and has_audio_extension("take 1.opus")
+    assert not has_audio_extension("clip.flac/readme.txt") and not has_audio_extension(".flac")
+    assert not has_audio_extension("flac")

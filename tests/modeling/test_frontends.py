@@ -17,7 +17,9 @@ from tests.modeling.detection_audio import write_audio, write_long_wav
 from tests.tiny_models import randomize_norm_statistics, tiny_config
 from transformers import AutoModel, WhisperModel
 
+from hub_cards.folder_cards import render_onnx_card
 from modeling_nes2net import Nes2NetForAudioClassification, Nes2NetForAudioFrameClassification, save_model_folder
+from modeling_nes2net.description import describe_architecture
 from modeling_nes2net.frontends_nes2net import Nes2NetSslFrontend, describe_frontend
 from modeling_nes2net.onnx_export import FP32_TOLERANCE, export_onnx
 from modeling_nes2net.scorer import min_samples_of
@@ -91,11 +93,11 @@ def test_every_frontend_exports_to_onnx_within_tolerance(tmp_path, frontend):
     model = tiny(frontend)
     generator = np.random.default_rng(0)
     parity_audio = [generator.standard_normal(length).astype(np.float32) * 0.1 for length in (9_000, 16_000)]
-    report = export_onnx(model, tmp_path / "onnx", parity_audio=parity_audio)
+    report = export_onnx(model, tmp_path / "onnx", parity_audio=parity_audio, model_card=render_onnx_card)
     assert report.max_log_odds_difference["fp32"] <= FP32_TOLERANCE
     assert report.min_samples == min_samples_of(model) > 1
     card = (tmp_path / "onnx" / "README.md").read_text()
-    assert describe_frontend(model.config) in card
+    assert f"{describe_architecture(model.config)}." in card
 
 
 def test_a_pretrained_ssl_or_whisper_model_initialises_the_frontend_and_the_spectrogram_refuses(tmp_path):

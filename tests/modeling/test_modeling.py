@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from scipy.special import expit
 
 from modeling_nes2net import PRESETS, Nes2NetBackend, Nes2NetConfig, Nes2NetForAudioClassification, config_from_preset
 from modeling_nes2net.complexity import backend_complexity, count_macs
+from modeling_nes2net.scorer import pad_waveforms
 from tests.oracles.backend_with_head import BackendWithHead
 from tests.oracles.nes2net import ReferenceNes2Net
 from tests.tiny_models import randomize_norm_statistics, tiny_config, tiny_model
@@ -144,11 +146,7 @@ def test_padded_batch_equals_single_utterances(frontend, overrides):
     model = tiny_model(frontend, **overrides)
     lengths = [9000, 6100, 3500]
     waveforms = [torch.randn(length) * 0.1 for length in lengths]
-    batch = torch.zeros(len(lengths), max(lengths))
-    attention_mask = torch.zeros(len(lengths), max(lengths), dtype=torch.long)
-    for row, waveform in enumerate(waveforms):
-        batch[row, : len(waveform)] = waveform
-        attention_mask[row, : len(waveform)] = 1
+    batch, attention_mask = map(torch.from_numpy, pad_waveforms([waveform.numpy() for waveform in waveforms]))
     with torch.no_grad():
         batched = model(batch, attention_mask=attention_mask).logits
         single = torch.cat([model(waveform[None]).logits for waveform in waveforms])
@@ -217,7 +215,7 @@ def test_focal_loss_on_soft_labels():
     model = tiny_model(num_labels=1, loss="focal_bce")
     logit, label = 0.7, 1
     target = 0.9 * label + 0.05
-    probability = 1 / (1 + math.exp(-logit))
+    probability = expit(logit)
     bce = -(target * math.log(probability) + (1 - target) * math.log(1 - probability))
     p_t = probability * target + (1 - probability) * (1 - target)
     alpha_t = 0.25 * target + 0.75 * (1 - target)

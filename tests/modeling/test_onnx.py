@@ -19,6 +19,7 @@ from tests.tiny_models import randomize_norm_statistics, tiny_config, tiny_model
 
 from tests.oracles.backend_with_head import BackendWithHead
 
+from hub_cards.folder_cards import render_onnx_card
 from modeling_nes2net import Nes2NetForAudioClassification, save_model_folder
 from modeling_nes2net.audio import load_audio
 from nes2net.cli import main
@@ -28,6 +29,7 @@ from modeling_nes2net.frontends_nes2net import Nes2NetDftSpectrogramFrontend
 from modeling_nes2net.model_loading import DEFAULT_MODEL_DIR
 from modeling_nes2net.onnx_export import FP32_TOLERANCE, ONNX_FILES, export_onnx
 from modeling_nes2net.onnx_runtime import Nes2NetOnnxModel
+from modeling_nes2net.scorer import pad_waveforms
 
 pytest.importorskip("onnxruntime")
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("single_torch_thread")]
@@ -54,7 +56,8 @@ def default_export(real_clips, tmp_path_factory):
     model = Nes2NetForAudioClassification.from_pretrained(DEFAULT_MODEL_DIR)
     waveforms = [load_audio(path) for path in real_clips]
     output_dir = tmp_path_factory.mktemp("onnx") / "default"
-    return model, output_dir, export_onnx(model, output_dir, parity_audio=waveforms, variants=("int8", "fp16"))
+    return model, output_dir, export_onnx(model, output_dir, parity_audio=waveforms, variants=("int8", "fp16"),
+                                          model_card=render_onnx_card)
 
 
 def test_embedded_model_export_matches_pytorch(default_export, real_clips):
@@ -67,10 +70,7 @@ def test_embedded_model_export_matches_pytorch(default_export, real_clips):
     assert saved["max_log_odds_difference"] == report.max_log_odds_difference
     # Independently of the report: a padded batch of the three clips scored by a fresh session.
     waveforms = [load_audio(path) for path in real_clips]
-    values = torch.zeros(3, max(map(len, waveforms)))
-    mask = torch.zeros(3, values.shape[1], dtype=torch.long)
-    for row, waveform in enumerate(waveforms):
-        values[row, : len(waveform)], mask[row, : len(waveform)] = torch.from_numpy(waveform), 1
+    values, mask = map(torch.from_numpy, pad_waveforms(waveforms, always_mask=True))
     onnx_logits = Nes2NetOnnxModel(output_dir)(values, mask)
     with torch.inference_mode():
         torch_logits = model(input_values=values, attention_mask=mask).logits

@@ -45,7 +45,9 @@ def test_any_model_call_plugs_in_and_gets_the_same_verdicts(tmp_path):
     assert calls and all(shape[1] == 20_000 or mask is None for shape, mask in calls)
     assert [r.score for r in plugged] == pytest.approx([r.score for r in reference], abs=1e-5)
     padded, mask = pad_waveforms([clip for clip, _ in clips])
-    assert padded.shape == (3, 20_000) and mask.sum(axis=1).tolist() == [8_000, 20_000, 12_000]
+    assert padded.shape == (3, 20_000) and mask.dtype == np.int64
+    assert mask.sum(axis=1).tolist() == [8_000, 20_000, 12_000]
+    assert (padded[0, 8_000:] == 0).all() and (mask[0, :8_000] == 1).all() and (mask[0, 8_000:] == 0).all()
     equal = [np.ones(3, np.float32), np.ones(3, np.float32)]
     assert pad_waveforms(equal)[1] is None and pad_waveforms(equal, always_mask=True)[1].tolist() == [[1] * 3] * 2
 

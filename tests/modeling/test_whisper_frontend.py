@@ -11,6 +11,7 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from modeling_nes2net import Nes2NetForAudioClassification
 from modeling_nes2net.examples import speech_like
+from modeling_nes2net.scorer import pad_waveforms
 from tests.tiny_models import tiny_config, tiny_model
 
 RATE = 16_000
@@ -53,12 +54,7 @@ def test_thirty_seconds_give_the_hidden_states_of_whisper_encoder(model, speech)
 @torch.inference_mode()
 def test_a_padded_batch_scores_each_utterance_as_alone_across_thirty_second_chunks(model, speech):
     waveforms = [speech[: int(2.3 * RATE)], speech[RATE: 9 * RATE], speech[: 37 * RATE + 123]]
-    longest = max(waveform.size for waveform in waveforms)
-    input_values = torch.zeros(len(waveforms), longest)
-    attention_mask = torch.zeros(len(waveforms), longest, dtype=torch.long)
-    for row, waveform in enumerate(waveforms):
-        input_values[row, : waveform.size] = torch.from_numpy(waveform)
-        attention_mask[row, : waveform.size] = 1
+    input_values, attention_mask = map(torch.from_numpy, pad_waveforms(waveforms))
     batch = model(input_values, attention_mask=attention_mask).logits
     alone = torch.cat([model(torch.from_numpy(waveform)[None]).logits for waveform in waveforms])
     torch.testing.assert_close(batch, alone, atol=1e-5, rtol=1e-5)

@@ -19,6 +19,8 @@ from hub_cards.generalisation import weights_digest, write_generalisation_record
 from hub_cards.model_card import ModelCardSpec, write_model_card
 from hub_cards.published_files import GENERALISATION_FILE
 from modeling_nes2net import detection, save_model_folder
+from modeling_nes2net.decision import odds_probability
+from modeling_nes2net.description import describe_architecture
 from modeling_nes2net.detection import DetectionResult, Segment
 from modeling_nes2net.examples import speech_like
 from modeling_nes2net.localisation import Stretch
@@ -55,6 +57,10 @@ def test_a_card_written_by_hub_cards_feeds_the_page(carded_model, tmp_path):
     about = model_markdown(info)
     assert "ASVspoof 2019 LA train (toy subset)" in about and "score calibration, fitted on a dev split" in about
     assert "*(from the model card)*" in about and GENERIC_LIMITATIONS[0] not in about
+    words = describe_architecture(detector.config)  # the page and the card describe the model alike
+    card = (Path(carded_model) / "README.md").read_text(encoding="utf-8")
+    assert info.architecture == str(words) and str(words) in about
+    assert f"| Front-end | {words.frontend}, from" in card and f"| Back-end | {words.backend} (" in card
 
     rate = detector.sampling_rate
     result = detector.detect(speech_like(3.0, rate), sampling_rate=rate)
@@ -124,7 +130,7 @@ def test_how_sure_is_the_distance_from_the_threshold(log_odds, threshold, words)
 
 def test_timeline_words_name_the_flagged_stretches():
     def segment(start, odds):
-        return Segment(start, start + 4.0, odds, odds, 1 / (1 + np.exp(-odds)))
+        return Segment(start, start + 4.0, odds, odds, odds_probability(odds))
 
     segments = [segment(0.0, 1.5), segment(2.0, -1.0), segment(4.0, -2.0), segment(6.0, 2.0), segment(8.0, 1.0)]
     result = DetectionResult("clip.wav", "spoof", 0.5, 0.0, 0.0, 0.0, "windows", "any", 12.0, segments,

@@ -11,7 +11,7 @@ import torch
 from accelerate import Accelerator
 
 from training.checkpoints import save_checkpoint
-from training.schedules import build_scheduler
+from training.schedules import build_schedule
 
 
 def training_objects(seed: int):
@@ -19,7 +19,7 @@ def training_objects(seed: int):
     torch.manual_seed(seed)
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
     optimizer = torch.optim.Adam([{"params": model.parameters(), "name": "backend"}], lr=1e-2)
-    scheduler = build_scheduler(optimizer, "cosine", 1e-2, 1e-4, 20, 5, 5)
+    scheduler = build_schedule(optimizer, "cosine", 1e-2, 1e-4, 20, 5).scheduler
     return model, optimizer, scheduler
 
 

@@ -25,7 +25,7 @@ from training.checkpoints import (
     rng_file,
     save_checkpoint,
 )
-from training.schedules import build_scheduler
+from training.schedules import build_schedule
 
 
 def resume_fresh(run):
@@ -129,7 +129,7 @@ def test_a_damaged_newest_checkpoint_is_named_and_the_older_one_resumed(run, cap
 def test_a_checkpoint_of_another_model_is_refused_naming_the_file(run):
     model = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.BatchNorm1d(5), torch.nn.Linear(5, 2))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    scheduler = build_scheduler(optimizer, "constant", 1e-2, 0.0, 20, 5, 5)
+    scheduler = build_schedule(optimizer, "constant", 1e-2, 0.0, 20, 5).scheduler
     with pytest.raises(CheckpointError, match=rf"{run['root'] / 'step-00000004' / MODEL_FILE}: does not fit this run"):
         resume_latest(run["accelerator"], run["root"], model, optimizer, scheduler)
 

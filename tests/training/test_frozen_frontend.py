@@ -14,7 +14,7 @@ from training.batching import WaveformDataset, build_augmentation
 from training.data import load_built_dataset
 from training.default_model import build_demo_dataset
 from training.frozen_frontend import (
-    _masked,
+    masked_states,
     BackendTraining,
     FrontendCache,
     cache_frontend_states,
@@ -114,7 +114,7 @@ def test_windows_of_the_cached_states_change_what_is_trained_and_repeat_under_th
 
 def test_masking_zeroes_one_band_and_one_span_in_every_layer_and_spares_the_cache():
     state = torch.randn(3, 50, 16) + 5.0  # no zero before masking
-    masked = _masked(state, max_channels=6, max_frames=10, rng=np.random.default_rng(3))
+    masked = masked_states(state, max_channels=6, max_frames=10, rng=np.random.default_rng(3))
     zero = masked == 0
     assert torch.equal(zero[0], zero[1]) and torch.equal(zero[0], zero[2])  # the same band and span in each layer
     channels = zero[0].all(dim=0).nonzero().flatten()
@@ -125,4 +125,4 @@ def test_masking_zeroes_one_band_and_one_span_in_every_layer_and_spares_the_cach
     unmasked = ~zero[0]
     assert torch.equal(masked[:, unmasked], state[:, unmasked])
     assert (state != 0).all()  # the cached state itself is untouched
-    assert _masked(state, 0, 0, np.random.default_rng(3)) is state
+    assert masked_states(state, 0, 0, np.random.default_rng(3)) is state

@@ -98,6 +98,8 @@ def test_bootstrap_interval_holds_the_eer_and_narrows_with_more_trials():
     assert large_low < 0.5 * math.erfc(1 / math.sqrt(2)) < large_high
     assert bootstrap_eer_interval(*small, n_resamples=300, seed=0) == (low, high)
     assert bootstrap_eer_interval([2.0, 3.0], [0.0, 1.0], n_resamples=50) == (0.0, 0.0)
+    lonely_low, lonely_high = bootstrap_eer_interval([0.5], small[1], n_resamples=50)  # one bona fide trial
+    assert 0.0 <= lonely_low <= compute_eer([0.5], small[1]).eer <= lonely_high <= 1.0
 
 
 def test_breakdown_adds_intervals_when_asked():

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from modeling_nes2net.localisation import (
+    Stretch,
     frame_cell_scores,
     pool_segments,
     spoofed_stretches,
@@ -18,6 +19,7 @@ from training.segment_metrics import (
     localisation_metrics,
     range_based_eer,
     segment_eer,
+    stretch_iou,
     utterance_eer,
 )
 
@@ -88,3 +90,12 @@ def test_metrics_of_perfect_and_useless_scores_and_their_intervals(tmp_path):
     assert 0.0 <= low <= bad["utterance_eer"] <= high <= 1.0 and high > low
     path = plot_localisation({"perfect": perfect[1].cell_scores}, perfect[1].cell_labels, tmp_path / "timeline.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_stretch_iou_counts_10ms_cells_of_the_flagged_stretches_against_the_spoofed_ones():
+    labels = np.array([1] * 100 + [0] * 50 + [1] * 50, np.int8)  # spoofed 1.0-1.5 s
+    assert stretch_iou([Stretch(1.0, 1.5, -2.0)], labels) == 1.0
+    assert stretch_iou([Stretch(1.25, 1.75, -2.0)], labels) == pytest.approx(25 / 75)
+    assert stretch_iou([Stretch(0.0, 0.2, -1.0), Stretch(1.0, 1.3, -1.0)], labels) == pytest.approx(30 / 70)
+    assert stretch_iou([], labels) == 0.0
+    assert stretch_iou([], np.ones(50, np.int8)) == 1.0  # nothing spoofed, nothing flagged

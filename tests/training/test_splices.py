@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile
 
 from training.data import build_dataset, load_built_dataset
@@ -13,6 +14,7 @@ from training.data.splices import (
     FRAME_SAMPLES,
     RESOLUTIONS_MS,
     SpliceOptions,
+    make_paired_splice,
     make_splice,
     segment_labels,
     word_boundaries,
@@ -141,3 +143,48 @@ def test_data_cli_builds_splices(tmp_path, mini_antispoof):
     args = parser.parse_args(["build", "splices", str(source), str(tmp_path / "out"), "--no-progress"])
     assert run(args) == 0
     assert (tmp_path / "out" / "data").is_dir() and "splices" in (tmp_path / "out" / "build_info.json").read_text()
+
+
+def test_a_paired_splice_replaces_stretches_of_the_host_by_the_same_stretches_of_its_copy():
+    host = bursts([(0.6, 0.2), (0.15, 0.0), (0.7, 0.2), (0.2, 0.0), (0.8, 0.2), (0.1, 0.0), (0.5, 0.2)])
+    copy = -0.5 * host  # a "copy-synthesis": same length, every sample told apart from the host's
+    options = SpliceOptions(crossfade_probability=0.0, max_segments=3, max_segment_seconds=0.8)
+    for seed in range(5):
+        splice = make_paired_splice(host, ("world", copy), np.random.default_rng(seed), options)
+        frames = len(host) // FRAME_SAMPLES
+        assert len(splice.waveform) == frames * FRAME_SAMPLES and len(splice.frame_labels) == frames
+        spoofed = np.repeat(splice.frame_labels == 0, FRAME_SAMPLES)
+        np.testing.assert_array_equal(splice.waveform[~spoofed], host[: frames * FRAME_SAMPLES][~spoofed])
+        np.testing.assert_array_equal(splice.waveform[spoofed], copy[: frames * FRAME_SAMPLES][spoofed])
+        runs = np.diff(np.flatnonzero(np.diff(np.concatenate([[1], splice.frame_labels, [1]]))))[::2]
+        assert 1 <= len(runs) <= 3 and runs.min() >= 20 and runs.max() <= 80 and splice.generators == ("world",)
+        assert splice.frame_labels[:2].all() and splice.frame_labels[-2:].all()  # the host's own start and end
+    with pytest.raises(ValueError, match="not a paired copy"):
+        make_paired_splice(host, ("world", copy[:-160]), np.random.default_rng(0), options)
+
+
+def test_a_vocoded_corpus_gets_paired_splices_of_each_hosts_own_copies(tmp_path):
+    rows = []
+    for index in range(3):
+        host = bursts([(0.6, 0.2), (0.15, 0.0), (0.7, 0.2), (0.2, 0.0), (0.8, 0.2)], seed=index)
+        for label, system, waveform in (("bonafide", "genuine", host), ("spoof", "world", -0.5 * host)):
+            name = f"audio/train/{label}/{index}.flac"
+            (tmp_path / "vocoded" / name).parent.mkdir(parents=True, exist_ok=True)
+            soundfile.write(tmp_path / "vocoded" / name, waveform, RATE, subtype="PCM_16")
+            rows.append({"file_name": name, "label": label, "split": "train", "system": system,
+                         "pair_id": f"clip{index}"})
+    with open(tmp_path / "vocoded" / "metadata.csv", "w", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    write_splice_corpus(tmp_path / "vocoded", tmp_path / "corpus", SpliceOptions(crossfade_probability=0.0))
+    labels = np.load(tmp_path / "corpus" / "segment_labels" / "train_seglab_0.01.npy", allow_pickle=True).item()
+    for index in range(3):
+        host = soundfile.read(tmp_path / "vocoded" / f"audio/train/bonafide/{index}.flac", dtype="float32")[0]
+        for version in (1, 2):
+            utt_id = f"SPL_T_{index:05d}_{version}"
+            spliced = soundfile.read(tmp_path / "corpus" / "train" / "con_wav" / f"{utt_id}.wav", dtype="float32")[0]
+            spoofed = np.repeat(labels[utt_id].astype(int) == 0, FRAME_SAMPLES)
+            assert len(spliced) == len(spoofed) == len(host) // FRAME_SAMPLES * FRAME_SAMPLES and spoofed.any()
+            np.testing.assert_allclose(spliced[~spoofed], host[: len(spliced)][~spoofed], atol=1e-4)
+            np.testing.assert_allclose(spliced[spoofed], -0.5 * host[: len(spliced)][spoofed], atol=1e-4)

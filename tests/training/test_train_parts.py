@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from training.batching import EpochPlan, build_augmentation
 from training.checkpoints import TRAINER_STATE, latest_checkpoint
 from training.distributed_norm import GlobalBatchNorm, convert_to_global_batch_norm
 from training.recipe import ModelSpec, available_recipes, load_recipe
-from training.schedules import lr_factor
+from training.schedules import build_schedule
 from training.train import TrainerState, add_arguments, build_model, recipe_from_args, trial_weights
 
 
@@ -70,20 +71,45 @@ def test_command_line_shortcuts_and_set_build_the_recipe():
     assert [spec.dataset for spec in recipe.evaluation] == ["data/x"]  # the mini recipe scores its own test split
 
 
-def test_schedules_match_their_definitions():
-    factor = dict(floor=1e-9 / 1e-6, total_steps=100, steps_per_epoch=10, period_epochs=5)
+def _rates_per_step(schedule_name: str, lr: float, min_lr: float, epochs: int, steps_per_epoch: int) -> list:
+    """The learning rate of every optimiser step of a run, for a back-end group at `lr` and a front-end group at a
+    tenth of it, driven as the trainer drives the schedule."""
+    backend, frontend = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.AdamW([{"params": [backend]}, {"params": [frontend], "lr": lr / 10}], lr=lr)
+    schedule = build_schedule(optimizer, schedule_name, lr, min_lr, epochs * steps_per_epoch, period_epochs=5)
+    rates = []
+    for _ in range(epochs):
+        for _ in range(steps_per_epoch):
+            rates.append([group["lr"] for group in optimizer.param_groups])
+            optimizer.step()
+            schedule.optimizer_step_done()
+        schedule.epoch_done()
+    return rates
+
+
+def test_schedules_match_their_closed_forms():
+    # cosine: lr_t = min + (lr - min) (1 + cos(pi t / T)) / 2 over the T = 100 steps of the run
+    rates = _rates_per_step("cosine", 1e-3, 1e-4, epochs=10, steps_per_epoch=10)
+    for step in (0, 1, 25, 50, 99):
+        expected = 1e-4 + 0.9e-3 * (1 + math.cos(math.pi * step / 100)) / 2
+        assert rates[step] == pytest.approx([expected, expected / 10], rel=1e-9)  # the front-end keeps its ratio
+    assert rates[50][0] == pytest.approx(0.55e-3, rel=1e-9)
+    # constant
+    assert _rates_per_step("constant", 1e-3, 0.0, epochs=2, steps_per_epoch=5) == [[1e-3, 1e-4]] * 10
+    # cosine_epochs: PyTorch's CosineAnnealingLR(T_max=5) stepped once per epoch, as the CtrSVDD recipe did:
+    # constant within an epoch, periodic past T_max
+    rates = _rates_per_step("cosine_epochs", 1e-6, 1e-9, epochs=12, steps_per_epoch=10)
     parameter = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.AdamW([parameter], lr=1e-6)
     annealing = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=5, eta_min=1e-9)
-    for epoch in range(12):  # PyTorch's scheduler stepped once per epoch, as the CtrSVDD recipe did
+    for epoch in range(12):
+        closed_form = 1e-9 + (1e-6 - 1e-9) * (1 + math.cos(math.pi * epoch / 5)) / 2
         for step in range(epoch * 10, epoch * 10 + 10):
-            expected = annealing.get_last_lr()[0]
-            assert 1e-6 * lr_factor(step, "cosine_epochs", **factor) == pytest.approx(expected, rel=1e-6)
+            assert rates[step][0] == pytest.approx(annealing.get_last_lr()[0], rel=1e-6)
+            assert rates[step][0] == pytest.approx(closed_form, rel=1e-9)
         optimizer.step()
         annealing.step()
-    cosine = dict(factor, floor=0.1)
-    assert lr_factor(0, "cosine", **cosine) == 1.0 and lr_factor(100, "cosine", **cosine) == pytest.approx(0.1)
-    assert lr_factor(50, "cosine", **cosine) == pytest.approx(0.55) and lr_factor(70, "constant", **cosine) == 1.0
+    assert rates[50][0] == pytest.approx(1e-9) and rates[100][0] == pytest.approx(1e-6)  # minimum at 5, back at 10
 
 
 def test_epoch_plan_splits_every_global_batch_between_processes():

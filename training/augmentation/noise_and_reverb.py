@@ -13,7 +13,7 @@ import scipy.signal
 import soundfile
 import soxr
 
-from modeling_nes2net.audio import AUDIO_EXTENSIONS
+from modeling_nes2net.audio import AUDIO_EXTENSIONS, has_audio_extension
 from training.augmentation.composition import OneOf, RandomApply
 from training.augmentation.waveform import add_at_snr, as_waveform, energy
 
@@ -32,7 +32,7 @@ def _index_audio_files(folder: str | Path) -> list[_AudioFile]:
     if not folder.is_dir():
         raise ValueError(f"augmentation folder {folder} does not exist")
     files = []
-    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()):
+    for path in sorted(p for p in folder.rglob("*") if has_audio_extension(p) and p.is_file()):
         try:
             info = soundfile.info(str(path))
         except (RuntimeError, soundfile.LibsndfileError) as error:

@@ -18,7 +18,14 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from modeling_nes2net.audio import AudioInputError, check_complete, check_file, check_header, truncation
+from modeling_nes2net.audio import (
+    AudioInputError,
+    check_complete,
+    check_file,
+    check_header,
+    declared_frames,
+    truncation,
+)
 
 from .layout import CorpusLayoutError, LayoutProblem
 from .schema import LABEL_NAMES, Utterance
@@ -103,6 +110,8 @@ def _damage(sound_file: soundfile.SoundFile, audio_bytes: bytes, name: str) -> s
         check_complete(audio_bytes, name)
     except AudioInputError as error:
         return error.problem
+    if declared_frames(sound_file) is None:  # detect decodes it (with ffmpeg); training reads lengths from headers
+        return "its header declares no length (a stream written to a pipe); re-encode it to a file to train on it"
     if sound_file.frames == 0:
         return "no audio samples (zero duration)"
     frames, heard = 0, False

@@ -5,7 +5,7 @@ a path column (`path`, `file_name`, `file` or `audio`; relative to ROOT) and `la
 (its values become the splits, else everything is `train`), `speaker`, `attack`, `utt_id` (else the path
 without its suffix); every other column is kept as metadata, typed int64 / float64 when all its values are.
 
-Folder layout: `ROOT/{bonafide,spoof}/**/*.{flac,wav,ogg,mp3}` (one `train` split) or
+Folder layout: `ROOT/{bonafide,spoof}/**/*.flac` (any of `AUDIO_EXTENSIONS`; one `train` split) or
 `ROOT/<split>/{bonafide,spoof}/**` (one split per folder).
 
 Audio files must lie inside ROOT: a table path with `..`, an absolute path, or a symlink that leads outside is
@@ -24,8 +24,9 @@ from typing import Any
 
 from datasets import Value
 
+from modeling_nes2net.audio import AUDIO_EXTENSIONS, has_audio_extension
+
 from .layout import (
-    AUDIO_SUFFIXES,
     CorpusBuilder,
     CorpusScan,
     LayoutProblem,
@@ -173,8 +174,8 @@ def _in_split_order(splits: dict[str, list[Utterance]]) -> dict[str, list[Uttera
 
 def _table_row(root: Path, record: dict[str, str], path_column: str) -> tuple[str, Utterance, dict[str, str]]:
     relative = record[path_column].strip()
-    if not relative.lower().endswith(AUDIO_SUFFIXES):
-        raise ProtocolLineError(f"{relative!r} is not an audio file ({', '.join(AUDIO_SUFFIXES)})")
+    if not has_audio_extension(relative):
+        raise ProtocolLineError(f"{relative!r} is not an audio file ({', '.join(sorted(AUDIO_EXTENSIONS))})")
     label = parse_key(record["label"].strip().lower(), GENERIC_KEYS)
     split = record.get("split", DEFAULT_SPLIT).strip()
     if not SPLIT_NAME.match(split):

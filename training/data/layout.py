@@ -17,14 +17,12 @@ from typing import Any, Literal
 
 from datasets import Value
 
-from modeling_nes2net.audio import AUDIO_EXTENSIONS
+from modeling_nes2net.audio import has_audio_extension
 
 from .schema import ATTACK_UNKNOWN, Utterance, attack_name
 
 ProblemKind = Literal["missing", "missing-audio", "extra", "malformed", "duplicate", "unreadable", "outside-root",
                       "damaged", "leak", "conflicting-label"]
-AUDIO_SUFFIXES = tuple(sorted(AUDIO_EXTENSIONS))
-"""What the builders take as audio: the extensions the package's decoder reads (`modeling_nes2net.audio`)."""
 ENTRY_COLUMNS = ("utt_id", "key", "speaker", "attack")  # the protocol columns every ProtocolEntry has a field for
 
 
@@ -147,21 +145,21 @@ def parse_key(value: str, keys: dict[str, int]) -> int:
     return keys[value]
 
 
-def list_audio_files(folder: Path, suffixes: Iterable[str] = AUDIO_SUFFIXES, recursive: bool = False) -> list[Path]:
-    """The audio files in `folder` (hidden files skipped), sorted; recursive walks the whole tree."""
-    suffixes = tuple(suffixes)
+def list_audio_files(folder: Path, recursive: bool = False) -> list[Path]:
+    """The audio files in `folder` (`has_audio_extension`, hidden files skipped), sorted; recursive walks the whole
+    tree."""
     if recursive:
         found = (
             Path(directory) / name
             for directory, _, names in os.walk(folder)
             for name in names
-            if not name.startswith(".") and name.lower().endswith(suffixes)
+            if not name.startswith(".") and has_audio_extension(name)
         )
     else:
         found = (
             Path(entry.path)
             for entry in os.scandir(folder)
-            if entry.is_file() and not entry.name.startswith(".") and entry.name.lower().endswith(suffixes)
+            if entry.is_file() and not entry.name.startswith(".") and has_audio_extension(entry.name)
         )
     return sorted(found)
 

@@ -7,6 +7,11 @@ inserted at a pause of the host or substituted for one of its word-like stretche
 detector on 10 ms frames (`word_boundaries`); every piece is loudness-matched to the host's speech (RMS over the
 frames the detector calls speech) and joined either hard or with a 10 ms raised-cosine cross-fade.
 
+From a paired vocoded corpus (`nes2net data build vocoded`: every genuine clip next to its copy-synthesis by each
+vocoder, sharing a `pair_id`), a host's splices are paired instead (`make_paired_splice`): stretches of the host are
+replaced by the same stretches of one of its own copies, so speaker, room, words and timing stay the host's and only
+the vocoder's trace is left to find (the hardest and most realistic splice).
+
 Every boundary and length lies on the 10 ms grid, so the labels are exact: a 10 ms frame is spoof when any of its
 samples comes from a spoof clip (a cross-fade's mixed frame included), and a segment of a coarser resolution
 (20 ... 640 ms, PartialSpoof's) is spoof when any of its frames is. Labels use the corpus convention, 1 = bona fide.
@@ -42,6 +47,8 @@ SPLIT_NAMES = {"train": "train", "dev": "dev", "validation": "dev", "test": "eva
 """Source split -> PartialSpoof split."""
 HELD_OUT_SPLIT = "eval"
 UNSEEN_COLUMN = "unseen_in_train"
+PAIR_COLUMN = "pair_id"
+"""The paired vocoded corpus' column naming the genuine clip a row was made from (see `make_paired_splice`)."""
 SPEECH_DB_BELOW_PEAK = 35.0
 
 
@@ -194,6 +201,44 @@ def make_splice(
     return Splice(waveform.astype(np.float32), labels, tuple(generators))
 
 
+def make_paired_splice(
+    host: np.ndarray, copy: tuple[str, np.ndarray], rng: np.random.Generator, options: SpliceOptions = SpliceOptions()
+) -> Splice:
+    """Replace `1..max_segments` stretches of the bona fide `host` by the same stretches of `copy`, a
+    `(vocoder, waveform)` copy-synthesis of it (same length): each from a word-like boundary to a later one,
+    `min_segment_seconds`..`max_segment_seconds` long, at least 20 ms of the host between two."""
+    vocoder, synthesised = copy
+    if len(synthesised) != len(host):
+        raise ValueError(f"the {vocoder} copy has {len(synthesised)} samples, its host {len(host)}: not a paired copy")
+    frames = len(host) // FRAME_SAMPLES
+    host, synthesised = host[: frames * FRAME_SAMPLES], synthesised[: frames * FRAME_SAMPLES]
+    min_frames = round(options.min_segment_seconds * 100)
+    max_frames = max(min_frames, round(options.max_segment_seconds * 100))
+    cuts = word_boundaries(host)
+    boundaries = cuts[(cuts >= 2) & (cuts <= frames - 2 - min_frames)]
+    if not len(boundaries):
+        boundaries = np.asarray([max(2, (frames - min_frames) // 2)])
+    count = int(rng.integers(1, options.max_segments + 1))
+    starts = np.sort(rng.choice(boundaries, size=min(count, len(boundaries)), replace=False))
+    parts: list[tuple[np.ndarray, int]] = []
+    position = 0
+    for index, start in enumerate(starts):
+        limit = starts[index + 1] - 2 if index + 1 < len(starts) else frames - 2
+        if start < position + 2 or limit - start < min_frames:
+            continue
+        ends = cuts[(cuts >= start + min_frames) & (cuts <= min(limit, start + max_frames))]
+        end = int(rng.choice(ends)) if len(ends) else int(start + min(max_frames, limit - start))
+        parts += [(host[position * FRAME_SAMPLES : start * FRAME_SAMPLES], BONAFIDE),
+                  (synthesised[start * FRAME_SAMPLES : end * FRAME_SAMPLES], SPOOF)]
+        position = end
+    if not parts:  # too short for a stretch between boundaries: the copy from the third frame on
+        parts, position = [(host[: 2 * FRAME_SAMPLES], BONAFIDE), (synthesised[2 * FRAME_SAMPLES :], SPOOF)], frames
+    if position < frames:
+        parts.append((host[position * FRAME_SAMPLES :], BONAFIDE))
+    waveform, labels = join(parts, crossfade=rng.random() < options.crossfade_probability)
+    return Splice(waveform.astype(np.float32), labels, (vocoder,))
+
+
 def segment_labels(frame_labels: np.ndarray, resolution_ms: int) -> np.ndarray:
     """10 ms frame labels -> labels of `resolution_ms` segments: a segment is spoof (0) when any of its frames is;
     the last, partial segment counts too. `(frames,)` -> `(ceil(frames / (resolution_ms / 10)),)` int8."""
@@ -229,7 +274,11 @@ def write_splice_corpus(
         spoofs = [(_generator(u), load_audio(u.audio_path)) for u in utterances if u.label == SPOOF]
         if not hosts or not spoofs:
             continue
-        _write_split(output_root, split, hosts, spoofs, rng, options)
+        copies: dict[str, list[tuple[str, np.ndarray]]] = {}
+        for utterance, spoof in zip([u for u in utterances if u.label == SPOOF], spoofs):
+            if utterance.metadata.get(PAIR_COLUMN):
+                copies.setdefault(utterance.metadata[PAIR_COLUMN], []).append(spoof)
+        _write_split(output_root, split, hosts, spoofs, rng, options, copies)
         written.append(split)
     return written
 
@@ -249,7 +298,10 @@ def _write_split(
     spoofs: list[tuple[str, np.ndarray]],
     rng: np.random.Generator,
     options: SpliceOptions,
+    copies: dict[str, list[tuple[str, np.ndarray]]],
 ) -> None:
+    """Write one split; a host with copies in `copies` (by its `pair_id`) gets paired splices of one of them drawn
+    for each splice, any other host pieces of `spoofs`."""
     audio_dir = root / split / "con_wav"
     audio_dir.mkdir(parents=True, exist_ok=True)
     protocol_lines, labels = [], {resolution: {} for resolution in RESOLUTIONS_MS}
@@ -258,8 +310,13 @@ def _write_split(
         waveform = waveform[: len(waveform) // FRAME_SAMPLES * FRAME_SAMPLES]
         speaker = (host.speaker or host.metadata.get("system") or "unknown").replace(" ", "_")
         versions = [(waveform, np.full(len(waveform) // FRAME_SAMPLES, BONAFIDE, np.int8), ())]
+        own_copies = copies.get(host.metadata.get(PAIR_COLUMN) or "", [])
         for _ in range(options.splices_per_host):
-            splice = make_splice(waveform, spoofs, rng, options)
+            if own_copies:
+                vocoder, copy = own_copies[int(rng.integers(len(own_copies)))]
+                splice = make_paired_splice(waveform, (vocoder, copy[: len(waveform)]), rng, options)
+            else:
+                splice = make_splice(waveform, spoofs, rng, options)
             versions.append((splice.waveform, splice.frame_labels, splice.generators))
         for version, (audio, frame_labels, generators) in enumerate(versions):
             utt_id = f"SPL_{split[0].upper()}_{host_index:05d}_{version}"

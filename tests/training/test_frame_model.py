@@ -1,0 +1,164 @@
+"""`python -m training.frame_model` on a tiny random Whisper model and generated splices: the frame labels follow the
+encoder's 20 ms frames, the utterance model stays the base's when frozen, and the trained folder is what the default
+detector loads and what `detect --segments` localises with."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+import yaml
+
+from modeling_nes2net import Nes2NetForAudioClassification, Nes2NetForAudioFrameClassification, save_model_folder
+from modeling_nes2net import detection, model_loading
+from modeling_nes2net.examples import speech_like
+from tests.tiny_models import tiny_model
+from training.frame_model import (
+    FrameRecipe,
+    build_sources,
+    cached_frame_states,
+    cell_labels,
+    frame_loss,
+    initial_frame_model,
+    main,
+)
+from training.frozen_frontend import BackendTraining
+from training.localisation import frame_targets
+from training.segment_metrics import stretch_iou
+
+RATE = 16_000
+
+
+def machine_made(seconds: float, seed: int) -> np.ndarray:
+    """A spoof clip the tiny model can tell apart: speech-like, with a steady 3 kHz whistle over it."""
+    waveform = speech_like(seconds, seed=seed)
+    return waveform + 0.4 * np.sin(2 * np.pi * 3000 * np.arange(len(waveform)) / RATE).astype(np.float32)
+
+
+def content_encoder_model() -> Nes2NetForAudioClassification:
+    """A tiny random Whisper model whose encoder convolutions are scaled up 20 times: at its initial scale the
+    sinusoidal positions outweigh the audio in every state, and no back-end could tell one clip from another."""
+    model = tiny_model("whisper", layer_merge="weighted_sum", freeze_frontend=True)
+    with torch.no_grad():
+        for convolution in (model.nes2net.frontend.encoder.conv1, model.nes2net.frontend.encoder.conv2):
+            convolution.weight.mul_(20)
+    return model
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """A generic-layout corpus of generated clips (10 genuine hosts of 2.5-4.3 s, 6 machine-made clips, train split),
+    a tiny Whisper base model folder, and a frame recipe over them."""
+    root = tmp_path_factory.mktemp("frames")
+    rows = []
+    for index in range(10):
+        clips = [("bonafide", speech_like(2.5 + 0.2 * index, seed=index))]
+        clips += [("spoof", machine_made(2.0, seed=50 + index))] if index < 6 else []
+        for label, waveform in clips:
+            name = f"audio/{label}/{index}.wav"
+            (root / "corpus" / name).parent.mkdir(parents=True, exist_ok=True)
+            soundfile.write(root / "corpus" / name, waveform, RATE)
+            rows.append({"file_name": name, "label": label, "split": "train",
+                         "system": "genuine" if label == "bonafide" else "whistle-tts"})
+    with open(root / "corpus" / "metadata.csv", "w", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    save_model_folder(content_encoder_model(), root / "base")
+    recipe = {
+        "model": {"base": str(root / "base"), "freeze_utterance_model": False},
+        "corpora": {"generated": {"source": str(root / "corpus")}},
+        "data": {"seed": 1, "views": 2, "augmentation": {"channel": {"p": 1.0, "conditions": ["noise:snr=30"]}}},
+        "training": {"epochs": 40, "batch_size": 8, "lr": 1.0e-2, "min_lr": 3.0e-3, "average_last": 1},
+    }
+    (root / "frames.yaml").write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    return root
+
+
+def test_frame_labels_follow_the_encoders_20ms_frames(workspace):
+    """Whisper's frame k is centred on sample 320 k, so it carries the label of 10 ms cell 2 k: the frames labelled
+    spoof are exactly those whose centre lies in an inserted piece, and a whole clip is its label in every frame."""
+    recipe = FrameRecipe.load(workspace / "frames.yaml")
+    model = initial_frame_model(recipe)
+    sources = build_sources(recipe, workspace / "run" / "data")
+    train, _ = cached_frame_states(model, recipe, sources, workspace / "run" / "cache")
+    spliced = [index for index, labels in enumerate(train.metadata["segment_labels_10ms"])
+               if len(labels) and min(labels) == 0]
+    assert spliced and any(len(labels) == 0 for labels in train.metadata["segment_labels_10ms"])  # and whole clips
+    for index in spliced:
+        frames = train.states[index].shape[1]
+        cells = np.asarray(train.metadata["segment_labels_10ms"][index])
+        assert frames == (len(cells) + 1) // 2
+        targets = frame_targets(cell_labels(train, index, frames, 2.0), model.frame_times(frames).numpy())
+        np.testing.assert_array_equal(targets, cells[2 * np.arange(frames)])
+        assert 0 < (targets == 0).sum() < frames
+    whole = next(index for index, labels in enumerate(train.metadata["segment_labels_10ms"]) if not len(labels))
+    frames = train.states[whole].shape[1]
+    targets = frame_targets(cell_labels(train, whole, frames, 2.0), model.frame_times(frames).numpy())
+    assert (targets == train.labels[whole]).all()
+
+
+def test_the_joint_loss_trains_the_trunk_and_the_frozen_one_only_the_frame_classifier(workspace):
+    recipe = FrameRecipe.load(workspace / "frames.yaml")
+    sources = build_sources(recipe, workspace / "run" / "data")
+    model = initial_frame_model(recipe)
+    train, _ = cached_frame_states(model, recipe, sources, workspace / "run" / "cache")
+    batch = np.arange(4)
+    for joint in (True, False):
+        model = Nes2NetForAudioFrameClassification.from_pretrained(workspace / "base", allow_new_weights=True)
+        if not joint:
+            model.freeze_utterance_model()
+        model.train()
+        loss = frame_loss(model, train, batch, BackendTraining(crop_frames=60), np.random.default_rng(0),
+                          train_utterance_model=joint)
+        loss.backward()
+        assert model.frame_classifier.weight.grad is not None
+        assert (model.classifier.weight.grad is not None) == joint
+        assert any(parameter.grad is not None for parameter in model.nes2net.backend.parameters()) == joint
+
+
+def _build(workspace, output, *options: str) -> None:
+    code = main(["--recipe", str(workspace / "frames.yaml"), "--work-dir", str(workspace / "run"),
+                 "--output-dir", str(output), "--threads", "1", *options])
+    torch.use_deterministic_algorithms(False)
+    assert code == 0 and (output / "model.safetensors").is_file() and not (output / "modeling_nes2net.py").exists()
+
+
+def test_the_trained_folder_is_the_default_detectors_and_localises_the_inserted_piece(workspace, monkeypatch, capsys):
+    save_model_folder(content_encoder_model(), workspace / "default")
+    _build(workspace, workspace / "default" / model_loading.FRAME_MODEL_DIR)
+    monkeypatch.setattr(model_loading, "DEFAULT_MODEL_DIR", workspace / "default")
+    framed = model_loading.load_model(None)
+    assert isinstance(framed, Nes2NetForAudioFrameClassification)
+
+    host = speech_like(3.0, seed=20)  # a host no training clip came from
+    piece = machine_made(1.0, seed=99)  # a machine-made second no training clip held, inserted at 1 s
+    spliced = np.concatenate([host[:RATE], piece, host[RATE:]])
+    cells = np.concatenate([np.ones(100), np.zeros(100), np.ones(200)]).astype(np.int8)
+    path = workspace / "spliced.wav"
+    soundfile.write(path, spliced, RATE)
+    result = detection.Nes2NetDetector(framed, protocol="full", device="cpu").detect(str(path))
+    assert stretch_iou(result.stretches, cells) >= 0.5, result.stretches
+    assert result.label != "bonafide"
+
+    from nes2net.cli import main as cli
+
+    assert cli(["detect", str(path), "--protocol", "full", "--segments", "--device", "cpu", "--format", "json"]) == 0
+    printed = json.loads(capsys.readouterr().out)[0]["stretches"]
+    assert [(s["start"], s["end"]) for s in printed] == [(s.start, s.end) for s in result.stretches]
+
+
+def test_a_frozen_utterance_model_keeps_the_base_verdicts_to_the_bit(workspace):
+    output = workspace / "frozen"
+    _build(workspace, output, "--freeze-utterance-model")
+    framed, base = model_loading.load_model(output), model_loading.load_model(workspace / "base")
+    waveform = torch.from_numpy(speech_like(3.0, seed=7))[None]
+    with torch.inference_mode():
+        assert torch.equal(framed(waveform).logits, base(waveform).logits)
+        assert not torch.equal(framed(waveform).frame_logits,
+                               Nes2NetForAudioFrameClassification.from_pretrained(
+                                   workspace / "base", allow_new_weights=True)(waveform).frame_logits)

@@ -1,0 +1,266 @@
+"""The frame head of the embedded default: where in a recording the machine-made speech is, on the default's frozen
+Whisper encoder, trained on cached encoder states of spliced real audio.
+
+    python -m training.frame_model                      # everything; writes modeling_nes2net/default_model/frames
+    python -m training.frame_model --max-clips 60 --output-dir runs/frames/model   # a first, small run
+
+Steps (the recipe: `training/recipes/frozen_frontend/frames.yaml`), each a function here or in the library:
+1. `build_sources`: each corpus of the recipe built twice, by `nes2net data build splices` (genuine hosts with 1-3
+   machine-made pieces of the same split, labelled per 10 ms; the test split from sources unseen in training) and by
+   the generic builder (`training.default_model.build_demo_dataset`: whole genuine and whole spoofed clips); with
+   `data.vocoders`, a third time as paired splices of its clips' own copy-syntheses.
+2. `initial_frame_model`: the base model folder (the shipped default) as `Nes2NetForAudioFrameClassification`:
+   its encoder, layer merge, back-end and utterance head kept, the frame classifier new.
+3. `cached_frame_states` (`training.frozen_frontend`): the train splits of both builds of every corpus encoded once
+   per view (view 0 clean, the others whole-clip through one channel condition each: codec round trips of the whole
+   splice, telephone paths, noise, reverberation; every condition keeps the length and removes codec delay, so the
+   10 ms labels still hold), their dev splits clean; each state kept with its 10 ms labels.
+4. `train_backend(..., batch_loss=frame_loss)`: on random windows of those whole-clip states, the frame loss on
+   every frame (the label of the 10 ms cell its centre falls in) plus, unless `freeze_utterance_model`, the utterance
+   loss of the window (spoof when any of its frames is); with the utterance model trained, its log-odds are
+   calibrated again on dev (`training.llr_fitting`).
+5. The folder (`save_model_folder`, no code files: package data like the default). `load_model(None)`, so `nes2net
+   detect`, the Space and the demo, score with `default_model/frames` (`model_loading.FRAME_MODEL_DIR`) when it is
+   there.
+
+`freeze_utterance_model: true` trains the frame classifier alone on the frozen trunk: the utterance log-odds stay the
+base model's to the bit, so the frame model can replace the default without changing one verdict. Paired vocoded
+stretches (a genuine clip with a span replaced by its own copy-synthesis, `splices.make_paired_splice`) are added by
+`data.vocoders` (e.g. `[world, griffin-lim]`): each corpus' train and dev clips are vocoded first (`nes2net data build
+vocoded`, copies cached across runs), CPU time the shared machine did not have for the first run, so the recipe
+leaves them out unless asked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import functools
+import json
+import logging
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from hub_cards.published_files import BUILD_INFO_FILE
+from modeling_nes2net import Nes2NetForAudioFrameClassification, save_model_folder
+from modeling_nes2net.atomic import write_text_atomic
+from modeling_nes2net.model_loading import DEFAULT_MODEL_DIR, FRAME_MODEL_DIR
+from modeling_nes2net.folder import remote_code_files
+from modeling_nes2net.localisation import CELL_SECONDS
+from training.data import build_dataset
+from training.data.vocoded import METADATA_FILE, default_cache_dir, write_vocoded_corpus
+from training.data.vocoders import get_vocoder
+from training.default_model import REPO_ROOT, build_demo_dataset, make_deterministic
+from training.divergence import TrainingDivergedError
+from training.frozen_frontend import (
+    BackendTraining,
+    FrontendCache,
+    batch_states,
+    cache_frontend_states,
+    masked_states,
+    score_cache,
+    train_backend,
+    window_bounds,
+)
+from training.llr_fitting import calibrate_model
+from training.localisation import LABEL_COLUMN, frame_targets
+from training.state_cache import TRAINING_SPLITS, load_states, split_items
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RECIPE = REPO_ROOT / "training" / "recipes" / "frozen_frontend" / "frames.yaml"
+DEFAULT_WORK_DIR = REPO_ROOT / "runs" / "frames"
+SOURCE_KINDS = ("splices", "clips")
+"""The two builds of each corpus: spliced utterances (10 ms labels) and its whole clips (one label each)."""
+NUM_THREADS = 2
+
+
+@dataclass
+class FrameRecipe:
+    """A `training/recipes/frozen_frontend/frames.yaml` file: `model` (`base`: the model folder the frame model
+    starts from, relative to the repository; `freeze_utterance_model`), `corpora` (name -> `{source}`), `data`
+    (`seed`, `views`, `max_clips`, `augmentation` as in `training.batching`) and `training` (`BackendTraining`)."""
+
+    base: str
+    freeze_utterance_model: bool
+    corpora: dict[str, dict]
+    data: dict
+    training: BackendTraining
+    path: str
+
+    @classmethod
+    def load(cls, path: str | Path) -> FrameRecipe:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        unknown = set(raw) - {"model", "corpora", "data", "training"}
+        if unknown:
+            raise ValueError(f"{path}: unknown section(s) {', '.join(sorted(unknown))}")
+        model = raw["model"]
+        return cls(model["base"], bool(model.get("freeze_utterance_model", False)), raw["corpora"], raw["data"],
+                   BackendTraining(**raw.get("training", {})), str(path))
+
+
+def build_sources(recipe: FrameRecipe, data_dir: Path) -> dict[str, Path]:
+    """Each corpus of the recipe built (once) into `data_dir / f"{kind}-{name}"` for each of `SOURCE_KINDS`, and, with
+    `data.vocoders`, as paired splices (`paired-{name}`) of its train and dev clips' copy-syntheses by those vocoders
+    (`vocoded-{name}`, copies cached in `vocoded.default_cache_dir()`); returns `f"{kind}-{name}"` -> built folder."""
+    built = {}
+    vocoders = [get_vocoder(name) for name in recipe.data.get("vocoders") or ()]
+    for name, corpus in recipe.corpora.items():
+        source = REPO_ROOT / corpus["source"]
+        for kind in (*SOURCE_KINDS, "paired") if vocoders else SOURCE_KINDS:
+            folder = data_dir / f"{kind}-{name}"
+            if (folder / BUILD_INFO_FILE).is_file():
+                pass
+            elif kind == "clips":
+                build_demo_dataset(source, folder)
+            elif kind == "splices":
+                build_dataset("splices", source, folder, progress=False)
+            else:
+                vocoded = data_dir / f"vocoded-{name}"
+                if not (vocoded / METADATA_FILE).is_file():
+                    with open(source / METADATA_FILE, encoding="utf-8", newline="") as table:
+                        splits = sorted({row["split"] for row in csv.DictReader(table)} & set(TRAINING_SPLITS))
+                    write_vocoded_corpus(source, vocoded, vocoders, splits=splits, cache_dir=default_cache_dir(),
+                                         progress=False)
+                build_dataset("splices", vocoded, folder, progress=False)
+            built[folder.name] = folder
+    return built
+
+
+def initial_frame_model(recipe: FrameRecipe) -> Nes2NetForAudioFrameClassification:
+    """The recipe's base model with a new frame classifier (seeded by the training seed); `freeze_utterance_model`
+    applied when the recipe asks."""
+    torch.manual_seed(recipe.training.seed)
+    model = Nes2NetForAudioFrameClassification.from_pretrained(REPO_ROOT / recipe.base, allow_new_weights=True)
+    if recipe.freeze_utterance_model:
+        model.freeze_utterance_model()
+    return model.eval()
+
+
+def cached_frame_states(model: Nes2NetForAudioFrameClassification, recipe: FrameRecipe, sources: Mapping[str, Path],
+                        cache_dir: Path) -> tuple[FrontendCache, FrontendCache | None]:
+    """(train, dev) encoder states of every source, each split and view cached once into
+    `cache_dir / f"{source}-{split}-{view}.safetensors"` (at most `data.max_clips` clips of each, a seeded random
+    subset, named `...-max{N}`) and read back on later runs; dev is None when no source has a dev split. The states
+    depend on the frozen encoder alone, so a new back-end of the default reuses them; a new encoder needs a new
+    `cache_dir`."""
+    data, keys = recipe.data, {"train": [], "dev": []}
+    subset = f"-max{data['max_clips']}" if data.get("max_clips") else ""
+    for name, folder in sources.items():
+        splits = json.loads((folder / BUILD_INFO_FILE).read_text(encoding="utf-8"))["splits"]
+        for split in TRAINING_SPLITS:
+            if split not in splits:
+                continue
+            for view in range(data.get("views", 1) if split == "train" else 1):
+                path = cache_dir / f"{name}-{split}-{view}{subset}.safetensors"
+                if not path.is_file():
+                    items = split_items(folder, name, split, "channel" if view else "clean", data,
+                                        max_rows=data.get("max_clips"))
+                    cache_frontend_states(model, items, [view], desc=f"{name} {split} view {view}").save(path)
+                keys[split].append(path)
+    train = load_states({path: path for path in keys["train"]}, keys["train"])
+    dev = load_states({path: path for path in keys["dev"]}, keys["dev"]) if keys["dev"] else None
+    return train, dev
+
+
+def cell_labels(cache: FrontendCache, index: int, frames: int, cells_per_frame: float) -> np.ndarray:
+    """The 10 ms labels of trial `index` of `cache`: its `segment_labels_10ms`, or, for a whole clip (which has
+    none), its utterance label over every cell its `frames` frames reach."""
+    labels = cache.metadata.get(LABEL_COLUMN, [""] * len(cache))[index]
+    if len(labels):
+        return np.asarray(labels, np.int64)
+    return np.full(int(np.ceil(frames * cells_per_frame)) + 1, int(cache.labels[index]), np.int64)
+
+
+def frame_loss(model: Nes2NetForAudioFrameClassification, cache: FrontendCache, batch: np.ndarray,
+               settings: BackendTraining, rng: np.random.Generator, train_utterance_model: bool = True) -> torch.Tensor:
+    """A `frozen_frontend.BatchLoss`: the frame loss of one batch on random windows of its states (`settings`'
+    windows and masks), each frame labelled by the 10 ms cell its centre falls in (`localisation.frame_targets`),
+    plus the utterance loss of each window (spoof when any of its frames is) when `train_utterance_model`. Without
+    it the trunk runs in eval mode, so its batch statistics stay the base model's."""
+    if not train_utterance_model:
+        model.nes2net.eval()
+    stride = model.nes2net.frontend.frame_geometry().stride / model.config.sampling_rate
+    states, targets = [], []
+    for index in batch:
+        state = cache.states[index]
+        window = window_bounds(state.shape[1], settings.crop_frames, rng)
+        times = model.frame_times(state.shape[1]).numpy()[window]
+        cells = cell_labels(cache, index, state.shape[1], stride / CELL_SECONDS)
+        targets.append(torch.from_numpy(frame_targets(cells, times)))
+        states.append(masked_states(state[:, window], settings.mask_channels, settings.mask_frames, rng))
+    hidden_states, frame_mask = batch_states(states)
+    frame_labels = torch.nn.utils.rnn.pad_sequence(targets, batch_first=True, padding_value=-100)
+    with torch.set_grad_enabled(train_utterance_model and torch.is_grad_enabled()):
+        _, trunk, pooled = model.nes2net.forward_frontend_states(hidden_states, frame_mask)
+    loss = model.compute_frame_loss(model.frame_classifier(trunk), frame_labels)
+    if train_utterance_model:
+        window_labels = torch.tensor([int(not (target == 0).any()) for target in targets])
+        loss = loss + model.compute_loss(model.calibration(model.classifier(pooled)), window_labels)
+    return loss
+
+
+def export_frame_model(model: Nes2NetForAudioFrameClassification, output_dir: Path) -> Path:
+    """The frame model folder as package data (weights, config, feature extractor; no code files), atomically."""
+    save_model_folder(model, output_dir)
+    for name in remote_code_files():
+        (output_dir / name).unlink()
+    return output_dir
+
+
+def run(work_dir: Path, output_dir: Path, recipe: FrameRecipe, num_threads: int = NUM_THREADS) -> Path:
+    """The whole pipeline (see the module docstring) on `num_threads` threads; returns the exported folder."""
+    make_deterministic(num_threads)
+    started = time.perf_counter()
+    sources = build_sources(recipe, work_dir / "data")
+    model = initial_frame_model(recipe)
+    train, dev = cached_frame_states(model, recipe, sources, work_dir / "cache")
+    encoded = time.perf_counter()
+    logger.info("%d train states (%d dev) in %.1f minutes", len(train), len(dev or ()), (encoded - started) / 60)
+    loss = functools.partial(frame_loss, train_utterance_model=not recipe.freeze_utterance_model)
+    history = train_backend(model, train, dev, recipe.training, batch_loss=loss)
+    if dev is not None and not recipe.freeze_utterance_model:
+        calibrate_model(model, score_cache(model, dev), dev.labels)
+    model.config.training_data = (f"Frame head trained by python -m training.frame_model ({recipe.path}) on "
+                                  f"{len(train)} cached encodings of spliced and whole clips of "
+                                  f"{', '.join(recipe.corpora)} (train splits).")
+    write_text_atomic(work_dir / "history.json", json.dumps(history, indent=1))
+    logger.info("back-end trained in %.1f minutes", (time.perf_counter() - encoded) / 60)
+    return export_frame_model(model, output_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.frame_model", description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", type=Path, default=DEFAULT_RECIPE, help="a frame-model recipe YAML")
+    parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR,
+                        help="built sources, cached states and the training history (reused)")
+    parser.add_argument("--output-dir", type=Path, default=DEFAULT_MODEL_DIR / FRAME_MODEL_DIR,
+                        help="the frame model folder")
+    parser.add_argument("--max-clips", type=int, help="encode at most this many clips of each source split")
+    parser.add_argument("--freeze-utterance-model", action="store_true", default=None,
+                        help="train the frame classifier alone (overrides the recipe)")
+    parser.add_argument("--threads", type=int, default=NUM_THREADS, help="torch intra-op threads")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    recipe = FrameRecipe.load(args.recipe)
+    if args.max_clips is not None:
+        recipe.data = {**recipe.data, "max_clips": args.max_clips}
+    if args.freeze_utterance_model:
+        recipe.freeze_utterance_model = True
+    try:
+        run(args.work_dir, args.output_dir, recipe, args.threads)
+    except TrainingDivergedError as error:
+        logger.error("%s", error)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
