@@ -63,15 +63,14 @@ from .scorer import (
     FULL_PROTOCOL_MAX_SECONDS,
     Aggregation,
     DetectionFailure,
-    ModelCall,
     ScoredRecording,
     Scorer,
     Segmenter,
-    TorchModelCall,
     aggregate,
     min_samples_of,
     pass_bytes,
 )
+from .model_calls import ModelCall, TorchModelCall
 from .state_windows import StateWindows
 
 RUNTIMES: tuple[str, ...] = ("torch", "onnx")
@@ -189,7 +188,7 @@ class Nes2NetDetector:
         quantize: None, `"int8"` (CPU) or `"bf16"`: the opt-in fast path, see `quantization.quantize_for_inference`.
         max_batch_samples: padded samples per forward pass at most (default `batch_size * window`).
         max_full_seconds: the `full` protocol refuses longer recordings.
-        model_call: another runtime for the same model (a `scorer.ModelCall`); None runs `model` with torch.
+        model_call: another runtime for the same model (a `model_calls.ModelCall`); None runs `model` with torch.
         state_windows: under `windows`, encode a long recording once and score the windows from its front-end's
             states (`state_windows`), where the front-end allows it (torch only). Off by default: no trained SSL
             model has yet shown that it keeps the verdicts of windows of audio (`benchmarks/state_windows.py`).

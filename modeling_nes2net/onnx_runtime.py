@@ -58,7 +58,7 @@ class Nes2NetOnnxModel:
         return torch.from_numpy(logits)
 
     def score(self, input_values: np.ndarray, attention_mask: np.ndarray | None) -> tuple[np.ndarray, None]:
-        """A `scorer.ModelCall`: numpy waveforms `(batch, samples)` and mask -> logits `(batch, num_labels)` and no
+        """A `model_calls.ModelCall`: numpy waveforms `(batch, samples)` and mask -> logits `(batch, num_labels)` and no
         frame scores (the export has the utterance head only)."""
         mask = None if attention_mask is None else torch.from_numpy(attention_mask)
         return self(torch.from_numpy(input_values), mask).numpy(), None

@@ -2,10 +2,9 @@
 `nes2net demo`) and `nes2net evaluate` both score through it, so the paper's numbers and users' verdicts come from
 the same code.
 
-- The model is a `ModelCall`: `(input_values (batch, samples) float32, attention_mask (batch, samples) int64 or None)
-  -> (logits (batch, num_labels) float32, frame log-odds or None)`, numpy in and out; the second item is, for a
-  model with a frame head, each row's `(frames,)` log-odds over its real frames. `TorchModelCall` wraps a
-  `Nes2NetForAudioClassification`; any other runtime (an ONNX Runtime session) plugs in with the same signature.
+- The model is a `model_calls.ModelCall` (numpy in and out: a batch of waveforms and its mask -> logits and, with a
+  frame head, frame log-odds); `TorchModelCall` wraps a `Nes2NetForAudioClassification`, and any other runtime (an
+  ONNX Runtime session) plugs in with the same signature.
 - `SegmentPool` chooses each batch from the segments waiting to be scored: the oldest one with the pooled segments
   closest to it in length (little padding; results flow in input order), at most `batch_size` of them and at most
   `max_batch_samples` padded samples, so three clips and a 2-hour file never share a batch: a segment over the budget
@@ -29,13 +28,12 @@ size 8), at most a pool of short clips waits to be batched, and the `full` proto
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import threading
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -53,14 +51,12 @@ from .protocols import (
 )
 from .decision import bonafide_score, log_odds
 from .frontends_nes2net import length_mask
+from .model_calls import ModelCall
+from .state_windows import RecordingStates, StateWindows
 
-if TYPE_CHECKING:
-    from .state_windows import RecordingStates, StateWindows
 
 logger = logging.getLogger(__name__)
 
-ModelOutput = tuple[np.ndarray, "list[np.ndarray] | None"]
-ModelCall = Callable[[np.ndarray, "np.ndarray | None"], ModelOutput]
 Aggregation = Literal["mean", "any"]
 AGGREGATIONS: tuple[str, ...] = get_args(Aggregation)
 ENVELOPE_SECONDS = 0.1  # one peak-amplitude point per 0.1 s
@@ -101,39 +97,6 @@ def pad_waveforms(waveforms: Sequence[np.ndarray], always_mask: bool = False) ->
     if min(lengths) == max(lengths) and not always_mask:
         return input_values, None
     return input_values, length_mask(torch.tensor(lengths), max(lengths)).to(torch.int64).numpy()
-
-
-class TorchModelCall:
-    """A `ModelCall` running a torch model on `device` with inputs in `dtype`, inside `autocast()` (for instance
-    Accelerate's mixed precision)."""
-
-    def __init__(
-        self,
-        model: torch.nn.Module,
-        device: torch.device,
-        dtype: torch.dtype = torch.float32,
-        autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-    ) -> None:
-        self.model, self.device, self.dtype, self.autocast = model, device, dtype, autocast
-
-    @torch.inference_mode()
-    def __call__(self, input_values: np.ndarray, attention_mask: np.ndarray | None) -> ModelOutput:
-        values = torch.from_numpy(input_values).to(self.device, self.dtype)
-        mask = None if attention_mask is None else torch.from_numpy(attention_mask).to(self.device)
-        with self.autocast():
-            output = self.model(input_values=values, attention_mask=mask)
-        logits = output.logits.float().cpu().numpy()
-        frame_logits = getattr(output, "frame_logits", None)
-        if frame_logits is None:
-            return logits, None
-        lengths = torch.full((len(values),), values.shape[1]) if mask is None else mask.sum(dim=-1).cpu()
-        return logits, frame_log_odds(frame_logits, self.model.frame_lengths(lengths).tolist())
-
-
-def frame_log_odds(frame_logits: torch.Tensor, frames: list[int]) -> list[np.ndarray]:
-    """`(batch, frames, num_labels)` frame logits -> each row's log-odds over its first `frames[row]` (real) frames."""
-    frame_odds = log_odds(frame_logits.float().flatten(0, 1)).unflatten(0, frame_logits.shape[:2])
-    return [row[:count].cpu().numpy() for row, count in zip(frame_odds, frames)]
 
 
 class SegmentPool:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .frontends_nes2net import StateChunking
-from .scorer import ModelOutput, TorchModelCall, frame_log_odds
+from .model_calls import ModelOutput, TorchModelCall, frame_log_odds
 
 ScoredWindow = tuple[int, np.ndarray, "np.ndarray | None"]  # (segment index, (num_labels,) logits, frame log-odds)
 

@@ -45,10 +45,10 @@ from modeling_nes2net.scorer import (
     Aggregation,
     SegmentPool,
     Segmenter,
-    TorchModelCall,
     aggregate,
     min_samples_of,
 )
+from modeling_nes2net.model_calls import TorchModelCall
 from modeling_nes2net.decision import odds_probability
 from modeling_nes2net.state_windows import StateWindows
 from training.batching import Trials

@@ -13,7 +13,8 @@ from tests.tiny_models import tiny_model
 from modeling_nes2net.detection import Nes2NetDetector
 from modeling_nes2net.examples import speech_like
 from modeling_nes2net.protocols import WINDOW_SAMPLES
-from modeling_nes2net.scorer import DetectionFailure, SegmentPool, TorchModelCall, pad_waveforms
+from modeling_nes2net.model_calls import TorchModelCall
+from modeling_nes2net.scorer import DetectionFailure, SegmentPool, pad_waveforms
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 

@@ -10,7 +10,7 @@ import torch
 from modeling_nes2net import Nes2NetForAudioClassification, Nes2NetForAudioFrameClassification
 from modeling_nes2net.detection import Nes2NetDetector
 from modeling_nes2net.examples import speech_like
-from modeling_nes2net.scorer import TorchModelCall
+from modeling_nes2net.model_calls import TorchModelCall
 from modeling_nes2net.state_windows import StateWindows
 from tests.modeling.detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
 from tests.tiny_models import randomize_norm_statistics, tiny_config
