@@ -108,8 +108,9 @@ def main(argv: list[str] | None = None) -> None:
     for row in rows:
         print(f"| {row['trials']:,} | {row['loop_s']:.3f} | {row['vectorised_s']:.5f} | {row['speedup']:.0f}x | "
               f"{row['eer_difference']:.2e} | {row['interpolation_difference']:.2e} |")
+    metrics = ", ".join(f"{name} {value:.4f}" for name, value in large["metrics"].items())
     print(f"\n{args.trials:,} trials: EER {large['eer_s']:.3f} s, EER + minDCF + actDCF + CLLR "
-          f"{large['all_metrics_s']:.3f} s; " + ", ".join(f"{name} {value:.4f}" for name, value in large["metrics"].items()))
+          f"{large['all_metrics_s']:.3f} s; {metrics}")
     write_results(args.output, "metrics", machine, rows, {"large": large})
 
 

@@ -254,7 +254,8 @@ def rawboost_table(record: dict) -> str:
     the speed-up over it only where the run timed it."""
     rows = record["rows"]
     authors = all(row["authors_audio_seconds_per_second"] for row in rows)
-    header = ["RawBoost algorithm", "nes2net, audio s/s"] + (["authors' code, audio s/s", "speed-up"] if authors else [])
+    header = ["RawBoost algorithm", "nes2net, audio s/s"]
+    header += ["authors' code, audio s/s", "speed-up"] if authors else []
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [str(row["algorithm"]), f"{row['audio_seconds_per_second']:.0f}"]
@@ -288,7 +289,8 @@ def data_table(record: dict) -> str:
 
 def cli_startup_table(record: dict) -> str:
     """`benchmarks/cli_startup.py`: start-up seconds of each CLI option against the CLI inside `modeling_nes2net`."""
-    lines = ["| option | baseline s | today s | speed-up | torch imported (baseline / today) |", "|---|---|---|---|---|"]
+    lines = ["| option | baseline s | today s | speed-up | torch imported (baseline / today) |",
+             "|---|---|---|---|---|"]
     for row in record["rows"]:
         imported = " / ".join("yes" if row[f"{name}_imports_torch"] else "no" for name in ("baseline", "today"))
         lines.append(f"| `nes2net {row['option']}` | {row['baseline_s']:.2f} | {row['today_s']:.2f} | "
