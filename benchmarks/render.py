@@ -177,6 +177,30 @@ def generalisation_table(record: dict) -> str:
     return "\n".join(lines)
 
 
+def state_windows_table(record: dict) -> str:
+    """`benchmarks/state_windows.py`: per model, the wall seconds of `detect` with windows of audio and with state
+    windows against one pass in 30 s pieces (and the authors' whole-file loop where run), and how far state windows
+    move the windows' log-odds and verdicts."""
+    rows = record["rows"]
+    lines = ["| model | `windows` default | detect, windows of audio | detect, state windows | one pass in 30 s "
+             "pieces | authors' whole-file loop | \\|log-odds difference\\| per window: max / median (spread) | "
+             "window verdicts kept |", "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        seconds = row["seconds"]
+        one_pass = seconds["one pass in 30 s pieces"]
+        authors = seconds.get("authors' whole-file loop")
+        cells = [row["model"], row["default"]]
+        cells += [f"{seconds[path]:.1f} s ({seconds[path] / one_pass:.2f}x)" for path in ("windows of audio",
+                                                                                           "state windows")]
+        cells += [f"{one_pass:.1f} s (1x)", "-" if authors is None else f"{authors:.1f} s ({authors / one_pass:.2f}x)"]
+        cells += [f"{row['max_abs_diff']:.3f} / {row['median_abs_diff']:.3f} ({row['window_spread']:.2f})",
+                  f"{row['verdict_agreement']:.0%} of {row['windows']}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"One recording of {rows[0]['recording_seconds']:g} s of {rows[0]['recording']}; "
+                  f"wall seconds (and their ratio to one pass in 30 s pieces). {run_line(record)}"]
+    return "\n".join(lines)
+
+
 def localisation_table(record: dict) -> str:
     """`benchmarks/localisation.py`: one column per system, EER % (95 % intervals where measured), then the flagged
     stretches' IoU with the inserted spans and the splices called bona fide."""
@@ -313,6 +337,7 @@ RENDERERS: dict[str, Callable[[dict], str]] = {
     "metrics.json": metrics_table,
     "rawboost.json": rawboost_table,
     "space_load.json": space_load_table,
+    "state_windows.json": state_windows_table,
 }
 
 

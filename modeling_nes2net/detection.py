@@ -72,6 +72,7 @@ from .scorer import (
     min_samples_of,
     pass_bytes,
 )
+from .state_windows import StateWindows
 
 RUNTIMES: tuple[str, ...] = ("torch", "onnx")
 MIN_STRETCH_SECONDS = 0.2  # the shortest spoofed stretch reported (the splices builder's shortest piece)
@@ -189,6 +190,9 @@ class Nes2NetDetector:
         max_batch_samples: padded samples per forward pass at most (default `batch_size * window`).
         max_full_seconds: the `full` protocol refuses longer recordings.
         model_call: another runtime for the same model (a `scorer.ModelCall`); None runs `model` with torch.
+        state_windows: under `windows`, encode a long recording once and score the windows from its front-end's
+            states (`state_windows`), where the front-end allows it (torch only). Off by default: no trained SSL
+            model has yet shown that it keeps the verdicts of windows of audio (`benchmarks/state_windows.py`).
     """
 
     def __init__(
@@ -206,6 +210,7 @@ class Nes2NetDetector:
         max_batch_samples: int | None = None,
         max_full_seconds: float = FULL_PROTOCOL_MAX_SECONDS,
         model_call: ModelCall | None = None,
+        state_windows: bool = False,
     ) -> None:
         if aggregation not in AGGREGATIONS:
             raise ValueError(f"unknown aggregation {aggregation!r}; choose from {AGGREGATIONS}")
@@ -231,7 +236,11 @@ class Nes2NetDetector:
             max_full_seconds=max_full_seconds,
             pass_bytes=lambda samples: pass_bytes(model, samples),
         )
-        self.scorer = Scorer(model_call, segmenter, batch_size=batch_size, max_batch_samples=max_batch_samples)
+        windowed = None
+        if state_windows and protocol == "windows" and isinstance(model_call, TorchModelCall):
+            windowed = StateWindows.for_model(model_call, window, hop, batch_size)
+        self.scorer = Scorer(model_call, segmenter, batch_size=batch_size, max_batch_samples=max_batch_samples,
+                             state_windows=windowed)
         self.protocol, self.window, self.hop = protocol, window, hop
 
     @classmethod

@@ -10,6 +10,9 @@ Every front-end answers the same questions itself (`Nes2NetFrontend`), so no oth
 - `frame_geometry()`: each frame's stride, receptive field and offset in samples (`FrameGeometry`);
 - `activation_bytes(samples, all_layers)`: the activation memory one float32 pass over `samples` samples holds at
   least;
+- `state_chunking()`: how its hidden states over a long recording are computed chunk by chunk, so that the `windows`
+  protocol encodes each second once and windows the states (`StateChunking`), or None where they cannot be (the one
+  place that says why, per front-end);
 - `describe(config)`: the front-end in a few words (model cards, the Space);
 - `for_export()`: the module to put in its place in an ONNX graph;
 - `freeze_feature_encoder()` and `load_pretrained_weights(source)`.
@@ -66,6 +69,29 @@ def length_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:
     return torch.arange(size, device=lengths.device)[None, :] < lengths[:, None]
 
 
+CHUNK_FRAMES = 1500
+"""Frames per chunk when a long recording is encoded once: 30 s at 20 ms, Whisper's context, and a cost of attention
+the SSL front-ends can afford."""
+
+
+@dataclass(frozen=True)
+class StateChunking:
+    """How a front-end encodes a long recording once (`state_windows`): chunks of `samples` samples starting every
+    `step` samples (a multiple of the frame stride, so every chunk's frames fall on one grid); of each chunk's frames,
+    the first and last `context_frames` only give context to the others and are dropped, but at the recording's start
+    and end (the chunks overlap by `samples - step`)."""
+
+    samples: int
+    step: int
+    context_frames: int
+
+    @classmethod
+    def overlapping(cls, geometry: FrameGeometry, context_frames: int, frames: int = CHUNK_FRAMES) -> StateChunking:
+        """Chunks of `frames` frames of `geometry`, each overlapping the next by `2 * context_frames` frames."""
+        samples = (frames - 1) * geometry.stride + geometry.receptive_field
+        return cls(samples, (frames - 2 * context_frames) * geometry.stride, context_frames)
+
+
 def convolution_geometry(layers: list[tuple[int, int, int]]) -> FrameGeometry:
     """The geometry of a stack of 1-D convolutions, each `(kernel, stride, padding)`, first layer first."""
     stride, receptive_field, offset = 1, 1, 0
@@ -93,6 +119,8 @@ class Nes2NetFrontend(Protocol):
     def frame_geometry(self) -> FrameGeometry: ...
 
     def activation_bytes(self, samples: int, all_layers: bool) -> int: ...
+
+    def state_chunking(self) -> StateChunking | None: ...
 
     @classmethod
     def describe(cls, config: Nes2NetConfig) -> str: ...
@@ -178,6 +206,19 @@ class Nes2NetSslFrontend:
         floats += frames * config.hidden_size * kept_layers + frames * frames * config.num_attention_heads
         return FLOAT32_BYTES * floats
 
+    def state_chunking(self) -> StateChunking | None:
+        """30 s chunks overlapping by the positional convolution's reach on each side, so that every kept frame's
+        convolutions see real audio; None for a group-norm feature encoder (wav2vec 2.0 Base), whose statistics span
+        the whole input. The transformer attends over the whole chunk, so a window's states carry up to 30 s of
+        context where the window alone has 4 s: how much that moves scores and verdicts is measured by
+        `benchmarks/state_windows.py` (README, "Long recordings")."""
+        config = self.config
+        if config.feat_extract_norm == "group":
+            return None
+        kernel = getattr(config, "conv_pos_kernel_size", None)  # data2vec-audio: a stack of positional convolutions
+        reach = config.num_conv_pos_embeddings * (kernel // 2) if kernel else config.num_conv_pos_embeddings // 2
+        return StateChunking.overlapping(self.frame_geometry(), reach)
+
     @classmethod
     def describe(cls, config: Nes2NetConfig) -> str:
         frontend = config.frontend_config
@@ -222,6 +263,12 @@ class Nes2NetSpectrogramFrontend(nn.Module):
         """The complex spectrogram and its magnitude (a single layer: `all_layers` changes nothing)."""
         frames = int(self.output_lengths(torch.tensor([samples]))[0])
         return FLOAT32_BYTES * 3 * frames * (self.n_fft // 2 + 1)
+
+    def state_chunking(self) -> StateChunking | None:
+        """Back-to-back 30 s chunks overlapping by one frame's reach: every frame is a function of its own samples
+        only, so the states are those of the whole recording exactly (a window's frames fall on the recording's
+        frame grid, up to half a hop from where the window alone would put them)."""
+        return StateChunking.overlapping(self.frame_geometry(), context_frames=0)
 
     @classmethod
     def describe(cls, config: Nes2NetConfig) -> str:
@@ -369,6 +416,14 @@ class Nes2NetWhisperFrontend(nn.Module):
         floats += max(chunks, 1) * config.encoder_attention_heads * attended * attended
         return FLOAT32_BYTES * floats
 
+    def state_chunking(self) -> StateChunking | None:
+        """None: its states cannot be windowed without changing verdicts. They carry Whisper's positional embedding
+        and 30 s of attention, so a window's states inside a 30 s chunk (positions counting from the chunk's start)
+        are not those of the window alone: on 2 minutes of concatenated test clips the shipped default's windows moved
+        by up to 3.9 log-odds and 41 % of them changed verdict (`benchmarks/state_windows.py`, README "Long
+        recordings"), so its windows stay windows of audio, which the model card's figures describe."""
+        return None
+
     @classmethod
     def describe(cls, config: Nes2NetConfig) -> str:
         frontend = config.frontend_config
@@ -490,12 +545,14 @@ def describe_frontend(config: Nes2NetConfig) -> str:
 
 
 __all__ = [
+    "CHUNK_FRAMES",
     "FrameGeometry",
     "Nes2NetFrontend",
     "Nes2NetSslFrontend",
     "Nes2NetSpectrogramFrontend",
     "Nes2NetDftSpectrogramFrontend",
     "Nes2NetWhisperFrontend",
+    "StateChunking",
     "build_frontend",
     "describe_frontend",
     "frontend_class",

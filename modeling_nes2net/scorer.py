@@ -13,6 +13,9 @@ the same code.
   are pooled (a batch without padding, which a fuller pool could not improve: the windows of a long recording).
 - `Segmenter` turns one recording into the segments the model scores: `AudioStream` decoding (soundfile and soxr,
   or ffmpeg) at the model's rate, then `protocols.protocol_segments`. `nes2net evaluate` cuts its trials with it.
+- Under `windows`, a `Scorer` with `state_windows` scores a recording longer than one window from its front-end's
+  states, encoded once in chunks (`state_windows`), instead of encoding every window: the same windows, each
+  second encoded once instead of twice.
 - `Scorer.score_many` streams recordings through the `Segmenter` (decoding in a background thread) and the pool,
   yielding per recording its segments' logits (`ScoredRecording`) or a `DetectionFailure` (one line naming the
   input), in input order. A bad input never stops the others; input that is not speech-like (`input_check`: too
@@ -32,16 +35,27 @@ import queue
 import threading
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 import torch
 
 from .audio import AudioInputError, AudioSource, AudioSourceLike, AudioStream, printable
 from .input_check import SpeechLikeCheck
-from .protocols import HOP_SAMPLES, PROTOCOLS, WINDOW_SAMPLES, Protocol, RecordingTooLongError, protocol_segments
+from .protocols import (
+    HOP_SAMPLES,
+    PROTOCOLS,
+    WINDOW_SAMPLES,
+    Protocol,
+    RecordingTooLongError,
+    WaveformSegment,
+    protocol_segments,
+)
 from .decision import bonafide_score, log_odds
 from .frontends_nes2net import length_mask
+
+if TYPE_CHECKING:
+    from .state_windows import RecordingStates, StateWindows
 
 logger = logging.getLogger(__name__)
 
@@ -113,9 +127,13 @@ class TorchModelCall:
         if frame_logits is None:
             return logits, None
         lengths = torch.full((len(values),), values.shape[1]) if mask is None else mask.sum(dim=-1).cpu()
-        frames = self.model.frame_lengths(lengths).tolist()
-        frame_odds = log_odds(frame_logits.float().flatten(0, 1)).unflatten(0, frame_logits.shape[:2])
-        return logits, [row[:count].cpu().numpy() for row, count in zip(frame_odds, frames)]
+        return logits, frame_log_odds(frame_logits, self.model.frame_lengths(lengths).tolist())
+
+
+def frame_log_odds(frame_logits: torch.Tensor, frames: list[int]) -> list[np.ndarray]:
+    """`(batch, frames, num_labels)` frame logits -> each row's log-odds over its first `frames[row]` (real) frames."""
+    frame_odds = log_odds(frame_logits.float().flatten(0, 1)).unflatten(0, frame_logits.shape[:2])
+    return [row[:count].cpu().numpy() for row, count in zip(frame_odds, frames)]
 
 
 class SegmentPool:
@@ -326,13 +344,13 @@ class Segmenter:
                 "score it with protocol 'windows' (bounded memory) or raise the limit (--max-full-seconds)",
             ) from None
 
-    def cut(self, source: AudioSourceLike) -> list[np.ndarray]:
-        """Every segment's `(samples,)` waveform of one input, in order (evaluation holds a trial's segments at
-        once). Raises `AudioInputError` naming it."""
+    def cut(self, source: AudioSourceLike) -> list[WaveformSegment]:
+        """Every segment's `(start, (samples,) waveform)` of one input, in order (evaluation holds a trial's segments
+        at once). Raises `AudioInputError` naming it."""
         source = AudioSource.wrap(source)
         blocks = self.blocks(source)
         try:
-            return [waveform for _, waveform in self.segments(blocks, source.display_name)]
+            return list(self.segments(blocks, source.display_name))
         finally:
             blocks.close()
 
@@ -346,15 +364,26 @@ class Scorer:
         batch_size: segments per forward pass at most.
         max_batch_samples: padded samples per forward pass at most (default `batch_size * window`); a longer
             segment is scored alone.
+        state_windows: under the `windows` protocol, score the windows of every recording longer than one window
+            from its front-end states, encoded once (`state_windows.StateWindows`); None: every window is encoded.
     """
 
     def __init__(
-        self, model_call: ModelCall, segmenter: Segmenter, *, batch_size: int = 8, max_batch_samples: int | None = None
+        self,
+        model_call: ModelCall,
+        segmenter: Segmenter,
+        *,
+        batch_size: int = 8,
+        max_batch_samples: int | None = None,
+        state_windows: StateWindows | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if state_windows is not None and segmenter.protocol != "windows":
+            raise ValueError(f"state_windows score the windows protocol, not {segmenter.protocol!r}")
         self.model_call, self.segmenter, self.batch_size = model_call, segmenter, batch_size
         self.max_batch_samples = max_batch_samples or batch_size * segmenter.window
+        self.state_windows = state_windows
 
     def score_many(self, sources: Iterable[AudioSourceLike]) -> Iterator[ScoredRecording | DetectionFailure]:
         """Score many inputs (paths, bytes, `(array, rate)` tuples, `AudioSource`s): one `ScoredRecording` or
@@ -365,6 +394,7 @@ class Scorer:
         producer = threading.Thread(target=self._produce, args=(sources, items, stop), daemon=True)
         producer.start()
         pending: dict[int, _Pending] = {}
+        recordings: dict[int, RecordingStates] = {}  # under state_windows: each recording's windows until its end
         pool = SegmentPool(self.batch_size, self.max_batch_samples)
         next_index, exhausted = 0, False
         try:
@@ -377,17 +407,30 @@ class Scorer:
                 elif kind == "segment":
                     index, name, start, waveform = payload
                     state = pending.setdefault(index, _Pending(name))
-                    pool.add((index, len(state.starts)), waveform)
+                    if self.state_windows is None:
+                        pool.add((index, len(state.starts)), waveform)
+                    elif state.error is None:
+                        recording = recordings.setdefault(index, self.state_windows.recording())
+                        for segment, row, frames in recording.add(len(state.starts), start, waveform):
+                            self._store(state, segment, row, frames, pool, index)
                     state.starts.append(start)
                     state.lengths.append(len(waveform))
                 elif kind == "end":
                     index, name, samples, envelope = payload
                     state = pending.setdefault(index, _Pending(name))
                     state.ended, state.samples, state.envelope = True, samples, envelope
+                    recording = recordings.pop(index, None)
+                    if recording is not None and state.error is None:
+                        if recording.segments == 1:  # no longer than one window: one segment, whole, pooled
+                            pool.add((index, 0), recording.first)
+                        else:
+                            for segment, row, frames in recording.finish():
+                                self._store(state, segment, row, frames, pool, index)
                 else:  # "error"
                     index, name, message = payload
                     pending.setdefault(index, _Pending(name)).error = message
                     pool.discard(lambda key: key[0] != index)
+                    recordings.pop(index, None)
                 # Score when the pool is full or holds a batch without padding, at the end, or when a batch is
                 # ready and decoding lags behind.
                 ready = len(pool) >= self.batch_size and (items.empty() or pool.has_even_batch())

@@ -92,6 +92,7 @@ def evaluate_model(
     arena: ArenaRequest | None = None,
     calibrate: bool = False,
     max_full_seconds: float = FULL_PROTOCOL_MAX_SECONDS,
+    state_windows: bool = False,
 ) -> dict[str, Any] | None:
     """Score `split` of `dataset` (None: `default_split`) and write scores, metrics, plots and `results.json` to
     `output_dir`. Each trial is scored as `nes2net detect --protocol PROTOCOL --aggregation AGGREGATION` scores its
@@ -121,7 +122,8 @@ def evaluate_model(
     manifest = {"model_sha1": model_fingerprint(model), "dataset": str(dataset), "split": split,
                 "where": dict(where or {})}
     options = dict(protocol=protocol, aggregation=aggregation, batch_size=batch_size, num_workers=num_workers,
-                   score=score, max_batches=max_batches, max_full_seconds=max_full_seconds, progress=progress)
+                   score=score, max_batches=max_batches, max_full_seconds=max_full_seconds, progress=progress,
+                   use_state_windows=state_windows)
     cache = output_dir / DECODE_CACHE
     scores = score_split(model, ChannelTrials(trials, cache) if channels else trials, output_dir / PARTS_DIR,
                          accelerator, manifest=manifest, **options)
@@ -196,6 +198,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-full-seconds", type=float, default=FULL_PROTOCOL_MAX_SECONDS, metavar="SECONDS",
                         help="--protocol full refuses longer trials, which it would hold whole "
                              f"(default {FULL_PROTOCOL_MAX_SECONDS:g})")
+    parser.add_argument("--state-windows", action="store_true",
+                        help="--protocol windows: score long trials from their front-end states, encoded once, as "
+                             "`nes2net detect --state-windows` does (opt-in)")
     parser.add_argument("--output-dir", required=True, help="folder for scores, results.json and plots")
     parser.add_argument("--where", type=_key_value, action="append", default=[], metavar="COLUMN=VALUE",
                         help="keep only trials with this metadata value, e.g. subset=eval (repeatable)")
@@ -255,7 +260,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         evaluate_model(
             model, args.dataset, args.output_dir, split=split, protocol=args.protocol, aggregation=args.aggregation,
-            max_full_seconds=args.max_full_seconds, where=dict(args.where),
+            max_full_seconds=args.max_full_seconds, state_windows=args.state_windows, where=dict(args.where),
             group_by=args.group_by, batch_size=args.batch_size, num_workers=args.num_workers,
             score="log_odds" if args.calibrate else args.score, calibrate=args.calibrate,
             score_format=args.score_format, asv_scores=args.asv_scores, tdcf=args.tdcf,

@@ -4,7 +4,9 @@ evaluate` and training's dev evaluation run.
 Every trial is scored as `nes2net detect` scores a file under the same protocol and aggregation: its stored bytes
 decoded by `modeling_nes2net.audio.AudioStream` (soundfile and soxr, or ffmpeg) and cut by
 `modeling_nes2net.protocols.protocol_segments` (`full`, `4sec` or `windows`), both through a `scorer.Segmenter`, its
-segments' logits combined by `modeling_nes2net.scorer.aggregate`.
+segments' logits combined by `modeling_nes2net.scorer.aggregate`; under `windows` with `use_state_windows` (as
+`detect --state-windows`), a trial longer than one window is scored from its front-end states where the front-end
+allows it (`modeling_nes2net.state_windows`).
 
 `score_split` scales to every trial of ASVspoof 5 and survives crashes:
 - the trials not scored yet are cut into one contiguous shard per process;
@@ -48,6 +50,7 @@ from modeling_nes2net.scorer import (
     min_samples_of,
 )
 from modeling_nes2net.decision import odds_probability
+from modeling_nes2net.state_windows import StateWindows
 from training.batching import Trials
 from training.channel_trials import ChannelTrials
 from hub_cards.results import SCORE_SCALES
@@ -109,7 +112,7 @@ def _prepare_parts(parts_dir: Path, manifest: dict[str, Any], resume: bool) -> N
 
 
 class SegmentedTrials(torch.utils.data.Dataset):
-    """Items `{"index", "segments": [(samples,) float32, ...]}`: each trial of `trials` (`Trials` or
+    """Items `{"index", "segments": [(start, (samples,) float32), ...]}`: each trial of `trials` (`Trials` or
     `ChannelTrials`) cut by `segmenter`, or `{"index", "error": one line naming it}` when it cannot be scored."""
 
     def __init__(self, trials: Trials | ChannelTrials, segmenter: Segmenter):
@@ -151,6 +154,7 @@ def score_split(
     max_batch_samples: int | None = None,
     max_full_seconds: float = FULL_PROTOCOL_MAX_SECONDS,
     progress: bool = True,
+    use_state_windows: bool = False,
 ) -> np.ndarray | None:
     """Score every trial of `trials` with `model` across all processes (see the module docstring), each as `nes2net
     detect --protocol PROTOCOL --aggregation AGGREGATION` scores a file: decoded and cut by a `scorer.Segmenter`,
@@ -172,7 +176,7 @@ def score_split(
                           protocol=protocol, max_full_seconds=max_full_seconds)
     parts_dir = Path(parts_dir)
     manifest = {"score": score, "protocol": protocol, "aggregation": aggregation, "n_trials": len(trials),
-                **(manifest or {})}
+                **({"state_windows": True} if use_state_windows else {}), **(manifest or {})}
     if accelerator.is_main_process:
         _prepare_parts(parts_dir, manifest, resume)
     accelerator.wait_for_everyone()
@@ -187,6 +191,8 @@ def score_split(
     model.eval()
     model_call = TorchModelCall(model, accelerator.device, autocast=accelerator.autocast)
     pool = SegmentPool(batch_size, max_batch_samples or batch_size * segmenter.window)
+    state_windows = None if not (use_state_windows and protocol == "windows") else StateWindows.for_model(
+        model_call, segmenter.window, segmenter.hop, batch_size)
     segment_logits: dict[int, list[np.ndarray | None]] = {}  # trial -> its segments' logits, None until scored
     bar = tqdm(total=len(shard), desc="scoring", unit="trial",
                disable=not (progress and accelerator.is_local_main_process))
@@ -199,8 +205,14 @@ def score_split(
                     handle.write(f"{item['index']}\terror\t{item['error']}\n")
                     bar.update()
                     continue
+                if state_windows is not None and len(item["segments"]) > 1:  # as detect: the windows of its states
+                    scored = sorted(state_windows.score_segments(item["segments"]), key=lambda row: row[0])
+                    handle.write(_part_line(trials, item["index"], np.stack([row[1] for row in scored]), aggregation,
+                                            score))
+                    bar.update()
+                    continue
                 segment_logits[item["index"]] = [None] * len(item["segments"])
-                for position, waveform in enumerate(item["segments"]):
+                for position, (_, waveform) in enumerate(item["segments"]):
                     pool.add((item["index"], position), waveform)
             while len(pool) and batches_done != max_batches:
                 finished = []

@@ -72,6 +72,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "4.0375 s at 16 kHz)")
     parser.add_argument("--hop", type=float, default=None, metavar="SECONDS",
                         help=f"hop between windows (default {HOP_SAMPLES:,} samples, half a window)")
+    parser.add_argument("--state-windows", action="store_true",
+                        help="--protocol windows: encode a long recording once and score the windows from the "
+                             "front-end's states, where the front-end allows it, instead of encoding every window "
+                             "(opt-in: see modeling_nes2net/state_windows.py)")
     parser.add_argument("--max-full-seconds", type=float, default=FULL_PROTOCOL_MAX_SECONDS, metavar="SECONDS",
                         help="--protocol full refuses longer recordings, which it would hold whole "
                              f"(default {FULL_PROTOCOL_MAX_SECONDS:g})")
@@ -149,7 +153,7 @@ def _detector(args: argparse.Namespace) -> Nes2NetDetector:
     return Nes2NetDetector.from_pretrained(
         args.model, device=args.device, runtime=args.runtime, protocol=args.protocol, aggregation=args.aggregation,
         window_seconds=args.window, hop_seconds=args.hop, batch_size=args.batch_size, threshold=args.threshold,
-        quantize=args.quantize, max_full_seconds=args.max_full_seconds,
+        quantize=args.quantize, max_full_seconds=args.max_full_seconds, state_windows=args.state_windows,
     )
 
 

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from benchmarks.render import BLOCK, DOCUMENTS, backend_table, cli_startup_table, data_table, demo_model_table, \
-    detect_table, export_table, localisation_table, main, metrics_table, rawboost_table, render, space_load_table
+    detect_table, export_table, localisation_table, main, metrics_table, rawboost_table, render, space_load_table, \
+    state_windows_table
 
 MARKER = "<!-- rendered from benchmarks/backend.json by benchmarks/render.py -->\n"
 END = "<!-- end of rendered block -->"
@@ -293,3 +294,20 @@ def test_the_cli_startup_table_gives_each_option_against_the_old_cli():
     assert "| `nes2net --version` | 26.40 | 0.30 | 88x | yes / no |" in table
     assert "Baseline: the CLI inside `modeling_nes2net` at abc1234" in table and "median of 3 fresh processes" in table
     assert "| 38.40 | 0.80 | 48x |" in cli_startup_table(cli_startup_record(today_help_s=0.8))
+
+
+def test_the_state_windows_table_gives_each_path_against_one_pass():
+    machine = {"cpu": "Test CPU", "cpu_cores": 2, "gpu": None, "device": "cpu", "threads": 2, "torch": "2.13.0",
+               "load_before": 1.0, "load_after": 1.5}
+    row = {"model": "XLS-R sized", "default": "state windows", "recording": "concatenated mini-antispoof test clips",
+           "recording_seconds": 120.0, "windows": 59,
+           "seconds": {"windows of audio": 40.0, "state windows": 22.0, "one pass in 30 s pieces": 20.0},
+           "max_abs_diff": 0.15, "median_abs_diff": 0.03, "window_spread": 0.2, "verdict_agreement": 0.95}
+    record = {"benchmark": "state_windows", "command": "state_windows.py", "machine": machine,
+              "rows": [{**row, "seconds": {**row["seconds"], "authors' whole-file loop": 25.0}},
+                       {**row, "model": "Whisper", "default": "windows of audio"}]}
+    lines = state_windows_table(record).splitlines()
+    assert lines[2] == ("| XLS-R sized | state windows | 40.0 s (2.00x) | 22.0 s (1.10x) | 20.0 s (1x) | 25.0 s (1.25x) | "
+                        "0.150 / 0.030 (0.20) | 95% of 59 |")
+    assert lines[3].startswith("| Whisper | windows of audio |") and "| - |" in lines[3]
+    assert lines[-1].startswith("One recording of 120 s of concatenated mini-antispoof test clips")

@@ -169,7 +169,8 @@ def test_tiny_xlsr_export_and_detect_cli(capsys, real_clips, tmp_path):
     results = {}
     for runtime, model_path in (("onnx", output_dir), ("torch", model_dir)):
         code = main(["detect", *map(str, crops), "--model", str(model_path), "--runtime", runtime,
-                     "--device", "cpu", "--format", "json", "--segments", "--window", "1.0", "--hop", "0.5"])
+                     "--device", "cpu", "--format", "json", "--segments", "--window", "1.0", "--hop", "0.5",
+                     ])  # windows of audio, what the ONNX graph scores
         assert code == 0
         results[runtime] = json.loads(capsys.readouterr().out)
     for onnx_result, torch_result in zip(results["onnx"], results["torch"], strict=True):
