@@ -1,6 +1,6 @@
 """Data pipeline: build time, and load + decode + crop throughput against a plain soundfile loop.
 
-    python benchmarks/data.py [--num-files 1000] [--seconds 4] [--repeats 3]
+    python benchmarks/data.py [--num-files 1000] [--seconds 4] [--repeats 3] [--output FILE]
 
 Writes `num_files` synthetic 16 kHz FLAC files in the generic layout and times building them with
 `build_dataset` against `Dataset.from_generator` + `to_parquet` (wall clock). Then measures, in one process
@@ -9,7 +9,8 @@ and one thread, the same files read back and cropped by:
 - nes2net: `load_training_dataset` items (stored FLAC bytes, soundfile seek to the window);
 - datasets default: `Audio(sampling_rate=16000)` decoding (torchcodec) of the same built dataset + the same crop.
 Each throughput is the best of `repeats` passes, per CPU-second of this process (one thread);
-samples/s counts the cropped output samples. Build and load times are wall-clock.
+samples/s counts the cropped output samples. Build and load times are wall-clock. Writes the rows, the machine and
+its load to `--output` (default: `data.json` next to this script; `benchmarks/render.py` renders it into the README).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from datasets import Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
+from benchmarks.results import machine_record, write_results
 from training.data import build_dataset, corpus_features, crop_waveform, load_built_dataset, load_training_dataset
 from training.data.synthetic import make_synthetic_corpus
 
@@ -100,56 +102,59 @@ def reader_passes(
         )
 
     return {
-        "baseline: soundfile.read + numpy crop": baseline,
+        READ_BASELINE: baseline,
         "nes2net load_training_dataset": nes2net,
         "datasets Audio(16 kHz) decode + crop": datasets_default,
     }
 
 
-def main() -> None:
+BUILD_BASELINE = "baseline: Dataset.from_generator + to_parquet"
+READ_BASELINE = "baseline: soundfile.read + numpy crop"
+
+
+def measure(num_files: int, seconds: float, repeats: int, workdir: Path) -> tuple[list[dict], float]:
+    """Rows of build steps (wall-clock seconds against `BUILD_BASELINE`) and readers (output samples per CPU-second
+    against `READ_BASELINE`) on `num_files` synthetic FLAC files of `seconds` written under `workdir`; and the
+    corpus' size in bytes."""
+    rng = np.random.default_rng(0)
+    corpus = make_synthetic_corpus(workdir / "corpus", num_files, seconds)
+    files = sorted(corpus.rglob("*.flac"))
+    built, cache_dir = workdir / "built", str(workdir / "cache")
+    steps = {
+        "read every file's bytes (I/O floor)": timed(lambda: [path.read_bytes() for path in files])[0],
+        BUILD_BASELINE: timed(lambda: generator_build(files, workdir / "generator", cache_dir))[0],
+        "nes2net build_dataset (check + write shards)": timed(
+            lambda: build_dataset("generic", corpus, built, progress=False)
+        )[0],
+    }
+    load_seconds, stored = timed(lambda: load_built_dataset(built, "train", cache_dir=cache_dir))
+    steps["nes2net load_built_dataset (Parquet -> Arrow)"] = load_seconds
+    rows = [{"kind": "build", "step": name, "seconds": value, "files_per_second": len(files) / value,
+             "vs_baseline": steps[BUILD_BASELINE] / value} for name, value in steps.items()]
+    for num_samples in (64600, round(seconds * 16000) // 2):
+        training = load_training_dataset(built, "train", num_samples=num_samples, cache_dir=cache_dir)
+        rates = best_rates(reader_passes(files, training, stored, num_samples, rng), repeats)
+        rows += [{"kind": "read", "reader": name, "crop_samples": num_samples, "samples_per_second": rate,
+                  "files_per_second": rate / num_samples, "vs_baseline": rate / rates[READ_BASELINE]}
+                 for name, rate in rates.items()]
+    return rows, sum(path.stat().st_size for path in files)
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num-files", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    parser.add_argument("--output", type=Path, default=Path(__file__).with_name("data.json"))
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    rng = np.random.default_rng(0)
-
+    machine = machine_record("cpu", 1)
     with tempfile.TemporaryDirectory() as workdir:
-        corpus = make_synthetic_corpus(Path(workdir) / "corpus", args.num_files, args.seconds)
-        files = sorted(corpus.rglob("*.flac"))
-        corpus_bytes = sum(path.stat().st_size for path in files)
-
-        built, cache_dir = Path(workdir) / "built", str(Path(workdir) / "cache")
-        seconds = {
-            "read every file's bytes (I/O floor)": timed(lambda: [path.read_bytes() for path in files])[0],
-            "baseline: Dataset.from_generator + to_parquet": timed(
-                lambda: generator_build(files, Path(workdir) / "generator", cache_dir)
-            )[0],
-            "nes2net build_dataset (check + write shards)": timed(
-                lambda: build_dataset("generic", corpus, built, progress=False)
-            )[0],
-        }
-        load_seconds, stored = timed(lambda: load_built_dataset(built, "train", cache_dir=cache_dir))
-        seconds["nes2net load_built_dataset (Parquet -> Arrow)"] = load_seconds
-
-        print(f"{args.num_files} synthetic {args.seconds:g} s FLAC files, {corpus_bytes / 1e6:.1f} MB, 1 thread")
-        print()
-        print("| step (wall clock) | seconds | files/s | vs from_generator |")
-        print("|---|---|---|---|")
-        reference = seconds["baseline: Dataset.from_generator + to_parquet"]
-        for name, value in seconds.items():
-            print(f"| {name} | {value:.2f} | {len(files) / value:,.0f} | {value / reference:.2f}x |")
-        print()
-        print("| reader (per CPU-second) | crop (samples) | files/s | samples/s | vs baseline |")
-        print("|---|---|---|---|---|")
-        for num_samples in (64600, round(args.seconds * 16000) // 2):
-            training = load_training_dataset(built, "train", num_samples=num_samples, cache_dir=cache_dir)
-            rates = best_rates(reader_passes(files, training, stored, num_samples, rng), args.repeats)
-            reference = rates["baseline: soundfile.read + numpy crop"]
-            for name, rate in rates.items():
-                files_per_second, ratio = rate / num_samples, rate / reference
-                print(f"| {name} | {num_samples:,} | {files_per_second:,.0f} | {rate / 1e6:,.1f} M | {ratio:.2f}x |")
+        rows, corpus_bytes = measure(args.num_files, args.seconds, args.repeats, Path(workdir))
+    for row in rows:
+        print(row)
+    write_results(args.output, "data", machine, rows, {"num_files": args.num_files, "seconds": args.seconds,
+                                                       "corpus_bytes": corpus_bytes, "repeats": args.repeats})
 
 
 if __name__ == "__main__":

@@ -3,20 +3,25 @@
 The baseline is the pattern of the authors' In-the-Wild scoring script: sort the scores, then for every
 threshold count the misses and false alarms over all scores. It is run at sizes it can finish, with the same
 EER rule, so both must agree exactly; the authors' own rule (linear interpolation at the first sign change of
-P_fa - P_miss) is shown next to it for reference. Run: `python benchmarks/metrics.py [--trials 1000000]`.
+P_fa - P_miss) is shown next to it for reference. Writes the rows, the machine and its load to `--output`
+(default: `metrics.json` next to this script; `benchmarks/render.py` renders it into the README).
+Run: `python benchmarks/metrics.py [--trials 1000000] [--loop-sizes 2000 10000 50000] [--output FILE]`.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
-from training.metrics import compute_eer, compute_metrics
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+from benchmarks.results import machine_record, write_results  # noqa: E402
+from training.metrics import compute_eer, compute_metrics  # noqa: E402
 
 
 def loop_det_curve(bonafide: np.ndarray, spoof: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -60,52 +65,53 @@ def best_time(function: Callable[[], object], repeats: int) -> float:
     return min(times)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=1_000_000, help="trials for the large vectorised run")
-    parser.add_argument("--loop-sizes", type=int, nargs="+", default=[2_000, 10_000, 50_000, 100_000, 200_000])
-    parser.add_argument("--repeats", type=int, default=5, help="best of this many runs for the vectorised code")
-    args = parser.parse_args()
-
-    print(f"numpy {np.__version__}, Python {platform.python_version()}, {os.cpu_count()} CPU(s) {platform.machine()}")
-    print("\nExact EER: per-threshold loop (baseline) vs vectorised, same trials, 10% bona fide")
-    header = (
-        f"{'trials':>9} | {'loop EER s':>10} | {'vectorised EER s':>16} | {'speed-up':>9} | "
-        f"{'max |dEER| same rule':>20} | {'|dEER| vs authors interp.':>25}"
-    )
-    print(header)
-    print("-" * len(header))
-    max_difference = 0.0
-    for size in args.loop_sizes:
+def loop_rows(sizes: list[int], repeats: int) -> list[dict]:
+    """One row per trial count: the loop's seconds (one run) against the vectorised EER's (best of `repeats`), and
+    how far apart the two EERs are, same rule and the authors' interpolation."""
+    rows = []
+    for size in sizes:
         bonafide, spoof = trials(size, seed=size)
         start = time.perf_counter()
         loop_value, interpolated = loop_eer(bonafide, spoof)
         loop_seconds = time.perf_counter() - start
-        vectorised_seconds = best_time(lambda: compute_eer(bonafide, spoof), args.repeats)
-        difference = abs(compute_eer(bonafide, spoof).eer - loop_value)
-        max_difference = max(max_difference, difference)
-        print(
-            f"{size:>9,} | {loop_seconds:>10.3f} | {vectorised_seconds:>16.5f} | "
-            f"{loop_seconds / vectorised_seconds:>8.0f}x | {difference:>20.2e} | "
-            f"{abs(loop_value - interpolated):>25.2e}"
-        )
-    print(f"max |EER difference| between the loop and the vectorised code: {max_difference:.2e}")
-    largest = args.loop_sizes[-1]
-    extrapolated = loop_seconds * (args.trials / largest) ** 2
-    print(f"(the loop on {args.trials:,} trials: ~{extrapolated / 60:.0f} min, n^2 extrapolated from {largest:,})")
+        vectorised_seconds = best_time(lambda: compute_eer(bonafide, spoof), repeats)
+        rows.append({"trials": size, "loop_s": loop_seconds, "vectorised_s": vectorised_seconds,
+                     "speedup": loop_seconds / vectorised_seconds,
+                     "eer_difference": abs(compute_eer(bonafide, spoof).eer - loop_value),
+                     "interpolation_difference": abs(loop_value - interpolated)})
+    return rows
 
-    bonafide, spoof = trials(args.trials, seed=0)
+
+def large_run(n_trials: int, repeats: int) -> dict:
+    """Best-of-`repeats` seconds of the vectorised EER alone and of all four metrics on `n_trials` trials."""
+    bonafide, spoof = trials(n_trials, seed=0)
     scores = np.concatenate((bonafide, spoof))
     labels = np.r_[np.ones(bonafide.size, np.int64), np.zeros(spoof.size, np.int64)]
-    eer_seconds = best_time(lambda: compute_eer(bonafide, spoof), args.repeats)
-    all_seconds = best_time(lambda: compute_metrics(scores, labels), args.repeats)
-    metrics = compute_metrics(scores, labels)
-    print(f"\nVectorised on {args.trials:,} trials (best of {args.repeats})")
-    print(f"{'metrics':>34} | {'seconds':>8}")
-    print("-" * 45)
-    print(f"{'EER':>34} | {eer_seconds:>8.3f}")
-    print(f"{'EER + minDCF + actDCF + CLLR':>34} | {all_seconds:>8.3f}")
-    print("  " + ", ".join(f"{name} {value:.4f}" for name, value in metrics.items()))
+    return {"trials": n_trials, "repeats": repeats,
+            "eer_s": best_time(lambda: compute_eer(bonafide, spoof), repeats),
+            "all_metrics_s": best_time(lambda: compute_metrics(scores, labels), repeats),
+            "metrics": {name: float(value) for name, value in compute_metrics(scores, labels).items()}}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=1_000_000, help="trials for the large vectorised run")
+    parser.add_argument("--loop-sizes", type=int, nargs="+", default=[2_000, 10_000, 50_000, 100_000, 200_000])
+    parser.add_argument("--repeats", type=int, default=5, help="best of this many runs for the vectorised code")
+    parser.add_argument("--output", type=Path, default=Path(__file__).with_name("metrics.json"))
+    args = parser.parse_args(argv)
+    machine = machine_record("cpu", 1) | {"numpy": np.__version__}
+    rows = loop_rows(args.loop_sizes, args.repeats)
+    large = large_run(args.trials, args.repeats)
+    print("| trials | loop s | vectorised EER s | speed-up | |dEER| same rule | |dEER| vs authors' interpolation |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['trials']:,} | {row['loop_s']:.3f} | {row['vectorised_s']:.5f} | {row['speedup']:.0f}x | "
+              f"{row['eer_difference']:.2e} | {row['interpolation_difference']:.2e} |")
+    metrics = ", ".join(f"{name} {value:.4f}" for name, value in large["metrics"].items())
+    print(f"\n{args.trials:,} trials: EER {large['eer_s']:.3f} s, EER + minDCF + actDCF + CLLR "
+          f"{large['all_metrics_s']:.3f} s; {metrics}")
+    write_results(args.output, "metrics", machine, rows, {"large": large})
 
 
 if __name__ == "__main__":

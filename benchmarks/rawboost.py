@@ -6,7 +6,10 @@ The authors' code runs only with numpy < 2, so it is timed in its own interprete
 is a Python with numpy < 2 and scipy. Without them only the package is timed. Faithfulness is not measured here:
 `tests/training/test_rawboost.py` compares the output with the authors' for the same seeds.
 
-Run: `python benchmarks/rawboost.py [--clips 20] [--repeats 3] [--authors DIR --authors-python PYTHON]`.
+Writes the rows, the machine and its load to `--output` (default: `rawboost.json` next to this script;
+`benchmarks/render.py` renders it into the README); the authors' columns are null when their code was not run.
+
+Run: `python benchmarks/rawboost.py [--clips 20] [--repeats 3] [--authors DIR --authors-python PYTHON] [--output FILE]`.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.results import machine_record, write_results  # noqa: E402
 from modeling_nes2net.examples import speech_like  # noqa: E402
 from training.augmentation.rawboost import RawBoost  # noqa: E402
 
@@ -71,6 +75,15 @@ def authors_throughput(authors: str, python: str, clips: np.ndarray, repeats: in
     return [float(line) for line in output.split()]
 
 
+def measure(clips: np.ndarray, repeats: int, authors: str | None, authors_python: str | None) -> list[dict]:
+    """One row per algorithm: the package's throughput and, when the authors' code is given, theirs and the ratio."""
+    ours = [throughput(RawBoost(algorithm=algorithm), clips, repeats) for algorithm in ALGORITHMS]
+    theirs = authors_throughput(authors, authors_python, clips, repeats) if authors else [None] * len(ALGORITHMS)
+    return [{"algorithm": algorithm, "audio_seconds_per_second": mine, "authors_audio_seconds_per_second": their,
+             "speedup": mine / their if their else None}
+            for algorithm, mine, their in zip(ALGORITHMS, ours, theirs)]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=20, help="clips per timing run")
@@ -78,19 +91,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=4.0, help="clip length in seconds")
     parser.add_argument("--authors", help="folder with the authors' RawBoost.py and process_rawboost.py")
     parser.add_argument("--authors-python", help="a Python with numpy < 2 and scipy, to run the authors' code")
+    parser.add_argument("--output", type=Path, default=Path(__file__).with_name("rawboost.json"))
     args = parser.parse_args(argv)
     if bool(args.authors) != bool(args.authors_python):
         parser.error("--authors and --authors-python go together")
 
+    machine = machine_record("cpu", 1) | {"numpy": np.__version__}
     clips = np.stack([speech_like(args.seconds, SAMPLE_RATE, seed=index) for index in range(args.clips)])
-    ours = [throughput(RawBoost(algorithm=algorithm), clips, args.repeats) for algorithm in ALGORITHMS]
-    authors = (authors_throughput(args.authors, args.authors_python, clips, args.repeats) if args.authors
-               else [float("nan")] * len(ALGORITHMS))
+    rows = measure(clips, args.repeats, args.authors, args.authors_python)
     print(f"RawBoost on {args.clips} clips of {args.seconds:g} s at {SAMPLE_RATE} Hz, best of {args.repeats}")
-    print("| algorithm | authors' code (s audio / s) | nes2net (s audio / s) | speed-up |")
-    print("|---|---|---|---|")
-    for algorithm, theirs, mine in zip(ALGORITHMS, authors, ours):
-        print(f"| {algorithm} | {theirs:.0f} | {mine:.0f} | {mine / theirs:.1f}x |")
+    for row in rows:
+        print(row)
+    write_results(args.output, "rawboost", machine, rows,
+                  {"clips": args.clips, "seconds": args.seconds, "repeats": args.repeats})
     return 0
 
 

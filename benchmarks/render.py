@@ -258,13 +258,84 @@ def space_load_table(record: dict) -> str:
     return "\n".join(lines)
 
 
+def metrics_table(record: dict) -> str:
+    """`benchmarks/metrics.py`: the per-threshold loop against the vectorised EER at each trial count, then the time
+    of all four metrics on the large run."""
+    lines = ["| trials | per-threshold loop s (baseline) | vectorised EER s | speed-up | max abs EER difference |",
+             "|---|---|---|---|---|"]
+    for row in record["rows"]:
+        lines.append(f"| {row['trials']:,} | {row['loop_s']:.3f} | {row['vectorised_s']:.4f} | {row['speedup']:.0f}x | "
+                     f"{row['eer_difference']:.0e} |")
+    large = record["large"]
+    lines += ["", f"EER + minDCF + actDCF + CLLR on {large['trials']:,} trials: {large['all_metrics_s']:.2f} s (EER "
+                  f"alone {large['eer_s']:.2f} s), best of {large['repeats']}. Baseline: the per-threshold loop of the "
+                  f"authors' In-the-Wild scoring script, one run, same EER rule. {run_line(record)}"]
+    return "\n".join(lines)
+
+
+def rawboost_table(record: dict) -> str:
+    """`benchmarks/rawboost.py`: audio seconds augmented per second by each RawBoost algorithm; the authors' code and
+    the speed-up over it only where the run timed it."""
+    rows = record["rows"]
+    authors = all(row["authors_audio_seconds_per_second"] for row in rows)
+    header = ["RawBoost algorithm", "nes2net, audio s/s"]
+    header += ["authors' code, audio s/s", "speed-up"] if authors else []
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [str(row["algorithm"]), f"{row['audio_seconds_per_second']:.0f}"]
+        if authors:
+            cells += [f"{row['authors_audio_seconds_per_second']:.0f}", f"{row['speedup']:.1f}x"]
+        lines.append("| " + " | ".join(cells) + " |")
+    baseline = ("Baseline: the authors' code under numpy < 2, in its own interpreter." if authors else
+                "The authors' code was not timed in this run (it needs `--authors DIR --authors-python PYTHON`).")
+    lines += ["", f"{record['clips']} clips of {record['seconds']:g} s, best of {record['repeats']} runs. {baseline} "
+                  f"{run_line(record)}"]
+    return "\n".join(lines)
+
+
+def data_table(record: dict) -> str:
+    """`benchmarks/data.py`: each build step's wall-clock seconds against `Dataset.from_generator`, then each reader's
+    output samples per CPU-second against a `soundfile.read` loop."""
+    rows = record["rows"]
+    lines = ["| build step (wall clock) | seconds | files/s | speed-up vs from_generator |", "|---|---|---|---|"]
+    lines += [f"| {row['step']} | {row['seconds']:.2f} | {row['files_per_second']:,.0f} | {row['vs_baseline']:.2f}x |"
+              for row in rows if row["kind"] == "build"]
+    lines += ["", "| reader (per CPU-second, 1 thread) | crop (samples) | files/s | samples/s | vs baseline |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {row['reader']} | {row['crop_samples']:,} | {row['files_per_second']:,.0f} | "
+              f"{row['samples_per_second'] / 1e6:,.1f} M | {row['vs_baseline']:.2f}x |"
+              for row in rows if row["kind"] == "read"]
+    lines += ["", f"{record['num_files']:,} synthetic {record['seconds']:g} s FLAC files "
+                  f"({record['corpus_bytes'] / 1e6:.1f} MB); readers: best of {record['repeats']} passes. "
+                  f"{run_line(record)}"]
+    return "\n".join(lines)
+
+
+def cli_startup_table(record: dict) -> str:
+    """`benchmarks/cli_startup.py`: start-up seconds of each CLI option against the CLI inside `modeling_nes2net`."""
+    lines = ["| option | baseline s | today s | speed-up | torch imported (baseline / today) |",
+             "|---|---|---|---|---|"]
+    for row in record["rows"]:
+        imported = " / ".join("yes" if row[f"{name}_imports_torch"] else "no" for name in ("baseline", "today"))
+        lines.append(f"| `nes2net {row['option']}` | {row['baseline_s']:.2f} | {row['today_s']:.2f} | "
+                     f"{row['ratio']:.0f}x | {imported} |")
+    lines += ["", f"Baseline: the CLI inside `modeling_nes2net` at {record['baseline_revision']} (`python -m "
+                  f"modeling_nes2net.cli`; it had no `--version`, so that row times its `--help`); median of "
+                  f"{record['repeats']} fresh processes each, the two alternating. {run_line(record)}"]
+    return "\n".join(lines)
+
+
 RENDERERS: dict[str, Callable[[dict], str]] = {
     "backend.json": backend_table,
+    "cli_startup.json": cli_startup_table,
+    "data.json": data_table,
     "demo_model.json": demo_model_table,
     "detect.json": detect_table,
     "export.json": export_table,
     "generalisation.json": generalisation_table,
     "localisation.json": localisation_table,
+    "metrics.json": metrics_table,
+    "rawboost.json": rawboost_table,
     "space_load.json": space_load_table,
     "state_windows.json": state_windows_table,
 }

@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from benchmarks.render import BLOCK, DOCUMENTS, backend_table, demo_model_table, detect_table, export_table, \
-    localisation_table, main, render, space_load_table, state_windows_table
+from benchmarks.render import BLOCK, DOCUMENTS, backend_table, cli_startup_table, data_table, demo_model_table, \
+    detect_table, export_table, localisation_table, main, metrics_table, rawboost_table, render, space_load_table, \
+    state_windows_table
 
 MARKER = "<!-- rendered from benchmarks/backend.json by benchmarks/render.py -->\n"
 END = "<!-- end of rendered block -->"
@@ -218,6 +219,81 @@ def test_the_space_load_table_gives_each_round_and_the_memory_after_idle():
     assert "700 MiB after 40 s idle (1.00x round 1's; goal: within 10 %)" in lines[-1]
     assert "`python benchmarks/space_load.py --clients 4`" in lines[-1]
     assert "(1.20x round 1's" in space_load_table(space_load_record(idle_mib=840.0))
+
+
+def metrics_record(all_metrics_s: float = 0.07) -> dict:
+    """A result file as `benchmarks/metrics.py` writes it: two loop sizes and the large run."""
+    rows = [{"trials": trials, "loop_s": loop_s, "vectorised_s": loop_s / speedup, "speedup": speedup,
+             "eer_difference": 0.0, "interpolation_difference": 1e-5}
+            for trials, loop_s, speedup in ((2_000, 0.005, 34.0), (200_000, 6.6, 244.0))]
+    large = {"trials": 1_000_000, "repeats": 5, "eer_s": 0.05, "all_metrics_s": all_metrics_s,
+             "metrics": {"eer": 0.07, "min_dcf": 0.18, "act_dcf": 0.21, "cllr": 0.33}}
+    return {"benchmark": "metrics", "command": "metrics.py", "machine": machine(threads=1), "rows": rows,
+            "large": large}
+
+
+def test_the_metrics_table_gives_the_loop_against_the_vectorised_code_and_the_four_metrics_time():
+    table = metrics_table(metrics_record())
+    assert "| 200,000 | 6.600 | 0.0270 | 244x | 0e+00 |" in table
+    assert table.splitlines()[-1].startswith("EER + minDCF + actDCF + CLLR on 1,000,000 trials: 0.07 s (EER alone "
+                                             "0.05 s), best of 5. Baseline: the per-threshold loop")
+    assert "on 1,000,000 trials: 0.33 s" in metrics_table(metrics_record(all_metrics_s=0.33))
+
+
+def rawboost_record(authors: float | None = None) -> dict:
+    """A result file as `benchmarks/rawboost.py` writes it; `authors`, the authors' throughput where it was timed."""
+    rows = [{"algorithm": algorithm, "audio_seconds_per_second": ours, "authors_audio_seconds_per_second": authors,
+             "speedup": ours / authors if authors else None} for algorithm, ours in ((4, 420.0), (8, 760.0))]
+    return {"benchmark": "rawboost", "command": "rawboost.py", "machine": machine(threads=1), "rows": rows,
+            "clips": 20, "seconds": 4.0, "repeats": 3}
+
+
+def test_the_rawboost_table_has_the_authors_columns_only_when_the_run_timed_their_code():
+    table = rawboost_table(rawboost_record())
+    assert table.splitlines()[0] == "| RawBoost algorithm | nes2net, audio s/s |"
+    assert "| 4 | 420 |" in table and "The authors' code was not timed in this run" in table
+    timed = rawboost_table(rawboost_record(authors=80.0))
+    assert timed.splitlines()[0] == "| RawBoost algorithm | nes2net, audio s/s | authors' code, audio s/s | speed-up |"
+    assert "| 8 | 760 | 80 | 9.5x |" in timed and "Baseline: the authors' code under numpy < 2" in timed
+
+
+def data_record(build_seconds: float = 2.0) -> dict:
+    """A result file as `benchmarks/data.py` writes it: two build steps and two readers."""
+    rows = [{"kind": "build", "step": step, "seconds": seconds, "files_per_second": 1000 / seconds,
+             "vs_baseline": 9.2 / seconds}
+            for step, seconds in (("baseline: Dataset.from_generator + to_parquet", 9.2),
+                                  ("nes2net build_dataset (check + write shards)", build_seconds))]
+    rows += [{"kind": "read", "reader": reader, "crop_samples": 64_600, "samples_per_second": rate,
+              "files_per_second": rate / 64_600, "vs_baseline": rate / 129_200_000}
+             for reader, rate in (("baseline: soundfile.read + numpy crop", 129_200_000),
+                                  ("nes2net load_training_dataset", 96_900_000))]
+    return {"benchmark": "data", "command": "data.py --num-files 1000", "machine": machine(threads=1), "rows": rows,
+            "num_files": 1000, "seconds": 4.0, "corpus_bytes": 52_000_000, "repeats": 3}
+
+
+def test_the_data_tables_give_the_build_against_from_generator_and_the_readers_against_soundfile():
+    table = data_table(data_record())
+    assert "| nes2net build_dataset (check + write shards) | 2.00 | 500 | 4.60x |" in table
+    assert "| nes2net load_training_dataset | 64,600 | 1,500 | 96.9 M | 0.75x |" in table
+    assert "1,000 synthetic 4 s FLAC files (52.0 MB); readers: best of 3 passes." in table
+    assert "| 2.30 | 435 | 4.00x |" in data_table(data_record(build_seconds=2.3))
+
+
+def cli_startup_record(today_help_s: float = 0.4) -> dict:
+    """A result file as `benchmarks/cli_startup.py` writes it."""
+    rows = [{"option": option, "baseline_s": baseline, "today_s": today, "ratio": baseline / today,
+             "baseline_imports_torch": True, "today_imports_torch": False}
+            for option, baseline, today in (("--help", 38.4, today_help_s), ("--version", 26.4, 0.3))]
+    return {"benchmark": "cli_startup", "command": "cli_startup.py --repeats 3", "machine": machine(threads=1),
+            "rows": rows, "baseline_revision": "abc1234", "repeats": 3}
+
+
+def test_the_cli_startup_table_gives_each_option_against_the_old_cli():
+    table = cli_startup_table(cli_startup_record())
+    assert "| `nes2net --help` | 38.40 | 0.40 | 96x | yes / no |" in table
+    assert "| `nes2net --version` | 26.40 | 0.30 | 88x | yes / no |" in table
+    assert "Baseline: the CLI inside `modeling_nes2net` at abc1234" in table and "median of 3 fresh processes" in table
+    assert "| 38.40 | 0.80 | 48x |" in cli_startup_table(cli_startup_record(today_help_s=0.8))
 
 
 def test_the_state_windows_table_gives_each_path_against_one_pass():
