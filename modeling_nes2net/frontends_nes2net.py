@@ -443,7 +443,11 @@ class Nes2NetWhisperFrontend(nn.Module):
 
     def log_mel(self, input_values: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """`(batch, samples)` float32 and real `lengths` -> `(batch, num_mel_bins, samples // hop_length)`, zero past
-        each utterance's `lengths // hop_length` frames."""
+        each utterance's `lengths // hop_length` frames. Computed in float32 under autocast too (mixed precision), as
+        Whisper's feature extractor computes it."""
+        if torch.is_autocast_enabled(input_values.device.type):
+            with torch.autocast(input_values.device.type, enabled=False):
+                return self.log_mel(input_values.float(), lengths)
         pad = self.n_fft // 2
         if not torch.compiler.is_exporting() and int(lengths.min()) <= pad:  # (an exported graph cannot raise)
             raise ValueError(f"input of {int(lengths.min())} samples is too short for Whisper's log-mel "

@@ -39,6 +39,21 @@ def test_the_log_mel_is_whispers_own_on_the_real_length(model, speech):
 
 
 @torch.inference_mode()
+def test_under_bf16_autocast_the_log_mel_stays_float32_and_the_model_scores(model, speech):
+    """Accelerate's mixed precision (`evaluate --mixed-precision bf16`) runs the model inside autocast: the log-mel is
+    still Whisper's float32 one, and the encoder and back-end run in bfloat16."""
+    waveform = torch.from_numpy(speech[: 4 * RATE])[None]
+    lengths = torch.tensor([waveform.shape[1]])
+    expected = model.nes2net.frontend.log_mel(waveform, lengths)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mel = model.nes2net.frontend.log_mel(waveform, lengths)
+        logits = model(input_values=waveform).logits
+    assert mel.dtype == torch.float32 and torch.equal(mel, expected)
+    assert torch.isfinite(logits.float()).all()
+    np.testing.assert_allclose(logits.float().numpy(), model(input_values=waveform).logits.numpy(), atol=0.1)
+
+
+@torch.inference_mode()
 def test_thirty_seconds_give_the_hidden_states_of_whisper_encoder(model, speech):
     waveform = speech[: 30 * RATE]
     features = WhisperFeatureExtractor()(waveform, sampling_rate=RATE, return_tensors="pt").input_features
