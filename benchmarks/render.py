@@ -234,7 +234,7 @@ def localisation_table(record: dict) -> str:
 def space_load_table(record: dict) -> str:
     """`benchmarks/space_load.py`: each load round (answered requests, latency percentiles, the app's memory against
     the first round's), the sequential service time and the in-process baseline, then the memory after idle."""
-    rounds = record["rounds"]
+    rounds = record["rows"]
     first = rounds[0]["rss_mib"]
     lines = ["| phase | requests answered / sent | req/s | p50 s | p99 s | app RSS MiB (vs round 1) | uploads left |",
              "|---|---|---|---|---|---|---|"]

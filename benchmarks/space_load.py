@@ -304,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     report = measure(args.model, args.clients, args.seconds, args.rounds, args.idle, args.concurrency, args.threads,
                      args.baseline)
     print_report(report)
-    write_results(args.output, "space_load", machine, report["rounds"], report)
+    details = {key: value for key, value in report.items() if key != "rounds"}  # the rounds are the rows
+    write_results(args.output, "space_load", machine, report["rounds"], details)
     return 0 if report["every_request_answered"] else 1
 
 

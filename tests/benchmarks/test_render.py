@@ -207,7 +207,7 @@ def space_load_record(idle_mib: float = 700.0) -> dict:
     return {"benchmark": "space_load", "command": "space_load.py --clients 4", "machine": machine(), "rows": rounds,
             "model": "embedded default model", "clients": 4, "seconds": 10.0, "concurrency": 2, "threads": 1,
             "sequential": {"p50_s": 0.5, "p90_s": 0.6, "p99_s": 0.7, "requests": 9, "requests_per_second": 1.8,
-                           "median_s": 0.5}, "rounds": rounds, "rss_started_mib": 600.0, "idle_seconds": 40.0,
+                           "median_s": 0.5}, "rss_started_mib": 600.0, "idle_seconds": 40.0,
             "rss_after_idle_mib": idle_mib, "rss_after_idle_vs_first": idle_mib / 700.0,
             "rss_last_round_vs_first": 1.1, "every_request_answered": True}
 
