@@ -9,25 +9,28 @@ splits (every cached view), calibrated on the rest of the `dev` splits, and scor
 passed and of genuine clips flagged at the calibrated threshold (log-odds 0), and the EER of each fold.
 
     folds = plan_folds(pool, family_of)
-    report = cross_validate({"logistic": logistic_probe, "nes2net": nes2net_candidate(config, settings)},
-                            train, dev, folds, family_of)
+    report = cross_validate({"logistic": logistic_probe, "nes2net": nes2net_candidate(recipe)},
+                            train, dev, held_out, folds, family_of)
 
 A candidate is a function `(train, calibration) -> scorer`, where `scorer(cache)` returns calibrated log-odds `(n,)`.
 """
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import logging
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification
+from modeling_nes2net import Nes2NetForAudioClassification
 from training.llr_fitting import calibrate_model, fit_llr_fusion
-from training.frozen_frontend import CORPUS_COLUMN, BackendTraining, FrontendCache, score_cache, train_backend
+from training.frozen_frontend import CORPUS_COLUMN, FrontendCache, score_cache
+from training.recipe import Recipe
+from training.train import Trainer
 from training.metrics import bootstrap_eer_interval, compute_eer
 
 logger = logging.getLogger(__name__)
@@ -123,14 +126,18 @@ def logistic_probe(train: FrontendCache, calibration: FrontendCache, inverse_str
     return scorer
 
 
-def nes2net_candidate(config: Nes2NetConfig, settings: BackendTraining) -> Candidate:
-    """A Nes2Net back-end of `config` trained by `train_backend` with `settings` on the cached states, calibrated on
-    the calibration split's log-odds (`calibrate_model`)."""
+def nes2net_candidate(recipe: Recipe) -> Candidate:
+    """A Nes2Net back-end trained as `nes2net train` trains `recipe` (a recipe with `data.corpora`, whose corpora are
+    not read: `training.train.Trainer` on the fold's cached states, in a temporary folder, without a dev split, so
+    the last `average_best` epochs are averaged), calibrated on the calibration split's log-odds
+    (`calibrate_model`)."""
 
     def fit(train: FrontendCache, calibration: FrontendCache) -> Scorer:
-        torch.manual_seed(settings.seed)
-        model = Nes2NetForAudioClassification(copy.deepcopy(config)).eval()
-        train_backend(model, train, None, settings)
+        with tempfile.TemporaryDirectory(prefix="nes2net-fold-") as run_dir:
+            fold = dataclasses.replace(recipe, data=dataclasses.replace(recipe.data, dev_split=None),
+                                       training=dataclasses.replace(recipe.training, output_dir=run_dir))
+            final = Trainer(fold, resume=False, states=(train, None)).run()
+            model = Nes2NetForAudioClassification.from_pretrained(final).eval()
         calibrate_model(model, score_cache(model, calibration), calibration.labels)
         return lambda cache: score_cache(model, cache)
 

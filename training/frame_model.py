@@ -7,7 +7,7 @@ Whisper encoder, trained on cached encoder states of spliced real audio.
 Steps (the recipe: `training/recipes/frozen_frontend/frames.yaml`), each a function here or in the library:
 1. `build_sources`: each corpus of the recipe built twice, by `nes2net data build splices` (genuine hosts with 1-3
    machine-made pieces of the same split, labelled per 10 ms; the test split from sources unseen in training) and by
-   the generic builder (`training.default_model.build_demo_dataset`: whole genuine and whole spoofed clips); with
+   the generic builder (`training.corpus_sources.build_demo_dataset`: whole genuine and whole spoofed clips); with
    `data.vocoders`, a third time as paired splices of its clips' own copy-syntheses.
 2. `initial_frame_model`: the base model folder (the shipped default) as `Nes2NetForAudioFrameClassification`:
    its encoder, layer merge, back-end and utterance head kept, the frame classifier new.
@@ -57,7 +57,8 @@ from modeling_nes2net.localisation import CELL_SECONDS
 from training.data import build_dataset
 from training.data.vocoded import METADATA_FILE, default_cache_dir, write_vocoded_corpus
 from training.data.vocoders import get_vocoder
-from training.default_model import REPO_ROOT, build_demo_dataset, make_deterministic
+from training.corpus_sources import build_demo_dataset
+from training.default_model import REPO_ROOT, make_deterministic
 from training.divergence import TrainingDivergedError
 from training.frozen_frontend import (
     BackendTraining,
@@ -161,8 +162,8 @@ def cached_frame_states(model: Nes2NetForAudioFrameClassification, recipe: Frame
             for view in range(data.get("views", 1) if split == "train" else 1):
                 path = cache_dir / f"{name}-{split}-{view}{subset}.safetensors"
                 if not path.is_file():
-                    items = split_items(folder, name, split, "channel" if view else "clean", data,
-                                        max_rows=data.get("max_clips"))
+                    items = split_items(folder, name, split, "channel" if view else "clean", data["seed"],
+                                        data.get("augmentation"), data.get("preprocess"), data.get("max_clips"))
                     cache_frontend_states(model, items, [view], desc=f"{name} {split} view {view}").save(path)
                 keys[split].append(path)
     train = load_states({path: path for path in keys["train"]}, keys["train"])

@@ -2,19 +2,22 @@
 hidden states computed once.
 
 With a frozen front-end every epoch would recompute the same encoder on the same audio; here each training clip is
-encoded a fixed number of times instead (`views`: view 0 clean, the others through the recipe's augmentation, each a
-new random crop), and the epochs run on those cached states, in seconds on a CPU. `training.train` stays the path for
-end-to-end fine-tuning; this one serves the embedded default (`training.default_model`).
+encoded a fixed number of times instead (view 0 clean, the others through the recipe's augmentation), and the epochs
+run on those cached states, in seconds on a CPU. `nes2net train` (`training.train.Trainer`) trains on them for a
+recipe with `data.corpora` (the embedded default's, `training.default_model`), with the same loop, averaging and
+calibration as on audio:
 
-    mixed = mix_corpora({"mini-antispoof": (mini_train, 1.0), "antispoof-plus": (plus_train, 2.0)}, seed=0,
-                        columns=["audio", "label", "utt_id", "attack"])
-    train_cache = cache_frontend_states(model, WaveformDataset(mixed, "full", ...), views=range(2))
-    dev_cache = cache_frontend_states(model, WaveformDataset(dev, "full", ...), views=[0])
-    history = train_backend(model, train_cache, dev_cache, BackendTraining(epochs=20))
+    train_cache = cache_frontend_states(model, WaveformDataset(train, "full", ...), views=range(2))
+    items = StatesDataset(train_cache, crop_frames=100, mask_channels=0, mask_frames=0, seed=0)  # random windows
+    loss = states_loss(model, collate_states([items[0], items[1]]))
+    scores = score_cache(model, dev_cache)                                         # (n,) calibrated log-odds
 
 Data flow: waveform items -> `model.nes2net` hidden states `(layers, frames, D)` float16 -> `FrontendCache` ->
-`Nes2NetModel.forward_frontend_states` -> classifier -> loss; after each epoch the dev log-odds, their pooled EER and
-the EER per corpus and per system are logged.
+`StatesDataset` windows -> `Nes2NetModel.forward_frontend_states` -> classifier -> loss; after each epoch the dev
+log-odds, their pooled EER and the EER per corpus and per system (`dev_report`) are logged.
+
+`train_backend` is the older in-memory loop that the frame head (`training.frame_model`) and the front-end benchmark
+(`benchmarks/frontends.py`) still train with.
 """
 
 from __future__ import annotations
@@ -192,10 +195,60 @@ def masked_states(state: torch.Tensor, max_channels: int, max_frames: int, rng: 
     return state
 
 
-def _logits(model: Nes2NetForAudioClassification, states: list[torch.Tensor]) -> torch.Tensor:
-    hidden_states, frame_mask = batch_states(states)
+def states_logits(model: Nes2NetForAudioClassification, hidden_states: tuple[torch.Tensor, ...],
+                  frame_mask: torch.Tensor | None) -> torch.Tensor:
+    """Calibrated logits `(batch, num_labels)` of batched front-end states (`batch_states`), on the model's device."""
+    hidden_states = tuple(state.to(model.device) for state in hidden_states)
+    frame_mask = None if frame_mask is None else frame_mask.to(model.device)
     _, _, pooled = model.nes2net.forward_frontend_states(hidden_states, frame_mask)
     return model.calibration(model.classifier(pooled))
+
+
+def _logits(model: Nes2NetForAudioClassification, states: list[torch.Tensor]) -> torch.Tensor:
+    return states_logits(model, *batch_states(states))
+
+
+class StatesDataset(torch.utils.data.Dataset):
+    """Training items `{"states": (layers, frames, D) float16, "label": int, "index": int}` of a `FrontendCache`:
+    a random `crop_frames` window of each cached state (all of it when None or longer), with one band of up to
+    `mask_channels` channels and one span of up to `mask_frames` frames zeroed (`masked_states`), drawn from a
+    generator seeded by (`seed`, epoch, index), as `training.batching.WaveformDataset` draws its crops: the same on
+    any number of processes and after a resume."""
+
+    def __init__(self, cache: FrontendCache, crop_frames: int | None, mask_channels: int, mask_frames: int,
+                 seed: int):
+        self.cache, self.crop_frames, self.seed = cache, crop_frames, seed
+        self.mask_channels, self.mask_frames = mask_channels, mask_frames
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.cache)
+
+    def __getitem__(self, index: int) -> dict:
+        index = int(index)
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        state = self.cache.states[index]
+        window = state[:, window_bounds(state.shape[1], self.crop_frames, rng)]
+        return {"states": masked_states(window, self.mask_channels, self.mask_frames, rng),
+                "label": int(self.cache.labels[index]), "index": index}
+
+
+def collate_states(items: list[dict]) -> dict:
+    """`StatesDataset` items -> `{"hidden_states": per layer (batch, frames, D) float32, "frame_mask": (batch, frames)
+    or None, "labels": (batch,), "index": (batch,)}`."""
+    hidden_states, frame_mask = batch_states([item["states"] for item in items])
+    return {"hidden_states": hidden_states, "frame_mask": frame_mask,
+            "labels": torch.tensor([item["label"] for item in items]),
+            "index": torch.tensor([item["index"] for item in items])}
+
+
+def states_loss(model: Nes2NetForAudioClassification, batch: dict) -> torch.Tensor:
+    """The model's utterance loss on a `collate_states` batch, on the model's device."""
+    logits = states_logits(model, batch["hidden_states"], batch["frame_mask"])
+    return model.compute_loss(logits, batch["labels"].to(model.device))
 
 
 @torch.inference_mode()

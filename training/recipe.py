@@ -9,6 +9,11 @@ training:   {epochs: 100, batch_size: 12, lr: 2.5e-7, schedule: constant, ...}
 evaluation: [{dataset: data/asvspoof2021-la, split: eval, protocol: 4sec, where: {subset: eval}}, {split: eval}]
 ```
 
+The data come from one of two sources: `data.dataset`, audio cropped and augmented anew every epoch (end-to-end
+training), or `data.corpora`, several corpora whose frozen front-end states are computed once and cached
+(`training.state_cache`), the back-end then trained on random windows of them (`training.frozen_frontend`; the
+embedded default's recipe, `training/recipes/frozen_frontend/default.yaml`).
+
 An evaluation entry without `dataset` scores the training dataset (`data.dataset`, wherever `--dataset` points).
 
 `load_recipe("asvspoof2019-la", ["training.lr=1e-6", "data.num_workers=8"])` reads `training/recipes/<name>.yaml` (or
@@ -34,6 +39,9 @@ RECIPES_DIR = Path(__file__).with_name("recipes")
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "cosine", "cosine_epochs")
 AUGMENTATIONS = {"rawboost", "musan_rir", "channel", "chain"}
+PREPROCESSING = {"remove_shortcuts"}
+CORPUS_SOURCES = ("dataset", "source")
+EPOCH_AVERAGES = ("best", "last")
 
 
 @dataclass
@@ -57,10 +65,31 @@ class ModelSpec:
 
 @dataclass
 class DataSpec:
-    """Where the audio comes from and how it is cut."""
+    """Where the audio comes from and how it is cut: `dataset` (audio, every epoch) or `corpora` (cached front-end
+    states), never both."""
 
     dataset: str | None = None
     """A folder written by `nes2net data build` (or the generic builder), or a Hub dataset id."""
+    corpora: dict[str, dict[str, str]] | None = None
+    """Train on cached front-end states of several corpora instead: name -> `{dataset: FOLDER_OR_HUB_ID}` (built,
+    with the train and dev splits) or `{source: FOLDER}` (a folder with a generic `metadata.csv`, built once into
+    `cache_dir/data/<name>` with a dev split carved out of train: `training.corpora`). Needs a frozen front-end
+    (`training.frontend_lr: 0`)."""
+    cache_dir: str | None = None
+    """With `corpora`: where they are built (`data/`), the front-end weights fetched (`weights/`) and the states
+    cached (`states/<corpus>-<split>-<view>.safetensors`); null: `<training.output_dir>/cache`. Relative paths are
+    read from the working directory."""
+    channel_seed: int = 1
+    """With `corpora`: seeds the channel view (each train and dev clip encoded a second time through `preprocess` and
+    `augmentation`)."""
+    crop_frames: int | None = None
+    """With `corpora`: train on a random window of this many frames of each cached whole-clip state (shorter ones
+    whole, zero-padded), drawn anew each epoch; null: whole states."""
+    mask_channels: int = 0
+    """With `corpora`: each training window gets one band of up to this many feature channels zeroed, the same band in
+    every layer (SpecAugment-style; 0: none)."""
+    mask_frames: int = 0
+    """...and one span of up to this many frames zeroed (0: none)."""
     train_split: str = "train"
     dev_split: str | None = "dev"
     """Scored after every epoch (dev EER picks the best checkpoints); null: no dev evaluation."""
@@ -68,7 +97,8 @@ class DataSpec:
     """Training crop: a random window of this many samples, shorter files tiled."""
     dev_protocol: str = "4sec"
     """How dev trials are scored, as `nes2net detect --protocol` scores a file (`modeling_nes2net.protocols`): `4sec`,
-    the first 64,600 samples, tiled if shorter; `full`, whole utterances; `windows`, 4.04 s windows, averaged."""
+    the first 64,600 samples, tiled if shorter; `full`, whole utterances; `windows`, 4.04 s windows, averaged.
+    Cached states are whole clips: their dev trials are scored `full`."""
     augmentation: dict[str, Any] | None = None
     """After the crop: `{rawboost: {algorithm: 4, <RawBoostConfig fields>}}`, `{musan_rir: {musan: DIR, rir: DIR,
     p: 0.5}}`, `{channel: {conditions: [SPEC, ...], p: 0.5}}` or `{chain: [...those...]}` (see
@@ -84,9 +114,34 @@ class DataSpec:
             raise ValueError(f"data.dev_protocol must be one of {PROTOCOLS}, got {self.dev_protocol!r}")
         if self.crop_samples <= 0:
             raise ValueError(f"data.crop_samples must be positive, got {self.crop_samples}")
-        if self.augmentation is not None and (len(self.augmentation) != 1 or set(self.augmentation) - AUGMENTATIONS):
-            raise ValueError(f"data.augmentation must be one of {{{', '.join(sorted(AUGMENTATIONS))}}}: ...: "
-                             f"{self.augmentation}")
+        for name, value, known in (("augmentation", self.augmentation, AUGMENTATIONS),
+                                   ("preprocess", self.preprocess, PREPROCESSING)):
+            if value is not None and (not isinstance(value, dict) or len(value) != 1 or set(value) - known):
+                raise ValueError(f"data.{name} must be one of {{{', '.join(sorted(known))}}}: ...: {value}")
+        if self.corpora is None:
+            states_only = ("cache_dir", "crop_frames", "mask_channels", "mask_frames")
+            defaults = DataSpec.__dataclass_fields__
+            for name in states_only:
+                if getattr(self, name) != defaults[name].default:
+                    raise ValueError(f"data.{name} applies to cached front-end states: set data.corpora, or drop it")
+            return
+        if self.dataset is not None:
+            raise ValueError("data: set either dataset (audio) or corpora (cached front-end states), not both")
+        if not isinstance(self.corpora, dict) or not self.corpora:
+            raise ValueError(f"data.corpora must map corpus names to {{dataset: ...}} or {{source: ...}}, got "
+                             f"{self.corpora!r}"[:200])
+        for name, corpus in self.corpora.items():
+            if not isinstance(corpus, dict) or len(corpus) != 1 or set(corpus) - set(CORPUS_SOURCES):
+                raise ValueError(f"data.corpora.{name} must be {{dataset: FOLDER_OR_HUB_ID}} or {{source: FOLDER}}, "
+                                 f"got {corpus!r}"[:200])
+            if not isinstance(next(iter(corpus.values())), str):
+                raise ValueError(f"data.corpora.{name}.{next(iter(corpus))} must be a path, got "
+                                 f"{next(iter(corpus.values()))!r}")
+        if self.crop_frames is not None and self.crop_frames < 1:
+            raise ValueError(f"data.crop_frames must be at least 1 or null, got {self.crop_frames}")
+        for name in ("mask_channels", "mask_frames"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"data.{name} must be at least 0, got {getattr(self, name)}")
 
 
 @dataclass
@@ -122,7 +177,11 @@ class TrainingSpec:
     early_stopping_patience: int | None = None
     """Stop after this many epochs without a better dev EER; null: never."""
     average_best: int = 1
-    """The final model is the element-wise mean of the weights of this many best-by-dev-EER epochs."""
+    """The final model is the element-wise mean of the weights of this many epochs: the best by dev EER, or, with
+    `average_epochs: last` (or no dev split), the last ones."""
+    average_epochs: str = "best"
+    """`best`: the `average_best` epochs of lowest dev EER; `last`: the last `average_best` epochs (dev EER still
+    measured and logged)."""
     checkpoint_every_steps: int = 0
     """Also save a resumable checkpoint every this many optimiser steps (0: only at the end of each epoch)."""
     keep_checkpoints: int = 2
@@ -135,6 +194,8 @@ class TrainingSpec:
             raise ValueError(f"training.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"training.schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.average_epochs not in EPOCH_AVERAGES:
+            raise ValueError(f"training.average_epochs must be one of {EPOCH_AVERAGES}, got {self.average_epochs!r}")
         positive = ("epochs", "batch_size", "gradient_accumulation_steps", "average_best", "keep_checkpoints",
                     "eval_batch_size", "log_every_steps", "cosine_period_epochs")
         for name in positive:
@@ -171,9 +232,14 @@ class Recipe:
     evaluation: list[EvaluationSpec] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        for spec in self.evaluation:
+        for index, spec in enumerate(self.evaluation):
+            if spec.dataset is None and self.data.dataset is None:
+                raise ValueError(f"evaluation entry {index + 1} names no dataset (data.dataset is not set to stand in)")
             if spec.dataset is None:
                 spec.dataset = self.data.dataset
+        if self.data.corpora is not None and self.training.frontend_lr != 0:
+            raise ValueError("data.corpora trains on cached front-end states: the front-end must stay frozen "
+                             "(training.frontend_lr: 0)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

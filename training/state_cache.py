@@ -8,9 +8,12 @@ Views: `clean` is the stored audio as decoded (what a user scores); `channel` is
 removal) and augmentation (codecs, telephone channels, noise, reverberation), drawn from the recipe's seeds; it is
 cached for the training splits only.
 
-    model = initial_model(recipe, work_dir / "weights")
-    caches = cache_corpora(model, built_corpora, work_dir / "states", recipe)   # {(corpus, split, view): path}
-    train, dev = training_states(caches, built_corpora)                           # train: both views; dev: clean
+    model = build_model(recipe.model, cache_dir / "weights")      # training.train
+    caches = cache_corpora(model, built_corpora, cache_dir / "states", recipe.data)   # {(corpus, split, view): path}
+    train, dev = training_states(caches, built_corpora)                            # train: both views; dev: clean
+
+`nes2net train` does this for a recipe with `data.corpora` (`training.train`); the files depend on the front-end
+alone, so a new back-end reuses them, and a new front-end needs a new cache folder.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from modeling_nes2net import Nes2NetForAudioClassification
 from training.batching import WaveformDataset, build_augmentation, build_preprocessing
 from training.data import load_built_dataset
 from training.frozen_frontend import CORPUS_COLUMN, FrontendCache, cache_frontend_states
+from training.recipe import DataSpec
 
 logger = logging.getLogger(__name__)
 
@@ -32,35 +37,39 @@ METADATA_COLUMNS = ("label", "utt_id", "attack", "system", "speaker", "unseen_in
 clips and the generator of spoofed ones; cross-validation groups by it; the 10 ms labels of partially spoofed
 utterances (the splices builder's) train a frame head (`training.frame_model`)."""
 TRAINING_SPLITS = ("train", "dev")
+SPLITS = (*TRAINING_SPLITS, "test")
 
 
-def split_items(folder: Path, corpus: str, split: str, view: str, data: Mapping,
+def split_items(folder: str | Path, corpus: str, split: str, view: str, seed: int,
+                augmentation: Mapping[str, Any] | None = None, preprocess: Mapping[str, Any] | None = None,
                 max_rows: int | None = None) -> WaveformDataset:
-    """Whole clips of one split of a built corpus (a random subset of `max_rows`, drawn by `data["seed"]`, when
-    given), with `corpus` added; `view` `channel` through the recipe's `preprocess` and `augmentation` (seeded by
-    `data["seed"]`), `clean` as stored."""
+    """Whole clips of one split of a built corpus (a random subset of `max_rows`, drawn by `seed`, when given), with
+    `corpus` added; `view` `channel` through `preprocess` and `augmentation` (`training.batching`, seeded by `seed`),
+    `clean` as stored."""
     rows = load_built_dataset(folder, split)
     if max_rows is not None and max_rows < len(rows):
-        rows = rows.shuffle(seed=data["seed"]).select(range(max_rows))
+        rows = rows.shuffle(seed=seed).select(range(max_rows))
     columns = [name for name in METADATA_COLUMNS if name in rows.column_names]
     rows = rows.select_columns(["audio", *columns]).add_column(CORPUS_COLUMN, [corpus] * len(rows))
     channel = view == "channel"
-    return WaveformDataset(rows, "full", columns=[*columns, CORPUS_COLUMN], seed=data["seed"],
-                           augmentation=build_augmentation(data.get("augmentation")) if channel else None,
-                           preprocessing=build_preprocessing(data.get("preprocess")) if channel else None)
+    return WaveformDataset(rows, "full", columns=[*columns, CORPUS_COLUMN], seed=seed,
+                           augmentation=build_augmentation(augmentation) if channel else None,
+                           preprocessing=build_preprocessing(preprocess) if channel else None)
 
 
-def cache_corpora(model: Nes2NetForAudioClassification, corpora: Mapping[str, Path], cache_dir: Path,
-                  data: Mapping) -> dict[tuple[str, str, str], Path]:
-    """Encode every split of every corpus (clean) and the training splits again through the channel view, each into
-    `cache_dir / f"{corpus}-{split}-{view}.safetensors"` unless that file exists; returns the paths by key."""
+def cache_corpora(model: Nes2NetForAudioClassification, corpora: Mapping[str, str | Path], cache_dir: Path,
+                  data: DataSpec, splits: Iterable[str] = SPLITS) -> dict[tuple[str, str, str], Path]:
+    """Encode `splits` of every corpus (clean) and the training splits again through the channel view of `data`
+    (`channel_seed`, `preprocess`, `augmentation`), each into `cache_dir / f"{corpus}-{split}-{view}.safetensors"`
+    unless that file exists; returns the paths by key."""
     paths = {}
     for corpus, folder in corpora.items():
-        for split in ("train", "dev", "test"):
+        for split in splits:
             for view in VIEWS if split in TRAINING_SPLITS else VIEWS[:1]:
                 path = cache_dir / f"{corpus}-{split}-{view}.safetensors"
                 if not path.is_file():
-                    items = split_items(folder, corpus, split, view, data)
+                    items = split_items(folder, corpus, split, view, data.channel_seed, data.augmentation,
+                                        data.preprocess)
                     cache_frontend_states(model, items, [1 if view == "channel" else 0],
                                           desc=f"{corpus} {split} {view}").save(path)
                 paths[(corpus, split, view)] = path
@@ -77,9 +86,9 @@ def load_states(paths: Mapping[tuple[str, str, str], Path], keys: Iterable[tuple
     return sum(caches[1:], caches[0])
 
 
-def training_states(paths: Mapping[tuple[str, str, str], Path],
-                    corpora: Iterable[str]) -> tuple[FrontendCache, FrontendCache]:
-    """(train, dev) of `corpora`: every train split in both views, every dev split clean."""
+def training_states(paths: Mapping[tuple[str, str, str], Path], corpora: Iterable[str],
+                    with_dev: bool = True) -> tuple[FrontendCache, FrontendCache | None]:
+    """(train, dev) of `corpora`: every train split in both views, every dev split clean (None without `with_dev`)."""
     corpora = list(corpora)
     return (load_states(paths, [(name, "train", view) for view in VIEWS for name in corpora]),
-            load_states(paths, [(name, "dev", "clean") for name in corpora]))
+            load_states(paths, [(name, "dev", "clean") for name in corpora]) if with_dev else None)

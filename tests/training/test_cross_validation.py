@@ -17,7 +17,8 @@ from training.cross_validation import (
     pooled_statistics,
 )
 from training.data.families import FAMILIES, family_of
-from training.frozen_frontend import CORPUS_COLUMN, BackendTraining, FrontendCache
+from training.frozen_frontend import CORPUS_COLUMN, FrontendCache
+from training.recipe import recipe_from_dict
 from modeling_nes2net import Nes2NetConfig
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -99,12 +100,16 @@ def test_separable_families_score_low_and_random_ones_near_chance():
 
 
 def test_nes2net_candidate_learns_cached_states():
-    config = Nes2NetConfig(frontend_type="spectrogram", spectrogram_n_fft=14, backend_variant="nes2net-x",
-                           outer_ratio=2, inner_ratio=2, attention_channels=8, se_ratio=1)
-    assert config.feature_size == 8
+    config = {"frontend_type": "spectrogram", "spectrogram_n_fft": 14, "backend_variant": "nes2net-x",
+              "outer_ratio": 2, "inner_ratio": 2, "attention_channels": 8, "se_ratio": 1}
+    assert Nes2NetConfig(**config).feature_size == 8
+    recipe = recipe_from_dict({
+        "model": {"config": config}, "data": {"corpora": {"synthetic": {"dataset": "in memory"}}},
+        "training": {"epochs": 3, "batch_size": 8, "lr": 1e-3, "min_lr": 1e-5, "schedule": "cosine",
+                     "frontend_lr": 0, "average_best": 3, "mixed_precision": "no"}})
     cache = synthetic_cache(separation=1.5)
     cache.states = [state[-1:] for state in cache.states]  # one layer: the spectrogram front-end's
-    report = cross_validate({"nes2net": nes2net_candidate(config, BackendTraining(epochs=3, batch_size=8))},
+    report = cross_validate({"nes2net": nes2net_candidate(recipe)},
                             cache, cache, cache, plan_folds(cache, FAMILY.__getitem__), FAMILY.__getitem__)
     assert report["nes2net"]["pooled"]["eer"] < 20
 

@@ -28,8 +28,9 @@ from training.data.synthetic import write_synthetic_audio
 from tests.hub_cards.hub_helpers import eer_cell, errors_cell, save_tiny_model, write_cross_validation_results, \
     write_evaluation
 from training import default_model
-from training.default_model import DEFAULT_RECIPE, build_demo_dataset, carve_dev_split, export_default_model
-from training.frozen_frontend import FrozenFrontendRecipe
+from training.corpus_sources import build_demo_dataset, carve_dev_split
+from training.default_model import DEFAULT_RECIPE, export_default_model
+from training.recipe import load_recipe
 
 torch.set_num_threads(1)
 
@@ -57,7 +58,7 @@ def _results(folder: Path, protocol: str = "full") -> dict[str, dict]:
 @pytest.mark.parametrize("protocol", ["windows", "full"])  # what detect and the Space score, and what pipeline does
 def test_card_numbers_are_the_evaluation_numbers(shipped, protocol):
     results = _results(shipped, protocol)
-    assert set(results) == set(FrozenFrontendRecipe.load(DEFAULT_RECIPE).corpora)  # every corpus it was trained on
+    assert set(results) == set(load_recipe(DEFAULT_RECIPE).data.corpora)  # every corpus it was trained on
     card = ModelCard.load(shipped / "README.md")
     reported = {
         entry["dataset"]["name"]: metric["value"]
@@ -122,7 +123,7 @@ def test_export_writes_the_cross_validation_record_and_reexport_refreshes_it(tmp
     evaluation = [tmp_path / "plus.json"]
     write_evaluation(evaluation[0], name="antispoof-plus", dataset_id="nes2net/antispoof-plus", split="test",
                      protocol="full", seed=1)
-    recipe = FrozenFrontendRecipe.load(DEFAULT_RECIPE)
+    recipe = load_recipe(DEFAULT_RECIPE)
     output = export_default_model(final, tmp_path / "shipped", evaluation, recipe)
     record = json.loads((output / GENERALISATION_FILE).read_text(encoding="utf-8"))
     assert record["baselines"] == list(GENERALISATION_BASELINES)

@@ -12,7 +12,7 @@ from modeling_nes2net.decision import log_odds
 from tests.tiny_models import tiny_model
 from training.batching import WaveformDataset, build_augmentation
 from training.data import load_built_dataset
-from training.default_model import build_demo_dataset
+from training.corpus_sources import build_demo_dataset
 from training.frozen_frontend import (
     masked_states,
     BackendTraining,

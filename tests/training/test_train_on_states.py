@@ -1,0 +1,125 @@
+"""`nes2net train` on cached front-end states (`data.corpora`): the loop, averaging and calibration of any recipe,
+on a tiny spectrogram model and a tiny synthetic corpus; a bad data section is refused in one line naming it."""
+
+from __future__ import annotations
+
+import csv
+import logging
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from modeling_nes2net import Nes2NetForAudioClassification
+from nes2net.cli import main
+from tests.hostile.make_corpus import speech_like, wav_bytes
+from training.frozen_frontend import FrontendCache, StatesDataset
+
+RATE = 16000
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    """A source folder in the generic layout: 1 s clips, bona fide speech-like audio and two 'systems' of spoofs
+    (the same audio with a loud 3 kHz tone, or clipped), 24 train and 8 dev clips."""
+    folder = tmp_path_factory.mktemp("source")
+    rows = []
+    for index in range(32):
+        split = "train" if index < 24 else "dev"
+        speech = speech_like(1.0, seed=index)[:, 0]
+        if index % 2:
+            label, system = "bonafide", "real"
+            audio = speech
+        elif index % 4:
+            label, system = "spoof", "tone"
+            audio = 0.5 * speech + 0.3 * np.sin(2 * np.pi * 3000 * np.arange(RATE) / RATE)
+        else:
+            label, system = "spoof", "clipped"
+            audio = np.clip(4 * speech, -0.3, 0.3)
+        (folder / f"clip{index}.wav").write_bytes(wav_bytes(audio.astype(np.float32)))
+        rows.append({"file_name": f"clip{index}.wav", "label": label, "split": split, "system": system})
+    with open(folder / "metadata.csv", "w", newline="", encoding="utf-8") as table:
+        writer = csv.DictWriter(table, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return folder
+
+
+def states_recipe(source, cache_dir, **data) -> dict:
+    return {
+        "model": {"config": {"frontend_type": "spectrogram", "spectrogram_n_fft": 126, "spectrogram_hop_length": 32,
+                             "outer_ratio": 4, "inner_ratio": 4}},
+        "data": {"corpora": {"tiny": {"source": str(source)}}, "cache_dir": str(cache_dir), "crop_frames": 100,
+                 "mask_channels": 8, "mask_frames": 4,
+                 "augmentation": {"channel": {"conditions": ["noise:snr=10"], "p": 1.0}}, **data},
+        "training": {"epochs": 8, "batch_size": 4, "lr": 3e-3, "min_lr": 1e-5, "schedule": "cosine",
+                     "frontend_lr": 0, "average_best": 2, "average_epochs": "last", "mixed_precision": "no"},
+    }
+
+
+def test_nes2net_train_on_cached_states_writes_a_calibrated_model_folder_deterministically(source, tmp_path):
+    torch.set_num_threads(1)
+    recipe = tmp_path / "states.yaml"
+    recipe.write_text(yaml.safe_dump(states_recipe(source, tmp_path / "cache")))
+    assert main(["train", str(recipe), "--output-dir", str(tmp_path / "first")]) == 0
+    final = tmp_path / "first" / "final"
+    model = Nes2NetForAudioClassification.from_pretrained(final)
+    assert (model.config.calibration_scale, model.config.calibration_offset) != (1.0, 0.0)  # fitted on the dev states
+    assert sorted(path.name for path in (tmp_path / "first" / "epochs").iterdir()) == ["epoch-007", "epoch-008"]
+    assert len(list((tmp_path / "first" / "dev").glob("epoch-*.csv"))) == 8  # dev EER of every epoch
+    states = sorted(path.name for path in (tmp_path / "cache" / "states").iterdir())
+    assert states == ["tiny-dev-channel.safetensors", "tiny-dev-clean.safetensors", "tiny-train-channel.safetensors",
+                      "tiny-train-clean.safetensors"]
+    with torch.inference_mode():
+        scores = model(torch.from_numpy(speech_like(1.0, seed=99)[:, 0])[None]).logits
+    assert torch.isfinite(scores).all()
+
+    # the same recipe again, on the states cached by the first run: the same weights to the bit
+    assert main(["train", str(recipe), "--output-dir", str(tmp_path / "second")]) == 0
+    again = Nes2NetForAudioClassification.from_pretrained(tmp_path / "second" / "final")
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, again.state_dict()[name]), name
+
+
+def test_windows_and_masks_of_cached_states_are_drawn_per_epoch_and_trial():
+    cache = FrontendCache([torch.randn(3, 50, 16).half() + 5 for _ in range(4)], np.array([0, 1, 0, 1]))
+    items = StatesDataset(cache, crop_frames=20, mask_channels=4, mask_frames=5, seed=7)
+    first = items[2]["states"]
+    assert first.shape == (3, 20, 16) and (first == 0).any()
+    assert torch.equal(StatesDataset(cache, 20, 4, 5, seed=7)[2]["states"], first)  # any process, any resume
+    items.set_epoch(1)
+    assert not torch.equal(items[2]["states"], first)
+    assert torch.equal(StatesDataset(cache, None, 0, 0, seed=7)[2]["states"], cache.states[2])  # whole and unmasked
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"corpora": {"tiny": {"path": "x"}}}, "data.corpora.tiny must be {dataset: FOLDER_OR_HUB_ID} or {source: FOLDER}"),
+    ({"corpora": {"tiny": {"source": 3}}}, "data.corpora.tiny.source must be a path, got 3"),
+    ({"corpora": []}, "data.corpora must map corpus names to"),
+    ({"dataset": "data/mini"}, "data: set either dataset (audio) or corpora (cached front-end states), not both"),
+    ({"corpora": None, "dataset": "data/mini"}, "data.cache_dir applies to cached front-end states"),
+    ({"crop_frames": 0}, "data.crop_frames must be at least 1 or null, got 0"),
+    ({"preprocess": {"trim": {}}}, "data.preprocess must be one of {remove_shortcuts}"),
+    ({"views": 2}, "unknown field(s) data.views"),
+])
+def test_a_bad_data_section_is_refused_in_one_line_naming_the_key(source, tmp_path, caplog, data, message):
+    recipe = states_recipe(source, tmp_path / "cache")
+    recipe["data"].update(data)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    with caplog.at_level(logging.ERROR):
+        assert main(["train", str(path), "--output-dir", str(tmp_path / "run")]) == 2
+    (error,) = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    assert message in error and "\n" not in error
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()  # refused before any work
+
+
+def test_cached_states_need_a_frozen_front_end(source, tmp_path, caplog):
+    recipe = states_recipe(source, tmp_path / "cache")
+    recipe["training"]["frontend_lr"] = 1e-4
+    path = tmp_path / "unfrozen.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    with caplog.at_level(logging.ERROR):
+        assert main(["train", str(path)]) == 2
+    assert "the front-end must stay frozen (training.frontend_lr: 0)" in caplog.text
