@@ -46,14 +46,11 @@ from training.frozen_frontend import (  # noqa: E402
     score_cache,
     train_backend,
 )
-from training.default_model import (  # noqa: E402
-    DEFAULT_WORK_DIR,
-    NUM_THREADS,
-    REPO_ROOT,
-    build_corpora,
-    initial_model,
-    make_deterministic,
-)
+from training.corpus_sources import build_corpora  # noqa: E402
+from training.default_model import DEFAULT_WORK_DIR, NUM_THREADS, REPO_ROOT, make_deterministic  # noqa: E402
+from training.recipe import ModelSpec  # noqa: E402
+from training.train import build_model  # noqa: E402
+from training.whisper_weights import WHEEL_REQUIREMENT  # noqa: E402
 from training.metrics import bootstrap_eer_interval, breakdown, compute_eer  # noqa: E402
 
 RATE, HOP = 16_000, 320
@@ -170,6 +167,13 @@ def cached_states(model: Nes2NetForAudioClassification, recipe: FrozenFrontendRe
     return FrontendCache.load(train_file), FrontendCache.load(dev_file)
 
 
+def whisper_model(recipe: FrozenFrontendRecipe, weights_dir: Path) -> Nes2NetForAudioClassification:
+    """The recipe's model with the Whisper tiny.en encoder of `WHEEL_REQUIREMENT` (its back-end seeded by the
+    training seed)."""
+    torch.manual_seed(recipe.training.seed)
+    return build_model(ModelSpec(config=recipe.model_config, frontend_weights=WHEEL_REQUIREMENT), weights_dir).eval()
+
+
 def backend_model(feature_size: int, recipe: FrozenFrontendRecipe) -> Nes2NetForAudioClassification:
     """The recipe's Nes2Net-X sized for `feature_size` features (its own front-end is never run)."""
     config = {key: value for key, value in recipe.model_config.items()
@@ -218,8 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     make_deterministic(NUM_THREADS)
     recipe = FrozenFrontendRecipe.load(RECIPE)
     settings = BackendTraining(**{**recipe.training.__dict__, "epochs": args.epochs})
-    corpora = build_corpora(recipe, args.work_dir / "data")
-    whisper = initial_model(recipe, args.work_dir / "weights")
+    sources = {name: {"source": str(REPO_ROOT / corpus["source"])} for name, corpus in recipe.corpora.items()}
+    corpora = {name: Path(folder) for name, folder in build_corpora(sources, args.work_dir / "data").items()}
+    whisper = whisper_model(recipe, args.work_dir / "weights")
     whisper_train, whisper_dev = cached_states(whisper, recipe, corpora, args.work_dir / "cache")
     clean_views = len(whisper_train) // recipe.data["views"]  # view 0 comes first in the cache
     test = test_items(corpora)
@@ -246,15 +251,14 @@ def main(argv: list[str] | None = None) -> int:
         print(name, {key: value for key, value in rows[name].items() if key != "systems"}, flush=True)
     clean = FrontendCache(whisper_train.states[:clean_views], whisper_train.labels[:clean_views],
                           {key: values[:clean_views] for key, values in whisper_train.metadata.items()})
-    torch.manual_seed(recipe.training.seed)
-    whisper_model = initial_model(recipe, args.work_dir / "weights")
-    train_backend(whisper_model, clean, whisper_dev, settings)
+    trained_whisper = whisper_model(recipe, args.work_dir / "weights")
+    train_backend(trained_whisper, clean, whisper_dev, settings)
     whisper_test = FrontendCache.load(test_file)
     name = "Whisper tiny.en encoder, frozen (5 layers merged)"
-    test_scores, dev_scores = score_cache(whisper_model, whisper_test), score_cache(whisper_model, whisper_dev)
+    test_scores, dev_scores = score_cache(trained_whisper, whisper_test), score_cache(trained_whisper, whisper_dev)
     rows[name] = summary(test_scores, whisper_test, dev_scores, whisper_dev)
     rows[name]["cost"] = whisper_cost
-    rows[name]["macs"] = backend_complexity(whisper_model.config, frames=201)["macs"]
+    rows[name]["macs"] = backend_complexity(trained_whisper.config, frames=201)["macs"]
     lines = [
         "| front-end | dev | plus test | seen generators | unseen generators (95 % CI) | mini test "
         "| front-end s per audio s | back-end MMACs / 4 s |",

@@ -13,12 +13,14 @@ threshold, and the EER of each held-out family.
                                                               # table: python benchmarks/render.py)
 
 It reuses the built corpora and cached states of `python -m training.default_model` (`--work-dir`), computing what
-is missing.
+is missing. Each Nes2Net candidate is a recipe (the base recipe with the candidate's overrides) trained by `nes2net
+train`'s loop on each fold's cached states (`training.cross_validation.nes2net_candidate`).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -41,17 +43,13 @@ from training.cross_validation import (  # noqa: E402
     plan_folds,
     test_report,
 )
+from training.corpus_sources import build_corpora  # noqa: E402
 from training.data.families import family_of  # noqa: E402
-from training.default_model import (  # noqa: E402
-    DEFAULT_WORK_DIR,
-    NUM_THREADS,
-    build_corpora,
-    candidate_config,
-    initial_model,
-    make_deterministic,
-)
-from training.frozen_frontend import BackendTraining, FrozenFrontendRecipe, score_cache  # noqa: E402
+from training.default_model import DEFAULT_WORK_DIR, NUM_THREADS, load_default_recipe, make_deterministic  # noqa: E402
+from training.frozen_frontend import score_cache  # noqa: E402
+from training.recipe import Recipe  # noqa: E402
 from training.state_cache import cache_corpora, load_states, training_states  # noqa: E402
+from training.train import build_model  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).with_suffix(".json")
@@ -60,12 +58,12 @@ MARKDOWN = REPO_ROOT / "docs" / "generalisation.md"
 
 CANDIDATES: dict[str, dict] = {
     "recipe-3-epochs": {"description": "Nes2Net-X, the former default's recipe (weighted merge of all layers, ASTP) "
-                                       "at 3 epochs on 2 s windows", "training": {"mask_channels": 0, "mask_frames": 0}},
+                                       "at 3 epochs on 2 s windows", "data": {"mask_channels": 0, "mask_frames": 0}},
     "masked": {"description": "the same + one band of up to 40 channels and one span of up to 20 frames of the "
                               "states zeroed per window (the base recipe as it is)"},
     "masked-mean-low-lr": {"description": "masked, mean pooling, lr 3e-4, weight decay 1e-2",
                            "config": {"pooling": "mean"}, "training": {"lr": 3.0e-4, "weight_decay": 1.0e-2}},
-    "masked-1-epoch": {"description": "masked, one epoch", "training": {"epochs": 1, "average_last": 1}},
+    "masked-1-epoch": {"description": "masked, one epoch", "training": {"epochs": 1, "average_best": 1}},
     "normalized": {"description": "masked, every layer's states layer-normalised before the merge",
                    "config": {"normalize_layers": True}},
     "normalized-mean": {"description": "normalized, mean pooling", "config": {"normalize_layers": True,
@@ -75,45 +73,43 @@ CANDIDATES: dict[str, dict] = {
                              "config": {"normalize_layers": True, "pooling": "mean", "layer_merge": "attm"}},
     "attm-normalized-mean-unmasked": {"description": "attm-normalized-mean without masking the states",
                                       "config": {"normalize_layers": True, "pooling": "mean", "layer_merge": "attm"},
-                                      "training": {"mask_channels": 0, "mask_frames": 0}},
+                                      "data": {"mask_channels": 0, "mask_frames": 0}},
     "normalized-mean-heavy-mask": {"description": "normalized-mean with bands of up to 128 channels and spans of up "
                                                   "to 40 frames masked, weight decay 1e-2",
                                    "config": {"normalize_layers": True, "pooling": "mean"},
-                                   "training": {"mask_channels": 128, "mask_frames": 40, "weight_decay": 1.0e-2}},
+                                   "data": {"mask_channels": 128, "mask_frames": 40},
+                                   "training": {"weight_decay": 1.0e-2}},
 }
-"""Nes2Net candidates: overrides of the base recipe's (`RECIPE`) `model.config` and `training` sections."""
+"""Nes2Net candidates: overrides of the base recipe's (`RECIPE`) `model.config`, `data` and `training` sections."""
 
 
-def build_candidates(names: list[str], recipe: FrozenFrontendRecipe, encoder_config: dict) -> dict:
+def candidate_recipe(recipe: Recipe, spec: dict) -> Recipe:
+    """`recipe` with a `CANDIDATES` entry's overrides."""
+    return dataclasses.replace(
+        recipe, model=dataclasses.replace(recipe.model, config={**recipe.model.config, **spec.get("config", {})}),
+        data=dataclasses.replace(recipe.data, **spec.get("data", {})),
+        training=dataclasses.replace(recipe.training, **spec.get("training", {})))
+
+
+def build_candidates(names: list[str], recipe: Recipe) -> dict:
     """name -> `training.cross_validation` candidate, for the baselines and `CANDIDATES`."""
-    built = {}
-    for name in names:
-        if name == "logistic":
-            built[name] = logistic_probe
-            continue
-        spec = CANDIDATES[name]
-        config = candidate_config({**recipe.model_config, **spec.get("config", {})}, encoder_config)
-        settings = BackendTraining(**{**recipe.training.__dict__, **spec.get("training", {})})
-        built[name] = nes2net_candidate(config, settings)
-    return built
+    return {name: logistic_probe if name == "logistic" else nes2net_candidate(candidate_recipe(recipe, CANDIDATES[name]))
+            for name in names}
 
 
 def run(work_dir: Path, names: list[str], recipe_path: Path, threads: int, compared: Path) -> dict:
     """Cross-validate `names`, then confirm each trained on every train split on each corpus' test split, next to
     the `compared` model folder (scored on the same cached states); returns the JSON written."""
     make_deterministic(threads)
-    recipe = FrozenFrontendRecipe.load(recipe_path)
-    corpora = build_corpora(recipe, work_dir / "data")
-    model = initial_model(recipe, work_dir / "weights")
-    paths = cache_corpora(model, corpora, work_dir / "states", recipe.data)
-    encoder_config = model.config.frontend_config.to_dict()
-    del model
+    recipe = load_default_recipe(recipe_path, work_dir)
+    corpora = build_corpora(recipe.data.corpora, work_dir / "data")
+    paths = cache_corpora(build_model(recipe.model, work_dir / "weights"), corpora, work_dir / "states", recipe.data)
     train, dev = training_states(paths, corpora)
     held_out = load_states(paths, [(name, split, "clean") for name in corpora for split in ("train", "dev")])
     tests = {name: load_states(paths, [(name, "test", "clean")]) for name in corpora}
     folds = plan_folds(held_out, family_of)
     started = time.perf_counter()
-    candidates = build_candidates(names, recipe, encoder_config)
+    candidates = build_candidates(names, recipe)
     report = cross_validate(candidates, train, dev, held_out, folds, family_of)
     compared_model = Nes2NetForAudioClassification.from_pretrained(compared).eval()
     scorers = {COMPARED: lambda cache: score_cache(compared_model, cache)}
