@@ -250,3 +250,14 @@ def test_demo_dataset_has_dev_and_attack_names(tmp_path):
     test = load_built_dataset(tmp_path / "built", "test")
     assert sorted(set(test["attack"])) == ["bonafide", "tts0", "tts2"]
     assert not (source / "metadata.csv").read_text().count("dev")
+
+
+def test_the_default_recipe_is_the_cross_validated_candidate_of_the_generalisation_recipe(tmp_path):
+    """The shipped recipe trains what `benchmarks/generalisation.py` chose: its base recipe with the overrides of
+    `CROSS_VALIDATED_AS`, field for field (both read as `nes2net train` reads them)."""
+    from benchmarks.generalisation import CANDIDATES, RECIPE, candidate_recipe
+
+    shipped = default_model.load_default_recipe(DEFAULT_RECIPE, tmp_path)
+    chosen = candidate_recipe(default_model.load_default_recipe(RECIPE, tmp_path),
+                              CANDIDATES[default_model.CROSS_VALIDATED_AS])
+    assert shipped.to_dict() == chosen.to_dict()
