@@ -89,7 +89,6 @@ DEFAULT_WORK_DIR = REPO_ROOT / "runs" / "demo"
 DEFAULT_MODEL_DIR = REPO_ROOT / "modeling_nes2net" / "default_model"
 DEFAULT_RECIPE = REPO_ROOT / "training" / "recipes" / "frozen_frontend" / "default.yaml"
 ROBUSTNESS_PLOT = REPO_ROOT / "docs" / "robustness-demo.png"
-RECIPE = DEFAULT_RECIPE.relative_to(REPO_ROOT).as_posix()  # the path the card names
 DEV_FRACTION = 0.15
 NUM_THREADS = 2
 HEADLINE_CORPUS = "antispoof-plus"
@@ -251,8 +250,11 @@ def training_data_note(corpora: dict[str, Path], train: FrontendCache) -> str:
 
 
 def card_spec(results: list, recipe: FrozenFrontendRecipe, training_data: str, minutes: float | None) -> ModelCardSpec:
-    """The model card's publisher-side facts; every number on the card comes from `results` or the config."""
+    """The model card's publisher-side facts; every number on the card comes from `results` or the config. The card
+    names `recipe`'s file by its path in the repository, and none for a file outside it."""
     training, data = recipe.training, recipe.data
+    recipe_path = Path(recipe.path).resolve()
+    recipe_file = recipe_path.relative_to(REPO_ROOT).as_posix() if recipe_path.is_relative_to(REPO_ROOT) else None
     settings = {
         "front-end": f"Whisper tiny.en encoder, frozen (weights: {WHEEL_REQUIREMENT}, {WHEEL_LICENSE})",
         "corpora": ", ".join(recipe.corpora),
@@ -272,7 +274,7 @@ def card_spec(results: list, recipe: FrozenFrontendRecipe, training_data: str, m
         repo_id=CARD_REPO_ID, kind="trained", license="other", license_name="mixed (see training data)",
         license_link="https://github.com/nes2net/nes2net", datasets=[f"nes2net/{name}" for name in recipe.corpora],
         results=results, training_data=training_data, title="Nes2Net-X on Whisper tiny.en (embedded default)",
-        recipe=settings, recipe_file=RECIPE, efficiency=None,
+        recipe=settings, recipe_file=recipe_file, efficiency=None,
     )
 
 

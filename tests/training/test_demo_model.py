@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ from hub_cards.checks import model_folder_problems
 from hub_cards.generalisation import weights_digest
 from hub_cards.published_files import GENERALISATION_FILE
 from hub_cards.push import plan_upload
+from hub_cards.results import load_result
 from modeling_nes2net import Nes2NetForAudioClassification
 from modeling_nes2net.folder import export_model_folder, remote_code_files
 from modeling_nes2net.model_loading import DEFAULT_MODEL_DIR
@@ -140,6 +143,25 @@ def test_export_writes_the_cross_validation_record_and_reexport_refreshes_it(tmp
     export_default_model(output, output, evaluation, recipe)
     assert not (output / GENERALISATION_FILE).exists()
     assert "How it generalises" not in (output / "README.md").read_text()
+
+
+def test_the_card_names_the_recipe_it_was_built_from(tmp_path, monkeypatch):
+    """`python -m training.default_model --recipe OTHER.yaml`: the card names OTHER.yaml by its path in the repository
+    (however it was given), no file for one outside the repository, and never default.yaml for another recipe."""
+    write_evaluation(tmp_path / "plus.json", name="antispoof-plus", dataset_id="nes2net/antispoof-plus", split="test",
+                     protocol="full", seed=1)
+    results = [load_result(tmp_path / "plus.json")]
+    shutil.copyfile(DEFAULT_RECIPE, tmp_path / "other.yaml")
+
+    def named(path: str | Path) -> str | None:
+        recipe = dataclasses.replace(FrozenFrontendRecipe.load(DEFAULT_RECIPE), path=str(path))
+        return default_model.card_spec(results, recipe, "toy data", None).recipe_file
+
+    assert named(DEFAULT_RECIPE) == "training/recipes/frozen_frontend/default.yaml"
+    assert named(DEFAULT_RECIPE.with_name("other.yaml")) == "training/recipes/frozen_frontend/other.yaml"
+    monkeypatch.chdir(DEFAULT_RECIPE.parent)
+    assert named("other.yaml") == "training/recipes/frozen_frontend/other.yaml"  # relative to the working folder
+    assert named(FrozenFrontendRecipe.load(tmp_path / "other.yaml").path) is None
 
 
 def test_card_shows_the_codec_conditions(shipped):
