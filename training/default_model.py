@@ -278,9 +278,10 @@ def card_spec(results: list, recipe: FrozenFrontendRecipe, training_data: str, m
     )
 
 
-def copy_generalisation_record(model_dir: Path) -> Path | None:
-    """Write the cross-validation record of `model_dir` (`hub_cards.generalisation`), cut from `GENERALISATION_RESULTS`
-    for the recipe `CROSS_VALIDATED_AS`; None, with a warning, when the benchmark has not been run."""
+def copy_generalisation_record(model_dir: Path, shown_as: Path) -> Path | None:
+    """Write the cross-validation record of `model_dir`, the staging folder of `shown_as` (`hub_cards.generalisation`),
+    cut from `GENERALISATION_RESULTS` for the recipe `CROSS_VALIDATED_AS`; None, with a warning, when the benchmark has
+    not been run."""
     # benchmarks/ is not packaged: the default model is built in a checkout of the repository
     from benchmarks.render import GENERALISATION_BASELINES, GENERALISATION_COMPARED
 
@@ -289,7 +290,7 @@ def copy_generalisation_record(model_dir: Path) -> Path | None:
                        "section", GENERALISATION_RESULTS)
         return None
     return write_generalisation_record(model_dir, GENERALISATION_RESULTS, CROSS_VALIDATED_AS,
-                                       list(GENERALISATION_BASELINES), GENERALISATION_COMPARED)
+                                       list(GENERALISATION_BASELINES), GENERALISATION_COMPARED, shown_as)
 
 
 def export_default_model(final_dir: Path, output_dir: Path, results: list[Path], recipe: FrozenFrontendRecipe,
@@ -305,7 +306,7 @@ def export_default_model(final_dir: Path, output_dir: Path, results: list[Path],
     model = Nes2NetForAudioClassification.from_pretrained(final_dir)
     with atomic_folder(output_dir) as folder:
         save_model_folder(model, folder)
-        copy_generalisation_record(folder)
+        copy_generalisation_record(folder, output_dir)
         spec = card_spec([load_result(path) for path in results], recipe, model.config.training_data, minutes)
         spec = ModelCardSpec(**{**spec.__dict__, "efficiency": measure_efficiency(folder)})
         write_model_card(folder, spec)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -143,6 +144,23 @@ def test_export_writes_the_cross_validation_record_and_reexport_refreshes_it(tmp
     export_default_model(output, output, evaluation, recipe)
     assert not (output / GENERALISATION_FILE).exists()
     assert "How it generalises" not in (output / "README.md").read_text()
+
+
+def test_a_record_of_other_weights_warns_naming_the_exported_folder(tmp_path, monkeypatch, caplog):
+    """The benchmark scored other weights: the warning sends the user to the folder they will have (`--compared
+    shipped`), not to the staging folder the export is written in and renamed from."""
+    final = save_tiny_model(tmp_path / "final")
+    write_cross_validation_results(tmp_path / "generalisation.json", "0" * 64)
+    monkeypatch.setattr(default_model, "GENERALISATION_RESULTS", tmp_path / "generalisation.json")
+    monkeypatch.setattr(default_model, "CROSS_VALIDATED_AS", "nes2net-x-small")
+    write_evaluation(tmp_path / "plus.json", name="antispoof-plus", dataset_id="nes2net/antispoof-plus", split="test",
+                     protocol="full", seed=1)
+    with caplog.at_level(logging.WARNING, logger="hub_cards.generalisation"):
+        output = export_default_model(final, tmp_path / "shipped", [tmp_path / "plus.json"],
+                                      FrozenFrontendRecipe.load(DEFAULT_RECIPE))
+    [warning] = [record.getMessage() for record in caplog.records if "scored other weights" in record.getMessage()]
+    assert f"than those of {output}:" in warning and f"--compared {output}," in warning
+    assert ".shipped." not in warning  # atomic_folder's staging folder, gone once the export is in place
 
 
 def test_the_card_names_the_recipe_it_was_built_from(tmp_path, monkeypatch):
