@@ -133,11 +133,14 @@ def generalisation_record(results: dict[str, Any], recipe: str, baselines: list[
 
 
 def write_generalisation_record(model_dir: str | os.PathLike, results_file: str | os.PathLike, recipe: str,
-                                baselines: list[str], compared: str) -> Path:
+                                baselines: list[str], compared: str,
+                                shown_as: str | os.PathLike | None = None) -> Path:
     """Write `model_dir/evaluation/generalisation.json` from the `benchmarks/generalisation.py` JSON `results_file`
-    (see `generalisation_record`); returns its path. The test rows are left out, with a warning, when the benchmark
-    scored other weights than the folder's."""
+    (see `generalisation_record`); returns its path. The test rows are left out, with a warning naming the folder
+    `shown_as` (where a staging `model_dir` ends up; by default `model_dir`), when the benchmark scored other weights
+    than the folder's."""
     model_dir, results_file = Path(model_dir), Path(results_file)
+    shown_as = model_dir if shown_as is None else shown_as
     results = read_json_object(results_file)
     digest = weights_digest(model_dir) if (model_dir / "model.safetensors").is_file() else None
     try:
@@ -146,7 +149,7 @@ def write_generalisation_record(model_dir: str | os.PathLike, results_file: str 
         raise ValueError(f"{results_file}: {error}") from None
     if "test" not in record:
         logger.warning("%s scored other weights than those of %s: the record has no test rows (rerun the benchmark "
-                       "with --compared %s, then write the record again)", results_file, model_dir, model_dir)
+                       "with --compared %s, then write the record again)", results_file, shown_as, shown_as)
     path = model_dir / GENERALISATION_FILE
     path.parent.mkdir(exist_ok=True)
     return write_text_atomic(path, json.dumps(record, indent=1) + "\n")

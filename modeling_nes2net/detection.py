@@ -235,9 +235,8 @@ class Nes2NetDetector:
             max_full_seconds=max_full_seconds,
             pass_bytes=lambda samples: pass_bytes(model, samples),
         )
-        windowed = None
-        if state_windows and protocol == "windows" and isinstance(model_call, TorchModelCall):
-            windowed = StateWindows.for_model(model_call, window, hop, batch_size)
+        windowed = StateWindows.for_model(model_call, window, hop, batch_size, protocol=protocol,
+                                          requested=state_windows)
         self.scorer = Scorer(model_call, segmenter, batch_size=batch_size, max_batch_samples=max_batch_samples,
                              state_windows=windowed)
         self.protocol, self.window, self.hop = protocol, window, hop

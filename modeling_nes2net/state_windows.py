@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from .frontends_nes2net import StateChunking
-from .model_calls import ModelOutput, TorchModelCall, frame_log_odds
+from .model_calls import ModelCall, ModelOutput, TorchModelCall, frame_log_odds
+from .protocols import Protocol
 
 ScoredWindow = tuple[int, np.ndarray, "np.ndarray | None"]  # (segment index, (num_labels,) logits, frame log-odds)
 
@@ -39,11 +40,15 @@ class StateWindows:
         self.window_frames = int(model.frame_lengths(torch.tensor([window]))[0])
 
     @classmethod
-    def for_model(cls, model_call: TorchModelCall, window: int, hop: int, batch_size: int) -> StateWindows | None:
-        """The state windows of `model_call`'s model, or None where windows of audio must stay: its front-end's states
-        cannot be windowed (`state_chunking()` is None), the model normalises each input waveform over its own
-        samples (`normalize_waveform`: a chunk is normalised otherwise than a window), or windows leave gaps
-        (`hop > window`)."""
+    def for_model(cls, model_call: ModelCall, window: int, hop: int, batch_size: int, *, protocol: Protocol,
+                  requested: bool) -> StateWindows | None:
+        """The state windows of `model_call`'s model, where they are `requested` (opt-in: `detect --state-windows`),
+        or None where windows of audio must stay: the protocol is not `windows`, the model does not run in torch
+        (`TorchModelCall`), its front-end's states cannot be windowed (`state_chunking()` is None), it normalises
+        each input waveform over its own samples (`normalize_waveform`: a chunk is normalised otherwise than a
+        window), or windows leave gaps (`hop > window`)."""
+        if not (requested and protocol == "windows" and isinstance(model_call, TorchModelCall)):
+            return None
         model = model_call.model
         chunking = None if model.config.normalize_waveform else model.nes2net.frontend.state_chunking()
         if chunking is None or hop > window:

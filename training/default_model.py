@@ -74,7 +74,6 @@ DEFAULT_WORK_DIR = REPO_ROOT / "runs" / "demo"
 DEFAULT_MODEL_DIR = REPO_ROOT / "modeling_nes2net" / "default_model"
 DEFAULT_RECIPE = REPO_ROOT / "training" / "recipes" / "frozen_frontend" / "default.yaml"
 ROBUSTNESS_PLOT = REPO_ROOT / "docs" / "robustness-demo.png"
-RECIPE = DEFAULT_RECIPE.relative_to(REPO_ROOT).as_posix()  # the path the card names
 NUM_THREADS = 2
 HEADLINE_CORPUS = "antispoof-plus"
 CARD_REPO_ID = "nes2net/nes2net-x-whisper-tiny-default"
@@ -157,9 +156,13 @@ def training_data_note(corpora: dict[str, str], train: FrontendCache) -> str:
     )
 
 
-def card_spec(results: list, recipe: Recipe, training_data: str, minutes: float | None) -> ModelCardSpec:
-    """The model card's publisher-side facts; every number on the card comes from `results` or the config."""
+def card_spec(results: list, recipe: Recipe, recipe_path: str | Path, training_data: str,
+              minutes: float | None) -> ModelCardSpec:
+    """The model card's publisher-side facts; every number on the card comes from `results` or the config. The card
+    names `recipe`'s file (`recipe_path`) by its path in the repository, and none for a file outside it."""
     training, data = recipe.training, recipe.data
+    recipe_path = Path(recipe_path).resolve()
+    recipe_file = recipe_path.relative_to(REPO_ROOT).as_posix() if recipe_path.is_relative_to(REPO_ROOT) else None
     settings = {
         "front-end": f"Whisper tiny.en encoder, frozen (weights: {WHEEL_REQUIREMENT}, {WHEEL_LICENSE})",
         "corpora": ", ".join(data.corpora),
@@ -179,13 +182,14 @@ def card_spec(results: list, recipe: Recipe, training_data: str, minutes: float 
         repo_id=CARD_REPO_ID, kind="trained", license="other", license_name="mixed (see training data)",
         license_link="https://github.com/nes2net/nes2net", datasets=[f"nes2net/{name}" for name in data.corpora],
         results=results, training_data=training_data, title="Nes2Net-X on Whisper tiny.en (embedded default)",
-        recipe=settings, recipe_file=RECIPE, efficiency=None,
+        recipe=settings, recipe_file=recipe_file, efficiency=None,
     )
 
 
-def copy_generalisation_record(model_dir: Path) -> Path | None:
-    """Write the cross-validation record of `model_dir` (`hub_cards.generalisation`), cut from `GENERALISATION_RESULTS`
-    for the recipe `CROSS_VALIDATED_AS`; None, with a warning, when the benchmark has not been run."""
+def copy_generalisation_record(model_dir: Path, shown_as: Path) -> Path | None:
+    """Write the cross-validation record of `model_dir`, the staging folder of `shown_as` (`hub_cards.generalisation`),
+    cut from `GENERALISATION_RESULTS` for the recipe `CROSS_VALIDATED_AS`; None, with a warning, when the benchmark has
+    not been run."""
     # benchmarks/ is not packaged: the default model is built in a checkout of the repository
     from benchmarks.render import GENERALISATION_BASELINES, GENERALISATION_COMPARED
 
@@ -194,14 +198,14 @@ def copy_generalisation_record(model_dir: Path) -> Path | None:
                        "section", GENERALISATION_RESULTS)
         return None
     return write_generalisation_record(model_dir, GENERALISATION_RESULTS, CROSS_VALIDATED_AS,
-                                       list(GENERALISATION_BASELINES), GENERALISATION_COMPARED)
+                                       list(GENERALISATION_BASELINES), GENERALISATION_COMPARED, shown_as)
 
 
 def export_default_model(final_dir: Path, output_dir: Path, results: list[Path], recipe: Recipe,
-                      minutes: float | None = None) -> Path:
+                         recipe_path: str | Path, minutes: float | None = None) -> Path:
     """Write the shipped folder: the final weights (calibration and `training_data` in the config), the feature
     extractor, the evaluation outputs and cross-validation record (`evaluation/`) and the card (`results` in order,
-    the first its headline); replaced atomically.
+    the first its headline; `recipe` read from `recipe_path`); replaced atomically.
 
     The card describes the published repository, which `export_model_folder` (run by `nes2net push`) completes with
     the model code; the shipped folder itself is package data, loaded by the package's classes, and holds no copy of
@@ -210,8 +214,9 @@ def export_default_model(final_dir: Path, output_dir: Path, results: list[Path],
     model = Nes2NetForAudioClassification.from_pretrained(final_dir)
     with atomic_folder(output_dir) as folder:
         save_model_folder(model, folder)
-        copy_generalisation_record(folder)
-        spec = card_spec([load_result(path) for path in results], recipe, model.config.training_data, minutes)
+        copy_generalisation_record(folder, output_dir)
+        spec = card_spec([load_result(path) for path in results], recipe, recipe_path, model.config.training_data,
+                         minutes)
         spec = ModelCardSpec(**{**spec.__dict__, "efficiency": measure_efficiency(folder)})
         write_model_card(folder, spec)
         for name in remote_code_files():
@@ -236,7 +241,7 @@ def run(work_dir: Path, output_dir: Path, recipe_path: Path = DEFAULT_RECIPE) ->
     logger.info("trained in %.1f minutes", minutes)
     shutil.rmtree(work_dir / "demo-eval", ignore_errors=True)  # scores of earlier weights: never resumed onto these
     results = evaluate_default(final_dir, corpora, work_dir / "demo-eval")
-    return export_default_model(final_dir, output_dir, results, recipe, minutes)
+    return export_default_model(final_dir, output_dir, results, recipe, recipe_path, minutes)
 
 
 def reevaluate_model(work_dir: Path, output_dir: Path, recipe_path: Path = DEFAULT_RECIPE) -> Path:
@@ -248,7 +253,8 @@ def reevaluate_model(work_dir: Path, output_dir: Path, recipe_path: Path = DEFAU
     card = (output_dir / CARD_FILE).read_text(encoding="utf-8") if (output_dir / CARD_FILE).is_file() else ""
     minutes = re.search(r"\| training time \| (\d+) minutes", card)
     results = evaluate_default(output_dir, corpora, work_dir / "demo-eval")
-    return export_default_model(output_dir, output_dir, results, recipe, float(minutes.group(1)) if minutes else None)
+    return export_default_model(output_dir, output_dir, results, recipe, recipe_path,
+                                float(minutes.group(1)) if minutes else None)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -191,8 +191,8 @@ def score_split(
     model.eval()
     model_call = TorchModelCall(model, accelerator.device, autocast=accelerator.autocast)
     pool = SegmentPool(batch_size, max_batch_samples or batch_size * segmenter.window)
-    state_windows = None if not (use_state_windows and protocol == "windows") else StateWindows.for_model(
-        model_call, segmenter.window, segmenter.hop, batch_size)
+    state_windows = StateWindows.for_model(model_call, segmenter.window, segmenter.hop, batch_size,
+                                           protocol=protocol, requested=use_state_windows)
     segment_logits: dict[int, list[np.ndarray | None]] = {}  # trial -> its segments' logits, None until scored
     bar = tqdm(total=len(shard), desc="scoring", unit="trial",
                disable=not (progress and accelerator.is_local_main_process))

@@ -108,4 +108,22 @@ def test_state_windows_are_refused_where_they_would_change_the_verdicts(case):
     }[case]
     model = Nes2NetForAudioClassification(config).eval()
     hop = 70_000 if case == "gaps between windows" else 32_300
-    assert StateWindows.for_model(TorchModelCall(model, model.device), 64_600, hop, 8) is None
+    assert StateWindows.for_model(TorchModelCall(model, model.device), 64_600, hop, 8, protocol="windows",
+                                  requested=True) is None
+
+
+@pytest.mark.parametrize("case", ["not requested", "full protocol", "4sec protocol", "another runtime"])
+def test_state_windows_are_taken_only_when_requested_under_windows_with_torch(case):
+    """The one decision `detect` and `evaluate` (`score_split`) share: a front-end that allows state windows gets them
+    only when asked for (opt-in), under the `windows` protocol, run by torch (not an ONNX Runtime session)."""
+    model = Nes2NetForAudioClassification(tiny_config(frontend_overrides=XLSR_FRAMES)).eval()
+    torch_call = TorchModelCall(model, model.device)
+    asked = {"protocol": "windows", "requested": True}
+    assert isinstance(StateWindows.for_model(torch_call, 64_600, 32_300, 8, **asked), StateWindows)
+    call, options = {
+        "not requested": (torch_call, {**asked, "requested": False}),
+        "full protocol": (torch_call, {**asked, "protocol": "full"}),
+        "4sec protocol": (torch_call, {**asked, "protocol": "4sec"}),
+        "another runtime": (lambda values, mask: torch_call(values, mask), asked),  # a ModelCall, as ONNX's is
+    }[case]
+    assert StateWindows.for_model(call, 64_600, 32_300, 8, **options) is None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ from hub_cards.checks import model_folder_problems
 from hub_cards.generalisation import weights_digest
 from hub_cards.published_files import GENERALISATION_FILE
 from hub_cards.push import plan_upload
+from hub_cards.results import load_result
 from modeling_nes2net import Nes2NetForAudioClassification
 from modeling_nes2net.folder import export_model_folder, remote_code_files
 from modeling_nes2net.model_loading import DEFAULT_MODEL_DIR
@@ -124,7 +127,7 @@ def test_export_writes_the_cross_validation_record_and_reexport_refreshes_it(tmp
     write_evaluation(evaluation[0], name="antispoof-plus", dataset_id="nes2net/antispoof-plus", split="test",
                      protocol="full", seed=1)
     recipe = load_recipe(DEFAULT_RECIPE)
-    output = export_default_model(final, tmp_path / "shipped", evaluation, recipe)
+    output = export_default_model(final, tmp_path / "shipped", evaluation, recipe, DEFAULT_RECIPE)
     record = json.loads((output / GENERALISATION_FILE).read_text(encoding="utf-8"))
     assert record["baselines"] == list(GENERALISATION_BASELINES)
     assert record["test"] == results["test"][GENERALISATION_COMPARED]  # the re-saved weights are the scored ones
@@ -133,14 +136,49 @@ def test_export_writes_the_cross_validation_record_and_reexport_refreshes_it(tmp
 
     pooled["eer"] = pooled["eer_low"]  # the benchmark runs again
     results_file.write_text(json.dumps(results), encoding="utf-8")
-    export_default_model(output, output, evaluation, recipe)
+    export_default_model(output, output, evaluation, recipe, DEFAULT_RECIPE)
     assert f"| this model's recipe, `nes2net-x-small` | {eer_cell(pooled)} |" in (output / "README.md").read_text()
     assert json.loads((output / GENERALISATION_FILE).read_text())["candidates"]["nes2net-x-small"]["pooled"] == pooled
 
     results_file.unlink()  # no benchmark: no record, no section
-    export_default_model(output, output, evaluation, recipe)
+    export_default_model(output, output, evaluation, recipe, DEFAULT_RECIPE)
     assert not (output / GENERALISATION_FILE).exists()
     assert "How it generalises" not in (output / "README.md").read_text()
+
+
+def test_a_record_of_other_weights_warns_naming_the_exported_folder(tmp_path, monkeypatch, caplog):
+    """The benchmark scored other weights: the warning sends the user to the folder they will have (`--compared
+    shipped`), not to the staging folder the export is written in and renamed from."""
+    final = save_tiny_model(tmp_path / "final")
+    write_cross_validation_results(tmp_path / "generalisation.json", "0" * 64)
+    monkeypatch.setattr(default_model, "GENERALISATION_RESULTS", tmp_path / "generalisation.json")
+    monkeypatch.setattr(default_model, "CROSS_VALIDATED_AS", "nes2net-x-small")
+    write_evaluation(tmp_path / "plus.json", name="antispoof-plus", dataset_id="nes2net/antispoof-plus", split="test",
+                     protocol="full", seed=1)
+    with caplog.at_level(logging.WARNING, logger="hub_cards.generalisation"):
+        output = export_default_model(final, tmp_path / "shipped", [tmp_path / "plus.json"],
+                                      load_recipe(DEFAULT_RECIPE), DEFAULT_RECIPE)
+    [warning] = [record.getMessage() for record in caplog.records if "scored other weights" in record.getMessage()]
+    assert f"than those of {output}:" in warning and f"--compared {output}," in warning
+    assert ".shipped." not in warning  # atomic_folder's staging folder, gone once the export is in place
+
+
+def test_the_card_names_the_recipe_it_was_built_from(tmp_path, monkeypatch):
+    """`python -m training.default_model --recipe OTHER.yaml`: the card names OTHER.yaml by its path in the repository
+    (however it was given), no file for one outside the repository, and never default.yaml for another recipe."""
+    write_evaluation(tmp_path / "plus.json", name="antispoof-plus", dataset_id="nes2net/antispoof-plus", split="test",
+                     protocol="full", seed=1)
+    results = [load_result(tmp_path / "plus.json")]
+    shutil.copyfile(DEFAULT_RECIPE, tmp_path / "other.yaml")
+
+    def named(path: str | Path) -> str | None:
+        return default_model.card_spec(results, load_recipe(DEFAULT_RECIPE), path, "toy data", None).recipe_file
+
+    assert named(DEFAULT_RECIPE) == "training/recipes/frozen_frontend/default.yaml"
+    assert named(DEFAULT_RECIPE.with_name("other.yaml")) == "training/recipes/frozen_frontend/other.yaml"
+    monkeypatch.chdir(DEFAULT_RECIPE.parent)
+    assert named("other.yaml") == "training/recipes/frozen_frontend/other.yaml"  # relative to the working folder
+    assert named(tmp_path / "other.yaml") is None
 
 
 def test_card_shows_the_codec_conditions(shipped):
