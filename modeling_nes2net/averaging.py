@@ -122,27 +122,30 @@ def _comparable_config(model: Nes2NetForAudioClassification) -> dict:
     return config
 
 
-def _load_folder(folder: Path) -> Nes2NetForAudioClassification:
+def _load_folder(folder: Path, model_class: type[Nes2NetForAudioClassification]) -> Nes2NetForAudioClassification:
     """The model of `folder`, or `AveragingError` naming it when it is damaged (`ModelLoadError`: NaN weights, ...)."""
     try:
-        return Nes2NetForAudioClassification.from_pretrained(folder)
+        return model_class.from_pretrained(folder)
     except ModelLoadError as error:
         raise AveragingError(str(error)) from None
 
 
 def average_model_folders(
-    folders: Sequence[str | os.PathLike], output: str | os.PathLike, model_card: str | None = None
+    folders: Sequence[str | os.PathLike],
+    output: str | os.PathLike,
+    model_card: str | None = None,
+    model_class: type[Nes2NetForAudioClassification] = Nes2NetForAudioClassification,
 ) -> Path:
     """Average converted or trained model folders with the same config into a folder at `output` (atomic), with
-    `model_card` as its README.md when given."""
+    `model_card` as its README.md when given; `model_class` loads them (e.g. `Nes2NetForAudioFrameClassification`)."""
     folders = [Path(folder) for folder in folders]
-    first = _load_folder(folders[0])
+    first = _load_folder(folders[0], model_class)
     reference = _comparable_config(first)
     calibrations = set()
 
     def states() -> Iterator[dict[str, torch.Tensor]]:
         for index, folder in enumerate(tqdm(folders, desc="averaging model folders", unit="folder")):
-            model = first if index == 0 else _load_folder(folder)
+            model = first if index == 0 else _load_folder(folder, model_class)
             config = _comparable_config(model)
             if config != reference:
                 differences = sorted(

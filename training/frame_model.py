@@ -15,9 +15,10 @@ Steps (the recipe: `training/recipes/frozen_frontend/frames.yaml`), each a funct
    per view (view 0 clean, the others whole-clip through one channel condition each: codec round trips of the whole
    splice, telephone paths, noise, reverberation; every condition keeps the length and removes codec delay, so the
    10 ms labels still hold), their dev splits clean; each state kept with its 10 ms labels.
-4. `train_backend(..., batch_loss=frame_loss)`: on random windows of those whole-clip states, the frame loss on
-   every frame (the label of the 10 ms cell its centre falls in) plus, unless `freeze_utterance_model`, the utterance
-   loss of the window (spoof when any of its frames is); with the utterance model trained, its log-odds are
+4. `nes2net train`'s loop (`training.train.Trainer`, the recipe's `training` section, in `WORK_DIR/run`) with
+   `frame_loss`: on random windows of those whole-clip states, the frame loss on every frame (the label of the 10 ms
+   cell its centre falls in) plus, unless `freeze_utterance_model`, the utterance loss of the window (spoof when any
+   of its frames is); the mean of the last epochs' weights; with the utterance model trained, its log-odds are
    calibrated again on dev (`training.llr_fitting`).
 5. The folder (`save_model_folder`, no code files: package data like the default). `load_model(None)`, so `nes2net
    detect`, the Space and the demo, score with `default_model/frames` (`model_loading.FRAME_MODEL_DIR`) when it is
@@ -35,9 +36,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import functools
 import json
 import logging
+import shutil
 import sys
 import time
 from collections.abc import Mapping
@@ -50,7 +53,6 @@ import yaml
 
 from hub_cards.published_files import BUILD_INFO_FILE
 from modeling_nes2net import Nes2NetForAudioFrameClassification, save_model_folder
-from modeling_nes2net.atomic import write_text_atomic
 from modeling_nes2net.model_loading import DEFAULT_MODEL_DIR, FRAME_MODEL_DIR
 from modeling_nes2net.folder import remote_code_files
 from modeling_nes2net.localisation import CELL_SECONDS
@@ -60,19 +62,11 @@ from training.data.vocoders import get_vocoder
 from training.corpus_sources import build_demo_dataset
 from training.default_model import REPO_ROOT, make_deterministic
 from training.divergence import TrainingDivergedError
-from training.frozen_frontend import (
-    BackendTraining,
-    FrontendCache,
-    batch_states,
-    cache_frontend_states,
-    masked_states,
-    score_cache,
-    train_backend,
-    window_bounds,
-)
-from training.llr_fitting import calibrate_model
+from training.frozen_frontend import FrontendCache, cache_frontend_states, forward_states
 from training.localisation import LABEL_COLUMN, frame_targets
+from training.recipe import Recipe, recipe_from_dict
 from training.state_cache import TRAINING_SPLITS, load_states, split_items
+from training.train import Trainer
 
 logger = logging.getLogger(__name__)
 
@@ -81,19 +75,23 @@ DEFAULT_WORK_DIR = REPO_ROOT / "runs" / "frames"
 SOURCE_KINDS = ("splices", "clips")
 """The two builds of each corpus: spliced utterances (10 ms labels) and its whole clips (one label each)."""
 NUM_THREADS = 2
+WINDOW_FIELDS = ("crop_frames", "mask_channels", "mask_frames")
+"""The `data` fields of a frame recipe that shape the training windows (`training.recipe.DataSpec`)."""
 
 
 @dataclass
 class FrameRecipe:
     """A `training/recipes/frozen_frontend/frames.yaml` file: `model` (`base`: the model folder the frame model
     starts from, relative to the repository; `freeze_utterance_model`), `corpora` (name -> `{source}`), `data`
-    (`seed`, `views`, `max_clips`, `augmentation` as in `training.batching`) and `training` (`BackendTraining`)."""
+    (`seed`, `views`, `max_clips`, `augmentation` as in `training.batching`, `vocoders`, and the windows:
+    `crop_frames`, `mask_channels`, `mask_frames`) and `training` (`nes2net train`'s training section); `backend` is
+    the recipe the `Trainer` runs (the corpora, windows and training section)."""
 
     base: str
     freeze_utterance_model: bool
     corpora: dict[str, dict]
     data: dict
-    training: BackendTraining
+    backend: Recipe
     path: str
 
     @classmethod
@@ -102,9 +100,11 @@ class FrameRecipe:
         unknown = set(raw) - {"model", "corpora", "data", "training"}
         if unknown:
             raise ValueError(f"{path}: unknown section(s) {', '.join(sorted(unknown))}")
-        model = raw["model"]
-        return cls(model["base"], bool(model.get("freeze_utterance_model", False)), raw["corpora"], raw["data"],
-                   BackendTraining(**raw.get("training", {})), str(path))
+        model, data = raw["model"], raw["data"]
+        windows = {name: data[name] for name in WINDOW_FIELDS if name in data}
+        backend = recipe_from_dict({"data": {"corpora": raw["corpora"], **windows}, "training": raw.get("training")})
+        return cls(model["base"], bool(model.get("freeze_utterance_model", False)), raw["corpora"], data, backend,
+                   str(path))
 
 
 def build_sources(recipe: FrameRecipe, data_dir: Path) -> dict[str, Path]:
@@ -138,7 +138,7 @@ def build_sources(recipe: FrameRecipe, data_dir: Path) -> dict[str, Path]:
 def initial_frame_model(recipe: FrameRecipe) -> Nes2NetForAudioFrameClassification:
     """The recipe's base model with a new frame classifier (seeded by the training seed); `freeze_utterance_model`
     applied when the recipe asks."""
-    torch.manual_seed(recipe.training.seed)
+    torch.manual_seed(recipe.backend.training.seed)
     model = Nes2NetForAudioFrameClassification.from_pretrained(REPO_ROOT / recipe.base, allow_new_weights=True)
     if recipe.freeze_utterance_model:
         model.freeze_utterance_model()
@@ -180,30 +180,26 @@ def cell_labels(cache: FrontendCache, index: int, frames: int, cells_per_frame: 
     return np.full(int(np.ceil(frames * cells_per_frame)) + 1, int(cache.labels[index]), np.int64)
 
 
-def frame_loss(model: Nes2NetForAudioFrameClassification, cache: FrontendCache, batch: np.ndarray,
-               settings: BackendTraining, rng: np.random.Generator, train_utterance_model: bool = True) -> torch.Tensor:
-    """A `frozen_frontend.BatchLoss`: the frame loss of one batch on random windows of its states (`settings`'
-    windows and masks), each frame labelled by the 10 ms cell its centre falls in (`localisation.frame_targets`),
-    plus the utterance loss of each window (spoof when any of its frames is) when `train_utterance_model`. Without
-    it the trunk runs in eval mode, so its batch statistics stay the base model's."""
+def frame_loss(model: Nes2NetForAudioFrameClassification, batch: dict, cache: FrontendCache,
+               train_utterance_model: bool = True) -> torch.Tensor:
+    """A `frozen_frontend.StatesLoss`: the frame loss of a `collate_states` batch of windows of `cache`'s states,
+    each frame labelled by the 10 ms cell its centre falls in (`localisation.frame_targets`), plus the utterance loss
+    of each window (spoof when any of its frames is) when `train_utterance_model`. Without it the trunk runs in eval
+    mode, so its batch statistics stay the base model's."""
     if not train_utterance_model:
         model.nes2net.eval()
     stride = model.nes2net.frontend.frame_geometry().stride / model.config.sampling_rate
-    states, targets = [], []
-    for index in batch:
-        state = cache.states[index]
-        window = window_bounds(state.shape[1], settings.crop_frames, rng)
-        times = model.frame_times(state.shape[1]).numpy()[window]
-        cells = cell_labels(cache, index, state.shape[1], stride / CELL_SECONDS)
-        targets.append(torch.from_numpy(frame_targets(cells, times)))
-        states.append(masked_states(state[:, window], settings.mask_channels, settings.mask_frames, rng))
-    hidden_states, frame_mask = batch_states(states)
-    frame_labels = torch.nn.utils.rnn.pad_sequence(targets, batch_first=True, padding_value=-100)
+    targets = []
+    for index, window in zip(batch["index"].tolist(), batch["windows"]):
+        frames = cache.states[index].shape[1]
+        cells = cell_labels(cache, index, frames, stride / CELL_SECONDS)
+        targets.append(torch.from_numpy(frame_targets(cells, model.frame_times(frames).numpy()[window])))
+    frame_labels = torch.nn.utils.rnn.pad_sequence(targets, batch_first=True, padding_value=-100).to(model.device)
     with torch.set_grad_enabled(train_utterance_model and torch.is_grad_enabled()):
-        _, trunk, pooled = model.nes2net.forward_frontend_states(hidden_states, frame_mask)
+        _, trunk, pooled = forward_states(model, batch["hidden_states"], batch["frame_mask"])
     loss = model.compute_frame_loss(model.frame_classifier(trunk), frame_labels)
     if train_utterance_model:
-        window_labels = torch.tensor([int(not (target == 0).any()) for target in targets])
+        window_labels = torch.tensor([int(not (target == 0).any()) for target in targets], device=model.device)
         loss = loss + model.compute_loss(model.calibration(model.classifier(pooled)), window_labels)
     return loss
 
@@ -225,14 +221,18 @@ def run(work_dir: Path, output_dir: Path, recipe: FrameRecipe, num_threads: int 
     train, dev = cached_frame_states(model, recipe, sources, work_dir / "cache")
     encoded = time.perf_counter()
     logger.info("%d train states (%d dev) in %.1f minutes", len(train), len(dev or ()), (encoded - started) / 60)
-    loss = functools.partial(frame_loss, train_utterance_model=not recipe.freeze_utterance_model)
-    history = train_backend(model, train, dev, recipe.training, batch_loss=loss)
-    if dev is not None and not recipe.freeze_utterance_model:
-        calibrate_model(model, score_cache(model, dev), dev.labels)
+    run_dir = work_dir / "run"
+    shutil.rmtree(run_dir, ignore_errors=True)  # minutes of training: a rerun starts over
+    backend = dataclasses.replace(recipe.backend,
+                                  training=dataclasses.replace(recipe.backend.training, output_dir=str(run_dir)))
+    frozen = recipe.freeze_utterance_model
+    loss = functools.partial(frame_loss, cache=train, train_utterance_model=not frozen)
+    # a frozen utterance model keeps the base's calibration: no dev split, so nothing is fitted again
+    final = Trainer(backend, resume=False, states=(train, None if frozen else dev), model=model, batch_loss=loss).run()
+    model = Nes2NetForAudioFrameClassification.from_pretrained(final)
     model.config.training_data = (f"Frame head trained by python -m training.frame_model ({recipe.path}) on "
                                   f"{len(train)} cached encodings of spliced and whole clips of "
                                   f"{', '.join(recipe.corpora)} (train splits).")
-    write_text_atomic(work_dir / "history.json", json.dumps(history, indent=1))
     logger.info("back-end trained in %.1f minutes", (time.perf_counter() - encoded) / 60)
     return export_frame_model(model, output_dir)
 

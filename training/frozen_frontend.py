@@ -195,12 +195,19 @@ def masked_states(state: torch.Tensor, max_channels: int, max_frames: int, rng: 
     return state
 
 
+def forward_states(model: Nes2NetForAudioClassification, hidden_states: tuple[torch.Tensor, ...],
+                   frame_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`Nes2NetModel.forward_frontend_states` of batched front-end states (`batch_states`) moved to the model's
+    device: the merged features, the trunk's output `(batch, frames, D)` and the pooled embedding."""
+    hidden_states = tuple(state.to(model.device) for state in hidden_states)
+    frame_mask = None if frame_mask is None else frame_mask.to(model.device)
+    return model.nes2net.forward_frontend_states(hidden_states, frame_mask)
+
+
 def states_logits(model: Nes2NetForAudioClassification, hidden_states: tuple[torch.Tensor, ...],
                   frame_mask: torch.Tensor | None) -> torch.Tensor:
     """Calibrated logits `(batch, num_labels)` of batched front-end states (`batch_states`), on the model's device."""
-    hidden_states = tuple(state.to(model.device) for state in hidden_states)
-    frame_mask = None if frame_mask is None else frame_mask.to(model.device)
-    _, _, pooled = model.nes2net.forward_frontend_states(hidden_states, frame_mask)
+    _, _, pooled = forward_states(model, hidden_states, frame_mask)
     return model.calibration(model.classifier(pooled))
 
 
@@ -231,24 +238,29 @@ class StatesDataset(torch.utils.data.Dataset):
         index = int(index)
         rng = np.random.default_rng((self.seed, self.epoch, index))
         state = self.cache.states[index]
-        window = state[:, window_bounds(state.shape[1], self.crop_frames, rng)]
-        return {"states": masked_states(window, self.mask_channels, self.mask_frames, rng),
-                "label": int(self.cache.labels[index]), "index": index}
+        window = window_bounds(state.shape[1], self.crop_frames, rng)
+        return {"states": masked_states(state[:, window], self.mask_channels, self.mask_frames, rng),
+                "label": int(self.cache.labels[index]), "index": index, "window": window}
 
 
 def collate_states(items: list[dict]) -> dict:
     """`StatesDataset` items -> `{"hidden_states": per layer (batch, frames, D) float32, "frame_mask": (batch, frames)
-    or None, "labels": (batch,), "index": (batch,)}`."""
+    or None, "labels": (batch,), "index": (batch,), "windows": each item's frames of its cached state (slices)}`."""
     hidden_states, frame_mask = batch_states([item["states"] for item in items])
     return {"hidden_states": hidden_states, "frame_mask": frame_mask,
             "labels": torch.tensor([item["label"] for item in items]),
-            "index": torch.tensor([item["index"] for item in items])}
+            "index": torch.tensor([item["index"] for item in items]), "windows": [item["window"] for item in items]}
 
 
 def states_loss(model: Nes2NetForAudioClassification, batch: dict) -> torch.Tensor:
     """The model's utterance loss on a `collate_states` batch, on the model's device."""
     logits = states_logits(model, batch["hidden_states"], batch["frame_mask"])
     return model.compute_loss(logits, batch["labels"].to(model.device))
+
+
+StatesLoss = Callable[[Nes2NetForAudioClassification, dict], torch.Tensor]
+"""`(model, collate_states batch) -> loss`: what the Trainer minimises on cached states (`states_loss` unless told;
+`training.frame_model.frame_loss` adds the frame loss)."""
 
 
 @torch.inference_mode()

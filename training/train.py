@@ -88,7 +88,15 @@ from training.data import load_built_dataset
 from training.divergence import TrainingDivergedError, refuse_non_finite_loss, refuse_non_finite_weights
 from training.distributed_norm import convert_to_global_batch_norm
 from training.evaluate import evaluate_model
-from training.frozen_frontend import FrontendCache, StatesDataset, collate_states, dev_report, score_cache, states_loss
+from training.frozen_frontend import (
+    FrontendCache,
+    StatesDataset,
+    StatesLoss,
+    collate_states,
+    dev_report,
+    score_cache,
+    states_loss,
+)
 from training.metrics import compute_eer, split_by_label
 from training.recipe import EvaluationSpec, ModelSpec, Recipe, load_recipe
 from hub_cards.results import load_result
@@ -264,11 +272,15 @@ def _is_eer(value: Any) -> bool:
 class Trainer:
     """One training run of a recipe (see the module docstring); `run()` returns the final model folder.
 
-    `states`: (train, dev or None) front-end states already in memory, for a recipe with `data.corpora` (which
-    then are not read): cross-validation folds (`training.cross_validation`) train on subsets of one cache."""
+    For a recipe with `data.corpora`, three parts may come from the caller instead: `states`, (train, dev or None)
+    front-end states already in memory (the corpora then are not read; cross-validation folds,
+    `training.cross_validation`, train on subsets of one cache); `model`, in place of `recipe.model` (a subclass, such
+    as the frame model of `training.frame_model`); `batch_loss`, `(model, collate_states batch) -> loss` in place of
+    the utterance loss (`states_loss`)."""
 
     def __init__(self, recipe: Recipe, resume: bool = True,
-                 states: tuple[FrontendCache, FrontendCache | None] | None = None):
+                 states: tuple[FrontendCache, FrontendCache | None] | None = None,
+                 model: Nes2NetForAudioClassification | None = None, batch_loss: StatesLoss = states_loss):
         self.recipe = recipe
         training = recipe.training
         self.output_dir = Path(training.output_dir)
@@ -290,15 +302,17 @@ class Trainer:
             raise FileExistsError(f"{self.output_dir} holds checkpoints of a run: resume it, or use another output dir")
         if recipe.data.dataset is None and recipe.data.corpora is None:
             raise ValueError("the recipe names no data: set data.dataset (--dataset PATH_OR_HUB_ID) or data.corpora")
-        if recipe.data.corpora is None and states is not None:
-            raise ValueError("cached front-end states train a recipe with data.corpora")
+        if recipe.data.corpora is None and (states is not None or model is not None or batch_loss is not states_loss):
+            raise ValueError("only a recipe with data.corpora (cached front-end states) takes states, a model or a "
+                             "batch loss from the caller")
         if recipe.data.corpora is not None and self.accelerator.num_processes > 1:
             raise ValueError("cached front-end states (data.corpora) train on one process: the back-end alone trains "
                              "in minutes on a CPU")
         if training.early_stopping_patience is not None and recipe.data.dev_split is None:
             raise ValueError("training.early_stopping_patience needs a dev split (data.dev_split)")
         set_seed(training.seed)
-        self.model = build_model(recipe.model, self.cache_dir / "weights")
+        self.model = model if model is not None else build_model(recipe.model, self.cache_dir / "weights")
+        self.model_class, self.batch_loss = type(self.model), batch_loss
         prepare_for_training(self.model, recipe)
         self.dev_states = None
         if recipe.data.corpora is None:
@@ -452,7 +466,7 @@ class Trainer:
 
     def _loss(self, batch: dict[str, Any]) -> torch.Tensor:
         if "hidden_states" in batch:  # one process (see __init__): the model is not wrapped
-            return states_loss(self.model, batch)
+            return self.batch_loss(self.model, batch)
         device = self.accelerator.device
         return self.model(batch["input_values"].to(device), labels=batch["labels"].to(device)).loss
 
@@ -522,9 +536,9 @@ class Trainer:
         folders = [self._epoch_folder(entry["epoch"]) for entry in self.state.best]
         if accelerator.is_main_process:
             if len(folders) > 1:
-                average_model_folders(folders, final)
+                average_model_folders(folders, final, model_class=self.model_class)
             else:
-                save_model_folder(Nes2NetForAudioClassification.from_pretrained(folders[0]), final)
+                save_model_folder(self.model_class.from_pretrained(folders[0]), final)
             logger.info("final model (mean of epochs %s): %s",
                         ", ".join(str(entry["epoch"] + 1) for entry in self.state.best), final)
         accelerator.wait_for_everyone()
@@ -541,7 +555,7 @@ class Trainer:
         """Fit the final model's score calibration on the dev split's log-odds and write it into its config.
         Returns (on the main process) `{"trials", "scale", "offset"}`, or None and why not."""
         accelerator = self.accelerator
-        model = Nes2NetForAudioClassification.from_pretrained(final).to(accelerator.device)
+        model = self.model_class.from_pretrained(final).to(accelerator.device)
         scores = self._dev_scores(model, self.output_dir / "dev" / "calibration.parts", "log_odds")
         calibration, note = None, ""
         if accelerator.is_main_process:

@@ -26,7 +26,7 @@ from training.frame_model import (
     initial_frame_model,
     main,
 )
-from training.frozen_frontend import BackendTraining
+from training.frozen_frontend import StatesDataset, collate_states
 from training.localisation import frame_targets
 from training.segment_metrics import stretch_iou
 
@@ -73,7 +73,9 @@ def workspace(tmp_path_factory):
         "model": {"base": str(root / "base"), "freeze_utterance_model": False},
         "corpora": {"generated": {"source": str(root / "corpus")}},
         "data": {"seed": 1, "views": 2, "augmentation": {"channel": {"p": 1.0, "conditions": ["noise:snr=30"]}}},
-        "training": {"epochs": 40, "batch_size": 8, "lr": 1.0e-2, "min_lr": 3.0e-3, "average_last": 1},
+        "training": {"epochs": 40, "batch_size": 8, "lr": 1.0e-2, "min_lr": 3.0e-3, "schedule": "cosine",
+                     "frontend_lr": 0, "weight_decay": 1.0e-4, "average_best": 1, "average_epochs": "last",
+                     "mixed_precision": "no", "seed": 0},
     }
     (root / "frames.yaml").write_text(yaml.safe_dump(recipe), encoding="utf-8")
     return root
@@ -107,14 +109,13 @@ def test_the_joint_loss_trains_the_trunk_and_the_frozen_one_only_the_frame_class
     sources = build_sources(recipe, workspace / "run" / "data")
     model = initial_frame_model(recipe)
     train, _ = cached_frame_states(model, recipe, sources, workspace / "run" / "cache")
-    batch = np.arange(4)
+    batch = collate_states([StatesDataset(train, 60, 0, 0, seed=0)[index] for index in range(4)])
     for joint in (True, False):
         model = Nes2NetForAudioFrameClassification.from_pretrained(workspace / "base", allow_new_weights=True)
         if not joint:
             model.freeze_utterance_model()
         model.train()
-        loss = frame_loss(model, train, batch, BackendTraining(crop_frames=60), np.random.default_rng(0),
-                          train_utterance_model=joint)
+        loss = frame_loss(model, batch, train, train_utterance_model=joint)
         loss.backward()
         assert model.frame_classifier.weight.grad is not None
         assert (model.classifier.weight.grad is not None) == joint
