@@ -17,15 +17,19 @@ work folder):
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import shutil
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import scipy.fft
 import scipy.signal
 import torch
+import yaml
 from datasets import concatenate_datasets
 from transformers.audio_utils import mel_filter_bank
 
@@ -37,19 +41,16 @@ from training.batching import WaveformDataset, build_augmentation, build_preproc
 from training.data import load_built_dataset  # noqa: E402
 from training.frozen_frontend import (  # noqa: E402
     CORPUS_COLUMN,
-    BackendTraining,
     FrontendCache,
-    FrozenFrontendRecipe,
     cache_frontend_states,
     cache_states,
     mix_corpora,
     score_cache,
-    train_backend,
 )
 from training.corpus_sources import build_corpora  # noqa: E402
 from training.default_model import DEFAULT_WORK_DIR, NUM_THREADS, REPO_ROOT, make_deterministic  # noqa: E402
-from training.recipe import ModelSpec  # noqa: E402
-from training.train import build_model  # noqa: E402
+from training.recipe import ModelSpec, Recipe, states_recipe  # noqa: E402
+from training.train import build_model, train_on_states  # noqa: E402
 from training.whisper_weights import WHEEL_REQUIREMENT  # noqa: E402
 from training.metrics import bootstrap_eer_interval, breakdown, compute_eer  # noqa: E402
 
@@ -58,6 +59,32 @@ RECIPE = REPO_ROOT / "training" / "recipes" / "frozen_frontend" / "frontends.yam
 CACHE_COLUMNS = ("label", "utt_id", "attack")
 Features = Callable[[np.ndarray], np.ndarray]
 """waveform `(samples,)` float32 -> features `(frames, D)` float32 at the 20 ms frame rate."""
+
+
+@dataclass
+class FrontendsRecipe:
+    """`RECIPE`: `model.config` (a `Nes2NetConfig`), `corpora` (name -> `{source, weight}`), `data` (mix and crop
+    seeds, `crop`, `crop_samples`, `views`, `preprocess`, `augmentation` as in `training.batching`, and the windows:
+    `crop_frames`) and `training` (`nes2net train`'s); `backend` is the recipe each back-end is trained by."""
+
+    model_config: dict
+    corpora: dict[str, dict]
+    data: dict
+    backend: Recipe
+
+    @classmethod
+    def load(cls, path: Path) -> FrontendsRecipe:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return cls(raw["model"]["config"], raw["corpora"], raw["data"],
+                   states_recipe(raw["corpora"], raw["data"], raw.get("training")))
+
+
+def trained_model(model: Nes2NetForAudioClassification, train: FrontendCache, dev: FrontendCache, backend: Recipe,
+                  run_dir: Path) -> Nes2NetForAudioClassification:
+    """`model` trained on the cached `train` states by `nes2net train`'s loop (`backend`, from scratch in `run_dir`),
+    calibrated on `dev`."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return Nes2NetForAudioClassification.from_pretrained(train_on_states(backend, run_dir, (train, dev), model)).eval()
 
 
 def _power_spectrum(waveform: np.ndarray, n_fft: int) -> np.ndarray:
@@ -128,7 +155,7 @@ def spectral_cache(features: Features, items: WaveformDataset) -> tuple[Frontend
     return cache, spent / audio
 
 
-def training_items(recipe: FrozenFrontendRecipe, corpora: dict[str, Path], augmented: bool) -> WaveformDataset:
+def training_items(recipe: FrontendsRecipe, corpora: dict[str, Path], augmented: bool) -> WaveformDataset:
     """The training splits of `corpora` mixed by `mix_corpora`, cropped and preprocessed as the recipe says; with
     `augmented`, also through the recipe's augmentation."""
     data = recipe.data
@@ -151,7 +178,7 @@ def dev_items(corpora: dict[str, Path]) -> dict[str, WaveformDataset]:
     return items
 
 
-def cached_states(model: Nes2NetForAudioClassification, recipe: FrozenFrontendRecipe, corpora: dict[str, Path],
+def cached_states(model: Nes2NetForAudioClassification, recipe: FrontendsRecipe, corpora: dict[str, Path],
                   cache_dir: Path) -> tuple[FrontendCache, FrontendCache]:
     """(train, dev) front-end states, computed once into `cache_dir` and read back on later runs: `training_items`
     encoded in `views` views (view 0 clean, the others augmented), and `dev_items`."""
@@ -167,14 +194,14 @@ def cached_states(model: Nes2NetForAudioClassification, recipe: FrozenFrontendRe
     return FrontendCache.load(train_file), FrontendCache.load(dev_file)
 
 
-def whisper_model(recipe: FrozenFrontendRecipe, weights_dir: Path) -> Nes2NetForAudioClassification:
+def whisper_model(recipe: FrontendsRecipe, weights_dir: Path) -> Nes2NetForAudioClassification:
     """The recipe's model with the Whisper tiny.en encoder of `WHEEL_REQUIREMENT` (its back-end seeded by the
     training seed)."""
-    torch.manual_seed(recipe.training.seed)
+    torch.manual_seed(recipe.backend.training.seed)
     return build_model(ModelSpec(config=recipe.model_config, frontend_weights=WHEEL_REQUIREMENT), weights_dir).eval()
 
 
-def backend_model(feature_size: int, recipe: FrozenFrontendRecipe) -> Nes2NetForAudioClassification:
+def backend_model(feature_size: int, recipe: FrontendsRecipe) -> Nes2NetForAudioClassification:
     """The recipe's Nes2Net-X sized for `feature_size` features (its own front-end is never run)."""
     config = {key: value for key, value in recipe.model_config.items()
               if key not in ("frontend_type", "layer_merge", "freeze_frontend", "frontend_weights_dtype")}
@@ -220,8 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
     args = parser.parse_args(argv)
     make_deterministic(NUM_THREADS)
-    recipe = FrozenFrontendRecipe.load(RECIPE)
-    settings = BackendTraining(**{**recipe.training.__dict__, "epochs": args.epochs})
+    recipe = FrontendsRecipe.load(RECIPE)
+    backend = dataclasses.replace(recipe.backend, training=dataclasses.replace(recipe.backend.training,
+                                                                                epochs=args.epochs))
     sources = {name: {"source": str(REPO_ROOT / corpus["source"])} for name, corpus in recipe.corpora.items()}
     corpora = {name: Path(folder) for name, folder in build_corpora(sources, args.work_dir / "data").items()}
     whisper = whisper_model(recipe, args.work_dir / "weights")
@@ -238,21 +266,21 @@ def main(argv: list[str] | None = None) -> int:
     train_items = training_items(recipe, corpora, augmented=False)
     dev_splits = list(dev_items(corpora).values())
     rows = {}
-    for name, features in SPECTRAL_FRONTENDS.items():
+    for index, (name, features) in enumerate(SPECTRAL_FRONTENDS.items()):
         train, cost = spectral_cache(features, train_items)
         dev_caches = [spectral_cache(features, items)[0] for items in dev_splits]
         dev = sum(dev_caches[1:], dev_caches[0])
         test_cache = spectral_cache(features, test)[0]
-        model = backend_model(train.states[0].shape[-1], recipe)
-        train_backend(model, train, dev, settings)
+        model = trained_model(backend_model(train.states[0].shape[-1], recipe), train, dev, backend,
+                              args.work_dir / "frontends" / f"run-{index}")
         rows[name] = summary(score_cache(model, test_cache), test_cache, score_cache(model, dev), dev)
         rows[name]["cost"] = cost
         rows[name]["macs"] = backend_complexity(model.config, frames=201)["macs"]
         print(name, {key: value for key, value in rows[name].items() if key != "systems"}, flush=True)
     clean = FrontendCache(whisper_train.states[:clean_views], whisper_train.labels[:clean_views],
                           {key: values[:clean_views] for key, values in whisper_train.metadata.items()})
-    trained_whisper = whisper_model(recipe, args.work_dir / "weights")
-    train_backend(trained_whisper, clean, whisper_dev, settings)
+    trained_whisper = trained_model(whisper_model(recipe, args.work_dir / "weights"), clean, whisper_dev, backend,
+                                    args.work_dir / "frontends" / "run-whisper")
     whisper_test = FrontendCache.load(test_file)
     name = "Whisper tiny.en encoder, frozen (5 layers merged)"
     test_scores, dev_scores = score_cache(trained_whisper, whisper_test), score_cache(trained_whisper, whisper_dev)

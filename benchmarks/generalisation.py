@@ -93,8 +93,8 @@ def candidate_recipe(recipe: Recipe, spec: dict) -> Recipe:
 
 def build_candidates(names: list[str], recipe: Recipe) -> dict:
     """name -> `training.cross_validation` candidate, for the baselines and `CANDIDATES`."""
-    return {name: logistic_probe if name == "logistic" else nes2net_candidate(candidate_recipe(recipe, CANDIDATES[name]))
-            for name in names}
+    return {name: logistic_probe if name == "logistic" else
+            nes2net_candidate(candidate_recipe(recipe, CANDIDATES[name])) for name in names}
 
 
 def run(work_dir: Path, names: list[str], recipe_path: Path, threads: int, compared: Path) -> dict:

@@ -30,7 +30,7 @@ from modeling_nes2net import Nes2NetForAudioClassification
 from training.llr_fitting import calibrate_model, fit_llr_fusion
 from training.frozen_frontend import CORPUS_COLUMN, FrontendCache, score_cache
 from training.recipe import Recipe
-from training.train import Trainer
+from training.train import train_on_states
 from training.metrics import bootstrap_eer_interval, compute_eer
 
 logger = logging.getLogger(__name__)
@@ -128,16 +128,14 @@ def logistic_probe(train: FrontendCache, calibration: FrontendCache, inverse_str
 
 def nes2net_candidate(recipe: Recipe) -> Candidate:
     """A Nes2Net back-end trained as `nes2net train` trains `recipe` (a recipe with `data.corpora`, whose corpora are
-    not read: `training.train.Trainer` on the fold's cached states, in a temporary folder, without a dev split, so
-    the last `average_best` epochs are averaged), calibrated on the calibration split's log-odds
+    not read: `training.train.train_on_states` on the fold's cached states, in a temporary folder, without a dev
+    split, so the last `average_best` epochs are averaged), calibrated on the calibration split's log-odds
     (`calibrate_model`)."""
 
     def fit(train: FrontendCache, calibration: FrontendCache) -> Scorer:
         with tempfile.TemporaryDirectory(prefix="nes2net-fold-") as run_dir:
-            fold = dataclasses.replace(recipe, data=dataclasses.replace(recipe.data, dev_split=None),
-                                       training=dataclasses.replace(recipe.training, output_dir=run_dir))
-            final = Trainer(fold, resume=False, states=(train, None)).run()
-            model = Nes2NetForAudioClassification.from_pretrained(final).eval()
+            fold = dataclasses.replace(recipe, data=dataclasses.replace(recipe.data, dev_split=None))
+            model = Nes2NetForAudioClassification.from_pretrained(train_on_states(fold, run_dir, (train, None))).eval()
         calibrate_model(model, score_cache(model, calibration), calibration.labels)
         return lambda cache: score_cache(model, cache)
 

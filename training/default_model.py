@@ -105,7 +105,8 @@ def load_default_recipe(recipe_path: Path, work_dir: Path) -> Recipe:
     """The recipe as `nes2net train` reads it, run in `work_dir / "run"` with its corpora built, weights fetched and
     states cached in `work_dir` (shared with `benchmarks/generalisation.py`); corpus paths are read from the
     repository root, wherever the command runs."""
-    recipe = load_recipe(recipe_path, values={"data.cache_dir": str(work_dir), "training.output_dir": str(work_dir / "run")})
+    recipe = load_recipe(recipe_path,
+                         values={"data.cache_dir": str(work_dir), "training.output_dir": str(work_dir / "run")})
     recipe.data.corpora = {name: {kind: str(REPO_ROOT / path) for kind, path in corpus.items()}
                            for name, corpus in recipe.data.corpora.items()}
     return recipe

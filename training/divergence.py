@@ -1,8 +1,8 @@
 """Stopping a training run whose loss or weights stop being finite, before anything non-finite is saved.
 
 A NaN or infinite loss (a NaN waveform, an exploding step) poisons every weight at the next optimiser step, and
-every later epoch, average and checkpoint with it: the training loops (`training.train`, `training.frozen_frontend`)
-stop at the first one with a `TrainingDivergedError` naming the step.
+every later epoch, average and checkpoint with it: the training loops (`training.train`, on audio or cached states;
+`training.localisation`) stop at the first one with a `TrainingDivergedError` naming the step.
 """
 
 from __future__ import annotations

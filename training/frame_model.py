@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import functools
 import json
 import logging
@@ -64,9 +63,9 @@ from training.default_model import REPO_ROOT, make_deterministic
 from training.divergence import TrainingDivergedError
 from training.frozen_frontend import FrontendCache, cache_frontend_states, forward_states
 from training.localisation import LABEL_COLUMN, frame_targets
-from training.recipe import Recipe, recipe_from_dict
+from training.recipe import Recipe, states_recipe
 from training.state_cache import TRAINING_SPLITS, load_states, split_items
-from training.train import Trainer
+from training.train import train_on_states
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +74,6 @@ DEFAULT_WORK_DIR = REPO_ROOT / "runs" / "frames"
 SOURCE_KINDS = ("splices", "clips")
 """The two builds of each corpus: spliced utterances (10 ms labels) and its whole clips (one label each)."""
 NUM_THREADS = 2
-WINDOW_FIELDS = ("crop_frames", "mask_channels", "mask_frames")
-"""The `data` fields of a frame recipe that shape the training windows (`training.recipe.DataSpec`)."""
 
 
 @dataclass
@@ -100,11 +97,9 @@ class FrameRecipe:
         unknown = set(raw) - {"model", "corpora", "data", "training"}
         if unknown:
             raise ValueError(f"{path}: unknown section(s) {', '.join(sorted(unknown))}")
-        model, data = raw["model"], raw["data"]
-        windows = {name: data[name] for name in WINDOW_FIELDS if name in data}
-        backend = recipe_from_dict({"data": {"corpora": raw["corpora"], **windows}, "training": raw.get("training")})
-        return cls(model["base"], bool(model.get("freeze_utterance_model", False)), raw["corpora"], data, backend,
-                   str(path))
+        model = raw["model"]
+        return cls(model["base"], bool(model.get("freeze_utterance_model", False)), raw["corpora"], raw["data"],
+                   states_recipe(raw["corpora"], raw["data"], raw.get("training")), str(path))
 
 
 def build_sources(recipe: FrameRecipe, data_dir: Path) -> dict[str, Path]:
@@ -223,12 +218,10 @@ def run(work_dir: Path, output_dir: Path, recipe: FrameRecipe, num_threads: int 
     logger.info("%d train states (%d dev) in %.1f minutes", len(train), len(dev or ()), (encoded - started) / 60)
     run_dir = work_dir / "run"
     shutil.rmtree(run_dir, ignore_errors=True)  # minutes of training: a rerun starts over
-    backend = dataclasses.replace(recipe.backend,
-                                  training=dataclasses.replace(recipe.backend.training, output_dir=str(run_dir)))
     frozen = recipe.freeze_utterance_model
     loss = functools.partial(frame_loss, cache=train, train_utterance_model=not frozen)
     # a frozen utterance model keeps the base's calibration: no dev split, so nothing is fitted again
-    final = Trainer(backend, resume=False, states=(train, None if frozen else dev), model=model, batch_loss=loss).run()
+    final = train_on_states(recipe.backend, run_dir, (train, None if frozen else dev), model, loss)
     model = Nes2NetForAudioFrameClassification.from_pretrained(final)
     model.config.training_data = (f"Frame head trained by python -m training.frame_model ({recipe.path}) on "
                                   f"{len(train)} cached encodings of spliced and whole clips of "

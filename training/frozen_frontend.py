@@ -15,24 +15,17 @@ calibration as on audio:
 Data flow: waveform items -> `model.nes2net` hidden states `(layers, frames, D)` float16 -> `FrontendCache` ->
 `StatesDataset` windows -> `Nes2NetModel.forward_frontend_states` -> classifier -> loss; after each epoch the dev
 log-odds, their pooled EER and the EER per corpus and per system (`dev_report`) are logged.
-
-`train_backend` is the older in-memory loop that the frame head (`training.frame_model`) and the front-end benchmark
-(`benchmarks/frontends.py`) still train with.
 """
 
 from __future__ import annotations
 
-import copy
 import json
-import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from datasets import Dataset, interleave_datasets
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -43,12 +36,8 @@ from modeling_nes2net import Nes2NetForAudioClassification
 from modeling_nes2net.atomic import atomic_output
 from modeling_nes2net.decision import log_odds
 from modeling_nes2net.frontends_nes2net import length_mask
-from training.batching import EpochPlan, WaveformDataset
-from training.divergence import refuse_non_finite_loss, refuse_non_finite_weights
+from training.batching import WaveformDataset
 from training.metrics import breakdown, compute_eer
-from training.schedules import build_schedule
-
-logger = logging.getLogger(__name__)
 
 CORPUS_COLUMN = "corpus"
 
@@ -136,28 +125,6 @@ def cache_frontend_states(model: Nes2NetForAudioClassification, items: WaveformD
     return cache_states(encode, items, views, num_workers, desc)
 
 
-@dataclass
-class BackendTraining:
-    """Optimisation of `train_backend` (Adam, cosine schedule per step, the mean of the last epochs' weights)."""
-
-    epochs: int = 20
-    batch_size: int = 32
-    lr: float = 1e-3
-    min_lr: float = 1e-5
-    weight_decay: float = 1e-4
-    average_last: int = 3
-    seed: int = 0
-    crop_frames: int | None = None
-    """Train on a random window of this many frames of each cached state (shorter ones whole, zero-padded), drawn
-    anew each epoch; None: whole states. The states were encoded from whole clips, so a window keeps the context
-    (and, for Whisper, the positions) the model sees when it scores a whole file, at a fraction of the cost."""
-    mask_channels: int = 0
-    """SpecAugment-style masking of the cached states: each training window gets one band of up to this many
-    feature channels zeroed, the same band in every layer (0: none)."""
-    mask_frames: int = 0
-    """...and one span of up to this many frames zeroed (0: none)."""
-
-
 def batch_states(states: list[torch.Tensor]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor | None]:
     """Cached states of one batch -> per-layer `(batch, frames, D)` float32 (zero-padded) and the frame mask (None
     when every trial has the same length)."""
@@ -174,11 +141,6 @@ def window_bounds(length: int, frames: int | None, rng: np.random.Generator) -> 
         return slice(0, length)
     start = int(rng.integers(0, length - frames + 1))
     return slice(start, start + frames)
-
-
-def _window(state: torch.Tensor, frames: int | None, rng: np.random.Generator) -> torch.Tensor:
-    """A random `frames`-long window of `state` `(layers, T, D)` (all of it when `frames` is None or >= T)."""
-    return state[:, window_bounds(state.shape[1], frames, rng)]
 
 
 def masked_states(state: torch.Tensor, max_channels: int, max_frames: int, rng: np.random.Generator) -> torch.Tensor:
@@ -280,85 +242,3 @@ def dev_report(scores: np.ndarray, cache: FrontendCache) -> dict:
             report[name] = {group: 100 * result.eer for group, result in
                             breakdown(scores, cache.labels, values, pool_bonafide=pool_bonafide).items()}
     return report
-
-
-def utterance_loss(model: Nes2NetForAudioClassification, cache: FrontendCache, batch: np.ndarray,
-                   settings: BackendTraining, rng: np.random.Generator) -> torch.Tensor:
-    """The utterance loss of one batch (`batch`: indices into `cache`) on windows of its states, masked as
-    `settings` says; `rng` draws the windows and masks."""
-    states = [masked_states(_window(cache.states[index], settings.crop_frames, rng), settings.mask_channels,
-                            settings.mask_frames, rng) for index in batch]
-    return model.compute_loss(_logits(model, states), torch.from_numpy(cache.labels[batch]))
-
-
-BatchLoss = Callable[[Nes2NetForAudioClassification, FrontendCache, np.ndarray, BackendTraining, np.random.Generator],
-                     torch.Tensor]
-"""`(model, cache, batch indices, settings, rng) -> loss`: what `train_backend` minimises, batch by batch."""
-
-
-def train_backend(model: Nes2NetForAudioClassification, train: FrontendCache, dev: FrontendCache | None,
-                  settings: BackendTraining, batch_loss: BatchLoss = utterance_loss) -> list[dict]:
-    """Train everything after the front-end on `train` (in place) by `batch_loss` (the utterance loss unless told;
-    `training.frame_model` adds the frame loss); `model` ends with the mean of the last `settings.average_last`
-    epochs' weights. Returns one dict per epoch: mean loss and, with `dev`, `dev_report` (of the utterance head).
-    Raises `TrainingDivergedError` naming the step at the first NaN or infinite loss, before it is applied."""
-    torch.manual_seed(settings.seed)
-    parameters = [parameter for name, parameter in model.named_parameters()
-                  if ".frontend." not in f".{name}" and parameter.requires_grad]
-    optimizer = torch.optim.Adam(parameters, lr=settings.lr, weight_decay=settings.weight_decay)
-    plan = EpochPlan(len(train), settings.batch_size, seed=settings.seed)
-    schedule = build_schedule(optimizer, "cosine", settings.lr, settings.min_lr, plan.steps_per_epoch * settings.epochs,
-                              settings.epochs)
-    history, kept = [], []
-    for epoch in range(settings.epochs):
-        model.train()
-        losses = []
-        rng = np.random.default_rng((settings.seed, epoch, 1))
-        for batch in plan.global_batches(epoch):
-            loss = batch_loss(model, train, batch, settings, rng)
-            refuse_non_finite_loss(float(loss.detach()), f"epoch {epoch + 1}, step {len(losses) + 1}")
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.optimizer_step_done()
-            losses.append(float(loss.detach()))
-        record = {"epoch": epoch + 1, "loss": float(np.mean(losses))}
-        if dev is not None:
-            record["dev"] = dev_report(score_cache(model, dev), dev)
-            logger.info("epoch %d: loss %.4f, dev EER %.2f %% (per corpus: %s)", epoch + 1, record["loss"],
-                        record["dev"]["eer"], ", ".join(f"{name} {eer:.1f}" for name, eer in
-                                                        record["dev"].get("corpus", {}).items()))
-            logger.info("  dev EER per system: %s", ", ".join(f"{name} {eer:.1f}" for name, eer in
-                                                             record["dev"].get("attack", {}).items()))
-        history.append(record)
-        if epoch >= settings.epochs - settings.average_last:
-            kept.append(copy.deepcopy({name: tensor for name, tensor in model.state_dict().items()
-                                       if ".frontend." not in f".{name}"}))
-    averaged = {name: torch.stack([state[name].float() for state in kept]).mean(0).to(kept[-1][name].dtype)
-                if kept[-1][name].is_floating_point() else kept[-1][name] for name in kept[-1]}
-    model.load_state_dict(averaged, strict=False)
-    refuse_non_finite_weights(model, f"the last of {settings.epochs} epochs")
-    model.eval()
-    return history
-
-
-@dataclass
-class FrozenFrontendRecipe:
-    """A `training/recipes/frozen_frontend/*.yaml` file: `model.config` (a `Nes2NetConfig`), `corpora` (name ->
-    `{source, weight}`), `data` (mix and crop seeds, `crop_samples`, `views`, `preprocess`, `augmentation` as in
-    `training.batching`) and `training` (`BackendTraining` fields)."""
-
-    model_config: dict
-    corpora: dict[str, dict]
-    data: dict
-    training: BackendTraining
-    path: str
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> FrozenFrontendRecipe:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        unknown = set(raw) - {"model", "corpora", "data", "training"}
-        if unknown:
-            raise ValueError(f"{path}: unknown section(s) {', '.join(sorted(unknown))}")
-        return cls(raw["model"]["config"], raw["corpora"], raw["data"], BackendTraining(**raw.get("training", {})),
-                   str(path))

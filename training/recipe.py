@@ -42,6 +42,8 @@ AUGMENTATIONS = {"rawboost", "musan_rir", "channel", "chain"}
 PREPROCESSING = {"remove_shortcuts"}
 CORPUS_SOURCES = ("dataset", "source")
 EPOCH_AVERAGES = ("best", "last")
+STATE_WINDOWS = ("crop_frames", "mask_channels", "mask_frames")
+"""The `data` fields that shape the training windows of cached states."""
 
 
 @dataclass
@@ -119,9 +121,8 @@ class DataSpec:
             if value is not None and (not isinstance(value, dict) or len(value) != 1 or set(value) - known):
                 raise ValueError(f"data.{name} must be one of {{{', '.join(sorted(known))}}}: ...: {value}")
         if self.corpora is None:
-            states_only = ("cache_dir", "crop_frames", "mask_channels", "mask_frames")
             defaults = DataSpec.__dataclass_fields__
-            for name in states_only:
+            for name in ("cache_dir", *STATE_WINDOWS):
                 if getattr(self, name) != defaults[name].default:
                     raise ValueError(f"data.{name} applies to cached front-end states: set data.corpora, or drop it")
             return
@@ -331,6 +332,15 @@ def recipe_from_dict(data: dict[str, Any]) -> Recipe:
     sections = {name: _section(name, cls, data.get(name)) for name, cls in _SECTIONS.items()}
     evaluation = [_section("evaluation", EvaluationSpec, entry) for entry in data.get("evaluation") or []]
     return Recipe(**sections, evaluation=evaluation)
+
+
+def states_recipe(corpora: dict[str, dict[str, Any]], data: dict[str, Any], training: dict[str, Any] | None) -> Recipe:
+    """The recipe that trains on states a script caches its own way (the frame head, the front-end benchmark):
+    `corpora` (name -> `{source, ...}`, only `source` kept), the window fields of the script's `data` section
+    (`STATE_WINDOWS`; the rest is the script's) and `training` (`TrainingSpec` fields)."""
+    windows = {name: data[name] for name in STATE_WINDOWS if name in data}
+    sources = {name: {"source": corpus["source"]} for name, corpus in corpora.items()}
+    return recipe_from_dict({"data": {"corpora": sources, **windows}, "training": training})
 
 
 def load_recipe(

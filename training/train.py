@@ -607,6 +607,15 @@ def train(recipe: Recipe, resume: bool = True) -> Path:
     return Trainer(recipe, resume=resume).run()
 
 
+def train_on_states(recipe: Recipe, output_dir: str | Path, states: tuple[FrontendCache, FrontendCache | None],
+                    model: Nes2NetForAudioClassification | None = None,
+                    batch_loss: StatesLoss = states_loss) -> Path:
+    """Train `recipe` (one with `data.corpora`) from scratch in `output_dir` on (train, dev or None) `states` held in
+    memory, optionally with the caller's `model` and `batch_loss` (see `Trainer`); returns the final model folder."""
+    run = dataclasses.replace(recipe, training=dataclasses.replace(recipe.training, output_dir=str(output_dir)))
+    return Trainer(run, resume=False, states=states, model=model, batch_loss=batch_loss).run()
+
+
 # ----------------------------------------------------------------------------------------------- command line
 
 SHORTCUTS: dict[str, tuple[str, type]] = {

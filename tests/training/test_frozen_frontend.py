@@ -1,7 +1,9 @@
-"""Training after a frozen front-end on cached states: corpora mixed by interleave_datasets, states cached once,
-scores from the cache equal to the model's own forward pass, the front-end left untouched."""
+"""Training after a frozen front-end on cached states (`nes2net train`'s loop): corpora mixed by interleave_datasets,
+states cached once, scores from the cache equal to the model's own forward pass, the front-end left untouched."""
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import pytest
@@ -13,15 +15,16 @@ from tests.tiny_models import tiny_model
 from training.batching import WaveformDataset, build_augmentation
 from training.data import load_built_dataset
 from training.corpus_sources import build_demo_dataset
+from modeling_nes2net import Nes2NetForAudioClassification
 from training.frozen_frontend import (
     masked_states,
-    BackendTraining,
     FrontendCache,
     cache_frontend_states,
     mix_corpora,
     score_cache,
-    train_backend,
 )
+from training.recipe import Recipe, recipe_from_dict
+from training.train import train_on_states
 
 COLUMNS = ["label", "utt_id", "attack"]
 
@@ -78,16 +81,23 @@ def test_the_cache_holds_every_layer_of_every_view_and_round_trips(caches, tmp_p
     assert np.array_equal(loaded.labels, train.labels) and loaded.metadata == train.metadata
 
 
-def test_training_moves_the_back_end_only_and_cached_scores_equal_the_forward_pass(caches):
-    model, train, dev, dev_items = caches
-    frontend_before = {name: tensor.clone() for name, tensor in model.nes2net.frontend.state_dict().items()}
-    backend_before = next(model.nes2net.backend.parameters()).detach().clone()
-    history = train_backend(model, train, dev, BackendTraining(epochs=3, batch_size=4, average_last=2))
-    assert len(history) == 3 and history[-1]["loss"] < history[0]["loss"] + 1.0
-    assert set(history[0]["dev"]) == {"eer", "attack"} and 0 <= history[0]["dev"]["eer"] <= 100
+def states_recipe(**data) -> Recipe:
+    """A recipe on cached states (their corpora given in memory): Adam with a cosine schedule, the last epochs
+    averaged."""
+    return recipe_from_dict({
+        "data": {"corpora": {"mini": {"dataset": "in memory"}}, **data},
+        "training": {"epochs": 3, "batch_size": 4, "lr": 1e-3, "min_lr": 1e-5, "schedule": "cosine", "frontend_lr": 0,
+                     "average_best": 2, "average_epochs": "last", "mixed_precision": "no", "seed": 0}})
+
+
+def test_training_moves_the_back_end_only_and_cached_scores_equal_the_forward_pass(caches, tmp_path):
+    initial, train, dev, dev_items = caches
+    final = train_on_states(states_recipe(), tmp_path / "run", (train, dev), model=copy.deepcopy(initial))
+    assert len(list((tmp_path / "run" / "dev").glob("epoch-*.csv"))) == 3  # dev EER after every epoch
+    model = Nes2NetForAudioClassification.from_pretrained(final)
     for name, tensor in model.nes2net.frontend.state_dict().items():
-        assert torch.equal(tensor, frontend_before[name]), name
-    assert not torch.equal(next(model.nes2net.backend.parameters()), backend_before)
+        assert torch.equal(tensor, initial.nes2net.frontend.state_dict()[name]), name
+    assert not torch.equal(next(model.nes2net.backend.parameters()), next(initial.nes2net.backend.parameters()))
     cached = score_cache(model, dev)
     with torch.inference_mode():
         direct = [float(log_odds(model(torch.from_numpy(dev_items[index]["input_values"])[None]).logits)[0])
@@ -95,16 +105,16 @@ def test_training_moves_the_back_end_only_and_cached_scores_equal_the_forward_pa
     np.testing.assert_allclose(cached, direct, atol=5e-3)  # the cache rounds the states to float16
 
 
-def test_windows_of_the_cached_states_change_what_is_trained_and_repeat_under_the_seed(caches):
+def test_windows_of_the_cached_states_change_what_is_trained_and_repeat_under_the_seed(caches, tmp_path):
     """`crop_frames` trains on random windows of the whole-clip states (50 frames here): a window as long as the
     states trains exactly as no window, a shorter one trains other weights, the same ones on every run."""
-    _, train, _, _ = caches
+    initial, train, _, _ = caches
+    runs = iter(range(5))
 
     def trained(crop_frames: int | None) -> torch.Tensor:
-        model = tiny_model("whisper", layer_merge="weighted_sum", freeze_frontend=True)
-        train_backend(model, train, None, BackendTraining(epochs=2, batch_size=4, average_last=1,
-                                                          crop_frames=crop_frames))
-        return next(model.nes2net.backend.parameters()).detach().clone()
+        final = train_on_states(states_recipe(crop_frames=crop_frames), tmp_path / f"run-{next(runs)}", (train, None),
+                                model=copy.deepcopy(initial))
+        return next(Nes2NetForAudioClassification.from_pretrained(final).nes2net.backend.parameters()).detach()
 
     whole, windowed = trained(None), trained(20)
     assert torch.equal(trained(50), whole)

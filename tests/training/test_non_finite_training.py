@@ -1,5 +1,5 @@
 """A training run whose loss becomes NaN stops at that step, in one line naming it, with a non-zero exit, and saves
-nothing from then on: no epoch folder, no final model (`nes2net train`, the frozen-front-end and localiser loops)."""
+nothing from then on: no epoch folder, no final model (`nes2net train` on audio and on cached states, the localiser)."""
 
 from __future__ import annotations
 
@@ -18,19 +18,30 @@ from tests.training.train_helpers import build_tiny_corpus
 from training.checkpoints import complete_checkpoints
 from training.data import build_dataset
 from training.divergence import TrainingDivergedError
-from training.frozen_frontend import BackendTraining, FrontendCache, train_backend
+from training.frozen_frontend import FrontendCache
 from training.localisation import LocaliserTraining, train_localiser
+from training.recipe import recipe_from_dict
+from training.train import train_on_states
 
 
-def test_train_backend_stops_at_the_first_nan_loss_before_applying_it():
+def _train_on_states(model, cache: FrontendCache, output, **training) -> None:
+    """`nes2net train`'s loop on cached states held in memory, in 4-clip steps, the last epoch kept."""
+    recipe = recipe_from_dict({"data": {"corpora": {"toy": {"dataset": "in memory"}}},
+                               "training": {"epochs": 2, "batch_size": 4, "lr": 1e-3, "frontend_lr": 0,
+                                            "mixed_precision": "no", **training}})
+    train_on_states(recipe, output, (cache, None), model=model)
+
+
+def test_training_on_cached_states_stops_at_the_first_nan_loss_saving_nothing(tmp_path):
     torch.manual_seed(0)
     model = tiny_model("spectrogram")
     states = [torch.randn(1, 12, model.config.feature_size).half() for _ in range(8)]
     states[5] = torch.full_like(states[5], float("nan"))  # an all-NaN clip
     cache = FrontendCache(states, np.arange(8) % 2)
     with pytest.raises(TrainingDivergedError, match=r"^the training loss is nan at epoch 1, step [12]: stopping"):
-        train_backend(model, cache, None, BackendTraining(epochs=2, batch_size=4, average_last=1))
-    assert all(torch.isfinite(parameter).all() for parameter in model.parameters())  # no step took the NaN
+        _train_on_states(model, cache, tmp_path / "run")
+    assert not (tmp_path / "run" / "final").exists() and not (tmp_path / "run" / "epochs").exists()
+    assert not complete_checkpoints(tmp_path / "run" / "checkpoints")  # nothing saved once the loss was NaN
 
 
 @pytest.fixture(scope="module")
@@ -76,12 +87,13 @@ def test_weights_that_diverge_without_a_nan_loss_are_never_saved(dataset, tmp_pa
     assert not (output / "final").exists() and not (output / "epochs").exists()
 
 
-def test_train_backend_never_returns_non_finite_weights():
+def test_training_on_cached_states_never_returns_non_finite_weights(tmp_path):
     torch.manual_seed(0)
     model = tiny_model("spectrogram")
     cache = FrontendCache([torch.randn(1, 12, model.config.feature_size).half() for _ in range(8)], np.arange(8) % 2)
-    with pytest.raises(TrainingDivergedError, match=r"^after the last of 1 epochs: \d+ weight tensor\(s\) hold NaN"):
-        train_backend(model, cache, None, BackendTraining(epochs=1, batch_size=8, average_last=1, lr=float("inf")))
+    with pytest.raises(TrainingDivergedError, match=r"^after epoch 1, step 1: \d+ weight tensor\(s\) hold NaN"):
+        _train_on_states(model, cache, tmp_path / "run", epochs=1, batch_size=8, lr=float("inf"))
+    assert not (tmp_path / "run" / "final").exists() and not (tmp_path / "run" / "epochs").exists()
 
 
 def test_train_localiser_stops_at_the_first_nan_loss_before_applying_it(tmp_path, mini_antispoof, monkeypatch):
