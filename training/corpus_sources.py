@@ -89,7 +89,8 @@ def build_demo_dataset(source: str | os.PathLike, output_dir: str | os.PathLike,
 
 def build_corpora(corpora: Mapping[str, Mapping[str, str]], data_dir: Path) -> dict[str, str]:
     """Each corpus of a recipe's `data.corpora` as a built dataset: `{dataset: FOLDER_OR_HUB_ID}` as it is,
-    `{source: FOLDER}` built (once) by `build_demo_dataset` into `data_dir / name`; name -> built folder or Hub id."""
+    `{source: FOLDER}` built (once) by `build_demo_dataset` into `data_dir / name`; name -> built folder or Hub id.
+    A source that cannot be built is a `FileNotFoundError` in one line naming its key."""
     built = {}
     for name, corpus in corpora.items():
         if "dataset" in corpus:
@@ -97,6 +98,11 @@ def build_corpora(corpora: Mapping[str, Mapping[str, str]], data_dir: Path) -> d
             continue
         folder = data_dir / name
         if not (folder / BUILD_INFO_FILE).is_file():
-            build_demo_dataset(corpus["source"], folder)
+            try:
+                build_demo_dataset(corpus["source"], folder)
+            except (OSError, ValueError) as error:
+                message = " ".join(str(error).split())
+                raise FileNotFoundError(f"data.corpora.{name}.source {corpus['source']!r} cannot be built: "
+                                        f"{message}") from None
         built[name] = str(folder)
     return built

@@ -354,6 +354,9 @@ class Trainer:
         if states is None:
             corpora = build_corpora(data.corpora, self.cache_dir / "data")
             splits = ("train", "dev") if data.dev_split else ("train",)
+            for name, folder in corpora.items():  # found now, not after minutes of encoding
+                for split in splits:
+                    load_split(folder, split, f"data.corpora.{name}")
             paths = cache_corpora(self.model, corpora, self.cache_dir / "states", data, splits)
             states = training_states(paths, corpora, with_dev=data.dev_split is not None)
         train, self.dev_states = states

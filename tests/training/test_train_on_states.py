@@ -123,3 +123,19 @@ def test_cached_states_need_a_frozen_front_end(source, tmp_path, caplog):
     with caplog.at_level(logging.ERROR):
         assert main(["train", str(path)]) == 2
     assert "the front-end must stay frozen (training.frontend_lr: 0)" in caplog.text
+
+
+@pytest.mark.parametrize(("corpus", "message"), [
+    ({"source": "no-such-folder"}, "data.corpora.tiny.source 'no-such-folder' cannot be built: "),
+    ({"dataset": "no-such-folder"}, "data.corpora.tiny 'no-such-folder', split 'train', cannot be loaded"),
+])
+def test_a_corpus_that_cannot_be_read_is_named_in_one_line(source, tmp_path, caplog, corpus, message):
+    recipe = states_recipe(source, tmp_path / "cache")
+    recipe["data"]["corpora"] = {"tiny": corpus}
+    path = tmp_path / "missing.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    with caplog.at_level(logging.ERROR):
+        assert main(["train", str(path), "--output-dir", str(tmp_path / "run")]) == 1
+    (error,) = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    assert error.startswith(message) and "\n" not in error
+    assert not (tmp_path / "cache" / "states").exists()  # refused before any encoding
