@@ -75,7 +75,7 @@ class DataSpec:
     corpora: dict[str, dict[str, str]] | None = None
     """Train on cached front-end states of several corpora instead: name -> `{dataset: FOLDER_OR_HUB_ID}` (built,
     with the train and dev splits) or `{source: FOLDER}` (a folder with a generic `metadata.csv`, built once into
-    `cache_dir/data/<name>` with a dev split carved out of train: `training.corpora`). Needs a frozen front-end
+    `cache_dir/data/<name>` with a dev split carved out of train: `training.corpus_sources`). Needs a frozen front-end
     (`training.frontend_lr: 0`)."""
     cache_dir: str | None = None
     """With `corpora`: where they are built (`data/`), the front-end weights fetched (`weights/`) and the states
@@ -104,10 +104,11 @@ class DataSpec:
     augmentation: dict[str, Any] | None = None
     """After the crop: `{rawboost: {algorithm: 4, <RawBoostConfig fields>}}`, `{musan_rir: {musan: DIR, rir: DIR,
     p: 0.5}}`, `{channel: {conditions: [SPEC, ...], p: 0.5}}` or `{chain: [...those...]}` (see
-    `training.batching.build_augmentation`)."""
+    `training.batching.build_augmentation`). With `corpora`: the channel view's, applied to whole clips once."""
     preprocess: dict[str, Any] | None = None
     """Before the crop, on the whole training utterance: `{remove_shortcuts: {<ShortcutRemoval fields>}}` trims
-    silence, randomises the level and band-limits both classes at random (`training.shortcut_audit`)."""
+    silence, randomises the level and band-limits both classes at random (`training.shortcut_audit`). With `corpora`:
+    the channel view's."""
     num_workers: int = 2
     """DataLoader processes decoding audio, per training process."""
 
@@ -122,7 +123,7 @@ class DataSpec:
                 raise ValueError(f"data.{name} must be one of {{{', '.join(sorted(known))}}}: ...: {value}")
         if self.corpora is None:
             defaults = DataSpec.__dataclass_fields__
-            for name in ("cache_dir", *STATE_WINDOWS):
+            for name in ("cache_dir", "channel_seed", *STATE_WINDOWS):
                 if getattr(self, name) != defaults[name].default:
                     raise ValueError(f"data.{name} applies to cached front-end states: set data.corpora, or drop it")
             return
