@@ -18,7 +18,7 @@ One run, in OUTPUT_DIR:
     cache/                     with data.corpora and no data.cache_dir: built corpora, front-end weights, states
     checkpoints/step-N/        resumable states (see `training.checkpoints`); a rerun resumes from the last one
     dev/epoch-NNN.csv          the dev scores of each epoch (dev EER ranks the epochs)
-    epochs/epoch-NNN/          model folders of the `average_best` best epochs
+    epochs/epoch-NNN/          model folders of the `average_best` best (or, `average_epochs: last`, last) epochs
     final/                     the element-wise mean of those epochs' weights: a folder `pipeline` loads
     eval/<dataset>-<split>-<protocol>/   the recipe's test sets scored with `final` (see `training.evaluate`)
     logs/                      TensorBoard: loss, learning rate, dev EER, throughput
