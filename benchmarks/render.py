@@ -146,7 +146,7 @@ def detect_table(record: dict) -> str:
     return "\n".join(lines)
 
 
-GENERALISATION_BASELINES = ("logistic",)
+GENERALISATION_BASELINES = ("logistic", "logistic-clean")
 """Rows of `benchmarks/generalisation.json` that are baselines, not Nes2Net candidates."""
 GENERALISATION_COMPARED = "compared model"
 """Its test-split row of the model folder the run compared against (the shipped default), scored without retraining."""
@@ -163,8 +163,11 @@ def generalisation_table(record: dict) -> str:
     names = {GENERALISATION_COMPARED: "**the shipped default** (scored as shipped; it was trained on every "
                                       "family, so it has no fold)",
              "logistic": "logistic-regression baseline (three sets)",
+             "logistic-clean": "the same on the clean view only, L2 C = 0.01 (three sets)",
              best: f"best Nes2Net candidate, `{best}` (three sets)"}
     for name, label in names.items():
+        if name not in record["test"]:
+            continue
         folds = record["candidates"].get(name)
         cells = [f"{folds['pooled']['eer']:.1f} ({folds['pooled']['eer_low']:.1f}-{folds['pooled']['eer_high']:.1f})"
                  if folds else "-"]

@@ -32,6 +32,7 @@ from training.frozen_frontend import CORPUS_COLUMN, FrontendCache, score_cache
 from training.recipe import Recipe
 from training.train import train_on_states
 from training.metrics import bootstrap_eer_interval, compute_eer
+from training.state_cache import VIEW_COLUMN
 
 logger = logging.getLogger(__name__)
 
@@ -107,13 +108,17 @@ def pooled_statistics(cache: FrontendCache) -> np.ndarray:
     return np.stack(rows).astype(np.float64)
 
 
-def logistic_probe(train: FrontendCache, calibration: FrontendCache, inverse_strength: float = 1.0) -> Scorer:
+def logistic_probe(train: FrontendCache, calibration: FrontendCache, inverse_strength: float = 1.0,
+                   views: tuple[str, ...] | None = None) -> Scorer:
     """The linear baseline: a logistic regression (scikit-learn, balanced classes, L2 with `C = inverse_strength`)
-    on standardised `pooled_statistics`, its log-odds calibrated on `calibration`."""
+    on standardised `pooled_statistics` of the training trials of `views` (`training.state_cache.VIEW_COLUMN`; None:
+    every view), its log-odds calibrated on `calibration`."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    if views is not None:
+        train = subset(train, np.isin(np.asarray(train.metadata[VIEW_COLUMN], dtype=object), views))
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=inverse_strength, class_weight="balanced",
                                                                max_iter=2000))
     probe.fit(pooled_statistics(train), train.labels)

@@ -37,6 +37,8 @@ METADATA_COLUMNS = ("label", "utt_id", "attack", "system", "speaker", "unseen_in
 clips and the generator of spoofed ones; cross-validation groups by it; the 10 ms labels of partially spoofed
 utterances (the splices builder's) train a frame head (`training.frame_model`)."""
 TRAINING_SPLITS = ("train", "dev")
+VIEW_COLUMN = "view"
+"""Added by `load_states`: the view (`clean`, `channel`) each state was encoded from."""
 SPLITS = (*TRAINING_SPLITS, "test")
 
 
@@ -77,8 +79,13 @@ def cache_corpora(model: Nes2NetForAudioClassification, corpora: Mapping[str, st
 
 
 def load_states(paths: Mapping[tuple[str, str, str], Path], keys: Iterable[tuple[str, str, str]]) -> FrontendCache:
-    """The caches of `keys` concatenated (metadata columns that some lack are filled with empty strings)."""
-    caches = [FrontendCache.load(paths[key]) for key in keys]
+    """The caches of `keys` concatenated, each trial's view in `VIEW_COLUMN` (metadata columns that some lack are
+    filled with empty strings)."""
+    caches = []
+    for key in keys:
+        cache = FrontendCache.load(paths[key])
+        cache.metadata[VIEW_COLUMN] = [key[2]] * len(cache)
+        caches.append(cache)
     names = sorted({name for cache in caches for name in cache.metadata})
     for cache in caches:
         for name in names:

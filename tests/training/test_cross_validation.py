@@ -18,7 +18,9 @@ from training.cross_validation import (
 )
 from training.data.families import FAMILIES, family_of
 from training.frozen_frontend import CORPUS_COLUMN, FrontendCache
+from training.metrics import compute_eer
 from training.recipe import recipe_from_dict
+from training.state_cache import VIEW_COLUMN, load_states
 from modeling_nes2net import Nes2NetConfig
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -97,6 +99,24 @@ def test_separable_families_score_low_and_random_ones_near_chance():
     pooled = separable["logistic"]["pooled"]
     assert pooled["eer_low"] <= pooled["eer"] <= pooled["eer_high"]
     assert pooled["bonafide"] == 48 and pooled["spoof"] == 48
+
+
+def test_the_probe_trains_on_the_views_it_is_given(tmp_path):
+    clean, inverted = synthetic_cache(separation=1.0), synthetic_cache(separation=-3.0, seed=1)
+    paths = {("corpus", "train", "clean"): tmp_path / "clean.safetensors",
+             ("corpus", "train", "channel"): tmp_path / "channel.safetensors"}
+    clean.save(paths[("corpus", "train", "clean")])
+    inverted.save(paths[("corpus", "train", "channel")])
+    train = load_states(paths, list(paths))
+    assert train.metadata[VIEW_COLUMN] == ["clean"] * len(clean) + ["channel"] * len(inverted)
+    test = synthetic_cache(separation=1.0, seed=2)
+
+    def eer(views):
+        scores = logistic_probe(train, clean, views=views)(test)
+        return compute_eer(scores[test.labels == 1], scores[test.labels == 0]).eer
+
+    assert eer(("clean",)) < 0.05  # the inverted channel view is left out
+    assert eer(None) > 0.25  # ...and spoils the probe when it is not
 
 
 def test_nes2net_candidate_learns_cached_states():
