@@ -38,7 +38,7 @@ clips and the generator of spoofed ones; cross-validation groups by it; the 10 m
 utterances (the splices builder's) train a frame head (`training.frame_model`)."""
 TRAINING_SPLITS = ("train", "dev")
 VIEW_COLUMN = "view"
-"""Added by `load_states`: the view (`clean`, `channel`) each state was encoded from."""
+"""Added by `training_states`: the view (`clean`, `channel`) each state was encoded from."""
 SPLITS = (*TRAINING_SPLITS, "test")
 
 
@@ -79,13 +79,8 @@ def cache_corpora(model: Nes2NetForAudioClassification, corpora: Mapping[str, st
 
 
 def load_states(paths: Mapping[tuple[str, str, str], Path], keys: Iterable[tuple[str, str, str]]) -> FrontendCache:
-    """The caches of `keys` concatenated, each trial's view in `VIEW_COLUMN` (metadata columns that some lack are
-    filled with empty strings)."""
-    caches = []
-    for key in keys:
-        cache = FrontendCache.load(paths[key])
-        cache.metadata[VIEW_COLUMN] = [key[2]] * len(cache)
-        caches.append(cache)
+    """The caches of `keys` concatenated (metadata columns that some lack are filled with empty strings)."""
+    caches = [FrontendCache.load(paths[key]) for key in keys]
     names = sorted({name for cache in caches for name in cache.metadata})
     for cache in caches:
         for name in names:
@@ -95,7 +90,13 @@ def load_states(paths: Mapping[tuple[str, str, str], Path], keys: Iterable[tuple
 
 def training_states(paths: Mapping[tuple[str, str, str], Path], corpora: Iterable[str],
                     with_dev: bool = True) -> tuple[FrontendCache, FrontendCache | None]:
-    """(train, dev) of `corpora`: every train split in both views, every dev split clean (None without `with_dev`)."""
+    """(train, dev) of `corpora`: every train split in both views (each trial's view in `VIEW_COLUMN`), every dev
+    split clean (None without `with_dev`)."""
     corpora = list(corpora)
-    return (load_states(paths, [(name, "train", view) for view in VIEWS for name in corpora]),
+    views = []
+    for view in VIEWS:
+        cache = load_states(paths, [(name, "train", view) for name in corpora])
+        cache.metadata[VIEW_COLUMN] = [view] * len(cache)
+        views.append(cache)
+    return (sum(views[1:], views[0]),
             load_states(paths, [(name, "dev", "clean") for name in corpora]) if with_dev else None)

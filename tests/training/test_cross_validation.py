@@ -20,7 +20,7 @@ from training.data.families import FAMILIES, family_of
 from training.frozen_frontend import CORPUS_COLUMN, FrontendCache
 from training.metrics import compute_eer
 from training.recipe import recipe_from_dict
-from training.state_cache import VIEW_COLUMN, load_states
+from training.state_cache import VIEW_COLUMN, training_states
 from modeling_nes2net import Nes2NetConfig
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -107,7 +107,7 @@ def test_the_probe_trains_on_the_views_it_is_given(tmp_path):
              ("corpus", "train", "channel"): tmp_path / "channel.safetensors"}
     clean.save(paths[("corpus", "train", "clean")])
     inverted.save(paths[("corpus", "train", "channel")])
-    train = load_states(paths, list(paths))
+    train, _ = training_states(paths, ["corpus"], with_dev=False)
     assert train.metadata[VIEW_COLUMN] == ["clean"] * len(clean) + ["channel"] * len(inverted)
     test = synthetic_cache(separation=1.0, seed=2)
 
