@@ -87,7 +87,9 @@ def measure(revision: str, repeats: int) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="CPU only, no --device: it times the CLI's start-up; no model runs.")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--baseline", default=None, metavar="REV", help="git revision of the baseline CLI")
     parser.add_argument("--output", type=Path, default=Path(__file__).with_name("cli_startup.json"))

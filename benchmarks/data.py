@@ -141,7 +141,9 @@ def measure(num_files: int, seconds: float, repeats: int, workdir: Path) -> tupl
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="CPU only, no --device: it times building, decoding and cropping files, the data loader's CPU work.")
     parser.add_argument("--num-files", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--repeats", type=int, default=3)

@@ -11,7 +11,9 @@ this ranks front-ends; `python -m training.default_model` trains the candidate d
 
 Run after `python -m training.default_model` (it reuses the built corpora and the cached Whisper states of its
 work folder):
-`python benchmarks/frontends.py [--work-dir runs/demo] [--epochs 20] [--markdown docs/frontends.md]`.
+`python benchmarks/frontends.py [--work-dir runs/demo] [--epochs 20] [--markdown docs/frontends.md] [--device cuda]`.
+`--device cuda` runs the Whisper encoder, the training and the scoring on the GPU (the spectral features are numpy, on
+the CPU); on a machine without CUDA it prints one line and exits.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from transformers.audio_utils import mel_filter_bank
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.results import add_device_argument, cuda_missing, synchronize, train_on  # noqa: E402
 from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification  # noqa: E402
 from modeling_nes2net.complexity import backend_complexity  # noqa: E402
 from training.batching import WaveformDataset, build_augmentation, build_preprocessing  # noqa: E402
@@ -80,11 +83,12 @@ class FrontendsRecipe:
 
 
 def trained_model(model: Nes2NetForAudioClassification, train: FrontendCache, dev: FrontendCache, backend: Recipe,
-                  run_dir: Path) -> Nes2NetForAudioClassification:
+                  run_dir: Path, device: str = "cpu") -> Nes2NetForAudioClassification:
     """`model` trained on the cached `train` states by `nes2net train`'s loop (`backend`, from scratch in `run_dir`),
-    calibrated on `dev`."""
+    calibrated on `dev`, loaded back on `device`."""
     shutil.rmtree(run_dir, ignore_errors=True)
-    return Nes2NetForAudioClassification.from_pretrained(train_on_states(backend, run_dir, (train, dev), model)).eval()
+    final = train_on_states(backend, run_dir, (train, dev), model)
+    return Nes2NetForAudioClassification.from_pretrained(final).eval().to(device)
 
 
 def _power_spectrum(waveform: np.ndarray, n_fft: int) -> np.ndarray:
@@ -245,14 +249,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
+    add_device_argument(parser)
     args = parser.parse_args(argv)
+    if cuda_missing(args.device):
+        return 0
+    train_on(args.device)
     make_deterministic(NUM_THREADS)
     recipe = FrontendsRecipe.load(RECIPE)
     backend = dataclasses.replace(recipe.backend, training=dataclasses.replace(recipe.backend.training,
                                                                                 epochs=args.epochs))
     sources = {name: {"source": str(REPO_ROOT / corpus["source"])} for name, corpus in recipe.corpora.items()}
     corpora = {name: Path(folder) for name, folder in build_corpora(sources, args.work_dir / "data").items()}
-    whisper = whisper_model(recipe, args.work_dir / "weights")
+    whisper = whisper_model(recipe, args.work_dir / "weights").to(args.device)
     whisper_train, whisper_dev = cached_states(whisper, recipe, corpora, args.work_dir / "cache")
     clean_views = len(whisper_train) // recipe.data["views"]  # view 0 comes first in the cache
     test = test_items(corpora)
@@ -260,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     if not test_file.is_file():
         cache_frontend_states(whisper, test, [0], desc="test").save(test_file)
     started = time.perf_counter()
-    whisper(torch.from_numpy(test[0]["input_values"])[None])
+    whisper(torch.from_numpy(test[0]["input_values"])[None].to(args.device))
+    synchronize(args.device)
     whisper_cost = (time.perf_counter() - started) / (test[0]["input_values"].size / RATE)
 
     train_items = training_items(recipe, corpora, augmented=False)
@@ -272,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         dev = sum(dev_caches[1:], dev_caches[0])
         test_cache = spectral_cache(features, test)[0]
         model = trained_model(backend_model(train.states[0].shape[-1], recipe), train, dev, backend,
-                              args.work_dir / "frontends" / f"run-{index}")
+                              args.work_dir / "frontends" / f"run-{index}", args.device)
         rows[name] = summary(score_cache(model, test_cache), test_cache, score_cache(model, dev), dev)
         rows[name]["cost"] = cost
         rows[name]["macs"] = backend_complexity(model.config, frames=201)["macs"]
@@ -280,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     clean = FrontendCache(whisper_train.states[:clean_views], whisper_train.labels[:clean_views],
                           {key: values[:clean_views] for key, values in whisper_train.metadata.items()})
     trained_whisper = trained_model(whisper_model(recipe, args.work_dir / "weights"), clean, whisper_dev, backend,
-                                    args.work_dir / "frontends" / "run-whisper")
+                                    args.work_dir / "frontends" / "run-whisper", args.device)
     whisper_test = FrontendCache.load(test_file)
     name = "Whisper tiny.en encoder, frozen (5 layers merged)"
     test_scores, dev_scores = score_cache(trained_whisper, whisper_test), score_cache(trained_whisper, whisper_dev)

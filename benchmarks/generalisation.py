@@ -11,10 +11,13 @@ threshold, and the EER of each held-out family.
     python benchmarks/generalisation.py --candidates logistic default
     python benchmarks/generalisation.py --render              # docs/generalisation.md from the JSON (the README's
                                                               # table: python benchmarks/render.py)
+    python benchmarks/generalisation.py --device cuda         # encode, train and score on the GPU
 
 It reuses the built corpora and cached states of `python -m training.default_model` (`--work-dir`), computing what
 is missing. Each Nes2Net candidate is a recipe (the base recipe with the candidate's overrides) trained by `nes2net
-train`'s loop on each fold's cached states (`training.cross_validation.nes2net_candidate`).
+train`'s loop on each fold's cached states (`training.cross_validation.nes2net_candidate`). `--device cuda` runs the
+front-end, the training and the scoring on the GPU (the logistic baselines stay on the CPU); on a machine without CUDA
+it prints one line and exits.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.render import GENERALISATION_BASELINES as BASELINES  # noqa: E402
 from benchmarks.render import GENERALISATION_COMPARED as COMPARED  # noqa: E402
+from benchmarks.results import add_device_argument, cuda_missing, train_on  # noqa: E402
 from hub_cards.generalisation import weights_digest  # noqa: E402
 from modeling_nes2net.atomic import write_text_atomic  # noqa: E402
 from modeling_nes2net import Nes2NetForAudioClassification  # noqa: E402
@@ -92,29 +96,32 @@ def candidate_recipe(recipe: Recipe, spec: dict) -> Recipe:
         training=dataclasses.replace(recipe.training, **spec.get("training", {})))
 
 
-def build_candidates(names: list[str], recipe: Recipe) -> dict:
-    """name -> `training.cross_validation` candidate, for the baselines and `CANDIDATES`."""
+def build_candidates(names: list[str], recipe: Recipe, device: str = "cpu") -> dict:
+    """name -> `training.cross_validation` candidate, for the baselines and `CANDIDATES` (scoring on `device`)."""
     baselines = {"logistic": logistic_probe,
                  "logistic-clean": functools.partial(logistic_probe, inverse_strength=0.01, views=("clean",))}
     return {name: baselines[name] if name in baselines else
-            nes2net_candidate(candidate_recipe(recipe, CANDIDATES[name])) for name in names}
+            nes2net_candidate(candidate_recipe(recipe, CANDIDATES[name]), device) for name in names}
 
 
-def run(work_dir: Path, names: list[str], recipe_path: Path, threads: int, compared: Path) -> dict:
+def run(work_dir: Path, names: list[str], recipe_path: Path, threads: int, compared: Path,
+        device: str = "cpu") -> dict:
     """Cross-validate `names`, then confirm each trained on every train split on each corpus' test split, next to
-    the `compared` model folder (scored on the same cached states); returns the JSON written."""
+    the `compared` model folder (scored on the same cached states), models on `device`; returns the JSON written."""
+    train_on(device)
     make_deterministic(threads)
     recipe = load_default_recipe(recipe_path, work_dir)
     corpora = build_corpora(recipe.data.corpora, work_dir / "data")
-    paths = cache_corpora(build_model(recipe.model, work_dir / "weights"), corpora, work_dir / "states", recipe.data)
+    frontend = build_model(recipe.model, work_dir / "weights").to(device)
+    paths = cache_corpora(frontend, corpora, work_dir / "states", recipe.data)
     train, dev = training_states(paths, corpora)
     held_out = load_states(paths, [(name, split, "clean") for name in corpora for split in ("train", "dev")])
     tests = {name: load_states(paths, [(name, "test", "clean")]) for name in corpora}
     folds = plan_folds(held_out, family_of)
     started = time.perf_counter()
-    candidates = build_candidates(names, recipe)
+    candidates = build_candidates(names, recipe, device)
     report = cross_validate(candidates, train, dev, held_out, folds, family_of)
-    compared_model = Nes2NetForAudioClassification.from_pretrained(compared).eval()
+    compared_model = Nes2NetForAudioClassification.from_pretrained(compared).eval().to(device)
     scorers = {COMPARED: lambda cache: score_cache(compared_model, cache)}
     scorers.update({name: candidate(train, dev) for name, candidate in candidates.items()})
     return {
@@ -125,7 +132,7 @@ def run(work_dir: Path, names: list[str], recipe_path: Path, threads: int, compa
                  for name, scorer in scorers.items()},
         "compared": {"path": os.path.relpath(compared, REPO_ROOT), "weights_sha256": weights_digest(compared),
                      "training_data": compared_model.config.training_data.split(". ")[0]},
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {threads} torch thread(s)",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {threads} torch thread(s), {device}",
         "minutes": (time.perf_counter() - started) / 60,
     }
 
@@ -215,10 +222,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="a model folder scored on the test splits next to the candidates")
     parser.add_argument("--output", type=Path, default=RESULTS, help="the JSON written")
     parser.add_argument("--render", action="store_true", help="only render docs/generalisation.md from --output")
+    add_device_argument(parser)
     args = parser.parse_args(argv)
+    if not args.render and cuda_missing(args.device):
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not args.render:
-        results = run(args.work_dir, args.candidates, args.recipe, args.threads, args.compared)
+        results = run(args.work_dir, args.candidates, args.recipe, args.threads, args.compared, args.device)
         write_text_atomic(args.output, json.dumps(merged(results, args.output), indent=1))
     write_text_atomic(MARKDOWN, render(json.loads(args.output.read_text(encoding="utf-8"))))
     print(MARKDOWN.read_text(encoding="utf-8"))

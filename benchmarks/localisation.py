@@ -19,8 +19,9 @@ the spliced utterances, the intersection over union of the flagged stretches (`D
 `--segments`, the plot, the demo and the Space share) with the inserted spans: its mean, the share of splices at
 IoU >= 0.5, and the share called `bonafide` (neither spoof nor partly spoofed).
 
-Run: `nice -n 19 python benchmarks/localisation.py [--frame-model DIR] [--max-utterances N] [--full] [--threads 2]`;
-writes `localisation.json` next to this script (rendered into the README by `benchmarks/render.py`).
+Run: `nice -n 19 python benchmarks/localisation.py [--frame-model DIR] [--max-utterances N] [--full] [--threads 2]
+[--device cuda]`; writes `localisation.json` next to this script (rendered into the README by `benchmarks/render.py`).
+`--device cuda` scores on the GPU; on a machine without CUDA it prints one line and exits.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.results import machine_record, write_results  # noqa: E402
+from benchmarks.results import add_device_argument, cuda_missing, machine_record, write_results  # noqa: E402
 from modeling_nes2net import Nes2NetForAudioClassification, Nes2NetForAudioFrameClassification  # noqa: E402
 from modeling_nes2net.configuration_nes2net import BONAFIDE_LABEL  # noqa: E402
 from modeling_nes2net.detection import Nes2NetDetector  # noqa: E402
@@ -56,11 +57,12 @@ HELD_BACK_SPLIT = "eval"
 IOU_HIT = 0.5
 
 
-def system_row(name: str, model_dir: Path, protocol: str, splices: dict[str, Path], max_utterances: int | None) -> dict:
+def system_row(name: str, model_dir: Path, protocol: str, splices: dict[str, Path], max_utterances: int | None,
+               device: str = "cpu") -> dict:
     """One system's figures on the held-back splices of every corpus (at most `max_utterances` of each, the same
-    seeded subset for every system; see the module docstring)."""
+    seeded subset for every system; see the module docstring), scored on `device`."""
     model_class = Nes2NetForAudioFrameClassification if name.startswith("frame") else Nes2NetForAudioClassification
-    detector = Nes2NetDetector(model_class.from_pretrained(model_dir), protocol=protocol, device="cpu")
+    detector = Nes2NetDetector(model_class.from_pretrained(model_dir), protocol=protocol, device=device)
     scored, corpora = [], {}
     for corpus, folder in splices.items():
         results = score_detections(detector, folder, HELD_BACK_SPLIT, max_utterances)
@@ -92,18 +94,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full", action="store_true", help="also score the frame head with --protocol full")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", type=Path, default=Path(__file__).with_name("localisation.json"))
+    add_device_argument(parser)
     args = parser.parse_args(argv)
+    if cuda_missing(args.device):
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not (args.frame_model / "config.json").is_file():
         raise SystemExit(f"--frame-model: {args.frame_model} holds no model; build it with python -m "
                          "training.frame_model")
     torch.set_num_threads(args.threads)
-    machine = machine_record("cpu", args.threads)
+    machine = machine_record(args.device, args.threads)
     sources = build_sources(FrameRecipe.load(args.recipe), args.work_dir / "data")
     splices = {name.removeprefix("splices-"): folder for name, folder in sources.items() if name.startswith("splices-")}
     systems = [("windows", args.model, "windows"), ("frame head", args.frame_model, "windows")]
     systems += [("frame head, full", args.frame_model, "full")] if args.full else []
-    rows = [system_row(name, model_dir, protocol, splices, args.max_utterances)
+    rows = [system_row(name, model_dir, protocol, splices, args.max_utterances, args.device)
             for name, model_dir, protocol in systems]
     for row in rows:
         figures = ", ".join(f"{metric} {100 * value:.1f}" for metric, value in row["metrics"].items())

@@ -94,7 +94,9 @@ def large_run(n_trials: int, repeats: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="CPU only, no --device: the metrics are numpy on score arrays; no model runs.")
     parser.add_argument("--trials", type=int, default=1_000_000, help="trials for the large vectorised run")
     parser.add_argument("--loop-sizes", type=int, nargs="+", default=[2_000, 10_000, 50_000, 100_000, 200_000])
     parser.add_argument("--repeats", type=int, default=5, help="best of this many runs for the vectorised code")

@@ -85,7 +85,9 @@ def measure(clips: np.ndarray, repeats: int, authors: str | None, authors_python
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="CPU only, no --device: RawBoost is numpy / scipy filtering, run in the CPU data loader when training.")
     parser.add_argument("--clips", type=int, default=20, help="clips per timing run")
     parser.add_argument("--repeats", type=int, default=3, help="timing runs; the best is reported")
     parser.add_argument("--seconds", type=float, default=4.0, help="clip length in seconds")

@@ -40,6 +40,16 @@ def cuda_missing(device: str) -> bool:
     return False
 
 
+def train_on(device: str) -> None:
+    """Make `nes2net train`'s Trainer train on `device`: Accelerate takes a visible GPU unless `ACCELERATE_USE_CPU`
+    is set, and on CUDA `torch.use_deterministic_algorithms` (which the training benchmarks set) needs cuBLAS's fixed
+    workspace. Call before the first `Accelerator` is made."""
+    if device == "cpu":
+        os.environ["ACCELERATE_USE_CPU"] = "true"
+    else:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
 def synchronize(device: str) -> None:
     """Wait for `device`'s queued work, so a wall-clock timer around a forward measures the forward."""
     import torch

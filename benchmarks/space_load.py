@@ -2,7 +2,7 @@
 called in-process on the same requests as the baseline.
 
     python benchmarks/space_load.py [--model FOLDER] [--clients 20] [--seconds 30] [--rounds 3] [--idle 40]
-                                    [--concurrency 2] [--threads 1] [--no-baseline] [--output FILE.json]
+                                    [--concurrency 2] [--threads 1] [--no-baseline] [--device cuda] [--output FILE.json]
 
 The app runs in a subprocess (`space/app.py`, queue of `--concurrency` workers and room for every client). Each client
 uploads one of three recordings of synthetic speech (`modeling_nes2net.examples.speech_like`: 4 s, 14 s, scored as
@@ -26,7 +26,8 @@ idle, within 10 % of the first round's RSS. `--output` (default `benchmarks/spac
 `benchmarks/render.py` renders into space/README.md) gets everything measured (`measure` returns it).
 
 Without `--model` the embedded default model is used when installed, else a Nes2Net-X on the default spectrogram
-front-end with random weights (timings only; its verdicts mean nothing).
+front-end with random weights (timings only; its verdicts mean nothing). `--device cuda` runs the app's models and the
+baseline's on the GPU; on a machine without CUDA it prints one line and exits.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification, save_
 from modeling_nes2net.detection import Nes2NetDetector
 from modeling_nes2net.examples import speech_like
 from modeling_nes2net.model_loading import DEFAULT_MODEL_DIR
-from benchmarks.results import machine_record, write_results
+from benchmarks.results import add_device_argument, cuda_missing, machine_record, write_results
 
 MAX_SECONDS = 60.0
 SEQUENTIAL_ROUNDS = 3
@@ -144,9 +145,9 @@ def load_phase(url: str, model_choice: str, files: list[Path], clients: int, sec
     return {"sent": sent, "answered": answered, "failed": failed, "lost": lost, "elapsed": elapsed}
 
 
-def in_process_phase(model: str, files_in_order: list[Path], concurrency: int) -> dict:
-    """The same requests through the detection API in this process, `concurrency` at a time."""
-    detector = Nes2NetDetector.from_pretrained(None if model == DEFAULT_CHOICE else model, device="cpu")
+def in_process_phase(model: str, files_in_order: list[Path], concurrency: int, device: str = "cpu") -> dict:
+    """The same requests through the detection API in this process on `device`, `concurrency` at a time."""
+    detector = Nes2NetDetector.from_pretrained(None if model == DEFAULT_CHOICE else model, device=device)
     limits = Limits()
 
     def one(path: Path) -> float:
@@ -177,9 +178,10 @@ def uploads_left(server, files: list[Path]) -> int:
 
 
 def measure(model: str | None = None, clients: int = 20, seconds: float = 30.0, rounds: int = 3,
-            idle_seconds: float = 40.0, concurrency: int = 2, threads: int = 1, baseline: bool = True) -> dict:
+            idle_seconds: float = 40.0, concurrency: int = 2, threads: int = 1, baseline: bool = True,
+            device: str = "cpu") -> dict:
     """Run the app, the sequential phase, `rounds` load rounds, the idle wait and (with `baseline`) the in-process
-    baseline; return everything measured as a JSON-ready dict (latencies in s, memory in MiB)."""
+    baseline, models on `device`; return everything measured as a JSON-ready dict (latencies in s, memory in MiB)."""
     seconds = min(seconds, MAX_SECONDS)
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory(prefix="nes2net-space-load-") as work:
@@ -195,7 +197,7 @@ def measure(model: str | None = None, clients: int = 20, seconds: float = 30.0, 
             model_choice = display_name(model)
             described = "Nes2Net-X on the spectrogram front-end, random weights (timing only)"
         app_args = ["--concurrency", str(concurrency), "--queue-size", str(max(64, 2 * clients)),
-                    "--threads", str(threads), "--device", "cpu", "--upload-max-age", str(4 * IDLE_SWEEP_SECONDS)]
+                    "--threads", str(threads), "--device", device, "--upload-max-age", str(4 * IDLE_SWEEP_SECONDS)]
         if model != DEFAULT_CHOICE:
             app_args = ["--model", model, *app_args]
         server = start_space(work / "app", app_args)
@@ -214,7 +216,7 @@ def measure(model: str | None = None, clients: int = 20, seconds: float = 30.0, 
             idle_mib = resident_mib(server.process.pid)
         finally:
             server.stop(signal.SIGINT)
-        in_process = in_process_phase(model, load_rounds[0]["sent"], concurrency) if baseline else None
+        in_process = in_process_phase(model, load_rounds[0]["sent"], concurrency, device) if baseline else None
 
     def summary(phase: dict) -> dict:
         latencies = [latency for _, latency, _ in phase["answered"]]
@@ -226,6 +228,7 @@ def measure(model: str | None = None, clients: int = 20, seconds: float = 30.0, 
 
     report = {
         "model": described, "clients": clients, "seconds": seconds, "concurrency": concurrency, "threads": threads,
+        "device": device,
         "recordings_s": durations,
         "sequential": dict(zip(("p50_s", "p90_s", "p99_s"), percentiles(sequential)), requests=len(sequential),
                            requests_per_second=len(sequential) / sum(sequential),
@@ -249,8 +252,8 @@ def print_report(report: dict) -> None:
     rounds, sequential, baseline = report["rounds"], report["sequential"], report.get("in_process")
     print(f"Space load test: {report['clients']} clients for {report['seconds']:g} s, {len(rounds)} rounds, against "
           f"space/app.py on 127.0.0.1; model: {report['model']}")
-    print(f"app: concurrency {report['concurrency']}, torch threads {report['threads']}, CPU; recordings: "
-          + ", ".join(f"{name} {duration:.1f} s" for name, duration in report["recordings_s"].items()))
+    print(f"app: concurrency {report['concurrency']}, torch threads {report['threads']}, {report['device']}; "
+          "recordings: " + ", ".join(f"{name} {duration:.1f} s" for name, duration in report["recordings_s"].items()))
     print()
     print(f"{'':34} {'requests':>8} {'answered':>8} {'errors':>6} {'lost':>5} {'req/s':>7} "
           f"{'p50 s':>7} {'p90 s':>7} {'p99 s':>7}")
@@ -299,10 +302,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-baseline", dest="baseline", action="store_false", help="skip the in-process baseline")
     parser.add_argument("--output", type=Path, default=Path(__file__).with_name("space_load.json"),
                         help="the JSON file the measurements are written to (space/README.md is rendered from it)")
+    add_device_argument(parser)
     args = parser.parse_args(argv)
-    machine = machine_record("cpu", args.threads)
+    if cuda_missing(args.device):
+        return 0
+    machine = machine_record(args.device, args.threads)
     report = measure(args.model, args.clients, args.seconds, args.rounds, args.idle, args.concurrency, args.threads,
-                     args.baseline)
+                     args.baseline, args.device)
     print_report(report)
     details = {key: value for key, value in report.items() if key != "rounds"}  # the rounds are the rows
     write_results(args.output, "space_load", machine, report["rounds"], details)

@@ -131,16 +131,17 @@ def logistic_probe(train: FrontendCache, calibration: FrontendCache, inverse_str
     return scorer
 
 
-def nes2net_candidate(recipe: Recipe) -> Candidate:
+def nes2net_candidate(recipe: Recipe, device: str = "cpu") -> Candidate:
     """A Nes2Net back-end trained as `nes2net train` trains `recipe` (a recipe with `data.corpora`, whose corpora are
     not read: `training.train.train_on_states` on the fold's cached states, in a temporary folder, without a dev
     split, so the last `average_best` epochs are averaged), calibrated on the calibration split's log-odds
-    (`calibrate_model`)."""
+    (`calibrate_model`); it scores on `device`."""
 
     def fit(train: FrontendCache, calibration: FrontendCache) -> Scorer:
         with tempfile.TemporaryDirectory(prefix="nes2net-fold-") as run_dir:
             fold = dataclasses.replace(recipe, data=dataclasses.replace(recipe.data, dev_split=None))
-            model = Nes2NetForAudioClassification.from_pretrained(train_on_states(fold, run_dir, (train, None))).eval()
+            model = Nes2NetForAudioClassification.from_pretrained(train_on_states(fold, run_dir, (train, None)))
+            model = model.eval().to(device)
         calibrate_model(model, score_cache(model, calibration), calibration.labels)
         return lambda cache: score_cache(model, cache)
 
