@@ -79,6 +79,10 @@ CANDIDATES: dict[str, dict] = {
     "attm-normalized-mean-unmasked": {"description": "attm-normalized-mean without masking the states",
                                       "config": {"normalize_layers": True, "pooling": "mean", "layer_merge": "attm"},
                                       "data": {"mask_channels": 0, "mask_frames": 0}},
+    "attm-normalized-mean-4s-windows": {"description": "attm-normalized-mean-unmasked trained on random 4 s windows "
+                                                       "of the states (the windows protocol's length) instead of 2 s",
+                                        "config": {"normalize_layers": True, "pooling": "mean", "layer_merge": "attm"},
+                                        "data": {"mask_channels": 0, "mask_frames": 0, "crop_frames": 200}},
     "normalized-mean-heavy-mask": {"description": "normalized-mean with bands of up to 128 channels and spans of up "
                                                   "to 40 frames masked, weight decay 1e-2",
                                    "config": {"normalize_layers": True, "pooling": "mean"},
