@@ -92,6 +92,15 @@ CANDIDATES: dict[str, dict] = {
 """Nes2Net candidates: overrides of the base recipe's (`RECIPE`) `model.config`, `data` and `training` sections."""
 
 
+BASELINE_PROBES = {
+    "logistic": ("logistic regression on mean + std pooled states of every layer", logistic_probe),
+    "logistic-clean": ("logistic on the clean view only (no channel view), L2 C = 0.01 (the better of C = 1 and 0.01 "
+                       "on these folds)",
+                       functools.partial(logistic_probe, inverse_strength=0.01, views=("clean",))),
+}
+"""The linear baselines, one per name of `BASELINES`: description and `training.cross_validation` candidate."""
+
+
 def candidate_recipe(recipe: Recipe, spec: dict) -> Recipe:
     """`recipe` with a `CANDIDATES` entry's overrides."""
     return dataclasses.replace(
@@ -102,9 +111,7 @@ def candidate_recipe(recipe: Recipe, spec: dict) -> Recipe:
 
 def build_candidates(names: list[str], recipe: Recipe, device: str = "cpu") -> dict:
     """name -> `training.cross_validation` candidate, for the baselines and `CANDIDATES` (scoring on `device`)."""
-    baselines = {"logistic": logistic_probe,
-                 "logistic-clean": functools.partial(logistic_probe, inverse_strength=0.01, views=("clean",))}
-    return {name: baselines[name] if name in baselines else
+    return {name: BASELINE_PROBES[name][1] if name in BASELINE_PROBES else
             nes2net_candidate(candidate_recipe(recipe, CANDIDATES[name]), device) for name in names}
 
 
@@ -157,12 +164,7 @@ def merged(results: dict, path: Path) -> dict:
 
 
 def describe(name: str) -> str:
-    if name == "logistic":
-        return "logistic regression on mean + std pooled states of every layer"
-    if name == "logistic-clean":
-        return ("logistic on the clean view only (no channel view), L2 C = 0.01 (the better of C = 1 and 0.01 on "
-                "these folds)")
-    return CANDIDATES[name]["description"]
+    return BASELINE_PROBES[name][0] if name in BASELINE_PROBES else CANDIDATES[name]["description"]
 
 
 def render(results: dict) -> str:
