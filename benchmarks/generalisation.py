@@ -47,12 +47,13 @@ from training.cross_validation import (  # noqa: E402
     nes2net_candidate,
     plan_folds,
     test_report,
+    trained_on,
 )
 from training.corpus_sources import build_corpora  # noqa: E402
 from training.data.families import family_of  # noqa: E402
 from training.default_model import DEFAULT_WORK_DIR, NUM_THREADS, load_default_recipe, make_deterministic  # noqa: E402
 from training.frozen_frontend import score_cache  # noqa: E402
-from training.recipe import Recipe  # noqa: E402
+from training.recipe import DataSpec, Recipe  # noqa: E402
 from training.state_cache import cache_corpora, load_states, training_states  # noqa: E402
 from training.train import build_model  # noqa: E402
 
@@ -83,13 +84,21 @@ CANDIDATES: dict[str, dict] = {
                                                        "of the states (the windows protocol's length) instead of 2 s",
                                         "config": {"normalize_layers": True, "pooling": "mean", "layer_merge": "attm"},
                                         "data": {"mask_channels": 0, "mask_frames": 0, "crop_frames": 200}},
+    "vocoded-pairs": {"description": "attm-normalized-mean-unmasked + the HiFi-GAN and WORLD copy-synthesis of every "
+                                     "train-split genuine clip as extra fakes (a copy leaves training with its clip's "
+                                     "genuine source or its vocoder's family)",
+                      "config": {"normalize_layers": True, "pooling": "mean", "layer_merge": "attm"},
+                      "data": {"mask_channels": 0, "mask_frames": 0},
+                      "corpora": {f"{name}-vocoded": {"vocoded": name, "vocoders": ["hifigan", "world"]}
+                                  for name in ("mini-antispoof", "antispoof-plus", "antispoof-modern")}},
     "normalized-mean-heavy-mask": {"description": "normalized-mean with bands of up to 128 channels and spans of up "
                                                   "to 40 frames masked, weight decay 1e-2",
                                    "config": {"normalize_layers": True, "pooling": "mean"},
                                    "data": {"mask_channels": 128, "mask_frames": 40},
                                    "training": {"weight_decay": 1.0e-2}},
 }
-"""Nes2Net candidates: overrides of the base recipe's (`RECIPE`) `model.config`, `data` and `training` sections."""
+"""Nes2Net candidates: overrides of the base recipe's (`RECIPE`) `model.config`, `data` and `training` sections, and
+training corpora added to its `data.corpora` (`corpora`)."""
 
 
 BASELINE_PROBES = {
@@ -102,17 +111,31 @@ BASELINE_PROBES = {
 
 
 def candidate_recipe(recipe: Recipe, spec: dict) -> Recipe:
-    """`recipe` with a `CANDIDATES` entry's overrides."""
+    """`recipe` with a `CANDIDATES` entry's overrides (and its extra training `corpora` added to the recipe's)."""
     return dataclasses.replace(
         recipe, model=dataclasses.replace(recipe.model, config={**recipe.model.config, **spec.get("config", {})}),
-        data=dataclasses.replace(recipe.data, **spec.get("data", {})),
+        data=dataclasses.replace(recipe.data, corpora={**recipe.data.corpora, **spec.get("corpora", {})},
+                                 **spec.get("data", {})),
         training=dataclasses.replace(recipe.training, **spec.get("training", {})))
 
 
 def build_candidates(names: list[str], recipe: Recipe, device: str = "cpu") -> dict:
-    """name -> `training.cross_validation` candidate, for the baselines and `CANDIDATES` (scoring on `device`)."""
-    return {name: BASELINE_PROBES[name][1] if name in BASELINE_PROBES else
-            nes2net_candidate(candidate_recipe(recipe, CANDIDATES[name]), device) for name in names}
+    """name -> `training.cross_validation` candidate, for the baselines and `CANDIDATES` (scoring on `device`), each
+    trained on its own recipe's corpora."""
+    candidates = {}
+    for name in names:
+        if name in BASELINE_PROBES:
+            candidates[name] = trained_on(recipe.data.corpora, BASELINE_PROBES[name][1])
+        else:
+            own = candidate_recipe(recipe, CANDIDATES[name])
+            candidates[name] = trained_on(own.data.corpora, nes2net_candidate(own, device))
+    return candidates
+
+
+def with_training_corpora(names: list[str], recipe: Recipe) -> DataSpec:
+    """`recipe`'s data section with every extra training corpus of the `CANDIDATES` among `names` added."""
+    extra = {corpus: spec for name in names for corpus, spec in CANDIDATES.get(name, {}).get("corpora", {}).items()}
+    return dataclasses.replace(recipe.data, corpora={**recipe.data.corpora, **extra})
 
 
 def run(work_dir: Path, names: list[str], recipe_path: Path, threads: int, compared: Path,
@@ -122,12 +145,14 @@ def run(work_dir: Path, names: list[str], recipe_path: Path, threads: int, compa
     train_on(device)
     make_deterministic(threads)
     recipe = load_default_recipe(recipe_path, work_dir)
-    corpora = build_corpora(recipe.data.corpora, work_dir / "data")
+    data = with_training_corpora(names, recipe)
+    corpora = build_corpora(data.corpora, work_dir / "data")
     frontend = build_model(recipe.model, work_dir / "weights").to(device)
-    paths = cache_corpora(frontend, corpora, work_dir / "states", recipe.data)
+    paths = cache_corpora(frontend, corpora, work_dir / "states", data)
     train, dev = training_states(paths, corpora)
-    held_out = load_states(paths, [(name, split, "clean") for name in corpora for split in ("train", "dev")])
-    tests = {name: load_states(paths, [(name, "test", "clean")]) for name in corpora}
+    evaluated = list(recipe.data.corpora)  # folds and tests: the base recipe's corpora, whatever a candidate adds
+    held_out = load_states(paths, [(name, split, "clean") for name in evaluated for split in ("train", "dev")])
+    tests = {name: load_states(paths, [(name, "test", "clean")]) for name in evaluated}
     folds = plan_folds(held_out, family_of)
     started = time.perf_counter()
     candidates = build_candidates(names, recipe, device)
@@ -136,7 +161,7 @@ def run(work_dir: Path, names: list[str], recipe_path: Path, threads: int, compa
     scorers = {COMPARED: lambda cache: score_cache(compared_model, cache)}
     scorers.update({name: candidate(train, dev) for name, candidate in candidates.items()})
     return {
-        "corpora": list(corpora),
+        "corpora": evaluated,
         "folds": [{"family": fold.family, "genuine_sources": list(fold.genuine_sources)} for fold in folds],
         "candidates": {name: {**report[name], "description": describe(name)} for name in report},
         "test": {name: {corpus: test_report(scorer, test) for corpus, test in tests.items()}

@@ -20,13 +20,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from modeling_nes2net import Nes2NetForAudioClassification
+from training.corpus_sources import PAIR_SOURCE_COLUMN
 from training.llr_fitting import calibrate_model, fit_llr_fusion
 from training.frozen_frontend import CORPUS_COLUMN, FrontendCache, score_cache
 from training.recipe import Recipe
@@ -81,12 +82,15 @@ def plan_folds(cache: FrontendCache, family_of: Callable[[str], str]) -> list[Fo
 
 
 def held_out_mask(cache: FrontendCache, fold: Fold, family_of: Callable[[str], str]) -> np.ndarray:
-    """`(n,)` bool: the trials of `cache` that `fold` holds out (its family's spoofs, its genuine sources)."""
+    """`(n,)` bool: the trials of `cache` that `fold` holds out (its family's spoofs, its genuine sources, and the
+    vocoded copies of clips of those sources, `PAIR_SOURCE_COLUMN`)."""
     families = trial_families(cache, family_of)
     sources = set(fold.genuine_sources)
     genuine = np.array([cache.labels[index] == 1 and genuine_source(cache, index) in sources
                         for index in range(len(cache))], dtype=bool)
-    return genuine | (families == fold.family)
+    copies = np.isin(np.asarray(cache.metadata.get(PAIR_SOURCE_COLUMN, [""] * len(cache)), dtype=object),
+                     list(sources))
+    return genuine | copies | (families == fold.family)
 
 
 def subset(cache: FrontendCache, mask: np.ndarray) -> FrontendCache:
@@ -97,6 +101,18 @@ def subset(cache: FrontendCache, mask: np.ndarray) -> FrontendCache:
 
 
 # ----------------------------------------------------------------------------------------------- candidates
+
+
+def trained_on(corpora: Iterable[str], candidate: Candidate) -> Candidate:
+    """`candidate` trained on the trials of `corpora` alone (`CORPUS_COLUMN`), whatever else the training split holds,
+    so that candidates with and without extra training corpora share one cache and the same folds."""
+    corpora = list(corpora)
+
+    def fit(train: FrontendCache, calibration: FrontendCache) -> Scorer:
+        kept = np.isin(np.asarray(train.metadata[CORPUS_COLUMN], dtype=object), corpora)
+        return candidate(subset(train, kept), calibration)
+
+    return fit
 
 
 def pooled_statistics(cache: FrontendCache) -> np.ndarray:

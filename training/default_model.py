@@ -58,11 +58,11 @@ from hub_cards.render import measure_efficiency
 from modeling_nes2net import ModelLoadError, Nes2NetForAudioClassification, save_model_folder
 from modeling_nes2net.atomic import atomic_folder
 from modeling_nes2net.folder import remote_code_files
-from training.corpus_sources import build_corpora
+from training.corpus_sources import build_corpora, corpus_splits
 from training.data import load_built_dataset
 from training.divergence import TrainingDivergedError
 from training.frozen_frontend import FrontendCache
-from training.recipe import Recipe, load_recipe
+from training.recipe import CORPUS_SOURCES, VOCODED, Recipe, load_recipe
 from training.train import Trainer
 from hub_cards.results import load_result
 from training.whisper_weights import WHEEL_LICENSE, WHEEL_REQUIREMENT
@@ -107,7 +107,8 @@ def load_default_recipe(recipe_path: Path, work_dir: Path) -> Recipe:
     repository root, wherever the command runs."""
     recipe = load_recipe(recipe_path,
                          values={"data.cache_dir": str(work_dir), "training.output_dir": str(work_dir / "run")})
-    recipe.data.corpora = {name: {kind: str(REPO_ROOT / path) for kind, path in corpus.items()}
+    recipe.data.corpora = {name: {kind: str(REPO_ROOT / value) if kind in CORPUS_SOURCES else value
+                                  for kind, value in corpus.items()}
                            for name, corpus in recipe.data.corpora.items()}
     return recipe
 
@@ -137,14 +138,19 @@ def evaluate_default(final_dir: Path, corpora: dict[str, Path], eval_dir: Path) 
     return outputs
 
 
+def tested(corpora: dict[str, str], recipe: Recipe) -> dict[str, str]:
+    """The built `corpora` that have a test split (a vocoded corpus has only train)."""
+    return {name: folder for name, folder in corpora.items() if corpus_splits(recipe.data.corpora[name], ("test",))}
+
+
 def training_data_note(corpora: dict[str, str], train: FrontendCache) -> str:
     """The `config.training_data` text: what the weights saw, in numbers read from the build info and the cache."""
     parts = []
     for name, folder in corpora.items():
         train_split = json.loads((Path(folder) / BUILD_INFO_FILE).read_text(encoding="utf-8"))["splits"]["train"]
         parts.append(f"{name} ({train_split['num_rows']} clips, {train_split['duration_hours'] * 60:.0f} min: "
-                     f"{train_split['label_counts']['bonafide']} bona fide, {train_split['label_counts']['spoof']} "
-                     "spoofed)")
+                     f"{train_split['label_counts'].get('bonafide', 0)} bona fide, "
+                     f"{train_split['label_counts'].get('spoof', 0)} spoofed)")
     systems = {system for system, label in zip(train.metadata["system"], train.labels) if label == 0}
     return (
         f"Trained on the train splits of {', '.join(parts)}: real speech against {len(systems)} TTS, voice conversion, "
@@ -181,7 +187,8 @@ def card_spec(results: list, recipe: Recipe, recipe_path: str | Path, training_d
         settings["training time"] = f"{minutes:.0f} minutes on 2 CPU cores (`python -m training.default_model`)"
     return ModelCardSpec(
         repo_id=CARD_REPO_ID, kind="trained", license="other", license_name="mixed (see training data)",
-        license_link="https://github.com/nes2net/nes2net", datasets=[f"nes2net/{name}" for name in data.corpora],
+        license_link="https://github.com/nes2net/nes2net",
+        datasets=[f"nes2net/{name}" for name, corpus in data.corpora.items() if VOCODED not in corpus],
         results=results, training_data=training_data, title="Nes2Net-X on Whisper tiny.en (embedded default)",
         recipe=settings, recipe_file=recipe_file, efficiency=None,
     )
@@ -235,13 +242,12 @@ def run(work_dir: Path, output_dir: Path, recipe_path: Path = DEFAULT_RECIPE) ->
     trainer = Trainer(recipe, resume=False)
     final_dir = trainer.run()
     model = Nes2NetForAudioClassification.from_pretrained(final_dir)
-    corpora = build_corpora(recipe.data.corpora, work_dir / "data")
-    model.config.training_data = training_data_note(corpora, trainer.train_set.cache)
+    model.config.training_data = training_data_note(trainer.built_corpora, trainer.train_set.cache)
     save_model_folder(model, final_dir)
     minutes = (time.perf_counter() - started) / 60
     logger.info("trained in %.1f minutes", minutes)
     shutil.rmtree(work_dir / "demo-eval", ignore_errors=True)  # scores of earlier weights: never resumed onto these
-    results = evaluate_default(final_dir, corpora, work_dir / "demo-eval")
+    results = evaluate_default(final_dir, tested(trainer.built_corpora, recipe), work_dir / "demo-eval")
     return export_default_model(final_dir, output_dir, results, recipe, recipe_path, minutes)
 
 
@@ -253,7 +259,7 @@ def reevaluate_model(work_dir: Path, output_dir: Path, recipe_path: Path = DEFAU
     corpora = build_corpora(recipe.data.corpora, work_dir / "data")
     card = (output_dir / CARD_FILE).read_text(encoding="utf-8") if (output_dir / CARD_FILE).is_file() else ""
     minutes = re.search(r"\| training time \| (\d+) minutes", card)
-    results = evaluate_default(output_dir, corpora, work_dir / "demo-eval")
+    results = evaluate_default(output_dir, tested(corpora, recipe), work_dir / "demo-eval")
     return export_default_model(output_dir, output_dir, results, recipe, recipe_path,
                                 float(minutes.group(1)) if minutes else None)
 

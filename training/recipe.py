@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from modeling_nes2net.protocols import PROTOCOLS, WINDOW_SAMPLES
+from training.data.vocoders import VOCODERS
 
 RECIPES_DIR = Path(__file__).with_name("recipes")
 OPTIMIZERS = ("adam", "adamw")
@@ -41,6 +42,8 @@ SCHEDULES = ("constant", "cosine", "cosine_epochs")
 AUGMENTATIONS = {"rawboost", "musan_rir", "channel", "chain"}
 PREPROCESSING = {"remove_shortcuts"}
 CORPUS_SOURCES = ("dataset", "source")
+VOCODED = "vocoded"
+"""The `data.corpora` key of a vocoded corpus (`training.corpus_sources`)."""
 EPOCH_AVERAGES = ("best", "last")
 STATE_WINDOWS = ("crop_frames", "mask_channels", "mask_frames")
 """The `data` fields that shape the training windows of cached states."""
@@ -65,6 +68,20 @@ class ModelSpec:
             raise ValueError("model: set either preset or pretrained, not both")
 
 
+def _check_vocoded_corpus(name: str, corpus: dict[str, Any], corpora: dict[str, Any]) -> None:
+    """A one-line `ValueError` unless `corpus` is `{vocoded: NAME, vocoders: [...]}` with NAME a `source` corpus of
+    `corpora` and known, distinct vocoders."""
+    vocoders = corpus.get("vocoders")
+    if (set(corpus) != {VOCODED, "vocoders"} or not isinstance(vocoders, list) or not vocoders
+            or len(set(map(str, vocoders))) != len(vocoders) or set(map(str, vocoders)) - set(VOCODERS)):
+        raise ValueError(f"data.corpora.{name} must be {{vocoded: CORPUS, vocoders: [distinct of "
+                         f"{', '.join(VOCODERS)}]}}, got {corpus!r}"[:300])
+    source = corpora.get(corpus[VOCODED])
+    if not isinstance(source, dict) or set(source) != {"source"}:
+        raise ValueError(f"data.corpora.{name}.vocoded must name a corpus of data.corpora given by "
+                         f"{{source: FOLDER}}, got {corpus[VOCODED]!r}")
+
+
 @dataclass
 class DataSpec:
     """Where the audio comes from and how it is cut: `dataset` (audio, every epoch) or `corpora` (cached front-end
@@ -72,11 +89,12 @@ class DataSpec:
 
     dataset: str | None = None
     """A folder written by `nes2net data build` (or the generic builder), or a Hub dataset id."""
-    corpora: dict[str, dict[str, str]] | None = None
+    corpora: dict[str, dict[str, Any]] | None = None
     """Train on cached front-end states of several corpora instead: name -> `{dataset: FOLDER_OR_HUB_ID}` (built,
-    with the train and dev splits) or `{source: FOLDER}` (a folder with a generic `metadata.csv`, built once into
-    `cache_dir/data/<name>` with a dev split carved out of train: `training.corpus_sources`). Needs a frozen front-end
-    (`training.frontend_lr: 0`)."""
+    with the train and dev splits), `{source: FOLDER}` (a folder with a generic `metadata.csv`, built once into
+    `cache_dir/data/<name>` with a dev split carved out of train) or `{vocoded: NAME, vocoders: [hifigan, world,
+    griffin-lim]}` (the copy-synthesis of the train-split bona fide clips of the `source` corpus NAME: spoofed clips,
+    train split only); see `training.corpus_sources`. Needs a frozen front-end (`training.frontend_lr: 0`)."""
     cache_dir: str | None = None
     """With `corpora`: where they are built (`data/`), the front-end weights fetched (`weights/`) and the states
     cached (`states/<corpus>-<split>-<view>.safetensors`); null: `<training.output_dir>/cache`. Relative paths are
@@ -133,6 +151,9 @@ class DataSpec:
             raise ValueError(f"data.corpora must map corpus names to {{dataset: ...}} or {{source: ...}}, got "
                              f"{self.corpora!r}"[:200])
         for name, corpus in self.corpora.items():
+            if isinstance(corpus, dict) and VOCODED in corpus:
+                _check_vocoded_corpus(name, corpus, self.corpora)
+                continue
             if not isinstance(corpus, dict) or len(corpus) != 1 or set(corpus) - set(CORPUS_SOURCES):
                 raise ValueError(f"data.corpora.{name} must be {{dataset: FOLDER_OR_HUB_ID}} or {{source: FOLDER}}, "
                                  f"got {corpus!r}"[:200])

@@ -25,6 +25,7 @@ from typing import Any
 
 from modeling_nes2net import Nes2NetForAudioClassification
 from training.batching import WaveformDataset, build_augmentation, build_preprocessing
+from training.corpus_sources import PAIR_SOURCE_COLUMN, corpus_splits
 from training.data import load_built_dataset
 from training.frozen_frontend import CORPUS_COLUMN, FrontendCache, cache_frontend_states
 from training.recipe import DataSpec
@@ -32,10 +33,12 @@ from training.recipe import DataSpec
 logger = logging.getLogger(__name__)
 
 VIEWS = ("clean", "channel")
-METADATA_COLUMNS = ("label", "utt_id", "attack", "system", "speaker", "unseen_in_train", "segment_labels_10ms")
+METADATA_COLUMNS = ("label", "utt_id", "attack", "system", "speaker", "unseen_in_train", "segment_labels_10ms",
+                    PAIR_SOURCE_COLUMN)
 """Columns kept with each state (those a corpus lacks are left out): `system` names the genuine source of bona fide
-clips and the generator of spoofed ones; cross-validation groups by it; the 10 ms labels of partially spoofed
-utterances (the splices builder's) train a frame head (`training.frame_model`)."""
+clips and the generator of spoofed ones; cross-validation groups by it (and a vocoded clip by the genuine source of
+the clip it copies); the 10 ms labels of partially spoofed utterances (the splices builder's) train a frame head
+(`training.frame_model`)."""
 TRAINING_SPLITS = ("train", "dev")
 VIEW_COLUMN = "view"
 """Added by `training_states`: the view (`clean`, `channel`) each state was encoded from."""
@@ -61,12 +64,12 @@ def split_items(folder: str | Path, corpus: str, split: str, view: str, seed: in
 
 def cache_corpora(model: Nes2NetForAudioClassification, corpora: Mapping[str, str | Path], cache_dir: Path,
                   data: DataSpec, splits: Iterable[str] = SPLITS) -> dict[tuple[str, str, str], Path]:
-    """Encode `splits` of every corpus (clean) and the training splits again through the channel view of `data`
-    (`channel_seed`, `preprocess`, `augmentation`), each into `cache_dir / f"{corpus}-{split}-{view}.safetensors"`
-    unless that file exists; returns the paths by key."""
+    """Encode `splits` of every corpus (clean; a vocoded corpus has only train) and the training splits again through
+    the channel view of `data` (`channel_seed`, `preprocess`, `augmentation`), each into
+    `cache_dir / f"{corpus}-{split}-{view}.safetensors"` unless that file exists; returns the paths by key."""
     paths = {}
     for corpus, folder in corpora.items():
-        for split in splits:
+        for split in corpus_splits((data.corpora or {}).get(corpus, {}), splits):
             for view in VIEWS if split in TRAINING_SPLITS else VIEWS[:1]:
                 path = cache_dir / f"{corpus}-{split}-{view}.safetensors"
                 if not path.is_file():
@@ -91,7 +94,7 @@ def load_states(paths: Mapping[tuple[str, str, str], Path], keys: Iterable[tuple
 def training_states(paths: Mapping[tuple[str, str, str], Path], corpora: Iterable[str],
                     with_dev: bool = True) -> tuple[FrontendCache, FrontendCache | None]:
     """(train, dev) of `corpora`: every train split in both views (each trial's view in `VIEW_COLUMN`), every dev
-    split clean (None without `with_dev`)."""
+    split that `paths` holds clean (None without `with_dev`)."""
     corpora = list(corpora)
     views = []
     for view in VIEWS:
@@ -99,4 +102,5 @@ def training_states(paths: Mapping[tuple[str, str, str], Path], corpora: Iterabl
         cache.metadata[VIEW_COLUMN] = [view] * len(cache)
         views.append(cache)
     return (sum(views[1:], views[0]),
-            load_states(paths, [(name, "dev", "clean") for name in corpora]) if with_dev else None)
+            load_states(paths, [(name, "dev", "clean") for name in corpora if (name, "dev", "clean") in paths])
+            if with_dev else None)

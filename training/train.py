@@ -83,7 +83,7 @@ from training.checkpoints import (
     resume_latest,
     save_checkpoint,
 )
-from training.corpus_sources import build_corpora
+from training.corpus_sources import build_corpora, corpus_splits
 from training.data import load_built_dataset
 from training.divergence import TrainingDivergedError, refuse_non_finite_loss, refuse_non_finite_weights
 from training.distributed_norm import convert_to_global_batch_norm
@@ -315,6 +315,7 @@ class Trainer:
         self.model_class, self.batch_loss = type(self.model), batch_loss
         prepare_for_training(self.model, recipe)
         self.dev_states = None
+        self.built_corpora: dict[str, str] | None = None  # data.corpora as built (name -> folder), when read here
         if recipe.data.corpora is None:
             self._load_data()
         else:
@@ -352,13 +353,13 @@ class Trainer:
             raise ValueError(f"data.corpora caches the train and dev splits: data.train_split must be 'train' and "
                              f"data.dev_split 'dev' or null, got {data.train_split!r} and {data.dev_split!r}")
         if states is None:
-            corpora = build_corpora(data.corpora, self.cache_dir / "data")
+            self.built_corpora = build_corpora(data.corpora, self.cache_dir / "data")
             splits = ("train", "dev") if data.dev_split else ("train",)
-            for name, folder in corpora.items():  # found now, not after minutes of encoding
-                for split in splits:
+            for name, folder in self.built_corpora.items():  # found now, not after minutes of encoding
+                for split in corpus_splits(data.corpora[name], splits):
                     load_split(folder, split, f"data.corpora.{name}")
-            paths = cache_corpora(self.model, corpora, self.cache_dir / "states", data, splits)
-            states = training_states(paths, corpora, with_dev=data.dev_split is not None)
+            paths = cache_corpora(self.model, self.built_corpora, self.cache_dir / "states", data, splits)
+            states = training_states(paths, self.built_corpora, with_dev=data.dev_split is not None)
         train, self.dev_states = states
         self.train_set = StatesDataset(train, data.crop_frames, data.mask_channels, data.mask_frames, training.seed)
         self.collate, self.num_workers = collate_states, 0  # the states are in memory: no worker processes

@@ -15,7 +15,10 @@ from training.cross_validation import (
     nes2net_candidate,
     plan_folds,
     pooled_statistics,
+    subset,
+    trained_on,
 )
+from training.corpus_sources import PAIR_SOURCE_COLUMN
 from training.data.families import FAMILIES, family_of
 from training.frozen_frontend import CORPUS_COLUMN, FrontendCache
 from training.metrics import compute_eer
@@ -62,6 +65,45 @@ def test_held_out_trials_are_exactly_the_family_and_its_sources():
     held_systems = {system for system, held in zip(cache.metadata["system"], mask) if held}
     assert held_systems == {"tts-a", "tts-b", *(source.split("/")[1] for source in fold.genuine_sources)}
     assert not set(np.array(cache.metadata["system"])[~mask]) & held_systems
+
+
+def with_vocoded_copies(cache: FrontendCache) -> FrontendCache:
+    """`cache` and, in a `copies` corpus, a vocoded copy (system `voc`) of each of its bona fide trials, naming the
+    genuine source of the clip it copies."""
+    genuine = subset(cache, cache.labels == 1)
+    copies = FrontendCache(genuine.states, np.zeros(len(genuine), dtype=np.int64),
+                           {"system": ["voc"] * len(genuine), CORPUS_COLUMN: ["copies"] * len(genuine),
+                            "attack": ["voc"] * len(genuine),
+                            PAIR_SOURCE_COLUMN: [f"{corpus}/{system}" for corpus, system in
+                                                 zip(genuine.metadata[CORPUS_COLUMN], genuine.metadata["system"])]})
+    cache.metadata[PAIR_SOURCE_COLUMN] = [""] * len(cache)
+    return cache + copies
+
+
+def test_a_vocoded_copy_is_held_out_with_the_genuine_source_of_its_clip():
+    cache = with_vocoded_copies(synthetic_cache())
+    for fold in plan_folds(synthetic_cache(), FAMILY.__getitem__):
+        mask = held_out_mask(cache, fold, FAMILY.__getitem__)
+        copies = np.array(cache.metadata[CORPUS_COLUMN]) == "copies"
+        copied_from = np.array(cache.metadata[PAIR_SOURCE_COLUMN], dtype=object)
+        expected = np.isin(copied_from, fold.genuine_sources) | (fold.family == "neural vocoder")
+        assert (mask[copies] == expected[copies]).all(), fold
+        assert mask[copies].any() and (fold.family == "neural vocoder" or not mask[copies].all())
+
+
+def test_a_candidate_trained_on_some_corpora_sees_no_other():
+    cache = with_vocoded_copies(synthetic_cache())
+    seen = []
+
+    def spy(train, calibration):
+        seen.append((set(train.metadata[CORPUS_COLUMN]), len(calibration)))
+        return logistic_probe(train, calibration)
+
+    scores = trained_on(["corpus-a", "corpus-b"], spy)(cache, cache)(cache)
+    assert seen == [({"corpus-a", "corpus-b"}, len(cache))]  # calibration untouched
+    assert scores.shape == (len(cache),)
+    trained_on(["corpus-a", "corpus-b", "copies"], spy)(cache, cache)
+    assert seen[1][0] == {"corpus-a", "corpus-b", "copies"}
 
 
 def test_pooled_statistics_are_mean_and_std_of_every_layer():

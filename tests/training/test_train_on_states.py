@@ -14,6 +14,8 @@ import yaml
 from modeling_nes2net import Nes2NetForAudioClassification
 from nes2net.cli import main
 from tests.hostile.make_corpus import speech_like, wav_bytes
+from training.corpus_sources import PAIR_SOURCE_COLUMN
+from training.data import load_built_dataset
 from training.frozen_frontend import FrontendCache, StatesDataset
 
 RATE = 16000
@@ -82,6 +84,31 @@ def test_nes2net_train_on_cached_states_writes_a_calibrated_model_folder_determi
         assert torch.equal(tensor, again.state_dict()[name]), name
 
 
+def test_a_vocoded_corpus_adds_copies_of_the_train_genuine_clips_as_fakes(source, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))  # where the copies are cached between builds
+    torch.set_num_threads(1)
+    recipe = states_recipe(source, tmp_path / "cache")
+    recipe["data"]["corpora"]["tiny-world"] = {"vocoded": "tiny", "vocoders": ["world"]}
+    recipe["training"]["epochs"] = 2
+    path = tmp_path / "vocoded.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    assert main(["train", str(path), "--output-dir", str(tmp_path / "run")]) == 0
+    copies = load_built_dataset(tmp_path / "cache" / "data" / "tiny-world")
+    assert list(copies) == ["train"]  # no dev or test split: nothing to calibrate or report on
+    with open(source / "metadata.csv", encoding="utf-8") as table:
+        genuine_train = {row["file_name"] for row in csv.DictReader(table)
+                         if row["label"] == "bonafide" and row["split"] == "train"}
+    train = copies["train"]
+    assert sorted(train["source_file"]) == sorted(genuine_train)  # every train genuine clip once, no dev clip
+    assert set(train["label"]) == {0} and set(train["system"]) == {"world"}  # 0: spoof
+    assert set(train[PAIR_SOURCE_COLUMN]) == {"tiny/real"}
+    states = sorted(path.name for path in (tmp_path / "cache" / "states").glob("tiny-world-*"))
+    assert states == ["tiny-world-train-channel.safetensors", "tiny-world-train-clean.safetensors"]
+    trained = FrontendCache.load(tmp_path / "cache" / "states" / "tiny-world-train-clean.safetensors")
+    assert set(trained.metadata[PAIR_SOURCE_COLUMN]) == {"tiny/real"}  # kept for cross-validation's folds
+    assert Nes2NetForAudioClassification.from_pretrained(tmp_path / "run" / "final").config.calibration_scale != 1.0
+
+
 def test_windows_and_masks_of_cached_states_are_drawn_per_epoch_and_trial():
     cache = FrontendCache([torch.randn(3, 50, 16).half() + 5 for _ in range(4)], np.array([0, 1, 0, 1]))
     items = StatesDataset(cache, crop_frames=20, mask_channels=4, mask_frames=5, seed=7)
@@ -102,6 +129,10 @@ def test_windows_and_masks_of_cached_states_are_drawn_per_epoch_and_trial():
     ({"crop_frames": 0}, "data.crop_frames must be at least 1 or null, got 0"),
     ({"preprocess": {"trim": {}}}, "data.preprocess must be one of {remove_shortcuts}"),
     ({"views": 2}, "unknown field(s) data.views"),
+    ({"corpora": {"copies": {"vocoded": "nowhere", "vocoders": ["world"]}}},
+     "data.corpora.copies.vocoded must name a corpus of data.corpora given by {source: FOLDER}, got 'nowhere'"),
+    ({"corpora": {"tiny": {"source": "x"}, "copies": {"vocoded": "tiny", "vocoders": ["world", "world"]}}},
+     "data.corpora.copies must be {vocoded: CORPUS, vocoders: [distinct of griffin-lim, world, hifigan]}"),
 ])
 def test_a_bad_data_section_is_refused_in_one_line_naming_the_key(source, tmp_path, caplog, data, message):
     recipe = states_recipe(source, tmp_path / "cache")
