@@ -91,6 +91,11 @@ CANDIDATES: dict[str, dict] = {
                       "data": {"mask_channels": 0, "mask_frames": 0},
                       "corpora": {f"{name}-vocoded": {"vocoded": name, "vocoders": ["hifigan", "world"]}
                                   for name in ("mini-antispoof", "antispoof-plus", "antispoof-modern")}},
+    "vocoded-hifigan": {"description": "vocoded-pairs with the HiFi-GAN copies alone (no WORLD copies)",
+                        "config": {"normalize_layers": True, "pooling": "mean", "layer_merge": "attm"},
+                        "data": {"mask_channels": 0, "mask_frames": 0},
+                        "corpora": {f"{name}-hifigan": {"vocoded": name, "vocoders": ["hifigan"]}
+                                    for name in ("mini-antispoof", "antispoof-plus", "antispoof-modern")}},
     "normalized-mean-heavy-mask": {"description": "normalized-mean with bands of up to 128 channels and spans of up "
                                                   "to 40 frames masked, weight decay 1e-2",
                                    "config": {"normalize_layers": True, "pooling": "mean"},
