@@ -26,6 +26,8 @@ from hub_cards.published_files import BUILD_INFO_FILE
 from training.data import build_dataset
 from training.data.generic import GENERIC_KEYS
 from training.data.schema import SPOOF
+from training.data.vocoded import default_cache_dir, write_vocoded_corpus
+from training.data.vocoders import get_vocoder
 from training.recipe import VOCODED
 
 DEV_FRACTION = 0.15
@@ -120,9 +122,6 @@ def build_vocoded_corpus(source: str | os.PathLike, source_name: str, vocoders: 
     `output_dir`: a train split of spoofed clips, `system` = the vocoder, `PAIR_SOURCE_COLUMN` =
     `source_name/<system of the copied clip>`. Copies are cached between builds (`training.data.vocoded`). Returns
     the build info."""
-    from training.data.vocoded import default_cache_dir, write_vocoded_corpus
-    from training.data.vocoders import get_vocoder
-
     source = Path(source).resolve()
     fieldnames, rows, _ = _source_table(source)
     with _staged(source, fieldnames, rows) as staging, \
