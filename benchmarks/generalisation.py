@@ -62,6 +62,18 @@ RESULTS = Path(__file__).with_suffix(".json")
 RECIPE = REPO_ROOT / "training" / "recipes" / "frozen_frontend" / "generalisation.yaml"
 MARKDOWN = REPO_ROOT / "docs" / "generalisation.md"
 
+ATTM_UNMASKED = {"config": {"normalize_layers": True, "pooling": "mean", "layer_merge": "attm"},
+                 "data": {"mask_channels": 0, "mask_frames": 0}}
+"""The overrides of `attm-normalized-mean-unmasked`, which the later candidates build on."""
+
+
+def vocoded_copies(suffix: str, vocoders: list[str]) -> dict[str, dict]:
+    """Extra training corpora: the copy-synthesis by `vocoders` of the train-split genuine clips of each base corpus,
+    named `<corpus>-<suffix>` (`training.corpus_sources`)."""
+    return {f"{name}-{suffix}": {"vocoded": name, "vocoders": vocoders}
+            for name in ("mini-antispoof", "antispoof-plus", "antispoof-modern")}
+
+
 CANDIDATES: dict[str, dict] = {
     "recipe-3-epochs": {"description": "Nes2Net-X, the former default's recipe (weighted merge of all layers, ASTP) "
                                        "at 3 epochs on 2 s windows", "data": {"mask_channels": 0, "mask_frames": 0}},
@@ -78,24 +90,17 @@ CANDIDATES: dict[str, dict] = {
                                             "frame, projected back to 384 channels) instead of the weighted sum",
                              "config": {"normalize_layers": True, "pooling": "mean", "layer_merge": "attm"}},
     "attm-normalized-mean-unmasked": {"description": "attm-normalized-mean without masking the states",
-                                      "config": {"normalize_layers": True, "pooling": "mean", "layer_merge": "attm"},
-                                      "data": {"mask_channels": 0, "mask_frames": 0}},
+                                      **ATTM_UNMASKED},
     "attm-normalized-mean-4s-windows": {"description": "attm-normalized-mean-unmasked trained on random 4 s windows "
                                                        "of the states (the windows protocol's length) instead of 2 s",
-                                        "config": {"normalize_layers": True, "pooling": "mean", "layer_merge": "attm"},
-                                        "data": {"mask_channels": 0, "mask_frames": 0, "crop_frames": 200}},
+                                        "config": ATTM_UNMASKED["config"],
+                                        "data": {**ATTM_UNMASKED["data"], "crop_frames": 200}},
     "vocoded-pairs": {"description": "attm-normalized-mean-unmasked + the HiFi-GAN and WORLD copy-synthesis of every "
                                      "train-split genuine clip as extra fakes (a copy leaves training with its clip's "
                                      "genuine source or its vocoder's family)",
-                      "config": {"normalize_layers": True, "pooling": "mean", "layer_merge": "attm"},
-                      "data": {"mask_channels": 0, "mask_frames": 0},
-                      "corpora": {f"{name}-vocoded": {"vocoded": name, "vocoders": ["hifigan", "world"]}
-                                  for name in ("mini-antispoof", "antispoof-plus", "antispoof-modern")}},
+                      **ATTM_UNMASKED, "corpora": vocoded_copies("vocoded", ["hifigan", "world"])},
     "vocoded-hifigan": {"description": "vocoded-pairs with the HiFi-GAN copies alone (no WORLD copies)",
-                        "config": {"normalize_layers": True, "pooling": "mean", "layer_merge": "attm"},
-                        "data": {"mask_channels": 0, "mask_frames": 0},
-                        "corpora": {f"{name}-hifigan": {"vocoded": name, "vocoders": ["hifigan"]}
-                                    for name in ("mini-antispoof", "antispoof-plus", "antispoof-modern")}},
+                        **ATTM_UNMASKED, "corpora": vocoded_copies("hifigan", ["hifigan"])},
     "normalized-mean-heavy-mask": {"description": "normalized-mean with bands of up to 128 channels and spans of up "
                                                   "to 40 frames masked, weight decay 1e-2",
                                    "config": {"normalize_layers": True, "pooling": "mean"},
