@@ -101,6 +101,14 @@ CANDIDATES: dict[str, dict] = {
                       **ATTM_UNMASKED, "corpora": vocoded_copies("vocoded", ["hifigan", "world"])},
     "vocoded-hifigan": {"description": "vocoded-pairs with the HiFi-GAN copies alone (no WORLD copies)",
                         **ATTM_UNMASKED, "corpora": vocoded_copies("hifigan", ["hifigan"])},
+    "vocoded-hifigan-clean": {"description": "vocoded-hifigan trained on the clean view alone (no channel view: no "
+                                             "codecs and no shortcut removal), as logistic-clean is",
+                              "config": ATTM_UNMASKED["config"], "corpora": vocoded_copies("hifigan", ["hifigan"]),
+                              "data": {**ATTM_UNMASKED["data"], "views": ["clean"]}},
+    "vocoded-hifigan-seed-1": {"description": "vocoded-hifigan with training seed 1 instead of 0: the distance "
+                                              "between the two rows is the seed noise of one candidate",
+                               **ATTM_UNMASKED, "corpora": vocoded_copies("hifigan", ["hifigan"]),
+                               "training": {"seed": 1}},
     "normalized-mean-heavy-mask": {"description": "normalized-mean with bands of up to 128 channels and spans of up "
                                                   "to 40 frames masked, weight decay 1e-2",
                                    "config": {"normalize_layers": True, "pooling": "mean"},

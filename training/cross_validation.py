@@ -33,7 +33,7 @@ from training.frozen_frontend import CORPUS_COLUMN, FrontendCache, score_cache
 from training.recipe import Recipe
 from training.train import train_on_states
 from training.metrics import bootstrap_eer_interval, compute_eer
-from training.state_cache import VIEW_COLUMN
+from training.state_cache import in_views
 
 logger = logging.getLogger(__name__)
 
@@ -93,13 +93,6 @@ def held_out_mask(cache: FrontendCache, fold: Fold, family_of: Callable[[str], s
     return genuine | copies | (families == fold.family)
 
 
-def subset(cache: FrontendCache, mask: np.ndarray) -> FrontendCache:
-    """The trials of `cache` where `mask` is true."""
-    indices = np.flatnonzero(mask)
-    return FrontendCache([cache.states[index] for index in indices], cache.labels[indices],
-                         {name: [values[index] for index in indices] for name, values in cache.metadata.items()})
-
-
 # ----------------------------------------------------------------------------------------------- candidates
 
 
@@ -110,7 +103,7 @@ def trained_on(corpora: Iterable[str], candidate: Candidate) -> Candidate:
 
     def fit(train: FrontendCache, calibration: FrontendCache) -> Scorer:
         kept = np.isin(np.asarray(train.metadata[CORPUS_COLUMN], dtype=object), corpora)
-        return candidate(subset(train, kept), calibration)
+        return candidate(train.select(kept), calibration)
 
     return fit
 
@@ -134,7 +127,7 @@ def logistic_probe(train: FrontendCache, calibration: FrontendCache, inverse_str
     from sklearn.preprocessing import StandardScaler
 
     if views is not None:
-        train = subset(train, np.isin(np.asarray(train.metadata[VIEW_COLUMN], dtype=object), views))
+        train = in_views(train, views)
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=inverse_strength, class_weight="balanced",
                                                                max_iter=2000))
     probe.fit(pooled_statistics(train), train.labels)
@@ -196,9 +189,9 @@ def cross_validate(candidates: Mapping[str, Candidate], train: FrontendCache, de
     for name, candidate in candidates.items():
         scores, labels, per_fold = [], [], {}
         for fold in folds:
-            scorer = candidate(subset(train, ~held_out_mask(train, fold, family_of)),
-                               subset(dev, ~held_out_mask(dev, fold, family_of)))
-            test = subset(held_out, held_out_mask(held_out, fold, family_of))
+            scorer = candidate(train.select(~held_out_mask(train, fold, family_of)),
+                               dev.select(~held_out_mask(dev, fold, family_of)))
+            test = held_out.select(held_out_mask(held_out, fold, family_of))
             fold_scores = scorer(test)
             per_fold[fold.family] = {**error_rates(fold_scores, test.labels), "genuine_sources": fold.genuine_sources}
             logger.info("%s, held-out %s: EER %.1f %%", name, fold.family, per_fold[fold.family]["eer"])

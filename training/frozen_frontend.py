@@ -77,6 +77,12 @@ class FrontendCache:
         return FrontendCache(self.states + other.states, np.concatenate([self.labels, other.labels]),
                              {name: values + other.metadata[name] for name, values in self.metadata.items()})
 
+    def select(self, mask: np.ndarray) -> FrontendCache:
+        """The trials where `mask` `(n,)` is true."""
+        indices = np.flatnonzero(mask)
+        return FrontendCache([self.states[index] for index in indices], self.labels[indices],
+                             {name: [values[index] for index in indices] for name, values in self.metadata.items()})
+
     def save(self, path: str | os.PathLike) -> None:
         """One safetensors file: `state.{i}` tensors, labels, and the metadata as JSON in its header; atomic."""
         tensors = {f"state.{index}": state.contiguous() for index, state in enumerate(self.states)}

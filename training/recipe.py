@@ -45,6 +45,9 @@ CORPUS_SOURCES = ("dataset", "source")
 VOCODED = "vocoded"
 """The `data.corpora` key of a vocoded corpus (`training.corpus_sources`)."""
 EPOCH_AVERAGES = ("best", "last")
+VIEWS = ("clean", "channel")
+"""The encodings of a cached corpus's clips: `clean`, the audio as stored; `channel`, through `data.preprocess` and
+`data.augmentation` (train and dev splits only)."""
 STATE_WINDOWS = ("crop_frames", "mask_channels", "mask_frames")
 """The `data` fields that shape the training windows of cached states."""
 
@@ -110,6 +113,8 @@ class DataSpec:
     every layer (SpecAugment-style; 0: none)."""
     mask_frames: int = 0
     """...and one span of up to this many frames zeroed (0: none)."""
+    views: list[str] = field(default_factory=lambda: list(VIEWS))
+    """With `corpora`: the encodings of the train splits trained on (`VIEWS`: `clean`, `channel` or both)."""
     train_split: str = "train"
     dev_split: str | None = "dev"
     """Scored after every epoch (dev EER picks the best checkpoints); null: no dev evaluation."""
@@ -141,8 +146,9 @@ class DataSpec:
                 raise ValueError(f"data.{name} must be one of {{{', '.join(sorted(known))}}}: ...: {value}")
         if self.corpora is None:
             defaults = DataSpec.__dataclass_fields__
-            for name in ("cache_dir", "channel_seed", *STATE_WINDOWS):
-                if getattr(self, name) != defaults[name].default:
+            for name in ("cache_dir", "channel_seed", *STATE_WINDOWS, "views"):
+                default = list(VIEWS) if name == "views" else defaults[name].default
+                if getattr(self, name) != default:
                     raise ValueError(f"data.{name} applies to cached front-end states: set data.corpora, or drop it")
             return
         if self.dataset is not None:
@@ -165,6 +171,8 @@ class DataSpec:
         for name in ("mask_channels", "mask_frames"):
             if getattr(self, name) < 0:
                 raise ValueError(f"data.{name} must be at least 0, got {getattr(self, name)}")
+        if not self.views or len(set(self.views)) != len(self.views) or set(self.views) - set(VIEWS):
+            raise ValueError(f"data.views must list distinct views of {VIEWS}, got {self.views!r}")
 
 
 @dataclass

@@ -23,16 +23,17 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from modeling_nes2net import Nes2NetForAudioClassification
 from training.batching import WaveformDataset, build_augmentation, build_preprocessing
 from training.corpus_sources import PAIR_SOURCE_COLUMN, corpus_splits
 from training.data import load_built_dataset
 from training.frozen_frontend import CORPUS_COLUMN, FrontendCache, cache_frontend_states
-from training.recipe import DataSpec
+from training.recipe import VIEWS, DataSpec
 
 logger = logging.getLogger(__name__)
 
-VIEWS = ("clean", "channel")
 METADATA_COLUMNS = ("label", "utt_id", "attack", "system", "speaker", "unseen_in_train", "segment_labels_10ms",
                     PAIR_SOURCE_COLUMN)
 """Columns kept with each state (those a corpus lacks are left out): `system` names the genuine source of bona fide
@@ -64,13 +65,13 @@ def split_items(folder: str | Path, corpus: str, split: str, view: str, seed: in
 
 def cache_corpora(model: Nes2NetForAudioClassification, corpora: Mapping[str, str | Path], cache_dir: Path,
                   data: DataSpec, splits: Iterable[str] = SPLITS) -> dict[tuple[str, str, str], Path]:
-    """Encode `splits` of every corpus (clean; a vocoded corpus has only train) and the training splits again through
-    the channel view of `data` (`channel_seed`, `preprocess`, `augmentation`), each into
+    """Encode `splits` of every corpus (clean; a vocoded corpus has only train) and, where `data.views` asks for it, the
+    training splits again through the channel view of `data` (`channel_seed`, `preprocess`, `augmentation`), each into
     `cache_dir / f"{corpus}-{split}-{view}.safetensors"` unless that file exists; returns the paths by key."""
     paths = {}
     for corpus, folder in corpora.items():
         for split in corpus_splits((data.corpora or {}).get(corpus, {}), splits):
-            for view in VIEWS if split in TRAINING_SPLITS else VIEWS[:1]:
+            for view in VIEWS if split in TRAINING_SPLITS and "channel" in data.views else VIEWS[:1]:
                 path = cache_dir / f"{corpus}-{split}-{view}.safetensors"
                 if not path.is_file():
                     items = split_items(folder, corpus, split, view, data.channel_seed, data.augmentation,
@@ -92,15 +93,20 @@ def load_states(paths: Mapping[tuple[str, str, str], Path], keys: Iterable[tuple
 
 
 def training_states(paths: Mapping[tuple[str, str, str], Path], corpora: Iterable[str],
-                    with_dev: bool = True) -> tuple[FrontendCache, FrontendCache | None]:
-    """(train, dev) of `corpora`: every train split in both views (each trial's view in `VIEW_COLUMN`), every dev
+                    with_dev: bool = True, views: Iterable[str] = VIEWS) -> tuple[FrontendCache, FrontendCache | None]:
+    """(train, dev) of `corpora`: every train split in `views` (each trial's view in `VIEW_COLUMN`), every dev
     split that `paths` holds clean (None without `with_dev`)."""
     corpora = list(corpora)
-    views = []
-    for view in VIEWS:
+    caches = []
+    for view in views:
         cache = load_states(paths, [(name, "train", view) for name in corpora])
         cache.metadata[VIEW_COLUMN] = [view] * len(cache)
-        views.append(cache)
-    return (sum(views[1:], views[0]),
+        caches.append(cache)
+    return (sum(caches[1:], caches[0]),
             load_states(paths, [(name, "dev", "clean") for name in corpora if (name, "dev", "clean") in paths])
             if with_dev else None)
+
+
+def in_views(cache: FrontendCache, views: Iterable[str]) -> FrontendCache:
+    """The trials of `cache` (one with `VIEW_COLUMN`) encoded in one of `views`."""
+    return cache.select(np.isin(np.asarray(cache.metadata[VIEW_COLUMN], dtype=object), list(views)))

@@ -98,13 +98,13 @@ from training.frozen_frontend import (
     states_loss,
 )
 from training.metrics import compute_eer, split_by_label
-from training.recipe import EvaluationSpec, ModelSpec, Recipe, load_recipe
+from training.recipe import VIEWS, EvaluationSpec, ModelSpec, Recipe, load_recipe
 from hub_cards.results import load_result
 from training.runtime import create_accelerator
 from training.schedules import build_schedule
 from training.score_files import ScoreTable, write_scores
 from training.split_scoring import UnscoredTrialsError, score_split
-from training.state_cache import cache_corpora, training_states
+from training.state_cache import cache_corpora, in_views, training_states
 from training.whisper_weights import ctranslate2_source, whisper_encoder_from_ctranslate2
 
 logger = logging.getLogger(__name__)
@@ -359,8 +359,11 @@ class Trainer:
                 for split in corpus_splits(data.corpora[name], splits):
                     load_split(folder, split, f"data.corpora.{name}")
             paths = cache_corpora(self.model, self.built_corpora, self.cache_dir / "states", data, splits)
-            states = training_states(paths, self.built_corpora, with_dev=data.dev_split is not None)
+            states = training_states(paths, self.built_corpora, with_dev=data.dev_split is not None,
+                                     views=data.views)
         train, self.dev_states = states
+        if list(data.views) != list(VIEWS):  # states given with every view (cross-validation's shared cache)
+            train = in_views(train, data.views)
         self.train_set = StatesDataset(train, data.crop_frames, data.mask_channels, data.mask_frames, training.seed)
         self.collate, self.num_workers = collate_states, 0  # the states are in memory: no worker processes
         self._plan(train.labels)

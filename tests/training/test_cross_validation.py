@@ -15,11 +15,11 @@ from training.cross_validation import (
     nes2net_candidate,
     plan_folds,
     pooled_statistics,
-    subset,
     trained_on,
 )
 from training.corpus_sources import PAIR_SOURCE_COLUMN
 from training.data.families import FAMILIES, family_of
+from training.divergence import TrainingDivergedError
 from training.frozen_frontend import CORPUS_COLUMN, FrontendCache
 from training.metrics import compute_eer
 from training.recipe import recipe_from_dict
@@ -70,7 +70,7 @@ def test_held_out_trials_are_exactly_the_family_and_its_sources():
 def with_vocoded_copies(cache: FrontendCache) -> FrontendCache:
     """`cache` and, in a `copies` corpus, a vocoded copy (system `voc`) of each of its bona fide trials, naming the
     genuine source of the clip it copies."""
-    genuine = subset(cache, cache.labels == 1)
+    genuine = cache.select(cache.labels == 1)
     copies = FrontendCache(genuine.states, np.zeros(len(genuine), dtype=np.int64),
                            {"system": ["voc"] * len(genuine), CORPUS_COLUMN: ["copies"] * len(genuine),
                             "attack": ["voc"] * len(genuine),
@@ -161,14 +161,35 @@ def test_the_probe_trains_on_the_views_it_is_given(tmp_path):
     assert eer(None) > 0.25  # ...and spoils the probe when it is not
 
 
-def test_nes2net_candidate_learns_cached_states():
+def tiny_states_recipe(**data):
+    """A recipe for a Nes2Net-X back-end on the one-layer, 8-channel states of `synthetic_cache`."""
     config = {"frontend_type": "spectrogram", "spectrogram_n_fft": 14, "backend_variant": "nes2net-x",
               "outer_ratio": 2, "inner_ratio": 2, "attention_channels": 8, "se_ratio": 1}
     assert Nes2NetConfig(**config).feature_size == 8
-    recipe = recipe_from_dict({
-        "model": {"config": config}, "data": {"corpora": {"synthetic": {"dataset": "in memory"}}},
+    return recipe_from_dict({
+        "model": {"config": config}, "data": {"corpora": {"synthetic": {"dataset": "in memory"}}, **data},
         "training": {"epochs": 3, "batch_size": 8, "lr": 1e-3, "min_lr": 1e-5, "schedule": "cosine",
                      "frontend_lr": 0, "average_best": 3, "mixed_precision": "no"}})
+
+
+def test_nes2net_candidate_trains_on_the_views_its_recipe_names(tmp_path):
+    clean = synthetic_cache(separation=1.5)
+    clean.states = [state[-1:] for state in clean.states]
+    broken = FrontendCache([torch.full_like(state, float("nan")) for state in clean.states], clean.labels,
+                           dict(clean.metadata))
+    paths = {("corpus", "train", view): tmp_path / f"{view}.safetensors" for view in ("clean", "channel")}
+    clean.save(paths[("corpus", "train", "clean")])
+    broken.save(paths[("corpus", "train", "channel")])
+    train, _ = training_states(paths, ["corpus"], with_dev=False)
+
+    scores = nes2net_candidate(tiny_states_recipe(views=["clean"]))(train, clean)(clean)
+    assert np.isfinite(scores).all()  # the NaN channel view is never fed...
+    with pytest.raises(TrainingDivergedError):  # ...and stops training when it is
+        nes2net_candidate(tiny_states_recipe())(train, clean)
+
+
+def test_nes2net_candidate_learns_cached_states():
+    recipe = tiny_states_recipe()
     cache = synthetic_cache(separation=1.5)
     cache.states = [state[-1:] for state in cache.states]  # one layer: the spectrogram front-end's
     report = cross_validate({"nes2net": nes2net_candidate(recipe)},

@@ -109,6 +109,18 @@ def test_a_vocoded_corpus_adds_copies_of_the_train_genuine_clips_as_fakes(source
     assert Nes2NetForAudioClassification.from_pretrained(tmp_path / "run" / "final").config.calibration_scale != 1.0
 
 
+def test_a_recipe_trained_on_the_clean_view_alone_encodes_no_channel_view(source, tmp_path):
+    torch.set_num_threads(1)
+    recipe = states_recipe(source, tmp_path / "cache", views=["clean"])
+    recipe["training"]["epochs"] = 2
+    path = tmp_path / "clean.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    assert main(["train", str(path), "--output-dir", str(tmp_path / "run")]) == 0
+    states = sorted(path.name for path in (tmp_path / "cache" / "states").iterdir())
+    assert states == ["tiny-dev-clean.safetensors", "tiny-train-clean.safetensors"]
+    assert yaml.safe_load((tmp_path / "run" / "recipe.yaml").read_text())["data"]["views"] == ["clean"]
+
+
 def test_windows_and_masks_of_cached_states_are_drawn_per_epoch_and_trial():
     cache = FrontendCache([torch.randn(3, 50, 16).half() + 5 for _ in range(4)], np.array([0, 1, 0, 1]))
     items = StatesDataset(cache, crop_frames=20, mask_channels=4, mask_frames=5, seed=7)
@@ -128,7 +140,8 @@ def test_windows_and_masks_of_cached_states_are_drawn_per_epoch_and_trial():
     ({"corpora": None, "dataset": "data/mini"}, "data.cache_dir applies to cached front-end states"),
     ({"crop_frames": 0}, "data.crop_frames must be at least 1 or null, got 0"),
     ({"preprocess": {"trim": {}}}, "data.preprocess must be one of {remove_shortcuts}"),
-    ({"views": 2}, "unknown field(s) data.views"),
+    ({"views": ["clean", "noisy"]}, "data.views must list distinct views of ('clean', 'channel'), got ['clean', "),
+    ({"views": []}, "data.views must list distinct views of ('clean', 'channel'), got []"),
     ({"corpora": {"copies": {"vocoded": "nowhere", "vocoders": ["world"]}}},
      "data.corpora.copies.vocoded must name a corpus of data.corpora given by {source: FOLDER}, got 'nowhere'"),
     ({"corpora": {"tiny": {"source": "x"}, "copies": {"vocoded": "tiny", "vocoders": ["world", "world"]}}},
