@@ -26,7 +26,7 @@ from hub_cards.published_files import BUILD_INFO_FILE
 from training.data import build_dataset
 from training.data.generic import GENERIC_KEYS
 from training.data.schema import SPOOF
-from training.data.vocoded import default_cache_dir, write_vocoded_corpus
+from training.data.vocoded import SOURCE_SYSTEM_COLUMN, default_cache_dir, write_vocoded_corpus
 from training.data.vocoders import get_vocoder
 from training.recipe import VOCODED
 
@@ -128,15 +128,11 @@ def build_vocoded_corpus(source: str | os.PathLike, source_name: str, vocoders: 
             tempfile.TemporaryDirectory(prefix="nes2net-vocoded.") as work:
         copies = Path(work) / "copies"
         written = write_vocoded_corpus(staging, copies, [get_vocoder(name) for name in vocoders], splits=["train"],
-                                       cache_dir=default_cache_dir(), allow_outside_root=True)
-        systems = {row["pair_id"]: row["system"] for row in written if row["label"] == "bonafide"}
+                                       cache_dir=default_cache_dir(), allow_outside_root=True, copies_only=True)
         spoofed = []
         for row in written:
-            if row["label"] == "bonafide":
-                (copies / row["file_name"]).unlink()
-            else:
-                spoofed.append({**row, "attack": row["system"],
-                                PAIR_SOURCE_COLUMN: f"{source_name}/{systems[row['pair_id']]}"})
+            clip_system = row.pop(SOURCE_SYSTEM_COLUMN)
+            spoofed.append({**row, "attack": row["system"], PAIR_SOURCE_COLUMN: f"{source_name}/{clip_system}"})
         _write_table(copies / "metadata.csv", [*spoofed[0].keys()], spoofed)
         command = (f"training.corpus_sources.build_vocoded_corpus ({source.name}/metadata.csv, train bona fide, "
                    f"{', '.join(vocoders)})")

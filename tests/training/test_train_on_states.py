@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ import yaml
 from modeling_nes2net import Nes2NetForAudioClassification
 from nes2net.cli import main
 from tests.hostile.make_corpus import speech_like, wav_bytes
-from training.corpus_sources import PAIR_SOURCE_COLUMN
+from training.corpus_sources import PAIR_SOURCE_COLUMN, build_vocoded_corpus
 from training.data import load_built_dataset
 from training.frozen_frontend import FrontendCache, StatesDataset
 
@@ -107,6 +108,32 @@ def test_a_vocoded_corpus_adds_copies_of_the_train_genuine_clips_as_fakes(source
     trained = FrontendCache.load(tmp_path / "cache" / "states" / "tiny-world-train-clean.safetensors")
     assert set(trained.metadata[PAIR_SOURCE_COLUMN]) == {"tiny/real"}  # kept for cross-validation's folds
     assert Nes2NetForAudioClassification.from_pretrained(tmp_path / "run" / "final").config.calibration_scale != 1.0
+
+
+def test_a_vocoded_corpus_never_writes_a_genuine_clip_and_names_each_copys_genuine_source(source, tmp_path,
+                                                                                           monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    two_sources = tmp_path / "two-sources"  # the source with its train genuine clips from `real` and `studio`
+    two_sources.mkdir()
+    with open(source / "metadata.csv", encoding="utf-8", newline="") as table:
+        rows = list(csv.DictReader(table))
+    for index, row in enumerate(rows):
+        (two_sources / row["file_name"]).symlink_to(source / row["file_name"])
+        row["system"] = "studio" if row["label"] == "bonafide" and index % 4 == 3 else row["system"]
+    with open(two_sources / "metadata.csv", "w", newline="", encoding="utf-8") as table:
+        writer = csv.DictWriter(table, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    written, write_bytes = [], Path.write_bytes
+    monkeypatch.setattr(Path, "write_bytes", lambda path, data: written.append(path) or write_bytes(path, data))
+    build_vocoded_corpus(two_sources, "two", ["world"], tmp_path / "built")
+    genuine_train = {row["file_name"]: row["system"] for row in rows
+                     if row["label"] == "bonafide" and row["split"] == "train"}
+    assert sorted(path.name for path in written if "audio" in path.parts) == sorted(
+        f"{Path(name).stem}__world.flac" for name in genuine_train)  # the copies, never a genuine clip
+    copies = load_built_dataset(tmp_path / "built", "train")
+    assert list(copies[PAIR_SOURCE_COLUMN]) == [f"two/{genuine_train[name]}" for name in copies["source_file"]]
+    assert set(copies[PAIR_SOURCE_COLUMN]) == {"two/real", "two/studio"}
 
 
 def test_a_recipe_trained_on_the_clean_view_alone_encodes_no_channel_view(source, tmp_path):

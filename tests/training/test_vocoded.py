@@ -163,6 +163,19 @@ def test_a_rebuild_is_byte_identical_and_a_cached_copy_is_not_synthesised_again(
     assert tree_bytes(tmp_path / "third") == first
 
 
+def test_copies_alone_are_the_paired_builds_copies_from_its_cache_each_naming_its_clips_system(built, tmp_path):
+    corpus, out, cache = built
+    cached = tree_bytes(cache)
+    write_vocoded_corpus(corpus, tmp_path / "copies", VOCODERS, cache_dir=cache, copies_only=True, progress=False)
+    assert tree_bytes(cache) == cached  # the same cache keys: no copy synthesised or stored anew
+    paired, written = read_table(out), tree_bytes(tmp_path / "copies")
+    systems = {row["pair_id"]: row["system"] for row in paired if row["label"] == "bonafide"}
+    copies = [{**row, "source_system": systems[row["pair_id"]]} for row in paired if row["label"] == "spoof"]
+    assert read_table(tmp_path / "copies") == copies
+    assert written == {"metadata.csv": written["metadata.csv"],
+                       **{row["file_name"]: (out / row["file_name"]).read_bytes() for row in copies}}
+
+
 def test_a_budget_takes_the_same_clips_first_and_a_split_filter_keeps_only_its_split(corpus, tmp_path):
     write_vocoded_corpus(corpus, tmp_path / "two", [Negated()], budget=Budget(max_clips=2), progress=False)
     write_vocoded_corpus(corpus, tmp_path / "three", [Negated()], budget=Budget(max_clips=3), progress=False)

@@ -10,7 +10,8 @@ is decoded to 16 kHz mono and written once as is (bona fide) and once per vocode
 `OUT/metadata.csv`. A copy keeps the clip's split, speaker and every other column of the source table, and shares its
 `pair_id` (the source clip's id), so a loss can contrast a clip with its copies; `source_file` names the clip it was
 made from. Source spoof rows are not copied. The copies have the clip's exact length and its RMS level, so neither is
-a cue (see `docs/shortcut-audit.md`).
+a cue (see `docs/shortcut-audit.md`). With `copies_only`, only the copies are written, each naming in `source_system`
+the `system` of the clip it copies.
 
 The slow vocoders can be budgeted: `max_clips` / `max_seconds` take the bona fide clips in a fixed pseudo-random order
 (by a hash of their id, so a budget spreads over splits, corpora and speakers, and a larger budget extends a smaller
@@ -47,8 +48,10 @@ from .vocoders import Vocoder
 
 METADATA_FILE = "metadata.csv"
 LEADING_COLUMNS = ("file_name", "label", "split", "system", "speaker", "pair_id", "source_file")
-DERIVED_COLUMNS = ("duration_s", UNSEEN_COLUMN)
-"""Columns recomputed for the output: its clips' durations, and which systems have no clip in its train split."""
+SOURCE_SYSTEM_COLUMN = "source_system"
+DERIVED_COLUMNS = ("duration_s", UNSEEN_COLUMN, SOURCE_SYSTEM_COLUMN)
+"""Columns recomputed for the output: its clips' durations, which systems have no clip in its train split, and (copies
+only) the system of the copied clip."""
 PEAK_LIMIT = 0.99
 
 
@@ -188,8 +191,10 @@ def write_vocoded_corpus(
     allow_outside_root: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    copies_only: bool = False,
 ) -> list[dict[str, str]]:
-    """Write the paired vocoded corpus of `source` to `output_dir` (layout in the module docstring); returns its rows.
+    """Write the paired vocoded corpus of `source` (or its copies alone) to `output_dir` (layout in the module
+    docstring); returns its rows.
 
     Args:
         vocoders: the vocoders to copy every chosen clip with (see `training.data.vocoders.get_vocoder`).
@@ -197,6 +202,7 @@ def write_vocoded_corpus(
         splits: only the bona fide clips of these splits (default: all).
         budget: how many clips / seconds to vocode (default: all).
         cache_dir: where copies are kept between runs (None: no cache).
+        copies_only: write the copies alone, not the bona fide clips, with `SOURCE_SYSTEM_COLUMN` added.
     """
     source, output_dir = Path(source), Path(output_dir)
     cache_dir = Path(cache_dir) if cache_dir is not None else None
@@ -214,6 +220,7 @@ def write_vocoded_corpus(
         rows = []
         for split, clip in tqdm(clips, desc=f"vocoding ({', '.join(names)})", unit="clip", disable=not progress):
             waveform = load_audio(clip.audio_path)
+            clip_system = _text(clip.metadata.get("system"))
             common = {
                 "split": split,
                 "speaker": clip.speaker or "",
@@ -222,8 +229,9 @@ def write_vocoded_corpus(
                 if clip.audio_path.is_relative_to(source) else clip.audio_path.name,
                 **{name: _text(clip.metadata.get(name)) for name in carried},
                 "duration_s": f"{len(waveform) / SAMPLING_RATE:.3f}",
+                **({SOURCE_SYSTEM_COLUMN: clip_system} if copies_only else {}),
             }
-            versions = [("bonafide", _text(clip.metadata.get("system")), flac_bytes(waveform), "")]
+            versions = [] if copies_only else [("bonafide", clip_system, flac_bytes(waveform), "")]
             for vocoder in vocoders:
                 data = _vocoded_bytes(vocoder, signatures[vocoder.name], waveform, cache_dir, clip.audio_path)
                 versions.append(("spoof", vocoder.name, data, f"__{vocoder.name}"))
@@ -232,7 +240,7 @@ def write_vocoded_corpus(
                 (staging / file_name).parent.mkdir(parents=True, exist_ok=True)
                 (staging / file_name).write_bytes(data)
                 rows.append({"file_name": file_name, "label": label, "system": system, **common})
-        columns = [*LEADING_COLUMNS, *carried, "duration_s"]
+        columns = [*LEADING_COLUMNS, *carried, "duration_s", *([SOURCE_SYSTEM_COLUMN] if copies_only else [])]
         if any(UNSEEN_COLUMN in clip.metadata for _, clip in clips):
             _mark_unseen(rows)
             columns.append(UNSEEN_COLUMN)
