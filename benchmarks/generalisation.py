@@ -5,7 +5,8 @@ Each fold holds out one generator family (`training.data.families`) and a share 
 trains on the rest of the train splits (clean and channel-augmented states of the frozen Whisper tiny.en encoder),
 is calibrated on the rest of the dev splits, and scores the held-out clips. The table: pooled EER over all folds
 with its 95 % bootstrap interval, the share of held-out fakes passed and genuine clips flagged at the calibrated
-threshold, and the EER of each held-out family.
+threshold, the EER of each held-out family, and the minutes the candidate's cross-validation and test confirmation
+took (each row its own: runs of some candidates merge into the JSON).
 
     python benchmarks/generalisation.py                      # every candidate; writes the JSON and docs/generalisation.md
     python benchmarks/generalisation.py --candidates logistic default
