@@ -5,7 +5,8 @@ Each fold holds out one generator family (`training.data.families`) and a share 
 trains on the rest of the train splits (clean and channel-augmented states of the frozen Whisper tiny.en encoder),
 is calibrated on the rest of the dev splits, and scores the held-out clips. The table: pooled EER over all folds
 with its 95 % bootstrap interval, the share of held-out fakes passed and genuine clips flagged at the calibrated
-threshold, and the EER of each held-out family.
+threshold, the EER of each held-out family, and the minutes the candidate's cross-validation and test confirmation
+took (each row its own: runs of some candidates merge into the JSON).
 
     python benchmarks/generalisation.py                      # every candidate; writes the JSON and docs/generalisation.md
     python benchmarks/generalisation.py --candidates logistic default
@@ -159,7 +160,8 @@ def with_training_corpora(names: list[str], recipe: Recipe) -> DataSpec:
 def run(work_dir: Path, names: list[str], recipe_path: Path, threads: int, compared: Path,
         device: str = "cpu") -> dict:
     """Cross-validate `names`, then confirm each trained on every train split on each corpus' test split, next to
-    the `compared` model folder (scored on the same cached states), models on `device`; returns the JSON written."""
+    the `compared` model folder (scored on the same cached states), models on `device`; returns the JSON written, each
+    candidate's row with the `minutes` of its cross-validation and test confirmation."""
     train_on(device)
     make_deterministic(threads)
     recipe = load_default_recipe(recipe_path, work_dir)
@@ -172,34 +174,36 @@ def run(work_dir: Path, names: list[str], recipe_path: Path, threads: int, compa
     held_out = load_states(paths, [(name, split, "clean") for name in evaluated for split in ("train", "dev")])
     tests = {name: load_states(paths, [(name, "test", "clean")]) for name in evaluated}
     folds = plan_folds(held_out, family_of)
-    started = time.perf_counter()
-    candidates = build_candidates(names, recipe, device)
-    report = cross_validate(candidates, train, dev, held_out, folds, family_of)
     compared_model = Nes2NetForAudioClassification.from_pretrained(compared).eval().to(device)
-    scorers = {COMPARED: lambda cache: score_cache(compared_model, cache)}
-    scorers.update({name: candidate(train, dev) for name, candidate in candidates.items()})
+    rows = {}
+    test = {COMPARED: {corpus: test_report(lambda cache: score_cache(compared_model, cache), split)
+                       for corpus, split in tests.items()}}
+    for name, candidate in build_candidates(names, recipe, device).items():
+        started = time.perf_counter()
+        report = cross_validate({name: candidate}, train, dev, held_out, folds, family_of)[name]
+        scorer = candidate(train, dev)
+        test[name] = {corpus: test_report(scorer, split) for corpus, split in tests.items()}
+        rows[name] = {**report, "description": describe(name), "minutes": (time.perf_counter() - started) / 60}
     return {
         "corpora": evaluated,
         "folds": [{"family": fold.family, "genuine_sources": list(fold.genuine_sources)} for fold in folds],
-        "candidates": {name: {**report[name], "description": describe(name)} for name in report},
-        "test": {name: {corpus: test_report(scorer, test) for corpus, test in tests.items()}
-                 for name, scorer in scorers.items()},
+        "candidates": rows,
+        "test": test,
         "compared": {"path": os.path.relpath(compared, REPO_ROOT), "weights_sha256": weights_digest(compared),
                      "training_data": compared_model.config.training_data.split(". ")[0]},
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {threads} torch thread(s), {device}",
-        "minutes": (time.perf_counter() - started) / 60,
     }
 
 
 def merged(results: dict, path: Path) -> dict:
     """`results` with the rows of candidates it did not run kept from the JSON at `path` (same corpora and folds), so
-    candidates can be measured in separate runs; the order is baselines, then `CANDIDATES`."""
+    candidates can be measured in separate runs (each row keeps its own `minutes`); the order is baselines, then
+    `CANDIDATES`."""
     if path.is_file():
         previous = json.loads(path.read_text(encoding="utf-8"))
         if previous["folds"] == results["folds"] and previous["corpora"] == results["corpora"]:
             for section in ("candidates", "test"):
                 results[section] = {**previous[section], **results[section]}
-            results["minutes"] += previous["minutes"]
     order = [COMPARED, *BASELINES, *CANDIDATES]
     for section in ("candidates", "test"):
         results[section] = {name: results[section][name] for name in order if name in results[section]}
@@ -222,17 +226,19 @@ def render(results: dict) -> str:
         f"Corpora: {', '.join(results['corpora'])} (train and dev splits). Each fold holds out one generator family "
         "and a share of the genuine sources; EER % pooled over the held-out scores of all folds (95 % bootstrap "
         "interval), % of held-out fakes passed and of genuine clips flagged at the calibrated threshold, then the EER "
-        "% of each held-out family.",
+        "% of each held-out family, and the minutes the candidate's cross-validation and test confirmation took (-: "
+        "not recorded by the run that measured it).",
         "",
-        "| candidate | pooled EER | fakes passed | genuine flagged | " + " | ".join(families) + " |",
-        "|---|---|---|---|" + "---|" * len(families),
+        "| candidate | pooled EER | fakes passed | genuine flagged | " + " | ".join(families) + " | minutes |",
+        "|---|---|---|---|" + "---|" * len(families) + "---|",
     ]
     for name, row in results["candidates"].items():
         pooled = row["pooled"]
         lines.append(
             f"| {name}: {row['description']} | {pooled['eer']:.1f} ({pooled['eer_low']:.1f}-{pooled['eer_high']:.1f})"
             f" | {pooled['spoof_passed']:.0f} % | {pooled['bonafide_flagged']:.0f} % | "
-            + " | ".join(f"{row['folds'][family]['eer']:.1f}" for family in families) + " |")
+            + " | ".join(f"{row['folds'][family]['eer']:.1f}" for family in families)
+            + (f" | {row['minutes']:.0f} |" if "minutes" in row else " | - |"))
     corpora = results["corpora"]
     lines += [
         "", "## Confirmed on the test splits", "",
@@ -254,7 +260,7 @@ def render(results: dict) -> str:
                 cells.append(f"{rates['eer']:.1f} ({rates['eer_low']:.1f}-{rates['eer_high']:.1f})" if rates else "-")
             cells.append(f"{report['all']['spoof_passed']:.0f} / {report['all']['bonafide_flagged']:.0f} %")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", f"Machine: {results['machine']}; {results['minutes']:.0f} minutes.", "",
+    lines += ["", f"Machine: {results['machine']}.", "",
               "Held-out genuine sources per fold:", ""]
     lines += [f"- {fold['family']}: {', '.join(fold['genuine_sources'])}" for fold in results["folds"]]
     return "\n".join(lines) + "\n"

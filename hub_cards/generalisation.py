@@ -10,7 +10,7 @@ on the test splits next to them; `write_generalisation_record` cuts from its JSO
   "schema_version": 1,
   "corpora": ["mini-antispoof", "antispoof-plus", "antispoof-modern"],
   "folds": [{"family": "voice conversion", "genuine_sources": ["antispoof-plus/VCTK"]}],
-  "recipe": "attm-normalized-mean-unmasked",
+  "recipe": "vocoded-hifigan",
   "baselines": ["logistic"],
   "candidates": {"logistic": {"description": "...", "pooled": RATES, "folds": {"voice conversion": RATES}}},
   "test": {"antispoof-plus": {"all": RATES, "unseen": RATES}},

@@ -7,9 +7,11 @@ import json
 
 import pytest
 
-from benchmarks.render import BLOCK, DOCUMENTS, backend_table, cli_startup_table, data_table, demo_model_table, \
-    detect_table, export_table, localisation_table, main, metrics_table, rawboost_table, render, space_load_table, \
+from benchmarks.render import BENCHMARKS, BLOCK, DOCUMENTS, GENERALISATION_BASELINES, GENERALISATION_COMPARED, \
+    README, backend_table, cli_startup_table, data_table, demo_model_table, detect_table, export_table, \
+    generalisation_table, localisation_table, main, metrics_table, rawboost_table, render, space_load_table, \
     state_windows_table
+from training.default_model import CROSS_VALIDATED_AS
 
 MARKER = "<!-- rendered from benchmarks/backend.json by benchmarks/render.py -->\n"
 END = "<!-- end of rendered block -->"
@@ -311,3 +313,46 @@ def test_the_state_windows_table_gives_each_path_against_one_pass():
                         "0.150 / 0.030 (0.20) | 95% of 59 |")
     assert lines[3].startswith("| Whisper | windows of audio |") and "| - |" in lines[3]
     assert lines[-1].startswith("One recording of 120 s of concatenated mini-antispoof test clips")
+
+
+def generalisation_record(pooled_eers: dict[str, float]) -> dict:
+    """A result file as `benchmarks/generalisation.py` writes it: the compared model and a candidate per
+    `pooled_eers` name (its pooled EER; unseen-generator EER on the one test split 10 points above it)."""
+
+    def rates(eer: float) -> dict:
+        return {"eer": eer, "eer_low": eer - 2, "eer_high": eer + 2, "spoof_passed": 30.0, "bonafide_flagged": 20.0,
+                "bonafide": 40, "spoof": 90}
+
+    return {"corpora": ["toy"], "folds": [{"family": "neural vocoder", "genuine_sources": ["toy/LJSpeech"]}],
+            "candidates": {name: {"description": name, "pooled": rates(eer), "folds": {"neural vocoder": rates(eer)}}
+                           for name, eer in pooled_eers.items()},
+            "test": {name: {"toy": {"all": rates(eer + 5), "unseen": rates(eer + 10)}}
+                     for name, eer in {GENERALISATION_COMPARED: 20.0, **pooled_eers}.items()},
+            "machine": "test machine, 2 cores, 1 torch thread(s), cpu"}
+
+
+def test_the_generalisation_table_shows_the_shipped_recipe_and_a_better_candidate_as_not_shipped():
+    baselines = dict.fromkeys(GENERALISATION_BASELINES, 36.0)
+    lines = generalisation_table(generalisation_record({**baselines, CROSS_VALIDATED_AS: 33.2,
+                                                        "other-candidate": 31.0})).splitlines()
+    assert lines[5] == (f"| the shipped default's recipe, `{CROSS_VALIDATED_AS}` (three sets) | 33.2 (31.2-35.2) | "
+                        "43.2 (41.2-45.2) |")
+    assert lines[6] == ("| lowest pooled EER of the Nes2Net candidates, `other-candidate` (three sets; not the shipped "
+                        "recipe) | 31.0 (29.0-33.0) | 41.0 (39.0-43.0) |")
+    alone = generalisation_table(generalisation_record({**baselines, CROSS_VALIDATED_AS: 30.0,
+                                                        "other-candidate": 31.0}))
+    assert f"`{CROSS_VALIDATED_AS}` (three sets) | 30.0" in alone and "other-candidate" not in alone
+
+
+def test_a_generalisation_record_without_the_shipped_recipe_is_named():
+    with pytest.raises(SystemExit, match=f"no row for the shipped default's recipe '{CROSS_VALIDATED_AS}'"):
+        generalisation_table(generalisation_record({"other-candidate": 31.0}))
+
+
+def test_the_readme_row_of_the_shipped_recipe_is_its_cross_validation():
+    """The README's cross-validation row for the shipped default's recipe is `CROSS_VALIDATED_AS`'s pooled EER, however
+    another candidate ranks."""
+    pooled = json.loads((BENCHMARKS / "generalisation.json").read_text())["candidates"][CROSS_VALIDATED_AS]["pooled"]
+    rows = [line for line in README.read_text().splitlines() if f"`{CROSS_VALIDATED_AS}` (three sets)" in line]
+    assert len(rows) == 1 and rows[0].startswith("| the shipped default's recipe")
+    assert f"| {pooled['eer']:.1f} ({pooled['eer_low']:.1f}-{pooled['eer_high']:.1f}) |" in rows[0]
