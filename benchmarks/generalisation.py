@@ -43,7 +43,9 @@ from hub_cards.generalisation import weights_digest  # noqa: E402
 from modeling_nes2net.atomic import write_text_atomic  # noqa: E402
 from modeling_nes2net import Nes2NetForAudioClassification  # noqa: E402
 from training.cross_validation import (  # noqa: E402
+    Candidate,
     cross_validate,
+    fused,
     logistic_probe,
     nes2net_candidate,
     plan_folds,
@@ -128,6 +130,13 @@ BASELINE_PROBES = {
 }
 """The linear baselines, one per name of `BASELINES`: description and `training.cross_validation` candidate."""
 
+FUSIONS: dict[str, tuple[str, list[str]]] = {
+    "vocoded-hifigan+logistic-clean": ("vocoded-hifigan and logistic-clean fused: one logistic regression on their "
+                                       "two scores, fitted on the calibration split",
+                                       ["vocoded-hifigan", "logistic-clean"]),
+}
+"""Score fusions of other rows (`training.cross_validation.fused`): description and the names fused."""
+
 
 def candidate_recipe(recipe: Recipe, spec: dict) -> Recipe:
     """`recipe` with a `CANDIDATES` entry's overrides (and its extra training `corpora` added to the recipe's)."""
@@ -141,18 +150,21 @@ def candidate_recipe(recipe: Recipe, spec: dict) -> Recipe:
 def build_candidates(names: list[str], recipe: Recipe, device: str = "cpu") -> dict:
     """name -> `training.cross_validation` candidate, for the baselines and `CANDIDATES` (scoring on `device`), each
     trained on its own recipe's corpora."""
-    candidates = {}
-    for name in names:
+    def candidate(name: str) -> Candidate:
         if name in BASELINE_PROBES:
-            candidates[name] = trained_on(recipe.data.corpora, BASELINE_PROBES[name][1])
-        else:
-            own = candidate_recipe(recipe, CANDIDATES[name])
-            candidates[name] = trained_on(own.data.corpora, nes2net_candidate(own, device))
-    return candidates
+            return trained_on(recipe.data.corpora, BASELINE_PROBES[name][1])
+        if name in FUSIONS:
+            return fused(candidate(part) for part in FUSIONS[name][1])
+        own = candidate_recipe(recipe, CANDIDATES[name])
+        return trained_on(own.data.corpora, nes2net_candidate(own, device))
+
+    return {name: candidate(name) for name in names}
 
 
 def with_training_corpora(names: list[str], recipe: Recipe) -> DataSpec:
-    """`recipe`'s data section with every extra training corpus of the `CANDIDATES` among `names` added."""
+    """`recipe`'s data section with every extra training corpus of the `CANDIDATES` among `names` (or fused by
+    them) added."""
+    names = [part for name in names for part in FUSIONS.get(name, ("", [name]))[1]]
     extra = {corpus: spec for name in names for corpus, spec in CANDIDATES.get(name, {}).get("corpora", {}).items()}
     return dataclasses.replace(recipe.data, corpora={**recipe.data.corpora, **extra})
 
@@ -204,14 +216,16 @@ def merged(results: dict, path: Path) -> dict:
         if previous["folds"] == results["folds"] and previous["corpora"] == results["corpora"]:
             for section in ("candidates", "test"):
                 results[section] = {**previous[section], **results[section]}
-    order = [COMPARED, *BASELINES, *CANDIDATES]
+    order = [COMPARED, *BASELINES, *CANDIDATES, *FUSIONS]
     for section in ("candidates", "test"):
         results[section] = {name: results[section][name] for name in order if name in results[section]}
     return results
 
 
 def describe(name: str) -> str:
-    return BASELINE_PROBES[name][0] if name in BASELINE_PROBES else CANDIDATES[name]["description"]
+    if name in BASELINE_PROBES or name in FUSIONS:
+        return {**BASELINE_PROBES, **FUSIONS}[name][0]
+    return CANDIDATES[name]["description"]
 
 
 def render(results: dict) -> str:
@@ -270,8 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR)
     parser.add_argument("--recipe", type=Path, default=RECIPE, help="the candidates' base recipe")
-    parser.add_argument("--candidates", nargs="+", default=[*BASELINES, *CANDIDATES],
-                        choices=[*BASELINES, *CANDIDATES])
+    parser.add_argument("--candidates", nargs="+", default=[*BASELINES, *CANDIDATES, *FUSIONS],
+                        choices=[*BASELINES, *CANDIDATES, *FUSIONS])
     parser.add_argument("--threads", type=int, default=NUM_THREADS, help="torch threads (1 on a busy machine)")
     parser.add_argument("--compared", type=Path, default=REPO_ROOT / "modeling_nes2net" / "default_model",
                         help="a model folder scored on the test splits next to the candidates")

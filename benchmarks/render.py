@@ -159,7 +159,7 @@ GENERALISATION_COMPARED = "compared model"
 def generalisation_table(record: dict) -> str:
     """`benchmarks/generalisation.py`: pooled leave-one-family-out EER and the unseen-generator EER of each test split,
     for the shipped default, the baselines, the shipped default's recipe (`CROSS_VALIDATED_AS` of
-    `training.default_model`) and, when another Nes2Net candidate has a lower pooled EER, that one."""
+    `training.default_model`) and, when another candidate has a lower pooled EER, that one."""
     if CROSS_VALIDATED_AS not in record["candidates"]:
         raise SystemExit(f"benchmarks/generalisation.json has no row for the shipped default's recipe "
                          f"{CROSS_VALIDATED_AS!r} (training.default_model.CROSS_VALIDATED_AS)")
@@ -174,7 +174,7 @@ def generalisation_table(record: dict) -> str:
              "logistic-clean": "the same on the clean view only, L2 C = 0.01 (three sets)",
              CROSS_VALIDATED_AS: f"the shipped default's recipe, `{CROSS_VALIDATED_AS}` (three sets)"}
     if best != CROSS_VALIDATED_AS:
-        names[best] = f"lowest pooled EER of the Nes2Net candidates, `{best}` (three sets; not the shipped recipe)"
+        names[best] = f"lowest pooled EER of the candidates, `{best}` (three sets; not the shipped recipe)"
     for name, label in names.items():
         if name not in record["test"]:
             continue

@@ -140,6 +140,23 @@ def logistic_probe(train: FrontendCache, calibration: FrontendCache, inverse_str
     return scorer
 
 
+def fused(candidates: Iterable[Candidate]) -> Candidate:
+    """`candidates` fitted on the same trials, their scores fused by one linear logistic regression
+    (`fit_llr_fusion`) fitted on the calibration split: `llr = scores @ weights + offset`."""
+    candidates = list(candidates)
+
+    def fit(train: FrontendCache, calibration: FrontendCache) -> Scorer:
+        scorers = [candidate(train, calibration) for candidate in candidates]
+
+        def scores(cache: FrontendCache) -> np.ndarray:
+            return np.stack([scorer(cache) for scorer in scorers], axis=1)
+
+        weights, offset = fit_llr_fusion(scores(calibration), calibration.labels)
+        return lambda cache: scores(cache) @ weights + offset
+
+    return fit
+
+
 def nes2net_candidate(recipe: Recipe, device: str = "cpu") -> Candidate:
     """A Nes2Net back-end trained as `nes2net train` trains `recipe` (a recipe with `data.corpora`, whose corpora are
     not read: `training.train.train_on_states` on the fold's cached states, in a temporary folder, without a dev

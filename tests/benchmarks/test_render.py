@@ -337,7 +337,7 @@ def test_the_generalisation_table_shows_the_shipped_recipe_and_a_better_candidat
                                                         "other-candidate": 31.0})).splitlines()
     assert lines[5] == (f"| the shipped default's recipe, `{CROSS_VALIDATED_AS}` (three sets) | 33.2 (31.2-35.2) | "
                         "43.2 (41.2-45.2) |")
-    assert lines[6] == ("| lowest pooled EER of the Nes2Net candidates, `other-candidate` (three sets; not the shipped "
+    assert lines[6] == ("| lowest pooled EER of the candidates, `other-candidate` (three sets; not the shipped "
                         "recipe) | 31.0 (29.0-33.0) | 41.0 (39.0-43.0) |")
     alone = generalisation_table(generalisation_record({**baselines, CROSS_VALIDATED_AS: 30.0,
                                                         "other-candidate": 31.0}))

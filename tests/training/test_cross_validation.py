@@ -10,6 +10,7 @@ import torch
 
 from training.cross_validation import (
     cross_validate,
+    fused,
     held_out_mask,
     logistic_probe,
     nes2net_candidate,
@@ -170,6 +171,22 @@ def tiny_states_recipe(**data):
         "model": {"config": config}, "data": {"corpora": {"synthetic": {"dataset": "in memory"}}, **data},
         "training": {"epochs": 3, "batch_size": 8, "lr": 1e-3, "min_lr": 1e-5, "schedule": "cosine",
                      "frontend_lr": 0, "average_best": 3, "mixed_precision": "no"}})
+
+
+def test_fusing_two_half_informed_candidates_beats_each_of_them():
+    train, test = synthetic_cache(separation=-0.15), synthetic_cache(separation=-0.15, seed=3)
+
+    def channel_mean(channels: slice):
+        def candidate(train_cache, calibration):  # needs no fitting: bona fide states sit higher on every channel
+            return lambda cache: np.array([state[:, :, channels].float().mean().item() for state in cache.states])
+        return candidate
+
+    def eer(candidate):
+        scores = candidate(train, train)(test)
+        return compute_eer(scores[test.labels == 1], scores[test.labels == 0]).eer
+
+    halves = [channel_mean(slice(0, 4)), channel_mean(slice(4, 8))]
+    assert eer(fused(halves)) < min(eer(half) for half in halves) - 0.02
 
 
 def test_nes2net_candidate_trains_on_the_views_its_recipe_names(tmp_path):
