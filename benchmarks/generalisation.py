@@ -77,6 +77,10 @@ def vocoded_copies(suffix: str, vocoders: list[str]) -> dict[str, dict]:
             for name in ("mini-antispoof", "antispoof-plus", "antispoof-modern")}
 
 
+CLEAN_PROBE = {"inverse_strength": 0.01, "views": ["clean"]}
+"""The `logistic-clean` baseline's probe: L2 strength and training views (`training.statistics_head.fit_probe`)."""
+LOGISTIC_CLEAN = functools.partial(logistic_probe, **CLEAN_PROBE)
+
 CANDIDATES: dict[str, dict] = {
     "recipe-3-epochs": {"description": "Nes2Net-X, the former default's recipe (weighted merge of all layers, ASTP) "
                                        "at 3 epochs on 2 s windows", "data": {"mask_channels": 0, "mask_frames": 0}},
@@ -112,6 +116,14 @@ CANDIDATES: dict[str, dict] = {
                                               "between the two rows is the seed noise of one candidate",
                                **ATTM_UNMASKED, "corpora": vocoded_copies("hifigan", ["hifigan"]),
                                "training": {"seed": 1}},
+    "vocoded-hifigan-statistics": {"description": "vocoded-hifigan with a statistics head: logistic-clean's probe of "
+                                                  "every layer fused into the model on the calibration split "
+                                                  "(training.statistics_head, C = 0.01, clean view)",
+                                   **ATTM_UNMASKED, "corpora": vocoded_copies("hifigan", ["hifigan"]),
+                                   "training": {"statistics_head": CLEAN_PROBE}},
+    "logistic-clean-hifigan": {"description": "logistic-clean trained with the HiFi-GAN copies too (the copies' "
+                                              "effect on the linear probe)",
+                               "probe": LOGISTIC_CLEAN, "corpora": vocoded_copies("hifigan", ["hifigan"])},
     "normalized-mean-heavy-mask": {"description": "normalized-mean with bands of up to 128 channels and spans of up "
                                                   "to 40 frames masked, weight decay 1e-2",
                                    "config": {"normalize_layers": True, "pooling": "mean"},
@@ -119,14 +131,15 @@ CANDIDATES: dict[str, dict] = {
                                    "training": {"weight_decay": 1.0e-2}},
 }
 """Nes2Net candidates: overrides of the base recipe's (`RECIPE`) `model.config`, `data` and `training` sections, and
-training corpora added to its `data.corpora` (`corpora`)."""
+training corpora added to its `data.corpora` (`corpora`); a `probe` candidate (`training.cross_validation`) trains
+instead of Nes2Net, on the recipe's corpora with those added."""
 
 
 BASELINE_PROBES = {
     "logistic": ("logistic regression on mean + std pooled states of every layer", logistic_probe),
     "logistic-clean": ("logistic on the clean view only (no channel view), L2 C = 0.01 (the better of C = 1 and 0.01 "
                        "on these folds)",
-                       functools.partial(logistic_probe, inverse_strength=0.01, views=("clean",))),
+                       LOGISTIC_CLEAN),
 }
 """The linear baselines, one per name of `BASELINES`: description and `training.cross_validation` candidate."""
 
@@ -156,7 +169,7 @@ def build_candidates(names: list[str], recipe: Recipe, device: str = "cpu") -> d
         if name in FUSIONS:
             return fused(candidate(part) for part in FUSIONS[name][1])
         own = candidate_recipe(recipe, CANDIDATES[name])
-        return trained_on(own.data.corpora, nes2net_candidate(own, device))
+        return trained_on(own.data.corpora, CANDIDATES[name].get("probe") or nes2net_candidate(own, device))
 
     return {name: candidate(name) for name in names}
 

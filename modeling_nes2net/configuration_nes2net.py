@@ -123,6 +123,11 @@ class Nes2NetConfig(PreTrainedConfig):
             Layer-normalise every hidden state over its features (no learned parameters) before the merge, as
             SUPERB's weighted sum does: for front-ends whose intermediate states are not normalised (Whisper's
             residual stream), so no layer or channel dominates the merge by scale alone.
+        layer_statistics (`bool`, *optional*, defaults to `False`):
+            Append the mean and standard deviation over frames of every hidden state the back-end reads (before
+            `normalize_layers`) to the pooled embedding, so the classifier also reads them linearly: a linear probe of
+            the front-end's layers beside the Nes2Net back-end (not part of the paper's model), whose weights
+            `training.statistics_head` fits after training and fuses with the back-end's score.
         spectrogram_n_fft (`int`, *optional*, defaults to 2046):
             FFT size of the spectrogram front-end; 2046 gives 1024 bins, the width of XLS-R features.
         spectrogram_hop_length (`int`, *optional*, defaults to 320):
@@ -204,6 +209,7 @@ class Nes2NetConfig(PreTrainedConfig):
     frontend_weights_dtype: Literal["float32", "float16"] = "float32"
     layer_merge: Literal["last", "weighted_sum", "sea", "attm"] = "last"
     normalize_layers: bool = False
+    layer_statistics: bool = False
     spectrogram_n_fft: int = 2046
     spectrogram_hop_length: int = 320
     backend_variant: Literal["nes2net", "nes2net-x"] = "nes2net-x"
@@ -281,6 +287,15 @@ class Nes2NetConfig(PreTrainedConfig):
         if self.frontend_type == "spectrogram":
             return 1
         return (self.frontend_num_layers or self.frontend_config.num_hidden_layers) + 1
+
+    @property
+    def pooled_size(self) -> int:
+        """Width of the pooled embedding the classifier reads: the back-end's pooling (`[mean; std]` with ASTP), then
+        with `layer_statistics` the mean and std of each hidden state it reads (all of them with a layer merge)."""
+        size = 2 * self.feature_size if self.pooling == "astp" else self.feature_size
+        if self.layer_statistics:
+            size += 2 * self.feature_size * (1 if self.layer_merge == "last" else self.num_frontend_layers)
+        return size
 
     @property
     def group_channels(self) -> int:

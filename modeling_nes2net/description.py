@@ -48,4 +48,6 @@ def describe_architecture(config: Nes2NetConfig) -> ArchitectureDescription:
                f"kernel {config.kernel_size}, dilation {config.dilation}, {config.pooling} pooling")
     frontend = describe_frontend(config) + (", frozen" if config.freeze_frontend else "")
     merge = LAYER_MERGE_DESCRIPTIONS[config.layer_merge].format(layers=config.num_frontend_layers)
+    if config.layer_statistics:
+        merge += ", with a linear head on each one's mean and standard deviation over frames"
     return ArchitectureDescription(backend, details, frontend, merge)

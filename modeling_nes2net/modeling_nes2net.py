@@ -61,6 +61,18 @@ def _normalize_waveform(input_values: torch.Tensor, attention_mask: torch.Tensor
     return (input_values - mean) * torch.rsqrt(variance + 1e-5) * weights
 
 
+def layer_statistics(hidden_states: tuple[torch.Tensor, ...], frame_mask: torch.Tensor | None) -> torch.Tensor:
+    """The mean and standard deviation over the real frames of each hidden state `(batch, frames, D)`, layer by layer:
+    `(batch, layers * 2 * D)` float32, `[mean_0; std_0; mean_1; ...]`."""
+    statistics = []
+    for state in hidden_states:
+        state = state.float()
+        mean = masked_time_mean(state, frame_mask, dim=1)
+        variance = masked_time_mean((state - mean) ** 2, frame_mask, dim=1)
+        statistics += [mean.squeeze(1), variance.squeeze(1).sqrt()]
+    return torch.cat(statistics, dim=-1)
+
+
 class Nes2NetSqueezeExcitation(nn.Module):
     """Channel gate `x * sigmoid(W2 relu(W1 mean_t(x)))` with 1x1 convolutions `C -> C / r -> C` (with biases)."""
 
@@ -391,13 +403,17 @@ class Nes2NetModel(Nes2NetPreTrainedModel):
         """Everything after the front-end, on its `hidden_states` (each `(batch, frames, D)`; with
         `layer_merge="last"` only the last is read: the front-end's last hidden state) and a `(batch, frames)`
         `frame_mask`: returns the merged features, the trunk's
-        output `(batch, frames, D)` and the pooled embedding `(batch, pooled_size)`. `forward` ends here; a frozen
+        output `(batch, frames, D)` and the pooled embedding `(batch, config.pooled_size)` (with `layer_statistics`,
+        `layer_statistics` of the hidden states read appended). `forward` ends here; a frozen
         front-end's cached states can enter here directly (`training.frozen_frontend`)."""
+        statistics = layer_statistics(hidden_states, frame_mask) if self.config.layer_statistics else None
         if self.config.normalize_layers:
             hidden_states = tuple(F.layer_norm(state, state.shape[-1:]) for state in hidden_states)
         merged_features = hidden_states[-1] if self.layer_merge is None else self.layer_merge(hidden_states, frame_mask)
         merged_features = merged_features.to(self.dtype)  # the spectrogram is float32 whatever the model's dtype
         last_hidden_state, pooler_output = self.backend(merged_features, frame_mask)
+        if statistics is not None:
+            pooler_output = torch.cat([pooler_output, statistics.to(pooler_output.dtype)], dim=-1)
         return merged_features, last_hidden_state, pooler_output
 
     def forward(
@@ -457,8 +473,7 @@ class Nes2NetForAudioClassification(Nes2NetPreTrainedModel):
     def __init__(self, config: Nes2NetConfig):
         super().__init__(config)
         self.nes2net = Nes2NetModel(config)
-        pooled_size = 2 * config.feature_size if config.pooling == "astp" else config.feature_size
-        self.classifier = nn.Linear(pooled_size, config.num_labels)
+        self.classifier = nn.Linear(config.pooled_size, config.num_labels)
         self.calibration = Nes2NetScoreCalibration(config)
         self.post_init()
 

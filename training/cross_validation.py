@@ -20,11 +20,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from modeling_nes2net import Nes2NetForAudioClassification
 from training.corpus_sources import PAIR_SOURCE_COLUMN
@@ -33,7 +32,7 @@ from training.frozen_frontend import CORPUS_COLUMN, FrontendCache, score_cache
 from training.recipe import Recipe
 from training.train import train_on_states
 from training.metrics import bootstrap_eer_interval, compute_eer
-from training.state_cache import in_views
+from training.statistics_head import add_statistics_head, fit_probe, pooled_statistics
 
 logger = logging.getLogger(__name__)
 
@@ -108,34 +107,14 @@ def trained_on(corpora: Iterable[str], candidate: Candidate) -> Candidate:
     return fit
 
 
-def pooled_statistics(cache: FrontendCache) -> np.ndarray:
-    """`(n, layers * 2 * D)` float64: the mean and standard deviation over frames of every cached layer."""
-    rows = []
-    for state in cache.states:
-        state = state.float()
-        rows.append(torch.cat([state.mean(dim=1), state.std(dim=1, correction=0)], dim=-1).flatten().numpy())
-    return np.stack(rows).astype(np.float64)
-
-
 def logistic_probe(train: FrontendCache, calibration: FrontendCache, inverse_strength: float = 1.0,
-                   views: tuple[str, ...] | None = None) -> Scorer:
-    """The linear baseline: a logistic regression (scikit-learn, balanced classes, L2 with `C = inverse_strength`)
-    on standardised `pooled_statistics` of the training trials of `views` (`training.state_cache.VIEW_COLUMN`; None:
-    every view), its log-odds calibrated on `calibration`."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    if views is not None:
-        train = in_views(train, views)
-    probe = make_pipeline(StandardScaler(), LogisticRegression(C=inverse_strength, class_weight="balanced",
-                                                               max_iter=2000))
-    probe.fit(pooled_statistics(train), train.labels)
-    (weight,), offset = fit_llr_fusion(probe.decision_function(pooled_statistics(calibration))[:, None],
-                                       calibration.labels)
+                   views: Sequence[str] | None = None) -> Scorer:
+    """The linear baseline: `fit_probe` on `train`, its log-odds calibrated on `calibration`."""
+    weights, bias = fit_probe(train, inverse_strength, views)
+    (weight,), offset = fit_llr_fusion((pooled_statistics(calibration) @ weights + bias)[:, None], calibration.labels)
 
     def scorer(cache: FrontendCache) -> np.ndarray:
-        return weight * probe.decision_function(pooled_statistics(cache)) + offset
+        return weight * (pooled_statistics(cache) @ weights + bias) + offset
 
     return scorer
 
@@ -161,14 +140,20 @@ def nes2net_candidate(recipe: Recipe, device: str = "cpu") -> Candidate:
     """A Nes2Net back-end trained as `nes2net train` trains `recipe` (a recipe with `data.corpora`, whose corpora are
     not read: `training.train.train_on_states` on the fold's cached states, in a temporary folder, without a dev
     split, so the last `average_best` epochs are averaged), calibrated on the calibration split's log-odds
-    (`calibrate_model`); it scores on `device`."""
+    (`calibrate_model`), with the recipe's `training.statistics_head` fused in on that split; it scores on
+    `device`."""
+
+    head = recipe.training.statistics_head
 
     def fit(train: FrontendCache, calibration: FrontendCache) -> Scorer:
         with tempfile.TemporaryDirectory(prefix="nes2net-fold-") as run_dir:
-            fold = dataclasses.replace(recipe, data=dataclasses.replace(recipe.data, dev_split=None))
+            fold = dataclasses.replace(recipe, data=dataclasses.replace(recipe.data, dev_split=None),
+                                       training=dataclasses.replace(recipe.training, statistics_head=None))
             model = Nes2NetForAudioClassification.from_pretrained(train_on_states(fold, run_dir, (train, None)))
             model = model.eval().to(device)
         calibrate_model(model, score_cache(model, calibration), calibration.labels)
+        if head is not None:
+            model = add_statistics_head(model.cpu(), train, calibration, **head).to(device)
         return lambda cache: score_cache(model, cache)
 
     return fit

@@ -219,8 +219,20 @@ class TrainingSpec:
     """The newest complete checkpoints kept; resuming falls back to an older one when the newest is damaged."""
     eval_batch_size: int = 16
     log_every_steps: int = 10
+    statistics_head: dict[str, Any] | None = None
+    """With `data.corpora` and a dev split: after calibration, fuse a linear probe of the front-end's layers into the
+    final model (`training.statistics_head`), `{inverse_strength: C, views: [clean]}`: the inverse L2 strength of its
+    logistic regression (default 1) and the training views it is fitted on (default: all trained on); null: none."""
 
     def __post_init__(self) -> None:
+        if self.statistics_head is not None:
+            head = self.statistics_head
+            if not isinstance(head, dict) or set(head) - {"inverse_strength", "views"}:
+                raise ValueError(f"training.statistics_head must be {{inverse_strength: C, views: [...]}} or null, got "
+                                 f"{head!r}"[:200])
+            if not isinstance(head.get("inverse_strength", 1.0), (int, float)) or head.get("inverse_strength", 1) <= 0:
+                raise ValueError(f"training.statistics_head.inverse_strength must be positive, got "
+                                 f"{head['inverse_strength']!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"training.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
@@ -271,6 +283,13 @@ class Recipe:
         if self.data.corpora is not None and self.training.frontend_lr != 0:
             raise ValueError("data.corpora trains on cached front-end states: the front-end must stay frozen "
                              "(training.frontend_lr: 0)")
+        head = self.training.statistics_head
+        if head is not None and (self.data.corpora is None or self.data.dev_split is None):
+            raise ValueError("training.statistics_head is fitted on cached states and fused on the dev split: set "
+                             "data.corpora and data.dev_split")
+        if head is not None and not set(head.get("views", self.data.views)) <= set(self.data.views):
+            raise ValueError(f"training.statistics_head.views must be among data.views {self.data.views}, got "
+                             f"{head['views']!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -105,6 +105,7 @@ from training.schedules import build_schedule
 from training.score_files import ScoreTable, write_scores
 from training.split_scoring import UnscoredTrialsError, score_split
 from training.state_cache import cache_corpora, in_views, training_states
+from training.statistics_head import add_statistics_head
 from training.whisper_weights import ctranslate2_source, whisper_encoder_from_ctranslate2
 
 logger = logging.getLogger(__name__)
@@ -550,6 +551,8 @@ class Trainer:
                         ", ".join(str(entry["epoch"] + 1) for entry in self.state.best), final)
         accelerator.wait_for_everyone()
         calibration, note = (None, "the recipe has no dev split") if not self.has_dev else self._calibrate(final)
+        if self.recipe.training.statistics_head is not None:  # the recipe has a dev split
+            self._add_statistics_head(final)
         result_files = [self._evaluate(final, spec) for spec in self.recipe.evaluation]
         if accelerator.is_main_process:
             results = [load_result(path) for path in result_files]
@@ -578,6 +581,21 @@ class Trainer:
                 calibration = {"trials": len(scores), "scale": scale, "offset": offset}
         accelerator.wait_for_everyone()
         return calibration, note
+
+    def _add_statistics_head(self, final: Path) -> None:
+        """Fuse a linear probe of the front-end's layers into the calibrated final model (`training.statistics_head`):
+        fitted on the train states, fused on the dev states."""
+        if self.accelerator.is_main_process:
+            model = self.model_class.from_pretrained(final)
+            try:
+                fused = add_statistics_head(model, self.train_set.cache, self.dev_states,
+                                            **self.recipe.training.statistics_head)
+            except ValueError as error:  # a dev split separated perfectly: keep the calibrated back-end alone
+                logger.warning("no statistics head for %s: %s", final, error)
+            else:
+                save_model_folder(fused, final)
+                logger.info("linear probe of the layers fused into %s (training.statistics_head)", final)
+        self.accelerator.wait_for_everyone()
 
     def _evaluate(self, model_folder: Path, spec: EvaluationSpec) -> Path:
         """Score one test set with `model_folder`; returns its `results.json`."""

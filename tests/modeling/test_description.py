@@ -18,6 +18,9 @@ def test_the_words_name_the_back_end_its_activation_the_front_end_and_the_merge(
     assert str(words) == ("Nes2Net SeLU back-end on wav2vec 2.0 (2 layers, 64 dimensions), frozen, reading "
                           "squeeze-excitation aggregation (SEA) of all 3 hidden states")
     assert words.backend_details == "outer ratio 4, inner ratio 4, SE ratio 1, kernel 3, dilation 3, astp pooling"
+    probed = describe_architecture(tiny_config("whisper", layer_merge="attm", layer_statistics=True))
+    assert probed.merge == ("an attentive merge (AttM) of all 3 hidden states, with a linear head on each one's mean "
+                            "and standard deviation over frames")
     plain = describe_architecture(tiny_config("spectrogram"))
     assert str(plain) == ("Nes2Net-X back-end on a log-magnitude spectrogram (64 bins, hop 32), reading the last "
                           "hidden layer")

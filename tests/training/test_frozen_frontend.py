@@ -23,7 +23,10 @@ from training.frozen_frontend import (
     mix_corpora,
     score_cache,
 )
+from modeling_nes2net.modeling_nes2net import layer_statistics
+from training.llr_fitting import fit_llr_fusion
 from training.recipe import Recipe, recipe_from_dict
+from training.statistics_head import fit_probe, pooled_statistics
 from training.train import train_on_states
 
 COLUMNS = ["label", "utt_id", "attack"]
@@ -136,3 +139,41 @@ def test_masking_zeroes_one_band_and_one_span_in_every_layer_and_spares_the_cach
     assert torch.equal(masked[:, unmasked], state[:, unmasked])
     assert (state != 0).all()  # the cached state itself is untouched
     assert masked_states(state, 0, 0, np.random.default_rng(3)) is state
+
+
+def test_a_fused_statistics_head_scores_the_fusion_it_was_fitted_as_through_the_forward_pass(caches, tmp_path):
+    initial, _, dev, dev_items = caches  # whole clean clips: the probe's statistics need whole clips of one kind
+    calibration = copy.deepcopy(dev)
+    calibration.labels[:2] = 1 - calibration.labels[:2]  # two errors: a perfectly separated split has no finite fit
+    plain = Nes2NetForAudioClassification.from_pretrained(
+        train_on_states(states_recipe(), tmp_path / "plain", (dev, calibration), model=copy.deepcopy(initial)))
+    recipe = states_recipe()
+    recipe.training.statistics_head = {"inverse_strength": 0.1}
+    model = Nes2NetForAudioClassification.from_pretrained(
+        train_on_states(recipe, tmp_path / "fused", (dev, calibration), model=copy.deepcopy(initial)))
+    assert model.config.layer_statistics and not plain.config.layer_statistics
+    assert model.classifier.in_features == plain.classifier.in_features + 2 * 64 * model.config.num_frontend_layers
+
+    # the fusion spelled out: the probe's log-odds and the plain model's, weighted as fitted on dev
+    probe_weights, probe_bias = fit_probe(dev, inverse_strength=0.1)
+    parts = np.stack([score_cache(plain, dev), pooled_statistics(dev) @ probe_weights + probe_bias], axis=1)
+    weights, offset = fit_llr_fusion(parts, calibration.labels)
+    assert weights[1] != 0  # the probe is in the score
+    np.testing.assert_allclose(score_cache(model, dev), parts @ weights + offset, rtol=1e-4, atol=1e-4)
+    with torch.inference_mode():
+        direct = [float(log_odds(model(torch.from_numpy(dev_items[index]["input_values"])[None]).logits)[0])
+                  for index in range(len(dev_items))]
+    np.testing.assert_allclose(direct, parts @ weights + offset, atol=5e-3)  # the cache rounds the states to float16
+
+
+def test_layer_statistics_count_only_the_real_frames_of_a_padded_batch():
+    torch.manual_seed(0)
+    short, long = torch.randn(3, 7, 4), torch.randn(3, 12, 4)
+    padded = torch.zeros(2, 3, 12, 4)
+    padded[0, :, :7], padded[1] = short, long
+    mask = torch.arange(12)[None] < torch.tensor([[7], [12]])
+    batch = layer_statistics(tuple(padded.unbind(1)), mask)
+    for row, state in zip(batch, (short, long)):  # [mean; std] of each layer over its own frames
+        expected = np.concatenate([part for layer in state.numpy() for part in (layer.mean(0), layer.std(0))])
+        np.testing.assert_allclose(row.numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(layer_statistics(tuple(padded.unbind(1)), None)[0].numpy(), batch[0].numpy())

@@ -186,6 +186,29 @@ def test_a_bad_data_section_is_refused_in_one_line_naming_the_key(source, tmp_pa
     assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()  # refused before any work
 
 
+@pytest.mark.parametrize(("sections", "message"), [
+    ({"training": {"statistics_head": {"strength": 1}}},
+     "training.statistics_head must be {inverse_strength: C, views: [...]} or null"),
+    ({"training": {"statistics_head": {"inverse_strength": 0}}},
+     "training.statistics_head.inverse_strength must be positive, got 0"),
+    ({"training": {"statistics_head": {"views": ["channel"]}}, "data": {"views": ["clean"]}},
+     "training.statistics_head.views must be among data.views ['clean'], got ['channel']"),
+    ({"training": {"statistics_head": {}}, "data": {"dev_split": None}},
+     "training.statistics_head is fitted on cached states and fused on the dev split"),
+])
+def test_a_bad_statistics_head_is_refused_in_one_line(source, tmp_path, caplog, sections, message):
+    recipe = states_recipe(source, tmp_path / "cache")
+    for section, fields in sections.items():
+        recipe[section].update(fields)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    with caplog.at_level(logging.ERROR):
+        assert main(["train", str(path), "--output-dir", str(tmp_path / "run")]) == 2
+    (error,) = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    assert message in error and "\n" not in error
+    assert not (tmp_path / "cache").exists()  # refused before any work
+
+
 def test_cached_states_need_a_frozen_front_end(source, tmp_path, caplog):
     recipe = states_recipe(source, tmp_path / "cache")
     recipe["training"]["frontend_lr"] = 1e-4

@@ -1,0 +1,91 @@
+"""A linear probe of the front-end's layers fused into a trained Nes2Net detector (`Nes2NetConfig.layer_statistics`).
+
+Under leave-one-family-out cross-validation (`benchmarks/generalisation.py`) a logistic regression on the mean and
+standard deviation of every frozen Whisper layer generalises to unseen generators at least as well as any Nes2Net
+back-end trained on the same states, and the two fused do better on the test splits than either. This module folds
+that fusion into one model folder, so `detect`, `pipeline`, the ONNX export and the Space run it unchanged:
+
+    model = add_statistics_head(model, train_states, dev_states, inverse_strength=0.01, views=("clean",))
+
+The probe (`fit_probe`, also the cross-validation's linear baseline) is fitted on the training states, the back-end's
+calibrated log-odds and the probe's are fused by one logistic regression on the dev states (`fit_llr_fusion`), and the result is written
+into the classifier's weights (the statistics columns of the bona fide logit) and the score calibration: the new
+model's log-odds are the fused score exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from modeling_nes2net import Nes2NetForAudioClassification
+from modeling_nes2net.configuration_nes2net import MAX_CALIBRATION_OFFSET, MAX_CALIBRATION_SCALE
+from modeling_nes2net.modeling_nes2net import layer_statistics
+from training.frozen_frontend import FrontendCache, score_cache
+from training.llr_fitting import fit_llr_fusion
+from training.state_cache import in_views
+
+
+def pooled_statistics(cache: FrontendCache) -> np.ndarray:
+    """`(n, layers * 2 * D)` float64: the mean and standard deviation over frames of every cached layer, as the model
+    computes them (`layer_statistics`)."""
+    return np.concatenate([layer_statistics(tuple(state.float()[:, None]), None).numpy() for state in cache.states]
+                          ).astype(np.float64)
+
+
+def fit_probe(train: FrontendCache, inverse_strength: float = 1.0,
+              views: Sequence[str] | None = None) -> tuple[np.ndarray, float]:
+    """A logistic regression (scikit-learn, balanced classes, L2 with `C = inverse_strength`) on standardised
+    `pooled_statistics` of the training trials of `views` (`training.state_cache.VIEW_COLUMN`; None: every view):
+    returns `(weights (features,), bias)` of its log-odds on the unstandardised statistics."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    if views is not None:
+        train = in_views(train, views)
+    statistics = pooled_statistics(train)
+    scaler = StandardScaler().fit(statistics)
+    probe = LogisticRegression(C=inverse_strength, class_weight="balanced", max_iter=2000)
+    probe.fit(scaler.transform(statistics), train.labels)
+    weights = probe.coef_[0] / scaler.scale_
+    return weights, float(probe.intercept_[0] - weights @ scaler.mean_)
+
+
+def add_statistics_head(model: Nes2NetForAudioClassification, train: FrontendCache, calibration: FrontendCache,
+                        inverse_strength: float = 1.0,
+                        views: Sequence[str] | None = None) -> Nes2NetForAudioClassification:
+    """A copy of the calibrated `model` with `layer_statistics` on, whose log-odds are `a * model_log_odds +
+    b * probe_log_odds + c`: the probe fitted on `train`'s trials of `views` (`fit_probe`), `(a, b, c)` fitted on
+    `calibration`. `model` is left unchanged."""
+    config = model.config
+    if config.layer_statistics:
+        raise ValueError("the model already reads layer statistics")
+    if config.layer_merge != "last" and train.states[0].shape[0] != config.num_frontend_layers:
+        raise ValueError(f"the cached states hold {train.states[0].shape[0]} layers, the model reads "
+                         f"{config.num_frontend_layers}")
+    probe_weights, probe_bias = fit_probe(train, inverse_strength, views)
+    fused_scores = np.stack([score_cache(model, calibration),
+                             pooled_statistics(calibration) @ probe_weights + probe_bias], axis=1)
+    (model_weight, probe_weight), offset = fit_llr_fusion(fused_scores, calibration.labels)
+    if max(abs(model_weight), abs(probe_weight)) > MAX_CALIBRATION_SCALE or abs(offset) > MAX_CALIBRATION_OFFSET:
+        raise ValueError(f"the fusion diverged on {len(calibration)} calibration trials (weights {model_weight:.3g}, "
+                         f"{probe_weight:.3g}): they are separated perfectly, so no weighting is better than another")
+
+    fused = Nes2NetForAudioClassification(type(config).from_dict({**config.to_dict(), "layer_statistics": True}))
+    state = model.state_dict()
+    old = model.classifier
+    scale = model_weight * config.calibration_scale
+    weight = torch.zeros_like(fused.classifier.weight)
+    weight[:, :old.in_features] = scale * old.weight
+    weight[-1, old.in_features:] = torch.from_numpy(probe_weight * probe_weights).to(weight.dtype)
+    state["classifier.weight"], state["classifier.bias"] = weight, scale * old.bias
+    fused.load_state_dict(state)
+    fused.config.calibration_scale = 1.0
+    fused.config.calibration_offset = float(model_weight * config.calibration_offset + probe_weight * probe_bias
+                                            + offset)
+    return fused.eval()
+
+
+__all__ = ["add_statistics_head", "fit_probe", "pooled_statistics"]
