@@ -84,7 +84,7 @@ ROBUSTNESS_CONDITIONS = ("mp3:32k", "opus:16k", "mulaw")
 16 kbit/s and G.711 mu-law at 8 kHz (each a full pass of the encoder over the split)."""
 BOOTSTRAP_RESAMPLES = 1000
 GENERALISATION_RESULTS = REPO_ROOT / "benchmarks" / "generalisation.json"
-CROSS_VALIDATED_AS = "vocoded-hifigan"
+CROSS_VALIDATED_AS = "vocoded-hifigan-statistics"
 """The candidate of `benchmarks/generalisation.py` whose recipe `DEFAULT_RECIPE` is: the card sets its
 leave-one-family-out row against the baseline's."""
 
