@@ -314,6 +314,9 @@ class Trainer:
         set_seed(training.seed)
         self.model = model if model is not None else build_model(recipe.model, self.cache_dir / "weights")
         self.model_class, self.batch_loss = type(self.model), batch_loss
+        if training.statistics_head is not None and self.model.config.layer_statistics:
+            raise ValueError("training.statistics_head adds layer statistics to the trained model, and this one "
+                             "already reads them (layer_statistics: true): drop one of the two")
         prepare_for_training(self.model, recipe)
         self.dev_states = None
         self.built_corpora: dict[str, str] | None = None  # data.corpora as built (name -> folder), when read here
