@@ -147,13 +147,18 @@ def test_a_fused_statistics_head_scores_the_fusion_it_was_fitted_as_through_the_
     initial, _, dev, dev_items = caches  # whole clean clips: the probe's statistics need whole clips of one kind
     calibration = copy.deepcopy(dev)
     calibration.labels[:2] = 1 - calibration.labels[:2]  # two errors: a perfectly separated split has no finite fit
-    plain = Nes2NetForAudioClassification.from_pretrained(
-        train_on_states(states_recipe(), tmp_path / "plain", (dev, calibration), model=copy.deepcopy(initial)))
+    plain_folder = train_on_states(states_recipe(), tmp_path / "plain", (dev, calibration), model=copy.deepcopy(initial))
+    plain = Nes2NetForAudioClassification.from_pretrained(plain_folder)
     recipe = states_recipe()
     recipe.training.statistics_head = {"inverse_strength": 0.1}
-    model = Nes2NetForAudioClassification.from_pretrained(
-        train_on_states(recipe, tmp_path / "fused", (dev, calibration), model=copy.deepcopy(initial)))
+    folder = train_on_states(recipe, tmp_path / "fused", (dev, calibration), model=copy.deepcopy(initial))
+    model = Nes2NetForAudioClassification.from_pretrained(folder)
     assert model.config.layer_statistics and not plain.config.layer_statistics
+    # each folder's card says what its forward pass returns
+    plain_card, card = (" ".join((path / "README.md").read_text(encoding="utf-8").split())
+                        for path in (plain_folder, folder))
+    assert "linear probe" not in plain_card
+    assert "the forward pass returns the fused log-odds" in card and "which the forward pass returns" not in card
     assert model.classifier.in_features == plain.classifier.in_features + 2 * 64 * model.config.num_frontend_layers
 
     # the fusion spelled out: the probe's log-odds and the plain model's, weighted as fitted on dev
