@@ -366,6 +366,8 @@ class Trainer:
             states = training_states(paths, self.built_corpora, with_dev=data.dev_split is not None,
                                      views=data.views)
         train, self.dev_states = states
+        if training.statistics_head is not None and self.dev_states is None:
+            raise ValueError("training.statistics_head is fused on the dev states, and none were given")
         if list(data.views) != list(VIEWS):  # states given with every view (cross-validation's shared cache)
             train = in_views(train, data.views)
         self.train_set = StatesDataset(train, data.crop_frames, data.mask_channels, data.mask_frames, training.seed)

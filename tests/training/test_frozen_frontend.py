@@ -173,6 +173,15 @@ def test_a_fused_statistics_head_scores_the_fusion_it_was_fitted_as_through_the_
     np.testing.assert_allclose(direct, parts @ weights + offset, atol=5e-3)  # the cache rounds the states to float16
 
 
+def test_a_statistics_head_without_dev_states_is_refused_before_training(caches, tmp_path):
+    initial, train, _, _ = caches
+    recipe = states_recipe()
+    recipe.training.statistics_head = {}
+    with pytest.raises(ValueError, match="training.statistics_head is fused on the dev states, and none were given"):
+        train_on_states(recipe, tmp_path / "run", (train, None), model=copy.deepcopy(initial))
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 def test_layer_statistics_count_only_the_real_frames_of_a_padded_batch():
     torch.manual_seed(0)
     short, long = torch.randn(3, 7, 4), torch.randn(3, 12, 4)
