@@ -67,11 +67,13 @@ def render_training_card(
     calibration: dict[str, float] | None,
     calibration_note: str,
     results: Sequence[EvaluationResult],
+    statistics_head: bool = False,
 ) -> str:
     """The card of `nes2net train`'s final folder: the averaged `epoch_names`, the dev calibration (`{"trials",
-    "scale", "offset"}`, or None with `calibration_note` saying why) and the recipe's test `results`."""
+    "scale", "offset"}`, or None with `calibration_note` saying why), whether a statistics head was fused in after it
+    (`training.statistics_head`) and the recipe's test `results`."""
     body = render_body("trained_folder.md", epochs=list(epoch_names), calibration=calibration,
-                       calibration_note=calibration_note, results=list(results))
+                       calibration_note=calibration_note, statistics_head=statistics_head, results=list(results))
     return _front_matter() + body
 
 

@@ -264,7 +264,8 @@ class Nes2NetModelOutput(ModelOutput):
     last_hidden_state (`torch.FloatTensor` of shape `(batch_size, frames, feature_size)`):
         Output of the nested Res2Net trunk, before pooling.
     pooler_output (`torch.FloatTensor` of shape `(batch_size, pooled_size)`):
-        Utterance embedding (mean pooling: `feature_size`; ASTP: `2 * feature_size`), the classifier's input.
+        Utterance embedding, the classifier's input (`config.pooled_size`: mean pooling `feature_size`, ASTP
+        `2 * feature_size`, then with `layer_statistics` the mean and std of each hidden state read).
     merged_features (`torch.FloatTensor` of shape `(batch_size, frames, feature_size)`):
         The back-end's input: the front-end's hidden states merged by `config.layer_merge`.
     frame_mask (`torch.BoolTensor` of shape `(batch_size, frames)`, *optional*):

@@ -153,7 +153,9 @@ def nes2net_candidate(recipe: Recipe, device: str = "cpu") -> Candidate:
             model = model.eval().to(device)
         calibrate_model(model, score_cache(model, calibration), calibration.labels)
         if head is not None:
-            model = add_statistics_head(model.cpu(), train, calibration, **head).to(device)
+            # on the recipe's training views unless the head names its own, as `nes2net train` fits it
+            model = add_statistics_head(model.cpu(), train, calibration, **{"views": recipe.data.views, **head})
+            model = model.to(device)
         return lambda cache: score_cache(model, cache)
 
     return fit

@@ -20,7 +20,8 @@ Steps (the recipe: `training/recipes/frozen_frontend/default.yaml`, which `nes2n
       trains from the same states.
    4. the back-end trained on random windows of those whole-clip states (per-corpus and per-system dev EER logged
       each epoch), the mean of the last epochs' weights, then the affine calibration of the log-odds fitted on dev
-      (`training.llr_fitting`): the shipped threshold is log-odds 0.
+      (`training.llr_fitting`) and, with `training.statistics_head`, a linear probe of the layers fused in on dev
+      (`training.statistics_head`): the shipped threshold is log-odds 0.
 5. `evaluate_default`: each test split under `CARD_PROTOCOLS`, `windows` (what `nes2net detect` and the Space score)
    and `full` (what `pipeline` does), pooled, per system and per seen / unseen subset with 95 % bootstrap intervals;
    antispoof-plus also under `ROBUSTNESS_CONDITIONS` (`full`).
@@ -183,6 +184,12 @@ def card_spec(results: list, recipe: Recipe, recipe_path: str | Path, training_d
         "checkpoint": f"mean of the weights of the {training.average_epochs} {training.average_best} epochs",
         "calibration": "affine log-odds calibration fitted on the dev splits (training.llr_fitting)",
     }
+    head = training.statistics_head
+    if head is not None:
+        settings["statistics head"] = (
+            f"logistic regression (C = {head.get('inverse_strength', 1.0)}) on each encoder layer's mean and std over "
+            f"frames of the {', '.join(head.get('views', data.views))} train states, fused with the calibrated "
+            "log-odds on the dev splits and folded into the classifier (training.statistics_head)")
     if minutes is not None:
         settings["training time"] = f"{minutes:.0f} minutes on 2 CPU cores (`python -m training.default_model`)"
     return ModelCardSpec(

@@ -15,6 +15,7 @@ model's log-odds are the fused score exactly.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
@@ -56,9 +57,9 @@ def fit_probe(train: FrontendCache, inverse_strength: float = 1.0,
 def add_statistics_head(model: Nes2NetForAudioClassification, train: FrontendCache, calibration: FrontendCache,
                         inverse_strength: float = 1.0,
                         views: Sequence[str] | None = None) -> Nes2NetForAudioClassification:
-    """A copy of the calibrated `model` with `layer_statistics` on, whose log-odds are `a * model_log_odds +
-    b * probe_log_odds + c`: the probe fitted on `train`'s trials of `views` (`fit_probe`), `(a, b, c)` fitted on
-    `calibration`. `model` is left unchanged."""
+    """A copy of the calibrated `model` (of its class: a frame model keeps its frame classifier) with `layer_statistics`
+    on, whose log-odds are `a * model_log_odds + b * probe_log_odds + c`: the probe fitted on `train`'s trials of
+    `views` (`fit_probe`), `(a, b, c)` fitted on `calibration`. `model` is left unchanged."""
     config = model.config
     if config.layer_statistics:
         raise ValueError("the model already reads layer statistics")
@@ -73,7 +74,9 @@ def add_statistics_head(model: Nes2NetForAudioClassification, train: FrontendCac
         raise ValueError(f"the fusion diverged on {len(calibration)} calibration trials (weights {model_weight:.3g}, "
                          f"{probe_weight:.3g}): they are separated perfectly, so no weighting is better than another")
 
-    fused = Nes2NetForAudioClassification(type(config).from_dict({**config.to_dict(), "layer_statistics": True}))
+    fused_config = copy.deepcopy(config)
+    fused_config.layer_statistics = True
+    fused = type(model)(fused_config)  # a frame model keeps its frame classifier
     state = model.state_dict()
     old = model.classifier
     scale = model_weight * config.calibration_scale

@@ -314,6 +314,9 @@ class Trainer:
         set_seed(training.seed)
         self.model = model if model is not None else build_model(recipe.model, self.cache_dir / "weights")
         self.model_class, self.batch_loss = type(self.model), batch_loss
+        if training.statistics_head is not None and self.model.config.layer_statistics:
+            raise ValueError("training.statistics_head adds layer statistics to the trained model, and this one "
+                             "already reads them (layer_statistics: true): drop one of the two")
         prepare_for_training(self.model, recipe)
         self.dev_states = None
         self.built_corpora: dict[str, str] | None = None  # data.corpora as built (name -> folder), when read here
@@ -363,6 +366,8 @@ class Trainer:
             states = training_states(paths, self.built_corpora, with_dev=data.dev_split is not None,
                                      views=data.views)
         train, self.dev_states = states
+        if training.statistics_head is not None and self.dev_states is None:
+            raise ValueError("training.statistics_head is fused on the dev states, and none were given")
         if list(data.views) != list(VIEWS):  # states given with every view (cross-validation's shared cache)
             train = in_views(train, data.views)
         self.train_set = StatesDataset(train, data.crop_frames, data.mask_channels, data.mask_frames, training.seed)
@@ -551,12 +556,11 @@ class Trainer:
                         ", ".join(str(entry["epoch"] + 1) for entry in self.state.best), final)
         accelerator.wait_for_everyone()
         calibration, note = (None, "the recipe has no dev split") if not self.has_dev else self._calibrate(final)
-        if self.recipe.training.statistics_head is not None:  # the recipe has a dev split
-            self._add_statistics_head(final)
+        fused = self.recipe.training.statistics_head is not None and self._add_statistics_head(final)
         result_files = [self._evaluate(final, spec) for spec in self.recipe.evaluation]
         if accelerator.is_main_process:
             results = [load_result(path) for path in result_files]
-            card = render_training_card([folder.name for folder in folders], calibration, note, results)
+            card = render_training_card([folder.name for folder in folders], calibration, note, results, fused)
             write_text_atomic(final / CARD_FILE, card)
         accelerator.wait_for_everyone()
         return final
@@ -582,20 +586,23 @@ class Trainer:
         accelerator.wait_for_everyone()
         return calibration, note
 
-    def _add_statistics_head(self, final: Path) -> None:
+    def _add_statistics_head(self, final: Path) -> bool:
         """Fuse a linear probe of the front-end's layers into the calibrated final model (`training.statistics_head`):
-        fitted on the train states, fused on the dev states."""
+        fitted on the train states, fused on the dev states (the recipe has a dev split). Returns whether it was."""
+        fused = False
         if self.accelerator.is_main_process:
             model = self.model_class.from_pretrained(final)
             try:
-                fused = add_statistics_head(model, self.train_set.cache, self.dev_states,
+                model = add_statistics_head(model, self.train_set.cache, self.dev_states,
                                             **self.recipe.training.statistics_head)
             except ValueError as error:  # a dev split separated perfectly: keep the calibrated back-end alone
                 logger.warning("no statistics head for %s: %s", final, error)
             else:
-                save_model_folder(fused, final)
+                save_model_folder(model, final)
                 logger.info("linear probe of the layers fused into %s (training.statistics_head)", final)
+                fused = True
         self.accelerator.wait_for_everyone()
+        return fused
 
     def _evaluate(self, model_folder: Path, spec: EvaluationSpec) -> Path:
         """Score one test set with `model_folder`; returns its `results.json`."""

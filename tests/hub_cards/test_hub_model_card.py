@@ -106,6 +106,10 @@ def test_single_logit_model_and_a_fitted_calibration_change_the_usage_and_calibr
     assert "focal_bce" in card.text
     plain = render_model_card(save_tiny_model(tmp_path / "plain"), make_spec("trained", result_files))
     assert "no calibration fitted" in plain.text and "raw_log_odds" not in plain.text
+    assert "linear probe" not in card.text
+    probed = render_model_card(save_tiny_model(tmp_path / "probed", layer_statistics=True, calibration_offset=0.5),
+                               make_spec("trained", result_files))
+    assert "The raw log-odds already fuse the back-end with a linear probe of the front-end's layers" in probed.text
 
 
 def test_a_file_the_card_cannot_explain_stops_rendering(tiny_model_dir: Path, result_files: list[Path]):

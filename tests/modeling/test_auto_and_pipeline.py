@@ -20,7 +20,7 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="module")
 def saved_model(tmp_path_factory):
-    model = tiny_model("wavlm", layer_merge="sea")
+    model = tiny_model("wavlm", layer_merge="sea", layer_statistics=True)  # a classifier wider than the back-end's
     folder = save_model_folder(model, tmp_path_factory.mktemp("saved") / "tiny-nes2net")
     return model, folder
 

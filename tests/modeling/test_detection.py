@@ -12,6 +12,7 @@ from tests.modeling.detection_audio import ffmpeg_encode, needs_ffmpeg, tone_and
 from tests.modeling.detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
 from tests.tiny_models import tiny_model
 
+from modeling_nes2net import save_model_folder
 from modeling_nes2net.audio import AudioInputError
 from modeling_nes2net.detection import DetectionResult, Nes2NetDetector
 from modeling_nes2net.examples import speech_like
@@ -216,7 +217,11 @@ def test_the_config_calibration_moves_the_decision_and_a_threshold_overrides_it(
 
 
 @pytest.mark.parametrize("quantize, tolerance", [("int8", 0.05), ("bf16", 0.05)])
-def test_fast_paths_stay_close(model_dir, tmp_path, quantize, tolerance):
+@pytest.mark.parametrize("layer_statistics", [False, True])
+def test_fast_paths_stay_close(model_dir, tmp_path, quantize, tolerance, layer_statistics):
+    if layer_statistics:  # the embedded default's shape: Whisper, AttM of normalised layers, their statistics
+        model_dir = save_model_folder(tiny_model("whisper", layer_merge="attm", normalize_layers=True,
+                                                 layer_statistics=True), tmp_path / "model")
     paths = [write_audio(tmp_path / f"clip{i}.wav", 1.0 + i) for i in range(3)]
     exact = Nes2NetDetector.from_pretrained(str(model_dir)).detect_many(paths)
     fast = Nes2NetDetector.from_pretrained(str(model_dir), quantize=quantize, device="cpu").detect_many(paths)

@@ -49,9 +49,10 @@ def test_frame_times_are_frame_centres():
     np.testing.assert_allclose(ssl.frame_times(2).numpy(), (np.arange(2) * 20 + 12.5) / 16000)
 
 
-def test_a_trained_utterance_model_loads_with_a_new_frame_head(tmp_path):
+@pytest.mark.parametrize("layer_statistics", [False, True])
+def test_a_trained_utterance_model_loads_with_a_new_frame_head(tmp_path, layer_statistics):
     torch.manual_seed(1)
-    classifier = Nes2NetForAudioClassification(tiny_config("spectrogram"))
+    classifier = Nes2NetForAudioClassification(tiny_config("spectrogram", layer_statistics=layer_statistics))
     randomize_norm_statistics(classifier)
     classifier.eval().save_pretrained(tmp_path / "classifier")
     framed = Nes2NetForAudioFrameClassification.from_pretrained(tmp_path / "classifier", allow_new_weights=True).eval()

@@ -139,6 +139,9 @@ def test_eval_mode_is_deterministic():
         ("wavlm", {"layer_merge": "attm", "activation": "selu"}),
         ("hubert", {"layer_merge": "weighted_sum"}),
         ("hubert", {"layer_merge": "weighted_sum", "normalize_layers": True}),
+        ("wav2vec2", {"layer_statistics": True}),
+        ("wav2vec2", {"layer_merge": "attm", "normalize_layers": True, "layer_statistics": True}),
+        ("whisper", {"layer_merge": "attm", "normalize_layers": True, "layer_statistics": True}),
         ("spectrogram", {}),
     ],
 )

@@ -218,3 +218,20 @@ def test_backend_in_onnx_runtime_equals_the_module(variant, tmp_path):
         # A random Nes2Net-X with random norm statistics reaches logits of 1e12, where float32 rounding is 1e5:
         # the bound is relative to the scale, 1e-5 of it.
         np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_a_whisper_model_with_layer_statistics_exports_with_padding_and_int8(tmp_path):
+    """The embedded default's shape (Whisper, AttM of normalised layers, each layer's statistics in the pooled
+    embedding): the export checks every clip alone and in one padded batch, whose masked statistics must match."""
+    model = tiny_model("whisper", layer_merge="attm", normalize_layers=True, layer_statistics=True)
+    rng = np.random.default_rng(0)
+    waveforms = [(rng.standard_normal(length) * 0.1).astype(np.float32) for length in (16_000, 23_000)]
+    report = export_onnx(model, tmp_path / "onnx", parity_audio=waveforms, variants=("int8",))
+    assert report.max_log_odds_difference["fp32"] <= FP32_TOLERANCE  # export_onnx refuses more; said here
+    assert report.max_log_odds_difference["int8"] < 0.05
+    onnx_model = Nes2NetOnnxModel(tmp_path / "onnx")
+    assert onnx_model.config.layer_statistics
+    batch, mask = map(torch.from_numpy, pad_waveforms(waveforms))
+    with torch.inference_mode():
+        alone = torch.cat([model(torch.from_numpy(waveform)[None]).logits for waveform in waveforms])
+    torch.testing.assert_close(onnx_model(batch, mask), alone, atol=1e-4, rtol=1e-4)

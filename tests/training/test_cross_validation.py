@@ -189,20 +189,37 @@ def test_fusing_two_half_informed_candidates_beats_each_of_them():
     assert eer(fused(halves)) < min(eer(half) for half in halves) - 0.02
 
 
-def test_nes2net_candidate_trains_on_the_views_its_recipe_names(tmp_path):
+def clean_and_broken_views(folder: Path) -> tuple[FrontendCache, FrontendCache]:
+    """(train states of a clean view and a NaN channel view, the clean view alone): what reads the channel view
+    diverges."""
     clean = synthetic_cache(separation=1.5)
     clean.states = [state[-1:] for state in clean.states]
     broken = FrontendCache([torch.full_like(state, float("nan")) for state in clean.states], clean.labels,
                            dict(clean.metadata))
-    paths = {("corpus", "train", view): tmp_path / f"{view}.safetensors" for view in ("clean", "channel")}
+    paths = {("corpus", "train", view): folder / f"{view}.safetensors" for view in ("clean", "channel")}
     clean.save(paths[("corpus", "train", "clean")])
     broken.save(paths[("corpus", "train", "channel")])
     train, _ = training_states(paths, ["corpus"], with_dev=False)
+    return train, clean
 
+
+def test_nes2net_candidate_trains_on_the_views_its_recipe_names(tmp_path):
+    train, clean = clean_and_broken_views(tmp_path)
     scores = nes2net_candidate(tiny_states_recipe(views=["clean"]))(train, clean)(clean)
     assert np.isfinite(scores).all()  # the NaN channel view is never fed...
     with pytest.raises(TrainingDivergedError):  # ...and stops training when it is
         nes2net_candidate(tiny_states_recipe())(train, clean)
+
+
+def test_a_candidates_statistics_head_reads_the_views_its_recipe_names(tmp_path):
+    """A head without its own views is fitted on the recipe's `data.views`, as `nes2net train` fits it."""
+    train, clean = clean_and_broken_views(tmp_path)
+    recipe = tiny_states_recipe(views=["clean"])
+    recipe.training.statistics_head = {"inverse_strength": 0.1}
+    calibration = FrontendCache(clean.states, clean.labels.copy(), clean.metadata)
+    calibration.labels[:2] = 1 - calibration.labels[:2]  # two errors: a perfectly separated split has no finite fit
+    scores = nes2net_candidate(recipe)(train, calibration)(clean)
+    assert np.isfinite(scores).all()
 
 
 def test_nes2net_candidate_learns_cached_states():

@@ -301,3 +301,16 @@ def test_the_default_recipe_is_the_cross_validated_candidate_of_the_generalisati
     chosen = candidate_recipe(default_model.load_default_recipe(RECIPE, tmp_path),
                               CANDIDATES[default_model.CROSS_VALIDATED_AS])
     assert shipped.to_dict() == chosen.to_dict()
+
+
+def test_the_card_names_a_statistics_head_when_the_recipe_fuses_one(tmp_path):
+    write_evaluation(tmp_path / "plus.json", name="antispoof-plus", dataset_id="nes2net/antispoof-plus", split="test",
+                     protocol="full", seed=1)
+    results = [load_result(tmp_path / "plus.json")]
+    recipe = load_recipe(DEFAULT_RECIPE)
+    recipe.training.statistics_head = None
+    assert "statistics head" not in default_model.card_spec(results, recipe, DEFAULT_RECIPE, "toy data", None).recipe
+    recipe.training.statistics_head = {"inverse_strength": 0.01, "views": ["clean"]}
+    settings = default_model.card_spec(results, recipe, DEFAULT_RECIPE, "toy data", None).recipe
+    assert settings["statistics head"].startswith("logistic regression (C = 0.01) on each encoder layer's mean and "
+                                                  "std over frames of the clean train states")

@@ -15,18 +15,20 @@ from tests.tiny_models import tiny_model
 from training.batching import WaveformDataset, build_augmentation
 from training.data import load_built_dataset
 from training.corpus_sources import build_demo_dataset
-from modeling_nes2net import Nes2NetForAudioClassification
+from modeling_nes2net import Nes2NetForAudioClassification, Nes2NetForAudioFrameClassification
 from training.frozen_frontend import (
     masked_states,
     FrontendCache,
+    batch_states,
     cache_frontend_states,
+    forward_states,
     mix_corpora,
     score_cache,
 )
 from modeling_nes2net.modeling_nes2net import layer_statistics
 from training.llr_fitting import fit_llr_fusion
 from training.recipe import Recipe, recipe_from_dict
-from training.statistics_head import fit_probe, pooled_statistics
+from training.statistics_head import add_statistics_head, fit_probe, pooled_statistics
 from training.train import train_on_states
 
 COLUMNS = ["label", "utt_id", "attack"]
@@ -145,13 +147,18 @@ def test_a_fused_statistics_head_scores_the_fusion_it_was_fitted_as_through_the_
     initial, _, dev, dev_items = caches  # whole clean clips: the probe's statistics need whole clips of one kind
     calibration = copy.deepcopy(dev)
     calibration.labels[:2] = 1 - calibration.labels[:2]  # two errors: a perfectly separated split has no finite fit
-    plain = Nes2NetForAudioClassification.from_pretrained(
-        train_on_states(states_recipe(), tmp_path / "plain", (dev, calibration), model=copy.deepcopy(initial)))
+    plain_folder = train_on_states(states_recipe(), tmp_path / "plain", (dev, calibration), model=copy.deepcopy(initial))
+    plain = Nes2NetForAudioClassification.from_pretrained(plain_folder)
     recipe = states_recipe()
     recipe.training.statistics_head = {"inverse_strength": 0.1}
-    model = Nes2NetForAudioClassification.from_pretrained(
-        train_on_states(recipe, tmp_path / "fused", (dev, calibration), model=copy.deepcopy(initial)))
+    folder = train_on_states(recipe, tmp_path / "fused", (dev, calibration), model=copy.deepcopy(initial))
+    model = Nes2NetForAudioClassification.from_pretrained(folder)
     assert model.config.layer_statistics and not plain.config.layer_statistics
+    # each folder's card says what its forward pass returns
+    plain_card, card = (" ".join((path / "README.md").read_text(encoding="utf-8").split())
+                        for path in (plain_folder, folder))
+    assert "linear probe" not in plain_card
+    assert "the forward pass returns the fused log-odds" in card and "which the forward pass returns" not in card
     assert model.classifier.in_features == plain.classifier.in_features + 2 * 64 * model.config.num_frontend_layers
 
     # the fusion spelled out: the probe's log-odds and the plain model's, weighted as fitted on dev
@@ -166,6 +173,15 @@ def test_a_fused_statistics_head_scores_the_fusion_it_was_fitted_as_through_the_
     np.testing.assert_allclose(direct, parts @ weights + offset, atol=5e-3)  # the cache rounds the states to float16
 
 
+def test_a_statistics_head_without_dev_states_is_refused_before_training(caches, tmp_path):
+    initial, train, _, _ = caches
+    recipe = states_recipe()
+    recipe.training.statistics_head = {}
+    with pytest.raises(ValueError, match="training.statistics_head is fused on the dev states, and none were given"):
+        train_on_states(recipe, tmp_path / "run", (train, None), model=copy.deepcopy(initial))
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 def test_layer_statistics_count_only_the_real_frames_of_a_padded_batch():
     torch.manual_seed(0)
     short, long = torch.randn(3, 7, 4), torch.randn(3, 12, 4)
@@ -177,3 +193,59 @@ def test_layer_statistics_count_only_the_real_frames_of_a_padded_batch():
         expected = np.concatenate([part for layer in state.numpy() for part in (layer.mean(0), layer.std(0))])
         np.testing.assert_allclose(row.numpy(), expected, rtol=1e-5, atol=1e-6)
     assert not np.allclose(layer_statistics(tuple(padded.unbind(1)), None)[0].numpy(), batch[0].numpy())
+
+
+def test_a_statistics_head_on_one_logit_scores_the_fusion_through_the_forward_pass(caches):
+    """One logit is the log-odds itself: the probe's columns and the fused calibration land on it."""
+    initial, _, dev, dev_items = caches
+    calibration = copy.deepcopy(dev)
+    calibration.labels[:2] = 1 - calibration.labels[:2]  # two errors: a perfectly separated split has no finite fit
+    torch.manual_seed(1)
+    plain = copy.deepcopy(initial)
+    plain.config.num_labels = 1
+    plain.classifier = torch.nn.Linear(plain.config.pooled_size, 1)
+    plain.config.calibration_scale, plain.config.calibration_offset = 0.7, 0.3
+    fused = add_statistics_head(plain, dev, calibration, inverse_strength=0.1)
+    assert fused.config.num_labels == 1 and fused.classifier.out_features == 1
+
+    probe_weights, probe_bias = fit_probe(dev, inverse_strength=0.1)
+    parts = np.stack([score_cache(plain, dev), pooled_statistics(dev) @ probe_weights + probe_bias], axis=1)
+    weights, offset = fit_llr_fusion(parts, calibration.labels)
+    assert weights[0] != 0 and weights[1] != 0  # both systems are in the score
+    np.testing.assert_allclose(score_cache(fused, dev), parts @ weights + offset, rtol=1e-4, atol=1e-4)
+    with torch.inference_mode():
+        direct = [float(log_odds(fused(torch.from_numpy(dev_items[index]["input_values"])[None]).logits)[0])
+                  for index in range(len(dev_items))]
+    # the cache rounds the states to float16; the untrained back-end's log-odds reach 40
+    np.testing.assert_allclose(direct, parts @ weights + offset, rtol=5e-3, atol=5e-3)
+
+
+def test_the_cache_of_a_last_layer_model_holds_the_state_its_statistics_read(caches):
+    """With `layer_merge="last"`, `normalize_layers` and `layer_statistics`, the model takes the statistics of the
+    raw last state: the cache must hold that state, not the normalised features, for cached scores to be the model's."""
+    _, _, _, dev_items = caches
+    model = tiny_model("whisper", normalize_layers=True, layer_statistics=True, freeze_frontend=True)
+    with torch.no_grad():  # a trained encoder's last layer norm has a gain and a bias (a random one has neither)
+        model.nes2net.frontend.encoder.layer_norm.weight.uniform_(0.5, 2.0)
+        model.nes2net.frontend.encoder.layer_norm.bias.normal_()
+    cache = cache_frontend_states(model, dev_items, [0], num_workers=0)
+    with torch.inference_mode():
+        direct = [float(log_odds(model(torch.from_numpy(dev_items[index]["input_values"])[None]).logits)[0])
+                  for index in range(len(dev_items))]
+    np.testing.assert_allclose(score_cache(model, cache), direct, rtol=5e-3, atol=5e-3)  # float16 states
+
+
+def test_a_statistics_head_keeps_a_frame_models_frame_classifier(caches):
+    initial, _, dev, _ = caches
+    calibration = copy.deepcopy(dev)
+    calibration.labels[:2] = 1 - calibration.labels[:2]  # two errors: a perfectly separated split has no finite fit
+    torch.manual_seed(2)
+    framed = Nes2NetForAudioFrameClassification(initial.config)
+    framed.load_state_dict(initial.state_dict(), strict=False)  # the utterance model, a new frame classifier
+    fused = add_statistics_head(framed.eval(), dev, calibration, inverse_strength=0.1)
+    assert isinstance(fused, Nes2NetForAudioFrameClassification) and fused.config.layer_statistics
+    assert not framed.config.layer_statistics  # the input is left unchanged
+    states, frame_mask = batch_states(dev.states[:3])
+    with torch.inference_mode():
+        expected = framed.frame_classifier(forward_states(framed, states, frame_mask)[1])
+        np.testing.assert_array_equal(fused.frame_classifier(forward_states(fused, states, frame_mask)[1]), expected)

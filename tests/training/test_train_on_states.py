@@ -18,6 +18,8 @@ from tests.hostile.make_corpus import speech_like, wav_bytes
 from training.corpus_sources import PAIR_SOURCE_COLUMN, build_vocoded_corpus
 from training.data import load_built_dataset
 from training.frozen_frontend import FrontendCache, StatesDataset
+from training.recipe import recipe_from_dict
+from training.train import train_on_states
 
 RATE = 16000
 
@@ -207,6 +209,16 @@ def test_a_bad_statistics_head_is_refused_in_one_line(source, tmp_path, caplog, 
     (error,) = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
     assert message in error and "\n" not in error
     assert not (tmp_path / "cache").exists()  # refused before any work
+
+
+def test_a_statistics_head_on_a_model_that_reads_layer_statistics_is_refused_before_any_work(source, tmp_path):
+    recipe = states_recipe(source, tmp_path / "cache")
+    recipe["model"]["config"]["layer_statistics"] = True  # as a model fine-tuned from one with the head does
+    recipe["training"]["statistics_head"] = {}
+    with pytest.raises(ValueError, match="training.statistics_head adds layer statistics to the trained model, and "
+                                         "this one already reads them"):
+        train_on_states(recipe_from_dict(recipe), tmp_path / "run", None)
+    assert not (tmp_path / "cache").exists()
 
 
 def test_cached_states_need_a_frozen_front_end(source, tmp_path, caplog):
