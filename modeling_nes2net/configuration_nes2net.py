@@ -355,6 +355,9 @@ class Nes2NetConfig(PreTrainedConfig):
             raise ValueError("layer_merge='sea' needs at least 3 hidden states (L // 3 >= 1)")
         if self.layer_merge == "attm" and self.num_frontend_layers < 2:
             raise ValueError("layer_merge='attm' needs at least 2 hidden states (L // 2 >= 1)")
+        if self.layer_statistics and self.layer_merge == "last" and self.normalize_layers:
+            raise ValueError("layer_statistics reads the raw hidden states, which layer_merge='last' with "
+                             "normalize_layers does not keep: set normalize_layers=False or a layer merge")
         if self.loss == "weighted_ce" and self.num_labels != 2:
             raise ValueError("loss='weighted_ce' needs num_labels=2; use loss='focal_bce' with a single logit")
         if self.loss == "focal_bce" and self.num_labels != 1:

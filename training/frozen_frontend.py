@@ -120,14 +120,13 @@ def cache_states(encode: Callable[[np.ndarray], torch.Tensor], items: WaveformDa
 def cache_frontend_states(model: Nes2NetForAudioClassification, items: WaveformDataset, views: Iterable[int],
                           num_workers: int = 1, desc: str = "front-end") -> FrontendCache:
     """`cache_states` through the model's front-end, on the model's device: the hidden states
-    `forward_frontend_states` reads (all of them with a layer merge, the last one otherwise), as the front-end gives
-    them (before `normalize_layers`, whose input `layer_statistics` reads), kept on the CPU."""
+    `forward_frontend_states` reads (all of them with a layer merge, the last one otherwise), kept on the CPU."""
     model.eval()
     layer_merge = model.nes2net.layer_merge is not None
 
     def encode(waveform: np.ndarray) -> torch.Tensor:
-        outputs = model.nes2net(torch.from_numpy(waveform)[None].to(model.device), output_hidden_states=True)
-        return torch.stack(outputs.hidden_states if layer_merge else outputs.hidden_states[-1:])[:, 0].cpu()
+        outputs = model.nes2net(torch.from_numpy(waveform)[None].to(model.device), output_hidden_states=layer_merge)
+        return torch.stack(outputs.hidden_states if layer_merge else (outputs.merged_features,))[:, 0].cpu()
 
     return cache_states(encode, items, views, num_workers, desc)
 

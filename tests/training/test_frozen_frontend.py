@@ -11,7 +11,7 @@ import torch
 from datasets import Dataset
 
 from modeling_nes2net.decision import log_odds
-from tests.tiny_models import tiny_model
+from tests.tiny_models import tiny_config, tiny_model
 from training.batching import WaveformDataset, build_augmentation
 from training.data import load_built_dataset
 from training.corpus_sources import build_demo_dataset
@@ -220,19 +220,12 @@ def test_a_statistics_head_on_one_logit_scores_the_fusion_through_the_forward_pa
     np.testing.assert_allclose(direct, parts @ weights + offset, rtol=5e-3, atol=5e-3)
 
 
-def test_the_cache_of_a_last_layer_model_holds_the_state_its_statistics_read(caches):
-    """With `layer_merge="last"`, `normalize_layers` and `layer_statistics`, the model takes the statistics of the
-    raw last state: the cache must hold that state, not the normalised features, for cached scores to be the model's."""
-    _, _, _, dev_items = caches
-    model = tiny_model("whisper", normalize_layers=True, layer_statistics=True, freeze_frontend=True)
-    with torch.no_grad():  # a trained encoder's last layer norm has a gain and a bias (a random one has neither)
-        model.nes2net.frontend.encoder.layer_norm.weight.uniform_(0.5, 2.0)
-        model.nes2net.frontend.encoder.layer_norm.bias.normal_()
-    cache = cache_frontend_states(model, dev_items, [0], num_workers=0)
-    with torch.inference_mode():
-        direct = [float(log_odds(model(torch.from_numpy(dev_items[index]["input_values"])[None]).logits)[0])
-                  for index in range(len(dev_items))]
-    np.testing.assert_allclose(score_cache(model, cache), direct, rtol=5e-3, atol=5e-3)  # float16 states
+def test_statistics_of_a_normalised_last_layer_are_refused():
+    """With `layer_merge="last"` the cache holds the features the back-end reads, normalised by `normalize_layers`,
+    while the statistics read the raw state: that model is refused rather than cached wrongly."""
+    with pytest.raises(ValueError, match="layer_statistics reads the raw hidden states"):
+        tiny_config("whisper", normalize_layers=True, layer_statistics=True)
+    assert tiny_config("whisper", layer_statistics=True).pooled_size == 64 + 2 * 64  # the last state, raw
 
 
 def test_a_statistics_head_keeps_a_frame_models_frame_classifier(caches):
