@@ -70,11 +70,14 @@ ATTM_UNMASKED = {"config": {"normalize_layers": True, "pooling": "mean", "layer_
 """The overrides of `attm-normalized-mean-unmasked`, which the later candidates build on."""
 
 
+BASE_CORPORA = ("mini-antispoof", "antispoof-plus", "antispoof-modern")
+"""The base recipe's real-audio corpora."""
+
+
 def vocoded_copies(suffix: str, vocoders: list[str]) -> dict[str, dict]:
     """Extra training corpora: the copy-synthesis by `vocoders` of the train-split genuine clips of each base corpus,
     named `<corpus>-<suffix>` (`training.corpus_sources`)."""
-    return {f"{name}-{suffix}": {"vocoded": name, "vocoders": vocoders}
-            for name in ("mini-antispoof", "antispoof-plus", "antispoof-modern")}
+    return {f"{name}-{suffix}": {"vocoded": name, "vocoders": vocoders} for name in BASE_CORPORA}
 
 
 CLEAN_PROBE = {"inverse_strength": 0.01, "views": ["clean"]}
@@ -117,10 +120,11 @@ CANDIDATES: dict[str, dict] = {
                                **ATTM_UNMASKED, "corpora": vocoded_copies("hifigan", ["hifigan"]),
                                "training": {"seed": 1}},
     "vocoded-hifigan-statistics": {"description": "vocoded-hifigan with a statistics head: logistic-clean's probe of "
-                                                  "every layer fused into the model on the calibration split "
-                                                  "(training.statistics_head, C = 0.01, clean view)",
+                                                  "every layer (fitted, as logistic-clean is, on the real-audio "
+                                                  "corpora's clean view) fused into the model on the calibration "
+                                                  "split (training.statistics_head)",
                                    **ATTM_UNMASKED, "corpora": vocoded_copies("hifigan", ["hifigan"]),
-                                   "training": {"statistics_head": CLEAN_PROBE}},
+                                   "training": {"statistics_head": {**CLEAN_PROBE, "corpora": list(BASE_CORPORA)}}},
     "logistic-clean-hifigan": {"description": "logistic-clean trained with the HiFi-GAN copies too (the copies' "
                                               "effect on the linear probe)",
                                "probe": LOGISTIC_CLEAN, "corpora": vocoded_copies("hifigan", ["hifigan"])},

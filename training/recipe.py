@@ -221,14 +221,16 @@ class TrainingSpec:
     log_every_steps: int = 10
     statistics_head: dict[str, Any] | None = None
     """With `data.corpora` and a dev split: after calibration, fuse a linear probe of the front-end's layers into the
-    final model (`training.statistics_head`), `{inverse_strength: C, views: [clean]}`: the inverse L2 strength of its
-    logistic regression (default 1) and the training views it is fitted on (default: all trained on); null: none."""
+    final model (`training.statistics_head`), `{inverse_strength: C, views: [clean], corpora: [...]}`: the inverse L2
+    strength of its logistic regression (default 1), and the training views and corpora it is fitted on (default: all
+    trained on); null: none."""
 
     def __post_init__(self) -> None:
         if self.statistics_head is not None:
             head = self.statistics_head
-            if not isinstance(head, dict) or set(head) - {"inverse_strength", "views"}:
-                raise ValueError(f"training.statistics_head must be {{inverse_strength: C, views: [...]}} or null, got "
+            if not isinstance(head, dict) or set(head) - {"inverse_strength", "views", "corpora"}:
+                raise ValueError(f"training.statistics_head must be {{inverse_strength: C, views: [...], corpora: "
+                                 f"[...]}} or null, got "
                                  f"{head!r}"[:200])
             if not isinstance(head.get("inverse_strength", 1.0), (int, float)) or head.get("inverse_strength", 1) <= 0:
                 raise ValueError(f"training.statistics_head.inverse_strength must be positive, got "
@@ -290,6 +292,8 @@ class Recipe:
         if head is not None and not set(head.get("views", self.data.views)) <= set(self.data.views):
             raise ValueError(f"training.statistics_head.views must be among data.views {self.data.views}, got "
                              f"{head['views']!r}")
+        if head is not None and not set(head.get("corpora", self.data.corpora)) <= set(self.data.corpora):
+            raise ValueError(f"training.statistics_head.corpora must be among data.corpora, got {head['corpora']!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -24,7 +24,7 @@ import torch
 from modeling_nes2net import Nes2NetForAudioClassification
 from modeling_nes2net.configuration_nes2net import MAX_CALIBRATION_OFFSET, MAX_CALIBRATION_SCALE
 from modeling_nes2net.modeling_nes2net import layer_statistics
-from training.frozen_frontend import FrontendCache, score_cache
+from training.frozen_frontend import CORPUS_COLUMN, FrontendCache, score_cache
 from training.llr_fitting import fit_llr_fusion
 from training.state_cache import in_views
 
@@ -36,16 +36,19 @@ def pooled_statistics(cache: FrontendCache) -> np.ndarray:
                           ).astype(np.float64)
 
 
-def fit_probe(train: FrontendCache, inverse_strength: float = 1.0,
-              views: Sequence[str] | None = None) -> tuple[np.ndarray, float]:
+def fit_probe(train: FrontendCache, inverse_strength: float = 1.0, views: Sequence[str] | None = None,
+              corpora: Sequence[str] | None = None) -> tuple[np.ndarray, float]:
     """A logistic regression (scikit-learn, balanced classes, L2 with `C = inverse_strength`) on standardised
-    `pooled_statistics` of the training trials of `views` (`training.state_cache.VIEW_COLUMN`; None: every view):
-    returns `(weights (features,), bias)` of its log-odds on the unstandardised statistics."""
+    `pooled_statistics` of the training trials of `views` (`training.state_cache.VIEW_COLUMN`) and `corpora`
+    (`CORPUS_COLUMN`; None: every view, every corpus): returns `(weights (features,), bias)` of its log-odds on the
+    unstandardised statistics."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
     if views is not None:
         train = in_views(train, views)
+    if corpora is not None:
+        train = train.select(np.isin(np.asarray(train.metadata[CORPUS_COLUMN], dtype=object), list(corpora)))
     statistics = pooled_statistics(train)
     scaler = StandardScaler().fit(statistics)
     probe = LogisticRegression(C=inverse_strength, class_weight="balanced", max_iter=2000)
@@ -55,18 +58,18 @@ def fit_probe(train: FrontendCache, inverse_strength: float = 1.0,
 
 
 def add_statistics_head(model: Nes2NetForAudioClassification, train: FrontendCache, calibration: FrontendCache,
-                        inverse_strength: float = 1.0,
-                        views: Sequence[str] | None = None) -> Nes2NetForAudioClassification:
+                        inverse_strength: float = 1.0, views: Sequence[str] | None = None,
+                        corpora: Sequence[str] | None = None) -> Nes2NetForAudioClassification:
     """A copy of the calibrated `model` (of its class: a frame model keeps its frame classifier) with `layer_statistics`
     on, whose log-odds are `a * model_log_odds + b * probe_log_odds + c`: the probe fitted on `train`'s trials of
-    `views` (`fit_probe`), `(a, b, c)` fitted on `calibration`. `model` is left unchanged."""
+    `views` and `corpora` (`fit_probe`), `(a, b, c)` fitted on `calibration`. `model` is left unchanged."""
     config = model.config
     if config.layer_statistics:
         raise ValueError("the model already reads layer statistics")
     if config.layer_merge != "last" and train.states[0].shape[0] != config.num_frontend_layers:
         raise ValueError(f"the cached states hold {train.states[0].shape[0]} layers, the model reads "
                          f"{config.num_frontend_layers}")
-    probe_weights, probe_bias = fit_probe(train, inverse_strength, views)
+    probe_weights, probe_bias = fit_probe(train, inverse_strength, views, corpora)
     fused_scores = np.stack([score_cache(model, calibration),
                              pooled_statistics(calibration) @ probe_weights + probe_bias], axis=1)
     (model_weight, probe_weight), offset = fit_llr_fusion(fused_scores, calibration.labels)

@@ -25,6 +25,7 @@ from training.frozen_frontend import CORPUS_COLUMN, FrontendCache
 from training.metrics import compute_eer
 from training.recipe import recipe_from_dict
 from training.state_cache import VIEW_COLUMN, training_states
+from training.statistics_head import fit_probe
 from modeling_nes2net import Nes2NetConfig
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -171,6 +172,19 @@ def tiny_states_recipe(**data):
         "model": {"config": config}, "data": {"corpora": {"synthetic": {"dataset": "in memory"}}, **data},
         "training": {"epochs": 3, "batch_size": 8, "lr": 1e-3, "min_lr": 1e-5, "schedule": "cosine",
                      "frontend_lr": 0, "average_best": 3, "mixed_precision": "no"}})
+
+
+def test_the_probe_fits_on_the_corpora_it_is_given():
+    train, test = synthetic_cache(separation=1.0), synthetic_cache(separation=1.0, seed=2)
+    in_b = np.asarray(train.metadata[CORPUS_COLUMN]) == "corpus-b"
+    train.labels = np.where(in_b, 1 - train.labels, train.labels)  # corpus-b says the opposite
+
+    def eer(corpora):
+        weights, bias = fit_probe(train, corpora=corpora)
+        scores = pooled_statistics(test) @ weights + bias
+        return compute_eer(scores[test.labels == 1], scores[test.labels == 0]).eer
+
+    assert eer(["corpus-a"]) < 0.1 and eer(["corpus-b"]) > 0.9  # each fitted on its own trials alone
 
 
 def test_fusing_two_half_informed_candidates_beats_each_of_them():
