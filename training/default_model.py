@@ -1,8 +1,10 @@
 """The embedded default model (`modeling_nes2net/default_model`), built by one command on 2 CPU cores: the frozen
 Whisper tiny.en encoder and a Nes2Net-X back-end trained on mini-antispoof, antispoof-plus and antispoof-modern,
-calibrated on their dev splits, evaluated per system and on generators no training clip came from. The back-end is
-the candidate `CROSS_VALIDATED_AS` of `benchmarks/generalisation.py`: the lowest leave-one-family-out EER, on the same
-cached states, whose confirmation on the test splits did not contradict it.
+calibrated on their dev splits, with a statistics head (a linear probe of every encoder layer, fused with the
+back-end on the dev splits: `training.statistics_head`), evaluated per system and on generators no training clip came
+from. The recipe is the candidate `CROSS_VALIDATED_AS` of `benchmarks/generalisation.py`: the lowest
+leave-one-family-out EER of the candidates with a Nes2Net back-end, on the same cached states, and on the test splits
+far ahead of the back-end alone.
 
     python -m training.default_model                      # everything; writes modeling_nes2net/default_model
     python -m training.default_model --output-dir /tmp/model --work-dir /tmp/run   # elsewhere
