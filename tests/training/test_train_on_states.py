@@ -161,6 +161,19 @@ def test_windows_and_masks_of_cached_states_are_drawn_per_epoch_and_trial():
     assert torch.equal(StatesDataset(cache, None, 0, 0, seed=7)[2]["states"], cache.states[2])  # whole and unmasked
 
 
+def refusal(source, tmp_path, caplog, sections: dict) -> str:
+    """The one error line `nes2net train` logs (exit code 2) for `states_recipe` with `sections` updated."""
+    recipe = states_recipe(source, tmp_path / "cache")
+    for section, fields in sections.items():
+        recipe[section].update(fields)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    with caplog.at_level(logging.ERROR):
+        assert main(["train", str(path), "--output-dir", str(tmp_path / "run")]) == 2
+    (error,) = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    return error
+
+
 @pytest.mark.parametrize(("data", "message"), [
     ({"corpora": {"tiny": {"path": "x"}}}, "data.corpora.tiny must be {dataset: FOLDER_OR_HUB_ID} or {source: FOLDER}"),
     ({"corpora": {"tiny": {"source": 3}}}, "data.corpora.tiny.source must be a path, got 3"),
@@ -177,13 +190,7 @@ def test_windows_and_masks_of_cached_states_are_drawn_per_epoch_and_trial():
      "data.corpora.copies must be {vocoded: CORPUS, vocoders: [distinct of griffin-lim, world, hifigan]}"),
 ])
 def test_a_bad_data_section_is_refused_in_one_line_naming_the_key(source, tmp_path, caplog, data, message):
-    recipe = states_recipe(source, tmp_path / "cache")
-    recipe["data"].update(data)
-    path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(recipe))
-    with caplog.at_level(logging.ERROR):
-        assert main(["train", str(path), "--output-dir", str(tmp_path / "run")]) == 2
-    (error,) = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    error = refusal(source, tmp_path, caplog, {"data": data})
     assert message in error and "\n" not in error
     assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()  # refused before any work
 
@@ -201,14 +208,7 @@ def test_a_bad_data_section_is_refused_in_one_line_naming_the_key(source, tmp_pa
      "training.statistics_head is fitted on cached states and fused on the dev split"),
 ])
 def test_a_bad_statistics_head_is_refused_in_one_line(source, tmp_path, caplog, sections, message):
-    recipe = states_recipe(source, tmp_path / "cache")
-    for section, fields in sections.items():
-        recipe[section].update(fields)
-    path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(recipe))
-    with caplog.at_level(logging.ERROR):
-        assert main(["train", str(path), "--output-dir", str(tmp_path / "run")]) == 2
-    (error,) = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    error = refusal(source, tmp_path, caplog, sections)
     assert message in error and "\n" not in error
     assert not (tmp_path / "cache").exists()  # refused before any work
 
