@@ -216,7 +216,7 @@ def state_windows_table(record: dict) -> str:
 
 def localisation_table(record: dict) -> str:
     """`benchmarks/localisation.py`: one column per system, EER % (95 % intervals where measured), then the flagged
-    stretches' IoU with the inserted spans and the splices called bona fide."""
+    stretches' IoU with the inserted spans, the splices called bona fide and the bona fide originals flagged."""
     rows = record["rows"]
     lines = ["| held-back splices | " + " | ".join(row["system"] for row in rows) + " |",
              "|---" * (len(rows) + 1) + "|"]
@@ -237,6 +237,8 @@ def localisation_table(record: dict) -> str:
                  + " |")
     lines.append("| splices called bona fide (%) | "
                  + " | ".join(f"{100 * row['called_bonafide_share']:.0f}" for row in rows) + " |")
+    lines.append("| bona fide originals called spoof or partly spoofed (%) | "
+                 + " | ".join(f"{100 * row['originals_flagged_share']:.0f}" for row in rows) + " |")
     corpora = rows[0]["corpora"]
     counts = ", ".join(f"{name} {count['utterances']} ({count['spliced']} spliced)" for name, count in corpora.items())
     models = "; ".join(f"{row['system']}: `{row['model']}`, protocol {row['protocol']}" for row in rows)

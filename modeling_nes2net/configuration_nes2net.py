@@ -128,6 +128,12 @@ class Nes2NetConfig(PreTrainedConfig):
             `normalize_layers`) to the pooled embedding, so the classifier also reads them linearly: a linear probe of
             the front-end's layers beside the Nes2Net back-end (not part of the paper's model), whose weights
             `training.statistics_head` fits after training and fuses with the back-end's score.
+        frame_statistics_window (`int`, *optional*):
+            With a frame head ([`Nes2NetForAudioFrameClassification`]): the frame classifier also reads, at each frame,
+            the mean and standard deviation of every hidden state the back-end reads (before `normalize_layers`) over
+            the `frame_statistics_window` real frames centred on it (odd; 25 = 0.5 s at Whisper's 20 ms), a local
+            linear probe of the front-end's layers that `training.frame_model` fits on spliced audio (not part of the
+            paper's model). None: the frame classifier reads the trunk's output alone.
         spectrogram_n_fft (`int`, *optional*, defaults to 2046):
             FFT size of the spectrogram front-end; 2046 gives 1024 bins, the width of XLS-R features.
         spectrogram_hop_length (`int`, *optional*, defaults to 320):
@@ -210,6 +216,7 @@ class Nes2NetConfig(PreTrainedConfig):
     layer_merge: Literal["last", "weighted_sum", "sea", "attm"] = "last"
     normalize_layers: bool = False
     layer_statistics: bool = False
+    frame_statistics_window: int | None = None
     spectrogram_n_fft: int = 2046
     spectrogram_hop_length: int = 320
     backend_variant: Literal["nes2net", "nes2net-x"] = "nes2net-x"
@@ -293,9 +300,19 @@ class Nes2NetConfig(PreTrainedConfig):
         """Width of the pooled embedding the classifier reads: the back-end's pooling (`[mean; std]` with ASTP), then
         with `layer_statistics` the mean and std of each hidden state it reads (all of them with a layer merge)."""
         size = 2 * self.feature_size if self.pooling == "astp" else self.feature_size
-        if self.layer_statistics:
-            size += 2 * self.feature_size * (1 if self.layer_merge == "last" else self.num_frontend_layers)
-        return size
+        return size + (self.statistics_size if self.layer_statistics else 0)
+
+    @property
+    def statistics_size(self) -> int:
+        """Width of the mean and std of each hidden state the back-end reads (all of them with a layer merge): what
+        `layer_statistics` appends to the pooled embedding and `frame_statistics_window` to each frame."""
+        return 2 * self.feature_size * (1 if self.layer_merge == "last" else self.num_frontend_layers)
+
+    @property
+    def frame_feature_size(self) -> int:
+        """Width of what a frame head reads per frame: the trunk's output, then with `frame_statistics_window` the
+        local statistics of the hidden states."""
+        return self.feature_size + (self.statistics_size if self.frame_statistics_window else 0)
 
     @property
     def group_channels(self) -> int:
@@ -355,9 +372,15 @@ class Nes2NetConfig(PreTrainedConfig):
             raise ValueError("layer_merge='sea' needs at least 3 hidden states (L // 3 >= 1)")
         if self.layer_merge == "attm" and self.num_frontend_layers < 2:
             raise ValueError("layer_merge='attm' needs at least 2 hidden states (L // 2 >= 1)")
-        if self.layer_statistics and self.layer_merge == "last" and self.normalize_layers:
-            raise ValueError("layer_statistics reads the raw hidden states, which layer_merge='last' with "
-                             "normalize_layers does not keep: set normalize_layers=False or a layer merge")
+        if (self.layer_statistics or self.frame_statistics_window) and self.layer_merge == "last" \
+                and self.normalize_layers:
+            raise ValueError("layer_statistics and frame_statistics_window read the raw hidden states, which "
+                             "layer_merge='last' with normalize_layers does not keep: set normalize_layers=False or a "
+                             "layer merge")
+        window = self.frame_statistics_window
+        if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 1
+                                   or window % 2 == 0):
+            raise ValueError(f"frame_statistics_window must be an odd number of frames >= 1 (or None), not {window!r}")
         if self.loss == "weighted_ce" and self.num_labels != 2:
             raise ValueError("loss='weighted_ce' needs num_labels=2; use loss='focal_bce' with a single logit")
         if self.loss == "focal_bce" and self.num_labels != 1:

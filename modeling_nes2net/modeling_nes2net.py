@@ -73,6 +73,31 @@ def layer_statistics(hidden_states: tuple[torch.Tensor, ...], frame_mask: torch.
     return torch.cat(statistics, dim=-1)
 
 
+def local_layer_statistics(hidden_states: tuple[torch.Tensor, ...], frame_mask: torch.Tensor | None,
+                           window: int) -> torch.Tensor:
+    """The mean and standard deviation of each hidden state `(batch, frames, D)` over the `window` (odd) real frames
+    centred on every frame (fewer at the edges and next to padding), layer by layer: `(batch, frames, layers * 2 * D)`
+    float32, `[mean_0; std_0; mean_1; ...]` at each frame. Each state is first centred on its mean over the real frames
+    (the variance does not change), so the window sums of squares lose little to rounding."""
+
+    def window_sum(values: torch.Tensor) -> torch.Tensor:  # (batch, channels, frames), zero-padded at both ends
+        return F.avg_pool1d(values, window, stride=1, padding=window // 2, count_include_pad=True) * window
+
+    first = hidden_states[0]
+    weights = (torch.ones(first.shape[0], 1, first.shape[1], device=first.device) if frame_mask is None
+               else frame_mask[:, None, :].float())
+    counts = window_sum(weights).clamp(min=1.0)
+    statistics = []
+    for state in hidden_states:
+        state = state.float()
+        centre = masked_time_mean(state, frame_mask, dim=1)
+        values = (state - centre).transpose(1, 2) * weights
+        mean = window_sum(values) / counts
+        variance = (window_sum(values * values) / counts - mean**2).clamp(min=0.0)
+        statistics += [mean + centre.transpose(1, 2), variance.sqrt()]
+    return torch.cat(statistics, dim=1).transpose(1, 2)
+
+
 class Nes2NetSqueezeExcitation(nn.Module):
     """Channel gate `x * sigmoid(W2 relu(W1 mean_t(x)))` with 1x1 convolutions `C -> C / r -> C` (with biases)."""
 
@@ -601,8 +626,21 @@ class Nes2NetForAudioFrameClassification(Nes2NetForAudioClassification):
 
     def __init__(self, config: Nes2NetConfig):
         super().__init__(config)
-        self.frame_classifier = nn.Linear(config.feature_size, config.num_labels)
+        self.frame_classifier = nn.Linear(config.frame_feature_size, config.num_labels)
         self.post_init()
+
+    def frame_logits_of(self, hidden_states: tuple[torch.Tensor, ...], last_hidden_state: torch.Tensor,
+                        frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Frame logits `(batch, frames, num_labels)` from the hidden states the back-end read (each `(batch, frames,
+        D)`, as `Nes2NetModel.forward_frontend_states` takes them), the trunk's output `(batch, frames, D)` and the
+        `(batch, frames)` frame mask: the frame classifier on the trunk's output, with `frame_statistics_window` and
+        the local statistics of the hidden states (`local_layer_statistics`) after it."""
+        features = last_hidden_state
+        window = self.config.frame_statistics_window
+        if window:
+            statistics = local_layer_statistics(hidden_states, frame_mask, window)
+            features = torch.cat([features, statistics.to(features.dtype)], dim=-1)
+        return self.frame_classifier(features)
 
     def freeze_utterance_model(self) -> None:
         """Stop gradients into everything but the frame classifier (to train it on top of a trained model)."""
@@ -644,15 +682,23 @@ class Nes2NetForAudioFrameClassification(Nes2NetForAudioClassification):
         Returns [`Nes2NetFrameClassifierOutput`]; `loss` is the sum of the utterance and frame losses given labels.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        output_hidden_states = (output_hidden_states if output_hidden_states is not None
+                                else self.config.output_hidden_states)
+        reads_states = bool(self.config.frame_statistics_window)
         outputs = self.nes2net(
             input_values,
             attention_mask=attention_mask,
-            output_hidden_states=output_hidden_states,
+            output_hidden_states=output_hidden_states or reads_states,
             output_attentions=output_attentions,
             return_dict=True,
         )
         logits = self.calibration(self.classifier(outputs.pooler_output))
-        frame_logits = self.frame_classifier(outputs.last_hidden_state)
+        states = None
+        if reads_states:  # the hidden states the back-end read: all of them with a layer merge, else the one it read
+            states = outputs.hidden_states if self.nes2net.layer_merge is not None else (outputs.merged_features,)
+        frame_logits = self.frame_logits_of(states, outputs.last_hidden_state, outputs.frame_mask)
+        if not output_hidden_states:
+            outputs.hidden_states = None
         losses = []
         if labels is not None:
             losses.append(self.compute_loss(logits, labels))

@@ -86,8 +86,8 @@ class StateWindows:
         with call.autocast():
             _, last_hidden_state, pooled = model.nes2net.forward_frontend_states(tuple(states))
             logits = model.calibration(model.classifier(pooled))
-            frame_classifier = getattr(model, "frame_classifier", None)
-            frame_logits = None if frame_classifier is None else frame_classifier(last_hidden_state)
+            frame_logits_of = getattr(model, "frame_logits_of", None)
+            frame_logits = None if frame_logits_of is None else frame_logits_of(tuple(states), last_hidden_state)
         frames = None if frame_logits is None else frame_log_odds(frame_logits, [frame_logits.shape[1]] * len(logits))
         return logits.float().cpu().numpy(), frames
 

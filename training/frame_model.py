@@ -35,6 +35,7 @@ leaves them out unless asked.
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import functools
 import json
@@ -55,6 +56,7 @@ from modeling_nes2net import Nes2NetForAudioFrameClassification, save_model_fold
 from modeling_nes2net.model_loading import DEFAULT_MODEL_DIR, FRAME_MODEL_DIR
 from modeling_nes2net.folder import remote_code_files
 from modeling_nes2net.localisation import CELL_SECONDS
+from modeling_nes2net.modeling_nes2net import local_layer_statistics
 from training.data import build_dataset
 from training.data.vocoded import METADATA_FILE, default_cache_dir, write_vocoded_corpus
 from training.data.vocoders import get_vocoder
@@ -62,15 +64,19 @@ from training.corpus_sources import build_demo_dataset
 from training.default_model import REPO_ROOT, make_deterministic
 from training.divergence import TrainingDivergedError
 from training.frozen_frontend import FrontendCache, cache_frontend_states, forward_states
+from training.llr_fitting import fit_llr_fusion
 from training.localisation import LABEL_COLUMN, frame_targets
 from training.recipe import Recipe, states_recipe
 from training.state_cache import TRAINING_SPLITS, load_states, split_items
+from training.statistics_head import fit_logistic
 from training.train import train_on_states
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_RECIPE = REPO_ROOT / "training" / "recipes" / "frozen_frontend" / "frames.yaml"
 DEFAULT_WORK_DIR = REPO_ROOT / "runs" / "frames"
+FRAME_STATISTICS_KEYS = ("window", "inverse_strength", "frame_step")
+"""`model.frame_statistics` of a recipe: `add_frame_statistics_head`'s arguments."""
 SOURCE_KINDS = ("splices", "clips")
 """The two builds of each corpus: spliced utterances (10 ms labels) and its whole clips (one label each)."""
 NUM_THREADS = 2
@@ -90,6 +96,7 @@ class FrameRecipe:
     data: dict
     backend: Recipe
     path: str
+    frame_statistics: dict | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> FrameRecipe:
@@ -98,8 +105,14 @@ class FrameRecipe:
         if unknown:
             raise ValueError(f"{path}: unknown section(s) {', '.join(sorted(unknown))}")
         model = raw["model"]
+        statistics = model.get("frame_statistics")
+        if statistics is not None:
+            unknown = set(statistics) - set(FRAME_STATISTICS_KEYS)
+            if unknown or not isinstance(statistics.get("window"), int):
+                raise ValueError(f"{path}: model.frame_statistics takes {', '.join(FRAME_STATISTICS_KEYS)} (window "
+                                 f"an odd number of frames), not {statistics}")
         return cls(model["base"], bool(model.get("freeze_utterance_model", False)), raw["corpora"], raw["data"],
-                   states_recipe(raw["corpora"], raw["data"], raw.get("training")), str(path))
+                   states_recipe(raw["corpora"], raw["data"], raw.get("training")), str(path), statistics)
 
 
 def build_sources(recipe: FrameRecipe, data_dir: Path) -> dict[str, Path]:
@@ -175,6 +188,56 @@ def cell_labels(cache: FrontendCache, index: int, frames: int, cells_per_frame: 
     return np.full(int(np.ceil(frames * cells_per_frame)) + 1, int(cache.labels[index]), np.int64)
 
 
+def trial_frame_targets(model: Nes2NetForAudioFrameClassification, cache: FrontendCache, index: int) -> np.ndarray:
+    """`(frames,)` int64 labels of the frames of trial `index` of `cache`: the 10 ms cell each frame centre falls in
+    (`cell_labels`, `localisation.frame_targets`), -100 past the labelled cells."""
+    frames = cache.states[index].shape[1]
+    stride = model.nes2net.frontend.frame_geometry().stride / model.config.sampling_rate
+    return frame_targets(cell_labels(cache, index, frames, stride / CELL_SECONDS), model.frame_times(frames).numpy())
+
+
+def frame_statistics(model: Nes2NetForAudioFrameClassification, cache: FrontendCache, window: int,
+                     frame_step: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Every `frame_step`-th labelled frame of every trial of `cache`: `(frames, statistics_size)` float32 local
+    statistics of its cached states over `window` frames (`local_layer_statistics`, as the model computes them) and
+    `(frames,)` labels (`trial_frame_targets`)."""
+    features, labels = [], []
+    for index, state in enumerate(cache.states):
+        kept = np.arange(frame_step // 2, state.shape[1], frame_step)
+        targets = trial_frame_targets(model, cache, index)[kept]
+        kept, targets = kept[targets != -100], targets[targets != -100]
+        statistics = local_layer_statistics(tuple(state.float()[:, None]), None, window)[0]
+        features.append(statistics[torch.from_numpy(kept)].numpy())
+        labels.append(targets)
+    return np.concatenate(features), np.concatenate(labels)
+
+
+def add_frame_statistics_head(model: Nes2NetForAudioFrameClassification, train: FrontendCache,
+                              dev: FrontendCache | None, window: int, inverse_strength: float = 0.01,
+                              frame_step: int = 10) -> Nes2NetForAudioFrameClassification:
+    """A copy of `model` whose frame classifier reads the local statistics of the encoder states alone
+    (`Nes2NetConfig.frame_statistics_window = window`; the trunk's columns zero): a logistic regression
+    (`fit_logistic`, balanced classes, L2 with `C = inverse_strength`) on `frame_statistics` of `train`'s trials, its
+    frame log-odds calibrated on `dev`'s (`fit_llr_fusion`; without `dev`, the regression's own). The utterance model
+    is untouched, so every verdict stays the base's."""
+    features, labels = frame_statistics(model, train, window, frame_step)
+    weights, bias = fit_logistic(features, labels, inverse_strength)
+    scale, offset = 1.0, 0.0
+    if dev is not None:
+        dev_features, dev_labels = frame_statistics(model, dev, window, frame_step)
+        (scale,), offset = fit_llr_fusion((dev_features @ weights + bias)[:, None], dev_labels)
+    fitted = copy.deepcopy(model)
+    fitted.config.frame_statistics_window = window
+    config = fitted.config
+    fitted.frame_classifier = torch.nn.Linear(config.frame_feature_size, config.num_labels)
+    with torch.no_grad():
+        fitted.frame_classifier.weight.zero_()
+        fitted.frame_classifier.bias.zero_()
+        fitted.frame_classifier.weight[-1, config.feature_size:] = torch.from_numpy(scale * weights).float()
+        fitted.frame_classifier.bias[-1] = scale * bias + offset
+    return fitted.eval()
+
+
 def frame_loss(model: Nes2NetForAudioFrameClassification, batch: dict, cache: FrontendCache,
                train_utterance_model: bool = True) -> torch.Tensor:
     """A `frozen_frontend.StatesLoss`: the frame loss of a `collate_states` batch of windows of `cache`'s states,
@@ -183,16 +246,14 @@ def frame_loss(model: Nes2NetForAudioFrameClassification, batch: dict, cache: Fr
     mode, so its batch statistics stay the base model's."""
     if not train_utterance_model:
         model.nes2net.eval()
-    stride = model.nes2net.frontend.frame_geometry().stride / model.config.sampling_rate
-    targets = []
-    for index, window in zip(batch["index"].tolist(), batch["windows"]):
-        frames = cache.states[index].shape[1]
-        cells = cell_labels(cache, index, frames, stride / CELL_SECONDS)
-        targets.append(torch.from_numpy(frame_targets(cells, model.frame_times(frames).numpy()[window])))
+    targets = [torch.from_numpy(trial_frame_targets(model, cache, index)[window])
+               for index, window in zip(batch["index"].tolist(), batch["windows"])]
     frame_labels = torch.nn.utils.rnn.pad_sequence(targets, batch_first=True, padding_value=-100).to(model.device)
     with torch.set_grad_enabled(train_utterance_model and torch.is_grad_enabled()):
         _, trunk, pooled = forward_states(model, batch["hidden_states"], batch["frame_mask"])
-    loss = model.compute_frame_loss(model.frame_classifier(trunk), frame_labels)
+    states = tuple(state.to(model.device) for state in batch["hidden_states"])
+    frame_mask = None if batch["frame_mask"] is None else batch["frame_mask"].to(model.device)
+    loss = model.compute_frame_loss(model.frame_logits_of(states, trunk, frame_mask), frame_labels)
     if train_utterance_model:
         window_labels = torch.tensor([int(not (target == 0).any()) for target in targets], device=model.device)
         loss = loss + model.compute_loss(model.calibration(model.classifier(pooled)), window_labels)
@@ -216,14 +277,20 @@ def run(work_dir: Path, output_dir: Path, recipe: FrameRecipe, num_threads: int 
     train, dev = cached_frame_states(model, recipe, sources, work_dir / "cache")
     encoded = time.perf_counter()
     logger.info("%d train states (%d dev) in %.1f minutes", len(train), len(dev or ()), (encoded - started) / 60)
-    run_dir = work_dir / "run"
-    shutil.rmtree(run_dir, ignore_errors=True)  # minutes of training: a rerun starts over
-    frozen = recipe.freeze_utterance_model
-    loss = functools.partial(frame_loss, cache=train, train_utterance_model=not frozen)
-    # a frozen utterance model keeps the base's calibration: no dev split, so nothing is fitted again
-    final = train_on_states(recipe.backend, run_dir, (train, None if frozen else dev), model, loss)
-    model = Nes2NetForAudioFrameClassification.from_pretrained(final)
-    model.config.training_data = (f"Frame head trained by python -m training.frame_model ({recipe.path}) on "
+    if recipe.frame_statistics is not None:
+        model = add_frame_statistics_head(model, train, dev, **recipe.frame_statistics)
+        head = (f"a linear probe of the local statistics of the encoder's layers ({model.config.frame_statistics_window}"
+                " frames)")
+    else:
+        run_dir = work_dir / "run"
+        shutil.rmtree(run_dir, ignore_errors=True)  # minutes of training: a rerun starts over
+        frozen = recipe.freeze_utterance_model
+        loss = functools.partial(frame_loss, cache=train, train_utterance_model=not frozen)
+        # a frozen utterance model keeps the base's calibration: no dev split, so nothing is fitted again
+        final = train_on_states(recipe.backend, run_dir, (train, None if frozen else dev), model, loss)
+        model = Nes2NetForAudioFrameClassification.from_pretrained(final)
+        head = "a frame classifier on the back-end's output"
+    model.config.training_data = (f"Frame head ({head}) trained by python -m training.frame_model ({recipe.path}) on "
                                   f"{len(train)} cached encodings of spliced and whole clips of "
                                   f"{', '.join(recipe.corpora)} (train splits).")
     logger.info("back-end trained in %.1f minutes", (time.perf_counter() - encoded) / 60)

@@ -42,17 +42,23 @@ def fit_probe(train: FrontendCache, inverse_strength: float = 1.0, views: Sequen
     `pooled_statistics` of the training trials of `views` (`training.state_cache.VIEW_COLUMN`) and `corpora`
     (`CORPUS_COLUMN`; None: every view, every corpus): returns `(weights (features,), bias)` of its log-odds on the
     unstandardised statistics."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
     if views is not None:
         train = in_views(train, views)
     if corpora is not None:
         train = train.select(np.isin(np.asarray(train.metadata[CORPUS_COLUMN], dtype=object), list(corpora)))
-    statistics = pooled_statistics(train)
-    scaler = StandardScaler().fit(statistics)
+    return fit_logistic(pooled_statistics(train), train.labels, inverse_strength)
+
+
+def fit_logistic(features: np.ndarray, labels: np.ndarray, inverse_strength: float = 1.0) -> tuple[np.ndarray, float]:
+    """A logistic regression (scikit-learn, balanced classes, L2 with `C = inverse_strength`) on standardised
+    `features` `(n, F)` with `labels` `(n,)` (1 bona fide): `(weights (F,), bias)` of its log-odds on the
+    unstandardised features (the scaler folded in)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(features)
     probe = LogisticRegression(C=inverse_strength, class_weight="balanced", max_iter=2000)
-    probe.fit(scaler.transform(statistics), train.labels)
+    probe.fit(scaler.transform(features), labels)
     weights = probe.coef_[0] / scaler.scale_
     return weights, float(probe.intercept_[0] - weights @ scaler.mean_)
 
@@ -94,4 +100,4 @@ def add_statistics_head(model: Nes2NetForAudioClassification, train: FrontendCac
     return fused.eval()
 
 
-__all__ = ["add_statistics_head", "fit_probe", "pooled_statistics"]
+__all__ = ["add_statistics_head", "fit_logistic", "fit_probe", "pooled_statistics"]

@@ -16,16 +16,19 @@ from tests.tiny_models import randomize_norm_statistics, tiny_config
 torch.set_num_threads(1)
 
 
-def tiny_frame_model(frontend: str = "spectrogram", seed: int = 0) -> Nes2NetForAudioFrameClassification:
+def tiny_frame_model(frontend: str = "spectrogram", seed: int = 0, **overrides) -> Nes2NetForAudioFrameClassification:
     torch.manual_seed(seed)
-    model = Nes2NetForAudioFrameClassification(tiny_config(frontend))
+    model = Nes2NetForAudioFrameClassification(tiny_config(frontend, **overrides))
     randomize_norm_statistics(model, seed)
     return model.eval()
 
 
-@pytest.mark.parametrize("frontend", ["spectrogram", "wav2vec2"])
-def test_frame_logits_cover_every_frame_and_ignore_padding(frontend):
-    model = tiny_frame_model(frontend)
+@pytest.mark.parametrize("frontend, overrides", [
+    ("spectrogram", {}), ("wav2vec2", {}), ("wav2vec2", {"frame_statistics_window": 3}),
+    ("whisper", {"layer_merge": "weighted_sum", "frame_statistics_window": 5}),
+])
+def test_frame_logits_cover_every_frame_and_ignore_padding(frontend, overrides):
+    model = tiny_frame_model(frontend, **overrides)
     generator = torch.Generator().manual_seed(0)
     long, short = torch.randn(8000, generator=generator) * 0.1, torch.randn(5000, generator=generator) * 0.1
     batch = torch.zeros(2, 8000)

@@ -36,14 +36,15 @@ def window_log_odds(model, audio: np.ndarray, state_windows: bool, **options) ->
     return np.array([segment.log_odds for segment in result.segments]), [segment.start for segment in result.segments]
 
 
-@pytest.mark.parametrize("layer_statistics", [False, True])
-def test_a_local_front_ends_state_windows_are_its_windows_of_audio_exactly(layer_statistics):
+@pytest.mark.parametrize("statistics", [{}, {"layer_statistics": True}, {"frame_statistics_window": 3}])
+def test_a_local_front_ends_state_windows_are_its_windows_of_audio_exactly(statistics):
     """The spectrogram's frames read their own samples only: with windows on its frame grid, stitching 3 s chunks
     (the last one ending at the recording's end) must give every window the frames, scores and frame scores the
-    window alone gives (with `layer_statistics`, each window's statistics are its own frames')."""
+    window alone gives (with `layer_statistics` or `frame_statistics_window`, statistics of the window's own
+    frames)."""
     torch.manual_seed(0)
     model = Nes2NetForAudioFrameClassification(  # n_fft 126, hop 32: 3 s chunks
-        tiny_config("spectrogram", layer_statistics=layer_statistics)).eval()
+        tiny_config("spectrogram", **statistics)).eval()
     randomize_norm_statistics(model)
     audio = varied_speech(20.3)  # 7 chunks; 20.3 s is on the frame grid, so is the end-aligned last window
     options = dict(window=64_000, hop=32_000, batch_size=3)

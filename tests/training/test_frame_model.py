@@ -122,11 +122,20 @@ def test_the_joint_loss_trains_the_trunk_and_the_frozen_one_only_the_frame_class
         assert any(parameter.grad is not None for parameter in model.nes2net.backend.parameters()) == joint
 
 
-def _build(workspace, output, *options: str) -> None:
-    code = main(["--recipe", str(workspace / "frames.yaml"), "--work-dir", str(workspace / "run"),
+def _build(workspace, output, *options: str, recipe: str = "frames.yaml") -> None:
+    code = main(["--recipe", str(workspace / recipe), "--work-dir", str(workspace / "run"),
                  "--output-dir", str(output), "--threads", "1", *options])
     torch.use_deterministic_algorithms(False)
     assert code == 0 and (output / "model.safetensors").is_file() and not (output / "modeling_nes2net.py").exists()
+
+
+def spliced_recording(workspace) -> tuple:
+    """A host no training clip came from with a machine-made second no training clip held inserted at 1 s: its path
+    and its 10 ms labels."""
+    host, piece = speech_like(3.0, seed=20), machine_made(1.0, seed=99)
+    path = workspace / "spliced.wav"
+    soundfile.write(path, np.concatenate([host[:RATE], piece, host[RATE:]]), RATE)
+    return path, np.concatenate([np.ones(100), np.zeros(100), np.ones(200)]).astype(np.int8)
 
 
 def test_the_trained_folder_is_the_default_detectors_and_localises_the_inserted_piece(workspace, monkeypatch, capsys):
@@ -136,12 +145,7 @@ def test_the_trained_folder_is_the_default_detectors_and_localises_the_inserted_
     framed = model_loading.load_model(None)
     assert isinstance(framed, Nes2NetForAudioFrameClassification)
 
-    host = speech_like(3.0, seed=20)  # a host no training clip came from
-    piece = machine_made(1.0, seed=99)  # a machine-made second no training clip held, inserted at 1 s
-    spliced = np.concatenate([host[:RATE], piece, host[RATE:]])
-    cells = np.concatenate([np.ones(100), np.zeros(100), np.ones(200)]).astype(np.int8)
-    path = workspace / "spliced.wav"
-    soundfile.write(path, spliced, RATE)
+    path, cells = spliced_recording(workspace)
     result = detection.Nes2NetDetector(framed, protocol="full", device="cpu").detect(str(path))
     assert stretch_iou(result.stretches, cells) >= 0.5, result.stretches
     assert result.label != "bonafide"
@@ -163,3 +167,31 @@ def test_a_frozen_utterance_model_keeps_the_base_verdicts_to_the_bit(workspace):
         assert not torch.equal(framed(waveform).frame_logits,
                                Nes2NetForAudioFrameClassification.from_pretrained(
                                    workspace / "base", allow_new_weights=True)(waveform).frame_logits)
+
+
+def test_a_local_statistics_frame_head_localises_the_piece_and_keeps_every_verdict(workspace):
+    """`model.frame_statistics`: the frame classifier is a logistic regression on the local statistics of the encoder
+    states, fitted without training the trunk, so the utterance logits stay the base's to the bit."""
+    recipe = yaml.safe_load((workspace / "frames.yaml").read_text(encoding="utf-8"))
+    recipe["model"]["frame_statistics"] = {"window": 5, "inverse_strength": 1.0, "frame_step": 1}
+    (workspace / "statistics.yaml").write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    output = workspace / "statistics"
+    _build(workspace, output, recipe="statistics.yaml")
+    framed, base = model_loading.load_model(output), model_loading.load_model(workspace / "base")
+    assert framed.config.frame_statistics_window == 5
+    assert "local statistics" in framed.config.training_data
+    assert not framed.frame_classifier.weight[:, :framed.config.feature_size].any()  # the trunk's columns unused
+    path, cells = spliced_recording(workspace)
+    waveform = torch.from_numpy(soundfile.read(path, dtype="float32")[0])[None]
+    with torch.inference_mode():
+        assert torch.equal(framed(waveform).logits, base(waveform).logits)
+    result = detection.Nes2NetDetector(framed, protocol="full", device="cpu").detect(str(path))
+    assert stretch_iou(result.stretches, cells) >= 0.5, result.stretches
+
+
+def test_a_bad_frame_statistics_section_is_refused(workspace):
+    recipe = yaml.safe_load((workspace / "frames.yaml").read_text(encoding="utf-8"))
+    recipe["model"]["frame_statistics"] = {"window": 5, "strength": 1.0}
+    (workspace / "bad.yaml").write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    with pytest.raises(ValueError, match="model.frame_statistics takes window, inverse_strength, frame_step"):
+        FrameRecipe.load(workspace / "bad.yaml")

@@ -25,7 +25,7 @@ from training.frozen_frontend import (
     mix_corpora,
     score_cache,
 )
-from modeling_nes2net.modeling_nes2net import layer_statistics
+from modeling_nes2net.modeling_nes2net import layer_statistics, local_layer_statistics
 from training.llr_fitting import fit_llr_fusion
 from training.recipe import Recipe, recipe_from_dict
 from training.statistics_head import add_statistics_head, fit_probe, pooled_statistics
@@ -195,6 +195,32 @@ def test_layer_statistics_count_only_the_real_frames_of_a_padded_batch():
     assert not np.allclose(layer_statistics(tuple(padded.unbind(1)), None)[0].numpy(), batch[0].numpy())
 
 
+def test_local_statistics_are_mean_and_std_over_the_real_frames_of_each_window():
+    torch.manual_seed(0)
+    short, long = torch.randn(2, 7, 3) + 5.0, torch.randn(2, 12, 3) - 2.0
+    padded = torch.zeros(2, 2, 12, 3)
+    padded[0, :, :7], padded[1] = short, long
+    mask = torch.arange(12)[None] < torch.tensor([[7], [12]])
+    window = 5
+    batch = local_layer_statistics(tuple(padded.unbind(1)), mask, window)
+    assert batch.shape == (2, 12, 2 * 2 * 3)
+    for row, state in zip(batch, (short, long)):
+        frames = state.shape[1]
+        for frame in range(frames):  # the frames of the window that are real, whatever the padding holds
+            around = state[:, max(0, frame - window // 2): min(frames, frame + window // 2 + 1)].numpy()
+            expected = np.concatenate([part for layer in around for part in (layer.mean(0), layer.std(0))])
+            np.testing.assert_allclose(row[frame].numpy(), expected, rtol=1e-4, atol=1e-5)
+    one_frame = local_layer_statistics(tuple(padded.unbind(1)), mask, 1)[1]
+    np.testing.assert_allclose(one_frame[:, :3].numpy(), long[0].numpy(), rtol=1e-5, atol=1e-5)  # the frame itself
+    assert float(one_frame[:, 3:6].abs().max()) < 1e-3  # and no spread
+
+
+@pytest.mark.parametrize("window", [0, 4, True, 2.5])
+def test_a_frame_statistics_window_must_be_an_odd_number_of_frames(window):
+    with pytest.raises(Exception, match="frame_statistics_window must be an odd number of frames"):
+        tiny_config("whisper", frame_statistics_window=window)
+
+
 def test_a_statistics_head_on_one_logit_scores_the_fusion_through_the_forward_pass(caches):
     """One logit is the log-odds itself: the probe's columns and the fused calibration land on it."""
     initial, _, dev, dev_items = caches
@@ -223,7 +249,7 @@ def test_a_statistics_head_on_one_logit_scores_the_fusion_through_the_forward_pa
 def test_statistics_of_a_normalised_last_layer_are_refused():
     """With `layer_merge="last"` the cache holds the features the back-end reads, normalised by `normalize_layers`,
     while the statistics read the raw state: that model is refused rather than cached wrongly."""
-    with pytest.raises(Exception, match="layer_statistics reads the raw hidden states"):  # a validation error
+    with pytest.raises(Exception, match="read the raw hidden states"):  # a validation error
         tiny_config("whisper", normalize_layers=True, layer_statistics=True)
     assert tiny_config("whisper", layer_statistics=True).pooled_size == 64 + 2 * 64  # the last state, raw
 
