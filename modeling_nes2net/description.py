@@ -50,4 +50,7 @@ def describe_architecture(config: Nes2NetConfig) -> ArchitectureDescription:
     merge = LAYER_MERGE_DESCRIPTIONS[config.layer_merge].format(layers=config.num_frontend_layers)
     if config.layer_statistics:
         merge += ", with a linear head on each one's mean and standard deviation over frames"
+    if config.frame_statistics_window:
+        merge += (f", and a frame head on each one's mean and standard deviation over the "
+                  f"{config.frame_statistics_window} frames around every frame")
     return ArchitectureDescription(backend, details, frontend, merge)
