@@ -9,11 +9,13 @@ builder), whatever made the scores:
 
 From the cells, `pool_segments` gives the score of each segment of a coarser resolution (the minimum of its cells:
 a segment is as spoof-like as its most spoof-like part, the rule the segment labels follow) and `spoofed_stretches`
-the stretches whose score falls below a threshold. Scores are log-odds, higher = more bona fide.
+the stretches whose score falls below a threshold (`flagging_threshold`: the threshold above which a timeline shows
+one). Scores are log-odds, higher = more bona fide.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,3 +88,12 @@ def spoofed_stretches(cell_scores: np.ndarray, threshold: float = 0.0, min_secon
         for start, end in zip(edges[::2], edges[1::2])
         if end - start >= min_cells
     ]
+
+
+def flagging_threshold(cell_scores: np.ndarray, min_seconds: float = 0.1) -> float:
+    """The threshold above which `spoofed_stretches(cell_scores, threshold, min_seconds)` finds a stretch: the lowest,
+    over every `min_seconds` run of cells, of the run's highest score (inf when the timeline is shorter)."""
+    min_cells = max(1, round(min_seconds / CELL_SECONDS))
+    if len(cell_scores) < min_cells:
+        return math.inf
+    return float(np.lib.stride_tricks.sliding_window_view(np.asarray(cell_scores), min_cells).max(axis=1).min())

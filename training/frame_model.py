@@ -55,7 +55,9 @@ from hub_cards.published_files import BUILD_INFO_FILE
 from modeling_nes2net import Nes2NetForAudioFrameClassification, save_model_folder
 from modeling_nes2net.model_loading import DEFAULT_MODEL_DIR, FRAME_MODEL_DIR
 from modeling_nes2net.folder import remote_code_files
-from modeling_nes2net.localisation import CELL_SECONDS
+from modeling_nes2net.detection import MIN_STRETCH_SECONDS
+from modeling_nes2net.localisation import CELL_SECONDS, flagging_threshold, frame_cell_scores
+from modeling_nes2net.model_calls import frame_log_odds
 from modeling_nes2net.modeling_nes2net import local_layer_statistics
 from training.data import build_dataset
 from training.data.vocoded import METADATA_FILE, default_cache_dir, write_vocoded_corpus
@@ -75,7 +77,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_RECIPE = REPO_ROOT / "training" / "recipes" / "frozen_frontend" / "frames.yaml"
 DEFAULT_WORK_DIR = REPO_ROOT / "runs" / "frames"
-FRAME_STATISTICS_KEYS = ("window", "inverse_strength", "frame_step")
+FRAME_STATISTICS_KEYS = ("window", "inverse_strength", "frame_step", "genuine_flagged")
 """`model.frame_statistics` of a recipe: `add_frame_statistics_head`'s arguments."""
 SOURCE_KINDS = ("splices", "clips")
 """The two builds of each corpus: spliced utterances (10 ms labels) and its whole clips (one label each)."""
@@ -192,8 +194,13 @@ def trial_frame_targets(model: Nes2NetForAudioFrameClassification, cache: Fronte
     """`(frames,)` int64 labels of the frames of trial `index` of `cache`: the 10 ms cell each frame centre falls in
     (`cell_labels`, `localisation.frame_targets`), -100 past the labelled cells."""
     frames = cache.states[index].shape[1]
-    stride = model.nes2net.frontend.frame_geometry().stride / model.config.sampling_rate
-    return frame_targets(cell_labels(cache, index, frames, stride / CELL_SECONDS), model.frame_times(frames).numpy())
+    cells_per_frame = frame_seconds(model) / CELL_SECONDS
+    return frame_targets(cell_labels(cache, index, frames, cells_per_frame), model.frame_times(frames).numpy())
+
+
+def frame_seconds(model: Nes2NetForAudioFrameClassification) -> float:
+    """The front-end's frame stride in seconds (20 ms for Whisper and SSL encoders)."""
+    return model.nes2net.frontend.frame_geometry().stride / model.config.sampling_rate
 
 
 def frame_statistics(model: Nes2NetForAudioFrameClassification, cache: FrontendCache, window: int,
@@ -214,12 +221,15 @@ def frame_statistics(model: Nes2NetForAudioFrameClassification, cache: FrontendC
 
 def add_frame_statistics_head(model: Nes2NetForAudioFrameClassification, train: FrontendCache,
                               dev: FrontendCache | None, window: int, inverse_strength: float = 0.01,
-                              frame_step: int = 10) -> Nes2NetForAudioFrameClassification:
+                              frame_step: int = 10, genuine_flagged: float | None = None,
+                              ) -> Nes2NetForAudioFrameClassification:
     """A copy of `model` whose frame classifier reads the local statistics of the encoder states alone
     (`Nes2NetConfig.frame_statistics_window = window`; the trunk's columns zero): a logistic regression
     (`fit_logistic`, balanced classes, L2 with `C = inverse_strength`) on `frame_statistics` of `train`'s trials, its
-    frame log-odds calibrated on `dev`'s (`fit_llr_fusion`; without `dev`, the regression's own). The utterance model
-    is untouched, so every verdict stays the base's."""
+    frame log-odds calibrated on `dev`'s (`fit_llr_fusion`; without `dev`, the regression's own). With
+    `genuine_flagged`, the log-odds are then raised by the least margin (`stretch_margin`) at which at most that share
+    of `dev`'s bona fide recordings shows a spoofed stretch, so a stretch below the threshold is a confident one. The
+    utterance model is untouched, so every utterance score stays the base's."""
     features, labels = frame_statistics(model, train, window, frame_step)
     weights, bias = fit_logistic(features, labels, inverse_strength)
     scale, offset = 1.0, 0.0
@@ -235,7 +245,36 @@ def add_frame_statistics_head(model: Nes2NetForAudioFrameClassification, train: 
         fitted.frame_classifier.bias.zero_()
         fitted.frame_classifier.weight[-1, config.feature_size:] = torch.from_numpy(scale * weights).float()
         fitted.frame_classifier.bias[-1] = scale * bias + offset
-    return fitted.eval()
+    fitted.eval()
+    if genuine_flagged is not None:
+        if dev is None:
+            raise ValueError("frame_statistics.genuine_flagged is measured on the dev states, and none were given")
+        margin = stretch_margin(fitted, dev.select(dev.labels == 1), genuine_flagged)
+        logger.info("frame log-odds raised by %.2f: at most %.0f %% of the dev split's bona fide recordings show a "
+                    "spoofed stretch", margin, 100 * genuine_flagged)
+        with torch.no_grad():
+            fitted.frame_classifier.bias[-1] += margin
+    return fitted
+
+
+def stretch_margin(model: Nes2NetForAudioFrameClassification, bonafide: FrontendCache, share: float) -> float:
+    """The least margin (>= 0) to add to `model`'s frame log-odds for at most `share` of the `bonafide` trials (whole
+    recordings) to show a stretch the detector flags (`detection.MIN_STRETCH_SECONDS` under log-odds 0)."""
+    thresholds = []
+    with torch.inference_mode():
+        for state in bonafide.states:
+            states = tuple(state.float()[:, None])
+            _, trunk, _ = model.nes2net.forward_frontend_states(states)
+            scores = frame_log_odds(model.frame_logits_of(states, trunk), [state.shape[1]])[0]
+            cells = frame_cell_scores(scores, model.frame_times(len(scores)).numpy(),
+                                      round(len(scores) * frame_seconds(model) / CELL_SECONDS))
+            thresholds.append(flagging_threshold(cells, MIN_STRETCH_SECONDS))
+    # a recording is flagged at margin m when its flagging threshold is below -m: at most k = floor(share * n) are when
+    # -m is at most the k-th lowest threshold (0-based)
+    allowed = int(np.floor(share * len(thresholds)))
+    if allowed >= len(thresholds):
+        return 0.0
+    return max(0.0, -float(np.sort(thresholds)[allowed]))
 
 
 def frame_loss(model: Nes2NetForAudioFrameClassification, batch: dict, cache: FrontendCache,

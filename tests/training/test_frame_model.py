@@ -15,16 +15,21 @@ import yaml
 
 from modeling_nes2net import Nes2NetForAudioClassification, Nes2NetForAudioFrameClassification, save_model_folder
 from modeling_nes2net import detection, model_loading
+from modeling_nes2net.detection import MIN_STRETCH_SECONDS
 from modeling_nes2net.examples import speech_like
+from modeling_nes2net.localisation import frame_cell_scores, spoofed_stretches
+from modeling_nes2net.model_calls import frame_log_odds
 from tests.tiny_models import tiny_model
 from training.frame_model import (
     FrameRecipe,
     build_sources,
     cached_frame_states,
     cell_labels,
+    add_frame_statistics_head,
     frame_loss,
     initial_frame_model,
     main,
+    stretch_margin,
 )
 from training.frozen_frontend import StatesDataset, collate_states
 from training.localisation import frame_targets
@@ -195,3 +200,34 @@ def test_a_bad_frame_statistics_section_is_refused(workspace):
     (workspace / "bad.yaml").write_text(yaml.safe_dump(recipe), encoding="utf-8")
     with pytest.raises(ValueError, match="model.frame_statistics takes window, inverse_strength, frame_step"):
         FrameRecipe.load(workspace / "bad.yaml")
+
+
+def test_the_stretch_margin_is_the_least_that_keeps_the_share_of_flagged_bona_fide_recordings(workspace):
+    recipe = FrameRecipe.load(workspace / "frames.yaml")
+    model = initial_frame_model(recipe)
+    train, _ = cached_frame_states(model, recipe, build_sources(recipe, workspace / "run" / "data"),
+                                   workspace / "run" / "cache")
+    fitted = add_frame_statistics_head(model, train, None, window=5, inverse_strength=1.0, frame_step=1)
+    bonafide = train.select(train.labels == 1)
+
+    def flagged(margin: float) -> int:
+        count = 0
+        for state in bonafide.states:
+            states = tuple(state.float()[:, None])
+            with torch.inference_mode():
+                _, trunk, _ = fitted.nes2net.forward_frontend_states(states)
+                scores = frame_log_odds(fitted.frame_logits_of(states, trunk), [state.shape[1]])[0] + margin
+            timeline = frame_cell_scores(scores, fitted.frame_times(len(scores)).numpy(), 2 * len(scores))
+            count += bool(spoofed_stretches(timeline, 0.0, MIN_STRETCH_SECONDS))
+        return count
+
+    for _ in range(100):  # lower the frame log-odds until most bona fide recordings dip below 0 somewhere
+        if flagged(0.0) > len(bonafide) // 2:
+            break
+        with torch.no_grad():
+            fitted.frame_classifier.bias[-1] -= 2.0
+    assert flagged(0.0) > len(bonafide) // 2
+    for share in (0.0, 0.25, 0.5):
+        margin = stretch_margin(fitted, bonafide, share)
+        assert margin > 0
+        assert flagged(margin + 1e-4) <= share * len(bonafide) < flagged(margin - 1e-3)

@@ -7,6 +7,7 @@ import pytest
 
 from modeling_nes2net.localisation import (
     Stretch,
+    flagging_threshold,
     frame_cell_scores,
     pool_segments,
     spoofed_stretches,
@@ -51,6 +52,21 @@ def test_spoofed_stretches_are_runs_below_the_threshold():
     (stretch,) = spoofed_stretches(scores, threshold=0.0, min_seconds=0.1)
     assert (stretch.start, stretch.end, stretch.log_odds) == pytest.approx((0.1, 0.3, -3.0))
     assert str(stretch) == "0.10-0.30 s (log-odds -3.00)"
+
+
+def test_the_flagging_threshold_is_where_a_stretch_first_appears():
+    scores = np.array([2.0] * 10 + [-1.0] * 10 + [-2.0] * 5 + [0.5] * 10 + [-4.0] * 9)  # the deepest run: 90 ms
+    threshold = flagging_threshold(scores, min_seconds=0.1)
+    assert threshold == -1.0  # the 10 cells at -1 and below stay under anything above -1; the -4 run is too short
+    assert not spoofed_stretches(scores, threshold, 0.1) and spoofed_stretches(scores, threshold + 1e-6, 0.1)
+    assert flagging_threshold(scores, min_seconds=0.05) == -4.0
+    assert flagging_threshold(scores[:5], min_seconds=0.1) == np.inf  # shorter than a stretch: never flagged
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        scores, seconds = rng.normal(size=int(rng.integers(5, 60))), float(rng.choice([0.01, 0.05, 0.2]))
+        threshold = flagging_threshold(scores, seconds)
+        assert not spoofed_stretches(scores, threshold, seconds)
+        assert threshold == np.inf or spoofed_stretches(scores, threshold + 1e-9, seconds)
 
 
 def _utterance(labels, scores, label=None):
