@@ -9,7 +9,7 @@ unseen in training; one bona fide original and two splices per host.
 Systems, each through `Nes2NetDetector` with its defaults (4.04 s windows, 50 % hop, mean aggregation, threshold 0):
 what `nes2net detect --segments` prints.
 - `windows`: the default model (no frame head): each 10 ms takes the mean log-odds of the windows covering it.
-- `frame head`: the frame model (`--frame-model`, `default_model/frames` unless told): its frame log-odds.
+- `frame head`: the frame model (`--frame-model`, `default_frame_model` unless told): its frame log-odds.
 - `frame head, full` (with `--full`): the same, the whole file in one pass (`--protocol full`; the states it was
   trained on were encoded from whole clips).
 
@@ -42,7 +42,7 @@ from benchmarks.results import add_device_argument, cuda_missing, machine_record
 from modeling_nes2net import Nes2NetForAudioClassification, Nes2NetForAudioFrameClassification  # noqa: E402
 from modeling_nes2net.configuration_nes2net import BONAFIDE_LABEL  # noqa: E402
 from modeling_nes2net.detection import Nes2NetDetector  # noqa: E402
-from modeling_nes2net.model_loading import DEFAULT_MODEL_DIR, FRAME_MODEL_DIR  # noqa: E402
+from modeling_nes2net.model_loading import DEFAULT_FRAME_MODEL_DIR, DEFAULT_MODEL_DIR  # noqa: E402
 from training.frame_model import DEFAULT_RECIPE, DEFAULT_WORK_DIR, FrameRecipe, build_sources  # noqa: E402
 from training.localisation import score_detections  # noqa: E402
 from training.segment_metrics import (  # noqa: E402
@@ -90,7 +90,7 @@ def system_row(name: str, model_dir: Path, protocol: str, splices: dict[str, Pat
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR, help="the windows baseline's model folder")
-    parser.add_argument("--frame-model", type=Path, default=DEFAULT_MODEL_DIR / FRAME_MODEL_DIR)
+    parser.add_argument("--frame-model", type=Path, default=DEFAULT_FRAME_MODEL_DIR)
     parser.add_argument("--recipe", type=Path, default=DEFAULT_RECIPE, help="the frame model's recipe (its corpora)")
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, help="where the splices are built")
     parser.add_argument("--max-utterances", type=int, help="score a seeded random subset of each corpus' splices")

@@ -1,7 +1,7 @@
 """Loading a model to score with, refusing in one line what would score with random or broken weights.
 
 `load_model` is the one loader of detection, evaluation, calibration and the Space: a model folder or Hub id (None:
-the embedded default model, `DEFAULT_MODEL_DIR`, or its frame model `FRAME_MODEL_DIR` when built), as a
+the embedded default model, `DEFAULT_MODEL_DIR`, or its frame model `DEFAULT_FRAME_MODEL_DIR` when built), as a
 `Nes2NetForAudioFrameClassification` when the folder's architecture has the frame head. `load_onnx_export` opens a
 folder written by `nes2net export onnx` instead.
 """
@@ -22,9 +22,10 @@ if TYPE_CHECKING:
     from .onnx_runtime import Nes2NetOnnxModel
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
-FRAME_MODEL_DIR = "frames"
-"""The embedded default's frame model, a subfolder of `DEFAULT_MODEL_DIR` written by `python -m training.frame_model`
-(the same frozen encoder, plus a frame head): when it is there, `load_model(None)` loads it instead."""
+DEFAULT_FRAME_MODEL_DIR = DEFAULT_MODEL_DIR.with_name("default_frame_model")
+"""The embedded default's frame model, written by `python -m training.frame_model` (the default, plus a frame head):
+when it is there, `load_model(None)` loads it instead. Rebuilding the default removes it (`training.default_model`),
+so it never pairs a frame head with another model's verdicts."""
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -51,7 +52,7 @@ def resolve_model_path(model_name_or_path: str | None) -> str:
 def load_model(
     model_name_or_path: str | os.PathLike | None = None, model_class: type[Nes2NetForAudioClassification] | None = None
 ) -> Nes2NetForAudioClassification:
-    """The model of a folder or Hub id (None: the embedded default model, or its frame model `FRAME_MODEL_DIR` when
+    """The model of a folder or Hub id (None: the embedded default model, or its frame model `DEFAULT_FRAME_MODEL_DIR` when
     built), ready to score (eval mode): a `Nes2NetForAudioFrameClassification` when the folder's architecture has the
     frame head, unless `model_class` says which class to load it as.
 
@@ -60,8 +61,8 @@ def load_model(
     weights), weights that do not fit the config, and a name that is neither a folder nor a reachable Hub model.
     """
     location = resolve_model_path(None if model_name_or_path is None else str(model_name_or_path))
-    if model_name_or_path is None and (DEFAULT_MODEL_DIR / FRAME_MODEL_DIR / "config.json").is_file():
-        location = str(DEFAULT_MODEL_DIR / FRAME_MODEL_DIR)
+    if model_name_or_path is None and (DEFAULT_FRAME_MODEL_DIR / "config.json").is_file():
+        location = str(DEFAULT_FRAME_MODEL_DIR)
     loader_log = logging.getLogger("transformers")  # its load report: what it says is refused below in one line
     level = loader_log.level
     loader_log.setLevel(logging.ERROR)

@@ -61,6 +61,7 @@ from hub_cards.render import measure_efficiency
 from modeling_nes2net import ModelLoadError, Nes2NetForAudioClassification, save_model_folder
 from modeling_nes2net.atomic import atomic_folder
 from modeling_nes2net.folder import remote_code_files
+from modeling_nes2net.model_loading import DEFAULT_FRAME_MODEL_DIR
 from training.corpus_sources import build_corpora, corpus_splits
 from training.data import load_built_dataset
 from training.divergence import TrainingDivergedError
@@ -257,7 +258,20 @@ def run(work_dir: Path, output_dir: Path, recipe_path: Path = DEFAULT_RECIPE) ->
     logger.info("trained in %.1f minutes", minutes)
     shutil.rmtree(work_dir / "demo-eval", ignore_errors=True)  # scores of earlier weights: never resumed onto these
     results = evaluate_default(final_dir, tested(trainer.built_corpora, recipe), work_dir / "demo-eval")
-    return export_default_model(final_dir, output_dir, results, recipe, recipe_path, minutes)
+    exported = export_default_model(final_dir, output_dir, results, recipe, recipe_path, minutes)
+    retire_frame_model(output_dir)
+    return exported
+
+
+def retire_frame_model(rebuilt: Path) -> bool:
+    """After the embedded default was rebuilt into `rebuilt`, remove its frame model (`DEFAULT_FRAME_MODEL_DIR`: the
+    former default with a frame head, whose verdicts are no longer the default's); True when one was removed."""
+    if rebuilt.resolve() != DEFAULT_MODEL_DIR.resolve() or not DEFAULT_FRAME_MODEL_DIR.is_dir():
+        return False
+    shutil.rmtree(DEFAULT_FRAME_MODEL_DIR)
+    logger.warning("removed %s, built on the former default: rebuild it with python -m training.frame_model",
+                   DEFAULT_FRAME_MODEL_DIR)
+    return True
 
 
 def reevaluate_model(work_dir: Path, output_dir: Path, recipe_path: Path = DEFAULT_RECIPE) -> Path:

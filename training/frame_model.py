@@ -1,7 +1,7 @@
 """The frame head of the embedded default: where in a recording the machine-made speech is, on the default's frozen
 Whisper encoder, trained on cached encoder states of spliced real audio.
 
-    python -m training.frame_model                      # everything; writes modeling_nes2net/default_model/frames
+    python -m training.frame_model                      # everything; writes modeling_nes2net/default_frame_model
     python -m training.frame_model --max-clips 60 --output-dir runs/frames/model   # a first, small run
 
 Steps (the recipe: `training/recipes/frozen_frontend/frames.yaml`), each a function here or in the library:
@@ -21,7 +21,7 @@ Steps (the recipe: `training/recipes/frozen_frontend/frames.yaml`), each a funct
    of its frames is); the mean of the last epochs' weights; with the utterance model trained, its log-odds are
    calibrated again on dev (`training.llr_fitting`).
 5. The folder (`save_model_folder`, no code files: package data like the default). `load_model(None)`, so `nes2net
-   detect`, the Space and the demo, score with `default_model/frames` (`model_loading.FRAME_MODEL_DIR`) when it is
+   detect`, the Space and the demo, score with `default_frame_model` (`model_loading.DEFAULT_FRAME_MODEL_DIR`) when it is
    there.
 
 `freeze_utterance_model: true` trains the frame classifier alone on the frozen trunk: the utterance log-odds stay the
@@ -53,7 +53,7 @@ import yaml
 
 from hub_cards.published_files import BUILD_INFO_FILE
 from modeling_nes2net import Nes2NetForAudioFrameClassification, save_model_folder
-from modeling_nes2net.model_loading import DEFAULT_MODEL_DIR, FRAME_MODEL_DIR
+from modeling_nes2net.model_loading import DEFAULT_FRAME_MODEL_DIR
 from modeling_nes2net.folder import remote_code_files
 from modeling_nes2net.detection import MIN_STRETCH_SECONDS
 from modeling_nes2net.localisation import CELL_SECONDS, flagging_threshold, frame_cell_scores
@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipe", type=Path, default=DEFAULT_RECIPE, help="a frame-model recipe YAML")
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR,
                         help="built sources, cached states and the training history (reused)")
-    parser.add_argument("--output-dir", type=Path, default=DEFAULT_MODEL_DIR / FRAME_MODEL_DIR,
+    parser.add_argument("--output-dir", type=Path, default=DEFAULT_FRAME_MODEL_DIR,
                         help="the frame model folder")
     parser.add_argument("--max-clips", type=int, help="encode at most this many clips of each source split")
     parser.add_argument("--freeze-utterance-model", action="store_true", default=None,

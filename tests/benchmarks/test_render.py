@@ -101,9 +101,9 @@ def localisation_record(head_iou_hits: float = 0.8) -> dict:
              "corpora": {"mini": {"utterances": 9, "spliced": 6}},
              "metrics": {name: value * scale for name, value in metrics.items()},
              "intervals": {"utterance_eer": (0.1 * scale, 0.4 * scale)}, "iou_mean": hits * 0.9,
-             "iou_hit_share": hits, "called_bonafide_share": 0.5 - hits / 2}
+             "iou_hit_share": hits, "called_bonafide_share": 0.5 - hits / 2, "originals_flagged_share": 0.2 + hits / 10}
             for system, model, scale, hits in (("windows", "default_model", 1.0, 0.3),
-                                               ("frame head", "default_model/frames", 0.5, head_iou_hits))]
+                                               ("frame head", "default_frame_model", 0.5, head_iou_hits))]
     return {"benchmark": "localisation", "command": "localisation.py --threads 1", "machine": machine, "rows": rows}
 
 
@@ -115,7 +115,8 @@ def test_the_localisation_table_has_one_column_per_system_and_every_figure():
     assert "| utterance EER (%) | 25.0 (10.0-40.0) | 12.5 (5.0-20.0) |" in lines
     assert "| splices with IoU >= 0.5 (%) | 30 | 80 |" in lines
     assert "| splices called bona fide (%) | 35 | 10 |" in lines
-    assert "mini 9 (6 spliced)" in lines[-1] and "frame head: `default_model/frames`, protocol windows" in lines[-1]
+    assert "| bona fide originals called spoof or partly spoofed (%) | 23 | 28 |" in lines
+    assert "mini 9 (6 spliced)" in lines[-1] and "frame head: `default_frame_model`, protocol windows" in lines[-1]
     assert "`python benchmarks/localisation.py --threads 1`" in lines[-1]
     assert "| splices with IoU >= 0.5 (%) | 30 | 65 |" in localisation_table(localisation_record(0.65))
 

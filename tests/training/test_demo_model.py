@@ -315,3 +315,15 @@ def test_the_card_names_a_statistics_head_when_the_recipe_fuses_one(tmp_path):
     settings = default_model.card_spec(results, recipe, DEFAULT_RECIPE, "toy data", None).recipe
     assert settings["statistics head"].startswith("logistic regression (C = 0.01) on each encoder layer's mean and "
                                                   "std over frames of the clean train states")
+
+
+def test_rebuilding_the_default_retires_its_frame_model(tmp_path, monkeypatch):
+    """A frame model holds a copy of the default it was built on: after a rebuild it would give the former verdicts."""
+    frames = tmp_path / "default_frame_model"
+    (frames / "config.json").parent.mkdir()
+    (frames / "config.json").write_text("{}")
+    monkeypatch.setattr(default_model, "DEFAULT_MODEL_DIR", tmp_path / "default_model")
+    monkeypatch.setattr(default_model, "DEFAULT_FRAME_MODEL_DIR", frames)
+    assert not default_model.retire_frame_model(tmp_path / "elsewhere") and frames.is_dir()  # not the default
+    assert default_model.retire_frame_model(tmp_path / "default_model") and not frames.exists()
+    assert not default_model.retire_frame_model(tmp_path / "default_model")  # nothing left to remove

@@ -145,8 +145,9 @@ def spliced_recording(workspace) -> tuple:
 
 def test_the_trained_folder_is_the_default_detectors_and_localises_the_inserted_piece(workspace, monkeypatch, capsys):
     save_model_folder(content_encoder_model(), workspace / "default")
-    _build(workspace, workspace / "default" / model_loading.FRAME_MODEL_DIR)
+    _build(workspace, workspace / "default_frame_model")
     monkeypatch.setattr(model_loading, "DEFAULT_MODEL_DIR", workspace / "default")
+    monkeypatch.setattr(model_loading, "DEFAULT_FRAME_MODEL_DIR", workspace / "default_frame_model")
     framed = model_loading.load_model(None)
     assert isinstance(framed, Nes2NetForAudioFrameClassification)
 
