@@ -329,7 +329,10 @@ def run(work_dir: Path, output_dir: Path, recipe: FrameRecipe, num_threads: int 
         final = train_on_states(recipe.backend, run_dir, (train, None if frozen else dev), model, loss)
         model = Nes2NetForAudioFrameClassification.from_pretrained(final)
         head = "a frame classifier on the back-end's output"
-    model.config.training_data = (f"Frame head ({head}) trained by python -m training.frame_model ({recipe.path}) on "
+    recipe_path = Path(recipe.path).resolve()
+    recipe_file = (recipe_path.relative_to(REPO_ROOT).as_posix() if recipe_path.is_relative_to(REPO_ROOT)
+                   else recipe_path.name)  # no folder of the machine it was built on
+    model.config.training_data = (f"Frame head ({head}) fitted by python -m training.frame_model ({recipe_file}) on "
                                   f"{len(train)} cached encodings of spliced and whole clips of "
                                   f"{', '.join(recipe.corpora)} (train splits).")
     logger.info("back-end trained in %.1f minutes", (time.perf_counter() - encoded) / 60)

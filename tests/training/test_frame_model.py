@@ -186,6 +186,7 @@ def test_a_local_statistics_frame_head_localises_the_piece_and_keeps_every_verdi
     framed, base = model_loading.load_model(output), model_loading.load_model(workspace / "base")
     assert framed.config.frame_statistics_window == 5
     assert "local statistics" in framed.config.training_data
+    assert "(statistics.yaml)" in framed.config.training_data  # the recipe, not a folder of this machine
     assert not framed.frame_classifier.weight[:, :framed.config.feature_size].any()  # the trunk's columns unused
     path, cells = spliced_recording(workspace)
     waveform = torch.from_numpy(soundfile.read(path, dtype="float32")[0])[None]
