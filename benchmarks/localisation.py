@@ -42,6 +42,7 @@ from benchmarks.results import add_device_argument, cuda_missing, machine_record
 from modeling_nes2net import Nes2NetForAudioClassification, Nes2NetForAudioFrameClassification  # noqa: E402
 from modeling_nes2net.configuration_nes2net import BONAFIDE_LABEL  # noqa: E402
 from modeling_nes2net.detection import Nes2NetDetector  # noqa: E402
+from modeling_nes2net.localisation import stretch_iou  # noqa: E402
 from modeling_nes2net.model_loading import DEFAULT_FRAME_MODEL_DIR, DEFAULT_MODEL_DIR  # noqa: E402
 from training.frame_model import DEFAULT_RECIPE, DEFAULT_WORK_DIR, FrameRecipe, build_sources  # noqa: E402
 from training.localisation import score_detections  # noqa: E402
@@ -50,7 +51,6 @@ from training.segment_metrics import (  # noqa: E402
     bootstrap_interval,
     localisation_metrics,
     segment_eer,
-    stretch_iou,
     utterance_eer,
 )
 

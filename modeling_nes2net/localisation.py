@@ -10,12 +10,14 @@ builder), whatever made the scores:
 From the cells, `pool_segments` gives the score of each segment of a coarser resolution (the minimum of its cells:
 a segment is as spoof-like as its most spoof-like part, the rule the segment labels follow) and `spoofed_stretches`
 the stretches whose score falls below a threshold (`flagging_threshold`: the threshold above which a timeline shows
-one). Scores are log-odds, higher = more bona fide.
+one), and `stretch_iou` how well flagged stretches cover the spoofed cells. Scores are log-odds, higher = more bona
+fide.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,3 +99,14 @@ def flagging_threshold(cell_scores: np.ndarray, min_seconds: float = 0.1) -> flo
     if len(cell_scores) < min_cells:
         return math.inf
     return float(np.lib.stride_tricks.sliding_window_view(np.asarray(cell_scores), min_cells).max(axis=1).min())
+
+
+def stretch_iou(stretches: Sequence[Stretch], cell_labels: np.ndarray) -> float:
+    """Intersection over union of the flagged `stretches` (seconds) and the spoofed cells of `cell_labels` `(cells,)`
+    (0 spoof), on the 10 ms grid; 1.0 when neither has any cell."""
+    flagged = np.zeros(len(cell_labels), bool)
+    for stretch in stretches:
+        flagged[round(stretch.start / CELL_SECONDS) : round(stretch.end / CELL_SECONDS)] = True
+    spoofed = np.asarray(cell_labels) == 0
+    union = int((flagged | spoofed).sum())
+    return float((flagged & spoofed).sum() / union) if union else 1.0

@@ -10,8 +10,9 @@ builders store `segment_labels_10ms`), and an utterance score and label.
   *duration* rather than of segments, so no resolution is chosen; measured on the 10 ms grid the labels are exact on
   (each cell one equal-duration trial scored by its own score).
 - Utterance EER: one trial per utterance.
-- `stretch_iou`: how well the stretches a detector flags cover the spoofed cells of one utterance (intersection over
-  union on the 10 ms grid), the figure a user reading `nes2net detect --segments` sees.
+- `stretch_iou` (`modeling_nes2net.localisation`): how well the stretches a detector flags cover the spoofed cells of
+  one utterance (intersection over union on the 10 ms grid), the figure a user reading `nes2net detect --segments`
+  sees.
 
 Every EER is `training.metrics.compute_eer`'s; `bootstrap_interval` resamples utterances (segments of one utterance
 are not independent) for a confidence interval.
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from modeling_nes2net.localisation import CELL_SECONDS, Stretch, pool_segments
+from modeling_nes2net.localisation import pool_segments
 from training.metrics import compute_eer, stratified_bootstrap_interval
 
 PARTIALSPOOF_RESOLUTIONS_MS = (20, 40, 80, 160, 320, 640)
@@ -60,17 +61,6 @@ def range_based_eer(utterances: Sequence[LocalisedUtterance]) -> float:
 
 def utterance_eer(utterances: Sequence[LocalisedUtterance]) -> float:
     return _eer(np.asarray([u.score for u in utterances]), np.asarray([u.label for u in utterances]))
-
-
-def stretch_iou(stretches: Sequence[Stretch], cell_labels: np.ndarray) -> float:
-    """Intersection over union of the flagged `stretches` (seconds) and the spoofed cells of `cell_labels` `(cells,)`
-    (0 spoof), on the 10 ms grid; 1.0 when neither has any cell."""
-    flagged = np.zeros(len(cell_labels), bool)
-    for stretch in stretches:
-        flagged[round(stretch.start / CELL_SECONDS) : round(stretch.end / CELL_SECONDS)] = True
-    spoofed = np.asarray(cell_labels) == 0
-    union = int((flagged | spoofed).sum())
-    return float((flagged & spoofed).sum() / union) if union else 1.0
 
 
 def bootstrap_interval(

@@ -3,7 +3,8 @@
 Examples are made on the spot: espeak-ng speech (machine-made), and, where the mini real-audio set is found next to
 the repository (`../shared/data/mini-antispoof`), a few of its held-out bona fide and spoofed clips plus a spliced
 recording (real - synthetic - real) whose timeline shows where the synthetic part sits. Writes `results.csv` and
-`timeline.png` to the output folder and prints a table.
+`timeline.png` to the output folder and prints a table, then the spliced recording's flagged stretches against where
+its synthetic sentence is (their intersection over union on the 10 ms grid).
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from ..atomic import atomic_output
+from ..audio import SAMPLING_RATE, load_audio
 from ..configuration_nes2net import BONAFIDE_LABEL, PARTLY_SPOOFED_LABEL, SPOOF_LABEL
-from ..detection import Nes2NetDetector
+from ..detection import DetectionResult, Nes2NetDetector
 from ..examples import SENTENCES, VOICES, espeak_available, splice, synthesize_speech
+from ..localisation import CELL_SECONDS, stretch_iou
 from ..plotting import PLOT_EXTRA_MISSING, can_plot
 from ..scorer import DetectionFailure
 from ..weight_checks import ModelLoadError
@@ -27,6 +32,9 @@ from .detect import LABEL_WIDTH, format_results, save_plots
 logger = logging.getLogger(__name__)
 
 MINI_ANTISPOOF = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "mini-antispoof"
+SPLICED_NAME = "spliced_real_synthetic_real.wav"
+SPLICE_PAUSE = 0.3  # seconds of silence between the spliced recordings
+Span = tuple[float, float]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,8 +61,9 @@ def held_out_clips(data_dir: Path, per_label: int) -> list[tuple[Path, str]]:
     return chosen
 
 
-def make_examples(work_dir: Path, data_dir: Path, per_label: int) -> list[tuple[Path, str]]:
-    """`(path, expected label)` for every example recording, written into `work_dir`."""
+def make_examples(work_dir: Path, data_dir: Path, per_label: int) -> tuple[list[tuple[Path, str]], Span | None]:
+    """`(path, expected label)` for every example recording, written into `work_dir`, and where the spliced one's
+    synthetic sentence is (`(start, end)` seconds; None without a spliced example)."""
     examples = held_out_clips(data_dir, per_label)
     if espeak_available():
         for index, (sentence, voice) in enumerate(zip(SENTENCES, VOICES)):
@@ -62,9 +71,20 @@ def make_examples(work_dir: Path, data_dir: Path, per_label: int) -> list[tuple[
     bona_fide = [path for path, label in examples if label == BONAFIDE_LABEL]
     synthetic = [path for path, label in examples if label == SPOOF_LABEL]
     if len(bona_fide) >= 2 and synthetic:
-        spliced = splice([bona_fide[0], synthetic[-1], bona_fide[1]], work_dir / "spliced_real_synthetic_real.wav")
+        spliced = splice([bona_fide[0], synthetic[-1], bona_fide[1]], work_dir / SPLICED_NAME, pause=SPLICE_PAUSE)
         examples.append((spliced, PARTLY_SPOOFED_LABEL))
-    return examples
+        start = len(load_audio(bona_fide[0])) / SAMPLING_RATE + SPLICE_PAUSE
+        return examples, (start, start + len(load_audio(synthetic[-1])) / SAMPLING_RATE)
+    return examples, None
+
+
+def spliced_report(result: DetectionResult, span: Span) -> str:
+    """One line: the spliced recording's flagged stretches against its synthetic sentence at `span`."""
+    cells = np.ones(round(result.duration / CELL_SECONDS), np.int8)
+    cells[round(span[0] / CELL_SECONDS) : round(span[1] / CELL_SECONDS)] = 0
+    flagged = ", ".join(f"{stretch.start:.1f}-{stretch.end:.1f} s" for stretch in result.stretches) or "none"
+    return (f"spliced example: synthetic sentence at {span[0]:.1f}-{span[1]:.1f} s, flagged {flagged}: IoU "
+            f"{stretch_iou(result.stretches, cells):.2f} (verdict: {result.label})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="nes2net-demo-") as work_dir:
-        examples = make_examples(Path(work_dir), Path(args.data), args.per_label)
+        examples, span = make_examples(Path(work_dir), Path(args.data), args.per_label)
         if not examples:
             logger.error("no example audio: install espeak-ng or provide the mini set with --data")
             return 2
@@ -107,5 +127,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"no timeline.png: {PLOT_EXTRA_MISSING}")
         spans = ", ".join(f"{stretch.start:.1f}-{stretch.end:.1f} s" for stretch in longest.stretches) or "none"
         print(f"  spoofed stretches: {spans} (verdict: {longest.label})")
+    spliced = [result for (path, _), result in zip(examples, outcomes) if path.name == SPLICED_NAME]
+    if span is not None and spliced and not isinstance(spliced[0], DetectionFailure):
+        print(spliced_report(spliced[0], span))
     print(f"results: {output_dir / 'results.csv'}")
     return 0 if len(results) == len(outcomes) else 1

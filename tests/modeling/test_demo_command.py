@@ -29,6 +29,7 @@ def test_demo_scores_generated_and_held_out_examples(tmp_path, mini_antispoof, c
     printed = capsys.readouterr().out
     assert "labelled examples classified correctly" in printed
     assert "spoofed stretches:" in printed
+    assert "spliced example: synthetic sentence at " in printed and ": IoU " in printed
 
 
 def test_demo_without_a_model_fails_with_one_line(tmp_path, capsys):

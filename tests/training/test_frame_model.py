@@ -17,7 +17,7 @@ from modeling_nes2net import Nes2NetForAudioClassification, Nes2NetForAudioFrame
 from modeling_nes2net import detection, model_loading
 from modeling_nes2net.detection import MIN_STRETCH_SECONDS
 from modeling_nes2net.examples import speech_like
-from modeling_nes2net.localisation import frame_cell_scores, spoofed_stretches
+from modeling_nes2net.localisation import frame_cell_scores, spoofed_stretches, stretch_iou
 from modeling_nes2net.model_calls import frame_log_odds
 from tests.tiny_models import tiny_model
 from training.frame_model import (
@@ -33,7 +33,6 @@ from training.frame_model import (
 )
 from training.frozen_frontend import StatesDataset, collate_states
 from training.localisation import frame_targets
-from training.segment_metrics import stretch_iou
 
 RATE = 16_000
 

@@ -11,6 +11,7 @@ from modeling_nes2net.localisation import (
     frame_cell_scores,
     pool_segments,
     spoofed_stretches,
+    stretch_iou,
     window_cell_scores,
 )
 from training.plots import plot_localisation
@@ -20,7 +21,6 @@ from training.segment_metrics import (
     localisation_metrics,
     range_based_eer,
     segment_eer,
-    stretch_iou,
     utterance_eer,
 )
 
