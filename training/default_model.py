@@ -61,7 +61,7 @@ from hub_cards.render import measure_efficiency
 from modeling_nes2net import ModelLoadError, Nes2NetForAudioClassification, save_model_folder
 from modeling_nes2net.atomic import atomic_folder
 from modeling_nes2net.folder import remote_code_files
-from modeling_nes2net.model_loading import DEFAULT_FRAME_MODEL_DIR
+from modeling_nes2net.model_loading import DEFAULT_FRAME_MODEL_DIR, DEFAULT_MODEL_DIR
 from training.corpus_sources import build_corpora, corpus_splits
 from training.data import load_built_dataset
 from training.divergence import TrainingDivergedError
@@ -75,7 +75,6 @@ logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_WORK_DIR = REPO_ROOT / "runs" / "demo"
-DEFAULT_MODEL_DIR = REPO_ROOT / "modeling_nes2net" / "default_model"
 DEFAULT_RECIPE = REPO_ROOT / "training" / "recipes" / "frozen_frontend" / "default.yaml"
 ROBUSTNESS_PLOT = REPO_ROOT / "docs" / "robustness-demo.png"
 NUM_THREADS = 2
@@ -167,13 +166,18 @@ def training_data_note(corpora: dict[str, str], train: FrontendCache) -> str:
     )
 
 
+def repository_path(path: str | Path) -> str | None:
+    """`path` relative to the repository (POSIX), None for a file outside it: what a published file may name."""
+    path = Path(path).resolve()
+    return path.relative_to(REPO_ROOT).as_posix() if path.is_relative_to(REPO_ROOT) else None
+
+
 def card_spec(results: list, recipe: Recipe, recipe_path: str | Path, training_data: str,
               minutes: float | None) -> ModelCardSpec:
     """The model card's publisher-side facts; every number on the card comes from `results` or the config. The card
     names `recipe`'s file (`recipe_path`) by its path in the repository, and none for a file outside it."""
     training, data = recipe.training, recipe.data
-    recipe_path = Path(recipe_path).resolve()
-    recipe_file = recipe_path.relative_to(REPO_ROOT).as_posix() if recipe_path.is_relative_to(REPO_ROOT) else None
+    recipe_file = repository_path(recipe_path)
     settings = {
         "front-end": f"Whisper tiny.en encoder, frozen (weights: {WHEEL_REQUIREMENT}, {WHEEL_LICENSE})",
         "corpora": ", ".join(data.corpora),

@@ -63,7 +63,7 @@ from training.data import build_dataset
 from training.data.vocoded import METADATA_FILE, default_cache_dir, write_vocoded_corpus
 from training.data.vocoders import get_vocoder
 from training.corpus_sources import build_demo_dataset
-from training.default_model import REPO_ROOT, make_deterministic
+from training.default_model import REPO_ROOT, make_deterministic, repository_path
 from training.divergence import TrainingDivergedError
 from training.frozen_frontend import FrontendCache, cache_frontend_states, forward_states
 from training.llr_fitting import fit_llr_fusion
@@ -264,7 +264,7 @@ def stretch_margin(model: Nes2NetForAudioFrameClassification, bonafide: Frontend
     with torch.inference_mode():
         for state in bonafide.states:
             states = tuple(state.float()[:, None])
-            _, trunk, _ = model.nes2net.forward_frontend_states(states)
+            _, trunk, _ = forward_states(model, states, None)
             scores = frame_log_odds(model.frame_logits_of(states, trunk), [state.shape[1]])[0]
             cells = frame_cell_scores(scores, model.frame_times(len(scores)).numpy(),
                                       round(len(scores) * frame_seconds(model) / CELL_SECONDS))
@@ -288,10 +288,10 @@ def frame_loss(model: Nes2NetForAudioFrameClassification, batch: dict, cache: Fr
     targets = [torch.from_numpy(trial_frame_targets(model, cache, index)[window])
                for index, window in zip(batch["index"].tolist(), batch["windows"])]
     frame_labels = torch.nn.utils.rnn.pad_sequence(targets, batch_first=True, padding_value=-100).to(model.device)
-    with torch.set_grad_enabled(train_utterance_model and torch.is_grad_enabled()):
-        _, trunk, pooled = forward_states(model, batch["hidden_states"], batch["frame_mask"])
     states = tuple(state.to(model.device) for state in batch["hidden_states"])
     frame_mask = None if batch["frame_mask"] is None else batch["frame_mask"].to(model.device)
+    with torch.set_grad_enabled(train_utterance_model and torch.is_grad_enabled()):
+        _, trunk, pooled = forward_states(model, states, frame_mask)
     loss = model.compute_frame_loss(model.frame_logits_of(states, trunk, frame_mask), frame_labels)
     if train_utterance_model:
         window_labels = torch.tensor([int(not (target == 0).any()) for target in targets], device=model.device)
@@ -329,9 +329,7 @@ def run(work_dir: Path, output_dir: Path, recipe: FrameRecipe, num_threads: int 
         final = train_on_states(recipe.backend, run_dir, (train, None if frozen else dev), model, loss)
         model = Nes2NetForAudioFrameClassification.from_pretrained(final)
         head = "a frame classifier on the back-end's output"
-    recipe_path = Path(recipe.path).resolve()
-    recipe_file = (recipe_path.relative_to(REPO_ROOT).as_posix() if recipe_path.is_relative_to(REPO_ROOT)
-                   else recipe_path.name)  # no folder of the machine it was built on
+    recipe_file = repository_path(recipe.path) or Path(recipe.path).name  # no folder of the machine it was built on
     model.config.training_data = (f"Frame head ({head}) fitted by python -m training.frame_model ({recipe_file}) on "
                                   f"{len(train)} cached encodings of spliced and whole clips of "
                                   f"{', '.join(recipe.corpora)} (train splits).")
