@@ -134,6 +134,11 @@ class Nes2NetConfig(PreTrainedConfig):
             the `frame_statistics_window` real frames centred on it (odd; 25 = 0.5 s at Whisper's 20 ms), a local
             linear probe of the front-end's layers that `training.frame_model` fits on spliced audio (not part of the
             paper's model). None: the frame classifier reads the trunk's output alone.
+        stretch_margin (`float`, *optional*, defaults to 0.0):
+            With a frame head: how far below the decision threshold (log-odds) the frames of a flagged stretch must
+            reach over its confident core (`localisation.spoofed_stretches`); the stretch then spans the whole run
+            below the threshold around that core. `training.frame_model` fits it on dev bona fide speech so that few
+            genuine recordings show a stretch, and the frame log-odds stay calibrated.
         spectrogram_n_fft (`int`, *optional*, defaults to 2046):
             FFT size of the spectrogram front-end; 2046 gives 1024 bins, the width of XLS-R features.
         spectrogram_hop_length (`int`, *optional*, defaults to 320):
@@ -217,6 +222,7 @@ class Nes2NetConfig(PreTrainedConfig):
     normalize_layers: bool = False
     layer_statistics: bool = False
     frame_statistics_window: int | None = None
+    stretch_margin: float = 0.0
     spectrogram_n_fft: int = 2046
     spectrogram_hop_length: int = 320
     backend_variant: Literal["nes2net", "nes2net-x"] = "nes2net-x"
@@ -381,6 +387,9 @@ class Nes2NetConfig(PreTrainedConfig):
         if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 1
                                    or window % 2 == 0):
             raise ValueError(f"frame_statistics_window must be an odd number of frames >= 1 (or None), not {window!r}")
+        if not 0.0 <= self.stretch_margin <= MAX_CALIBRATION_OFFSET:
+            raise ValueError(f"stretch_margin must be between 0 and {MAX_CALIBRATION_OFFSET:g} log-odds, got "
+                             f"{self.stretch_margin}")
         if self.loss == "weighted_ce" and self.num_labels != 2:
             raise ValueError("loss='weighted_ce' needs num_labels=2; use loss='focal_bce' with a single logit")
         if self.loss == "focal_bce" and self.num_labels != 1:

@@ -9,9 +9,9 @@ builder), whatever made the scores:
 
 From the cells, `pool_segments` gives the score of each segment of a coarser resolution (the minimum of its cells:
 a segment is as spoof-like as its most spoof-like part, the rule the segment labels follow) and `spoofed_stretches`
-the stretches whose score falls below a threshold (`flagging_threshold`: the threshold above which a timeline shows
-one), and `stretch_iou` how well flagged stretches cover the spoofed cells. Scores are log-odds, higher = more bona
-fide.
+the stretches flagged: runs below a threshold that hold a confident core (`flagging_threshold`: the threshold above
+which a timeline shows a core), and `stretch_iou` how well flagged stretches cover the spoofed cells. Scores are
+log-odds, higher = more bona fide.
 """
 
 from __future__ import annotations
@@ -80,21 +80,37 @@ def pool_segments(cell_values: np.ndarray, resolution_ms: int) -> np.ndarray:
     return np.minimum.reduceat(values, np.arange(0, len(values), step)) if len(values) else values
 
 
-def spoofed_stretches(cell_scores: np.ndarray, threshold: float = 0.0, min_seconds: float = 0.1) -> list[Stretch]:
-    """The runs of cells scoring below `threshold`, at least `min_seconds` long, as `Stretch`es."""
-    below = np.concatenate([[False], np.asarray(cell_scores) < threshold, [False]])
-    edges = np.flatnonzero(np.diff(below.astype(np.int8)))
+def spoofed_stretches(cell_scores: np.ndarray, threshold: float = 0.0, min_seconds: float = 0.1,
+                      margin: float = 0.0) -> list[Stretch]:
+    """The runs of cells scoring below `threshold` that hold a core of at least `min_seconds` of consecutive cells
+    below `threshold - margin`, as `Stretch`es: a two-level (hysteresis) rule, so a stretch is only reported where
+    the scores are confidently low, and then covers everything around the core that leans spoof. `margin` 0: the
+    runs below `threshold` of at least `min_seconds`."""
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0, got {margin}")
+    scores = np.asarray(cell_scores)
     min_cells = max(1, round(min_seconds / CELL_SECONDS))
+    in_core = np.zeros(len(scores) + 1, np.int64)
+    for start, end in _runs(scores < threshold - margin):
+        in_core[start + 1 : end + 1] = end - start >= min_cells
+    cores_before = np.cumsum(in_core)  # a core lies inside every run below `threshold` that holds any of its cells
     return [
-        Stretch(start * CELL_SECONDS, end * CELL_SECONDS, float(np.min(cell_scores[start:end])))
-        for start, end in zip(edges[::2], edges[1::2])
-        if end - start >= min_cells
+        Stretch(start * CELL_SECONDS, end * CELL_SECONDS, float(np.min(scores[start:end])))
+        for start, end in _runs(scores < threshold)
+        if cores_before[end] > cores_before[start]
     ]
 
 
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """`(start, end)` cell indices of each run of True in `mask` `(cells,)`."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], mask, [False]]).astype(np.int8)))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+
+
 def flagging_threshold(cell_scores: np.ndarray, min_seconds: float = 0.1) -> float:
-    """The threshold above which `spoofed_stretches(cell_scores, threshold, min_seconds)` finds a stretch: the lowest,
-    over every `min_seconds` run of cells, of the run's highest score (inf when the timeline is shorter)."""
+    """The threshold above which `spoofed_stretches(cell_scores, threshold, min_seconds)` finds a stretch (with a
+    `margin`: above which `threshold - margin` is): the lowest, over every `min_seconds` run of cells, of the run's
+    highest score (inf when the timeline is shorter)."""
     min_cells = max(1, round(min_seconds / CELL_SECONDS))
     if len(cell_scores) < min_cells:
         return math.inf

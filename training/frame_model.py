@@ -227,9 +227,10 @@ def add_frame_statistics_head(model: Nes2NetForAudioFrameClassification, train: 
     (`Nes2NetConfig.frame_statistics_window = window`; the trunk's columns zero): a logistic regression
     (`fit_logistic`, balanced classes, L2 with `C = inverse_strength`) on `frame_statistics` of `train`'s trials, its
     frame log-odds calibrated on `dev`'s (`fit_llr_fusion`; without `dev`, the regression's own). With
-    `genuine_flagged`, the log-odds are then raised by the least margin (`stretch_margin`) at which at most that share
-    of `dev`'s bona fide recordings shows a spoofed stretch, so a stretch below the threshold is a confident one. The
-    utterance model is untouched, so every utterance score stays the base's."""
+    `genuine_flagged`, `config.stretch_margin` is set to the least margin (`stretch_margin`) at which at most that
+    share of `dev`'s bona fide recordings shows a spoofed stretch: a stretch is flagged only around a confident core,
+    and the frame log-odds stay calibrated. The utterance model is untouched, so every utterance score stays the
+    base's."""
     features, labels = frame_statistics(model, train, window, frame_step)
     weights, bias = fit_logistic(features, labels, inverse_strength)
     scale, offset = 1.0, 0.0
@@ -250,16 +251,16 @@ def add_frame_statistics_head(model: Nes2NetForAudioFrameClassification, train: 
         if dev is None:
             raise ValueError("frame_statistics.genuine_flagged is measured on the dev states, and none were given")
         margin = stretch_margin(fitted, dev.select(dev.labels == 1), genuine_flagged)
-        logger.info("frame log-odds raised by %.2f: at most %.0f %% of the dev split's bona fide recordings show a "
-                    "spoofed stretch", margin, 100 * genuine_flagged)
-        with torch.no_grad():
-            fitted.frame_classifier.bias[-1] += margin
+        logger.info("stretch margin %.2f: at most %.0f %% of the dev split's bona fide recordings show a spoofed "
+                    "stretch", margin, 100 * genuine_flagged)
+        fitted.config.stretch_margin = margin
     return fitted
 
 
 def stretch_margin(model: Nes2NetForAudioFrameClassification, bonafide: FrontendCache, share: float) -> float:
-    """The least margin (>= 0) to add to `model`'s frame log-odds for at most `share` of the `bonafide` trials (whole
-    recordings) to show a stretch the detector flags (`detection.MIN_STRETCH_SECONDS` under log-odds 0)."""
+    """The least `Nes2NetConfig.stretch_margin` (>= 0) at which at most `share` of the `bonafide` trials (whole
+    recordings) show a stretch the detector flags at threshold 0: a core of `detection.MIN_STRETCH_SECONDS` whose
+    frame log-odds are all below `-margin`."""
     thresholds = []
     with torch.inference_mode():
         for state in bonafide.states:

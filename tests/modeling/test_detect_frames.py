@@ -50,3 +50,14 @@ def test_a_spoofed_stretch_is_not_hidden_by_a_bona_fide_verdict():
     probability = f"{result.bonafide_probability:.4f}"
     assert row.index(probability) + len(probability) == header.index("p(bona fide)") + len("p(bona fide)")
     assert format_results([result], "json", segments=True).count('"stretches"') == 1
+
+
+def test_the_models_stretch_margin_decides_which_dips_are_flagged():
+    spoofed_frames = framed_model((3.0, 0.0))
+    depth = -Nes2NetDetector(spoofed_frames, device="cpu").detect(signal(), 16_000).stretches[0].log_odds
+    spoofed_frames.config.stretch_margin = depth + 0.5  # deeper than any frame: nothing confident enough
+    shallow = Nes2NetDetector(spoofed_frames, device="cpu").detect(signal(), 16_000)
+    assert (shallow.label, shallow.stretches) == ("bonafide", [])
+    spoofed_frames.config.stretch_margin = depth - 0.5
+    (stretch,) = Nes2NetDetector(spoofed_frames, device="cpu").detect(signal(), 16_000).stretches
+    assert (stretch.start, stretch.end) == pytest.approx((0.0, 3.0))

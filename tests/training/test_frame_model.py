@@ -20,6 +20,7 @@ from modeling_nes2net.examples import speech_like
 from modeling_nes2net.localisation import frame_cell_scores, spoofed_stretches, stretch_iou
 from modeling_nes2net.model_calls import frame_log_odds
 from tests.tiny_models import tiny_model
+from training import frame_model
 from training.frame_model import (
     FrameRecipe,
     build_sources,
@@ -203,6 +204,23 @@ def test_a_bad_frame_statistics_section_is_refused(workspace):
         FrameRecipe.load(workspace / "bad.yaml")
 
 
+def test_genuine_flagged_sets_the_stretch_margin_and_keeps_the_frame_log_odds_calibrated(workspace, monkeypatch):
+    recipe = FrameRecipe.load(workspace / "frames.yaml")
+    model = initial_frame_model(recipe)
+    train, _ = cached_frame_states(model, recipe, build_sources(recipe, workspace / "run" / "data"),
+                                   workspace / "run" / "cache")
+    options = dict(window=5, inverse_strength=1.0, frame_step=1)
+    plain = add_frame_statistics_head(model, train, train, **options)
+    asked = []
+    # the margin itself is the next test's; here, where it goes: the config, not the frame classifier's bias
+    monkeypatch.setattr(frame_model, "stretch_margin", lambda fitted, bonafide, share: asked.append(share) or 1.75)
+    flagged = add_frame_statistics_head(model, train, train, genuine_flagged=0.2, **options)
+    assert asked == [0.2]
+    assert (plain.config.stretch_margin, flagged.config.stretch_margin) == (0.0, 1.75)
+    assert torch.equal(flagged.frame_classifier.weight, plain.frame_classifier.weight)
+    assert torch.equal(flagged.frame_classifier.bias, plain.frame_classifier.bias)
+
+
 def test_the_stretch_margin_is_the_least_that_keeps_the_share_of_flagged_bona_fide_recordings(workspace):
     recipe = FrameRecipe.load(workspace / "frames.yaml")
     model = initial_frame_model(recipe)
@@ -217,9 +235,9 @@ def test_the_stretch_margin_is_the_least_that_keeps_the_share_of_flagged_bona_fi
             states = tuple(state.float()[:, None])
             with torch.inference_mode():
                 _, trunk, _ = fitted.nes2net.forward_frontend_states(states)
-                scores = frame_log_odds(fitted.frame_logits_of(states, trunk), [state.shape[1]])[0] + margin
+                scores = frame_log_odds(fitted.frame_logits_of(states, trunk), [state.shape[1]])[0]
             timeline = frame_cell_scores(scores, fitted.frame_times(len(scores)).numpy(), 2 * len(scores))
-            count += bool(spoofed_stretches(timeline, 0.0, MIN_STRETCH_SECONDS))
+            count += bool(spoofed_stretches(timeline, 0.0, MIN_STRETCH_SECONDS, margin))
         return count
 
     for _ in range(100):  # lower the frame log-odds until most bona fide recordings dip below 0 somewhere

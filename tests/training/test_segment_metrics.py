@@ -54,6 +54,25 @@ def test_spoofed_stretches_are_runs_below_the_threshold():
     assert str(stretch) == "0.10-0.30 s (log-odds -3.00)"
 
 
+def test_a_margin_flags_only_runs_with_a_confident_core_and_keeps_their_whole_extent():
+    #          genuine dip (never below -2)   spoof: leans from 0.5 s, confident 0.2 s   a short confident blip
+    scores = np.array([1.0] * 10 + [-1.5] * 40 + [1.0] * 10 + [-0.5] * 10 + [-3.0] * 20 + [-0.5] * 10 + [1.0] * 10
+                      + [-0.2] * 5 + [-4.0] * 10 + [1.0] * 5)
+    (stretch,) = spoofed_stretches(scores, threshold=0.0, min_seconds=0.2, margin=2.0)
+    assert (stretch.start, stretch.end, stretch.log_odds) == pytest.approx((0.6, 1.0, -3.0))
+    without_margin = [(s.start, s.end) for s in spoofed_stretches(scores, 0.0, 0.2)]
+    assert np.allclose(without_margin, [(0.1, 0.5), (0.6, 1.0)])  # the dip too, and not the 0.15 s blip
+    assert spoofed_stretches(scores, 0.0, 0.2, margin=3.5) == []  # no core of 0.2 s below -3.5
+    with pytest.raises(ValueError, match="margin must be >= 0"):
+        spoofed_stretches(scores, 0.0, 0.2, margin=-1.0)
+    rng = np.random.default_rng(1)  # the margin only ever drops stretches; what it keeps is unchanged
+    for _ in range(100):
+        scores, margin = rng.normal(size=int(rng.integers(5, 80))).cumsum() / 3, float(rng.uniform(0, 2))
+        kept = spoofed_stretches(scores, 0.0, 0.05, margin)
+        assert set(kept) <= set(spoofed_stretches(scores, 0.0, 0.05))
+        assert bool(kept) == (flagging_threshold(scores, 0.05) < -margin)
+
+
 def test_the_flagging_threshold_is_where_a_stretch_first_appears():
     scores = np.array([2.0] * 10 + [-1.0] * 10 + [-2.0] * 5 + [0.5] * 10 + [-4.0] * 9)  # the deepest run: 90 ms
     threshold = flagging_threshold(scores, min_seconds=0.1)
