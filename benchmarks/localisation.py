@@ -6,8 +6,8 @@ training.frame_model` builds them (reused when there). Scored: their test splits
 no train split holds and, where the set flags `unseen_in_train`, whose hosts and pieces come only from sources
 unseen in training; one bona fide original and two splices per host.
 
-Systems, each through `Nes2NetDetector` with its defaults (4.04 s windows, 50 % hop, mean aggregation, threshold 0):
-what `nes2net detect --segments` prints.
+Systems, each through `Nes2NetDetector` with its defaults (4.04 s windows, 50 % hop, state windows where the model's
+config asks, mean aggregation, threshold 0): what `nes2net detect --segments` prints.
 - `windows`: the default model (no frame head): each 10 ms takes the mean log-odds of the windows covering it.
 - `frame head`: the frame model (`--frame-model`, `default_frame_model` unless told): its frame log-odds.
 - `frame head, full` (with `--full`): the same, the whole file in one pass (`--protocol full`; the states it was
@@ -76,7 +76,8 @@ def system_row(name: str, model_dir: Path, protocol: str, splices: dict[str, Pat
     ious = np.array([stretch_iou(result.stretches, utterance.cell_labels) for utterance, result in spliced])
     return {
         "system": name, "model": str(model_dir.relative_to(REPO_ROOT) if model_dir.is_relative_to(REPO_ROOT)
-                                     else model_dir), "protocol": protocol, "corpora": corpora,
+                                     else model_dir), "protocol": protocol,
+        "state_windows": detector.scorer.state_windows is not None, "corpora": corpora,
         "metrics": localisation_metrics(utterances),
         "intervals": {"segment_eer_160ms": bootstrap_interval(lambda u: segment_eer(u, 160), utterances),
                       "utterance_eer": bootstrap_interval(utterance_eer, utterances)},

@@ -1,5 +1,5 @@
-"""Encode once, window the states (`modeling_nes2net.state_windows`): what it costs and how far it moves scores, in one
-run, against the windows of audio `detect` scores by default (state windows are opt-in: `--state-windows`).
+"""Encode once, window the states (`modeling_nes2net.state_windows`): what it costs and how far it moves scores and
+verdicts, in one run, against windows of audio (each window encoded alone).
 
     python benchmarks/state_windows.py [--seconds 120] [--threads 2] [--output benchmarks/state_windows.json]
 
@@ -10,15 +10,20 @@ concatenated up to `--seconds` (`--data`, default `../shared/data/mini-antispoof
   `detect` (default settings) with windows of audio and with state windows, against one pass of the same model over
   the audio in 30 s pieces and our transcription of the authors' whole-file loop (`benchmarks/export.authors_loop`:
   the file read whole, one fp32 forward pass);
-- the shipped default (`modeling_nes2net/default_model`, the Whisper tiny.en encoder): its front-end refuses state
-  windows (`Nes2NetWhisperFrontend.state_chunking`); this run scores them anyway, chunked as `full` reads long audio
-  (consecutive 30 s chunks), to measure what they would change;
+- the shipped default (`modeling_nes2net/default_model`, the Whisper tiny.en encoder, whose `config.state_windows`
+  makes state windows its `detect` default: consecutive 30 s chunks, as `full` reads long audio);
 - a random spectrogram model (the package's defaults: 1024 bins, 20 ms hop).
 
 Per model: wall seconds of each path, and per window of the same timeline the |log-odds difference| between the two
 paths (max, median, against the spread of the windows' scores) and the share of windows whose verdict (threshold 0)
-is the same. Random weights say nothing about verdicts on real data; the shipped default's row does. Writes JSON
-(`benchmarks/results.py`); `benchmarks/render.py` renders the README's table from it.
+is the same. Random weights say nothing about verdicts on real data; the shipped default's row does.
+
+Then the verdicts that matter, in the same run: every clip of the test split of each corpus of `--corpora` (default:
+mini-antispoof, antispoof-plus and antispoof-modern beside the repository) scored by the shipped default's `detect`
+both ways: EER (all spoofs, and the `unseen_in_train` ones where the set flags them), the share of fakes passed and
+of genuine clips flagged at threshold 0, the share of clips whose verdict is the same both ways, the largest shift of
+a clip's log-odds, and the wall seconds of each path (decoding excluded). Writes JSON (`benchmarks/results.py`);
+`benchmarks/render.py` renders the README's tables from it.
 """
 
 from __future__ import annotations
@@ -43,13 +48,15 @@ from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification  # noq
 from modeling_nes2net.audio import load_audio  # noqa: E402
 from modeling_nes2net.configuration_nes2net import XLSR_300M_FRONTEND  # noqa: E402
 from modeling_nes2net.detection import Nes2NetDetector  # noqa: E402
-from modeling_nes2net.frontends_nes2net import StateChunking  # noqa: E402
+from modeling_nes2net.protocols import WINDOW_SAMPLES  # noqa: E402
 from modeling_nes2net.model_loading import load_model  # noqa: E402
-from modeling_nes2net.state_windows import StateWindows  # noqa: E402
+from training.metrics import compute_eer  # noqa: E402
 
 RATE = 16_000
 PIECE_SECONDS = 30
-DEFAULT_DATA = REPOSITORY.parent / "shared" / "data" / "mini-antispoof"
+SHARED_DATA = REPOSITORY.parent / "shared" / "data"
+DEFAULT_DATA = SHARED_DATA / "mini-antispoof"
+DEFAULT_CORPORA = [SHARED_DATA / name for name in ("mini-antispoof", "antispoof-plus", "antispoof-modern")]
 
 
 def concatenated_test_clips(data: Path, seconds: float) -> np.ndarray:
@@ -76,6 +83,39 @@ def timed_windows(detector: Nes2NetDetector, audio: np.ndarray, device: str) -> 
     return time.perf_counter() - start, np.array([segment.log_odds for segment in result.segments])
 
 
+def test_split_row(model: Nes2NetForAudioClassification, data: Path, device: str) -> dict:
+    """The test split of the corpus folder `data` (`metadata.csv`: `file_name`, `label`, `split`, optionally
+    `unseen_in_train`) through `detect` (default settings) with windows of audio and with state windows."""
+    with open(data / "metadata.csv", newline="", encoding="utf-8") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["split"] == "test"]
+    clips = [(load_audio(str(data / row["file_name"])), RATE) for row in rows]
+    labels = np.array([row["label"] == "bonafide" for row in rows])
+    unseen = np.array([row.get("unseen_in_train") == "true" for row in rows])
+    paths = {}
+    for name, windowed in (("windows of audio", False), ("state windows", True)):
+        detector = Nes2NetDetector(model, device=device, state_windows=windowed)
+        start = time.perf_counter()
+        odds = np.array([result.log_odds for result in detector.detect_many(clips)])
+        synchronize(device)
+        seconds = time.perf_counter() - start
+        paths[name] = {
+            "seconds": seconds,
+            "eer": compute_eer(odds[labels], odds[~labels]).eer,
+            "unseen_eer": compute_eer(odds[labels], odds[~labels & unseen]).eer if unseen.any() else None,
+            "fakes_passed": float(np.mean(odds[~labels] > 0)),
+            "genuine_flagged": float(np.mean(odds[labels] <= 0)),
+            "log_odds": odds,
+        }
+    audio_odds, states_odds = (paths[name].pop("log_odds") for name in ("windows of audio", "state windows"))
+    row = {"corpus": data.name, "clips": len(clips), "unseen_spoofs": int((~labels & unseen).sum()),
+           "longer_than_a_window": sum(len(clip) > WINDOW_SAMPLES for clip, _ in clips), "paths": paths,
+           "verdict_agreement": float(np.mean((audio_odds > 0) == (states_odds > 0))),
+           "max_abs_diff": float(np.abs(states_odds - audio_odds).max())}
+    print(f"{data.name}: " + ", ".join(f"{name} EER {100 * path['eer']:.1f} %" for name, path in paths.items())
+          + f", verdicts kept {row['verdict_agreement']:.0%}", flush=True)
+    return row
+
+
 @torch.inference_mode()
 def one_pass_in_pieces(model: Nes2NetForAudioClassification, audio: np.ndarray, device: str) -> float:
     """Seconds of one forward pass of `model` over `audio` in consecutive 30 s pieces (the last one shorter)."""
@@ -86,16 +126,12 @@ def one_pass_in_pieces(model: Nes2NetForAudioClassification, audio: np.ndarray, 
     return time.perf_counter() - start
 
 
-def measure(name: str, model: Nes2NetForAudioClassification, audio: np.ndarray, recording: str, device: str,
-            chunking: StateChunking | None = None) -> dict:
-    """Both paths of `detect` on `audio` (state windows from the front-end's own chunking, or `chunking`), one pass
-    in 30 s pieces, and the per-window differences."""
+def measure(name: str, model: Nes2NetForAudioClassification, audio: np.ndarray, recording: str, device: str) -> dict:
+    """Both paths of `detect` on `audio` (state windows from the front-end's own chunking), one pass in 30 s pieces,
+    and the per-window differences."""
     model = model.eval().to(device)
     audio_path = Nes2NetDetector(model, device=device, state_windows=False)
     states_path = Nes2NetDetector(model, device=device, state_windows=True)
-    if chunking is not None:  # a front-end that refuses state windows, scored with them to measure them
-        call = states_path.scorer.model_call
-        states_path.scorer.state_windows = StateWindows(call, chunking, states_path.window, states_path.scorer.batch_size)
     default = "state windows" if Nes2NetDetector(model, device=device).scorer.state_windows else "windows of audio"
     timed_windows(states_path, audio[: 5 * RATE], device)  # warm-up
     audio_seconds, audio_odds = timed_windows(audio_path, audio, device)
@@ -124,6 +160,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=120.0, help="length of the concatenated recording")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="a corpus folder with test clips")
+    parser.add_argument("--corpora", type=Path, nargs="*", default=DEFAULT_CORPORA,
+                        help="corpus folders whose test splits the shipped default scores both ways")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", type=Path, default=Path(__file__).with_suffix(".json"))
     add_device_argument(parser)
@@ -145,15 +183,13 @@ def main(argv: list[str] | None = None) -> None:
         rows[-1]["seconds"]["authors' whole-file loop"] = authors_loop(xlsr.to(args.device), [wav])[0]
 
     default = load_model(None)
-    whisper = default.nes2net.frontend
-    chunk = whisper.chunk_mel_frames * whisper.hop_length
-    rows.append(measure("the shipped default (Whisper tiny.en encoder, trained)", default, audio, recording, args.device,
-                        chunking=StateChunking(chunk, chunk, context_frames=0)))
+    rows.append(measure("the shipped default (Whisper tiny.en encoder, trained)", default, audio, recording, args.device))
 
     torch.manual_seed(0)
     spectrogram = Nes2NetForAudioClassification(Nes2NetConfig(frontend_type="spectrogram"))
     rows.append(measure("spectrogram (1024 bins), random weights", spectrogram, audio, recording, args.device))
-    write_results(args.output, "state_windows", machine, rows)
+    splits = [test_split_row(default, corpus, args.device) for corpus in args.corpora]
+    write_results(args.output, "state_windows", machine, rows, {"splits": splits})
 
 
 if __name__ == "__main__":

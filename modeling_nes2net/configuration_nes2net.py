@@ -139,6 +139,11 @@ class Nes2NetConfig(PreTrainedConfig):
             reach over its confident core (`localisation.spoofed_stretches`); the stretch then spans the whole run
             below the threshold around that core. `training.frame_model` fits it on dev bona fide speech so that few
             genuine recordings show a stretch, and the frame log-odds stay calibrated.
+        state_windows (`bool`, *optional*, defaults to `False`):
+            Whether the `windows` protocol scores a recording longer than one window from its front-end's states,
+            encoded once in chunks (`modeling_nes2net.state_windows`), unless the caller says otherwise. Set by
+            `nes2net train` for a back-end trained on cached front-end states: it learnt from windows of states encoded
+            with their whole clip around them, which state windows give and windows of audio encoded alone do not.
         spectrogram_n_fft (`int`, *optional*, defaults to 2046):
             FFT size of the spectrogram front-end; 2046 gives 1024 bins, the width of XLS-R features.
         spectrogram_hop_length (`int`, *optional*, defaults to 320):
@@ -223,6 +228,7 @@ class Nes2NetConfig(PreTrainedConfig):
     layer_statistics: bool = False
     frame_statistics_window: int | None = None
     stretch_margin: float = 0.0
+    state_windows: bool = False
     spectrogram_n_fft: int = 2046
     spectrogram_hop_length: int = 320
     backend_variant: Literal["nes2net", "nes2net-x"] = "nes2net-x"

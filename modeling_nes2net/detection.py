@@ -193,8 +193,9 @@ class Nes2NetDetector:
         max_full_seconds: the `full` protocol refuses longer recordings.
         model_call: another runtime for the same model (a `model_calls.ModelCall`); None runs `model` with torch.
         state_windows: under `windows`, encode a long recording once and score the windows from its front-end's
-            states (`state_windows`), where the front-end allows it (torch only). Off by default: no trained SSL
-            model has yet shown that it keeps the verdicts of windows of audio (`benchmarks/state_windows.py`).
+            states (`state_windows`), where the front-end allows it (torch only); None: as the model's
+            `config.state_windows` says (on for a back-end trained on cached states, such as the embedded default;
+            `benchmarks/state_windows.py` measures both paths).
     """
 
     def __init__(
@@ -212,7 +213,7 @@ class Nes2NetDetector:
         max_batch_samples: int | None = None,
         max_full_seconds: float = FULL_PROTOCOL_MAX_SECONDS,
         model_call: ModelCall | None = None,
-        state_windows: bool = False,
+        state_windows: bool | None = None,
     ) -> None:
         if aggregation not in AGGREGATIONS:
             raise ValueError(f"unknown aggregation {aggregation!r}; choose from {AGGREGATIONS}")

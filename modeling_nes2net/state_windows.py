@@ -41,15 +41,17 @@ class StateWindows:
 
     @classmethod
     def for_model(cls, model_call: ModelCall, window: int, hop: int, batch_size: int, *, protocol: Protocol,
-                  requested: bool) -> StateWindows | None:
-        """The state windows of `model_call`'s model, where they are `requested` (opt-in: `detect --state-windows`),
-        or None where windows of audio must stay: the protocol is not `windows`, the model does not run in torch
-        (`TorchModelCall`), its front-end's states cannot be windowed (`state_chunking()` is None), it normalises
-        each input waveform over its own samples (`normalize_waveform`: a chunk is normalised otherwise than a
-        window), or windows leave gaps (`hop > window`)."""
-        if not (requested and protocol == "windows" and isinstance(model_call, TorchModelCall)):
+                  requested: bool | None = None) -> StateWindows | None:
+        """The state windows of `model_call`'s model where they are `requested` (None: where its
+        `config.state_windows` asks), or None where windows of audio must stay: not requested, the protocol is not
+        `windows`, the model does not run in torch (`TorchModelCall`), its front-end's states cannot be windowed
+        (`state_chunking()` is None), it normalises each input waveform over its own samples (`normalize_waveform`: a
+        chunk is normalised otherwise than a window), or windows leave gaps (`hop > window`)."""
+        if protocol != "windows" or not isinstance(model_call, TorchModelCall):
             return None
         model = model_call.model
+        if not (model.config.state_windows if requested is None else requested):
+            return None
         chunking = None if model.config.normalize_waveform else model.nes2net.frontend.state_chunking()
         if chunking is None or hop > window:
             return None

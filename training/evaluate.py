@@ -92,7 +92,7 @@ def evaluate_model(
     arena: ArenaRequest | None = None,
     calibrate: bool = False,
     max_full_seconds: float = FULL_PROTOCOL_MAX_SECONDS,
-    state_windows: bool = False,
+    state_windows: bool | None = None,
 ) -> dict[str, Any] | None:
     """Score `split` of `dataset` (None: `default_split`) and write scores, metrics, plots and `results.json` to
     `output_dir`. Each trial is scored as `nes2net detect --protocol PROTOCOL --aggregation AGGREGATION` scores its
@@ -198,9 +198,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-full-seconds", type=float, default=FULL_PROTOCOL_MAX_SECONDS, metavar="SECONDS",
                         help="--protocol full refuses longer trials, which it would hold whole "
                              f"(default {FULL_PROTOCOL_MAX_SECONDS:g})")
-    parser.add_argument("--state-windows", action="store_true",
-                        help="--protocol windows: score long trials from their front-end states, encoded once, as "
-                             "`nes2net detect --state-windows` does (opt-in)")
+    parser.add_argument("--state-windows", action=argparse.BooleanOptionalAction, default=None,
+                        help="--protocol windows: score long trials from their front-end states, encoded once (or "
+                             "not), as `nes2net detect --state-windows` does; default: as the model's config says")
     parser.add_argument("--output-dir", required=True, help="folder for scores, results.json and plots")
     parser.add_argument("--where", type=_key_value, action="append", default=[], metavar="COLUMN=VALUE",
                         help="keep only trials with this metadata value, e.g. subset=eval (repeatable)")

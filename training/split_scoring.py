@@ -4,9 +4,9 @@ evaluate` and training's dev evaluation run.
 Every trial is scored as `nes2net detect` scores a file under the same protocol and aggregation: its stored bytes
 decoded by `modeling_nes2net.audio.AudioStream` (soundfile and soxr, or ffmpeg) and cut by
 `modeling_nes2net.protocols.protocol_segments` (`full`, `4sec` or `windows`), both through a `scorer.Segmenter`, its
-segments' logits combined by `modeling_nes2net.scorer.aggregate`; under `windows` with `use_state_windows` (as
-`detect --state-windows`), a trial longer than one window is scored from its front-end states where the front-end
-allows it (`modeling_nes2net.state_windows`).
+segments' logits combined by `modeling_nes2net.scorer.aggregate`; under `windows` with `use_state_windows` (as `detect
+--state-windows`; by default as the model's `config.state_windows` says), a trial longer than one window is scored
+from its front-end states where the front-end allows it (`modeling_nes2net.state_windows`).
 
 `score_split` scales to every trial of ASVspoof 5 and survives crashes:
 - the trials not scored yet are cut into one contiguous shard per process;
@@ -154,7 +154,7 @@ def score_split(
     max_batch_samples: int | None = None,
     max_full_seconds: float = FULL_PROTOCOL_MAX_SECONDS,
     progress: bool = True,
-    use_state_windows: bool = False,
+    use_state_windows: bool | None = None,
 ) -> np.ndarray | None:
     """Score every trial of `trials` with `model` across all processes (see the module docstring), each as `nes2net
     detect --protocol PROTOCOL --aggregation AGGREGATION` scores a file: decoded and cut by a `scorer.Segmenter`,
@@ -175,8 +175,11 @@ def score_split(
     segmenter = Segmenter(sampling_rate=model.config.sampling_rate, min_samples=min_samples_of(model),
                           protocol=protocol, max_full_seconds=max_full_seconds)
     parts_dir = Path(parts_dir)
+    model_call = TorchModelCall(model, accelerator.device, autocast=accelerator.autocast)
+    state_windows = StateWindows.for_model(model_call, segmenter.window, segmenter.hop, batch_size,
+                                           protocol=protocol, requested=use_state_windows)
     manifest = {"score": score, "protocol": protocol, "aggregation": aggregation, "n_trials": len(trials),
-                **({"state_windows": True} if use_state_windows else {}), **(manifest or {})}
+                **({"state_windows": True} if state_windows is not None else {}), **(manifest or {})}
     if accelerator.is_main_process:
         _prepare_parts(parts_dir, manifest, resume)
     accelerator.wait_for_everyone()
@@ -189,10 +192,7 @@ def score_split(
                                          num_workers=num_workers)
     was_training = model.training
     model.eval()
-    model_call = TorchModelCall(model, accelerator.device, autocast=accelerator.autocast)
     pool = SegmentPool(batch_size, max_batch_samples or batch_size * segmenter.window)
-    state_windows = StateWindows.for_model(model_call, segmenter.window, segmenter.hop, batch_size,
-                                           protocol=protocol, requested=use_state_windows)
     segment_logits: dict[int, list[np.ndarray | None]] = {}  # trial -> its segments' logits, None until scored
     bar = tqdm(total=len(shard), desc="scoring", unit="trial",
                disable=not (progress and accelerator.is_local_main_process))

@@ -371,6 +371,7 @@ class Trainer:
         if list(data.views) != list(VIEWS):  # states given with every view (cross-validation's shared cache)
             train = in_views(train, data.views)
         self.train_set = StatesDataset(train, data.crop_frames, data.mask_channels, data.mask_frames, training.seed)
+        self.model.config.state_windows = True  # it learns from windows of states encoded in context: score those
         self.collate, self.num_workers = collate_states, 0  # the states are in memory: no worker processes
         self._plan(train.labels)
         self.dev_set = None

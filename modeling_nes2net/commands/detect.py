@@ -72,10 +72,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "4.0375 s at 16 kHz)")
     parser.add_argument("--hop", type=float, default=None, metavar="SECONDS",
                         help=f"hop between windows (default {HOP_SAMPLES:,} samples, half a window)")
-    parser.add_argument("--state-windows", action="store_true",
+    parser.add_argument("--state-windows", action=argparse.BooleanOptionalAction, default=None,
                         help="--protocol windows: encode a long recording once and score the windows from the "
                              "front-end's states, where the front-end allows it, instead of encoding every window "
-                             "(opt-in: see modeling_nes2net/state_windows.py)")
+                             "(--no-state-windows: encode every window); default: as the model's config says, on for "
+                             "the embedded default (see modeling_nes2net/state_windows.py)")
     parser.add_argument("--max-full-seconds", type=float, default=FULL_PROTOCOL_MAX_SECONDS, metavar="SECONDS",
                         help="--protocol full refuses longer recordings, which it would hold whole "
                              f"(default {FULL_PROTOCOL_MAX_SECONDS:g})")

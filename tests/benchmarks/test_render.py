@@ -97,7 +97,7 @@ def localisation_record(head_iou_hits: float = 0.8) -> dict:
     machine = {"cpu": "Test CPU", "cpu_cores": 2, "gpu": None, "device": "cpu", "threads": 1, "torch": "2.13.0",
                "load_before": 3.0, "load_after": 4.0}
     metrics = {"segment_eer_20ms": 0.4, "segment_eer_640ms": 0.3, "range_eer": 0.35, "utterance_eer": 0.25}
-    rows = [{"system": system, "model": model, "protocol": "windows",
+    rows = [{"system": system, "model": model, "protocol": "windows", "state_windows": system == "frame head",
              "corpora": {"mini": {"utterances": 9, "spliced": 6}},
              "metrics": {name: value * scale for name, value in metrics.items()},
              "intervals": {"utterance_eer": (0.1 * scale, 0.4 * scale)}, "iou_mean": hits * 0.9,
@@ -116,7 +116,8 @@ def test_the_localisation_table_has_one_column_per_system_and_every_figure():
     assert "| splices with IoU >= 0.5 (%) | 30 | 80 |" in lines
     assert "| splices called bona fide (%) | 35 | 10 |" in lines
     assert "| bona fide originals called spoof or partly spoofed (%) | 23 | 28 |" in lines
-    assert "mini 9 (6 spliced)" in lines[-1] and "frame head: `default_frame_model`, protocol windows" in lines[-1]
+    assert "mini 9 (6 spliced)" in lines[-1] and "windows: `default_model`, protocol windows;" in lines[-1]
+    assert "frame head: `default_frame_model`, protocol windows (state windows)" in lines[-1]
     assert "`python benchmarks/localisation.py --threads 1`" in lines[-1]
     assert "| splices with IoU >= 0.5 (%) | 30 | 65 |" in localisation_table(localisation_record(0.65))
 
@@ -314,6 +315,33 @@ def test_the_state_windows_table_gives_each_path_against_one_pass():
                         "0.150 / 0.030 (0.20) | 95% of 59 |")
     assert lines[3].startswith("| Whisper | windows of audio |") and "| - |" in lines[3]
     assert lines[-1].startswith("One recording of 120 s of concatenated mini-antispoof test clips")
+
+
+def test_the_state_windows_table_adds_each_test_splits_verdicts_both_ways():
+    machine = {"cpu": "Test CPU", "cpu_cores": 2, "gpu": None, "device": "cpu", "threads": 2, "torch": "2.13.0",
+               "load_before": 1.0, "load_after": 1.5}
+    row = {"model": "Whisper", "default": "state windows", "recording": "concatenated test clips",
+           "recording_seconds": 120.0, "windows": 59, "max_abs_diff": 8.0, "median_abs_diff": 1.0, "window_spread": 6.0,
+           "verdict_agreement": 0.9, "seconds": {"windows of audio": 2.0, "state windows": 1.5,
+                                                 "one pass in 30 s pieces": 1.4}}
+
+    def path(eer, unseen, seconds):
+        return {"seconds": seconds, "eer": eer, "unseen_eer": unseen, "fakes_passed": 0.25, "genuine_flagged": 0.125}
+
+    splits = [{"corpus": "plus", "clips": 479, "unseen_spoofs": 144, "longer_than_a_window": 330,
+               "paths": {"windows of audio": path(0.184, 0.179, 53.2), "state windows": path(0.157, 0.166, 40.4)},
+               "verdict_agreement": 0.94, "max_abs_diff": 1.95},
+              {"corpus": "mini", "clips": 88, "unseen_spoofs": 0, "longer_than_a_window": 58,
+               "paths": {"windows of audio": path(0.08, None, 8.6), "state windows": path(0.09, None, 7.1)},
+               "verdict_agreement": 0.95, "max_abs_diff": 1.35}]
+    record = {"benchmark": "state_windows", "command": "state_windows.py", "machine": machine, "rows": [row],
+              "splits": splits}
+    lines = state_windows_table(record).splitlines()
+    first = lines.index(next(line for line in lines if line.startswith("| test split")))
+    assert lines[first + 2] == ("| plus (479; 330) | 18.4 / 15.7 | 17.9 / 16.6 (144 spoofs) | 25 / 12 % | 25 / 12 % | "
+                                "94% | 1.95 | 53.2 / 40.4 |")
+    assert lines[first + 3].startswith("| mini (88; 58) | 8.0 / 9.0 | - |")
+    assert "test split" not in state_windows_table({**record, "splits": []})  # an older record renders as before
 
 
 def generalisation_record(pooled_eers: dict[str, float]) -> dict:

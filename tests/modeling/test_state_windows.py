@@ -100,10 +100,26 @@ def test_a_clip_no_longer_than_a_window_is_scored_whole_as_before():
     assert len(odds[1]) == 1 and odds[1][0] == pytest.approx(odds[0][0], abs=1e-6)
 
 
-@pytest.mark.parametrize("case", ["whisper", "group-norm encoder", "normalised waveform", "gaps between windows"])
+def test_a_whisper_model_reads_a_long_recording_once_in_consecutive_30s_chunks():
+    """Whisper's chunks are those `forward` reads long audio in (each from position 0, no overlap): state windows read
+    every sample once, in 30 s pieces, and score the same timeline of windows as windows of audio."""
+    model = Nes2NetForAudioClassification(tiny_config("whisper")).eval()
+    frontend = model.nes2net.frontend
+    chunking = frontend.state_chunking()
+    assert chunking.samples == chunking.step == frontend.chunk_mel_frames * frontend.hop_length
+    assert chunking.context_frames == 0
+    samples_read = []
+    frontend.register_forward_hook(lambda module, args, output: samples_read.append(args[0].shape[-1]))
+    audio = varied_speech(2.5 * chunking.samples / RATE)
+    states_odds, states_starts = window_log_odds(model, audio, state_windows=True)
+    assert samples_read == [chunking.samples, chunking.samples, len(audio) - 2 * chunking.samples]
+    _, audio_starts = window_log_odds(model, audio, state_windows=False)
+    assert states_starts == audio_starts and np.isfinite(states_odds).all()
+
+
+@pytest.mark.parametrize("case", ["group-norm encoder", "normalised waveform", "gaps between windows"])
 def test_state_windows_are_refused_where_they_would_change_the_verdicts(case):
     config = {
-        "whisper": tiny_config("whisper"),
         "group-norm encoder": tiny_config(frontend_overrides={**XLSR_FRAMES, "feat_extract_norm": "group",
                                                               "do_stable_layer_norm": False}),
         "normalised waveform": tiny_config(frontend_overrides=XLSR_FRAMES, normalize_waveform=True),
@@ -118,7 +134,7 @@ def test_state_windows_are_refused_where_they_would_change_the_verdicts(case):
 @pytest.mark.parametrize("case", ["not requested", "full protocol", "4sec protocol", "another runtime"])
 def test_state_windows_are_taken_only_when_requested_under_windows_with_torch(case):
     """The one decision `detect` and `evaluate` (`score_split`) share: a front-end that allows state windows gets them
-    only when asked for (opt-in), under the `windows` protocol, run by torch (not an ONNX Runtime session)."""
+    only when asked for, under the `windows` protocol, run by torch (not an ONNX Runtime session)."""
     model = Nes2NetForAudioClassification(tiny_config(frontend_overrides=XLSR_FRAMES)).eval()
     torch_call = TorchModelCall(model, model.device)
     asked = {"protocol": "windows", "requested": True}
@@ -130,3 +146,16 @@ def test_state_windows_are_taken_only_when_requested_under_windows_with_torch(ca
         "another runtime": (lambda values, mask: torch_call(values, mask), asked),  # a ModelCall, as ONNX's is
     }[case]
     assert StateWindows.for_model(call, 64_600, 32_300, 8, **options) is None
+
+
+@pytest.mark.parametrize("in_config", [False, True])
+def test_unless_told_state_windows_follow_the_models_config(in_config):
+    """`requested=None` (what `detect` and `evaluate` pass unless told): the model's `config.state_windows`, which
+    `nes2net train` sets for a back-end trained on cached states; an explicit choice overrides it either way."""
+    model = Nes2NetForAudioClassification(tiny_config(frontend_overrides=XLSR_FRAMES, state_windows=in_config)).eval()
+    call = TorchModelCall(model, model.device)
+    chosen = {requested: StateWindows.for_model(call, 64_600, 32_300, 8, protocol="windows", requested=requested)
+              for requested in (None, False, True)}
+    assert (chosen[None] is not None) == in_config
+    assert chosen[False] is None and chosen[True] is not None
+    assert (Nes2NetDetector(model, device="cpu").scorer.state_windows is not None) == in_config

@@ -71,6 +71,7 @@ def test_nes2net_train_on_cached_states_writes_a_calibrated_model_folder_determi
     final = tmp_path / "first" / "final"
     model = Nes2NetForAudioClassification.from_pretrained(final)
     assert (model.config.calibration_scale, model.config.calibration_offset) != (1.0, 0.0)  # fitted on the dev states
+    assert model.config.state_windows  # trained on windows of in-context states: `detect` scores those by default
     assert sorted(path.name for path in (tmp_path / "first" / "epochs").iterdir()) == ["epoch-007", "epoch-008"]
     assert len(list((tmp_path / "first" / "dev").glob("epoch-*.csv"))) == 8  # dev EER of every epoch
     states = sorted(path.name for path in (tmp_path / "cache" / "states").iterdir())
