@@ -239,6 +239,12 @@ def make_paired_splice(
     return Splice(waveform.astype(np.float32), labels, (vocoder,))
 
 
+def audibly_differs(waveform: np.ndarray, original: np.ndarray) -> bool:
+    """Whether `waveform` differs from `original` once both are written as 16-bit PCM (a paired splice whose copy
+    stretches equal the host's there, as a vocoder's digital silence can, is the genuine clip again)."""
+    return len(waveform) != len(original) or bool(np.abs(waveform - original).max(initial=0.0) >= 1 / 32768)
+
+
 def segment_labels(frame_labels: np.ndarray, resolution_ms: int) -> np.ndarray:
     """10 ms frame labels -> labels of `resolution_ms` segments: a segment is spoof (0) when any of its frames is;
     the last, partial segment counts too. `(frames,)` -> `(ceil(frames / (resolution_ms / 10)),)` int8."""
@@ -315,6 +321,8 @@ def _write_split(
             if own_copies:
                 vocoder, copy = own_copies[int(rng.integers(len(own_copies)))]
                 splice = make_paired_splice(waveform, (vocoder, copy[: len(waveform)]), rng, options)
+                if not audibly_differs(splice.waveform, waveform):  # the copy matched the host where it went in
+                    continue
             else:
                 splice = make_splice(waveform, spoofs, rng, options)
             versions.append((splice.waveform, splice.frame_labels, splice.generators))
