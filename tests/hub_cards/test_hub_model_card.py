@@ -13,7 +13,7 @@ from hub_cards.checks import model_folder_problems
 from hub_cards.metadata import model_card_problems
 from hub_cards.model_card import PublishedResult, render_model_card, write_model_card
 from hub_cards.results import load_result
-from tests.hub_cards.hub_helpers import make_spec, save_tiny_model
+from tests.hub_cards.hub_helpers import make_spec, save_tiny_model, write_evaluation
 
 SECTIONS = (
     "## How to use",
@@ -179,3 +179,15 @@ def test_published_figures_are_shown_apart_and_the_model_index_holds_only_re_mea
     assert all(entry.source_name == "re-measured with nes2net evaluate" and
                entry.source_url == "https://huggingface.co/nes2net-test/nes2net-x-tiny" for entry in eval_results)
     assert all(entry.metric_name.endswith(f"{entry.metric_config} protocol") for entry in eval_results)
+
+
+def test_a_model_that_scores_state_windows_says_so_where_its_windows_figures_are(tmp_path: Path):
+    windows = tmp_path / "results" / "windows.json"
+    write_evaluation(windows, name="mini", dataset_id="nes2net/mini-antispoof", split="test", protocol="windows",
+                     seed=3)
+    cards = {windowed: render_model_card(save_tiny_model(tmp_path / str(windowed), state_windows=windowed),
+                                         make_spec("trained", [windows])).text for windowed in (False, True)}
+    assert "`--no-state-windows` encodes each window alone" in cards[True]
+    assert "each window scored from the states of the whole utterance, encoded once" in cards[True]
+    assert "state-windows" not in cards[False] and "state_windows" not in cards[False]
+    assert "`windows`: fixed windows over the utterance, scores averaged." in cards[False]
