@@ -83,7 +83,7 @@ def timed_windows(detector: Nes2NetDetector, audio: np.ndarray, device: str) -> 
     return time.perf_counter() - start, np.array([segment.log_odds for segment in result.segments])
 
 
-def test_split_row(model: Nes2NetForAudioClassification, data: Path, device: str) -> dict:
+def verdicts_on_test_split(model: Nes2NetForAudioClassification, data: Path, device: str) -> dict:
     """The test split of the corpus folder `data` (`metadata.csv`: `file_name`, `label`, `split`, optionally
     `unseen_in_train`) through `detect` (default settings) with windows of audio and with state windows."""
     with open(data / "metadata.csv", newline="", encoding="utf-8") as handle:
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(0)
     spectrogram = Nes2NetForAudioClassification(Nes2NetConfig(frontend_type="spectrogram"))
     rows.append(measure("spectrogram (1024 bins), random weights", spectrogram, audio, recording, args.device))
-    splits = [test_split_row(default, corpus, args.device) for corpus in args.corpora]
+    splits = [verdicts_on_test_split(default, corpus, args.device) for corpus in args.corpora]
     write_results(args.output, "state_windows", machine, rows, {"splits": splits})
 
 

@@ -91,18 +91,18 @@ def spoofed_stretches(cell_scores: np.ndarray, threshold: float = 0.0, min_secon
     scores = np.asarray(cell_scores)
     min_cells = max(1, round(min_seconds / CELL_SECONDS))
     in_core = np.zeros(len(scores) + 1, np.int64)
-    for start, end in _runs(scores < threshold - margin):
+    for start, end in true_runs(scores < threshold - margin):
         in_core[start + 1 : end + 1] = end - start >= min_cells
     cores_before = np.cumsum(in_core)  # a core lies inside every run below `threshold` that holds any of its cells
     return [
         Stretch(start * CELL_SECONDS, end * CELL_SECONDS, float(np.min(scores[start:end])))
-        for start, end in _runs(scores < threshold)
+        for start, end in true_runs(scores < threshold)
         if cores_before[end] > cores_before[start]
     ]
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """`(start, end)` cell indices of each run of True in `mask` `(cells,)`."""
+def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """`(start, end)` indices (end exclusive) of each run of True in the boolean `mask` `(n,)`."""
     edges = np.flatnonzero(np.diff(np.concatenate([[False], mask, [False]]).astype(np.int8)))
     return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 

@@ -163,20 +163,26 @@ def test_a_paired_splice_replaces_stretches_of_the_host_by_the_same_stretches_of
         make_paired_splice(host, ("world", copy[:-160]), np.random.default_rng(0), options)
 
 
-def test_a_vocoded_corpus_gets_paired_splices_of_each_hosts_own_copies(tmp_path):
+def write_vocoded_source(folder: Path, copies: list) -> None:
+    """A generic-layout corpus in `folder` as `nes2net data build vocoded` writes one: for each `copy` function, a
+    bona fide host clip and `copy(host)` as its WORLD copy, sharing a `pair_id`, all in the train split."""
     rows = []
-    for index in range(3):
+    for index, copy in enumerate(copies):
         host = bursts([(0.6, 0.2), (0.15, 0.0), (0.7, 0.2), (0.2, 0.0), (0.8, 0.2)], seed=index)
-        for label, system, waveform in (("bonafide", "genuine", host), ("spoof", "world", -0.5 * host)):
+        for label, system, waveform in (("bonafide", "genuine", host), ("spoof", "world", copy(host))):
             name = f"audio/train/{label}/{index}.flac"
-            (tmp_path / "vocoded" / name).parent.mkdir(parents=True, exist_ok=True)
-            soundfile.write(tmp_path / "vocoded" / name, waveform, RATE, subtype="PCM_16")
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            soundfile.write(folder / name, waveform, RATE, subtype="PCM_16")
             rows.append({"file_name": name, "label": label, "split": "train", "system": system,
                          "pair_id": f"clip{index}"})
-    with open(tmp_path / "vocoded" / "metadata.csv", "w", newline="", encoding="utf-8") as file:
+    with open(folder / "metadata.csv", "w", newline="", encoding="utf-8") as file:
         writer = csv.DictWriter(file, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+
+
+def test_a_vocoded_corpus_gets_paired_splices_of_each_hosts_own_copies(tmp_path):
+    write_vocoded_source(tmp_path / "vocoded", [lambda host: -0.5 * host] * 3)
     write_splice_corpus(tmp_path / "vocoded", tmp_path / "corpus", SpliceOptions(crossfade_probability=0.0))
     labels = np.load(tmp_path / "corpus" / "segment_labels" / "train_seglab_0.01.npy", allow_pickle=True).item()
     for index in range(3):
@@ -193,20 +199,7 @@ def test_a_vocoded_corpus_gets_paired_splices_of_each_hosts_own_copies(tmp_path)
 def test_a_paired_splice_that_sounds_like_its_host_is_not_written(tmp_path):
     """A copy equal to its host where it goes in (a vocoder's digital silence, say) would make a "spoof" that is the
     genuine clip again, the same audio under two labels: that host keeps its original alone."""
-    rows = []
-    for index in range(2):
-        host = bursts([(0.6, 0.2), (0.15, 0.0), (0.7, 0.2), (0.2, 0.0), (0.8, 0.2)], seed=index)
-        copy = host if index == 0 else -0.5 * host
-        for label, system, waveform in (("bonafide", "genuine", host), ("spoof", "world", copy)):
-            name = f"audio/train/{label}/{index}.flac"
-            (tmp_path / "vocoded" / name).parent.mkdir(parents=True, exist_ok=True)
-            soundfile.write(tmp_path / "vocoded" / name, waveform, RATE, subtype="PCM_16")
-            rows.append({"file_name": name, "label": label, "split": "train", "system": system,
-                         "pair_id": f"clip{index}"})
-    with open(tmp_path / "vocoded" / "metadata.csv", "w", newline="", encoding="utf-8") as file:
-        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_vocoded_source(tmp_path / "vocoded", [lambda host: host, lambda host: -0.5 * host])
     write_splice_corpus(tmp_path / "vocoded", tmp_path / "corpus", SpliceOptions(crossfade_probability=0.0))
     written = sorted(path.stem for path in (tmp_path / "corpus" / "train" / "con_wav").iterdir())
     assert written == ["SPL_T_00000_0", "SPL_T_00001_0", "SPL_T_00001_1", "SPL_T_00001_2"]

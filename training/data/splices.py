@@ -33,7 +33,7 @@ import numpy as np
 import soundfile
 
 from modeling_nes2net.audio import load_audio
-from modeling_nes2net.localisation import pool_segments
+from modeling_nes2net.localisation import pool_segments, true_runs
 
 from .generic import GenericBuilder
 from .layout import CorpusBuilder, CorpusScan
@@ -100,8 +100,7 @@ def word_boundaries(waveform: np.ndarray) -> np.ndarray:
     dips = np.flatnonzero((smooth <= neighbourhood) & (smooth < np.median(smooth)))
     speech = speech_frames(waveform)
     pauses = []
-    edges = np.flatnonzero(np.diff(np.concatenate([[1], speech.astype(np.int8), [1]])))
-    for start, end in zip(edges[::2], edges[1::2]):
+    for start, end in true_runs(~speech):
         pauses.append(start + int(np.argmin(smooth[start:end])))
     boundaries = np.unique(np.concatenate([dips, np.asarray(pauses, np.int64)]))
     return boundaries[(boundaries > 0) & (boundaries < len(energy))]
