@@ -203,10 +203,12 @@ def frontend_of(name: str, recipe: Recipe) -> str:
 
 
 def states_folder(work_dir: Path, frontend: str, recipe: Recipe) -> Path:
-    """Where the states of `frontend` are cached: `states` for the recipe's own, `states-<frontend>` for another."""
+    """Where the states of `frontend` are cached: `states` for the recipe's own, `states-<encoder>` for another (its
+    `WHISPER_WHEELS` name, or the weights named)."""
     if frontend == recipe.model.frontend_weights:
         return work_dir / "states"
-    return work_dir / ("states-" + re.sub(r"[^a-z0-9]+", "-", frontend.lower()).strip("-"))
+    name = WHISPER_WHEELS[frontend].encoder if frontend in WHISPER_WHEELS else frontend
+    return work_dir / ("states-" + re.sub(r"[^a-z0-9.]+", "-", name.lower()).strip("-"))
 
 
 def frontend_cost(model: Nes2NetForAudioClassification, seconds: float = 60.0, device: str = "cpu") -> float:
@@ -253,7 +255,7 @@ def run(work_dir: Path, names: list[str], recipe_path: Path, threads: int, compa
         tests = {name: load_states(paths, [(name, "test", "clean")]) for name in evaluated}
         folds = folds or plan_folds(held_out, family_of)
         encoder = model.config.frontend_config
-        frontends[frontend] = {"layers": encoder["encoder_layers"], "width": encoder["d_model"],
+        frontends[frontend] = {"layers": encoder.encoder_layers, "width": encoder.d_model,
                                "seconds_per_audio_second": frontend_cost(model, device=device)}
         if frontend == recipe.model.frontend_weights:  # the compared model encodes with the recipe's front-end
             test[COMPARED] = {corpus: test_report(lambda cache: score_cache(compared_model, cache), split)
@@ -313,8 +315,10 @@ def frontends_section(results: dict) -> list[str]:
         names = [name for name, row in results["candidates"].items()
                  if row.get("frontend", results.get("recipe_frontend")) == frontend]
         encoder = WHISPER_WHEELS[frontend].encoder if frontend in WHISPER_WHEELS else frontend
+        rows = (f"every other row ({len(names)})" if frontend == results.get("recipe_frontend")
+                else ", ".join(names))
         lines.append(f"| {encoder} | `{frontend}` | {measured['layers']} x {measured['width']} | "
-                     f"{measured['seconds_per_audio_second']:.3f} | {len(names)}: {', '.join(names)} |")
+                     f"{measured['seconds_per_audio_second']:.3f} | {rows} |")
     return lines
 
 
