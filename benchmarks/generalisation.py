@@ -62,6 +62,7 @@ from training.default_model import DEFAULT_WORK_DIR, NUM_THREADS, load_default_r
 from training.frozen_frontend import score_cache  # noqa: E402
 from training.recipe import DataSpec, Recipe  # noqa: E402
 from training.state_cache import cache_corpora, load_states, training_states  # noqa: E402
+from training.top_layers import tuned_top_layers  # noqa: E402
 from training.train import build_model  # noqa: E402
 from training.whisper_weights import BASE_WHEELS, WHISPER_WHEELS  # noqa: E402
 
@@ -137,6 +138,10 @@ CANDIDATES: dict[str, dict] = {
                                            "multilingual) instead of tiny.en's (4 x 384)",
                             "probe": LOGISTIC_CLEAN, "model": {"frontend_weights": BASE_WHEELS},
                             "data": {"views": ["clean"]}},
+    "tuned-top-2": {"description": "logistic-clean's probe as the head of the encoder's top 2 layers, both fine-tuned "
+                                   "(one epoch, Adam lr 2e-5, 8 clips a step) on the cached states below them "
+                                   "(training.top_layers)",
+                    "tune_top_layers": {"layers": 2, "epochs": 1, "lr": 2.0e-5, **CLEAN_PROBE}},
     "normalized-mean-heavy-mask": {"description": "normalized-mean with bands of up to 128 channels and spans of up "
                                                   "to 40 frames masked, weight decay 1e-2",
                                    "config": {"normalize_layers": True, "pooling": "mean"},
@@ -145,8 +150,10 @@ CANDIDATES: dict[str, dict] = {
 }
 """Nes2Net candidates: overrides of the base recipe's (`RECIPE`) `model.config`, `data` and `training` sections, and
 training corpora added to its `data.corpora` (`corpora`); a `probe` candidate (`training.cross_validation`) trains
-instead of Nes2Net, on the recipe's corpora with those added. `model` overrides other fields of the recipe's model
-(`frontend_weights`: another front-end, whose states are cached in their own folder)."""
+instead of Nes2Net, on the recipe's corpora with those added; a `tune_top_layers` candidate fine-tunes the
+front-end's top layers with a probe head (`training.top_layers.tuned_top_layers`, these arguments). `model` overrides
+other fields of the recipe's model (`frontend_weights`: another front-end, whose states are cached in their own
+folder)."""
 
 
 BASELINE_PROBES = {
@@ -175,16 +182,22 @@ def candidate_recipe(recipe: Recipe, spec: dict) -> Recipe:
         training=dataclasses.replace(recipe.training, **spec.get("training", {})))
 
 
-def build_candidates(names: list[str], recipe: Recipe, device: str = "cpu") -> dict:
-    """name -> `training.cross_validation` candidate, for the baselines and `CANDIDATES` (scoring on `device`), each
-    trained on its own recipe's corpora."""
+def build_candidates(names: list[str], recipe: Recipe, frontend: Nes2NetForAudioClassification,
+                     device: str = "cpu") -> dict:
+    """name -> `training.cross_validation` candidate, for the baselines and `CANDIDATES` (scoring on `device`; a
+    `tune_top_layers` candidate copies the layers of `frontend`'s encoder), each trained on its own recipe's corpora."""
     def candidate(name: str) -> Candidate:
         if name in BASELINE_PROBES:
             return trained_on(recipe.data.corpora, BASELINE_PROBES[name][1])
         if name in FUSIONS:
             return fused(candidate(part) for part in FUSIONS[name][1])
-        own = candidate_recipe(recipe, CANDIDATES[name])
-        return trained_on(own.data.corpora, CANDIDATES[name].get("probe") or nes2net_candidate(own, device))
+        spec = CANDIDATES[name]
+        own = candidate_recipe(recipe, spec)
+        if "tune_top_layers" in spec:
+            return trained_on(own.data.corpora,
+                              tuned_top_layers(frontend.nes2net.frontend.encoder, **spec["tune_top_layers"],
+                                               device=device))
+        return trained_on(own.data.corpora, spec.get("probe") or nes2net_candidate(own, device))
 
     return {name: candidate(name) for name in names}
 
@@ -260,7 +273,7 @@ def run(work_dir: Path, names: list[str], recipe_path: Path, threads: int, compa
         if frontend == recipe.model.frontend_weights:  # the compared model encodes with the recipe's front-end
             test[COMPARED] = {corpus: test_report(lambda cache: score_cache(compared_model, cache), split)
                               for corpus, split in tests.items()}
-        for name, candidate in build_candidates(group, own, device).items():
+        for name, candidate in build_candidates(group, own, model, device).items():
             started = time.perf_counter()
             report = cross_validate({name: candidate}, train, dev, held_out, folds, family_of)[name]
             scorer = candidate(train, dev)
