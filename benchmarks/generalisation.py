@@ -397,7 +397,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=NUM_THREADS, help="torch threads (1 on a busy machine)")
     parser.add_argument("--compared", type=Path, default=REPO_ROOT / "modeling_nes2net" / "default_model",
                         help="a model folder scored on the test splits next to the candidates")
-    parser.add_argument("--output", type=Path, default=RESULTS, help="the JSON written")
+    parser.add_argument("--output", type=Path, default=RESULTS,
+                        help="the JSON written (docs/generalisation.md is rendered only from the default)")
     parser.add_argument("--render", action="store_true", help="only render docs/generalisation.md from --output")
     add_device_argument(parser)
     args = parser.parse_args(argv)
@@ -407,8 +408,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.render:
         results = run(args.work_dir, args.candidates, args.recipe, args.threads, args.compared, args.device)
         write_text_atomic(args.output, json.dumps(merged(results, args.output), indent=1))
-    write_text_atomic(MARKDOWN, render(json.loads(args.output.read_text(encoding="utf-8"))))
-    print(MARKDOWN.read_text(encoding="utf-8"))
+    markdown = render(json.loads(args.output.read_text(encoding="utf-8")))
+    if args.output.resolve() == RESULTS.resolve():  # a trial run written elsewhere leaves the docs alone
+        write_text_atomic(MARKDOWN, markdown)
+    print(markdown)
     return 0
 
 

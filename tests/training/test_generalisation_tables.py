@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.generalisation import MARKDOWN, RECIPE, RESULTS, merged, render, states_folder
+from benchmarks.generalisation import MARKDOWN, RECIPE, RESULTS, main, merged, render, states_folder
 from hub_cards.generalisation import weights_digest
 from training.recipe import load_recipe
 from training.whisper_weights import BASE_WHEELS, WHEEL_REQUIREMENT
@@ -80,3 +80,14 @@ def test_another_front_end_caches_its_states_in_its_own_folder(tmp_path):
     assert states_folder(tmp_path, recipe.model.frontend_weights, recipe) == tmp_path / "states"
     other = states_folder(tmp_path, BASE_WHEELS, recipe)
     assert other == tmp_path / "states-whisper-base"
+
+
+def test_a_result_file_written_elsewhere_is_printed_and_leaves_the_docs_alone(results, tmp_path, capsys):
+    trial = json.loads(json.dumps(results))
+    trial["candidates"]["logistic"]["pooled"]["eer"] = 12.345
+    elsewhere = tmp_path / "trial.json"
+    elsewhere.write_text(json.dumps(trial), encoding="utf-8")
+    before = MARKDOWN.read_text(encoding="utf-8")
+    assert main(["--render", "--output", str(elsewhere)]) == 0
+    assert MARKDOWN.read_text(encoding="utf-8") == before
+    assert "| 12.3 (" in capsys.readouterr().out
