@@ -50,7 +50,9 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -141,8 +143,9 @@ def evaluate_default(final_dir: Path, corpora: dict[str, Path], eval_dir: Path) 
     return outputs
 
 
-def tested(corpora: dict[str, str], recipe: Recipe) -> dict[str, str]:
-    """The built `corpora` that have a test split (a vocoded corpus has only train)."""
+def tested(corpora: Mapping[str, Any], recipe: Recipe) -> dict[str, Any]:
+    """The entries of `corpora` (built folders, or the recipe's own `data.corpora`) whose corpus has a test split (a
+    vocoded corpus has only train)."""
     return {name: folder for name, folder in corpora.items() if corpus_splits(recipe.data.corpora[name], ("test",))}
 
 
@@ -283,10 +286,10 @@ def reevaluate_model(work_dir: Path, output_dir: Path, recipe_path: Path = DEFAU
     evaluation files, without training. The card keeps the training time stated by the card it replaces."""
     make_deterministic(NUM_THREADS)
     recipe = load_default_recipe(recipe_path, work_dir)
-    corpora = build_corpora(recipe.data.corpora, work_dir / "data")
+    corpora = build_corpora(tested(recipe.data.corpora, recipe), work_dir / "data")  # no vocoded copies: no test
     card = (output_dir / CARD_FILE).read_text(encoding="utf-8") if (output_dir / CARD_FILE).is_file() else ""
     minutes = re.search(r"\| training time \| (\d+) minutes", card)
-    results = evaluate_default(output_dir, tested(corpora, recipe), work_dir / "demo-eval")
+    results = evaluate_default(output_dir, corpora, work_dir / "demo-eval")
     return export_default_model(output_dir, output_dir, results, recipe, recipe_path,
                                 float(minutes.group(1)) if minutes else None)
 

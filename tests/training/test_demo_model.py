@@ -327,3 +327,13 @@ def test_rebuilding_the_default_retires_its_frame_model(tmp_path, monkeypatch):
     assert not default_model.retire_frame_model(tmp_path / "elsewhere") and frames.is_dir()  # not the default
     assert default_model.retire_frame_model(tmp_path / "default_model") and not frames.exists()
     assert not default_model.retire_frame_model(tmp_path / "default_model")  # nothing left to remove
+
+
+def test_re_evaluation_builds_only_the_corpora_it_scores():
+    """`--evaluate-only` scores test splits: the shipped recipe's vocoded copies (train only, hours of HiFi-GAN on
+    2 cores) are not built for it."""
+    recipe = load_recipe(DEFAULT_RECIPE)
+    vocoded = [name for name, spec in recipe.data.corpora.items() if not corpus_splits(spec, ("test",))]
+    scored = default_model.tested(recipe.data.corpora, recipe)
+    assert vocoded and not set(vocoded) & set(scored)
+    assert set(scored) == set(recipe.data.corpora) - set(vocoded)
