@@ -4,7 +4,10 @@
     python benchmarks/backend.py [--threads 2] [--repeats 20] [--quick] [--compile] [--device cuda] [--output FILE]
 
 Every path holds the same weights (the transcription's state dict converted with the checkpoint converter's key
-mapping) in eval mode, on (batch, 1024, 201) features, 2 intra-op threads. The ONNX Runtime path is the module
+mapping) in eval mode, with autograd off, 2 intra-op threads, and starts from the same front-end output: (batch, 201,
+1024) features, which the transcription receives permuted to (batch, 1024, 201) as a view, as the authors' model
+passes its SSL features to its back-end. The eager path is therefore the package's CPU inference path
+(`modeling_nes2net.backend_inference`: GEMM convolutions with batch norm folded in). The ONNX Runtime path is the module
 itself exported by `modeling_nes2net.onnx_export.export_module`, with ONNX Runtime's default graph optimisations
 (constant folding, operator fusion); torch.compile is inductor (C++ code generation with gcc).
 Prints one row per variant and batch size: parameters, MACs (ptflops rules), the median wall-clock latency of each
@@ -33,7 +36,8 @@ from benchmarks.results import add_device_argument, alternating_medians, cuda_mi
 from tests.oracles.nes2net import ReferenceNes2Net
 from tests.oracles.backend_with_head import BackendWithHead
 
-BASELINE = "our transcription of the authors' Nes2Net loop (tests/oracles/nes2net.py)"
+BASELINE = ("our transcription of the authors' Nes2Net loop (tests/oracles/nes2net.py), given the (batch, frames, D) "
+            "features permuted to (batch, D, frames) as a view, as the authors' model feeds its back-end")
 
 VARIANTS = {
     "Nes2Net-X (2 logits)": (dict(num_labels=2), dict(n_logits=2)),
@@ -122,8 +126,8 @@ def main() -> None:
         if args.compile:
             modules["compiled"] = torch.compile(ours)
         for batch_size in (1, 16):
-            features = torch.randn(batch_size, 1024, args.frames, device=args.device)
-            ours_input = features.transpose(1, 2).contiguous()
+            ours_input = torch.randn(batch_size, args.frames, 1024, device=args.device)
+            features = ours_input.permute(0, 2, 1)
             with torch.inference_mode():
                 expected = reference(features)
                 differences = {path: (module(ours_input) - expected).abs().max().item()
@@ -150,9 +154,9 @@ def main() -> None:
     if args.quick or args.device != "cpu":
         return
     ours, reference = paired_models(*VARIANTS["Nes2Net-X (2 logits)"])
-    features = torch.randn(16, 1024, args.frames)
+    features = torch.randn(16, args.frames, 1024)
     print("\nwhere the time goes (Nes2Net-X, batch 16, share of CPU time by operator)")
-    for name, module, inputs in (("paper loop", reference, features), ("ours", ours, features.transpose(1, 2))):
+    for name, module, inputs in (("paper loop", reference, features.permute(0, 2, 1)), ("ours", ours, features)):
         shares = ", ".join(f"{key} {share:.0%}" for key, share in time_by_operator(module, inputs))
         print(f"  {name:<10} {shares}")
 

@@ -28,6 +28,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.modeling_utils import load_state_dict
 from transformers.utils import ModelOutput
 
+from .backend_inference import InferenceWeights, backend_forward, inference_path_applies, weights_version
 from .configuration_nes2net import Nes2NetConfig
 from .frontends_nes2net import build_frontend, length_mask
 from .layer_merge_nes2net import (
@@ -245,12 +246,23 @@ class Nes2NetBackend(nn.Module):
             self.pooling = Nes2NetAttentiveStatsPooling(config.feature_size, config.attention_channels)
         else:
             self.pooling = Nes2NetMeanPooling()
+        self._inference_weights: tuple[tuple, InferenceWeights] | None = None
+
+    def inference_weights(self) -> InferenceWeights:
+        """The weights of the CPU inference path, derived once and again whenever a parameter or buffer changes."""
+        version = weights_version(self)
+        if self._inference_weights is None or self._inference_weights[0] != version:
+            self._inference_weights = (version, InferenceWeights.of(self))
+        return self._inference_weights[1]
 
     def forward(
         self, features: torch.Tensor, frame_mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """`features`: `(batch, frames, D)`; `frame_mask`: `(batch, frames)` bool (True on real frames) or None.
-        Returns the trunk's output `(batch, frames, D)` and the pooled embedding `(batch, pooled_size)`."""
+        Returns the trunk's output `(batch, frames, D)` and the pooled embedding `(batch, pooled_size)`. Inference on
+        the CPU (eval mode, no autograd) takes the path of `backend_inference`: the same function, computed faster."""
+        if inference_path_applies(self, features):
+            return backend_forward(self, self.inference_weights(), features, frame_mask)
         groups = torch.split(features.transpose(1, 2).contiguous(), self.group_channels, dim=1)
         outputs, hidden = [], None
         for group, block, block_norm in zip(groups, self.blocks, self.block_norms):

@@ -176,12 +176,17 @@ def convert_fp16(source: str | os.PathLike, target: str | os.PathLike) -> Path:
 
 
 def inference_session(path: str | os.PathLike, threads: int | None = None):
-    """An onnxruntime CPU session for `path`; `threads`: intra-op threads (None: onnxruntime's default)."""
+    """An onnxruntime CPU session for `path`; `threads`: intra-op threads (None: onnxruntime's default).
+
+    Its worker threads sleep between runs instead of spinning: a spinning pool keeps the cores busy after each run
+    and slows whatever runs next on them (the audio decoding, a PyTorch model, the next request); on 2 cores it
+    slowed a PyTorch back-end run right after it by more than the speed-ups `benchmarks/backend.py` measures."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     if threads is not None:
         options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
