@@ -1,9 +1,10 @@
 """The CPU inference path of [`Nes2NetBackend`]: the same function as its eval-mode forward, computed faster.
 
-The paper's blocks (Sec. III, Fig. 2) chain many small convolutions: 1x1 convolutions over C = 128 channels and the
-dilated `(w, w, k)` convolutions of the nested hierarchy over w = 16 channels, each followed by an activation and a
-batch norm. On a CPU, oneDNN spends more time setting each of them up than computing it. This path
-- runs every convolution as batched matrix products, one per kernel tap, on a zero-padded copy of its input;
+The back-end of the paper (Liu et al., Nes2Net, IEEE T-IFS 2025, Section III) chains many small convolutions: 1x1
+convolutions over C = 128 channels and the dilated `(w, w, k)` convolutions of the nested hierarchy over w = 16
+channels, each followed by an activation and a batch norm. On a CPU, oneDNN spends more time setting each of them up
+than computing it. This path
+- runs every convolution as batched matrix products, one per kernel tap, on zero-padded input;
 - folds each batch norm (an affine map in eval mode) into the convolution before it: with ReLU and a positive scale
   `a`, `a * relu(z) + b = max(a z + b, b)`, so conv + ReLU + BN is one convolution and one in-place clamp;
 - keeps the growing Nes2Net-X stack in one zero-bordered buffer instead of concatenating and padding it each step.

@@ -65,7 +65,7 @@ def test_inference_path_keeps_padded_frames_out(overrides):
 
 
 def test_negative_norm_scales_are_not_folded():
-    """`a * relu(z) + b = max(a z + b, b)` holds only for `a > 0`; a stage with a negative scale is computed unfolded."""
+    """`a * relu(z) + b = max(a z + b, b)` holds only for `a > 0`: a stage with a negative scale runs unfolded."""
     backend = random_backend()
     with torch.no_grad():
         backend.blocks[0].norms[1].weight[0] = -0.7
