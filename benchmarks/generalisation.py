@@ -143,6 +143,9 @@ CANDIDATES: dict[str, dict] = {
                                    "(one epoch, Adam lr 2e-5, 8 clips a step) on the cached states below them "
                                    "(training.top_layers)",
                     "tune_top_layers": {"layers": 2, "epochs": 1, "lr": 2.0e-5, **CLEAN_PROBE}},
+    "tuned-all-4": {"description": "tuned-top-2 with all 4 of the encoder's layers fine-tuned (only the convolutional "
+                                   "stem stays frozen)",
+                    "tune_top_layers": {"layers": 4, "epochs": 1, "lr": 2.0e-5, **CLEAN_PROBE}},
     "normalized-mean-heavy-mask": {"description": "normalized-mean with bands of up to 128 channels and spans of up "
                                                   "to 40 frames masked, weight decay 1e-2",
                                    "config": {"normalize_layers": True, "pooling": "mean"},
