@@ -44,7 +44,7 @@ import logging
 import shutil
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +68,7 @@ from training.default_model import REPO_ROOT, make_deterministic, repository_pat
 from training.divergence import TrainingDivergedError
 from training.frozen_frontend import FrontendCache, cache_frontend_states, forward_states
 from training.llr_fitting import fit_llr_fusion
+from training.metrics import compute_eer
 from training.localisation import LABEL_COLUMN, frame_targets
 from training.recipe import Recipe, states_recipe
 from training.state_cache import TRAINING_SPLITS, load_states, split_items
@@ -221,19 +222,30 @@ def frame_statistics(model: Nes2NetForAudioFrameClassification, cache: FrontendC
 
 
 def add_frame_statistics_head(model: Nes2NetForAudioFrameClassification, train: FrontendCache,
-                              dev: FrontendCache | None, window: int, inverse_strength: float = 0.01,
+                              dev: FrontendCache | None, window: int, inverse_strength: float | Sequence[float] = 0.01,
                               frame_step: int = 10, genuine_flagged: float | None = None,
                               ) -> Nes2NetForAudioFrameClassification:
     """A copy of `model` whose frame classifier reads the local statistics of the encoder states alone
     (`Nes2NetConfig.frame_statistics_window = window`; the trunk's columns zero): a logistic regression
-    (`fit_logistic`, balanced classes, L2 with `C = inverse_strength`) on `frame_statistics` of `train`'s trials, its
-    frame log-odds calibrated on `dev`'s (`fit_llr_fusion`; without `dev`, the regression's own). With
-    `genuine_flagged`, `config.stretch_margin` is set to the least margin (`stretch_margin`) at which at most that
-    share of `dev`'s bona fide recordings shows a spoofed stretch: a stretch is flagged only around a confident core,
-    and the frame log-odds stay calibrated. The utterance model is untouched, so every utterance score stays the
-    base's."""
+    (`fit_logistic`, balanced classes, L2 with `C = inverse_strength`; given several, the one whose regression has
+    the lowest frame EER on the spliced recordings of `dev`, `select_inverse_strength`: on whole clips a frame EER
+    measures the utterance, not where) on `frame_statistics` of `train`'s trials, its frame
+    log-odds calibrated on `dev`'s (`fit_llr_fusion`; without `dev`, the regression's own). With `genuine_flagged`,
+    `config.stretch_margin` is set to the least margin (`stretch_margin`) at which at most that share of `dev`'s bona
+    fide recordings shows a spoofed stretch: a stretch is flagged only around a confident core, and the frame log-odds
+    stay calibrated. The utterance model is untouched, so every utterance score stays the base's."""
+    strengths = [inverse_strength] if isinstance(inverse_strength, (int, float)) else list(inverse_strength)
     features, labels = frame_statistics(model, train, window, frame_step)
-    weights, bias = fit_logistic(features, labels, inverse_strength)
+    if len(strengths) == 1:
+        weights, bias = fit_logistic(features, labels, strengths[0])
+    else:
+        spliced = None if dev is None else dev.select(
+            np.array([len(cells) > 0 for cells in dev.metadata.get(LABEL_COLUMN, [""] * len(dev))], bool))
+        if spliced is None or not len(spliced):
+            raise ValueError("several frame_statistics.inverse_strength values are chosen between on the dev split's "
+                             "spliced recordings, and there are none")
+        weights, bias = select_inverse_strength(features, labels, *frame_statistics(model, spliced, window, frame_step),
+                                                strengths)
     scale, offset = 1.0, 0.0
     if dev is not None:
         dev_features, dev_labels = frame_statistics(model, dev, window, frame_step)
@@ -256,6 +268,23 @@ def add_frame_statistics_head(model: Nes2NetForAudioFrameClassification, train: 
                     "stretch", margin, 100 * genuine_flagged)
         fitted.config.stretch_margin = margin
     return fitted
+
+
+def select_inverse_strength(features: np.ndarray, labels: np.ndarray, dev_features: np.ndarray,
+                            dev_labels: np.ndarray, strengths: Sequence[float]) -> tuple[np.ndarray, float]:
+    """`fit_logistic` of `(n, F)` `features` with `(n,)` `labels` at each L2 inverse strength of `strengths`; returns
+    the `(weights, bias)` whose frame EER on `dev_features` / `dev_labels` is the lowest (the first of equals), each
+    fit's EER logged."""
+    best = None
+    for strength in strengths:
+        weights, bias = fit_logistic(features, labels, strength)
+        scores = dev_features @ weights + bias
+        eer = compute_eer(scores[dev_labels == 1], scores[dev_labels == 0]).eer
+        logger.info("frame probe, C = %g: dev frame EER %.2f %%", strength, 100 * eer)
+        if best is None or eer < best[0]:
+            best = (eer, strength, weights, bias)
+    logger.info("frame probe: C = %g chosen", best[1])
+    return best[2], best[3]
 
 
 def stretch_margin(model: Nes2NetForAudioFrameClassification, bonafide: FrontendCache, share: float) -> float:

@@ -30,10 +30,12 @@ from training.frame_model import (
     frame_loss,
     initial_frame_model,
     main,
+    select_inverse_strength,
     stretch_margin,
 )
 from training.frozen_frontend import StatesDataset, collate_states
 from training.localisation import frame_targets
+from training.metrics import compute_eer
 
 RATE = 16_000
 
@@ -219,6 +221,42 @@ def test_genuine_flagged_sets_the_stretch_margin_and_keeps_the_frame_log_odds_ca
     assert (plain.config.stretch_margin, flagged.config.stretch_margin) == (0.0, 1.75)
     assert torch.equal(flagged.frame_classifier.weight, plain.frame_classifier.weight)
     assert torch.equal(flagged.frame_classifier.bias, plain.frame_classifier.bias)
+
+
+def test_of_several_l2_strengths_the_one_with_the_lowest_dev_frame_eer_is_kept():
+    """The informative column is the first; twenty noise columns follow. On 40 training frames a weak prior fits the
+    noise, a strong one keeps to the informative column, so the held-out frames tell the strengths apart."""
+    generator = np.random.default_rng(0)
+
+    def frames(count: int) -> tuple[np.ndarray, np.ndarray]:
+        labels = generator.integers(0, 2, count)
+        features = generator.normal(size=(count, 21))
+        features[:, 0] += 1.5 * labels
+        return features, labels
+
+    train, dev = frames(40), frames(2000)
+    eers = {}
+    for strength in (1e3, 1e-3):
+        weights, bias = select_inverse_strength(*train, *dev, [strength])
+        scores = dev[0] @ weights + bias
+        eers[strength] = compute_eer(scores[dev[1] == 1], scores[dev[1] == 0]).eer
+    best = min(eers, key=eers.get)
+    assert eers[1e3] != eers[1e-3]
+    for strengths in ([1e3, 1e-3], [1e-3, 1e3]):
+        weights, _ = select_inverse_strength(*train, *dev, strengths)
+        np.testing.assert_array_equal(weights, select_inverse_strength(*train, *dev, [best])[0])
+
+
+def test_several_l2_strengths_need_spliced_dev_recordings(workspace):
+    recipe = FrameRecipe.load(workspace / "frames.yaml")
+    model = initial_frame_model(recipe)
+    train, _ = cached_frame_states(model, recipe, build_sources(recipe, workspace / "run" / "data"),
+                                   workspace / "run" / "cache")
+    clips = train.select(np.array([not len(cells) for cells in train.metadata["segment_labels_10ms"]]))
+    assert 0 < len(clips) < len(train)
+    for dev in (None, clips):
+        with pytest.raises(ValueError, match="chosen between on the dev split's spliced recordings"):
+            add_frame_statistics_head(model, train, dev, window=5, inverse_strength=[1.0, 0.01], frame_step=1)
 
 
 def test_the_stretch_margin_is_the_least_that_keeps_the_share_of_flagged_bona_fide_recordings(workspace):
