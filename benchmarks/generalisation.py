@@ -139,6 +139,13 @@ CANDIDATES: dict[str, dict] = {
                                            "multilingual) instead of tiny.en's (4 x 384)",
                             "probe": LOGISTIC_CLEAN, "model": {"frontend_weights": BASE_WHEELS},
                             "data": {"views": ["clean"]}},
+    "logistic-clean-c-1e-3": {"description": "logistic-clean with a stronger L2 prior, C = 1e-3 (the frame head's "
+                                             "probe generalised best at 1e-4)",
+                              "probe": functools.partial(logistic_probe, **{**CLEAN_PROBE, "inverse_strength": 1e-3})},
+    "logistic-clean-c-1e-4": {"description": "logistic-clean with a stronger L2 prior, C = 1e-4",
+                              "probe": functools.partial(logistic_probe, **{**CLEAN_PROBE, "inverse_strength": 1e-4})},
+    "logistic-clean-c-1e-5": {"description": "logistic-clean with a stronger L2 prior, C = 1e-5",
+                              "probe": functools.partial(logistic_probe, **{**CLEAN_PROBE, "inverse_strength": 1e-5})},
     "tuned-top-2": {"description": "logistic-clean's probe as the head of the encoder's top 2 layers, both fine-tuned "
                                    "(one epoch, Adam lr 2e-5, 8 clips a step) on the cached states below them "
                                    "(training.top_layers)",
@@ -162,8 +169,8 @@ folder)."""
 
 BASELINE_PROBES = {
     "logistic": ("logistic regression on mean + std pooled states of every layer", logistic_probe),
-    "logistic-clean": ("logistic on the clean view only (no channel view), L2 C = 0.01 (the better of C = 1 and 0.01 "
-                       "on these folds)",
+    "logistic-clean": ("logistic on the clean view only (no channel view), L2 C = 0.01 (the best of C = 1, 0.01 and "
+                       "the stronger priors below on these folds)",
                        LOGISTIC_CLEAN),
 }
 """The linear baselines, one per name of `BASELINES`: description and `training.cross_validation` candidate."""
