@@ -8,7 +8,8 @@ Steps (the recipe: `training/recipes/frozen_frontend/frames.yaml`), each a funct
 1. `build_sources`: each corpus of the recipe built twice, by `nes2net data build splices` (genuine hosts with 1-3
    machine-made pieces of the same split, labelled per 10 ms; the test split from sources unseen in training) and by
    the generic builder (`training.corpus_sources.build_demo_dataset`: whole genuine and whole spoofed clips); with
-   `data.vocoders`, a third time as paired splices of its clips' own copy-syntheses.
+   `data.splice_draws`, spliced again with other seeds for training; with `data.vocoders`, as paired splices of its
+   clips' own copy-syntheses.
 2. `initial_frame_model`: the base model folder (the shipped default) as `Nes2NetForAudioFrameClassification`:
    its encoder, layer merge, back-end and utterance head kept, the frame classifier new.
 3. `cached_frame_states` (`training.frozen_frontend`): the train splits of both builds of every corpus encoded once
@@ -41,6 +42,7 @@ import csv
 import functools
 import json
 import logging
+import re
 import shutil
 import sys
 import time
@@ -61,6 +63,7 @@ from modeling_nes2net.localisation import CELL_SECONDS, flagging_threshold, fram
 from modeling_nes2net.model_calls import frame_log_odds
 from modeling_nes2net.modeling_nes2net import local_layer_statistics
 from training.data import build_dataset
+from training.data.splices import SpliceOptions, SplicesBuilder
 from training.data.vocoded import METADATA_FILE, default_cache_dir, write_vocoded_corpus
 from training.data.vocoders import get_vocoder
 from training.corpus_sources import build_demo_dataset
@@ -90,8 +93,8 @@ NUM_THREADS = 2
 class FrameRecipe:
     """A `training/recipes/frozen_frontend/frames.yaml` file: `model` (`base`: the model folder the frame model
     starts from, relative to the repository; `freeze_utterance_model`), `corpora` (name -> `{source}`), `data`
-    (`seed`, `views`, `max_clips`, `augmentation` as in `training.batching`, `vocoders`, and the windows:
-    `crop_frames`, `mask_channels`, `mask_frames`) and `training` (`nes2net train`'s training section); `backend` is
+    (`seed`, `views`, `max_clips`, `augmentation` as in `training.batching`, `splice_draws`, `vocoders`, and the
+    windows: `crop_frames`, `mask_channels`, `mask_frames`) and `training` (`nes2net train`'s training section); `backend` is
     the recipe the `Trainer` runs (the corpora, windows and training section)."""
 
     base: str
@@ -119,15 +122,25 @@ class FrameRecipe:
                    states_recipe(raw["corpora"], raw["data"], raw.get("training")), str(path), statistics)
 
 
+def extra_draw(source_name: str) -> int:
+    """The splice draw a source of `build_sources` holds (`splices{draw}-{corpus}`, draw >= 1), 0 for any other."""
+    match = re.match(r"splices(\d+)-", source_name)
+    return int(match.group(1)) if match else 0
+
+
 def build_sources(recipe: FrameRecipe, data_dir: Path) -> dict[str, Path]:
-    """Each corpus of the recipe built (once) into `data_dir / f"{kind}-{name}"` for each of `SOURCE_KINDS`, and, with
-    `data.vocoders`, as paired splices (`paired-{name}`) of its train and dev clips' copy-syntheses by those vocoders
-    (`vocoded-{name}`, copies cached in `vocoded.default_cache_dir()`); returns `f"{kind}-{name}"` -> built folder."""
+    """Each corpus of the recipe built (once) into `data_dir / f"{kind}-{name}"` for each of `SOURCE_KINDS`; with
+    `data.splice_draws` N > 1, spliced N - 1 more times with splice seeds 1 .. N - 1 (`splices{seed}-{name}`: new
+    pieces, places and cross-fades in the same hosts; only their train splits are encoded, so dev and the held-back
+    test split stay the first draw's); with `data.vocoders`, as paired splices (`paired-{name}`) of its train and dev
+    clips' copy-syntheses by those vocoders (`vocoded-{name}`, copies cached in `vocoded.default_cache_dir()`);
+    returns the folder name -> built folder."""
     built = {}
     vocoders = [get_vocoder(name) for name in recipe.data.get("vocoders") or ()]
+    draws = [f"splices{seed}" for seed in range(1, recipe.data.get("splice_draws", 1))]
     for name, corpus in recipe.corpora.items():
         source = REPO_ROOT / corpus["source"]
-        for kind in (*SOURCE_KINDS, "paired") if vocoders else SOURCE_KINDS:
+        for kind in (*SOURCE_KINDS, *draws, *(["paired"] if vocoders else [])):
             folder = data_dir / f"{kind}-{name}"
             if (folder / BUILD_INFO_FILE).is_file():
                 pass
@@ -135,6 +148,9 @@ def build_sources(recipe: FrameRecipe, data_dir: Path) -> dict[str, Path]:
                 build_demo_dataset(source, folder)
             elif kind == "splices":
                 build_dataset("splices", source, folder, progress=False)
+            elif kind in draws:
+                build_dataset(SplicesBuilder(options=SpliceOptions(seed=extra_draw(folder.name))), source, folder,
+                              progress=False)
             else:
                 vocoded = data_dir / f"vocoded-{name}"
                 if not (vocoded / METADATA_FILE).is_file():
@@ -169,7 +185,7 @@ def cached_frame_states(model: Nes2NetForAudioFrameClassification, recipe: Frame
     for name, folder in sources.items():
         splits = json.loads((folder / BUILD_INFO_FILE).read_text(encoding="utf-8"))["splits"]
         for split in TRAINING_SPLITS:
-            if split not in splits:
+            if split not in splits or (split != "train" and extra_draw(name)):
                 continue
             for view in range(data.get("views", 1) if split == "train" else 1):
                 path = cache_dir / f"{name}-{split}-{view}{subset}.safetensors"

@@ -33,7 +33,7 @@ from training.frame_model import (
     select_inverse_strength,
     stretch_margin,
 )
-from training.frozen_frontend import StatesDataset, collate_states
+from training.frozen_frontend import CORPUS_COLUMN, StatesDataset, collate_states
 from training.localisation import frame_targets
 from training.metrics import compute_eer
 
@@ -109,6 +109,21 @@ def test_frame_labels_follow_the_encoders_20ms_frames(workspace):
     frames = train.states[whole].shape[1]
     targets = frame_targets(cell_labels(train, whole, frames, 2.0), model.frame_times(frames).numpy())
     assert (targets == train.labels[whole]).all()
+
+
+def test_more_splice_draws_train_on_other_pieces_in_the_same_hosts(workspace):
+    """`data.splice_draws: 2`: each corpus is spliced a second time with splice seed 1, and those splices are
+    encoded for training next to the first draw's: as many, with other pieces in other places."""
+    recipe = FrameRecipe.load(workspace / "frames.yaml")
+    recipe.data = {**recipe.data, "splice_draws": 2, "views": 1}
+    sources = build_sources(recipe, workspace / "draws" / "data")
+    assert set(sources) == {"splices-generated", "clips-generated", "splices1-generated"}
+    train, _ = cached_frame_states(initial_frame_model(recipe), recipe, sources, workspace / "draws" / "cache")
+    drawn = {name: [tuple(cells) for cells, corpus in zip(train.metadata["segment_labels_10ms"],
+                                                          train.metadata[CORPUS_COLUMN]) if corpus == name]
+             for name in ("splices-generated", "splices1-generated")}
+    assert len(drawn["splices1-generated"]) == len(drawn["splices-generated"]) > 0
+    assert drawn["splices1-generated"] != drawn["splices-generated"]
 
 
 def test_the_joint_loss_trains_the_trunk_and_the_frozen_one_only_the_frame_classifier(workspace):
