@@ -47,6 +47,7 @@ from modeling_nes2net.model_loading import DEFAULT_FRAME_MODEL_DIR, DEFAULT_MODE
 from training.frame_model import DEFAULT_RECIPE, DEFAULT_WORK_DIR, FrameRecipe, build_sources  # noqa: E402
 from training.localisation import score_detections  # noqa: E402
 from training.segment_metrics import (  # noqa: E402
+    IOU_HIT,
     PARTIALSPOOF_RESOLUTIONS_MS,
     bootstrap_interval,
     localisation_metrics,
@@ -55,7 +56,6 @@ from training.segment_metrics import (  # noqa: E402
 )
 
 HELD_BACK_SPLIT = "eval"
-IOU_HIT = 0.5
 
 
 def system_row(name: str, model_dir: Path, protocol: str, splices: dict[str, Path], max_utterances: int | None,

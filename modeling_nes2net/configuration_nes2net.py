@@ -137,8 +137,12 @@ class Nes2NetConfig(PreTrainedConfig):
         stretch_margin (`float`, *optional*, defaults to 0.0):
             With a frame head: how far below the decision threshold (log-odds) the frames of a flagged stretch must
             reach over its confident core (`localisation.spoofed_stretches`); the stretch then spans the whole run
-            below the threshold around that core. `training.frame_model` fits it on dev bona fide speech so that few
-            genuine recordings show a stretch, and the frame log-odds stay calibrated.
+            below the threshold (less `stretch_edge`) around that core. `training.frame_model` fits it on dev bona fide
+            speech so that few genuine recordings show a stretch, and the frame log-odds stay calibrated.
+        stretch_edge (`float`, *optional*, defaults to 0.0):
+            With a frame head: how far below the decision threshold (log-odds, at most `stretch_margin`) a flagged
+            stretch ends on either side of its core. It changes where stretches end, never whether a recording has one:
+            `training.frame_model` fits it on dev splices for the best overlap with the inserted spans.
         state_windows (`bool`, *optional*, defaults to `False`):
             Whether the `windows` protocol scores a recording longer than one window from its front-end's states,
             encoded once in chunks (`modeling_nes2net.state_windows`), unless the caller says otherwise. Set by
@@ -228,6 +232,7 @@ class Nes2NetConfig(PreTrainedConfig):
     layer_statistics: bool = False
     frame_statistics_window: int | None = None
     stretch_margin: float = 0.0
+    stretch_edge: float = 0.0
     state_windows: bool = False
     spectrogram_n_fft: int = 2046
     spectrogram_hop_length: int = 320
@@ -396,6 +401,9 @@ class Nes2NetConfig(PreTrainedConfig):
         if not 0.0 <= self.stretch_margin <= MAX_CALIBRATION_OFFSET:
             raise ValueError(f"stretch_margin must be between 0 and {MAX_CALIBRATION_OFFSET:g} log-odds, got "
                              f"{self.stretch_margin}")
+        if not 0.0 <= self.stretch_edge <= self.stretch_margin:
+            raise ValueError(f"stretch_edge must be between 0 and the stretch_margin, {self.stretch_margin:g} "
+                             f"log-odds, got {self.stretch_edge}")
         if self.loss == "weighted_ce" and self.num_labels != 2:
             raise ValueError("loss='weighted_ce' needs num_labels=2; use loss='focal_bce' with a single logit")
         if self.loss == "focal_bce" and self.num_labels != 1:

@@ -32,11 +32,11 @@ Aggregation of windows into one decision (`aggregation`):
 
 Where (`timeline`, `stretches`): a model with a frame head (`Nes2NetForAudioFrameClassification`) gives log-odds per
 10 ms, windows covering the same instant averaged; without one, each 10 ms takes the mean of the windows covering it.
-Stretches below the threshold that hold a core of at least 0.2 s below `threshold - config.stretch_margin` are
-listed (`localisation.spoofed_stretches`: a frame head's margin keeps genuine dips unflagged, and the stretch still
-spans the whole run around its core), and a bona fide verdict that would hide one reads `partly spoofed` instead:
-on dev splices, flagging an utterance by its most spoof-like stretch separated partial spoofs best
-(`benchmarks/localisation.py`).
+Stretches below `threshold - config.stretch_edge` that hold a core of at least 0.2 s below `threshold -
+config.stretch_margin` are listed (`localisation.spoofed_stretches`: a frame head's margin keeps genuine dips
+unflagged, and the stretch spans the whole run around its core, to where the scores rise past the edge), and a bona
+fide verdict that would hide one reads `partly spoofed` instead: on dev splices, flagging an utterance by its most
+spoof-like stretch separated partial spoofs best (`benchmarks/localisation.py`).
 
 Scoring itself (decoding in a background thread, the protocol, length-pooled batches under a sample budget, the
 model call) is `modeling_nes2net.scorer`, shared with `nes2net evaluate`; this module turns its logits into verdicts.
@@ -111,8 +111,8 @@ class DetectionResult:
         timeline: log-odds per 10 ms (`localisation.CELL_SECONDS`): the frame head's where the model has one
             (`Nes2NetForAudioFrameClassification`), else the mean of the windows covering each instant; None for a
             single window without a frame head.
-        stretches: the runs of the timeline below the threshold that hold a core of at least `MIN_STRETCH_SECONDS`
-            below `threshold - config.stretch_margin` (`localisation.spoofed_stretches`).
+        stretches: the runs of the timeline below `threshold - config.stretch_edge` that hold a core of at least
+            `MIN_STRETCH_SECONDS` below `threshold - config.stretch_margin` (`localisation.spoofed_stretches`).
     """
 
     source: str
@@ -317,7 +317,7 @@ class Nes2NetDetector:
         score, odd = aggregate(scored.logits, aggregation or "mean")
         timeline = self._timeline(scored, segments)
         stretches = [] if timeline is None else spoofed_stretches(
-            timeline, self.threshold, MIN_STRETCH_SECONDS, self.config.stretch_margin
+            timeline, self.threshold, MIN_STRETCH_SECONDS, self.config.stretch_margin, self.config.stretch_edge
         )
         label = verdict(odd, self.threshold)
         return DetectionResult(

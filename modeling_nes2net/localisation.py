@@ -9,9 +9,9 @@ builder), whatever made the scores:
 
 From the cells, `pool_segments` gives the score of each segment of a coarser resolution (the minimum of its cells:
 a segment is as spoof-like as its most spoof-like part, the rule the segment labels follow) and `spoofed_stretches`
-the stretches flagged: runs below a threshold that hold a confident core (`flagging_threshold`: the threshold above
-which a timeline shows a core), and `stretch_iou` how well flagged stretches cover the spoofed cells. Scores are
-log-odds, higher = more bona fide.
+the stretches flagged: runs below a threshold (less an edge) that hold a confident core (`flagging_threshold`: the
+threshold above which a timeline shows a core), and `stretch_iou` how well flagged stretches cover the spoofed cells.
+Scores are log-odds, higher = more bona fide.
 """
 
 from __future__ import annotations
@@ -81,22 +81,22 @@ def pool_segments(cell_values: np.ndarray, resolution_ms: int) -> np.ndarray:
 
 
 def spoofed_stretches(cell_scores: np.ndarray, threshold: float = 0.0, min_seconds: float = 0.1,
-                      margin: float = 0.0) -> list[Stretch]:
-    """The runs of cells scoring below `threshold` that hold a core of at least `min_seconds` of consecutive cells
-    below `threshold - margin`, as `Stretch`es: a two-level (hysteresis) rule, so a stretch is only reported where
-    the scores are confidently low, and then covers everything around the core that leans spoof. `margin` 0: the
-    runs below `threshold` of at least `min_seconds`."""
-    if margin < 0:
-        raise ValueError(f"margin must be >= 0, got {margin}")
+                      margin: float = 0.0, edge: float = 0.0) -> list[Stretch]:
+    """The runs of cells scoring below `threshold - edge` that hold a core of at least `min_seconds` of consecutive
+    cells below `threshold - margin`, as `Stretch`es: a two-level (hysteresis) rule, so a stretch is only reported
+    where the scores are confidently low, and then covers everything around the core that leans spoof enough.
+    `0 <= edge <= margin`; `margin` 0: the runs below `threshold` of at least `min_seconds`."""
+    if not 0 <= edge <= margin:
+        raise ValueError(f"margin must be >= 0 and edge between 0 and the margin, got margin {margin} and edge {edge}")
     scores = np.asarray(cell_scores)
     min_cells = max(1, round(min_seconds / CELL_SECONDS))
     in_core = np.zeros(len(scores) + 1, np.int64)
     for start, end in true_runs(scores < threshold - margin):
         in_core[start + 1 : end + 1] = end - start >= min_cells
-    cores_before = np.cumsum(in_core)  # a core lies inside every run below `threshold` that holds any of its cells
+    cores_before = np.cumsum(in_core)  # a core lies inside every run below `threshold - edge` holding any of its cells
     return [
         Stretch(start * CELL_SECONDS, end * CELL_SECONDS, float(np.min(scores[start:end])))
-        for start, end in true_runs(scores < threshold)
+        for start, end in true_runs(scores < threshold - edge)
         if cores_before[end] > cores_before[start]
     ]
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .detection import DetectionResult
+from .localisation import CELL_SECONDS
 from .scorer import ENVELOPE_SECONDS
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
 SPOOF_COLOUR = "tab:red"
 SCORE_COLOUR = "tab:blue"
+TIMELINE_COLOUR = "0.45"
 
 
 PLOT_EXTRA_MISSING = "timeline plots need matplotlib, which is not installed: pip install 'nes2net[plot]'"
@@ -47,9 +49,10 @@ def plot_format(path: str | Path) -> str:
 
 
 def plot_timeline(result: DetectionResult, width: float = 10.0) -> Figure:
-    """Two stacked panels sharing the time axis: the peak envelope of the waveform, and each segment's log-odds
-    (bona fide) at its centre with the decision threshold; the result's spoofed stretches (the one rule the label
-    and `--segments` follow: `localisation.spoofed_stretches` on the timeline) are shaded red on both."""
+    """Two stacked panels sharing the time axis: the peak envelope of the waveform, and the log-odds (bona fide) of
+    each window at its centre and of the 10 ms timeline (a frame head's, where the model has one) with the decision
+    threshold; the result's spoofed stretches (the one rule the label and `--segments` follow:
+    `localisation.spoofed_stretches` on the timeline) are shaded red on both."""
     if not can_plot():
         raise ImportError(PLOT_EXTRA_MISSING, name="matplotlib")
     from matplotlib.figure import Figure
@@ -64,11 +67,16 @@ def plot_timeline(result: DetectionResult, width: float = 10.0) -> Figure:
     wave_axes.set_ylabel("amplitude")
 
     segments = result.segments
+    if result.timeline is not None:
+        cell_times = (np.arange(len(result.timeline)) + 0.5) * CELL_SECONDS
+        score_axes.plot(cell_times, result.timeline, color=TIMELINE_COLOUR, linewidth=1, label="per 10 ms")
     if len(segments) == 1:
-        score_axes.hlines(segments[0].log_odds, segments[0].start, segments[0].end, color=SCORE_COLOUR, linewidth=2)
+        score_axes.hlines(segments[0].log_odds, segments[0].start, segments[0].end, color=SCORE_COLOUR, linewidth=2,
+                          label="recording")
     else:
         centres = [(segment.start + segment.end) / 2 for segment in segments]
-        score_axes.plot(centres, [segment.log_odds for segment in segments], color=SCORE_COLOUR, marker=".")
+        score_axes.plot(centres, [segment.log_odds for segment in segments], color=SCORE_COLOUR, marker=".",
+                        linestyle="none" if result.timeline is not None else "-", label="windows")
     score_axes.axhline(result.threshold, color="black", linestyle="--", linewidth=1,
                        label=f"threshold {result.threshold:g}")
     for stretch in result.stretches:

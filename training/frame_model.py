@@ -59,7 +59,13 @@ from modeling_nes2net import Nes2NetForAudioFrameClassification, save_model_fold
 from modeling_nes2net.model_loading import DEFAULT_FRAME_MODEL_DIR
 from modeling_nes2net.folder import remote_code_files
 from modeling_nes2net.detection import MIN_STRETCH_SECONDS
-from modeling_nes2net.localisation import CELL_SECONDS, flagging_threshold, frame_cell_scores
+from modeling_nes2net.localisation import (
+    CELL_SECONDS,
+    flagging_threshold,
+    frame_cell_scores,
+    spoofed_stretches,
+    stretch_iou,
+)
 from modeling_nes2net.model_calls import frame_log_odds
 from modeling_nes2net.modeling_nes2net import local_layer_statistics
 from training.data import build_dataset
@@ -72,6 +78,7 @@ from training.divergence import TrainingDivergedError
 from training.frozen_frontend import FrontendCache, cache_frontend_states, forward_states
 from training.llr_fitting import fit_llr_fusion
 from training.metrics import compute_eer
+from training.segment_metrics import IOU_HIT
 from training.localisation import LABEL_COLUMN, frame_targets
 from training.recipe import Recipe, states_recipe
 from training.state_cache import TRAINING_SPLITS, load_states, split_items
@@ -249,14 +256,15 @@ def add_frame_statistics_head(model: Nes2NetForAudioFrameClassification, train: 
     log-odds calibrated on `dev`'s (`fit_llr_fusion`; without `dev`, the regression's own). With `genuine_flagged`,
     `config.stretch_margin` is set to the least margin (`stretch_margin`) at which at most that share of `dev`'s bona
     fide recordings shows a spoofed stretch: a stretch is flagged only around a confident core, and the frame log-odds
-    stay calibrated. The utterance model is untouched, so every utterance score stays the base's."""
+    stay calibrated; and `config.stretch_edge`, where stretches end, to the one that finds the most of `dev`'s splices
+    (`stretch_edge`; 0 without any). The utterance model is untouched, so every utterance score stays the base's."""
     strengths = [inverse_strength] if isinstance(inverse_strength, (int, float)) else list(inverse_strength)
     features, labels = frame_statistics(model, train, window, frame_step)
+    spliced = None if dev is None else dev.select(
+        np.array([len(cells) > 0 for cells in dev.metadata.get(LABEL_COLUMN, [""] * len(dev))], bool))
     if len(strengths) == 1:
         weights, bias = fit_logistic(features, labels, strengths[0])
     else:
-        spliced = None if dev is None else dev.select(
-            np.array([len(cells) > 0 for cells in dev.metadata.get(LABEL_COLUMN, [""] * len(dev))], bool))
         if spliced is None or not len(spliced):
             raise ValueError("several frame_statistics.inverse_strength values are chosen between on the dev split's "
                              "spliced recordings, and there are none")
@@ -283,6 +291,12 @@ def add_frame_statistics_head(model: Nes2NetForAudioFrameClassification, train: 
         logger.info("stretch margin %.2f: at most %.0f %% of the dev split's bona fide recordings show a spoofed "
                     "stretch", margin, 100 * genuine_flagged)
         fitted.config.stretch_margin = margin
+        spliced = spliced.select(spliced.labels == 0)
+        if len(spliced):
+            fitted.config.stretch_edge = stretch_edge(fitted, spliced)
+            logger.info("stretch edge %.2f chosen on %d dev splices", fitted.config.stretch_edge, len(spliced))
+        else:
+            logger.info("no spliced dev recordings: stretches end at the threshold (stretch edge 0)")
     return fitted
 
 
@@ -307,21 +321,45 @@ def stretch_margin(model: Nes2NetForAudioFrameClassification, bonafide: Frontend
     """The least `Nes2NetConfig.stretch_margin` (>= 0) at which at most `share` of the `bonafide` trials (whole
     recordings) show a stretch the detector flags at threshold 0: a core of `detection.MIN_STRETCH_SECONDS` whose
     frame log-odds are all below `-margin`."""
-    thresholds = []
-    with torch.inference_mode():
-        for state in bonafide.states:
-            states = tuple(state.float()[:, None])
-            _, trunk, _ = forward_states(model, states, None)
-            scores = frame_log_odds(model.frame_logits_of(states, trunk), [state.shape[1]])[0]
-            cells = frame_cell_scores(scores, model.frame_times(len(scores)).numpy(),
-                                      round(len(scores) * frame_seconds(model) / CELL_SECONDS))
-            thresholds.append(flagging_threshold(cells, MIN_STRETCH_SECONDS))
+    thresholds = [flagging_threshold(cell_log_odds(model, state, round(state.shape[1] * frame_seconds(model)
+                                                                     / CELL_SECONDS)), MIN_STRETCH_SECONDS)
+                  for state in bonafide.states]
     # a recording is flagged at margin m when its flagging threshold is below -m: at most k = floor(share * n) are when
     # -m is at most the k-th lowest threshold (0-based)
     allowed = int(np.floor(share * len(thresholds)))
     if allowed >= len(thresholds):
         return 0.0
     return max(0.0, -float(np.sort(thresholds)[allowed]))
+
+
+def stretch_edge(model: Nes2NetForAudioFrameClassification, spliced: FrontendCache, steps: int = 10) -> float:
+    """The `Nes2NetConfig.stretch_edge`, among `steps + 1` evenly spaced from 0 to the model's `stretch_margin`, at
+    which the stretches the detector flags at threshold 0 find the spoofed spans (`stretch_iou` >= `IOU_HIT`) of the
+    most `spliced` trials (recordings with `segment_labels_10ms`), ties going to the higher mean IoU, then the smaller
+    edge. The edge moves where stretches end, never whether a recording shows one."""
+    margin = model.config.stretch_margin
+    timelines = [(cell_log_odds(model, state, len(labels)), np.asarray(labels))
+                 for state, labels in zip(spliced.states, spliced.metadata[LABEL_COLUMN])]
+    best = None
+    for edge in np.linspace(0.0, margin, steps + 1):
+        ious = np.array([stretch_iou(spoofed_stretches(cells, 0.0, MIN_STRETCH_SECONDS, margin, edge), labels)
+                         for cells, labels in timelines])
+        found = float(np.mean(ious >= IOU_HIT))
+        logger.info("stretch edge %.2f: %.1f %% of the dev splices found, mean IoU %.3f", edge, 100 * found,
+                    ious.mean())
+        if best is None or (found, ious.mean()) > best[0]:
+            best = ((found, ious.mean()), float(edge))
+    return best[1]
+
+
+def cell_log_odds(model: Nes2NetForAudioFrameClassification, state: torch.Tensor, cells: int) -> np.ndarray:
+    """The frame head's log-odds of one trial's cached states `(layers, frames, features)`, whole, on `cells` 10 ms
+    cells (`frame_cell_scores`): `(cells,)`."""
+    with torch.inference_mode():
+        states = tuple(state.float()[:, None])
+        _, trunk, _ = forward_states(model, states, None)
+        scores = frame_log_odds(model.frame_logits_of(states, trunk), [state.shape[1]])[0]
+    return frame_cell_scores(scores, model.frame_times(len(scores)).numpy(), cells)
 
 
 def frame_loss(model: Nes2NetForAudioFrameClassification, batch: dict, cache: FrontendCache,

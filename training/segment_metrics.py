@@ -12,7 +12,7 @@ builders store `segment_labels_10ms`), and an utterance score and label.
 - Utterance EER: one trial per utterance.
 - `stretch_iou` (`modeling_nes2net.localisation`): how well the stretches a detector flags cover the spoofed cells of
   one utterance (intersection over union on the 10 ms grid), the figure a user reading `nes2net detect --segments`
-  sees.
+  sees; a splice whose stretches reach `IOU_HIT` counts as found.
 
 Every EER is `training.metrics.compute_eer`'s; `bootstrap_interval` resamples utterances (segments of one utterance
 are not independent) for a confidence interval.
@@ -29,6 +29,8 @@ from modeling_nes2net.localisation import pool_segments
 from training.metrics import compute_eer, stratified_bootstrap_interval
 
 PARTIALSPOOF_RESOLUTIONS_MS = (20, 40, 80, 160, 320, 640)
+IOU_HIT = 0.5
+"""The intersection over union at which the flagged stretches of a splice count as finding its inserted spans."""
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from modeling_nes2net.weight_checks import ModelLoadError
     ("calibration_offset", 1e30, "calibration_offset must be within"),
     ("stretch_margin", -0.5, "stretch_margin must be between 0 and 10000 log-odds, got -0.5"),
     ("stretch_margin", float("nan"), "stretch_margin must be between 0 and 10000 log-odds, got nan"),
+    ("stretch_edge", 0.5, "stretch_edge must be between 0 and the stretch_margin, 0 log-odds, got 0.5"),
     ("attention_channels", 10**9, "attention_channels = 1000000000 is over 8192"),
 ])
 def test_an_implausible_config_value_is_refused_in_one_line(model_dir, tmp_path, key, value, message):

@@ -61,3 +61,16 @@ def test_the_models_stretch_margin_decides_which_dips_are_flagged():
     spoofed_frames.config.stretch_margin = depth - 0.5
     (stretch,) = Nes2NetDetector(spoofed_frames, device="cpu").detect(signal(), 16_000).stretches
     assert (stretch.start, stretch.end) == pytest.approx((0.0, 3.0))
+
+
+def test_the_models_stretch_edge_decides_where_a_flagged_stretch_ends(monkeypatch):
+    timeline = np.array([1.0] * 100 + [-1.0] * 30 + [-3.0] * 40 + [-1.0] * 30 + [1.0] * 100)  # a core, shoulders
+    monkeypatch.setattr(Nes2NetDetector, "_timeline", lambda detector, scored, segments: timeline)
+    spoofed_frames = framed_model((3.0, 0.0))
+    spoofed_frames.config.stretch_margin = 2.0
+    ends = {}
+    for edge in (0.0, 1.5):
+        spoofed_frames.config.stretch_edge = edge
+        (stretch,) = Nes2NetDetector(spoofed_frames, device="cpu").detect(signal(), 16_000).stretches
+        ends[edge] = (stretch.start, stretch.end)
+    assert ends[0.0] == pytest.approx((1.0, 2.0)) and ends[1.5] == pytest.approx((1.3, 1.7))

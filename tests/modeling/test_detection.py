@@ -236,6 +236,9 @@ def test_timeline_plot(model, tmp_path):
     assert (stretch.start, stretch.end) == pytest.approx((0.0, 9.0))
     figure = plot_timeline(result)
     assert len(figure.axes) == 2
+    lines = {line.get_label(): line for line in figure.axes[1].get_lines()}
+    np.testing.assert_array_equal(lines["per 10 ms"].get_ydata(), result.timeline)  # the curve the stretches come from
+    assert len(lines["windows"].get_xdata()) == len(result.segments)
     for axes in figure.axes:  # the plot shades the result's stretches, the rule the label and --segments follow
         (shaded,) = axes.patches
         assert shaded.get_x() == pytest.approx(stretch.start) and shaded.get_width() == pytest.approx(9.0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import types
 
 import numpy as np
 import pytest
@@ -31,9 +32,10 @@ from training.frame_model import (
     initial_frame_model,
     main,
     select_inverse_strength,
+    stretch_edge,
     stretch_margin,
 )
-from training.frozen_frontend import CORPUS_COLUMN, StatesDataset, collate_states
+from training.frozen_frontend import CORPUS_COLUMN, FrontendCache, StatesDataset, collate_states
 from training.localisation import frame_targets
 from training.metrics import compute_eer
 
@@ -234,6 +236,7 @@ def test_genuine_flagged_sets_the_stretch_margin_and_keeps_the_frame_log_odds_ca
     flagged = add_frame_statistics_head(model, train, train, genuine_flagged=0.2, **options)
     assert asked == [0.2]
     assert (plain.config.stretch_margin, flagged.config.stretch_margin) == (0.0, 1.75)
+    assert plain.config.stretch_edge == 0.0 and 0.0 <= flagged.config.stretch_edge <= 1.75  # fitted on its splices
     assert torch.equal(flagged.frame_classifier.weight, plain.frame_classifier.weight)
     assert torch.equal(flagged.frame_classifier.bias, plain.frame_classifier.bias)
 
@@ -303,3 +306,27 @@ def test_the_stretch_margin_is_the_least_that_keeps_the_share_of_flagged_bona_fi
         margin = stretch_margin(fitted, bonafide, share)
         assert margin > 0
         assert flagged(margin + 1e-4) <= share * len(bonafide) < flagged(margin - 1e-3)
+
+
+def test_the_stretch_edge_is_where_the_most_dev_splices_are_found(monkeypatch):
+    """Each spliced span scores -3 in its middle third and -1 on its shoulders, and 0.4 s of genuine speech on either
+    side leans spoof at -0.6: only an edge from 0.6 to below 1 flags the span exactly; below, the stretch swallows the
+    genuine neighbours (IoU 0.43-0.6), above, it keeps the core alone (IoU 1/3)."""
+    def splice(before: int, span: int, after: int) -> np.ndarray:
+        return np.array([1] * before + [0] * span + [1] * after, np.int8)
+
+    labels = [splice(60, 60, 100), splice(120, 90, 50), splice(50, 120, 70)]
+    timelines = []
+    for cells in labels:
+        start, end = np.flatnonzero(cells == 0)[[0, -1]] + [0, 1]
+        timeline = np.where(cells == 1, 1.0, -1.0)
+        timeline[max(0, start - 40) : start] = timeline[end : end + 40] = -0.6
+        third = (end - start) // 3
+        timeline[start + third : end - third] = -3.0
+        timelines.append(timeline)
+    spliced = FrontendCache([torch.full((1, 2, 1), float(index)) for index in range(len(labels))],
+                            np.zeros(len(labels), np.int64), {"segment_labels_10ms": labels})
+    monkeypatch.setattr(frame_model, "cell_log_odds", lambda model, state, cells: timelines[int(state[0, 0, 0])])
+    model = types.SimpleNamespace(config=types.SimpleNamespace(stretch_margin=2.0))
+    assert stretch_edge(model, spliced, steps=10) == pytest.approx(0.6)  # 0.6 and 0.8 both exact: the smaller
+    assert stretch_edge(model, spliced, steps=4) == 0.0  # of 0, 0.5, 1, 1.5, 2: 0 and 0.5 find two of three alike

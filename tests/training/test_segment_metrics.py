@@ -63,8 +63,11 @@ def test_a_margin_flags_only_runs_with_a_confident_core_and_keeps_their_whole_ex
     without_margin = [(s.start, s.end) for s in spoofed_stretches(scores, 0.0, 0.2)]
     assert np.allclose(without_margin, [(0.1, 0.5), (0.6, 1.0)])  # the dip too, and not the 0.15 s blip
     assert spoofed_stretches(scores, 0.0, 0.2, margin=3.5) == []  # no core of 0.2 s below -3.5
-    with pytest.raises(ValueError, match="margin must be >= 0"):
-        spoofed_stretches(scores, 0.0, 0.2, margin=-1.0)
+    (narrower,) = spoofed_stretches(scores, 0.0, 0.2, margin=2.0, edge=1.0)  # ends where the scores rise past -1
+    assert (narrower.start, narrower.end) == pytest.approx((0.7, 0.9))
+    for margin, edge in ((-1.0, 0.0), (2.0, -0.5), (2.0, 2.5)):
+        with pytest.raises(ValueError, match="margin must be >= 0 and edge between 0 and the margin"):
+            spoofed_stretches(scores, 0.0, 0.2, margin=margin, edge=edge)
     rng = np.random.default_rng(1)  # the margin only ever drops stretches; what it keeps is unchanged
     for _ in range(100):
         scores, margin = rng.normal(size=int(rng.integers(5, 80))).cumsum() / 3, float(rng.uniform(0, 2))
