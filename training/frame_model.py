@@ -12,7 +12,7 @@ Steps (the recipe: `training/recipes/frozen_frontend/frames.yaml`), each a funct
    clips' own copy-syntheses.
 2. `initial_frame_model`: the base model folder (the shipped default) as `Nes2NetForAudioFrameClassification`:
    its encoder, layer merge, back-end and utterance head kept, the frame classifier new.
-3. `cached_frame_states` (`training.frozen_frontend`): the train splits of both builds of every corpus encoded once
+3. `frame_state_files` (`training.frozen_frontend`): the train splits of both builds of every corpus encoded once
    per view (view 0 clean, the others whole-clip through one channel condition each: codec round trips of the whole
    splice, telephone paths, noise, reverberation; every condition keeps the length and removes codec delay, so the
    10 ms labels still hold), their dev splits clean; each state kept with its 10 ms labels.
@@ -182,12 +182,21 @@ def initial_frame_model(recipe: FrameRecipe) -> Nes2NetForAudioFrameClassificati
 
 def cached_frame_states(model: Nes2NetForAudioFrameClassification, recipe: FrameRecipe, sources: Mapping[str, Path],
                         cache_dir: Path) -> tuple[FrontendCache, FrontendCache | None]:
-    """(train, dev) encoder states of every source, each split and view cached once into
-    `cache_dir / f"{source}-{split}-{view}.safetensors"` (at most `data.max_clips` clips of each, a seeded random
-    subset, named `...-max{N}`) and read back on later runs; dev is None when no source has a dev split. The states
-    depend on the frozen encoder alone, so a new back-end of the default reuses them; a new encoder needs a new
-    `cache_dir`."""
-    data, keys = recipe.data, {"train": [], "dev": []}
+    """(train, dev) encoder states of every source (`frame_state_files`, read back whole); dev is None when no source
+    has a dev split."""
+    files = frame_state_files(model, recipe, sources, cache_dir)
+    train = load_states({path: path for path in files["train"]}, files["train"])
+    dev = load_states({path: path for path in files["dev"]}, files["dev"]) if files["dev"] else None
+    return train, dev
+
+
+def frame_state_files(model: Nes2NetForAudioFrameClassification, recipe: FrameRecipe, sources: Mapping[str, Path],
+                      cache_dir: Path) -> dict[str, list[Path]]:
+    """The cache files of the encoder states of every source, by split (`train`, `dev`): each split and view encoded
+    once into `cache_dir / f"{source}-{split}-{view}.safetensors"` (at most `data.max_clips` clips of each, a seeded
+    random subset, named `...-max{N}`) and reused on later runs. The states depend on the frozen encoder alone, so a
+    new back-end of the default reuses them; a new encoder needs a new `cache_dir`."""
+    data, files = recipe.data, {"train": [], "dev": []}
     subset = f"-max{data['max_clips']}" if data.get("max_clips") else ""
     for name, folder in sources.items():
         splits = json.loads((folder / BUILD_INFO_FILE).read_text(encoding="utf-8"))["splits"]
@@ -200,10 +209,8 @@ def cached_frame_states(model: Nes2NetForAudioFrameClassification, recipe: Frame
                     items = split_items(folder, name, split, "channel" if view else "clean", data["seed"],
                                         data.get("augmentation"), data.get("preprocess"), data.get("max_clips"))
                     cache_frontend_states(model, items, [view], desc=f"{name} {split} view {view}").save(path)
-                keys[split].append(path)
-    train = load_states({path: path for path in keys["train"]}, keys["train"])
-    dev = load_states({path: path for path in keys["dev"]}, keys["dev"]) if keys["dev"] else None
-    return train, dev
+                files[split].append(path)
+    return files
 
 
 def cell_labels(cache: FrontendCache, index: int, frames: int, cells_per_frame: float) -> np.ndarray:
@@ -228,23 +235,26 @@ def frame_seconds(model: Nes2NetForAudioFrameClassification) -> float:
     return model.nes2net.frontend.frame_geometry().stride / model.config.sampling_rate
 
 
-def frame_statistics(model: Nes2NetForAudioFrameClassification, cache: FrontendCache, window: int,
+def frame_statistics(model: Nes2NetForAudioFrameClassification, trials: FrontendCache | Sequence[Path], window: int,
                      frame_step: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """Every `frame_step`-th labelled frame of every trial of `cache`: `(frames, statistics_size)` float32 local
-    statistics of its cached states over `window` frames (`local_layer_statistics`, as the model computes them) and
-    `(frames,)` labels (`trial_frame_targets`)."""
+    """Every `frame_step`-th labelled frame of every trial of `trials` (a cache, or cache files read one at a time, so
+    that only the statistics are held): `(frames, statistics_size)` float32 local statistics of its cached states over
+    `window` frames (`local_layer_statistics`, as the model computes them) and `(frames,)` labels
+    (`trial_frame_targets`)."""
     features, labels = [], []
-    for index, state in enumerate(cache.states):
-        kept = np.arange(frame_step // 2, state.shape[1], frame_step)
-        targets = trial_frame_targets(model, cache, index)[kept]
-        kept, targets = kept[targets != -100], targets[targets != -100]
-        statistics = local_layer_statistics(tuple(state.float()[:, None]), None, window)[0]
-        features.append(statistics[torch.from_numpy(kept)].numpy())
-        labels.append(targets)
+    caches = [trials] if isinstance(trials, FrontendCache) else (FrontendCache.load(path) for path in trials)
+    for cache in caches:
+        for index, state in enumerate(cache.states):
+            kept = np.arange(frame_step // 2, state.shape[1], frame_step)
+            targets = trial_frame_targets(model, cache, index)[kept]
+            kept, targets = kept[targets != -100], targets[targets != -100]
+            statistics = local_layer_statistics(tuple(state.float()[:, None]), None, window)[0]
+            features.append(statistics[torch.from_numpy(kept)].numpy())
+            labels.append(targets)
     return np.concatenate(features), np.concatenate(labels)
 
 
-def add_frame_statistics_head(model: Nes2NetForAudioFrameClassification, train: FrontendCache,
+def add_frame_statistics_head(model: Nes2NetForAudioFrameClassification, train: FrontendCache | Sequence[Path],
                               dev: FrontendCache | None, window: int, inverse_strength: float | Sequence[float] = 0.01,
                               frame_step: int = 10, genuine_flagged: float | None = None,
                               ) -> Nes2NetForAudioFrameClassification:
@@ -252,7 +262,7 @@ def add_frame_statistics_head(model: Nes2NetForAudioFrameClassification, train: 
     (`Nes2NetConfig.frame_statistics_window = window`; the trunk's columns zero): a logistic regression
     (`fit_logistic`, balanced classes, L2 with `C = inverse_strength`; given several, the one whose regression has
     the lowest frame EER on the spliced recordings of `dev`, `select_inverse_strength`: on whole clips a frame EER
-    measures the utterance, not where) on `frame_statistics` of `train`'s trials, its frame
+    measures the utterance, not where) on `frame_statistics` of `train`'s trials (or cache files), its frame
     log-odds calibrated on `dev`'s (`fit_llr_fusion`; without `dev`, the regression's own). With `genuine_flagged`,
     `config.stretch_margin` is set to the least margin (`stretch_margin`) at which at most that share of `dev`'s bona
     fide recordings shows a spoofed stretch: a stretch is flagged only around a confident core, and the frame log-odds
@@ -398,14 +408,17 @@ def run(work_dir: Path, output_dir: Path, recipe: FrameRecipe, num_threads: int 
     started = time.perf_counter()
     sources = build_sources(recipe, work_dir / "data")
     model = initial_frame_model(recipe)
-    train, dev = cached_frame_states(model, recipe, sources, work_dir / "cache")
+    files = frame_state_files(model, recipe, sources, work_dir / "cache")
+    dev = load_states({path: path for path in files["dev"]}, files["dev"]) if files["dev"] else None
     encoded = time.perf_counter()
-    logger.info("%d train states (%d dev) in %.1f minutes", len(train), len(dev or ()), (encoded - started) / 60)
-    if recipe.frame_statistics is not None:
-        model = add_frame_statistics_head(model, train, dev, **recipe.frame_statistics)
+    trials = sum(FrontendCache.stored_trials(path) for path in files["train"])
+    logger.info("%d train states (%d dev) in %.1f minutes", trials, len(dev or ()), (encoded - started) / 60)
+    if recipe.frame_statistics is not None:  # a linear probe: the train states are read one file at a time
+        model = add_frame_statistics_head(model, files["train"], dev, **recipe.frame_statistics)
         head = (f"a linear probe of the local statistics of the encoder's layers ({model.config.frame_statistics_window}"
                 " frames)")
     else:
+        train = load_states({path: path for path in files["train"]}, files["train"])
         run_dir = work_dir / "run"
         shutil.rmtree(run_dir, ignore_errors=True)  # minutes of training: a rerun starts over
         frozen = recipe.freeze_utterance_model
@@ -416,7 +429,7 @@ def run(work_dir: Path, output_dir: Path, recipe: FrameRecipe, num_threads: int 
         head = "a frame classifier on the back-end's output"
     recipe_file = repository_path(recipe.path) or Path(recipe.path).name  # no folder of the machine it was built on
     model.config.training_data = (f"Frame head ({head}) fitted by python -m training.frame_model ({recipe_file}) on "
-                                  f"{len(train)} cached encodings of spliced and whole clips of "
+                                  f"{trials} cached encodings of spliced and whole clips of "
                                   f"{', '.join(recipe.corpora)} (train splits).")
     logger.info("back-end trained in %.1f minutes", (time.perf_counter() - encoded) / 60)
     return export_frame_model(model, output_dir)

@@ -94,10 +94,15 @@ class FrontendCache:
     def load(cls, path: str | os.PathLike) -> FrontendCache:
         with safe_open(str(path), "pt") as file:
             metadata = json.loads(file.metadata()["metadata"])
-            count = sum(1 for key in file.keys() if key.startswith("state."))
-            states = [file.get_tensor(f"state.{index}") for index in range(count)]
+            states = [file.get_tensor(f"state.{index}") for index in range(cls.stored_trials(path))]
             labels = file.get_tensor("labels").numpy()
         return cls(states, labels, metadata)
+
+    @staticmethod
+    def stored_trials(path: str | os.PathLike) -> int:
+        """How many trials the file `save` wrote at `path` holds, read from its header alone."""
+        with safe_open(str(path), "pt") as file:
+            return sum(1 for key in file.keys() if key.startswith("state."))
 
 
 @torch.inference_mode()

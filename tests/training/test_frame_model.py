@@ -29,6 +29,8 @@ from training.frame_model import (
     cell_labels,
     add_frame_statistics_head,
     frame_loss,
+    frame_state_files,
+    frame_statistics,
     initial_frame_model,
     main,
     select_inverse_strength,
@@ -330,3 +332,15 @@ def test_the_stretch_edge_is_where_the_most_dev_splices_are_found(monkeypatch):
     model = types.SimpleNamespace(config=types.SimpleNamespace(stretch_margin=2.0))
     assert stretch_edge(model, spliced, steps=10) == pytest.approx(0.6)  # 0.6 and 0.8 both exact: the smaller
     assert stretch_edge(model, spliced, steps=4) == 0.0  # of 0, 0.5, 1, 1.5, 2: 0 and 0.5 find two of three alike
+
+
+def test_the_statistics_of_cache_files_read_one_at_a_time_are_those_of_the_loaded_cache(workspace):
+    recipe = FrameRecipe.load(workspace / "frames.yaml")
+    model = initial_frame_model(recipe)
+    sources = build_sources(recipe, workspace / "run" / "data")
+    files = frame_state_files(model, recipe, sources, workspace / "run" / "cache")
+    train, _ = cached_frame_states(model, recipe, sources, workspace / "run" / "cache")
+    assert len(files["train"]) > 1 and sum(FrontendCache.stored_trials(path) for path in files["train"]) == len(train)
+    for streamed, loaded in zip(frame_statistics(model, files["train"], 5, 3), frame_statistics(model, train, 5, 3)):
+        assert len(streamed) > 0
+        np.testing.assert_array_equal(streamed, loaded)
