@@ -242,7 +242,7 @@ def frame_statistics(model: Nes2NetForAudioFrameClassification, trials: Frontend
     `window` frames (`local_layer_statistics`, as the model computes them) and `(frames,)` labels
     (`trial_frame_targets`)."""
     features, labels = [], []
-    caches = [trials] if isinstance(trials, FrontendCache) else (FrontendCache.load(path) for path in trials)
+    caches = (FrontendCache.load(path) for path in trials) if isinstance(trials, Sequence) else [trials]
     for cache in caches:
         for index, state in enumerate(cache.states):
             kept = np.arange(frame_step // 2, state.shape[1], frame_step)
