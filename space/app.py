@@ -286,8 +286,8 @@ def build_demo(
                                     label="Examples, made here with espeak-ng (all synthetic speech)")
                 with gr.Column():
                     verdict = gr.Markdown(elem_id="verdict")
-            timeline = gr.Plot(label="Timeline: score of each window, suspicious stretches in red", visible=False,
-                               elem_id="timeline")
+            timeline = gr.Plot(label="Timeline: score of each window and every 10 ms, suspicious stretches in red",
+                               visible=False, elem_id="timeline")
             with gr.Accordion("Raw scores (JSON)", open=False):
                 details = gr.JSON(label="Result")
         with gr.Tab("Batch"):

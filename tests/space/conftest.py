@@ -53,6 +53,20 @@ def screenshot_model() -> list[str]:
     return ["--model", "embedded default model"] if wanted else []
 
 
+@pytest.fixture
+def screenshot_audio(space_audio: dict[str, Path], tmp_path: Path) -> Path:
+    """The recording the screenshot shows: the demo's spliced example (genuine, synthetic, genuine: `nes2net demo`'s
+    partly spoofed recording) when updating docs/space.png with the embedded default and the demo can make it (the
+    mini set and espeak-ng are there), else the 14 s test recording."""
+    if screenshot_model():
+        from modeling_nes2net.commands.demo import MINI_ANTISPOOF, SPLICED_NAME, make_examples
+
+        examples, span = make_examples(tmp_path, MINI_ANTISPOOF, per_label=4)
+        if span is not None:
+            return tmp_path / SPLICED_NAME
+    return space_audio["long"]
+
+
 @pytest.fixture(scope="session")
 def space_app(tmp_path_factory, space_model_dir):
     """The app on a free port of 127.0.0.1, offering the tiny model, with small limits; stopped after the session."""
