@@ -408,6 +408,7 @@ def run(work_dir: Path, output_dir: Path, recipe: FrameRecipe, num_threads: int 
     started = time.perf_counter()
     sources = build_sources(recipe, work_dir / "data")
     model = initial_frame_model(recipe)
+    base_training_data = model.config.training_data
     files = frame_state_files(model, recipe, sources, work_dir / "cache")
     dev = load_states({path: path for path in files["dev"]}, files["dev"]) if files["dev"] else None
     encoded = time.perf_counter()
@@ -428,9 +429,11 @@ def run(work_dir: Path, output_dir: Path, recipe: FrameRecipe, num_threads: int 
         model = Nes2NetForAudioFrameClassification.from_pretrained(final)
         head = "a frame classifier on the back-end's output"
     recipe_file = repository_path(recipe.path) or Path(recipe.path).name  # no folder of the machine it was built on
-    model.config.training_data = (f"Frame head ({head}) fitted by python -m training.frame_model ({recipe_file}) on "
-                                  f"{trials} cached encodings of spliced and whole clips of "
-                                  f"{', '.join(recipe.corpora)} (train splits).")
+    frame_head = (f"Frame head ({head}) fitted by python -m training.frame_model ({recipe_file}) on {trials} cached "
+                  f"encodings of spliced and whole clips of {', '.join(recipe.corpora)} (train splits).")
+    # the utterance model stays the base's unless the trainer trained it: then the base's account no longer holds
+    kept = base_training_data if recipe.frame_statistics is not None or recipe.freeze_utterance_model else None
+    model.config.training_data = f"Utterance model: {kept} {frame_head}" if kept else frame_head
     logger.info("back-end trained in %.1f minutes", (time.perf_counter() - encoded) / 60)
     return export_frame_model(model, output_dir)
 

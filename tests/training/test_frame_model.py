@@ -79,7 +79,9 @@ def workspace(tmp_path_factory):
         writer = csv.DictWriter(file, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    save_model_folder(content_encoder_model(), root / "base")
+    base = content_encoder_model()
+    base.config.training_data = "Trained on generated whistles."
+    save_model_folder(base, root / "base")
     recipe = {
         "model": {"base": str(root / "base"), "freeze_utterance_model": False},
         "corpora": {"generated": {"source": str(root / "corpus")}},
@@ -171,6 +173,7 @@ def test_the_trained_folder_is_the_default_detectors_and_localises_the_inserted_
     monkeypatch.setattr(model_loading, "DEFAULT_FRAME_MODEL_DIR", workspace / "default_frame_model")
     framed = model_loading.load_model(None)
     assert isinstance(framed, Nes2NetForAudioFrameClassification)
+    assert framed.config.training_data.startswith("Frame head")  # its utterance model was trained too: not the base's
 
     path, cells = spliced_recording(workspace)
     result = detection.Nes2NetDetector(framed, protocol="full", device="cpu").detect(str(path))
@@ -188,6 +191,7 @@ def test_a_frozen_utterance_model_keeps_the_base_verdicts_to_the_bit(workspace):
     output = workspace / "frozen"
     _build(workspace, output, "--freeze-utterance-model")
     framed, base = model_loading.load_model(output), model_loading.load_model(workspace / "base")
+    assert framed.config.training_data.startswith("Utterance model: Trained on generated whistles. Frame head")
     waveform = torch.from_numpy(speech_like(3.0, seed=7))[None]
     with torch.inference_mode():
         assert torch.equal(framed(waveform).logits, base(waveform).logits)
@@ -208,6 +212,8 @@ def test_a_local_statistics_frame_head_localises_the_piece_and_keeps_every_verdi
     assert framed.config.frame_statistics_window == 5
     assert "local statistics" in framed.config.training_data
     assert "(statistics.yaml)" in framed.config.training_data  # the recipe, not a folder of this machine
+    # the utterance model is the base's, and so is the account of its training data
+    assert framed.config.training_data.startswith("Utterance model: Trained on generated whistles. Frame head")
     assert not framed.frame_classifier.weight[:, :framed.config.feature_size].any()  # the trunk's columns unused
     path, cells = spliced_recording(workspace)
     waveform = torch.from_numpy(soundfile.read(path, dtype="float32")[0])[None]
