@@ -286,8 +286,9 @@ def build_demo(
                                     label="Examples, made here with espeak-ng (all synthetic speech)")
                 with gr.Column():
                     verdict = gr.Markdown(elem_id="verdict")
+            # shown, the label would cover the figure's own title (file, verdict, protocol)
             timeline = gr.Plot(label="Timeline: score of each window and every 10 ms, suspicious stretches in red",
-                               visible=False, elem_id="timeline")
+                               show_label=False, visible=False, elem_id="timeline")
             with gr.Accordion("Raw scores (JSON)", open=False):
                 details = gr.JSON(label="Result")
         with gr.Tab("Batch"):
