@@ -185,9 +185,12 @@ def cached_frame_states(model: Nes2NetForAudioFrameClassification, recipe: Frame
     """(train, dev) encoder states of every source (`frame_state_files`, read back whole); dev is None when no source
     has a dev split."""
     files = frame_state_files(model, recipe, sources, cache_dir)
-    train = load_states({path: path for path in files["train"]}, files["train"])
-    dev = load_states({path: path for path in files["dev"]}, files["dev"]) if files["dev"] else None
-    return train, dev
+    return read_state_files(files["train"]), read_state_files(files["dev"])
+
+
+def read_state_files(paths: Sequence[Path]) -> FrontendCache | None:
+    """The cache files `paths` read back as one cache, in order; None when there are none."""
+    return load_states({path: path for path in paths}, paths) if paths else None
 
 
 def frame_state_files(model: Nes2NetForAudioFrameClassification, recipe: FrameRecipe, sources: Mapping[str, Path],
@@ -274,10 +277,10 @@ def add_frame_statistics_head(model: Nes2NetForAudioFrameClassification, train: 
         np.array([len(cells) > 0 for cells in dev.metadata.get(LABEL_COLUMN, [""] * len(dev))], bool))
     if len(strengths) == 1:
         weights, bias = fit_logistic(features, labels, strengths[0])
+    elif spliced is None or not len(spliced):
+        raise ValueError("several frame_statistics.inverse_strength values are chosen between on the dev split's "
+                         "spliced recordings, and there are none")
     else:
-        if spliced is None or not len(spliced):
-            raise ValueError("several frame_statistics.inverse_strength values are chosen between on the dev split's "
-                             "spliced recordings, and there are none")
         weights, bias = select_inverse_strength(features, labels, *frame_statistics(model, spliced, window, frame_step),
                                                 strengths)
     scale, offset = 1.0, 0.0
@@ -410,7 +413,7 @@ def run(work_dir: Path, output_dir: Path, recipe: FrameRecipe, num_threads: int 
     model = initial_frame_model(recipe)
     base_training_data = model.config.training_data
     files = frame_state_files(model, recipe, sources, work_dir / "cache")
-    dev = load_states({path: path for path in files["dev"]}, files["dev"]) if files["dev"] else None
+    dev = read_state_files(files["dev"])
     encoded = time.perf_counter()
     trials = sum(FrontendCache.stored_trials(path) for path in files["train"])
     logger.info("%d train states (%d dev) in %.1f minutes", trials, len(dev or ()), (encoded - started) / 60)
@@ -419,7 +422,7 @@ def run(work_dir: Path, output_dir: Path, recipe: FrameRecipe, num_threads: int 
         head = (f"a linear probe of the local statistics of the encoder's layers ({model.config.frame_statistics_window}"
                 " frames)")
     else:
-        train = load_states({path: path for path in files["train"]}, files["train"])
+        train = read_state_files(files["train"])
         run_dir = work_dir / "run"
         shutil.rmtree(run_dir, ignore_errors=True)  # minutes of training: a rerun starts over
         frozen = recipe.freeze_utterance_model

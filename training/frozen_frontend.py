@@ -94,7 +94,7 @@ class FrontendCache:
     def load(cls, path: str | os.PathLike) -> FrontendCache:
         with safe_open(str(path), "pt") as file:
             metadata = json.loads(file.metadata()["metadata"])
-            states = [file.get_tensor(f"state.{index}") for index in range(cls.stored_trials(path))]
+            states = [file.get_tensor(f"state.{index}") for index in range(_state_count(file))]
             labels = file.get_tensor("labels").numpy()
         return cls(states, labels, metadata)
 
@@ -102,7 +102,12 @@ class FrontendCache:
     def stored_trials(path: str | os.PathLike) -> int:
         """How many trials the file `save` wrote at `path` holds, read from its header alone."""
         with safe_open(str(path), "pt") as file:
-            return sum(1 for key in file.keys() if key.startswith("state."))
+            return _state_count(file)
+
+
+def _state_count(file) -> int:
+    """The number of `state.{i}` tensors in an open safetensors `file` written by `FrontendCache.save`."""
+    return sum(1 for key in file.keys() if key.startswith("state."))
 
 
 @torch.inference_mode()

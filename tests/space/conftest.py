@@ -61,8 +61,8 @@ def screenshot_audio(space_audio: dict[str, Path], tmp_path: Path) -> Path:
     if screenshot_model():
         from modeling_nes2net.commands.demo import MINI_ANTISPOOF, SPLICED_NAME, make_examples
 
-        examples, span = make_examples(tmp_path, MINI_ANTISPOOF, per_label=4)
-        if span is not None:
+        _, spliced_span = make_examples(tmp_path, MINI_ANTISPOOF, per_label=4)
+        if spliced_span is not None:
             return tmp_path / SPLICED_NAME
     return space_audio["long"]
 

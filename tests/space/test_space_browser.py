@@ -58,7 +58,7 @@ def test_upload_check_read_verdict_and_screenshot(page, screenshot_audio, tmp_pa
     text = verdict.inner_text()
     assert text.startswith(("Likely genuine speech", "Likely spoofed speech", "Partly spoofed"))
     assert "How sure:" in text and "Threshold:" in text and "Trained on:" in text and "Known to miss:" in text
-    page.locator("#timeline img").wait_for()  # the per-window timeline of this 14 s recording
+    page.locator("#timeline img").wait_for()  # the timeline of a recording longer than one window
     target = REPO_ROOT / "docs" / "space.png" if os.environ.get("NES2NET_UPDATE_SCREENSHOT") == "1" else None
     shot = tmp_path / "space.png"
     page.screenshot(path=str(shot), full_page=True)
