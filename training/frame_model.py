@@ -49,6 +49,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -82,8 +83,11 @@ from training.segment_metrics import IOU_HIT
 from training.localisation import LABEL_COLUMN, frame_targets
 from training.recipe import Recipe, states_recipe
 from training.state_cache import TRAINING_SPLITS, load_states, split_items
-from training.statistics_head import fit_logistic
+from training.statistics_head import fit_logistic, standardise
 from training.train import train_on_states
+
+if TYPE_CHECKING:
+    from sklearn.preprocessing import StandardScaler
 
 logger = logging.getLogger(__name__)
 
@@ -244,7 +248,7 @@ def frame_statistics(model: Nes2NetForAudioFrameClassification, trials: Frontend
     that only the statistics are held): `(frames, statistics_size)` float32 local statistics of its cached states over
     `window` frames (`local_layer_statistics`, as the model computes them) and `(frames,)` labels
     (`trial_frame_targets`)."""
-    features, labels = [], []
+    pieces, labels = [], []
     caches = (FrontendCache.load(path) for path in trials) if isinstance(trials, Sequence) else [trials]
     for cache in caches:
         for index, state in enumerate(cache.states):
@@ -252,9 +256,16 @@ def frame_statistics(model: Nes2NetForAudioFrameClassification, trials: Frontend
             targets = trial_frame_targets(model, cache, index)[kept]
             kept, targets = kept[targets != -100], targets[targets != -100]
             statistics = local_layer_statistics(tuple(state.float()[:, None]), None, window)[0]
-            features.append(statistics[torch.from_numpy(kept)].numpy())
+            pieces.append(statistics[torch.from_numpy(kept)].numpy())
             labels.append(targets)
-    return np.concatenate(features), np.concatenate(labels)
+    # gathered piece by piece, each released once copied: the matrix is held once, not twice as by np.concatenate
+    features = np.empty((sum(len(piece) for piece in pieces), pieces[0].shape[1]), np.float32)
+    start, pieces = 0, pieces[::-1]
+    while pieces:
+        piece = pieces.pop()
+        features[start:start + len(piece)] = piece
+        start += len(piece)
+    return features, np.concatenate(labels)
 
 
 def add_frame_statistics_head(model: Nes2NetForAudioFrameClassification, train: FrontendCache | Sequence[Path],
@@ -273,19 +284,24 @@ def add_frame_statistics_head(model: Nes2NetForAudioFrameClassification, train: 
     (`stretch_edge`; 0 without any). The utterance model is untouched, so every utterance score stays the base's."""
     strengths = [inverse_strength] if isinstance(inverse_strength, (int, float)) else list(inverse_strength)
     features, labels = frame_statistics(model, train, window, frame_step)
-    spliced = None if dev is None else dev.select(
-        np.array([len(cells) > 0 for cells in dev.metadata.get(LABEL_COLUMN, [""] * len(dev))], bool))
+    scaler = standardise(features)  # in place: the train matrix is the largest thing held
+    spliced, dev_parts = None, []  # dev_parts: (features, labels) of dev's spliced recordings, then of its whole clips
+    if dev is not None:
+        has_cells = np.array([len(cells) > 0 for cells in dev.metadata.get(LABEL_COLUMN, [""] * len(dev))], bool)
+        spliced = dev.select(has_cells)
+        dev_parts = [frame_statistics(model, part, window, frame_step) for part in (spliced, dev.select(~has_cells))
+                     if len(part)]
     if len(strengths) == 1:
-        weights, bias = fit_logistic(features, labels, strengths[0])
+        weights, bias = fit_logistic(features, labels, strengths[0], scaler)
     elif spliced is None or not len(spliced):
         raise ValueError("several frame_statistics.inverse_strength values are chosen between on the dev split's "
                          "spliced recordings, and there are none")
     else:
-        weights, bias = select_inverse_strength(features, labels, *frame_statistics(model, spliced, window, frame_step),
-                                                strengths)
+        weights, bias = select_inverse_strength(features, labels, *dev_parts[0], strengths, scaler)
+    del features
     scale, offset = 1.0, 0.0
-    if dev is not None:
-        dev_features, dev_labels = frame_statistics(model, dev, window, frame_step)
+    if dev_parts:
+        dev_features, dev_labels = (np.concatenate(columns) for columns in zip(*dev_parts))
         (scale,), offset = fit_llr_fusion((dev_features @ weights + bias)[:, None], dev_labels)
     fitted = copy.deepcopy(model)
     fitted.config.frame_statistics_window = window
@@ -314,13 +330,14 @@ def add_frame_statistics_head(model: Nes2NetForAudioFrameClassification, train: 
 
 
 def select_inverse_strength(features: np.ndarray, labels: np.ndarray, dev_features: np.ndarray,
-                            dev_labels: np.ndarray, strengths: Sequence[float]) -> tuple[np.ndarray, float]:
-    """`fit_logistic` of `(n, F)` `features` with `(n,)` `labels` at each L2 inverse strength of `strengths`; returns
-    the `(weights, bias)` whose frame EER on `dev_features` / `dev_labels` is the lowest (the first of equals), each
-    fit's EER logged."""
+                            dev_labels: np.ndarray, strengths: Sequence[float], scaler: StandardScaler | None = None,
+                            ) -> tuple[np.ndarray, float]:
+    """`fit_logistic` of `(n, F)` `features` (standardised by `scaler` when given) with `(n,)` `labels` at each L2
+    inverse strength of `strengths`; returns the `(weights, bias)` on unstandardised features whose frame EER on
+    `dev_features` / `dev_labels` is the lowest (the first of equals), each fit's EER logged."""
     best = None
     for strength in strengths:
-        weights, bias = fit_logistic(features, labels, strength)
+        weights, bias = fit_logistic(features, labels, strength, scaler)
         scores = dev_features @ weights + bias
         eer = compute_eer(scores[dev_labels == 1], scores[dev_labels == 0]).eer
         logger.info("frame probe, C = %g: dev frame EER %.2f %%", strength, 100 * eer)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -27,6 +28,9 @@ from modeling_nes2net.modeling_nes2net import layer_statistics
 from training.frozen_frontend import CORPUS_COLUMN, FrontendCache, score_cache
 from training.llr_fitting import fit_llr_fusion
 from training.state_cache import in_views
+
+if TYPE_CHECKING:
+    from sklearn.preprocessing import StandardScaler
 
 
 def pooled_statistics(cache: FrontendCache) -> np.ndarray:
@@ -49,16 +53,35 @@ def fit_probe(train: FrontendCache, inverse_strength: float = 1.0, views: Sequen
     return fit_logistic(pooled_statistics(train), train.labels, inverse_strength)
 
 
-def fit_logistic(features: np.ndarray, labels: np.ndarray, inverse_strength: float = 1.0) -> tuple[np.ndarray, float]:
+def standardise(features: np.ndarray, chunk_rows: int = 65536) -> StandardScaler:
+    """`(n, F)` float `features` standardised in place, `chunk_rows` rows at a time (`StandardScaler.partial_fit`, then
+    each chunk scaled where it lies), so that no copy of the whole matrix is made; returns the fitted scaler."""
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler()
+    for start in range(0, len(features), chunk_rows):
+        scaler.partial_fit(features[start:start + chunk_rows])
+    for start in range(0, len(features), chunk_rows):
+        chunk = features[start:start + chunk_rows]
+        chunk -= scaler.mean_.astype(features.dtype)
+        chunk /= scaler.scale_.astype(features.dtype)
+    return scaler
+
+
+def fit_logistic(features: np.ndarray, labels: np.ndarray, inverse_strength: float = 1.0,
+                 scaler: StandardScaler | None = None) -> tuple[np.ndarray, float]:
     """A logistic regression (scikit-learn, balanced classes, L2 with `C = inverse_strength`) on standardised
     `features` `(n, F)` with `labels` `(n,)` (1 bona fide): `(weights (F,), bias)` of its log-odds on the
-    unstandardised features (the scaler folded in)."""
+    unstandardised features (the scaler folded in). Given `scaler`, `features` are already standardised by it
+    (`standardise`) and are fitted as they are (float32 stays float32: no copy)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    scaler = StandardScaler().fit(features)
+    if scaler is None:
+        scaler = StandardScaler().fit(features)
+        features = scaler.transform(features)
     probe = LogisticRegression(C=inverse_strength, class_weight="balanced", max_iter=2000)
-    probe.fit(scaler.transform(features), labels)
+    probe.fit(features, labels)
     weights = probe.coef_[0] / scaler.scale_
     return weights, float(probe.intercept_[0] - weights @ scaler.mean_)
 
@@ -100,4 +123,4 @@ def add_statistics_head(model: Nes2NetForAudioClassification, train: FrontendCac
     return fused.eval()
 
 
-__all__ = ["add_statistics_head", "fit_logistic", "fit_probe", "pooled_statistics"]
+__all__ = ["add_statistics_head", "fit_logistic", "fit_probe", "pooled_statistics", "standardise"]

@@ -28,7 +28,7 @@ from training.frozen_frontend import (
 from modeling_nes2net.modeling_nes2net import layer_statistics, local_layer_statistics
 from training.llr_fitting import fit_llr_fusion
 from training.recipe import Recipe, recipe_from_dict
-from training.statistics_head import add_statistics_head, fit_probe, pooled_statistics
+from training.statistics_head import add_statistics_head, fit_logistic, fit_probe, pooled_statistics, standardise
 from training.train import train_on_states
 
 COLUMNS = ["label", "utt_id", "attack"]
@@ -219,6 +219,24 @@ def test_local_statistics_are_mean_and_std_over_the_real_frames_of_each_window()
 def test_a_frame_statistics_window_must_be_an_odd_number_of_frames(window):
     with pytest.raises(Exception, match="frame_statistics_window must be an odd number of frames"):
         tiny_config("whisper", frame_statistics_window=window)
+
+
+def test_features_standardised_in_place_fit_the_probe_that_a_copying_fit_finds():
+    generator = np.random.default_rng(0)
+    labels = generator.integers(0, 2, 600)
+    features = generator.normal(size=(600, 6)) * [1.0, 10.0, 0.1, 3.0, 1.0, 1.0] + [0.0, 5.0, -2.0, 0.0, 100.0, 0.0]
+    features[:, 0] += labels
+    features = features.astype(np.float32)
+    copied_weights, copied_bias = fit_logistic(features.copy(), labels, 0.1)
+    standardised = features.copy()
+    scaler = standardise(standardised, chunk_rows=64)  # ten chunks, the last one short
+    np.testing.assert_allclose(standardised.mean(axis=0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(standardised.std(axis=0), 1.0, atol=1e-4)
+    np.testing.assert_allclose(scaler.mean_, features.astype(np.float64).mean(axis=0), rtol=1e-6)
+    weights, bias = fit_logistic(standardised, labels, 0.1, scaler)
+    np.testing.assert_allclose(weights, copied_weights, rtol=1e-3, atol=1e-5)
+    assert bias == pytest.approx(copied_bias, rel=1e-3)
+    assert weights[0] > 0.5  # the one informative feature
 
 
 def test_a_statistics_head_on_one_logit_scores_the_fusion_through_the_forward_pass(caches):
