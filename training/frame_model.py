@@ -248,9 +248,10 @@ def frame_statistics(model: Nes2NetForAudioFrameClassification, trials: Frontend
     that only the statistics are held): `(frames, statistics_size)` float32 local statistics of its cached states over
     `window` frames (`local_layer_statistics`, as the model computes them) and `(frames,)` labels
     (`trial_frame_targets`)."""
-    pieces, labels = [], []
+    parts, labels = [], []
     caches = (FrontendCache.load(path) for path in trials) if isinstance(trials, Sequence) else [trials]
     for cache in caches:
+        pieces = []
         for index, state in enumerate(cache.states):
             kept = np.arange(frame_step // 2, state.shape[1], frame_step)
             targets = trial_frame_targets(model, cache, index)[kept]
@@ -258,13 +259,14 @@ def frame_statistics(model: Nes2NetForAudioFrameClassification, trials: Frontend
             statistics = local_layer_statistics(tuple(state.float()[:, None]), None, window)[0]
             pieces.append(statistics[torch.from_numpy(kept)].numpy())
             labels.append(targets)
-    # gathered piece by piece, each released once copied: the matrix is held once, not twice as by np.concatenate
-    features = np.empty((sum(len(piece) for piece in pieces), pieces[0].shape[1]), np.float32)
-    start, pieces = 0, pieces[::-1]
-    while pieces:
-        piece = pieces.pop()
-        features[start:start + len(piece)] = piece
-        start += len(piece)
+        parts.append(np.concatenate(pieces))  # one block per file: the small pieces' heap memory is reused, not kept
+    # the blocks copied into one matrix and each released once copied: it is held once, not twice as by np.concatenate
+    features = np.empty((sum(len(part) for part in parts), parts[0].shape[1]), np.float32)
+    start, parts = 0, parts[::-1]
+    while parts:
+        part = parts.pop()
+        features[start:start + len(part)] = part
+        start += len(part)
     return features, np.concatenate(labels)
 
 

@@ -53,7 +53,7 @@ def fit_probe(train: FrontendCache, inverse_strength: float = 1.0, views: Sequen
     return fit_logistic(pooled_statistics(train), train.labels, inverse_strength)
 
 
-def standardise(features: np.ndarray, chunk_rows: int = 65536) -> StandardScaler:
+def standardise(features: np.ndarray, chunk_rows: int = 4096) -> StandardScaler:
     """`(n, F)` float `features` standardised in place, `chunk_rows` rows at a time (`StandardScaler.partial_fit`, then
     each chunk scaled where it lies), so that no copy of the whole matrix is made; returns the fitted scaler."""
     from sklearn.preprocessing import StandardScaler
