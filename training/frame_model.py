@@ -284,6 +284,8 @@ def add_frame_statistics_head(model: Nes2NetForAudioFrameClassification, train: 
     fide recordings shows a spoofed stretch: a stretch is flagged only around a confident core, and the frame log-odds
     stay calibrated; and `config.stretch_edge`, where stretches end, to the one that finds the most of `dev`'s splices
     (`stretch_edge`; 0 without any). The utterance model is untouched, so every utterance score stays the base's."""
+    if dev is not None and not len(dev):
+        raise ValueError("the dev states hold no trials: give None to fit without calibration")
     strengths = [inverse_strength] if isinstance(inverse_strength, (int, float)) else list(inverse_strength)
     features, labels = frame_statistics(model, train, window, frame_step)
     scaler = standardise(features)  # in place: the train matrix is the largest thing held

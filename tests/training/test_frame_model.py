@@ -285,6 +285,15 @@ def test_several_l2_strengths_need_spliced_dev_recordings(workspace):
             add_frame_statistics_head(model, train, dev, window=5, inverse_strength=[1.0, 0.01], frame_step=1)
 
 
+def test_dev_states_without_trials_are_refused_rather_than_left_uncalibrated(workspace):
+    recipe = FrameRecipe.load(workspace / "frames.yaml")
+    model = initial_frame_model(recipe)
+    train, _ = cached_frame_states(model, recipe, build_sources(recipe, workspace / "run" / "data"),
+                                   workspace / "run" / "cache")
+    with pytest.raises(ValueError, match="the dev states hold no trials"):
+        add_frame_statistics_head(model, train, train.select(np.zeros(len(train), bool)), window=5, frame_step=1)
+
+
 def test_the_stretch_margin_is_the_least_that_keeps_the_share_of_flagged_bona_fide_recordings(workspace):
     recipe = FrameRecipe.load(workspace / "frames.yaml")
     model = initial_frame_model(recipe)
