@@ -184,14 +184,6 @@ def initial_frame_model(recipe: FrameRecipe) -> Nes2NetForAudioFrameClassificati
     return model.eval()
 
 
-def cached_frame_states(model: Nes2NetForAudioFrameClassification, recipe: FrameRecipe, sources: Mapping[str, Path],
-                        cache_dir: Path) -> tuple[FrontendCache, FrontendCache | None]:
-    """(train, dev) encoder states of every source (`frame_state_files`, read back whole); dev is None when no source
-    has a dev split."""
-    files = frame_state_files(model, recipe, sources, cache_dir)
-    return read_state_files(files["train"]), read_state_files(files["dev"])
-
-
 def read_state_files(paths: Sequence[Path]) -> FrontendCache | None:
     """The cache files `paths` read back as one cache, in order; None when there are none."""
     return load_states({path: path for path in paths}, paths) if paths else None
@@ -260,6 +252,8 @@ def frame_statistics(model: Nes2NetForAudioFrameClassification, trials: Frontend
             pieces.append(statistics[torch.from_numpy(kept)].numpy())
             labels.append(targets)
         parts.append(np.concatenate(pieces))  # one block per file: the small pieces' heap memory is reused, not kept
+    if len(parts) == 1:  # one cache: its block is the matrix
+        return parts[0], np.concatenate(labels)
     # the blocks copied into one matrix and each released once copied: it is held once, not twice as by np.concatenate
     features = np.empty((sum(len(part) for part in parts), parts[0].shape[1]), np.float32)
     start, parts = 0, parts[::-1]

@@ -61,10 +61,11 @@ def standardise(features: np.ndarray, chunk_rows: int = 4096) -> StandardScaler:
     scaler = StandardScaler()
     for start in range(0, len(features), chunk_rows):
         scaler.partial_fit(features[start:start + chunk_rows])
+    mean, scale = scaler.mean_.astype(features.dtype), scaler.scale_.astype(features.dtype)
     for start in range(0, len(features), chunk_rows):
         chunk = features[start:start + chunk_rows]
-        chunk -= scaler.mean_.astype(features.dtype)
-        chunk /= scaler.scale_.astype(features.dtype)
+        chunk -= mean
+        chunk /= scale
     return scaler
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import json
 import types
+from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,7 +27,6 @@ from training import frame_model
 from training.frame_model import (
     FrameRecipe,
     build_sources,
-    cached_frame_states,
     cell_labels,
     add_frame_statistics_head,
     frame_loss,
@@ -33,6 +34,7 @@ from training.frame_model import (
     frame_statistics,
     initial_frame_model,
     main,
+    read_state_files,
     select_inverse_strength,
     stretch_edge,
     stretch_margin,
@@ -42,6 +44,12 @@ from training.localisation import frame_targets
 from training.metrics import compute_eer
 
 RATE = 16_000
+
+
+def cached_train_states(model: Nes2NetForAudioFrameClassification, recipe: FrameRecipe, sources: Mapping[str, Path],
+                        cache_dir: Path) -> FrontendCache:
+    """The train states of every source as the pipeline caches them (`frame_state_files`), read back as one cache."""
+    return read_state_files(frame_state_files(model, recipe, sources, cache_dir)["train"])
 
 
 def machine_made(seconds: float, seed: int) -> np.ndarray:
@@ -100,7 +108,7 @@ def test_frame_labels_follow_the_encoders_20ms_frames(workspace):
     recipe = FrameRecipe.load(workspace / "frames.yaml")
     model = initial_frame_model(recipe)
     sources = build_sources(recipe, workspace / "run" / "data")
-    train, _ = cached_frame_states(model, recipe, sources, workspace / "run" / "cache")
+    train = cached_train_states(model, recipe, sources, workspace / "run" / "cache")
     spliced = [index for index, labels in enumerate(train.metadata["segment_labels_10ms"])
                if len(labels) and min(labels) == 0]
     assert spliced and any(len(labels) == 0 for labels in train.metadata["segment_labels_10ms"])  # and whole clips
@@ -124,7 +132,7 @@ def test_more_splice_draws_train_on_other_pieces_in_the_same_hosts(workspace):
     recipe.data = {**recipe.data, "splice_draws": 2, "views": 1}
     sources = build_sources(recipe, workspace / "draws" / "data")
     assert set(sources) == {"splices-generated", "clips-generated", "splices1-generated"}
-    train, _ = cached_frame_states(initial_frame_model(recipe), recipe, sources, workspace / "draws" / "cache")
+    train = cached_train_states(initial_frame_model(recipe), recipe, sources, workspace / "draws" / "cache")
     drawn = {name: [tuple(cells) for cells, corpus in zip(train.metadata["segment_labels_10ms"],
                                                           train.metadata[CORPUS_COLUMN]) if corpus == name]
              for name in ("splices-generated", "splices1-generated")}
@@ -136,7 +144,7 @@ def test_the_joint_loss_trains_the_trunk_and_the_frozen_one_only_the_frame_class
     recipe = FrameRecipe.load(workspace / "frames.yaml")
     sources = build_sources(recipe, workspace / "run" / "data")
     model = initial_frame_model(recipe)
-    train, _ = cached_frame_states(model, recipe, sources, workspace / "run" / "cache")
+    train = cached_train_states(model, recipe, sources, workspace / "run" / "cache")
     batch = collate_states([StatesDataset(train, 60, 0, 0, seed=0)[index] for index in range(4)])
     for joint in (True, False):
         model = Nes2NetForAudioFrameClassification.from_pretrained(workspace / "base", allow_new_weights=True)
@@ -234,8 +242,8 @@ def test_a_bad_frame_statistics_section_is_refused(workspace):
 def test_genuine_flagged_sets_the_stretch_margin_and_keeps_the_frame_log_odds_calibrated(workspace, monkeypatch):
     recipe = FrameRecipe.load(workspace / "frames.yaml")
     model = initial_frame_model(recipe)
-    train, _ = cached_frame_states(model, recipe, build_sources(recipe, workspace / "run" / "data"),
-                                   workspace / "run" / "cache")
+    train = cached_train_states(model, recipe, build_sources(recipe, workspace / "run" / "data"),
+                                workspace / "run" / "cache")
     options = dict(window=5, inverse_strength=1.0, frame_step=1)
     plain = add_frame_statistics_head(model, train, train, **options)
     asked = []
@@ -276,8 +284,8 @@ def test_of_several_l2_strengths_the_one_with_the_lowest_dev_frame_eer_is_kept()
 def test_several_l2_strengths_need_spliced_dev_recordings(workspace):
     recipe = FrameRecipe.load(workspace / "frames.yaml")
     model = initial_frame_model(recipe)
-    train, _ = cached_frame_states(model, recipe, build_sources(recipe, workspace / "run" / "data"),
-                                   workspace / "run" / "cache")
+    train = cached_train_states(model, recipe, build_sources(recipe, workspace / "run" / "data"),
+                                workspace / "run" / "cache")
     clips = train.select(np.array([not len(cells) for cells in train.metadata["segment_labels_10ms"]]))
     assert 0 < len(clips) < len(train)
     for dev in (None, clips):
@@ -288,8 +296,8 @@ def test_several_l2_strengths_need_spliced_dev_recordings(workspace):
 def test_dev_states_without_trials_are_refused_rather_than_left_uncalibrated(workspace):
     recipe = FrameRecipe.load(workspace / "frames.yaml")
     model = initial_frame_model(recipe)
-    train, _ = cached_frame_states(model, recipe, build_sources(recipe, workspace / "run" / "data"),
-                                   workspace / "run" / "cache")
+    train = cached_train_states(model, recipe, build_sources(recipe, workspace / "run" / "data"),
+                                workspace / "run" / "cache")
     with pytest.raises(ValueError, match="the dev states hold no trials"):
         add_frame_statistics_head(model, train, train.select(np.zeros(len(train), bool)), window=5, frame_step=1)
 
@@ -297,8 +305,8 @@ def test_dev_states_without_trials_are_refused_rather_than_left_uncalibrated(wor
 def test_the_stretch_margin_is_the_least_that_keeps_the_share_of_flagged_bona_fide_recordings(workspace):
     recipe = FrameRecipe.load(workspace / "frames.yaml")
     model = initial_frame_model(recipe)
-    train, _ = cached_frame_states(model, recipe, build_sources(recipe, workspace / "run" / "data"),
-                                   workspace / "run" / "cache")
+    train = cached_train_states(model, recipe, build_sources(recipe, workspace / "run" / "data"),
+                                workspace / "run" / "cache")
     fitted = add_frame_statistics_head(model, train, None, window=5, inverse_strength=1.0, frame_step=1)
     bonafide = train.select(train.labels == 1)
 
@@ -354,7 +362,7 @@ def test_the_statistics_of_cache_files_read_one_at_a_time_are_those_of_the_loade
     model = initial_frame_model(recipe)
     sources = build_sources(recipe, workspace / "run" / "data")
     files = frame_state_files(model, recipe, sources, workspace / "run" / "cache")
-    train, _ = cached_frame_states(model, recipe, sources, workspace / "run" / "cache")
+    train = cached_train_states(model, recipe, sources, workspace / "run" / "cache")
     assert len(files["train"]) > 1 and sum(FrontendCache.stored_trials(path) for path in files["train"]) == len(train)
     for streamed, loaded in zip(frame_statistics(model, files["train"], 5, 3), frame_statistics(model, train, 5, 3)):
         assert len(streamed) > 0
