@@ -6,7 +6,8 @@ trains on the rest of the train splits (clean and channel-augmented states of th
 is calibrated on the rest of the dev splits, and scores the held-out clips. The table: pooled EER over all folds
 with its 95 % bootstrap interval, the share of held-out fakes passed and genuine clips flagged at the calibrated
 threshold, the EER of each held-out family, and the minutes the candidate's cross-validation and test confirmation
-took (each row its own: runs of some candidates merge into the JSON).
+took (each row its own: runs of some candidates merge into the JSON). The test confirmation scores each test split
+as stored and through MP3 32 kbit/s, Opus 16 kbit/s and G.711 (`CODECS`, cached like the other states).
 
     python benchmarks/generalisation.py                      # every candidate; writes the JSON and docs/generalisation.md
     python benchmarks/generalisation.py --candidates logistic default
@@ -42,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.render import GENERALISATION_BASELINES as BASELINES  # noqa: E402
 from benchmarks.render import GENERALISATION_COMPARED as COMPARED  # noqa: E402
+from benchmarks.render import worst_channel_loss  # noqa: E402
 from benchmarks.results import add_device_argument, cuda_missing, synchronize, train_on  # noqa: E402
 from hub_cards.generalisation import weights_digest  # noqa: E402
 from modeling_nes2net.atomic import write_text_atomic  # noqa: E402
@@ -62,7 +64,7 @@ from training.data.families import family_of  # noqa: E402
 from training.default_model import DEFAULT_WORK_DIR, NUM_THREADS, load_default_recipe, make_deterministic  # noqa: E402
 from training.frozen_frontend import score_cache  # noqa: E402
 from training.recipe import DataSpec, Recipe  # noqa: E402
-from training.state_cache import cache_corpora, load_states, training_states  # noqa: E402
+from training.state_cache import cache_conditions, cache_corpora, load_states, training_states  # noqa: E402
 from training.top_layers import tuned_top_layers  # noqa: E402
 from training.train import build_model  # noqa: E402
 from training.whisper_weights import BASE_WHEELS, WHISPER_WHEELS  # noqa: E402
@@ -79,6 +81,10 @@ ATTM_UNMASKED = {"config": {"normalize_layers": True, "pooling": "mean", "layer_
 
 BASE_CORPORA = ("mini-antispoof", "antispoof-plus", "antispoof-modern")
 """The base recipe's real-audio corpora."""
+
+CODECS = {"mp3-32k": "mp3:bitrate=32k", "opus-16k": "opus:bitrate=16k", "g711": "mulaw:rate=8000"}
+"""The channels each test split is confirmed under as well (`training.channel` specs): MP3 at 32 kbit/s, Opus at
+16 kbit/s and G.711 mu-law at 8 kHz, the losses a detector must bound against its clean EER."""
 
 
 def vocoded_copies(suffix: str, vocoders: list[str]) -> dict[str, dict]:
@@ -280,21 +286,25 @@ def run(work_dir: Path, names: list[str], recipe_path: Path, threads: int, compa
         train, dev = training_states(paths, corpora, views=data.views)
         held_out = load_states(paths, [(name, split, "clean") for name in evaluated for split in ("train", "dev")])
         tests = {name: load_states(paths, [(name, "test", "clean")]) for name in evaluated}
+        codec_paths = cache_conditions(model, {name: corpora[name] for name in evaluated},
+                                       states_folder(work_dir, frontend, recipe), CODECS, seed=data.channel_seed)
+        codecs = {name: {codec: load_states(codec_paths, [(name, "test", codec)]) for codec in CODECS}
+                  for name in evaluated}
         folds = folds or plan_folds(held_out, family_of)
         encoder = model.config.frontend_config
         frontends[frontend] = {"layers": encoder.encoder_layers, "width": encoder.d_model,
                                "seconds_per_audio_second": frontend_cost(model, device=device)}
         if frontend == recipe.model.frontend_weights:  # the compared model encodes with the recipe's front-end
-            test[COMPARED] = {corpus: test_report(lambda cache: score_cache(compared_model, cache), split)
-                              for corpus, split in tests.items()}
+            test[COMPARED] = {corpus: test_report(lambda cache: score_cache(compared_model, cache), split,
+                                                  codecs[corpus]) for corpus, split in tests.items()}
         for name, candidate in build_candidates(group, own, model, device).items():
             started = time.perf_counter()
             report = cross_validate({name: candidate}, train, dev, held_out, folds, family_of)[name]
             scorer = candidate(train, dev)
-            test[name] = {corpus: test_report(scorer, split) for corpus, split in tests.items()}
+            test[name] = {corpus: test_report(scorer, split, codecs[corpus]) for corpus, split in tests.items()}
             rows[name] = {**report, "description": describe(name), "frontend": frontend,
                           "minutes": (time.perf_counter() - started) / 60}
-        del train, dev, held_out, tests  # one front-end's states in memory at a time
+        del train, dev, held_out, tests, codecs  # one front-end's states in memory at a time
     return {
         "corpora": evaluated,
         "folds": [{"family": fold.family, "genuine_sources": list(fold.genuine_sources)} for fold in folds],
@@ -327,6 +337,35 @@ def describe(name: str) -> str:
     if name in BASELINE_PROBES or name in FUSIONS:
         return {**BASELINE_PROBES, **FUSIONS}[name][0]
     return CANDIDATES[name]["description"]
+
+
+def channels_section(results: dict) -> list[str]:
+    """The test EER of each row measured under `CODECS` (rows of runs that did not measure them are left out): clean,
+    then each channel with the points it adds, and the worst loss over splits and channels."""
+    rows = {name: row for name, row in results["test"].items() if worst_channel_loss(row) is not None}
+    if not rows:
+        return []
+    corpora = results["corpora"]
+    channels = list(dict.fromkeys(channel for row in rows.values() for report in row.values()
+                                  for channel in report.get("channels", {})))
+    lines = ["", "## Under codecs", "",
+             "EER % of each whole test split as stored (clean) and encoded through each channel (in brackets: the "
+             "points it adds to the clean EER), and the most points a row loses; rows measured before the channels "
+             "were are left out.", "",
+             "| model | most points lost | " + " | ".join(f"{corpus} {channel}" for corpus in corpora
+                                                         for channel in ("clean", *channels)) + " |",
+             "|---|---|" + "---|" * (len(corpora) * (1 + len(channels)))]
+    for name, row in rows.items():
+        points, channel, corpus = worst_channel_loss(row)
+        cells = [f"{points:+.1f} ({channel}, {corpus})"]
+        for corpus in corpora:
+            clean = row[corpus]["all"]["eer"]
+            cells.append(f"{clean:.1f}")
+            measured = row[corpus].get("channels", {})
+            cells += [f"{measured[channel]['eer']:.1f} ({measured[channel]['eer'] - clean:+.1f})"
+                      if channel in measured else "-" for channel in channels]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def frontends_section(results: dict) -> list[str]:
@@ -394,6 +433,7 @@ def render(results: dict) -> str:
                 cells.append(f"{rates['eer']:.1f} ({rates['eer_low']:.1f}-{rates['eer_high']:.1f})" if rates else "-")
             cells.append(f"{report['all']['spoof_passed']:.0f} / {report['all']['bonafide_flagged']:.0f} %")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += channels_section(results)
     lines += frontends_section(results)
     lines += ["", f"Machine: {results['machine']}.", "",
               "Held-out genuine sources per fold:", ""]

@@ -156,6 +156,14 @@ GENERALISATION_COMPARED = "compared model"
 """Its test-split row of the model folder the run compared against (the shipped default), scored without retraining."""
 
 
+def worst_channel_loss(row: dict) -> tuple[float, str, str] | None:
+    """The most EER points a model's test row (`{corpus: test_report}` of `benchmarks/generalisation.py`) loses under
+    a channel against the same split clean: `(points, channel, corpus)`; None when no channel was measured."""
+    losses = [(rates["eer"] - report["all"]["eer"], channel, corpus) for corpus, report in row.items()
+              for channel, rates in report.get("channels", {}).items()]
+    return max(losses) if losses else None
+
+
 def generalisation_table(record: dict) -> str:
     """`benchmarks/generalisation.py`: pooled leave-one-family-out EER and the unseen-generator EER of each test split,
     for the shipped default, the baselines, the shipped default's recipe (`CROSS_VALIDATED_AS` of
@@ -167,7 +175,8 @@ def generalisation_table(record: dict) -> str:
                key=lambda name: record["candidates"][name]["pooled"]["eer"])
     corpora = [corpus for corpus in record["corpora"] if "unseen" in record["test"][CROSS_VALIDATED_AS][corpus]]
     lines = ["| model | leave-one-family-out EER | " + " | ".join(f"{corpus} unseen generators" for corpus in corpora)
-             + " |", "|---|---|" + "---|" * len(corpora)]
+             + " | most EER points lost under MP3 32 kbit/s, Opus 16 kbit/s or G.711 (test split) |",
+             "|---|---|" + "---|" * len(corpora) + "---|"]
     names = {GENERALISATION_COMPARED: "**the shipped default** (scored as shipped; it was trained on every "
                                       "family, so it has no fold)",
              "logistic": "logistic-regression baseline (three sets)",
@@ -184,6 +193,8 @@ def generalisation_table(record: dict) -> str:
         for corpus in corpora:
             unseen = record["test"][name][corpus]["unseen"]
             cells.append(f"{unseen['eer']:.1f} ({unseen['eer_low']:.1f}-{unseen['eer_high']:.1f})")
+        worst = worst_channel_loss(record["test"][name])
+        cells.append("-" if worst is None else f"{worst[0]:+.1f} ({worst[1]}, {worst[2]})")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", f"Machine: {record['machine']}; `python benchmarks/generalisation.py` (every candidate, fold and "
                   "test split, and each candidate's minutes: `docs/generalisation.md`)."]

@@ -71,7 +71,8 @@ RECORD_SCHEMA: dict[str, Any] = {
                            "folds": {"type": "object", "additionalProperties": _RATES}}}},
         "test": {"type": "object", "additionalProperties": {
             "type": "object", "required": ["all"], "additionalProperties": False,
-            "properties": {"all": _RATES, "unseen": _RATES}}},
+            "properties": {"all": _RATES, "unseen": _RATES,
+                           "channels": {"type": "object", "additionalProperties": _RATES}}}},
         "weights_sha256": {"type": "string", "minLength": 64},
         "machine": {"type": "string"},
     },

@@ -173,11 +173,14 @@ def error_rates(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
             "bonafide": int(bonafide.size), "spoof": int(spoof.size)}
 
 
-def test_report(scorer: Scorer, test: FrontendCache) -> dict:
-    """`error_rates` of `scorer` on a test split: all of it, and (when the corpus marks it) the `unseen_in_train`
-    subset of generators no training clip came from against every bona fide trial."""
+def test_report(scorer: Scorer, test: FrontendCache, channels: Mapping[str, FrontendCache] | None = None) -> dict:
+    """`error_rates` of `scorer` on a test split: all of it, (when the corpus marks it) the `unseen_in_train` subset of
+    generators no training clip came from against every bona fide trial, and, under `channels`, the whole split
+    encoded through each named channel (`{name: cache}`, `state_cache.cache_conditions`)."""
     scores = scorer(test)
     report = {"all": error_rates(scores, test.labels)}
+    if channels:
+        report["channels"] = {name: error_rates(scorer(cache), cache.labels) for name, cache in channels.items()}
     unseen = np.array([str(value).lower() == "true" for value in test.metadata.get("unseen_in_train", [])])
     if unseen.size and (unseen & (test.labels == 0)).any():
         keep = unseen | (test.labels == 1)

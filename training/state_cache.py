@@ -6,7 +6,8 @@ seconds of back-end training instead of minutes of encoder time.
 
 Views: `clean` is the stored audio as decoded (what a user scores); `channel` is the recipe's preprocessing (shortcut
 removal) and augmentation (codecs, telephone channels, noise, reverberation), drawn from the recipe's seeds; it is
-cached for the training splits only.
+cached for the training splits only. `cache_conditions` encodes a split through one named channel condition at a
+time (the test splits under codecs, for the robustness of a candidate).
 
     model = build_model(recipe.model, cache_dir / "weights")      # training.train
     caches = cache_corpora(model, built_corpora, cache_dir / "states", recipe.data)   # {(corpus, split, view): path}
@@ -79,6 +80,25 @@ def cache_corpora(model: Nes2NetForAudioClassification, corpora: Mapping[str, st
                     cache_frontend_states(model, items, [1 if view == "channel" else 0],
                                           desc=f"{corpus} {split} {view}").save(path)
                 paths[(corpus, split, view)] = path
+    return paths
+
+
+def cache_conditions(model: Nes2NetForAudioClassification, corpora: Mapping[str, str | Path], cache_dir: Path,
+                     conditions: Mapping[str, str], split: str = "test",
+                     seed: int = 0) -> dict[tuple[str, str, str], Path]:
+    """Encode `split` of every corpus once more through each channel condition of `conditions` (`{name: spec}`, a
+    `training.channel` spec applied to every clip, nothing else changed), each into
+    `cache_dir / f"{corpus}-{split}-{name}.safetensors"` unless that file exists; returns the paths by
+    `(corpus, split, name)`. `seed` draws the randomness of conditions that have any."""
+    paths = {}
+    for corpus, folder in corpora.items():
+        for name, spec in conditions.items():
+            path = cache_dir / f"{corpus}-{split}-{name}.safetensors"
+            if not path.is_file():
+                augmentation = {"channel": {"p": 1.0, "conditions": [spec]}}
+                items = split_items(folder, corpus, split, "channel", seed, augmentation)
+                cache_frontend_states(model, items, [1], desc=f"{corpus} {split} {name}").save(path)
+            paths[(corpus, split, name)] = path
     return paths
 
 

@@ -373,12 +373,24 @@ def test_the_generalisation_table_shows_the_shipped_recipe_and_a_better_candidat
     lines = generalisation_table(generalisation_record({**baselines, CROSS_VALIDATED_AS: 33.2,
                                                         "other-candidate": 31.0})).splitlines()
     assert lines[5] == (f"| the shipped default's recipe, `{CROSS_VALIDATED_AS}` (three sets) | 33.2 (31.2-35.2) | "
-                        "43.2 (41.2-45.2) |")
+                        "43.2 (41.2-45.2) | - |")
     assert lines[6] == ("| lowest pooled EER of the candidates, `other-candidate` (three sets; not the shipped "
-                        "recipe) | 31.0 (29.0-33.0) | 41.0 (39.0-43.0) |")
+                        "recipe) | 31.0 (29.0-33.0) | 41.0 (39.0-43.0) | - |")
     alone = generalisation_table(generalisation_record({**baselines, CROSS_VALIDATED_AS: 30.0,
                                                         "other-candidate": 31.0}))
     assert f"`{CROSS_VALIDATED_AS}` (three sets) | 30.0" in alone and "other-candidate" not in alone
+
+
+def test_the_generalisation_table_gives_the_most_points_a_row_loses_under_a_codec():
+    record = generalisation_record({**dict.fromkeys(GENERALISATION_BASELINES, 36.0), CROSS_VALIDATED_AS: 33.2})
+    shipped = record["test"][GENERALISATION_COMPARED]["toy"]  # clean EER 25
+    shipped["channels"] = {"mp3-32k": {**shipped["all"], "eer": 27.5}, "g711": {**shipped["all"], "eer": 34.1},
+                           "opus-16k": {**shipped["all"], "eer": 24.0}}
+    lines = generalisation_table(record).splitlines()
+    assert lines[2].startswith("| **the shipped default**") and lines[2].endswith(" | +9.1 (g711, toy) |")
+    assert all(line.endswith(" | - |") for line in lines[3:6])
+    shipped["channels"]["g711"]["eer"] = 20.0
+    assert generalisation_table(record).splitlines()[2].endswith(" | +2.5 (mp3-32k, toy) |")
 
 
 def test_a_generalisation_record_without_the_shipped_recipe_is_named():

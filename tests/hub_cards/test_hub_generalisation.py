@@ -59,6 +59,22 @@ def test_the_card_shows_the_record_of_the_folders_weights(tiny_model_dir: Path, 
     assert f"| `{GENERALISATION_FILE}` |" in card  # the card explains the file
 
 
+def test_the_card_gives_each_test_split_through_the_codecs_the_benchmark_measured(tiny_model_dir: Path,
+                                                                                  result_files: list[Path],
+                                                                                  tmp_path: Path):
+    results = write_cross_validation_results(tmp_path / "generalisation.json", weights_digest(tiny_model_dir))
+    split = results["test"][GENERALISATION_COMPARED]["toy-a"]
+    split["channels"] = {"mp3-32k": {**split["all"], "eer": split["all"]["eer"] + 2.0},
+                         "g711": {**split["all"], "eer": split["all"]["eer"] + 9.0}}
+    (tmp_path / "generalisation.json").write_text(json.dumps(results), encoding="utf-8")
+    _write_record(tiny_model_dir, tmp_path / "generalisation.json")
+    section = _section(str(render_model_card(tiny_model_dir, make_spec("trained", result_files))))
+    row = next(line for line in section.splitlines() if line.startswith("| toy-a test |"))
+    assert row.endswith(f"| mp3-32k {split['all']['eer'] + 2.0:.1f} (+2.0), "
+                        f"g711 {split['all']['eer'] + 9.0:.1f} (+9.0) |")
+    assert next(line for line in section.splitlines() if line.startswith("| toy-b test |")).endswith(" | – |")
+
+
 def test_other_weights_keep_the_cross_validation_but_lose_the_test_rows(tiny_model_dir: Path, result_files: list[Path],
                                                                        tmp_path: Path, caplog):
     results = write_cross_validation_results(tmp_path / "generalisation.json", "0" * 64)

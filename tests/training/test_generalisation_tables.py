@@ -91,3 +91,20 @@ def test_a_result_file_written_elsewhere_is_printed_and_leaves_the_docs_alone(re
     assert main(["--render", "--output", str(elsewhere)]) == 0
     assert MARKDOWN.read_text(encoding="utf-8") == before
     assert "| 12.3 (" in capsys.readouterr().out
+
+
+def test_the_codec_table_lists_the_rows_measured_under_codecs_with_the_points_each_channel_adds(results):
+    edited = json.loads(json.dumps(results))
+    for row in edited["test"].values():
+        for report in row.values():
+            report.pop("channels", None)
+    assert "## Under codecs" not in render(edited)
+    report = edited["test"]["logistic"][edited["corpora"][0]]
+    clean = report["all"]["eer"]
+    report["channels"] = {"mp3-32k": {**report["all"], "eer": clean + 1.0},
+                          "g711": {**report["all"], "eer": clean + 7.5}}
+    lines = render(edited).split("## Under codecs")[1].split("\n## ")[0].splitlines()
+    rows = [line for line in lines if line.startswith("| ") and not line.startswith("| model")]
+    assert len(rows) == 1 and rows[0].startswith(f"| logistic | +7.5 (g711, {edited['corpora'][0]}) | {clean:.1f} | ")
+    assert f"{clean + 1.0:.1f} (+1.0) | {clean + 7.5:.1f} (+7.5) |" in rows[0]
+    assert rows[0].endswith(" | - | - |")  # the other splits were not measured

@@ -15,11 +15,12 @@ import yaml
 from modeling_nes2net import Nes2NetForAudioClassification
 from nes2net.cli import main
 from tests.hostile.make_corpus import speech_like, wav_bytes
-from training.corpus_sources import PAIR_SOURCE_COLUMN, build_vocoded_corpus
+from training.corpus_sources import PAIR_SOURCE_COLUMN, build_corpora, build_vocoded_corpus
 from training.data import load_built_dataset
 from training.frozen_frontend import FrontendCache, StatesDataset
 from training.recipe import recipe_from_dict
-from training.train import train_on_states
+from training.state_cache import cache_conditions, cache_corpora
+from training.train import build_model, train_on_states
 
 RATE = 16000
 
@@ -248,3 +249,23 @@ def test_a_corpus_that_cannot_be_read_is_named_in_one_line(source, tmp_path, cap
     (error,) = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
     assert error.startswith(message) and "\n" not in error
     assert not (tmp_path / "cache" / "states").exists()  # refused before any encoding
+
+
+def test_a_split_is_cached_once_more_through_each_named_channel(source, tmp_path):
+    """`cache_conditions` encodes the same trials through a codec (states that differ from the clean ones), into a
+    file of its own that a second call reads instead of encoding again."""
+    torch.set_num_threads(1)
+    recipe = recipe_from_dict(states_recipe(source, tmp_path / "cache"))
+    corpora = build_corpora(recipe.data.corpora, tmp_path / "data")
+    model = build_model(recipe.model, tmp_path / "weights")
+    clean = FrontendCache.load(cache_corpora(model, corpora, tmp_path, recipe.data, splits=["dev"])[("tiny", "dev",
+                                                                                                    "clean")])
+    paths = cache_conditions(model, corpora, tmp_path, {"g711": "mulaw:rate=8000"}, split="dev")
+    assert list(paths) == [("tiny", "dev", "g711")] and paths["tiny", "dev", "g711"].name == "tiny-dev-g711.safetensors"
+    coded = FrontendCache.load(paths["tiny", "dev", "g711"])
+    assert coded.metadata["utt_id"] == clean.metadata["utt_id"] and (coded.labels == clean.labels).all()
+    assert all(a.shape == b.shape for a, b in zip(coded.states, clean.states))
+    assert min(float((a.float() - b.float()).abs().max()) for a, b in zip(coded.states, clean.states)) > 1e-3
+    written = paths["tiny", "dev", "g711"].stat().st_mtime_ns
+    assert cache_conditions(model, corpora, tmp_path, {"g711": "mulaw:rate=8000"}, split="dev") == paths
+    assert paths["tiny", "dev", "g711"].stat().st_mtime_ns == written
