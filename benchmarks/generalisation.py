@@ -282,12 +282,13 @@ def run(work_dir: Path, names: list[str], recipe_path: Path, threads: int, compa
                                                            candidate_recipe(own, CANDIDATES[name]).data.views}))
         corpora = build_corpora(data.corpora, work_dir / "data")
         model = build_model(own.model, work_dir / "weights").to(device)
-        paths = cache_corpora(model, corpora, states_folder(work_dir, frontend, recipe), data)
+        states_dir = states_folder(work_dir, frontend, recipe)
+        paths = cache_corpora(model, corpora, states_dir, data)
         train, dev = training_states(paths, corpora, views=data.views)
         held_out = load_states(paths, [(name, split, "clean") for name in evaluated for split in ("train", "dev")])
         tests = {name: load_states(paths, [(name, "test", "clean")]) for name in evaluated}
-        codec_paths = cache_conditions(model, {name: corpora[name] for name in evaluated},
-                                       states_folder(work_dir, frontend, recipe), CODECS, seed=data.channel_seed)
+        codec_paths = cache_conditions(model, {name: corpora[name] for name in evaluated}, states_dir, CODECS,
+                                       seed=data.channel_seed)
         codecs = {name: {codec: load_states(codec_paths, [(name, "test", codec)]) for codec in CODECS}
                   for name in evaluated}
         folds = folds or plan_folds(held_out, family_of)
@@ -342,7 +343,8 @@ def describe(name: str) -> str:
 def channels_section(results: dict) -> list[str]:
     """The test EER of each row measured under `CODECS` (rows of runs that did not measure them are left out): clean,
     then each channel with the points it adds, and the worst loss over splits and channels."""
-    rows = {name: row for name, row in results["test"].items() if worst_channel_loss(row) is not None}
+    worst = {name: worst_channel_loss(row) for name, row in results["test"].items()}
+    rows = {name: row for name, row in results["test"].items() if worst[name] is not None}
     if not rows:
         return []
     corpora = results["corpora"]
@@ -356,7 +358,7 @@ def channels_section(results: dict) -> list[str]:
                                                          for channel in ("clean", *channels)) + " |",
              "|---|---|" + "---|" * (len(corpora) * (1 + len(channels)))]
     for name, row in rows.items():
-        points, channel, corpus = worst_channel_loss(row)
+        points, channel, corpus = worst[name]
         cells = [f"{points:+.1f} ({channel}, {corpus})"]
         for corpus in corpora:
             clean = row[corpus]["all"]["eer"]

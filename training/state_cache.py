@@ -64,6 +64,18 @@ def split_items(folder: str | Path, corpus: str, split: str, view: str, seed: in
                            preprocessing=build_preprocessing(preprocess) if channel else None)
 
 
+def encoded_split(model: Nes2NetForAudioClassification, cache_dir: Path, folder: str | Path, corpus: str, split: str,
+                  name: str, view: str, seed: int, augmentation: Mapping[str, Any] | None = None,
+                  preprocess: Mapping[str, Any] | None = None) -> Path:
+    """`cache_dir / f"{corpus}-{split}-{name}.safetensors"`, the states of one split of a built corpus in `view`
+    (`split_items`), encoded unless that file exists."""
+    path = cache_dir / f"{corpus}-{split}-{name}.safetensors"
+    if not path.is_file():
+        items = split_items(folder, corpus, split, view, seed, augmentation, preprocess)
+        cache_frontend_states(model, items, [1 if view == "channel" else 0], desc=f"{corpus} {split} {name}").save(path)
+    return path
+
+
 def cache_corpora(model: Nes2NetForAudioClassification, corpora: Mapping[str, str | Path], cache_dir: Path,
                   data: DataSpec, splits: Iterable[str] = SPLITS) -> dict[tuple[str, str, str], Path]:
     """Encode `splits` of every corpus (clean; a vocoded corpus has only train) and, where `data.views` asks for it, the
@@ -73,13 +85,8 @@ def cache_corpora(model: Nes2NetForAudioClassification, corpora: Mapping[str, st
     for corpus, folder in corpora.items():
         for split in corpus_splits((data.corpora or {}).get(corpus, {}), splits):
             for view in VIEWS if split in TRAINING_SPLITS and "channel" in data.views else VIEWS[:1]:
-                path = cache_dir / f"{corpus}-{split}-{view}.safetensors"
-                if not path.is_file():
-                    items = split_items(folder, corpus, split, view, data.channel_seed, data.augmentation,
-                                        data.preprocess)
-                    cache_frontend_states(model, items, [1 if view == "channel" else 0],
-                                          desc=f"{corpus} {split} {view}").save(path)
-                paths[(corpus, split, view)] = path
+                paths[(corpus, split, view)] = encoded_split(model, cache_dir, folder, corpus, split, view, view,
+                                                             data.channel_seed, data.augmentation, data.preprocess)
     return paths
 
 
@@ -90,16 +97,9 @@ def cache_conditions(model: Nes2NetForAudioClassification, corpora: Mapping[str,
     `training.channel` spec applied to every clip, nothing else changed), each into
     `cache_dir / f"{corpus}-{split}-{name}.safetensors"` unless that file exists; returns the paths by
     `(corpus, split, name)`. `seed` draws the randomness of conditions that have any."""
-    paths = {}
-    for corpus, folder in corpora.items():
-        for name, spec in conditions.items():
-            path = cache_dir / f"{corpus}-{split}-{name}.safetensors"
-            if not path.is_file():
-                augmentation = {"channel": {"p": 1.0, "conditions": [spec]}}
-                items = split_items(folder, corpus, split, "channel", seed, augmentation)
-                cache_frontend_states(model, items, [1], desc=f"{corpus} {split} {name}").save(path)
-            paths[(corpus, split, name)] = path
-    return paths
+    return {(corpus, split, name): encoded_split(model, cache_dir, folder, corpus, split, name, "channel", seed,
+                                                 {"channel": {"p": 1.0, "conditions": [spec]}})
+            for corpus, folder in corpora.items() for name, spec in conditions.items()}
 
 
 def load_states(paths: Mapping[tuple[str, str, str], Path], keys: Iterable[tuple[str, str, str]]) -> FrontendCache:
