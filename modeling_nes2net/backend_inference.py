@@ -7,7 +7,11 @@ than computing it. This path
 - runs every convolution as batched matrix products, one per kernel tap, on zero-padded input;
 - folds each batch norm (an affine map in eval mode) into the convolution before it: with ReLU and a positive scale
   `a`, `a * relu(z) + b = max(a z + b, b)`, so conv + ReLU + BN is one convolution and one in-place clamp;
-- keeps the growing Nes2Net-X stack in one zero-bordered buffer instead of concatenating and padding it each step.
+- keeps the growing Nes2Net-X stack in one zero-bordered buffer instead of concatenating and padding it each step;
+- writes every stage into a few scratch tensors that all blocks reuse ([`Workspace`]): at these sizes a fresh tensor per
+  operation (first-touch page faults, cold cache) costs more than the arithmetic;
+- computes SELU as `max(x, 0) + α (exp(min(x, 0)) - 1)`, its scale λ absorbed by the batch norm after it, and the
+  attentive statistics pooling's scores as one matrix product with the softmax and weighted sums done in place.
 The folded weights are computed once and kept until a parameter or buffer of the back-end changes (its storage or
 version counter). `benchmarks/backend.py` measures both paths against a transcription of the authors' loop.
 """
@@ -23,6 +27,8 @@ from torch import nn
 
 from .layer_merge_nes2net import masked_time_mean
 
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805  # torch.nn.SELU's constants
+
 
 @dataclass(frozen=True)
 class ConvStage:
@@ -30,7 +36,7 @@ class ConvStage:
 
     `taps`: `(kernel_size, C_out, C_in)`; `bias`: `(C_out, 1)`. With ReLU and a positive norm scale, the norm is
     folded into `taps` and `bias` and `floor` `(C_out, 1)` is its shift (the stage is `max(conv(x), floor)`);
-    otherwise `floor` is None and `scale`, `shift` `(C_out, 1)` apply after the activation.
+    otherwise `floor` is None and `scale`, `shift` `(C_out, 1)` apply after the activation (`norm_after_activation`).
     """
 
     taps: torch.Tensor
@@ -48,10 +54,18 @@ def norm_affine(norm: nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
     return scale, norm.bias.float() - scale * norm.running_mean.float()
 
 
-def conv_stage(conv: nn.Conv1d, norm: nn.BatchNorm1d, relu: bool) -> ConvStage:
+def norm_after_activation(norm: nn.BatchNorm1d, selu: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The eval-mode batch norm that follows the activation, as `scale * g + shift` of what
+    `Workspace.activation_norm` computes, `g`: ReLU itself, or `selu(x) / λ`, whose λ the affine map absorbs; each
+    `(C,)`, float32."""
     scale, shift = norm_affine(norm)
+    return (scale * SELU_SCALE if selu else scale), shift
+
+
+def conv_stage(conv: nn.Conv1d, norm: nn.BatchNorm1d, selu: bool) -> ConvStage:
+    scale, shift = norm_after_activation(norm, selu)
     weight, bias, dtype = conv.weight.float(), conv.bias.float(), conv.weight.dtype
-    folded = relu and bool((scale > 0).all())
+    folded = not selu and bool((scale > 0).all())
     if folded:
         weight, bias = weight * scale[:, None, None], torch.addcmul(shift, bias, scale)
 
@@ -65,22 +79,26 @@ def conv_stage(conv: nn.Conv1d, norm: nn.BatchNorm1d, relu: bool) -> ConvStage:
     )
 
 
-def activate_(hidden_states: torch.Tensor, activation: nn.Module) -> torch.Tensor:
-    """The back-end's activation (ReLU or SELU), in place."""
-    return F.selu(hidden_states, inplace=True) if isinstance(activation, nn.SELU) else hidden_states.relu_()
+def affine(values: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """`scale * values + shift` into `out`, for `values` `(..., C, frames)` and `(C, 1)` `scale` and `shift`. The shift
+    is first expanded to `(C, frames)`: `addcmul` with two broadcast operands runs several times slower on the CPU."""
+    return torch.addcmul(shift.expand(-1, values.shape[-1]).contiguous(), values, scale, out=out)
 
 
-def run_stage(stage: ConvStage, padded: torch.Tensor, activation: nn.Module) -> torch.Tensor:
-    """`padded`: `(N, C_in, frames + 2 * padding)`, zeros in the padding -> `(N, C_out, frames)`."""
-    batch, frames = padded.shape[0], padded.shape[2] - 2 * stage.padding
+def run_stage(stage: ConvStage, padded: torch.Tensor, workspace: "Workspace", scratch: torch.Tensor,
+              target: torch.Tensor) -> torch.Tensor:
+    """`padded`: `(N, C_in, frames + 2 * padding)`, zeros in the padding. The convolution is computed in `scratch`
+    `(N, C_out, frames)`; the stage's output is written to `target` (the same shape; may be `scratch` itself)."""
+    batch, frames = padded.shape[0], scratch.shape[2]
     taps = stage.taps
-    hidden = torch.baddbmm(stage.bias.expand(batch, -1, frames), taps[0].expand(batch, -1, -1), padded[..., :frames])
+    torch.baddbmm(stage.bias.expand(batch, -1, frames), taps[0].expand(batch, -1, -1), padded[..., :frames],
+                  out=scratch)
     for tap in range(1, taps.shape[0]):
         start = tap * stage.dilation
-        hidden.baddbmm_(taps[tap].expand(batch, -1, -1), padded[..., start:start + frames])
+        scratch.baddbmm_(taps[tap].expand(batch, -1, -1), padded[..., start:start + frames])
     if stage.floor is not None:
-        return hidden.clamp_(min=stage.floor)
-    return torch.addcmul(stage.shift, activate_(hidden, activation), stage.scale)
+        return torch.clamp(scratch, min=stage.floor, out=target)
+    return workspace.activation_norm(scratch, stage.scale, stage.shift, out=target)
 
 
 @dataclass(frozen=True)
@@ -102,29 +120,37 @@ class InferenceWeights:
     blocks: tuple[BlockWeights, ...]
     block_norms: tuple[tuple[torch.Tensor, torch.Tensor], ...]
     norm: tuple[torch.Tensor, torch.Tensor]
+    selu: bool
+    attention: tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None
 
     @classmethod
     def of(cls, backend: nn.Module) -> "InferenceWeights":
-        relu = isinstance(backend.activation, nn.ReLU)
+        selu = isinstance(backend.activation, nn.SELU)
 
-        def affine(norm: nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
-            return tuple(values[:, None].to(norm.weight.dtype) for values in norm_affine(norm))
+        def column(values: torch.Tensor, like: nn.BatchNorm1d) -> torch.Tensor:
+            return values[:, None].to(like.weight.dtype)
 
         def linear(conv: nn.Conv1d) -> tuple[torch.Tensor, torch.Tensor]:
             return conv.weight[:, :, 0], conv.bias
 
         blocks = tuple(
             BlockWeights(
-                conv_in=conv_stage(block.conv_in, block.norm_in, relu),
-                hierarchy=tuple(conv_stage(conv, norm, relu) for conv, norm in zip(block.convs, block.norms)),
-                conv_out=conv_stage(block.conv_out, block.norm_out, relu),
+                conv_in=conv_stage(block.conv_in, block.norm_in, selu),
+                hierarchy=tuple(conv_stage(conv, norm, selu) for conv, norm in zip(block.convs, block.norms)),
+                conv_out=conv_stage(block.conv_out, block.norm_out, selu),
                 squeeze=linear(block.se.squeeze), excite=linear(block.se.excite),
                 slice_weights=(tuple(sums.weight[None] for sums in block.slice_sums)
                                if hasattr(block, "slice_sums") else None),
             )
             for block in backend.blocks
         )
-        return cls(blocks, tuple(affine(norm) for norm in backend.block_norms), affine(backend.norm))
+        pooling = backend.pooling
+        attention = ((linear(pooling.attention_in), linear(pooling.attention_out))
+                     if hasattr(pooling, "attention_in") else None)
+        block_norms = tuple(tuple(column(values, norm) for values in norm_after_activation(norm, selu))
+                            for norm in backend.block_norms)
+        norm = tuple(column(values, backend.norm) for values in norm_affine(backend.norm))
+        return cls(blocks, block_norms, norm, selu, attention)
 
 
 def weights_version(backend: nn.Module) -> tuple:
@@ -147,57 +173,115 @@ def inference_path_applies(backend: nn.Module, features: torch.Tensor) -> bool:
     )
 
 
-def hierarchy(
-    weights: BlockWeights, groups: torch.Tensor, buffer: torch.Tensor, activation: nn.Module,
-    frame_weights: torch.Tensor | None,
-) -> list[torch.Tensor]:
-    """The block's hierarchy on `groups` `(batch, s2, w, frames)`, with `buffer` `(s2, batch, w, frames + 2p)` zero
-    outside the frames as scratch; returns the `s2 - 1` outputs, each `(batch, w, frames)`."""
-    batch, num_groups, width, frames = groups.shape
+@dataclass(frozen=True)
+class Workspace:
+    """The scratch tensors of one forward, reused by every block so each stage writes into memory that is already
+    mapped and in cache (a fresh tensor per operation costs more than the arithmetic at these sizes).
+
+    `expanded` `(batch, s2 * w, frames)`: the block's 1x1 expansion, whose group `i` is replaced by the hierarchy's
+    output `i` once read, so it is also the input of the block's last 1x1 convolution; `stack` `(s2, batch, w,
+    frames + 2p)`: the hierarchy's stack, zero outside the frames; `stage` `(s2 * batch, w, frames)`: a hierarchy
+    stage's convolution; `slice_sum` `(1, batch * w * (frames + 2p))`: a Nes2Net-X slice sum; `block_in`, `block_out`
+    `(batch, C, frames)`: a block's input and output; `negative`: flat scratch for SELU's negative part (None with
+    ReLU).
+    """
+
+    expanded: torch.Tensor
+    stack: torch.Tensor
+    stage: torch.Tensor
+    slice_sum: torch.Tensor
+    block_in: torch.Tensor
+    block_out: torch.Tensor
+    negative: torch.Tensor | None
+
+    @classmethod
+    def for_input(cls, backend: nn.Module, weights: InferenceWeights, features: torch.Tensor) -> "Workspace":
+        batch, frames, _ = features.shape
+        block = backend.blocks[0]
+        groups, width, channels = block.num_transformed + 1, block.width, backend.group_channels
+        padding = weights.blocks[0].hierarchy[0].padding
+        return cls(
+            expanded=features.new_empty(batch, groups * width, frames),
+            stack=features.new_zeros(groups, batch, width, frames + 2 * padding),
+            stage=features.new_empty(groups * batch, width, frames),
+            slice_sum=features.new_empty(1, batch * width * (frames + 2 * padding)),
+            block_in=features.new_empty(batch, channels, frames),
+            block_out=features.new_empty(batch, channels, frames),
+            negative=features.new_empty(batch * frames * max(groups * width, channels)) if weights.selu else None,
+        )
+
+    def activation_norm(self, values: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
+                        out: torch.Tensor) -> torch.Tensor:
+        """`scale * g(values) + shift` into `out`, `values` `(..., C, frames)` (overwritten), `scale` and `shift`
+        `(C, 1)` from `norm_after_activation`: `g` is ReLU, or SELU as `selu(x) / λ = max(x, 0) + α (exp(min(x, 0))
+        - 1)`, which costs less than `F.selu` on the CPU."""
+        if self.negative is None:
+            return affine(values.relu_(), scale, shift, out)
+        negative = torch.clamp(values, max=0.0, out=self.negative[:values.numel()].view(values.shape))
+        return affine(values.clamp_(min=0.0), scale, shift, out).addcmul_(negative.exp_().sub_(1.0), scale * SELU_ALPHA)
+
+
+def hierarchy_(weights: BlockWeights, workspace: Workspace, frame_weights: torch.Tensor | None) -> None:
+    """The block's hierarchy over the groups of `workspace.expanded` `(batch, s2 * w, frames)`, in place: output `i`
+    replaces group `i`, the last group stays."""
+    num_groups, batch, width, padded_frames = workspace.stack.shape
     padding = weights.hierarchy[0].padding
-    inside = buffer[..., padding:padding + frames]
-    outputs, stack = [], None
+    frames = padded_frames - 2 * padding
+    groups = workspace.expanded.view(batch, num_groups, width, frames)
+    inside = workspace.stack[..., padding:padding + frames]
     for index, stage in enumerate(weights.hierarchy):
-        if weights.slice_weights is None:  # Nes2Net: h = conv(h + g_i)
+        if weights.slice_weights is None:  # Nes2Net: output i = conv(output i-1 + g_i), in the first slice
             slices = 1
-            if stack is None:
-                inside[0].copy_(groups[:, index])
+            if index == 0:
+                inside[0].copy_(groups[:, 0])
             else:
-                torch.add(stack[0], groups[:, index], out=inside[0])
-        else:  # Nes2Net-X: the stack of the last group and the groups so far, every slice through the same conv
+                torch.add(groups[:, index - 1], groups[:, index], out=inside[0])
+        else:  # Nes2Net-X: the last group and the stage outputs so far, then g_i; every slice through the same conv
             slices = index + 2
-            if stack is None:
+            if index == 0:
                 inside[0].copy_(groups[:, num_groups - 1])
-            else:
-                inside[:slices - 1].copy_(stack)
             inside[slices - 1].copy_(groups[:, index])
         if frame_weights is not None:
             inside[:slices].mul_(frame_weights)
-        hidden = run_stage(stage, buffer[:slices].flatten(0, 1), activation)
-        stack = hidden.view(slices, batch, width, frames)
-        if weights.slice_weights is None:
-            outputs.append(stack[0])
-        else:
-            outputs.append(torch.mm(weights.slice_weights[index], hidden.view(slices, -1)).view(batch, width, frames))
-    return outputs
+        target = groups[:, index] if weights.slice_weights is None else inside[:slices].flatten(0, 1)
+        run_stage(stage, workspace.stack[:slices].flatten(0, 1), workspace, workspace.stage[:slices * batch], target)
+        if weights.slice_weights is not None:
+            torch.mm(weights.slice_weights[index], workspace.stack[:slices].view(slices, -1), out=workspace.slice_sum)
+            groups[:, index].copy_(workspace.slice_sum.view(batch, width, padded_frames)[..., padding:padding + frames])
 
 
 def block_forward(
-    weights: BlockWeights, hidden_states: torch.Tensor, buffer: torch.Tensor, activation: nn.Module,
-    frame_mask: torch.Tensor | None,
+    weights: BlockWeights, hidden_states: torch.Tensor, workspace: Workspace, frame_mask: torch.Tensor | None
 ) -> torch.Tensor:
-    """One inner block (`Nes2NetBottleneck.forward`): `(batch, C, frames)` -> the same shape."""
-    batch, _, frames = hidden_states.shape
-    num_groups, width = buffer.shape[0], buffer.shape[2]
+    """One inner block (`Nes2NetBottleneck.forward`): `(batch, C, frames)` -> `workspace.block_out`, the same shape."""
     frame_weights = None if frame_mask is None else frame_mask[:, None, :].to(hidden_states.dtype)
-    expanded = run_stage(weights.conv_in, hidden_states, activation)
-    groups = expanded.view(batch, num_groups, width, frames)
-    outputs = hierarchy(weights, groups, buffer, activation, frame_weights)
-    outputs.append(groups[:, num_groups - 1])
-    hidden = run_stage(weights.conv_out, torch.cat(outputs, dim=1), activation)
+    run_stage(weights.conv_in, hidden_states, workspace, workspace.expanded, workspace.expanded)
+    hierarchy_(weights, workspace, frame_weights)
+    hidden = run_stage(weights.conv_out, workspace.expanded, workspace, workspace.block_out, workspace.block_out)
     summary = masked_time_mean(hidden, frame_mask, dim=2).squeeze(2)
     gate = torch.sigmoid(F.linear(F.linear(summary, *weights.squeeze).relu_(), *weights.excite))
-    return torch.addcmul(hidden_states, hidden, gate[:, :, None])
+    return torch.addcmul(hidden_states, hidden, gate[:, :, None], out=hidden)
+
+
+def attentive_statistics_(weights: InferenceWeights, hidden_states: torch.Tensor,
+                          frame_mask: torch.Tensor | None) -> torch.Tensor:
+    """`Nes2NetAttentiveStatsPooling.forward`: `(batch, D, frames)` -> `(batch, 2 * D)`. The attention's second 1x1
+    convolution is one matrix product over all frames of the batch, giving the scores as `(D, batch, frames)`, and
+    the softmax and both weighted sums are computed in place in them."""
+    (weight_in, bias_in), (weight_out, bias_out) = weights.attention
+    batch, channels, frames = hidden_states.shape
+    attention_in = torch.baddbmm(bias_in[:, None].expand(batch, -1, frames), weight_in.expand(batch, -1, -1),
+                                 hidden_states).tanh_()
+    scores = torch.addmm(bias_out[:, None], weight_out, attention_in.transpose(0, 1).reshape(-1, batch * frames))
+    scores = scores.view(channels, batch, frames)
+    if frame_mask is not None:
+        scores.masked_fill_(~frame_mask, torch.finfo(scores.dtype).min)
+    scores.sub_(scores.amax(dim=2, keepdim=True)).exp_()
+    attention = scores.div_(scores.sum(dim=2, keepdim=True))
+    features = hidden_states.transpose(0, 1)
+    mean = attention.mul_(features).sum(dim=2)
+    variance = attention.mul_(features).sum(dim=2) - mean**2
+    return torch.cat([mean, torch.sqrt(variance.clamp(min=1e-10))], dim=0).t().contiguous()
 
 
 def backend_forward(
@@ -205,20 +289,23 @@ def backend_forward(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`Nes2NetBackend.forward` on this path: `(batch, frames, D)` -> trunk `(batch, frames, D)`, pooled embedding."""
     batch, frames, _ = features.shape
-    first = backend.blocks[0]
-    padding = weights.blocks[0].hierarchy[0].padding
-    buffer = features.new_zeros(first.num_transformed + 1, batch, first.width, frames + 2 * padding)
+    workspace = Workspace.for_input(backend, weights, features)
     groups = features.transpose(1, 2).split(backend.group_channels, dim=1)
     trunk = features.new_empty(batch, features.shape[2], frames)
     parts = trunk.split(backend.group_channels, dim=1)
-    hidden = None
-    for index, (group, block_weights) in enumerate(zip(groups, weights.blocks)):
-        hidden = group if hidden is None else hidden + group
-        output = activate_(block_forward(block_weights, hidden, buffer, backend.activation, frame_mask),
-                           backend.activation)
-        scale, shift = weights.block_norms[index]
-        hidden = torch.addcmul(shift, output, scale, out=parts[index])
+    hidden = groups[0]
+    for index, block_weights in enumerate(weights.blocks):
+        if index > 0:
+            hidden = torch.add(parts[index - 1], groups[index], out=workspace.block_in)
+        output = block_forward(block_weights, hidden, workspace, frame_mask)
+        workspace.activation_norm(output, *weights.block_norms[index], out=parts[index])
     parts[-1].copy_(groups[-1])
     scale, shift = weights.norm
-    activate_(torch.addcmul(shift, trunk, scale, out=trunk), backend.activation)
-    return trunk.transpose(1, 2), backend.pooling(trunk, frame_mask)
+    affine(trunk, scale, shift, out=trunk)
+    if weights.selu:
+        F.selu(trunk, inplace=True)
+    else:
+        trunk.relu_()
+    pooled = (backend.pooling(trunk, frame_mask) if weights.attention is None
+              else attentive_statistics_(weights, trunk, frame_mask))
+    return trunk.transpose(1, 2), pooled

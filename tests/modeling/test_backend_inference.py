@@ -16,6 +16,7 @@ VARIANTS = [
     {"backend_variant": "nes2net"},
     {"activation": "selu", "se_min_channels": 2},
     {"pooling": "astp", "dilation": 1},
+    {"activation": "selu", "pooling": "astp", "se_min_channels": 2},
     {"kernel_size": 5, "se_ratio": 4},
 ]
 
