@@ -153,9 +153,20 @@ class InferenceWeights:
         return cls(blocks, block_norms, norm, selu, attention)
 
 
+def submodules(module: nn.Module) -> list[nn.Module]:
+    """`module` and every module under it, as `module.modules()` yields them (a module held twice comes twice) without
+    its generator's cost, which at batch 1 is a sizeable part of a forward; both checks below run on every call."""
+    found, pending = [], [module]
+    while pending:
+        found.append(pending.pop())
+        pending += [child for child in found[-1]._modules.values() if child is not None]
+    return found
+
+
 def weights_version(backend: nn.Module) -> tuple:
     """Changes whenever a parameter or buffer of `backend` is replaced, moved or modified in place."""
-    return tuple((tensor.data_ptr(), tensor._version) for tensor in chain(backend.parameters(), backend.buffers()))
+    return tuple((tensor.data_ptr(), tensor._version) for module in submodules(backend)
+                 for tensor in chain(module._parameters.values(), module._buffers.values()) if tensor is not None)
 
 
 def inference_path_applies(backend: nn.Module, features: torch.Tensor) -> bool:
@@ -163,7 +174,7 @@ def inference_path_applies(backend: nn.Module, features: torch.Tensor) -> bool:
     calls none of them), no autograd, CPU, no autocast (whose casts follow the modules), and not being traced or
     exported (graphs keep the plain convolutions, which ONNX Runtime fuses itself)."""
     return (
-        not any(module.training or module._forward_hooks or module._forward_pre_hooks for module in backend.modules())
+        not any(module.training or module._forward_hooks or module._forward_pre_hooks for module in submodules(backend))
         and not torch.is_grad_enabled()
         and features.device.type == "cpu"
         and not torch.is_autocast_enabled("cpu")
