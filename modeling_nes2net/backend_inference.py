@@ -10,7 +10,7 @@ than computing it. This path
 - keeps the growing Nes2Net-X stack in one zero-bordered buffer instead of concatenating and padding it each step;
 - writes every stage into a few scratch tensors that all blocks reuse ([`Workspace`]): at these sizes a fresh tensor per
   operation (first-touch page faults, cold cache) costs more than the arithmetic;
-- computes SELU as `max(x, 0) + α (exp(min(x, 0)) - 1)`, its scale λ absorbed by the batch norm after it, and the
+- computes SELU as `λ elu(x, α)`, its scale λ absorbed by the batch norm after it (one multiplication less), and the
   attentive statistics pooling's scores as one matrix product with the softmax and weighted sums done in place.
 The folded weights are computed once and kept until a parameter or buffer of the back-end changes (its storage or
 version counter). `benchmarks/backend.py` measures both paths against a transcription of the authors' loop.
@@ -36,7 +36,8 @@ class ConvStage:
 
     `taps`: `(kernel_size, C_out, C_in)`; `bias`: `(C_out, 1)`. With ReLU and a positive norm scale, the norm is
     folded into `taps` and `bias` and `floor` `(C_out, 1)` is its shift (the stage is `max(conv(x), floor)`);
-    otherwise `floor` is None and `scale`, `shift` `(C_out, 1)` apply after the activation (`norm_after_activation`).
+    otherwise `floor` is None and `scale`, `shift` `(C_out, 1)` apply after the activation (`norm_after_activation`;
+    `selu`: the activation is SELU, not ReLU).
     """
 
     taps: torch.Tensor
@@ -44,6 +45,7 @@ class ConvStage:
     floor: torch.Tensor | None
     scale: torch.Tensor | None
     shift: torch.Tensor | None
+    selu: bool
     dilation: int
     padding: int
 
@@ -56,8 +58,8 @@ def norm_affine(norm: nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
 
 def norm_after_activation(norm: nn.BatchNorm1d, selu: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """The eval-mode batch norm that follows the activation, as `scale * g + shift` of what
-    `Workspace.activation_norm` computes, `g`: ReLU itself, or `selu(x) / λ`, whose λ the affine map absorbs; each
-    `(C,)`, float32."""
+    `activation_norm` computes, `g`: ReLU itself, or `selu(x) / λ = elu(x, α)`, whose λ the affine map absorbs;
+    each `(C,)`, float32."""
     scale, shift = norm_affine(norm)
     return (scale * SELU_SCALE if selu else scale), shift
 
@@ -75,7 +77,7 @@ def conv_stage(conv: nn.Conv1d, norm: nn.BatchNorm1d, selu: bool) -> ConvStage:
     return ConvStage(
         taps=weight.permute(2, 0, 1).to(dtype).contiguous(), bias=column(bias),
         floor=column(shift) if folded else None, scale=None if folded else column(scale),
-        shift=None if folded else column(shift), dilation=conv.dilation[0], padding=conv.padding[0],
+        shift=None if folded else column(shift), selu=selu, dilation=conv.dilation[0], padding=conv.padding[0],
     )
 
 
@@ -85,8 +87,15 @@ def affine(values: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, out: 
     return torch.addcmul(shift.expand(-1, values.shape[-1]).contiguous(), values, scale, out=out)
 
 
-def run_stage(stage: ConvStage, padded: torch.Tensor, workspace: "Workspace", scratch: torch.Tensor,
-              target: torch.Tensor) -> torch.Tensor:
+def activation_norm(values: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, selu: bool,
+                    out: torch.Tensor) -> torch.Tensor:
+    """`scale * g(values) + shift` into `out`, for `values` `(..., C, frames)` (overwritten) and `scale`, `shift`
+    `(C, 1)` from `norm_after_activation`: `g` is ReLU, or SELU as `elu(x, α)` (λ is in `scale`)."""
+    activated = F.elu(values, SELU_ALPHA, inplace=True) if selu else values.relu_()
+    return affine(activated, scale, shift, out)
+
+
+def run_stage(stage: ConvStage, padded: torch.Tensor, scratch: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """`padded`: `(N, C_in, frames + 2 * padding)`, zeros in the padding. The convolution is computed in `scratch`
     `(N, C_out, frames)`; the stage's output is written to `target` (the same shape; may be `scratch` itself)."""
     batch, frames = padded.shape[0], scratch.shape[2]
@@ -98,7 +107,7 @@ def run_stage(stage: ConvStage, padded: torch.Tensor, workspace: "Workspace", sc
         scratch.baddbmm_(taps[tap].expand(batch, -1, -1), padded[..., start:start + frames])
     if stage.floor is not None:
         return torch.clamp(scratch, min=stage.floor, out=target)
-    return workspace.activation_norm(scratch, stage.scale, stage.shift, out=target)
+    return activation_norm(scratch, stage.scale, stage.shift, stage.selu, out=target)
 
 
 @dataclass(frozen=True)
@@ -193,8 +202,7 @@ class Workspace:
     output `i` once read, so it is also the input of the block's last 1x1 convolution; `stack` `(s2, batch, w,
     frames + 2p)`: the hierarchy's stack, zero outside the frames; `stage` `(s2 * batch, w, frames)`: a hierarchy
     stage's convolution; `slice_sum` `(1, batch * w * (frames + 2p))`: a Nes2Net-X slice sum; `block_in`, `block_out`
-    `(batch, C, frames)`: a block's input and output; `negative`: flat scratch for SELU's negative part (None with
-    ReLU).
+    `(batch, C, frames)`: a block's input and output.
     """
 
     expanded: torch.Tensor
@@ -203,7 +211,6 @@ class Workspace:
     slice_sum: torch.Tensor
     block_in: torch.Tensor
     block_out: torch.Tensor
-    negative: torch.Tensor | None
 
     @classmethod
     def for_input(cls, backend: nn.Module, weights: InferenceWeights, features: torch.Tensor) -> "Workspace":
@@ -218,18 +225,7 @@ class Workspace:
             slice_sum=features.new_empty(1, batch * width * (frames + 2 * padding)),
             block_in=features.new_empty(batch, channels, frames),
             block_out=features.new_empty(batch, channels, frames),
-            negative=features.new_empty(batch * frames * max(groups * width, channels)) if weights.selu else None,
         )
-
-    def activation_norm(self, values: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
-                        out: torch.Tensor) -> torch.Tensor:
-        """`scale * g(values) + shift` into `out`, `values` `(..., C, frames)` (overwritten), `scale` and `shift`
-        `(C, 1)` from `norm_after_activation`: `g` is ReLU, or SELU as `selu(x) / λ = max(x, 0) + α (exp(min(x, 0))
-        - 1)`, which costs less than `F.selu` on the CPU."""
-        if self.negative is None:
-            return affine(values.relu_(), scale, shift, out)
-        negative = torch.clamp(values, max=0.0, out=self.negative[:values.numel()].view(values.shape))
-        return affine(values.clamp_(min=0.0), scale, shift, out).addcmul_(negative.exp_().sub_(1.0), scale * SELU_ALPHA)
 
 
 def hierarchy_(weights: BlockWeights, workspace: Workspace, frame_weights: torch.Tensor | None) -> None:
@@ -255,7 +251,7 @@ def hierarchy_(weights: BlockWeights, workspace: Workspace, frame_weights: torch
         if frame_weights is not None:
             inside[:slices].mul_(frame_weights)
         target = groups[:, index] if weights.slice_weights is None else inside[:slices].flatten(0, 1)
-        run_stage(stage, workspace.stack[:slices].flatten(0, 1), workspace, workspace.stage[:slices * batch], target)
+        run_stage(stage, workspace.stack[:slices].flatten(0, 1), workspace.stage[:slices * batch], target)
         if weights.slice_weights is not None:
             torch.mm(weights.slice_weights[index], workspace.stack[:slices].view(slices, -1), out=workspace.slice_sum)
             groups[:, index].copy_(workspace.slice_sum.view(batch, width, padded_frames)[..., padding:padding + frames])
@@ -266,33 +262,39 @@ def block_forward(
 ) -> torch.Tensor:
     """One inner block (`Nes2NetBottleneck.forward`): `(batch, C, frames)` -> `workspace.block_out`, the same shape."""
     frame_weights = None if frame_mask is None else frame_mask[:, None, :].to(hidden_states.dtype)
-    run_stage(weights.conv_in, hidden_states, workspace, workspace.expanded, workspace.expanded)
+    run_stage(weights.conv_in, hidden_states, workspace.expanded, workspace.expanded)
     hierarchy_(weights, workspace, frame_weights)
-    hidden = run_stage(weights.conv_out, workspace.expanded, workspace, workspace.block_out, workspace.block_out)
+    hidden = run_stage(weights.conv_out, workspace.expanded, workspace.block_out, workspace.block_out)
     summary = masked_time_mean(hidden, frame_mask, dim=2).squeeze(2)
     gate = torch.sigmoid(F.linear(F.linear(summary, *weights.squeeze).relu_(), *weights.excite))
     return torch.addcmul(hidden_states, hidden, gate[:, :, None], out=hidden)
 
 
-def attentive_statistics_(weights: InferenceWeights, hidden_states: torch.Tensor,
-                          frame_mask: torch.Tensor | None) -> torch.Tensor:
+def attentive_statistics_(weights: InferenceWeights, hidden_states: torch.Tensor, frame_mask: torch.Tensor | None,
+                          chunk_elements: int = 1 << 18) -> torch.Tensor:
     """`Nes2NetAttentiveStatsPooling.forward`: `(batch, D, frames)` -> `(batch, 2 * D)`. The attention's second 1x1
-    convolution is one matrix product over all frames of the batch, giving the scores as `(D, batch, frames)`, and
-    the softmax and both weighted sums are computed in place in them."""
+    convolution is a matrix product over all frames of the batch, for a few hundred channels at a time (about
+    `chunk_elements` scores, which stay in cache), and the softmax and both weighted sums run in place in them."""
     (weight_in, bias_in), (weight_out, bias_out) = weights.attention
     batch, channels, frames = hidden_states.shape
     attention_in = torch.baddbmm(bias_in[:, None].expand(batch, -1, frames), weight_in.expand(batch, -1, -1),
                                  hidden_states).tanh_()
-    scores = torch.addmm(bias_out[:, None], weight_out, attention_in.transpose(0, 1).reshape(-1, batch * frames))
-    scores = scores.view(channels, batch, frames)
-    if frame_mask is not None:
-        scores.masked_fill_(~frame_mask, torch.finfo(scores.dtype).min)
-    scores.sub_(scores.amax(dim=2, keepdim=True)).exp_()
-    attention = scores.div_(scores.sum(dim=2, keepdim=True))
-    features = hidden_states.transpose(0, 1)
-    mean = attention.mul_(features).sum(dim=2)
-    variance = attention.mul_(features).sum(dim=2) - mean**2
-    return torch.cat([mean, torch.sqrt(variance.clamp(min=1e-10))], dim=0).t().contiguous()
+    attention_in = attention_in.transpose(0, 1).reshape(-1, batch * frames)
+    features = hidden_states.transpose(0, 1)  # (D, batch, frames)
+    statistics = hidden_states.new_empty(2, channels, batch)
+    rows = min(channels, max(1, chunk_elements // (batch * frames)))
+    buffer = hidden_states.new_empty(rows, batch * frames)
+    for start in range(0, channels, rows):
+        part = slice(start, min(start + rows, channels))
+        scores = torch.addmm(bias_out[part, None], weight_out[part], attention_in, out=buffer[:part.stop - start])
+        scores = scores.view(-1, batch, frames)
+        if frame_mask is not None:
+            scores.masked_fill_(~frame_mask, torch.finfo(scores.dtype).min)
+        attention = torch.ops.aten._softmax.out(scores, 2, False, out=scores)  # in place, a row at a time
+        mean = torch.sum(attention.mul_(features[part]), dim=2, out=statistics[0, part])
+        torch.sum(attention.mul_(features[part]), dim=2, out=statistics[1, part]).sub_(mean**2)
+    statistics[1].clamp_(min=1e-10).sqrt_()
+    return statistics.permute(2, 0, 1).reshape(batch, 2 * channels)
 
 
 def backend_forward(
@@ -309,7 +311,7 @@ def backend_forward(
         if index > 0:
             hidden = torch.add(parts[index - 1], groups[index], out=workspace.block_in)
         output = block_forward(block_weights, hidden, workspace, frame_mask)
-        workspace.activation_norm(output, *weights.block_norms[index], out=parts[index])
+        activation_norm(output, *weights.block_norms[index], weights.selu, out=parts[index])
     parts[-1].copy_(groups[-1])
     scale, shift = weights.norm
     affine(trunk, scale, shift, out=trunk)

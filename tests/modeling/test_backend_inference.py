@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from modeling_nes2net import Nes2NetBackend
-from modeling_nes2net.backend_inference import inference_path_applies
+from modeling_nes2net.backend_inference import attentive_statistics_, inference_path_applies
 from tests.tiny_models import randomize_norm_statistics, tiny_config
 
 torch.set_num_threads(1)
@@ -63,6 +63,18 @@ def test_inference_path_keeps_padded_frames_out(overrides):
     frame_mask = torch.arange(40)[None, :] < torch.tensor([40, 23, 9])[:, None]
     plain, fast = both_paths(backend, torch.randn(3, 40, 64), frame_mask)
     assert_same(plain, fast)
+
+
+@pytest.mark.parametrize("chunk_elements", [1, 500, 1 << 18])
+def test_attentive_pooling_scores_a_few_channels_at_a_time(chunk_elements):
+    """The pooling's scores are computed `chunk_elements` at a time (one channel, four, all 64): the same statistics."""
+    backend = random_backend(activation="selu", pooling="astp", se_min_channels=2)
+    hidden_states = torch.randn(3, 64, 40)
+    frame_mask = torch.arange(40)[None, :] < torch.tensor([40, 23, 9])[:, None]
+    with torch.inference_mode():
+        expected = backend.pooling(hidden_states, frame_mask)
+        actual = attentive_statistics_(backend.inference_weights(), hidden_states, frame_mask, chunk_elements)
+    torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-5)
 
 
 def test_negative_norm_scales_are_not_folded():
