@@ -11,7 +11,8 @@ than computing it. This path
 - writes every stage into a few scratch tensors that all blocks reuse ([`Workspace`]): at these sizes a fresh tensor per
   operation (first-touch page faults, cold cache) costs more than the arithmetic;
 - computes SELU as `λ elu(x, α)`, its scale λ absorbed by the batch norm after it (one multiplication less), and the
-  attentive statistics pooling's scores as one matrix product with the softmax and weighted sums done in place.
+  attentive statistics pooling's scores a few hundred channels at a time into one buffer, with the softmax and weighted
+  sums done in place.
 The folded weights are computed once and kept until a parameter or buffer of the back-end changes (its storage or
 version counter). `benchmarks/backend.py` measures both paths against a transcription of the authors' loop.
 """
