@@ -101,6 +101,11 @@ def test_changed_weights_are_used_at_once():
     replaced = random_backend(seed=1)
     backend.load_state_dict(replaced.state_dict())
     assert_same(both_paths(replaced, features)[0], both_paths(backend, features)[1])
+    _, before = both_paths(backend, features)
+    backend.blocks[2].convs[0] = random_backend(seed=2).blocks[2].convs[0]  # a submodule swapped for another
+    plain, after = both_paths(backend, features)
+    assert not torch.allclose(after[1], before[1], atol=1e-3)
+    assert_same(plain, after)
 
 
 def test_bfloat16_stays_close_to_the_plain_forward():
