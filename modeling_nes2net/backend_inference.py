@@ -65,20 +65,21 @@ def norm_after_activation(norm: nn.BatchNorm1d, selu: bool) -> tuple[torch.Tenso
     return (scale * SELU_SCALE if selu else scale), shift
 
 
+def column(values: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A per-channel vector `(C,)` as a contiguous `(C, 1)` column in `dtype`, broadcast over frames."""
+    return values[:, None].to(dtype).contiguous()
+
+
 def conv_stage(conv: nn.Conv1d, norm: nn.BatchNorm1d, selu: bool) -> ConvStage:
     scale, shift = norm_after_activation(norm, selu)
     weight, bias, dtype = conv.weight.float(), conv.bias.float(), conv.weight.dtype
     folded = not selu and bool((scale > 0).all())
     if folded:
         weight, bias = weight * scale[:, None, None], torch.addcmul(shift, bias, scale)
-
-    def column(values: torch.Tensor | None) -> torch.Tensor | None:
-        return None if values is None else values[:, None].to(dtype).contiguous()
-
     return ConvStage(
-        taps=weight.permute(2, 0, 1).to(dtype).contiguous(), bias=column(bias),
-        floor=column(shift) if folded else None, scale=None if folded else column(scale),
-        shift=None if folded else column(shift), selu=selu, dilation=conv.dilation[0], padding=conv.padding[0],
+        taps=weight.permute(2, 0, 1).to(dtype).contiguous(), bias=column(bias, dtype),
+        floor=column(shift, dtype) if folded else None, scale=None if folded else column(scale, dtype),
+        shift=None if folded else column(shift, dtype), selu=selu, dilation=conv.dilation[0], padding=conv.padding[0],
     )
 
 
@@ -137,9 +138,6 @@ class InferenceWeights:
     def of(cls, backend: nn.Module) -> "InferenceWeights":
         selu = isinstance(backend.activation, nn.SELU)
 
-        def column(values: torch.Tensor, like: nn.BatchNorm1d) -> torch.Tensor:
-            return values[:, None].to(like.weight.dtype)
-
         def linear(conv: nn.Conv1d) -> tuple[torch.Tensor, torch.Tensor]:
             return conv.weight[:, :, 0], conv.bias
 
@@ -157,9 +155,9 @@ class InferenceWeights:
         pooling = backend.pooling
         attention = ((linear(pooling.attention_in), linear(pooling.attention_out))
                      if hasattr(pooling, "attention_in") else None)
-        block_norms = tuple(tuple(column(values, norm) for values in norm_after_activation(norm, selu))
+        block_norms = tuple(tuple(column(values, norm.weight.dtype) for values in norm_after_activation(norm, selu))
                             for norm in backend.block_norms)
-        norm = tuple(column(values, backend.norm) for values in norm_affine(backend.norm))
+        norm = tuple(column(values, backend.norm.weight.dtype) for values in norm_affine(backend.norm))
         return cls(blocks, block_norms, norm, selu, attention)
 
 
