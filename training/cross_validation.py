@@ -32,7 +32,7 @@ from training.frozen_frontend import CORPUS_COLUMN, FrontendCache, score_cache
 from training.recipe import Recipe
 from training.train import train_on_states
 from training.metrics import bootstrap_eer_interval, compute_eer
-from training.statistics_head import add_statistics_head, fit_probe, pooled_statistics
+from training.statistics_head import add_statistics_head, fit_probe, pooled_statistics, pooled_window_statistics
 
 logger = logging.getLogger(__name__)
 
@@ -108,13 +108,18 @@ def trained_on(corpora: Iterable[str], candidate: Candidate) -> Candidate:
 
 
 def logistic_probe(train: FrontendCache, calibration: FrontendCache, inverse_strength: float = 1.0,
-                   views: Sequence[str] | None = None) -> Scorer:
-    """The linear baseline: `fit_probe` on `train`, its log-odds calibrated on `calibration`."""
-    weights, bias = fit_probe(train, inverse_strength, views)
-    (weight,), offset = fit_llr_fusion((pooled_statistics(calibration) @ weights + bias)[:, None], calibration.labels)
+                   views: Sequence[str] | None = None, window: int | None = None) -> Scorer:
+    """The linear baseline: `fit_probe` on `train`, its log-odds calibrated on `calibration`. With `window`, the probe
+    is fitted on windows of that many frames and scores a trial by the mean of its windows' log-odds."""
+    weights, bias = fit_probe(train, inverse_strength, views, window=window)
+
+    def statistics(cache: FrontendCache) -> np.ndarray:
+        return pooled_statistics(cache) if window is None else pooled_window_statistics(cache, window)
+
+    (weight,), offset = fit_llr_fusion((statistics(calibration) @ weights + bias)[:, None], calibration.labels)
 
     def scorer(cache: FrontendCache) -> np.ndarray:
-        return weight * (pooled_statistics(cache) @ weights + bias) + offset
+        return weight * (statistics(cache) @ weights + bias) + offset
 
     return scorer
 

@@ -68,7 +68,6 @@ from modeling_nes2net.localisation import (
     stretch_iou,
 )
 from modeling_nes2net.model_calls import frame_log_odds
-from modeling_nes2net.modeling_nes2net import local_layer_statistics
 from training.data import build_dataset
 from training.data.splices import SpliceOptions, SplicesBuilder
 from training.data.vocoded import METADATA_FILE, default_cache_dir, write_vocoded_corpus
@@ -83,7 +82,7 @@ from training.segment_metrics import IOU_HIT
 from training.localisation import LABEL_COLUMN, frame_targets
 from training.recipe import Recipe, states_recipe
 from training.state_cache import TRAINING_SPLITS, load_states, split_items
-from training.statistics_head import fit_logistic, standardise
+from training.statistics_head import fit_logistic, local_statistics, standardise
 from training.train import train_on_states
 
 if TYPE_CHECKING:
@@ -248,7 +247,7 @@ def frame_statistics(model: Nes2NetForAudioFrameClassification, trials: Frontend
             kept = np.arange(frame_step // 2, state.shape[1], frame_step)
             targets = trial_frame_targets(model, cache, index)[kept]
             kept, targets = kept[targets != -100], targets[targets != -100]
-            statistics = local_layer_statistics(tuple(state.float()[:, None]), None, window)[0]
+            statistics = local_statistics(state, window)
             pieces.append(statistics[torch.from_numpy(kept)].numpy())
             labels.append(targets)
         parts.append(np.concatenate(pieces))  # one block per file: the small pieces' heap memory is reused, not kept

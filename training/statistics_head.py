@@ -24,7 +24,7 @@ import torch
 
 from modeling_nes2net import Nes2NetForAudioClassification
 from modeling_nes2net.configuration_nes2net import MAX_CALIBRATION_OFFSET, MAX_CALIBRATION_SCALE
-from modeling_nes2net.modeling_nes2net import layer_statistics
+from modeling_nes2net.modeling_nes2net import layer_statistics, local_layer_statistics
 from training.frozen_frontend import CORPUS_COLUMN, FrontendCache, score_cache
 from training.llr_fitting import fit_llr_fusion
 from training.state_cache import in_views
@@ -40,17 +40,41 @@ def pooled_statistics(cache: FrontendCache) -> np.ndarray:
                           ).astype(np.float64)
 
 
+def local_statistics(state: torch.Tensor, window: int) -> torch.Tensor:
+    """`(frames, layers * 2 * D)` float32: the local statistics (`local_layer_statistics` over `window` frames) at
+    every frame of one trial's cached `state` `(layers, frames, D)`."""
+    return local_layer_statistics(tuple(state.float()[:, None]), None, window)[0]
+
+
+def window_statistics(cache: FrontendCache, window: int, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """The local statistics of every `step`-th frame (from `step // 2`) of every trial: `(windows, layers * 2 * D)`
+    float32, and `(windows,)` the index of the trial each window belongs to."""
+    rows = [local_statistics(state, window)[step // 2::step].numpy() for state in cache.states]
+    return np.concatenate(rows), np.repeat(np.arange(len(rows)), [len(part) for part in rows])
+
+
+def pooled_window_statistics(cache: FrontendCache, window: int) -> np.ndarray:
+    """`(n, layers * 2 * D)` float64: the mean over every frame of each trial's local statistics over `window` frames
+    (a linear probe of `window_statistics` scores a trial by the mean of its windows' log-odds on these)."""
+    return np.stack([local_statistics(state, window).mean(0).numpy() for state in cache.states]).astype(np.float64)
+
+
 def fit_probe(train: FrontendCache, inverse_strength: float = 1.0, views: Sequence[str] | None = None,
-              corpora: Sequence[str] | None = None) -> tuple[np.ndarray, float]:
+              corpora: Sequence[str] | None = None, window: int | None = None,
+              window_step: int = 10) -> tuple[np.ndarray, float]:
     """A logistic regression (scikit-learn, balanced classes, L2 with `C = inverse_strength`) on standardised
     `pooled_statistics` of the training trials of `views` (`training.state_cache.VIEW_COLUMN`) and `corpora`
     (`CORPUS_COLUMN`; None: every view, every corpus): returns `(weights (features,), bias)` of its log-odds on the
-    unstandardised statistics."""
+    unstandardised statistics. With `window`, it is fitted on `window_statistics` instead (every `window_step`-th
+    frame's statistics over `window` frames, each labelled as its trial), and scores `pooled_window_statistics`."""
     if views is not None:
         train = in_views(train, views)
     if corpora is not None:
         train = train.select(np.isin(np.asarray(train.metadata[CORPUS_COLUMN], dtype=object), list(corpora)))
-    return fit_logistic(pooled_statistics(train), train.labels, inverse_strength)
+    if window is None:
+        return fit_logistic(pooled_statistics(train), train.labels, inverse_strength)
+    features, trials = window_statistics(train, window, window_step)
+    return fit_logistic(features, train.labels[trials], inverse_strength)
 
 
 def standardise(features: np.ndarray, chunk_rows: int = 4096) -> StandardScaler:

@@ -25,7 +25,7 @@ from training.frozen_frontend import CORPUS_COLUMN, FrontendCache
 from training.metrics import compute_eer
 from training.recipe import recipe_from_dict
 from training.state_cache import VIEW_COLUMN, training_states
-from training.statistics_head import fit_probe
+from training.statistics_head import fit_probe, pooled_window_statistics, window_statistics
 from modeling_nes2net import Nes2NetConfig
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -115,6 +115,58 @@ def test_pooled_statistics_are_mean_and_std_of_every_layer():
     assert features.shape == (len(cache), 2 * 2 * 8)
     np.testing.assert_allclose(features[0].reshape(2, 16)[:, :8], state.mean(1).numpy(), rtol=1e-6)
     np.testing.assert_allclose(features[0].reshape(2, 16)[:, 8:], state.std(1, correction=0).numpy(), rtol=1e-5)
+
+
+def test_windows_of_one_frame_are_the_frames_themselves():
+    cache = synthetic_cache(per_system=1)
+    features, trials = window_statistics(cache, window=1, step=4)
+    frames = cache.states[0].float()[:, 2::4]  # (layers, 7 windows, D): every 4th frame from the 2nd
+    assert features.shape == (len(cache) * 7, 2 * 2 * 8)
+    assert list(trials) == [index for index in range(len(cache)) for _ in range(7)]
+    per_layer = features[:7].reshape(7, 2, 16)
+    np.testing.assert_allclose(per_layer[:, :, :8], frames.transpose(0, 1).numpy(), atol=1e-3)
+    assert np.abs(per_layer[:, :, 8:]).max() < 1e-3  # the std of one frame
+
+
+def test_windows_wider_than_the_clip_pool_to_the_clip_statistics():
+    cache = synthetic_cache(per_system=1)
+    np.testing.assert_allclose(pooled_window_statistics(cache, window=61), pooled_statistics(cache), atol=1e-4)
+
+
+def alternating_cache(per_class: int, seed: int, spoof_amplitude: float = 1.0) -> FrontendCache:
+    """States `(2, 60, 4)` whose channel 0 is +-1: bona fide flips sign every frame, spoofs (+-`spoof_amplitude`)
+    every 30 frames; at amplitude 1 the whole clip's mean and std of every channel are the same for both, the std over
+    a few frames is not."""
+    rng = np.random.default_rng(seed)
+    states, labels = [], []
+    for label in (1, 0):
+        flips = (np.where(np.arange(60) % 2 == 0, 1.0, -1.0) if label
+                 else spoof_amplitude * np.where(np.arange(60) < 30, 1.0, -1.0))
+        for _ in range(per_class):
+            state = 0.3 * rng.standard_normal((2, 60, 4))
+            state[:, :, 0] += flips * rng.choice([-1.0, 1.0])
+            states.append(torch.from_numpy(state).float())
+            labels.append(label)
+    return FrontendCache(states, np.array(labels), {"system": ["x"] * len(labels)})
+
+
+def test_a_window_probe_finds_what_whole_clip_statistics_average_away():
+    train, test = alternating_cache(40, seed=0), alternating_cache(40, seed=1)
+
+    def eer(window):
+        scores = logistic_probe(train, train, window=window)(test)
+        return compute_eer(scores[test.labels == 1], scores[test.labels == 0]).eer
+
+    assert eer(5) < 0.05
+    assert eer(None) > 0.2
+
+
+def test_a_window_probe_is_fitted_on_the_windows_not_the_whole_clips():
+    # louder spoofs: over whole clips a spoof's channel 0 varies more, over a few frames far less
+    train, test = (alternating_cache(40, seed, spoof_amplitude=1.5) for seed in (0, 1))
+    weights, bias = fit_probe(train, window=5)  # uncalibrated: a probe fitted on whole clips would score backwards
+    scores = pooled_window_statistics(test, window=5) @ weights + bias
+    assert compute_eer(scores[test.labels == 1], scores[test.labels == 0]).eer < 0.05
 
 
 def test_a_trainer_never_sees_a_held_out_trial():
