@@ -152,6 +152,11 @@ CANDIDATES: dict[str, dict] = {
                               "probe": functools.partial(logistic_probe, **{**CLEAN_PROBE, "inverse_strength": 1e-4})},
     "logistic-clean-c-1e-5": {"description": "logistic-clean with a stronger L2 prior, C = 1e-5",
                               "probe": functools.partial(logistic_probe, **{**CLEAN_PROBE, "inverse_strength": 1e-5})},
+    "logistic-clean-windows": {"description": "logistic-clean fitted on 0.5 s windows of the states instead of whole "
+                                              "clips (the mean and std of every layer over 25 frames, at every 10th "
+                                              "frame, each window labelled as its clip), scoring a clip by the mean "
+                                              "of its windows' log-odds",
+                               "probe": functools.partial(logistic_probe, **CLEAN_PROBE, window=25)},
     "tuned-top-2": {"description": "logistic-clean's probe as the head of the encoder's top 2 layers, both fine-tuned "
                                    "(one epoch, Adam lr 2e-5, 8 clips a step) on the cached states below them "
                                    "(training.top_layers)",
