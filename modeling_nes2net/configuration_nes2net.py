@@ -92,6 +92,14 @@ _BASE_KWARGS = frozenset({
 _LOADING: ContextVar[bool] = ContextVar("nes2net_config_loading", default=False)
 
 
+def check_frame_window(name: str, window: int | None) -> None:
+    """Raise a one-line `ValueError` naming `name` unless `window` is None or an odd number of frames >= 1 (a window
+    of frames centred on one frame)."""
+    if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 1
+                               or window % 2 == 0):
+        raise ValueError(f"{name} must be an odd number of frames >= 1 (or None), not {window!r}")
+
+
 @strict
 class Nes2NetConfig(PreTrainedConfig):
     r"""
@@ -128,6 +136,11 @@ class Nes2NetConfig(PreTrainedConfig):
             `normalize_layers`) to the pooled embedding, so the classifier also reads them linearly: a linear probe of
             the front-end's layers beside the Nes2Net back-end (not part of the paper's model), whose weights
             `training.statistics_head` fits after training and fuses with the back-end's score.
+        layer_statistics_window (`int`, *optional*):
+            With `layer_statistics`: the statistics appended are the mean over frames of each hidden state's mean and
+            standard deviation over the `layer_statistics_window` real frames centred on every frame (odd; 25 = 0.5 s
+            at Whisper's 20 ms): the probe `training.statistics_head` fits on windows of that length, scoring a
+            recording by the mean of its windows' log-odds. None: the mean and standard deviation over all frames.
         frame_statistics_window (`int`, *optional*):
             With a frame head ([`Nes2NetForAudioFrameClassification`]): the frame classifier also reads, at each frame,
             the mean and standard deviation of every hidden state the back-end reads (before `normalize_layers`) over
@@ -230,6 +243,7 @@ class Nes2NetConfig(PreTrainedConfig):
     layer_merge: Literal["last", "weighted_sum", "sea", "attm"] = "last"
     normalize_layers: bool = False
     layer_statistics: bool = False
+    layer_statistics_window: int | None = None
     frame_statistics_window: int | None = None
     stretch_margin: float = 0.0
     stretch_edge: float = 0.0
@@ -394,10 +408,10 @@ class Nes2NetConfig(PreTrainedConfig):
             raise ValueError("layer_statistics and frame_statistics_window read the raw hidden states, which "
                              "layer_merge='last' with normalize_layers does not keep: set normalize_layers=False or a "
                              "layer merge")
-        window = self.frame_statistics_window
-        if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 1
-                                   or window % 2 == 0):
-            raise ValueError(f"frame_statistics_window must be an odd number of frames >= 1 (or None), not {window!r}")
+        for name in ("layer_statistics_window", "frame_statistics_window"):
+            check_frame_window(name, getattr(self, name))
+        if self.layer_statistics_window is not None and not self.layer_statistics:
+            raise ValueError("layer_statistics_window sets the window of layer_statistics, which is off")
         if not 0.0 <= self.stretch_margin <= MAX_CALIBRATION_OFFSET:
             raise ValueError(f"stretch_margin must be between 0 and {MAX_CALIBRATION_OFFSET:g} log-odds, got "
                              f"{self.stretch_margin}")

@@ -49,7 +49,9 @@ def describe_architecture(config: Nes2NetConfig) -> ArchitectureDescription:
     frontend = describe_frontend(config) + (", frozen" if config.freeze_frontend else "")
     merge = LAYER_MERGE_DESCRIPTIONS[config.layer_merge].format(layers=config.num_frontend_layers)
     if config.layer_statistics:
-        merge += ", with a linear head on each one's mean and standard deviation over frames"
+        over = (f"the {config.layer_statistics_window} frames around each frame, averaged over frames"
+                if config.layer_statistics_window else "frames")
+        merge += f", with a linear head on each one's mean and standard deviation over {over}"
     if config.frame_statistics_window:
         merge += (f", and a frame head on each one's mean and standard deviation over the "
                   f"{config.frame_statistics_window} frames around every frame")

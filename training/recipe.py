@@ -33,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from modeling_nes2net.configuration_nes2net import check_frame_window
 from modeling_nes2net.protocols import PROTOCOLS, WINDOW_SAMPLES
 from training.data.vocoders import VOCODERS
 
@@ -221,17 +222,18 @@ class TrainingSpec:
     log_every_steps: int = 10
     statistics_head: dict[str, Any] | None = None
     """With `data.corpora` and a dev split: after calibration, fuse a linear probe of the front-end's layers into the
-    final model (`training.statistics_head`), `{inverse_strength: C, views: [clean], corpora: [...]}`: the inverse L2
-    strength of its logistic regression (default 1), and the training views and corpora it is fitted on (default: all
-    trained on); null: none."""
+    final model (`training.statistics_head`), `{inverse_strength: C, views: [clean], corpora: [...], window: 25}`: the
+    inverse L2 strength of its logistic regression (default 1), the training views and corpora it is fitted on
+    (default: all trained on), and the frames of the windows it is fitted on (odd; default: whole clips); null: none."""
 
     def __post_init__(self) -> None:
         if self.statistics_head is not None:
             head = self.statistics_head
-            if not isinstance(head, dict) or set(head) - {"inverse_strength", "views", "corpora"}:
+            if not isinstance(head, dict) or set(head) - {"inverse_strength", "views", "corpora", "window"}:
                 raise ValueError(f"training.statistics_head must be {{inverse_strength: C, views: [...], corpora: "
-                                 f"[...]}} or null, got "
+                                 f"[...], window: frames}} or null, got "
                                  f"{head!r}"[:200])
+            check_frame_window("training.statistics_head.window", head.get("window"))
             if not isinstance(head.get("inverse_strength", 1.0), (int, float)) or head.get("inverse_strength", 1) <= 0:
                 raise ValueError(f"training.statistics_head.inverse_strength must be positive, got "
                                  f"{head['inverse_strength']!r}")

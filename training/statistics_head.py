@@ -113,19 +113,21 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, inverse_strength: flo
 
 def add_statistics_head(model: Nes2NetForAudioClassification, train: FrontendCache, calibration: FrontendCache,
                         inverse_strength: float = 1.0, views: Sequence[str] | None = None,
-                        corpora: Sequence[str] | None = None) -> Nes2NetForAudioClassification:
+                        corpora: Sequence[str] | None = None, window: int | None = None,
+                        ) -> Nes2NetForAudioClassification:
     """A copy of the calibrated `model` (of its class: a frame model keeps its frame classifier) with `layer_statistics`
     on, whose log-odds are `a * model_log_odds + b * probe_log_odds + c`: the probe fitted on `train`'s trials of
-    `views` and `corpora` (`fit_probe`), `(a, b, c)` fitted on `calibration`. `model` is left unchanged."""
+    `views` and `corpora` (`fit_probe`; with `window`, on windows of that many frames, and the model's
+    `layer_statistics_window` set to it), `(a, b, c)` fitted on `calibration`. `model` is left unchanged."""
     config = model.config
     if config.layer_statistics:
         raise ValueError("the model already reads layer statistics")
     if config.layer_merge != "last" and train.states[0].shape[0] != config.num_frontend_layers:
         raise ValueError(f"the cached states hold {train.states[0].shape[0]} layers, the model reads "
                          f"{config.num_frontend_layers}")
-    probe_weights, probe_bias = fit_probe(train, inverse_strength, views, corpora)
-    fused_scores = np.stack([score_cache(model, calibration),
-                             pooled_statistics(calibration) @ probe_weights + probe_bias], axis=1)
+    probe_weights, probe_bias = fit_probe(train, inverse_strength, views, corpora, window)
+    statistics = pooled_statistics(calibration) if window is None else pooled_window_statistics(calibration, window)
+    fused_scores = np.stack([score_cache(model, calibration), statistics @ probe_weights + probe_bias], axis=1)
     (model_weight, probe_weight), offset = fit_llr_fusion(fused_scores, calibration.labels)
     if max(abs(model_weight), abs(probe_weight)) > MAX_CALIBRATION_SCALE or abs(offset) > MAX_CALIBRATION_OFFSET:
         raise ValueError(f"the fusion diverged on {len(calibration)} calibration trials (weights {model_weight:.3g}, "
@@ -133,6 +135,7 @@ def add_statistics_head(model: Nes2NetForAudioClassification, train: FrontendCac
 
     fused_config = copy.deepcopy(config)
     fused_config.layer_statistics = True
+    fused_config.layer_statistics_window = window
     fused = type(model)(fused_config)  # a frame model keeps its frame classifier
     state = model.state_dict()
     old = model.classifier
@@ -148,4 +151,5 @@ def add_statistics_head(model: Nes2NetForAudioClassification, train: FrontendCac
     return fused.eval()
 
 
-__all__ = ["add_statistics_head", "fit_logistic", "fit_probe", "pooled_statistics", "standardise"]
+__all__ = ["add_statistics_head", "fit_logistic", "fit_probe", "local_statistics", "pooled_statistics",
+           "pooled_window_statistics", "standardise", "window_statistics"]

@@ -21,6 +21,10 @@ def test_the_words_name_the_back_end_its_activation_the_front_end_and_the_merge(
     probed = describe_architecture(tiny_config("whisper", layer_merge="attm", layer_statistics=True))
     assert probed.merge == ("an attentive merge (AttM) of all 3 hidden states, with a linear head on each one's mean "
                             "and standard deviation over frames")
+    windowed = describe_architecture(tiny_config("whisper", layer_merge="attm", layer_statistics=True,
+                                                 layer_statistics_window=25))
+    assert windowed.merge.endswith("with a linear head on each one's mean and standard deviation over the 25 frames "
+                                   "around each frame, averaged over frames")
     framed = describe_architecture(tiny_config("whisper", layer_merge="attm", frame_statistics_window=25))
     assert framed.merge.endswith(", and a frame head on each one's mean and standard deviation over the 25 frames "
                                  "around every frame")

@@ -225,10 +225,13 @@ def test_backend_in_onnx_runtime_equals_the_module(variant, tmp_path):
         np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_a_whisper_model_with_layer_statistics_exports_with_padding_and_int8(tmp_path):
+@pytest.mark.parametrize("window", [None, 5])
+def test_a_whisper_model_with_layer_statistics_exports_with_padding_and_int8(tmp_path, window):
     """The embedded default's shape (Whisper, AttM of normalised layers, each layer's statistics in the pooled
-    embedding): the export checks every clip alone and in one padded batch, whose masked statistics must match."""
-    model = tiny_model("whisper", layer_merge="attm", normalize_layers=True, layer_statistics=True)
+    embedding, over whole clips or over windows): the export checks every clip alone and in one padded batch, whose
+    masked statistics must match."""
+    model = tiny_model("whisper", layer_merge="attm", normalize_layers=True, layer_statistics=True,
+                       layer_statistics_window=window)
     rng = np.random.default_rng(0)
     waveforms = [(rng.standard_normal(length) * 0.1).astype(np.float32) for length in (16_000, 23_000)]
     report = export_onnx(model, tmp_path / "onnx", parity_audio=waveforms, variants=("int8",))

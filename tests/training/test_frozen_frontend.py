@@ -28,7 +28,14 @@ from training.frozen_frontend import (
 from modeling_nes2net.modeling_nes2net import layer_statistics, local_layer_statistics
 from training.llr_fitting import fit_llr_fusion
 from training.recipe import Recipe, recipe_from_dict
-from training.statistics_head import add_statistics_head, fit_logistic, fit_probe, pooled_statistics, standardise
+from training.statistics_head import (
+    add_statistics_head,
+    fit_logistic,
+    fit_probe,
+    pooled_statistics,
+    pooled_window_statistics,
+    standardise,
+)
 from training.train import train_on_states
 
 COLUMNS = ["label", "utt_id", "attack"]
@@ -216,9 +223,15 @@ def test_local_statistics_are_mean_and_std_over_the_real_frames_of_each_window()
 
 
 @pytest.mark.parametrize("window", [0, 4, True, 2.5])
-def test_a_frame_statistics_window_must_be_an_odd_number_of_frames(window):
-    with pytest.raises(Exception, match="frame_statistics_window must be an odd number of frames"):
-        tiny_config("whisper", frame_statistics_window=window)
+@pytest.mark.parametrize("name", ["frame_statistics_window", "layer_statistics_window"])
+def test_a_statistics_window_must_be_an_odd_number_of_frames(window, name):
+    with pytest.raises(Exception, match=f"{name} must be an odd number of frames"):
+        tiny_config("whisper", layer_statistics=True, **{name: window})
+
+
+def test_a_layer_statistics_window_without_layer_statistics_is_refused():
+    with pytest.raises(Exception, match="layer_statistics_window sets the window of layer_statistics, which is off"):
+        tiny_config("whisper", layer_statistics_window=5)
 
 
 def test_features_standardised_in_place_fit_the_probe_that_a_copying_fit_finds():
@@ -239,8 +252,10 @@ def test_features_standardised_in_place_fit_the_probe_that_a_copying_fit_finds()
     assert weights[0] > 0.5  # the one informative feature
 
 
-def test_a_statistics_head_on_one_logit_scores_the_fusion_through_the_forward_pass(caches):
-    """One logit is the log-odds itself: the probe's columns and the fused calibration land on it."""
+@pytest.mark.parametrize("window", [None, 5])
+def test_a_statistics_head_on_one_logit_scores_the_fusion_through_the_forward_pass(caches, window):
+    """One logit is the log-odds itself: the probe's columns and the fused calibration land on it (a probe of whole
+    clips, or of windows of 5 frames)."""
     initial, _, dev, dev_items = caches
     calibration = copy.deepcopy(dev)
     calibration.labels[:2] = 1 - calibration.labels[:2]  # two errors: a perfectly separated split has no finite fit
@@ -249,19 +264,23 @@ def test_a_statistics_head_on_one_logit_scores_the_fusion_through_the_forward_pa
     plain.config.num_labels = 1
     plain.classifier = torch.nn.Linear(plain.config.pooled_size, 1)
     plain.config.calibration_scale, plain.config.calibration_offset = 0.7, 0.3
-    fused = add_statistics_head(plain, dev, calibration, inverse_strength=0.1)
+    fused = add_statistics_head(plain, dev, calibration, inverse_strength=0.1, window=window)
     assert fused.config.num_labels == 1 and fused.classifier.out_features == 1
+    assert fused.config.layer_statistics_window == window
 
-    probe_weights, probe_bias = fit_probe(dev, inverse_strength=0.1)
-    parts = np.stack([score_cache(plain, dev), pooled_statistics(dev) @ probe_weights + probe_bias], axis=1)
+    probe_weights, probe_bias = fit_probe(dev, inverse_strength=0.1, window=window)
+    statistics = pooled_statistics(dev) if window is None else pooled_window_statistics(dev, window)
+    parts = np.stack([score_cache(plain, dev), statistics @ probe_weights + probe_bias], axis=1)
     weights, offset = fit_llr_fusion(parts, calibration.labels)
     assert weights[0] != 0 and weights[1] != 0  # both systems are in the score
     np.testing.assert_allclose(score_cache(fused, dev), parts @ weights + offset, rtol=1e-4, atol=1e-4)
     with torch.inference_mode():
         direct = [float(log_odds(fused(torch.from_numpy(dev_items[index]["input_values"])[None]).logits)[0])
                   for index in range(len(dev_items))]
-    # the cache rounds the states to float16; the untrained back-end's log-odds reach 40
-    np.testing.assert_allclose(direct, parts @ weights + offset, rtol=5e-3, atol=5e-3)
+    # the cache rounds the states to float16 (the std of 5 frames feels it more than that of a clip); the untrained
+    # back-end's log-odds reach 40
+    tolerance = 5e-3 if window is None else 3e-2
+    np.testing.assert_allclose(direct, parts @ weights + offset, rtol=tolerance, atol=tolerance)
 
 
 def test_statistics_of_a_normalised_last_layer_are_refused():

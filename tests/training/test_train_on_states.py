@@ -199,7 +199,9 @@ def test_a_bad_data_section_is_refused_in_one_line_naming_the_key(source, tmp_pa
 
 @pytest.mark.parametrize(("sections", "message"), [
     ({"training": {"statistics_head": {"strength": 1}}},
-     "training.statistics_head must be {inverse_strength: C, views: [...], corpora: [...]} or null"),
+     "training.statistics_head must be {inverse_strength: C, views: [...], corpora: [...], window: frames} or null"),
+    ({"training": {"statistics_head": {"window": 24}}},
+     "training.statistics_head.window must be an odd number of frames >= 1 (or None), not 24"),
     ({"training": {"statistics_head": {"corpora": ["elsewhere"]}}},
      "training.statistics_head.corpora must be among data.corpora, got ['elsewhere']"),
     ({"training": {"statistics_head": {"inverse_strength": 0}}},
