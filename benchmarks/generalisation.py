@@ -138,6 +138,12 @@ CANDIDATES: dict[str, dict] = {
                                                   "split (training.statistics_head)",
                                    **ATTM_UNMASKED, "corpora": vocoded_copies("hifigan", ["hifigan"]),
                                    "training": {"statistics_head": {**CLEAN_PROBE, "corpora": list(BASE_CORPORA)}}},
+    "vocoded-hifigan-statistics-windows": {"description": "vocoded-hifigan-statistics with logistic-clean-windows' "
+                                                          "probe (fitted on 0.5 s windows, Nes2NetConfig."
+                                                          "layer_statistics_window) as its statistics head",
+                                           **ATTM_UNMASKED, "corpora": vocoded_copies("hifigan", ["hifigan"]),
+                                           "training": {"statistics_head": {**CLEAN_PROBE, "window": 25,
+                                                                            "corpora": list(BASE_CORPORA)}}},
     "logistic-clean-hifigan": {"description": "logistic-clean trained with the HiFi-GAN copies too (the copies' "
                                               "effect on the linear probe)",
                                "probe": LOGISTIC_CLEAN, "corpora": vocoded_copies("hifigan", ["hifigan"])},
