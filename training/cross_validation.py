@@ -32,7 +32,7 @@ from training.frozen_frontend import CORPUS_COLUMN, FrontendCache, score_cache
 from training.recipe import Recipe
 from training.train import train_on_states
 from training.metrics import bootstrap_eer_interval, compute_eer
-from training.statistics_head import add_statistics_head, fit_probe, pooled_statistics, pooled_window_statistics
+from training.statistics_head import add_statistics_head, fit_probe, probe_statistics
 
 logger = logging.getLogger(__name__)
 
@@ -112,14 +112,11 @@ def logistic_probe(train: FrontendCache, calibration: FrontendCache, inverse_str
     """The linear baseline: `fit_probe` on `train`, its log-odds calibrated on `calibration`. With `window`, the probe
     is fitted on windows of that many frames and scores a trial by the mean of its windows' log-odds."""
     weights, bias = fit_probe(train, inverse_strength, views, window=window)
-
-    def statistics(cache: FrontendCache) -> np.ndarray:
-        return pooled_statistics(cache) if window is None else pooled_window_statistics(cache, window)
-
-    (weight,), offset = fit_llr_fusion((statistics(calibration) @ weights + bias)[:, None], calibration.labels)
+    (weight,), offset = fit_llr_fusion((probe_statistics(calibration, window) @ weights + bias)[:, None],
+                                       calibration.labels)
 
     def scorer(cache: FrontendCache) -> np.ndarray:
-        return weight * (statistics(cache) @ weights + bias) + offset
+        return weight * (probe_statistics(cache, window) @ weights + bias) + offset
 
     return scorer
 

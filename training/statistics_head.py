@@ -59,6 +59,12 @@ def pooled_window_statistics(cache: FrontendCache, window: int) -> np.ndarray:
     return np.stack([local_statistics(state, window).mean(0).numpy() for state in cache.states]).astype(np.float64)
 
 
+def probe_statistics(cache: FrontendCache, window: int | None) -> np.ndarray:
+    """`(n, layers * 2 * D)` float64: what a probe `fit_probe(..., window=window)` scores, `pooled_statistics` or with
+    `window` `pooled_window_statistics`."""
+    return pooled_statistics(cache) if window is None else pooled_window_statistics(cache, window)
+
+
 def fit_probe(train: FrontendCache, inverse_strength: float = 1.0, views: Sequence[str] | None = None,
               corpora: Sequence[str] | None = None, window: int | None = None,
               window_step: int = 10) -> tuple[np.ndarray, float]:
@@ -126,8 +132,8 @@ def add_statistics_head(model: Nes2NetForAudioClassification, train: FrontendCac
         raise ValueError(f"the cached states hold {train.states[0].shape[0]} layers, the model reads "
                          f"{config.num_frontend_layers}")
     probe_weights, probe_bias = fit_probe(train, inverse_strength, views, corpora, window)
-    statistics = pooled_statistics(calibration) if window is None else pooled_window_statistics(calibration, window)
-    fused_scores = np.stack([score_cache(model, calibration), statistics @ probe_weights + probe_bias], axis=1)
+    fused_scores = np.stack([score_cache(model, calibration),
+                             probe_statistics(calibration, window) @ probe_weights + probe_bias], axis=1)
     (model_weight, probe_weight), offset = fit_llr_fusion(fused_scores, calibration.labels)
     if max(abs(model_weight), abs(probe_weight)) > MAX_CALIBRATION_SCALE or abs(offset) > MAX_CALIBRATION_OFFSET:
         raise ValueError(f"the fusion diverged on {len(calibration)} calibration trials (weights {model_weight:.3g}, "
@@ -152,4 +158,4 @@ def add_statistics_head(model: Nes2NetForAudioClassification, train: FrontendCac
 
 
 __all__ = ["add_statistics_head", "fit_logistic", "fit_probe", "local_statistics", "pooled_statistics",
-           "pooled_window_statistics", "standardise", "window_statistics"]
+           "pooled_window_statistics", "probe_statistics", "standardise", "window_statistics"]

@@ -15,7 +15,6 @@ from training.cross_validation import (
     logistic_probe,
     nes2net_candidate,
     plan_folds,
-    pooled_statistics,
     trained_on,
 )
 from training.corpus_sources import PAIR_SOURCE_COLUMN
@@ -25,7 +24,7 @@ from training.frozen_frontend import CORPUS_COLUMN, FrontendCache
 from training.metrics import compute_eer
 from training.recipe import recipe_from_dict
 from training.state_cache import VIEW_COLUMN, training_states
-from training.statistics_head import fit_probe, pooled_window_statistics, window_statistics
+from training.statistics_head import fit_probe, pooled_statistics, pooled_window_statistics, window_statistics
 from modeling_nes2net import Nes2NetConfig
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
