@@ -99,6 +99,14 @@ def local_layer_statistics(hidden_states: tuple[torch.Tensor, ...], frame_mask: 
     return torch.cat(statistics, dim=1).transpose(1, 2)
 
 
+def pooled_local_layer_statistics(hidden_states: tuple[torch.Tensor, ...], frame_mask: torch.Tensor | None,
+                                  window: int) -> torch.Tensor:
+    """The mean over the real frames of `local_layer_statistics` over `window` frames: `(batch, layers * 2 * D)`
+    float32, what a linear probe of windows scores a recording by (the mean of its windows' log-odds)."""
+    local = local_layer_statistics(hidden_states, frame_mask, window)
+    return masked_time_mean(local, frame_mask, dim=1).squeeze(1)
+
+
 class Nes2NetSqueezeExcitation(nn.Module):
     """Channel gate `x * sigmoid(W2 relu(W1 mean_t(x)))` with 1x1 convolutions `C -> C / r -> C` (with biases)."""
 
@@ -442,15 +450,13 @@ class Nes2NetModel(Nes2NetPreTrainedModel):
         `layer_merge="last"` only the last is read: the front-end's last hidden state) and a `(batch, frames)`
         `frame_mask`: returns the merged features, the trunk's
         output `(batch, frames, D)` and the pooled embedding `(batch, config.pooled_size)` (with `layer_statistics`,
-        `layer_statistics` of the hidden states read appended, or with `layer_statistics_window` the mean over the real
-        frames of their `local_layer_statistics`). `forward` ends here; a frozen
+        `layer_statistics` of the hidden states read appended, or with `layer_statistics_window` their
+        `pooled_local_layer_statistics`). `forward` ends here; a frozen
         front-end's cached states can enter here directly (`training.frozen_frontend`)."""
-        statistics = None
-        if self.config.layer_statistics and self.config.layer_statistics_window:
-            local = local_layer_statistics(hidden_states, frame_mask, self.config.layer_statistics_window)
-            statistics = masked_time_mean(local, frame_mask, dim=1).squeeze(1)
-        elif self.config.layer_statistics:
-            statistics = layer_statistics(hidden_states, frame_mask)
+        statistics, window = None, self.config.layer_statistics_window
+        if self.config.layer_statistics:
+            statistics = (layer_statistics(hidden_states, frame_mask) if window is None
+                          else pooled_local_layer_statistics(hidden_states, frame_mask, window))
         if self.config.normalize_layers:
             hidden_states = tuple(F.layer_norm(state, state.shape[-1:]) for state in hidden_states)
         merged_features = hidden_states[-1] if self.layer_merge is None else self.layer_merge(hidden_states, frame_mask)

@@ -24,7 +24,7 @@ import torch
 
 from modeling_nes2net import Nes2NetForAudioClassification
 from modeling_nes2net.configuration_nes2net import MAX_CALIBRATION_OFFSET, MAX_CALIBRATION_SCALE
-from modeling_nes2net.modeling_nes2net import layer_statistics, local_layer_statistics
+from modeling_nes2net.modeling_nes2net import layer_statistics, local_layer_statistics, pooled_local_layer_statistics
 from training.frozen_frontend import CORPUS_COLUMN, FrontendCache, score_cache
 from training.llr_fitting import fit_llr_fusion
 from training.state_cache import in_views
@@ -54,9 +54,11 @@ def window_statistics(cache: FrontendCache, window: int, step: int) -> tuple[np.
 
 
 def pooled_window_statistics(cache: FrontendCache, window: int) -> np.ndarray:
-    """`(n, layers * 2 * D)` float64: the mean over every frame of each trial's local statistics over `window` frames
-    (a linear probe of `window_statistics` scores a trial by the mean of its windows' log-odds on these)."""
-    return np.stack([local_statistics(state, window).mean(0).numpy() for state in cache.states]).astype(np.float64)
+    """`(n, layers * 2 * D)` float64: the mean over every frame of each trial's local statistics over `window` frames,
+    as the model computes them (`pooled_local_layer_statistics`; a linear probe of `window_statistics` scores a trial
+    by the mean of its windows' log-odds on these)."""
+    return np.concatenate([pooled_local_layer_statistics(tuple(state.float()[:, None]), None, window).numpy()
+                           for state in cache.states]).astype(np.float64)
 
 
 def probe_statistics(cache: FrontendCache, window: int | None) -> np.ndarray:
