@@ -22,6 +22,7 @@ import logging
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -107,11 +108,12 @@ def trained_on(corpora: Iterable[str], candidate: Candidate) -> Candidate:
     return fit
 
 
-def logistic_probe(train: FrontendCache, calibration: FrontendCache, inverse_strength: float = 1.0,
-                   views: Sequence[str] | None = None, window: int | None = None) -> Scorer:
-    """The linear baseline: `fit_probe` on `train`, its log-odds calibrated on `calibration`. With `window`, the probe
-    is fitted on windows of that many frames and scores a trial by the mean of its windows' log-odds."""
-    weights, bias = fit_probe(train, inverse_strength, views, window=window)
+def logistic_probe(train: FrontendCache, calibration: FrontendCache, window: int | None = None,
+                   **fit_options: Any) -> Scorer:
+    """The linear baseline: `fit_probe` on `train` (with `fit_options`: `inverse_strength`, `views`, `corpora`,
+    `paired_weight`), its log-odds calibrated on `calibration`. With `window`, the probe is fitted on windows of that
+    many frames and scores a trial by the mean of its windows' log-odds."""
+    weights, bias = fit_probe(train, window=window, **fit_options)
     (weight,), offset = fit_llr_fusion((probe_statistics(calibration, window) @ weights + bias)[:, None],
                                        calibration.labels)
 

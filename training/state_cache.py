@@ -30,17 +30,19 @@ from modeling_nes2net import Nes2NetForAudioClassification
 from training.batching import WaveformDataset, build_augmentation, build_preprocessing
 from training.corpus_sources import PAIR_SOURCE_COLUMN, corpus_splits
 from training.data import load_built_dataset
+from training.data.splices import PAIR_COLUMN
 from training.frozen_frontend import CORPUS_COLUMN, FrontendCache, cache_frontend_states
 from training.recipe import VIEWS, DataSpec
 
 logger = logging.getLogger(__name__)
 
 METADATA_COLUMNS = ("label", "utt_id", "attack", "system", "speaker", "unseen_in_train", "segment_labels_10ms",
-                    PAIR_SOURCE_COLUMN)
+                    PAIR_COLUMN, PAIR_SOURCE_COLUMN)
 """Columns kept with each state (those a corpus lacks are left out): `system` names the genuine source of bona fide
 clips and the generator of spoofed ones; cross-validation groups by it (and a vocoded clip by the genuine source of
-the clip it copies); the 10 ms labels of partially spoofed utterances (the splices builder's) train a frame head
-(`training.frame_model`)."""
+the clip it copies, `PAIR_SOURCE_COLUMN`); a vocoded clip's `PAIR_COLUMN` is the `utt_id` of that clip (a paired
+probe contrasts the two, `training.statistics_head.copy_pairs`); the 10 ms labels of partially spoofed utterances
+(the splices builder's) train a frame head (`training.frame_model`)."""
 TRAINING_SPLITS = ("train", "dev")
 VIEW_COLUMN = "view"
 """Added by `training_states`: the view (`clean`, `channel`) each state was encoded from."""

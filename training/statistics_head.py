@@ -16,6 +16,7 @@ model's log-odds are the fused score exactly.
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -25,9 +26,13 @@ import torch
 from modeling_nes2net import Nes2NetForAudioClassification
 from modeling_nes2net.configuration_nes2net import MAX_CALIBRATION_OFFSET, MAX_CALIBRATION_SCALE
 from modeling_nes2net.modeling_nes2net import layer_statistics, local_layer_statistics, pooled_local_layer_statistics
+from training.corpus_sources import PAIR_SOURCE_COLUMN
+from training.data.splices import PAIR_COLUMN
 from training.frozen_frontend import CORPUS_COLUMN, FrontendCache, score_cache
 from training.llr_fitting import fit_llr_fusion
-from training.state_cache import in_views
+from training.state_cache import VIEW_COLUMN, in_views
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from sklearn.preprocessing import StandardScaler
@@ -67,22 +72,54 @@ def probe_statistics(cache: FrontendCache, window: int | None) -> np.ndarray:
     return pooled_statistics(cache) if window is None else pooled_window_statistics(cache, window)
 
 
+def copy_pairs(cache: FrontendCache) -> tuple[np.ndarray, np.ndarray]:
+    """`(originals, copies)`, each `(pairs,)`: the indices of the bona fide trials of `cache` that have a vocoded copy
+    in it, and of those copies, matched by the copy's `PAIR_COLUMN` (its clip's `utt_id`) and `PAIR_SOURCE_COLUMN`
+    (its clip's corpus first), in the same view where trials name one (`VIEW_COLUMN`)."""
+    views = cache.metadata.get(VIEW_COLUMN, [""] * len(cache))
+    originals = {(cache.metadata[CORPUS_COLUMN][index], cache.metadata["utt_id"][index], views[index]): index
+                 for index in np.flatnonzero(cache.labels == 1)}
+    pairs = []
+    for index, (clip, source, view) in enumerate(zip(cache.metadata.get(PAIR_COLUMN, [""] * len(cache)),
+                                                     cache.metadata.get(PAIR_SOURCE_COLUMN, [""] * len(cache)), views)):
+        original = originals.get((source.split("/")[0], clip, view))
+        if clip and original is not None:
+            pairs.append((original, index))
+    originals_index, copies_index = np.array(pairs, dtype=np.int64).reshape(-1, 2).T
+    return originals_index, copies_index
+
+
 def fit_probe(train: FrontendCache, inverse_strength: float = 1.0, views: Sequence[str] | None = None,
               corpora: Sequence[str] | None = None, window: int | None = None,
-              window_step: int = 10) -> tuple[np.ndarray, float]:
+              window_step: int = 10, paired_weight: float | None = None) -> tuple[np.ndarray, float]:
     """A logistic regression (scikit-learn, balanced classes, L2 with `C = inverse_strength`) on standardised
     `pooled_statistics` of the training trials of `views` (`training.state_cache.VIEW_COLUMN`) and `corpora`
     (`CORPUS_COLUMN`; None: every view, every corpus): returns `(weights (features,), bias)` of its log-odds on the
     unstandardised statistics. With `window`, it is fitted on `window_statistics` instead (every `window_step`-th
-    frame's statistics over `window` frames, each labelled as its trial), and scores `pooled_window_statistics`."""
+    frame's statistics over `window` frames, each labelled as its trial), and scores `pooled_window_statistics`.
+    With `paired_weight`, each bona fide trial and its vocoded copy among the trials of `views` (`copy_pairs`, the
+    copy in any corpus; none: no such term, with a warning) add a paired term: their difference is a bona fide row and its negative a spoofed one, each
+    weighted `paired_weight`, so the probe learns what tells a clip from its own copy (Wang and Yamagishi, ICASSP
+    2023, train on such pairs)."""
     if views is not None:
         train = in_views(train, views)
-    if corpora is not None:
-        train = train.select(np.isin(np.asarray(train.metadata[CORPUS_COLUMN], dtype=object), list(corpora)))
-    if window is None:
-        return fit_logistic(pooled_statistics(train), train.labels, inverse_strength)
-    features, trials = window_statistics(train, window, window_step)
-    return fit_logistic(features, train.labels[trials], inverse_strength)
+    kept = (np.ones(len(train), dtype=bool) if corpora is None else
+            np.isin(np.asarray(train.metadata[CORPUS_COLUMN], dtype=object), list(corpora)))
+    if window is not None:
+        if paired_weight is not None:
+            raise ValueError("the paired term is fitted on whole-clip statistics: set `window` or `paired_weight`")
+        features, trials = window_statistics(train.select(kept), window, window_step)
+        return fit_logistic(features, train.labels[kept][trials], inverse_strength)
+    statistics = pooled_statistics(train)
+    differences = None
+    if paired_weight is not None:
+        originals, copies = copy_pairs(train)
+        if not len(copies):  # e.g. a cross-validation fold that holds out the copies' vocoder family
+            logger.warning("no trial is a vocoded copy of a bona fide trial among them (`%s`): the probe has no "
+                           "paired term", PAIR_COLUMN)
+        differences = statistics[originals] - statistics[copies]
+    return fit_logistic(statistics[kept], train.labels[kept], inverse_strength, differences=differences,
+                        difference_weight=paired_weight)
 
 
 def standardise(features: np.ndarray, chunk_rows: int = 4096) -> StandardScaler:
@@ -102,19 +139,29 @@ def standardise(features: np.ndarray, chunk_rows: int = 4096) -> StandardScaler:
 
 
 def fit_logistic(features: np.ndarray, labels: np.ndarray, inverse_strength: float = 1.0,
-                 scaler: StandardScaler | None = None) -> tuple[np.ndarray, float]:
+                 scaler: StandardScaler | None = None, differences: np.ndarray | None = None,
+                 difference_weight: float | None = None) -> tuple[np.ndarray, float]:
     """A logistic regression (scikit-learn, balanced classes, L2 with `C = inverse_strength`) on standardised
     `features` `(n, F)` with `labels` `(n,)` (1 bona fide): `(weights (F,), bias)` of its log-odds on the
     unstandardised features (the scaler folded in). Given `scaler`, `features` are already standardised by it
-    (`standardise`) and are fitted as they are (float32 stays float32: no copy)."""
+    (`standardise`) and are fitted as they are (float32 stays float32: no copy). Given `differences` `(pairs, F)`
+    (bona fide minus spoofed features of paired trials), each is also a bona fide row and its negative a spoofed
+    one, weighted `difference_weight` (1 if None), scaled as the features are but not centred."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
     if scaler is None:
         scaler = StandardScaler().fit(features)
         features = scaler.transform(features)
+    sample_weight = None
+    if differences is not None:
+        scaled = differences / scaler.scale_
+        weight = 1.0 if difference_weight is None else difference_weight
+        sample_weight = np.r_[np.ones(len(features)), np.full(2 * len(scaled), weight)]
+        features = np.concatenate([features, scaled, -scaled])
+        labels = np.r_[labels, np.ones(len(scaled), dtype=labels.dtype), np.zeros(len(scaled), dtype=labels.dtype)]
     probe = LogisticRegression(C=inverse_strength, class_weight="balanced", max_iter=2000)
-    probe.fit(features, labels)
+    probe.fit(features, labels, sample_weight=sample_weight)
     weights = probe.coef_[0] / scaler.scale_
     return weights, float(probe.intercept_[0] - weights @ scaler.mean_)
 
@@ -159,5 +206,5 @@ def add_statistics_head(model: Nes2NetForAudioClassification, train: FrontendCac
     return fused.eval()
 
 
-__all__ = ["add_statistics_head", "fit_logistic", "fit_probe", "local_statistics", "pooled_statistics",
+__all__ = ["add_statistics_head", "copy_pairs", "fit_logistic", "fit_probe", "local_statistics", "pooled_statistics",
            "pooled_window_statistics", "probe_statistics", "standardise", "window_statistics"]

@@ -18,13 +18,20 @@ from training.cross_validation import (
     trained_on,
 )
 from training.corpus_sources import PAIR_SOURCE_COLUMN
+from training.data.splices import PAIR_COLUMN
 from training.data.families import FAMILIES, family_of
 from training.divergence import TrainingDivergedError
 from training.frozen_frontend import CORPUS_COLUMN, FrontendCache
 from training.metrics import compute_eer
 from training.recipe import recipe_from_dict
 from training.state_cache import VIEW_COLUMN, training_states
-from training.statistics_head import fit_probe, pooled_statistics, pooled_window_statistics, window_statistics
+from training.statistics_head import (
+    copy_pairs,
+    fit_probe,
+    pooled_statistics,
+    pooled_window_statistics,
+    window_statistics,
+)
 from modeling_nes2net import Nes2NetConfig
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -236,6 +243,76 @@ def test_the_probe_fits_on_the_corpora_it_is_given():
         return compute_eer(scores[test.labels == 1], scores[test.labels == 0]).eer
 
     assert eer(["corpus-a"]) < 0.1 and eer(["corpus-b"]) > 0.9  # each fitted on its own trials alone
+
+
+def paired_cache(per_class: int, seed: int, copies: bool = True) -> FrontendCache:
+    """States `(1, 20, 2)` of bona fide and spoofed trials that differ only on channel 0 (spoofs +1, a cue of the
+    training generators alone), and, in a `copies` corpus, a vocoded copy of each bona fide trial: the clip with
+    channel 1 raised by 1 (the vocoder's trace), naming the clip it copies."""
+    rng = np.random.default_rng(seed)
+    states, labels, metadata = [], [], {"utt_id": [], CORPUS_COLUMN: [], PAIR_COLUMN: [], PAIR_SOURCE_COLUMN: []}
+    for label in (1, 0):
+        for index in range(per_class):
+            state = rng.standard_normal((1, 20, 2))
+            state[:, :, 0] += 0.0 if label else 1.0
+            states.append(state)
+            labels.append(label)
+            metadata["utt_id"].append(f"{label}-{index}")
+            metadata[CORPUS_COLUMN].append("real")
+            metadata[PAIR_COLUMN].append("")
+            metadata[PAIR_SOURCE_COLUMN].append("")
+            if label and copies:
+                states.append(state + np.array([0.0, 1.0]))
+                labels.append(0)
+                metadata["utt_id"].append(f"{label}-{index}-copy")
+                metadata[CORPUS_COLUMN].append("copies")
+                metadata[PAIR_COLUMN].append(f"{label}-{index}")
+                metadata[PAIR_SOURCE_COLUMN].append("real/page")
+    return FrontendCache([torch.from_numpy(state).float() for state in states], np.array(labels),
+                         {**metadata, "system": ["x"] * len(labels)})
+
+
+def test_each_copy_is_paired_with_its_own_clip_in_its_own_corpus_and_view():
+    cache = paired_cache(per_class=5, seed=0)
+    twin = cache.select(np.asarray(cache.metadata[CORPUS_COLUMN]) == "real")  # same utt_ids in another corpus
+    twin.metadata[CORPUS_COLUMN] = ["other"] * len(twin)
+    both = cache + twin
+    both.metadata[VIEW_COLUMN] = ["clean"] * len(both)
+    channel = cache.select(np.ones(len(cache), dtype=bool))
+    channel.metadata[VIEW_COLUMN] = ["channel"] * len(channel)
+    both = both + channel
+    originals, copies = copy_pairs(both)
+    assert len(copies) == 2 * 5  # each copy once, in each view
+    for original, copy in zip(originals, copies):
+        assert both.labels[original] == 1 and both.labels[copy] == 0
+        assert both.metadata[PAIR_COLUMN][copy] == both.metadata["utt_id"][original]
+        assert both.metadata[CORPUS_COLUMN][original] == "real"
+        assert both.metadata[VIEW_COLUMN][original] == both.metadata[VIEW_COLUMN][copy]
+
+
+def test_the_paired_term_learns_what_tells_a_clip_from_its_own_copy():
+    train = paired_cache(per_class=40, seed=0)
+    test = paired_cache(per_class=40, seed=1, copies=False)
+    test.states = [state + torch.tensor([-1.0, 1.0]) * (1 - label) for state, label in
+                   zip(test.states, test.labels)]  # spoofs of another generator: the trace, not the training cue
+
+    def eer(**options):
+        weights, bias = fit_probe(train, corpora=["real"], **options)  # the copies enter as pairs or not at all
+        scores = pooled_statistics(test) @ weights + bias
+        return compute_eer(scores[test.labels == 1], scores[test.labels == 0]).eer
+
+    assert eer(paired_weight=1.0) < 0.15
+    assert eer() > 0.3
+
+
+def test_a_paired_probe_without_copies_is_the_plain_probe_and_says_so(caplog):
+    cache = paired_cache(per_class=10, seed=0, copies=False)
+    plain = fit_probe(cache)
+    paired = fit_probe(cache, paired_weight=1.0)
+    np.testing.assert_allclose(paired[0], plain[0])
+    assert "no paired term" in caplog.text
+    with pytest.raises(ValueError, match="whole-clip"):
+        fit_probe(paired_cache(per_class=5, seed=0), paired_weight=1.0, window=5)
 
 
 def test_fusing_two_half_informed_candidates_beats_each_of_them():

@@ -22,6 +22,7 @@ from hub_cards.published_files import public_path
 from .build import DEFAULT_MAX_SHARD_BYTES, build_dataset, check_corpus
 from .corpora import BUILDERS
 from .layout import CorpusLayoutError
+from .splices import PAIR_COLUMN
 from .vocoded import Budget, default_cache_dir, write_vocoded_corpus
 from .vocoders import VOCODERS, get_vocoder
 
@@ -139,7 +140,7 @@ def _build_vocoded(args: argparse.Namespace) -> int:
         budget=Budget(args.max_clips, args.max_seconds), cache_dir=cache_dir,
         allow_outside_root=args.allow_outside_root, overwrite=args.overwrite, progress=not args.no_progress,
     )
-    pairs = len({row["pair_id"] for row in rows})
+    pairs = len({row[PAIR_COLUMN] for row in rows})
     logger.info("%s: %d bona fide clips and %d vocoded copies written to %s", VOCODED, pairs, len(rows) - pairs,
                 args.output_dir)
     return 0

@@ -43,11 +43,11 @@ from modeling_nes2net.audio import load_audio
 from .build import move_into_place
 from .generic import GenericBuilder
 from .schema import BONAFIDE, SAMPLING_RATE, Utterance
-from .splices import UNSEEN_COLUMN
+from .splices import PAIR_COLUMN, UNSEEN_COLUMN
 from .vocoders import Vocoder
 
 METADATA_FILE = "metadata.csv"
-LEADING_COLUMNS = ("file_name", "label", "split", "system", "speaker", "pair_id", "source_file")
+LEADING_COLUMNS = ("file_name", "label", "split", "system", "speaker", PAIR_COLUMN, "source_file")
 SOURCE_SYSTEM_COLUMN = "source_system"
 DERIVED_COLUMNS = ("duration_s", UNSEEN_COLUMN, SOURCE_SYSTEM_COLUMN)
 """Columns recomputed for the output: its clips' durations, which systems have no clip in its train split, and (copies
@@ -224,7 +224,7 @@ def write_vocoded_corpus(
             common = {
                 "split": split,
                 "speaker": clip.speaker or "",
-                "pair_id": clip.utt_id,
+                PAIR_COLUMN: clip.utt_id,
                 "source_file": clip.audio_path.relative_to(source).as_posix()
                 if clip.audio_path.is_relative_to(source) else clip.audio_path.name,
                 **{name: _text(clip.metadata.get(name)) for name in carried},
