@@ -163,6 +163,13 @@ CANDIDATES: dict[str, dict] = {
                                               "frame, each window labelled as its clip), scoring a clip by the mean "
                                               "of its windows' log-odds",
                                "probe": functools.partial(logistic_probe, **CLEAN_PROBE, window=25)},
+    "logistic-clean-paired": {"description": "logistic-clean with a paired term: each train-split genuine clip's "
+                                             "statistics minus its HiFi-GAN copy's are a bona fide row and the "
+                                             "reverse a spoofed one (fit_probe's paired_weight, 1), the copies "
+                                             "entering as pairs alone",
+                              "probe": functools.partial(logistic_probe, **CLEAN_PROBE, corpora=list(BASE_CORPORA),
+                                                         paired_weight=1.0),
+                              "corpora": vocoded_copies("hifigan", ["hifigan"])},
     "tuned-top-2": {"description": "logistic-clean's probe as the head of the encoder's top 2 layers, both fine-tuned "
                                    "(one epoch, Adam lr 2e-5, 8 clips a step) on the cached states below them "
                                    "(training.top_layers)",
