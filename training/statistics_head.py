@@ -75,13 +75,18 @@ def probe_statistics(cache: FrontendCache, window: int | None) -> np.ndarray:
 def copy_pairs(cache: FrontendCache) -> tuple[np.ndarray, np.ndarray]:
     """`(originals, copies)`, each `(pairs,)`: the indices of the bona fide trials of `cache` that have a vocoded copy
     in it, and of those copies, matched by the copy's `PAIR_COLUMN` (its clip's `utt_id`) and `PAIR_SOURCE_COLUMN`
-    (its clip's corpus first), in the same view where trials name one (`VIEW_COLUMN`)."""
-    views = cache.metadata.get(VIEW_COLUMN, [""] * len(cache))
+    (its clip's corpus first), in the same view where trials name one (`VIEW_COLUMN`). Copies that name no clip
+    (states cached before `PAIR_COLUMN` was kept) are refused."""
+    empty = [""] * len(cache)
+    clips, sources = cache.metadata.get(PAIR_COLUMN, empty), cache.metadata.get(PAIR_SOURCE_COLUMN, empty)
+    if any(source and not clip for clip, source in zip(clips, sources)):
+        raise ValueError(f"vocoded copies without `{PAIR_COLUMN}`: their states were cached before that column was "
+                         "kept; delete those cache files to encode them again")
+    views = cache.metadata.get(VIEW_COLUMN, empty)
     originals = {(cache.metadata[CORPUS_COLUMN][index], cache.metadata["utt_id"][index], views[index]): index
                  for index in np.flatnonzero(cache.labels == 1)}
     pairs = []
-    for index, (clip, source, view) in enumerate(zip(cache.metadata.get(PAIR_COLUMN, [""] * len(cache)),
-                                                     cache.metadata.get(PAIR_SOURCE_COLUMN, [""] * len(cache)), views)):
+    for index, (clip, source, view) in enumerate(zip(clips, sources, views)):
         original = originals.get((source.split("/")[0], clip, view))
         if clip and original is not None:
             pairs.append((original, index))

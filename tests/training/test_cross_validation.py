@@ -305,7 +305,7 @@ def test_the_paired_term_learns_what_tells_a_clip_from_its_own_copy():
     assert eer() > 0.3
 
 
-def test_a_paired_probe_without_copies_is_the_plain_probe_and_says_so(caplog):
+def test_a_paired_probe_without_copies_is_the_plain_probe_and_says_so_and_stale_copies_are_refused(caplog):
     cache = paired_cache(per_class=10, seed=0, copies=False)
     plain = fit_probe(cache)
     paired = fit_probe(cache, paired_weight=1.0)
@@ -313,6 +313,10 @@ def test_a_paired_probe_without_copies_is_the_plain_probe_and_says_so(caplog):
     assert "no paired term" in caplog.text
     with pytest.raises(ValueError, match="whole-clip"):
         fit_probe(paired_cache(per_class=5, seed=0), paired_weight=1.0, window=5)
+    stale = paired_cache(per_class=5, seed=0)  # copies cached before their pair_id was kept
+    stale.metadata[PAIR_COLUMN] = [""] * len(stale)
+    with pytest.raises(ValueError, match="encode them again"):
+        fit_probe(stale, paired_weight=1.0)
 
 
 def test_fusing_two_half_informed_candidates_beats_each_of_them():
