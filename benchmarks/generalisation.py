@@ -151,6 +151,10 @@ CANDIDATES: dict[str, dict] = {
                                            "multilingual) instead of tiny.en's (4 x 384)",
                             "probe": LOGISTIC_CLEAN, "model": {"frontend_weights": BASE_WHEELS},
                             "data": {"views": ["clean"]}},
+    "logistic-c-1e-2": {"description": "logistic (trained on both views, clean and channel) with logistic-clean's "
+                                       "L2 prior, C = 0.01: which of the baselines' two differences sets the clean "
+                                       "EER and which the loss under codecs",
+                        "probe": functools.partial(logistic_probe, inverse_strength=CLEAN_PROBE["inverse_strength"])},
     "logistic-clean-c-1e-3": {"description": "logistic-clean with a stronger L2 prior, C = 1e-3 (the frame head's "
                                              "probe generalised best at 1e-4)",
                               "probe": functools.partial(logistic_probe, **{**CLEAN_PROBE, "inverse_strength": 1e-3})},
