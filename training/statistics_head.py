@@ -103,9 +103,9 @@ def fit_probe(train: FrontendCache, inverse_strength: float = 1.0, views: Sequen
     unstandardised statistics. With `window`, it is fitted on `window_statistics` instead (every `window_step`-th
     frame's statistics over `window` frames, each labelled as its trial), and scores `pooled_window_statistics`.
     With `paired_weight`, each bona fide trial and its vocoded copy among the trials of `views` (`copy_pairs`, the
-    copy in any corpus; none: no such term, with a warning) add a paired term: their difference is a bona fide row and its negative a spoofed one, each
-    weighted `paired_weight`, so the probe learns what tells a clip from its own copy (Wang and Yamagishi, ICASSP
-    2023, train on such pairs)."""
+    copy in any corpus) add a paired term: the difference of their statistics is a bona fide row and its negative a
+    spoofed one, each weighted `paired_weight`, so the probe learns what tells a clip from its own copy (Wang and
+    Yamagishi, ICASSP 2023, train on such pairs); with no pair among the trials there is no such term (a warning)."""
     if views is not None:
         train = in_views(train, views)
     kept = (np.ones(len(train), dtype=bool) if corpora is None else
@@ -116,15 +116,14 @@ def fit_probe(train: FrontendCache, inverse_strength: float = 1.0, views: Sequen
         features, trials = window_statistics(train.select(kept), window, window_step)
         return fit_logistic(features, train.labels[kept][trials], inverse_strength)
     statistics = pooled_statistics(train)
-    differences = None
-    if paired_weight is not None:
-        originals, copies = copy_pairs(train)
-        if not len(copies):  # e.g. a cross-validation fold that holds out the copies' vocoder family
-            logger.warning("no trial is a vocoded copy of a bona fide trial among them (`%s`): the probe has no "
-                           "paired term", PAIR_COLUMN)
-        differences = statistics[originals] - statistics[copies]
-    return fit_logistic(statistics[kept], train.labels[kept], inverse_strength, differences=differences,
-                        difference_weight=paired_weight)
+    if paired_weight is None:
+        return fit_logistic(statistics[kept], train.labels[kept], inverse_strength)
+    originals, copies = copy_pairs(train)
+    if not len(copies):  # e.g. a cross-validation fold that holds out the copies' vocoder family
+        logger.warning("no trial is a vocoded copy of a bona fide trial among them (`%s`): the probe has no paired "
+                       "term", PAIR_COLUMN)
+    return fit_logistic(statistics[kept], train.labels[kept], inverse_strength,
+                        differences=statistics[originals] - statistics[copies], difference_weight=paired_weight)
 
 
 def standardise(features: np.ndarray, chunk_rows: int = 4096) -> StandardScaler:
@@ -145,13 +144,13 @@ def standardise(features: np.ndarray, chunk_rows: int = 4096) -> StandardScaler:
 
 def fit_logistic(features: np.ndarray, labels: np.ndarray, inverse_strength: float = 1.0,
                  scaler: StandardScaler | None = None, differences: np.ndarray | None = None,
-                 difference_weight: float | None = None) -> tuple[np.ndarray, float]:
+                 difference_weight: float = 1.0) -> tuple[np.ndarray, float]:
     """A logistic regression (scikit-learn, balanced classes, L2 with `C = inverse_strength`) on standardised
     `features` `(n, F)` with `labels` `(n,)` (1 bona fide): `(weights (F,), bias)` of its log-odds on the
     unstandardised features (the scaler folded in). Given `scaler`, `features` are already standardised by it
     (`standardise`) and are fitted as they are (float32 stays float32: no copy). Given `differences` `(pairs, F)`
     (bona fide minus spoofed features of paired trials), each is also a bona fide row and its negative a spoofed
-    one, weighted `difference_weight` (1 if None), scaled as the features are but not centred."""
+    one, weighted `difference_weight`, scaled as the features are but not centred."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
@@ -161,8 +160,7 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, inverse_strength: flo
     sample_weight = None
     if differences is not None:
         scaled = differences / scaler.scale_
-        weight = 1.0 if difference_weight is None else difference_weight
-        sample_weight = np.r_[np.ones(len(features)), np.full(2 * len(scaled), weight)]
+        sample_weight = np.r_[np.ones(len(features)), np.full(2 * len(scaled), difference_weight)]
         features = np.concatenate([features, scaled, -scaled])
         labels = np.r_[labels, np.ones(len(scaled), dtype=labels.dtype), np.zeros(len(scaled), dtype=labels.dtype)]
     probe = LogisticRegression(C=inverse_strength, class_weight="balanced", max_iter=2000)
