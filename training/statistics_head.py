@@ -115,9 +115,9 @@ def fit_probe(train: FrontendCache, inverse_strength: float = 1.0, views: Sequen
             raise ValueError("the paired term is fitted on whole-clip statistics: set `window` or `paired_weight`")
         features, trials = window_statistics(train.select(kept), window, window_step)
         return fit_logistic(features, train.labels[kept][trials], inverse_strength)
-    statistics = pooled_statistics(train)
     if paired_weight is None:
-        return fit_logistic(statistics[kept], train.labels[kept], inverse_strength)
+        return fit_logistic(pooled_statistics(train.select(kept)), train.labels[kept], inverse_strength)
+    statistics = pooled_statistics(train)  # the copies too, wherever their corpus
     originals, copies = copy_pairs(train)
     if not len(copies):  # e.g. a cross-validation fold that holds out the copies' vocoder family
         logger.warning("no trial is a vocoded copy of a bona fide trial among them (`%s`): the probe has no paired "
