@@ -19,9 +19,13 @@ the spliced utterances, the intersection over union of the flagged stretches (`D
 `--segments`, the plot, the demo and the Space share) with the inserted spans: its mean, the share of splices at
 IoU >= 0.5, and the share called `bonafide` (neither spoof nor partly spoofed); on the bona fide originals, the share
 called spoof or partly spoofed (the price of a frame head in every verdict).
+And the trade-off the model's `stretch_margin` sets: both shares again at every margin from 0 to 3 log-odds and at
+the model's own (`segment_metrics.margin_sweep`), drawn with the model's margin marked into
+`docs/localisation-margins.png`.
 
 Run: `nice -n 19 python benchmarks/localisation.py [--frame-model DIR] [--max-utterances N] [--full] [--threads 2]
-[--device cuda]`; writes `localisation.json` next to this script (rendered into the README by `benchmarks/render.py`).
+[--device cuda]`; writes `localisation.json` next to this script (rendered into the README by `benchmarks/render.py`)
+and the plot.
 `--device cuda` scores on the GPU; on a machine without CUDA it prints one line and exits.
 """
 
@@ -46,16 +50,22 @@ from modeling_nes2net.localisation import stretch_iou  # noqa: E402
 from modeling_nes2net.model_loading import DEFAULT_FRAME_MODEL_DIR, DEFAULT_MODEL_DIR  # noqa: E402
 from training.frame_model import DEFAULT_RECIPE, DEFAULT_WORK_DIR, FrameRecipe, build_sources  # noqa: E402
 from training.localisation import score_detections  # noqa: E402
+from training.plots import plot_margin_sweeps  # noqa: E402
 from training.segment_metrics import (  # noqa: E402
     IOU_HIT,
     PARTIALSPOOF_RESOLUTIONS_MS,
     bootstrap_interval,
     localisation_metrics,
+    margin_sweep,
     segment_eer,
     utterance_eer,
+    verdict_margin,
 )
 
 HELD_BACK_SPLIT = "eval"
+SWEPT_MARGINS = np.round(np.arange(0.0, 3.0 + 1e-9, 0.05), 2)
+"""The stretch margins (log-odds) at which the verdicts are counted again, with the model's own."""
+MARGIN_PLOT = REPO_ROOT / "docs" / "localisation-margins.png"
 
 
 def system_row(name: str, model_dir: Path, protocol: str, splices: dict[str, Path], max_utterances: int | None,
@@ -74,6 +84,10 @@ def system_row(name: str, model_dir: Path, protocol: str, splices: dict[str, Pat
     spliced = [(utterance, result) for utterance, result in scored if utterance.label == 0]
     originals = [result for utterance, result in scored if utterance.label == 1]
     ious = np.array([stretch_iou(result.stretches, utterance.cell_labels) for utterance, result in spliced])
+    margin = detector.config.stretch_margin
+    spliced_margins = [verdict_margin(result.log_odds, result.timeline, result.threshold) for _, result in spliced]
+    original_margins = [verdict_margin(result.log_odds, result.timeline, result.threshold) for result in originals]
+    sweep = margin_sweep(spliced_margins, original_margins, np.union1d(SWEPT_MARGINS, [margin]))
     return {
         "system": name, "model": str(model_dir.relative_to(REPO_ROOT) if model_dir.is_relative_to(REPO_ROOT)
                                      else model_dir), "protocol": protocol,
@@ -85,6 +99,8 @@ def system_row(name: str, model_dir: Path, protocol: str, splices: dict[str, Pat
         "iou_hit_share": float((ious >= IOU_HIT).mean()),
         "called_bonafide_share": float(np.mean([result.label == BONAFIDE_LABEL for _, result in spliced])),
         "originals_flagged_share": float(np.mean([result.label != BONAFIDE_LABEL for result in originals])),
+        "stretch_margin": margin,
+        "margin_sweep": sweep,
     }
 
 
@@ -123,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                for r in PARTIALSPOOF_RESOLUTIONS_MS)
     print(f"frame head beats the windows at every resolution: {wins}")
     write_results(args.output, "localisation", machine, rows)
+    plot_margin_sweeps(rows, MARGIN_PLOT)
     return 0
 
 

@@ -273,12 +273,29 @@ def localisation_table(record: dict) -> str:
                  + " | ".join(f"{100 * row['called_bonafide_share']:.0f}" for row in rows) + " |")
     lines.append("| bona fide originals called spoof or partly spoofed (%) | "
                  + " | ".join(f"{100 * row['originals_flagged_share']:.0f}" for row in rows) + " |")
+    margins = [margin_sentence(row) for row in rows if "margin_sweep" in row]
+    if margins:
+        lines += ["", "The stretch margin's trade-off (`docs/localisation-margins.png`): " + "; ".join(margins) + "."]
     corpora = rows[0]["corpora"]
     counts = ", ".join(f"{name} {count['utterances']} ({count['spliced']} spliced)" for name, count in corpora.items())
     models = "; ".join(f"{row['system']}: `{row['model']}`, protocol {row['protocol']}"
                        + (" (state windows)" if row.get("state_windows") else "") for row in rows)
     lines += ["", f"Utterances: {counts}. Models: {models}. {run_line(record)}"]
     return "\n".join(lines)
+
+
+def margin_sentence(row: dict) -> str:
+    """One system's `margin_sweep` in words: the shares of splices called bona fide and of originals flagged at its
+    model's own stretch margin and, when that is not 0, at margin 0, where it calls the fewest splices bona fide."""
+    sweep = row["margin_sweep"]
+
+    def at(margin: float) -> str:
+        index = sweep["margins"].index(margin)
+        return (f"{100 * sweep['called_bonafide_share'][index]:.1f} % of the splices called bona fide and "
+                f"{100 * sweep['originals_flagged_share'][index]:.1f} % of the originals flagged")
+
+    sentence = f"{row['system']}, at its margin {row['stretch_margin']:.2f}: {at(row['stretch_margin'])}"
+    return sentence + (f"; at 0: {at(0.0)}" if row["stretch_margin"] else "")
 
 
 def space_load_table(record: dict) -> str:

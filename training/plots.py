@@ -4,7 +4,7 @@ pyplot global state)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from itertools import cycle
 from pathlib import Path
 
@@ -201,4 +201,29 @@ def plot_localisation(
     axes.legend(fontsize="small", loc="lower right")
     if title:
         axes.set_title(title)
+    return _save_png(figure, path)
+
+
+def plot_margin_sweeps(rows: Sequence[Mapping], path: str | os.PathLike, dpi: int = 120) -> Path:
+    """What each stretch margin costs: one line per system of `rows` (`benchmarks/localisation.py`'s, each with a
+    `margin_sweep` of `segment_metrics.margin_sweep` and its model's `stretch_margin`), the splices called bona fide
+    (%) against the bona fide recordings flagged (%) as the margin goes from 0 (right) upwards, the model's own margin
+    marked."""
+    figure = _new_figure((6.4, 4.2), dpi)
+    axes = figure.add_subplot()
+    for row in rows:
+        sweep = row["margin_sweep"]
+        flagged = 100 * np.asarray(sweep["originals_flagged_share"])
+        missed = 100 * np.asarray(sweep["called_bonafide_share"])
+        (line,) = axes.plot(flagged, missed, marker=".", markersize=3, linewidth=1.2, label=row["system"])
+        own = sweep["margins"].index(row["stretch_margin"])
+        axes.plot(flagged[own], missed[own], marker="o", markersize=8, color=line.get_color(), linestyle="none")
+        axes.annotate(f"margin {row['stretch_margin']:.2f}", (flagged[own], missed[own]), xytext=(6, 4),
+                      textcoords="offset points", fontsize=8, color=line.get_color())
+    axes.set_xlabel("bona fide recordings called spoof or partly spoofed (%)")
+    axes.set_ylabel("splices called bona fide (%)")
+    axes.set_xlim(0, 100)
+    axes.set_ylim(0, None)
+    axes.grid(True, color="0.9")
+    axes.legend(fontsize="small", title="stretch margin 0 to 3 log-odds", title_fontsize="small")
     return _save_png(figure, path)

@@ -13,6 +13,9 @@ builders store `segment_labels_10ms`), and an utterance score and label.
 - `stretch_iou` (`modeling_nes2net.localisation`): how well the stretches a detector flags cover the spoofed cells of
   one utterance (intersection over union on the 10 ms grid), the figure a user reading `nes2net detect --segments`
   sees; a splice whose stretches reach `IOU_HIT` counts as found.
+- `margin_sweep`: the verdicts a detector would give at every `Nes2NetConfig.stretch_margin`, from each recording's
+  `verdict_margin`: the share of splices it calls bona fide against the share of bona fide recordings it flags, the
+  trade-off the margin sets.
 
 Every EER is `training.metrics.compute_eer`'s; `bootstrap_interval` resamples utterances (segments of one utterance
 are not independent) for a confidence interval.
@@ -25,7 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from modeling_nes2net.localisation import pool_segments
+from modeling_nes2net.decision import is_bonafide
+from modeling_nes2net.detection import MIN_STRETCH_SECONDS
+from modeling_nes2net.localisation import flagging_threshold, pool_segments
 from training.metrics import compute_eer, stratified_bootstrap_interval
 
 PARTIALSPOOF_RESOLUTIONS_MS = (20, 40, 80, 160, 320, 640)
@@ -91,3 +96,25 @@ def localisation_metrics(
     metrics["range_eer"] = range_based_eer(utterances)
     metrics["utterance_eer"] = utterance_eer(utterances)
     return metrics
+
+
+def verdict_margin(log_odds: float, timeline: np.ndarray | None, threshold: float = 0.0) -> float:
+    """The `Nes2NetConfig.stretch_margin` below which `Nes2NetDetector` does not call a recording bona fide: inf when
+    its utterance `log_odds` say spoof at `threshold`; else how far below `threshold` its 10 ms `timeline` `(cells,)`
+    first holds a stretch of `MIN_STRETCH_SECONDS` (`flagging_threshold`), which makes it partly spoofed at every
+    smaller margin; -inf without a timeline."""
+    if not is_bonafide(log_odds, threshold):
+        return np.inf
+    if timeline is None:
+        return -np.inf
+    return threshold - flagging_threshold(timeline, MIN_STRETCH_SECONDS)
+
+
+def margin_sweep(spliced: Sequence[float], originals: Sequence[float], margins: Sequence[float]) -> dict[str, list]:
+    """At each stretch margin of `margins`, from the `verdict_margin`s of splices (`spliced`) and of bona fide
+    recordings (`originals`): `{"margins", "called_bonafide_share", "originals_flagged_share"}`, the share of
+    splices called bona fide (margin at or above theirs) and of originals called spoof or partly spoofed."""
+    spliced, originals = np.asarray(spliced, np.float64), np.asarray(originals, np.float64)
+    return {"margins": [float(margin) for margin in margins],
+            "called_bonafide_share": [float(np.mean(spliced <= margin)) for margin in margins],
+            "originals_flagged_share": [float(np.mean(originals > margin)) for margin in margins]}

@@ -130,6 +130,21 @@ def test_the_localisation_table_has_one_column_per_system_and_every_figure():
     assert "| splices with IoU >= 0.5 (%) | 30 | 65 |" in localisation_table(localisation_record(0.65))
 
 
+def test_the_localisation_table_says_what_the_stretch_margin_trades_when_the_run_swept_it():
+    record = localisation_record()
+    assert "trade-off" not in localisation_table(record)  # a run from before the sweep: no sentence
+    record["rows"][1] |= {"stretch_margin": 1.18, "margin_sweep": {
+        "margins": [0.0, 1.0, 1.18], "called_bonafide_share": [0.01, 0.015, 0.02],
+        "originals_flagged_share": [0.5, 0.2, 0.18]}}
+    line = localisation_table(record).splitlines()[-3]
+    assert line == ("The stretch margin's trade-off (`docs/localisation-margins.png`): frame head, at its margin 1.18: "
+                    "2.0 % of the splices called bona fide and 18.0 % of the originals flagged; at 0: 1.0 % of the "
+                    "splices called bona fide and 50.0 % of the originals flagged.")
+    record["rows"][1] |= {"stretch_margin": 0.0}  # the model's own margin is 0: said once
+    assert localisation_table(record).splitlines()[-3].endswith(
+        "frame head, at its margin 0.00: 1.0 % of the splices called bona fide and 50.0 % of the originals flagged.")
+
+
 def demo_model_record(shipped_batch_16: float = 300.0) -> dict:
     """A result file as `benchmarks/demo_model.py` writes it: two models, two paths, two batch sizes."""
     rows = []

@@ -14,6 +14,7 @@ from modeling_nes2net.configuration_nes2net import PARTLY_SPOOFED_LABEL
 from modeling_nes2net.detection import Nes2NetDetector
 from modeling_nes2net.examples import speech_like
 from modeling_nes2net.decision import log_odds
+from training.segment_metrics import verdict_margin
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
@@ -74,3 +75,22 @@ def test_the_models_stretch_edge_decides_where_a_flagged_stretch_ends(monkeypatc
         (stretch,) = Nes2NetDetector(spoofed_frames, device="cpu").detect(signal(), 16_000).stretches
         ends[edge] = (stretch.start, stretch.end)
     assert ends[0.0] == pytest.approx((1.0, 2.0)) and ends[1.5] == pytest.approx((1.3, 1.7))
+
+
+@pytest.mark.parametrize("threshold", [None, 0.5])
+def test_the_verdict_margin_is_the_margin_where_the_detector_stops_flagging(monkeypatch, threshold):
+    timeline = np.array([1.0] * 100 + [-1.0] * 30 + [-1.75] * 25 + [-2.5] * 15 + [1.0] * 100)  # 0.25 s at -1.75
+    monkeypatch.setattr(Nes2NetDetector, "_timeline", lambda detector, scored, segments: timeline)
+    spoofed_frames = framed_model((3.0, 0.0))  # the utterance bona fide, the timeline the one above
+
+    def detect(margin: float):
+        spoofed_frames.config.stretch_margin = spoofed_frames.config.stretch_edge = margin
+        return Nes2NetDetector(spoofed_frames, device="cpu", threshold=threshold).detect(signal(), 16_000)
+
+    result = detect(0.0)
+    margin = verdict_margin(result.log_odds, result.timeline, result.threshold)
+    assert margin == pytest.approx(result.threshold + 1.75)  # a 0.2 s core fits the 0.25 s at -1.75, not the 0.15 s
+    assert detect(margin - 0.01).label == PARTLY_SPOOFED_LABEL and detect(margin + 0.01).label == "bonafide"
+    spoof = Nes2NetDetector(framed_model((3.0, 0.0), utterance_bias=(4.0, 0.0)), device="cpu").detect(signal(), 16_000)
+    assert spoof.label == "spoof" and verdict_margin(spoof.log_odds, spoof.timeline, spoof.threshold) == np.inf
+    assert verdict_margin(result.log_odds, None, result.threshold) == -np.inf

@@ -14,11 +14,13 @@ from modeling_nes2net.localisation import (
     stretch_iou,
     window_cell_scores,
 )
-from training.plots import plot_localisation
+from training import plots
+from training.plots import plot_localisation, plot_margin_sweeps
 from training.segment_metrics import (
     LocalisedUtterance,
     bootstrap_interval,
     localisation_metrics,
+    margin_sweep,
     range_based_eer,
     segment_eer,
     utterance_eer,
@@ -137,3 +139,22 @@ def test_stretch_iou_counts_10ms_cells_of_the_flagged_stretches_against_the_spoo
     assert stretch_iou([Stretch(0.0, 0.2, -1.0), Stretch(1.0, 1.3, -1.0)], labels) == pytest.approx(30 / 70)
     assert stretch_iou([], labels) == 0.0
     assert stretch_iou([], np.ones(50, np.int8)) == 1.0  # nothing spoofed, nothing flagged
+
+
+def test_the_margin_sweep_counts_each_verdict_where_its_margin_puts_it(monkeypatch, tmp_path):
+    # verdict margins: never flagged, flagged below 0.5 / 1.0, always flagged (an utterance verdict of spoof)
+    spliced, originals = [-np.inf, 0.5, 1.0, np.inf], [-np.inf, 0.3, 2.0, np.inf]
+    sweep = margin_sweep(spliced, originals, [0.0, 0.5, 1.0, 3.0])
+    assert sweep == {"margins": [0.0, 0.5, 1.0, 3.0], "called_bonafide_share": [0.25, 0.5, 0.75, 0.75],
+                     "originals_flagged_share": [0.75, 0.5, 0.5, 0.25]}
+    figures = []
+    monkeypatch.setattr(plots, "_save_png", lambda figure, path: figures.append(figure) or path)
+    rows = [{"system": "frame head", "stretch_margin": 0.5, "margin_sweep": sweep}]
+    plot_margin_sweeps(rows, tmp_path / "margins.png")
+    (axes,) = figures[0].axes
+    curve, marked = axes.lines
+    np.testing.assert_array_equal(curve.get_xdata(), [75, 50, 50, 25])  # originals flagged (%) along the margins
+    np.testing.assert_array_equal(curve.get_ydata(), [25, 50, 75, 75])  # splices called bona fide (%)
+    assert (marked.get_xdata()[0], marked.get_ydata()[0]) == (50, 50)  # the model's own margin
+    monkeypatch.undo()
+    assert plot_margin_sweeps(rows, tmp_path / "margins.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
