@@ -84,7 +84,7 @@ def system_row(name: str, model_dir: Path, protocol: str, splices: dict[str, Pat
     spliced = [(utterance, result) for utterance, result in scored if utterance.label == 0]
     originals = [result for utterance, result in scored if utterance.label == 1]
     ious = np.array([stretch_iou(result.stretches, utterance.cell_labels) for utterance, result in spliced])
-    margin = detector.config.stretch_margin
+    margin = detector.stretch_margin
     spliced_margins = [verdict_margin(result.log_odds, result.timeline, result.threshold) for _, result in spliced]
     original_margins = [verdict_margin(result.log_odds, result.timeline, result.threshold) for result in originals]
     sweep = margin_sweep(spliced_margins, original_margins, np.union1d(SWEPT_MARGINS, [margin]))

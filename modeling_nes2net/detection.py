@@ -32,11 +32,12 @@ Aggregation of windows into one decision (`aggregation`):
 
 Where (`timeline`, `stretches`): a model with a frame head (`Nes2NetForAudioFrameClassification`) gives log-odds per
 10 ms, windows covering the same instant averaged; without one, each 10 ms takes the mean of the windows covering it.
-Stretches below `threshold - config.stretch_edge` that hold a core of at least 0.2 s below `threshold -
-config.stretch_margin` are listed (`localisation.spoofed_stretches`: a frame head's margin keeps genuine dips
-unflagged, and the stretch spans the whole run around its core, to where the scores rise past the edge), and a bona
-fide verdict that would hide one reads `partly spoofed` instead: on dev splices, flagging an utterance by its most
-spoof-like stretch separated partial spoofs best (`benchmarks/localisation.py`).
+Stretches below `threshold - stretch_edge` that hold a core of at least 0.2 s below `threshold - stretch_margin`
+(the model's `config.stretch_margin` and `stretch_edge` unless the detector is given a margin) are listed
+(`localisation.spoofed_stretches`: a frame head's margin keeps genuine dips unflagged, and the stretch spans the
+whole run around its core, to where the scores rise past the edge), and a bona fide verdict that would hide one reads
+`partly spoofed` instead: on dev splices, flagging an utterance by its most spoof-like stretch separated partial
+spoofs best (`benchmarks/localisation.py`).
 
 Scoring itself (decoding in a background thread, the protocol, length-pooled batches under a sample budget, the
 model call) is `modeling_nes2net.scorer`, shared with `nes2net evaluate`; this module turns its logits into verdicts.
@@ -111,8 +112,8 @@ class DetectionResult:
         timeline: log-odds per 10 ms (`localisation.CELL_SECONDS`): the frame head's where the model has one
             (`Nes2NetForAudioFrameClassification`), else the mean of the windows covering each instant; None for a
             single window without a frame head.
-        stretches: the runs of the timeline below `threshold - config.stretch_edge` that hold a core of at least
-            `MIN_STRETCH_SECONDS` below `threshold - config.stretch_margin` (`localisation.spoofed_stretches`).
+        stretches: the runs of the timeline below `threshold - stretch_edge` that hold a core of at least
+            `MIN_STRETCH_SECONDS` below `threshold - stretch_margin` (the detector's; `localisation.spoofed_stretches`).
     """
 
     source: str
@@ -187,6 +188,10 @@ class Nes2NetDetector:
         batch_size: segments per forward pass.
         aggregation: `"mean"` or `"any"`, how windows combine into one decision.
         threshold: decision threshold on the calibrated log-odds; None: `decision.DECISION_THRESHOLD` (0).
+        stretch_margin: how far below the threshold (log-odds) the core of a flagged stretch must reach; None: the
+            model's `config.stretch_margin` (a frame model's, fitted on dev speech). Lower finds more partial spoofs
+            and flags more genuine recordings (`benchmarks/localisation.py` measures both at every margin). The
+            stretch edge stays the model's, at most this margin.
         device: `"auto"` (CUDA when available), `"cpu"`, `"cuda"`, ...
         quantize: None, `"int8"` (CPU) or `"bf16"`: the opt-in fast path, see `quantization.quantize_for_inference`.
         max_batch_samples: padded samples per forward pass at most (default `batch_size * window`).
@@ -208,6 +213,7 @@ class Nes2NetDetector:
         batch_size: int = 8,
         aggregation: Aggregation = "mean",
         threshold: float | None = None,
+        stretch_margin: float | None = None,
         device: str | torch.device | None = "auto",
         quantize: str | None = None,
         max_batch_samples: int | None = None,
@@ -223,6 +229,10 @@ class Nes2NetDetector:
         self.threshold = float(threshold if threshold is not None else DECISION_THRESHOLD)
         if not math.isfinite(self.threshold):
             raise ValueError(f"the decision threshold must be a finite log-odds, got {threshold}")
+        self.stretch_margin = float(model.config.stretch_margin if stretch_margin is None else stretch_margin)
+        if not 0.0 <= self.stretch_margin < math.inf:
+            raise ValueError(f"the stretch margin must be a finite log-odds of at least 0, got {stretch_margin}")
+        self.stretch_edge = min(model.config.stretch_edge, self.stretch_margin)
         self.device = resolve_device(device)
         self.quantize = quantize
         if model_call is None:
@@ -317,7 +327,7 @@ class Nes2NetDetector:
         score, odd = aggregate(scored.logits, aggregation or "mean")
         timeline = self._timeline(scored, segments)
         stretches = [] if timeline is None else spoofed_stretches(
-            timeline, self.threshold, MIN_STRETCH_SECONDS, self.config.stretch_margin, self.config.stretch_edge
+            timeline, self.threshold, MIN_STRETCH_SECONDS, self.stretch_margin, self.stretch_edge
         )
         label = verdict(odd, self.threshold)
         return DetectionResult(

@@ -61,6 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float, default=None,
                         help="decision threshold on the model's calibrated log-odds (default 0: the argmax of "
                              "its logits)")
+    parser.add_argument("--stretch-margin", type=float, default=None, metavar="LOG_ODDS",
+                        help="with --segments or a frame model: how far below the threshold a flagged stretch's "
+                             "0.2 s core must reach (default: the model's own; lower finds more partial spoofs and "
+                             "flags more genuine recordings)")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="windows",
                         help="windows (default here: sliding windows, bounded memory); full: whole file in one pass "
                              "(what pipeline() does); 4sec: first 64,600 samples, tiled if shorter (the default of "
@@ -154,7 +158,7 @@ def _detector(args: argparse.Namespace) -> Nes2NetDetector:
     return Nes2NetDetector.from_pretrained(
         args.model, device=args.device, runtime=args.runtime, protocol=args.protocol, aggregation=args.aggregation,
         window_seconds=args.window, hop_seconds=args.hop, batch_size=args.batch_size, threshold=args.threshold,
-        quantize=args.quantize, max_full_seconds=args.max_full_seconds, state_windows=args.state_windows,
+        stretch_margin=args.stretch_margin, quantize=args.quantize, max_full_seconds=args.max_full_seconds, state_windows=args.state_windows,
     )
 
 

@@ -48,6 +48,12 @@ def test_a_non_finite_threshold_is_refused(capsys, model_dir, clip, threshold):
     assert "threshold must be a finite" in line
 
 
+@pytest.mark.parametrize("margin", ["nan", "inf", "-0.5"])
+def test_a_stretch_margin_that_is_not_a_finite_non_negative_log_odds_is_refused(capsys, model_dir, clip, margin):
+    line = _refused(capsys, clip, "--model", model_dir, f"--stretch-margin={margin}")
+    assert "stretch margin must be a finite log-odds of at least 0" in line
+
+
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "missing"])
 def test_a_damaged_onnx_export_is_one_line(capsys, model_dir, clip, tmp_path, damage):
     onnx = pytest.importorskip("onnx")

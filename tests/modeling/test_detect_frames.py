@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 from tests.modeling.detection_audio import single_torch_thread  # noqa: F401  (a fixture, used through pytestmark)
+from tests.modeling.detection_audio import write_audio
 from tests.tiny_models import framed_model
 
 from modeling_nes2net import Nes2NetForAudioFrameClassification, save_model_folder
@@ -14,6 +17,7 @@ from modeling_nes2net.configuration_nes2net import PARTLY_SPOOFED_LABEL
 from modeling_nes2net.detection import Nes2NetDetector
 from modeling_nes2net.examples import speech_like
 from modeling_nes2net.decision import log_odds
+from nes2net.cli import main
 from training.segment_metrics import verdict_margin
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
@@ -75,6 +79,9 @@ def test_the_models_stretch_edge_decides_where_a_flagged_stretch_ends(monkeypatc
         (stretch,) = Nes2NetDetector(spoofed_frames, device="cpu").detect(signal(), 16_000).stretches
         ends[edge] = (stretch.start, stretch.end)
     assert ends[0.0] == pytest.approx((1.0, 2.0)) and ends[1.5] == pytest.approx((1.3, 1.7))
+    # a detector's own margin below the model's edge: the edge follows it down, so the stretch still ends there
+    (stretch,) = Nes2NetDetector(spoofed_frames, device="cpu", stretch_margin=0.5).detect(signal(), 16_000).stretches
+    assert (stretch.start, stretch.end) == pytest.approx((1.0, 2.0))
 
 
 @pytest.mark.parametrize("threshold", [None, 0.5])
@@ -84,8 +91,8 @@ def test_the_verdict_margin_is_the_margin_where_the_detector_stops_flagging(monk
     spoofed_frames = framed_model((3.0, 0.0))  # the utterance bona fide, the timeline the one above
 
     def detect(margin: float):
-        spoofed_frames.config.stretch_margin = spoofed_frames.config.stretch_edge = margin
-        return Nes2NetDetector(spoofed_frames, device="cpu", threshold=threshold).detect(signal(), 16_000)
+        detector = Nes2NetDetector(spoofed_frames, device="cpu", threshold=threshold, stretch_margin=margin)
+        return detector.detect(signal(), 16_000)
 
     result = detect(0.0)
     margin = verdict_margin(result.log_odds, result.timeline, result.threshold)
@@ -94,3 +101,18 @@ def test_the_verdict_margin_is_the_margin_where_the_detector_stops_flagging(monk
     spoof = Nes2NetDetector(framed_model((3.0, 0.0), utterance_bias=(4.0, 0.0)), device="cpu").detect(signal(), 16_000)
     assert spoof.label == "spoof" and verdict_margin(spoof.log_odds, spoof.timeline, spoof.threshold) == np.inf
     assert verdict_margin(result.log_odds, None, result.threshold) == -np.inf
+
+
+def test_detect_takes_another_stretch_margin_from_the_command_line(capsys, tmp_path):
+    folder = save_model_folder(framed_model((3.0, 0.0)), tmp_path / "framed")  # every frame spoof, utterance bona fide
+    clip = write_audio(tmp_path / "clip.wav", 3.0)
+
+    def detect(*options: str) -> dict:
+        assert main(["detect", str(clip), "--model", str(folder), "--format", "json", "--segments", *options]) == 0
+        (result,) = json.loads(capsys.readouterr().out)
+        return result
+
+    flagged = detect()
+    depth = -flagged["stretches"][0]["log_odds"]
+    assert flagged["label"] == PARTLY_SPOOFED_LABEL
+    assert detect("--stretch-margin", f"{depth + 0.5}")["label"] == "bonafide"  # deeper than any frame reaches
