@@ -1,5 +1,5 @@
-"""DET curves, per-class score histograms and EER per channel condition, saved as PNG (matplotlib's Agg canvas, no
-pyplot global state)."""
+"""DET curves, per-class score histograms, EER per channel condition, localisation timelines and the stretch
+margin's trade-off, saved as PNG (matplotlib's Agg canvas, no pyplot global state)."""
 
 from __future__ import annotations
 

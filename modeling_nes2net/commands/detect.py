@@ -158,7 +158,8 @@ def _detector(args: argparse.Namespace) -> Nes2NetDetector:
     return Nes2NetDetector.from_pretrained(
         args.model, device=args.device, runtime=args.runtime, protocol=args.protocol, aggregation=args.aggregation,
         window_seconds=args.window, hop_seconds=args.hop, batch_size=args.batch_size, threshold=args.threshold,
-        stretch_margin=args.stretch_margin, quantize=args.quantize, max_full_seconds=args.max_full_seconds, state_windows=args.state_windows,
+        stretch_margin=args.stretch_margin, quantize=args.quantize, max_full_seconds=args.max_full_seconds,
+        state_windows=args.state_windows,
     )
 
 
