@@ -114,6 +114,7 @@ class DetectionResult:
             single window without a frame head.
         stretches: the runs of the timeline below `threshold - stretch_edge` that hold a core of at least
             `MIN_STRETCH_SECONDS` below `threshold - stretch_margin` (the detector's; `localisation.spoofed_stretches`).
+        stretch_margin: the margin (log-odds) those stretches, and so a `"partly spoofed"` label, were found under.
     """
 
     source: str
@@ -129,6 +130,7 @@ class DetectionResult:
     envelope: np.ndarray = field(repr=False, compare=False)
     timeline: np.ndarray | None = field(default=None, repr=False, compare=False)
     stretches: list[Stretch] = field(default_factory=list)
+    stretch_margin: float = 0.0
 
     @property
     def is_spoof(self) -> bool:
@@ -140,7 +142,8 @@ class DetectionResult:
         return verdict(segment.log_odds, self.threshold)
 
     def to_dict(self, include_segments: bool = True) -> dict:
-        """A JSON-ready dict (no envelope); segments as a list of dicts when `include_segments`."""
+        """A JSON-ready dict (no envelope); with `include_segments`, the segments and stretches as lists of dicts and
+        the stretch margin they were found under."""
         result = {
             "file": self.source,
             "label": self.label,
@@ -155,6 +158,7 @@ class DetectionResult:
         if include_segments:
             result["segments"] = [vars(segment) for segment in self.segments]
             result["stretches"] = [vars(stretch) for stretch in self.stretches]
+            result["stretch_margin"] = self.stretch_margin
         return result
 
 
@@ -344,6 +348,7 @@ class Nes2NetDetector:
             envelope=scored.envelope,
             timeline=timeline,
             stretches=stretches,
+            stretch_margin=self.stretch_margin,
         )
 
     def _timeline(self, scored: ScoredRecording, segments: list[Segment]) -> np.ndarray | None:

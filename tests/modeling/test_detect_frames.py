@@ -114,5 +114,7 @@ def test_detect_takes_another_stretch_margin_from_the_command_line(capsys, tmp_p
 
     flagged = detect()
     depth = -flagged["stretches"][0]["log_odds"]
-    assert flagged["label"] == PARTLY_SPOOFED_LABEL
-    assert detect("--stretch-margin", f"{depth + 0.5}")["label"] == "bonafide"  # deeper than any frame reaches
+    assert (flagged["label"], flagged["stretch_margin"]) == (PARTLY_SPOOFED_LABEL, 0.0)  # the model's own
+    unflagged = detect("--stretch-margin", f"{depth + 0.5}")  # deeper than any frame reaches
+    assert (unflagged["label"], unflagged["stretches"]) == ("bonafide", [])
+    assert unflagged["stretch_margin"] == pytest.approx(depth + 0.5)  # the output says which margin decided it
