@@ -114,7 +114,8 @@ class DetectionResult:
             single window without a frame head.
         stretches: the runs of the timeline below `threshold - stretch_edge` that hold a core of at least
             `MIN_STRETCH_SECONDS` below `threshold - stretch_margin` (the detector's; `localisation.spoofed_stretches`).
-        stretch_margin: the margin (log-odds) those stretches, and so a `"partly spoofed"` label, were found under.
+        stretch_margin: the margin (log-odds) those stretches, and so a `"partly spoofed"` label, were found under;
+            None where no stretch was looked for (the Space's live microphone verdict).
     """
 
     source: str
@@ -130,7 +131,7 @@ class DetectionResult:
     envelope: np.ndarray = field(repr=False, compare=False)
     timeline: np.ndarray | None = field(default=None, repr=False, compare=False)
     stretches: list[Stretch] = field(default_factory=list)
-    stretch_margin: float = 0.0
+    stretch_margin: float | None = None
 
     @property
     def is_spoof(self) -> bool:

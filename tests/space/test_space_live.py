@@ -42,6 +42,8 @@ def test_a_stream_in_chunks_gives_the_file_timeline_and_verdict(detector, space_
     assert live.label == whole.label and live.aggregation == whole.aggregation == "mean"
     assert live.bonafide_probability == pytest.approx(whole.bonafide_probability, abs=1e-6)
     assert live.duration == pytest.approx(whole.duration)
+    # the live verdict looks for no stretch, so it names no margin; the file's names the one it searched under
+    assert (live.stretches, live.stretch_margin, whole.stretch_margin) == ([], None, detector.stretch_margin)
 
 
 def test_a_resampled_stream_matches_the_resampled_file(detector, tmp_path):
